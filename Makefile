@@ -1,0 +1,33 @@
+# The README's commands. `make run` sets up and runs the main example; `make test` runs every test.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: setup run test lint bench relink clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip "setuptools>=64" wheel
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+# Re-link the strict editable install after adding a new module (fast, no dependency resolution).
+relink:
+	flock /tmp/millstream-pip.lock $(PY) -m pip install -q --no-deps --no-build-isolation -e .
+
+run: setup relink
+	$(VENV)/bin/millstream run examples/streaming/wordcount.py
+
+test: setup relink
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+	$(VENV)/bin/pytest -q
+
+bench: setup relink
+	$(PY) -P -m bench
+
+clean:
+	rm -rf $(VENV) build .millstream

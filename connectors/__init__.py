@@ -1,0 +1,1 @@
+"""Sources and sinks, written only against the engine's Source/Sink protocols."""

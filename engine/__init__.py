@@ -1,0 +1,1 @@
+"""millstream engine: the pipeline model (`model`), the planner and runtime (`runtime`)."""

@@ -1,0 +1,1 @@
+"""The pipeline model: Pipeline, PCollection, transforms, DoFn, windows, triggers, options. Knows no runtime."""

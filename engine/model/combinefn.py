@@ -1,0 +1,207 @@
+"""`CombineFn`: associative, commutative aggregation applied incrementally (add_input / merge_accumulators)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+
+class CombineFn:
+    """Beam's CombineFn: create_accumulator, add_input, merge_accumulators, extract_output (+ compact)."""
+
+    #: A hint for the runtime's fast paths ("sum", "count", "min", "max"); None for general combiners.
+    fast_kind: str | None = None
+
+    def setup(self, *args: Any, **kwargs: Any) -> None:
+        """Called once before use."""
+
+    def teardown(self, *args: Any, **kwargs: Any) -> None:
+        """Called once after use."""
+
+    def create_accumulator(self, *args: Any, **kwargs: Any) -> Any:
+        """A new, empty accumulator."""
+        raise NotImplementedError(f"{type(self).__name__}.create_accumulator")
+
+    def add_input(self, accumulator: Any, element: Any, *args: Any, **kwargs: Any) -> Any:
+        """Fold one input into the accumulator; returns the (possibly same) accumulator."""
+        raise NotImplementedError(f"{type(self).__name__}.add_input")
+
+    def add_inputs(self, accumulator: Any, elements: Iterable[Any], *args: Any, **kwargs: Any) -> Any:
+        """Fold many inputs into the accumulator."""
+        for element in elements:
+            accumulator = self.add_input(accumulator, element, *args, **kwargs)
+        return accumulator
+
+    def merge_accumulators(self, accumulators: Iterable[Any], *args: Any, **kwargs: Any) -> Any:
+        """Merge several accumulators into one."""
+        raise NotImplementedError(f"{type(self).__name__}.merge_accumulators")
+
+    def compact(self, accumulator: Any, *args: Any, **kwargs: Any) -> Any:
+        """Optionally shrink an accumulator before it is stored or sent."""
+        return accumulator
+
+    def extract_output(self, accumulator: Any, *args: Any, **kwargs: Any) -> Any:
+        """The result for an accumulator."""
+        raise NotImplementedError(f"{type(self).__name__}.extract_output")
+
+    def apply(self, elements: Iterable[Any], *args: Any, **kwargs: Any) -> Any:
+        """Combine an iterable in one go."""
+        return self.extract_output(self.add_inputs(self.create_accumulator(), elements))
+
+    def default_label(self) -> str:
+        """The label of a Combine using this fn."""
+        return type(self).__name__
+
+    @staticmethod
+    def maybe_from_callable(fn: Any, has_side_inputs: bool = False) -> CombineFn:
+        """A CombineFn from a CombineFn or a callable reducing an iterable (e.g. `sum`, `max`)."""
+        if isinstance(fn, CombineFn):
+            return fn
+        if isinstance(fn, type) and issubclass(fn, CombineFn):
+            raise TypeError(f"pass an instance of {fn.__name__}, not the class (write {fn.__name__}())")
+        if not callable(fn):
+            raise TypeError(f"expected a CombineFn or a callable, got {type(fn).__name__} {fn!r}")
+        known = _KNOWN_CALLABLES.get(fn)  # type: ignore[call-overload]
+        if known is not None:
+            return known()
+        return CallableWrapperCombineFn(fn)
+
+    def for_input_type(self, input_type: Any) -> CombineFn:
+        """Beam API; millstream keeps no type information."""
+        return self
+
+
+class CallableWrapperCombineFn(CombineFn):
+    """Wraps `fn(iterable) -> value` as a CombineFn, buffering a few inputs between calls (as Beam does)."""
+
+    _BUFFER_SIZE = 10
+
+    def __init__(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        self._fn = fn
+        self._args = args
+        self._kwargs = kwargs
+
+    def default_label(self) -> str:
+        return getattr(self._fn, "__name__", type(self._fn).__name__)
+
+    def create_accumulator(self, *args: Any, **kwargs: Any) -> Any:
+        return []
+
+    def add_input(self, accumulator: Any, element: Any, *args: Any, **kwargs: Any) -> Any:
+        accumulator.append(element)
+        if len(accumulator) > self._BUFFER_SIZE:
+            accumulator = [self._fn(accumulator, *self._args, **self._kwargs)]
+        return accumulator
+
+    def add_inputs(self, accumulator: Any, elements: Iterable[Any], *args: Any, **kwargs: Any) -> Any:
+        accumulator.extend(elements)
+        if len(accumulator) > self._BUFFER_SIZE:
+            accumulator = [self._fn(accumulator, *self._args, **self._kwargs)]
+        return accumulator
+
+    def merge_accumulators(self, accumulators: Iterable[Any], *args: Any, **kwargs: Any) -> Any:
+        merged = [x for acc in accumulators for x in acc]
+        return [self._fn(merged, *self._args, **self._kwargs)]
+
+    def compact(self, accumulator: Any, *args: Any, **kwargs: Any) -> Any:
+        if len(accumulator) <= 1:
+            return accumulator
+        return [self._fn(accumulator, *self._args, **self._kwargs)]
+
+    def extract_output(self, accumulator: Any, *args: Any, **kwargs: Any) -> Any:
+        return self._fn(accumulator, *self._args, **self._kwargs)
+
+
+class SumCombineFn(CombineFn):
+    """`sum` as an incremental CombineFn."""
+
+    fast_kind = "sum"
+
+    def default_label(self) -> str:
+        return "sum"
+
+    def create_accumulator(self, *args: Any, **kwargs: Any) -> Any:
+        return 0
+
+    def add_input(self, accumulator: Any, element: Any, *args: Any, **kwargs: Any) -> Any:
+        return accumulator + element
+
+    def add_inputs(self, accumulator: Any, elements: Iterable[Any], *args: Any, **kwargs: Any) -> Any:
+        return accumulator + sum(elements)
+
+    def merge_accumulators(self, accumulators: Iterable[Any], *args: Any, **kwargs: Any) -> Any:
+        return sum(accumulators)
+
+    def extract_output(self, accumulator: Any, *args: Any, **kwargs: Any) -> Any:
+        return accumulator
+
+
+class _ExtremeCombineFn(CombineFn):
+    """Incremental `min`/`max`; an empty input fails exactly like `min([])` does."""
+
+    _fn: Callable[..., Any] = min
+    _EMPTY = ("__millstream_empty__",)
+
+    def default_label(self) -> str:
+        return self._fn.__name__
+
+    def create_accumulator(self, *args: Any, **kwargs: Any) -> Any:
+        return self._EMPTY
+
+    def add_input(self, accumulator: Any, element: Any, *args: Any, **kwargs: Any) -> Any:
+        if accumulator is self._EMPTY:
+            return element
+        return self._fn(accumulator, element)
+
+    def merge_accumulators(self, accumulators: Iterable[Any], *args: Any, **kwargs: Any) -> Any:
+        present = [a for a in accumulators if a is not self._EMPTY and a != list(self._EMPTY)]
+        return self._fn(present) if present else self._EMPTY
+
+    def extract_output(self, accumulator: Any, *args: Any, **kwargs: Any) -> Any:
+        if accumulator is self._EMPTY or accumulator == list(self._EMPTY):
+            return self._fn([])  # raises ValueError as the plain callable would
+        return accumulator
+
+
+class MinCombineFn(_ExtremeCombineFn):
+    """`min` as an incremental CombineFn."""
+
+    fast_kind = "min"
+    _fn = staticmethod(min)  # type: ignore[assignment]
+
+
+class MaxCombineFn(_ExtremeCombineFn):
+    """`max` as an incremental CombineFn."""
+
+    fast_kind = "max"
+    _fn = staticmethod(max)  # type: ignore[assignment]
+
+
+class ListCombineFn(CombineFn):
+    """Collects all inputs into a list (the accumulator of GroupByKey)."""
+
+    fast_kind: str | None = "list"
+
+    def create_accumulator(self, *args: Any, **kwargs: Any) -> Any:
+        return []
+
+    def add_input(self, accumulator: Any, element: Any, *args: Any, **kwargs: Any) -> Any:
+        accumulator.append(element)
+        return accumulator
+
+    def add_inputs(self, accumulator: Any, elements: Iterable[Any], *args: Any, **kwargs: Any) -> Any:
+        accumulator.extend(elements)
+        return accumulator
+
+    def merge_accumulators(self, accumulators: Iterable[Any], *args: Any, **kwargs: Any) -> Any:
+        return [x for acc in accumulators for x in acc]
+
+    def extract_output(self, accumulator: Any, *args: Any, **kwargs: Any) -> Any:
+        return accumulator
+
+
+_KNOWN_CALLABLES: dict[Any, type[CombineFn]] = {
+    sum: SumCombineFn,
+    min: MinCombineFn,
+    max: MaxCombineFn,
+}

@@ -1,0 +1,342 @@
+"""The combiner library (Beam's `apache_beam.transforms.combiners`), composed from CombinePerKey/Globally."""
+
+from __future__ import annotations
+
+import heapq
+import random
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from millstream.engine.model.combinefn import CombineFn, ListCombineFn
+from millstream.engine.model.core import CombineGlobally, CombinePerKey, Map
+from millstream.engine.model.ptransform import PTransform
+from millstream.engine.model.pvalue import PCollection
+
+
+class CountCombineFn(CombineFn):
+    """Counts elements."""
+
+    fast_kind = "count"
+
+    def create_accumulator(self, *args: Any, **kwargs: Any) -> Any:
+        return 0
+
+    def add_input(self, accumulator: Any, element: Any, *args: Any, **kwargs: Any) -> Any:
+        return accumulator + 1
+
+    def add_inputs(self, accumulator: Any, elements: Iterable[Any], *args: Any, **kwargs: Any) -> Any:
+        return accumulator + sum(1 for _ in elements)
+
+    def merge_accumulators(self, accumulators: Iterable[Any], *args: Any, **kwargs: Any) -> Any:
+        return sum(accumulators)
+
+    def extract_output(self, accumulator: Any, *args: Any, **kwargs: Any) -> Any:
+        return accumulator
+
+
+def _with_one(x: Any) -> Any:
+    return (x, None)
+
+
+class Count:
+    """Count elements: Globally, PerKey, PerElement."""
+
+    class Globally(PTransform):
+        """The number of elements."""
+
+        def expand(self, pcoll: PCollection) -> PCollection:
+            return pcoll | "CountGlobally" >> CombineGlobally(CountCombineFn())
+
+    class PerKey(PTransform):
+        """The number of values per key."""
+
+        def expand(self, pcoll: PCollection) -> PCollection:
+            return pcoll | "CountPerKey" >> CombinePerKey(CountCombineFn())
+
+    class PerElement(PTransform):
+        """(element, number of occurrences) for each distinct element."""
+
+        def expand(self, pcoll: PCollection) -> PCollection:
+            return pcoll | "PairWithVoid" >> Map(_with_one) | "CountPerKey" >> CombinePerKey(CountCombineFn())
+
+
+class MeanCombineFn(CombineFn):
+    """The arithmetic mean; NaN for no elements (as Beam)."""
+
+    def create_accumulator(self, *args: Any, **kwargs: Any) -> Any:
+        return [0, 0]
+
+    def add_input(self, accumulator: Any, element: Any, *args: Any, **kwargs: Any) -> Any:
+        accumulator[0] += element
+        accumulator[1] += 1
+        return accumulator
+
+    def merge_accumulators(self, accumulators: Iterable[Any], *args: Any, **kwargs: Any) -> Any:
+        total, count = 0, 0
+        for s, c in accumulators:
+            total += s
+            count += c
+        return [total, count]
+
+    def extract_output(self, accumulator: Any, *args: Any, **kwargs: Any) -> Any:
+        total, count = accumulator
+        return total / count if count else float("NaN")
+
+
+class Mean:
+    """Arithmetic means: Globally, PerKey."""
+
+    class Globally(PTransform):
+        """The mean of all elements."""
+
+        def expand(self, pcoll: PCollection) -> PCollection:
+            return pcoll | "MeanGlobally" >> CombineGlobally(MeanCombineFn())
+
+    class PerKey(PTransform):
+        """The mean of the values of each key."""
+
+        def expand(self, pcoll: PCollection) -> PCollection:
+            return pcoll | "MeanPerKey" >> CombinePerKey(MeanCombineFn())
+
+
+class _Keyed:
+    """Orders by `key(x)`, reversed when asked, without requiring x itself to be comparable."""
+
+    __slots__ = ("k", "v", "reverse")
+
+    def __init__(self, v: Any, key: Callable[[Any], Any] | None, reverse: bool) -> None:
+        self.v = v
+        self.k = key(v) if key is not None else v
+        self.reverse = reverse
+
+    def __lt__(self, other: _Keyed) -> bool:
+        return bool(other.k < self.k) if self.reverse else bool(self.k < other.k)
+
+
+class TopCombineFn(CombineFn):
+    """The n largest elements (by `key`), or the n smallest with `reverse=True`, sorted largest first."""
+
+    def __init__(self, n: int, key: Callable[[Any], Any] | None = None, reverse: bool = False) -> None:
+        if not isinstance(n, int) or n < 0:
+            raise ValueError(f"Top needs a non-negative count, got {n!r}")
+        self._n = n
+        self._key = key
+        self._reverse = reverse
+
+    def default_label(self) -> str:
+        return f"Top({self._n})"
+
+    def create_accumulator(self, *args: Any, **kwargs: Any) -> Any:
+        return []
+
+    def add_input(self, accumulator: Any, element: Any, *args: Any, **kwargs: Any) -> Any:
+        item = _Keyed(element, self._key, self._reverse)
+        if len(accumulator) < self._n:
+            heapq.heappush(accumulator, item)
+        elif self._n and accumulator[0] < item:
+            heapq.heapreplace(accumulator, item)
+        return accumulator
+
+    def merge_accumulators(self, accumulators: Iterable[Any], *args: Any, **kwargs: Any) -> Any:
+        merged: list[Any] = []
+        for acc in accumulators:
+            for item in acc:
+                v = item.v if isinstance(item, _Keyed) else item
+                self.add_input(merged, v)
+        return merged
+
+    def extract_output(self, accumulator: Any, *args: Any, **kwargs: Any) -> Any:
+        items = [a if isinstance(a, _Keyed) else _Keyed(a, self._key, self._reverse) for a in accumulator]
+        return [i.v for i in sorted(items, reverse=True)]
+
+
+class Top:
+    """The n largest/smallest elements: Of, Largest, Smallest, PerKey, LargestPerKey, SmallestPerKey."""
+
+    class Of(PTransform):
+        """The n largest elements globally (by `key`, or smallest with `reverse=True`)."""
+
+        def __init__(self, n: int, key: Callable[[Any], Any] | None = None, reverse: bool = False) -> None:
+            super().__init__(f"Top({n})")
+            self._fn = TopCombineFn(n, key, reverse)
+
+        def expand(self, pcoll: PCollection) -> PCollection:
+            return pcoll | "TopGlobally" >> CombineGlobally(self._fn)
+
+    class PerKey(PTransform):
+        """The n largest values of each key."""
+
+        def __init__(self, n: int, key: Callable[[Any], Any] | None = None, reverse: bool = False) -> None:
+            super().__init__(f"TopPerKey({n})")
+            self._fn = TopCombineFn(n, key, reverse)
+
+        def expand(self, pcoll: PCollection) -> PCollection:
+            return pcoll | "TopPerKey" >> CombinePerKey(self._fn)
+
+    @staticmethod
+    def Largest(n: int, key: Callable[[Any], Any] | None = None) -> PTransform:  # noqa: N802
+        """The n largest elements."""
+        return Top.Of(n, key)
+
+    @staticmethod
+    def Smallest(n: int, key: Callable[[Any], Any] | None = None) -> PTransform:  # noqa: N802
+        """The n smallest elements."""
+        return Top.Of(n, key, reverse=True)
+
+    @staticmethod
+    def LargestPerKey(n: int, key: Callable[[Any], Any] | None = None) -> PTransform:  # noqa: N802
+        """The n largest values of each key."""
+        return Top.PerKey(n, key)
+
+    @staticmethod
+    def SmallestPerKey(n: int, key: Callable[[Any], Any] | None = None) -> PTransform:  # noqa: N802
+        """The n smallest values of each key."""
+        return Top.PerKey(n, key, reverse=True)
+
+
+class SampleCombineFn(CombineFn):
+    """A uniform random sample of n elements (reservoir sampling with random priorities)."""
+
+    def __init__(self, n: int) -> None:
+        if not isinstance(n, int) or n < 0:
+            raise ValueError(f"Sample needs a non-negative size, got {n!r}")
+        self._n = n
+
+    def create_accumulator(self, *args: Any, **kwargs: Any) -> Any:
+        return []
+
+    def add_input(self, accumulator: Any, element: Any, *args: Any, **kwargs: Any) -> Any:
+        item = (random.random(), element)
+        if len(accumulator) < self._n:
+            heapq.heappush(accumulator, _Prioritised(item))
+        elif self._n and accumulator[0].p < item[0]:
+            heapq.heapreplace(accumulator, _Prioritised(item))
+        return accumulator
+
+    def merge_accumulators(self, accumulators: Iterable[Any], *args: Any, **kwargs: Any) -> Any:
+        items = [i for acc in accumulators for i in acc]
+        prioritised = [i if isinstance(i, _Prioritised) else _Prioritised(tuple(i)) for i in items]
+        return heapq.nlargest(self._n, prioritised)
+
+    def extract_output(self, accumulator: Any, *args: Any, **kwargs: Any) -> Any:
+        return [i.v if isinstance(i, _Prioritised) else i[1] for i in accumulator]
+
+
+class _Prioritised:
+    __slots__ = ("p", "v")
+
+    def __init__(self, item: tuple[float, Any]) -> None:
+        self.p, self.v = item
+
+    def __lt__(self, other: _Prioritised) -> bool:
+        return self.p < other.p
+
+
+class Sample:
+    """Random samples: FixedSizeGlobally, FixedSizePerKey."""
+
+    class FixedSizeGlobally(PTransform):
+        """A sample of n elements of the whole collection."""
+
+        def __init__(self, n: int) -> None:
+            super().__init__(f"Sample({n})")
+            self._fn = SampleCombineFn(n)
+
+        def expand(self, pcoll: PCollection) -> PCollection:
+            return pcoll | "SampleGlobally" >> CombineGlobally(self._fn)
+
+    class FixedSizePerKey(PTransform):
+        """A sample of n values of each key."""
+
+        def __init__(self, n: int) -> None:
+            super().__init__(f"SamplePerKey({n})")
+            self._fn = SampleCombineFn(n)
+
+        def expand(self, pcoll: PCollection) -> PCollection:
+            return pcoll | "SamplePerKey" >> CombinePerKey(self._fn)
+
+
+class ToListCombineFn(ListCombineFn):
+    """All elements as one list."""
+
+    fast_kind = None
+
+
+class ToList(PTransform):
+    """All elements (per window) as one list."""
+
+    def expand(self, pcoll: PCollection) -> PCollection:
+        return pcoll | "ToList" >> CombineGlobally(ToListCombineFn())
+
+
+class ToDictCombineFn(CombineFn):
+    """(key, value) pairs as one dict."""
+
+    def create_accumulator(self, *args: Any, **kwargs: Any) -> Any:
+        return {}
+
+    def add_input(self, accumulator: Any, element: Any, *args: Any, **kwargs: Any) -> Any:
+        key, value = element
+        accumulator[key] = value
+        return accumulator
+
+    def merge_accumulators(self, accumulators: Iterable[Any], *args: Any, **kwargs: Any) -> Any:
+        out: dict[Any, Any] = {}
+        for a in accumulators:
+            out.update(a)
+        return out
+
+    def extract_output(self, accumulator: Any, *args: Any, **kwargs: Any) -> Any:
+        return accumulator
+
+
+class ToDict(PTransform):
+    """(key, value) pairs (per window) as one dict."""
+
+    def expand(self, pcoll: PCollection) -> PCollection:
+        return pcoll | "ToDict" >> CombineGlobally(ToDictCombineFn())
+
+
+class ToSetCombineFn(CombineFn):
+    """All elements as one set."""
+
+    def create_accumulator(self, *args: Any, **kwargs: Any) -> Any:
+        return set()
+
+    def add_input(self, accumulator: Any, element: Any, *args: Any, **kwargs: Any) -> Any:
+        accumulator.add(element)
+        return accumulator
+
+    def merge_accumulators(self, accumulators: Iterable[Any], *args: Any, **kwargs: Any) -> Any:
+        out: set[Any] = set()
+        for a in accumulators:
+            out |= set(a)
+        return out
+
+    def extract_output(self, accumulator: Any, *args: Any, **kwargs: Any) -> Any:
+        return set(accumulator)
+
+
+class ToSet(PTransform):
+    """All elements (per window) as one set."""
+
+    def expand(self, pcoll: PCollection) -> PCollection:
+        return pcoll | "ToSet" >> CombineGlobally(ToSetCombineFn())
+
+
+__all__ = [
+    "Count",
+    "CountCombineFn",
+    "Mean",
+    "MeanCombineFn",
+    "Sample",
+    "SampleCombineFn",
+    "ToDict",
+    "ToDictCombineFn",
+    "ToList",
+    "ToListCombineFn",
+    "ToSet",
+    "ToSetCombineFn",
+    "Top",
+    "TopCombineFn",
+]

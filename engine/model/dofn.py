@@ -1,0 +1,109 @@
+"""`DoFn` and its parameter markers (Beam's `DoFn.TimestampParam`, `WindowParam`, ...)."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+
+class _DoFnParam:
+    """A marker given as a default argument of `process` to ask the runtime for a value."""
+
+    def __init__(self, name: str, spec: Any = None) -> None:
+        self.name = name
+        self.spec = spec
+
+    def __call__(self, spec: Any) -> _DoFnParam:
+        return _DoFnParam(self.name, spec)
+
+    def __repr__(self) -> str:
+        return f"DoFn.{self.name}" + (f"({self.spec!r})" if self.spec is not None else "")
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _DoFnParam) and other.name == self.name and other.spec is self.spec
+
+    def __hash__(self) -> int:
+        return hash((self.name, id(self.spec)))
+
+
+class DoFn:
+    """Per-element processing: setup, start_bundle, process, finish_bundle, teardown (Beam's DoFn)."""
+
+    ElementParam = _DoFnParam("ElementParam")
+    TimestampParam = _DoFnParam("TimestampParam")
+    WindowParam = _DoFnParam("WindowParam")
+    PaneInfoParam = _DoFnParam("PaneInfoParam")
+    KeyParam = _DoFnParam("KeyParam")
+    StateParam = _DoFnParam("StateParam")
+    TimerParam = _DoFnParam("TimerParam")
+    SideInputParam = _DoFnParam("SideInputParam")
+    WatermarkEstimatorParam = _DoFnParam("WatermarkEstimatorParam")
+    BundleFinalizerParam = _DoFnParam("BundleFinalizerParam")
+
+    def default_label(self) -> str:
+        """The label of a ParDo using this DoFn."""
+        return type(self).__name__
+
+    def setup(self) -> None:
+        """Called once per DoFn instance before any bundle."""
+
+    def start_bundle(self) -> None:
+        """Called before each bundle (one batch of elements)."""
+
+    def process(self, element: Any, *args: Any, **kwargs: Any) -> Any:
+        """Process one element; yield or return an iterable of outputs (may be `async def`)."""
+        raise NotImplementedError(f"{type(self).__name__}.process")
+
+    def finish_bundle(self) -> Any:
+        """Called after each bundle; may yield WindowedValues."""
+
+    def teardown(self) -> None:
+        """Called once when the DoFn instance is discarded."""
+
+    @staticmethod
+    def unbounded_per_element() -> Callable[[Any], Any]:
+        """Beam decorator for splittable DoFns; accepted and ignored."""
+        return lambda f: f
+
+
+def param_markers(fn: Callable[..., Any]) -> dict[str, _DoFnParam]:
+    """The DoFn parameter markers a callable declares as defaults, by argument name."""
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return {}
+    return {
+        name: p.default
+        for name, p in sig.parameters.items()
+        if isinstance(p.default, _DoFnParam)
+    }
+
+
+def is_async_callable(fn: Any) -> bool:
+    """True for `async def` functions and async generator functions."""
+    return inspect.iscoroutinefunction(fn) or inspect.isasyncgenfunction(fn)
+
+
+class WindowedValue:
+    """A value with its timestamp, windows and pane (Beam's `apache_beam.utils.windowed_value`)."""
+
+    __slots__ = ("value", "micros", "windows", "pane_info")
+
+    def __init__(self, value: Any, timestamp: Any, windows: Any, pane_info: Any = None) -> None:
+        from millstream.engine.model.timestamp import to_micros
+
+        self.value = value
+        self.micros = to_micros(timestamp)
+        self.windows = tuple(windows)
+        self.pane_info = pane_info
+
+    @property
+    def timestamp(self) -> Any:
+        """The timestamp as a Timestamp."""
+        from millstream.engine.model.timestamp import Timestamp
+
+        return Timestamp(micros=self.micros)
+
+    def __repr__(self) -> str:
+        return f"WindowedValue({self.value!r}, {self.micros}, {self.windows!r})"

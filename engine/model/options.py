@@ -1,0 +1,260 @@
+"""Pipeline options with Beam's API: flags or keywords, `view_as`, custom options via `_add_argparse_args`."""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+from typing import Any
+
+
+class ValueProvider:
+    """A value known at construction time (Beam's ValueProvider API for template parameters)."""
+
+    def get(self) -> Any:
+        """The value."""
+        raise NotImplementedError
+
+    def is_accessible(self) -> bool:
+        """Always true: millstream resolves every value before the pipeline runs."""
+        return True
+
+
+class StaticValueProvider(ValueProvider):
+    """A ValueProvider holding a fixed value."""
+
+    def __init__(self, value_type: Any, value: Any) -> None:
+        self.value_type = value_type
+        self.value = value
+
+    def get(self) -> Any:
+        return self.value
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+    def __repr__(self) -> str:
+        return f"StaticValueProvider({self.value!r})"
+
+
+class _BeamArgumentParser(argparse.ArgumentParser):
+    """An argparse parser that tolerates options declared twice and knows value-provider arguments."""
+
+    def add_argument(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().add_argument(*args, **kwargs)
+        except argparse.ArgumentError:
+            return None  # declared by another options class already; Beam tolerates this too
+
+    def add_value_provider_argument(self, *args: Any, **kwargs: Any) -> Any:
+        """Declare a template parameter; its value is presented as a StaticValueProvider."""
+        value_type = kwargs.get("type", str)
+
+        def convert(text: str) -> StaticValueProvider:
+            return StaticValueProvider(value_type, value_type(text))
+
+        kwargs["type"] = convert
+        default = kwargs.get("default")
+        if default is not None and not isinstance(default, ValueProvider):
+            kwargs["default"] = StaticValueProvider(value_type, default)
+        return self.add_argument(*args, **kwargs)
+
+    def error(self, message: str) -> Any:
+        raise ValueError(f"bad pipeline option: {message}")
+
+
+def _all_subclasses(cls: type) -> list[type]:
+    out: list[type] = []
+    stack = [cls]
+    while stack:
+        c = stack.pop()
+        sub: type
+        for sub in c.__subclasses__():
+            if sub not in out:
+                out.append(sub)
+                stack.append(sub)
+    return out
+
+
+class PipelineOptions:
+    """Options of a pipeline run; `view_as(SomeOptions)` gives a typed view onto the same values."""
+
+    def __init__(self, flags: list[str] | None = None, **kwargs: Any) -> None:
+        if isinstance(flags, str):
+            raise TypeError("flags must be a list of strings such as ['--streaming'], not a str")
+        object.__setattr__(self, "_flags", [str(f) for f in (flags or [])])
+        object.__setattr__(self, "_overrides", dict(kwargs))
+
+    @classmethod
+    def _add_argparse_args(cls, parser: Any) -> None:
+        """Subclasses declare their options here, as in Beam."""
+
+    @classmethod
+    def from_dictionary(cls, options: dict[str, Any]) -> PipelineOptions:
+        """Options from a dict of name -> value (Beam's helper)."""
+        return cls(**options)
+
+    def _parser(self) -> _BeamArgumentParser:
+        parser = _BeamArgumentParser(add_help=False, allow_abbrev=False, prog="pipeline options")
+        for cls in [PipelineOptions, *_all_subclasses(PipelineOptions)]:
+            add = cls.__dict__.get("_add_argparse_args")
+            if add is not None:
+                add.__get__(None, cls)(parser)
+        return parser
+
+    def _parse(self) -> tuple[dict[str, Any], list[str]]:
+        parser = self._parser()
+        known, unknown = parser.parse_known_args(self._flags)
+        return vars(known), unknown
+
+    def get_all_options(self, drop_default: bool = False, retain_unknown_options: bool = False) -> dict[str, Any]:
+        """Every declared option with its value (flags, then keyword overrides)."""
+        parsed, _ = self._parse()
+        if drop_default:
+            defaults = vars(self._parser().parse_known_args([])[0])
+            parsed = {k: v for k, v in parsed.items() if defaults.get(k) != v}
+        parsed.update(self._overrides)
+        return parsed
+
+    def unknown_flags(self) -> list[str]:
+        """Flags no options class declares (reported as an error before the pipeline runs)."""
+        return [f for f in self._parse()[1] if f.startswith("-")]
+
+    def validate_flags(self) -> None:
+        """Fail with one clear line if a flag is unknown or malformed."""
+        unknown = self.unknown_flags()
+        if not unknown:
+            return
+        known = [a for action in self._parser()._actions for a in action.option_strings]
+        hints = []
+        for flag in unknown:
+            name = flag.split("=", 1)[0]
+            close = difflib.get_close_matches(name, known, n=1)
+            hints.append(f"{flag} (did you mean {close[0]}?)" if close else flag)
+        raise ValueError(
+            "unknown pipeline option(s): " + ", ".join(hints)
+            + "; declare custom options in a PipelineOptions subclass's _add_argparse_args"
+        )
+
+    def view_as(self, cls: type[Any]) -> Any:
+        """A view of these options as `cls`, sharing the same values."""
+        view = object.__new__(cls)
+        object.__setattr__(view, "_flags", self._flags)
+        object.__setattr__(view, "_overrides", self._overrides)
+        return view
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        overrides = object.__getattribute__(self, "_overrides")
+        if name in overrides:
+            return overrides[name]
+        parsed, _ = self._parse()
+        if name in parsed:
+            return parsed[name]
+        raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name.startswith("_"):
+            object.__setattr__(self, name, value)
+        else:
+            self._overrides[name] = value
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.get_all_options(drop_default=True)})"
+
+
+class StandardOptions(PipelineOptions):
+    """Which runner, and whether the job is streaming."""
+
+    @classmethod
+    def _add_argparse_args(cls, parser: Any) -> None:
+        parser.add_argument("--runner", default=None, help="runner name (MillstreamRunner; DirectRunner is an alias)")
+        parser.add_argument("--streaming", default=False, action="store_true", help="run in streaming mode")
+        parser.add_argument("--no_pipeline_type_check", dest="pipeline_type_check", action="store_false")
+        parser.add_argument("--pipeline_type_check", dest="pipeline_type_check", action="store_true")
+
+
+class GoogleCloudOptions(PipelineOptions):
+    """Beam's Google Cloud options; `job_name` names the job's state directory here."""
+
+    @classmethod
+    def _add_argparse_args(cls, parser: Any) -> None:
+        parser.add_argument("--job_name", default=None, help="name of the job (default: the pipeline's name)")
+        parser.add_argument("--project", default=None)
+        parser.add_argument("--region", default=None)
+        parser.add_argument("--temp_location", default=None)
+        parser.add_argument("--staging_location", default=None)
+
+
+class SetupOptions(PipelineOptions):
+    """Beam's setup options, accepted for compatibility (a local run needs no staging)."""
+
+    @classmethod
+    def _add_argparse_args(cls, parser: Any) -> None:
+        parser.add_argument("--save_main_session", default=False, action="store_true")
+        parser.add_argument("--requirements_file", default=None)
+        parser.add_argument("--setup_file", default=None)
+        parser.add_argument("--pickle_library", default="default")
+
+
+class DebugOptions(PipelineOptions):
+    """Beam's debug options (`--experiments`)."""
+
+    @classmethod
+    def _add_argparse_args(cls, parser: Any) -> None:
+        parser.add_argument("--experiments", "--experiment", dest="experiments", action="append", default=None)
+
+
+class DirectOptions(PipelineOptions):
+    """Beam's direct-runner options, accepted for compatibility."""
+
+    @classmethod
+    def _add_argparse_args(cls, parser: Any) -> None:
+        parser.add_argument("--direct_num_workers", type=int, default=1)
+        parser.add_argument("--direct_running_mode", default="in_memory")
+        parser.add_argument("--allow_unsafe_triggers", default=False, action="store_true")
+
+
+class TypeOptions(PipelineOptions):
+    """Beam's type-checking options, accepted for compatibility."""
+
+    @classmethod
+    def _add_argparse_args(cls, parser: Any) -> None:
+        parser.add_argument("--type_check_strictness", default="DEFAULT_TO_ANY")
+        parser.add_argument("--type_check_additional", default="")
+        parser.add_argument("--runtime_type_check", default=False, action="store_true")
+
+
+class MillstreamOptions(PipelineOptions):
+    """Options of millstream's runtime."""
+
+    @classmethod
+    def _add_argparse_args(cls, parser: Any) -> None:
+        parser.add_argument("--batch_size", type=int, default=2048, help="elements per batch read from sources")
+        parser.add_argument(
+            "--channel_capacity", type=int, default=16, help="batches buffered between stages (backpressure)"
+        )
+        parser.add_argument(
+            "--async_concurrency", type=int, default=64, help="in-flight elements of an async DoFn per batch"
+        )
+        parser.add_argument("--state_dir", default=None, help="state directory (default ./.millstream/<job_name>)")
+        parser.add_argument(
+            "--checkpoint_interval", type=float, default=10.0, help="seconds between checkpoints (streaming)"
+        )
+        parser.add_argument("--state_backend", default="rocksdb", choices=["rocksdb", "memory"])
+        parser.add_argument("--from_scratch", default=False, action="store_true", help="discard old state")
+        parser.add_argument("--no_uvloop", dest="uvloop", default=True, action="store_false")
+
+
+__all__ = [
+    "PipelineOptions",
+    "StandardOptions",
+    "GoogleCloudOptions",
+    "SetupOptions",
+    "DebugOptions",
+    "DirectOptions",
+    "TypeOptions",
+    "MillstreamOptions",
+    "ValueProvider",
+    "StaticValueProvider",
+]

@@ -1,0 +1,188 @@
+"""`Pipeline`: the graph of applied transforms; running it hands the graph to a runner chosen by name."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Iterator
+from typing import Any
+
+from millstream.engine.model.options import PipelineOptions, StandardOptions
+from millstream.engine.model.ptransform import PTransform
+from millstream.engine.model.pvalue import DoOutputsTuple, PBegin, PCollection, PValue
+
+#: Runner names -> "module:attribute". Runners are plug-ins: the model never imports the runtime directly.
+RUNNERS: dict[str, str] = {
+    "MillstreamRunner": "millstream.engine.runtime.runner:MillstreamRunner",
+}
+#: Beam's local runner names, accepted as aliases: on one machine millstream *is* the direct runner.
+RUNNER_ALIASES = {
+    "millstream": "MillstreamRunner",
+    "DirectRunner": "MillstreamRunner",
+    "BundleBasedDirectRunner": "MillstreamRunner",
+    "SwitchingDirectRunner": "MillstreamRunner",
+    "FnApiRunner": "MillstreamRunner",
+}
+
+
+class AppliedPTransform:
+    """One application of a transform in the graph: its full label, inputs, outputs and sub-steps."""
+
+    def __init__(
+        self, parent: AppliedPTransform | None, transform: PTransform | None, full_label: str, inputs: Any
+    ) -> None:
+        self.parent = parent
+        self.transform = transform
+        self.full_label = full_label
+        self.inputs: tuple[PValue, ...] = _flatten_inputs(inputs)
+        self.raw_inputs = inputs
+        self.outputs: dict[str | None, PValue] = {}
+        self.parts: list[AppliedPTransform] = []
+
+    def is_primitive(self) -> bool:
+        """True when the runtime executes this step itself."""
+        return self.transform is not None and self.transform.primitive
+
+    def walk_primitives(self) -> Iterator[AppliedPTransform]:
+        """Every primitive step under this node, in application order."""
+        if self.is_primitive():
+            yield self
+            return
+        for part in self.parts:
+            yield from part.walk_primitives()
+
+    def __repr__(self) -> str:
+        return f"AppliedPTransform({self.full_label!r})"
+
+
+def _flatten_inputs(inputs: Any) -> tuple[PValue, ...]:
+    if isinstance(inputs, PValue):
+        return (inputs,)
+    if isinstance(inputs, dict):
+        return tuple(v for v in inputs.values() if isinstance(v, PValue))
+    if isinstance(inputs, (tuple, list)):
+        return tuple(v for v in inputs if isinstance(v, PValue))
+    return ()
+
+
+class Pipeline:
+    """A pipeline under construction; used as a context manager it runs when the `with` block ends."""
+
+    def __init__(
+        self,
+        runner: Any = None,
+        options: PipelineOptions | None = None,
+        argv: list[str] | None = None,
+    ) -> None:
+        if options is None:
+            options = PipelineOptions(argv or [])
+        elif not isinstance(options, PipelineOptions):
+            raise TypeError(f"options must be PipelineOptions, got {type(options).__name__}")
+        self._options = options
+        self.runner = runner
+        self.root = AppliedPTransform(None, None, "", ())
+        self._current = self.root
+        self._labels: set[str] = set()
+        self._result: Any = None
+
+    @property
+    def options(self) -> PipelineOptions:
+        """The options this pipeline runs with."""
+        return self._options
+
+    def apply(self, transform: Any, pvalueish: Any = None, label: str | None = None) -> Any:
+        """Apply `transform` to `pvalueish` under `label`, recording it in the graph; returns its outputs."""
+        if not isinstance(transform, PTransform):
+            raise TypeError(
+                f"expected a PTransform on the right of |, got {type(transform).__name__} {transform!r}"
+            )
+        from millstream.engine.model.ptransform import _NamedPTransform
+
+        if isinstance(transform, _NamedPTransform):
+            return self.apply(transform.transform, pvalueish, label or transform.label)
+        if pvalueish is None or pvalueish is self:
+            pvalueish = PBegin(self)
+        label = label or transform.label
+        full_label = f"{self._current.full_label}/{label}" if self._current.full_label else label
+        if full_label in self._labels:
+            raise RuntimeError(
+                f'A transform with label "{full_label}" already exists in the pipeline. '
+                'To apply a transform with a specified label write pvalue | "label" >> transform'
+            )
+        self._labels.add(full_label)
+        node = AppliedPTransform(self._current, transform, full_label, pvalueish)
+        self._current.parts.append(node)
+        parent, self._current = self._current, node
+        try:
+            result = transform.expand(pvalueish)
+        finally:
+            self._current = parent
+        for tag, out in _enumerate_outputs(result):
+            if isinstance(out, PValue):
+                if out.producer is None:
+                    out.producer = node
+                node.outputs[tag] = out
+        return result
+
+    def run(self) -> Any:
+        """Run the pipeline on the runner named in the options; returns a PipelineResult."""
+        runner = self._resolve_runner()
+        self._result = runner.run_pipeline(self, self._options)
+        return self._result
+
+    def _resolve_runner(self) -> Any:
+        runner = self.runner
+        if runner is None:
+            runner = self._options.view_as(StandardOptions).runner
+        if runner is None:
+            runner = "MillstreamRunner"
+        if not isinstance(runner, str):
+            return runner
+        name = RUNNER_ALIASES.get(runner, runner)
+        target = RUNNERS.get(name)
+        if target is None:
+            raise ValueError(
+                f"runner {runner!r} is not available: millstream runs pipelines on its own runner "
+                f"(MillstreamRunner; {', '.join(sorted(RUNNER_ALIASES))} are accepted as aliases). "
+                "Translation to Beam runners such as DataflowRunner, FlinkRunner or SparkRunner "
+                "is not implemented yet."
+            )
+        module, attr = target.split(":")
+        return getattr(importlib.import_module(module), attr)()
+
+    def __enter__(self) -> Pipeline:
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if exc_type is None:
+            self.run().wait_until_finish()
+
+    def __or__(self, transform: Any) -> Any:
+        if isinstance(transform, PTransform):
+            return transform.__ror__(self)
+        raise TypeError(
+            f"expected a PTransform on the right of |, got {type(transform).__name__} {transform!r}"
+        )
+
+    def primitives(self) -> list[AppliedPTransform]:
+        """Every primitive step of the graph, in application (topological) order."""
+        return list(self.root.walk_primitives())
+
+    def __repr__(self) -> str:
+        return f"<Pipeline with {len(self._labels)} steps>"
+
+
+def _enumerate_outputs(result: Any) -> Iterator[tuple[str | None, Any]]:
+    if isinstance(result, DoOutputsTuple):
+        yield None, result[None]
+        yield from result._tagged.items()
+    elif isinstance(result, PValue):
+        yield None, result
+    elif isinstance(result, dict):
+        for k, v in result.items():
+            yield str(k), v
+    elif isinstance(result, (tuple, list)):
+        for i, v in enumerate(result):
+            yield str(i), v
+
+
+__all__ = ["Pipeline", "AppliedPTransform", "PCollection"]

@@ -1,0 +1,134 @@
+"""`PTransform`: the unit of composition, with Beam's `|` and `"Label" >> transform` syntax."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from millstream.engine.model.pvalue import PBegin, PCollection, PValue
+
+
+class PTransform:
+    """A step of a pipeline: composite transforms implement `expand`, primitives are run by the runtime."""
+
+    #: True for transforms the runtime executes itself (everything else is expanded).
+    primitive = False
+
+    def __init__(self, label: str | None = None) -> None:
+        self.label = label if label is not None else self.default_label()
+
+    def default_label(self) -> str:
+        """The label used when the user gives none."""
+        return type(self).__name__
+
+    def expand(self, input_or_inputs: Any) -> Any:
+        """Build this transform out of other transforms; returns the output PValue(s)."""
+        raise NotImplementedError(f"{type(self).__name__} must implement expand()")
+
+    def with_input_types(self, *args: Any, **kwargs: Any) -> PTransform:
+        """Accepted for Beam compatibility; millstream does not check element types."""
+        return self
+
+    def with_output_types(self, *args: Any, **kwargs: Any) -> PTransform:
+        """Accepted for Beam compatibility; millstream does not check element types."""
+        return self
+
+    def with_resource_hints(self, **kwargs: Any) -> PTransform:
+        """Accepted for Beam compatibility; resource hints have no meaning on one machine."""
+        return self
+
+    def __rrshift__(self, label: Any) -> PTransform:
+        if not isinstance(label, str):
+            return NotImplemented
+        return _NamedPTransform(self, label)
+
+    def __ror__(self, left: Any) -> Any:
+        pipeline = _find_pipeline(left)
+        if pipeline is None:
+            raise TypeError(
+                f"cannot apply {self.label!r} to {type(left).__name__} {left!r}: "
+                "the left side of | must be a Pipeline, a PCollection, or a tuple/dict of PCollections"
+            )
+        if left is pipeline:
+            left = PBegin(pipeline)
+        return pipeline.apply(self, left)
+
+    def __or__(self, right: Any) -> Any:
+        if isinstance(right, PTransform):
+            return _ChainedPTransform(self, right)
+        return NotImplemented
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.label!r}>"
+
+
+class _NamedPTransform(PTransform):
+    """A transform given an explicit label with `"Label" >> transform`."""
+
+    def __init__(self, transform: PTransform, label: str) -> None:
+        super().__init__(label)
+        self.transform = transform
+
+    def __ror__(self, left: Any) -> Any:
+        pipeline = _find_pipeline(left)
+        if pipeline is None:
+            return super().__ror__(left)
+        if left is pipeline:
+            left = PBegin(pipeline)
+        return pipeline.apply(self.transform, left, self.label)
+
+    def expand(self, input_or_inputs: Any) -> Any:
+        raise AssertionError("a named transform is applied through its inner transform")
+
+
+class _ChainedPTransform(PTransform):
+    """`t1 | t2` without an input: a composite applying both in order."""
+
+    def __init__(self, *parts: PTransform) -> None:
+        flat: list[PTransform] = []
+        for p in parts:
+            flat.extend(p.parts if isinstance(p, _ChainedPTransform) else [p])
+        self.parts: list[PTransform] = flat
+        super().__init__("|".join(p.label for p in flat))
+
+    def expand(self, pvalue: Any) -> Any:
+        for part in self.parts:
+            pvalue = pvalue | part
+        return pvalue
+
+
+def _find_pipeline(value: Any) -> Any:
+    from millstream.engine.model.pipeline import Pipeline
+
+    if isinstance(value, Pipeline):
+        return value
+    if isinstance(value, PValue):
+        return value.pipeline
+    if isinstance(value, (tuple, list)):
+        for v in value:
+            if isinstance(v, PValue):
+                return v.pipeline
+    if isinstance(value, dict):
+        for v in value.values():
+            if isinstance(v, PValue):
+                return v.pipeline
+    return None
+
+
+def ptransform_fn(fn: Any) -> Any:
+    """Decorator turning `fn(pcoll, *args)` into a PTransform factory, as Beam's `ptransform_fn`."""
+
+    class _FnTransform(PTransform):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(fn.__name__)
+            self._args = args
+            self._kwargs = kwargs
+
+        def expand(self, pcoll: Any) -> Any:
+            return fn(pcoll, *self._args, **self._kwargs)
+
+    _FnTransform.__name__ = fn.__name__
+    _FnTransform.__doc__ = fn.__doc__
+    return _FnTransform
+
+
+__all__ = ["PTransform", "ptransform_fn", "PCollection"]

@@ -1,0 +1,221 @@
+"""Event time as Beam presents it (`Timestamp`, `Duration`, `TimestampedValue`), stored as integer microseconds.
+
+The runtime never allocates these objects per element: on the hot path a timestamp is a plain ``int`` of
+microseconds since the epoch. The classes exist for the user-facing API and convert at the edges.
+"""
+
+from __future__ import annotations
+
+import datetime
+import functools
+from typing import Any, Generic, TypeVar
+
+T = TypeVar("T")
+
+MICROS_PER_SECOND = 1_000_000
+#: The smallest and largest representable event times, in microseconds (Beam's values).
+MIN_MICROS = -9223372036854775
+MAX_MICROS = 9223372036854775
+#: End of the global window: MAX_TIMESTAMP minus one day, as in Beam.
+END_OF_GLOBAL_WINDOW_MICROS = MAX_MICROS - 24 * 3600 * MICROS_PER_SECOND
+
+
+def to_micros(value: Any) -> int:
+    """Convert seconds (int/float), a `Timestamp`/`Duration` or a datetime to integer microseconds."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value * MICROS_PER_SECOND
+    if isinstance(value, float):
+        return round(value * MICROS_PER_SECOND)
+    if isinstance(value, (Timestamp, Duration)):
+        return value.micros
+    if isinstance(value, datetime.datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=datetime.UTC)
+        delta = value - datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
+        return (delta.days * 86400 + delta.seconds) * MICROS_PER_SECOND + delta.microseconds
+    if isinstance(value, datetime.timedelta):
+        return (value.days * 86400 + value.seconds) * MICROS_PER_SECOND + value.microseconds
+    micros = getattr(value, "micros", None)
+    if isinstance(micros, int):
+        return micros
+    raise TypeError(f"cannot interpret {value!r} (type {type(value).__name__}) as a time in seconds")
+
+
+@functools.total_ordering
+class Timestamp:
+    """A point in event time with microsecond precision, compatible with `apache_beam.utils.timestamp`."""
+
+    __slots__ = ("micros",)
+
+    def __init__(self, seconds: int | float = 0, micros: int = 0) -> None:
+        self.micros = to_micros(seconds) + int(micros)
+
+    @classmethod
+    def of(cls, seconds: Any) -> Timestamp:
+        """A Timestamp from seconds or from another Timestamp."""
+        if isinstance(seconds, Timestamp):
+            return seconds
+        return cls(micros=to_micros(seconds))
+
+    @classmethod
+    def from_micros(cls, micros: int) -> Timestamp:
+        """A Timestamp from integer microseconds."""
+        return cls(micros=micros)
+
+    @classmethod
+    def from_utc_datetime(cls, dt: datetime.datetime) -> Timestamp:
+        """A Timestamp from an aware UTC datetime."""
+        return cls(micros=to_micros(dt))
+
+    @classmethod
+    def from_rfc3339(cls, text: str) -> Timestamp:
+        """A Timestamp from an RFC 3339 string such as ``2013-01-01T05:17:00Z``."""
+        return cls.from_utc_datetime(datetime.datetime.fromisoformat(text.replace("Z", "+00:00")))
+
+    def seconds(self) -> float:
+        """Seconds since the epoch as a float."""
+        return self.micros / MICROS_PER_SECOND
+
+    def to_utc_datetime(self) -> datetime.datetime:
+        """This instant as an aware UTC datetime."""
+        return datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC) + datetime.timedelta(
+            microseconds=self.micros
+        )
+
+    def to_rfc3339(self) -> str:
+        """RFC 3339 text, UTC, with a trailing Z."""
+        return self.to_utc_datetime().isoformat().replace("+00:00", "Z")
+
+    def __float__(self) -> float:
+        return self.micros / MICROS_PER_SECOND
+
+    def __int__(self) -> int:
+        return self.micros // MICROS_PER_SECOND
+
+    def __repr__(self) -> str:
+        if self.micros <= MIN_MICROS:
+            return "Timestamp(MIN_TIMESTAMP)"
+        if self.micros >= MAX_MICROS:
+            return "Timestamp(MAX_TIMESTAMP)"
+        return f"Timestamp({self.micros / MICROS_PER_SECOND:.6f})"
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Timestamp):
+            return self.micros == other.micros
+        if isinstance(other, (int, float)) and not isinstance(other, bool):
+            return self.micros == to_micros(other)
+        return NotImplemented
+
+    def __lt__(self, other: object) -> bool:
+        if isinstance(other, Timestamp):
+            return self.micros < other.micros
+        if isinstance(other, (int, float)):
+            return self.micros < to_micros(other)
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self.micros)
+
+    def __add__(self, other: Any) -> Timestamp:
+        if isinstance(other, Timestamp):
+            raise TypeError("cannot add two Timestamps")
+        return Timestamp(micros=self.micros + to_micros(other))
+
+    __radd__ = __add__
+
+    def __sub__(self, other: Any) -> Any:
+        if isinstance(other, Timestamp):
+            return Duration(micros=self.micros - other.micros)
+        return Timestamp(micros=self.micros - to_micros(other))
+
+    def __mod__(self, other: Any) -> Duration:
+        return Duration(micros=self.micros % to_micros(other))
+
+
+@functools.total_ordering
+class Duration:
+    """A span of event time with microsecond precision, compatible with `apache_beam.utils.timestamp`."""
+
+    __slots__ = ("micros",)
+
+    def __init__(self, seconds: int | float = 0, micros: int = 0) -> None:
+        self.micros = to_micros(seconds) + int(micros)
+
+    @classmethod
+    def of(cls, seconds: Any) -> Duration:
+        """A Duration from seconds or another Duration."""
+        if isinstance(seconds, Duration):
+            return seconds
+        return cls(micros=to_micros(seconds))
+
+    def __float__(self) -> float:
+        return self.micros / MICROS_PER_SECOND
+
+    def __repr__(self) -> str:
+        return f"Duration({self.micros / MICROS_PER_SECOND:.6f})"
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Duration):
+            return self.micros == other.micros
+        if isinstance(other, (int, float)) and not isinstance(other, bool):
+            return self.micros == to_micros(other)
+        return NotImplemented
+
+    def __lt__(self, other: object) -> bool:
+        if isinstance(other, Duration):
+            return self.micros < other.micros
+        if isinstance(other, (int, float)):
+            return self.micros < to_micros(other)
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self.micros)
+
+    def __neg__(self) -> Duration:
+        return Duration(micros=-self.micros)
+
+    def __add__(self, other: Any) -> Any:
+        if isinstance(other, Timestamp):
+            return other + self
+        return Duration(micros=self.micros + to_micros(other))
+
+    __radd__ = __add__
+
+    def __sub__(self, other: Any) -> Duration:
+        return Duration(micros=self.micros - to_micros(other))
+
+    def __mul__(self, other: int) -> Duration:
+        return Duration(micros=self.micros * other)
+
+    def __mod__(self, other: Any) -> Duration:
+        return Duration(micros=self.micros % to_micros(other))
+
+
+MIN_TIMESTAMP = Timestamp(micros=MIN_MICROS)
+MAX_TIMESTAMP = Timestamp(micros=MAX_MICROS)
+
+
+class TimestampedValue(Generic[T]):
+    """A value with an event timestamp; returning one from a DoFn sets the element's timestamp."""
+
+    __slots__ = ("value", "micros")
+
+    def __init__(self, value: T, timestamp: Any) -> None:
+        self.value = value
+        self.micros = to_micros(timestamp)
+
+    @property
+    def timestamp(self) -> Timestamp:
+        """The event timestamp as a `Timestamp`."""
+        return Timestamp(micros=self.micros)
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, TimestampedValue) and self.value == other.value and self.micros == other.micros
+        )
+
+    def __hash__(self) -> int:
+        return hash((TimestampedValue, self.micros))
+
+    def __repr__(self) -> str:
+        return f"TimestampedValue({self.value!r}, {self.micros / MICROS_PER_SECOND:.6f})"

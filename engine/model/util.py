@@ -1,0 +1,155 @@
+"""Keyed utilities composed from the primitives (Beam's `apache_beam.transforms.util`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from millstream.engine.model.combinefn import CombineFn
+from millstream.engine.model.core import CombinePerKey, Flatten, GroupByKey, Map
+from millstream.engine.model.ptransform import PTransform
+from millstream.engine.model.pvalue import PCollection
+
+
+def _key(kv: Any) -> Any:
+    return kv[0]
+
+
+def _value(kv: Any) -> Any:
+    return kv[1]
+
+
+def _swap(kv: Any) -> Any:
+    return (kv[1], kv[0])
+
+
+class Keys(PTransform):
+    """The keys of (key, value) pairs."""
+
+    def expand(self, pcoll: PCollection) -> PCollection:
+        return pcoll | "Keys" >> Map(_key)
+
+
+class Values(PTransform):
+    """The values of (key, value) pairs."""
+
+    def expand(self, pcoll: PCollection) -> PCollection:
+        return pcoll | "Values" >> Map(_value)
+
+
+class KvSwap(PTransform):
+    """(key, value) -> (value, key)."""
+
+    def expand(self, pcoll: PCollection) -> PCollection:
+        return pcoll | "KvSwap" >> Map(_swap)
+
+
+class WithKeys(PTransform):
+    """Pair each element with a key: a constant or `fn(element)`."""
+
+    def __init__(self, k: Any, *args: Any, **kwargs: Any) -> None:
+        self.k = k
+        self.args = args
+        self.kwargs = kwargs
+        super().__init__()
+
+    def expand(self, pcoll: PCollection) -> PCollection:
+        k, args, kwargs = self.k, self.args, self.kwargs
+        if callable(k):
+            return pcoll | "WithKeys" >> Map(lambda v: (k(v, *args, **kwargs), v))
+        return pcoll | "WithKeys" >> Map(lambda v: (k, v))
+
+
+class Reshuffle(PTransform):
+    """Beam's Reshuffle: a redistribution point. On one process there is nothing to redistribute, so elements
+    pass through unchanged (timestamps and windows kept), which is exactly the observable semantics."""
+
+    def __init__(self, num_buckets: int | None = None) -> None:
+        super().__init__()
+
+    def expand(self, pcoll: PCollection) -> PCollection:
+        return pcoll | "Identity" >> Map(_identity)
+
+
+def _identity(x: Any) -> Any:
+    return x
+
+
+class CoGroupByKey(PTransform):
+    """Join several keyed PCollections: (key, {tag: [values]}) for a dict input, (key, ([..], [..])) for a tuple."""
+
+    def __init__(self, *, pipeline: Any = None) -> None:
+        self.pipeline = pipeline
+        super().__init__()
+
+    def expand(self, pcolls: Any) -> PCollection:
+        if isinstance(pcolls, dict):
+            tags = list(pcolls.keys())
+            inputs = [pcolls[t] for t in tags]
+            as_dict = True
+        elif isinstance(pcolls, (tuple, list)):
+            inputs = list(pcolls)
+            tags = list(range(len(inputs)))
+            as_dict = False
+        else:
+            raise TypeError(f"CoGroupByKey needs a dict or tuple of PCollections, got {pcolls!r}")
+        if not inputs:
+            raise ValueError("CoGroupByKey needs at least one input PCollection")
+        n = len(inputs)
+        tagged = [
+            pc | f"Tag[{tag}]" >> Map(_tag_with, i)
+            for i, (tag, pc) in enumerate(zip(tags, inputs))
+        ]
+        grouped = tuple(tagged) | "Flatten" >> Flatten() | "GroupByKey" >> GroupByKey()
+
+        def assemble(kv: Any) -> Any:
+            key, tagged_values = kv
+            columns: list[list[Any]] = [[] for _ in range(n)]
+            for i, v in tagged_values:
+                columns[i].append(v)
+            if as_dict:
+                return (key, {tag: columns[i] for i, tag in enumerate(tags)})
+            return (key, tuple(columns))
+
+        return grouped | "Assemble" >> Map(assemble)
+
+
+def _tag_with(kv: Any, i: int) -> Any:
+    return (kv[0], (i, kv[1]))
+
+
+class _DistinctCombineFn(CombineFn):
+    """Keeps nothing: only the key matters."""
+
+    def create_accumulator(self, *args: Any, **kwargs: Any) -> Any:
+        return None
+
+    def add_input(self, accumulator: Any, element: Any, *args: Any, **kwargs: Any) -> Any:
+        return None
+
+    def add_inputs(self, accumulator: Any, elements: Any, *args: Any, **kwargs: Any) -> Any:
+        return None
+
+    def merge_accumulators(self, accumulators: Any, *args: Any, **kwargs: Any) -> Any:
+        return None
+
+    def extract_output(self, accumulator: Any, *args: Any, **kwargs: Any) -> Any:
+        return None
+
+
+class Distinct(PTransform):
+    """Each distinct element once (per window)."""
+
+    def expand(self, pcoll: PCollection) -> PCollection:
+        return (
+            pcoll
+            | "ToPairs" >> Map(_with_none)
+            | "Group" >> CombinePerKey(_DistinctCombineFn())
+            | "Keys" >> Map(_key)
+        )
+
+
+def _with_none(x: Any) -> Any:
+    return (x, None)
+
+
+RemoveDuplicates = Distinct

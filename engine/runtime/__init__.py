@@ -1,0 +1,1 @@
+"""The runtime: planner, operators, executor, watermarks, clock. Imports the model, never the reverse."""

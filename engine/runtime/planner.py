@@ -1,0 +1,156 @@
+"""The planner: turns the pipeline graph into runtime nodes grouped into stages.
+
+A stage is a set of nodes run by one task. A node joins the stage of its inputs when all of them are in one
+stage (so chains of stateless steps, aggregations and their consumers run as one synchronous pass over a
+batch); a node whose inputs come from several stages, or that awaits (an async DoFn, a sink), starts a new
+stage fed by a bounded channel.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any
+
+from millstream.engine.model.combinefn import ListCombineFn
+from millstream.engine.model.core import CombinePerKey, Create, Flatten, GroupByKey, ParDo, WindowInto
+from millstream.engine.model.options import MillstreamOptions, PipelineOptions
+from millstream.engine.model.pipeline import AppliedPTransform, Pipeline
+from millstream.engine.model.pvalue import PCollection
+from millstream.engine.runtime.batch import Batch, Watermark
+from millstream.engine.runtime.combine import GlobalCombineNode
+from millstream.engine.runtime.node import Node
+from millstream.engine.runtime.pardo import ParDoNode
+from millstream.engine.runtime.simple_nodes import FlattenNode, WindowIntoNode
+from millstream.engine.runtime.sources import CreateDriver, SourceDriver, SourceNode
+
+
+class ChannelSender(Node):
+    """The last node of a stage on an edge to another stage: queues batches and watermarks for the channel."""
+
+    def __init__(self, label: str, stage: Stage, target: Stage, entry: int) -> None:
+        super().__init__(label)
+        self.stage = stage
+        self.target = target
+        self.entry = entry
+        self.stream: Any = None
+
+    def push(self, index: int, batch: Batch) -> None:
+        self.stage.outbox.append((self.stream, (self.entry, batch)))
+
+    def on_input_watermark(self, micros: int) -> None:
+        self.output_wm = micros
+        self.stage.outbox.append((self.stream, (self.entry, Watermark(micros))))
+
+
+class Stage:
+    """Nodes owned by one task: a source driver, or a channel whose messages go to entry nodes."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.nodes: list[Node] = []
+        self.driver: SourceDriver | None = None
+        self.entries: list[tuple[Node, int]] = []
+        self.senders: list[ChannelSender] = []
+        self.outbox: deque[tuple[Any, Any]] = deque()
+
+    def __repr__(self) -> str:
+        return f"Stage({self.name}: {[n.label for n in self.nodes]})"
+
+
+class Plan:
+    """The runtime graph of one pipeline run."""
+
+    def __init__(self) -> None:
+        self.stages: list[Stage] = []
+        self.nodes: dict[str, Node] = {}
+        self.producers: dict[int, tuple[Node, str | None]] = {}
+
+    def node_for(self, pcoll: PCollection) -> tuple[Node, str | None]:
+        """The node (and output tag) producing `pcoll`."""
+        return self.producers[id(pcoll)]
+
+
+def plan_pipeline(pipeline: Pipeline, options: PipelineOptions) -> Plan:
+    """Build the runtime graph for `pipeline`."""
+    opts = options.view_as(MillstreamOptions)
+    plan = Plan()
+    stage_of: dict[int, Stage] = {}
+    for applied in pipeline.primitives():
+        node, driver = _make_node(applied, opts)
+        plan.nodes[applied.full_label] = node
+        for tag, out in applied.outputs.items():
+            plan.producers[id(out)] = (node, tag)
+        inputs = _node_inputs(applied)
+        upstream = [plan.producers[id(pc)] for pc in inputs]
+        upstream_stages = {id(stage_of[id(n)]): stage_of[id(n)] for n, _ in upstream}
+        own_stage = driver is not None or _needs_own_stage(applied) or len(upstream_stages) != 1
+        if own_stage:
+            stage = Stage(applied.full_label)
+            stage.driver = driver
+            plan.stages.append(stage)
+        else:
+            stage = next(iter(upstream_stages.values()))
+        stage.nodes.append(node)
+        stage_of[id(node)] = stage
+        for index, (producer, tag) in enumerate(upstream):
+            pstage = stage_of[id(producer)]
+            if pstage is stage:
+                producer.connect(node, index, tag)
+            else:
+                entry = len(stage.entries)
+                stage.entries.append((node, index))
+                sender = ChannelSender(f"{producer.label}->{applied.full_label}", pstage, stage, entry)
+                pstage.nodes.append(sender)
+                pstage.senders.append(sender)
+                stage_of[id(sender)] = pstage
+                producer.connect(sender, 0, tag)
+    return plan
+
+
+def _node_inputs(applied: AppliedPTransform) -> list[PCollection]:
+    transform = applied.transform
+    main = [pc for pc in applied.inputs if isinstance(pc, PCollection)]
+    if isinstance(transform, ParDo):
+        return main[:1] + [s.pvalue for s in transform.side_inputs]
+    return main
+
+
+def _needs_own_stage(applied: AppliedPTransform) -> bool:
+    transform = applied.transform
+    return isinstance(transform, ParDo) and (transform.is_async or getattr(transform.fn, "is_async", False))
+
+
+def _make_node(applied: AppliedPTransform, opts: Any) -> tuple[Node, SourceDriver | None]:
+    t = applied.transform
+    label = applied.full_label
+    inputs = [pc for pc in applied.inputs if isinstance(pc, PCollection)]
+    if isinstance(t, Create):
+        node = SourceNode(label)
+        return node, CreateDriver(node, t.values, opts.batch_size)
+    if isinstance(t, ParDo):
+        side_windowings = [s.pvalue.windowing for s in t.side_inputs]
+        if t.is_async or getattr(t.fn, "is_async", False):
+            from millstream.engine.runtime.async_pardo import AsyncParDoNode
+
+            return AsyncParDoNode(label, t, inputs[0].windowing, side_windowings, opts.async_concurrency), None
+        return ParDoNode(label, t, inputs[0].windowing, side_windowings), None
+    if isinstance(t, (GroupByKey, CombinePerKey)):
+        windowing = inputs[0].windowing
+        fn = ListCombineFn() if isinstance(t, GroupByKey) else t.fn
+        default_key = getattr(t, "default_key", None) if isinstance(t, CombinePerKey) else None
+        if windowing.is_global_default():
+            from millstream.engine.model.core import _NO_DEFAULT
+            from millstream.engine.runtime.combine import _NO_DEFAULT_KEY
+
+            dk = _NO_DEFAULT_KEY if default_key is _NO_DEFAULT or isinstance(t, GroupByKey) else default_key
+            return GlobalCombineNode(label, fn, isinstance(t, GroupByKey), dk), None
+        from millstream.engine.runtime.reducer_node import ReducerNode
+
+        return ReducerNode(label, fn, windowing), None
+    if isinstance(t, Flatten):
+        return FlattenNode(label, max(1, len(inputs))), None
+    if isinstance(t, WindowInto):
+        return WindowIntoNode(label, t.windowing), None
+    from millstream.engine.runtime.registry import make_node
+
+    return make_node(applied, opts)

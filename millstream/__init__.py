@@ -1,0 +1,68 @@
+"""millstream: Apache Beam's event-time model on one asyncio loop.
+
+`import millstream as beam` runs pipelines written for `apache_beam` that use the supported transforms.
+"""
+
+from millstream import io, pvalue
+from millstream.engine.model.combinefn import CombineFn
+from millstream.engine.model.core import (
+    CombineGlobally,
+    CombinePerKey,
+    CombineValues,
+    Create,
+    Filter,
+    FlatMap,
+    FlatMapTuple,
+    Flatten,
+    GroupByKey,
+    Map,
+    MapTuple,
+    ParDo,
+    Partition,
+    PartitionFn,
+    WindowInto,
+)
+from millstream.engine.model.dofn import DoFn
+from millstream.engine.model.pipeline import Pipeline
+from millstream.engine.model.ptransform import PTransform, ptransform_fn
+from millstream.engine.model.pvalue import PCollection
+from millstream.transforms import combiners, trigger, window
+from millstream.transforms.util import CoGroupByKey, Distinct, Keys, KvSwap, Reshuffle, Values, WithKeys
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CoGroupByKey",
+    "CombineFn",
+    "CombineGlobally",
+    "CombinePerKey",
+    "CombineValues",
+    "Create",
+    "Distinct",
+    "DoFn",
+    "Filter",
+    "FlatMap",
+    "FlatMapTuple",
+    "Flatten",
+    "GroupByKey",
+    "Keys",
+    "KvSwap",
+    "Map",
+    "MapTuple",
+    "PCollection",
+    "PTransform",
+    "ParDo",
+    "Partition",
+    "PartitionFn",
+    "Pipeline",
+    "Reshuffle",
+    "Values",
+    "WindowInto",
+    "WithKeys",
+    "combiners",
+    "io",
+    "ptransform_fn",
+    "pvalue",
+    "trigger",
+    "window",
+]

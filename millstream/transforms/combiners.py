@@ -1,0 +1,6 @@
+"""Beam's `apache_beam.transforms.combiners`: Count, Mean, Top, Sample, ToList, ..."""
+
+from millstream.engine.model.combiners import *  # noqa: F403
+from millstream.engine.model.combiners import __all__ as _all
+
+__all__ = list(_all)

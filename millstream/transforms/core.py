@@ -1,0 +1,44 @@
+"""Beam's `apache_beam.transforms.core`: DoFn, ParDo, Map, GroupByKey, Combine, WindowInto, ..."""
+
+from millstream.engine.model.combinefn import CallableWrapperCombineFn, CombineFn
+from millstream.engine.model.core import (
+    CombineGlobally,
+    CombinePerKey,
+    CombineValues,
+    Create,
+    Filter,
+    FlatMap,
+    FlatMapTuple,
+    Flatten,
+    GroupByKey,
+    Map,
+    MapTuple,
+    ParDo,
+    Partition,
+    PartitionFn,
+    WindowInto,
+)
+from millstream.engine.model.dofn import DoFn
+from millstream.engine.model.windowing import Windowing
+
+__all__ = [
+    "CallableWrapperCombineFn",
+    "CombineFn",
+    "CombineGlobally",
+    "CombinePerKey",
+    "CombineValues",
+    "Create",
+    "DoFn",
+    "Filter",
+    "FlatMap",
+    "FlatMapTuple",
+    "Flatten",
+    "GroupByKey",
+    "Map",
+    "MapTuple",
+    "ParDo",
+    "Partition",
+    "PartitionFn",
+    "WindowInto",
+    "Windowing",
+]
