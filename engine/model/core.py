@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, NamedTuple
 
 from millstream.engine.model.combinefn import CombineFn
 from millstream.engine.model.dofn import DoFn, is_async_callable, param_markers
@@ -307,17 +307,50 @@ class PartitionFn:
         raise NotImplementedError
 
 
-class GroupByKey(PTransform):
+class LateRecord(NamedTuple):
+    """An element dropped by a windowed aggregation because it arrived too late for its window."""
+
+    key: Any
+    value: Any
+    timestamp: Any
+    window: Any
+    reason: str  # "late": past end of window + allowed lateness; "closed": the window's trigger had finished
+
+
+class _KeyedAggregation(PTransform):
+    """Shared by GroupByKey and CombinePerKey: the optional side output of late data."""
+
+    late_tag: str | None = None
+
+    def with_late_data(self, tag: str = "late") -> Any:
+        """Also output the elements dropped as late, as `LateRecord`s; applying it returns (main, late).
+
+        Beam drops such data silently; millstream counts it in the `dropped_late` metric and, with this, lets
+        the pipeline keep it (e.g. to write it to a dead-letter sink).
+        """
+        new = copy.copy(self)
+        new.late_tag = tag
+        return new
+
+    def _outputs(self, pcoll: PCollection) -> Any:
+        _check_keyed_input(self, pcoll)
+        main = PCollection(pcoll.pipeline, windowing=pcoll._windowing, is_bounded=pcoll.is_bounded)
+        if self.late_tag is None:
+            return main
+        late = PCollection(pcoll.pipeline, tag=self.late_tag, windowing=pcoll._windowing, is_bounded=pcoll.is_bounded)
+        return DoOutputsTuple(main, {self.late_tag: late}, None)
+
+
+class GroupByKey(_KeyedAggregation):
     """Group (key, value) pairs by key, per window and pane: outputs (key, list of values)."""
 
     primitive = True
 
-    def expand(self, pcoll: PCollection) -> PCollection:
-        _check_keyed_input(self, pcoll)
-        return PCollection(pcoll.pipeline, windowing=pcoll._windowing, is_bounded=pcoll.is_bounded)
+    def expand(self, pcoll: PCollection) -> Any:
+        return self._outputs(pcoll)
 
 
-class CombinePerKey(PTransform):
+class CombinePerKey(_KeyedAggregation):
     """Combine the values of each key (and window) with a CombineFn or a callable such as `sum`."""
 
     primitive = True
@@ -339,9 +372,8 @@ class CombinePerKey(PTransform):
         """Beam's hot-key hint; one process holds every key, so there is nothing to fan out."""
         return self
 
-    def expand(self, pcoll: PCollection) -> PCollection:
-        _check_keyed_input(self, pcoll)
-        return PCollection(pcoll.pipeline, windowing=pcoll._windowing, is_bounded=pcoll.is_bounded)
+    def expand(self, pcoll: PCollection) -> Any:
+        return self._outputs(pcoll)
 
 
 _NO_DEFAULT = object()

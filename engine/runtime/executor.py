@@ -1,4 +1,8 @@
-"""The executor: one task per stage in an anyio task group, bounded channels between stages."""
+"""The executor: one task per stage in an anyio task group, bounded channels between stages.
+
+A stage whose nodes have processing-time timers also runs a timer task that sleeps on the job's clock until
+the earliest timer (woken early when a node reports an earlier one) and fires it.
+"""
 
 from __future__ import annotations
 
@@ -9,13 +13,15 @@ from anyio.abc import ObjectReceiveStream
 
 from millstream.engine.model.metrics import MetricsContainer, set_current_container, set_current_step
 from millstream.engine.runtime.batch import Watermark
-from millstream.engine.runtime.node import PipelineError
+from millstream.engine.runtime.clock import Clock
+from millstream.engine.runtime.node import Node, PipelineError
 from millstream.engine.runtime.planner import Plan, Stage
 
 
 async def execute(plan: Plan, container: MetricsContainer, channel_capacity: int) -> None:
     """Run every stage of `plan` to completion; the first failure cancels the rest and is re-raised."""
     set_current_container(container)
+    container.now_us = plan.clock.now_us
     receivers: dict[int, ObjectReceiveStream[Any]] = {}
     for stage in plan.stages:
         if stage.entries:
@@ -29,7 +35,7 @@ async def execute(plan: Plan, container: MetricsContainer, channel_capacity: int
     try:
         async with anyio.create_task_group() as tg:
             for stage in plan.stages:
-                tg.start_soon(_run_stage, stage, receivers.get(id(stage)), name=f"stage {stage.name}")
+                tg.start_soon(_run_stage, stage, receivers.get(id(stage)), plan.clock, name=f"stage {stage.name}")
     except BaseExceptionGroup as group:
         err = _first_error(group)
         raise err from err.__cause__
@@ -38,7 +44,7 @@ async def execute(plan: Plan, container: MetricsContainer, channel_capacity: int
 
 
 def _first_error(group: BaseExceptionGroup) -> BaseException:
-    """The user-facing error of a failed run: the first PipelineError, else the first error."""
+    """The user-facing error of a failed run: the first error attributed to a step, else the first error."""
     leaves: list[BaseException] = []
 
     def walk(e: BaseException) -> None:
@@ -55,36 +61,92 @@ def _first_error(group: BaseExceptionGroup) -> BaseException:
     return leaves[0]
 
 
-async def _flush(stage: Stage) -> None:
-    outbox = stage.outbox
-    while outbox:
-        stream, message = outbox.popleft()
-        await stream.send(message)
+class _StageRun:
+    """The running state of one stage: its outbox flushing and its processing-time timers."""
+
+    def __init__(self, stage: Stage, clock: Clock) -> None:
+        self.stage = stage
+        self.clock = clock
+        self.lock = anyio.Lock()
+        self.timer_nodes: list[Any] = [n for n in stage.nodes if hasattr(n, "next_timer")]
+        self.wakeup = anyio.Event()
+        for node in self.timer_nodes:
+            node.timer_changed = self.wakeup.set
+
+    async def flush(self) -> None:
+        outbox = self.stage.outbox
+        if not outbox:
+            return
+        async with self.lock:
+            while outbox:
+                stream, message = outbox.popleft()
+                await stream.send(message)
+
+    def next_deadline(self) -> int | None:
+        deadlines = [t for n in self.timer_nodes if (t := n.next_timer()) is not None]
+        return min(deadlines) if deadlines else None
+
+    async def timer_loop(self) -> None:
+        """Fire processing-time timers as the clock reaches them."""
+        while True:
+            deadline = self.next_deadline()
+            if self.wakeup.is_set():
+                self.wakeup = anyio.Event()
+                for node in self.timer_nodes:
+                    node.timer_changed = self.wakeup.set
+            wakeup = self.wakeup
+            if deadline is None:
+                await wakeup.wait()
+                continue
+            async with anyio.create_task_group() as tg:
+
+                async def sleeper(tg: Any = tg, deadline: int = deadline) -> None:
+                    await self.clock.sleep_until(deadline)
+                    tg.cancel_scope.cancel()
+
+                async def waker(tg: Any = tg, wakeup: Any = wakeup) -> None:
+                    await wakeup.wait()
+                    tg.cancel_scope.cancel()
+
+                tg.start_soon(sleeper)
+                tg.start_soon(waker)
+            now = self.clock.now_us()
+            if now >= deadline:
+                for node in self.timer_nodes:
+                    t = node.next_timer()
+                    if t is not None and t <= now:
+                        node.advance_processing_time(now)
+                await self.flush()
 
 
-async def _run_stage(stage: Stage, receive: ObjectReceiveStream[Any] | None) -> None:
-    opened = []
+async def _run_stage(stage: Stage, receive: ObjectReceiveStream[Any] | None, clock: Clock) -> None:
+    run = _StageRun(stage, clock)
+    opened: list[Node] = []
     try:
         for node in stage.nodes:
             set_current_step(node.label)
             node.open()
             opened.append(node)
-        if stage.driver is not None:
-            await stage.driver.run(lambda: _flush(stage))
-        if receive is not None:
-            entries = stage.entries
-            async with receive:
-                async for entry, message in receive:
-                    node, index = entries[entry]
-                    if type(message) is Watermark:
-                        node.watermark(index, message.micros)
-                    else:
-                        node.push(index, message)
-                    if getattr(node, "is_async_node", False):
-                        await node.run_pending()  # type: ignore[attr-defined]
-                    if stage.outbox:
-                        await _flush(stage)
-        await _flush(stage)
+        async with anyio.create_task_group() as tg:
+            if run.timer_nodes:
+                tg.start_soon(run.timer_loop)
+            if stage.driver is not None:
+                await stage.driver.run(run.flush)
+            if receive is not None:
+                entries = stage.entries
+                async with receive:
+                    async for entry, message in receive:
+                        node, index = entries[entry]
+                        if type(message) is Watermark:
+                            node.watermark(index, message.micros)
+                        else:
+                            node.push(index, message)
+                        if getattr(node, "is_async_node", False):
+                            await node.run_pending()  # type: ignore[attr-defined]
+                        if stage.outbox:
+                            await run.flush()
+            await run.flush()
+            tg.cancel_scope.cancel()
     finally:
         for sender in stage.senders:
             if sender.stream is not None:

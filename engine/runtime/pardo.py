@@ -305,7 +305,7 @@ class ParDoNode(Node):
         markers = self.markers
         eh = self.eh
         outputs: dict[str | None, _Outputs] = {}
-        main = outputs[None] = _Outputs()
+        outputs[None] = _Outputs()
         vals = batch.values
         ts_col = batch.ts
         win_col = batch.wins

@@ -17,6 +17,7 @@ from millstream.engine.model.options import MillstreamOptions, PipelineOptions
 from millstream.engine.model.pipeline import AppliedPTransform, Pipeline
 from millstream.engine.model.pvalue import PCollection
 from millstream.engine.runtime.batch import Batch, Watermark
+from millstream.engine.runtime.clock import Clock, SystemClock
 from millstream.engine.runtime.combine import GlobalCombineNode
 from millstream.engine.runtime.node import Node
 from millstream.engine.runtime.pardo import ParDoNode
@@ -60,7 +61,9 @@ class Stage:
 class Plan:
     """The runtime graph of one pipeline run."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Clock) -> None:
+        #: The job's processing-time clock (a FakeClock under TestStream).
+        self.clock = clock
         self.stages: list[Stage] = []
         self.nodes: dict[str, Node] = {}
         self.producers: dict[int, tuple[Node, str | None]] = {}
@@ -73,10 +76,10 @@ class Plan:
 def plan_pipeline(pipeline: Pipeline, options: PipelineOptions) -> Plan:
     """Build the runtime graph for `pipeline`."""
     opts = options.view_as(MillstreamOptions)
-    plan = Plan()
+    plan = Plan(SystemClock())
     stage_of: dict[int, Stage] = {}
     for applied in pipeline.primitives():
-        node, driver = _make_node(applied, opts)
+        node, driver = _make_node(applied, opts, plan)
         plan.nodes[applied.full_label] = node
         for tag, out in applied.outputs.items():
             plan.producers[id(out)] = (node, tag)
@@ -120,7 +123,7 @@ def _needs_own_stage(applied: AppliedPTransform) -> bool:
     return isinstance(transform, ParDo) and (transform.is_async or getattr(transform.fn, "is_async", False))
 
 
-def _make_node(applied: AppliedPTransform, opts: Any) -> tuple[Node, SourceDriver | None]:
+def _make_node(applied: AppliedPTransform, opts: Any, ctx: Plan) -> tuple[Node, SourceDriver | None]:
     t = applied.transform
     label = applied.full_label
     inputs = [pc for pc in applied.inputs if isinstance(pc, PCollection)]
@@ -138,7 +141,8 @@ def _make_node(applied: AppliedPTransform, opts: Any) -> tuple[Node, SourceDrive
         windowing = inputs[0].windowing
         fn = ListCombineFn() if isinstance(t, GroupByKey) else t.fn
         default_key = getattr(t, "default_key", None) if isinstance(t, CombinePerKey) else None
-        if windowing.is_global_default():
+        late_tag = t.late_tag
+        if windowing.is_global_default() and late_tag is None:
             from millstream.engine.model.core import _NO_DEFAULT
             from millstream.engine.runtime.combine import _NO_DEFAULT_KEY
 
@@ -146,11 +150,11 @@ def _make_node(applied: AppliedPTransform, opts: Any) -> tuple[Node, SourceDrive
             return GlobalCombineNode(label, fn, isinstance(t, GroupByKey), dk), None
         from millstream.engine.runtime.reducer_node import ReducerNode
 
-        return ReducerNode(label, fn, windowing), None
+        return ReducerNode(label, fn, windowing, ctx.clock.now_us(), late_tag), None
     if isinstance(t, Flatten):
         return FlattenNode(label, max(1, len(inputs))), None
     if isinstance(t, WindowInto):
         return WindowIntoNode(label, t.windowing), None
     from millstream.engine.runtime.registry import make_node
 
-    return make_node(applied, opts)
+    return make_node(applied, opts, ctx)

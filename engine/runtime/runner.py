@@ -10,6 +10,7 @@ import anyio
 
 from millstream.engine.model.metrics import MetricResults, MetricsContainer
 from millstream.engine.model.options import MillstreamOptions, PipelineOptions
+from millstream.engine.runtime import test_stream_driver  # noqa: F401 - registers TestStream's operator
 from millstream.engine.runtime.executor import execute
 from millstream.engine.runtime.planner import plan_pipeline
 

@@ -8,6 +8,7 @@ import anyio
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from millstream.engine.runtime.clock import Clock, FakeClock, SystemClock
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
+
 from millstream.engine.model.timestamp import MIN_MICROS
 from millstream.engine.runtime.watermark import (
     BatchWatermark,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from millstream.engine.model.timestamp import MAX_MICROS, MIN_MICROS
 from millstream.engine.runtime.watermark import InputWatermarks, WatermarkHolds, WatermarkRegressionError
 

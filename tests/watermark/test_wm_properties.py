@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from millstream.engine.model.timestamp import MAX_MICROS, MIN_MICROS
 from millstream.engine.runtime.watermark import (
     InputWatermarks,
