@@ -19,7 +19,7 @@ from millstream.engine.runtime.node import Node, raise_user_error, truncate_repr
 
 def make_reducer(windowing: Windowing, combine_fn: Any, now_us: int, collect_dropped: bool) -> Any:
     """The reducer for a windowing strategy (a fast path where one exists)."""
-    from millstream.engine.runtime import reducer as reducer_module
+    import millstream.engine.runtime.reducer as reducer_module
 
     factory = getattr(reducer_module, "create_reducer", reducer_module.Reducer)
     return factory(
@@ -47,6 +47,31 @@ class ReducerNode(Node):
         self.reducer = make_reducer(windowing, combine_fn, now_us, collect_dropped=late_tag is not None)
         #: Called when the earliest processing-time timer may have moved earlier (set by the executor).
         self.timer_changed: Callable[[], None] | None = None
+        self.dirty = False
+
+    def state_layout(self) -> dict[str, Any]:
+        """What this operator stores (part of the pipeline fingerprint)."""
+        w = self.windowing
+        return {
+            "kind": "windowed",
+            "window": repr(w.windowfn),
+            "trigger": repr(w.triggerfn),
+            "accumulation": repr(w.accumulation_mode),
+            "fn": type(self.combine_fn).__qualname__,
+        }
+
+    def state_dirty(self) -> bool:
+        """True when the state changed since the last snapshot."""
+        return self.dirty
+
+    def snapshot_state(self) -> Any:
+        """The reducer's state, as plain data."""
+        self.dirty = False
+        return self.reducer.snapshot()
+
+    def restore_state(self, data: Any) -> None:
+        """Load a snapshot."""
+        self.reducer.restore(data)
 
     def open(self) -> None:
         try:
@@ -78,6 +103,7 @@ class ReducerNode(Node):
             raise_user_error(self.label, bad, TypeError(f"expected (key, value) pairs, got {truncate_repr(bad)}"))
             raise AssertionError from e
         ts = batch.ts if batch.ts is not None else [MIN_MICROS] * n
+        self.dirty = True
         before = self.next_timer()
         try:
             panes = self.reducer.process_bundle(keys, values, ts)
@@ -90,6 +116,7 @@ class ReducerNode(Node):
             self.timer_changed()
 
     def on_input_watermark(self, micros: int) -> None:
+        self.dirty = True
         try:
             panes = self.reducer.advance_input_watermark(micros)
         except Exception as e:
@@ -108,6 +135,7 @@ class ReducerNode(Node):
     def advance_processing_time(self, now_us: int) -> None:
         """Fire processing-time timers due at `now_us`."""
         set_current_step(self.label)
+        self.dirty = True
         try:
             panes = self.reducer.advance_processing_time(now_us)
         except Exception as e:
