@@ -1,0 +1,382 @@
+"""Real Pub/Sub server fixtures: Google's pstest fake served over the real gRPC API on loopback.
+
+`pubsub_server` (session) builds `tests/infra/pubsub` once (cached by content hash), runs it on a free
+127.0.0.1 port and points the real google-cloud-pubsub client at it through PUBSUB_EMULATOR_HOST.
+`pubsub_topic` (function) gives each test a fresh, uniquely named topic and a way to add subscriptions.
+
+The fake keeps everything in memory: `stop()` + `start()` (same port) loses every topic, subscription
+and message, as a crashed emulator would.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import selectors
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import pytest
+from google.api_core import exceptions as gexc
+from google.cloud import pubsub_v1
+
+_INFRA_DIR = Path(__file__).resolve().parent.parent / "infra" / "pubsub"
+_BUILD_SCRIPT = _INFRA_DIR / "build.sh"
+PROJECT = "millstream-test"
+# Real Pub/Sub's minimum ack deadline is 10 s; the fake is told to allow 1 s so expiry tests stay short.
+MIN_ACK_DEADLINE_SECONDS = 1
+_BUILD_TIMEOUT_S = 900.0  # a cold module cache downloads ~600 MB of Go modules
+_READY_TIMEOUT_S = 60.0
+_STOP_TIMEOUT_S = 10.0
+
+
+class PubSubServer:
+    """A running pstest server process plus admin clients bound to it.
+
+    Attributes: `host` ("127.0.0.1:PORT", stable across restarts), `project`, `binary`, `log_path`.
+    """
+
+    def __init__(self, binary: Path, log_path: Path, project: str = PROJECT) -> None:
+        self.binary = binary
+        self.log_path = log_path
+        self.project = project
+        self.host = ""
+        self._port = 0
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._log: IO[bytes] | None = None
+        self._log_offset = 0
+        self._publisher: pubsub_v1.PublisherClient | None = None
+        self._subscriber: pubsub_v1.SubscriberClient | None = None
+
+    # -- process lifecycle -------------------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        """True while the server process is alive."""
+        return self._proc is not None and self._proc.poll() is None
+
+    def start(self) -> None:
+        """Start the server (first time on a free port, afterwards on the same port) and wait until ready."""
+        if self.running:
+            raise RuntimeError("pstest server is already running")
+        deadline = time.monotonic() + _READY_TIMEOUT_S
+        while True:
+            proc = self._spawn()
+            line = _read_ready_line(proc, deadline)
+            if line is not None:
+                break
+            # A restart can race a lingering socket of the old process; retry only that case.
+            _terminate(proc)
+            if self._port and "address already in use" in self._log_tail() and time.monotonic() < deadline:
+                time.sleep(0.1)
+                continue
+            raise RuntimeError(
+                f"pstest server did not become ready; log {self.log_path}:\n{self._log_tail()}"
+            )
+        self._proc = proc
+        host = line.rsplit(" ", 1)[-1]
+        self._port = int(host.rsplit(":", 1)[1])
+        self.host = host
+        _wait_accepting(self._port, deadline)
+        # Fresh clients: a gRPC channel that saw the old server go away sits in reconnect backoff.
+        self._close_clients()
+
+    def stop(self, *, kill: bool = False) -> None:
+        """Stop the server: SIGTERM (or SIGKILL with kill=True), escalating to SIGKILL if it lingers."""
+        self._close_clients()
+        proc, self._proc = self._proc, None
+        if proc is not None:
+            _terminate(proc, sig=signal.SIGKILL if kill else signal.SIGTERM)
+
+    def close(self) -> None:
+        """Stop the server and release the log file; safe to call more than once."""
+        self.stop()
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def _spawn(self) -> subprocess.Popen[bytes]:
+        if self._log is None:
+            self._log = open(self.log_path, "ab")  # lives as long as the server object
+        self._log_offset = self._log.tell()
+        cmd = [
+            str(self.binary),
+            "-port",
+            str(self._port),
+            "-min-ack-deadline",
+            f"{MIN_ACK_DEADLINE_SECONDS}s",
+            # stdin stays an open pipe held by this process: if pytest dies, the server sees EOF and exits.
+            "-exit-on-stdin-eof",
+        ]
+        return subprocess.Popen(
+            cmd,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._log,
+            start_new_session=True,  # Ctrl-C in the terminal must not reach the server before teardown
+        )
+
+    def _log_tail(self) -> str:
+        if self._log is not None:
+            self._log.flush()
+        try:
+            data = self.log_path.read_bytes()[self._log_offset :]
+        except OSError:
+            return ""
+        return data.decode(errors="replace")[-4000:]
+
+    # -- clients and admin helpers -----------------------------------------------------------
+
+    @property
+    def publisher(self) -> pubsub_v1.PublisherClient:
+        """A publisher client bound to this server (recreated after a restart)."""
+        if self._publisher is None:
+            self._publisher = pubsub_v1.PublisherClient()
+        return self._publisher
+
+    @property
+    def subscriber(self) -> pubsub_v1.SubscriberClient:
+        """A subscriber client bound to this server (recreated after a restart)."""
+        if self._subscriber is None:
+            self._subscriber = pubsub_v1.SubscriberClient()
+        return self._subscriber
+
+    def _close_clients(self) -> None:
+        pub, self._publisher = self._publisher, None
+        sub, self._subscriber = self._subscriber, None
+        if pub is not None:
+            pub.stop()
+        if sub is not None:
+            sub.close()
+
+    def unique_name(self, prefix: str) -> str:
+        """A Pub/Sub-legal resource name unique within the session."""
+        return f"{prefix}-{uuid.uuid4().hex[:12]}"
+
+    def topic_path(self, name: str) -> str:
+        """projects/{project}/topics/{name}."""
+        return f"projects/{self.project}/topics/{name}"
+
+    def subscription_path(self, name: str) -> str:
+        """projects/{project}/subscriptions/{name}."""
+        return f"projects/{self.project}/subscriptions/{name}"
+
+    def create_topic(self, name: str | None = None) -> str:
+        """Create a topic (unique name unless given) and return its path."""
+        path = self.topic_path(name or self.unique_name("topic"))
+        self.publisher.create_topic(request={"name": path}, timeout=30)
+        return path
+
+    def create_subscription(
+        self,
+        topic: str,
+        *,
+        ack_deadline_seconds: int = 10,
+        name: str | None = None,
+        **fields: Any,
+    ) -> str:
+        """Create a pull subscription on `topic`; extra `fields` go into the Subscription message.
+
+        The server accepts ack deadlines of MIN_ACK_DEADLINE_SECONDS..600 (0 means the default 10 s).
+        """
+        path = self.subscription_path(name or self.unique_name("sub"))
+        request = {"name": path, "topic": topic, "ack_deadline_seconds": ack_deadline_seconds, **fields}
+        self.subscriber.create_subscription(request=request, timeout=30)
+        return path
+
+    def publish(self, topic: str, data: bytes, **attributes: str) -> str:
+        """Publish one message and return its server-assigned message_id."""
+        return str(self.publisher.publish(topic, data, **attributes).result(timeout=30))
+
+    def pull(
+        self, subscription: str, *, min_messages: int = 1, max_messages: int = 100, timeout: float = 30.0
+    ) -> list[Any]:
+        """Synchronously pull until at least `min_messages` arrived (or `timeout` passes); no acking.
+
+        Returns the ReceivedMessage list (possibly shorter than min_messages on timeout, so callers
+        assert on it). The fake's Pull already blocks ~0.5 s when empty, so the loop does not spin.
+        """
+        got: list[Any] = []
+        deadline = time.monotonic() + timeout
+        while len(got) < min_messages and time.monotonic() < deadline:
+            resp = self.subscriber.pull(
+                request={"subscription": subscription, "max_messages": max_messages - len(got)},
+                timeout=max(1.0, deadline - time.monotonic()),
+            )
+            got.extend(resp.received_messages)
+        return got
+
+    def ack(self, subscription: str, ack_ids: list[str]) -> None:
+        """Acknowledge the given ack ids."""
+        self.subscriber.acknowledge(request={"subscription": subscription, "ack_ids": ack_ids}, timeout=30)
+
+    def modify_ack_deadline(self, subscription: str, ack_ids: list[str], seconds: int) -> None:
+        """ModifyAckDeadline; seconds=0 is a nack (immediately redeliverable)."""
+        self.subscriber.modify_ack_deadline(
+            request={"subscription": subscription, "ack_ids": ack_ids, "ack_deadline_seconds": seconds},
+            timeout=30,
+        )
+
+
+class PubSubTopic:
+    """A per-test topic on the session server, plus the subscriptions created for it."""
+
+    def __init__(self, server: PubSubServer) -> None:
+        self.server = server
+        self.path = server.create_topic()
+        self.subscriptions: list[str] = []
+
+    def __str__(self) -> str:
+        return self.path
+
+    def create_subscription(self, *, ack_deadline_seconds: int = 10, **fields: Any) -> str:
+        """Create a uniquely named subscription on this topic and return its path."""
+        path = self.server.create_subscription(self.path, ack_deadline_seconds=ack_deadline_seconds, **fields)
+        self.subscriptions.append(path)
+        return path
+
+    def publish(self, data: bytes, **attributes: str) -> str:
+        """Publish one message to this topic and return its message_id."""
+        return self.server.publish(self.path, data, **attributes)
+
+    def delete(self) -> None:
+        """Delete the subscriptions and the topic, ignoring ones a restart already dropped."""
+        if not self.server.running:
+            return
+        for sub in self.subscriptions:
+            try:
+                self.server.subscriber.delete_subscription(request={"subscription": sub}, timeout=30)
+            except gexc.NotFound:
+                pass
+        try:
+            self.server.publisher.delete_topic(request={"topic": self.path}, timeout=30)
+        except gexc.NotFound:
+            pass
+
+
+# -- fixtures ---------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def pubsub_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PubSubServer]:
+    """The session's pstest server with PUBSUB_EMULATOR_HOST pointing at it; always stopped at the end."""
+    binary = _build_server()
+    server = PubSubServer(binary, tmp_path_factory.mktemp("pubsub") / "pstest-server.log")
+    # atexit covers an interpreter exit that skips fixture teardown; stdin EOF covers a hard kill.
+    atexit.register(server.close)
+    mp = pytest.MonkeyPatch()
+    try:
+        server.start()
+        mp.setenv("PUBSUB_EMULATOR_HOST", server.host)
+        mp.setenv("PUBSUB_PROJECT_ID", server.project)
+        yield server
+    finally:
+        server.close()
+        mp.undo()
+        atexit.unregister(server.close)
+
+
+@pytest.fixture
+def pubsub_topic(pubsub_server: PubSubServer) -> Iterator[PubSubTopic]:
+    """A fresh topic for one test; `.path`, `.create_subscription(ack_deadline_seconds=...)`, `.publish()`."""
+    if not pubsub_server.running:
+        # A previous test stopped the server without restarting it: bring it back for this one.
+        pubsub_server.start()
+    topic = PubSubTopic(pubsub_server)
+    try:
+        yield topic
+    finally:
+        topic.delete()
+
+
+# -- helpers ----------------------------------------------------------------------------------
+
+
+def _build_server() -> Path:
+    """Build (or reuse) the server binary; skip without Go locally, fail without it in CI."""
+    if shutil.which("go") is None:
+        msg = "Go toolchain not found on PATH: needed to build the Pub/Sub test server (tests/infra/pubsub)"
+        if os.environ.get("CI"):
+            pytest.fail(f"{msg}; CI must provide Go >= 1.26", pytrace=False)
+        pytest.skip(msg)
+    try:
+        proc = subprocess.run(
+            ["bash", str(_BUILD_SCRIPT)],
+            capture_output=True,
+            text=True,
+            timeout=_BUILD_TIMEOUT_S,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"building the Pub/Sub test server took over {_BUILD_TIMEOUT_S:.0f}s", pytrace=False)
+    if proc.returncode != 0:
+        pytest.fail(
+            f"building the Pub/Sub test server failed (exit {proc.returncode}):\n{proc.stderr[-4000:]}",
+            pytrace=False,
+        )
+    binary = Path(proc.stdout.strip().splitlines()[-1])
+    if not os.access(binary, os.X_OK):
+        pytest.fail(f"build.sh reported {binary}, which is not an executable", pytrace=False)
+    return binary
+
+
+def _read_ready_line(proc: subprocess.Popen[bytes], deadline: float) -> str | None:
+    """Wait for the "listening on" line; None if the process exits (or times out) first."""
+    assert proc.stdout is not None
+    buf = b""
+    with selectors.DefaultSelector() as sel:
+        sel.register(proc.stdout, selectors.EVENT_READ)
+        while b"\n" not in buf:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                _terminate(proc)
+                return None
+            if not sel.select(timeout=min(remaining, 0.5)):
+                if proc.poll() is not None:
+                    return None
+                continue
+            chunk = os.read(proc.stdout.fileno(), 4096)
+            if not chunk:  # stdout closed: the process is exiting
+                proc.wait()
+                return None
+            buf += chunk
+    line = buf.split(b"\n", 1)[0].decode()
+    if "listening on " not in line:
+        _terminate(proc)
+        return None
+    return line
+
+
+def _wait_accepting(port: int, deadline: float) -> None:
+    """Block until a TCP connect to the port succeeds (the ready line is printed after bind)."""
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1.0):
+                return
+        except OSError as exc:
+            if time.monotonic() >= deadline:
+                raise RuntimeError(f"pstest server on port {port} does not accept connections") from exc
+            time.sleep(0.05)
+
+
+def _terminate(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
+    """Signal the process, wait for it, escalate to SIGKILL, and close its pipes."""
+    if proc.poll() is None:
+        try:
+            proc.send_signal(sig)
+            proc.wait(timeout=_STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        except ProcessLookupError:
+            pass
+    for pipe in (proc.stdin, proc.stdout):
+        if pipe is not None:
+            pipe.close()
