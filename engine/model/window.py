@@ -193,7 +193,9 @@ class WindowFn:
         """Merge windows (no-op for non-merging window fns)."""
         raise NotImplementedError
 
-    def merge_bounds(self, windows: Iterable[tuple[int, int]]) -> list[tuple[list[tuple[int, int]], tuple[int, int]]]:
+    def merge_bounds(
+        self, windows: Iterable[tuple[int, int]]
+    ) -> list[tuple[list[tuple[int, int]], tuple[int, int]]]:
         """Integer merging: groups ``(to_be_merged, merge_result)`` of window bounds (empty if nothing merges)."""
         return []
 
@@ -289,7 +291,10 @@ class FixedWindows(NonMergingWindowFn):
         return out
 
     def __eq__(self, other: object) -> bool:
-        return type(other) is FixedWindows and (self.size_us, self.offset_us) == (other.size_us, other.offset_us)
+        return type(other) is FixedWindows and (self.size_us, self.offset_us) == (
+            other.size_us,
+            other.offset_us,
+        )
 
     def __hash__(self) -> int:
         return hash((FixedWindows, self.size_us, self.offset_us))
@@ -365,7 +370,9 @@ class Sessions(WindowFn):
         """The proto-window ``[t, t + gap)``."""
         return [(ts_us, ts_us + self.gap_us)]
 
-    def merge_bounds(self, windows: Iterable[tuple[int, int]]) -> list[tuple[list[tuple[int, int]], tuple[int, int]]]:
+    def merge_bounds(
+        self, windows: Iterable[tuple[int, int]]
+    ) -> list[tuple[list[tuple[int, int]], tuple[int, int]]]:
         """Groups of strictly overlapping windows (sorted by start) and the window each group becomes."""
         groups: list[tuple[list[tuple[int, int]], tuple[int, int]]] = []
         run: list[tuple[int, int]] = []
@@ -432,7 +439,9 @@ class PaneInfo:
 
     __slots__ = ("_is_first", "_is_last", "_timing", "_index", "_nonspeculative_index", "_hash")
 
-    def __init__(self, is_first: bool, is_last: bool, timing: int, index: int, nonspeculative_index: int) -> None:
+    def __init__(
+        self, is_first: bool, is_last: bool, timing: int, index: int, nonspeculative_index: int
+    ) -> None:
         self._is_first = bool(is_first)
         self._is_last = bool(is_last)
         self._timing = PaneInfoTiming(timing)

@@ -1,0 +1,128 @@
+"""Shared helpers of the windowing tests: Hypothesis strategies for scenarios and a scenario runner.
+
+Scenarios use the conformance format (see tests/conformance/driver.py), so the same runner and canonical
+pane form serve both suites.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+from typing import Any
+
+from hypothesis import strategies as st
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def load_module(rel_path: str, name: str) -> Any:
+    """Import a test helper module by path (tests run with --import-mode=importlib)."""
+    mod = f"millstream_tests_{name}"
+    if mod not in sys.modules:
+        spec = importlib.util.spec_from_file_location(mod, os.path.join(HERE, rel_path))
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[mod] = module
+        spec.loader.exec_module(module)
+    return sys.modules[mod]
+
+
+driver = load_module("../conformance/driver.py", "conformance_driver")
+
+KEYS = st.sampled_from(["a", "b", "c"])
+
+WINDOWS = st.one_of(
+    st.builds(
+        lambda s, o: {"type": "fixed", "size": s, "offset": o}, st.sampled_from([3, 5, 10]), st.integers(0, 4)
+    ),
+    st.builds(
+        lambda s, p: {"type": "sliding", "size": s, "period": p},
+        st.sampled_from([6, 10, 7]),
+        st.sampled_from([2, 3, 5]),
+    ),
+    st.builds(lambda g: {"type": "sessions", "gap": g}, st.sampled_from([2, 4, 7])),
+    st.just({"type": "global"}),
+)
+
+NON_MERGING_WINDOWS = WINDOWS.filter(lambda w: w["type"] != "sessions")
+
+FAST_TRIGGERS = st.sampled_from(
+    [
+        "Default",
+        "AfterWatermark",
+        {"AfterWatermark": {"late": {"AfterCount": 1}}},
+        {"AfterWatermark": {"late": {"AfterCount": 2}}},
+        {"AfterWatermark": {"late": {"AfterProcessingTime": 2}}},
+    ]
+)
+
+ANY_TRIGGERS = st.one_of(
+    FAST_TRIGGERS,
+    st.sampled_from(
+        [
+            {"Repeatedly": {"AfterCount": 2}},
+            {"AfterCount": 3},
+            {"AfterWatermark": {"early": {"AfterCount": 2}, "late": {"AfterCount": 1}}},
+            {"AfterAny": [{"AfterCount": 2}, "AfterWatermark"]},
+            {"AfterAll": [{"AfterCount": 2}, "AfterWatermark"]},
+            {"AfterEach": [{"AfterCount": 2}, "AfterWatermark", {"AfterCount": 1}]},
+            {"OrFinally": [{"Repeatedly": {"AfterCount": 1}}, {"AfterCount": 4}]},
+            "Always",
+            "Never",
+            {"Repeatedly": {"AfterProcessingTime": 3}},
+        ]
+    ),
+)
+
+
+@st.composite
+def element(draw: Any, around: int) -> list[Any]:
+    """One [key, value, timestamp] near ``around``."""
+    return [draw(KEYS), draw(st.integers(0, 9)), max(0, around + draw(st.integers(-12, 15)))]
+
+
+@st.composite
+def events(draw: Any, late: bool = True, processing_time: bool = True) -> list[dict[str, Any]]:
+    """A stream of bundles, watermark advances and processing-time advances."""
+    out: list[dict[str, Any]] = []
+    wm = 0
+    kinds = ["elements", "elements", "elements", "watermark"] + (
+        ["processing_time"] if processing_time else []
+    )
+    for _ in range(draw(st.integers(1, 14))):
+        kind = draw(st.sampled_from(kinds))
+        if kind == "elements":
+            base = wm if late else wm + 15
+            out.append({"elements": draw(st.lists(element(base), min_size=1, max_size=5))})
+        elif kind == "watermark":
+            wm += draw(st.sampled_from([0, 1, 3, 5, 10]))
+            out.append({"watermark": wm})
+        else:
+            out.append({"processing_time": draw(st.integers(0, 4))})
+    return out
+
+
+@st.composite
+def scenarios(
+    draw: Any,
+    windows: Any = WINDOWS,
+    triggers: Any = ANY_TRIGGERS,
+    combiners: Any = st.sampled_from(["end_of_window", "earliest", "latest"]),
+    late: bool = True,
+) -> dict[str, Any]:
+    """A complete scenario in the conformance format."""
+    return {
+        "window": draw(windows),
+        "trigger": draw(triggers),
+        "accumulation": draw(st.sampled_from(["accumulating", "discarding"])),
+        "allowed_lateness": draw(st.sampled_from([0, 0, 2, 5, 30])),
+        "timestamp_combiner": draw(combiners),
+        "aggregation": draw(st.sampled_from(["collect", "sum"])),
+        "events": draw(events(late=late)),
+    }
+
+
+def run(spec: dict[str, Any], **options: Any) -> list[dict[str, Any]]:
+    """Canonical panes of a scenario on a reducer built by ``options`` (see driver.run_scenario)."""
+    return driver.canonical_result(spec, driver.run_scenario(spec, **options))["panes"]

@@ -1,0 +1,118 @@
+"""The reducer's fast paths against its general path, and snapshot/restore, on random scenarios."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+from typing import Any
+
+import msgpack
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from millstream.engine.model.timestamp import MAX_MICROS, to_micros
+from millstream.engine.runtime.reducer import Reducer, create_reducer
+from millstream.engine.runtime.win_fast import BucketReducer, SessionReducer, SlotReducer, fast_reducer_class
+
+
+def _helpers() -> Any:
+    name = "millstream_tests_windowing_helpers"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(
+            name, os.path.join(os.path.dirname(__file__), "helpers.py")
+        )
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+H = _helpers()
+SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def test_fast_path_selection() -> None:
+    """Each common strategy gets its fast class; early firings, other combiners and compat mode do not."""
+    from millstream.engine.model import trigger as T
+    from millstream.engine.model import window as W
+
+    eow = W.TimestampCombiner.OUTPUT_AT_EOW
+    assert fast_reducer_class(W.FixedWindows(60), T.DefaultTrigger(), eow, False) is SlotReducer
+    assert fast_reducer_class(W.SlidingWindows(60, 10), None, eow, False) is SlotReducer
+    assert fast_reducer_class(W.SlidingWindows(7, 3), None, eow, False) is BucketReducer
+    assert (
+        fast_reducer_class(W.GlobalWindows(), T.AfterWatermark(late=T.AfterCount(1)), eow, False)
+        is BucketReducer
+    )
+    assert fast_reducer_class(W.Sessions(30), T.AfterWatermark(), eow, False) is SessionReducer
+    assert fast_reducer_class(W.FixedWindows(60), T.AfterWatermark(early=T.AfterCount(1)), eow, False) is None
+    assert fast_reducer_class(W.FixedWindows(60), T.AfterCount(1), eow, False) is None
+    earliest = W.TimestampCombiner.OUTPUT_AT_EARLIEST
+    assert fast_reducer_class(W.FixedWindows(60), None, earliest, False) is None
+    assert fast_reducer_class(W.FixedWindows(60), None, eow, True) is None
+    assert type(create_reducer(W.FixedWindows(60))) is SlotReducer
+    assert type(create_reducer(W.FixedWindows(60), beam_python_compat=True)) is Reducer
+
+
+@SETTINGS
+@given(H.scenarios(triggers=H.FAST_TRIGGERS, combiners=st.just("end_of_window")))
+def test_fast_paths_equal_general_path(spec: dict[str, Any]) -> None:
+    """Same panes (every field, step included) from the fast classes and the general reducer."""
+    assert H.run(spec, reducer_factory=create_reducer) == H.run(spec, reducer_factory=Reducer)
+
+
+def _run_with_restart(spec: dict[str, Any], restart_at: int, factory: Any) -> list[dict[str, Any]]:
+    """Run a scenario, but after event ``restart_at`` continue on a new reducer restored from a snapshot."""
+    drv = H.driver
+    kwargs = drv.reducer_kwargs(spec)
+    reducer = factory(**kwargs)
+    out = []
+    now = 0
+    events = spec["events"]
+    for step, ev in enumerate(events):
+        ((kind, arg),) = ev.items()
+        if kind == "elements":
+            panes = reducer.process_bundle(
+                [e[0] for e in arg], [e[1] for e in arg], [to_micros(e[2]) for e in arg]
+            )
+        elif kind == "watermark":
+            panes = reducer.advance_input_watermark(max(to_micros(arg), reducer.input_watermark))
+        else:
+            now += to_micros(arg)
+            panes = reducer.advance_processing_time(now)
+        out.extend((step, p) for p in panes)
+        if step == restart_at:
+            data = msgpack.unpackb(msgpack.packb(reducer.snapshot()))
+            reducer = factory(**kwargs)
+            reducer.restore(data)
+    n = len(events)
+    if kwargs["trigger"].uses_processing_time():
+        now += to_micros(10**6)
+        out.extend((n, p) for p in reducer.advance_processing_time(now))
+    out.extend((n, p) for p in reducer.advance_input_watermark(MAX_MICROS))
+    return drv.canonical_result(spec, out)["panes"]
+
+
+@SETTINGS
+@given(H.scenarios(), st.integers(0, 13), st.booleans())
+def test_snapshot_restore_continues_identically(spec: dict[str, Any], restart_at: int, fast: bool) -> None:
+    """A reducer restored from a (msgpack round-tripped) snapshot continues exactly as the original."""
+    factory = create_reducer if fast else Reducer
+    restart_at = min(restart_at, len(spec["events"]) - 1)
+    assert _run_with_restart(spec, restart_at, factory) == H.run(spec, reducer_factory=factory)
+
+
+def test_restore_refuses_another_strategy() -> None:
+    """A snapshot only restores into a reducer of the same class and windowing strategy."""
+    from millstream.engine.model import window as W
+
+    data = create_reducer(W.FixedWindows(60)).snapshot()
+    other = create_reducer(W.FixedWindows(30))
+    try:
+        other.restore(data)
+    except ValueError as e:
+        assert "strategy" in str(e)
+    else:
+        raise AssertionError("restore accepted a snapshot of another strategy")
