@@ -13,8 +13,6 @@ from millstream import __version__
 def _run(args: argparse.Namespace, rest: list[str]) -> int:
     target = args.pipeline
     module, _, function = target.partition(":")
-    if not (module.endswith(".py") or os.sep in module or "." in module or function):
-        module = module  # a bare module name
     if module.endswith(".py") and not os.path.exists(module):
         print(f"millstream run: no such pipeline file: {module}", file=sys.stderr)
         return 2
@@ -49,9 +47,16 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command")
     run = sub.add_parser("run", help="run a pipeline file or module (extra arguments go to the pipeline)")
     run.add_argument("pipeline", help="path/to/file.py, package.module, or either with :function")
+    from millstream.cli_state import add_commands
+
+    add_commands(sub)
     args, rest = parser.parse_known_args(argv)
     if args.command == "run":
         return _run(args, rest)
+    if getattr(args, "handler", None) is not None:
+        if rest:
+            parser.error(f"unrecognized arguments: {' '.join(rest)}")
+        return int(args.handler(args))
     if rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     parser.print_help()

@@ -45,8 +45,9 @@ class CombineFn:
         raise NotImplementedError(f"{type(self).__name__}.extract_output")
 
     def apply(self, elements: Iterable[Any], *args: Any, **kwargs: Any) -> Any:
-        """Combine an iterable in one go."""
-        return self.extract_output(self.add_inputs(self.create_accumulator(), elements))
+        """Combine an iterable in one go; extra arguments reach every method, as in Beam."""
+        accumulator = self.add_inputs(self.create_accumulator(*args, **kwargs), elements, *args, **kwargs)
+        return self.extract_output(accumulator, *args, **kwargs)
 
     def default_label(self) -> str:
         """The label of a Combine using this fn."""
@@ -61,7 +62,10 @@ class CombineFn:
             raise TypeError(f"pass an instance of {fn.__name__}, not the class (write {fn.__name__}())")
         if not callable(fn):
             raise TypeError(f"expected a CombineFn or a callable, got {type(fn).__name__} {fn!r}")
-        known = _KNOWN_CALLABLES.get(fn)  # type: ignore[call-overload]
+        try:
+            known = _KNOWN_CALLABLES.get(fn)
+        except TypeError:  # an unhashable callable (e.g. an instance defining __eq__) is no builtin
+            known = None
         if known is not None:
             return known()
         return CallableWrapperCombineFn(fn)
@@ -136,11 +140,28 @@ class SumCombineFn(CombineFn):
         return accumulator
 
 
+_EMPTY_MARK = "__millstream_empty__"
+
+
+def _is_empty_mark(accumulator: Any) -> bool:
+    """True for the "no input yet" accumulator of min/max, also after a codec turned its tuple into a list.
+
+    The accumulator is otherwise a user value, so this never calls the value's `==` (numpy arrays answer with
+    an array, and some types say True to anything).
+    """
+    return (
+        type(accumulator) in (tuple, list)
+        and len(accumulator) == 1
+        and type(accumulator[0]) is str
+        and accumulator[0] == _EMPTY_MARK
+    )
+
+
 class _ExtremeCombineFn(CombineFn):
     """Incremental `min`/`max`; an empty input fails exactly like `min([])` does."""
 
     _fn: Callable[..., Any] = min
-    _EMPTY = ("__millstream_empty__",)
+    _EMPTY = (_EMPTY_MARK,)
 
     def default_label(self) -> str:
         return self._fn.__name__
@@ -149,16 +170,16 @@ class _ExtremeCombineFn(CombineFn):
         return self._EMPTY
 
     def add_input(self, accumulator: Any, element: Any, *args: Any, **kwargs: Any) -> Any:
-        if accumulator is self._EMPTY:
+        if accumulator is self._EMPTY or _is_empty_mark(accumulator):
             return element
         return self._fn(accumulator, element)
 
     def merge_accumulators(self, accumulators: Iterable[Any], *args: Any, **kwargs: Any) -> Any:
-        present = [a for a in accumulators if a is not self._EMPTY and a != list(self._EMPTY)]
+        present = [a for a in accumulators if a is not self._EMPTY and not _is_empty_mark(a)]
         return self._fn(present) if present else self._EMPTY
 
     def extract_output(self, accumulator: Any, *args: Any, **kwargs: Any) -> Any:
-        if accumulator is self._EMPTY or accumulator == list(self._EMPTY):
+        if accumulator is self._EMPTY or _is_empty_mark(accumulator):
             return self._fn([])  # raises ValueError as the plain callable would
         return accumulator
 
@@ -197,7 +218,7 @@ class ListCombineFn(CombineFn):
         return [x for acc in accumulators for x in acc]
 
     def extract_output(self, accumulator: Any, *args: Any, **kwargs: Any) -> Any:
-        return accumulator
+        return list(accumulator)  # a copy: an accumulating pane must not change after it was emitted
 
 
 _KNOWN_CALLABLES: dict[Any, type[CombineFn]] = {

@@ -216,7 +216,11 @@ class SampleCombineFn(CombineFn):
     def merge_accumulators(self, accumulators: Iterable[Any], *args: Any, **kwargs: Any) -> Any:
         items = [i for acc in accumulators for i in acc]
         prioritised = [i if isinstance(i, _Prioritised) else _Prioritised(tuple(i)) for i in items]
-        return heapq.nlargest(self._n, prioritised)
+        # add_input keeps a min-heap (the root is the weakest kept priority); nlargest returns descending order,
+        # which would make the root the strongest, so re-heapify before the accumulator is used again.
+        merged = heapq.nlargest(self._n, prioritised)
+        heapq.heapify(merged)
+        return merged
 
     def extract_output(self, accumulator: Any, *args: Any, **kwargs: Any) -> Any:
         return [i.v if isinstance(i, _Prioritised) else i[1] for i in accumulator]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import threading
+import contextvars
 from dataclasses import dataclass
 from typing import Any
 
@@ -71,21 +71,18 @@ class MetricsContainer:
         self.now_us: Any = lambda: 0
 
 
-class _Current(threading.local):
-    container: MetricsContainer | None = None
-
-
-_current = _Current()
+#: The metrics container of the job whose code is running (a context variable: each job's tasks inherit it).
+_current: contextvars.ContextVar[MetricsContainer | None] = contextvars.ContextVar("millstream_metrics", default=None)
 
 
 def set_current_container(container: MetricsContainer | None) -> None:
-    """Make `container` receive metric updates on this thread (the runtime sets it per run)."""
-    _current.container = container
+    """Make `container` receive metric updates in this context (the runtime sets it per job)."""
+    _current.set(container)
 
 
 def set_current_step(step: str) -> None:
     """Attribute subsequent metric updates to `step` (the runtime sets it before user code runs)."""
-    c = _current.container
+    c = _current.get()
     if c is not None:
         c.step = step
 
@@ -122,7 +119,7 @@ class _Metric:
         self.metric_name = metric_name
 
     def _key(self) -> tuple[MetricsContainer | None, MetricKey | None]:
-        c = _current.container
+        c = _current.get()
         if c is None:
             return None, None
         return c, MetricKey(c.step, self.metric_name)

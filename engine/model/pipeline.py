@@ -129,6 +129,15 @@ class Pipeline:
         self._result = runner.run_pipeline(self, self._options)
         return self._result
 
+    async def start(self) -> Any:
+        """Start the pipeline inside the running event loop; returns a Job handle at once
+        (`await job.wait()`, `drain()`, `stop()`, `cancel()`, `status()`, `metrics()`, `tap(pcoll)`)."""
+        runner = self._resolve_runner()
+        start = getattr(runner, "start_pipeline", None)
+        if start is None:
+            raise NotImplementedError(f"runner {type(runner).__name__} cannot start pipelines asynchronously")
+        return await start(self, self._options)
+
     def _resolve_runner(self) -> Any:
         runner = self.runner
         if runner is None:

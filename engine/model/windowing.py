@@ -46,11 +46,15 @@ class Windowing:
         return Duration(micros=self.allowed_lateness_us)
 
     def is_global_default(self) -> bool:
-        """True for the global window with the default trigger (the batch fast path)."""
+        """True for the global window, default trigger and end-of-window timestamps (the batch fast path)."""
         from millstream.engine.model.trigger import DefaultTrigger
-        from millstream.engine.model.window import GlobalWindows
+        from millstream.engine.model.window import GlobalWindows, TimestampCombiner
 
-        return isinstance(self.windowfn, GlobalWindows) and isinstance(self.triggerfn, DefaultTrigger)
+        return (
+            isinstance(self.windowfn, GlobalWindows)
+            and isinstance(self.triggerfn, DefaultTrigger)
+            and self.timestamp_combiner == TimestampCombiner.OUTPUT_AT_EOW
+        )
 
     def __repr__(self) -> str:
         return (

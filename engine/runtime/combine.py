@@ -29,6 +29,25 @@ class GlobalCombineNode(Node):
         self.default_key = default_key
         self.kind = fn.fast_kind
         self.fired = False
+        self.dirty = False
+
+    def state_layout(self) -> dict[str, Any]:
+        """What this operator stores (part of the pipeline fingerprint)."""
+        return {"kind": "global-combine", "fn": type(self.fn).__qualname__}
+
+    def state_dirty(self) -> bool:
+        """True when the state changed since the last snapshot."""
+        return self.dirty
+
+    def snapshot_state(self) -> Any:
+        """The accumulators, as plain data."""
+        self.dirty = False
+        return {"accs": list(self.accs.items()), "fired": self.fired}
+
+    def restore_state(self, data: Any) -> None:
+        """Load a snapshot."""
+        self.accs = {k: a for k, a in data["accs"]}
+        self.fired = data["fired"]
 
     def open(self) -> None:
         try:
@@ -45,6 +64,7 @@ class GlobalCombineNode(Node):
     def push(self, index: int, batch: Batch) -> None:
         vals = batch.values
         self.elements_in += len(vals)
+        self.dirty = True
         accs = self.accs
         try:
             kind = self.kind
@@ -78,6 +98,7 @@ class GlobalCombineNode(Node):
     def on_input_watermark(self, micros: int) -> None:
         if micros >= MAX_MICROS and not self.fired:
             self.fired = True
+            self.dirty = True
             self._fire()
         self.advance_output_watermark(micros)
 
@@ -98,6 +119,6 @@ class GlobalCombineNode(Node):
         except Exception as e:
             raise_user_error(self.label, "<extract_output>", e)
         n = len(out)
-        pane = PaneInfo(True, True, PaneInfoTiming.ON_TIME, 0, 0)
+        pane = PaneInfo(True, False, PaneInfoTiming.ON_TIME, 0, 0)  # the default trigger never finishes
         gw = GlobalWindow()
         self.emit(Batch(out, [END_OF_GLOBAL_WINDOW_MICROS] * n, [gw] * n, [pane] * n))

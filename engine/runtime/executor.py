@@ -6,6 +6,7 @@ the earliest timer (woken early when a node reports an earlier one) and fires it
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import anyio
@@ -13,14 +14,36 @@ from anyio.abc import ObjectReceiveStream
 
 from millstream.engine.model.metrics import MetricsContainer, set_current_container, set_current_step
 from millstream.engine.runtime.batch import Watermark
+from millstream.engine.runtime.checkpoint import InFlight
 from millstream.engine.runtime.clock import Clock
 from millstream.engine.runtime.node import Node, PipelineError
 from millstream.engine.runtime.planner import Plan, Stage
 
 
-async def execute(plan: Plan, container: MetricsContainer, channel_capacity: int) -> None:
-    """Run every stage of `plan` to completion; the first failure cancels the rest and is re-raised."""
+async def execute(
+    plan: Plan,
+    container: MetricsContainer,
+    channel_capacity: int,
+    make_checkpointer: Callable[[Plan], Any] | None = None,
+) -> None:
+    """Run every stage of `plan` to completion; the first failure cancels the rest and is re-raised.
+
+    With a checkpointer, the latest checkpoint is restored first, checkpoints are taken periodically while
+    the stages run, and a final one commits the last output once they have all finished.
+    """
     set_current_container(container)
+    plan.in_flight = InFlight()
+    for stage in plan.stages:
+        for sender in stage.senders:
+            sender.in_flight = plan.in_flight
+    checkpointer = make_checkpointer(plan) if make_checkpointer is not None else None
+    plan.coordinator = checkpointer
+    if checkpointer is not None:
+        try:
+            await checkpointer.restore()
+        except BaseException:
+            checkpointer.close()
+            raise
     container.now_us = plan.clock.now_us
     receivers: dict[int, ObjectReceiveStream[Any]] = {}
     for stage in plan.stages:
@@ -32,15 +55,29 @@ async def execute(plan: Plan, container: MetricsContainer, channel_capacity: int
                     if sender.target is stage:
                         sender.stream = send.clone()
             send.close()
+    control = plan.control
     try:
-        async with anyio.create_task_group() as tg:
-            for stage in plan.stages:
-                tg.start_soon(_run_stage, stage, receivers.get(id(stage)), plan.clock, name=f"stage {stage.name}")
+        async with anyio.create_task_group() as outer:
+            if checkpointer is not None:
+                outer.start_soon(checkpointer.periodic, name="checkpoints")
+            async with anyio.create_task_group() as tg:
+                if control is not None:
+                    control.stages_scope = tg.cancel_scope
+                for stage in plan.stages:
+                    tg.start_soon(_run_stage, stage, receivers.get(id(stage)), plan, name=f"stage {stage.name}")
+            outer.cancel_scope.cancel()
+        ended_early = control is not None and (control.stop_requested or control.state == "CANCELLING")
+        if checkpointer is not None and not ended_early:
+            await checkpointer.checkpoint(final=True)
+        if checkpointer is not None and ended_early:
+            await checkpointer.abort_sinks()
     except BaseExceptionGroup as group:
         err = _first_error(group)
         raise err from err.__cause__
     finally:
         set_current_container(None)
+        if checkpointer is not None:
+            checkpointer.close()
 
 
 def _first_error(group: BaseExceptionGroup) -> BaseException:
@@ -64,9 +101,10 @@ def _first_error(group: BaseExceptionGroup) -> BaseException:
 class _StageRun:
     """The running state of one stage: its outbox flushing and its processing-time timers."""
 
-    def __init__(self, stage: Stage, clock: Clock) -> None:
+    def __init__(self, stage: Stage, plan: Plan) -> None:
         self.stage = stage
-        self.clock = clock
+        self.clock: Clock = plan.clock
+        self.coordinator = plan.coordinator
         self.lock = anyio.Lock()
         self.timer_nodes: list[Any] = [n for n in stage.nodes if hasattr(n, "next_timer")]
         self.wakeup = anyio.Event()
@@ -110,6 +148,8 @@ class _StageRun:
 
                 tg.start_soon(sleeper)
                 tg.start_soon(waker)
+            if self.coordinator is not None and self.coordinator.holding:
+                await self.coordinator.wait_resumed()
             now = self.clock.now_us()
             if now >= deadline:
                 for node in self.timer_nodes:
@@ -119,8 +159,9 @@ class _StageRun:
                 await self.flush()
 
 
-async def _run_stage(stage: Stage, receive: ObjectReceiveStream[Any] | None, clock: Clock) -> None:
-    run = _StageRun(stage, clock)
+async def _run_stage(stage: Stage, receive: ObjectReceiveStream[Any] | None, plan: Plan) -> None:
+    run = _StageRun(stage, plan)
+    in_flight = plan.in_flight
     opened: list[Node] = []
     try:
         for node in stage.nodes:
@@ -132,6 +173,8 @@ async def _run_stage(stage: Stage, receive: ObjectReceiveStream[Any] | None, clo
                 tg.start_soon(run.timer_loop)
             if stage.driver is not None:
                 await stage.driver.run(run.flush)
+                if plan.coordinator is not None:
+                    plan.coordinator.source_finished()
             if receive is not None:
                 entries = stage.entries
                 async with receive:
@@ -145,6 +188,7 @@ async def _run_stage(stage: Stage, receive: ObjectReceiveStream[Any] | None, clo
                             await node.run_pending()  # type: ignore[attr-defined]
                         if stage.outbox:
                             await run.flush()
+                        in_flight.done()
             await run.flush()
             tg.cancel_scope.cancel()
     finally:

@@ -187,7 +187,7 @@ class ParDoNode(Node):
                 if args or kwargs:
                     out = [fn(v, *args, **kwargs) for v in vals]
                 else:
-                    out = [fn(v) for v in vals]
+                    out = list(map(fn, vals))
                 self._emit_same_shape(batch, out)
             elif kind == "maptuple":
                 out = [fn(*v, *args, **kwargs) for v in vals]
@@ -196,17 +196,21 @@ class ParDoNode(Node):
                 if args or kwargs:
                     keep = [bool(fn(v, *args, **kwargs)) for v in vals]
                 else:
-                    keep = [bool(fn(v)) for v in vals]
+                    keep = list(map(bool, map(fn, vals)))
                 self._emit_filtered(batch, keep)
             else:
                 tuple_args = kind == "flatmaptuple"
                 if batch.ts is None and batch.wins is None and batch.panes is None:
                     if tuple_args:
-                        out = [o for v in vals for o in _iter_result(fn(*v, *args, **kwargs))]
+                        results = [fn(*v, *args, **kwargs) for v in vals]
                     elif args or kwargs:
-                        out = [o for v in vals for o in _iter_result(fn(v, *args, **kwargs))]
+                        results = [fn(v, *args, **kwargs) for v in vals]
                     else:
-                        out = [o for v in vals for o in _iter_result(fn(v))]
+                        results = list(map(fn, vals))
+                    if _ODD_RESULTS.isdisjoint(map(type, results)):
+                        out = list(itertools.chain.from_iterable(results))
+                    else:
+                        out = [o for r in results for o in _iter_result(r)]
                     self._emit_checked(Batch(out))
                 else:
                     self._flatmap_columns(batch, fn, tuple_args, args, kwargs)
@@ -420,6 +424,10 @@ class ParDoNode(Node):
                 cols.ts.append(t)
                 cols.wins.append(w)
                 cols.panes.append(pane)
+
+
+#: FlatMap results that need a closer look: None (no output), and str/bytes (a common mistake).
+_ODD_RESULTS = frozenset({type(None), str, bytes})
 
 
 def _iter_result(res: Any) -> Any:

@@ -34,12 +34,15 @@ class ChannelSender(Node):
         self.target = target
         self.entry = entry
         self.stream: Any = None
+        self.in_flight: Any = None
 
     def push(self, index: int, batch: Batch) -> None:
+        self.in_flight.add()
         self.stage.outbox.append((self.stream, (self.entry, batch)))
 
     def on_input_watermark(self, micros: int) -> None:
         self.output_wm = micros
+        self.in_flight.add()
         self.stage.outbox.append((self.stream, (self.entry, Watermark(micros))))
 
 
@@ -61,23 +64,40 @@ class Stage:
 class Plan:
     """The runtime graph of one pipeline run."""
 
-    def __init__(self, clock: Clock) -> None:
+    def __init__(self, clock: Clock, options: PipelineOptions) -> None:
         #: The job's processing-time clock (a FakeClock under TestStream).
         self.clock = clock
+        self.options = options
+        #: The checkpoint coordinator, when the job keeps durable state (set by the runner).
+        self.coordinator: Any = None
+        self.job_name = "millstream"
+        self.state_dir: str | None = None
+        #: Channel messages sent but not yet processed, job-wide (set by the executor; checkpoints drain it).
+        self.in_flight: Any = None
         self.stages: list[Stage] = []
         self.nodes: dict[str, Node] = {}
         self.producers: dict[int, tuple[Node, str | None]] = {}
+        self.stage_of: dict[int, Stage] = {}
+        #: Drain/stop requests (a JobControl; set by the Job).
+        self.control: Any = None
 
     def node_for(self, pcoll: PCollection) -> tuple[Node, str | None]:
         """The node (and output tag) producing `pcoll`."""
-        return self.producers[id(pcoll)]
+        try:
+            return self.producers[id(pcoll)]
+        except KeyError:
+            raise ValueError(f"{pcoll!r} is not part of this job's pipeline") from None
+
+    def stage_of_node(self, node: Node) -> Stage:
+        """The stage that runs `node`."""
+        return self.stage_of[id(node)]
 
 
 def plan_pipeline(pipeline: Pipeline, options: PipelineOptions) -> Plan:
     """Build the runtime graph for `pipeline`."""
     opts = options.view_as(MillstreamOptions)
-    plan = Plan(SystemClock())
-    stage_of: dict[int, Stage] = {}
+    plan = Plan(SystemClock(), options)
+    stage_of = plan.stage_of
     for applied in pipeline.primitives():
         node, driver = _make_node(applied, opts, plan)
         plan.nodes[applied.full_label] = node
@@ -86,7 +106,9 @@ def plan_pipeline(pipeline: Pipeline, options: PipelineOptions) -> Plan:
         inputs = _node_inputs(applied)
         upstream = [plan.producers[id(pc)] for pc in inputs]
         upstream_stages = {id(stage_of[id(n)]): stage_of[id(n)] for n, _ in upstream}
-        own_stage = driver is not None or _needs_own_stage(applied) or len(upstream_stages) != 1
+        own_stage = (
+            driver is not None or getattr(node, "is_async_node", False) or len(upstream_stages) != 1
+        )
         if own_stage:
             stage = Stage(applied.full_label)
             stage.driver = driver
@@ -118,20 +140,20 @@ def _node_inputs(applied: AppliedPTransform) -> list[PCollection]:
     return main
 
 
-def _needs_own_stage(applied: AppliedPTransform) -> bool:
-    transform = applied.transform
-    return isinstance(transform, ParDo) and (transform.is_async or getattr(transform.fn, "is_async", False))
-
-
 def _make_node(applied: AppliedPTransform, opts: Any, ctx: Plan) -> tuple[Node, SourceDriver | None]:
     t = applied.transform
     label = applied.full_label
     inputs = [pc for pc in applied.inputs if isinstance(pc, PCollection)]
     if isinstance(t, Create):
         node = SourceNode(label)
-        return node, CreateDriver(node, t.values, opts.batch_size)
+        return node, CreateDriver(node, t.values, opts.batch_size, ctx)
     if isinstance(t, ParDo):
         side_windowings = [s.pvalue.windowing for s in t.side_inputs]
+        from millstream.engine.model.userstate import is_stateful_dofn
+        from millstream.engine.runtime.stateful_pardo import StatefulParDoNode
+
+        if is_stateful_dofn(t.fn):
+            return StatefulParDoNode(label, t, inputs[0].windowing, side_windowings), None
         if t.is_async or getattr(t.fn, "is_async", False):
             from millstream.engine.runtime.async_pardo import AsyncParDoNode
 
@@ -150,7 +172,7 @@ def _make_node(applied: AppliedPTransform, opts: Any, ctx: Plan) -> tuple[Node, 
             return GlobalCombineNode(label, fn, isinstance(t, GroupByKey), dk), None
         from millstream.engine.runtime.reducer_node import ReducerNode
 
-        return ReducerNode(label, fn, windowing, ctx.clock.now_us(), late_tag), None
+        return ReducerNode(label, fn, windowing, ctx.clock, late_tag), None
     if isinstance(t, Flatten):
         return FlattenNode(label, max(1, len(inputs))), None
     if isinstance(t, WindowInto):

@@ -203,16 +203,42 @@ class Reducer:
         """Add one bundle, evaluate triggers once per touched (key, window), fire due timers."""
         out: list[Pane] = []
         out_wm = self.output_watermark()
-        by_key: dict[Any, list[tuple[Any, int]]] = {}
-        for k, v, t in zip(keys, values, timestamps_us):
-            items = by_key.get(k)
-            if items is None:
-                by_key[k] = [(v, t)]
-            else:
-                items.append((v, t))
-        for k, items in by_key.items():
-            self._process_key(k, items, out_wm, out)
-        self._fire_timers(out)
+        if self._merging:
+            by_key: dict[Any, list[tuple[Any, int]]] = {}
+            for k, v, t in zip(keys, values, timestamps_us):
+                items = by_key.get(k)
+                if items is None:
+                    by_key[k] = [(v, t)]
+                else:
+                    items.append((v, t))
+            for k, items in by_key.items():
+                self._process_key(k, items, out_wm, out)
+        else:
+            # non-merging windows are independent: group the bundle by (key, window) in one pass
+            limit = self._wm - self.allowed_lateness_us
+            assign = self._assign
+            groups: dict[tuple[Any, Window], tuple[list[Any], list[int]]] = {}
+            gget = groups.get
+            for k, v, t in zip(keys, values, timestamps_us):
+                for w in assign(t):
+                    if w[1] < limit:
+                        self._drop(k, (v,), (t,), DROP_LATE, w)
+                        continue
+                    g = gget((k, w))
+                    if g is None:
+                        groups[(k, w)] = ([v], [t])
+                    else:
+                        g[0].append(v)
+                        g[1].append(t)
+            key_states = self._keys
+            add = self._add
+            for (k, w), (vals, tss) in groups.items():
+                ks = key_states.get(k)
+                if ks is None:
+                    ks = key_states[k] = KeyState()
+                add(k, ks, w, vals, tss, out_wm, out)
+        if self._wm_heap or self._pt_heap:
+            self._fire_timers(out)
         return out
 
     def advance_input_watermark(self, wm_us: int) -> list[Pane]:

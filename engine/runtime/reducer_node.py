@@ -38,9 +38,12 @@ class ReducerNode(Node):
     """Runs one windowed GroupByKey or CombinePerKey."""
 
     def __init__(
-        self, label: str, combine_fn: Any, windowing: Windowing, now_us: int = 0, late_tag: str | None = None
+        self, label: str, combine_fn: Any, windowing: Windowing, clock: Any, late_tag: str | None = None
     ) -> None:
         super().__init__(label)
+        self.clock = clock
+        now_us = clock.now_us()
+        self.now_us = now_us
         self.combine_fn = combine_fn
         self.windowing = windowing
         self.late_tag = late_tag
@@ -104,6 +107,7 @@ class ReducerNode(Node):
             raise AssertionError from e
         ts = batch.ts if batch.ts is not None else [MIN_MICROS] * n
         self.dirty = True
+        self._catch_up_processing_time()
         before = self.next_timer()
         try:
             panes = self.reducer.process_bundle(keys, values, ts)
@@ -115,8 +119,15 @@ class ReducerNode(Node):
         if after is not None and (before is None or after < before) and self.timer_changed is not None:
             self.timer_changed()
 
+    def _catch_up_processing_time(self) -> None:
+        """Tell the reducer the current processing time before it sees data (new timers are relative to it)."""
+        now = self.clock.now_us()
+        if now > self.now_us:
+            self.advance_processing_time(now)
+
     def on_input_watermark(self, micros: int) -> None:
         self.dirty = True
+        self._catch_up_processing_time()
         try:
             panes = self.reducer.advance_input_watermark(micros)
         except Exception as e:
@@ -136,6 +147,7 @@ class ReducerNode(Node):
         """Fire processing-time timers due at `now_us`."""
         set_current_step(self.label)
         self.dirty = True
+        self.now_us = max(self.now_us, now_us)
         try:
             panes = self.reducer.advance_processing_time(now_us)
         except Exception as e:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 import threading
 from typing import Any
 
@@ -10,8 +12,7 @@ import anyio
 
 from millstream.engine.model.metrics import MetricResults, MetricsContainer
 from millstream.engine.model.options import MillstreamOptions, PipelineOptions
-from millstream.engine.runtime import test_stream_driver  # noqa: F401 - registers TestStream's operator
-from millstream.engine.runtime.executor import execute
+from millstream.engine.runtime import io_nodes, test_stream_driver  # noqa: F401 - register their operators
 from millstream.engine.runtime.planner import plan_pipeline
 
 
@@ -76,20 +77,72 @@ def run_coroutine(fn: Any, *args: Any, use_uvloop: bool = True) -> Any:
     return outcome.get("value")
 
 
+def job_name(options: PipelineOptions) -> str:
+    """The job's name: --job_name, else the stem of the pipeline's main script, else "millstream"."""
+    from millstream.engine.model.options import GoogleCloudOptions
+
+    name = options.view_as(GoogleCloudOptions).job_name
+    if name:
+        return str(name)
+    main = sys.argv[0] if sys.argv else ""
+    if main.endswith(".py"):
+        return os.path.splitext(os.path.basename(main))[0]
+    return "millstream"
+
+
+def _keeps_durable_state(plan: Any) -> bool:
+    """Jobs that read a checkpointable source or write a two-phase sink keep durable state."""
+    from millstream.engine.runtime.io_nodes import ReadDriver, SinkNode
+
+    return any(
+        isinstance(stage.driver, ReadDriver) or any(isinstance(n, SinkNode) for n in stage.nodes)
+        for stage in plan.stages
+    )
+
+
+def prepare(pipeline: Any, options: PipelineOptions) -> tuple[Any, MetricsContainer, int, Any]:
+    """Validate options and plan the pipeline; everything a Job needs to start."""
+    options.validate_flags()
+    opts = options.view_as(MillstreamOptions)
+    plan = plan_pipeline(pipeline, options)
+    plan.job_name = job_name(options)
+    plan.state_dir = opts.state_dir or os.path.join(".millstream", plan.job_name)
+    make_checkpointer = None
+    if _keeps_durable_state(plan):
+
+        def make_checkpointer(p: Any) -> Any:
+            from millstream.engine.runtime.checkpoint import Checkpointer
+
+            return Checkpointer(p, p.state_dir, opts.state_backend, opts.checkpoint_interval, opts.from_scratch)
+
+    return plan, MetricsContainer(), opts.channel_capacity, make_checkpointer
+
+
 class MillstreamRunner:
     """Runs pipelines on millstream's batched asyncio runtime."""
 
     def run_pipeline(self, pipeline: Any, options: PipelineOptions) -> PipelineResult:
-        """Validate options, plan, and run the pipeline to completion."""
-        options.validate_flags()
+        """Validate options, plan, and run the pipeline to completion (blocking)."""
+        from millstream.engine.runtime.job import Job
+
+        plan, container, capacity, make_checkpointer = prepare(pipeline, options)
         opts = options.view_as(MillstreamOptions)
-        plan = plan_pipeline(pipeline, options)
-        container = MetricsContainer()
         result = PipelineResult(container)
+
+        async def main() -> str:
+            job = Job(plan, container, capacity, make_checkpointer)
+            job._start()
+            return await job.wait()
+
         try:
-            run_coroutine(execute, plan, container, opts.channel_capacity, use_uvloop=opts.uvloop)
+            result._state = run_coroutine(main, use_uvloop=opts.uvloop)
         except BaseException:
             result._state = PipelineState.FAILED
             raise
-        result._state = PipelineState.DONE
         return result
+
+    async def start_pipeline(self, pipeline: Any, options: PipelineOptions) -> Any:
+        """Start the pipeline on the running loop; returns a Job at once."""
+        from millstream.engine.runtime.job import start_job
+
+        return await start_job(pipeline, options)

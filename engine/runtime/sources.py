@@ -42,18 +42,53 @@ class SourceDriver:
 
 
 class CreateDriver(SourceDriver):
-    """Emits an in-memory list in batches; bounded, so its watermark ends at +infinity."""
+    """Emits an in-memory list in batches; bounded, so its watermark ends at +infinity.
 
-    def __init__(self, node: SourceNode, values: list[Any], batch_size: int) -> None:
+    Checkpointable: its position is the number of elements emitted, so a restored job does not emit them twice.
+    """
+
+    reader = None
+
+    def __init__(self, node: SourceNode, values: list[Any], batch_size: int, plan: Any) -> None:
         super().__init__(node)
         self.values = values
         self.batch_size = max(1, batch_size)
+        self.plan = plan
+        self.offset = 0
+        self.finished = False
+
+    @property
+    def label(self) -> str:
+        """The step label."""
+        return self.node.label
+
+    def describe(self) -> str:
+        """What the source is, for the state layout."""
+        return f"Create({len(self.values)} elements)"
+
+    def checkpoint_state(self) -> dict[str, Any]:
+        """The position to store in a checkpoint."""
+        return {"positions": {"0": self.offset}, "finished": self.finished}
+
+    def restore(self, state: dict[str, Any] | None) -> None:
+        """Resume after the elements a checkpoint already covers."""
+        if state:
+            self.offset = int(state["positions"]["0"])
 
     async def run(self, flush: Callable[[], Awaitable[None]]) -> None:
         values, size = self.values, self.batch_size
-        for start in range(0, len(values), size):
-            self.node.push(0, Batch(values[start : start + size]))
+        coordinator = self.plan.coordinator
+        control = self.plan.control
+        while self.offset < len(values):
+            if coordinator is not None:
+                await coordinator.source_boundary(self, flush)
+            if control is not None and control.stop_reading():
+                break
+            start = self.offset
+            self.offset = min(len(values), start + size)
+            self.node.push(0, Batch(values[start : self.offset]))
             await flush()
             await anyio.lowlevel.checkpoint()
+        self.finished = True
         self.node.source_watermark(MAX_MICROS)
         await flush()

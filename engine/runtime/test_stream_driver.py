@@ -21,14 +21,18 @@ class TestStreamDriver(SourceDriver):
 
     __test__ = False
 
-    def __init__(self, node: SourceNode, transform: TestStream, clock: FakeClock) -> None:
+    def __init__(self, node: SourceNode, transform: TestStream, clock: FakeClock, plan: Any) -> None:
         super().__init__(node)
+        self.plan = plan
         self.transform = transform
         self.clock = clock
 
     async def run(self, flush: Callable[[], Awaitable[None]]) -> None:
         events = self.transform.events
+        control = self.plan.control
         for i, event in enumerate(events):
+            if control is not None and control.stop_reading():
+                break
             self.transform.event_index = i
             if isinstance(event, ElementEvent):
                 tvs = event.timestamped_values
@@ -49,7 +53,7 @@ def _make_test_stream(applied: Any, opts: Any, plan: Any) -> tuple[SourceNode, T
     if not isinstance(plan.clock, FakeClock):
         plan.clock = FakeClock(0)
     node = SourceNode(applied.full_label)
-    return node, TestStreamDriver(node, applied.transform, plan.clock)
+    return node, TestStreamDriver(node, applied.transform, plan.clock, plan)
 
 
 register_primitive(TestStream, _make_test_stream)

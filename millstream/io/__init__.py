@@ -1,3 +1,18 @@
-"""Beam's `apache_beam.io`: connectors. File, Kafka and Pub/Sub connectors are added here as they land."""
+"""Beam's `apache_beam.io`: connectors (local files now; Kafka and Pub/Sub as they land)."""
 
-__all__: list[str] = []
+from millstream.engine.model.io import Read, Sink, SinkWriter, Source, SourceBatch, SourceReader, Write
+from millstream.io.textio import ReadFromJson, ReadFromText, WriteToJson, WriteToText
+
+__all__ = [
+    "Read",
+    "ReadFromJson",
+    "ReadFromText",
+    "Sink",
+    "SinkWriter",
+    "Source",
+    "SourceBatch",
+    "SourceReader",
+    "Write",
+    "WriteToJson",
+    "WriteToText",
+]

@@ -1,0 +1,804 @@
+"""The stateful ParDo operator: Beam's user state and timers for keyed DoFns, per key and window.
+
+State cells live in memory, one dict per (key, window); timers sit in two heaps (event time and processing
+time) with lazy deletion, and window expiry in buckets by garbage-collection time, so firing costs
+O(timers fired), never a scan over keys.
+
+Semantics (Beam's, see docs/ or the module docstring of `millstream.engine.model.userstate`):
+
+* Input elements must be (key, value) pairs; state and timers are scoped to (key, window). Windows come
+  from the batch's `wins` column or are assigned from timestamps; merging windows (Sessions) are refused.
+* A WATERMARK timer fires once the input watermark reaches its timestamp (``wm >= t``, the engine's and
+  Beam Python's rule); what its callback outputs is timestamped with the timer's timestamp. A REAL_TIME
+  timer fires when the job's clock reaches its timestamp; its output is timestamped with the timestamp of
+  the element (or timer) in whose context it was set (Beam's hold timestamp). Setting a timer again
+  replaces it; timers are ordered by timestamp, ties in the order they were set.
+* Pending timers hold the output watermark at their output timestamps, so downstream windows do not close
+  before a callback's output arrives.
+* A window expires when the input watermark passes its end + allowed lateness: the (key, window)'s
+  remaining event-time timers fire (also those set beyond the expiry, e.g. at ``window.end``), its
+  processing-time timers are dropped, and its state is discarded. Elements of expired windows are dropped
+  and counted (`dropped_late`). At the end of input (watermark +infinity) every window expires, and the
+  pending processing-time timers fire too (as Beam's runners do). Timers set while a window is expiring
+  are ignored, so the end of input always terminates.
+"""
+
+from __future__ import annotations
+
+import bisect
+import heapq
+import itertools
+from collections.abc import Callable, Iterator
+from collections.abc import Set as AbstractSet
+from typing import Any
+
+from millstream.engine.model.core import ParDo
+from millstream.engine.model.metrics import set_current_step
+from millstream.engine.model.timestamp import MAX_MICROS, MIN_MICROS, Timestamp, to_micros
+from millstream.engine.model.userstate import (
+    BagRuntimeState,
+    BagStateSpec,
+    BaseTimer,
+    CombiningValueRuntimeState,
+    CombiningValueStateSpec,
+    OrderedListRuntimeState,
+    OrderedListStateSpec,
+    ReadModifyWriteRuntimeState,
+    ReadModifyWriteStateSpec,
+    SetRuntimeState,
+    SetStateSpec,
+    StateSpec,
+    TimeDomain,
+    TimerSpec,
+    get_dofn_specs,
+    timer_callbacks,
+    validate_stateful_dofn,
+)
+from millstream.engine.model.windowing import Windowing
+from millstream.engine.runtime.batch import Batch
+from millstream.engine.runtime.node import raise_user_error, truncate_repr
+from millstream.engine.runtime.pardo import ErrorInfo, ParDoNode, _Outputs
+from millstream.engine.runtime.watermark import WatermarkHolds
+
+__all__ = ["StatefulParDoNode"]
+
+_WM = 0  # event-time (watermark) domain
+_RT = 1  # processing-time domain
+_TIMER = 0  # event-heap entry kinds: a user timer sorts before a window expiry at the same time
+_EXPIRY = 1
+
+# How an argument marker is resolved (precomputed per method).
+_ARG_STATE, _ARG_TIMER, _ARG_KEY, _ARG_WINDOW, _ARG_TIMESTAMP, _ARG_OTHER = range(6)
+_ON_TIMER_ARGS = {"StateParam", "TimerParam", "KeyParam", "WindowParam", "TimestampParam", "PaneInfoParam"}
+
+
+class _KeyWindow:
+    """The state of one (key, window): its cells by spec name and its live timers by (timer name, tag)."""
+
+    __slots__ = ("key", "window", "cells", "timers", "gc_time", "closing")
+
+    def __init__(self, key: Any, window: Any, gc_time: int) -> None:
+        self.key = key
+        self.window = window
+        self.cells: dict[str, Any] = {}
+        self.timers: dict[tuple[str, str], _TimerRecord] = {}
+        self.gc_time = gc_time
+        #: Set while the window expires: timers set now are ignored.
+        self.closing = False
+
+
+class _TimerRecord:
+    """One live timer: its domain, firing time, output (hold) timestamp, and the sequence number of its setting."""
+
+    __slots__ = ("domain", "fire_us", "hold_us", "seq")
+
+    def __init__(self, domain: int, fire_us: int, hold_us: int, seq: int) -> None:
+        self.domain = domain
+        self.fire_us = fire_us
+        self.hold_us = hold_us
+        self.seq = seq
+
+
+# ------------------------------------------------------------------------------------------------------
+# The objects user code receives
+
+
+class _ListView:
+    """A read-only snapshot of a bag: the first `n` values of a list that is only ever appended to."""
+
+    __slots__ = ("_values", "_n")
+
+    def __init__(self, values: list[Any], n: int) -> None:
+        self._values = values
+        self._n = n
+
+    def __iter__(self) -> Iterator[Any]:
+        return itertools.islice(self._values, self._n)
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __repr__(self) -> str:
+        return f"BagState.read({self._values[: self._n]!r})"
+
+
+class _SetView(AbstractSet[Any]):
+    """A read-only view of a set state's values (membership is O(1); iteration sees a copy)."""
+
+    __slots__ = ("_values",)
+
+    def __init__(self, values: set[Any]) -> None:
+        self._values = values
+
+    def __contains__(self, value: object) -> bool:
+        return value in self._values
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(list(self._values))
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __repr__(self) -> str:
+        return f"SetState.read({self._values!r})"
+
+
+_EMPTY_SET: set[Any] = set()
+
+
+class _BagState(BagRuntimeState):
+    """Bag state of the current key and window."""
+
+    __slots__ = ("_cells", "_name")
+
+    def __init__(self, cells: dict[str, Any], name: str) -> None:
+        self._cells = cells
+        self._name = name
+
+    def add(self, value: Any) -> None:
+        """Append a value."""
+        values = self._cells.get(self._name)
+        if values is None:
+            self._cells[self._name] = [value]
+        else:
+            values.append(value)
+
+    def read(self) -> Any:
+        """The values added so far (a snapshot: later adds and clears do not change it)."""
+        values = self._cells.get(self._name)
+        return _ListView(values, len(values)) if values else ()
+
+    def clear(self) -> None:
+        """Empty the bag (earlier `read` results keep their values)."""
+        self._cells.pop(self._name, None)
+
+
+class _SetState(SetRuntimeState):
+    """Set state of the current key and window."""
+
+    __slots__ = ("_cells", "_name")
+
+    def __init__(self, cells: dict[str, Any], name: str) -> None:
+        self._cells = cells
+        self._name = name
+
+    def add(self, value: Any) -> None:
+        """Add a value (no-op if present)."""
+        values = self._cells.get(self._name)
+        if values is None:
+            self._cells[self._name] = {value}
+        else:
+            values.add(value)
+
+    def read(self) -> Any:
+        """The distinct values (a live read-only view supporting `in`, `len` and iteration)."""
+        values = self._cells.get(self._name)
+        return _SetView(values if values is not None else _EMPTY_SET)
+
+    def clear(self) -> None:
+        """Empty the set."""
+        self._cells.pop(self._name, None)
+
+
+class _ValueState(ReadModifyWriteRuntimeState):
+    """Read-modify-write (value) state of the current key and window."""
+
+    __slots__ = ("_cells", "_name")
+
+    def __init__(self, cells: dict[str, Any], name: str) -> None:
+        self._cells = cells
+        self._name = name
+
+    def read(self) -> Any:
+        """The value, or None when unset."""
+        return self._cells.get(self._name)
+
+    def write(self, value: Any) -> None:
+        """Replace the value."""
+        self._cells[self._name] = value
+
+    def clear(self) -> None:
+        """Forget the value."""
+        self._cells.pop(self._name, None)
+
+
+class _CombiningState(CombiningValueRuntimeState):
+    """Combining state of the current key and window: one accumulator, updated with `add_input`."""
+
+    __slots__ = ("_cells", "_name", "_fn")
+
+    def __init__(self, cells: dict[str, Any], name: str, fn: Any) -> None:
+        self._cells = cells
+        self._name = name
+        self._fn = fn
+
+    def add(self, value: Any) -> None:
+        """Fold a value into the accumulator."""
+        cells, fn = self._cells, self._fn
+        acc = cells[self._name] if self._name in cells else fn.create_accumulator()
+        cells[self._name] = fn.add_input(acc, value)
+
+    def read(self) -> Any:
+        """The CombineFn's output (of the empty accumulator when nothing was added, as in Beam)."""
+        cells, fn = self._cells, self._fn
+        acc = cells[self._name] if self._name in cells else fn.create_accumulator()
+        return fn.extract_output(acc)
+
+    def clear(self) -> None:
+        """Reset to the empty accumulator."""
+        self._cells.pop(self._name, None)
+
+
+def _entry_time(entry: tuple[int, Any]) -> int:
+    return entry[0]
+
+
+class _OrderedListState(OrderedListRuntimeState):
+    """Ordered list state: (timestamp, value) pairs kept sorted by timestamp (stable for equal ones)."""
+
+    __slots__ = ("_cells", "_name")
+
+    def __init__(self, cells: dict[str, Any], name: str) -> None:
+        self._cells = cells
+        self._name = name
+
+    def add(self, value: Any) -> None:
+        """Insert a (timestamp, value) pair."""
+        ts, v = value
+        entries = self._cells.setdefault(self._name, [])
+        bisect.insort_right(entries, (to_micros(ts), v), key=_entry_time)
+
+    def read(self) -> Any:
+        """Every pair, as (Timestamp, value), in timestamp order."""
+        return [(Timestamp(micros=t), v) for t, v in self._cells.get(self._name, ())]
+
+    def _bounds(self, min_timestamp: Any, limit_timestamp: Any) -> tuple[list[Any], int, int]:
+        entries = self._cells.get(self._name, [])
+        lo = bisect.bisect_left(entries, to_micros(min_timestamp), key=_entry_time)
+        hi = bisect.bisect_left(entries, to_micros(limit_timestamp), key=_entry_time)
+        return entries, lo, hi
+
+    def read_range(self, min_timestamp: Any, limit_timestamp: Any) -> Any:
+        """The pairs with ``min_timestamp <= timestamp < limit_timestamp``."""
+        entries, lo, hi = self._bounds(min_timestamp, limit_timestamp)
+        return [(Timestamp(micros=t), v) for t, v in entries[lo:hi]]
+
+    def clear_range(self, min_timestamp: Any, limit_timestamp: Any) -> None:
+        """Remove the pairs with ``min_timestamp <= timestamp < limit_timestamp``."""
+        entries, lo, hi = self._bounds(min_timestamp, limit_timestamp)
+        del entries[lo:hi]
+        if not entries:
+            self._cells.pop(self._name, None)
+
+    def clear(self) -> None:
+        """Remove every pair."""
+        self._cells.pop(self._name, None)
+
+
+class _Timer(BaseTimer):
+    """A timer of the current key and window; `hold_us` is the output timestamp of a processing-time timer."""
+
+    __slots__ = ("_node", "_kw", "_spec", "_hold_us")
+
+    def __init__(self, node: StatefulParDoNode, kw: _KeyWindow, spec: TimerSpec, hold_us: int) -> None:
+        self._node = node
+        self._kw = kw
+        self._spec = spec
+        self._hold_us = hold_us
+
+    def set(self, timestamp: Any, dynamic_timer_tag: str = "") -> None:
+        """Fire at `timestamp` (seconds, Timestamp); replaces an earlier setting of this timer and tag."""
+        self._node._set_timer(self._kw, self._spec, dynamic_timer_tag, to_micros(timestamp), self._hold_us)
+
+    def clear(self, dynamic_timer_tag: str = "") -> None:
+        """Cancel this timer (and tag)."""
+        self._node._clear_timer(self._kw, (self._spec.name, dynamic_timer_tag))
+
+
+# ------------------------------------------------------------------------------------------------------
+# The operator
+
+
+class StatefulParDoNode(ParDoNode):
+    """Runs one ParDo whose DoFn uses user state or timers."""
+
+    def __init__(
+        self, label: str, transform: ParDo, windowing: Windowing, side_windowings: list[Windowing] | None = None
+    ) -> None:
+        super().__init__(label, transform, windowing, side_windowings or [])
+        dofn = self.dofn
+        if transform.is_async or getattr(dofn, "is_async", False):
+            raise TypeError(f"step '{label}': a DoFn with state or timers cannot be async (async def process)")
+        if windowing.windowfn.is_merging():
+            raise ValueError(
+                f"step '{label}': state and timers are not supported with merging windows "
+                f"({type(windowing.windowfn).__name__}); Beam does not support them either"
+            )
+        validate_stateful_dofn(dofn, label)
+        self.windowing = windowing
+        self.lateness_us = windowing.allowed_lateness_us
+        states, timers = get_dofn_specs(dofn)
+        self.state_specs: dict[str, StateSpec] = {s.name: s for s in states}
+        self.timer_specs: dict[str, TimerSpec] = {t.name: t for t in timers}
+        self.combine_fns = [s.combine_fn for s in states if isinstance(s, CombiningValueStateSpec)]
+        self._process_args = self._arg_plan(self.markers, "process")
+        self._callbacks: dict[str, tuple[TimerSpec, Callable[..., Any], list[tuple[str, int, Any]]]] = {}
+        from millstream.engine.model.dofn import param_markers
+
+        for name, (spec, bound) in timer_callbacks(dofn).items():
+            markers = param_markers(bound)
+            for arg, m in markers.items():
+                if m.name not in _ON_TIMER_ARGS:
+                    raise ValueError(
+                        f"step '{label}': {bound.__name__}(..., {arg}=DoFn.{m.name}) is not supported in an "
+                        f"on_timer method; it may take {sorted(_ON_TIMER_ARGS)}"
+                    )
+            self._callbacks[name] = (spec, bound, self._arg_plan(markers, bound.__name__))
+        self._global = (self.windows.global_window,) if self.windows.is_global else None
+
+        self.kws: dict[tuple[Any, Any], _KeyWindow] = {}
+        #: Every live timer by ((key, window), (name, tag)); the heaps' entries are valid iff they match one.
+        self.live: dict[tuple[Any, Any], _TimerRecord] = {}
+        #: (time, kind, seq, (key, window), (name, tag)) for event-time timers and window expiries.
+        self.event_heap: list[tuple[int, int, int, Any, Any]] = []
+        #: (time, seq, (key, window), (name, tag)) for processing-time timers.
+        self.proc_heap: list[tuple[int, int, Any, Any]] = []
+        #: gc time -> the (key, window)s expiring then (insertion-ordered).
+        self.gc_buckets: dict[int, dict[tuple[Any, Any], None]] = {}
+        self.holds = WatermarkHolds()
+        self._seq = itertools.count()
+        self.end_of_input = False
+        #: Called when the earliest processing-time timer may have moved earlier (set by the executor).
+        self.timer_changed: Callable[[], None] | None = None
+        self.dirty = False
+        #: Elements dropped because their window had expired (end + allowed lateness passed).
+        self.dropped_late = 0
+
+    def _arg_plan(self, markers: dict[str, Any], method: str) -> list[tuple[str, int, Any]]:
+        plan: list[tuple[str, int, Any]] = []
+        for arg, m in markers.items():
+            name = m.name
+            if name == "StateParam":
+                spec = m.spec
+                if isinstance(spec, CombiningValueStateSpec):
+                    plan.append((arg, _ARG_STATE, (_CombiningState, spec.name, spec.combine_fn)))
+                else:
+                    cls: Any = {
+                        BagStateSpec: _BagState,
+                        SetStateSpec: _SetState,
+                        ReadModifyWriteStateSpec: _ValueState,
+                        OrderedListStateSpec: _OrderedListState,
+                    }.get(type(spec))
+                    if cls is None:
+                        for base, impl in ((BagStateSpec, _BagState), (SetStateSpec, _SetState),
+                                           (ReadModifyWriteStateSpec, _ValueState),
+                                           (OrderedListStateSpec, _OrderedListState)):
+                            if isinstance(spec, base):
+                                cls = impl
+                                break
+                    if cls is None:
+                        raise TypeError(f"step '{self.label}': {method}() asks for unsupported state {spec!r}")
+                    plan.append((arg, _ARG_STATE, (cls, spec.name, None)))
+            elif name == "TimerParam":
+                plan.append((arg, _ARG_TIMER, m.spec))
+            elif name == "KeyParam":
+                plan.append((arg, _ARG_KEY, None))
+            elif name == "WindowParam":
+                plan.append((arg, _ARG_WINDOW, None))
+            elif name == "TimestampParam":
+                plan.append((arg, _ARG_TIMESTAMP, None))
+            else:
+                plan.append((arg, _ARG_OTHER, m))
+        return plan
+
+    def _kwargs(
+        self, plan: list[tuple[str, int, Any]], base: dict[str, Any], kw: _KeyWindow, v: Any, t: int,
+        hold_us: int, pane: Any
+    ) -> dict[str, Any]:
+        kwargs = dict(base)
+        cells = kw.cells
+        for arg, code, payload in plan:
+            if code == _ARG_STATE:
+                cls, name, fn = payload
+                kwargs[arg] = cls(cells, name, fn) if fn is not None else cls(cells, name)
+            elif code == _ARG_TIMER:
+                kwargs[arg] = _Timer(self, kw, payload, hold_us)
+            elif code == _ARG_KEY:
+                kwargs[arg] = kw.key
+            elif code == _ARG_WINDOW:
+                kwargs[arg] = kw.window
+            elif code == _ARG_TIMESTAMP:
+                kwargs[arg] = Timestamp(micros=t)
+            else:
+                kwargs[arg] = self._marker_value(payload, v, t, kw.window, pane)
+        return kwargs
+
+    # -- lifecycle ----------------------------------------------------------------------------------------
+    def open(self) -> None:
+        super().open()
+        for fn in self.combine_fns:
+            try:
+                fn.setup()
+            except Exception as e:
+                raise_user_error(self.label, "<CombineFn.setup>", e)
+
+    def close(self) -> None:
+        for fn in self.combine_fns:
+            try:
+                fn.teardown()
+            except Exception:  # best effort, as DoFn.teardown
+                pass
+        super().close()
+
+    # -- checkpoint hooks ---------------------------------------------------------------------------------
+    def state_layout(self) -> dict[str, Any]:
+        """What this operator stores (part of the pipeline fingerprint)."""
+        return {
+            "kind": "userstate",
+            "fn": type(self.dofn).__qualname__,
+            "state": sorted((s.name, s.kind) for s in self.state_specs.values()),
+            "timers": sorted((t.name, t.time_domain) for t in self.timer_specs.values()),
+            "window": repr(self.windowing.windowfn),
+        }
+
+    def state_dirty(self) -> bool:
+        """True when state or timers may have changed since the last snapshot."""
+        return self.dirty
+
+    def snapshot_state(self) -> Any:
+        """Every (key, window)'s cells and every live timer, as plain data (encode it before processing more)."""
+        self.dirty = False
+        cells = [[kw.key, kw.window.bounds(), kw.cells] for kw in self.kws.values() if kw.cells]
+        timers = [
+            [kwk[0], kwk[1].bounds(), tk[0], tk[1], rec.domain, rec.fire_us, rec.hold_us]
+            for (kwk, tk), rec in sorted(self.live.items(), key=lambda item: item[1].seq)
+        ]
+        return {"version": 1, "cells": cells, "timers": timers}
+
+    def restore_state(self, data: Any) -> None:
+        """Replace all state and timers with a `snapshot_state` result."""
+        if not isinstance(data, dict) or data.get("version") != 1:
+            raise ValueError(f"step '{self.label}': unknown user-state snapshot format")
+        self.kws.clear()
+        self.live.clear()
+        self.event_heap.clear()
+        self.proc_heap.clear()
+        self.gc_buckets.clear()
+        self.holds = WatermarkHolds()
+        window_of = self.windowing.windowfn.window_of
+        for key, (start, end), cells in data["cells"]:
+            kw = self._new_kw(key, window_of(start, end))
+            kw.cells = dict(cells)
+        for key, (start, end), name, tag, domain, fire_us, hold_us in data["timers"]:
+            w = window_of(start, end)
+            kw = self.kws.get((key, w)) or self._new_kw(key, w)
+            self._add_timer(kw, (name, tag), domain, fire_us, hold_us)
+        self.dirty = False
+
+    # -- state and timer bookkeeping ----------------------------------------------------------------------
+    def _gc_time(self, window: Any) -> int:
+        """The watermark at which a window has expired (it passed end + allowed lateness)."""
+        expiry = window.end_us + self.lateness_us
+        return (expiry if expiry < MAX_MICROS - 1 else MAX_MICROS - 1) + 1
+
+    def _new_kw(self, key: Any, window: Any) -> _KeyWindow:
+        gc_time = self._gc_time(window)
+        kw = _KeyWindow(key, window, gc_time)
+        kwk = (key, window)
+        self.kws[kwk] = kw
+        bucket = self.gc_buckets.get(gc_time)
+        if bucket is None:
+            bucket = self.gc_buckets[gc_time] = {}
+            heapq.heappush(self.event_heap, (gc_time, _EXPIRY, next(self._seq), None, None))
+        bucket[kwk] = None
+        return kw
+
+    def _drop_kw(self, kw: _KeyWindow) -> None:
+        kwk = (kw.key, kw.window)
+        del self.kws[kwk]
+        bucket = self.gc_buckets.get(kw.gc_time)
+        if bucket is not None:
+            bucket.pop(kwk, None)
+
+    def _set_timer(self, kw: _KeyWindow, spec: TimerSpec, tag: str, fire_us: int, hold_us: int) -> None:
+        if kw.closing:
+            return
+        if not isinstance(tag, str):
+            raise TypeError(f"dynamic_timer_tag must be a string, got {tag!r}")
+        domain = _WM if spec.time_domain == TimeDomain.WATERMARK else _RT
+        if domain == _WM:
+            hold_us = fire_us
+        tk = (spec.name, tag)
+        self._remove_timer(kw, tk)
+        self._add_timer(kw, tk, domain, fire_us, hold_us)
+
+    def _add_timer(self, kw: _KeyWindow, tk: tuple[str, str], domain: int, fire_us: int, hold_us: int) -> None:
+        seq = next(self._seq)
+        rec = _TimerRecord(domain, fire_us, hold_us, seq)
+        kwk = (kw.key, kw.window)
+        kw.timers[tk] = rec
+        self.live[(kwk, tk)] = rec
+        if domain == _WM:
+            heapq.heappush(self.event_heap, (fire_us, _TIMER, seq, kwk, tk))
+        else:
+            heapq.heappush(self.proc_heap, (fire_us, seq, kwk, tk))
+        self.holds.add((kwk, tk), hold_us)
+        if len(self.event_heap) + len(self.proc_heap) > 2 * (len(self.live) + len(self.gc_buckets)) + 1024:
+            self._compact()
+
+    def _clear_timer(self, kw: _KeyWindow, tk: tuple[str, str]) -> None:
+        if not kw.closing:
+            self._remove_timer(kw, tk)
+
+    def _remove_timer(self, kw: _KeyWindow, tk: tuple[str, str]) -> _TimerRecord | None:
+        rec = kw.timers.pop(tk, None)
+        if rec is not None:
+            ident = ((kw.key, kw.window), tk)
+            del self.live[ident]
+            self.holds.remove(ident)
+        return rec
+
+    def _compact(self) -> None:
+        """Rebuild the heaps from the live timers (stale entries pile up when timers are reset often)."""
+        events: list[tuple[int, int, int, Any, Any]] = []
+        procs: list[tuple[int, int, Any, Any]] = []
+        for (kwk, tk), rec in self.live.items():
+            if rec.domain == _WM:
+                events.append((rec.fire_us, _TIMER, rec.seq, kwk, tk))
+            else:
+                procs.append((rec.fire_us, rec.seq, kwk, tk))
+        events.extend((t, _EXPIRY, next(self._seq), None, None) for t in self.gc_buckets)
+        heapq.heapify(events)
+        heapq.heapify(procs)
+        self.event_heap = events
+        self.proc_heap = procs
+
+    def next_timer(self) -> int | None:
+        """The earliest pending processing-time timer, in µs."""
+        heap, live = self.proc_heap, self.live
+        while heap:
+            fire_us, seq, kwk, tk = heap[0]
+            rec = live.get((kwk, tk))
+            if rec is not None and rec.seq == seq:
+                return fire_us
+            heapq.heappop(heap)
+        return None
+
+    def _notify_if_earlier(self, before: int | None) -> None:
+        after = self.next_timer()
+        if after is not None and (before is None or after < before) and self.timer_changed is not None:
+            self.timer_changed()
+
+    # -- elements -----------------------------------------------------------------------------------------
+    def process(self, batch: Batch) -> None:
+        """Run `process` for every element (once per window) with the state of its key and window."""
+        set_current_step(self.label)
+        self.dirty = True
+        before = self.next_timer()
+        if self.has_start_bundle:
+            self._call_user(self.dofn.start_bundle, "<start_bundle>")
+        outputs: dict[str | None, _Outputs] = {None: _Outputs()}
+        process = self.dofn.process
+        args, base_kwargs = self._resolved_args, self._resolved_kwargs
+        plan = self._process_args
+        kws = self.kws
+        eh = self.eh
+        ts_col, win_col, pane_col = batch.ts, batch.wins, batch.panes
+        global_windows = self._global
+        is_global = global_windows is not None
+        input_wm = self.input_wm
+        lateness = self.lateness_us
+        for i, v in enumerate(batch.values):
+            if type(v) is not tuple or len(v) != 2:
+                if not (isinstance(v, (tuple, list)) and len(v) == 2):
+                    raise_user_error(
+                        self.label, v,
+                        ValueError(
+                            f"Input elements to the transform '{self.label}' with stateful DoFn must be "
+                            f"key-value pairs, got {truncate_repr(v)}"
+                        ),
+                    )
+            key = v[0]
+            t = ts_col[i] if ts_col is not None else MIN_MICROS
+            pane = pane_col[i] if pane_col is not None else None
+            if win_col is not None:
+                windows: Any = (win_col[i],)
+            elif is_global:
+                windows = global_windows
+            else:
+                windows = self.windows.assign(t)
+            for w in windows:
+                if w.end_us + lateness < input_wm:
+                    self.dropped_late += 1
+                    continue
+                try:
+                    kw = kws.get((key, w))
+                except TypeError as e:
+                    raise_user_error(self.label, v, TypeError(f"the key of a stateful DoFn must be hashable: {e}"))
+                if kw is None:
+                    kw = self._new_kw(key, w)
+                call_kwargs = self._kwargs(plan, base_kwargs, kw, v, t, t, pane)
+                w_out = None if is_global else w
+                if eh is None:
+                    try:
+                        self._collect(process(v, *args, **call_kwargs), outputs, t, w_out, pane)
+                    except Exception as e:
+                        raise_user_error(self.label, v, e)
+                else:
+                    self._process_guarded(process, v, args, call_kwargs, outputs, t, w_out, pane)
+                if not kw.cells and not kw.timers:
+                    self._drop_kw(kw)
+        if self.has_finish_bundle:
+            self._finish_bundle()
+        self._emit_outputs(outputs)
+        if self.event_heap and self.event_heap[0][0] <= input_wm:
+            self._fire_event_time(input_wm)  # timers set behind the watermark fire at once
+        self._notify_if_earlier(before)
+
+    def _process_guarded(
+        self, process: Any, v: Any, args: Any, kwargs: dict[str, Any], outputs: dict[str | None, _Outputs],
+        t: int, w: Any, pane: Any
+    ) -> None:
+        """`process` under `with_exception_handling`: a failing element goes to the dead-letter output."""
+        eh = self.eh
+        assert eh is not None
+        scratch: dict[str | None, _Outputs] = {None: _Outputs()} if not eh.partial else outputs
+        try:
+            self._collect(process(v, *args, **kwargs), scratch, t, w, pane)
+        except eh.exc_class as e:  # type: ignore[misc]
+            if eh.on_failure_callback is not None:
+                eh.on_failure_callback(e, v)
+            bad = outputs.setdefault(self.dead_tag, _Outputs())
+            bad.values.append((v, ErrorInfo(e, self.label)))
+            bad.ts.append(t)
+            bad.wins.append(w)
+            bad.panes.append(pane)
+            return
+        if scratch is not outputs:
+            for tag, cols in scratch.items():
+                dest = outputs.setdefault(tag, _Outputs())
+                dest.values.extend(cols.values)
+                dest.ts.extend(cols.ts)
+                dest.wins.extend(cols.wins)
+                dest.panes.extend(cols.panes)
+
+    def _emit_outputs(self, outputs: dict[str | None, _Outputs]) -> None:
+        for tag, cols in outputs.items():
+            if cols.values:
+                self.emit(self._columns_to_batch(cols, Batch([])), tag)
+
+    # -- time ---------------------------------------------------------------------------------------------
+    def on_input_watermark(self, micros: int) -> None:
+        if not all(self.side_done):
+            return
+        set_current_step(self.label)
+        self.dirty = True
+        before = self.next_timer()
+        if micros >= MAX_MICROS:
+            self.end_of_input = True
+        self._fire_event_time(micros)
+        self.holds.set_input(micros)
+        if micros >= MAX_MICROS:
+            self.advance_output_watermark(MAX_MICROS)  # every timer has fired and every window expired
+        else:
+            self.advance_output_watermark(self.holds.output())
+        self._notify_if_earlier(before)
+
+    def _fire_event_time(self, wm: int) -> None:
+        """Fire event-time timers due at watermark `wm` and expire windows, in timestamp order."""
+        heap, live = self.event_heap, self.live
+        outputs: dict[str | None, _Outputs] | None = None
+        while heap and heap[0][0] <= wm:
+            t, kind, seq, kwk, tk = heapq.heappop(heap)
+            if outputs is None:
+                outputs = self._begin_timers()
+            if kind == _EXPIRY:
+                bucket = self.gc_buckets.pop(t, None)
+                if bucket:
+                    for kwk in list(bucket):
+                        kw = self.kws.get(kwk)
+                        if kw is not None:
+                            self._expire(kw, outputs)
+                heap = self.event_heap
+                continue
+            rec = live.get((kwk, tk))
+            if rec is None or rec.seq != seq:
+                continue
+            kw = self.kws[kwk]
+            self._remove_timer(kw, tk)
+            self._fire(kw, tk, rec, outputs)
+            if not kw.cells and not kw.timers and not kw.closing:
+                self._drop_kw(kw)
+            heap = self.event_heap  # a compaction may have replaced it
+        if outputs is not None:
+            self._end_timers(outputs)
+
+    def _expire(self, kw: _KeyWindow, outputs: dict[str | None, _Outputs]) -> None:
+        """A window expired for a key: fire its remaining event-time timers (and at the end of input its
+        processing-time timers), then discard its state."""
+        kw.closing = True
+        pending = sorted(kw.timers.items(), key=lambda item: (item[1].domain, item[1].fire_us, item[1].seq))
+        for tk, rec in pending:
+            if kw.timers.get(tk) is not rec:
+                continue  # cleared by an earlier callback
+            self._remove_timer(kw, tk)
+            if rec.domain == _WM or self.end_of_input:
+                self._fire(kw, tk, rec, outputs)
+        for tk in list(kw.timers):
+            self._remove_timer(kw, tk)
+        kwk = (kw.key, kw.window)
+        if self.kws.get(kwk) is kw:
+            del self.kws[kwk]
+
+    def advance_processing_time(self, now_us: int) -> None:
+        """Fire processing-time timers due at `now_us` (those set while firing wait for the next call)."""
+        set_current_step(self.label)
+        heap, live = self.proc_heap, self.live
+        limit = next(self._seq)
+        deferred: list[tuple[int, int, Any, Any]] = []
+        outputs: dict[str | None, _Outputs] | None = None
+        while heap and heap[0][0] <= now_us:
+            entry = heapq.heappop(heap)
+            _, seq, kwk, tk = entry
+            rec = live.get((kwk, tk))
+            if rec is None or rec.seq != seq:
+                continue
+            if seq > limit:
+                deferred.append(entry)
+                continue
+            if outputs is None:
+                outputs = self._begin_timers()
+                self.dirty = True
+            kw = self.kws[kwk]
+            self._remove_timer(kw, tk)
+            self._fire(kw, tk, rec, outputs)
+            if not kw.cells and not kw.timers:
+                self._drop_kw(kw)
+            heap = self.proc_heap  # a compaction may have replaced it
+        for entry in deferred:
+            heapq.heappush(self.proc_heap, entry)
+        if outputs is not None:
+            self._end_timers(outputs)
+            self.advance_output_watermark(self.holds.output())
+
+    def _begin_timers(self) -> dict[str | None, _Outputs]:
+        if self.has_start_bundle:
+            self._call_user(self.dofn.start_bundle, "<start_bundle>")
+        return {None: _Outputs()}
+
+    def _end_timers(self, outputs: dict[str | None, _Outputs]) -> None:
+        if self.has_finish_bundle:
+            self._finish_bundle()
+        self._emit_outputs(outputs)
+
+    def _fire(self, kw: _KeyWindow, tk: tuple[str, str], rec: _TimerRecord, outputs: dict[str | None, _Outputs]) -> None:
+        """Call the timer's `@on_timer` method for its key and window; collect what it outputs."""
+        spec, callback, plan = self._callbacks[tk[0]]
+        out_ts = rec.fire_us if rec.domain == _WM else rec.hold_us
+        kwargs = self._kwargs(plan, {}, kw, None, rec.fire_us, out_ts, None)
+        w_out = None if self._global is not None else kw.window
+        try:
+            self._collect(callback(**kwargs), outputs, out_ts, w_out, None)
+        except Exception as e:
+            raise_user_error(self.label, f"<on_timer {spec.name[len(spec.prefix):]} for key {truncate_repr(kw.key)}>", e)
+
