@@ -3,7 +3,7 @@
 `import millstream as beam` runs pipelines written for `apache_beam` that use the supported transforms.
 """
 
-from millstream import io, pvalue
+from millstream import io, metrics, pvalue
 from millstream.engine.model.combinefn import CombineFn
 from millstream.engine.model.core import (
     CombineGlobally,
@@ -61,6 +61,7 @@ __all__ = [
     "WithKeys",
     "combiners",
     "io",
+    "metrics",
     "ptransform_fn",
     "pvalue",
     "trigger",

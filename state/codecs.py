@@ -29,7 +29,6 @@ threads (packers are per thread).
 
 from __future__ import annotations
 
-import functools
 import pickle
 import struct
 import threading
@@ -57,6 +56,8 @@ EXT_SET = 2
 EXT_FROZENSET = 3
 EXT_BIGINT = 4
 EXT_PICKLE = 127
+
+_unpackb = msgpack.unpackb
 
 
 class Codec(Protocol[T]):
@@ -89,6 +90,7 @@ def _ext_header(code: int, size: int) -> bytes:
 
 
 _FIXEXT = {1: 0xD4, 2: 0xD5, 4: 0xD6, 8: 0xD7, 16: 0xD8}
+_FIXEXT_SIZE = {v: k for k, v in _FIXEXT.items()}
 _TUPLE_HEADERS = [_ext_header(EXT_TUPLE, n) for n in range(0x100)]  # building one costs ~0.3 us
 
 
@@ -108,9 +110,7 @@ class MsgpackCodec:
     def __init__(self, *, allow_pickle: bool = True) -> None:
         self._allow_pickle = allow_pickle
         self._stack = _PackerStack(self._new_packer)
-        self._unpackb = functools.partial(
-            msgpack.unpackb, raw=False, strict_map_key=False, ext_hook=self._ext_hook
-        )
+        self._hook = self._ext_hook  # bound once: the C unpacker calls it per ext record
         self.name = "msgpack" if allow_pickle else "msgpack-nopickle"
 
     def _new_packer(self) -> msgpack.Packer:
@@ -143,9 +143,13 @@ class MsgpackCodec:
             return msgpack.ExtType(EXT_PICKLE, pickle.dumps(obj, protocol=5))
         raise TypeError(f"MsgpackCodec(allow_pickle=False) cannot encode {t.__qualname__}")
 
+    def _unpackb(self, data: bytes) -> Any:
+        # Keyword call straight to the C function: ~20% faster than a functools.partial.
+        return _unpackb(data, raw=False, strict_map_key=False, ext_hook=self._hook)
+
     def _ext_hook(self, code: int, data: bytes) -> Any:
         if code == EXT_TUPLE:
-            return tuple(self._unpackb(data))
+            return tuple(_unpackb(data, raw=False, strict_map_key=False, ext_hook=self._hook))
         if code == EXT_BIGINT:
             return int.from_bytes(data, "big", signed=True)
         if code == EXT_SET:
@@ -176,7 +180,14 @@ class MsgpackCodec:
 
     def decode(self, data: bytes) -> Any:
         """Deserialise bytes produced by :meth:`encode`."""
-        return self._unpackb(data)
+        # Top-level tuples skip the ext-hook round trip (mirror of the fast path in `encode`).
+        if len(data) > 2:
+            first = data[0]
+            if first == 0xC7 and data[2] == EXT_TUPLE and data[1] == len(data) - 3:
+                return tuple(_unpackb(data[3:], raw=False, strict_map_key=False, ext_hook=self._hook))
+            if first in _FIXEXT_SIZE and data[1] == EXT_TUPLE and _FIXEXT_SIZE[first] == len(data) - 2:
+                return tuple(_unpackb(data[2:], raw=False, strict_map_key=False, ext_hook=self._hook))
+        return _unpackb(data, raw=False, strict_map_key=False, ext_hook=self._hook)
 
 
 class StructCodec:

@@ -93,6 +93,10 @@ class ParDo(PTransform):
         self.allow_unknown_tags = False
         self.exception_handling: _ExceptionHandling | None = None
         self.is_async = is_async_callable(fn.process)
+        from millstream.engine.model.userstate import is_stateful_dofn, validate_stateful_dofn
+
+        if is_stateful_dofn(fn):
+            validate_stateful_dofn(fn)  # a TimerSpec without @on_timer fails here, as in Beam
         super().__init__()
 
     def default_label(self) -> str:
@@ -460,7 +464,8 @@ class CombineGlobally(PTransform):
         )
         if self.as_view:
             fn = CombineFn.maybe_from_callable(self.fn)
-            return AsSingleton(result, default_value=fn.apply([]) if self.has_defaults else None)
+            default = fn.apply([], *self.args, **self.kwargs) if self.has_defaults else None
+            return AsSingleton(result, default_value=default)
         return result
 
 

@@ -83,6 +83,11 @@ class Source:
         """How the source appears in status and errors."""
         return type(self).__name__
 
+    def signature(self) -> Any:
+        """Something that changes when the input changes (e.g. file sizes and mtimes), or None. A completed
+        bounded job whose inputs changed runs afresh instead of finding nothing left to read."""
+        return None
+
 
 class SinkWriter:
     """Writes one sink's output in epochs sealed by checkpoints (two-phase)."""

@@ -93,7 +93,7 @@ class Metrics:
     @staticmethod
     def _ns(namespace: Any) -> str:
         if isinstance(namespace, type):
-            return f"{namespace.__module__}.{namespace.__qualname__}"
+            return f"{namespace.__module__}.{namespace.__name__}"  # Beam's Metrics.get_namespace
         return str(namespace)
 
     @staticmethod

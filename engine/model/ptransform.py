@@ -43,6 +43,11 @@ class PTransform:
 
     def __ror__(self, left: Any) -> Any:
         pipeline = _find_pipeline(left)
+        own_pipeline = getattr(self, "pipeline", None)
+        if pipeline is None and isinstance(left, (tuple, list)) and not left and own_pipeline is not None:
+            return own_pipeline.apply(self, ())  # `() | Flatten(pipeline=p)`
+        if pipeline is None and isinstance(left, (list, tuple, set, range)) or _is_plain_iterable(left):
+            return _apply_eagerly(self, left)
         if pipeline is None:
             raise TypeError(
                 f"cannot apply {self.label!r} to {type(left).__name__} {left!r}: "
@@ -94,6 +99,25 @@ class _ChainedPTransform(PTransform):
         for part in self.parts:
             pvalue = pvalue | part
         return pvalue
+
+
+def _is_plain_iterable(value: Any) -> bool:
+    from millstream.engine.model.pipeline import Pipeline
+
+    if isinstance(value, (str, bytes, dict, PValue, Pipeline)):
+        return False
+    return _find_pipeline(value) is None and hasattr(value, "__iter__")
+
+
+def _apply_eagerly(transform: PTransform, values: Any) -> list[Any]:
+    """`[1, 2, 3] | beam.Map(f)`: run the transform at once on the values, as Beam does."""
+    from millstream.engine.model.core import Create, Map
+    from millstream.engine.model.pipeline import Pipeline
+
+    out: list[Any] = []
+    with Pipeline() as p:
+        p | "Values" >> Create(list(values)) | "Apply" >> transform | "Collect" >> Map(out.append)
+    return out
 
 
 def _find_pipeline(value: Any) -> Any:

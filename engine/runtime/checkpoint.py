@@ -177,6 +177,19 @@ class Checkpointer:
             for sink in self.sinks:
                 await sink.writer.recover(None, None)
             return None
+        if manifest.metadata.get("final") and (
+            manifest.fingerprint != self.fingerprint
+            or manifest.metadata.get("signatures", {}) != self._signatures()
+        ):
+            # The previous run completed: nothing to resume. Its inputs or steps changed, so this is a new
+            # run (a completed run with the same steps and inputs is a no-op: its output is committed).
+            log.info("the job in %s completed before and its inputs or steps changed: starting afresh",
+                     self.state_dir)
+            self._wipe()
+            for sink in self.sinks:
+                await sink.writer.recover(None, None)
+            self.next_id = manifest.checkpoint_id + 1
+            return None
         if manifest.skipped:
             log.warning(
                 "checkpoint(s) %s in %s are unreadable; falling back to checkpoint %d",
@@ -223,6 +236,23 @@ class Checkpointer:
         self.next_id = newest + 1
         log.info("restored checkpoint %d from %s", manifest.checkpoint_id, self.state_dir)
         return manifest.checkpoint_id
+
+    def _signatures(self) -> dict[str, Any]:
+        """Each source's input signature (e.g. file sizes and mtimes), to recognise a changed input."""
+        out: dict[str, Any] = {}
+        for src in self.sources:
+            signature = getattr(src, "signature", None)
+            if callable(signature):
+                out[src.label] = signature()
+        return out
+
+    def _wipe(self) -> None:
+        """Delete all operator state (keeps manifests: checkpoint ids keep increasing)."""
+        from millstream.state.keys import STATE
+
+        keys = [k for k, _ in self.backend.scan_prefix(STATE)]
+        if keys:
+            self.backend.write_batch((), keys, sync=True)
 
     def _retired_snapshots(self, new_refs: dict[str, int]) -> list[bytes]:
         """Snapshot keys no retained manifest refers to any more (deleted with the next checkpoint)."""
@@ -319,7 +349,13 @@ class Checkpointer:
                         fingerprint=self.fingerprint,
                         wall_time_micros=time.time_ns() // 1000,
                         layout=self.layout,
-                        metadata={"sources": sources, "sinks": sinks, "state": refs, "final": final},
+                        metadata={
+                            "sources": sources,
+                            "sinks": sinks,
+                            "state": refs,
+                            "final": final,
+                            "signatures": self._signatures() if final else {},
+                        },
                         sync=True,
                     )
                 )

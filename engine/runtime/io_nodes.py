@@ -47,6 +47,11 @@ class ReadDriver(SourceDriver):
         """What the source is, for the state layout."""
         return self.transform.source.display_name()
 
+    def signature(self) -> Any:
+        """The source's input signature (None when it has none): a completed job re-reads changed inputs."""
+        fn = getattr(self.transform.source, "signature", None)
+        return fn() if callable(fn) else None
+
     def checkpoint_state(self) -> dict[str, Any]:
         """Positions and watermark state to store in a checkpoint."""
         assert self.reader is not None

@@ -3,6 +3,12 @@
 One `Reducer` serves all keys of one operator instance. The runtime feeds it bundles and time; it returns
 panes. No asyncio, no clock, no I/O: processing time and the input watermark are arguments.
 
+Construction: ``create_reducer(window_fn, trigger, accumulation_mode, allowed_lateness_us,
+timestamp_combiner, combine_fn, *, processing_time_us=0, collect_dropped=False, beam_python_compat=False,
+processing_timers_see_watermark=False)`` returns the fastest implementation (a `Reducer` or a fast-path
+subclass, same semantics). ``combine_fn`` is a duck-typed Beam CombineFn (None: GroupByKey, values
+collected in a list); its accumulators are what the state holds.
+
 API (all times are integer microseconds):
 
 * ``process_bundle(keys, values, timestamps_us) -> list[Pane]``: one bundle. All its elements are added to
@@ -10,7 +16,9 @@ API (all times are integer microseconds):
   semantics), then due timers fire.
 * ``advance_input_watermark(wm_us) -> list[Pane]``: fires event-time timers, then expires windows whose
   end + allowed lateness the watermark passed. The watermark never moves backwards.
-* ``advance_processing_time(now_us) -> list[Pane]`` and ``next_processing_time_timer() -> int | None``.
+* ``advance_processing_time(now_us) -> list[Pane]`` and ``next_processing_time_timer() -> int | None``
+  (never later than the next timer; may be earlier). Bundles see the processing time of the last advance:
+  advance it before a bundle when triggers use processing time.
 * ``output_watermark() -> int``: min(input watermark, earliest watermark hold of any key - 1µs), as Beam's
   DirectRunner computes it. It can move backwards (a late-data hold); make it monotonic downstream.
 * A `Pane` is a plain tuple ``(key, window, value, timestamp_us, pane_info)``.
@@ -33,6 +41,13 @@ drives it) with the two deviations of the project's semantics policy:
 
 ``beam_python_compat=True`` turns both off (no expiry, Python's hold bookkeeping) to reproduce the Python
 SDK exactly; the conformance suite runs both ways.
+
+A third quirk is kept by default because the conformance cases encode it: a trigger fired by a
+processing-time timer sees the timer's processing time as the watermark (AfterWatermark asks "timer time
+>= window end"; pane timing compares it with the window). With processing time far ahead of event time
+(a replay) an early processing-time firing then ends AfterWatermark with a LATE pane.
+``processing_timers_see_watermark=True`` evaluates such firings against the input watermark and the held
+output watermark instead, as Java does.
 
 Fast paths for the common configurations are subclasses chosen by `create_reducer`.
 """
@@ -203,40 +218,15 @@ class Reducer:
         """Add one bundle, evaluate triggers once per touched (key, window), fire due timers."""
         out: list[Pane] = []
         out_wm = self.output_watermark()
-        if self._merging:
-            by_key: dict[Any, list[tuple[Any, int]]] = {}
-            for k, v, t in zip(keys, values, timestamps_us):
-                items = by_key.get(k)
-                if items is None:
-                    by_key[k] = [(v, t)]
-                else:
-                    items.append((v, t))
-            for k, items in by_key.items():
-                self._process_key(k, items, out_wm, out)
-        else:
-            # non-merging windows are independent: group the bundle by (key, window) in one pass
-            limit = self._wm - self.allowed_lateness_us
-            assign = self._assign
-            groups: dict[tuple[Any, Window], tuple[list[Any], list[int]]] = {}
-            gget = groups.get
-            for k, v, t in zip(keys, values, timestamps_us):
-                for w in assign(t):
-                    if w[1] < limit:
-                        self._drop(k, (v,), (t,), DROP_LATE, w)
-                        continue
-                    g = gget((k, w))
-                    if g is None:
-                        groups[(k, w)] = ([v], [t])
-                    else:
-                        g[0].append(v)
-                        g[1].append(t)
-            key_states = self._keys
-            add = self._add
-            for (k, w), (vals, tss) in groups.items():
-                ks = key_states.get(k)
-                if ks is None:
-                    ks = key_states[k] = KeyState()
-                add(k, ks, w, vals, tss, out_wm, out)
+        by_key: dict[Any, list[tuple[Any, int]]] = {}
+        for k, v, t in zip(keys, values, timestamps_us):
+            items = by_key.get(k)
+            if items is None:
+                by_key[k] = [(v, t)]
+            else:
+                items.append((v, t))
+        for k, items in by_key.items():
+            self._process_key(k, items, out_wm, out)
         if self._wm_heap or self._pt_heap:
             self._fire_timers(out)
         return out
@@ -301,7 +291,7 @@ class Reducer:
         pass
 
     def state_size(self) -> int:
-        """Number of (key, window) states held (for tests and metrics)."""
+        """Number of (key, window) states held (for tests and metrics; fast paths add their buffers)."""
         return sum(len(ks.windows) for ks in self._keys.values())
 
     def open_windows(self) -> set[Window]:

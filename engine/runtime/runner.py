@@ -59,7 +59,10 @@ def run_coroutine(fn: Any, *args: Any, use_uvloop: bool = True) -> Any:
     backend_options = {"use_uvloop": use_uvloop and _uvloop_available()}
     try:
         asyncio.get_running_loop()
+        inside_loop = True
     except RuntimeError:
+        inside_loop = False
+    if not inside_loop:  # outside the except block, so user errors carry no unrelated exception context
         return anyio.run(fn, *args, backend="asyncio", backend_options=backend_options)
     outcome: dict[str, Any] = {}
 

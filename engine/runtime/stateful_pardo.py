@@ -4,15 +4,16 @@ State cells live in memory, one dict per (key, window); timers sit in two heaps 
 time) with lazy deletion, and window expiry in buckets by garbage-collection time, so firing costs
 O(timers fired), never a scan over keys.
 
-Semantics (Beam's, see docs/ or the module docstring of `millstream.engine.model.userstate`):
+Semantics (Beam's; the API is in `millstream.engine.model.userstate`):
 
 * Input elements must be (key, value) pairs; state and timers are scoped to (key, window). Windows come
   from the batch's `wins` column or are assigned from timestamps; merging windows (Sessions) are refused.
 * A WATERMARK timer fires once the input watermark reaches its timestamp (``wm >= t``, the engine's and
   Beam Python's rule); what its callback outputs is timestamped with the timer's timestamp. A REAL_TIME
   timer fires when the job's clock reaches its timestamp; its output is timestamped with the timestamp of
-  the element (or timer) in whose context it was set (Beam's hold timestamp). Setting a timer again
-  replaces it; timers are ordered by timestamp, ties in the order they were set.
+  the element (or timer) in whose context it was set (Beam's hold timestamp; Beam Python stamps it with the
+  processing time, which can fall behind the watermark). `DoFn.TimestampParam` in a callback is the
+  firing time. Setting a timer again replaces it; timers fire in timestamp order, ties in the order set.
 * Pending timers hold the output watermark at their output timestamps, so downstream windows do not close
   before a callback's output arrives.
 * A window expires when the input watermark passes its end + allowed lateness: the (key, window)'s
@@ -33,6 +34,7 @@ from collections.abc import Set as AbstractSet
 from typing import Any
 
 from millstream.engine.model.core import ParDo
+from millstream.engine.model.dofn import param_markers
 from millstream.engine.model.metrics import set_current_step
 from millstream.engine.model.timestamp import MAX_MICROS, MIN_MICROS, Timestamp, to_micros
 from millstream.engine.model.userstate import (
@@ -54,6 +56,7 @@ from millstream.engine.model.userstate import (
     timer_callbacks,
     validate_stateful_dofn,
 )
+from millstream.engine.model.window import FixedWindows
 from millstream.engine.model.windowing import Windowing
 from millstream.engine.runtime.batch import Batch
 from millstream.engine.runtime.node import raise_user_error, truncate_repr
@@ -73,13 +76,19 @@ _ON_TIMER_ARGS = {"StateParam", "TimerParam", "KeyParam", "WindowParam", "Timest
 
 
 class _KeyWindow:
-    """The state of one (key, window): its cells by spec name and its live timers by (timer name, tag)."""
+    """The state of one (key, window): its cells by spec name and its live timers by (timer name, tag).
 
-    __slots__ = ("key", "window", "cells", "timers", "gc_time", "closing")
+    Heap entries and watermark holds refer to this object (identity hash: cheap); an entry is valid while
+    ``timers[tk].seq`` matches it, so a timer is cancelled by removing it here and nowhere else.
+    """
+
+    __slots__ = ("key", "window", "kwk", "cells", "timers", "gc_time", "closing")
 
     def __init__(self, key: Any, window: Any, gc_time: int) -> None:
         self.key = key
         self.window = window
+        #: The key of `StatefulParDoNode.kws`: the user key and the window's bounds (ints hash fast).
+        self.kwk = (key, window.start_us, window.end_us)
         self.cells: dict[str, Any] = {}
         self.timers: dict[tuple[str, str], _TimerRecord] = {}
         self.gc_time = gc_time
@@ -319,6 +328,7 @@ class _Timer(BaseTimer):
 # The operator
 
 
+
 class StatefulParDoNode(ParDoNode):
     """Runs one ParDo whose DoFn uses user state or timers."""
 
@@ -343,8 +353,6 @@ class StatefulParDoNode(ParDoNode):
         self.combine_fns = [s.combine_fn for s in states if isinstance(s, CombiningValueStateSpec)]
         self._process_args = self._arg_plan(self.markers, "process")
         self._callbacks: dict[str, tuple[TimerSpec, Callable[..., Any], list[tuple[str, int, Any]]]] = {}
-        from millstream.engine.model.dofn import param_markers
-
         for name, (spec, bound) in timer_callbacks(dofn).items():
             markers = param_markers(bound)
             for arg, m in markers.items():
@@ -355,16 +363,18 @@ class StatefulParDoNode(ParDoNode):
                     )
             self._callbacks[name] = (spec, bound, self._arg_plan(markers, bound.__name__))
         self._global = (self.windows.global_window,) if self.windows.is_global else None
+        # One window per element whose bounds contain its timestamp: the last window can be reused.
+        self._fixed = isinstance(windowing.windowfn, FixedWindows)
 
-        self.kws: dict[tuple[Any, Any], _KeyWindow] = {}
-        #: Every live timer by ((key, window), (name, tag)); the heaps' entries are valid iff they match one.
-        self.live: dict[tuple[Any, Any], _TimerRecord] = {}
-        #: (time, kind, seq, (key, window), (name, tag)) for event-time timers and window expiries.
+        #: (key, window start, window end) -> the state of that key and window.
+        self.kws: dict[tuple[Any, int, int], _KeyWindow] = {}
+        #: (time, kind, seq, key-window, (name, tag)) for event-time timers and window expiries.
         self.event_heap: list[tuple[int, int, int, Any, Any]] = []
-        #: (time, seq, (key, window), (name, tag)) for processing-time timers.
+        #: (time, seq, key-window, (name, tag)) for processing-time timers.
         self.proc_heap: list[tuple[int, int, Any, Any]] = []
-        #: gc time -> the (key, window)s expiring then (insertion-ordered).
-        self.gc_buckets: dict[int, dict[tuple[Any, Any], None]] = {}
+        #: gc time -> the key-windows expiring then (insertion-ordered).
+        self.gc_buckets: dict[int, dict[tuple[Any, int, int], None]] = {}
+        self.n_timers = 0
         self.holds = WatermarkHolds()
         self._seq = itertools.count()
         self.end_of_input = False
@@ -375,6 +385,7 @@ class StatefulParDoNode(ParDoNode):
         self.dropped_late = 0
 
     def _arg_plan(self, markers: dict[str, Any], method: str) -> list[tuple[str, int, Any]]:
+        """How to produce each marker argument of a method: (argument, resolution code, payload)."""
         plan: list[tuple[str, int, Any]] = []
         for arg, m in markers.items():
             name = m.name
@@ -382,23 +393,11 @@ class StatefulParDoNode(ParDoNode):
                 spec = m.spec
                 if isinstance(spec, CombiningValueStateSpec):
                     plan.append((arg, _ARG_STATE, (_CombiningState, spec.name, spec.combine_fn)))
-                else:
-                    cls: Any = {
-                        BagStateSpec: _BagState,
-                        SetStateSpec: _SetState,
-                        ReadModifyWriteStateSpec: _ValueState,
-                        OrderedListStateSpec: _OrderedListState,
-                    }.get(type(spec))
-                    if cls is None:
-                        for base, impl in ((BagStateSpec, _BagState), (SetStateSpec, _SetState),
-                                           (ReadModifyWriteStateSpec, _ValueState),
-                                           (OrderedListStateSpec, _OrderedListState)):
-                            if isinstance(spec, base):
-                                cls = impl
-                                break
-                    if cls is None:
-                        raise TypeError(f"step '{self.label}': {method}() asks for unsupported state {spec!r}")
-                    plan.append((arg, _ARG_STATE, (cls, spec.name, None)))
+                    continue
+                impl = next((c for base, c in _STATE_IMPLS if isinstance(spec, base)), None)
+                if impl is None:
+                    raise TypeError(f"step '{self.label}': {method}() asks for unsupported state {spec!r}")
+                plan.append((arg, _ARG_STATE, (impl, spec.name, None)))
             elif name == "TimerParam":
                 plan.append((arg, _ARG_TIMER, m.spec))
             elif name == "KeyParam":
@@ -456,8 +455,8 @@ class StatefulParDoNode(ParDoNode):
         return {
             "kind": "userstate",
             "fn": type(self.dofn).__qualname__,
-            "state": sorted((s.name, s.kind) for s in self.state_specs.values()),
-            "timers": sorted((t.name, t.time_domain) for t in self.timer_specs.values()),
+            "state": sorted([s.name, s.kind] for s in self.state_specs.values()),
+            "timers": sorted([t.name, t.time_domain] for t in self.timer_specs.values()),
             "window": repr(self.windowing.windowfn),
         }
 
@@ -466,59 +465,67 @@ class StatefulParDoNode(ParDoNode):
         return self.dirty
 
     def snapshot_state(self) -> Any:
-        """Every (key, window)'s cells and every live timer, as plain data (encode it before processing more)."""
+        """Every (key, window)'s cells and every live timer, as plain data (encode it before processing more).
+
+        ``{"version": 1, "cells": [[key, (window start, end), {name: value}]],
+        "timers": [[key, (start, end), timer name, tag, domain (0 event, 1 processing), fire_us, hold_us]]}``;
+        bags are lists, sets are sets, ordered lists are lists of (µs, value), combining cells accumulators.
+        """
         self.dirty = False
-        cells = [[kw.key, kw.window.bounds(), kw.cells] for kw in self.kws.values() if kw.cells]
-        timers = [
-            [kwk[0], kwk[1].bounds(), tk[0], tk[1], rec.domain, rec.fire_us, rec.hold_us]
-            for (kwk, tk), rec in sorted(self.live.items(), key=lambda item: item[1].seq)
-        ]
-        return {"version": 1, "cells": cells, "timers": timers}
+        cells = []
+        timers = []
+        for kw in self.kws.values():
+            bounds = (kw.kwk[1], kw.kwk[2])
+            if kw.cells:
+                cells.append([kw.key, bounds, kw.cells])
+            for tk, rec in kw.timers.items():
+                timers.append((rec.seq, [kw.key, bounds, tk[0], tk[1], rec.domain, rec.fire_us, rec.hold_us]))
+        timers.sort(key=lambda item: item[0])  # restored in the order they were set (ties fire in that order)
+        return {"version": 1, "cells": cells, "timers": [t for _, t in timers]}
 
     def restore_state(self, data: Any) -> None:
         """Replace all state and timers with a `snapshot_state` result."""
         if not isinstance(data, dict) or data.get("version") != 1:
             raise ValueError(f"step '{self.label}': unknown user-state snapshot format")
         self.kws.clear()
-        self.live.clear()
         self.event_heap.clear()
         self.proc_heap.clear()
         self.gc_buckets.clear()
+        self.n_timers = 0
         self.holds = WatermarkHolds()
         window_of = self.windowing.windowfn.window_of
         for key, (start, end), cells in data["cells"]:
             kw = self._new_kw(key, window_of(start, end))
             kw.cells = dict(cells)
         for key, (start, end), name, tag, domain, fire_us, hold_us in data["timers"]:
-            w = window_of(start, end)
-            kw = self.kws.get((key, w)) or self._new_kw(key, w)
+            kw = self.kws.get((key, start, end)) or self._new_kw(key, window_of(start, end))
             self._add_timer(kw, (name, tag), domain, fire_us, hold_us)
         self.dirty = False
 
     # -- state and timer bookkeeping ----------------------------------------------------------------------
-    def _gc_time(self, window: Any) -> int:
-        """The watermark at which a window has expired (it passed end + allowed lateness)."""
-        expiry = window.end_us + self.lateness_us
-        return (expiry if expiry < MAX_MICROS - 1 else MAX_MICROS - 1) + 1
-
     def _new_kw(self, key: Any, window: Any) -> _KeyWindow:
-        gc_time = self._gc_time(window)
+        expiry = window.end_us + self.lateness_us
+        # the watermark at which the window has expired (passed end + allowed lateness)
+        gc_time = (expiry if expiry < MAX_MICROS - 1 else MAX_MICROS - 1) + 1
         kw = _KeyWindow(key, window, gc_time)
-        kwk = (key, window)
-        self.kws[kwk] = kw
+        self.kws[kw.kwk] = kw
         bucket = self.gc_buckets.get(gc_time)
         if bucket is None:
             bucket = self.gc_buckets[gc_time] = {}
             heapq.heappush(self.event_heap, (gc_time, _EXPIRY, next(self._seq), None, None))
-        bucket[kwk] = None
+        bucket[kw.kwk] = None
         return kw
 
     def _drop_kw(self, kw: _KeyWindow) -> None:
-        kwk = (kw.key, kw.window)
-        del self.kws[kwk]
+        del self.kws[kw.kwk]
         bucket = self.gc_buckets.get(kw.gc_time)
         if bucket is not None:
-            bucket.pop(kwk, None)
+            bucket.pop(kw.kwk, None)
+
+    def _drop_if_empty(self, kw: _KeyWindow) -> None:
+        """Forget a key-window with no state and no timers (unless it already expired)."""
+        if not kw.cells and not kw.timers and self.kws.get(kw.kwk) is kw:
+            self._drop_kw(kw)
 
     def _set_timer(self, kw: _KeyWindow, spec: TimerSpec, tag: str, fire_us: int, hold_us: int) -> None:
         if kw.closing:
@@ -529,57 +536,62 @@ class StatefulParDoNode(ParDoNode):
         if domain == _WM:
             hold_us = fire_us
         tk = (spec.name, tag)
-        self._remove_timer(kw, tk)
+        rec = kw.timers.get(tk)
+        if rec is not None:
+            if rec.fire_us == fire_us and rec.hold_us == hold_us:
+                return  # set again to the same time (e.g. the window's end for every element): nothing moves
+            self._remove_timer(kw, tk)
         self._add_timer(kw, tk, domain, fire_us, hold_us)
 
     def _add_timer(self, kw: _KeyWindow, tk: tuple[str, str], domain: int, fire_us: int, hold_us: int) -> None:
         seq = next(self._seq)
-        rec = _TimerRecord(domain, fire_us, hold_us, seq)
-        kwk = (kw.key, kw.window)
-        kw.timers[tk] = rec
-        self.live[(kwk, tk)] = rec
+        kw.timers[tk] = _TimerRecord(domain, fire_us, hold_us, seq)
+        self.n_timers += 1
         if domain == _WM:
-            heapq.heappush(self.event_heap, (fire_us, _TIMER, seq, kwk, tk))
+            heapq.heappush(self.event_heap, (fire_us, _TIMER, seq, kw, tk))
         else:
-            heapq.heappush(self.proc_heap, (fire_us, seq, kwk, tk))
-        self.holds.add((kwk, tk), hold_us)
-        if len(self.event_heap) + len(self.proc_heap) > 2 * (len(self.live) + len(self.gc_buckets)) + 1024:
+            heapq.heappush(self.proc_heap, (fire_us, seq, kw, tk))
+        self.holds.add((kw, tk), hold_us)
+        if len(self.event_heap) + len(self.proc_heap) > 2 * (self.n_timers + len(self.gc_buckets)) + 1024:
             self._compact()
 
     def _clear_timer(self, kw: _KeyWindow, tk: tuple[str, str]) -> None:
         if not kw.closing:
             self._remove_timer(kw, tk)
 
-    def _remove_timer(self, kw: _KeyWindow, tk: tuple[str, str]) -> _TimerRecord | None:
-        rec = kw.timers.pop(tk, None)
-        if rec is not None:
-            ident = ((kw.key, kw.window), tk)
-            del self.live[ident]
-            self.holds.remove(ident)
-        return rec
+    def _remove_timer(self, kw: _KeyWindow, tk: tuple[str, str]) -> None:
+        if kw.timers.pop(tk, None) is not None:
+            self.n_timers -= 1
+            self.holds.remove((kw, tk))
 
     def _compact(self) -> None:
         """Rebuild the heaps from the live timers (stale entries pile up when timers are reset often)."""
         events: list[tuple[int, int, int, Any, Any]] = []
         procs: list[tuple[int, int, Any, Any]] = []
-        for (kwk, tk), rec in self.live.items():
-            if rec.domain == _WM:
-                events.append((rec.fire_us, _TIMER, rec.seq, kwk, tk))
-            else:
-                procs.append((rec.fire_us, rec.seq, kwk, tk))
+        for kw in self.kws.values():
+            for tk, rec in kw.timers.items():
+                if rec.domain == _WM:
+                    events.append((rec.fire_us, _TIMER, rec.seq, kw, tk))
+                else:
+                    procs.append((rec.fire_us, rec.seq, kw, tk))
         events.extend((t, _EXPIRY, next(self._seq), None, None) for t in self.gc_buckets)
         heapq.heapify(events)
         heapq.heapify(procs)
         self.event_heap = events
         self.proc_heap = procs
 
+    @staticmethod
+    def _live(kw: _KeyWindow, tk: Any, seq: int) -> _TimerRecord | None:
+        """The timer a heap entry stands for, if it is still set as it was then."""
+        rec = kw.timers.get(tk)
+        return rec if rec is not None and rec.seq == seq else None
+
     def next_timer(self) -> int | None:
         """The earliest pending processing-time timer, in µs."""
-        heap, live = self.proc_heap, self.live
+        heap = self.proc_heap
         while heap:
-            fire_us, seq, kwk, tk = heap[0]
-            rec = live.get((kwk, tk))
-            if rec is not None and rec.seq == seq:
+            fire_us, seq, kw, tk = heap[0]
+            if self._live(kw, tk, seq) is not None:
                 return fire_us
             heapq.heappop(heap)
         return None
@@ -606,6 +618,8 @@ class StatefulParDoNode(ParDoNode):
         ts_col, win_col, pane_col = batch.ts, batch.wins, batch.panes
         global_windows = self._global
         is_global = global_windows is not None
+        fixed = self._fixed
+        last: Any = None
         input_wm = self.input_wm
         lateness = self.lateness_us
         for i, v in enumerate(batch.values):
@@ -625,14 +639,16 @@ class StatefulParDoNode(ParDoNode):
                 windows: Any = (win_col[i],)
             elif is_global:
                 windows = global_windows
+            elif fixed and last is not None and last[0].start_us <= t < last[0].end_us:
+                windows = last
             else:
-                windows = self.windows.assign(t)
+                windows = last = self.windows.assign(t)
             for w in windows:
                 if w.end_us + lateness < input_wm:
                     self.dropped_late += 1
                     continue
                 try:
-                    kw = kws.get((key, w))
+                    kw = kws.get((key, w.start_us, w.end_us))
                 except TypeError as e:
                     raise_user_error(self.label, v, TypeError(f"the key of a stateful DoFn must be hashable: {e}"))
                 if kw is None:
@@ -706,29 +722,27 @@ class StatefulParDoNode(ParDoNode):
 
     def _fire_event_time(self, wm: int) -> None:
         """Fire event-time timers due at watermark `wm` and expire windows, in timestamp order."""
-        heap, live = self.event_heap, self.live
         outputs: dict[str | None, _Outputs] | None = None
+        heap = self.event_heap
         while heap and heap[0][0] <= wm:
-            t, kind, seq, kwk, tk = heapq.heappop(heap)
-            if outputs is None:
-                outputs = self._begin_timers()
+            t, kind, seq, kw, tk = heapq.heappop(heap)
             if kind == _EXPIRY:
                 bucket = self.gc_buckets.pop(t, None)
                 if bucket:
+                    if outputs is None:
+                        outputs = self._begin_timers()
                     for kwk in list(bucket):
-                        kw = self.kws.get(kwk)
-                        if kw is not None:
-                            self._expire(kw, outputs)
-                heap = self.event_heap
-                continue
-            rec = live.get((kwk, tk))
-            if rec is None or rec.seq != seq:
-                continue
-            kw = self.kws[kwk]
-            self._remove_timer(kw, tk)
-            self._fire(kw, tk, rec, outputs)
-            if not kw.cells and not kw.timers and not kw.closing:
-                self._drop_kw(kw)
+                        expiring = self.kws.get(kwk)
+                        if expiring is not None:
+                            self._expire(expiring, outputs)
+            else:
+                rec = self._live(kw, tk, seq)
+                if rec is not None:
+                    if outputs is None:
+                        outputs = self._begin_timers()
+                    self._remove_timer(kw, tk)
+                    self._fire(kw, tk, rec, outputs)
+                    self._drop_if_empty(kw)
             heap = self.event_heap  # a compaction may have replaced it
         if outputs is not None:
             self._end_timers(outputs)
@@ -746,22 +760,21 @@ class StatefulParDoNode(ParDoNode):
                 self._fire(kw, tk, rec, outputs)
         for tk in list(kw.timers):
             self._remove_timer(kw, tk)
-        kwk = (kw.key, kw.window)
-        if self.kws.get(kwk) is kw:
-            del self.kws[kwk]
+        if self.kws.get(kw.kwk) is kw:
+            del self.kws[kw.kwk]
 
     def advance_processing_time(self, now_us: int) -> None:
         """Fire processing-time timers due at `now_us` (those set while firing wait for the next call)."""
         set_current_step(self.label)
-        heap, live = self.proc_heap, self.live
+        heap = self.proc_heap
         limit = next(self._seq)
         deferred: list[tuple[int, int, Any, Any]] = []
         outputs: dict[str | None, _Outputs] | None = None
         while heap and heap[0][0] <= now_us:
             entry = heapq.heappop(heap)
-            _, seq, kwk, tk = entry
-            rec = live.get((kwk, tk))
-            if rec is None or rec.seq != seq:
+            _, seq, kw, tk = entry
+            rec = self._live(kw, tk, seq)
+            if rec is None:
                 continue
             if seq > limit:
                 deferred.append(entry)
@@ -769,11 +782,9 @@ class StatefulParDoNode(ParDoNode):
             if outputs is None:
                 outputs = self._begin_timers()
                 self.dirty = True
-            kw = self.kws[kwk]
             self._remove_timer(kw, tk)
             self._fire(kw, tk, rec, outputs)
-            if not kw.cells and not kw.timers:
-                self._drop_kw(kw)
+            self._drop_if_empty(kw)
             heap = self.proc_heap  # a compaction may have replaced it
         for entry in deferred:
             heapq.heappush(self.proc_heap, entry)
@@ -802,3 +813,10 @@ class StatefulParDoNode(ParDoNode):
         except Exception as e:
             raise_user_error(self.label, f"<on_timer {spec.name[len(spec.prefix):]} for key {truncate_repr(kw.key)}>", e)
 
+
+_STATE_IMPLS: tuple[tuple[type[StateSpec], type[Any]], ...] = (
+    (BagStateSpec, _BagState),
+    (SetStateSpec, _SetState),
+    (ReadModifyWriteStateSpec, _ValueState),
+    (OrderedListStateSpec, _OrderedListState),
+)

@@ -21,7 +21,7 @@ from typing import Any
 from millstream.engine.model import trigger as T
 from millstream.engine.model import window as W
 from millstream.engine.model.timestamp import END_OF_GLOBAL_WINDOW_MICROS, MAX_MICROS, MIN_MICROS, to_micros
-from millstream.engine.runtime.reducer import Pane, Reducer
+from millstream.engine.runtime.reducer import Pane, create_reducer
 from millstream.engine.runtime.win_combine import ListCombineFn, SumCombineFn
 
 FORMAT_VERSION = 1
@@ -106,8 +106,11 @@ def reducer_kwargs(spec: Spec) -> dict[str, Any]:
     }
 
 
-def run_scenario(spec: Spec, reducer_factory: Any = Reducer, **options: Any) -> list[tuple[int, Pane]]:
-    """Feed a scenario to a fresh reducer; returns ``[(step, pane), ...]`` in emission order."""
+def run_scenario(spec: Spec, reducer_factory: Any = create_reducer, **options: Any) -> list[tuple[int, Pane]]:
+    """Feed a scenario to a fresh reducer (by default the production choice, fast paths included).
+
+    Returns ``[(step, pane), ...]`` in emission order.
+    """
     kwargs = reducer_kwargs(spec)
     reducer = reducer_factory(**kwargs, **options)
     out: list[tuple[int, Pane]] = []

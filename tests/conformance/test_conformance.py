@@ -108,6 +108,17 @@ def test_default_mode_equals_oracle_plus_reviewed_deviations(case: str) -> None:
     assert compare.compare(apply_patch(expected["panes"], patch), actual["panes"]) == []
 
 
+@pytest.mark.parametrize("case", ALL_CASES)
+def test_fast_paths_equal_general_reducer(case: str) -> None:
+    """create_reducer (fast paths where they apply) and the general Reducer agree on every case."""
+    from millstream.engine.runtime.reducer import Reducer
+
+    spec, _ = _case(case)
+    fast = driver.canonical_result(spec, driver.run_scenario(spec))["panes"]
+    general = driver.canonical_result(spec, driver.run_scenario(spec, reducer_factory=Reducer))["panes"]
+    assert fast == general
+
+
 ALLOWED_REASONS = {"final_pane", "final_pane_earlier", "expired_session_not_merged", "hold_released"}
 
 

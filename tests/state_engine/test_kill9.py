@@ -77,7 +77,7 @@ def kill_repeatedly(src: str, out: str, state: str, kills: int, rng: random.Rand
         before = len(glob.glob(out + "-c*"))
         proc = start(src, out, state)
         if wait_for_new_output(out, before, proc):
-            time.sleep(rng.uniform(0.0, 0.15))  # a random instant after progress: a kill, not a wait
+            time.sleep(rng.uniform(0.0, 0.03))  # a random instant after progress: a kill, not a wait
         if proc.poll() is None:
             proc.send_signal(signal.SIGKILL)
             proc.wait()
@@ -96,7 +96,7 @@ def finish(src: str, out: str, state: str) -> None:
 
 
 def test_random_kills_lose_and_duplicate_nothing(tmp_path):
-    events = make_input(str(tmp_path / "in.jsonl"), 30000, seed=1)
+    events = make_input(str(tmp_path / "in.jsonl"), 60000, seed=1)
     out = str(tmp_path / "out" / "sums")
     hit = kill_repeatedly(str(tmp_path / "in.jsonl"), out, str(tmp_path / "state"), 20, random.Random(7))
     finish(str(tmp_path / "in.jsonl"), out, str(tmp_path / "state"))
@@ -108,7 +108,7 @@ def test_random_kills_lose_and_duplicate_nothing(tmp_path):
 
 @pytest.mark.parametrize("step", [1, 2, 3, 4, 5, 6])
 def test_crash_at_each_protocol_step(tmp_path, step):
-    events = make_input(str(tmp_path / "in.jsonl"), 6000, seed=step)
+    events = make_input(str(tmp_path / "in.jsonl"), 30000, seed=step)
     out = str(tmp_path / "out" / "sums")
     state = str(tmp_path / "state")
     proc = start(str(tmp_path / "in.jsonl"), out, state, {"MILLSTREAM_CRASH_AT": f"{step}:2"})

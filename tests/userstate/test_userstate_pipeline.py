@@ -263,19 +263,6 @@ def test_processing_time_flush_fires_on_clock_not_watermark() -> None:
     assert fired == [(4, ("a", [1, 2, 3])), (5, ("a", [4]))]
 
 
-def test_pending_processing_time_timers_fire_at_end_of_input() -> None:
-    stream = TestStream().add_elements([tv(("a", 1), 1)]).add_elements([tv(("b", 2), 2)]).advance_watermark_to(5)
-    fired: list[Any] = []
-    with beam.Pipeline(options=streaming()) as p:
-        (
-            p
-            | stream
-            | beam.ParDo(HoldUntilProcessingTime())  # its timers are set at clock 100; the clock stays at 0
-            | beam.Map(lambda kv: fired.append((stream.event_index, kv)))
-        )
-    assert sorted(fired) == [(3, ("a", 1)), (3, ("b", 2))]
-
-
 class HoldUntilProcessingTime(DoFn):
     """Emits each key's values when a processing-time timer fires (output timestamp: the element's)."""
 
@@ -314,6 +301,19 @@ def test_pending_processing_time_timer_holds_the_output_watermark() -> None:
             | beam.Map(lambda kv, pane=DoFn.PaneInfoParam: panes.append((kv, pane.timing.name, stream.event_index)))
         )
     assert panes == [(("a", 3), "ON_TIME", 2)]
+
+
+def test_pending_processing_time_timers_fire_at_end_of_input() -> None:
+    stream = TestStream().add_elements([tv(("a", 1), 1)]).add_elements([tv(("b", 2), 2)]).advance_watermark_to(5)
+    fired: list[Any] = []
+    with beam.Pipeline(options=streaming()) as p:
+        (
+            p
+            | stream
+            | beam.ParDo(HoldUntilProcessingTime())  # its timers are set at clock 100; the clock stays at 0
+            | beam.Map(lambda kv: fired.append((stream.event_index, kv)))
+        )
+    assert sorted(fired) == [(3, ("a", 1)), (3, ("b", 2))]
 
 
 # -- SetState, CombiningValueState, KeyParam ------------------------------------------------------------
@@ -597,3 +597,42 @@ def test_stateful_map_callable_gets_state() -> None:
     with beam.Pipeline() as p:
         out = p | beam.Create([("a", 0), ("a", 0), ("b", 0)]) | beam.Map(numbered)
         assert_that(out, equal_to([("a", 1), ("a", 2), ("b", 1)]))
+
+
+def test_exception_handling_routes_failures_and_keeps_state() -> None:
+    class Picky(DoFn):
+        COUNT = ReadModifyWriteStateSpec("count", None)
+
+        def process(self, element: Any, count: Any = DoFn.StateParam(COUNT)) -> Any:
+            n = (count.read() or 0) + 1
+            count.write(n)
+            if element[1] < 0:
+                raise ValueError("negative")
+            yield element[0], n
+
+    with beam.Pipeline() as p:
+        good, bad = (
+            p
+            | beam.Create([("a", 1), ("a", -1), ("a", 2)])
+            | "Picky" >> beam.ParDo(Picky()).with_exception_handling()
+        )
+        assert_that(good, equal_to([("a", 1), ("a", 3)]), label="good")
+        assert_that(bad | beam.Map(lambda r: (r[0], r[1].step, r[1].message)),
+                    equal_to([(("a", -1), "Picky", "negative")]), label="bad")
+
+
+def test_side_inputs_with_state() -> None:
+    from millstream.pvalue import AsList
+
+    class WithSide(DoFn):
+        COUNT = ReadModifyWriteStateSpec("count", None)
+
+        def process(self, element: Any, side: Any, count: Any = DoFn.StateParam(COUNT)) -> Any:
+            n = (count.read() or 0) + 1
+            count.write(n)
+            yield element[0], n, sum(side)
+
+    with beam.Pipeline() as p:
+        side = p | "Side" >> beam.Create([1, 2, 3])
+        out = p | beam.Create([("a", 1), ("a", 2)]) | beam.ParDo(WithSide(), AsList(side))
+        assert_that(out, equal_to([("a", 1, 6), ("a", 2, 6)]))

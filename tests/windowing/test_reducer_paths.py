@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 
 from millstream.engine.model.timestamp import MAX_MICROS, to_micros
 from millstream.engine.runtime.reducer import Reducer, create_reducer
-from millstream.engine.runtime.win_fast import BucketReducer, SessionReducer, SlotReducer, fast_reducer_class
+from millstream.engine.runtime.win_fast import BucketReducer, SlotReducer, fast_reducer_class
+from millstream.engine.runtime.win_fast_sessions import SessionReducer
 
 
 def _helpers() -> Any:
