@@ -18,7 +18,7 @@ from millstream.engine.model.timestamp import MIN_MICROS
 from millstream.engine.model.windowing import Windowing
 from millstream.engine.runtime.batch import Batch
 from millstream.engine.runtime.node import raise_user_error
-from millstream.engine.runtime.pardo import ErrorInfo, ParDoNode, _Outputs
+from millstream.engine.runtime.pardo import ParDoNode, _Outputs
 
 
 class AsyncParDoNode(ParDoNode):
@@ -120,13 +120,7 @@ class AsyncParDoNode(ParDoNode):
             p = batch.panes[i] if batch.panes is not None else None
             err = errors[i]
             if err is not None:
-                if eh is not None and eh.on_failure_callback is not None:
-                    eh.on_failure_callback(err, vals[i])
-                bad = outputs.setdefault(self.dead_tag, _Outputs())
-                bad.values.append((vals[i], ErrorInfo(err, self.label)))
-                bad.ts.append(t)
-                bad.wins.append(w)
-                bad.panes.append(p)
+                self._dead_letter(outputs, vals[i], err, t, w, p)
                 continue
             self._collect(results[i], outputs, t, w, p)
         for tag, cols in outputs.items():

@@ -336,28 +336,45 @@ class ParDoNode(Node):
                     except Exception as e:
                         raise_user_error(self.label, v, e)
                 else:
-                    scratch: dict[str | None, _Outputs] = {None: _Outputs()} if not eh.partial else outputs
-                    try:
-                        self._collect(process(v, *args, **call_kwargs), scratch, t, w, pane)
-                    except eh.exc_class as e:  # type: ignore[misc]
-                        if eh.on_failure_callback is not None:
-                            eh.on_failure_callback(e, v)
-                        bad = outputs.setdefault(self.dead_tag, _Outputs())
-                        bad.values.append((v, ErrorInfo(e, self.label)))
-                        bad.ts.append(t)
-                        bad.wins.append(w)
-                        bad.panes.append(pane)
-                        continue
-                    if scratch is not outputs:
-                        for tag, cols in scratch.items():
-                            dest = outputs.setdefault(tag, _Outputs())
-                            dest.values.extend(cols.values)
-                            dest.ts.extend(cols.ts)
-                            dest.wins.extend(cols.wins)
-                            dest.panes.extend(cols.panes)
+                    self._process_guarded(process, v, args, call_kwargs, outputs, t, w, pane)
         for tag, cols in outputs.items():
             if cols.values:
                 self.emit(self._columns_to_batch(cols, batch), tag)
+
+    def _process_guarded(
+        self, process: Any, v: Any, args: Any, kwargs: dict[str, Any], outputs: dict[str | None, _Outputs],
+        t: int, w: Any, pane: Any
+    ) -> None:
+        """`process` under `with_exception_handling`: a failing element goes to the dead-letter output, and
+        (unless `partial`) nothing it produced before failing is kept."""
+        eh = self.eh
+        assert eh is not None
+        scratch: dict[str | None, _Outputs] = {None: _Outputs()} if not eh.partial else outputs
+        try:
+            self._collect(process(v, *args, **kwargs), scratch, t, w, pane)
+        except eh.exc_class as e:  # type: ignore[misc]
+            self._dead_letter(outputs, v, e, t, w, pane)
+            return
+        if scratch is not outputs:
+            for tag, cols in scratch.items():
+                dest = outputs.setdefault(tag, _Outputs())
+                dest.values.extend(cols.values)
+                dest.ts.extend(cols.ts)
+                dest.wins.extend(cols.wins)
+                dest.panes.extend(cols.panes)
+
+    def _dead_letter(
+        self, outputs: dict[str | None, _Outputs], v: Any, error: BaseException, t: int, w: Any, pane: Any
+    ) -> None:
+        """Route a failed element, with its error, to the dead-letter output."""
+        eh = self.eh
+        if eh is not None and eh.on_failure_callback is not None:
+            eh.on_failure_callback(error, v)
+        bad = outputs.setdefault(self.dead_tag, _Outputs())
+        bad.values.append((v, ErrorInfo(error, self.label)))
+        bad.ts.append(t)
+        bad.wins.append(w)
+        bad.panes.append(pane)
 
     def _columns_to_batch(self, cols: _Outputs, source: Batch) -> Batch:
         wins: list[Any] | None = cols.wins

@@ -60,7 +60,7 @@ from millstream.engine.model.window import FixedWindows
 from millstream.engine.model.windowing import Windowing
 from millstream.engine.runtime.batch import Batch
 from millstream.engine.runtime.node import raise_user_error, truncate_repr
-from millstream.engine.runtime.pardo import ErrorInfo, ParDoNode, _Outputs
+from millstream.engine.runtime.pardo import ParDoNode, _Outputs
 from millstream.engine.runtime.watermark import WatermarkHolds
 
 __all__ = ["StatefulParDoNode"]
@@ -670,33 +670,6 @@ class StatefulParDoNode(ParDoNode):
         if self.event_heap and self.event_heap[0][0] <= input_wm:
             self._fire_event_time(input_wm)  # timers set behind the watermark fire at once
         self._notify_if_earlier(before)
-
-    def _process_guarded(
-        self, process: Any, v: Any, args: Any, kwargs: dict[str, Any], outputs: dict[str | None, _Outputs],
-        t: int, w: Any, pane: Any
-    ) -> None:
-        """`process` under `with_exception_handling`: a failing element goes to the dead-letter output."""
-        eh = self.eh
-        assert eh is not None
-        scratch: dict[str | None, _Outputs] = {None: _Outputs()} if not eh.partial else outputs
-        try:
-            self._collect(process(v, *args, **kwargs), scratch, t, w, pane)
-        except eh.exc_class as e:  # type: ignore[misc]
-            if eh.on_failure_callback is not None:
-                eh.on_failure_callback(e, v)
-            bad = outputs.setdefault(self.dead_tag, _Outputs())
-            bad.values.append((v, ErrorInfo(e, self.label)))
-            bad.ts.append(t)
-            bad.wins.append(w)
-            bad.panes.append(pane)
-            return
-        if scratch is not outputs:
-            for tag, cols in scratch.items():
-                dest = outputs.setdefault(tag, _Outputs())
-                dest.values.extend(cols.values)
-                dest.ts.extend(cols.ts)
-                dest.wins.extend(cols.wins)
-                dest.panes.extend(cols.panes)
 
     def _emit_outputs(self, outputs: dict[str | None, _Outputs]) -> None:
         for tag, cols in outputs.items():
