@@ -6,17 +6,21 @@ STAMP := $(VENV)/.installed
 
 .PHONY: setup run test lint bench relink clean
 
+# Output of the installs is shown only when they fail (setuptools' editable-install notices are noise).
+QUIET = out=$$($(1) 2>&1) || { echo "$$out"; exit 1; }
+
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip "setuptools>=64" wheel
-	$(PY) -m pip install -q -e '.[dev]'
+	@echo "installing millstream and its dependencies into $(VENV) ..."
+	@$(call QUIET,$(PY) -m pip install -q --upgrade pip "setuptools>=64" wheel)
+	@$(call QUIET,$(PY) -m pip install -q -e '.[dev]')
 	touch $(STAMP)
 
 setup: $(STAMP)
 
 # Re-link the strict editable install after adding a new module (fast, no dependency resolution).
 relink:
-	flock /tmp/millstream-pip.lock $(PY) -m pip install -q --no-deps --no-build-isolation -e .
+	@$(call QUIET,flock /tmp/millstream-pip.lock $(PY) -m pip install -q --no-deps --no-build-isolation -e .)
 
 run: setup relink
 	$(VENV)/bin/millstream run examples/streaming/wordcount.py
