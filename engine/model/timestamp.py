@@ -202,7 +202,13 @@ class TimestampedValue(Generic[T]):
 
     def __init__(self, value: T, timestamp: Any) -> None:
         self.value = value
-        self.micros = to_micros(timestamp)
+        kind = type(timestamp)  # the common cases inline: one of these is built per element
+        if kind is float:
+            self.micros = round(timestamp * 1_000_000)
+        elif kind is int:
+            self.micros = timestamp * 1_000_000
+        else:
+            self.micros = to_micros(timestamp)
 
     @property
     def timestamp(self) -> Timestamp:

@@ -264,6 +264,10 @@ class ParDoNode(Node):
         self.emit(batch)
 
     def _unpack_special(self, batch: Batch) -> Batch:
+        vals = batch.values
+        if (batch.wins is not None or self.windows.is_global) and _all_timestamped(vals):
+            # the common case (a Map stamping every element): two passes at C speed, no per-element branches
+            return Batch([tv.value for tv in vals], [tv.micros for tv in vals], batch.wins, batch.panes)
         n = len(batch.values)
         ts = list(batch.ts) if batch.ts is not None else [MIN_MICROS] * n
         wins = batch.wins
@@ -456,6 +460,11 @@ def _iter_result(res: Any) -> Any:
             "of outputs — wrap a single string in a list"
         )
     return res
+
+
+def _all_timestamped(vals: list[Any]) -> bool:
+    """True when every value is a TimestampedValue."""
+    return len(set(map(type, vals))) == 1 and type(vals[0]) is TimestampedValue
 
 
 def _has_special(vals: list[Any]) -> bool:
