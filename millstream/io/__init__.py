@@ -1,11 +1,21 @@
-"""Beam's `apache_beam.io`: connectors (local files now; Kafka and Pub/Sub as they land)."""
+"""Beam's `apache_beam.io`: connectors (local files in every format now; Kafka and Pub/Sub as they land)."""
 
 from millstream.engine.model.io import Read, Sink, SinkWriter, Source, SourceBatch, SourceReader, Write
-from millstream.io.textio import ReadFromJson, ReadFromText, WriteToJson, WriteToText
+from millstream.io import avroio, fileio, filesystem, parquetio, progress, textio
+from millstream.io.avroio import ReadFromAvro, WriteToAvro
+from millstream.io.filesystem import CompressionTypes
+from millstream.io.parquetio import ReadFromParquet, WriteToParquet
+from millstream.io.progress import ProgressOptions
+from millstream.io.textio import ReadFromCsv, ReadFromJson, ReadFromText, WriteToCsv, WriteToJson, WriteToText
 
 __all__ = [
+    "CompressionTypes",
+    "ProgressOptions",
     "Read",
+    "ReadFromAvro",
+    "ReadFromCsv",
     "ReadFromJson",
+    "ReadFromParquet",
     "ReadFromText",
     "Sink",
     "SinkWriter",
@@ -13,6 +23,15 @@ __all__ = [
     "SourceBatch",
     "SourceReader",
     "Write",
+    "WriteToAvro",
+    "WriteToCsv",
     "WriteToJson",
+    "WriteToParquet",
     "WriteToText",
+    "avroio",
+    "fileio",
+    "filesystem",
+    "parquetio",
+    "progress",
+    "textio",
 ]

@@ -48,10 +48,11 @@ def committed_rows(out_prefix: str) -> list[list]:
     return rows
 
 
-def start(src: str, out: str, state: str, env_extra: dict | None = None) -> subprocess.Popen:
+def start(src: str, out: str, state: str, env_extra: dict | None = None,
+          interval: str = "0.05") -> subprocess.Popen:
     env = dict(os.environ)
     env.update(env_extra or {})
-    args = [sys.executable, "-P", JOB, src, out, f"--state_dir={state}", "--checkpoint_interval=0.05",
+    args = [sys.executable, "-P", JOB, src, out, f"--state_dir={state}", f"--checkpoint_interval={interval}",
             "--batch_size=40"]
     return subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
@@ -75,9 +76,9 @@ def kill_repeatedly(src: str, out: str, state: str, kills: int, rng: random.Rand
     while hit < kills and attempts < 3 * kills:
         attempts += 1
         before = len(glob.glob(out + "-c*"))
-        proc = start(src, out, state)
+        proc = start(src, out, state, interval="0.02")
         if wait_for_new_output(out, before, proc):
-            time.sleep(rng.uniform(0.0, 0.03))  # a random instant after progress: a kill, not a wait
+            time.sleep(rng.uniform(0.0, 0.01))  # a random instant after progress: a kill, not a wait
         if proc.poll() is None:
             proc.send_signal(signal.SIGKILL)
             proc.wait()
@@ -96,7 +97,7 @@ def finish(src: str, out: str, state: str) -> None:
 
 
 def test_random_kills_lose_and_duplicate_nothing(tmp_path):
-    events = make_input(str(tmp_path / "in.jsonl"), 60000, seed=1)
+    events = make_input(str(tmp_path / "in.jsonl"), 150_000, seed=1)
     out = str(tmp_path / "out" / "sums")
     hit = kill_repeatedly(str(tmp_path / "in.jsonl"), out, str(tmp_path / "state"), 20, random.Random(7))
     finish(str(tmp_path / "in.jsonl"), out, str(tmp_path / "state"))
