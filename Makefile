@@ -31,7 +31,7 @@ test: setup relink
 	$(VENV)/bin/pytest -q
 
 bench: setup relink
-	$(PY) -P -m bench
+	$(PY) -P bench
 
 clean:
 	rm -rf $(VENV) build .millstream

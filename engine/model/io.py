@@ -95,6 +95,14 @@ class SinkWriter:
     async def open(self) -> None:
         """Prepare to write."""
 
+    async def committed_checkpoint(self) -> int | None:
+        """On start, before `recover`: the newest checkpoint whose output the sink's external system has
+        committed, when the sink's commit cannot be finished after a crash (a Kafka transaction dies with its
+        producer). Restore then picks that checkpoint instead of the latest one (it must still be retained),
+        so input after it is read again and its output written once. ``0`` means no checkpoint of this state
+        was committed (start afresh); None (the default) means "trust the latest checkpoint"."""
+        return None
+
     async def recover(self, checkpoint_id: int | None, record: Any) -> None:
         """On start: finish committing `record` of the last durable checkpoint (idempotent; None if there is
         none) and discard any output written after it."""

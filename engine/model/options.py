@@ -243,7 +243,15 @@ class MillstreamOptions(PipelineOptions):
         )
         parser.add_argument("--state_backend", default="rocksdb", choices=["rocksdb", "memory"])
         parser.add_argument("--from_scratch", default=False, action="store_true", help="discard old state")
+        parser.add_argument(
+            "--state_cache_entries", type=int, default=1_000_000,
+            help="keyed state entries held in memory, job-wide (more are evicted to the state store); 0: no bound",
+        )
         parser.add_argument("--no_uvloop", dest="uvloop", default=True, action="store_false")
+        parser.add_argument(
+            "--no_gc_tuning", dest="gc_tuning", default=True, action="store_false",
+            help="leave Python's garbage-collector thresholds alone while jobs run",
+        )
 
 
 __all__ = [

@@ -25,7 +25,8 @@ def to_micros(value: Any) -> int:
     if isinstance(value, int) and not isinstance(value, bool):
         return value * MICROS_PER_SECOND
     if isinstance(value, float):
-        return round(value * MICROS_PER_SECOND)
+        m = value * 1_000_000.0
+        return int(m + 0.5) if m >= 0 else -int(0.5 - m)
     if isinstance(value, (Timestamp, Duration)):
         return value.micros
     if isinstance(value, datetime.datetime):
@@ -204,7 +205,8 @@ class TimestampedValue(Generic[T]):
         self.value = value
         kind = type(timestamp)  # the common cases inline: one of these is built per element
         if kind is float:
-            self.micros = round(timestamp * 1_000_000)
+            m = timestamp * 1_000_000.0  # nearest microsecond; int() is much cheaper than round()
+            self.micros = int(m + 0.5) if m >= 0 else -int(0.5 - m)
         elif kind is int:
             self.micros = timestamp * 1_000_000
         else:

@@ -19,6 +19,14 @@ with SIGKILL on entering that step of the n-th checkpoint):
 Recovery (`Checkpointer.restore`) reads the latest manifest, checks the fingerprint, restores operator state,
 rewinds sources to the recorded positions and lets each sink finish the commit recorded in the manifest
 (committing again is harmless) and discard anything written after it.
+
+Some sinks cannot finish a commit after a crash: a Kafka transaction is aborted when its producer dies, so after
+a kill between steps 4 and 5 the store holds checkpoint N while Kafka holds the output of N-1 only. Such a sink
+reports the checkpoint its system committed (`SinkWriter.committed_checkpoint`, asked before `recover`), and
+restore picks the minimum over the sinks and the latest: an older checkpoint is restored from its retained
+manifest and operator snapshots (the last ``store_keep`` are kept), so the input after it is read again and its
+output written once. A committed checkpoint that is no longer retained is an error; ``0`` (nothing of this
+state committed) starts afresh.
 """
 
 from __future__ import annotations
@@ -168,7 +176,8 @@ class Checkpointer:
 
         Each checkpoint's operator snapshots are kept under its own id (the last few checkpoints are
         retained), so when the newest checkpoint is unreadable the previous complete one is restored instead,
-        saying so; sinks then discard output committed after it.
+        saying so; sinks then discard output committed after it. Likewise when a sink's system committed an
+        older checkpoint than the latest (`_sink_committed_manifest`).
         """
         from millstream.state import StateCorruptedError
 
@@ -177,6 +186,16 @@ class Checkpointer:
             for sink in self.sinks:
                 await sink.writer.recover(None, None)
             return None
+        newest_id = max([manifest.checkpoint_id, *manifest.skipped])
+        picked = await self._sink_committed_manifest(manifest)
+        if picked is None:
+            # No checkpoint of this state was committed by a sink: start afresh (ids keep increasing).
+            self._wipe()
+            for sink in self.sinks:
+                await sink.writer.recover(None, None)
+            self.next_id = newest_id + 1
+            return None
+        manifest = picked
         if manifest.metadata.get("final") and (
             manifest.fingerprint != self.fingerprint
             or manifest.metadata.get("signatures", {}) != self._signatures()
@@ -188,7 +207,7 @@ class Checkpointer:
             self._wipe()
             for sink in self.sinks:
                 await sink.writer.recover(None, None)
-            self.next_id = manifest.checkpoint_id + 1
+            self.next_id = newest_id + 1
             return None
         if manifest.skipped:
             log.warning(
@@ -206,7 +225,9 @@ class Checkpointer:
                 "run with --from_scratch to discard it, or use another --state_dir/--job_name"
             )
         meta = manifest.metadata
-        refs = meta.get("state", {})
+        # After a completed run (end of input, or a drain) every window has fired: like a new job after a
+        # Dataflow drain, operators start empty while sources continue from where the run ended.
+        refs = {} if meta.get("final") else meta.get("state", {})
         for node in self.stateful:
             ref = refs.get(node.label)
             if ref is None:
@@ -232,10 +253,45 @@ class Checkpointer:
         records = meta.get("sinks", {})
         for sink in self.sinks:
             await sink.writer.recover(manifest.checkpoint_id, records.get(sink.label))
-        newest = max([manifest.checkpoint_id, *manifest.skipped])
-        self.next_id = newest + 1
+        self.next_id = max([newest_id, manifest.checkpoint_id, *manifest.skipped]) + 1
         log.info("restored checkpoint %d from %s", manifest.checkpoint_id, self.state_dir)
         return manifest.checkpoint_id
+
+    async def _sink_committed_manifest(self, latest: Any) -> Any:
+        """The manifest to restore given what the sinks' external systems committed (`committed_checkpoint`):
+        `latest`, or an older retained one when a sink committed only up to it (a crash between the durable
+        write of a checkpoint and a sink commit that cannot be finished later, such as a Kafka transaction);
+        None when a sink committed no checkpoint of this state at all (then the job starts afresh)."""
+        committed: int | None = None
+        who = ""
+        for sink in self.sinks:
+            fn = getattr(sink.writer, "committed_checkpoint", None)
+            k = await fn() if callable(fn) else None
+            if k is not None and (committed is None or k < committed):
+                committed, who = int(k), sink.label
+        if committed is None or committed >= latest.checkpoint_id:
+            return latest
+        if committed <= 0:
+            log.warning(
+                "sink '%s' committed none of the checkpoints in %s (the latest is %d): starting afresh",
+                who, self.state_dir, latest.checkpoint_id,
+            )
+            return None
+        try:
+            manifest = self.store.get(committed)
+        except KeyError:
+            retained = [m.checkpoint_id for m in self.store.list()]
+            raise CheckpointError(
+                f"sink '{who}' committed checkpoint {committed}, but {self.state_dir} retains only checkpoints "
+                f"{retained}: the state cannot be matched with the committed output; run with --from_scratch "
+                "to start over"
+            ) from None
+        log.warning(
+            "restoring checkpoint %d, not the latest (%d): sink '%s' committed only up to %d (the process "
+            "died between the durable write and that sink's commit); input after it is read again",
+            committed, latest.checkpoint_id, who, committed,
+        )
+        return manifest
 
     def _signatures(self) -> dict[str, Any]:
         """Each source's input signature (e.g. file sizes and mtimes), to recognise a changed input."""
@@ -370,6 +426,8 @@ class Checkpointer:
             for src in self.sources:
                 if src.reader is not None:
                     await src.reader.on_checkpoint_durable(cid)
+            if final:  # nothing is written after the final checkpoint: release the sinks' connections
+                await self._close_sinks()
         finally:
             self._enter(Step.RESUME)
             self._pausing = False
@@ -388,12 +446,21 @@ class Checkpointer:
             await self.checkpoint()
 
     async def abort_sinks(self) -> None:
-        """Discard uncommitted sink output (on cancel)."""
+        """Discard uncommitted sink output (on cancel or stop), then close the sinks."""
         for sink in self.sinks:
             try:
                 await sink.writer.abort()
             except Exception:  # best effort: the next start's recovery discards it anyway
                 log.exception("aborting sink %s", sink.label)
+        await self._close_sinks()
+
+    async def _close_sinks(self) -> None:
+        """`SinkWriter.close` for every sink (best effort), once the job writes nothing more."""
+        for sink in self.sinks:
+            try:
+                await sink.writer.close()
+            except Exception:
+                log.exception("closing sink %s", sink.label)
 
     def close(self) -> None:
         """Close the state store."""

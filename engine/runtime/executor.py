@@ -32,7 +32,7 @@ async def execute(
     the stages run, and a final one commits the last output once they have all finished.
     """
     set_current_container(container)
-    plan.in_flight = InFlight()
+    plan.in_flight = CountingInFlight()
     for stage in plan.stages:
         for sender in stage.senders:
             sender.in_flight = plan.in_flight
@@ -56,16 +56,26 @@ async def execute(
                         sender.stream = send.clone()
             send.close()
     control = plan.control
+    # One checkpoint at a time: periodic ones, the stop checkpoint, and the end of the stages all take it.
+    checkpoint_lock = anyio.Lock()
     try:
         async with anyio.create_task_group() as outer:
             if checkpointer is not None:
-                outer.start_soon(checkpointer.periodic, name="checkpoints")
+                outer.start_soon(_periodic_checkpoints, checkpointer, control, checkpoint_lock, name="checkpoints")
+            if control is not None:
+                outer.start_soon(_stop_when_asked, checkpointer, control, checkpoint_lock, name="stop")
             async with anyio.create_task_group() as tg:
                 if control is not None:
                     control.stages_scope = tg.cancel_scope
                 for stage in plan.stages:
                     tg.start_soon(_run_stage, stage, receivers.get(id(stage)), plan, name=f"stage {stage.name}")
-            outer.cancel_scope.cancel()
+            if control is not None and control.state == "CANCELLING":
+                outer.cancel_scope.cancel()
+            else:
+                # A checkpoint in progress finishes first: cut off between its durable write and its sink
+                # commit, its epoch would stay uncommitted while the final checkpoint moves past it.
+                async with checkpoint_lock:
+                    outer.cancel_scope.cancel()
         ended_early = control is not None and (control.stop_requested or control.state == "CANCELLING")
         if checkpointer is not None and not ended_early:
             await checkpointer.checkpoint(final=True)
@@ -78,6 +88,51 @@ async def execute(
         set_current_container(None)
         if checkpointer is not None:
             checkpointer.close()
+
+
+class CountingInFlight(InFlight):
+    """`InFlight` that also counts every message sent and processed, so a supervisor can estimate how long
+    the oldest unprocessed message has waited (system lag) by sampling the totals."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sent_total = 0
+        self.done_total = 0
+
+    def add(self) -> None:
+        super().add()
+        self.sent_total += 1
+
+    def done(self) -> None:
+        super().done()
+        self.done_total += 1
+
+
+async def _periodic_checkpoints(checkpointer: Any, control: Any, lock: anyio.Lock) -> None:
+    """Take a checkpoint every `interval_s` seconds while sources run (none once a stop or cancel began)."""
+    while True:
+        await anyio.sleep(checkpointer.interval_s)
+        if all(s.finished for s in checkpointer.sources):
+            return
+        async with lock:
+            if control is not None and (control.stop_event.is_set() or control.state == "CANCELLING"):
+                return
+            await checkpointer.checkpoint()
+
+
+async def _stop_when_asked(checkpointer: Any, control: Any, lock: anyio.Lock) -> None:
+    """On `Job.stop()`: checkpoint, then end the stages before any source reads past the checkpoint.
+
+    Sources check `stop_reading()` only after a checkpoint pause, and the stages are cancelled in the same
+    step as the checkpoint returns, so no window fires and no record is read after the cut.
+    """
+    await control.stop_event.wait()
+    async with lock:
+        control.stop_requested = True
+        if checkpointer is not None:
+            await checkpointer.checkpoint()
+        if control.stages_scope is not None:
+            control.stages_scope.cancel()
 
 
 def _first_error(group: BaseExceptionGroup) -> BaseException:

@@ -201,16 +201,14 @@ class ParDoNode(Node):
             else:
                 tuple_args = kind == "flatmaptuple"
                 if batch.ts is None and batch.wins is None and batch.panes is None:
+                    # One nested comprehension: keeping every per-element result list alive at once (as
+                    # list(map(...)) would) triggers full garbage collections on large batches.
                     if tuple_args:
-                        results = [fn(*v, *args, **kwargs) for v in vals]
+                        out = [o for v in vals for o in _iter_result(fn(*v, *args, **kwargs))]
                     elif args or kwargs:
-                        results = [fn(v, *args, **kwargs) for v in vals]
+                        out = [o for v in vals for o in _iter_result(fn(v, *args, **kwargs))]
                     else:
-                        results = list(map(fn, vals))
-                    if _ODD_RESULTS.isdisjoint(map(type, results)):
-                        out = list(itertools.chain.from_iterable(results))
-                    else:
-                        out = [o for r in results for o in _iter_result(r)]
+                        out = [o for v in vals for o in _iter_result(fn(v))]
                     self._emit_checked(Batch(out))
                 else:
                     self._flatmap_columns(batch, fn, tuple_args, args, kwargs)
@@ -257,15 +255,21 @@ class ParDoNode(Node):
         self._emit_checked(Batch(out_v, out_t, out_w, out_p))
 
     def _emit_checked(self, batch: Batch, source_ts: list[int] | None = None) -> None:
-        """Emit, unpacking TimestampedValue outputs into the timestamp column."""
-        vals = batch.values
-        if TimestampedValue in map(type, vals) or (vals and _has_special(vals)):
-            batch = self._unpack_special(batch)
+        """Emit, unpacking TimestampedValue / WindowedValue outputs into the timestamp and window columns."""
+        types = set(map(type, batch.values))
+        if not types.isdisjoint(_SPECIAL_OUTPUTS):
+            batch = self._unpack_special(batch, types)
         self.emit(batch)
 
-    def _unpack_special(self, batch: Batch) -> Batch:
+    def _unpack_special(self, batch: Batch, types: set[type]) -> Batch:
         vals = batch.values
-        if (batch.wins is not None or self.windows.is_global) and _all_timestamped(vals):
+        if TaggedOutput in types:
+            raise TypeError(
+                f"step '{self.label}' emitted a TaggedOutput; declare outputs with ParDo(...).with_outputs()"
+            )
+        if WindowedValue in types:
+            return self._unpack_windowed(batch)
+        if types == _ONLY_TIMESTAMPED and (batch.wins is not None or self.windows.is_global):
             # the common case (a Map stamping every element): two passes at C speed, no per-element branches
             return Batch([tv.value for tv in vals], [tv.micros for tv in vals], batch.wins, batch.panes)
         n = len(batch.values)
@@ -278,14 +282,37 @@ class ParDoNode(Node):
                 return self._unpack_exploded(batch, wins)
         values = list(batch.values)
         for i, v in enumerate(values):
-            if isinstance(v, TimestampedValue):
+            if type(v) is TimestampedValue:
                 values[i] = v.value
                 ts[i] = v.micros
-            elif isinstance(v, TaggedOutput):
-                raise TypeError(
-                    f"step '{self.label}' emitted a TaggedOutput; declare outputs with ParDo(...).with_outputs()"
-                )
         return Batch(values, ts, wins, batch.panes)
+
+    def _unpack_windowed(self, batch: Batch) -> Batch:
+        """Outputs that carry their own windows (WindowedValue): one element per window, explicit windows."""
+        values: list[Any] = []
+        ts: list[int] = []
+        wins: list[Any] = []
+        panes: list[Any] = []
+        for i, v in enumerate(batch.values):
+            t = batch.timestamp(i)
+            pane = batch.panes[i] if batch.panes is not None else None
+            if type(v) is WindowedValue:
+                for w in v.windows:
+                    values.append(v.value)
+                    ts.append(v.micros)
+                    wins.append(w)
+                    panes.append(v.pane_info)
+                continue
+            new_t = t
+            if type(v) is TimestampedValue:
+                v, new_t = v.value, v.micros
+            own = (batch.wins[i],) if batch.wins is not None else self.windows.assign(t)
+            for w in own:
+                values.append(v)
+                ts.append(new_t)
+                wins.append(w)
+                panes.append(pane)
+        return Batch(values, ts, wins, None if all(p is None for p in panes) else panes)
 
     def _unpack_exploded(self, batch: Batch, wins: list[Any]) -> Batch:
         values: list[Any] = []
@@ -447,10 +474,6 @@ class ParDoNode(Node):
                 cols.panes.append(pane)
 
 
-#: FlatMap results that need a closer look: None (no output), and str/bytes (a common mistake).
-_ODD_RESULTS = frozenset({type(None), str, bytes})
-
-
 def _iter_result(res: Any) -> Any:
     if res is None:
         return ()
@@ -462,15 +485,9 @@ def _iter_result(res: Any) -> Any:
     return res
 
 
-def _all_timestamped(vals: list[Any]) -> bool:
-    """True when every value is a TimestampedValue."""
-    return len(set(map(type, vals))) == 1 and type(vals[0]) is TimestampedValue
-
-
-def _has_special(vals: list[Any]) -> bool:
-    """True when the outputs include TaggedOutput or WindowedValue (rare): checked on the first element only."""
-    first = type(vals[0])
-    return first is TaggedOutput or first is WindowedValue
+#: Output types the fast path must unpack (or reject) rather than emit as plain values.
+_SPECIAL_OUTPUTS = frozenset({TimestampedValue, TaggedOutput, WindowedValue})
+_ONLY_TIMESTAMPED = {TimestampedValue}
 
 
 _ = (inspect, sys, MAX_MICROS)
