@@ -23,7 +23,7 @@ relink:
 	@$(call QUIET,flock /tmp/millstream-pip.lock $(PY) -m pip install -q --no-deps --no-build-isolation -e .)
 
 run: setup relink
-	$(VENV)/bin/millstream run examples/streaming/wordcount.py
+	$(VENV)/bin/millstream run examples/streaming/flights.py
 
 test: setup relink
 	$(VENV)/bin/ruff check .
