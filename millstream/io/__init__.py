@@ -35,3 +35,9 @@ __all__ = [
     "progress",
     "textio",
 ]
+
+# Kafka (aiokafka is imported only when a Kafka source or sink starts).
+from millstream.io import kafka  # noqa: E402
+from millstream.io.kafka import ReadFromKafka, WriteToKafka  # noqa: E402
+
+__all__ += ["ReadFromKafka", "WriteToKafka", "kafka"]
