@@ -40,6 +40,8 @@ async def execute(
     plan.coordinator = checkpointer
     if checkpointer is not None:
         try:
+            for sink in checkpointer.sinks:
+                await sink.writer.open()
             await checkpointer.restore()
         except BaseException:
             checkpointer.close()
@@ -86,6 +88,11 @@ async def execute(
         raise err from err.__cause__
     finally:
         set_current_container(None)
+        for stage in plan.stages:
+            close = getattr(stage.driver, "close", None)
+            if close is not None:
+                with anyio.CancelScope(shield=True):
+                    await close()
         if checkpointer is not None:
             checkpointer.close()
 

@@ -37,6 +37,7 @@ class ReadDriver(SourceDriver):
         self.bytes = 0
         self.bad_records = 0
         self.wm: SplitWatermarks | None = None
+        self._closed = False
 
     @property
     def label(self) -> str:
@@ -87,6 +88,15 @@ class ReadDriver(SourceDriver):
         if self.restored_watermark is not None:
             self.wm.restore(self.restored_watermark, clock.monotonic_us())
         coordinator = self.job.coordinator
+        await self._read_all(flush, batch_mode, clock, coordinator)
+        self.finished = True
+        self.node.source_watermark(MAX_MICROS)
+        await flush()
+
+    async def _read_all(self, flush: Callable[[], Awaitable[None]], batch_mode: bool, clock: Any,
+                        coordinator: Any) -> None:
+        """Read batches until the source ends or the job stops reading."""
+        assert self.reader is not None and self.wm is not None
         control = self.job.control
         while True:
             if coordinator is not None:
@@ -106,9 +116,6 @@ class ReadDriver(SourceDriver):
                 self.node.source_watermark(self.wm.current(now))
             await flush()
             await anyio.lowlevel.checkpoint()
-        self.finished = True
-        self.node.source_watermark(MAX_MICROS)
-        await flush()
 
     def _emit(self, sb: SourceBatch, now: int) -> None:
         values = sb.values
@@ -155,8 +162,10 @@ class ReadDriver(SourceDriver):
         return ts, good, errors
 
     async def close(self) -> None:
-        """Close the reader."""
-        if self.reader is not None:
+        """Close the reader (once; the executor calls it after the job's last checkpoint, which still needs
+        the reader's positions and its acknowledgements)."""
+        if self.reader is not None and not self._closed:
+            self._closed = True
             await self.reader.close()
 
 

@@ -41,3 +41,22 @@ from millstream.io import kafka  # noqa: E402
 from millstream.io.kafka import ReadFromKafka, WriteToKafka  # noqa: E402
 
 __all__ += ["ReadFromKafka", "WriteToKafka", "kafka"]
+
+# Google Cloud Pub/Sub (google-cloud-pubsub is imported only when a Pub/Sub source or sink starts).
+from millstream.io import pubsub  # noqa: E402
+from millstream.io.pubsub import (  # noqa: E402
+    PubsubMessage,
+    ReadFromPubSub,
+    ReadStringsFromPubSub,
+    WriteStringsToPubSub,
+    WriteToPubSub,
+)
+
+__all__ += [
+    "PubsubMessage",
+    "ReadFromPubSub",
+    "ReadStringsFromPubSub",
+    "WriteStringsToPubSub",
+    "WriteToPubSub",
+    "pubsub",
+]
