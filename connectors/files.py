@@ -43,6 +43,7 @@ import hashlib
 import logging
 import os
 import re
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import IO, Any
@@ -685,6 +686,9 @@ class FileSinkWriter(SinkWriter):
         self.tmp_dir = os.path.join(directory, f".{self.base}.millstream-tmp")
         # Sinks sharing a prefix (different suffixes) share the temporary folder: each touches only its own.
         self.tag = hashlib.sha1(f"{suffix}|{shard_name_template}".encode()).hexdigest()[:8]
+        # Unique per writer: a checkpoint record names its temp files, so a later run (the same pid after a
+        # restart in one process, or a reused pid) must never write a temp file under a recorded name.
+        self.run_token = uuid.uuid4().hex[:12]
         self.committed = re.compile(re.escape(self.base) + r"-c(\d{8,})" + _shard_regex(shard_name_template)
                                     + re.escape(suffix) + "$")
         self.job_name = job_name
@@ -720,7 +724,7 @@ class FileSinkWriter(SinkWriter):
         self.epoch_seq += 1
         self.rotation = 0
         for shard in range(self.num_shards):
-            path = os.path.join(self.tmp_dir, f"{self.tag}-{os.getpid()}-{self.epoch_seq}-{shard}.tmp")
+            path = os.path.join(self.tmp_dir, f"{self.tag}-{self.run_token}-{self.epoch_seq}-{shard}.tmp")
             raw = open(path, "wb")  # noqa: SIM115 - held for the epoch
             self.tmp_paths.append(path)
             self.handles.append(raw)
