@@ -10,6 +10,9 @@ with SIGKILL on entering that step of the n-th checkpoint):
                    job-wide count of in-flight channel messages is zero and no async work is pending).
 3. SNAPSHOT        collect each stateful operator's state, each source's positions and watermark state,
                    and each sink's pending-commit record (`prepare(checkpoint_id)` seals the sink's epoch).
+                   Incremental operators (the windowed reducer, see `state_incremental`) give only the
+                   entries changed since the previous checkpoint plus a small header; their evicted
+                   entries join from the spill area. Others give a whole snapshot (when changed).
 4. WRITE_DURABLE   write state + manifest (id, pipeline fingerprint, per-step layout, positions, sink
                    records) in one atomic, synced write batch. From here on the checkpoint exists.
 5. COMMIT_SINKS    each sink makes its epoch visible (`commit`, idempotent); sources are told the
@@ -18,7 +21,13 @@ with SIGKILL on entering that step of the n-th checkpoint):
 
 Recovery (`Checkpointer.restore`) reads the latest manifest, checks the fingerprint, restores operator state,
 rewinds sources to the recorded positions and lets each sink finish the commit recorded in the manifest
-(committing again is harmless) and discard anything written after it.
+(committing again is harmless) and discard anything written after it. Incremental operators load only their
+header (and per-key timer index); entries are read from the store when needed. Both kinds of state keep the
+versions every retained manifest needs, so an older retained checkpoint stays restorable.
+
+`last_stall_s` is how long a checkpoint kept the job paused from SNAPSHOT to durable; `last_loop_stall_s`
+the longest time the event loop itself could not run during it (collecting and writing happen in a worker
+thread, so this is mostly RocksDB holding the GIL while it writes the batch); ``max_*`` are the maxima.
 
 Some sinks cannot finish a commit after a crash: a Kafka transaction is aborted when its producer dies, so after
 a kill between steps 4 and 5 the store holds checkpoint N while Kafka holds the output of N-1 only. Such a sink
@@ -33,6 +42,7 @@ from __future__ import annotations
 
 import enum
 import hashlib
+import itertools
 import logging
 import os
 import shutil
@@ -154,6 +164,21 @@ class Checkpointer:
                 self.sources.append(stage.driver)
         self.layout = self._layout()
         self.fingerprint = fingerprint(self.layout)
+        # Incremental operator state (`state_incremental`): per-entry records, bounded memory, spill area.
+        from millstream.engine.model.options import MillstreamOptions
+        from millstream.engine.runtime.state_incremental import IncrementalNodes, LoopStallMeter
+
+        options = getattr(plan, "options", None)
+        cache_entries = options.view_as(MillstreamOptions).state_cache_entries if options is not None else 1_000_000
+        self.incremental = IncrementalNodes(
+            self.stateful, self.backend, state_dir, backend_kind == "memory", cache_entries
+        )
+        self.stall_meter = LoopStallMeter()
+        #: Longest event-loop stall during the last checkpoint, and the maxima over all checkpoints.
+        self.last_loop_stall_s = 0.0
+        self.max_loop_stall_s = 0.0
+        self.max_stall_s = 0.0
+        self.max_duration_s = 0.0
 
     # -- layout and restore ---------------------------------------------------------------------------------
     def _layout(self) -> dict[str, Any]:
@@ -183,6 +208,7 @@ class Checkpointer:
 
         manifest = self.store.latest(allow_fallback=True)
         if manifest is None:
+            self.incremental.restore(0)  # purges records of a first checkpoint that died while being written
             for sink in self.sinks:
                 await sink.writer.recover(None, None)
             return None
@@ -228,6 +254,8 @@ class Checkpointer:
         # After a completed run (end of input, or a drain) every window has fired: like a new job after a
         # Dataflow drain, operators start empty while sources continue from where the run ended.
         refs = {} if meta.get("final") else meta.get("state", {})
+        # incremental nodes (a whole snapshot of one, written before state was incremental: below)
+        self.incremental.restore(manifest.checkpoint_id, empty=bool(meta.get("final")))
         for node in self.stateful:
             ref = refs.get(node.label)
             if ref is None:
@@ -316,14 +344,18 @@ class Checkpointer:
         manifests = self.store.list()
         for m in manifests[-(self.store_keep - 1):] if self.store_keep > 1 else []:
             keep_refs.update(m.metadata.get("state", {}).items())
-        from millstream.state.keys import decode_u64, operator_prefix
+        from millstream.state.keys import decode_u64, key_prefix
 
         deletes = []
         for node in self.stateful:
-            for key, _ in self.backend.scan_prefix(operator_prefix(node.label)):
+            # whole snapshots live under the empty key segment (incremental records elsewhere, except headers)
+            for key, _ in self.backend.scan_prefix(key_prefix(node.label, b"")):
                 from millstream.state.keys import decode_state_key
 
-                _, _, namespace, name = decode_state_key(key)
+                try:
+                    _, _, namespace, name = decode_state_key(key)
+                except ValueError:
+                    continue  # a versioned incremental record (see state_tier)
                 if name == "snapshot" and (node.label, decode_u64(namespace)) not in keep_refs:
                     deletes.append(key)
         return deletes
@@ -384,23 +416,33 @@ class Checkpointer:
                 await self.in_flight.idle.wait()
             self._enter(Step.SNAPSHOT)
             stall_start = time.monotonic()
+            self.stall_meter.start()
             puts = []
             refs = dict(self.refs)
             for node in self.stateful:
+                if node.label in self.incremental.labels:
+                    refs.pop(node.label, None)  # written incrementally below (an old whole snapshot retires)
+                    continue
                 if node.state_dirty() or node.label not in refs:
                     puts.append((self._snapshot_key(node.label, cid), self.codec.encode(node.snapshot_state())))
                     refs[node.label] = cid
             deletes = self._retired_snapshots(refs)
+            # collecting changed entries folds buffers (user CombineFn code) and reads evicted entries: off the
+            # loop, like the write (nothing else touches operator state while sources are paused and drained)
+            parts = await anyio.to_thread.run_sync(self.incremental.capture, cid, self.store, self.store_keep)
             sources = {s.label: s.checkpoint_state() for s in self.sources}
             sinks = {}
             for sink in self.sinks:
                 sinks[sink.label] = await sink.writer.prepare(cid)
             self._enter(Step.WRITE_DURABLE)
             try:
+                # garbage of incremental state is found before anything of this checkpoint is written
+                deletes.extend(await anyio.to_thread.run_sync(list, self.incremental.deletes(parts)))
                 await anyio.to_thread.run_sync(
                     lambda: self.store.commit(
                         cid,
-                        puts,
+                        # large incremental parts go first in chunks (invisible until this manifest commits)
+                        itertools.chain(puts, self.incremental.prewrite(parts, self.backend)),
                         deletes,
                         fingerprint=self.fingerprint,
                         wall_time_micros=time.time_ns() // 1000,
@@ -416,8 +458,13 @@ class Checkpointer:
                     )
                 )
             except Exception as e:
+                self.incremental.aborted(parts)
                 raise CheckpointError(f"checkpoint {cid} could not be written to {self.state_dir}: {e}") from e
+            self.incremental.committed(parts)
             self.last_stall_s = time.monotonic() - stall_start
+            self.last_loop_stall_s = self.stall_meter.stop()
+            self.max_stall_s = max(self.max_stall_s, self.last_stall_s)
+            self.max_loop_stall_s = max(self.max_loop_stall_s, self.last_loop_stall_s)
             self.next_id = cid + 1
             self.refs = refs
             self._enter(Step.COMMIT_SINKS)
@@ -429,11 +476,13 @@ class Checkpointer:
             if final:  # nothing is written after the final checkpoint: release the sinks' connections
                 await self._close_sinks()
         finally:
+            self.stall_meter.stop()
             self._enter(Step.RESUME)
             self._pausing = False
             self._resume.set()
             self.step = Step.IDLE
         self.last_duration_s = time.monotonic() - started
+        self.max_duration_s = max(self.max_duration_s, self.last_duration_s)
         self.last_checkpoint_wall = time.time()
         return cid
 
@@ -463,7 +512,8 @@ class Checkpointer:
                 log.exception("closing sink %s", sink.label)
 
     def close(self) -> None:
-        """Close the state store."""
+        """Close the state store (and delete the spill area of incremental state)."""
+        self.incremental.close()
         self.backend.close()
 
 

@@ -50,6 +50,11 @@ processing-time timer sees the timer's processing time as the watermark (AfterWa
 output watermark instead, as Java does.
 
 Fast paths for the common configurations are subclasses chosen by `create_reducer`.
+
+Durable jobs attach `state_reducer.ReducerState` (``_tiered``): it tracks which keys changed (``_kdirty``)
+and may evict keys' state to the state store (``_cold``); the hooks here bring an evicted key back when an
+element, a timer, a window expiry or a watermark hold needs it. Without it these hooks cost one empty-dict
+lookup.
 """
 
 from __future__ import annotations
@@ -199,6 +204,15 @@ class Reducer:
         self._cks: KeyState | None = None
         self._cws: WinState | None = None
         self._ckey: Any = None
+        # Tiered state (`state_reducer.ReducerState`, set up when a checkpointing job bounds the state in
+        # memory): keys evicted to the state store -> (gc time, hold, session end, fired-session gc) of their
+        # state; heaps of the gc times and holds of evicted keys; keys whose state changed since the last
+        # checkpoint (None: not tracked). Their timers stay in the timer heaps (keyed by key).
+        self._tiered: Any = None
+        self._cold: dict[Any, tuple[Any, Any, Any, Any]] = {}
+        self._cold_gc: list[tuple[int, int, Any]] = []
+        self._cold_hold: list[tuple[int, int, Any]] = []
+        self._kdirty: set[Any] | None = None
 
     # ------------------------------------------------------------------ public API
 
@@ -257,12 +271,18 @@ class Reducer:
     def output_watermark(self) -> int:
         """min(input watermark, earliest hold of any key - 1µs); may move backwards (Beam's held watermark)."""
         h = self._hold_heap
+        wm = self._wm
         while h:
             v, _, ws = h[0]
             if ws.alive and ws.hold_min == v:
-                return min(self._wm, v - 1)
+                wm = min(wm, v - 1)
+                break
             heapq.heappop(h)
-        return self._wm
+        if self._cold_hold:  # holds of evicted keys
+            c = self._tiered.cold_hold()
+            if c is not None and c - 1 < wm:
+                wm = c - 1
+        return wm
 
     def take_dropped(self) -> list[tuple[Any, Any, int, str, BoundedWindow]]:
         """Dropped records since the last call: (key, value, timestamp_us, reason, window)."""
@@ -373,7 +393,12 @@ class Reducer:
         """Add one key's elements of a bundle, already assigned to (not expired) windows."""
         ks = self._keys.get(key)
         if ks is None:
-            ks = self._keys[key] = KeyState()
+            if key in self._cold:
+                ks = self._tiered.reload_key(key)
+            if ks is None:
+                ks = self._keys[key] = KeyState()
+        if self._kdirty is not None:
+            self._kdirty.add(key)
         if self._merging:
             w2e = self._merge_windows(key, ks, w2e)
         for w, (vals, tss) in w2e.items():
@@ -604,10 +629,15 @@ class Reducer:
         h = self._pt_heap
         while h and h[0][0] <= now:
             due[heapq.heappop(h)[2]] = None
+        kd = self._kdirty
         for key in due:
             ks = self._keys.get(key)
+            if ks is None and key in self._cold:
+                ks = self._tiered.reload_key(key)
             if ks is None or not ks.timers:
                 continue
+            if kd is not None:
+                kd.add(key)
             fired = []
             timers = ks.timers
             for tid, d in list(timers.items()):
@@ -639,14 +669,19 @@ class Reducer:
     def _expire(self, out: list[Pane]) -> None:
         h = self._gc_heap
         wm = self._wm
+        if self._cold_gc and self._cold_gc[0][0] < wm:
+            self._tiered.reload_expiring(wm)  # evicted keys with windows to expire come back first
         if not h or h[0][0] >= wm:
             return
         out_wm = self.output_watermark()
+        kd = self._kdirty
         while h and h[0][0] < wm:
             _, _, key, ws, w = heapq.heappop(h)
             if not ws.alive or ws.window != w:
                 continue  # merged away, or renamed by a session merge (its new window has its own entry)
             ks = self._keys[key]
+            if kd is not None:
+                kd.add(key)
             if ws.pending and not ws.tomb:
                 out.append(self._final_pane(key, ws, out_wm))
             self._delete(key, ks, ws)

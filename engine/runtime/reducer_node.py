@@ -3,6 +3,10 @@
 The reducer (pure logic) decides which panes fire; this node turns its panes into batches (value
 `(key, output)`, the pane's timestamp, window and PaneInfo), routes dropped late data to the optional
 side output, and propagates the output watermark (held by pending panes) downstream, monotonically.
+
+In a checkpointing job its state is incremental (`attach_state_tier`, `state_reducer`): checkpoints write the
+changed entries, and after each call the entries held in memory are brought back within the job's
+``--state_cache_entries`` share by evicting cold ones to the state store.
 """
 
 from __future__ import annotations
@@ -51,6 +55,8 @@ class ReducerNode(Node):
         #: Called when the earliest processing-time timer may have moved earlier (set by the executor).
         self.timer_changed: Callable[[], None] | None = None
         self.dirty = False
+        #: Incremental, bounded state (`state_reducer`), set up by the checkpointer of a durable job.
+        self.tiered: Any = None
 
     def state_layout(self) -> dict[str, Any]:
         """What this operator stores (part of the pipeline fingerprint)."""
@@ -68,13 +74,36 @@ class ReducerNode(Node):
         return self.dirty
 
     def snapshot_state(self) -> Any:
-        """The reducer's state, as plain data."""
+        """The reducer's whole state, as plain data (without the entries evicted by incremental state)."""
         self.dirty = False
         return self.reducer.snapshot()
 
     def restore_state(self, data: Any) -> None:
-        """Load a snapshot."""
-        self.reducer.restore(data)
+        """Load a whole-state snapshot (with incremental state: all of it is written at the next checkpoint)."""
+        if self.tiered is not None:
+            self.tiered.restore_whole(data)
+        else:
+            self.reducer.restore(data)
+
+    # -- incremental state (the checkpointer's protocol for `StateTier` nodes) ------------------------------
+    def attach_state_tier(self, tier: Any) -> None:
+        """Keep the state incrementally in `tier`, with at most `tier.cache_entries` entries in memory."""
+        from millstream.engine.runtime.state_reducer import ReducerState
+
+        self.tiered = ReducerState(self.reducer, tier)
+
+    def capture_incremental(self) -> Any:
+        """What changed since the last checkpoint (`state_reducer.ReducerCapture`)."""
+        self.dirty = False
+        return self.tiered.capture()
+
+    def restore_incremental(self, header: Any) -> None:
+        """Load the checkpoint whose node header is `header` (entries are read from the tier as needed)."""
+        self.tiered.restore(header)
+
+    def _bound_state(self) -> None:
+        if self.tiered is not None:
+            self.tiered.maybe_evict()
 
     def open(self) -> None:
         try:
@@ -115,6 +144,7 @@ class ReducerNode(Node):
             raise_user_error(self.label, "<bundle>", e)
         self._emit_panes(panes)
         self._emit_dropped()
+        self._bound_state()
         after = self.next_timer()
         if after is not None and (before is None or after < before) and self.timer_changed is not None:
             self.timer_changed()
@@ -134,6 +164,7 @@ class ReducerNode(Node):
             raise_user_error(self.label, "<watermark>", e)
         self._emit_panes(panes)
         self._emit_dropped()
+        self._bound_state()
         if micros >= MAX_MICROS:
             self.advance_output_watermark(MAX_MICROS)  # end of input: nothing can follow
         else:
@@ -153,6 +184,7 @@ class ReducerNode(Node):
         except Exception as e:
             raise_user_error(self.label, "<processing-time timer>", e)
         self._emit_panes(panes)
+        self._bound_state()
         if self.input_wm > MIN_MICROS:
             self.advance_output_watermark(min(self.input_wm, self.reducer.output_watermark()))
 

@@ -23,6 +23,10 @@ trigger state Beam would have after the ON_TIME pane, when late data arrives. Se
 data move to the general path with all their sessions, and come back when their general state expires.
 
 Both paths give identical panes (tests/windowing checks it on random input).
+
+With tiered state (`state_reducer`), a slot's or bucket's entries may be partly in the state store: a firing
+merges them in (``_cold_ns``), folds are recorded as changes (``_fold_dirty``), and fired windows track what
+a checkpoint must write (``_fired_new``, ``_fired_gone``). The per-element hot path is unchanged.
 """
 
 from __future__ import annotations
@@ -96,6 +100,14 @@ class FastReducerBase(Reducer):
         self._fired: dict[Window, dict[Any, Any]] = {}
         self._fired_heap: list[tuple[int, int, Window]] = []
         self._since_compact = 0
+        # Tiered state (`state_reducer`): buffers folded since the last checkpoint (container id -> keys),
+        # fired windows created and fired entries taken since then, container ids and fired windows that
+        # may have entries in the state store. None/empty when the state is not tiered.
+        self._fold_dirty: dict[Any, set[Any]] | None = None
+        self._fired_new: set[Window] | None = None
+        self._fired_gone: list[tuple[Window, Any]] | None = None
+        self._cold_ns: set[Any] = set()
+        self._fired_cold: set[Window] = set()
 
     def _simulate_on_time_pane(self) -> tuple[list[int], bool]:
         """Trigger state and finished flag of a window right after its ON_TIME pane (no other panes before)."""
@@ -119,6 +131,8 @@ class FastReducerBase(Reducer):
         if d is None:
             d = self._fired[w] = {}
             heapq.heappush(self._fired_heap, (self._gc_time(w), next(self._seq), w))
+            if self._fired_new is not None:
+                self._fired_new.add(w)
         d[key] = acc if self._accumulating else None
 
     def _expire_fired(self) -> None:
@@ -127,6 +141,8 @@ class FastReducerBase(Reducer):
         while h and h[0][0] < wm:
             _, _, w = heapq.heappop(h)
             self._fired.pop(w, None)
+            if self._tiered is not None:
+                self._tiered.fired_dead(w)
 
     def _fired_state(self, key: Any, ks: KeyState, w: Window, acc: Any) -> WinState:
         """A general window state as Beam has it after the window's ON_TIME pane."""
@@ -146,8 +162,15 @@ class FastReducerBase(Reducer):
 
     def _new_window_state(self, key: Any, ks: KeyState, w: Window) -> WinState:
         d = self._fired.get(w)
-        if d is not None and key in d:
-            return self._fired_state(key, ks, w, d.pop(key))
+        if d is not None:
+            if key in d:
+                if self._fired_gone is not None:
+                    self._fired_gone.append((w, key))
+                return self._fired_state(key, ks, w, d.pop(key))
+            if w in self._fired_cold:  # evicted to the state store
+                found, acc = self._tiered.take_fired(w, key)
+                if found:
+                    return self._fired_state(key, ks, w, acc)
         return super()._new_window_state(key, ks, w)
 
     def _emit_on_time(
@@ -328,6 +351,8 @@ class SlotReducer(FastReducerBase):
                 heapq.heappop(h)
                 del self._slots[pmin]
                 self._slot_accs.pop(pmin, None)
+                if self._tiered is not None:
+                    self._tiered.ns_dead(pmin)
             q = qq + 1
         self._next_q = max(q, Q)
 
@@ -346,6 +371,9 @@ class SlotReducer(FastReducerBase):
             if d is None:
                 return
             accs = self._slot_accs.get(q)
+            if q in self._cold_ns:  # entries evicted to the state store (with their in-memory parts)
+                for key, acc in self._tiered.drain_cold(q, d, accs):
+                    emit(key, win, acc, end, keep, w, out)
             for key, vals in d.items():
                 acc = accs.get(key) if accs is not None else None
                 acc = add_inputs(create() if acc is None else acc, vals)
@@ -359,11 +387,14 @@ class SlotReducer(FastReducerBase):
             accs = self._slot_accs.get(p)
             if accs is None:
                 accs = self._slot_accs[p] = {}
+            fd = self._fold_dirty.setdefault(p, set()) if self._fold_dirty is not None else None
             for key, vals in d.items():
                 if vals:
                     acc = accs.get(key)
                     accs[key] = add_inputs(create() if acc is None else acc, vals)
                     d[key] = []
+                    if fd is not None:
+                        fd.add(key)
             for key, acc in accs.items():
                 g = groups.get(key)
                 if g is None:
@@ -371,6 +402,13 @@ class SlotReducer(FastReducerBase):
                     groups[key] = [create(), acc]
                 else:
                     g.append(acc)
+            if p in self._cold_ns:  # stored parts of the slot's entries (evicted to the state store)
+                for key, acc in self._tiered.cold_parts(p):
+                    g = groups.get(key)
+                    if g is None:
+                        groups[key] = [create(), acc]
+                    else:
+                        g.append(acc)
         merge = ops.merge
         for key, g in groups.items():
             emit(key, win, merge(g), end, keep, w, out)
@@ -387,6 +425,7 @@ class SlotReducer(FastReducerBase):
         self._since_compact = 0
         add_inputs = self._ops.add_inputs
         create = self._ops.create
+        fds = self._fold_dirty
         for p, d in self._slots.items():
             accs = self._slot_accs.get(p)
             for key, vals in d.items():
@@ -396,6 +435,8 @@ class SlotReducer(FastReducerBase):
                     acc = accs.get(key)
                     accs[key] = add_inputs(create() if acc is None else acc, vals)
                     d[key] = []
+                    if fds is not None:
+                        fds.setdefault(p, set()).add(key)
 
     def _snapshot_fast(self) -> Any:
         slots = []
@@ -508,9 +549,14 @@ class BucketReducer(FastReducerBase):
             accs = self._bucket_accs.pop(w, None)
             win = self._window_of(start, end)
             keep = wm <= self._gc_time(w)
+            if w in self._cold_ns:  # entries evicted to the state store (with their in-memory parts)
+                for key, acc in self._tiered.drain_cold(w, d, accs):
+                    self._emit_on_time(key, win, acc, end, keep, w, out)
             for key, vals in d.items():
                 acc = accs.get(key) if accs is not None else None
                 self._emit_on_time(key, win, self._fold(acc, vals), end, keep, w, out)
+            if self._tiered is not None:
+                self._tiered.ns_dead(w)
 
     def _fast_hold(self) -> int | None:
         h = self._bucket_heap
@@ -518,6 +564,7 @@ class BucketReducer(FastReducerBase):
 
     def _compact(self) -> None:
         self._since_compact = 0
+        fds = self._fold_dirty
         for w, d in self._buckets.items():
             accs = self._bucket_accs.get(w)
             for key, vals in d.items():
@@ -526,6 +573,8 @@ class BucketReducer(FastReducerBase):
                         accs = self._bucket_accs[w] = {}
                     accs[key] = self._fold(accs.get(key), vals)
                     d[key] = []
+                    if fds is not None:
+                        fds.setdefault(w, set()).add(key)
 
     def _snapshot_fast(self) -> Any:
         buckets = []

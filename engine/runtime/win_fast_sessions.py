@@ -46,6 +46,7 @@ class SessionReducer(FastReducerBase):
         sget = sess.get
         general = self._keys
         fired = self._sfired
+        cold = self._cold
         heap = self._sheap
         seq = self._seq
         slow: list[tuple[Any, Any, int]] | None = None
@@ -57,6 +58,15 @@ class SessionReducer(FastReducerBase):
                 slow.append((k, v, t))
                 continue
             ss = sget(k)
+            if ss is None:
+                if k in cold:  # evicted to the state store: bring the key back, then decide again
+                    self._tiered.reload_key(k)
+                    if k in general or k in fired:
+                        if slow is None:
+                            slow = []
+                        slow.append((k, v, t))
+                        continue
+                    ss = sget(k)
             if ss is None:
                 sess[k] = [[t, e, [v], None]]
                 heapq.heappush(heap, (e, next(seq), k))
@@ -131,10 +141,14 @@ class SessionReducer(FastReducerBase):
 
     def _migrate(self, key: Any) -> None:
         """Turn a key's fast sessions (open and fired) into general window states."""
+        if key in self._cold:
+            self._tiered.reload_key(key)
         ss = self._sess.pop(key, None)
         fs = self._sfired.pop(key, None)
         if not ss and not fs:
             return
+        if self._kdirty is not None:
+            self._kdirty.add(key)
         ks = self._keys.get(key)
         if ks is None:
             ks = self._keys[key] = KeyState()
@@ -154,11 +168,19 @@ class SessionReducer(FastReducerBase):
         wm = self._wm
         h = self._sheap
         sess = self._sess
+        kd = self._kdirty
         while h and h[0][0] <= wm:
             _, _, key = heapq.heappop(h)
             ss = sess.get(key)
+            if not ss and key in self._cold:
+                end = self._cold[key][2]
+                if end is not None and end <= wm:  # an evicted key's session is due
+                    self._tiered.reload_key(key)
+                    ss = sess.get(key)
             if not ss:
                 continue
+            if kd is not None:
+                kd.add(key)
             keep = []
             for s in ss:
                 if s[1] <= wm:
@@ -186,11 +208,19 @@ class SessionReducer(FastReducerBase):
     def _expire_fired(self) -> None:
         h = self._sfired_heap
         wm = self._wm
+        kd = self._kdirty
         while h and h[0][0] < wm:
             _, _, key = heapq.heappop(h)
             fl = self._sfired.get(key)
+            if fl is None and key in self._cold:
+                info = self._cold[key]
+                if info[3] is not None and info[3] < wm:
+                    self._tiered.reload_key(key)
+                    fl = self._sfired.get(key)
             if fl is None:
                 continue
+            if kd is not None:
+                kd.add(key)
             keep = [f for f in fl if self._gc_time((f[0], f[1])) >= wm]
             if keep:
                 self._sfired[key] = keep
@@ -200,11 +230,15 @@ class SessionReducer(FastReducerBase):
     def _fast_hold(self) -> int | None:
         h = self._sheap
         sess = self._sess
+        cold = self._cold
         while h:
             e0, _, key = h[0]
             ss = sess.get(key)
             if not ss:
-                heapq.heappop(h)
+                info = cold.get(key) if cold else None
+                if info is not None and info[2] == e0:  # an evicted key's earliest session end
+                    return e0 - 1
+                heapq.heappop(h)  # stale (an evicted key's exact entry was pushed when it was evicted)
                 continue
             m = min(s[1] for s in ss)
             if m != e0:
@@ -215,11 +249,14 @@ class SessionReducer(FastReducerBase):
 
     def _compact(self) -> None:
         self._since_compact = 0
-        for ss in self._sess.values():
+        kd = self._kdirty
+        for key, ss in self._sess.items():
             for s in ss:
                 if len(s[2]) >= COMPACT_LEN:
                     s[3] = self._fold(s[3], s[2])
                     s[2] = []
+                    if kd is not None:
+                        kd.add(key)
 
     def _snapshot_fast(self) -> Any:
         for ss in self._sess.values():

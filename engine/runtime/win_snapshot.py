@@ -8,18 +8,23 @@ caller uses (msgpack turns tuples into lists; give the combine fn accumulators i
 
 Heaps and indexes are derived data and are rebuilt on restore. Restore into a freshly built reducer of
 the same class and windowing strategy; the snapshot records the class and the strategy to check that.
+
+This whole-state form is for tests and tools, and for state saved before checkpoints became incremental;
+checkpoints store the state per entry (`state_reducer`), using `encode_key_state`/`decode_key_state` for
+one key's general state.
 """
 
 from __future__ import annotations
 
 import heapq
 import itertools
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from millstream.engine.runtime.reducer import Reducer
+    from millstream.engine.runtime.reducer import KeyState, Reducer
 
-__all__ = ["FORMAT", "restore", "snapshot"]
+__all__ = ["FORMAT", "decode_key_state", "encode_key_state", "restore", "snapshot", "strategy"]
 
 FORMAT = 1
 
@@ -37,6 +42,11 @@ def _decode_name(enc: Any) -> Any:
     return enc
 
 
+def strategy(r: Reducer) -> list[Any]:
+    """The windowing strategy a snapshot records (restore refuses a snapshot of another one)."""
+    return _strategy(r)
+
+
 def _strategy(r: Reducer) -> list[Any]:
     return [
         repr(r.window_fn),
@@ -49,30 +59,76 @@ def _strategy(r: Reducer) -> list[Any]:
     ]
 
 
+def encode_key_state(ks: KeyState) -> list[Any]:
+    """One key's general state (windows and timers) as plain data: ``[windows, timers]``."""
+    windows = [
+        [
+            ws.window[0],
+            ws.window[1],
+            ws.acc,
+            ws.pending,
+            ws.index,
+            ws.nonspec,
+            ws.tomb,
+            ws.hold,
+            ws.hold_min,
+            list(ws.st),
+            list(ws.ids),
+        ]
+        for ws in ks.windows.values()
+    ]
+    timers = [
+        [tid, [[_encode_name(name), dom, ts] for name, (dom, ts) in d.items()]]
+        for tid, d in ks.timers.items()
+    ]
+    return [windows, timers]
+
+
+def decode_key_state(
+    r: Reducer, key: Any, windows: list[Any], timers: list[Any], push: Callable[[list[Any], Any], None],
+    with_timers: bool = True,
+) -> tuple[KeyState, int]:
+    """Rebuild one key's state into `r._keys`; returns it and its largest timer owner id.
+
+    Its gc and hold entries (and, `with_timers`, its timers) are added to the reducer's heaps with `push`
+    (``list.append`` before a heapify, or ``heapq.heappush``).
+    """
+    from millstream.engine.runtime.reducer import KeyState, WinState
+
+    ks = KeyState()
+    r._keys[key] = ks
+    max_id = 0
+    seq = r._seq
+    for start, end, acc, pending, index, nonspec, tomb, hold, hold_min, st, ids in windows:
+        w = (start, end)
+        ws = WinState(w, acc, list(st), list(ids))
+        ws.pending = pending
+        ws.index = index
+        ws.nonspec = nonspec
+        ws.tomb = tomb
+        ws.hold = hold
+        ws.hold_min = hold_min
+        ks.windows[w] = ws
+        for tid in ws.ids:
+            ks.idwin[tid] = ws
+            max_id = max(max_id, tid)
+        push(r._gc_heap, (r._gc_time(w), next(seq), key, ws, w))
+        if hold_min is not None:
+            push(r._hold_heap, (hold_min, next(seq), ws))
+    for tid, entries in timers:
+        d = ks.timers[tid] = {}
+        for enc, dom, ts in entries:
+            d[_decode_name(enc)] = (dom, ts)
+            if with_timers:
+                push(r._wm_heap if dom == 0 else r._pt_heap, (ts, next(seq), key))
+    return ks, max_id
+
+
 def snapshot(r: Reducer) -> dict[str, Any]:
     """The reducer's complete state as plain data."""
     keys = []
     for key, ks in r._keys.items():
-        windows = [
-            [
-                ws.window[0],
-                ws.window[1],
-                ws.acc,
-                ws.pending,
-                ws.index,
-                ws.nonspec,
-                ws.tomb,
-                ws.hold,
-                ws.hold_min,
-                list(ws.st),
-                list(ws.ids),
-            ]
-            for ws in ks.windows.values()
-        ]
-        timers = [
-            [tid, [[_encode_name(name), dom, ts] for name, (dom, ts) in d.items()]]
-            for tid, d in ks.timers.items()
-        ]
+        windows, timers = encode_key_state(ks)
         keys.append([key, windows, timers])
     return {
         "format": FORMAT,
@@ -89,8 +145,6 @@ def snapshot(r: Reducer) -> dict[str, Any]:
 
 def restore(r: Reducer, data: dict[str, Any]) -> None:
     """Replace the reducer's state by a snapshot's."""
-    from millstream.engine.runtime.reducer import KeyState, WinState
-
     if data.get("format") != FORMAT:
         raise ValueError(f"unknown reducer snapshot format {data.get('format')!r}")
     if data["class"] != type(r).__name__ or list(data["strategy"]) != _strategy(r):
@@ -105,31 +159,9 @@ def restore(r: Reducer, data: dict[str, Any]) -> None:
     r._gc_heap = []
     r._hold_heap = []
     max_id = 0
-    seq = r._seq
     for key, windows, timers in data["keys"]:
-        ks = KeyState()
-        r._keys[key] = ks
-        for start, end, acc, pending, index, nonspec, tomb, hold, hold_min, st, ids in windows:
-            w = (start, end)
-            ws = WinState(w, acc, list(st), list(ids))
-            ws.pending = pending
-            ws.index = index
-            ws.nonspec = nonspec
-            ws.tomb = tomb
-            ws.hold = hold
-            ws.hold_min = hold_min
-            ks.windows[w] = ws
-            for tid in ws.ids:
-                ks.idwin[tid] = ws
-                max_id = max(max_id, tid)
-            r._gc_heap.append((r._gc_time(w), next(seq), key, ws, w))
-            if hold_min is not None:
-                r._hold_heap.append((hold_min, next(seq), ws))
-        for tid, entries in timers:
-            d = ks.timers[tid] = {}
-            for enc, dom, ts in entries:
-                d[_decode_name(enc)] = (dom, ts)
-                (r._wm_heap if dom == 0 else r._pt_heap).append((ts, next(seq), key))
+        _, key_max = decode_key_state(r, key, windows, timers, list.append)
+        max_id = max(max_id, key_max)
     heapq.heapify(r._wm_heap)
     heapq.heapify(r._pt_heap)
     heapq.heapify(r._gc_heap)
