@@ -9,13 +9,15 @@ modes alternate and the median is reported. Ratio = memory time / durable time (
 outputs are checked against the bare-Python reference before anything is reported.
 
 Part 2, large state: a job holding N (key, window) entries (N distinct keys in one 2-hour fixed window,
-reading a watched file so the job keeps running), ``--state_cache_entries=1000000``. Measured: the first
+reading a watched file so the job keeps running), ``--state_cache_entries=1000000``; and a session job
+with N keys (per-key state, whose restore reads every key's record to rebuild the in-memory timer index). Measured: the first
 checkpoint (every entry new), an incremental one after 1% of the keys changed, the longest event-loop
 stall during each (`Checkpointer.last_loop_stall_s`: a 1 ms callback's worst lateness), records written,
 peak RSS, and the recovery time (restoring the latest checkpoint in a new process).
 
     .venv/bin/python -P bench/durable_bench.py [--events 2000000] [--repeat 3] [--intervals 10,1]
-                  [--sizes 1000000,10000000] [--cache 1000000] [--tasks W1,W2,W3] [--skip-large] [--skip-throughput]
+                  [--sizes 1000000,10000000] [--session-sizes 1000000] [--cache 1000000] [--tasks W1,W2,W3]
+                  [--skip-large] [--skip-throughput]
 """
 
 from __future__ import annotations
@@ -167,7 +169,7 @@ def _write_keys(path: str, start: int, n: int, mode: str = "wb") -> None:
         f.writelines(orjson.dumps([f"k{i}", 1_000.0 + (i - start) * step, 1]) + b"\n" for i in range(start, start + n))
 
 
-def _large_pipeline(path: str, state_dir: str, cache: int) -> Any:
+def _large_pipeline(path: str, state_dir: str, cache: int, windows: str) -> Any:
     import millstream as beam
     from millstream.io import ReadFromJson
     from millstream.options.pipeline_options import PipelineOptions
@@ -179,7 +181,7 @@ def _large_pipeline(path: str, state_dir: str, cache: int) -> Any:
     (p
      | ReadFromJson(path, timestamp_fn=lambda e: e[1], max_out_of_orderness=HOUR, watch=True, poll_interval=0.2)
      | beam.Map(lambda e: (e[0], e[2]))
-     | beam.WindowInto(window.FixedWindows(2 * HOUR))
+     | beam.WindowInto(window.FixedWindows(2 * HOUR) if windows == "fixed" else window.Sessions(2 * HOUR))
      | beam.CombinePerKey(sum)
      | beam.Map(lambda kv: None))
     return p
@@ -201,12 +203,12 @@ async def _until(cond: Any, timeout: float) -> None:
         await anyio.sleep(0.05)
 
 
-def child_large(n: int, path: str, state_dir: str, cache: int) -> dict[str, Any]:
+def child_large(n: int, path: str, state_dir: str, cache: int, windows: str) -> dict[str, Any]:
     """Load n keys, checkpoint (all new), change 1%, checkpoint (incremental), stop."""
     from millstream.engine.runtime.runner import run_coroutine
 
     out: dict[str, Any] = {}
-    p = _large_pipeline(path, state_dir, cache)
+    p = _large_pipeline(path, state_dir, cache, windows)
 
     async def main() -> None:
         t0 = time.perf_counter()
@@ -235,7 +237,7 @@ def child_large(n: int, path: str, state_dir: str, cache: int) -> dict[str, Any]
     return out
 
 
-def child_restore(path: str, state_dir: str, cache: int) -> dict[str, Any]:
+def child_restore(path: str, state_dir: str, cache: int, windows: str) -> dict[str, Any]:
     """Start the job on the stored state: time the restore of the latest checkpoint, then stop."""
     from millstream.engine.runtime import checkpoint
     from millstream.engine.runtime.runner import run_coroutine
@@ -250,7 +252,7 @@ def child_restore(path: str, state_dir: str, cache: int) -> dict[str, Any]:
         return result
 
     checkpoint.Checkpointer.restore = timed  # type: ignore[method-assign]
-    p = _large_pipeline(path, state_dir, cache)
+    p = _large_pipeline(path, state_dir, cache, windows)
 
     async def main() -> None:
         job = await p.start()
@@ -262,17 +264,18 @@ def child_restore(path: str, state_dir: str, cache: int) -> dict[str, Any]:
     return timing
 
 
-def large_state(sizes: list[int], cache: int, work: str) -> list[dict[str, Any]]:
-    """Part 2."""
+def large_state(sizes: list[tuple[str, int]], cache: int, work: str) -> list[dict[str, Any]]:
+    """Part 2: (windows, entries) configurations."""
     table = []
-    for n in sizes:
+    for windows, n in sizes:
         path = os.path.join(work, f"keys_{n}.jsonl")
         state_dir = os.path.join(work, f"state-large-{n}")
         print(f"[large] writing {n:,} keys ...", file=sys.stderr, flush=True)
         _write_keys(path, 0, n)
-        r = _run_child(["large", str(n), path, state_dir, str(cache)])
-        rr = _run_child(["restore", path, state_dir, str(cache)])
-        r.update({"entries": n, "cache": cache, "restore_s": rr["restore_s"], "restore_rss_mib": rr["rss_mib"]})
+        r = _run_child(["large", str(n), path, state_dir, str(cache), windows])
+        rr = _run_child(["restore", path, state_dir, str(cache), windows])
+        r.update({"entries": n, "windows": windows, "cache": cache, "restore_s": rr["restore_s"],
+                  "restore_rss_mib": rr["rss_mib"]})
         print(f"[large] {n:,}: {r}", file=sys.stderr, flush=True)
         table.append(r)
         shutil.rmtree(state_dir, ignore_errors=True)
@@ -302,15 +305,15 @@ def report(tp: list[dict[str, Any]], large: list[dict[str, Any]]) -> str:
     if large:
         lines += [
             "",
-            "| (key, window) entries | cache | checkpoint | records written | duration (s) | paused (s) "
+            "| windows | (key, window) entries | cache | checkpoint | records written | duration (s) | paused (s) "
             "| longest loop stall (s) | recovery (s) | peak RSS (MiB) |",
-            "|---:|---:|---|---:|---:|---:|---:|---:|---:|",
+            "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|",
         ]
         for r in large:
             for name in ("full", "incremental"):
                 c = r[name]
                 lines.append(
-                    f"| {r['entries']:,} | {r['cache']:,} | {name} | {c['written']:,} | {c['duration_s']:.2f} "
+                    f"| {r['windows']} | {r['entries']:,} | {r['cache']:,} | {name} | {c['written']:,} | {c['duration_s']:.2f} "
                     f"| {c['stall_s']:.2f} | {c['loop_stall_s']:.2f} | {r['restore_s']:.2f} | {r['rss_mib']:.0f} |"
                 )
     return "\n".join(lines)
@@ -323,9 +326,9 @@ def main() -> None:
         if kind == "throughput":
             result = child_throughput(*args)
         elif kind == "large":
-            result = child_large(int(args[0]), args[1], args[2], int(args[3]))
+            result = child_large(int(args[0]), args[1], args[2], int(args[3]), args[4])
         else:
-            result = child_restore(args[0], args[1], int(args[2]))
+            result = child_restore(args[0], args[1], int(args[2]), args[3])
         print(json.dumps(result))
         return
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -333,7 +336,8 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--tasks", default="W1,W2,W3")
     ap.add_argument("--intervals", default="10,1", help="checkpoint intervals (s) to compare at")
-    ap.add_argument("--sizes", default="1000000,10000000")
+    ap.add_argument("--sizes", default="1000000,10000000", help="entries of the fixed-window job")
+    ap.add_argument("--session-sizes", default="1000000", help="keys of the session job (per-key state)")
     ap.add_argument("--cache", type=int, default=1_000_000)
     ap.add_argument("--skip-large", action="store_true")
     ap.add_argument("--skip-throughput", action="store_true")
@@ -344,7 +348,10 @@ def main() -> None:
         tp = [] if a.skip_throughput else throughput(
             a.tasks.split(","), a.events, a.repeat, a.intervals.split(","), work
         )
-        large = [] if a.skip_large else large_state([int(s) for s in a.sizes.split(",")], a.cache, work)
+        configs = [("fixed", int(n)) for n in a.sizes.split(",") if n] + [
+            ("sessions", int(n)) for n in a.session_sizes.split(",") if n
+        ]
+        large = [] if a.skip_large else large_state(configs, a.cache, work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     if a.json:

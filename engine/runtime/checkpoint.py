@@ -439,7 +439,7 @@ class Checkpointer:
                 # garbage of incremental state is found before anything of this checkpoint is written
                 deletes.extend(await anyio.to_thread.run_sync(list, self.incremental.deletes(parts)))
                 await anyio.to_thread.run_sync(
-                    lambda: self.store.commit(
+                    lambda: self.incremental.released(parts, self.store.commit(
                         cid,
                         # large incremental parts go first in chunks (invisible until this manifest commits)
                         itertools.chain(puts, self.incremental.prewrite(parts, self.backend)),
@@ -455,7 +455,7 @@ class Checkpointer:
                             "signatures": self._signatures() if final else {},
                         },
                         sync=True,
-                    )
+                    ))
                 )
             except Exception as e:
                 self.incremental.aborted(parts)
@@ -485,14 +485,6 @@ class Checkpointer:
         self.max_duration_s = max(self.max_duration_s, self.last_duration_s)
         self.last_checkpoint_wall = time.time()
         return cid
-
-    async def periodic(self) -> None:
-        """Take a checkpoint every `interval_s` seconds while the job runs."""
-        while True:
-            await anyio.sleep(self.interval_s)
-            if all(s.finished for s in self.sources):
-                return
-            await self.checkpoint()
 
     async def abort_sinks(self) -> None:
         """Discard uncommitted sink output (on cancel or stop), then close the sinks."""

@@ -10,6 +10,8 @@ nodes: each keeps at most its share of entries in memory and evicts the rest to 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
 import itertools
 import logging
 import time
@@ -33,6 +35,19 @@ CHUNK = 100_000
 
 #: Default of ``--state_cache_entries``: entries of incremental state kept in memory, job-wide.
 DEFAULT_CACHE_ENTRIES = 1_000_000
+
+
+@contextlib.contextmanager
+def _no_gc() -> Iterator[None]:
+    """The cyclic garbage collector off: capturing and restoring allocate many objects and no cycles, and
+    the collector's passes over a large heap cost as much as the work (sources are paused meanwhile)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def is_incremental(node: Any) -> bool:
@@ -60,24 +75,27 @@ class IncrementalNodes:
     def restore(self, checkpoint_id: int, empty: bool = False) -> None:
         """Load checkpoint `checkpoint_id` into every incremental node that has state there; with `empty`
         (the run completed: operators start empty) delete their records instead."""
-        for node in self.nodes:
-            tier = self.tiers[node.label]
-            if empty:
-                tier.reset()
-                continue
-            header = tier.restore(checkpoint_id)
-            if header is not None:
-                node.restore_incremental(header)
+        with _no_gc():
+            for node in self.nodes:
+                tier = self.tiers[node.label]
+                if empty:
+                    tier.reset()
+                    continue
+                header = tier.restore(checkpoint_id)
+                if header is not None:
+                    node.restore_incremental(header)
 
     def capture(self, cid: int, store: Any, keep: int) -> list[tuple[TierCheckpoint, Any]]:
-        """Each node's part of checkpoint `cid` (SNAPSHOT step, on the loop: changed entries are collected,
-        encoding happens while the batch is written)."""
+        """Each node's part of checkpoint `cid` (SNAPSHOT step): changed entries are collected (buffers folded,
+        per-key records encoded), the rest is encoded while the batch is written. The checkpointer runs this
+        in a worker thread: sources are paused and channels drained, so nothing else touches the state."""
         oldest = oldest_retained(store, keep, cid)
         out = []
-        for node in self.nodes:
-            cap = node.capture_incremental()
-            tier = self.tiers[node.label]
-            out.append((tier.checkpoint(cid, oldest, cap.header, cap.entries, cap.deletes), cap))
+        with _no_gc():
+            for node in self.nodes:
+                cap = node.capture_incremental()
+                tier = self.tiers[node.label]
+                out.append((tier.checkpoint(cid, oldest, cap.header, cap.entries, cap.deletes, cap.encoded), cap))
         return out
 
     @staticmethod
@@ -95,16 +113,27 @@ class IncrementalNodes:
         node header of the unfinished checkpoint (written first) and purges its versions (`StateTier.restore`).
         """
         it = self.puts(parts)
-        while True:
-            chunk = list(itertools.islice(it, CHUNK))
-            if len(chunk) < CHUNK:
-                return chunk
-            backend.write_batch(chunk, (), sync=False)
+        with _no_gc():
+            while True:
+                chunk = list(itertools.islice(it, CHUNK))
+                if len(chunk) < CHUNK:
+                    return chunk
+                backend.write_batch(chunk, (), sync=False)
 
     @staticmethod
     def deletes(parts: list[tuple[TierCheckpoint, Any]]) -> Iterator[bytes]:
         """All physical deletes of the parts."""
         return itertools.chain.from_iterable(ck.deletes() for ck, _ in parts)
+
+    @staticmethod
+    def released(parts: list[tuple[TierCheckpoint, Any]], result: Any) -> Any:
+        """Drop the captured entries once written (returns `result`): freeing millions of objects takes a
+        while, better in the writer thread than on the event loop."""
+        for ck, cap in parts:
+            ck.entries.clear()
+            ck.encoded.clear()
+            cap.release()
+        return result
 
     def committed(self, parts: list[tuple[TierCheckpoint, Any]]) -> None:
         """The batch is durable."""

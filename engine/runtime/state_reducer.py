@@ -124,12 +124,14 @@ class _Bloom:
 class ReducerCapture:
     """One checkpoint's part of a reducer: header, changed entries, deletions (see `ReducerState.capture`)."""
 
-    def __init__(self, owner: ReducerState, header: Any, entries: list[tuple[bytes, Any, Any]],
+    def __init__(self, owner: ReducerState, header: Any, entries: list[Any], encoded: list[Any],
                  deletes: list[bytes], undo: dict[str, Any]) -> None:
         self.owner = owner
         self.header = header
-        #: Changed entries: (namespace, user key, value).
+        #: Changed entries, flat: namespace, user key, value, namespace, ...
         self.entries = entries
+        #: Changed per-key records, flat, values already encoded.
+        self.encoded = encoded
         #: Logical keys of deleted entries.
         self.deletes = deletes
         self._undo = undo
@@ -137,6 +139,10 @@ class ReducerCapture:
     def aborted(self) -> None:
         """The checkpoint was not written: everything captured is dirty again."""
         self.owner._undo(self._undo)
+
+    def release(self) -> None:
+        """The checkpoint was written: drop what was kept for `aborted`."""
+        self._undo = {"all": True}
 
 
 class ReducerState:
@@ -502,19 +508,20 @@ class ReducerState:
     # -- checkpoints -----------------------------------------------------------------------------------
     def capture(self) -> ReducerCapture:
         """What changed since the last capture (the caller writes it, then calls `aborted` on failure)."""
-        items: list[tuple[bytes, Any, Any]] = []
+        items: list[Any] = []
+        encoded: list[Any] = []
         deletes: list[bytes] = []
         undo: dict[str, Any] = {"all": self.all_dirty}
         if self.slot or self.bucket:
             self._capture_containers(items)
         if self.fast:
             undo["fired"] = self._capture_fired(items, deletes)
-        undo["keys"] = self._capture_keys(items, deletes)
+        undo["keys"] = self._capture_keys(encoded, deletes)
         header = self._header()
         self.all_dirty = False
-        return ReducerCapture(self, header, items, deletes, undo)
+        return ReducerCapture(self, header, items, encoded, deletes, undo)
 
-    def _capture_containers(self, items: list[tuple[bytes, Any, Any]]) -> None:
+    def _capture_containers(self, items: list[Any]) -> None:
         r: Any = self.r
         tier = self.tier
         ops = r._ops
@@ -537,7 +544,7 @@ class ReducerState:
                 if vals:
                     acc = accs.get(key)
                     acc = add_inputs(create() if acc is None else acc, vals)
-                    d[key] = []  # replacing a value while iterating is fine (the dict does not resize)
+                    vals.clear()  # folded (in place: no new objects for the collector)
                 elif all_dirty or key in fd:
                     acc = accs.get(key)
                     if acc is None:
@@ -551,12 +558,14 @@ class ReducerState:
                             acc = ops.merge([create(), base, acc])
                     reconcile.add(key)
                 accs[key] = acc
-                append((ns, key, acc))
+                append(ns)
+                append(key)
+                append(acc)
             if len(items) > n:
                 self.stored_ns.add(nid)
         fds.clear()
 
-    def _capture_fired(self, items: list[tuple[bytes, Any, Any]], deletes: list[bytes]) -> Any:
+    def _capture_fired(self, items: list[Any], deletes: list[bytes]) -> Any:
         r: Any = self.r
         tier = self.tier
         new = set(r._fired) if self.all_dirty else set(r._fired_new)
@@ -564,7 +573,10 @@ class ReducerState:
             d = r._fired.get(w)
             if d:
                 ns = _window_ns(_FIRED, w)
-                items.extend((ns, key, acc) for key, acc in d.items())
+                for key, acc in d.items():
+                    items.append(ns)
+                    items.append(key)
+                    items.append(acc)
                 self.stored_fired.add(w)
         gone = list(r._fired_gone)
         for w, key in gone:
@@ -574,28 +586,31 @@ class ReducerState:
         r._fired_gone.clear()
         return new, gone
 
-    def _capture_keys(self, items: list[tuple[bytes, Any, Any]], deletes: list[bytes]) -> set[Any]:
+    def _capture_keys(self, encoded: list[Any], deletes: list[bytes]) -> dict[Any, None]:
         r: Any = self.r
         kd = r._kdirty
-        dirty = set(kd)
+        dirty = dict.fromkeys(kd)  # a dict: keys in a stable order, the sessions' in memory order
         if self.all_dirty:
-            dirty.update(r._keys)
+            dirty.update(dict.fromkeys(r._keys))
         if self.session:
             if self.all_dirty:
-                dirty.update(r._sess)
-                dirty.update(r._sfired)
+                dirty.update(dict.fromkeys(r._sess))
+                dirty.update(dict.fromkeys(r._sfired))
             for key, ss in r._sess.items():
                 for s in ss:
                     if s[2]:
-                        dirty.add(key)
+                        dirty[key] = None
                         break
         kd.clear()
+        encode = self.tier.encode_value
         for key in dirty:
             record = self._key_record(key)
             if record is None:
                 deletes.append(self._kkey(key))
             else:
-                items.append((_KEY, key, record))
+                encoded.append(_KEY)
+                encoded.append(key)
+                encoded.append(encode(record))  # now: the record's lists need not live on
         return dirty
 
     def _key_record(self, key: Any) -> list[Any] | None:
@@ -609,7 +624,7 @@ class ReducerState:
                 for s in ss:
                     if s[2]:
                         s[3] = r._fold(s[3], s[2])
-                        s[2] = []
+                        s[2].clear()
                     elif s[3] is None:
                         s[3] = r._ops.create()
                 sessions = [[s[0], s[1], s[3]] for s in ss]

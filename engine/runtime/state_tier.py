@@ -137,13 +137,14 @@ def _latest(rows: Iterable[tuple[bytes, bytes]]) -> Iterator[tuple[bytes, bytes]
 class TierCheckpoint:
     """What one node contributes to one checkpoint (see `StateTier.checkpoint`)."""
 
-    def __init__(self, tier: StateTier, cid: int, oldest: int, header: Any, entries: list[tuple[bytes, Any, Any]],
-                 deletes: list[bytes], dead: list[tuple[bytes, int]]) -> None:
+    def __init__(self, tier: StateTier, cid: int, oldest: int, header: Any, entries: list[Any],
+                 encoded: list[Any], deletes: list[bytes], dead: list[tuple[bytes, int]]) -> None:
         self.tier = tier
         self.cid = cid
         self.oldest = oldest
         self.header = header
         self.entries = entries
+        self.encoded = encoded
         self.entry_deletes = deletes
         self.dead = dead
         #: Records written (header, changed entries, spilled entries, deletions), counted while writing.
@@ -151,7 +152,7 @@ class TierCheckpoint:
         #: Superseded versions deleted by this checkpoint's sweep.
         self.swept = 0
         # Sweep about twice what is written: garbage then stays within about the live size.
-        self.sweep_budget = 2 * (len(entries) + len(deletes) + tier.spill_rows) + 256
+        self.sweep_budget = 2 * ((len(entries) + len(encoded)) // 3 + len(deletes) + tier.spill_rows) + 256
 
     def puts(self) -> Iterator[tuple[bytes, bytes]]:
         """The physical puts (encoding happens here, so it can run in the writer thread)."""
@@ -168,12 +169,17 @@ class TierCheckpoint:
                 yield lkey + suffix, raw
         prefixes: dict[bytes, bytes] = {}
         encode_key = tier.encode_key
-        for ns, key, value in self.entries:
-            prefix = prefixes.get(ns)
-            if prefix is None:
-                prefix = prefixes[ns] = key_prefix(tier.label, ns)
-            yield prefix + encode_key(key).replace(b"\x00", b"\x00\xff") + _TAIL + suffix, _VALUE + encode(value)
-        n += len(self.entries)
+        for flat, raw in ((self.entries, False), (self.encoded, True)):
+            it = iter(flat)
+            for ns in it:
+                key = next(it)
+                value = next(it)
+                prefix = prefixes.get(ns)
+                if prefix is None:
+                    prefix = prefixes[ns] = key_prefix(tier.label, ns)
+                yield (prefix + encode_key(key).replace(b"\x00", b"\x00\xff") + _TAIL + suffix,
+                       _VALUE + (value if raw else encode(value)))
+            n += len(flat) // 3
         for lkey in self.entry_deletes:
             n += 1
             yield lkey + suffix, _TOMB
@@ -249,10 +255,8 @@ class StateTier:
 
     def split_key(self, lkey: bytes, prefix_len: int) -> Any:
         """The user key of an entry, given the length of its namespace prefix (from `ns_prefix`)."""
-        # the user-key segment follows the namespace prefix; its escapes are undone by decode_segments
-        from millstream.state.keys import decode_segments
-
-        return self.codec.decode(decode_segments(lkey[prefix_len:])[0])
+        # the escaped user-key segment sits between the namespace prefix and the two terminators (_TAIL)
+        return self.codec.decode(lkey[prefix_len:-4].replace(b"\x00\xff", b"\x00"))
 
     # -- cold entries ------------------------------------------------------------------------------------
     def evict(self, puts: Iterable[tuple[bytes, Any]], deletes: Iterable[bytes] = ()) -> int:
@@ -327,17 +331,19 @@ class StateTier:
         self._dying.append(prefix)
 
     # -- checkpoints -------------------------------------------------------------------------------------
-    def checkpoint(self, cid: int, oldest: int, header: Any, entries: list[tuple[bytes, Any, Any]],
-                   deletes: list[bytes]) -> TierCheckpoint:
+    def checkpoint(self, cid: int, oldest: int, header: Any, entries: list[Any], deletes: list[bytes],
+                   encoded: list[Any] | None = None) -> TierCheckpoint:
         """This node's part of checkpoint `cid`; `oldest` is the oldest checkpoint id retained after it.
 
-        `entries` are the node's changed entries in memory as ``(namespace, user key, value)`` (keys and
-        values are encoded while the batch is written), `deletes` the logical keys of deleted entries; the
-        spilled entries are added by the tier. Call `committed` or `aborted` once the batch was written.
+        `entries` are the node's changed entries in memory, flat: ``[namespace, user key, value, ...]``
+        (no tuple per entry: fewer objects for the garbage collector; keys and values are encoded while the
+        batch is written); `encoded` likewise with values already encoded by `encode_value`; `deletes` the
+        logical keys of deleted entries. The spilled entries are added by the tier. Call `committed` or
+        `aborted` once the batch was written.
         """
         dead = self.dead + [(p, cid) for p in self._dying]
         self._dying = []
-        return TierCheckpoint(self, cid, oldest, header, entries, deletes, dead)
+        return TierCheckpoint(self, cid, oldest, header, entries, encoded or [], deletes, dead)
 
     def committed(self, ck: TierCheckpoint) -> None:
         """The checkpoint is durable: clear the spill, forget old header versions, range-delete dead namespaces."""

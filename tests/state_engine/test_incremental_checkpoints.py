@@ -63,7 +63,7 @@ class Node:
         self.cid += 1
         cap = self.state.capture()
         ck = self.tier.checkpoint(
-            self.cid, oldest_retained(self.store, 3, self.cid), cap.header, cap.entries, cap.deletes
+            self.cid, oldest_retained(self.store, 3, self.cid), cap.header, cap.entries, cap.deletes, cap.encoded
         )
         manifest = self.store.commit(self.cid, ck.puts(), ck.deletes(), fingerprint="f", wall_time_micros=0)
         self.tier.committed(ck)

@@ -57,7 +57,7 @@ class Node:
     def checkpoint(self, cid: int) -> None:
         cap = self.state.capture()
         oldest = oldest_retained(self.store, KEEP, cid)
-        ck = self.tier.checkpoint(cid, oldest, cap.header, cap.entries, cap.deletes)
+        ck = self.tier.checkpoint(cid, oldest, cap.header, cap.entries, cap.deletes, cap.encoded)
         manifest = self.store.commit(cid, ck.puts(), ck.deletes(), fingerprint="f", wall_time_micros=0)
         self.tier.committed(ck)
         self.written.append(manifest.puts)
@@ -65,7 +65,8 @@ class Node:
     def torn_checkpoint(self, cid: int) -> None:
         """A checkpoint that dies after its records were written ahead of its manifest (see prewrite)."""
         cap = self.state.capture()
-        ck = self.tier.checkpoint(cid, oldest_retained(self.store, KEEP, cid), cap.header, cap.entries, cap.deletes)
+        oldest = oldest_retained(self.store, KEEP, cid)
+        ck = self.tier.checkpoint(cid, oldest, cap.header, cap.entries, cap.deletes, cap.encoded)
         self.backend.write_batch(list(ck.puts()), ())
 
     def restore(self, fallback: bool) -> int | None:
