@@ -9,20 +9,20 @@ Workload (the same generator as the project's bench-reference gen.py, seed 42): 
 
 The reducer gets batches of ``--batch`` events (keys, values and µs timestamps as lists), then the watermark
 ``max event time - 5 s``; at the end the watermark goes to +infinity. Its panes are checked against the
-bare-Python streaming loop (the bench-reference's bare_stream.py logic: dict state, same watermark),
-which also runs here, in the same process, as the speed-of-light reference.
+bare-Python streaming loop (`bench.reference.bare_stream`: the bench-reference's bare_stream.py logic, dict
+state, same watermark), which also runs here, in the same process, as the speed-of-light reference.
 
-    .venv/bin/python -P -m bench.reducer_bench [--n 1000000] [--batch 1000] [--tasks W1,W2,W3] [--general]
+    .venv/bin/python -P bench/reducer_bench.py [--n 1000000] [--batch 1000] [--tasks W1,W2,W3] [--general]
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
-import heapq
-import random
+import sys
 import time
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 from millstream.engine.model.timestamp import MAX_MICROS
@@ -30,177 +30,15 @@ from millstream.engine.model.trigger import AccumulationMode, DefaultTrigger
 from millstream.engine.model.window import FixedWindows, Sessions, SlidingWindows
 from millstream.engine.runtime.reducer import Reducer, create_reducer
 
-BASE_MS = 1_700_000_000 * 1000
-NKEYS = 1000
-SIZE_S, PERIOD_S, GAP_S = 60, 10, 30
-DELAY_S = 5.0
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.append(str(ROOT))  # `bench` as a package, after site-packages (millstream stays the installed one)
+
+from bench.data import events as make_events  # noqa: E402
+from bench.pipelines import GAP_S, PERIOD_S, SIZE_S  # noqa: E402
+from bench.reference import DELAY_S, bare_stream  # noqa: E402
 
 Row = tuple[str, int, int, int, int]
-
-
-def gen_dense(n: int, seed: int = 42) -> list[tuple[str, float, int]]:
-    """Dense keys: every event picks one of 1000 keys uniformly (gen.py's dense variant)."""
-    rnd = random.Random(seed)
-    ks = [f"k{i:03d}" for i in range(NKEYS)]
-    out = []
-    for i in range(n):
-        delay = rnd.randint(0, 5000) if rnd.random() < 0.1 else rnd.randint(0, 20)
-        out.append((ks[rnd.randrange(NKEYS)], (BASE_MS + i - delay) / 1000, rnd.randint(0, 99)))
-    return out
-
-
-def gen_sparse(n: int, seed: int = 42) -> list[tuple[str, float, int]]:
-    """Sparse keys: each key alternates active/idle periods (gen.py's sparse variant)."""
-    rnd = random.Random(seed + 1)
-    ks = [f"k{i:03d}" for i in range(NKEYS)]
-    active: list[int] = []
-    pos: dict[int, int] = {}
-    heap: list[tuple[int, int]] = []
-    is_active = [False] * NKEYS
-    for k in range(NKEYS):
-        if rnd.random() < 0.35:
-            is_active[k] = True
-            pos[k] = len(active)
-            active.append(k)
-            heapq.heappush(heap, (rnd.randint(0, 60_000), k))
-        else:
-            heapq.heappush(heap, (rnd.randint(0, 120_000), k))
-    out = []
-    for i in range(n):
-        while heap and heap[0][0] <= i:
-            when, k = heapq.heappop(heap)
-            if is_active[k]:
-                p = pos.pop(k)
-                last = active.pop()
-                if last != k:
-                    active[p] = last
-                    pos[last] = p
-                is_active[k] = False
-                heapq.heappush(heap, (when + rnd.randint(10_000, 120_000), k))
-            else:
-                pos[k] = len(active)
-                active.append(k)
-                is_active[k] = True
-                heapq.heappush(heap, (when + rnd.randint(5_000, 60_000), k))
-        delay = rnd.randint(0, 5000) if rnd.random() < 0.1 else rnd.randint(0, 20)
-        t = (BASE_MS + i - delay) / 1000
-        k = active[rnd.randrange(len(active))] if active else rnd.randrange(NKEYS)
-        out.append((ks[k], t, rnd.randint(0, 99)))
-    return out
-
-
-# ---------------------------------------------------------------- bare-Python streaming reference
-
-
-def bare_windows(events: Iterable[tuple[str, float, int]], size: int, period: int, out: list[Row]) -> None:
-    """bare_stream.py's fixed/sliding loop: {window index: {key: [count, sum]}}, closed at the watermark."""
-    per = size // period
-    wins: dict[int, dict[str, list[int]]] = {}
-    next_close: int | None = None
-    maxt = float("-inf")
-    pm, sm = period * 1000, size * 1000
-    for k, t, v in events:
-        if t > maxt:
-            maxt = t
-            wm = t - DELAY_S
-            while next_close is not None and (next_close * period + size) <= wm:
-                d = wins.pop(next_close, None)
-                if d:
-                    base = next_close * pm
-                    for kk, (c, s) in d.items():
-                        out.append((kk, base, base + sm, c, s))
-                next_close = min(wins) if wins else None
-        last = int(t // period)
-        for p in range(last - per + 1, last + 1):
-            if p * period + size <= maxt - DELAY_S:
-                continue
-            d = wins.get(p)
-            if d is None:
-                d = wins[p] = {}
-                if next_close is None or p < next_close:
-                    next_close = p
-            a = d.get(k)
-            if a is None:
-                d[k] = [1, v]
-            else:
-                a[0] += 1
-                a[1] += v
-    for p in sorted(wins):
-        base = p * pm
-        for kk, (c, s) in wins[p].items():
-            out.append((kk, base, base + sm, c, s))
-
-
-def _session_add(sessions: list[list[int]], tm: int, v: int, gap: int) -> None:
-    hit = None
-    i = 0
-    while i < len(sessions):
-        s = sessions[i]
-        if s[0] - gap < tm < s[1] + gap:
-            if hit is None:
-                hit = s
-                if tm < s[0]:
-                    s[0] = tm
-                if tm > s[1]:
-                    s[1] = tm
-                s[2] += 1
-                s[3] += v
-            else:
-                hit[0] = min(hit[0], s[0])
-                hit[1] = max(hit[1], s[1])
-                hit[2] += s[2]
-                hit[3] += s[3]
-                sessions.pop(i)
-                continue
-        i += 1
-    if hit is None:
-        sessions.append([tm, tm, 1, v])
-
-
-def bare_sessions(events: Iterable[tuple[str, float, int]], out: list[Row]) -> None:
-    """bare_stream.py's session loop: per-key session lists and a heap of per-key timers."""
-    gap = GAP_S * 1000
-    acc: dict[str, list[list[int]]] = {}
-    timers: list[tuple[int, str]] = []
-    pending: set[str] = set()
-    maxms = -1
-    delay_ms = int(DELAY_S * 1000)
-    for k, t, v in events:
-        tm = round(t * 1000)
-        if tm > maxms:
-            maxms = tm
-            wm = tm - delay_ms
-            while timers and timers[0][0] <= wm:
-                _, kk = heapq.heappop(timers)
-                pending.discard(kk)
-                ss = acc.get(kk)
-                if not ss:
-                    continue
-                keep = []
-                for s in ss:
-                    if s[1] + gap <= wm:
-                        out.append((kk, s[0], s[1] + gap, s[2], s[3]))
-                    else:
-                        keep.append(s)
-                if keep:
-                    acc[kk] = keep
-                    heapq.heappush(timers, (min(s[1] for s in keep) + gap, kk))
-                    pending.add(kk)
-                else:
-                    del acc[kk]
-        if tm + gap <= maxms - delay_ms:
-            continue
-        ss = acc.get(k)
-        if ss is None:
-            acc[k] = [[tm, tm, 1, v]]
-        else:
-            _session_add(ss, tm, v, gap)
-        if k not in pending:
-            heapq.heappush(timers, (min(s[1] for s in acc[k]) + gap, k))
-            pending.add(k)
-    for kk, ss in acc.items():
-        for s in ss:
-            out.append((kk, s[0], s[1] + gap, s[2], s[3]))
 
 
 # ---------------------------------------------------------------- the reducer
@@ -267,7 +105,7 @@ def run_reducer(
 
 def bench_task(task: str, n: int, batch: int, general: bool, repeat: int) -> dict[str, Any]:
     """Time the bare loop and the reducer on one task; verify equal outputs."""
-    events = gen_sparse(n) if task == "W3" else gen_dense(n)
+    events = make_events("sparse" if task == "W3" else "dense", n)
     keys = [e[0] for e in events]
     values = [e[2] for e in events]
     ts = [round(e[1] * 1000) * 1000 for e in events]
@@ -276,12 +114,8 @@ def bench_task(task: str, n: int, batch: int, general: bool, repeat: int) -> dic
     rows: list[Row] = []
     for _ in range(repeat):
         gc.collect()
-        ref = []
         t0 = time.perf_counter()
-        if task == "W3":
-            bare_sessions(events, ref)
-        else:
-            bare_windows(events, SIZE_S, PERIOD_S if task == "W2" else SIZE_S, ref)
+        ref = bare_stream(task, events)
         best_bare = min(best_bare, time.perf_counter() - t0)
         gc.collect()
         t0 = time.perf_counter()

@@ -13,7 +13,8 @@ import io
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from millstream.connectors.files import LineDecoder, TextFormat
+from millstream.connectors.files import LineDecoder
+from millstream.connectors.filesink import TextFormat
 from millstream.connectors.filesystem import open_input
 
 

@@ -12,7 +12,8 @@ import os
 from collections.abc import Sequence
 from typing import IO, Any
 
-from millstream.connectors.files import FileFormat, FileSourceReader, FileSplit, ShardWriter, SplitCursor
+from millstream.connectors.files import FileSourceReader, FileSplit, SplitCursor
+from millstream.connectors.filesink import FileFormat, ShardWriter
 from millstream.connectors.filesystem import FileInputError, expand_pattern, local_path
 from millstream.connectors.progress import wrap_progress
 from millstream.engine.model.io import Source, SourceReader

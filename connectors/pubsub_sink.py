@@ -1,6 +1,6 @@
 """The Pub/Sub sink: each checkpoint's messages are published after the checkpoint is durable.
 
-Two-phase, like the file sink (`connectors.files`):
+Two-phase, like the file sink (`connectors.filesink`):
 
 * ``write`` buffers the epoch's messages in memory;
 * ``prepare(checkpoint_id)`` spills them to ``<state_dir>.pubsub/<sink>/<checkpoint id>-<run>.msgpack``

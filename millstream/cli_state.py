@@ -71,9 +71,9 @@ def checkpoints_inspect(args: argparse.Namespace) -> int:
 
 
 def state_inspect(args: argparse.Namespace) -> int:
-    """Print, per step, the stored state's size and (for windowed steps) the windows still open."""
+    """Print, per step, the stored state's size, keys and (key, window) pairs still open."""
+    from millstream.engine.runtime.checkpoint import snapshot_key
     from millstream.state import MsgpackCodec
-    from millstream.state.keys import decode_state_key
 
     backend, store = _open_store(args.state_dir)
     codec = MsgpackCodec(allow_pickle=True)
@@ -83,20 +83,21 @@ def state_inspect(args: argparse.Namespace) -> int:
             print("no checkpoint has been committed yet")
             return 1
         refs = m.metadata.get("state", {})
-        rows = []
-        from millstream.state.keys import STATE
-
-        for key, value in backend.scan_prefix(STATE):
-            label, _, namespace, name = decode_state_key(key)
-            from millstream.state.keys import decode_u64
-
-            if refs.get(label) != decode_u64(namespace):
+        rows: list[dict[str, Any]] = []
+        for label, ref in refs.items():
+            value = backend.get(snapshot_key(label, ref))
+            if value is None:
                 continue
             data = codec.decode(value)
             rows.append({"step": label, "bytes": len(value), "keys": _count(data, "keys"),
                          "open_windows": _count(data, "windows")})
+        for label in sorted(set(m.layout) - set(refs)):
+            row = _incremental_row(backend, codec, label, m.checkpoint_id)
+            if row is not None:
+                rows.append(row)
     finally:
         backend.close()
+    rows.sort(key=lambda r: str(r["step"]))
     if args.json:
         print(json.dumps({"checkpoint": m.checkpoint_id, "steps": rows}, indent=2))
         return 0
@@ -106,6 +107,47 @@ def state_inspect(args: argparse.Namespace) -> int:
         print(f"{r['step']:<40}  {r['bytes']:>10}  {r['keys'] if r['keys'] is not None else '-':>8}  "
               f"{r['open_windows'] if r['open_windows'] is not None else '-':>12}")
     return 0
+
+
+def _incremental_row(backend: Any, codec: Any, label: str, cid: int) -> dict[str, Any] | None:
+    """The row of a step whose state is stored incrementally (per-entry records), or None if it has none.
+
+    Open windows count (key, window) pairs with state: slot/bucket entries of the windowed fast paths,
+    the windows and open sessions in per-key records, the (key, window) entries of user state; fired
+    windows kept only for late data do not count.
+    """
+    from millstream.engine.runtime.state_tier import live_entries
+
+    header, entries = live_entries(backend, label, cid)
+    if header is None:
+        return None
+    keys = set()
+    size = 0
+    windows = 0
+    for ns, ukey, payload in entries:
+        size += len(ukey) + len(payload)
+        key = codec.decode(ukey)
+        if ns == b"kw":  # user state: (key, window start, window end)
+            keys.add(_hashable(key[0]))
+            windows += 1
+            continue
+        keys.add(_hashable(key))
+        kind = ns[:1]
+        if kind in (b"s", b"b"):
+            windows += 1
+        elif kind == b"k":
+            general, sessions = codec.decode(payload)[:2]
+            windows += (len(general[0]) if general else 0) + len(sessions or ())
+    return {"step": label, "bytes": size, "keys": len(keys), "open_windows": windows}
+
+
+def _hashable(key: Any) -> Any:
+    """A user key as a set member (msgpack gives lists for some tuples' contents)."""
+    try:
+        hash(key)
+        return key
+    except TypeError:
+        return repr(key)
 
 
 def _count(data: Any, what: str) -> int | None:

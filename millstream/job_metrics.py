@@ -23,7 +23,10 @@ system lag.
 ``millstream_step_dead_letters_total{step}``           records routed to a dead-letter output
 ``millstream_state_size_bytes``                        size of the state directory on disk
 ``millstream_checkpoints_total``, ``..._duration_seconds``, ``..._stall_seconds``, ``..._age_seconds``,
-``..._in_progress``                                    the checkpoint coordinator
+``..._in_progress``, ``..._loop_stall_seconds``,       the checkpoint coordinator
+``..._records_written``
+``millstream_state_entries_{in_memory,evicted_total,   incremental state per step: entries held in memory,
+loaded_total}{step}``                                  evicted to the spill area, read back
 ``millstream_user_counter_total{step,namespace,name}`` ``Metrics.counter``; distributions as
                                                        ``millstream_user_distribution_{count,sum,min,max}``,
                                                        numeric gauges as ``millstream_user_gauge``
@@ -286,6 +289,23 @@ class JobCollector(Collector):
             yield GaugeMetricFamily("millstream_checkpoint_stall_seconds",
                                     "How long the last checkpoint held up processing (snapshot and write)",
                                     value=coordinator.last_stall_s)
+            yield GaugeMetricFamily("millstream_checkpoint_loop_stall_seconds",
+                                    "Longest time the event loop could not run during the last checkpoint",
+                                    value=coordinator.last_loop_stall_s)
+            yield GaugeMetricFamily("millstream_checkpoint_records_written",
+                                    "State records the last checkpoint wrote (incremental steps)",
+                                    value=coordinator.incremental.last_written)
+            hot = GaugeMetricFamily("millstream_state_entries_in_memory",
+                                    "Entries of a step's incremental state held in memory", labels=["step"])
+            evicted = CounterMetricFamily("millstream_state_entries_evicted",
+                                          "Entries of a step's state evicted from memory", labels=["step"])
+            loaded = CounterMetricFamily("millstream_state_entries_loaded",
+                                         "Entries of a step's state read back from the store", labels=["step"])
+            for label, stats in coordinator.incremental.stats().items():
+                hot.add_metric([label], stats["hot_entries"])
+                evicted.add_metric([label], stats["evicted"])
+                loaded.add_metric([label], stats["loaded"])
+            yield from (hot, evicted, loaded)
             if coordinator.last_checkpoint_wall:
                 yield GaugeMetricFamily("millstream_checkpoint_age_seconds", "Seconds since the last checkpoint",
                                         value=max(0.0, now_wall - coordinator.last_checkpoint_wall))

@@ -111,6 +111,13 @@ def node_layout(node: Any) -> dict[str, Any] | None:
     return layout() if callable(layout) else None
 
 
+def snapshot_key(label: str, checkpoint_id: int) -> bytes:
+    """Where the whole-state snapshot of step `label` written by checkpoint `checkpoint_id` is stored."""
+    from millstream.state.keys import encode_u64, state_key
+
+    return state_key(label, b"", encode_u64(checkpoint_id), "snapshot")
+
+
 def fingerprint(layout: dict[str, Any]) -> str:
     """A stable digest of the per-step state layout."""
     text = repr(sorted((k, repr(v)) for k, v in layout.items()))
@@ -192,9 +199,7 @@ class Checkpointer:
         return layout
 
     def _snapshot_key(self, label: str, checkpoint_id: int) -> bytes:
-        from millstream.state.keys import encode_u64, state_key
-
-        return state_key(label, b"", encode_u64(checkpoint_id), "snapshot")
+        return snapshot_key(label, checkpoint_id)
 
     async def restore(self) -> int | None:
         """Restore the latest usable checkpoint into the plan; returns its id (None when starting fresh).

@@ -269,9 +269,16 @@ class Job:
                 "taken": coordinator.count,
                 "last_duration_s": coordinator.last_duration_s,
                 "last_stall_s": coordinator.last_stall_s,
+                "last_loop_stall_s": coordinator.last_loop_stall_s,
+                "max_duration_s": coordinator.max_duration_s,
+                "max_stall_s": coordinator.max_stall_s,
+                "max_loop_stall_s": coordinator.max_loop_stall_s,
+                "last_records_written": coordinator.incremental.last_written,
                 "last_wall_time": coordinator.last_checkpoint_wall or None,
                 "step": coordinator.step.name,
                 "state_dir": coordinator.state_dir,
+                # per incremental step: entries in memory, evicted to the spill area, loaded back
+                "state": coordinator.incremental.stats(),
             },
         }
 

@@ -81,7 +81,8 @@ def run_coroutine(fn: Any, *args: Any, use_uvloop: bool = True) -> Any:
 
 
 def job_name(options: PipelineOptions) -> str:
-    """The job's name: --job_name, else the stem of the pipeline's main script, else "millstream"."""
+    """The job's name: --job_name, else the stem of the pipeline's main script (its package's name for a
+    package run with ``python -m``), else "millstream"."""
     from millstream.engine.model.options import GoogleCloudOptions
 
     name = options.view_as(GoogleCloudOptions).job_name
@@ -89,7 +90,10 @@ def job_name(options: PipelineOptions) -> str:
         return str(name)
     main = sys.argv[0] if sys.argv else ""
     if main.endswith(".py"):
-        return os.path.splitext(os.path.basename(main))[0]
+        stem = os.path.splitext(os.path.basename(main))[0]
+        if stem == "__main__":
+            stem = os.path.basename(os.path.dirname(os.path.abspath(main))) or stem
+        return stem
     return "millstream"
 
 

@@ -71,6 +71,7 @@ class IncrementalNodes:
         #: Records written by the last checkpoint (headers, changed entries, spilled entries, deletions).
         self.last_written = 0
         self.last_swept = 0
+        self._stats: dict[str, Any] = {}
 
     def restore(self, checkpoint_id: int, empty: bool = False) -> None:
         """Load checkpoint `checkpoint_id` into every incremental node that has state there; with `empty`
@@ -150,7 +151,11 @@ class IncrementalNodes:
 
     def stats(self) -> dict[str, Any]:
         """Per-node counters (entries in memory, evicted, loaded)."""
-        return {n.label: n.tiered.stats() for n in self.nodes}
+        try:
+            self._stats = {n.label: n.tiered.stats() for n in self.nodes}
+        except RuntimeError:  # a checkpoint's worker thread is changing a structure being counted: as before
+            pass
+        return self._stats
 
     def close(self) -> None:
         """Close (delete) the spill area; log what eviction did."""

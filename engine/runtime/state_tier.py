@@ -56,7 +56,7 @@ import msgpack
 from millstream.state import MemoryBackend, MsgpackCodec, RocksDBBackend
 from millstream.state.keys import key_prefix, operator_prefix, prefix_end, state_key
 
-__all__ = ["ABSENT", "SpillArea", "StateTier", "TierCheckpoint", "oldest_retained", "spill_path"]
+__all__ = ["ABSENT", "SpillArea", "StateTier", "TierCheckpoint", "live_entries", "oldest_retained", "spill_path"]
 
 _U64 = struct.Struct(">Q")
 _I63 = 1 << 63
@@ -431,6 +431,35 @@ class StateTier:
     def stats(self) -> dict[str, int]:
         """Counters for tests and metrics."""
         return {"evicted": self.evicted, "loaded": self.loaded, "last_written": self.last_written}
+
+
+def live_entries(backend: Any, label: str, cid: int) -> tuple[Any, list[tuple[bytes, bytes, bytes]]]:
+    """What checkpoint `cid` holds of the incremental node `label`, read-only (for inspection): its node
+    header (None if it has none) and its live entries as ``(namespace, encoded user key, payload)``."""
+    from millstream.state.keys import decode_state_key
+
+    codec = MsgpackCodec(allow_pickle=True)
+    header_key = state_key(label, b"", b"", "h")
+    rows = ((pkey, raw) for pkey, raw in backend.scan_prefix(operator_prefix(label))
+            if _U64.unpack(pkey[-8:])[0] <= cid)
+    header = None
+    entries = []
+    for lkey, raw in _latest(rows):
+        if raw[:1] == _TOMB:
+            continue
+        if lkey == header_key:
+            header = codec.decode(raw[1:])
+            continue
+        entries.append((lkey, raw[1:]))
+    if header is None:
+        return None, []
+    dead = [bytes(p) for p, since in header["dead"] if since <= cid]
+    out = []
+    for lkey, payload in entries:
+        if not any(lkey.startswith(p) for p in dead):
+            _, ns, ukey, _ = decode_state_key(lkey)
+            out.append((ns, ukey, payload))
+    return header["node"], out
 
 
 def oldest_retained(store: Any, keep: int, cid: int) -> int:

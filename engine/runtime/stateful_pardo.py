@@ -155,14 +155,24 @@ class _SetView(AbstractSet[Any]):
 _EMPTY_SET: set[Any] = set()
 
 
-class _BagState(BagRuntimeState):
-    """Bag state of the current key and window."""
+class _Cell:
+    """One state cell of the current key and window: entry `name` of the (key, window)'s `cells` dict."""
 
     __slots__ = ("_cells", "_name")
 
     def __init__(self, cells: dict[str, Any], name: str) -> None:
         self._cells = cells
         self._name = name
+
+    def clear(self) -> None:
+        """Empty the cell (earlier `read` results keep their values)."""
+        self._cells.pop(self._name, None)
+
+
+class _BagState(_Cell, BagRuntimeState):
+    """Bag state of the current key and window."""
+
+    __slots__ = ()
 
     def add(self, value: Any) -> None:
         """Append a value."""
@@ -177,19 +187,11 @@ class _BagState(BagRuntimeState):
         values = self._cells.get(self._name)
         return _ListView(values, len(values)) if values else ()
 
-    def clear(self) -> None:
-        """Empty the bag (earlier `read` results keep their values)."""
-        self._cells.pop(self._name, None)
 
-
-class _SetState(SetRuntimeState):
+class _SetState(_Cell, SetRuntimeState):
     """Set state of the current key and window."""
 
-    __slots__ = ("_cells", "_name")
-
-    def __init__(self, cells: dict[str, Any], name: str) -> None:
-        self._cells = cells
-        self._name = name
+    __slots__ = ()
 
     def add(self, value: Any) -> None:
         """Add a value (no-op if present)."""
@@ -204,19 +206,11 @@ class _SetState(SetRuntimeState):
         values = self._cells.get(self._name)
         return _SetView(values if values is not None else _EMPTY_SET)
 
-    def clear(self) -> None:
-        """Empty the set."""
-        self._cells.pop(self._name, None)
 
-
-class _ValueState(ReadModifyWriteRuntimeState):
+class _ValueState(_Cell, ReadModifyWriteRuntimeState):
     """Read-modify-write (value) state of the current key and window."""
 
-    __slots__ = ("_cells", "_name")
-
-    def __init__(self, cells: dict[str, Any], name: str) -> None:
-        self._cells = cells
-        self._name = name
+    __slots__ = ()
 
     def read(self) -> Any:
         """The value, or None when unset."""
@@ -226,19 +220,14 @@ class _ValueState(ReadModifyWriteRuntimeState):
         """Replace the value."""
         self._cells[self._name] = value
 
-    def clear(self) -> None:
-        """Forget the value."""
-        self._cells.pop(self._name, None)
 
-
-class _CombiningState(CombiningValueRuntimeState):
+class _CombiningState(_Cell, CombiningValueRuntimeState):
     """Combining state of the current key and window: one accumulator, updated with `add_input`."""
 
-    __slots__ = ("_cells", "_name", "_fn")
+    __slots__ = ("_fn",)
 
     def __init__(self, cells: dict[str, Any], name: str, fn: Any) -> None:
-        self._cells = cells
-        self._name = name
+        super().__init__(cells, name)
         self._fn = fn
 
     def add(self, value: Any) -> None:
@@ -253,23 +242,15 @@ class _CombiningState(CombiningValueRuntimeState):
         acc = cells[self._name] if self._name in cells else fn.create_accumulator()
         return fn.extract_output(acc)
 
-    def clear(self) -> None:
-        """Reset to the empty accumulator."""
-        self._cells.pop(self._name, None)
-
 
 def _entry_time(entry: tuple[int, Any]) -> int:
     return entry[0]
 
 
-class _OrderedListState(OrderedListRuntimeState):
+class _OrderedListState(_Cell, OrderedListRuntimeState):
     """Ordered list state: (timestamp, value) pairs kept sorted by timestamp (stable for equal ones)."""
 
-    __slots__ = ("_cells", "_name")
-
-    def __init__(self, cells: dict[str, Any], name: str) -> None:
-        self._cells = cells
-        self._name = name
+    __slots__ = ()
 
     def add(self, value: Any) -> None:
         """Insert a (timestamp, value) pair."""
@@ -298,10 +279,6 @@ class _OrderedListState(OrderedListRuntimeState):
         del entries[lo:hi]
         if not entries:
             self._cells.pop(self._name, None)
-
-    def clear(self) -> None:
-        """Remove every pair."""
-        self._cells.pop(self._name, None)
 
 
 class _Timer(BaseTimer):
@@ -381,6 +358,10 @@ class StatefulParDoNode(ParDoNode):
         #: Called when the earliest processing-time timer may have moved earlier (set by the executor).
         self.timer_changed: Callable[[], None] | None = None
         self.dirty = False
+        #: Incremental checkpoints (`attach_state_tier`); None without a checkpointing state store.
+        self.tiered: Any = None
+        #: The (key, window)s touched since the last checkpoint (the tier's set), None when not tiered.
+        self._touched: set[Any] | None = None
         #: Elements dropped because their window had expired (end + allowed lateness passed).
         self.dropped_late = 0
 
@@ -416,6 +397,8 @@ class StatefulParDoNode(ParDoNode):
     ) -> dict[str, Any]:
         kwargs = dict(base)
         cells = kw.cells
+        if self._touched is not None:
+            self._touched.add(kw.kwk)  # whatever runs with these arguments may change the (key, window)
         for arg, code, payload in plan:
             if code == _ARG_STATE:
                 cls, name, fn = payload
@@ -487,12 +470,7 @@ class StatefulParDoNode(ParDoNode):
         """Replace all state and timers with a `snapshot_state` result."""
         if not isinstance(data, dict) or data.get("version") != 1:
             raise ValueError(f"step '{self.label}': unknown user-state snapshot format")
-        self.kws.clear()
-        self.event_heap.clear()
-        self.proc_heap.clear()
-        self.gc_buckets.clear()
-        self.n_timers = 0
-        self.holds = WatermarkHolds()
+        self._clear()
         window_of = self.windowing.windowfn.window_of
         for key, (start, end), cells in data["cells"]:
             kw = self._new_kw(key, window_of(start, end))
@@ -501,6 +479,45 @@ class StatefulParDoNode(ParDoNode):
             kw = self.kws.get((key, start, end)) or self._new_kw(key, window_of(start, end))
             self._add_timer(kw, (name, tag), domain, fire_us, hold_us)
         self.dirty = False
+        if self.tiered is not None:
+            self.tiered.all_dirty = True  # a whole snapshot: the next incremental checkpoint writes it all
+
+    # -- incremental state (the checkpointer's protocol for `StateTier` nodes, see `state_userstate`) -------
+    def attach_state_tier(self, tier: Any) -> None:
+        """Checkpoint incrementally in `tier`: only the (key, window)s changed since the last checkpoint."""
+        from millstream.engine.runtime.state_userstate import UserStateTier
+
+        self.tiered = UserStateTier(self.kws, tier)
+        self._touched = self.tiered.touched
+
+    def capture_incremental(self) -> Any:
+        """What changed since the last checkpoint (`state_userstate.UserStateCapture`)."""
+        self.dirty = False
+        cap = self.tiered.capture()
+        self._touched = self.tiered.touched
+        return cap
+
+    def restore_incremental(self, header: Any) -> None:
+        """Load every (key, window) and timer of the checkpoint whose node header is `header`."""
+        self._clear()
+
+        def load(kwk: Any, cells: dict[str, Any]) -> _KeyWindow:
+            kw = self._new_kw(kwk[0], self.windowing.windowfn.window_of(kwk[1], kwk[2]))
+            kw.cells = cells
+            return kw
+
+        self.tiered.restore(header, load, self._add_timer)
+        self._touched = self.tiered.touched
+        self.dirty = False
+
+    def _clear(self) -> None:
+        """No state and no timers."""
+        self.kws.clear()
+        self.event_heap.clear()
+        self.proc_heap.clear()
+        self.gc_buckets.clear()
+        self.n_timers = 0
+        self.holds = WatermarkHolds()
 
     # -- state and timer bookkeeping ----------------------------------------------------------------------
     def _new_kw(self, key: Any, window: Any) -> _KeyWindow:
@@ -518,6 +535,8 @@ class StatefulParDoNode(ParDoNode):
 
     def _drop_kw(self, kw: _KeyWindow) -> None:
         del self.kws[kw.kwk]
+        if self._touched is not None:
+            self._touched.add(kw.kwk)
         bucket = self.gc_buckets.get(kw.gc_time)
         if bucket is not None:
             bucket.pop(kw.kwk, None)
@@ -735,6 +754,8 @@ class StatefulParDoNode(ParDoNode):
             self._remove_timer(kw, tk)
         if self.kws.get(kw.kwk) is kw:
             del self.kws[kw.kwk]
+            if self._touched is not None:
+                self._touched.add(kw.kwk)
 
     def advance_processing_time(self, now_us: int) -> None:
         """Fire processing-time timers due at `now_us` (those set while firing wait for the next call)."""

@@ -2,7 +2,7 @@
 
 `ReadFromAvro` yields records as dicts and is checkpointable (position: block offset and records read in it);
 `WriteToAvro` is exactly-once (files per checkpoint, renamed on commit; naming in
-`millstream.connectors.files`). Reads also take ``timestamp_fn``, ``max_out_of_orderness`` and ``idle_timeout``.
+`millstream.connectors.filesink`). Reads also take ``timestamp_fn``, ``max_out_of_orderness`` and ``idle_timeout``.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from millstream.connectors.avrofiles import AvroFormat, AvroSource
-from millstream.connectors.files import FileSink
+from millstream.connectors.filesink import FileSink
 from millstream.io.textio import _ReadTransform, _WriteTransform
 
 __all__ = ["ReadFromAvro", "WriteToAvro"]

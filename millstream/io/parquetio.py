@@ -2,7 +2,7 @@
 
 `ReadFromParquet` yields rows as dicts and is checkpointable (position: row group and row offset in it);
 `WriteToParquet` is exactly-once (files per checkpoint, renamed on commit; naming in
-`millstream.connectors.files`). Reads also take ``timestamp_fn``, ``max_out_of_orderness`` and ``idle_timeout``.
+`millstream.connectors.filesink`). Reads also take ``timestamp_fn``, ``max_out_of_orderness`` and ``idle_timeout``.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from millstream.connectors.files import FileSink
+from millstream.connectors.filesink import FileSink
 from millstream.connectors.parquetfiles import ParquetFormat, ParquetSource
 from millstream.io.textio import _ReadTransform, _WriteTransform
 

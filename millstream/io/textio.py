@@ -2,7 +2,7 @@
 
 Every read is checkpointable (positions per split: a whole compressed file or a line-aligned byte range of a
 large uncompressed one) and every write is exactly-once (files per checkpoint, renamed on commit; naming in
-`millstream.connectors.files`). Beyond Beam's arguments, reads take ``timestamp_fn`` (value -> event time in
+`millstream.connectors.filesink`). Beyond Beam's arguments, reads take ``timestamp_fn`` (value -> event time in
 seconds), ``max_out_of_orderness``/``idle_timeout`` (streaming watermark), ``with_dead_letters`` (returns
 ``(good, bad)``: undecodable lines as ``{"file", "line", "offset", "raw", "reason"}`` instead of failing the run)
 and ``watch``/``poll_interval`` (an unbounded source that reads new files and appended lines; see
@@ -23,14 +23,13 @@ from typing import Any
 from millstream.connectors.csvfiles import CsvDecoder, CsvDialect, CsvFormat, read_header
 from millstream.connectors.files import (
     DEFAULT_SPLIT_SIZE,
-    FileSink,
     FunctionDecoder,
     JsonDecoder,
     LineDecoder,
     LineFileSource,
     TextDecoder,
-    encode_json,
 )
+from millstream.connectors.filesink import FileSink, encode_json
 from millstream.connectors.filesystem import CompressionTypes
 from millstream.engine.model.io import Read, Source, Write
 from millstream.engine.model.ptransform import PTransform

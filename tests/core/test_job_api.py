@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import sys
+from typing import Any
 
 import anyio
 import pytest
@@ -16,7 +18,7 @@ def opts(*flags: str) -> PipelineOptions:
 
 
 async def test_start_returns_at_once_and_tap_streams_every_element():
-    p = beam.Pipeline(options=opts("--batch_size=10"))
+    p = beam.Pipeline(options=opts("--batch_size=10", "--job_name=squares"))
     squares = p | beam.Create(range(100)) | beam.Map(lambda x: x * x)
     job = await p.start()
     assert job.state in ("STARTING", "RUNNING")
@@ -24,7 +26,7 @@ async def test_start_returns_at_once_and_tap_streams_every_element():
     assert await job.wait() == "DONE"
     assert sorted(seen) == [x * x for x in range(100)]
     status = job.status()
-    assert status["state"] == "DONE" and status["name"] == "millstream"
+    assert status["state"] == "DONE" and status["name"] == "squares"
     step = next(s for s in status["steps"] if s["step"].startswith("Map"))
     assert step["elements_in"] == 100 and step["elements_out"] == 100
 
@@ -87,3 +89,15 @@ async def test_failure_is_raised_from_wait():
     with pytest.raises(ZeroDivisionError, match="while running 'Boom'"):
         await job.wait()
     assert job.state == "FAILED"
+
+
+def test_the_job_name_defaults_to_the_main_script_or_its_package(monkeypatch: Any) -> None:
+    from millstream.engine.runtime.runner import job_name
+
+    monkeypatch.setattr(sys, "argv", ["/srv/jobs/clicks_hourly.py"])
+    assert job_name(PipelineOptions()) == "clicks_hourly"
+    monkeypatch.setattr(sys, "argv", ["/srv/jobs/clicks/__main__.py"])  # python -m clicks
+    assert job_name(PipelineOptions()) == "clicks"
+    monkeypatch.setattr(sys, "argv", ["-c"])
+    assert job_name(PipelineOptions()) == "millstream"
+    assert job_name(PipelineOptions(["--job_name=nightly"])) == "nightly"

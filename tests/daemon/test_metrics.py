@@ -78,7 +78,7 @@ async def test_dead_letters_late_data_and_user_metrics_in_the_exposition():
     assert user[("counter", "seen")]["value"] == 3 and user[("counter", "seen")]["step"] == "Parse"
     assert user[("distribution", "size")]["count"] == 3 and user[("distribution", "size")]["max"] == 3
     assert summary["output_watermark"] == float("inf") and summary["data_watermark_age_s"] == 0.0
-    assert f'millstream_job_info{{job_id="{job.job_id}",job_name="millstream",state="DONE"}} 1.0' in text
+    assert f'millstream_job_info{{job_id="{job.job_id}",job_name="{job.name}",state="DONE"}} 1.0' in text
     assert "process_resident_memory_bytes" in text
 
 

@@ -88,7 +88,7 @@ def wait_for_checkpoints(out: str, before: set[str], k: int, proc: subprocess.Po
 
 
 def test_random_kills_during_a_replay_lose_and_duplicate_nothing(tmp_path):
-    rows = make_input(str(tmp_path / "in"), 300_000, 60_000)
+    rows = make_input(str(tmp_path / "in"), 600_000, 60_000)
     pattern, out, state = str(tmp_path / "in" / "*.csv*"), str(tmp_path / "out"), str(tmp_path / "state")
     rng = random.Random(11)
     hit = 0
@@ -96,8 +96,8 @@ def test_random_kills_during_a_replay_lose_and_duplicate_nothing(tmp_path):
         before = checkpoints_committed(out)
         proc = start(pattern, out, state)
         # Kill at a random instant of a random checkpoint cycle, once the job has made progress since restart.
-        if wait_for_checkpoints(out, before, rng.randint(1, 3), proc):
-            time.sleep(rng.uniform(0.0, 0.08))
+        if wait_for_checkpoints(out, before, rng.randint(1, 2), proc):
+            time.sleep(rng.uniform(0.0, 0.05))
             proc.send_signal(signal.SIGKILL)
             proc.wait()
             hit += proc.returncode == -signal.SIGKILL

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 
-from millstream.connectors.files import FileSink
+from millstream.connectors.filesink import FileSink
 
 
 def writer(prefix, suffix=".txt", **kw):

@@ -8,15 +8,10 @@ committed output is compared with an independent computation: nothing lost, noth
 
 from __future__ import annotations
 
-import glob
 import json
 import os
 import random
 import re
-import signal
-import subprocess
-import sys
-import time
 from typing import Any
 
 import pytest
@@ -63,16 +58,6 @@ def totals(mode: str, events: list[dict[str, Any]]) -> dict[tuple[str, float], t
     return out
 
 
-def committed_rows(out: str) -> list[list[Any]]:
-    rows = []
-    for name in sorted(glob.glob(out + "-c*")):
-        with open(name) as f:
-            for line in f:
-                assert line.endswith("\n"), f"torn line in {name}: {line!r}"
-                rows.append(json.loads(line))
-    return rows
-
-
 def check(mode: str, rows: list[list[Any]], events: list[dict[str, Any]]) -> None:
     """Every window's panes exactly once: indexes 0..n-1, counts and sums adding up to the input."""
     panes: dict[tuple[str, float], list[tuple[int, int, int]]] = {}
@@ -87,69 +72,29 @@ def check(mode: str, rows: list[list[Any]], events: list[dict[str, Any]]) -> Non
             assert len(got) == 1
 
 
-def start(mode: str, src: str, out: str, state: str, env_extra: dict[str, str] | None = None) -> subprocess.Popen:
-    env = dict(os.environ)
-    env.update(env_extra or {})
-    args = [sys.executable, "-P", JOB, mode, src, out, f"--state_dir={state}", "--checkpoint_interval=0.05",
+def job(killed_job: Any, tmp_path: Any, mode: str) -> Any:
+    out = str(tmp_path / "out" / "rows")
+    args = [mode, str(tmp_path / "in.jsonl"), out, f"--state_dir={tmp_path / 'state'}", "--checkpoint_interval=0.05",
             "--batch_size=40", "--state_cache_entries=100"]
-    return subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-
-
-def wait_for_new_output(out: str, before: int, proc: subprocess.Popen, timeout: float = 60.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if len(glob.glob(out + "-c*")) > before:
-            return True
-        if proc.poll() is not None:
-            return False
-        time.sleep(0.005)  # polling a condition: the job runs in another process
-    return False
-
-
-def finish(mode: str, src: str, out: str, state: str) -> str:
-    proc = start(mode, src, out, state)
-    _, err = proc.communicate(timeout=180)
-    assert proc.returncode == 0, err.decode()[-3000:]
-    return err.decode()
+    return killed_job(JOB, args, out)
 
 
 @pytest.mark.parametrize("mode", ["fixed", "sessions", "general"])
-def test_random_kills_with_evicted_state_lose_and_duplicate_nothing(tmp_path: Any, mode: str) -> None:
-    src = str(tmp_path / "in.jsonl")
-    events = make_input(src, 20000, seed=len(mode))
-    out = str(tmp_path / "out" / "rows")
-    state = str(tmp_path / "state")
-    rng = random.Random(11)
-    hit = 0
-    for _ in range(12):
-        before = len(glob.glob(out + "-c*"))
-        proc = start(mode, src, out, state)
-        if wait_for_new_output(out, before, proc):
-            time.sleep(rng.uniform(0.0, 0.03))  # a random instant after progress: a kill, not a wait
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGKILL)
-            proc.wait()
-            hit += 1
-            if hit == 5:
-                break
-        else:
-            assert proc.returncode == 0, proc.stderr.read().decode()[-3000:] if proc.stderr else ""
-            break
-    log = finish(mode, src, out, state)
+def test_random_kills_with_evicted_state_lose_and_duplicate_nothing(tmp_path: Any, killed_job: Any, mode: str) -> None:
+    events = make_input(str(tmp_path / "in.jsonl"), 20000, seed=len(mode))
+    j = job(killed_job, tmp_path, mode)
+    hit = j.kill_repeatedly(5, random.Random(11), max_delay=0.03)
+    log = j.finish()
     assert hit >= 3, f"only {hit} kills hit a running job"
-    check(mode, committed_rows(out), events)
+    check(mode, j.committed_rows(), events)
     evicted = re.search(r"(\d+) entries evicted", log)
     assert evicted is not None and int(evicted.group(1)) > 0, "the last run evicted nothing"
 
 
 @pytest.mark.parametrize("step", [3, 4, 5])
-def test_crash_at_checkpoint_steps_with_evicted_state(tmp_path: Any, step: int) -> None:
-    src = str(tmp_path / "in.jsonl")
-    events = make_input(src, 8000, seed=step)
-    out = str(tmp_path / "out" / "rows")
-    state = str(tmp_path / "state")
-    proc = start("fixed", src, out, state, {"MILLSTREAM_CRASH_AT": f"{step}:3"})
-    proc.wait(timeout=120)
-    assert proc.returncode == -signal.SIGKILL, "the crash point was not reached"
-    finish("fixed", src, out, state)
-    check("fixed", committed_rows(out), events)
+def test_crash_at_checkpoint_steps_with_evicted_state(tmp_path: Any, killed_job: Any, step: int) -> None:
+    events = make_input(str(tmp_path / "in.jsonl"), 8000, seed=step)
+    j = job(killed_job, tmp_path, "fixed")
+    j.crash_at(step, 3)
+    j.finish()
+    check("fixed", j.committed_rows(), events)
