@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test lint bench relink clean
+.PHONY: setup run test soak lint bench relink clean
 
 # Output of the installs is shown only when they fail (setuptools' editable-install notices are noise).
 QUIET = out=$$($(1) 2>&1) || { echo "$$out"; exit 1; }
@@ -29,6 +29,10 @@ test: setup relink
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 	$(VENV)/bin/pytest -q
+
+# Long kill -9 runs (nightly): MILLSTREAM_SOAK_KILLS kills (default 200) per soak test; not part of `make test`.
+soak: setup relink
+	$(VENV)/bin/pytest -q -m soak
 
 bench: setup relink
 	$(PY) -P bench

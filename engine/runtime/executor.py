@@ -130,8 +130,9 @@ async def _periodic_checkpoints(checkpointer: Any, control: Any, lock: anyio.Loc
 async def _stop_when_asked(checkpointer: Any, control: Any, lock: anyio.Lock) -> None:
     """On `Job.stop()`: checkpoint, then end the stages before any source reads past the checkpoint.
 
-    Sources check `stop_reading()` only after a checkpoint pause, and the stages are cancelled in the same
-    step as the checkpoint returns, so no window fires and no record is read after the cut.
+    A source that reaches a batch boundary after the stop request parks (`JobControl.source_should_end`), and
+    the stages are cancelled in the same step as the checkpoint returns, so no window fires and no record is
+    read after the cut.
     """
     await control.stop_event.wait()
     async with lock:

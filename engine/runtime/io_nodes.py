@@ -101,7 +101,7 @@ class ReadDriver(SourceDriver):
         while True:
             if coordinator is not None:
                 await coordinator.source_boundary(self, flush)
-            if control is not None and control.stop_reading():
+            if control is not None and await control.source_should_end():
                 break
             sb = await self.reader.read()
             if sb is None:

@@ -55,9 +55,13 @@ class JobControl:
         #: cancel or a failure meanwhile cancels it, and no checkpoint ever overlaps another).
         self.stop_event = anyio.Event()
 
-    def stop_reading(self) -> bool:
-        """True once sources should end (drain) or park (stop)."""
-        return self.drain_requested or self.stop_requested
+    async def source_should_end(self) -> bool:
+        """Asked by a source at every batch boundary (after any checkpoint pause): True once it should end
+        (a drain: the watermark then goes to +infinity and every window fires). After a stop the source parks
+        here until the stages are cancelled: the stop checkpoint is the job's last cut, and no window fires."""
+        if self.stop_requested:
+            await anyio.sleep_forever()
+        return self.drain_requested
 
 
 class _TapNode(Node):

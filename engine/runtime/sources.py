@@ -82,7 +82,7 @@ class CreateDriver(SourceDriver):
         while self.offset < len(values):
             if coordinator is not None:
                 await coordinator.source_boundary(self, flush)
-            if control is not None and control.stop_reading():
+            if control is not None and await control.source_should_end():
                 break
             start = self.offset
             self.offset = min(len(values), start + size)

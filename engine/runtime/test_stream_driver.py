@@ -31,7 +31,7 @@ class TestStreamDriver(SourceDriver):
         events = self.transform.events
         control = self.plan.control
         for i, event in enumerate(events):
-            if control is not None and control.stop_reading():
+            if control is not None and await control.source_should_end():
                 break
             self.transform.event_index = i
             if isinstance(event, ElementEvent):

@@ -1,4 +1,4 @@
-"""The kill -9 harness shared by the state tests: a job script runs in a real subprocess writing exactly-once
+"""Helpers shared by the state tests. The kill -9 harness: a job script runs in a real subprocess writing exactly-once
 JSON-lines files; it is SIGKILLed at random instants after observed progress or at a checkpoint protocol step
 (``MILLSTREAM_CRASH_AT``), restarted until it finishes, and its committed rows are read back for a verifier."""
 
@@ -14,6 +14,7 @@ import sys
 import time
 from typing import Any
 
+import anyio
 import pytest
 
 
@@ -97,3 +98,30 @@ class KilledJob:
 def killed_job() -> type[KilledJob]:
     """The `KilledJob` harness."""
     return KilledJob
+
+
+
+def _append_jsonl(path: str, rows: list[dict[str, Any]]) -> None:
+    with open(path, "a") as f:
+        for row in rows:
+            f.write(json.dumps(row) + "\n")
+
+
+async def _until(cond: Any, what: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await anyio.sleep(0.01)  # polling a condition of the running job
+
+
+@pytest.fixture
+def append_jsonl() -> Any:
+    """``append_jsonl(path, rows)``: append rows to a JSON-lines file (input a watching source picks up)."""
+    return _append_jsonl
+
+
+@pytest.fixture
+def until() -> Any:
+    """``await until(cond, what)``: wait until `cond()` holds in a job running on this event loop; fails
+    naming `what` after 60 s."""
+    return _until

@@ -8,10 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from typing import Any
-
-import anyio
 
 import millstream as beam
 from millstream.engine.model import trigger as T
@@ -170,19 +167,6 @@ def test_restore_with_a_small_memory_bound_reads_entries_lazily(tmp_path: Any) -
 # -- pipeline level ---------------------------------------------------------------------------------------
 
 
-def _append(path: str, rows: list[dict[str, Any]]) -> None:
-    with open(path, "a") as f:
-        for row in rows:
-            f.write(json.dumps(row) + "\n")
-
-
-async def _until(cond: Any, what: str) -> None:
-    deadline = time.monotonic() + 60
-    while not cond():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await anyio.sleep(0.01)  # polling a condition of the running job
-
-
 def _pipeline(src: str, out: str, state: str) -> Any:
     opts = PipelineOptions(["--streaming", f"--state_dir={state}", "--checkpoint_interval=100000",
                             "--state_cache_entries=100"])
@@ -200,34 +184,39 @@ def _pipeline(src: str, out: str, state: str) -> Any:
     return p
 
 
-async def test_a_running_job_checkpoints_only_changed_keys_and_resumes(tmp_path: Any) -> None:
+async def test_a_running_job_checkpoints_only_changed_keys_and_resumes(
+    tmp_path: Any, append_jsonl: Any, until: Any
+) -> None:
     src = str(tmp_path / "in.jsonl")
     out = str(tmp_path / "out" / "sums")
     state = str(tmp_path / "state")
-    _append(src, [{"k": f"k{i}", "t": 10, "v": 1} for i in range(1000)])
+    append_jsonl(src, [{"k": f"k{i}", "t": 10, "v": 1} for i in range(1000)])
     p = _pipeline(src, out, state)
     job = await p.start()
     node = next(n for n in job.plan.nodes.values() if isinstance(n, ReducerNode))
-    await _until(lambda: node.elements_in >= 1000, "the input")
+    await until(lambda: node.elements_in >= 1000, "the input")
     ck = job.plan.coordinator
     await ck.checkpoint()
     store = CheckpointStore(ck.backend)
     first = store.latest()
     assert first is not None and first.puts == 1 + 1000  # the reducer's header and entries (10x its bound)
     assert node.tiered.stats()["hot_entries"] <= 100
-    _append(src, [{"k": f"k{i}", "t": 20, "v": 2} for i in range(5)])
-    await _until(lambda: node.elements_in >= 1005, "the appended input")
+    append_jsonl(src, [{"k": f"k{i}", "t": 20, "v": 2} for i in range(5)])
+    await until(lambda: node.elements_in >= 1005, "the appended input")
     await ck.checkpoint()
     second = store.latest()
     assert second is not None and second.checkpoint_id > first.checkpoint_id
     assert second.puts == 1 + 5
+    loaded = node.tiered.stats()["loaded"]
     await job.stop()
+    # a stop ends at its checkpoint: no window fires, no stored entry is read back
+    assert node.elements_out == 0 and node.tiered.stats()["loaded"] == loaded
     # a new run restores the checkpoint (entries evicted and stored) and finishes the window correctly
-    _append(src, [{"k": "k0", "t": 30, "v": 4}])
+    append_jsonl(src, [{"k": "k0", "t": 30, "v": 4}])
     p = _pipeline(src, out, state)
     job = await p.start()
     node = next(n for n in job.plan.nodes.values() if isinstance(n, ReducerNode))
-    await _until(lambda: node.elements_in >= 1, "the new input")
+    await until(lambda: node.elements_in >= 1, "the new input")
     await job.drain()
     rows = []
     for name in sorted(os.listdir(os.path.dirname(out))):

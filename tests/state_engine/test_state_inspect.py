@@ -6,10 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from typing import Any
-
-import anyio
 
 import millstream as beam
 from millstream.io import ReadFromJson
@@ -51,7 +48,7 @@ def _pipeline(src: str, state: str) -> Any:
     return p
 
 
-async def test_state_inspect_counts_keys_and_open_windows_of_every_stateful_step(tmp_path: Any) -> None:
+async def test_state_inspect_counts_keys_and_open_windows_of_every_stateful_step(tmp_path: Any, until: Any) -> None:
     src = str(tmp_path / "in.jsonl")
     state = str(tmp_path / "state")
     with open(src, "w") as f:
@@ -59,10 +56,8 @@ async def test_state_inspect_counts_keys_and_open_windows_of_every_stateful_step
             for t in (1, 2, 15):
                 f.write(json.dumps({"k": f"k{i}", "t": t, "v": 1}) + "\n")
     job = await _pipeline(src, state).start()
-    deadline = time.monotonic() + 60
-    while not any(n.elements_in >= 3 * KEYS for n in job.plan.nodes.values() if n.label.startswith("Buffer")):
-        assert time.monotonic() < deadline, "timed out waiting for the input"
-        await anyio.sleep(0.01)  # polling a condition of the running job
+    buffer = next(n for n in job.plan.nodes.values() if n.label.startswith("Buffer"))
+    await until(lambda: buffer.elements_in >= 3 * KEYS, "the input")
     await job.stop()
     out = subprocess.run([sys.executable, "-P", "-m", "millstream.cli", "state", "inspect", "--json",
                           "--state_dir", state], capture_output=True, text=True, timeout=60)

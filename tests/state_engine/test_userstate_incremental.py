@@ -6,10 +6,7 @@ from __future__ import annotations
 
 import glob
 import json
-import time
 from typing import Any
-
-import anyio
 
 import millstream as beam
 from millstream.engine.runtime.stateful_pardo import StatefulParDoNode
@@ -46,19 +43,6 @@ class TotalAtTheEnd(DoFn):
         values.clear()
 
 
-def _append(path: str, rows: list[dict[str, Any]]) -> None:
-    with open(path, "a") as f:
-        for row in rows:
-            f.write(json.dumps(row) + "\n")
-
-
-async def _until(cond: Any, what: str) -> None:
-    deadline = time.monotonic() + 60
-    while not cond():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await anyio.sleep(0.01)  # polling a condition of the running job
-
-
 def _pipeline(src: str, out: str, state: str) -> Any:
     opts = PipelineOptions(["--streaming", f"--state_dir={state}", "--checkpoint_interval=100000"])
     p = beam.Pipeline(options=opts)
@@ -73,14 +57,16 @@ def _pipeline(src: str, out: str, state: str) -> Any:
     return p
 
 
-async def test_checkpoints_write_only_changed_keys_and_a_new_run_resumes(tmp_path: Any) -> None:
+async def test_checkpoints_write_only_changed_keys_and_a_new_run_resumes(
+    tmp_path: Any, append_jsonl: Any, until: Any
+) -> None:
     src = str(tmp_path / "in.jsonl")
     out = str(tmp_path / "out" / "totals")
     state = str(tmp_path / "state")
-    _append(src, [{"k": f"k{i}", "t": 10, "v": 1} for i in range(1000)])
+    append_jsonl(src, [{"k": f"k{i}", "t": 10, "v": 1} for i in range(1000)])
     job = await _pipeline(src, out, state).start()
     node = next(n for n in job.plan.nodes.values() if isinstance(n, StatefulParDoNode))
-    await _until(lambda: node.elements_in >= 1000, "the input")
+    await until(lambda: node.elements_in >= 1000, "the input")
     ck = job.plan.coordinator
     await ck.checkpoint()
     store = CheckpointStore(ck.backend)
@@ -93,8 +79,8 @@ async def test_checkpoints_write_only_changed_keys_and_a_new_run_resumes(tmp_pat
     exposition = render(make_registry(JobCollector(job, Sampler(job), {}))).decode()
     assert f'millstream_state_entries_in_memory{{step="{node.label}"}} 1000.0' in exposition
     assert "millstream_checkpoint_records_written 1001.0" in exposition
-    _append(src, [{"k": f"k{i}", "t": 20, "v": 2} for i in range(5)])
-    await _until(lambda: node.elements_in >= 1005, "the appended input")
+    append_jsonl(src, [{"k": f"k{i}", "t": 20, "v": 2} for i in range(5)])
+    await until(lambda: node.elements_in >= 1005, "the appended input")
     await ck.checkpoint()
     second = store.latest()
     assert second is not None and second.puts == 1 + 5
@@ -102,13 +88,13 @@ async def test_checkpoints_write_only_changed_keys_and_a_new_run_resumes(tmp_pat
     third = store.latest()
     assert third is not None and third.puts <= 1  # nothing changed: at most the header
     await job.stop()
-    assert not glob.glob(out + "-c*"), "a stop fired timers"
+    assert node.elements_out == 0 and not glob.glob(out + "-c*"), "a stop fired timers"
 
     # a new run restores cells and timers from the records; the drain fires every timer once
-    _append(src, [{"k": "k0", "t": 30, "v": 4}])
+    append_jsonl(src, [{"k": "k0", "t": 30, "v": 4}])
     job = await _pipeline(src, out, state).start()
     node = next(n for n in job.plan.nodes.values() if isinstance(n, StatefulParDoNode))
-    await _until(lambda: node.elements_in >= 1, "the new input")
+    await until(lambda: node.elements_in >= 1, "the new input")
     assert len(node.kws) == 1000 and node.n_timers == 1000
     await job.drain()
     rows = []
@@ -122,39 +108,43 @@ async def test_checkpoints_write_only_changed_keys_and_a_new_run_resumes(tmp_pat
     assert sorted(rows) == sorted(expected)
 
 
-async def test_state_cleared_by_a_timer_is_deleted_from_the_store(tmp_path: Any) -> None:
+async def test_state_cleared_by_a_timer_is_deleted_from_the_store(
+    tmp_path: Any, append_jsonl: Any, until: Any
+) -> None:
     src = str(tmp_path / "in.jsonl")
     out = str(tmp_path / "out" / "totals")
     state = str(tmp_path / "state")
-    _append(src, [{"k": f"k{i}", "t": 10, "v": 1} for i in range(50)])
+    append_jsonl(src, [{"k": f"k{i}", "t": 10, "v": 1} for i in range(50)])
     job = await _pipeline(src, out, state).start()
     node = next(n for n in job.plan.nodes.values() if isinstance(n, StatefulParDoNode))
-    await _until(lambda: node.elements_in >= 50, "the input")
+    await until(lambda: node.elements_in >= 50, "the input")
     ck = job.plan.coordinator
     await ck.checkpoint()
     # t=12000 moves the watermark to 2000 (out of orderness 10000 s): the 50 timers (at 510) fire and clear
-    _append(src, [{"k": "last", "t": 12_000, "v": 7}])
-    await _until(lambda: len(node.kws) == 1, "the timers to fire")
+    append_jsonl(src, [{"k": "last", "t": 12_000, "v": 7}])
+    await until(lambda: len(node.kws) == 1, "the timers to fire")
     await ck.checkpoint()
     second = CheckpointStore(ck.backend).latest()
     assert second is not None and second.puts == 1 + 50 + 1  # header, 50 deletions, the new key
     await job.stop()
-    _append(src, [{"k": "next", "t": 12_001, "v": 1}])
+    append_jsonl(src, [{"k": "next", "t": 12_001, "v": 1}])
     job = await _pipeline(src, out, state).start()
     node = next(n for n in job.plan.nodes.values() if isinstance(n, StatefulParDoNode))
-    await _until(lambda: node.elements_in >= 1, "the new input")
+    await until(lambda: node.elements_in >= 1, "the new input")
     assert sorted(kwk[0] for kwk in node.kws) == ["last", "next"] and node.n_timers == 2
     await job.cancel()
 
 
-async def test_a_whole_snapshot_is_migrated_by_writing_everything(tmp_path: Any) -> None:
+async def test_a_whole_snapshot_is_migrated_by_writing_everything(
+    tmp_path: Any, append_jsonl: Any, until: Any
+) -> None:
     """State restored from a whole snapshot (the format before user state was incremental) is written in
     full by the next checkpoint, then incrementally."""
     src = str(tmp_path / "in.jsonl")
-    _append(src, [{"k": f"k{i}", "t": 10, "v": 1} for i in range(20)])
+    append_jsonl(src, [{"k": f"k{i}", "t": 10, "v": 1} for i in range(20)])
     job = await _pipeline(src, str(tmp_path / "out" / "totals"), str(tmp_path / "state")).start()
     node = next(n for n in job.plan.nodes.values() if isinstance(n, StatefulParDoNode))
-    await _until(lambda: node.elements_in >= 20, "the input")
+    await until(lambda: node.elements_in >= 20, "the input")
     ck = job.plan.coordinator
     await ck.checkpoint()
     node.restore_state(node.snapshot_state())  # synchronously, between two steps of the idle job
