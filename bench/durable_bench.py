@@ -359,7 +359,8 @@ def main() -> None:
             json.dump({"throughput": tp, "large_state": large}, f, indent=1)
     print(report(tp, large))
     ok = all(r["ratio"] >= TARGET_RATIO for r in tp if r["interval"] == "10")
-    print(f"\nthroughput ratio target >= {TARGET_RATIO} (10 s checkpoints): {'met' if ok else 'NOT met'}")
+    if tp:
+        print(f"\nthroughput ratio target >= {TARGET_RATIO} (10 s checkpoints): {'met' if ok else 'NOT met'}")
 
 
 if __name__ == "__main__":
