@@ -168,6 +168,7 @@ class _StageRun:
         self.stage = stage
         self.clock: Clock = plan.clock
         self.coordinator = plan.coordinator
+        self.control = plan.control
         self.lock = anyio.Lock()
         self.timer_nodes: list[Any] = [n for n in stage.nodes if hasattr(n, "next_timer")]
         self.wakeup = anyio.Event()
@@ -213,6 +214,9 @@ class _StageRun:
                 tg.start_soon(waker)
             if self.coordinator is not None and self.coordinator.holding:
                 await self.coordinator.wait_resumed()
+                if self.control is not None and self.control.stop_requested:
+                    # the stop checkpoint was the job's last cut: park until the stages are cancelled
+                    await anyio.sleep_forever()
             now = self.clock.now_us()
             if now >= deadline:
                 for node in self.timer_nodes:

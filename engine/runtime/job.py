@@ -182,8 +182,9 @@ class Job:
         return self.state
 
     def request_drain(self) -> None:
-        """Ask for a drain (see `drain`) without waiting for it; a signal handler or an endpoint calls this."""
-        if self.state in JobState.TERMINAL:
+        """Ask for a drain (see `drain`) without waiting for it; a signal handler or an endpoint calls this.
+        A job already stopping or cancelling goes on doing that (its end is decided)."""
+        if self.state in JobState.TERMINAL or self.state in (JobState.STOPPING, JobState.CANCELLING):
             return
         self.control.state = JobState.DRAINING
         self.control.drain_requested = True

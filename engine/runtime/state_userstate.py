@@ -67,10 +67,16 @@ class UserStateTier:
         encoded: list[Any] = []
         deletes: list[bytes] = []
         kws = self.kws
+        entry_key, encode_key = self.tier.entry_key, self.tier.encode_key
         for kwk in touched:
             kw = kws.get(kwk)
+            if kw is not None and kw.kwk is not kwk and encode_key(kw.kwk) != encode_key(kwk):
+                # equal keys stored apart (1 and 1.0, an int and a numpy int): the (key, window) now in memory
+                # is stored under its own key, so the record of the touched one goes
+                deletes.append(entry_key(_NS, encode_key(kwk)))
+                kwk = kw.kwk
             if kw is None or (not kw.cells and not kw.timers):
-                deletes.append(self.tier.entry_key(_NS, self.tier.encode_key(kwk)))
+                deletes.append(entry_key(_NS, encode_key(kwk)))
                 continue
             timers = [[tk[0], tk[1], r.domain, r.fire_us, r.hold_us, r.seq] for tk, r in kw.timers.items()]
             encoded.append(_NS)
@@ -80,9 +86,10 @@ class UserStateTier:
         return UserStateCapture(self, {"version": _VERSION}, encoded, deletes, touched)
 
     def restore(self, header: Any, load: Callable[[Any, dict[str, Any]], Any],
-                add_timer: Callable[[Any, tuple[str, str], int, int, int], None]) -> None:
+                add_timer: Callable[[Any, tuple[str, str], int, int, int, int], None]) -> int:
         """Read every entry of the checkpoint whose header is `header`: `load(kwk, cells)` makes the
-        (key, window), then `add_timer` sets the timers again in their original order."""
+        (key, window), then `add_timer(kw, tk, domain, fire, hold, seq)` sets the timers again with their
+        sequence numbers, in that order. Returns the largest sequence number (-1 without timers)."""
         if not isinstance(header, dict) or header.get("version") != _VERSION:
             raise ValueError(f"step '{self.tier.label}': unknown user-state checkpoint format {header!r}")
         prefix = self.tier.ns_prefix(_NS)
@@ -92,10 +99,11 @@ class UserStateTier:
             for name, tag, domain, fire_us, hold_us, seq in kw_timers:
                 timers.append((seq, kw, (name, tag), domain, fire_us, hold_us))
         timers.sort(key=lambda t: t[0])
-        for _, kw, tk, domain, fire_us, hold_us in timers:
-            add_timer(kw, tk, domain, fire_us, hold_us)
+        for seq, kw, tk, domain, fire_us, hold_us in timers:
+            add_timer(kw, tk, domain, fire_us, hold_us, seq)
         self.touched = set()
         self.all_dirty = False
+        return timers[-1][0] if timers else -1
 
     def stats(self) -> dict[str, int]:
         """Counters for tests and metrics."""

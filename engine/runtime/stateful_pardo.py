@@ -506,7 +506,9 @@ class StatefulParDoNode(ParDoNode):
             kw.cells = cells
             return kw
 
-        self.tiered.restore(header, load, self._add_timer)
+        last_seq = self.tiered.restore(header, load, self._add_timer)
+        # timers keep the numbers they were set with (ties fire in that order across restarts); new ones follow
+        self._seq = itertools.count(last_seq + 1)
         self._touched = self.tiered.touched
         self.dirty = False
 
@@ -562,8 +564,11 @@ class StatefulParDoNode(ParDoNode):
             self._remove_timer(kw, tk)
         self._add_timer(kw, tk, domain, fire_us, hold_us)
 
-    def _add_timer(self, kw: _KeyWindow, tk: tuple[str, str], domain: int, fire_us: int, hold_us: int) -> None:
-        seq = next(self._seq)
+    def _add_timer(self, kw: _KeyWindow, tk: tuple[str, str], domain: int, fire_us: int, hold_us: int,
+                   seq: int | None = None) -> None:
+        """Set a timer; `seq` (the order it was set in) is given only when restoring one."""
+        if seq is None:
+            seq = next(self._seq)
         kw.timers[tk] = _TimerRecord(domain, fire_us, hold_us, seq)
         self.n_timers += 1
         if domain == _WM:
