@@ -282,6 +282,7 @@ def summarize(metrics: dict[str, list[tuple[dict[str, str], float]]]) -> dict[st
         "output_watermark": "millstream_step_output_watermark_seconds",
         "dropped_late": "millstream_step_dropped_late_total",
         "dead_letters": "millstream_step_dead_letters_total",
+        "state_entries_in_memory": "millstream_state_entries_in_memory",
     }
     for key, name in columns.items():
         for step, value in per_step(name).items():
@@ -315,6 +316,9 @@ def summarize(metrics: dict[str, list[tuple[dict[str, str], float]]]) -> dict[st
         "checkpoints": {
             "count": scalar("millstream_checkpoints_total"),
             "last_duration_s": scalar("millstream_checkpoint_duration_seconds"),
+            "last_stall_s": scalar("millstream_checkpoint_stall_seconds"),
+            "last_loop_stall_s": scalar("millstream_checkpoint_loop_stall_seconds"),
+            "last_records_written": scalar("millstream_checkpoint_records_written"),
             "age_s": scalar("millstream_checkpoint_age_seconds"),
             "in_progress": scalar("millstream_checkpoint_in_progress"),
         },
@@ -434,6 +438,8 @@ def cmd_describe(args: argparse.Namespace) -> int:
     print(f"storage    {_bytes(summary['state_size_bytes'])} in {entry.state_dir or '-'}")
     if ck["count"] is not None:
         print(f"checkpoints {_num(ck['count'])}  last took {_duration(ck['last_duration_s'])}"
+              f" (input paused {_duration(ck['last_stall_s'])}, loop blocked {_duration(ck['last_loop_stall_s'])},"
+              f" {_num(ck['last_records_written'])} state records)"
               f"  {_duration(ck['age_s'])} ago{'  (in progress)' if ck['in_progress'] else ''}")
     if summary["sources"]:
         print()

@@ -12,6 +12,7 @@ import millstream as beam
 from millstream.engine.runtime.stateful_pardo import StatefulParDoNode
 from millstream.io import ReadFromJson, WriteToJson
 from millstream.job_metrics import JobCollector, Sampler, make_registry, render
+from millstream.jobs_cli import parse_metrics, summarize
 from millstream.options.pipeline_options import PipelineOptions
 from millstream.state import CheckpointStore
 from millstream.transforms.timeutil import TimeDomain
@@ -79,6 +80,10 @@ async def test_checkpoints_write_only_changed_keys_and_a_new_run_resumes(
     exposition = render(make_registry(JobCollector(job, Sampler(job), {}))).decode()
     assert f'millstream_state_entries_in_memory{{step="{node.label}"}} 1000.0' in exposition
     assert "millstream_checkpoint_records_written 1001.0" in exposition
+    summary = summarize(parse_metrics(exposition))  # what `millstream jobs describe` shows
+    assert summary["checkpoints"]["last_records_written"] == 1001
+    assert summary["checkpoints"]["last_loop_stall_s"] == status["last_loop_stall_s"]
+    assert {s["step"]: s for s in summary["steps"]}[node.label]["state_entries_in_memory"] == 1000
     append_jsonl(src, [{"k": f"k{i}", "t": 20, "v": 2} for i in range(5)])
     await until(lambda: node.elements_in >= 1005, "the appended input")
     await ck.checkpoint()
