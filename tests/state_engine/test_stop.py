@@ -16,10 +16,11 @@ from millstream.transforms.timeutil import TimeDomain
 from millstream.transforms.userstate import ReadModifyWriteStateSpec, TimerSpec, on_timer
 
 FIRED: list[Any] = []
+DUE: list[float] = []
 
 
 class Ping(beam.DoFn):
-    """Sets a processing-time timer 0.3 s ahead for every element; its callback records the key."""
+    """Sets a processing-time timer 1 s ahead for every element; its callback records the key."""
 
     V = ReadModifyWriteStateSpec("v", None)
     PING = TimerSpec("ping", TimeDomain.REAL_TIME)
@@ -27,7 +28,8 @@ class Ping(beam.DoFn):
     def process(self, element: Any, v: Any = beam.DoFn.StateParam(V),
                 ping: Any = beam.DoFn.TimerParam(PING)) -> Any:
         v.write(element[1])
-        ping.set(time.time() + 0.3)
+        DUE.append(time.time() + 1.0)
+        ping.set(DUE[-1])
         return []
 
     @on_timer(PING)
@@ -45,6 +47,7 @@ async def test_no_processing_time_timer_fires_after_the_stop_checkpoint(
 ) -> None:
     src = str(tmp_path / "in.jsonl")
     append_jsonl(src, [{"k": "a", "t": 10, "v": 1}])
+    FIRED.clear()
     p = beam.Pipeline(options=_options(str(tmp_path / "state")))
     (p
      | ReadFromJson(src, timestamp_fn=lambda e: e["t"], watch=True, poll_interval=0.02)
@@ -58,12 +61,12 @@ async def test_no_processing_time_timer_fires_after_the_stop_checkpoint(
     capture = ck.incremental.capture
 
     def slow_capture(*args: Any) -> Any:
-        time.sleep(0.6)  # a checkpoint of a large state: the timer comes due while it is taken
+        time.sleep(max(0.0, DUE[-1] + 0.1 - time.time()))  # a large state: the timer comes due meanwhile
         return capture(*args)
 
     ck.incremental.capture = slow_capture
-    FIRED.clear()
     assert await job.stop() == "STOPPED"
+    assert time.time() > DUE[-1], "the timer came due during the stop"
     assert FIRED == [], "a processing-time timer fired after the stop checkpoint"
     assert node.n_timers == 1
 
