@@ -30,7 +30,12 @@ class TestStreamDriver(SourceDriver):
     async def run(self, flush: Callable[[], Awaitable[None]]) -> None:
         events = self.transform.events
         control = self.plan.control
+        coordinator = self.plan.coordinator
         for i, event in enumerate(events):
+            if coordinator is not None and coordinator.holding:
+                # not a checkpointed source (a TestStream cannot be replayed), but beside one it must not touch
+                # operator state while a checkpoint collects it in its worker thread
+                await coordinator.wait_resumed()
             if control is not None and await control.source_should_end():
                 break
             self.transform.event_index = i

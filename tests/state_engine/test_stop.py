@@ -93,3 +93,60 @@ async def test_a_drain_asked_during_a_stop_does_not_complete_the_run(
     job.request_drain()  # e.g. an operator asks for a drain while the stop checkpoint is being taken
     assert await job.wait() == "STOPPED"
     assert glob.glob(out + "-c*") == []
+
+
+class Count(beam.DoFn):
+    """A per-key counter."""
+
+    N = ReadModifyWriteStateSpec("n", None)
+
+    def process(self, element: Any, n: Any = beam.DoFn.StateParam(N)) -> Any:
+        n.write((n.read() or 0) + 1)
+        yield [element[0], n.read()]
+
+
+async def test_a_test_stream_beside_a_checkpointed_source_waits_while_state_is_collected(
+    tmp_path: Any, append_jsonl: Any, until: Any
+) -> None:
+    """A TestStream is not a checkpointed source, but next to one (so checkpoints are taken) it must not feed
+    operators while a checkpoint collects their state in a worker thread."""
+    from millstream.testing.test_stream import TestStream
+
+    stream = TestStream()
+    for i in range(30):
+        stream = stream.add_elements([window.TimestampedValue((f"k{i % 7}", i), i)])
+    src = str(tmp_path / "in.jsonl")
+    append_jsonl(src, [{"k": "file", "t": 1, "v": 1}])
+    p = beam.Pipeline(options=PipelineOptions([
+        "--streaming", f"--state_dir={tmp_path / 'state'}", "--checkpoint_interval=0.01"]))
+    from_file = p | ReadFromJson(src, timestamp_fn=lambda e: e["t"], watch=True, poll_interval=0.02) | beam.Map(
+        lambda e: (e["k"], e["v"]))
+    ((p | stream), from_file) | beam.Flatten() | beam.ParDo(Count()) | WriteToJson(str(tmp_path / "out" / "o"))
+    job = await p.start()
+    await until(lambda: job.plan.coordinator is not None, "the job to start")
+    ck = job.plan.coordinator
+    node = next(n for n in job.plan.nodes.values() if isinstance(n, StatefulParDoNode))
+    capture = ck.incremental.capture
+    fed_while_collecting: list[int] = []
+    collecting: list[bool] = []
+    process = node.process
+
+    def slow_capture(*args: Any) -> Any:
+        collecting.append(True)
+        try:
+            time.sleep(0.005)  # the worker thread holds the state a while
+            return capture(*args)
+        finally:
+            collecting.pop()
+
+    def checked_process(batch: Any) -> None:
+        if collecting:
+            fed_while_collecting.append(len(batch.values))
+        process(batch)
+
+    ck.incremental.capture = slow_capture
+    node.process = checked_process  # type: ignore[method-assign]
+    await until(lambda: node.elements_in >= 31, "every element")
+    await job.cancel()
+    assert ck.count >= 3, "too few checkpoints to say anything"
+    assert fed_while_collecting == []
