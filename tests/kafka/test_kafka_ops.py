@@ -101,7 +101,13 @@ async def test_two_shards_one_killed(kafka_broker: KafkaBroker, kafka_topic: Top
     procs = [start(0), start(1)]
     try:
         await wait_until(both_committed, "both shards commit their partitions", procs[0], states[0])
-        await asyncio.sleep(0.3)
+        running = shard_seq(await group_offsets(bootstrap, name), 0)
+
+        async def shard0_progressed() -> bool:
+            return shard_seq(await group_offsets(bootstrap, name), 0) > running
+
+        # killed mid-stream: after one more of its own commits
+        await wait_until(shard0_progressed, "shard 0 commits again", procs[0], states[0])
         procs[0].send_signal(signal.SIGKILL)
         assert await asyncio.to_thread(procs[0].wait, 30) == -signal.SIGKILL
         # While shard 0 is down its partitions wait for it, and shard 1 keeps committing its own.
@@ -175,8 +181,10 @@ async def test_zombie_process_is_fenced(kafka_broker: KafkaBroker, kafka_topic: 
     new = None
     try:
         await wait_until(lambda: _progressed(bootstrap, name, 0), "a commit", old, state_old)
+        running = txn_seq(await group_offsets(bootstrap, name))
         feeder = asyncio.create_task(_feed(bootstrap, topics[0], events[2000:4000], chunk=250, pause=0.05))
-        await asyncio.sleep(0.3)
+        # frozen mid-stream: after it committed some of the new input
+        await wait_until(lambda: _progressed(bootstrap, name, running), "a commit of new input", old, state_old)
         old.send_signal(signal.SIGSTOP)
         await feeder
         shutil.copytree(state_old, state_new)
