@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test soak lint bench relink clean
+.PHONY: setup run test soak lint bench clean
 
 # Output of the installs is shown only when they fail (setuptools' editable-install notices are noise).
 QUIET = out=$$($(1) 2>&1) || { echo "$$out"; exit 1; }
@@ -18,23 +18,19 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
-# Re-link the strict editable install after adding a new module (fast, no dependency resolution).
-relink:
-	@$(call QUIET,flock /tmp/millstream-pip.lock $(PY) -m pip install -q --no-deps --no-build-isolation -e .)
-
-run: setup relink
+run: setup
 	$(VENV)/bin/millstream run examples/streaming/flights.py
 
-test: setup relink
+test: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 	$(VENV)/bin/pytest -q
 
 # Long kill -9 runs (nightly): MILLSTREAM_SOAK_KILLS kills (default 200) per soak test; not part of `make test`.
-soak: setup relink
+soak: setup
 	$(VENV)/bin/pytest -q -m soak
 
-bench: setup relink
+bench: setup
 	$(PY) -P bench
 
 clean:

@@ -82,7 +82,7 @@ def child_throughput(task: str, backend: str, path: str, state_dir: str, interva
     """One run of a task; prints time, checkpoint stats, RSS and the output digest."""
     import millstream as beam
     from bench import pipelines, reference
-    from millstream.engine.runtime.runner import run_coroutine
+    from millstream.engine.runtime.exec.runner import run_coroutine
     from millstream.io import ReadFromJson
     from millstream.options.pipeline_options import PipelineOptions
     from millstream.transforms import window
@@ -188,7 +188,7 @@ def _large_pipeline(path: str, state_dir: str, cache: int, windows: str) -> Any:
 
 
 def _reducer_node(job: Any) -> Any:
-    from millstream.engine.runtime.reducer_node import ReducerNode
+    from millstream.engine.runtime.windowing.operator import ReducerNode
 
     return next(n for n in job.plan.nodes.values() if isinstance(n, ReducerNode))
 
@@ -205,7 +205,7 @@ async def _until(cond: Any, timeout: float) -> None:
 
 def child_large(n: int, path: str, state_dir: str, cache: int, windows: str) -> dict[str, Any]:
     """Load n keys, checkpoint (all new), change 1%, checkpoint (incremental), stop."""
-    from millstream.engine.runtime.runner import run_coroutine
+    from millstream.engine.runtime.exec.runner import run_coroutine
 
     out: dict[str, Any] = {}
     p = _large_pipeline(path, state_dir, cache, windows)
@@ -239,8 +239,8 @@ def child_large(n: int, path: str, state_dir: str, cache: int, windows: str) -> 
 
 def child_restore(path: str, state_dir: str, cache: int, windows: str) -> dict[str, Any]:
     """Start the job on the stored state: time the restore of the latest checkpoint, then stop."""
-    from millstream.engine.runtime import checkpoint
-    from millstream.engine.runtime.runner import run_coroutine
+    from millstream.engine.runtime.checkpoint import coordinator as checkpoint
+    from millstream.engine.runtime.exec.runner import run_coroutine
 
     timing: dict[str, Any] = {}
     original = checkpoint.Checkpointer.restore

@@ -28,7 +28,7 @@ from typing import Any
 from millstream.engine.model.timestamp import MAX_MICROS
 from millstream.engine.model.trigger import AccumulationMode, DefaultTrigger
 from millstream.engine.model.window import FixedWindows, Sessions, SlidingWindows
-from millstream.engine.runtime.reducer import Reducer, create_reducer
+from millstream.engine.runtime.windowing.reduce_fn_runner import Reducer, create_reducer
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:

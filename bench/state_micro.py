@@ -1,4 +1,4 @@
-"""Micro-benchmark of millstream.state: ns/op of codecs, backends, the write-back cache and commits.
+"""Micro-benchmark of millstream.state: ns/op of codecs, backends and commits.
 
 Run from the repository root: ``.venv/bin/python -P bench/state_micro.py [--quick]``.
 Each figure is the best of several repeats (least disturbed by other load), in nanoseconds per
@@ -18,8 +18,6 @@ from typing import Any
 
 from millstream.state import (
     MSGPACK,
-    CachedStore,
-    CheckpointStore,
     MemoryBackend,
     OrjsonCodec,
     RocksDBBackend,
@@ -82,55 +80,6 @@ def bench_backend(label: str, backend: Any, n: int) -> None:
     )
 
 
-def bench_cache(tmp: str, n: int) -> None:
-    keys = [state_key("op", b"k%06d" % i, encode_i64(i), "acc") for i in range(n)]
-    backend = MemoryBackend()
-    cache: CachedStore[Any] = CachedStore(backend, codec=StructCodec("<qq"), max_entries=2 * n)
-    for k in keys:
-        cache.put(k, (1, 2))
-    it = iter(keys * 64)
-    row("CachedStore: get (hit)", best_ns(lambda: cache.get(next(it)), n))
-    it2 = iter(keys * 64)
-    row("CachedStore: put (hit, marks dirty)", best_ns(lambda: cache.put(next(it2), (3, 4)), n))
-
-    def flush_commit() -> None:
-        for k in keys:
-            cache.put(k, (5, 6))
-        batch = cache.flush()
-        backend.write_batch(batch.puts, batch.deletes)
-        cache.commit_flush(batch)
-
-    row(f"CachedStore: put {n} + flush + write (memory), per entry", best_ns(flush_commit, 3, n))
-
-    rocks = RocksDBBackend(os.path.join(tmp, "cache-main"))
-    spill = RocksDBBackend.scratch(os.path.join(tmp, "cache-spill"))
-    small: CachedStore[Any] = CachedStore(
-        rocks, codec=StructCodec("<qq"), max_entries=max(16, n // 10), spill=spill
-    )
-    it3 = iter(keys * 64)
-    row(
-        "CachedStore 1/10 bound + RocksDB spill: put (evicting)",
-        best_ns(lambda: small.put(next(it3), (7, 8)), n),
-    )
-    it4 = iter(keys * 64)
-    row(
-        "CachedStore 1/10 bound + RocksDB spill: get (mostly spill)", best_ns(lambda: small.get(next(it4)), n)
-    )
-    ckpt = CheckpointStore(rocks)
-    ids = iter(range(1, 1 << 30))
-
-    def commit() -> None:
-        for k in keys:
-            small.put(k, (9, 10))
-        batch = small.flush()
-        ckpt.commit(next(ids), batch.puts, batch.deletes, fingerprint="fp", wall_time_micros=0)
-        small.commit_flush(batch)
-
-    row(f"put {n} + flush (spilled) + CheckpointStore.commit sync, per entry", best_ns(commit, 3, n))
-    rocks.close()
-    spill.close()
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer iterations (smoke run)")
@@ -146,7 +95,6 @@ def main(argv: list[str] | None = None) -> int:
         bench_backend("RocksDBBackend", rocks, n)
         rocks.close()
         print("-- write-back cache and checkpoints")
-        bench_cache(tmp, n)
     return 0
 
 

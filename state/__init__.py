@@ -1,4 +1,4 @@
-"""Durable keyed state for millstream: backends, key encoding, codecs, write-back cache, checkpoints.
+"""Durable keyed state for millstream: backends, key encoding, codecs, checkpoints.
 
 This package knows nothing of windows, triggers or the engine. The pieces:
 
@@ -6,13 +6,11 @@ This package knows nothing of windows, triggers or the engine. The pieces:
 * :mod:`millstream.state.keys`: (operator, key, namespace, name) -> sortable, prefix-safe bytes.
 * :mod:`millstream.state.codecs`: ``MsgpackCodec`` (general, type-exact), ``StructCodec`` /
   ``OrjsonCodec`` (hot accumulators), ``RawCodec``.
-* :class:`CachedStore`: bounded write-back cache with a spill area; :class:`FlushBatch`.
 * :class:`CheckpointStore`: one atomic batch per checkpoint (state + manifest), retention.
 * Typed errors: :class:`StateError` and subclasses.
 """
 
 from .backend import MemoryBackend, ReadView, StateBackend
-from .cache import CachedStore, FlushBatch
 from .checkpoints import CheckpointStore, Manifest
 from .codecs import MSGPACK, RAW, Codec, MsgpackCodec, OrjsonCodec, RawCodec, StructCodec, codec_from_name
 from .errors import (
@@ -31,8 +29,6 @@ __all__ = [
     "ReadView",
     "MemoryBackend",
     "RocksDBBackend",
-    "CachedStore",
-    "FlushBatch",
     "CheckpointStore",
     "Manifest",
     "Codec",

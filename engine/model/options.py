@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import os
+import sys
 from typing import Any
 
 
@@ -266,3 +268,18 @@ __all__ = [
     "ValueProvider",
     "StaticValueProvider",
 ]
+
+
+def job_name(options: PipelineOptions) -> str:
+    """The job's name: --job_name, else the stem of the pipeline's main script (its package's name for a
+    package run with ``python -m``), else "millstream"."""
+    name = options.view_as(GoogleCloudOptions).job_name
+    if name:
+        return str(name)
+    main = sys.argv[0] if sys.argv else ""
+    if main.endswith(".py"):
+        stem = os.path.splitext(os.path.basename(main))[0]
+        if stem == "__main__":
+            stem = os.path.basename(os.path.dirname(os.path.abspath(main))) or stem
+        return stem
+    return "millstream"

@@ -12,7 +12,7 @@ from millstream.engine.model.pvalue import DoOutputsTuple, PBegin, PCollection, 
 
 #: Runner names -> "module:attribute". Runners are plug-ins: the model never imports the runtime directly.
 RUNNERS: dict[str, str] = {
-    "MillstreamRunner": "millstream.engine.runtime.runner:MillstreamRunner",
+    "MillstreamRunner": "millstream.engine.runtime.exec.runner:MillstreamRunner",
 }
 #: Beam's local runner names, accepted as aliases: on one machine millstream *is* the direct runner.
 RUNNER_ALIASES = {

@@ -3,7 +3,7 @@
 A DoFn declares state cells (`BagStateSpec`, `CombiningValueStateSpec`, `ReadModifyWriteStateSpec`,
 `SetStateSpec`, `OrderedListStateSpec`) and timers (`TimerSpec`) and asks for them with
 ``DoFn.StateParam(spec)`` / ``DoFn.TimerParam(spec)`` defaults in ``process`` and in the methods decorated
-with ``@on_timer(spec)``. The runtime (`millstream.engine.runtime.stateful_pardo`) keeps one cell per
+with ``@on_timer(spec)``. The runtime (`millstream.engine.runtime.operators.stateful_pardo`) keeps one cell per
 (key, window, spec) and fires timers per (key, window).
 
 This module is the model: specs, the decorator, validation and the abstract runtime interfaces users see.

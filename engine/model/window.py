@@ -1,7 +1,7 @@
 """Windows, window functions, timestamp combiners and pane descriptions, as in `apache_beam.transforms.window`.
 
 Configuration and values only: the runtime that groups elements into windows and fires panes lives in
-`millstream.engine.runtime` (see `reducer.py`). The user-facing API speaks Beam (seconds, `Timestamp`
+`millstream.engine.runtime` (see `windowing/reduce_fn_runner.py`). The user-facing API speaks Beam (seconds, `Timestamp`
 objects); the hot path speaks integer microseconds: every `WindowFn` has `assign_micros` /
 `assign_batch` (non-merging window fns) returning windows by their integer bounds, and windows carry
 cheap integer fields (`start_us`, `end_us`).

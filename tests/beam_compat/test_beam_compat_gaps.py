@@ -163,7 +163,7 @@ def test_rerunning_wordcount_reads_the_input_again(engine, tmp_path, monkeypatch
 
 def test_user_error_traceback_does_not_start_with_a_loop_lookup_error():
     """A failing DoFn's traceback should show the user's error, as Beam's does. millstream's `run_coroutine`
-    (engine/runtime/runner.py) calls `anyio.run` inside the `except RuntimeError:` that follows
+    (engine/runtime/exec/runner.py) calls `anyio.run` inside the `except RuntimeError:` that follows
     `asyncio.get_running_loop()`, so every error raised by a run is chained to "RuntimeError: no running event
     loop" and the printed traceback opens with it ("During handling of the above exception, ...")."""
     beam = h.engine("millstream")

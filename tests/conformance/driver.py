@@ -1,6 +1,6 @@
 """Run a conformance scenario (the Beam oracle's JSON format) directly on millstream's reducer.
 
-Each ``elements`` event is one ``process_bundle``, each ``watermark`` one ``advance_input_watermark``, each
+Each ``elements`` event is one ``process_bundle``, each ``watermarks`` one ``advance_input_watermark``, each
 ``processing_time`` an advance of a fake clock (starting at 0). At the end of the stream processing time
 advances by 10^6 s if the trigger uses processing time (the oracle's convention), then the watermark goes
 to +infinity. The output is the oracle's canonical pane JSON (same fields, ``step`` included).
@@ -21,8 +21,8 @@ from typing import Any
 from millstream.engine.model import trigger as T
 from millstream.engine.model import window as W
 from millstream.engine.model.timestamp import END_OF_GLOBAL_WINDOW_MICROS, MAX_MICROS, MIN_MICROS, to_micros
-from millstream.engine.runtime.reducer import Pane, create_reducer
-from millstream.engine.runtime.win_combine import ListCombineFn, SumCombineFn
+from millstream.engine.runtime.windowing.combine_fns import ListCombineFn, SumCombineFn
+from millstream.engine.runtime.windowing.reduce_fn_runner import Pane, create_reducer
 
 FORMAT_VERSION = 1
 END_OF_STREAM_PROCESSING_TIME_ADVANCE = 10**6

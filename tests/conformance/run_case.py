@@ -1,6 +1,6 @@
 """Run one conformance scenario as a TestStream pipeline on millstream's production runtime.
 
-Each ``elements`` event becomes one ``add_elements`` bundle, each ``watermark`` an ``advance_watermark_to``,
+Each ``elements`` event becomes one ``add_elements`` bundle, each ``watermarks`` an ``advance_watermark_to``,
 each ``processing_time`` an ``advance_processing_time`` of the job's clock; at the end processing time
 advances by 10^6 s when the trigger uses processing time (the oracle's convention) and the watermark goes to
 +infinity. The pipeline is ``TestStream | WindowInto(...) | GroupByKey or CombinePerKey(sum) | record``;

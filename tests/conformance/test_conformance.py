@@ -111,7 +111,7 @@ def test_default_mode_equals_oracle_plus_reviewed_deviations(case: str) -> None:
 @pytest.mark.parametrize("case", ALL_CASES)
 def test_fast_paths_equal_general_reducer(case: str) -> None:
     """create_reducer (fast paths where they apply) and the general Reducer agree on every case."""
-    from millstream.engine.runtime.reducer import Reducer
+    from millstream.engine.runtime.windowing.reduce_fn_runner import Reducer
 
     spec, _ = _case(case)
     fast = driver.canonical_result(spec, driver.run_scenario(spec))["panes"]

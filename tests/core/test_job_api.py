@@ -92,7 +92,7 @@ async def test_failure_is_raised_from_wait():
 
 
 def test_the_job_name_defaults_to_the_main_script_or_its_package(monkeypatch: Any) -> None:
-    from millstream.engine.runtime.runner import job_name
+    from millstream.engine.model.options import job_name
 
     monkeypatch.setattr(sys, "argv", ["/srv/jobs/clicks_hourly.py"])
     assert job_name(PipelineOptions()) == "clicks_hourly"

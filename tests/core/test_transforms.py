@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 import millstream as beam
-from millstream.engine.runtime.node import PipelineError
+from millstream.engine.runtime.graph.node import PipelineError
 from millstream.testing.util import BeamAssertException, assert_that, equal_to, is_empty
 
 

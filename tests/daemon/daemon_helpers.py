@@ -27,7 +27,7 @@ POLL_S = 0.02
 def cli(*args: str, cwd: str | None = None, env: dict[str, str] | None = None,
         timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
     """Run `millstream ARGS...` to completion."""
-    return subprocess.run([sys.executable, "-P", "-m", "millstream.cli", *args], cwd=cwd, env=env,
+    return subprocess.run([sys.executable, "-P", "-m", "millstream.daemon.cli", *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=timeout)
 
 
@@ -156,7 +156,7 @@ class Daemon:
             open(self.input, "w").close()
 
     def args(self) -> list[str]:
-        args = [sys.executable, "-P", "-m", "millstream.cli", "run", SUMS_JOB,
+        args = [sys.executable, "-P", "-m", "millstream.daemon.cli", "run", SUMS_JOB,
                 "--param", f"input={self.input}", "--param", f"output={self.output}",
                 "--streaming", f"--job_name={self.name}", f"--state_dir={self.state_dir}",
                 f"--checkpoint_interval={self.checkpoint_interval}", "--batch_size=20",

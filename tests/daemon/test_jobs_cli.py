@@ -22,7 +22,7 @@ class Outcome:
 @pytest.fixture
 def jobs(capsys):
     """`millstream jobs ...` run in this process (it talks to the jobs over real HTTP all the same)."""
-    from millstream.cli import main
+    from millstream.daemon.cli import main
 
     def call(*args: str, jobs_dir: str) -> Outcome:
         capsys.readouterr()
@@ -76,7 +76,7 @@ def test_list_describe_drain_cancel_and_json_logs(daemons, jobs):
     assert described.returncode == 0, described.stderr
     doc = json.loads(described.stdout)
     scraped = h.http(a.url + "/metrics", token=a.admin_token).body.decode()
-    from millstream.jobs_cli import parse_metrics
+    from millstream.daemon.jobs_cli import parse_metrics
 
     metrics = flatten(parse_metrics(scraped))
     steps = {s["step"]: s for s in doc["steps"]}

@@ -6,8 +6,14 @@ from __future__ import annotations
 import anyio
 
 import millstream as beam
-from millstream.job_metrics import JobCollector, Sampler, attach_dead_letter_counters, make_registry, render
-from millstream.jobs_cli import parse_metrics, summarize
+from millstream.daemon.jobs_cli import parse_metrics, summarize
+from millstream.daemon.metrics import (
+    JobCollector,
+    Sampler,
+    attach_dead_letter_counters,
+    make_registry,
+    render,
+)
 from millstream.metrics import Metrics
 from millstream.options.pipeline_options import PipelineOptions
 from millstream.transforms import window

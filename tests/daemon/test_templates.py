@@ -29,7 +29,7 @@ class Outcome:
 @pytest.fixture
 def in_process(tmp_path, capsys, monkeypatch):
     """`millstream run ...` in this process, for the checks that end before a job starts (no subprocess)."""
-    from millstream.cli import main
+    from millstream.daemon.cli import main
 
     monkeypatch.chdir(tmp_path)
     root = logging.getLogger()

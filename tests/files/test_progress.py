@@ -13,7 +13,7 @@ import sys
 import termios
 
 import millstream as beam
-from millstream.connectors.progress import ProgressReader, wrap_progress
+from millstream.connectors.files.progress import ProgressReader, wrap_progress
 from millstream.io import ReadFromText
 from millstream.options.pipeline_options import PipelineOptions
 

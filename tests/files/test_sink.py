@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 
-from millstream.connectors.filesink import FileSink
+from millstream.connectors.files.sink import FileSink
 
 
 def writer(prefix, suffix=".txt", **kw):

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import millstream as beam
-from millstream.connectors.files import DONE, LineCursor
+from millstream.connectors.files.source import DONE, LineCursor
 from millstream.io import ReadFromJson, ReadFromText, WriteToJson, WriteToText
 from millstream.options.pipeline_options import PipelineOptions
 from millstream.transforms import window

@@ -9,7 +9,7 @@ import os
 import pytest
 
 import millstream as beam
-from millstream.connectors.files import DONE
+from millstream.connectors.files.source import DONE
 from millstream.io import ReadFromJson, ReadFromText, WriteToText
 from millstream.options.pipeline_options import PipelineOptions
 

@@ -164,7 +164,7 @@ def test_configuration_errors(tmp_path: Any) -> None:
         ReadFromKafka(consumer_config=config, topics=["t"], max_num_records=10)
 
     def plan(producer_config: dict[str, Any], *flags: str) -> None:
-        from millstream.engine.runtime.runner import prepare
+        from millstream.engine.runtime.exec.runner import prepare
 
         p = beam.Pipeline(options=PipelineOptions(["--streaming", f"--state_dir={tmp_path / 's'}", *flags]))
         p | beam.Create([(b"k", b"v")]) | WriteToKafka(producer_config=producer_config, topic="out")

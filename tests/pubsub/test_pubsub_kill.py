@@ -62,7 +62,7 @@ class Run:
     def start(self, env_extra: dict[str, str] | None = None, interval: float = 0.2) -> subprocess.Popen[bytes]:
         env = env_for_subprocess(self.server)
         env.update(env_extra or {})
-        args = [sys.executable, "-P", "-m", "millstream.cli", "run", str(EXAMPLE),
+        args = [sys.executable, "-P", "-m", "millstream.daemon.cli", "run", str(EXAMPLE),
                 "--subscription", self.subscription, "--devices", str(self.tmp / "devices.jsonl"),
                 "--output", self.out, "--alerts_topic", self.alerts_topic, "--window", str(WINDOW_S),
                 "--early_every", "0.3", "--allowed_lateness", "3600", "--max_out_of_orderness", "1",

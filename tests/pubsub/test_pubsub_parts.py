@@ -10,7 +10,8 @@ import struct
 
 import pytest
 
-from millstream.connectors.pubsub import (
+from millstream.connectors.pubsub.sink import publish_record
+from millstream.connectors.pubsub.source import (
     DedupWindow,
     PubsubMessage,
     PubSubSource,
@@ -20,7 +21,6 @@ from millstream.connectors.pubsub import (
     parse_subscription,
     parse_topic,
 )
-from millstream.connectors.pubsub_sink import publish_record
 from millstream.engine.model.timestamp import MIN_MICROS
 from millstream.io.pubsub import ReadFromPubSub, WriteToPubSub
 

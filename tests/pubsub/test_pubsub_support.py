@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from millstream.connectors.pubsub import PubSubReader
+from millstream.connectors.pubsub.source import PubSubReader
 from millstream.options.pipeline_options import PipelineOptions
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 import millstream as beam
-from millstream.connectors.pubsub_sink import PubSubSink, PubSubSinkWriter
+from millstream.connectors.pubsub.sink import PubSubSink, PubSubSinkWriter
 from millstream.io.pubsub import PubsubMessage, ReadFromPubSub, WriteToPubSub
 
 from .conftest import PubSubServer, PubSubTopic

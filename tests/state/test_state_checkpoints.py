@@ -14,9 +14,9 @@ import msgpack
 import pytest
 
 from millstream.state import (
-    CachedStore,
     CheckpointStore,
     Manifest,
+    MsgpackCodec,
     RocksDBBackend,
     StateCorruptedError,
     StateFormatError,
@@ -151,60 +151,48 @@ def test_unknown_manifest_version_is_a_format_error(stores: Stores) -> None:
 
 def test_one_atomic_checkpoint_for_two_operators_and_source_positions(stores: Stores) -> None:
     backend = stores.open()
-    spill = stores.scratch()
-    counts: CachedStore[Any] = CachedStore(backend, max_entries=4, spill=spill, name="Count")
-    sums: CachedStore[Any] = CachedStore(backend, max_entries=4, spill=spill, name="Sum")
+    codec = MsgpackCodec()
+    counts = {state_key("Count", b"%d" % i, b"", "n"): i for i in range(10)}
+    sums = {state_key("Sum", b"%d" % i, b"", "s"): float(i) for i in range(10)}
     ck = CheckpointStore(backend)
-    for i in range(10):
-        counts.put(state_key("Count", b"%d" % i, b"", "n"), i)
-        sums.put(state_key("Sum", b"%d" % i, b"", "s"), float(i))
-    batches = [counts.flush(), sums.flush()]
     manifest = ck.commit(
         1,
-        itertools.chain.from_iterable(b.puts for b in batches),
-        itertools.chain.from_iterable(b.deletes for b in batches),
+        [(k, codec.encode(v)) for k, v in itertools.chain(counts.items(), sums.items())],
+        [],
         fingerprint="fp",
         wall_time_micros=0,
         metadata={"positions": {"file-0": 1234}},
     )
-    counts.commit_flush(batches[0])
-    sums.commit_flush(batches[1])
     assert manifest.puts == 20
-    counts.put(state_key("Count", b"0", b"", "n"), 999)  # after the checkpoint: not durable
+    spill = stores.scratch()
+    spill.put(state_key("Count", b"0", b"", "n"), codec.encode(999))  # after the checkpoint: not durable
     backend.close()
     backend = stores.open()
     ck = CheckpointStore(backend)
     restored = ck.latest()
     assert restored is not None and restored.metadata == {"positions": {"file-0": 1234}}
-    counts = CachedStore(backend, max_entries=4, name="Count")
-    assert dict(counts.scan_prefix(b"\x01")) == {
-        **{state_key("Count", b"%d" % i, b"", "n"): i for i in range(10)},
-        **{state_key("Sum", b"%d" % i, b"", "s"): float(i) for i in range(10)},
-    }
+    assert {k: codec.decode(v) for k, v in backend.scan_prefix(b"\x01")} == {**counts, **sums}
 
 
 _CHECKPOINTING_JOB = textwrap.dedent(
     """
     import sys
-    from millstream.state import CachedStore, CheckpointStore, RocksDBBackend
+    from millstream.state import CheckpointStore, MsgpackCodec, RocksDBBackend
     from millstream.state.keys import state_key
 
     backend = RocksDBBackend(sys.argv[1])
     spill = RocksDBBackend.scratch(sys.argv[2])
-    store = CachedStore(backend, max_entries=40, spill=spill, name="Count")
+    codec = MsgpackCodec()
     checkpoints = CheckpointStore(backend, keep=2)
     keys = [state_key("Count", b"k%03d" % i, b"", "n") for i in range(300)]
     cid = 0
     while True:
         cid += 1
-        for k in keys:
-            store.put(k, (cid, -cid))
-        batch = store.flush()
-        checkpoints.commit(cid, batch.puts, batch.deletes, fingerprint="job",
+        puts = [(k, codec.encode((cid, -cid))) for k in keys]
+        checkpoints.commit(cid, puts, [], fingerprint="job",
                            wall_time_micros=cid, metadata={"offset": cid * 300})
-        store.commit_flush(batch)
         for k in keys[::2]:
-            store.put(k, "uncheckpointed")  # spilled, then lost with the process
+            spill.put(k, codec.encode("uncheckpointed"))  # spilled, then lost with the process
         print(cid, flush=True)
     """
 )
@@ -231,8 +219,8 @@ def test_kill_9_restores_exactly_the_last_checkpoint(tmp_path: Path) -> None:
         assert manifest is not None and manifest.checkpoint_id >= reported
         cid = manifest.checkpoint_id
         assert manifest.metadata == {"offset": cid * 300}
-        store: CachedStore[Any] = CachedStore(backend, max_entries=40, spill=spill, name="Count")
-        values = dict(store.scan_prefix(b"\x01"))
+        codec = MsgpackCodec()
+        values = {k: codec.decode(v) for k, v in backend.scan_prefix(b"\x01")}
         assert len(values) == 300
         assert set(values.values()) == {(cid, -cid)}
     finally:

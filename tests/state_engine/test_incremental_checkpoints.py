@@ -15,10 +15,10 @@ from millstream.engine.model import trigger as T
 from millstream.engine.model import window as W
 from millstream.engine.model.combinefn import CombineFn
 from millstream.engine.model.timestamp import MAX_MICROS
-from millstream.engine.runtime.reducer import create_reducer
-from millstream.engine.runtime.reducer_node import ReducerNode
-from millstream.engine.runtime.state_reducer import ReducerState
-from millstream.engine.runtime.state_tier import SpillArea, StateTier, oldest_retained
+from millstream.engine.runtime.checkpoint.reducer_records import ReducerState
+from millstream.engine.runtime.checkpoint.versioned_store import SpillArea, StateTier, oldest_retained
+from millstream.engine.runtime.windowing.operator import ReducerNode
+from millstream.engine.runtime.windowing.reduce_fn_runner import create_reducer
 from millstream.io import ReadFromJson, WriteToJson
 from millstream.options.pipeline_options import PipelineOptions
 from millstream.state import CheckpointStore, RocksDBBackend

@@ -1,4 +1,4 @@
-"""Incremental reducer state (`state_reducer`, `state_tier`) on random scenarios.
+"""Incremental reducer state (`checkpoint.reducer_records`, `checkpoint.versioned_store`) on random scenarios.
 
 A reducer whose memory bound is tiny (so entries are evicted and reloaded all the time) takes checkpoints
 after random steps into a real checkpoint store, and crashes at a random step: a fresh reducer restores
@@ -17,9 +17,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from millstream.engine.model.timestamp import MAX_MICROS, to_micros
-from millstream.engine.runtime.reducer import Reducer, create_reducer
-from millstream.engine.runtime.state_reducer import ReducerState
-from millstream.engine.runtime.state_tier import SpillArea, StateTier, oldest_retained
+from millstream.engine.runtime.checkpoint.reducer_records import ReducerState
+from millstream.engine.runtime.checkpoint.versioned_store import SpillArea, StateTier, oldest_retained
+from millstream.engine.runtime.windowing.reduce_fn_runner import Reducer, create_reducer
 from millstream.state import CheckpointStore, MemoryBackend
 from millstream.state.checkpoints import MANIFEST_PREFIX
 from millstream.state.keys import encode_u64

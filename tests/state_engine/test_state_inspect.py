@@ -59,7 +59,7 @@ async def test_state_inspect_counts_keys_and_open_windows_of_every_stateful_step
     buffer = next(n for n in job.plan.nodes.values() if n.label.startswith("Buffer"))
     await until(lambda: buffer.elements_in >= 3 * KEYS, "the input")
     await job.stop()
-    out = subprocess.run([sys.executable, "-P", "-m", "millstream.cli", "state", "inspect", "--json",
+    out = subprocess.run([sys.executable, "-P", "-m", "millstream.daemon.cli", "state", "inspect", "--json",
                           "--state_dir", state], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     doc = json.loads(out.stdout)

@@ -8,7 +8,7 @@ import time
 from typing import Any
 
 import millstream as beam
-from millstream.engine.runtime.stateful_pardo import StatefulParDoNode
+from millstream.engine.runtime.operators.stateful_pardo import StatefulParDoNode
 from millstream.io import ReadFromJson, WriteToJson
 from millstream.options.pipeline_options import PipelineOptions
 from millstream.transforms import window

@@ -9,10 +9,10 @@ import json
 from typing import Any
 
 import millstream as beam
-from millstream.engine.runtime.stateful_pardo import StatefulParDoNode
+from millstream.daemon.jobs_cli import parse_metrics, summarize
+from millstream.daemon.metrics import JobCollector, Sampler, make_registry, render
+from millstream.engine.runtime.operators.stateful_pardo import StatefulParDoNode
 from millstream.io import ReadFromJson, WriteToJson
-from millstream.job_metrics import JobCollector, Sampler, make_registry, render
-from millstream.jobs_cli import parse_metrics, summarize
 from millstream.options.pipeline_options import PipelineOptions
 from millstream.state import CheckpointStore
 from millstream.transforms.timeutil import TimeDomain

@@ -1,4 +1,4 @@
-"""A stateful ParDo's incremental records (`state_userstate`) at node level: what a restore rebuilds from the
+"""A stateful ParDo's incremental records (`checkpoint.userstate_records`) at node level: what a restore rebuilds from the
 records of several checkpoints written by different runs."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from typing import Any
 from millstream.engine.model.dofn import DoFn
 from millstream.engine.model.window import GlobalWindows
 from millstream.engine.model.windowing import Windowing
-from millstream.engine.runtime.state_tier import SpillArea, StateTier
+from millstream.engine.runtime.checkpoint.versioned_store import SpillArea, StateTier
 from millstream.state import MemoryBackend
 from millstream.transforms.timeutil import TimeDomain
 from millstream.transforms.userstate import ReadModifyWriteStateSpec, TimerSpec, on_timer

@@ -11,9 +11,9 @@ from millstream.engine.model.dofn import DoFn
 from millstream.engine.model.timestamp import MAX_MICROS
 from millstream.engine.model.window import FixedWindows, GlobalWindows, Sessions
 from millstream.engine.model.windowing import Windowing
-from millstream.engine.runtime.batch import Batch
-from millstream.engine.runtime.node import Node
-from millstream.engine.runtime.stateful_pardo import StatefulParDoNode
+from millstream.engine.runtime.graph.batch import Batch
+from millstream.engine.runtime.graph.node import Node
+from millstream.engine.runtime.operators.stateful_pardo import StatefulParDoNode
 from millstream.state import MsgpackCodec
 from millstream.transforms.timeutil import TimeDomain
 from millstream.transforms.userstate import (

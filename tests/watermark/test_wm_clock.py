@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from millstream.engine.runtime.clock import Clock, FakeClock, SystemClock
+from millstream.engine.runtime.exec.clock import Clock, FakeClock, SystemClock
 
 
 def test_clocks_satisfy_protocol() -> None:

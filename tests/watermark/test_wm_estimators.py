@@ -7,7 +7,7 @@ from collections.abc import Callable
 import pytest
 
 from millstream.engine.model.timestamp import MIN_MICROS
-from millstream.engine.runtime.watermark import (
+from millstream.engine.runtime.watermarks import (
     BatchWatermark,
     BoundedOutOfOrderness,
     ManualWatermark,

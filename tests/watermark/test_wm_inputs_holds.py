@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from millstream.engine.model.timestamp import MAX_MICROS, MIN_MICROS
-from millstream.engine.runtime.watermark import InputWatermarks, WatermarkHolds, WatermarkRegressionError
+from millstream.engine.runtime.watermarks import InputWatermarks, WatermarkHolds, WatermarkRegressionError
 
 
 def test_input_watermark_is_min_over_inputs() -> None:

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from millstream.engine.model.timestamp import MAX_MICROS, MIN_MICROS
-from millstream.engine.runtime.watermark import (
+from millstream.engine.runtime.watermarks import (
     InputWatermarks,
     SplitWatermarks,
     WatermarkHolds,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from millstream.engine.model.timestamp import MAX_MICROS, MIN_MICROS
-from millstream.engine.runtime.clock import FakeClock
-from millstream.engine.runtime.watermark import (
+from millstream.engine.runtime.exec.clock import FakeClock
+from millstream.engine.runtime.watermarks import (
     BatchWatermark,
     BoundedOutOfOrderness,
     ManualWatermark,

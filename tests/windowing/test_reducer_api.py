@@ -9,8 +9,8 @@ import pytest
 from millstream.engine.model import trigger as T
 from millstream.engine.model import window as W
 from millstream.engine.model.timestamp import MAX_MICROS, MIN_MICROS
-from millstream.engine.runtime.reducer import Reducer, create_reducer
-from millstream.engine.runtime.win_combine import ListCombineFn, SumCombineFn
+from millstream.engine.runtime.windowing.combine_fns import ListCombineFn, SumCombineFn
+from millstream.engine.runtime.windowing.reduce_fn_runner import Reducer, create_reducer
 
 S = 1_000_000  # one second in µs
 FACTORIES = [pytest.param(Reducer, id="general"), pytest.param(create_reducer, id="fast")]

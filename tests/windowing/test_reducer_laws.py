@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 from millstream.engine.model import trigger as T
 from millstream.engine.model import window as W
 from millstream.engine.model.timestamp import MAX_MICROS
-from millstream.engine.runtime.reducer import Reducer, create_reducer
-from millstream.engine.runtime.win_combine import ListCombineFn
+from millstream.engine.runtime.windowing.combine_fns import ListCombineFn
+from millstream.engine.runtime.windowing.reduce_fn_runner import Reducer, create_reducer
 
 
 def _helpers() -> Any:

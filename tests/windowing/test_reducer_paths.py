@@ -12,9 +12,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from millstream.engine.model.timestamp import MAX_MICROS, to_micros
-from millstream.engine.runtime.reducer import Reducer, create_reducer
-from millstream.engine.runtime.win_fast import BucketReducer, SlotReducer, fast_reducer_class
-from millstream.engine.runtime.win_fast_sessions import SessionReducer
+from millstream.engine.runtime.windowing.fast.sessions import SessionReducer
+from millstream.engine.runtime.windowing.fast.sliced import BucketReducer, SlotReducer, fast_reducer_class
+from millstream.engine.runtime.windowing.reduce_fn_runner import Reducer, create_reducer
 
 
 def _helpers() -> Any:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from millstream.engine.model import trigger as T
-from millstream.engine.runtime.trigger_fn import SLOT_MAX, SLOT_SUM, compile_trigger
+from millstream.engine.runtime.windowing.trigger_state_machine import SLOT_MAX, SLOT_SUM, compile_trigger
 
 
 def test_after_watermark_wraps_early_and_late_in_repeatedly() -> None:

@@ -1,0 +1,1 @@
+"""File formats beyond lines of text: CSV, Avro, Parquet (each a source reader and a sink format)."""

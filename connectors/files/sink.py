@@ -1,0 +1,327 @@
+"""The exactly-once file sink, for every format (text, JSON lines, CSV, Avro, Parquet).
+
+`FileSink` writes each checkpoint epoch to hidden temporary files beside the output (one per shard, each with
+the format's header and footer); `prepare` finishes and fsyncs them and returns their names, `commit` renames
+them to their final names (atomic, idempotent: a missing temp file whose final file exists was already
+committed), and `recover` finishes the commit of the last durable checkpoint and deletes temporary files of
+any later, uncommitted epoch and committed files of checkpoints newer than the restored one.
+
+Committed names keep the checkpoint id, which recovery needs::
+
+    <prefix>-c<checkpoint id, 8+ digits><shard_name_template expanded><suffix>
+    e.g. out/counts-c00000012-00001-of-00004.txt   (shard 1 of 4 written by checkpoint 12)
+
+`shard_name_template` is Beam's (default ``-SSSSS-of-NNNNN``: a run of S is the shard index, a run of N the
+shard count, both zero-padded to the run's length; ``""`` means one unnumbered file per checkpoint). With
+``num_shards`` > 1 every epoch that has output writes all its shards, the records spread round-robin in the
+order they reached the sink (deterministic for a given input order). An epoch without records writes nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+import uuid
+from collections.abc import Callable
+from typing import IO, Any
+
+import orjson
+
+from millstream.connectors.files.filesystem import (
+    CompressionTypes,
+    FileInputError,
+    fsync_dir,
+    local_path,
+    open_output,
+)
+from millstream.engine.model.io import Sink, SinkWriter
+
+log = logging.getLogger("millstream.files")
+
+__all__ = ["FileFormat", "FileSink", "FileSinkWriter", "ShardWriter", "TextFormat", "encode_json", "encode_text",
+           "parse_shard_template"]
+
+
+def encode_json(value: Any) -> bytes:
+    """One JSON line."""
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY) + b"\n"
+
+
+def encode_text(value: Any) -> bytes:
+    """One text line (str() of the value)."""
+    return (value if isinstance(value, str) else str(value)).encode("utf-8") + b"\n"
+
+
+class ShardWriter:
+    """Writes one output file of one epoch in some format, into an open binary file it does not close."""
+
+    def write(self, values: list[Any]) -> None:
+        """Append values."""
+        raise NotImplementedError
+
+    def finish(self) -> None:
+        """Write the trailer (footer, index) and flush; the sink then fsyncs and closes the file."""
+
+
+class FileFormat:
+    """How a sink encodes its files: `open_shard` starts one file."""
+
+    def validate(self) -> None:
+        """Check the configuration before any data is read."""
+
+    def open_shard(self, raw: IO[bytes], shard: int, num_shards: int) -> ShardWriter:
+        """A writer for one new (temporary) output file."""
+        raise NotImplementedError
+
+
+class _TextShard(ShardWriter):
+    """One text file: header on first use, encoded lines, footer; `out` may compress into `raw`."""
+
+    def __init__(self, raw: IO[bytes], out: Any, fmt: TextFormat) -> None:
+        self.raw = raw
+        self.out = out
+        self.fmt = fmt
+        self.started = False
+
+    def write(self, values: list[Any]) -> None:
+        if not self.started:
+            self._start(values)
+        self.out.write(self.fmt.encode_batch(values))
+
+    def _start(self, values: list[Any]) -> None:
+        self.started = True
+        header = self.fmt.header_bytes(values)
+        if header is not None:
+            self.out.write(header)
+
+    def finish(self) -> None:
+        if not self.started:
+            self._start([])
+        if self.fmt.footer is not None:
+            self.out.write(self.fmt.footer)
+        if self.out is not self.raw:
+            self.out.close()  # ends the compressed stream; the raw file stays open for fsync
+        self.raw.flush()
+
+
+class TextFormat(FileFormat):
+    """Lines of encoded values with an optional header and footer line per file, optionally compressed."""
+
+    def __init__(self, encode: Callable[[Any], bytes] = encode_text, header: bytes | None = None,
+                 footer: bytes | None = None, compression: str = CompressionTypes.UNCOMPRESSED,
+                 inner_name: str = "data") -> None:
+        self.encode = encode
+        self.header = header
+        self.footer = footer
+        self.compression = compression
+        self.inner_name = inner_name
+
+    def header_bytes(self, values: list[Any]) -> bytes | None:
+        """The header of a new file (CSV derives it from the first values)."""
+        return self.header
+
+    def encode_batch(self, values: list[Any]) -> bytes:
+        """Values as the bytes of their lines."""
+        encode = self.encode
+        return b"".join([encode(v) for v in values])
+
+    def open_shard(self, raw: IO[bytes], shard: int, num_shards: int) -> ShardWriter:
+        return _TextShard(raw, open_output(raw, self.compression, self.inner_name), self)
+
+
+_TEMPLATE_RUN = re.compile(r"S+|N+")
+
+
+def parse_shard_template(template: str) -> Callable[[int, int], str]:
+    """Beam's shard name template as a function (shard index, shard count) -> name part."""
+    if re.search(r"W+|P+", template):
+        raise ValueError(
+            f"shard_name_template={template!r}: window (W) and pane (P) placeholders are not supported; "
+            "use S (shard index) and N (shard count)"
+        )
+
+    def expand(shard: int, num: int) -> str:
+        def sub(m: re.Match[str]) -> str:
+            run = m.group(0)
+            return f"{shard if run[0] == 'S' else num:0{len(run)}d}"
+
+        return _TEMPLATE_RUN.sub(sub, template)
+
+    return expand
+
+
+def _shard_regex(template: str) -> str:
+    parts = []
+    pos = 0
+    for m in _TEMPLATE_RUN.finditer(template):
+        parts.append(re.escape(template[pos : m.start()]))
+        parts.append(rf"\d{{{len(m.group(0))},}}")
+        pos = m.end()
+    parts.append(re.escape(template[pos:]))
+    return "".join(parts)
+
+
+class FileSinkWriter(SinkWriter):
+    """Writes epochs to temporary files (one per shard) and renames them on commit."""
+
+    def __init__(self, prefix: str, suffix: str, fmt: FileFormat, job_name: str, num_shards: int = 1,
+                 shard_name_template: str = "-SSSSS-of-NNNNN") -> None:
+        self.prefix = prefix
+        self.suffix = suffix
+        self.fmt = fmt
+        self.num_shards = max(1, num_shards)
+        self.template = shard_name_template
+        self.shard_name = parse_shard_template(shard_name_template)
+        directory = os.path.dirname(os.path.abspath(prefix))
+        self.directory = directory
+        self.base = os.path.basename(prefix)
+        self.tmp_dir = os.path.join(directory, f".{self.base}.millstream-tmp")
+        # Sinks sharing a prefix (different suffixes) share the temporary folder: each touches only its own.
+        self.tag = hashlib.sha1(f"{suffix}|{shard_name_template}".encode()).hexdigest()[:8]
+        # Unique per writer: a checkpoint record names its temp files, so a later run (the same pid after a
+        # restart in one process, or a reused pid) must never write a temp file under a recorded name.
+        self.run_token = uuid.uuid4().hex[:12]
+        self.committed = re.compile(re.escape(self.base) + r"-c(\d{8,})" + _shard_regex(shard_name_template)
+                                    + re.escape(suffix) + "$")
+        self.job_name = job_name
+        self.handles: list[IO[bytes]] = []
+        self.shards: list[ShardWriter] = []
+        self.tmp_paths: list[str] = []
+        self.epoch_seq = 0
+        self.rotation = 0
+
+    def final_name(self, checkpoint_id: int, shard: int = 0) -> str:
+        """The committed file of one shard of one checkpoint's epoch."""
+        return f"{self.prefix}-c{checkpoint_id:08d}{self.shard_name(shard, self.num_shards)}{self.suffix}"
+
+    async def open(self) -> None:
+        os.makedirs(self.tmp_dir, exist_ok=True)
+
+    async def recover(self, checkpoint_id: int | None, record: Any) -> None:
+        os.makedirs(self.tmp_dir, exist_ok=True)
+        if checkpoint_id is not None and record:
+            await self.commit(checkpoint_id, record)
+        for name in os.listdir(self.tmp_dir):  # epochs after the last durable checkpoint
+            if name.startswith(self.tag + "-"):
+                os.remove(os.path.join(self.tmp_dir, name))
+        # After a fallback to an older checkpoint, output committed by newer ones is replayed: remove it.
+        restored = checkpoint_id or 0
+        for name in os.listdir(self.directory):
+            m = self.committed.match(name)
+            if m and int(m.group(1)) > restored:
+                os.remove(os.path.join(self.directory, name))
+
+    def _start_epoch(self) -> None:
+        os.makedirs(self.tmp_dir, exist_ok=True)
+        self.epoch_seq += 1
+        self.rotation = 0
+        for shard in range(self.num_shards):
+            path = os.path.join(self.tmp_dir, f"{self.tag}-{self.run_token}-{self.epoch_seq}-{shard}.tmp")
+            raw = open(path, "wb")  # noqa: SIM115 - held for the epoch
+            self.tmp_paths.append(path)
+            self.handles.append(raw)
+            self.shards.append(self.fmt.open_shard(raw, shard, self.num_shards))
+
+    async def write(self, values: list[Any]) -> None:
+        if not values:
+            return
+        if not self.shards:
+            self._start_epoch()
+        n = self.num_shards
+        if n == 1:
+            self.shards[0].write(values)
+            return
+        r = self.rotation
+        for shard in range(n):
+            part = values[(shard - r) % n :: n]
+            if part:
+                self.shards[shard].write(part)
+        self.rotation = (r + len(values)) % n
+
+    async def prepare(self, checkpoint_id: int) -> Any:
+        if not self.shards:
+            return []
+        record = []
+        for shard, (writer, raw, tmp) in enumerate(zip(self.shards, self.handles, self.tmp_paths)):
+            writer.finish()
+            raw.flush()
+            os.fsync(raw.fileno())
+            raw.close()
+            record.append([tmp, self.final_name(checkpoint_id, shard)])
+        self.shards, self.handles, self.tmp_paths = [], [], []
+        return record
+
+    async def commit(self, checkpoint_id: int, record: Any) -> None:
+        for tmp, final in record or []:
+            if os.path.exists(tmp):
+                os.replace(tmp, final)
+            elif not os.path.exists(final):
+                raise FileNotFoundError(
+                    f"cannot commit checkpoint {checkpoint_id}: neither {tmp} nor {final} exists"
+                )
+        if record:
+            fsync_dir(self.directory)
+
+    async def abort(self) -> None:
+        for raw in self.handles:
+            raw.close()
+        for path in self.tmp_paths:
+            if os.path.exists(path):
+                os.remove(path)
+        self.shards, self.handles, self.tmp_paths = [], [], []
+
+    async def close(self) -> None:
+        await self.abort()
+
+
+class FileSink(Sink):
+    """Exactly-once files: each checkpoint's epoch is committed as `num_shards` files (naming: module doc)."""
+
+    def __init__(self, file_path_prefix: str, file_name_suffix: str = "", encode: Callable[[Any], bytes] = encode_text,
+                 header: str | None = None, footer: str | None = None, name: str = "Text", *,
+                 fmt: FileFormat | None = None, num_shards: int = 0, shard_name_template: str | None = None,
+                 compression_type: str = "auto") -> None:
+        self.prefix = local_path(file_path_prefix)
+        if not os.path.basename(self.prefix):
+            raise ValueError(f"file_path_prefix={file_path_prefix!r} must end with a file name prefix, not a folder")
+        self.suffix = file_name_suffix
+        if num_shards < 0:
+            raise ValueError(f"num_shards must be >= 0, got {num_shards}")
+        self.num_shards = max(1, num_shards)
+        template = "-SSSSS-of-NNNNN" if shard_name_template is None else shard_name_template
+        parse_shard_template(template)
+        if self.num_shards > 1 and "S" not in template:
+            raise ValueError(
+                f"num_shards={num_shards} needs a shard_name_template with S (shard index), got {template!r}"
+            )
+        self.template = template
+        self.compression = CompressionTypes.resolve(compression_type, file_name_suffix or "")
+        if fmt is None:
+            fmt = TextFormat(
+                encode,
+                None if header is None else header.encode("utf-8") + b"\n",
+                None if footer is None else footer.encode("utf-8") + b"\n",
+                self.compression,
+                inner_name=os.path.basename(self.prefix) + file_name_suffix.removesuffix(".zip"),
+            )
+        self.fmt = fmt
+        self.name = name
+
+    def validate(self) -> None:
+        directory = os.path.dirname(os.path.abspath(self.prefix))
+        if not os.path.isdir(directory):
+            try:
+                os.makedirs(directory, exist_ok=True)
+            except OSError as e:
+                raise FileInputError(f"{self.prefix}: cannot create the output directory: {e}") from e
+        self.fmt.validate()
+
+    def create_writer(self, options: Any, job: Any) -> SinkWriter:
+        return FileSinkWriter(self.prefix, self.suffix, self.fmt, getattr(job, "job_name", "millstream"),
+                              self.num_shards, self.template)
+
+    def display_name(self) -> str:
+        return f"{self.name}({self.prefix}*{self.suffix})"
+

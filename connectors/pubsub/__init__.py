@@ -1,0 +1,1 @@
+"""Google Cloud Pub/Sub: the source (acknowledged after checkpoints, de-duplicated by id) and the sink."""

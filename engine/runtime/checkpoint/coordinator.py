@@ -1,0 +1,516 @@
+"""Checkpoints: consistent cuts of the whole job, written as ONE atomic RocksDB batch, then sinks commit.
+
+The protocol is an explicit state machine; the numbered steps below are the `Step` values the code moves
+through, and the crash points of the kill -9 tests (``MILLSTREAM_CRASH_AT=<step>[:<n>]`` kills the process
+with SIGKILL on entering that step of the n-th checkpoint):
+
+1. PAUSE_SOURCES   every running source stops at its next batch boundary (finished sources count as paused);
+                   processing-time timers are held.
+2. DRAIN           wait until every message sent before the pause has been processed by every stage (the
+                   job-wide count of in-flight channel messages is zero and no async work is pending).
+3. SNAPSHOT        collect each stateful operator's state, each source's positions and watermark state,
+                   and each sink's pending-commit record (`prepare(checkpoint_id)` seals the sink's epoch).
+                   Incremental operators (the windowed reducer, see `checkpoint.incremental`) give only the
+                   entries changed since the previous checkpoint plus a small header; their evicted
+                   entries join from the spill area. Others give a whole snapshot (when changed).
+4. WRITE_DURABLE   write state + manifest (id, pipeline fingerprint, per-step layout, positions, sink
+                   records) in one atomic, synced write batch. From here on the checkpoint exists.
+5. COMMIT_SINKS    each sink makes its epoch visible (`commit`, idempotent); sources are told the
+                   checkpoint is durable (e.g. Pub/Sub acks).
+6. RESUME          sources and timers continue.
+
+Recovery (`Checkpointer.restore`) reads the latest manifest, checks the fingerprint, restores operator state,
+rewinds sources to the recorded positions and lets each sink finish the commit recorded in the manifest
+(committing again is harmless) and discard anything written after it. Incremental operators load only their
+header (and per-key timer index); entries are read from the store when needed. Both kinds of state keep the
+versions every retained manifest needs, so an older retained checkpoint stays restorable.
+
+`last_stall_s` is how long a checkpoint kept the job paused from SNAPSHOT to durable; `last_loop_stall_s`
+the longest time the event loop itself could not run during it (collecting and writing happen in a worker
+thread, so this is mostly RocksDB holding the GIL while it writes the batch); ``max_*`` are the maxima.
+
+Some sinks cannot finish a commit after a crash: a Kafka transaction is aborted when its producer dies, so after
+a kill between steps 4 and 5 the store holds checkpoint N while Kafka holds the output of N-1 only. Such a sink
+reports the checkpoint its system committed (`SinkWriter.committed_checkpoint`, asked before `recover`), and
+restore picks the minimum over the sinks and the latest: an older checkpoint is restored from its retained
+manifest and operator snapshots (the last ``store_keep`` are kept), so the input after it is read again and its
+output written once. A committed checkpoint that is no longer retained is an error; ``0`` (nothing of this
+state committed) starts afresh.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import itertools
+import logging
+import os
+import shutil
+import signal
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import anyio
+
+log = logging.getLogger("millstream.checkpoint")
+
+
+class Step(enum.IntEnum):
+    """The numbered steps of a checkpoint (see the module docstring)."""
+
+    IDLE = 0
+    PAUSE_SOURCES = 1
+    DRAIN = 2
+    SNAPSHOT = 3
+    WRITE_DURABLE = 4
+    COMMIT_SINKS = 5
+    RESUME = 6
+
+
+class CheckpointError(Exception):
+    """A checkpoint or a restore could not be done; says which and why."""
+
+
+class StateMismatchError(CheckpointError):
+    """The stored state was written by a pipeline whose stateful steps differ from this one."""
+
+
+def _crash_point() -> tuple[int, int] | None:
+    spec = os.environ.get("MILLSTREAM_CRASH_AT")
+    if not spec:
+        return None
+    step, _, nth = spec.partition(":")
+    return int(step), int(nth or 1)
+
+
+class InFlight:
+    """Counts channel messages sent but not yet fully processed, job-wide; `idle` is set at zero."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.idle = anyio.Event()
+        self.idle.set()
+
+    def add(self) -> None:
+        """A message was queued for a channel."""
+        if self.count == 0:
+            self.idle = anyio.Event()
+        self.count += 1
+
+    def done(self) -> None:
+        """A message was processed (and what it produced was queued)."""
+        self.count -= 1
+        if self.count == 0:
+            self.idle.set()
+
+
+def node_layout(node: Any) -> dict[str, Any] | None:
+    """The state layout of a stateful node (for the fingerprint), or None for stateless nodes."""
+    layout = getattr(node, "state_layout", None)
+    return layout() if callable(layout) else None
+
+
+def snapshot_key(label: str, checkpoint_id: int) -> bytes:
+    """Where the whole-state snapshot of step `label` written by checkpoint `checkpoint_id` is stored."""
+    from millstream.state.keys import encode_u64, state_key
+
+    return state_key(label, b"", encode_u64(checkpoint_id), "snapshot")
+
+
+def fingerprint(layout: dict[str, Any]) -> str:
+    """A stable digest of the per-step state layout."""
+    text = repr(sorted((k, repr(v)) for k, v in layout.items()))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+class Checkpointer:
+    """Owns the job's state store: restores at start, takes checkpoints (the state machine above)."""
+
+    def __init__(self, plan: Any, state_dir: str, backend_kind: str, interval_s: float, from_scratch: bool) -> None:
+        from millstream.state import CheckpointStore, MemoryBackend, MsgpackCodec, RocksDBBackend
+
+        self.plan = plan
+        self.state_dir = state_dir
+        self.interval_s = interval_s
+        if from_scratch and os.path.exists(state_dir):
+            log.warning("--from_scratch: discarding the state in %s", state_dir)
+            shutil.rmtree(state_dir)
+        if backend_kind == "memory":
+            self.backend: Any = MemoryBackend()
+        else:
+            os.makedirs(os.path.dirname(os.path.abspath(state_dir)) or ".", exist_ok=True)
+            self.backend = RocksDBBackend(state_dir)
+        self.store_keep = 3
+        self.store = CheckpointStore(self.backend, keep=self.store_keep)
+        self.refs: dict[str, int] = {}
+        self.codec = MsgpackCodec(allow_pickle=True)
+        self.step = Step.IDLE
+        self.next_id = 1
+        self.count = 0
+        self.in_flight: InFlight = plan.in_flight
+        self.sources: list[Any] = []
+        self.sinks: list[Any] = []
+        self.stateful: list[Any] = []
+        self._resume = anyio.Event()
+        self._resume.set()
+        self._paused: set[int] = set()
+        self._pause_event = anyio.Event()
+        self._pausing = False
+        self.crash = _crash_point()
+        self.last_duration_s = 0.0
+        self.last_stall_s = 0.0
+        self.last_checkpoint_wall = 0.0
+        for stage in plan.stages:
+            for node in stage.nodes:
+                if node_layout(node) is not None:
+                    self.stateful.append(node)
+                if hasattr(node, "writer"):
+                    self.sinks.append(node)
+            if stage.driver is not None and hasattr(stage.driver, "checkpoint_state"):
+                self.sources.append(stage.driver)
+        self.layout = self._layout()
+        self.fingerprint = fingerprint(self.layout)
+        # Incremental operator state (`checkpoint.incremental`): per-entry records, bounded memory, spill area.
+        from millstream.engine.model.options import MillstreamOptions
+        from millstream.engine.runtime.checkpoint.incremental import IncrementalNodes, LoopStallMeter
+
+        options = getattr(plan, "options", None)
+        cache_entries = options.view_as(MillstreamOptions).state_cache_entries if options is not None else 1_000_000
+        self.incremental = IncrementalNodes(
+            self.stateful, self.backend, state_dir, backend_kind == "memory", cache_entries
+        )
+        self.stall_meter = LoopStallMeter()
+        #: Longest event-loop stall during the last checkpoint, and the maxima over all checkpoints.
+        self.last_loop_stall_s = 0.0
+        self.max_loop_stall_s = 0.0
+        self.max_stall_s = 0.0
+        self.max_duration_s = 0.0
+
+    # -- layout and restore ---------------------------------------------------------------------------------
+    def _layout(self) -> dict[str, Any]:
+        layout: dict[str, Any] = {}
+        for node in self.stateful:
+            layout[node.label] = node_layout(node)
+        for src in self.sources:
+            layout[src.label] = {"kind": "source", "source": src.describe()}
+        for sink in self.sinks:
+            layout[sink.label] = {"kind": "sink", "sink": sink.transform.sink.display_name()}
+        return layout
+
+    def _snapshot_key(self, label: str, checkpoint_id: int) -> bytes:
+        return snapshot_key(label, checkpoint_id)
+
+    async def restore(self) -> int | None:
+        """Restore the latest usable checkpoint into the plan; returns its id (None when starting fresh).
+
+        Each checkpoint's operator snapshots are kept under its own id (the last few checkpoints are
+        retained), so when the newest checkpoint is unreadable the previous complete one is restored instead,
+        saying so; sinks then discard output committed after it. Likewise when a sink's system committed an
+        older checkpoint than the latest (`_sink_committed_manifest`).
+        """
+        from millstream.state import StateCorruptedError
+
+        manifest = self.store.latest(allow_fallback=True)
+        if manifest is None:
+            self.incremental.restore(0)  # purges records of a first checkpoint that died while being written
+            for sink in self.sinks:
+                await sink.writer.recover(None, None)
+            return None
+        newest_id = max([manifest.checkpoint_id, *manifest.skipped])
+        picked = await self._sink_committed_manifest(manifest)
+        if picked is None:
+            # No checkpoint of this state was committed by a sink: start afresh (ids keep increasing).
+            self._wipe()
+            for sink in self.sinks:
+                await sink.writer.recover(None, None)
+            self.next_id = newest_id + 1
+            return None
+        manifest = picked
+        if manifest.metadata.get("final") and (
+            manifest.fingerprint != self.fingerprint
+            or manifest.metadata.get("signatures", {}) != self._signatures()
+        ):
+            # The previous run completed: nothing to resume. Its inputs or steps changed, so this is a new
+            # run (a completed run with the same steps and inputs is a no-op: its output is committed).
+            log.info("the job in %s completed before and its inputs or steps changed: starting afresh",
+                     self.state_dir)
+            self._wipe()
+            for sink in self.sinks:
+                await sink.writer.recover(None, None)
+            self.next_id = newest_id + 1
+            return None
+        if manifest.skipped:
+            log.warning(
+                "checkpoint(s) %s in %s are unreadable; falling back to checkpoint %d",
+                list(manifest.skipped), self.state_dir, manifest.checkpoint_id,
+            )
+        if manifest.fingerprint != self.fingerprint:
+            old = manifest.layout
+            changed = sorted(
+                k for k in set(old) | set(self.layout) if repr(old.get(k)) != repr(self.layout.get(k))
+            )
+            raise StateMismatchError(
+                f"the state in {self.state_dir} (checkpoint {manifest.checkpoint_id}) was written by a pipeline "
+                f"whose stateful steps differ from this one: {', '.join(changed)}; "
+                "run with --from_scratch to discard it, or use another --state_dir/--job_name"
+            )
+        meta = manifest.metadata
+        # After a completed run (end of input, or a drain) every window has fired: like a new job after a
+        # Dataflow drain, operators start empty while sources continue from where the run ended.
+        refs = {} if meta.get("final") else meta.get("state", {})
+        # incremental nodes (a whole snapshot of one, written before state was incremental: below)
+        self.incremental.restore(manifest.checkpoint_id, empty=bool(meta.get("final")))
+        for node in self.stateful:
+            ref = refs.get(node.label)
+            if ref is None:
+                continue
+            key = self._snapshot_key(node.label, ref)
+            raw = self.backend.get(key)
+            if raw is None:
+                raise StateCorruptedError(
+                    self.state_dir, f"checkpoint {manifest.checkpoint_id}: the state of step '{node.label}' is missing"
+                )
+            try:
+                data = self.codec.decode(raw)
+            except Exception as e:
+                raise StateCorruptedError(
+                    self.state_dir, f"checkpoint {manifest.checkpoint_id}: the state of step '{node.label}' "
+                    f"cannot be decoded: {e}"
+                ) from e
+            node.restore_state(data)
+        self.refs = dict(refs)
+        positions = meta.get("sources", {})
+        for src in self.sources:
+            src.restore(positions.get(src.label))
+        records = meta.get("sinks", {})
+        for sink in self.sinks:
+            await sink.writer.recover(manifest.checkpoint_id, records.get(sink.label))
+        self.next_id = max([newest_id, manifest.checkpoint_id, *manifest.skipped]) + 1
+        log.info("restored checkpoint %d from %s", manifest.checkpoint_id, self.state_dir)
+        return manifest.checkpoint_id
+
+    async def _sink_committed_manifest(self, latest: Any) -> Any:
+        """The manifest to restore given what the sinks' external systems committed (`committed_checkpoint`):
+        `latest`, or an older retained one when a sink committed only up to it (a crash between the durable
+        write of a checkpoint and a sink commit that cannot be finished later, such as a Kafka transaction);
+        None when a sink committed no checkpoint of this state at all (then the job starts afresh)."""
+        committed: int | None = None
+        who = ""
+        for sink in self.sinks:
+            fn = getattr(sink.writer, "committed_checkpoint", None)
+            k = await fn() if callable(fn) else None
+            if k is not None and (committed is None or k < committed):
+                committed, who = int(k), sink.label
+        if committed is None or committed >= latest.checkpoint_id:
+            return latest
+        if committed <= 0:
+            log.warning(
+                "sink '%s' committed none of the checkpoints in %s (the latest is %d): starting afresh",
+                who, self.state_dir, latest.checkpoint_id,
+            )
+            return None
+        try:
+            manifest = self.store.get(committed)
+        except KeyError:
+            retained = [m.checkpoint_id for m in self.store.list()]
+            raise CheckpointError(
+                f"sink '{who}' committed checkpoint {committed}, but {self.state_dir} retains only checkpoints "
+                f"{retained}: the state cannot be matched with the committed output; run with --from_scratch "
+                "to start over"
+            ) from None
+        log.warning(
+            "restoring checkpoint %d, not the latest (%d): sink '%s' committed only up to %d (the process "
+            "died between the durable write and that sink's commit); input after it is read again",
+            committed, latest.checkpoint_id, who, committed,
+        )
+        return manifest
+
+    def _signatures(self) -> dict[str, Any]:
+        """Each source's input signature (e.g. file sizes and mtimes), to recognise a changed input."""
+        out: dict[str, Any] = {}
+        for src in self.sources:
+            signature = getattr(src, "signature", None)
+            if callable(signature):
+                out[src.label] = signature()
+        return out
+
+    def _wipe(self) -> None:
+        """Delete all operator state (keeps manifests: checkpoint ids keep increasing)."""
+        from millstream.state.keys import STATE
+
+        keys = [k for k, _ in self.backend.scan_prefix(STATE)]
+        if keys:
+            self.backend.write_batch((), keys, sync=True)
+
+    def _retired_snapshots(self, new_refs: dict[str, int]) -> list[bytes]:
+        """Snapshot keys no retained manifest refers to any more (deleted with the next checkpoint)."""
+        keep_refs = {(label, ref) for label, ref in new_refs.items()}
+        manifests = self.store.list()
+        for m in manifests[-(self.store_keep - 1):] if self.store_keep > 1 else []:
+            keep_refs.update(m.metadata.get("state", {}).items())
+        from millstream.state.keys import decode_u64, key_prefix
+
+        deletes = []
+        for node in self.stateful:
+            # whole snapshots live under the empty key segment (incremental records elsewhere, except headers)
+            for key, _ in self.backend.scan_prefix(key_prefix(node.label, b"")):
+                from millstream.state.keys import decode_state_key
+
+                try:
+                    _, _, namespace, name = decode_state_key(key)
+                except ValueError:
+                    continue  # a versioned incremental record (see checkpoint.versioned_store)
+                if name == "snapshot" and (node.label, decode_u64(namespace)) not in keep_refs:
+                    deletes.append(key)
+        return deletes
+
+    # -- the source side of step 1 --------------------------------------------------------------------------
+    async def source_boundary(self, source: Any, flush: Callable[[], Awaitable[None]]) -> None:
+        """Called by each source at every batch boundary: parks it while a checkpoint is in progress."""
+        if not self._pausing:
+            return
+        await flush()
+        self._paused.add(id(source))
+        if self._all_paused():
+            self._pause_event.set()
+        await self._resume.wait()
+
+    def _all_paused(self) -> bool:
+        return all(id(s) in self._paused or s.finished for s in self.sources)
+
+    def source_finished(self) -> None:
+        """A source ended: it no longer needs to pause."""
+        if self._pausing and self._all_paused():
+            self._pause_event.set()
+
+    @property
+    def holding(self) -> bool:
+        """True while timers must not fire (between pause and resume)."""
+        return self._pausing
+
+    async def wait_resumed(self) -> None:
+        """Wait until a checkpoint in progress has finished."""
+        await self._resume.wait()
+
+    # -- the state machine -----------------------------------------------------------------------------------
+    def _enter(self, step: Step) -> None:
+        self.step = step
+        if self.crash is not None and self.crash == (int(step), self.count):
+            log.error("MILLSTREAM_CRASH_AT=%d:%d: killing the process", int(step), self.count)
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    async def checkpoint(self, final: bool = False) -> int:
+        """Take one checkpoint; with `final`, the job has finished and nothing is running."""
+        self.count += 1
+        started = time.monotonic()
+        cid = self.next_id
+        self._enter(Step.PAUSE_SOURCES)
+        self._pausing = True
+        self._paused = set()
+        self._resume = anyio.Event()
+        self._pause_event = anyio.Event()
+        try:
+            if not final and not self._all_paused():
+                await self._pause_event.wait()
+            self._enter(Step.DRAIN)
+            await self.in_flight.idle.wait()
+            pending = [n for st in self.plan.stages for n in st.nodes if getattr(n, "queue", None)]
+            if pending:  # async nodes finish their queued batches before the stage takes its next message
+                await anyio.lowlevel.checkpoint()
+                await self.in_flight.idle.wait()
+            self._enter(Step.SNAPSHOT)
+            stall_start = time.monotonic()
+            self.stall_meter.start()
+            puts = []
+            refs = dict(self.refs)
+            for node in self.stateful:
+                if node.label in self.incremental.labels:
+                    refs.pop(node.label, None)  # written incrementally below (an old whole snapshot retires)
+                    continue
+                if node.state_dirty() or node.label not in refs:
+                    puts.append((self._snapshot_key(node.label, cid), self.codec.encode(node.snapshot_state())))
+                    refs[node.label] = cid
+            deletes = self._retired_snapshots(refs)
+            # collecting changed entries folds buffers (user CombineFn code) and reads evicted entries: off the
+            # loop, like the write (nothing else touches operator state while sources are paused and drained)
+            parts = await anyio.to_thread.run_sync(self.incremental.capture, cid, self.store, self.store_keep)
+            sources = {s.label: s.checkpoint_state() for s in self.sources}
+            sinks = {}
+            for sink in self.sinks:
+                sinks[sink.label] = await sink.writer.prepare(cid)
+            self._enter(Step.WRITE_DURABLE)
+            try:
+                # garbage of incremental state is found before anything of this checkpoint is written
+                deletes.extend(await anyio.to_thread.run_sync(list, self.incremental.deletes(parts)))
+                await anyio.to_thread.run_sync(
+                    lambda: self.incremental.released(parts, self.store.commit(
+                        cid,
+                        # large incremental parts go first in chunks (invisible until this manifest commits)
+                        itertools.chain(puts, self.incremental.prewrite(parts, self.backend)),
+                        deletes,
+                        fingerprint=self.fingerprint,
+                        wall_time_micros=time.time_ns() // 1000,
+                        layout=self.layout,
+                        metadata={
+                            "sources": sources,
+                            "sinks": sinks,
+                            "state": refs,
+                            "final": final,
+                            "signatures": self._signatures() if final else {},
+                        },
+                        sync=True,
+                    ))
+                )
+            except Exception as e:
+                self.incremental.aborted(parts)
+                raise CheckpointError(f"checkpoint {cid} could not be written to {self.state_dir}: {e}") from e
+            self.incremental.committed(parts)
+            self.last_stall_s = time.monotonic() - stall_start
+            self.last_loop_stall_s = self.stall_meter.stop()
+            self.max_stall_s = max(self.max_stall_s, self.last_stall_s)
+            self.max_loop_stall_s = max(self.max_loop_stall_s, self.last_loop_stall_s)
+            self.next_id = cid + 1
+            self.refs = refs
+            self._enter(Step.COMMIT_SINKS)
+            for sink in self.sinks:
+                await sink.writer.commit(cid, sinks[sink.label])
+            for src in self.sources:
+                if src.reader is not None:
+                    await src.reader.on_checkpoint_durable(cid)
+            if final:  # nothing is written after the final checkpoint: release the sinks' connections
+                await self._close_sinks()
+        finally:
+            self.stall_meter.stop()
+            self._enter(Step.RESUME)
+            self._pausing = False
+            self._resume.set()
+            self.step = Step.IDLE
+        self.last_duration_s = time.monotonic() - started
+        self.max_duration_s = max(self.max_duration_s, self.last_duration_s)
+        self.last_checkpoint_wall = time.time()
+        return cid
+
+    async def abort_sinks(self) -> None:
+        """Discard uncommitted sink output (on cancel or stop), then close the sinks."""
+        for sink in self.sinks:
+            try:
+                await sink.writer.abort()
+            except Exception:  # best effort: the next start's recovery discards it anyway
+                log.exception("aborting sink %s", sink.label)
+        await self._close_sinks()
+
+    async def _close_sinks(self) -> None:
+        """`SinkWriter.close` for every sink (best effort), once the job writes nothing more."""
+        for sink in self.sinks:
+            try:
+                await sink.writer.close()
+            except Exception:
+                log.exception("closing sink %s", sink.label)
+
+    def close(self) -> None:
+        """Close the state store (and delete the spill area of incremental state)."""
+        self.incremental.close()
+        self.backend.close()
+
+

@@ -1,0 +1,214 @@
+"""The checkpointer's side of incremental operator state: one `StateTier` per incremental node, and a meter
+of how long a checkpoint blocks the event loop.
+
+A stateful node is *incremental* when it has ``attach_state_tier`` (the windowed `ReducerNode`); its state is
+written as per-entry records (see `checkpoint.versioned_store`) instead of one snapshot blob per checkpoint. Other stateful
+nodes keep whole snapshots. ``--state_cache_entries`` (job-wide) is split evenly between the incremental
+nodes: each keeps at most its share of entries in memory and evicts the rest to the spill area / store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import itertools
+import logging
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from millstream.engine.runtime.checkpoint.versioned_store import (
+    SpillArea,
+    StateTier,
+    TierCheckpoint,
+    oldest_retained,
+    spill_path,
+)
+
+__all__ = ["IncrementalNodes", "LoopStallMeter", "is_incremental"]
+
+log = logging.getLogger("millstream.checkpoint")
+
+#: Records per write of a large checkpoint's incremental part (see `IncrementalNodes.prewrite`).
+CHUNK = 100_000
+
+#: Default of ``--state_cache_entries``: entries of incremental state kept in memory, job-wide.
+DEFAULT_CACHE_ENTRIES = 1_000_000
+
+
+@contextlib.contextmanager
+def _no_gc() -> Iterator[None]:
+    """The cyclic garbage collector off: capturing and restoring allocate many objects and no cycles, and
+    the collector's passes over a large heap cost as much as the work (sources are paused meanwhile)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def is_incremental(node: Any) -> bool:
+    """True for nodes that keep their state incrementally in a `StateTier`."""
+    return callable(getattr(node, "attach_state_tier", None))
+
+
+class IncrementalNodes:
+    """The incremental nodes of a job, their tiers and the shared spill area."""
+
+    def __init__(self, nodes: list[Any], backend: Any, state_dir: str, memory: bool, cache_entries: int) -> None:
+        self.nodes = [n for n in nodes if is_incremental(n)]
+        self.labels = {n.label for n in self.nodes}
+        self.spill = SpillArea(None if memory else spill_path(state_dir))
+        share = max(16, cache_entries // max(1, len(self.nodes))) if cache_entries > 0 else 0
+        self.tiers: dict[str, StateTier] = {}
+        for node in self.nodes:
+            tier = StateTier(node.label, backend, self.spill, share)
+            self.tiers[node.label] = tier
+            node.attach_state_tier(tier)
+        #: Records written by the last checkpoint (headers, changed entries, spilled entries, deletions).
+        self.last_written = 0
+        self.last_swept = 0
+        self._stats: dict[str, Any] = {}
+
+    def restore(self, checkpoint_id: int, empty: bool = False) -> None:
+        """Load checkpoint `checkpoint_id` into every incremental node that has state there; with `empty`
+        (the run completed: operators start empty) delete their records instead."""
+        with _no_gc():
+            for node in self.nodes:
+                tier = self.tiers[node.label]
+                if empty:
+                    tier.reset()
+                    continue
+                header = tier.restore(checkpoint_id)
+                if header is not None:
+                    node.restore_incremental(header)
+
+    def capture(self, cid: int, store: Any, keep: int) -> list[tuple[TierCheckpoint, Any]]:
+        """Each node's part of checkpoint `cid` (SNAPSHOT step): changed entries are collected (buffers folded,
+        per-key records encoded), the rest is encoded while the batch is written. The checkpointer runs this
+        in a worker thread: sources are paused and channels drained, so nothing else touches the state."""
+        oldest = oldest_retained(store, keep, cid)
+        out = []
+        with _no_gc():
+            for node in self.nodes:
+                cap = node.capture_incremental()
+                tier = self.tiers[node.label]
+                out.append((tier.checkpoint(cid, oldest, cap.header, cap.entries, cap.deletes, cap.encoded), cap))
+        return out
+
+    @staticmethod
+    def puts(parts: list[tuple[TierCheckpoint, Any]]) -> Iterator[tuple[bytes, bytes]]:
+        """All physical puts of the parts."""
+        return itertools.chain.from_iterable(ck.puts() for ck, _ in parts)
+
+    def prewrite(self, parts: list[tuple[TierCheckpoint, Any]], backend: Any) -> list[tuple[bytes, bytes]]:
+        """Write the parts' puts in chunks of `CHUNK` records (unsynced) and return the last, partial chunk,
+        which belongs in the checkpoint's atomic batch.
+
+        Bounds the memory of a large checkpoint and the time RocksDB holds the GIL per write. The records
+        are new versions, invisible to restore until the manifest of their checkpoint is committed (the
+        final, synced batch also makes these writes durable); after a crash before that, restore finds the
+        node header of the unfinished checkpoint (written first) and purges its versions (`StateTier.restore`).
+        """
+        it = self.puts(parts)
+        with _no_gc():
+            while True:
+                chunk = list(itertools.islice(it, CHUNK))
+                if len(chunk) < CHUNK:
+                    return chunk
+                backend.write_batch(chunk, (), sync=False)
+
+    @staticmethod
+    def deletes(parts: list[tuple[TierCheckpoint, Any]]) -> Iterator[bytes]:
+        """All physical deletes of the parts."""
+        return itertools.chain.from_iterable(ck.deletes() for ck, _ in parts)
+
+    @staticmethod
+    def released(parts: list[tuple[TierCheckpoint, Any]], result: Any) -> Any:
+        """Drop the captured entries once written (returns `result`): freeing millions of objects takes a
+        while, better in the writer thread than on the event loop."""
+        for ck, cap in parts:
+            ck.entries.clear()
+            ck.encoded.clear()
+            cap.release()
+        return result
+
+    def committed(self, parts: list[tuple[TierCheckpoint, Any]]) -> None:
+        """The batch is durable."""
+        self.last_written = sum(ck.written for ck, _ in parts)
+        self.last_swept = sum(ck.swept for ck, _ in parts)
+        for ck, _ in parts:
+            ck.tier.committed(ck)
+
+    def aborted(self, parts: list[tuple[TierCheckpoint, Any]]) -> None:
+        """The batch was not written: everything captured stays to be written."""
+        for ck, cap in parts:
+            ck.tier.aborted(ck)
+            cap.aborted()
+
+    def stats(self) -> dict[str, Any]:
+        """Per-node counters (entries in memory, evicted, loaded)."""
+        try:
+            self._stats = {n.label: n.tiered.stats() for n in self.nodes}
+        except RuntimeError:  # a checkpoint's worker thread is changing a structure being counted: as before
+            pass
+        return self._stats
+
+    def close(self) -> None:
+        """Close (delete) the spill area; log what eviction did."""
+        for label, stats in self.stats().items():
+            if stats["evicted"] or stats["loaded"]:
+                log.info(
+                    "incremental state of step '%s': %d entries evicted (%d written to the spill area), "
+                    "%d loaded back, %d in memory",
+                    label, stats["evicted"], stats["spilled"], stats["loaded"], stats["hot_entries"],
+                )
+        self.spill.close()
+
+
+class LoopStallMeter:
+    """Measures the longest time the event loop could not run a callback while the meter is on.
+
+    A callback re-arms itself every `period_s` and records how late it ran; work that holds the loop (or
+    the GIL, from a thread) delays it. Needs an asyncio loop (uvloop included); a no-op otherwise.
+    """
+
+    def __init__(self, period_s: float = 0.001) -> None:
+        self.period_s = period_s
+        self.longest_s = 0.0
+        self._handle: Any = None
+        self._loop: Any = None
+        self._due = 0.0
+
+    def start(self) -> None:
+        """Start measuring (resets the longest stall)."""
+        self.longest_s = 0.0
+        try:
+            self._loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._loop = None
+            return
+        self._arm()
+
+    def _arm(self) -> None:
+        self._due = time.monotonic() + self.period_s
+        self._handle = self._loop.call_later(self.period_s, self._tick)
+
+    def _tick(self) -> None:
+        late = time.monotonic() - self._due
+        if late > self.longest_s:
+            self.longest_s = late
+        self._arm()
+
+    def stop(self) -> float:
+        """Stop; returns the longest stall seen (including the time since the last tick)."""
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+            late = time.monotonic() - self._due
+            if late > self.longest_s:
+                self.longest_s = late
+        return self.longest_s

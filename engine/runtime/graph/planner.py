@@ -1,0 +1,182 @@
+"""The planner: turns the pipeline graph into runtime nodes grouped into stages.
+
+A stage is a set of nodes run by one task. A node joins the stage of its inputs when all of them are in one
+stage (so chains of stateless steps, aggregations and their consumers run as one synchronous pass over a
+batch); a node whose inputs come from several stages, or that awaits (an async DoFn, a sink), starts a new
+stage fed by a bounded channel.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any
+
+from millstream.engine.model.combinefn import ListCombineFn
+from millstream.engine.model.core import CombinePerKey, Create, Flatten, GroupByKey, ParDo, WindowInto
+from millstream.engine.model.options import MillstreamOptions, PipelineOptions
+from millstream.engine.model.pipeline import AppliedPTransform, Pipeline
+from millstream.engine.model.pvalue import PCollection
+from millstream.engine.runtime.exec.clock import Clock, SystemClock
+from millstream.engine.runtime.graph.batch import Batch, Watermark
+from millstream.engine.runtime.graph.node import Node
+from millstream.engine.runtime.operators.pardo import ParDoNode
+from millstream.engine.runtime.operators.simple import FlattenNode, WindowIntoNode
+from millstream.engine.runtime.operators.sources import CreateDriver, SourceDriver, SourceNode
+from millstream.engine.runtime.windowing.fast.global_window import GlobalCombineNode
+
+
+class ChannelSender(Node):
+    """The last node of a stage on an edge to another stage: queues batches and watermarks for the channel."""
+
+    def __init__(self, label: str, stage: Stage, target: Stage, entry: int) -> None:
+        super().__init__(label)
+        self.stage = stage
+        self.target = target
+        self.entry = entry
+        self.stream: Any = None
+        self.in_flight: Any = None
+
+    def push(self, index: int, batch: Batch) -> None:
+        self.in_flight.add()
+        self.stage.outbox.append((self.stream, (self.entry, batch)))
+
+    def on_input_watermark(self, micros: int) -> None:
+        self.output_wm = micros
+        self.in_flight.add()
+        self.stage.outbox.append((self.stream, (self.entry, Watermark(micros))))
+
+
+class Stage:
+    """Nodes owned by one task: a source driver, or a channel whose messages go to entry nodes."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.nodes: list[Node] = []
+        self.driver: SourceDriver | None = None
+        self.entries: list[tuple[Node, int]] = []
+        self.senders: list[ChannelSender] = []
+        self.outbox: deque[tuple[Any, Any]] = deque()
+
+    def __repr__(self) -> str:
+        return f"Stage({self.name}: {[n.label for n in self.nodes]})"
+
+
+class Plan:
+    """The runtime graph of one pipeline run."""
+
+    def __init__(self, clock: Clock, options: PipelineOptions) -> None:
+        #: The job's processing-time clock (a FakeClock under TestStream).
+        self.clock = clock
+        self.options = options
+        #: The checkpoint coordinator, when the job keeps durable state (set by the runner).
+        self.coordinator: Any = None
+        self.job_name = "millstream"
+        self.state_dir: str | None = None
+        #: Channel messages sent but not yet processed, job-wide (set by the executor; checkpoints drain it).
+        self.in_flight: Any = None
+        self.stages: list[Stage] = []
+        self.nodes: dict[str, Node] = {}
+        self.producers: dict[int, tuple[Node, str | None]] = {}
+        self.stage_of: dict[int, Stage] = {}
+        #: Drain/stop requests (a JobControl; set by the Job).
+        self.control: Any = None
+
+    def node_for(self, pcoll: PCollection) -> tuple[Node, str | None]:
+        """The node (and output tag) producing `pcoll`."""
+        try:
+            return self.producers[id(pcoll)]
+        except KeyError:
+            raise ValueError(f"{pcoll!r} is not part of this job's pipeline") from None
+
+    def stage_of_node(self, node: Node) -> Stage:
+        """The stage that runs `node`."""
+        return self.stage_of[id(node)]
+
+
+def plan_pipeline(pipeline: Pipeline, options: PipelineOptions) -> Plan:
+    """Build the runtime graph for `pipeline`."""
+    opts = options.view_as(MillstreamOptions)
+    plan = Plan(SystemClock(), options)
+    stage_of = plan.stage_of
+    for applied in pipeline.primitives():
+        node, driver = _make_node(applied, opts, plan)
+        plan.nodes[applied.full_label] = node
+        for tag, out in applied.outputs.items():
+            plan.producers[id(out)] = (node, tag)
+        inputs = _node_inputs(applied)
+        upstream = [plan.producers[id(pc)] for pc in inputs]
+        upstream_stages = {id(stage_of[id(n)]): stage_of[id(n)] for n, _ in upstream}
+        own_stage = (
+            driver is not None or getattr(node, "is_async_node", False) or len(upstream_stages) != 1
+        )
+        if own_stage:
+            stage = Stage(applied.full_label)
+            stage.driver = driver
+            plan.stages.append(stage)
+        else:
+            stage = next(iter(upstream_stages.values()))
+        stage.nodes.append(node)
+        stage_of[id(node)] = stage
+        for index, (producer, tag) in enumerate(upstream):
+            pstage = stage_of[id(producer)]
+            if pstage is stage:
+                producer.connect(node, index, tag)
+            else:
+                entry = len(stage.entries)
+                stage.entries.append((node, index))
+                sender = ChannelSender(f"{producer.label}->{applied.full_label}", pstage, stage, entry)
+                pstage.nodes.append(sender)
+                pstage.senders.append(sender)
+                stage_of[id(sender)] = pstage
+                producer.connect(sender, 0, tag)
+    return plan
+
+
+def _node_inputs(applied: AppliedPTransform) -> list[PCollection]:
+    transform = applied.transform
+    main = [pc for pc in applied.inputs if isinstance(pc, PCollection)]
+    if isinstance(transform, ParDo):
+        return main[:1] + [s.pvalue for s in transform.side_inputs]
+    return main
+
+
+def _make_node(applied: AppliedPTransform, opts: Any, ctx: Plan) -> tuple[Node, SourceDriver | None]:
+    t = applied.transform
+    label = applied.full_label
+    inputs = [pc for pc in applied.inputs if isinstance(pc, PCollection)]
+    if isinstance(t, Create):
+        node = SourceNode(label)
+        return node, CreateDriver(node, t.values, opts.batch_size, ctx)
+    if isinstance(t, ParDo):
+        side_windowings = [s.pvalue.windowing for s in t.side_inputs]
+        from millstream.engine.model.userstate import is_stateful_dofn
+        from millstream.engine.runtime.operators.stateful_pardo import StatefulParDoNode
+
+        if is_stateful_dofn(t.fn):
+            return StatefulParDoNode(label, t, inputs[0].windowing, side_windowings), None
+        if t.is_async or getattr(t.fn, "is_async", False):
+            from millstream.engine.runtime.operators.async_pardo import AsyncParDoNode
+
+            return AsyncParDoNode(label, t, inputs[0].windowing, side_windowings, opts.async_concurrency), None
+        return ParDoNode(label, t, inputs[0].windowing, side_windowings), None
+    if isinstance(t, (GroupByKey, CombinePerKey)):
+        windowing = inputs[0].windowing
+        fn = ListCombineFn() if isinstance(t, GroupByKey) else t.fn
+        default_key = getattr(t, "default_key", None) if isinstance(t, CombinePerKey) else None
+        late_tag = t.late_tag
+        if windowing.is_global_default() and late_tag is None:
+            from millstream.engine.model.core import _NO_DEFAULT
+            from millstream.engine.runtime.windowing.fast.global_window import _NO_DEFAULT_KEY
+
+            dk = _NO_DEFAULT_KEY if default_key is _NO_DEFAULT or isinstance(t, GroupByKey) else default_key
+            return GlobalCombineNode(label, fn, isinstance(t, GroupByKey), dk), None
+        from millstream.engine.runtime.windowing.operator import ReducerNode
+
+        return ReducerNode(label, fn, windowing, ctx.clock, late_tag), None
+    if isinstance(t, Flatten):
+        return FlattenNode(label, max(1, len(inputs))), None
+    if isinstance(t, WindowInto):
+        return WindowIntoNode(label, t.windowing), None
+    from millstream.engine.runtime.graph.registry import make_node
+
+    return make_node(applied, opts, ctx)

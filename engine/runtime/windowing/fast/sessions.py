@@ -1,0 +1,287 @@
+"""Fast path of the windowed reducer for session windows (see `windowing.fast.sliced` for the conditions and the design).
+
+Open sessions live per key as ``[start, end, values not yet folded, accumulator]`` lists; an element
+extends, creates or bridges sessions of its key in place (Beam's merge of overlapping proto-windows
+``[t, t + gap)``, done incrementally). A heap of per-key lower bounds of the earliest session end drives
+the ON_TIME firings and the output watermark hold. Keys with late data move, with their open and fired
+sessions, to the general path (`Reducer`), which does Beam's merging with pane and trigger state.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Sequence
+from typing import Any
+
+from millstream.engine.model.window import Sessions
+from millstream.engine.runtime.windowing.fast.sliced import COMPACT_EVERY, COMPACT_LEN, FastReducerBase
+from millstream.engine.runtime.windowing.reduce_fn_runner import KeyState, Pane, Reducer
+
+__all__ = ["SessionReducer"]
+
+
+class SessionReducer(FastReducerBase):
+    """Sessions: open sessions per key, merged as elements arrive; a heap of per-key session ends."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if not isinstance(self.window_fn, Sessions):
+            raise ValueError("SessionReducer needs Sessions")
+        self._gap = self.window_fn.gap_us
+        # key -> open sessions [start, end, values not yet folded, accumulator or None]
+        self._sess: dict[Any, list[list[Any]]] = {}
+        # (lower bound of the key's earliest open session end, seq, key)
+        self._sheap: list[tuple[int, int, Any]] = []
+        # fired sessions that may still merge with late data: key -> [(start, end, acc or None)]
+        self._sfired: dict[Any, list[tuple[int, int, Any]]] = {}
+        self._sfired_heap: list[tuple[int, int, Any]] = []
+
+    def process_bundle(
+        self, keys: Sequence[Any], values: Sequence[Any], timestamps_us: Sequence[int]
+    ) -> list[Pane]:
+        """Grow, create and merge the open sessions of each key; other elements take the general path."""
+        wm = self._wm
+        gap = self._gap
+        sess = self._sess
+        sget = sess.get
+        general = self._keys
+        fired = self._sfired
+        cold = self._cold
+        heap = self._sheap
+        seq = self._seq
+        slow: list[tuple[Any, Any, int]] | None = None
+        for k, v, t in zip(keys, values, timestamps_us):
+            e = t + gap
+            if e <= wm or k in general or k in fired:
+                if slow is None:
+                    slow = []
+                slow.append((k, v, t))
+                continue
+            ss = sget(k)
+            if ss is None:
+                if k in cold:  # evicted to the state store: bring the key back, then decide again
+                    self._tiered.reload_key(k)
+                    if k in general or k in fired:
+                        if slow is None:
+                            slow = []
+                        slow.append((k, v, t))
+                        continue
+                    ss = sget(k)
+            if ss is None:
+                sess[k] = [[t, e, [v], None]]
+                heapq.heappush(heap, (e, next(seq), k))
+                continue
+            if len(ss) == 1:
+                s = ss[0]
+                if t < s[1] and s[0] < e:
+                    s[2].append(v)
+                    if t < s[0]:
+                        s[0] = t
+                    if e > s[1]:
+                        s[1] = e
+                else:
+                    ss.append([t, e, [v], None])
+                    heapq.heappush(heap, (e, next(seq), k))
+                continue
+            self._add_to_sessions(k, ss, v, t, e)
+        self._since_compact += len(keys)
+        if self._since_compact > COMPACT_EVERY:
+            self._compact()
+        out: list[Pane] = []
+        if slow:
+            self._process_slow(slow, out)
+        if self._wm_heap or self._pt_heap:
+            self._fire_timers(out)
+        return out
+
+    def _add_to_sessions(self, k: Any, ss: list[list[Any]], v: Any, t: int, e: int) -> None:
+        """Add [t, e) to a key with several open sessions, merging every session it bridges."""
+        hits = [s for s in ss if t < s[1] and s[0] < e]
+        if not hits:
+            ss.append([t, e, [v], None])
+            heapq.heappush(self._sheap, (e, next(self._seq), k))
+            return
+        s = hits[0]
+        s[2].append(v)
+        if t < s[0]:
+            s[0] = t
+        if e > s[1]:
+            s[1] = e
+        # the grown session may now overlap others: merge until none does
+        merged = True
+        while merged:
+            merged = False
+            for o in ss:
+                if o is not s and o[0] < s[1] and s[0] < o[1]:
+                    self._absorb(s, o)
+                    ss.remove(o)
+                    merged = True
+                    break
+
+    def _absorb(self, s: list[Any], o: list[Any]) -> None:
+        s[0] = min(s[0], o[0])
+        s[1] = max(s[1], o[1])
+        s[2].extend(o[2])
+        if o[3] is not None:
+            s[3] = o[3] if s[3] is None else self._ops.merge([self._ops.create(), s[3], o[3]])
+
+    def _process_slow(self, slow: list[tuple[Any, Any, int]], out: list[Pane]) -> None:
+        """Keys with late data (or already in the general path): move them to the general path first."""
+        out_wm = self.output_watermark()
+        by_key: dict[Any, list[tuple[Any, int]]] = {}
+        for k, v, t in slow:
+            items = by_key.get(k)
+            if items is None:
+                by_key[k] = [(v, t)]
+            else:
+                items.append((v, t))
+        for k, items in by_key.items():
+            self._migrate(k)
+            self._process_key(k, items, out_wm, out)
+
+    def _migrate(self, key: Any) -> None:
+        """Turn a key's fast sessions (open and fired) into general window states."""
+        if key in self._cold:
+            self._tiered.reload_key(key)
+        ss = self._sess.pop(key, None)
+        fs = self._sfired.pop(key, None)
+        if not ss and not fs:
+            return
+        if self._kdirty is not None:
+            self._kdirty.add(key)
+        ks = self._keys.get(key)
+        if ks is None:
+            ks = self._keys[key] = KeyState()
+        for start, end, acc in fs or ():
+            self._fired_state(key, ks, (start, end), acc)
+        root = self._root
+        for start, end, vals, acc in ss or ():
+            w = (start, end)
+            ws = Reducer._new_window_state(self, key, ks, w)
+            ws.acc = self._fold(acc, vals)
+            ws.pending = True
+            self._add_hold(ws, end - 1)
+            self._enter(key, ks, ws)
+            root.on_element(self, max(1, len(vals)))
+
+    def _fire_fast(self, out: list[Pane]) -> None:
+        wm = self._wm
+        h = self._sheap
+        sess = self._sess
+        kd = self._kdirty
+        while h and h[0][0] <= wm:
+            _, _, key = heapq.heappop(h)
+            ss = sess.get(key)
+            if not ss and key in self._cold:
+                end = self._cold[key][2]
+                if end is not None and end <= wm:  # an evicted key's session is due
+                    self._tiered.reload_key(key)
+                    ss = sess.get(key)
+            if not ss:
+                continue
+            if kd is not None:
+                kd.add(key)
+            keep = []
+            for s in ss:
+                if s[1] <= wm:
+                    self._fire_session(key, s, wm, out)
+                else:
+                    keep.append(s)
+            if keep:
+                sess[key] = keep
+                heapq.heappush(h, (min(s[1] for s in keep), next(self._seq), key))
+            else:
+                del sess[key]
+
+    def _fire_session(self, key: Any, s: list[Any], wm: int, out: list[Pane]) -> None:
+        w = (s[0], s[1])
+        acc = self._fold(s[3], s[2])
+        out.append((key, self._window_of(*w), self._ops.extract(acc), s[1] - 1, self._ontime_info))
+        gc_time = self._gc_time(w)
+        if wm <= gc_time:
+            fl = self._sfired.get(key)
+            if fl is None:
+                fl = self._sfired[key] = []
+            fl.append((s[0], s[1], acc if self._accumulating else None))
+            heapq.heappush(self._sfired_heap, (gc_time, next(self._seq), key))
+
+    def _expire_fired(self) -> None:
+        h = self._sfired_heap
+        wm = self._wm
+        kd = self._kdirty
+        while h and h[0][0] < wm:
+            _, _, key = heapq.heappop(h)
+            fl = self._sfired.get(key)
+            if fl is None and key in self._cold:
+                info = self._cold[key]
+                if info[3] is not None and info[3] < wm:
+                    self._tiered.reload_key(key)
+                    fl = self._sfired.get(key)
+            if fl is None:
+                continue
+            if kd is not None:
+                kd.add(key)
+            keep = [f for f in fl if self._gc_time((f[0], f[1])) >= wm]
+            if keep:
+                self._sfired[key] = keep
+            else:
+                del self._sfired[key]
+
+    def _fast_hold(self) -> int | None:
+        h = self._sheap
+        sess = self._sess
+        cold = self._cold
+        while h:
+            e0, _, key = h[0]
+            ss = sess.get(key)
+            if not ss:
+                info = cold.get(key) if cold else None
+                if info is not None and info[2] == e0:  # an evicted key's earliest session end
+                    return e0 - 1
+                heapq.heappop(h)  # stale (an evicted key's exact entry was pushed when it was evicted)
+                continue
+            m = min(s[1] for s in ss)
+            if m != e0:
+                heapq.heapreplace(h, (m, next(self._seq), key))
+                continue
+            return e0 - 1
+        return None
+
+    def _compact(self) -> None:
+        self._since_compact = 0
+        kd = self._kdirty
+        for key, ss in self._sess.items():
+            for s in ss:
+                if len(s[2]) >= COMPACT_LEN:
+                    s[3] = self._fold(s[3], s[2])
+                    s[2] = []
+                    if kd is not None:
+                        kd.add(key)
+
+    def _snapshot_fast(self) -> Any:
+        for ss in self._sess.values():
+            for s in ss:  # fold the buffers first (add_inputs may extend an accumulator in place)
+                s[3] = self._fold(s[3], s[2])
+                s[2] = []
+        sess = [[key, [[s[0], s[1], s[3]] for s in ss]] for key, ss in self._sess.items()]
+        fired = [[key, [list(f) for f in fl]] for key, fl in self._sfired.items()]
+        return {"sessions": sess, "fired": fired}
+
+    def _restore_fast(self, data: Any) -> None:
+        self._sess = {}
+        self._sheap = []
+        for key, rows in data["sessions"]:
+            self._sess[key] = [[start, end, [], acc] for start, end, acc in rows]
+            self._sheap.append((min(r[1] for r in rows), next(self._seq), key))
+        heapq.heapify(self._sheap)
+        self._sfired = {}
+        self._sfired_heap = []
+        for key, rows in data["fired"]:
+            self._sfired[key] = [(start, end, acc) for start, end, acc in rows]
+            for start, end, _ in rows:
+                self._sfired_heap.append((self._gc_time((start, end)), next(self._seq), key))
+        heapq.heapify(self._sfired_heap)
+
+    def fast_state_size(self) -> int:
+        """Number of open fast sessions."""
+        return sum(len(ss) for ss in self._sess.values())

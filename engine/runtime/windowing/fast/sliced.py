@@ -1,0 +1,612 @@
+"""Fast paths of the windowed reducer for the common windowing strategies.
+
+They apply when the trigger cannot fire before the watermark passes the end of the window
+(`DefaultTrigger`, or `AfterWatermark` without early firings), the timestamp combiner is end-of-window and
+the reducer is not in Beam-Python-compat mode. Then every window that is still open (its end is after the
+input watermark) has the same simple life: it collects elements, holds the output watermark at its end,
+and fires one ON_TIME pane (index 0) when the watermark reaches its end. That life needs no per-window
+trigger state, timers or pane bookkeeping, so open windows are kept in flat structures:
+
+* `SlotReducer` (fixed windows, and sliding windows whose size is a multiple of the period): one bucket
+  per period slot ``{slot: {key: [values]}}``; an element costs one dict lookup and one append; a window
+  is assembled from its size/period slots when it fires (combine fn ``merge_accumulators``);
+* `BucketReducer` (global windows, other sliding windows): ``{window: {key: [values]}}``;
+* `SessionReducer` (sessions, in `windowing.fast.sessions`): ``{key: [[start, end, values, acc], ...]}`` merged
+  incrementally per element, with a heap of per-key timers.
+
+Values are buffered and combined in bulk (``add_inputs``) when the window fires, or when a buffer grows
+(periodic compaction). Everything else goes through the general `Reducer` machinery the fast classes
+inherit: elements for windows the watermark already passed (late data), their panes, timers and expiry.
+A fired window that may still receive late data (watermark <= end + allowed lateness) is remembered as
+``{window: {key: accumulator}}`` and turned into a general window state, with the pane bookkeeping and
+trigger state Beam would have after the ON_TIME pane, when late data arrives. Session keys that get late
+data move to the general path with all their sessions, and come back when their general state expires.
+
+Both paths give identical panes (tests/windowing checks it on random input).
+
+With tiered state (`checkpoint.reducer_records`), a slot's or bucket's entries may be partly in the state store: a firing
+merges them in (``_cold_ns``), folds are recorded as changes (``_fold_dirty``), and fired windows track what
+a checkpoint must write (``_fired_new``, ``_fired_gone``). The per-element hot path is unchanged.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Sequence
+from typing import Any
+
+from millstream.engine.model.trigger import AfterWatermark, DefaultTrigger, TriggerFn
+from millstream.engine.model.window import (
+    FixedWindows,
+    GlobalWindows,
+    PaneInfoTiming,
+    Sessions,
+    SlidingWindows,
+    TimestampCombiner,
+    WindowFn,
+)
+from millstream.engine.runtime.windowing.reduce_fn_runner import (
+    DROP_LATE,
+    KeyState,
+    Pane,
+    Reducer,
+    Window,
+    WinState,
+)
+from millstream.engine.runtime.windowing.trigger_state_machine import WM
+
+__all__ = ["BucketReducer", "FastReducerBase", "SlotReducer", "fast_reducer_class"]
+
+#: Fold a buffer of raw values into its accumulator once it is this long (checked every COMPACT_EVERY elements).
+COMPACT_LEN = 64
+COMPACT_EVERY = 200_000
+
+
+def _fast_trigger(trigger: TriggerFn | None) -> bool:
+    if trigger is None or isinstance(trigger, DefaultTrigger):
+        return True
+    return isinstance(trigger, AfterWatermark) and trigger.early is None
+
+
+def fast_reducer_class(
+    window_fn: WindowFn, trigger: TriggerFn | None, timestamp_combiner: TimestampCombiner, compat: bool
+) -> type[Reducer] | None:
+    """The fast reducer class for a windowing strategy, or None when only the general path applies."""
+    if (
+        compat
+        or not _fast_trigger(trigger)
+        or TimestampCombiner(timestamp_combiner) != TimestampCombiner.OUTPUT_AT_EOW
+    ):
+        return None
+    if type(window_fn) is FixedWindows:
+        return SlotReducer
+    if type(window_fn) is SlidingWindows:
+        if window_fn.size_us % window_fn.period_us == 0:
+            return SlotReducer
+        return BucketReducer
+    if type(window_fn) is GlobalWindows:
+        return BucketReducer
+    if type(window_fn) is Sessions:
+        from millstream.engine.runtime.windowing.fast.sessions import SessionReducer
+
+        return SessionReducer
+    return None
+
+
+class FastReducerBase(Reducer):
+    """What the fast classes share: the state after an ON_TIME pane, the fired-window store, compaction."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.compat or not _fast_trigger(self.trigger) or self._tc != 0:
+            raise ValueError("this windowing strategy has no fast path")
+        self._post_st, self._post_finished = self._simulate_on_time_pane()
+        self._ontime_info = self._pane_info(True, self._post_finished, PaneInfoTiming.ON_TIME, 0, 0)
+        self._accumulating = not self._discarding
+        # fired windows that may still get late data: window -> {key: accumulator (None when discarding)}
+        self._fired: dict[Window, dict[Any, Any]] = {}
+        self._fired_heap: list[tuple[int, int, Window]] = []
+        self._since_compact = 0
+        # Tiered state (`checkpoint.reducer_records`): buffers folded since the last checkpoint (container id -> keys),
+        # fired windows created and fired entries taken since then, container ids and fired windows that
+        # may have entries in the state store. None/empty when the state is not tiered.
+        self._fold_dirty: dict[Any, set[Any]] | None = None
+        self._fired_new: set[Window] | None = None
+        self._fired_gone: list[tuple[Window, Any]] | None = None
+        self._cold_ns: set[Any] = set()
+        self._fired_cold: set[Window] = set()
+
+    def _simulate_on_time_pane(self) -> tuple[list[int], bool]:
+        """Trigger state and finished flag of a window right after its ON_TIME pane (no other panes before)."""
+        ks = KeyState()
+        w = (0, 10)
+        ws = WinState(w, None, self._trig.new_state(), [0])
+        self._enter(None, ks, ws)
+        root = self._root
+        root.on_element(self, 1)
+        if not root.should_fire(self, WM, w[1]):
+            raise ValueError("trigger does not fire at the end of the window")
+        finished = bool(root.on_fire(self, w[1]))
+        if ks.timers:
+            raise ValueError("trigger keeps timers after its ON_TIME pane")
+        self._wm_heap.clear()
+        self._pt_heap.clear()
+        return list(ws.st), finished
+
+    def _remember_fired(self, w: Window, key: Any, acc: Any) -> None:
+        d = self._fired.get(w)
+        if d is None:
+            d = self._fired[w] = {}
+            heapq.heappush(self._fired_heap, (self._gc_time(w), next(self._seq), w))
+            if self._fired_new is not None:
+                self._fired_new.add(w)
+        d[key] = acc if self._accumulating else None
+
+    def _expire_fired(self) -> None:
+        h = self._fired_heap
+        wm = self._wm
+        while h and h[0][0] < wm:
+            _, _, w = heapq.heappop(h)
+            self._fired.pop(w, None)
+            if self._tiered is not None:
+                self._tiered.fired_dead(w)
+
+    def _fired_state(self, key: Any, ks: KeyState, w: Window, acc: Any) -> WinState:
+        """A general window state as Beam has it after the window's ON_TIME pane."""
+        tid = next(self._ids)
+        ws = WinState(w, acc, list(self._post_st), [tid])
+        ws.index = 1
+        ws.nonspec = 1
+        if self._post_finished:
+            ws.tomb = True
+            ws.acc = None
+        elif acc is None:
+            ws.acc = self._ops.create()
+        ks.windows[w] = ws
+        ks.idwin[tid] = ws
+        heapq.heappush(self._gc_heap, (self._gc_time(w), next(self._seq), key, ws, w))
+        return ws
+
+    def _new_window_state(self, key: Any, ks: KeyState, w: Window) -> WinState:
+        d = self._fired.get(w)
+        if d is not None:
+            if key in d:
+                if self._fired_gone is not None:
+                    self._fired_gone.append((w, key))
+                return self._fired_state(key, ks, w, d.pop(key))
+            if w in self._fired_cold:  # evicted to the state store
+                found, acc = self._tiered.take_fired(w, key)
+                if found:
+                    return self._fired_state(key, ks, w, acc)
+        return super()._new_window_state(key, ks, w)
+
+    def _emit_on_time(
+        self, key: Any, win: Any, acc: Any, end: int, keep: bool, w: Window, out: list[Pane]
+    ) -> None:
+        out.append((key, win, self._ops.extract(acc), end - 1, self._ontime_info))
+        if keep:
+            self._remember_fired(w, key, acc)
+
+    def advance_input_watermark(self, wm_us: int) -> list[Pane]:
+        """Fire the fast windows the watermark passed, then the general timers, then expire."""
+        assert wm_us >= self._wm, f"watermark moved backwards: {wm_us} < {self._wm}"
+        self._wm = wm_us
+        out: list[Pane] = []
+        self._fire_fast(out)
+        self._fire_timers(out)
+        self._expire(out)
+        self._expire_fired()
+        return out
+
+    def _fire_fast(self, out: list[Pane]) -> None:
+        raise NotImplementedError
+
+    def _fast_hold(self) -> int | None:
+        """Earliest end-of-window hold of the fast windows (µs), or None."""
+        raise NotImplementedError
+
+    def output_watermark(self) -> int:
+        """As `Reducer.output_watermark`, including the holds of the open fast windows."""
+        base = super().output_watermark()
+        h = self._fast_hold()
+        if h is not None and h - 1 < base:
+            return h - 1
+        return base
+
+    def state_size(self) -> int:
+        """General (key, window) states plus the fast buffers (slot/window/session per key)."""
+        return super().state_size() + self.fast_state_size()
+
+    def fast_state_size(self) -> int:
+        """Number of fast-path buffers held."""
+        raise NotImplementedError
+
+    def _fold(self, acc: Any, vals: list[Any]) -> Any:
+        return self._ops.add_inputs(self._ops.create() if acc is None else acc, vals)
+
+    def _snapshot_fired(self) -> list[Any]:
+        return [[w[0], w[1], [[k, a] for k, a in d.items()]] for w, d in self._fired.items()]
+
+    def _restore_fired(self, rows: list[Any]) -> None:
+        self._fired = {}
+        self._fired_heap = []
+        for start, end, items in rows:
+            w = (start, end)
+            self._fired[w] = {k: a for k, a in items}
+            self._fired_heap.append((self._gc_time(w), next(self._seq), w))
+        heapq.heapify(self._fired_heap)
+
+
+class SlotReducer(FastReducerBase):
+    """Fixed windows and sliding windows with size = k * period: per-slot buffers, windows built at firing."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        wf = self.window_fn
+        if isinstance(wf, FixedWindows):
+            self._P = wf.size_us
+            self._k = 1
+        elif isinstance(wf, SlidingWindows) and wf.size_us % wf.period_us == 0:
+            self._P = wf.period_us
+            self._k = wf.size_us // wf.period_us
+        else:
+            raise ValueError("SlotReducer needs fixed windows or sliding windows with size = k * period")
+        self._off = wf.offset_us
+        self._S = self._P * self._k
+        self._slots: dict[int, dict[Any, list[Any]]] = {}  # slot index -> key -> values not yet folded
+        self._slot_accs: dict[int, dict[Any, Any]] = {}  # slot index -> key -> folded accumulator
+        self._slot_heap: list[int] = []
+        self._next_q = self._first_open_window(self._wm)
+
+    def _first_open_window(self, wm: int) -> int:
+        # window q covers slots q .. q+k-1 and ends at (q + k) * P + off; it is open iff its end > wm
+        return (wm - self._off) // self._P - self._k + 1
+
+    def process_bundle(
+        self, keys: Sequence[Any], values: Sequence[Any], timestamps_us: Sequence[int]
+    ) -> list[Pane]:
+        """Buffer elements of open windows per slot; late ones take the general path."""
+        P = self._P
+        off = self._off
+        pmin = (self._wm - off) // P  # slots >= pmin have every window still open
+        slots = self._slots
+        sget = slots.get
+        slow: list[tuple[Any, Any, int]] | None = None
+        for k, v, t in zip(keys, values, timestamps_us):
+            p = (t - off) // P
+            if p >= pmin:
+                d = sget(p)
+                if d is None:
+                    slots[p] = {k: [v]}
+                    heapq.heappush(self._slot_heap, p)
+                    continue
+                lst = d.get(k)
+                if lst is None:
+                    d[k] = [v]
+                else:
+                    lst.append(v)
+            else:
+                if slow is None:
+                    slow = []
+                slow.append((k, v, t))
+        self._since_compact += len(keys)
+        if self._since_compact > COMPACT_EVERY:
+            self._compact()
+        out: list[Pane] = []
+        if slow:
+            self._process_slow(slow, out)
+        if self._wm_heap or self._pt_heap:
+            self._fire_timers(out)
+        return out
+
+    def _slot_add(self, p: int, k: Any, v: Any) -> None:
+        d = self._slots.get(p)
+        if d is None:
+            self._slots[p] = {k: [v]}
+            heapq.heappush(self._slot_heap, p)
+            return
+        lst = d.get(k)
+        if lst is None:
+            d[k] = [v]
+        else:
+            lst.append(v)
+
+    def _process_slow(self, slow: list[tuple[Any, Any, int]], out: list[Pane]) -> None:
+        """Elements some of whose windows the watermark passed: open windows via the slot, others general."""
+        out_wm = self.output_watermark()
+        wm = self._wm
+        limit = wm - self.allowed_lateness_us
+        P, off, k = self._P, self._off, self._k
+        by_key: dict[Any, dict[Window, tuple[list[Any], list[int]]]] = {}
+        for key, v, t in slow:
+            p = (t - off) // P
+            if (p + k) * P + off > wm:  # its last window is still open: the slot serves the open ones
+                self._slot_add(p, key, v)
+            for q in range(p - k + 1, p + 1):
+                end = (q + k) * P + off
+                if end > wm:
+                    break
+                w = (end - self._S, end)
+                if end < limit:
+                    self._drop(key, (v,), (t,), DROP_LATE, w)
+                    continue
+                w2e = by_key.get(key)
+                if w2e is None:
+                    w2e = by_key[key] = {}
+                e = w2e.get(w)
+                if e is None:
+                    w2e[w] = ([v], [t])
+                else:
+                    e[0].append(v)
+                    e[1].append(t)
+        for key, w2e in by_key.items():
+            self._process_windows(key, w2e, out_wm, out)
+
+    def _fire_fast(self, out: list[Pane]) -> None:
+        wm = self._wm
+        Q = self._first_open_window(wm)
+        q = self._next_q
+        h = self._slot_heap
+        k = self._k
+        while h:
+            pmin = h[0]
+            qq = max(q, pmin - k + 1)  # the first unfired window holding data
+            if qq >= Q:
+                break
+            self._fire_window(qq, wm, out)
+            if qq == pmin:  # the slot's last window fired
+                heapq.heappop(h)
+                del self._slots[pmin]
+                self._slot_accs.pop(pmin, None)
+                if self._tiered is not None:
+                    self._tiered.ns_dead(pmin)
+            q = qq + 1
+        self._next_q = max(q, Q)
+
+    def _fire_window(self, q: int, wm: int, out: list[Pane]) -> None:
+        P, k = self._P, self._k
+        end = (q + k) * P + self._off
+        w = (end - self._S, end)
+        win = self._window_of(*w)
+        keep = wm <= self._gc_time(w)
+        ops = self._ops
+        create = ops.create
+        add_inputs = ops.add_inputs
+        emit = self._emit_on_time
+        if k == 1:
+            d = self._slots.get(q)
+            if d is None:
+                return
+            accs = self._slot_accs.get(q)
+            if q in self._cold_ns:  # entries evicted to the state store (with their in-memory parts)
+                for key, acc in self._tiered.drain_cold(q, d, accs):
+                    emit(key, win, acc, end, keep, w, out)
+            for key, vals in d.items():
+                acc = accs.get(key) if accs is not None else None
+                acc = add_inputs(create() if acc is None else acc, vals)
+                emit(key, win, acc, end, keep, w, out)
+            return
+        groups: dict[Any, list[Any]] = {}
+        for p in range(q, q + k):
+            d = self._slots.get(p)
+            if d is None:
+                continue
+            accs = self._slot_accs.get(p)
+            if accs is None:
+                accs = self._slot_accs[p] = {}
+            fd = self._fold_dirty.setdefault(p, set()) if self._fold_dirty is not None else None
+            for key, vals in d.items():
+                if vals:
+                    acc = accs.get(key)
+                    accs[key] = add_inputs(create() if acc is None else acc, vals)
+                    d[key] = []
+                    if fd is not None:
+                        fd.add(key)
+            for key, acc in accs.items():
+                g = groups.get(key)
+                if g is None:
+                    # a fresh first accumulator: merge_accumulators may mutate its first argument
+                    groups[key] = [create(), acc]
+                else:
+                    g.append(acc)
+            if p in self._cold_ns:  # stored parts of the slot's entries (evicted to the state store)
+                for key, acc in self._tiered.cold_parts(p):
+                    g = groups.get(key)
+                    if g is None:
+                        groups[key] = [create(), acc]
+                    else:
+                        g.append(acc)
+        merge = ops.merge
+        for key, g in groups.items():
+            emit(key, win, merge(g), end, keep, w, out)
+
+    def _fast_hold(self) -> int | None:
+        h = self._slot_heap
+        if not h:
+            return None
+        k = self._k
+        q = max(self._next_q, h[0] - k + 1)
+        return (q + k) * self._P + self._off - 1
+
+    def _compact(self) -> None:
+        self._since_compact = 0
+        add_inputs = self._ops.add_inputs
+        create = self._ops.create
+        fds = self._fold_dirty
+        for p, d in self._slots.items():
+            accs = self._slot_accs.get(p)
+            for key, vals in d.items():
+                if len(vals) >= COMPACT_LEN:
+                    if accs is None:
+                        accs = self._slot_accs[p] = {}
+                    acc = accs.get(key)
+                    accs[key] = add_inputs(create() if acc is None else acc, vals)
+                    d[key] = []
+                    if fds is not None:
+                        fds.setdefault(p, set()).add(key)
+
+    def _snapshot_fast(self) -> Any:
+        slots = []
+        for p in sorted(self._slots):
+            d = self._slots[p]
+            accs = self._slot_accs.setdefault(p, {})
+            for key, vals in d.items():
+                if vals or key not in accs:
+                    accs[key] = self._fold(accs.get(key), vals)
+                    d[key] = []
+            slots.append([p, [[key, acc] for key, acc in accs.items()]])
+        return {"slots": slots, "next_q": self._next_q, "fired": self._snapshot_fired()}
+
+    def _restore_fast(self, data: Any) -> None:
+        self._slots = {}
+        self._slot_accs = {}
+        for p, items in data["slots"]:
+            self._slots[p] = {key: [] for key, _ in items}
+            self._slot_accs[p] = {key: acc for key, acc in items}
+        self._slot_heap = sorted(self._slots)
+        self._next_q = data["next_q"]
+        self._restore_fired(data["fired"])
+
+    def fast_state_size(self) -> int:
+        """Number of (slot, key) buffers held."""
+        return sum(len(d) for d in self._slots.values())
+
+
+class BucketReducer(FastReducerBase):
+    """Any non-merging window fn (global windows, uneven sliding windows): one buffer per (window, key)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self._merging:
+            raise ValueError("BucketReducer needs a non-merging window fn")
+        self._buckets: dict[Window, dict[Any, list[Any]]] = {}
+        self._bucket_accs: dict[Window, dict[Any, Any]] = {}
+        self._bucket_heap: list[tuple[int, int]] = []  # (end, start)
+
+    def process_bundle(
+        self, keys: Sequence[Any], values: Sequence[Any], timestamps_us: Sequence[int]
+    ) -> list[Pane]:
+        """Buffer elements per open window; windows the watermark passed take the general path."""
+        wm = self._wm
+        assign = self._assign
+        buckets = self._buckets
+        slow: list[tuple[Any, Any, int]] | None = None
+        for k, v, t in zip(keys, values, timestamps_us):
+            late = False
+            for w in assign(t):
+                if w[1] > wm:
+                    d = buckets.get(w)
+                    if d is None:
+                        buckets[w] = {k: [v]}
+                        heapq.heappush(self._bucket_heap, (w[1], w[0]))
+                        continue
+                    lst = d.get(k)
+                    if lst is None:
+                        d[k] = [v]
+                    else:
+                        lst.append(v)
+                else:
+                    late = True
+            if late:
+                if slow is None:
+                    slow = []
+                slow.append((k, v, t))
+        self._since_compact += len(keys)
+        if self._since_compact > COMPACT_EVERY:
+            self._compact()
+        out: list[Pane] = []
+        if slow:
+            out_wm = self.output_watermark()
+            by_key: dict[Any, list[tuple[Any, int]]] = {}
+            for k, v, t in slow:
+                by_key.setdefault(k, []).append((v, t))
+            for k, items in by_key.items():
+                self._process_key_late(k, items, out_wm, out)
+        if self._wm_heap or self._pt_heap:
+            self._fire_timers(out)
+        return out
+
+    def _process_key_late(self, key: Any, items: list[tuple[Any, int]], out_wm: int, out: list[Pane]) -> None:
+        wm = self._wm
+        limit = wm - self.allowed_lateness_us
+        w2e: dict[Window, tuple[list[Any], list[int]]] = {}
+        for v, t in items:
+            for w in self._assign(t):
+                if w[1] > wm:
+                    continue  # buffered by process_bundle
+                if w[1] < limit:
+                    self._drop(key, (v,), (t,), DROP_LATE, w)
+                    continue
+                e = w2e.get(w)
+                if e is None:
+                    w2e[w] = ([v], [t])
+                else:
+                    e[0].append(v)
+                    e[1].append(t)
+        if w2e:
+            self._process_windows(key, w2e, out_wm, out)
+
+    def _fire_fast(self, out: list[Pane]) -> None:
+        wm = self._wm
+        h = self._bucket_heap
+        while h and h[0][0] <= wm:
+            end, start = heapq.heappop(h)
+            w = (start, end)
+            d = self._buckets.pop(w)
+            accs = self._bucket_accs.pop(w, None)
+            win = self._window_of(start, end)
+            keep = wm <= self._gc_time(w)
+            if w in self._cold_ns:  # entries evicted to the state store (with their in-memory parts)
+                for key, acc in self._tiered.drain_cold(w, d, accs):
+                    self._emit_on_time(key, win, acc, end, keep, w, out)
+            for key, vals in d.items():
+                acc = accs.get(key) if accs is not None else None
+                self._emit_on_time(key, win, self._fold(acc, vals), end, keep, w, out)
+            if self._tiered is not None:
+                self._tiered.ns_dead(w)
+
+    def _fast_hold(self) -> int | None:
+        h = self._bucket_heap
+        return h[0][0] - 1 if h else None
+
+    def _compact(self) -> None:
+        self._since_compact = 0
+        fds = self._fold_dirty
+        for w, d in self._buckets.items():
+            accs = self._bucket_accs.get(w)
+            for key, vals in d.items():
+                if len(vals) >= COMPACT_LEN:
+                    if accs is None:
+                        accs = self._bucket_accs[w] = {}
+                    accs[key] = self._fold(accs.get(key), vals)
+                    d[key] = []
+                    if fds is not None:
+                        fds.setdefault(w, set()).add(key)
+
+    def _snapshot_fast(self) -> Any:
+        buckets = []
+        for w, d in self._buckets.items():
+            # fold the buffers first (add_inputs may extend an accumulator in place)
+            accs = self._bucket_accs.setdefault(w, {})
+            for key, vals in d.items():
+                if vals or key not in accs:
+                    accs[key] = self._fold(accs.get(key), vals)
+                    d[key] = []
+            buckets.append([w[0], w[1], [[key, acc] for key, acc in accs.items()]])
+        return {"buckets": buckets, "fired": self._snapshot_fired()}
+
+    def _restore_fast(self, data: Any) -> None:
+        self._buckets = {}
+        self._bucket_accs = {}
+        self._bucket_heap = []
+        for start, end, items in data["buckets"]:
+            w = (start, end)
+            self._buckets[w] = {key: [] for key, _ in items}
+            self._bucket_accs[w] = {key: acc for key, acc in items}
+            self._bucket_heap.append((end, start))
+        heapq.heapify(self._bucket_heap)
+        self._restore_fired(data["fired"])
+
+    def fast_state_size(self) -> int:
+        """Number of (window, key) buffers held."""
+        return sum(len(d) for d in self._buckets.values())

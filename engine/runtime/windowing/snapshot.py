@@ -1,0 +1,170 @@
+"""Snapshot and restore of a windowed reducer as plain data (ints, strings, lists, dicts, None, bools).
+
+A snapshot holds the input watermark, processing time, drop counters and, per key, every window state
+(accumulator as the combine fn produced it, pane counters, finished flag, watermark hold, trigger slots)
+and timer; the fast paths add their buffers (folded into accumulators first) and their fired-window
+stores. Keys and accumulators are stored as they are: they must be serialisable by whatever codec the
+caller uses (msgpack turns tuples into lists; give the combine fn accumulators it can read back).
+
+Heaps and indexes are derived data and are rebuilt on restore. Restore into a freshly built reducer of
+the same class and windowing strategy; the snapshot records the class and the strategy to check that.
+
+This whole-state form is for tests and tools, and for state saved before checkpoints became incremental;
+checkpoints store the state per entry (`checkpoint.reducer_records`), using `encode_key_state`/`decode_key_state` for
+one key's general state.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from millstream.engine.runtime.windowing.reduce_fn_runner import KeyState, Reducer
+
+__all__ = ["FORMAT", "decode_key_state", "encode_key_state", "restore", "snapshot", "strategy"]
+
+FORMAT = 1
+
+
+def _encode_name(name: Any) -> Any:
+    # timer names are a node id, or (node id, window) for DefaultTrigger
+    if isinstance(name, tuple):
+        return [name[0], name[1][0], name[1][1]]
+    return name
+
+
+def _decode_name(enc: Any) -> Any:
+    if isinstance(enc, list):
+        return (enc[0], (enc[1], enc[2]))
+    return enc
+
+
+def strategy(r: Reducer) -> list[Any]:
+    """The windowing strategy a snapshot records (restore refuses a snapshot of another one)."""
+    return _strategy(r)
+
+
+def _strategy(r: Reducer) -> list[Any]:
+    return [
+        repr(r.window_fn),
+        repr(r.trigger),
+        int(r.accumulation_mode),
+        r.allowed_lateness_us,
+        r.timestamp_combiner.value,
+        r.compat,
+        r.processing_timers_see_watermark,
+    ]
+
+
+def encode_key_state(ks: KeyState) -> list[Any]:
+    """One key's general state (windows and timers) as plain data: ``[windows, timers]``."""
+    windows = [
+        [
+            ws.window[0],
+            ws.window[1],
+            ws.acc,
+            ws.pending,
+            ws.index,
+            ws.nonspec,
+            ws.tomb,
+            ws.hold,
+            ws.hold_min,
+            list(ws.st),
+            list(ws.ids),
+        ]
+        for ws in ks.windows.values()
+    ]
+    timers = [
+        [tid, [[_encode_name(name), dom, ts] for name, (dom, ts) in d.items()]]
+        for tid, d in ks.timers.items()
+    ]
+    return [windows, timers]
+
+
+def decode_key_state(
+    r: Reducer, key: Any, windows: list[Any], timers: list[Any], push: Callable[[list[Any], Any], None],
+    with_timers: bool = True,
+) -> tuple[KeyState, int]:
+    """Rebuild one key's state into `r._keys`; returns it and its largest timer owner id.
+
+    Its gc and hold entries (and, `with_timers`, its timers) are added to the reducer's heaps with `push`
+    (``list.append`` before a heapify, or ``heapq.heappush``).
+    """
+    from millstream.engine.runtime.windowing.reduce_fn_runner import KeyState, WinState
+
+    ks = KeyState()
+    r._keys[key] = ks
+    max_id = 0
+    seq = r._seq
+    for start, end, acc, pending, index, nonspec, tomb, hold, hold_min, st, ids in windows:
+        w = (start, end)
+        ws = WinState(w, acc, list(st), list(ids))
+        ws.pending = pending
+        ws.index = index
+        ws.nonspec = nonspec
+        ws.tomb = tomb
+        ws.hold = hold
+        ws.hold_min = hold_min
+        ks.windows[w] = ws
+        for tid in ws.ids:
+            ks.idwin[tid] = ws
+            max_id = max(max_id, tid)
+        push(r._gc_heap, (r._gc_time(w), next(seq), key, ws, w))
+        if hold_min is not None:
+            push(r._hold_heap, (hold_min, next(seq), ws))
+    for tid, entries in timers:
+        d = ks.timers[tid] = {}
+        for enc, dom, ts in entries:
+            d[_decode_name(enc)] = (dom, ts)
+            if with_timers:
+                push(r._wm_heap if dom == 0 else r._pt_heap, (ts, next(seq), key))
+    return ks, max_id
+
+
+def snapshot(r: Reducer) -> dict[str, Any]:
+    """The reducer's complete state as plain data."""
+    keys = []
+    for key, ks in r._keys.items():
+        windows, timers = encode_key_state(ks)
+        keys.append([key, windows, timers])
+    return {
+        "format": FORMAT,
+        "class": type(r).__name__,
+        "strategy": _strategy(r),
+        "watermark": r._wm,
+        "processing_time": r._now,
+        "dropped_late": r.dropped_late,
+        "dropped_closed": r.dropped_closed,
+        "keys": keys,
+        "fast": r._snapshot_fast(),
+    }
+
+
+def restore(r: Reducer, data: dict[str, Any]) -> None:
+    """Replace the reducer's state by a snapshot's."""
+    if data.get("format") != FORMAT:
+        raise ValueError(f"unknown reducer snapshot format {data.get('format')!r}")
+    if data["class"] != type(r).__name__ or list(data["strategy"]) != _strategy(r):
+        raise ValueError("snapshot was taken from a reducer with another class or windowing strategy")
+    r._keys = {}
+    r._wm = data["watermark"]
+    r._now = data["processing_time"]
+    r.dropped_late = data["dropped_late"]
+    r.dropped_closed = data["dropped_closed"]
+    r._wm_heap = []
+    r._pt_heap = []
+    r._gc_heap = []
+    r._hold_heap = []
+    max_id = 0
+    for key, windows, timers in data["keys"]:
+        _, key_max = decode_key_state(r, key, windows, timers, list.append)
+        max_id = max(max_id, key_max)
+    heapq.heapify(r._wm_heap)
+    heapq.heapify(r._pt_heap)
+    heapq.heapify(r._gc_heap)
+    heapq.heapify(r._hold_heap)
+    r._ids = itertools.count(max_id + 1)
+    r._restore_fast(data["fast"])

@@ -1,5 +1,0 @@
-"""Beam's ``apache_beam.io.filesystem`` names that pipelines use: `CompressionTypes`."""
-
-from millstream.connectors.filesystem import CompressionTypes
-
-__all__ = ["CompressionTypes"]
