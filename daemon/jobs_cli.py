@@ -321,6 +321,7 @@ def summarize(metrics: dict[str, list[tuple[dict[str, str], float]]]) -> dict[st
             "last_records_written": scalar("millstream_checkpoint_records_written"),
             "age_s": scalar("millstream_checkpoint_age_seconds"),
             "in_progress": scalar("millstream_checkpoint_in_progress"),
+            "fallback": scalar("millstream_checkpoint_fallback"),
         },
         "sources": list(sources.values()),
         "steps": list(steps.values()),
@@ -426,7 +427,8 @@ def cmd_describe(args: argparse.Namespace) -> int:
     summary = summarize(metrics)
     doc = {"job_id": entry.job_id, "name": entry.name, "state": status.get("state"),
            "uptime_s": status.get("uptime_s"), "pid": entry.pid, "endpoint": entry.url,
-           "pipeline": entry.pipeline, "state_dir": entry.state_dir, **summary}
+           "pipeline": entry.pipeline, "state_dir": entry.state_dir, **summary,
+           "checkpoint_fallback": (status.get("checkpoints") or {}).get("fallback")}
     if args.json:
         print(json.dumps(doc, indent=2))
         return EXIT_OK
@@ -441,6 +443,8 @@ def cmd_describe(args: argparse.Namespace) -> int:
               f" (input paused {_duration(ck['last_stall_s'])}, loop blocked {_duration(ck['last_loop_stall_s'])},"
               f" {_num(ck['last_records_written'])} state records)"
               f"  {_duration(ck['age_s'])} ago{'  (in progress)' if ck['in_progress'] else ''}")
+    if doc["checkpoint_fallback"]:
+        print(f"WARNING    {doc['checkpoint_fallback']['message']} (accepted with --accept_checkpoint_fallback)")
     if summary["sources"]:
         print()
         print(_table([[s["step"], _num(s.get("records_read")), _bytes(s.get("bytes_read")), _num(s.get("backlog")),

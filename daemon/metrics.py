@@ -24,7 +24,8 @@ system lag.
 ``millstream_state_size_bytes``                        size of the state directory on disk
 ``millstream_checkpoints_total``, ``..._duration_seconds``, ``..._stall_seconds``, ``..._age_seconds``,
 ``..._in_progress``, ``..._loop_stall_seconds``,       the checkpoint coordinator
-``..._records_written``
+``..._records_written``, ``..._fallback``,             (``..._fallback`` is 1 after an accepted fallback to
+``..._fallback_outputs_redone``                        an older checkpoint)
 ``millstream_state_entries_{in_memory,evicted_total,   incremental state per step: entries held in memory,
 loaded_total}{step}``                                  evicted to the spill area, read back
 ``millstream_user_counter_total{step,namespace,name}`` ``Metrics.counter``; distributions as
@@ -309,6 +310,13 @@ class JobCollector(Collector):
             if coordinator.last_checkpoint_wall:
                 yield GaugeMetricFamily("millstream_checkpoint_age_seconds", "Seconds since the last checkpoint",
                                         value=max(0.0, now_wall - coordinator.last_checkpoint_wall))
+            fallback = coordinator.fallback
+            yield GaugeMetricFamily("millstream_checkpoint_fallback",
+                                    "1 when this run restored an older checkpoint than the newest",
+                                    value=0 if fallback is None else 1)
+            yield GaugeMetricFamily("millstream_checkpoint_fallback_outputs_redone",
+                                    "Committed output files the fallback deleted to write them again",
+                                    value=0 if fallback is None else len(fallback["redone_outputs"]))
             yield GaugeMetricFamily("millstream_checkpoint_in_progress", "1 while a checkpoint is being taken",
                                     value=0 if int(coordinator.step) == 0 else 1)
         yield from _user_metrics(job.container)

@@ -50,6 +50,8 @@ __all__ = ["Manifest", "CheckpointStore", "MANIFEST_PREFIX"]
 
 MANIFEST_PREFIX = META + b"ckpt/"
 """Key prefix of manifest records (followed by the 8-byte big-endian checkpoint id)."""
+COMMITTED_PREFIX = META + b"committed/"
+"""Key prefix of the records saying a checkpoint's sink output was committed (then the u64 id)."""
 MANIFEST_VERSION = 1
 _MAX_ID = (1 << 63) - 1
 _CODEC = MsgpackCodec(allow_pickle=False)
@@ -288,6 +290,20 @@ class CheckpointStore:
             except (StateCorruptedError, StateFormatError) as exc:
                 problems.append((checkpoint_id, exc.cause))
         return problems
+
+    def mark_committed(self, checkpoint_id: int) -> None:
+        """Record that every sink committed the output of ``checkpoint_id``, so recovery need not commit it
+        again (its files may since have been moved or deleted by their users). Markers of checkpoints no
+        longer retained are deleted. Not synced: the next checkpoint's synced batch persists it, and a lost
+        marker only means committing again, which is idempotent while the output is in place."""
+        retained = set(self._ids())
+        stale = [k for k, _ in self._backend.scan_prefix(COMMITTED_PREFIX)
+                 if decode_u64(k[len(COMMITTED_PREFIX):]) not in retained]
+        self._backend.write_batch([(COMMITTED_PREFIX + encode_u64(checkpoint_id), b"")], stale, sync=False)
+
+    def is_committed(self, checkpoint_id: int) -> bool:
+        """True when `mark_committed(checkpoint_id)` was recorded."""
+        return self._backend.get(COMMITTED_PREFIX + encode_u64(checkpoint_id)) is not None
 
     def next_id(self) -> int:
         """One more than the newest retained checkpoint id (1 for an empty store)."""

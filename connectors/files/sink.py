@@ -213,6 +213,14 @@ class FileSinkWriter(SinkWriter):
             if m and int(m.group(1)) > restored:
                 os.remove(os.path.join(self.directory, name))
 
+    async def committed_after(self, checkpoint_id: int) -> list[str]:
+        names = []
+        for name in sorted(os.listdir(self.directory)):
+            m = self.committed.match(name)
+            if m and int(m.group(1)) > checkpoint_id:
+                names.append(os.path.join(self.directory, name))
+        return names
+
     def _start_epoch(self) -> None:
         os.makedirs(self.tmp_dir, exist_ok=True)
         self.epoch_seq += 1

@@ -107,6 +107,11 @@ class SinkWriter:
         """On start: finish committing `record` of the last durable checkpoint (idempotent; None if there is
         none) and discard any output written after it."""
 
+    async def committed_after(self, checkpoint_id: int) -> list[str]:
+        """Committed output of checkpoints newer than `checkpoint_id` (names a reader may have consumed), which
+        restoring `checkpoint_id` would discard and write again; empty when the sink cannot tell."""
+        return []
+
     async def write(self, values: list[Any]) -> None:
         """Write values into the current (uncommitted) epoch."""
         raise NotImplementedError

@@ -246,6 +246,11 @@ class MillstreamOptions(PipelineOptions):
         parser.add_argument("--state_backend", default="rocksdb", choices=["rocksdb", "memory"])
         parser.add_argument("--from_scratch", default=False, action="store_true", help="discard old state")
         parser.add_argument(
+            "--accept_checkpoint_fallback", default=False, action="store_true",
+            help="restore an older checkpoint when the newest is damaged even if output committed after it is "
+            "then deleted and written again (without it such a start is refused)",
+        )
+        parser.add_argument(
             "--state_cache_entries", type=int, default=1_000_000,
             help="keyed state entries held in memory, job-wide (more are evicted to the state store); 0: no bound",
         )

@@ -50,8 +50,8 @@ async def stop_after_some(tmp_path, src, out):
     assert await job.stop() == "STOPPED"
 
 
-async def finish(tmp_path, src, out):
-    p = beam.Pipeline(options=PipelineOptions(flags(tmp_path)))
+async def finish(tmp_path, src, out, extra=()):
+    p = beam.Pipeline(options=PipelineOptions([*flags(tmp_path), *extra]))
     build(p, src, out)
     job = await p.start()
     return await job.wait()
@@ -71,7 +71,7 @@ async def test_corrupted_latest_checkpoint_falls_back_to_the_previous_one(tmp_pa
     backend.write_batch([(MANIFEST_PREFIX + encode_u64(newest.checkpoint_id), b"\x93garbage")], sync=True)
     backend.close()
     with caplog.at_level("WARNING"):
-        assert await finish(tmp_path, src, out) == "DONE"
+        assert await finish(tmp_path, src, out, ["--accept_checkpoint_fallback"]) == "DONE"
     assert f"checkpoint(s) [{newest.checkpoint_id}]" in caplog.text and "falling back" in caplog.text
     assert rows(out) == list(range(N))  # output of the unreadable checkpoint was replaced, not duplicated
 

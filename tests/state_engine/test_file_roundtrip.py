@@ -48,7 +48,7 @@ def expected(events):
     return sorted([k, s, v] for (k, s), v in sums.items())
 
 
-def test_batch_replay_writes_each_result_once_and_rerun_adds_nothing(tmp_path):
+def test_batch_replay_writes_each_result_once_and_a_rerun_writes_it_afresh(tmp_path):
     events = [{"k": f"k{i % 3}", "t": i, "v": i} for i in range(100)]
     src = tmp_path / "in.jsonl"
     write_events(src, events)

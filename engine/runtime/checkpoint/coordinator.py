@@ -53,6 +53,8 @@ from typing import Any
 
 import anyio
 
+from millstream.engine.runtime.windowing.drain_frontier import capture_frontiers, restore_frontiers
+
 log = logging.getLogger("millstream.checkpoint")
 
 
@@ -70,6 +72,31 @@ class Step(enum.IntEnum):
 
 class CheckpointError(Exception):
     """A checkpoint or a restore could not be done; says which and why."""
+
+
+class CheckpointFallbackError(CheckpointError):
+    """Restoring would mean rewriting output that was already committed (and perhaps consumed)."""
+
+
+FALLBACK_HOW_TO = (
+    "to accept the fallback (that output is deleted and written again, so readers that consumed it see its "
+    "records twice), start again with --accept_checkpoint_fallback; to start over, use --from_scratch"
+)
+
+
+def checkpoint_fallback(state_dir: str, manifest: Any, redone: dict[str, list[str]]) -> dict[str, Any]:
+    """What a fallback to an older checkpoint means, as plain data (also shown by `jobs describe`)."""
+    outputs = [name for names in redone.values() for name in names]
+    lost = sorted(manifest.skipped)
+    if lost:
+        damaged = f"checkpoint(s) {lost} in {state_dir} are unreadable"
+    else:
+        damaged = f"checkpoint(s) newer than {manifest.checkpoint_id} are missing from {state_dir} (damaged log?)"
+    message = f"{damaged}; falling back to checkpoint {manifest.checkpoint_id}"
+    if outputs:
+        shown = ", ".join(outputs[:5]) + (f" and {len(outputs) - 5} more" if len(outputs) > 5 else "")
+        message += f", which is older than committed output that it would delete and write again: {shown}"
+    return {"restored": manifest.checkpoint_id, "unreadable": lost, "redone_outputs": outputs, "message": message}
 
 
 class StateMismatchError(CheckpointError):
@@ -127,12 +154,16 @@ def fingerprint(layout: dict[str, Any]) -> str:
 class Checkpointer:
     """Owns the job's state store: restores at start, takes checkpoints (the state machine above)."""
 
-    def __init__(self, plan: Any, state_dir: str, backend_kind: str, interval_s: float, from_scratch: bool) -> None:
+    def __init__(self, plan: Any, state_dir: str, backend_kind: str, interval_s: float, from_scratch: bool,
+                 accept_fallback: bool = False) -> None:
         from millstream.state import CheckpointStore, MemoryBackend, MsgpackCodec, RocksDBBackend
 
         self.plan = plan
         self.state_dir = state_dir
         self.interval_s = interval_s
+        self.accept_fallback = accept_fallback
+        #: Set when this run restored a checkpoint older than the newest (`checkpoint_fallback`), else None.
+        self.fallback: dict[str, Any] | None = None
         if from_scratch and os.path.exists(state_dir):
             log.warning("--from_scratch: discarding the state in %s", state_dir)
             shutil.rmtree(state_dir)
@@ -173,7 +204,10 @@ class Checkpointer:
         self.fingerprint = fingerprint(self.layout)
         # Incremental operator state (`checkpoint.incremental`): per-entry records, bounded memory, spill area.
         from millstream.engine.model.options import MillstreamOptions
-        from millstream.engine.runtime.checkpoint.incremental import IncrementalNodes, LoopStallMeter
+        from millstream.engine.runtime.checkpoint.incremental import (
+            IncrementalNodes,
+            LoopStallMeter,
+        )
 
         options = getattr(plan, "options", None)
         cache_entries = options.view_as(MillstreamOptions).state_cache_entries if options is not None else 1_000_000
@@ -207,10 +241,9 @@ class Checkpointer:
         Each checkpoint's operator snapshots are kept under its own id (the last few checkpoints are
         retained), so when the newest checkpoint is unreadable the previous complete one is restored instead,
         saying so; sinks then discard output committed after it. Likewise when a sink's system committed an
-        older checkpoint than the latest (`_sink_committed_manifest`).
+        older checkpoint than the latest (`_sink_committed_manifest`). A run that ended at the end of its
+        input is never resumed: the next run computes its output afresh (`_start_afresh`).
         """
-        from millstream.state import StateCorruptedError
-
         manifest = self.store.latest(allow_fallback=True)
         if manifest is None:
             self.incremental.restore(0)  # purges records of a first checkpoint that died while being written
@@ -221,52 +254,79 @@ class Checkpointer:
         picked = await self._sink_committed_manifest(manifest)
         if picked is None:
             # No checkpoint of this state was committed by a sink: start afresh (ids keep increasing).
-            self._wipe()
-            for sink in self.sinks:
-                await sink.writer.recover(None, None)
-            self.next_id = newest_id + 1
+            await self._start_afresh(newest_id)
             return None
         manifest = picked
-        if manifest.metadata.get("final") and (
-            manifest.fingerprint != self.fingerprint
-            or manifest.metadata.get("signatures", {}) != self._signatures()
-        ):
-            # The previous run completed: nothing to resume. Its inputs or steps changed, so this is a new
-            # run (a completed run with the same steps and inputs is a no-op: its output is committed).
-            log.info("the job in %s completed before and its inputs or steps changed: starting afresh",
-                     self.state_dir)
-            self._wipe()
-            for sink in self.sinks:
-                await sink.writer.recover(None, None)
-            self.next_id = newest_id + 1
-            return None
-        if manifest.skipped:
-            log.warning(
-                "checkpoint(s) %s in %s are unreadable; falling back to checkpoint %d",
-                list(manifest.skipped), self.state_dir, manifest.checkpoint_id,
-            )
-        if manifest.fingerprint != self.fingerprint:
-            old = manifest.layout
-            changed = sorted(
-                k for k in set(old) | set(self.layout) if repr(old.get(k)) != repr(self.layout.get(k))
-            )
-            raise StateMismatchError(
-                f"the state in {self.state_dir} (checkpoint {manifest.checkpoint_id}) was written by a pipeline "
-                f"whose stateful steps differ from this one: {', '.join(changed)}; "
-                "run with --from_scratch to discard it, or use another --state_dir/--job_name"
-            )
         meta = manifest.metadata
-        # After a completed run (end of input, or a drain) every window has fired: like a new job after a
-        # Dataflow drain, operators start empty while sources continue from where the run ended.
-        refs = {} if meta.get("final") else meta.get("state", {})
-        # incremental nodes (a whole snapshot of one, written before state was incremental: below)
-        self.incremental.restore(manifest.checkpoint_id, empty=bool(meta.get("final")))
+        if meta.get("final") and meta.get("ended") != "drain" and self.store.is_committed(manifest.checkpoint_id):
+            log.info("the job in %s completed (end of input) in checkpoint %d: this run computes and writes its "
+                     "output afresh", self.state_dir, manifest.checkpoint_id)
+            await self._start_afresh(newest_id)
+            return None
+        self._check_fingerprint(manifest)
+        await self._check_fallback(manifest)
+        drained = bool(meta.get("final"))
+        # After a drain every window has fired: like a new job after a Dataflow drain, operators start empty
+        # while sources continue from where the drain stopped them; the windows the drain finalised stay closed.
+        self.incremental.restore(manifest.checkpoint_id, empty=drained)
+        self._restore_snapshots(manifest, {} if drained else meta.get("state", {}))
+        restore_frontiers(self.stateful, meta.get("windows", {}), drained)
+        positions = meta.get("sources", {})
+        for src in self.sources:
+            src.restore(positions.get(src.label))
+        records = {} if self.store.is_committed(manifest.checkpoint_id) else meta.get("sinks", {})
+        for sink in self.sinks:
+            await sink.writer.recover(manifest.checkpoint_id, records.get(sink.label))
+        self.next_id = max([newest_id, manifest.checkpoint_id, *manifest.skipped]) + 1
+        how = "after a drain (operators start empty, finalised windows stay closed)" if drained else ""
+        log.info("restored checkpoint %d from %s %s", manifest.checkpoint_id, self.state_dir, how)
+        return manifest.checkpoint_id
+
+    async def _start_afresh(self, newest_id: int) -> None:
+        """Discard operator state and source positions, and let sinks remove the earlier run's output."""
+        self._wipe()
+        for sink in self.sinks:
+            await sink.writer.recover(None, None)
+        self.next_id = newest_id + 1
+
+    def _check_fingerprint(self, manifest: Any) -> None:
+        """Fail, naming the steps, when the stored state was written by a pipeline with other stateful steps."""
+        if manifest.fingerprint == self.fingerprint:
+            return
+        old = manifest.layout
+        changed = sorted(k for k in set(old) | set(self.layout) if repr(old.get(k)) != repr(self.layout.get(k)))
+        raise StateMismatchError(
+            f"the state in {self.state_dir} (checkpoint {manifest.checkpoint_id}) was written by a pipeline "
+            f"whose stateful steps differ from this one: {', '.join(changed)}; "
+            "run with --from_scratch to discard it, or use another --state_dir/--job_name"
+        )
+
+    async def _check_fallback(self, manifest: Any) -> None:
+        """Refuse (unless accepted) to restore a checkpoint older than output the sinks already committed."""
+        redone: dict[str, list[str]] = {}
+        for sink in self.sinks:
+            names = await sink.writer.committed_after(manifest.checkpoint_id)
+            if names:
+                redone[sink.label] = names
+        if not redone and not manifest.skipped:
+            return
+        fallback = checkpoint_fallback(self.state_dir, manifest, redone)
+        if redone and not self.accept_fallback:
+            raise CheckpointFallbackError(fallback["message"] + "; " + FALLBACK_HOW_TO)
+        self.fallback = fallback
+        log.warning("%s; %s", fallback["message"],
+                    "accepted (--accept_checkpoint_fallback): that output is deleted and written again"
+                    if redone else "no committed output is redone")
+
+    def _restore_snapshots(self, manifest: Any, refs: dict[str, int]) -> None:
+        """Load the whole-state snapshots `refs` names (steps whose state is not incremental)."""
+        from millstream.state import StateCorruptedError
+
         for node in self.stateful:
             ref = refs.get(node.label)
             if ref is None:
                 continue
-            key = self._snapshot_key(node.label, ref)
-            raw = self.backend.get(key)
+            raw = self.backend.get(self._snapshot_key(node.label, ref))
             if raw is None:
                 raise StateCorruptedError(
                     self.state_dir, f"checkpoint {manifest.checkpoint_id}: the state of step '{node.label}' is missing"
@@ -280,15 +340,6 @@ class Checkpointer:
                 ) from e
             node.restore_state(data)
         self.refs = dict(refs)
-        positions = meta.get("sources", {})
-        for src in self.sources:
-            src.restore(positions.get(src.label))
-        records = meta.get("sinks", {})
-        for sink in self.sinks:
-            await sink.writer.recover(manifest.checkpoint_id, records.get(sink.label))
-        self.next_id = max([newest_id, manifest.checkpoint_id, *manifest.skipped]) + 1
-        log.info("restored checkpoint %d from %s", manifest.checkpoint_id, self.state_dir)
-        return manifest.checkpoint_id
 
     async def _sink_committed_manifest(self, latest: Any) -> Any:
         """The manifest to restore given what the sinks' external systems committed (`committed_checkpoint`):
@@ -325,15 +376,6 @@ class Checkpointer:
             committed, latest.checkpoint_id, who, committed,
         )
         return manifest
-
-    def _signatures(self) -> dict[str, Any]:
-        """Each source's input signature (e.g. file sizes and mtimes), to recognise a changed input."""
-        out: dict[str, Any] = {}
-        for src in self.sources:
-            signature = getattr(src, "signature", None)
-            if callable(signature):
-                out[src.label] = signature()
-        return out
 
     def _wipe(self) -> None:
         """Delete all operator state (keeps manifests: checkpoint ids keep increasing)."""
@@ -457,7 +499,8 @@ class Checkpointer:
                             "sinks": sinks,
                             "state": refs,
                             "final": final,
-                            "signatures": self._signatures() if final else {},
+                            "ended": self._ended() if final else None,
+                            "windows": capture_frontiers(self.stateful),
                         },
                         sync=True,
                     ))
@@ -475,6 +518,8 @@ class Checkpointer:
             self._enter(Step.COMMIT_SINKS)
             for sink in self.sinks:
                 await sink.writer.commit(cid, sinks[sink.label])
+            if self.sinks:
+                await anyio.to_thread.run_sync(self.store.mark_committed, cid)
             for src in self.sources:
                 if src.reader is not None:
                     await src.reader.on_checkpoint_durable(cid)
@@ -490,6 +535,11 @@ class Checkpointer:
         self.max_duration_s = max(self.max_duration_s, self.last_duration_s)
         self.last_checkpoint_wall = time.time()
         return cid
+
+    def _ended(self) -> str:
+        """How the run ended, for its final checkpoint: "drain" or "end_of_input"."""
+        control = getattr(self.plan, "control", None)
+        return "drain" if control is not None and control.drain_requested else "end_of_input"
 
     async def abort_sinks(self) -> None:
         """Discard uncommitted sink output (on cancel or stop), then close the sinks."""

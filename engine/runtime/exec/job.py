@@ -282,6 +282,8 @@ class Job:
                 "last_wall_time": coordinator.last_checkpoint_wall or None,
                 "step": coordinator.step.name,
                 "state_dir": coordinator.state_dir,
+                # set when this run accepted a fallback to an older checkpoint (--accept_checkpoint_fallback)
+                "fallback": coordinator.fallback,
                 # per incremental step: entries in memory, evicted to the spill area, loaded back
                 "state": coordinator.incremental.stats(),
             },

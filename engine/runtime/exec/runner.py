@@ -102,7 +102,8 @@ def prepare(pipeline: Any, options: PipelineOptions) -> tuple[Any, MetricsContai
         def make_checkpointer(p: Any) -> Any:
             from millstream.engine.runtime.checkpoint.coordinator import Checkpointer
 
-            return Checkpointer(p, p.state_dir, opts.state_backend, opts.checkpoint_interval, opts.from_scratch)
+            return Checkpointer(p, p.state_dir, opts.state_backend, opts.checkpoint_interval, opts.from_scratch,
+                                accept_fallback=opts.accept_checkpoint_fallback)
 
     return plan, MetricsContainer(), opts.channel_capacity, make_checkpointer
 

@@ -19,6 +19,7 @@ from millstream.engine.model.timestamp import MAX_MICROS, MIN_MICROS
 from millstream.engine.model.windowing import Windowing
 from millstream.engine.runtime.graph.batch import Batch
 from millstream.engine.runtime.graph.node import Node, raise_user_error, truncate_repr
+from millstream.engine.runtime.windowing.drain_frontier import WindowFrontier
 
 
 def make_reducer(windowing: Windowing, combine_fn: Any, now_us: int, collect_dropped: bool) -> Any:
@@ -57,6 +58,8 @@ class ReducerNode(Node):
         self.dirty = False
         #: Incremental, bounded state (`checkpoint.reducer_records`), set up by the checkpointer of a durable job.
         self.tiered: Any = None
+        #: Which windows a drain finalised (`drain_frontier`): they stay closed after a restart.
+        self.frontier = WindowFrontier()
 
     def state_layout(self) -> dict[str, Any]:
         """What this operator stores (part of the pipeline fingerprint)."""
@@ -121,7 +124,7 @@ class ReducerNode(Node):
     def dropped_late(self) -> int:
         """Elements dropped because they arrived after their window expired or their trigger finished."""
         r = self.reducer
-        return int(getattr(r, "dropped_late", 0)) + int(getattr(r, "dropped_closed", 0))
+        return int(getattr(r, "dropped_late", 0)) + int(getattr(r, "dropped_closed", 0)) + self.frontier.dropped
 
     def push(self, index: int, batch: Batch) -> None:
         vals = batch.values
@@ -135,6 +138,9 @@ class ReducerNode(Node):
             raise_user_error(self.label, bad, TypeError(f"expected (key, value) pairs, got {truncate_repr(bad)}"))
             raise AssertionError from e
         ts = batch.ts if batch.ts is not None else [MIN_MICROS] * n
+        kept = self.frontier.keep(self.windowing.windowfn.assign_micros, ts)
+        if kept is not None:
+            keys, values, ts = [keys[i] for i in kept], [values[i] for i in kept], [ts[i] for i in kept]
         self.dirty = True
         self._catch_up_processing_time()
         before = self.next_timer()
@@ -192,6 +198,7 @@ class ReducerNode(Node):
         if not panes:
             return
         values = [(p[0], p[2]) for p in panes]
+        self.frontier.saw_panes([p[1] for p in panes])
         self.emit(Batch(values, [p[3] for p in panes], [p[1] for p in panes], [p[4] for p in panes]))
 
     def _emit_dropped(self) -> None:
