@@ -112,7 +112,8 @@ def test_random_kills_during_a_replay_lose_and_duplicate_nothing(tmp_path):
 def test_crash_around_the_commit(tmp_path, step):
     """3: sinks sealed, checkpoint not durable (discard); 4: writing it; 5: durable, files not yet renamed
     (recovery must rename every shard)."""
-    rows = make_input(str(tmp_path / "in"), 20_000, 5_000)
+    # large enough that the replay outlives several 50 ms checkpoint intervals on an idle machine
+    rows = make_input(str(tmp_path / "in"), 200_000, 50_000)
     pattern, out, state = str(tmp_path / "in" / "*.csv*"), str(tmp_path / "out"), str(tmp_path / "state")
     proc = start(pattern, out, state, {"MILLSTREAM_CRASH_AT": f"{step}:2"})
     proc.wait(timeout=120)
