@@ -107,8 +107,8 @@ def _run_template(target: Any, args: argparse.Namespace, rest: list[str], settin
     try:
         params, flags = target.parse(args.param, rest)
         options = PipelineOptions(flags)
-        options.validate_flags()
-        options.get_all_options()  # custom options: required ones and their types are checked here
+        # a template declares its parameters, so any flag it does not know is a mistake worth one line
+        options.validate_flags(strict=True)
     except (TemplateError, ValueError) as e:
         return _error(str(e))
     try:
