@@ -8,7 +8,7 @@ from typing import Any
 
 import anyio
 
-from millstream.engine.model.io import Read, SinkWriter, SourceBatch, SourceReader, Write
+from millstream.engine.model.io import Read, SinkEncodeError, SinkWriter, SourceBatch, SourceReader, Write
 from millstream.engine.model.timestamp import MAX_MICROS
 from millstream.engine.runtime.batch import Batch
 from millstream.engine.runtime.node import Node, raise_user_error
@@ -189,7 +189,10 @@ class SinkNode(Node):
         """Write buffered values."""
         if self.buffer:
             values, self.buffer = self.buffer, []
-            await self.writer.write(values)
+            try:
+                await self.writer.write(values)
+            except SinkEncodeError as e:
+                raise_user_error(self.label, e.element, e.__cause__ or e)
 
     def on_input_watermark(self, micros: int) -> None:
         self.output_wm = micros
