@@ -16,7 +16,7 @@ from typing import Any
 from millstream.connectors.files import LineDecoder
 from millstream.connectors.filesink import TextFormat
 from millstream.connectors.filesystem import open_input
-from millstream.connectors.portable import has_bytes, portable
+from millstream.engine.runtime.portable import has_bytes, portable
 
 
 class CsvDialect:

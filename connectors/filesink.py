@@ -36,8 +36,8 @@ from millstream.connectors.filesystem import (
     local_path,
     open_output,
 )
-from millstream.connectors.portable import portable
 from millstream.engine.model.io import Sink, SinkEncodeError, SinkWriter
+from millstream.engine.runtime.portable import portable
 
 log = logging.getLogger("millstream.files")
 

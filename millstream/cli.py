@@ -164,13 +164,11 @@ def _run_script(target: Any, rest: list[str], settings: Any, auth: Any) -> int:
         return _error(str(e))
     except KeyboardInterrupt:
         return 130
-    except ValueError as e:
-        if "pipeline option" in str(e):
-            return _error(str(e))
-        raise
     except Exception as e:
-        if getattr(e, "millstream_reported", False):
+        if getattr(e, "millstream_reported", False):  # the job's log has its traceback already
             return 1
+        if isinstance(e, ValueError) and "pipeline option" in str(e):
+            return _error(str(e))
         raise
     return 0
 

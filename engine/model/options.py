@@ -289,6 +289,11 @@ class MillstreamOptions(PipelineOptions):
             help="keyed state entries held in memory, job-wide (more are evicted to the state store); 0: no bound",
         )
         parser.add_argument(
+            "--dead_letters", default=None, metavar="PATH",
+            help="append records no source can decode (of sources without .with_dead_letters()) to PATH as "
+                 "JSON lines, with their reasons, instead of failing the job",
+        )
+        parser.add_argument(
             "--strict_options", default=False, action="store_true",
             help="fail on pipeline flags no options class declares (default: warn and discard them, as Beam)",
         )
