@@ -107,8 +107,8 @@ def _run_template(target: Any, args: argparse.Namespace, rest: list[str], settin
     try:
         params, flags = target.parse(args.param, rest)
         options = PipelineOptions(flags)
-        options.validate_flags()
-        options.get_all_options()  # custom options: required ones and their types are checked here
+        # a template declares its parameters, so any flag it does not know is a mistake worth one line
+        options.validate_flags(strict=True)
     except (TemplateError, ValueError) as e:
         return _error(str(e))
     try:
@@ -164,13 +164,11 @@ def _run_script(target: Any, rest: list[str], settings: Any, auth: Any) -> int:
         return _error(str(e))
     except KeyboardInterrupt:
         return 130
-    except ValueError as e:
-        if "pipeline option" in str(e):
-            return _error(str(e))
-        raise
     except Exception as e:
-        if getattr(e, "millstream_reported", False):
+        if getattr(e, "millstream_reported", False):  # the job's log has its traceback already
             return 1
+        if isinstance(e, ValueError) and "pipeline option" in str(e):
+            return _error(str(e))
         raise
     return 0
 

@@ -6,16 +6,36 @@ import argparse
 import datetime
 import json
 import os
+import re
 from typing import Any
 
 
 def _open_store(state_dir: str) -> Any:
     from millstream.state import CheckpointStore, RocksDBBackend
+    from millstream.state.errors import StateError
 
     if not os.path.isdir(state_dir):
         raise SystemExit(f"millstream: no state directory at {state_dir}")
-    backend = RocksDBBackend(state_dir, create=False, read_only=True)
+    try:
+        backend = RocksDBBackend(state_dir, create=False, read_only=True)
+    except StateError as e:
+        raise SystemExit(f"millstream: {state_dir} is not a job's state directory ({e})") from None
     return backend, CheckpointStore(backend)
+
+
+_ENUM_REPR = re.compile(r"<(\w+)\.(\w+): [^<>]*>")
+
+
+def _readable(value: Any) -> Any:
+    """Layout values for people: ``<AccumulationMode.ACCUMULATING: 2>`` (kept so in the fingerprint) reads
+    ``AccumulationMode.ACCUMULATING``."""
+    if isinstance(value, str):
+        return _ENUM_REPR.sub(r"\1.\2", value)
+    if isinstance(value, dict):
+        return {k: _readable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_readable(v) for v in value]
+    return value
 
 
 def _when(micros: int) -> str:
@@ -60,7 +80,7 @@ def checkpoints_inspect(args: argparse.Namespace) -> int:
         "id": m.checkpoint_id,
         "time": _when(m.wall_time_micros),
         "fingerprint": m.fingerprint,
-        "steps": m.layout,
+        "steps": _readable(m.layout),
         "sources": m.metadata.get("sources", {}),
         "sinks": m.metadata.get("sinks", {}),
         "state_snapshots": m.metadata.get("state", {}),

@@ -36,7 +36,8 @@ from millstream.connectors.files.filesystem import (
     local_path,
     open_output,
 )
-from millstream.engine.model.io import Sink, SinkWriter
+from millstream.engine.model.io import Sink, SinkEncodeError, SinkWriter
+from millstream.engine.model.portable import portable
 
 log = logging.getLogger("millstream.files")
 
@@ -44,9 +45,15 @@ __all__ = ["FileFormat", "FileSink", "FileSinkWriter", "ShardWriter", "TextForma
            "parse_shard_template"]
 
 
+_JSON_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
+
+
 def encode_json(value: Any) -> bytes:
-    """One JSON line."""
-    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY) + b"\n"
+    """One JSON line; bytes (as in dead-letter records) are written as text or base64 (`portable`)."""
+    try:
+        return orjson.dumps(value, option=_JSON_OPTIONS) + b"\n"
+    except TypeError:
+        return orjson.dumps(portable(value), option=_JSON_OPTIONS) + b"\n"
 
 
 def encode_text(value: Any) -> bytes:
@@ -125,7 +132,15 @@ class TextFormat(FileFormat):
     def encode_batch(self, values: list[Any]) -> bytes:
         """Values as the bytes of their lines."""
         encode = self.encode
-        return b"".join([encode(v) for v in values])
+        try:
+            return b"".join([encode(v) for v in values])
+        except Exception:
+            for v in values:  # find the element to name it; the fast path above stays a comprehension
+                try:
+                    encode(v)
+                except Exception as e:
+                    raise SinkEncodeError(v, e) from e
+            raise
 
     def open_shard(self, raw: IO[bytes], shard: int, num_shards: int) -> ShardWriter:
         return _TextShard(raw, open_output(raw, self.compression, self.inner_name), self)

@@ -510,12 +510,13 @@ class WindowInto(PTransform):
         timestamp_combiner: Any = None,
         allowed_lateness: Any = 0,
     ) -> None:
-        from millstream.engine.model.trigger import DefaultTrigger
+        from millstream.engine.model.trigger import DefaultTrigger, TriggerFn
 
         if isinstance(windowfn, Windowing):
             self.windowing = windowfn
         else:
-            if trigger is not None and not isinstance(trigger, DefaultTrigger) and accumulation_mode is None:
+            # a trigger that is not a TriggerFn at all is reported by Windowing, naming what was passed
+            if isinstance(trigger, TriggerFn) and not isinstance(trigger, DefaultTrigger) and accumulation_mode is None:
                 raise ValueError("accumulation_mode must be provided for non-trivial triggers")
             self.windowing = Windowing(windowfn, trigger, accumulation_mode, timestamp_combiner, allowed_lateness)
         super().__init__(f"WindowInto({type(self.windowing.windowfn).__name__})")

@@ -89,6 +89,14 @@ class Source:
         return None
 
 
+class SinkEncodeError(Exception):
+    """A sink could not encode one element; the runtime reports it with the sink's step and the element."""
+
+    def __init__(self, element: Any, cause: BaseException) -> None:
+        super().__init__(f"{type(cause).__name__}: {cause}")
+        self.element = element
+
+
 class SinkWriter:
     """Writes one sink's output in epochs sealed by checkpoints (two-phase)."""
 

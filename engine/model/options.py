@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import logging
 import os
 import sys
-from typing import Any
+from typing import Any, NoReturn
+
+log = logging.getLogger("millstream.options")
 
 
 class ValueProvider:
@@ -60,8 +63,16 @@ class _BeamArgumentParser(argparse.ArgumentParser):
             kwargs["default"] = StaticValueProvider(value_type, default)
         return self.add_argument(*args, **kwargs)
 
-    def error(self, message: str) -> Any:
-        raise ValueError(f"bad pipeline option: {message}")
+    def error(self, message: str) -> NoReturn:
+        raise _OptionError(message)
+
+
+class _OptionError(ValueError):
+    """A flag argparse rejects (a missing required option, a bad value); `PipelineOptions` decides how to fail."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(f"bad pipeline option: {message}")
+        self.argparse_message = message
 
 
 def _all_subclasses(cls: type) -> list[type]:
@@ -81,10 +92,14 @@ class PipelineOptions:
     """Options of a pipeline run; `view_as(SomeOptions)` gives a typed view onto the same values."""
 
     def __init__(self, flags: list[str] | None = None, **kwargs: Any) -> None:
+        """Options from `flags` (default: the command line, ``sys.argv[1:]``, as in Beam) and keyword overrides."""
         if isinstance(flags, str):
             raise TypeError("flags must be a list of strings such as ['--streaming'], not a str")
-        object.__setattr__(self, "_flags", [str(f) for f in (flags or [])])
+        if flags is None:
+            flags = sys.argv[1:]
+        object.__setattr__(self, "_flags", [str(f) for f in flags])
         object.__setattr__(self, "_overrides", dict(kwargs))
+        object.__setattr__(self, "_warned", [False])
 
     @classmethod
     def _add_argparse_args(cls, parser: Any) -> None:
@@ -103,9 +118,17 @@ class PipelineOptions:
                 add.__get__(None, cls)(parser)
         return parser
 
-    def _parse(self) -> tuple[dict[str, Any], list[str]]:
+    def _parse(self, exit_on_error: bool = True) -> tuple[dict[str, Any], list[str]]:
+        """Parse the flags; a rejected flag exits like argparse (usage line, status 2) as Beam's options do."""
         parser = self._parser()
-        known, unknown = parser.parse_known_args(self._flags)
+        try:
+            known, unknown = parser.parse_known_args(self._flags)
+        except _OptionError as e:
+            if not exit_on_error:
+                raise
+            parser.prog = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "pipeline"
+            parser.print_usage(sys.stderr)
+            parser.exit(2, f"{parser.prog}: error: {e.argparse_message}\n")
         return vars(known), unknown
 
     def get_all_options(self, drop_default: bool = False, retain_unknown_options: bool = False) -> dict[str, Any]:
@@ -121,27 +144,43 @@ class PipelineOptions:
         """Flags no options class declares (reported as an error before the pipeline runs)."""
         return [f for f in self._parse()[1] if f.startswith("-")]
 
-    def validate_flags(self) -> None:
-        """Fail with one clear line if a flag is unknown or malformed."""
-        unknown = self.unknown_flags()
+    def validate_flags(self, strict: bool | None = None) -> None:
+        """Check the flags before a run.
+
+        Unknown flags are discarded with a warning, as Beam does; with `strict` (default: the
+        ``--strict_options`` flag) they fail with one clear line, and so does a flag argparse rejects.
+        """
+        if strict is None:
+            strict = bool(self._overrides.get("strict_options", "--strict_options" in self._flags))
+        unknown = [f for f in self._parse(exit_on_error=not strict)[1] if f.startswith("-")]
         if not unknown:
             return
+        hints = self._hints(unknown)
+        if strict:
+            raise ValueError(
+                "unknown pipeline option(s): " + hints
+                + "; declare custom options in a PipelineOptions subclass's _add_argparse_args"
+            )
+        if not self._warned[0]:
+            self._warned[0] = True
+            log.warning("Discarding unparseable args: %s (pass --strict_options to fail on them instead)", hints)
+
+    def _hints(self, unknown: list[str]) -> str:
+        """The unknown flags, each with the closest declared flag where one is close."""
         known = [a for action in self._parser()._actions for a in action.option_strings]
         hints = []
         for flag in unknown:
             name = flag.split("=", 1)[0]
             close = difflib.get_close_matches(name, known, n=1)
             hints.append(f"{flag} (did you mean {close[0]}?)" if close else flag)
-        raise ValueError(
-            "unknown pipeline option(s): " + ", ".join(hints)
-            + "; declare custom options in a PipelineOptions subclass's _add_argparse_args"
-        )
+        return ", ".join(hints)
 
     def view_as(self, cls: type[Any]) -> Any:
         """A view of these options as `cls`, sharing the same values."""
         view = object.__new__(cls)
         object.__setattr__(view, "_flags", self._flags)
         object.__setattr__(view, "_overrides", self._overrides)
+        object.__setattr__(view, "_warned", self._warned)
         return view
 
     def __getattr__(self, name: str) -> Any:
@@ -253,6 +292,15 @@ class MillstreamOptions(PipelineOptions):
         parser.add_argument(
             "--state_cache_entries", type=int, default=1_000_000,
             help="keyed state entries held in memory, job-wide (more are evicted to the state store); 0: no bound",
+        )
+        parser.add_argument(
+            "--dead_letters", default=None, metavar="PATH",
+            help="append records no source can decode (of sources without .with_dead_letters()) to PATH as "
+                 "JSON lines, with their reasons, instead of failing the job",
+        )
+        parser.add_argument(
+            "--strict_options", default=False, action="store_true",
+            help="fail on pipeline flags no options class declares (default: warn and discard them, as Beam)",
         )
         parser.add_argument("--no_uvloop", dest="uvloop", default=True, action="store_false")
         parser.add_argument(

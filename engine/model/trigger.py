@@ -120,7 +120,10 @@ class AfterProcessingTime(TriggerFn):
     delay_us: int
 
     def __init__(self, delay: Any = 0) -> None:
-        self._init(delay=delay, delay_us=to_micros(delay))
+        delay_us = to_micros(delay)
+        if delay_us < 0:
+            raise ValueError(f"delay ({delay}) must not be negative.")
+        self._init(delay=delay, delay_us=delay_us)
 
     def _key(self) -> tuple[Any, ...]:
         return (self.delay_us,)
@@ -312,5 +315,8 @@ class OrFinally(AfterAny):
 
 
 def _check_trigger(t: object) -> None:
+    """Sub-triggers must be trigger instances; a class is the usual slip, so say so."""
+    if isinstance(t, type) and issubclass(t, TriggerFn):
+        raise TypeError(f"expected a trigger, got the class {t.__name__}; pass an instance such as AfterCount(1)")
     if not isinstance(t, TriggerFn):
         raise TypeError(f"expected a trigger, got {t!r}")

@@ -365,7 +365,7 @@ def test_unknown_runner_and_unknown_flag_fail_clearly():
     p | beam.Create([1])
     with pytest.raises(ValueError, match="DataflowRunner.*not available"):
         p.run()
-    p = beam.Pipeline(options=PipelineOptions(["--streming"]))
+    p = beam.Pipeline(options=PipelineOptions(["--streming", "--strict_options"]))
     p | beam.Create([1])
     with pytest.raises(ValueError, match=r"unknown pipeline option\(s\): --streming \(did you mean --streaming\?\)"):
         p.run()

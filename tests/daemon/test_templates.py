@@ -130,7 +130,7 @@ def test_plain_beam_scripts_run_supervised_as_before(tmp_path):
     out = run(tmp_path, PLAIN + ":run", "--word", "ho")  # a function called with the remaining arguments
     assert out.returncode == 0 and "count 3 of ho" in out.stdout, out.stderr
     assert not os.listdir(tmp_path / "jobs"), "the jobs' entries are gone"
-    assert "unknown pipeline option(s): --bogus" in one_line_error(run(tmp_path, PLAIN, "--bogus"))
+    assert "unknown pipeline option(s): --bogus" in one_line_error(run(tmp_path, PLAIN, "--bogus", "--strict_options"))
 
 
 def test_log_level_and_format(tmp_path, in_process):

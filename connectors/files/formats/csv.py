@@ -16,6 +16,7 @@ from typing import Any
 from millstream.connectors.files.filesystem import open_input
 from millstream.connectors.files.sink import TextFormat
 from millstream.connectors.files.source import LineDecoder
+from millstream.engine.model.portable import has_bytes, portable
 
 
 class CsvDialect:
@@ -155,7 +156,7 @@ class CsvFormat(TextFormat):
 
     def _ensure_columns(self, values: list[Any]) -> list[str] | None:
         if self.columns is None and values:
-            names, _ = record_fields(values[0])
+            names, _ = record_fields(_csv_ready(values[0]))
             if names is not None:
                 self.columns = names
         return self.columns
@@ -174,6 +175,7 @@ class CsvFormat(TextFormat):
         na = self.na_rep
         rows = []
         for v in values:
+            v = _csv_ready(v)
             names, fields = record_fields(v)
             if names is not None and columns is not None and names != columns:
                 if isinstance(v, dict):
@@ -187,6 +189,11 @@ class CsvFormat(TextFormat):
         buf = io.StringIO()
         csv.writer(buf, **self.dialect.params).writerows(rows)
         return buf.getvalue().encode("utf-8")
+
+
+def _csv_ready(value: Any) -> Any:
+    """A dict with bytes fields (a dead-letter record) with those fields as text or base64 (`portable`)."""
+    return portable(value) if isinstance(value, dict) and has_bytes(value) else value
 
 
 __all__ = ["CsvDecoder", "CsvDialect", "CsvFormat", "read_header", "record_fields"]

@@ -8,7 +8,7 @@ from typing import Any
 
 import anyio
 
-from millstream.engine.model.io import Read, SinkWriter, SourceBatch, SourceReader, Write
+from millstream.engine.model.io import Read, SinkEncodeError, SinkWriter, SourceBatch, SourceReader, Write
 from millstream.engine.model.timestamp import MAX_MICROS
 from millstream.engine.runtime.graph.batch import Batch
 from millstream.engine.runtime.graph.node import Node, raise_user_error
@@ -137,16 +137,29 @@ class ReadDriver(SourceDriver):
         if errors:
             self.bad_records += len(errors)
             tag = self.transform.dead_letter_tag
-            if tag is None:
-                first = errors[0]
-                where = ", ".join(f"{k}={first[k]!r}" for k in ("file", "line", "offset") if k in first)
-                raise_user_error(
-                    self.label,
-                    first.get("raw", first),
-                    ValueError(f"bad record ({where}): {first.get('reason')}; "
-                               "use .with_dead_letters() to route bad records instead of failing"),
-                )
-            self.node.emit(Batch(errors), tag)
+            if tag is not None:
+                self.node.emit(Batch(errors), tag)
+            else:
+                self._dead_letters_elsewhere(errors)
+
+    def _dead_letters_elsewhere(self, errors: list[dict[str, Any]]) -> None:
+        """Bad records of a source without a dead-letter output: to the `--dead_letters` file, or fail."""
+        from millstream.engine.model.options import MillstreamOptions
+        from millstream.engine.runtime.operators.dead_letter_file import dead_letter_file
+
+        path = self.options.view_as(MillstreamOptions).dead_letters
+        if path:
+            dead_letter_file(path).append(self.label, errors)
+            return
+        first = errors[0]
+        where = ", ".join(f"{k}={first[k]!r}" for k in ("file", "line", "offset") if k in first)
+        raise_user_error(
+            self.label,
+            first.get("raw", first),
+            ValueError(f"bad record ({where}): {first.get('reason')}; "
+                       "use .with_dead_letters() to route bad records instead of failing, "
+                       "or run with --dead_letters PATH to write every source's bad records to a file"),
+        )
 
     def _stamp_slowly(
         self, values: list[Any], fn: Any, errors: list[dict[str, Any]], split: str
@@ -189,7 +202,10 @@ class SinkNode(Node):
         """Write buffered values."""
         if self.buffer:
             values, self.buffer = self.buffer, []
-            await self.writer.write(values)
+            try:
+                await self.writer.write(values)
+            except SinkEncodeError as e:
+                raise_user_error(self.label, e.element, e.__cause__ or e)
 
     def on_input_watermark(self, micros: int) -> None:
         self.output_wm = micros
