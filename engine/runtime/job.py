@@ -22,6 +22,7 @@ import anyio
 
 from millstream.engine.model.metrics import MetricResults, MetricsContainer
 from millstream.engine.model.timestamp import MAX_MICROS, MIN_MICROS
+from millstream.engine.runtime.interrupt import is_interrupted
 from millstream.engine.runtime.tap import Tap, TapChannel
 
 
@@ -128,6 +129,9 @@ class Job:
             self.control.state = JobState.CANCELLED
             raise
         except BaseException as e:
+            if is_interrupted(e):  # a cancel that interrupted blocking user code
+                self.control.state = JobState.CANCELLED
+                return
             self.error = e
             self.control.state = JobState.FAILED
         else:
