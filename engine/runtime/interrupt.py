@@ -9,6 +9,7 @@ It is raised only when the interrupted frame runs inside a stage task (never ins
 
 from __future__ import annotations
 
+from functools import cache
 from types import CodeType, FrameType
 
 
@@ -19,6 +20,7 @@ class JobInterrupted(BaseException):
     """
 
 
+@cache
 def _stage_codes() -> frozenset[CodeType]:
     from millstream.engine.runtime.executor import _run_stage, _StageRun
 

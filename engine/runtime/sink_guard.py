@@ -17,6 +17,8 @@ class GuardedSinkWriter(SinkWriter):
         self.inner = inner
 
     def __getattr__(self, name: str) -> Any:
+        if name == "inner":  # not set yet (a copy in progress): no recursion through __getattr__
+            raise AttributeError(name)
         return getattr(self.inner, name)
 
     def _error(self, operation: str, cause: OSError) -> OSError:
