@@ -6,7 +6,7 @@ watches it until it ends:
 * SIGTERM or SIGINT: **drain** (stop reading, watermarks to +infinity, every open window fires, final
   checkpoint and sink commit); if the drain takes longer than ``--drain_timeout`` the job is cancelled.
   A second SIGTERM/SIGINT: **cancel** (open sink transactions are aborted; the last checkpoint stays, so a
-  restart is exactly-once).
+  restart is exactly-once); it interrupts user code that blocks the loop (`millstream.daemon.blocked_cancel`).
 * SIGUSR1: **stop** (checkpoint, then exit without firing windows; a restart resumes with them open).
 * The control endpoint (`millstream.daemon.control`) offers the same actions plus status and metrics.
 
@@ -34,12 +34,13 @@ import signal
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
 
+from millstream.daemon.blocked_cancel import cancel_blocked_code
 from millstream.daemon.control import (
     Auth,
     ControlServer,
@@ -352,7 +353,8 @@ async def supervise(pipeline: Any, settings: DaemonSettings, auth: Auth) -> tupl
                     tg.start_soon(sup._signals, receiver)
                 tg.start_soon(server.serve)
                 tg.start_soon(sup.sampler.run)
-                state = await job.finished()
+                with cancel_blocked_code(sup) if receiver is not None else nullcontext():
+                    state = await job.finished()
                 tg.cancel_scope.cancel()
         finally:
             remove_entry(settings.jobs_dir, job.job_id)

@@ -206,10 +206,17 @@ class FileSinkWriter(SinkWriter):
         self.tmp_paths: list[str] = []
         self.epoch_seq = 0
         self.rotation = 0
+        self.current_shard = 0
 
     def final_name(self, checkpoint_id: int, shard: int = 0) -> str:
         """The committed file of one shard of one checkpoint's epoch."""
         return f"{self.prefix}-c{checkpoint_id:08d}{self.shard_name(shard, self.num_shards)}{self.suffix}"
+
+    def io_path(self) -> str:
+        """The file being written (for an I/O error that names none): the shard's temp file, else the folder."""
+        if self.tmp_paths:
+            return self.tmp_paths[min(self.current_shard, len(self.tmp_paths) - 1)]
+        return self.directory
 
     async def open(self) -> None:
         os.makedirs(self.tmp_dir, exist_ok=True)
@@ -254,12 +261,14 @@ class FileSinkWriter(SinkWriter):
             self._start_epoch()
         n = self.num_shards
         if n == 1:
+            self.current_shard = 0
             self.shards[0].write(values)
             return
         r = self.rotation
         for shard in range(n):
             part = values[(shard - r) % n :: n]
             if part:
+                self.current_shard = shard
                 self.shards[shard].write(part)
         self.rotation = (r + len(values)) % n
 
@@ -268,6 +277,7 @@ class FileSinkWriter(SinkWriter):
             return []
         record = []
         for shard, (writer, raw, tmp) in enumerate(zip(self.shards, self.handles, self.tmp_paths)):
+            self.current_shard = shard
             writer.finish()
             raw.flush()
             os.fsync(raw.fileno())

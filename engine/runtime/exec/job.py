@@ -1,7 +1,7 @@
 """`Job`: a running pipeline, driven from inside an asyncio program or by the blocking `Pipeline.run()`.
 
     job = await pipeline.start()          # returns at once; the job runs on the caller's loop
-    async for row in job.tap(pcoll): ...  # stream a PCollection's elements (bounded buffering)
+    async for row in job.tap(pcoll): ...  # stream a PCollection's elements (bounded; `break` detaches the tap)
     await job.drain()                     # stop reading, fire every window, final checkpoint, commit
     await job.stop()                      # checkpoint and end without firing windows (resume later)
     await job.cancel()                    # end now; uncommitted output is discarded
@@ -16,15 +16,14 @@ import asyncio
 import gc
 import time
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio
 
 from millstream.engine.model.metrics import MetricResults, MetricsContainer
 from millstream.engine.model.timestamp import MAX_MICROS, MIN_MICROS
-from millstream.engine.runtime.graph.batch import Batch
-from millstream.engine.runtime.graph.node import Node
+from millstream.engine.runtime.exec.interrupt import is_interrupted
+from millstream.engine.runtime.exec.tap import Tap, TapChannel
 
 
 class JobState:
@@ -62,22 +61,6 @@ class JobControl:
         if self.stop_requested:
             await anyio.sleep_forever()
         return self.drain_requested
-
-
-class _TapNode(Node):
-    """Copies a PCollection's elements into a bounded stream the caller iterates (backpressure via the outbox)."""
-
-    def __init__(self, label: str, stage: Any, stream: Any) -> None:
-        super().__init__(label)
-        self.stage = stage
-        self.stream = stream
-
-    def push(self, index: int, batch: Batch) -> None:
-        self.stage.outbox.append((self.stream, batch.values))
-
-    def on_input_watermark(self, micros: int) -> None:
-        if micros >= MAX_MICROS:
-            self.stage.outbox.append((self.stream, None))
 
 
 class _GcTuning:
@@ -124,6 +107,7 @@ class Job:
         self.error: BaseException | None = None
         self._task: asyncio.Task[Any] | None = None
         self._done = asyncio.Event()
+        self._tap_channels: list[TapChannel] = []
 
     # -- lifecycle --------------------------------------------------------------------------------------------
     def _start(self) -> None:
@@ -145,6 +129,9 @@ class Job:
             self.control.state = JobState.CANCELLED
             raise
         except BaseException as e:
+            if is_interrupted(e):  # a cancel that interrupted blocking user code
+                self.control.state = JobState.CANCELLED
+                return
             self.error = e
             self.control.state = JobState.FAILED
         else:
@@ -157,6 +144,8 @@ class Job:
         finally:
             if tune_gc:
                 _GC_TUNING.release()
+            for channel in self._tap_channels:  # a tap never waits for a job that has ended
+                channel.end()
             self._done.set()
 
     async def finished(self) -> str:
@@ -289,26 +278,22 @@ class Job:
             },
         }
 
-    def tap(self, pcoll: Any, max_buffered_batches: int = 8) -> AsyncIterator[Any]:
-        """Stream the elements of `pcoll` produced from now on, until it completes.
+    def tap(self, pcoll: Any, max_buffered_batches: int = 8, on_full: str = "wait") -> Tap:
+        """Stream the elements of `pcoll` produced from now on, until it completes or the job ends.
 
         The tap is attached when this is called (before the job processes anything if called right after
-        `start()`); at most `max_buffered_batches` batches wait for the caller, then the job waits too.
+        `start()`). At most `max_buffered_batches` batches wait for the caller; then, with ``on_full="wait"``
+        the job waits too (backpressure), with ``on_full="drop"`` newer batches are dropped and counted in
+        `Tap.dropped`. Closing the tap (``break``, ``aclose()``, ``async with``) only detaches it.
         """
+        tap = Tap(max_buffered_batches, on_full)
+        if self.state in JobState.TERMINAL:
+            tap.channel.end()
+            return tap
         node, tag = self.plan.node_for(pcoll)
-        send, receive = anyio.create_memory_object_stream[Any](max_buffer_size=max_buffered_batches)
-        stage = self.plan.stage_of_node(node)
-        node.connect(_TapNode(f"tap:{node.label}", stage, send), 0, tag)
-        return self._iterate_tap(receive)
-
-    @staticmethod
-    async def _iterate_tap(receive: Any) -> AsyncIterator[Any]:
-        async with receive:
-            async for values in receive:
-                if values is None:
-                    return
-                for v in values:
-                    yield v
+        tap.attach(node, tag, self.plan.stage_of_node(node))
+        self._tap_channels.append(tap.channel)
+        return tap
 
 
 async def start_job(pipeline: Any, options: Any) -> Job:

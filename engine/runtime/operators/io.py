@@ -13,6 +13,7 @@ from millstream.engine.model.timestamp import MAX_MICROS
 from millstream.engine.runtime.graph.batch import Batch
 from millstream.engine.runtime.graph.node import Node, raise_user_error
 from millstream.engine.runtime.graph.registry import register_primitive
+from millstream.engine.runtime.operators.sink_guard import GuardedSinkWriter
 from millstream.engine.runtime.operators.sources import SourceDriver, SourceNode
 from millstream.engine.runtime.watermarks import SplitWatermarks, source_watermarks
 
@@ -190,7 +191,8 @@ class SinkNode(Node):
     def __init__(self, label: str, transform: Write, options: Any, job: Any) -> None:
         super().__init__(label)
         self.transform = transform
-        self.writer: SinkWriter = transform.sink.create_writer(options, job)
+        # I/O errors of every sink then name this step and the path
+        self.writer: SinkWriter = GuardedSinkWriter(label, transform.sink.create_writer(options, job))
         self.buffer: list[Any] = []
         self.opened = False
 
