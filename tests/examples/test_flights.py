@@ -143,10 +143,6 @@ def test_streaming_replay_counts_every_flight_once_final_or_late(example: Any, y
     assert summary.cancelled == sum(r["dep_time"] == "NA" for r in picked)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "the runtime builds reducers with processing_timers_see_watermark=False (Beam Python's quirk): an early "
-    "processing-time firing is taken for the watermark once wall-clock time is past the window, so a replay "
-    "shows LATE #0, then EARLY panes, and no ON_TIME pane"))
 def test_streaming_replay_panes_go_early_then_on_time_then_late(example: Any, year: Any, tmp_path: Path) -> None:
     picked = [r for r in year["flights"] if (r["month"], r["day"]) == ("1", "1")]
     flights = write_csv(tmp_path / "flights.csv", flights_header(), picked)
