@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from millstream.engine.model import trigger as T
 from millstream.engine.model import window as W
 from millstream.engine.model.timestamp import MAX_MICROS
@@ -76,3 +78,23 @@ def test_python_compat_mode_keeps_the_python_sdk_quirk() -> None:
     first = rows[0]
     assert first[1:] == ("LATE", first[2], True)
     assert dropped > 0
+
+
+def test_snapshot_without_processing_time_triggers_restores_across_the_default_change() -> None:
+    """The switch matters only to processing-time triggers, so it does not split other jobs' checkpoints."""
+    kwargs: dict[str, Any] = {"combine_fn": SumCombineFn()}
+    before = create_reducer(W.FixedWindows(60), T.DefaultTrigger(), **kwargs, processing_timers_see_watermark=False)
+    before.process_bundle(["k"], [3], [EVENTS_2023])
+    after = create_reducer(W.FixedWindows(60), T.DefaultTrigger(), **kwargs)
+    after.restore(before.snapshot())
+    ((_, _, total, _, _),) = after.advance_input_watermark(MAX_MICROS)
+    assert total == 3
+
+
+def test_snapshot_of_a_processing_time_trigger_names_the_semantics_it_was_taken_with() -> None:
+    trigger = T.AfterWatermark(early=T.AfterProcessingTime(5))
+    kwargs: dict[str, Any] = {"combine_fn": SumCombineFn()}
+    python_timing = create_reducer(W.FixedWindows(60), trigger, **kwargs, processing_timers_see_watermark=False)
+    default = create_reducer(W.FixedWindows(60), trigger, **kwargs)
+    with pytest.raises(ValueError, match="windowing strategy"):
+        default.restore(python_timing.snapshot())
