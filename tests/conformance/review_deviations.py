@@ -1,6 +1,6 @@
 """Tool (not a test): list where millstream's reducer differs from the Beam oracle, as reviewable patches.
 
-The two deviations of the semantics policy change some conformance outputs. This tool runs every case,
+The three deviations of the semantics policy change some conformance outputs. This tool runs every case,
 pairs our panes with the oracle's (compare.py's pairing) and writes, per differing case, the exact patch
 that turns the oracle's panes into ours, each pane tagged with the deviation that explains it:
 
@@ -13,7 +13,14 @@ that turns the oracle's panes into ours, each pane tagged with the deviation tha
   expired one (Python keeps and merges expired sessions; Java does not);
 * ``hold_released``: a field changed only because an expired window's or a merged session's watermark
   hold was released (deviation 1 or 2), which moves the output watermark: pane timing,
-  nonspeculative index or the element-hold timestamp of another pane.
+  nonspeculative index or the element-hold timestamp of another pane;
+* ``pt_timer_not_watermark``: a pane fired by a processing-time timer while the input watermark was still
+  at or before the window's max timestamp is EARLY (deviation 3); the oracle took the timer's time for the
+  watermark and made it LATE (and, where that finished AfterWatermark, final);
+* ``pt_trigger_not_finished``: a pane the oracle never emits because its window's trigger had finished
+  at such a processing-time firing (deviation 3): the window's later early panes, its ON_TIME pane and
+  data the oracle dropped as arriving after the trigger finished (for sessions: in the session that grew
+  from that window).
 
 Anything else is tagged ``UNEXPLAINED`` and must be investigated, not accepted.
 
@@ -59,6 +66,49 @@ def expiry_step(spec: dict[str, Any], window: Any) -> int:
     return len(events)
 
 
+def watermark_at(spec: dict[str, Any], step: int) -> float:
+    """The input watermark after the event at ``step`` (before the final advance to +infinity)."""
+    wm = float("-inf")
+    for ev in spec.get("events", [])[: step + 1]:
+        if "watermark" in ev:
+            wm = max(wm, ev["watermark"])
+    return wm
+
+
+def fired_by_processing_time(spec: dict[str, Any], step: int) -> bool:
+    """True when the event at ``step`` advances processing time (or it is the end, which advances it too)."""
+    events = spec.get("events", [])
+    return step == len(events) or "processing_time" in events[step]
+
+
+def is_pt_timing_change(spec: dict[str, Any], window: Any, step: int, fields: dict[str, Any]) -> bool:
+    """The shape of a ``pt_timer_not_watermark`` change (deviation 3)."""
+    if not set(fields) <= {"timing", "nonspeculative_index", "is_last"} or "step" in fields:
+        return False
+    if fields.get("timing") != ["LATE", "EARLY"] or fields.get("is_last", [True, False]) != [True, False]:
+        return False
+    end = float("inf") if window == "GLOBAL" else window[1]
+    return fired_by_processing_time(spec, step) and watermark_at(spec, step) < end
+
+
+def _overlaps(a: Any, b: Any) -> bool:
+    if a == "GLOBAL" or b == "GLOBAL":
+        return a == b
+    return bool(a[0] < b[1] and b[0] < a[1])
+
+
+def unfinished_by_pt(changed: list[dict[str, Any]], pane: dict[str, Any]) -> bool:
+    """True when ``pane`` belongs to a window (or a session grown from it) that deviation 3 left unfinished."""
+    return any(
+        c["reason"] == "pt_timer_not_watermark"
+        and "is_last" in c["fields"]
+        and c["key"] == pane["key"]
+        and _overlaps(c["window"], pane["window"])
+        and (c["window"] != pane["window"] or pane["index"] > c["index"])
+        for c in changed
+    )
+
+
 def case_patch(
     spec: dict[str, Any], expected: list[dict[str, Any]], actual: list[dict[str, Any]]
 ) -> dict[str, Any] | None:
@@ -80,9 +130,24 @@ def case_patch(
         return None
     sessions = spec.get("window", {}).get("type") == "sessions"
     missing_windows = {json.dumps([p["key"], p["window"]]) for p in missing}
+    for c in changed:
+        f = c["fields"]
+        a = actual_of[id(c)]
+        if is_pt_timing_change(spec, c["window"], a["step"], f):
+            c["reason"] = "pt_timer_not_watermark"
+        elif "step" in f and a["is_last"] and a["step"] == expiry_step(spec, c["window"]):
+            c["reason"] = "final_pane_earlier"
+        elif set(f) <= {"timing", "nonspeculative_index", "timestamp"}:
+            c["reason"] = "hold_released"
+        elif sessions and missing_windows:
+            c["reason"] = "expired_session_not_merged"
+        else:
+            c["reason"] = "UNEXPLAINED"
     tagged_extra = []
     for p in extra:
-        if (
+        if unfinished_by_pt(changed, p):
+            reason = "pt_trigger_not_finished"
+        elif (
             p["is_last"]
             and p["timing"] in ("ON_TIME", "LATE")
             and p["step"] == expiry_step(spec, p["window"])
@@ -96,17 +161,6 @@ def case_patch(
     tagged_missing = [
         {"reason": "expired_session_not_merged" if sessions else "UNEXPLAINED", "pane": p} for p in missing
     ]
-    for c in changed:
-        f = c["fields"]
-        a = actual_of[id(c)]
-        if "step" in f and a["is_last"] and a["step"] == expiry_step(spec, c["window"]):
-            c["reason"] = "final_pane_earlier"
-        elif set(f) <= {"timing", "nonspeculative_index", "timestamp"}:
-            c["reason"] = "hold_released"
-        elif sessions and missing_windows:
-            c["reason"] = "expired_session_not_merged"
-        else:
-            c["reason"] = "UNEXPLAINED"
     return {"extra": tagged_extra, "missing": tagged_missing, "changed": changed}
 
 

@@ -170,9 +170,9 @@ def test_final_pane_is_late_after_an_on_time_pane() -> None:
 def test_processing_timers_against_the_watermark_option() -> None:
     """Replay (event time far behind processing time) with early processing-time firings.
 
-    Beam's Python SDK (the default, as the conformance cases require) treats the processing-time timer's
-    time as the watermark: the first early timer finishes AfterWatermark with a LATE pane. With
-    ``processing_timers_see_watermark`` the early pane is EARLY and the ON_TIME pane comes at the end.
+    Beam's Python SDK (``processing_timers_see_watermark=False``, as in compat mode) treats the
+    processing-time timer's time as the watermark: the first early timer finishes AfterWatermark with a LATE
+    pane. With the flag (the default, deviation 3) the early pane is EARLY and the ON_TIME pane comes at the end.
     """
     trigger = T.AfterWatermark(early=T.AfterProcessingTime(5))
     results = []

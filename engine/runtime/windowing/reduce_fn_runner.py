@@ -5,7 +5,7 @@ panes. No asyncio, no clock, no I/O: processing time and the input watermark are
 
 Construction: ``create_reducer(window_fn, trigger, accumulation_mode, allowed_lateness_us,
 timestamp_combiner, combine_fn, *, processing_time_us=0, collect_dropped=False, beam_python_compat=False,
-processing_timers_see_watermark=False)`` returns the fastest implementation (a `Reducer` or a fast-path
+processing_timers_see_watermark=None)`` returns the fastest implementation (a `Reducer` or a fast-path
 subclass, same semantics). ``combine_fn`` is a duck-typed Beam CombineFn (None: GroupByKey, values
 collected in a list); its accumulators are what the state holds.
 
@@ -29,7 +29,7 @@ API (all times are integer microseconds):
 * ``snapshot() -> dict`` of plain data and ``restore(data)`` (see `windowing.snapshot`).
 
 Semantics are Beam's Python SDK (apache-beam 2.77 ``GeneralTriggerDriver`` driven the way its DirectRunner
-drives it) with the two deviations of the project's semantics policy:
+drives it) with the three deviations of the project's semantics policy:
 
 1. When a window expires (input watermark > end + allowed lateness) with elements that no pane has
    emitted, and its trigger has not finished, one final pane is emitted with them (``is_last``), as Java's
@@ -38,16 +38,15 @@ drives it) with the two deviations of the project's semantics policy:
    semantics; Python keeps it forever).
 2. When session windows merge, the watermark holds of the merged windows are replaced by one combined
    hold on the result (Java's WatermarkHold.onMerge), instead of lingering under the merged-away windows.
+3. A trigger fired by a processing-time timer is evaluated against the input watermark, and its pane's
+   timing against the held output watermark (Java's model). The Python SDK takes the timer's processing
+   time for the watermark (AfterWatermark asks "timer time >= window end"), so when event time lags
+   processing time (a replay, a backfill) the first early firing ends AfterWatermark with a LATE pane and
+   the rest of the window's data is dropped.
 
-``beam_python_compat=True`` turns both off (no expiry, Python's hold bookkeeping) to reproduce the Python
-SDK exactly; the conformance suite runs both ways.
-
-A third quirk is kept by default because the conformance cases encode it: a trigger fired by a
-processing-time timer sees the timer's processing time as the watermark (AfterWatermark asks "timer time
->= window end"; pane timing compares it with the window). With processing time far ahead of event time
-(a replay) an early processing-time firing then ends AfterWatermark with a LATE pane.
-``processing_timers_see_watermark=True`` evaluates such firings against the input watermark and the held
-output watermark instead, as Java does.
+``beam_python_compat=True`` turns all three off (no expiry, Python's hold bookkeeping, processing-time
+timers seen as the watermark) to reproduce the Python SDK exactly; the conformance suite runs both ways.
+``processing_timers_see_watermark`` switches deviation 3 alone (None: on unless in compat mode).
 
 Fast paths for the common configurations are subclasses chosen by `create_reducer`.
 
@@ -157,7 +156,7 @@ class Reducer:
         processing_time_us: int = 0,
         collect_dropped: bool = False,
         beam_python_compat: bool = False,
-        processing_timers_see_watermark: bool = False,
+        processing_timers_see_watermark: bool | None = None,
     ) -> None:
         if allowed_lateness_us < 0:
             raise ValueError("allowed lateness must be >= 0")
@@ -167,13 +166,12 @@ class Reducer:
         self.allowed_lateness_us = allowed_lateness_us
         self.timestamp_combiner = TimestampCombiner(timestamp_combiner)
         self.compat = beam_python_compat
-        # the two deviations of the semantics policy, separately switchable for diagnosis
+        # deviations 1 and 2 of the semantics policy, separately switchable for diagnosis
         self.expire_windows = not beam_python_compat
         self.java_merge_holds = not beam_python_compat
-        # Beam's Python SDK evaluates a trigger fired by a processing-time timer against the timer's
-        # processing time *as if it were the watermark* (AfterWatermark asks "timer time >= window end",
-        # and the pane's timing compares it with the window). The conformance cases encode that, so it is
-        # the default; True uses the input watermark and the held output watermark instead (Java's model).
+        # deviation 3 (see the module docstring); switchable alone for diagnosis
+        if processing_timers_see_watermark is None:
+            processing_timers_see_watermark = not beam_python_compat
         self.processing_timers_see_watermark = processing_timers_see_watermark
         self._assign = window_fn.assign_micros
         self._window_of = window_fn.window_of

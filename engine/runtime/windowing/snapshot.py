@@ -55,8 +55,14 @@ def _strategy(r: Reducer) -> list[Any]:
         r.allowed_lateness_us,
         r.timestamp_combiner.value,
         r.compat,
-        r.processing_timers_see_watermark,
+        _processing_time_semantics(r),
     ]
+
+
+def _processing_time_semantics(r: Reducer) -> bool:
+    # Only a trigger with processing-time timers behaves differently under deviation 3; recording the switch
+    # for other triggers would refuse their checkpoints taken before it became the default.
+    return bool(r.processing_timers_see_watermark and r.trigger is not None and r.trigger.uses_processing_time())
 
 
 def encode_key_state(ks: KeyState) -> list[Any]:
