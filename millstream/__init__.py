@@ -3,7 +3,7 @@
 `import millstream as beam` runs pipelines written for `apache_beam` that use the supported transforms.
 """
 
-from millstream import io, metrics, pvalue
+from millstream import coders, io, metrics, pvalue, runners, typehints
 from millstream.engine.model.combinefn import CombineFn
 from millstream.engine.model.core import (
     CombineGlobally,
@@ -59,11 +59,14 @@ __all__ = [
     "Values",
     "WindowInto",
     "WithKeys",
+    "coders",
     "combiners",
     "io",
     "metrics",
     "ptransform_fn",
     "pvalue",
+    "runners",
     "trigger",
+    "typehints",
     "window",
 ]

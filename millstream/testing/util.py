@@ -10,6 +10,7 @@ from millstream.engine.model.core import CombineGlobally, Map, WindowInto
 from millstream.engine.model.dofn import DoFn
 from millstream.engine.model.ptransform import PTransform
 from millstream.engine.model.pvalue import PCollection
+from millstream.engine.model.test_utils import open_shards
 
 
 class BeamAssertException(Exception):
@@ -178,4 +179,5 @@ __all__ = [
     "is_empty",
     "is_not_empty",
     "matches_all",
+    "open_shards",
 ]
