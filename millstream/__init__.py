@@ -27,7 +27,17 @@ from millstream.engine.model.pipeline import Pipeline
 from millstream.engine.model.ptransform import PTransform, ptransform_fn
 from millstream.engine.model.pvalue import PCollection
 from millstream.transforms import combiners, trigger, window
-from millstream.transforms.util import CoGroupByKey, Distinct, Keys, KvSwap, Reshuffle, Values, WithKeys
+from millstream.transforms.util import (
+    CoGroupByKey,
+    Distinct,
+    Keys,
+    KvSwap,
+    Regex,
+    Reshuffle,
+    ToString,
+    Values,
+    WithKeys,
+)
 
 __version__ = "0.1.0"
 
@@ -55,7 +65,9 @@ __all__ = [
     "Partition",
     "PartitionFn",
     "Pipeline",
+    "Regex",
     "Reshuffle",
+    "ToString",
     "Values",
     "WindowInto",
     "WithKeys",
