@@ -103,3 +103,26 @@ def test_to_string() -> None:
         assert_that(kvs | beam.ToString.Kvs(), equal_to(["a,1", "b,2"]))
         assert_that(kvs | "Tab" >> beam.ToString.Iterables("\t"), equal_to(["a\t1", "b\t2"]), label="tab")
         assert_that(kvs | beam.ToString.Element(), equal_to(["('a', 1)", "('b', 2)"]), label="elem")
+
+
+def test_value_providers_name_text_files(tmp_path: Any) -> None:
+    from millstream.options.value_provider import StaticValueProvider
+
+    (tmp_path / "in.txt").write_text("a\nb\n")
+    with beam.Pipeline() as p:
+        lines = p | beam.io.ReadFromText(StaticValueProvider(str, str(tmp_path / "in.txt")))
+        assert_that(lines, equal_to(["a", "b"]))
+        lines | beam.io.WriteToText(StaticValueProvider(str, str(tmp_path / "out")), ".txt")
+    written = [f for f in tmp_path.iterdir() if f.name.startswith("out") and f.suffix == ".txt"]
+    assert sorted("".join(f.read_text() for f in written).split()) == ["a", "b"]
+
+
+def test_an_unset_value_provider_is_named() -> None:
+    from millstream.options.value_provider import ValueProvider
+
+    class Missing(ValueProvider):
+        def is_accessible(self) -> bool:
+            return False
+
+    with pytest.raises(ValueError, match=r"ReadFromText\(file_pattern\): the value provider .* has no value"):
+        beam.io.ReadFromText(Missing())
