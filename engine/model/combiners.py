@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import heapq
 import random
 from collections.abc import Callable, Iterable
@@ -38,14 +39,34 @@ def _with_one(x: Any) -> Any:
     return (x, None)
 
 
+class CombinerWithoutDefaults(PTransform):
+    """A global combiner with Beam's `without_defaults()`: output nothing for an empty window."""
+
+    has_defaults = True
+
+    def with_defaults(self, has_defaults: bool = True) -> Any:
+        """A copy that outputs the combine of no elements for an empty input (or not, with False)."""
+        new = copy.copy(self)
+        new.has_defaults = has_defaults
+        return new
+
+    def without_defaults(self) -> Any:
+        """A copy that outputs nothing for an empty input: needed in non-global windows."""
+        return self.with_defaults(False)
+
+    def _globally(self, fn: CombineFn) -> CombineGlobally:
+        combine = CombineGlobally(fn)
+        return combine if self.has_defaults else combine.without_defaults()
+
+
 class Count:
     """Count elements: Globally, PerKey, PerElement."""
 
-    class Globally(PTransform):
+    class Globally(CombinerWithoutDefaults):
         """The number of elements."""
 
         def expand(self, pcoll: PCollection) -> PCollection:
-            return pcoll | "CountGlobally" >> CombineGlobally(CountCombineFn())
+            return pcoll | "CountGlobally" >> self._globally(CountCombineFn())
 
     class PerKey(PTransform):
         """The number of values per key."""
@@ -86,11 +107,11 @@ class MeanCombineFn(CombineFn):
 class Mean:
     """Arithmetic means: Globally, PerKey."""
 
-    class Globally(PTransform):
+    class Globally(CombinerWithoutDefaults):
         """The mean of all elements."""
 
         def expand(self, pcoll: PCollection) -> PCollection:
-            return pcoll | "MeanGlobally" >> CombineGlobally(MeanCombineFn())
+            return pcoll | "MeanGlobally" >> self._globally(MeanCombineFn())
 
     class PerKey(PTransform):
         """The mean of the values of each key."""
@@ -153,7 +174,7 @@ class TopCombineFn(CombineFn):
 class Top:
     """The n largest/smallest elements: Of, Largest, Smallest, PerKey, LargestPerKey, SmallestPerKey."""
 
-    class Of(PTransform):
+    class Of(CombinerWithoutDefaults):
         """The n largest elements globally (by `key`, or smallest with `reverse=True`)."""
 
         def __init__(self, n: int, key: Callable[[Any], Any] | None = None, reverse: bool = False) -> None:
@@ -161,7 +182,7 @@ class Top:
             self._fn = TopCombineFn(n, key, reverse)
 
         def expand(self, pcoll: PCollection) -> PCollection:
-            return pcoll | "TopGlobally" >> CombineGlobally(self._fn)
+            return pcoll | "TopGlobally" >> self._globally(self._fn)
 
     class PerKey(PTransform):
         """The n largest values of each key."""
@@ -239,7 +260,7 @@ class _Prioritised:
 class Sample:
     """Random samples: FixedSizeGlobally, FixedSizePerKey."""
 
-    class FixedSizeGlobally(PTransform):
+    class FixedSizeGlobally(CombinerWithoutDefaults):
         """A sample of n elements of the whole collection."""
 
         def __init__(self, n: int) -> None:
@@ -247,7 +268,7 @@ class Sample:
             self._fn = SampleCombineFn(n)
 
         def expand(self, pcoll: PCollection) -> PCollection:
-            return pcoll | "SampleGlobally" >> CombineGlobally(self._fn)
+            return pcoll | "SampleGlobally" >> self._globally(self._fn)
 
     class FixedSizePerKey(PTransform):
         """A sample of n values of each key."""
@@ -266,11 +287,11 @@ class ToListCombineFn(ListCombineFn):
     fast_kind = None
 
 
-class ToList(PTransform):
+class ToList(CombinerWithoutDefaults):
     """All elements (per window) as one list."""
 
     def expand(self, pcoll: PCollection) -> PCollection:
-        return pcoll | "ToList" >> CombineGlobally(ToListCombineFn())
+        return pcoll | "ToList" >> self._globally(ToListCombineFn())
 
 
 class ToDictCombineFn(CombineFn):
@@ -294,11 +315,11 @@ class ToDictCombineFn(CombineFn):
         return accumulator
 
 
-class ToDict(PTransform):
+class ToDict(CombinerWithoutDefaults):
     """(key, value) pairs (per window) as one dict."""
 
     def expand(self, pcoll: PCollection) -> PCollection:
-        return pcoll | "ToDict" >> CombineGlobally(ToDictCombineFn())
+        return pcoll | "ToDict" >> self._globally(ToDictCombineFn())
 
 
 class ToSetCombineFn(CombineFn):
@@ -321,14 +342,15 @@ class ToSetCombineFn(CombineFn):
         return set(accumulator)
 
 
-class ToSet(PTransform):
+class ToSet(CombinerWithoutDefaults):
     """All elements (per window) as one set."""
 
     def expand(self, pcoll: PCollection) -> PCollection:
-        return pcoll | "ToSet" >> CombineGlobally(ToSetCombineFn())
+        return pcoll | "ToSet" >> self._globally(ToSetCombineFn())
 
 
 __all__ = [
+    "CombinerWithoutDefaults",
     "Count",
     "CountCombineFn",
     "Mean",

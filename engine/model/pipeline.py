@@ -72,6 +72,7 @@ class Pipeline:
         runner: Any = None,
         options: PipelineOptions | None = None,
         argv: list[str] | None = None,
+        display_data: dict[str, Any] | None = None,
     ) -> None:
         if options is None:
             options = PipelineOptions(argv or [])
@@ -83,6 +84,7 @@ class Pipeline:
         self._current = self.root
         self._labels: set[str] = set()
         self._result: Any = None
+        self.display_data = dict(display_data or {})
 
     @property
     def options(self) -> PipelineOptions:
@@ -123,8 +125,10 @@ class Pipeline:
                 node.outputs[tag] = out
         return result
 
-    def run(self) -> Any:
-        """Run the pipeline on the runner named in the options; returns a PipelineResult."""
+    def run(self, test_runner_api: Any = "AUTO") -> Any:
+        """Run the pipeline on the runner named in the options; returns a PipelineResult.
+
+        `test_runner_api` is accepted for Beam's signature; millstream runs the graph as built."""
         runner = self._resolve_runner()
         self._result = runner.run_pipeline(self, self._options)
         return self._result

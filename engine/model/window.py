@@ -238,9 +238,11 @@ class GlobalWindows(NonMergingWindowFn):
         return GlobalWindow()
 
     @classmethod
-    def windowed_value(cls, value: Any, timestamp: Any = None) -> Any:
-        """Not supported here (Beam builds a WindowedValue); kept out of the model layer."""
-        raise NotImplementedError("use millstream.utils.windowed_value.WindowedValue")
+    def windowed_value(cls, value: Any, timestamp: Any = None, pane_info: Any = None) -> Any:
+        """`value` in the global window at `timestamp` (default: the minimum timestamp), as Beam's."""
+        from millstream.engine.model.dofn import WindowedValue
+
+        return WindowedValue(value, MIN_MICROS if timestamp is None else timestamp, (GlobalWindow(),), pane_info)
 
     def __eq__(self, other: object) -> bool:
         return type(self) is type(other)

@@ -3,7 +3,7 @@
 `import millstream as beam` runs pipelines written for `apache_beam` that use the supported transforms.
 """
 
-from millstream import io, metrics, pvalue
+from millstream import coders, io, metrics, pvalue, runners, typehints
 from millstream.engine.model.combinefn import CombineFn
 from millstream.engine.model.core import (
     CombineGlobally,
@@ -27,7 +27,17 @@ from millstream.engine.model.pipeline import Pipeline
 from millstream.engine.model.ptransform import PTransform, ptransform_fn
 from millstream.engine.model.pvalue import PCollection
 from millstream.transforms import combiners, trigger, window
-from millstream.transforms.util import CoGroupByKey, Distinct, Keys, KvSwap, Reshuffle, Values, WithKeys
+from millstream.transforms.util import (
+    CoGroupByKey,
+    Distinct,
+    Keys,
+    KvSwap,
+    Regex,
+    Reshuffle,
+    ToString,
+    Values,
+    WithKeys,
+)
 
 __version__ = "0.1.0"
 
@@ -55,15 +65,20 @@ __all__ = [
     "Partition",
     "PartitionFn",
     "Pipeline",
+    "Regex",
     "Reshuffle",
+    "ToString",
     "Values",
     "WindowInto",
     "WithKeys",
+    "coders",
     "combiners",
     "io",
     "metrics",
     "ptransform_fn",
     "pvalue",
+    "runners",
     "trigger",
+    "typehints",
     "window",
 ]

@@ -4,3 +4,8 @@ from millstream.engine.model.combiners import *  # noqa: F403
 from millstream.engine.model.combiners import __all__ as _all
 
 __all__ = list(_all)
+
+from millstream.engine.model.combiners_tuple import *  # noqa: E402, F403
+from millstream.engine.model.combiners_tuple import __all__ as _more  # noqa: E402
+
+__all__ += list(_more)

@@ -33,6 +33,7 @@ from millstream.connectors.files.source import (
 )
 from millstream.engine.model.io import Read, Source, Write
 from millstream.engine.model.ptransform import PTransform
+from millstream.engine.model.value_providers import resolve_value
 
 __all__ = [
     "ReadFromCsv",
@@ -102,6 +103,7 @@ class ReadFromText(_ReadTransform):
                  timestamp_fn: Callable[[Any], Any] | None = None, max_out_of_orderness: float = 0.0,
                  idle_timeout: float | None = None, with_dead_letters: bool = False, watch: bool = False,
                  poll_interval: float = 5.0, desired_split_size: int = DEFAULT_SPLIT_SIZE) -> None:
+        file_pattern = resolve_value(file_pattern, "ReadFromText(file_pattern)")
         if file_pattern is None:
             raise ValueError("ReadFromText needs a file_pattern")
         _unsupported("ReadFromText", delimiter=delimiter, escapechar=escapechar)
@@ -202,6 +204,8 @@ class WriteToText(_WriteTransform):
                  skip_if_empty: bool = False, triggering_frequency: Any = None) -> None:
         _unsupported("WriteToText", max_records_per_shard=max_records_per_shard,
                       max_bytes_per_shard=max_bytes_per_shard)
+        file_path_prefix = resolve_value(file_path_prefix, "WriteToText(file_path_prefix)")
+        file_name_suffix = resolve_value(file_name_suffix, "WriteToText(file_name_suffix)")
         newline = b"\n" if append_trailing_newlines else b""
 
         if coder is not None:

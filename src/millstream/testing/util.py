@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from millstream.connectors.files.test_utils import open_shards
 from millstream.engine.model.combinefn import ListCombineFn
 from millstream.engine.model.core import CombineGlobally, Map, WindowInto
 from millstream.engine.model.dofn import DoFn
@@ -178,4 +179,5 @@ __all__ = [
     "is_empty",
     "is_not_empty",
     "matches_all",
+    "open_shards",
 ]

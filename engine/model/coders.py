@@ -1,0 +1,254 @@
+"""Beam's coders: how values become bytes. millstream stores state with its own codecs, so a coder given to a
+state spec or an IO is accepted and used where bytes are asked for (`encode`/`decode`), as in Beam."""
+
+from __future__ import annotations
+
+import pickle
+import struct
+from collections.abc import Iterable
+from typing import Any
+
+
+class Coder:
+    """Encodes values of one type to bytes and back."""
+
+    def encode(self, value: Any) -> bytes:
+        """The bytes of `value`."""
+        raise NotImplementedError(f"{type(self).__name__}.encode")
+
+    def decode(self, encoded: bytes) -> Any:
+        """The value `encoded` holds."""
+        raise NotImplementedError(f"{type(self).__name__}.decode")
+
+    def is_deterministic(self) -> bool:
+        """Whether equal values always encode to equal bytes (needed for keys)."""
+        return False
+
+    def to_type_hint(self) -> Any:
+        """The Python type this coder encodes."""
+        return Any
+
+    def __eq__(self, other: object) -> bool:
+        return type(self) is type(other) and self.__dict__ == other.__dict__
+
+    def __hash__(self) -> int:
+        return hash(type(self))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+class PickleCoder(Coder):
+    """Any picklable value, with pickle."""
+
+    def encode(self, value: Any) -> bytes:
+        return pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+
+    def decode(self, encoded: bytes) -> Any:
+        return pickle.loads(encoded)
+
+
+class FastPrimitivesCoder(PickleCoder):
+    """Beam's default coder for Python values (here: pickle, which handles every primitive)."""
+
+    def is_deterministic(self) -> bool:
+        return True
+
+
+class BytesCoder(Coder):
+    """`bytes` as themselves."""
+
+    def encode(self, value: bytes) -> bytes:
+        if not isinstance(value, (bytes, bytearray)):
+            raise TypeError(f"BytesCoder encodes bytes, got {type(value).__name__}")
+        return bytes(value)
+
+    def decode(self, encoded: bytes) -> bytes:
+        return bytes(encoded)
+
+    def is_deterministic(self) -> bool:
+        return True
+
+    def to_type_hint(self) -> Any:
+        return bytes
+
+
+class StrUtf8Coder(Coder):
+    """`str` as UTF-8."""
+
+    def encode(self, value: str) -> bytes:
+        if not isinstance(value, str):
+            raise TypeError(f"StrUtf8Coder encodes str, got {type(value).__name__}")
+        return value.encode("utf-8")
+
+    def decode(self, encoded: bytes) -> str:
+        return encoded.decode("utf-8")
+
+    def is_deterministic(self) -> bool:
+        return True
+
+    def to_type_hint(self) -> Any:
+        return str
+
+
+class VarIntCoder(Coder):
+    """`int` as a signed 64-bit variable-length integer (Beam's varint encoding)."""
+
+    def encode(self, value: int) -> bytes:
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise TypeError(f"VarIntCoder encodes int, got {type(value).__name__}")
+        n = value & 0xFFFFFFFFFFFFFFFF  # two's complement, as Beam encodes negatives
+        out = bytearray()
+        while True:
+            bits = n & 0x7F
+            n >>= 7
+            if n:
+                out.append(bits | 0x80)
+            else:
+                out.append(bits)
+                return bytes(out)
+
+    def decode(self, encoded: bytes) -> int:
+        result = shift = 0
+        for byte in encoded:
+            result |= (byte & 0x7F) << shift
+            shift += 7
+            if not byte & 0x80:
+                break
+        return result - (1 << 64) if result >= 1 << 63 else result
+
+    def is_deterministic(self) -> bool:
+        return True
+
+    def to_type_hint(self) -> Any:
+        return int
+
+
+class FloatCoder(Coder):
+    """`float` as a big-endian IEEE double."""
+
+    def encode(self, value: float) -> bytes:
+        return struct.pack(">d", value)
+
+    def decode(self, encoded: bytes) -> float:
+        return float(struct.unpack(">d", encoded)[0])
+
+    def is_deterministic(self) -> bool:
+        return True
+
+    def to_type_hint(self) -> Any:
+        return float
+
+
+class BooleanCoder(Coder):
+    """`bool` as one byte."""
+
+    def encode(self, value: bool) -> bytes:
+        return b"\x01" if value else b"\x00"
+
+    def decode(self, encoded: bytes) -> bool:
+        return encoded == b"\x01"
+
+    def is_deterministic(self) -> bool:
+        return True
+
+    def to_type_hint(self) -> Any:
+        return bool
+
+
+def _length_prefixed(parts: Iterable[bytes]) -> bytes:
+    return b"".join(VarIntCoder().encode(len(p)) + p for p in parts)
+
+
+def _split(encoded: bytes) -> list[bytes]:
+    parts, i, varint = [], 0, VarIntCoder()
+    while i < len(encoded):
+        j = i
+        while encoded[j] & 0x80:
+            j += 1
+        size = varint.decode(encoded[i:j + 1])
+        parts.append(encoded[j + 1:j + 1 + size])
+        i = j + 1 + size
+    return parts
+
+
+class TupleCoder(Coder):
+    """A tuple whose i-th component is encoded by the i-th coder."""
+
+    def __init__(self, components: Iterable[Coder]) -> None:
+        self._coders = tuple(components)
+
+    def coders(self) -> tuple[Coder, ...]:
+        """The component coders."""
+        return self._coders
+
+    def encode(self, value: Any) -> bytes:
+        if len(value) != len(self._coders):
+            raise ValueError(f"TupleCoder of {len(self._coders)} components got a tuple of {len(value)}")
+        return _length_prefixed(c.encode(v) for c, v in zip(self._coders, value))
+
+    def decode(self, encoded: bytes) -> tuple[Any, ...]:
+        return tuple(c.decode(p) for c, p in zip(self._coders, _split(encoded)))
+
+    def is_deterministic(self) -> bool:
+        return all(c.is_deterministic() for c in self._coders)
+
+    def __repr__(self) -> str:
+        return f"TupleCoder[{', '.join(map(repr, self._coders))}]"
+
+
+class IterableCoder(Coder):
+    """An iterable whose elements are all encoded by one coder (decoded as a list)."""
+
+    def __init__(self, elem_coder: Coder) -> None:
+        self._elem_coder = elem_coder
+
+    def encode(self, value: Iterable[Any]) -> bytes:
+        return _length_prefixed(self._elem_coder.encode(v) for v in value)
+
+    def decode(self, encoded: bytes) -> list[Any]:
+        return [self._elem_coder.decode(p) for p in _split(encoded)]
+
+    def is_deterministic(self) -> bool:
+        return self._elem_coder.is_deterministic()
+
+
+class ListCoder(IterableCoder):
+    """A list whose elements are all encoded by one coder."""
+
+
+class CoderRegistry:
+    """Which coder encodes values of a Python type (Beam's `coders.registry`)."""
+
+    def __init__(self) -> None:
+        self._coders: dict[Any, type[Coder]] = {int: VarIntCoder, str: StrUtf8Coder, bytes: BytesCoder,
+                                                 float: FloatCoder, bool: BooleanCoder}
+
+    def register_coder(self, typehint: Any, coder: type[Coder]) -> None:
+        """Use `coder` (a Coder class) for values of `typehint`."""
+        if not (isinstance(coder, type) and issubclass(coder, Coder)):
+            raise TypeError(f"register_coder needs a Coder subclass for {typehint!r}, got {coder!r}")
+        self._coders[typehint] = coder
+
+    def get_coder(self, typehint: Any) -> Coder:
+        """The coder registered for `typehint`, else the default (FastPrimitivesCoder)."""
+        return self._coders.get(typehint, FastPrimitivesCoder)()
+
+
+registry = CoderRegistry()
+
+__all__ = [
+    "BooleanCoder",
+    "BytesCoder",
+    "Coder",
+    "CoderRegistry",
+    "FastPrimitivesCoder",
+    "FloatCoder",
+    "IterableCoder",
+    "ListCoder",
+    "PickleCoder",
+    "StrUtf8Coder",
+    "TupleCoder",
+    "VarIntCoder",
+    "registry",
+]
