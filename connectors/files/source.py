@@ -1,4 +1,4 @@
-"""File sources for every format (text, JSON lines, CSV, Avro, Parquet); the sink is in `filesink`.
+"""File sources for every format (text, JSON lines, CSV, Avro, Parquet); the sink is in `files.sink`.
 
 Sources
 -------

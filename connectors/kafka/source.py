@@ -1,4 +1,4 @@
-"""Kafka source (aiokafka) and what the Kafka source and sink share: configuration, shards, offset metadata.
+"""The Kafka source (aiokafka): manually assigned partitions per shard, checkpointed offsets, event time.
 
 Reading
 -------
@@ -39,31 +39,28 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-import socket
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from millstream.connectors.kafka.config import (
+    KafkaConfigError,
+    cluster_key,
+    consumer_kwargs,
+    job_name_of,
+    shard_of,
+)
+from millstream.connectors.kafka.offsets import format_offset_metadata
+from millstream.connectors.kafka.serde import (
+    resolve_deserializer,
+)
 from millstream.engine.model.io import Source, SourceBatch, SourceReader
-from millstream.engine.model.options import PipelineOptions
 
 log = logging.getLogger("millstream.kafka")
 
-__all__ = [
-    "KafkaConfigError",
-    "KafkaOptions",
-    "KafkaRecord",
-    "KafkaSource",
-    "KafkaSourceReader",
-    "cluster_key",
-    "consumer_kwargs",
-    "format_offset_metadata",
-    "parse_offset_metadata",
-    "producer_kwargs",
-    "shard_of",
-]
+__all__ = ["KafkaRecord", "KafkaSource", "KafkaSourceReader"]
 
 #: Seconds between looks for new partitions and topics.
 DISCOVERY_INTERVAL_S = 30.0
@@ -75,248 +72,8 @@ CREATE_TIME, LOG_APPEND_TIME = 0, 1
 SHARD_KEY = "@shard"
 
 
-class KafkaConfigError(ValueError):
-    """A Kafka source or sink is configured wrongly; the message is one line for the user."""
 
 
-# ------------------------------------------------------------------------------------------------------------
-# options and shards
-
-
-class KafkaOptions(PipelineOptions):
-    """Scale-out: which shard of the job this process is (``--shard_id``) out of ``--num_shards``."""
-
-    @classmethod
-    def _add_argparse_args(cls, parser: Any) -> None:
-        parser.add_argument(
-            "--shard_id", type=int, default=0,
-            help="this process's shard of the job: it reads Kafka partitions p with p %% num_shards == shard_id",
-        )
-        parser.add_argument(
-            "--num_shards", type=int, default=1, help="how many processes share the job's Kafka partitions"
-        )
-
-
-def shard_of(options: Any) -> tuple[int, int]:
-    """``(shard_id, num_shards)`` from the pipeline options, checked."""
-    view = options.view_as(KafkaOptions) if options is not None else None
-    shard = int(getattr(view, "shard_id", 0) or 0) if view is not None else 0
-    num = int(getattr(view, "num_shards", 1) or 1) if view is not None else 1
-    if num < 1 or not 0 <= shard < num:
-        raise KafkaConfigError(f"--shard_id={shard} --num_shards={num}: need 0 <= shard_id < num_shards")
-    return shard, num
-
-
-def job_name_of(options: Any) -> str:
-    """The job's name as the runner computes it (--job_name, else the main script's stem)."""
-    from millstream.engine.model.options import job_name
-
-    return job_name(options)
-
-
-# ------------------------------------------------------------------------------------------------------------
-# configuration
-
-
-def cluster_key(bootstrap_servers: str | Sequence[str]) -> str:
-    """A canonical name of a cluster: its bootstrap addresses, sorted."""
-    items = bootstrap_servers.split(",") if isinstance(bootstrap_servers, str) else list(bootstrap_servers)
-    return ",".join(sorted(s.strip() for s in items if s.strip()))
-
-
-def _java_to_python(config: Mapping[str, Any] | None) -> dict[str, Any]:
-    """Beam/Java style keys (``group.id``) as aiokafka's keyword names (``group_id``); digit strings as ints."""
-    out: dict[str, Any] = {}
-    for key, value in (config or {}).items():
-        name = str(key).replace(".", "_").replace("-", "_")
-        if isinstance(value, str) and value.isdigit():
-            value = int(value)
-        elif isinstance(value, str) and value.lower() in ("true", "false"):
-            value = value.lower() == "true"
-        out[name] = value
-    return out
-
-
-def _accepted(cls: Any) -> set[str]:
-    import inspect
-
-    return {p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "loop", "topics")}
-
-
-def _check_keys(kind: str, given: dict[str, Any], cls: Any, reserved: Mapping[str, str]) -> None:
-    accepted = _accepted(cls)
-    for name in given:
-        if name in reserved:
-            raise KafkaConfigError(f"{kind}: '{name}' is set by millstream ({reserved[name]}); remove it")
-        if name not in accepted:
-            import difflib
-
-            close = difflib.get_close_matches(name, sorted(accepted), n=1)
-            hint = f" (did you mean {close[0].replace('_', '.')}?)" if close else ""
-            raise KafkaConfigError(f"{kind}: unknown setting '{name}'{hint}")
-
-
-_CONSUMER_RESERVED = {
-    "enable_auto_commit": "offsets are committed with checkpoints",
-    "key_deserializer": "use key_deserializer=",
-    "value_deserializer": "use value_deserializer=",
-}
-
-
-def consumer_kwargs(config: Mapping[str, Any] | None, bootstrap_servers: str | None) -> dict[str, Any]:
-    """aiokafka consumer keyword arguments from a Beam-style ``consumer_config`` (validated)."""
-    from aiokafka import AIOKafkaConsumer
-
-    kwargs = _java_to_python(config)
-    _check_keys("consumer_config", kwargs, AIOKafkaConsumer, _CONSUMER_RESERVED)
-    if bootstrap_servers:
-        kwargs["bootstrap_servers"] = bootstrap_servers
-    if not kwargs.get("bootstrap_servers"):
-        raise KafkaConfigError("Kafka needs bootstrap_servers (or 'bootstrap.servers' in the config)")
-    level = kwargs.setdefault("isolation_level", "read_committed")
-    if level not in ("read_committed", "read_uncommitted"):
-        raise KafkaConfigError(f"isolation.level must be read_committed or read_uncommitted, got {level!r}")
-    reset = kwargs.setdefault("auto_offset_reset", "latest")
-    if reset not in ("earliest", "latest", "none"):
-        raise KafkaConfigError(f"auto.offset.reset must be earliest, latest or none, got {reset!r}")
-    return kwargs
-
-
-_PRODUCER_RESERVED = {
-    "enable_idempotence": "exactly_once= chooses",
-    "key_serializer": "use key_serializer=",
-    "value_serializer": "use value_serializer=",
-}
-
-
-def producer_kwargs(config: Mapping[str, Any] | None, bootstrap_servers: str | None) -> dict[str, Any]:
-    """aiokafka producer keyword arguments from a Beam-style ``producer_config`` (validated)."""
-    from aiokafka import AIOKafkaProducer
-
-    kwargs = _java_to_python(config)
-    # Java's names for the batch settings.
-    if "batch_size" in kwargs:
-        kwargs["max_batch_size"] = kwargs.pop("batch_size")
-    _check_keys("producer_config", kwargs, AIOKafkaProducer, _PRODUCER_RESERVED)
-    if bootstrap_servers:
-        kwargs["bootstrap_servers"] = bootstrap_servers
-    if not kwargs.get("bootstrap_servers"):
-        raise KafkaConfigError("Kafka needs bootstrap_servers (or 'bootstrap.servers' in the config)")
-    return kwargs
-
-
-# ------------------------------------------------------------------------------------------------------------
-# (de)serializers: Python callables, or Beam's Java class names for the common ones
-
-_JAVA = "org.apache.kafka.common.serialization."
-
-
-def _identity(b: Any) -> Any:
-    return b
-
-
-def _utf8_decode(b: bytes | None) -> str | None:
-    return None if b is None else b.decode("utf-8")
-
-
-def _utf8_encode(v: Any) -> bytes | None:
-    if v is None or isinstance(v, bytes):
-        return v
-    if isinstance(v, str):
-        return v.encode("utf-8")
-    raise TypeError(f"expected str or bytes, got {type(v).__name__}")
-
-
-def to_bytes(v: Any) -> bytes | None:
-    """The default serializer: bytes as they are, str as UTF-8, None as None (a null key or tombstone)."""
-    if v is None or isinstance(v, bytes):
-        return v
-    if isinstance(v, str):
-        return v.encode("utf-8")
-    if isinstance(v, (bytearray, memoryview)):
-        return bytes(v)
-    raise TypeError(
-        f"a Kafka key or value must be bytes or str, got {type(v).__name__}; pass key_serializer=/value_serializer="
-    )
-
-
-def resolve_deserializer(spec: Any, what: str) -> Callable[[Any], Any] | None:
-    """A deserializer (bytes or None -> value), or None for raw bytes."""
-    if spec is None or spec in (_JAVA + "ByteArrayDeserializer", _JAVA + "BytesDeserializer"):
-        return None
-    if spec == _JAVA + "StringDeserializer":
-        return _utf8_decode
-    if isinstance(spec, str):
-        raise KafkaConfigError(f"{what}={spec!r}: give a Python function (bytes -> value) or a Java "
-                               "ByteArray/String deserializer name")
-    if not callable(spec):
-        raise KafkaConfigError(f"{what} must be callable, got {type(spec).__name__}")
-    fn = spec
-
-    def guarded(b: Any) -> Any:
-        return None if b is None else fn(b)
-
-    return guarded
-
-
-def resolve_serializer(spec: Any, what: str) -> Callable[[Any], bytes | None]:
-    """A serializer (value -> bytes or None)."""
-    if spec is None or spec in (_JAVA + "ByteArraySerializer", _JAVA + "BytesSerializer"):
-        return to_bytes
-    if spec == _JAVA + "StringSerializer":
-        return _utf8_encode
-    if isinstance(spec, str):
-        raise KafkaConfigError(f"{what}={spec!r}: give a Python function (value -> bytes) or a Java "
-                               "ByteArray/String serializer name")
-    if not callable(spec):
-        raise KafkaConfigError(f"{what} must be callable, got {type(spec).__name__}")
-    fn = spec
-
-    def guarded(v: Any) -> bytes | None:
-        return None if v is None else to_bytes(fn(v))
-
-    return guarded
-
-
-# ------------------------------------------------------------------------------------------------------------
-# offset metadata: which checkpoint (and which transaction) committed an offset
-
-_META = re.compile(r"^millstream/1 (.*)$")
-
-
-def format_offset_metadata(checkpoint_id: int, txn: str | None = None, seq: int | None = None) -> str:
-    """The metadata stored with offsets committed for a checkpoint."""
-    parts = ["millstream/1"]
-    if txn is not None:
-        parts.append(f"txn={txn}")
-    if seq is not None:
-        parts.append(f"seq={seq}")
-    parts.append(f"ckpt={checkpoint_id}")
-    parts.append(f"host={socket.gethostname()}:{_pid()}")
-    return " ".join(parts)
-
-
-def _pid() -> int:
-    import os
-
-    return os.getpid()
-
-
-def parse_offset_metadata(metadata: str | None) -> dict[str, str] | None:
-    """The fields of millstream's offset metadata, or None for anything else."""
-    m = _META.match(metadata or "")
-    if m is None:
-        return None
-    out = {}
-    for token in m.group(1).split():
-        key, sep, value = token.partition("=")
-        if sep:
-            out[key] = value
-    return out
-
-
-# ------------------------------------------------------------------------------------------------------------
-# records
 
 
 @dataclass(slots=True)
@@ -333,10 +90,6 @@ class KafkaRecord:
     key: Any
     value: Any
     headers: list[tuple[str, bytes]] = field(default_factory=list)
-
-
-# ------------------------------------------------------------------------------------------------------------
-# the job-wide registry: the sink finds the readers whose offsets go into its transaction
 
 
 class JobKafka:
@@ -381,10 +134,6 @@ def close_when_task_ends(closer: Callable[[], Any]) -> None:
 
     if task is not None:
         task.add_done_callback(done)
-
-
-# ------------------------------------------------------------------------------------------------------------
-# the source
 
 
 TIMESTAMP_POLICIES = {

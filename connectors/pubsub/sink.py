@@ -1,6 +1,6 @@
 """The Pub/Sub sink: each checkpoint's messages are published after the checkpoint is durable.
 
-Two-phase, like the file sink (`connectors.filesink`):
+Two-phase, like the file sink (`connectors.files.sink`):
 
 * ``write`` buffers the epoch's messages in memory;
 * ``prepare(checkpoint_id)`` spills them to ``<state_dir>.pubsub/<sink>/<checkpoint id>-<run>.msgpack``
@@ -40,7 +40,7 @@ import anyio
 import msgpack
 
 from millstream.connectors.files.filesystem import fsync_dir
-from millstream.connectors.pubsub.source import PubsubMessage, parse_topic
+from millstream.connectors.pubsub.message import PubsubMessage, parse_topic
 from millstream.engine.model.io import Sink, SinkWriter
 from millstream.engine.model.timestamp import MAX_MICROS, MIN_MICROS
 

@@ -1,6 +1,6 @@
-"""Google Cloud Pub/Sub: the message type, resource names, event-time attributes, and the source.
+"""The Google Cloud Pub/Sub source: pulls messages, acknowledges them after the covering checkpoint, de-duplicates.
 
-The source (`PubSubSource`, read by `PubSubReader`) and the sink (`connectors.pubsub_sink`) plug into the
+The source (`PubSubSource`, read by `PubSubReader`) and the sink (`connectors.pubsub.sink`) plug into the
 Source/Sink protocols of `millstream.engine.model.io`; `millstream.io.pubsub` gives them Beam's names.
 
 Reading
@@ -51,23 +51,28 @@ from __future__ import annotations
 import asyncio
 import atexit
 import datetime
-import hashlib
 import heapq
 import itertools
 import logging
 import os
-import re
-import sys
 import threading
 import time
 import weakref
-from array import array
 from collections import deque
-from collections.abc import Iterable
 from typing import Any
 
 import anyio
 
+from millstream.connectors.pubsub.dedup import DedupWindow
+from millstream.connectors.pubsub.message import (
+    EPOCH,
+    PubsubMessage,
+    default_subscription_name,
+    hash_id,
+    parse_event_time,
+    parse_subscription,
+    parse_topic,
+)
 from millstream.engine.model.io import Source, SourceBatch, SourceReader
 
 log = logging.getLogger("millstream.pubsub")
@@ -82,201 +87,9 @@ PULL_THREADS = 2
 PULL_TIMEOUT_S = 10.0
 #: Ack ids per Acknowledge / ModifyAckDeadline request (the client library's batch size).
 ACK_CHUNK = 2500
-#: Granularity of the de-duplication horizon (seconds of the reader's running time per bucket of ids).
-DEDUP_BUCKET_S = 10.0
-
-_PROJECT_RE = re.compile(r"[a-z][-a-z0-9:.]{4,61}[a-z0-9]")
-_TOPIC_RE = re.compile(r"projects/([^/]+)/topics/(.+)")
-_SUBSCRIPTION_RE = re.compile(r"projects/([^/]+)/subscriptions/(.+)")
-_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
-
-__all__ = [
-    "PubSubReader",
-    "PubSubSource",
-    "PubsubMessage",
-    "default_subscription_name",
-    "hash_id",
-    "parse_event_time",
-    "parse_subscription",
-    "parse_topic",
-]
 
 
-class PubsubMessage:
-    """A Pub/Sub message as Beam represents it (``apache_beam.io.gcp.pubsub.PubsubMessage``).
-
-    ``data`` (bytes), ``attributes`` (dict of str), and for received messages ``message_id`` and
-    ``publish_time`` (an aware UTC datetime); ``ordering_key`` is "" when unset. Equality and hashing use
-    data and attributes only, as in Beam.
-    """
-
-    __slots__ = ("data", "attributes", "message_id", "publish_time", "ordering_key")
-
-    def __init__(self, data: bytes | None, attributes: dict[str, str] | None, message_id: str | None = None,
-                 publish_time: datetime.datetime | None = None, ordering_key: str = "") -> None:
-        if data is None and not attributes:
-            raise ValueError(f"Either data ({data!r}) or attributes ({attributes!r}) must be set.")
-        self.data = data
-        self.attributes = attributes
-        self.message_id = message_id
-        self.publish_time = publish_time
-        self.ordering_key = ordering_key
-
-    def __hash__(self) -> int:
-        return hash((self.data, frozenset((self.attributes or {}).items())))
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, PubsubMessage) and self.data == other.data and self.attributes == other.attributes
-
-    def __repr__(self) -> str:
-        return f"PubsubMessage({self.data!r}, {self.attributes!r})"
-
-    def __reduce__(self) -> Any:
-        return (PubsubMessage, (self.data, self.attributes, self.message_id, self.publish_time, self.ordering_key))
-
-
-# ------------------------------------------------------------------------------------------------------------
-# names and attributes
-
-
-def _check_project(project: str) -> None:
-    if not _PROJECT_RE.fullmatch(project):
-        raise ValueError(f"Invalid PubSub project name: {project!r}.")
-
-
-def parse_topic(full_topic: str) -> tuple[str, str]:
-    """(project, topic name) of ``projects/<project>/topics/<topic>``; ValueError otherwise (Beam's rule)."""
-    m = _TOPIC_RE.fullmatch(full_topic or "")
-    if not m:
-        raise ValueError(f'PubSub topic must be in the form "projects/<project>/topics/<topic>" (got {full_topic!r}).')
-    _check_project(m.group(1))
-    return m.group(1), m.group(2)
-
-
-def parse_subscription(full_subscription: str) -> tuple[str, str]:
-    """(project, name) of ``projects/<project>/subscriptions/<name>``; ValueError otherwise (Beam's rule)."""
-    m = _SUBSCRIPTION_RE.fullmatch(full_subscription or "")
-    if not m:
-        raise ValueError('PubSub subscription must be in the form "projects/<project>/subscriptions/<subscription>" '
-                         f"(got {full_subscription!r}).")
-    _check_project(m.group(1))
-    return m.group(1), m.group(2)
-
-
-def parse_event_time(text: str) -> int:
-    """An event-time attribute as microseconds since the epoch: an integer is milliseconds since the epoch,
-    anything else must be RFC 3339 with a UTC offset (``2015-10-29T23:41:41.123Z``). Raises ValueError."""
-    s = text.strip()
-    if s.lstrip("-").isdigit():
-        return int(s) * 1000
-    try:
-        dt = datetime.datetime.fromisoformat(s)
-    except ValueError:
-        raise ValueError(f"not milliseconds since the epoch nor an RFC 3339 timestamp: {text!r}") from None
-    if dt.tzinfo is None:
-        raise ValueError(f"RFC 3339 timestamp without a UTC offset: {text!r}")
-    return (dt - _EPOCH) // datetime.timedelta(microseconds=1)
-
-
-def hash_id(key: str) -> int:
-    """The 64-bit (signed) hash a message id or id attribute is de-duplicated by; stable across processes."""
-    return int.from_bytes(hashlib.blake2b(key.encode("utf-8"), digest_size=8).digest(), "little", signed=True)
-
-
-def default_subscription_name(topic: str, job_name: str, state_dir: str) -> str:
-    """The subscription a topic read creates: named after the job and stable across its restarts.
-
-    It is derived from the job's name and state directory, so a restarted job finds it again (with the messages
-    published while the job was down) and two jobs never share one.
-    """
-    project, _ = parse_topic(topic)
-    slug = re.sub(r"[^A-Za-z0-9_.~+-]", "-", job_name)[:40].strip("-") or "job"
-    digest = hashlib.sha1(f"{topic}|{os.path.abspath(state_dir)}".encode()).hexdigest()[:16]
-    return f"projects/{project}/subscriptions/millstream-{slug}-{digest}"
-
-
-# ------------------------------------------------------------------------------------------------------------
-# de-duplication
-
-
-class DedupWindow:
-    """Message ids (64-bit hashes) seen in the last `horizon_s` seconds of running time, at most `max_ids`.
-
-    Ids are kept in buckets of `bucket_s` seconds so expiry is one bucket at a time; `snapshot` packs each
-    bucket's ids into bytes (little-endian int64) for the checkpoint.
-    """
-
-    def __init__(self, horizon_s: float, max_ids: int, bucket_s: float = DEDUP_BUCKET_S) -> None:
-        self.horizon_s = horizon_s
-        self.max_ids = max_ids
-        self.bucket_s = bucket_s
-        self.seen: set[int] = set()
-        self.buckets: deque[tuple[float, list[int]]] = deque()
-
-    def __len__(self) -> int:
-        return len(self.seen)
-
-    def add(self, h: int, now_s: float) -> bool:
-        """Record an id; False if it was already seen within the horizon (a duplicate)."""
-        if h in self.seen:
-            return False
-        self.seen.add(h)
-        buckets = self.buckets
-        if not buckets or now_s - buckets[-1][0] >= self.bucket_s:
-            buckets.append((now_s, [h]))
-        else:
-            buckets[-1][1].append(h)
-        if len(self.seen) > self.max_ids:
-            self._drop_oldest(len(self.seen) - self.max_ids)
-        return True
-
-    def _drop_oldest(self, n: int) -> None:
-        buckets, seen = self.buckets, self.seen
-        while n > 0 and buckets:
-            ids = buckets[0][1]
-            if len(ids) <= n:
-                buckets.popleft()
-                seen.difference_update(ids)
-                n -= len(ids)
-            else:
-                seen.difference_update(ids[:n])
-                del ids[:n]
-                n = 0
-
-    def expire(self, now_s: float) -> None:
-        """Forget buckets that lie entirely before the horizon."""
-        buckets = self.buckets
-        limit = now_s - self.horizon_s - self.bucket_s
-        while buckets and buckets[0][0] < limit:
-            _, ids = buckets.popleft()
-            self.seen.difference_update(ids)
-
-    def snapshot(self) -> list[list[Any]]:
-        """``[[bucket start (s), packed ids], ...]`` (msgpack-able)."""
-        out = []
-        for start, ids in self.buckets:
-            packed = array("q", ids)
-            if sys.byteorder == "big":
-                packed.byteswap()
-            out.append([start, packed.tobytes()])
-        return out
-
-    def restore(self, buckets: Iterable[Any]) -> None:
-        """Replace the contents with a `snapshot`."""
-        self.seen.clear()
-        self.buckets.clear()
-        for start, raw in buckets:
-            ids = array("q")
-            ids.frombytes(raw)
-            if sys.byteorder == "big":
-                ids.byteswap()
-            lst = ids.tolist()
-            self.buckets.append((float(start), lst))
-            self.seen.update(lst)
-
-
-# ------------------------------------------------------------------------------------------------------------
-# the source
+__all__ = ["PubSubReader", "PubSubSource"]
 
 
 class PubSubSource(Source):
@@ -529,7 +342,7 @@ class PubSubReader(SourceReader):
                 pt = m.publish_time
                 values.append(PubsubMessage(
                     data, dict(attrs), m.message_id,
-                    _EPOCH + datetime.timedelta(seconds=pt.seconds, microseconds=pt.nanos // 1000),
+                    EPOCH + datetime.timedelta(seconds=pt.seconds, microseconds=pt.nanos // 1000),
                     m.ordering_key))
             else:
                 values.append(data)

@@ -53,7 +53,7 @@ async def produce_tracked(bootstrap: str, topic: str, events: list[dict[str, Any
 
 def txn_seq(offsets: dict[Any, Any]) -> int:
     """The newest transaction sequence number in a group's offset metadata (0 if none)."""
-    from millstream.connectors.kafka.source import parse_offset_metadata
+    from millstream.connectors.kafka.offsets import parse_offset_metadata
 
     seqs = [int(m["seq"]) for om in offsets.values() if (m := parse_offset_metadata(om.metadata)) and "seq" in m]
     return max(seqs, default=0)
@@ -107,7 +107,7 @@ async def test_kafka_to_windows_to_kafka_with_dead_letters(
     """In-process: the read-back output equals the independent computation; bad values go to the dead-letter
     topic (in the same transaction) while the job keeps running and processes what follows them."""
     import millstream as beam
-    from millstream.connectors.kafka.source import parse_offset_metadata
+    from millstream.connectors.kafka.offsets import parse_offset_metadata
     from millstream.options.pipeline_options import PipelineOptions
 
     bootstrap = kafka_broker.bootstrap

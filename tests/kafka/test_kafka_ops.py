@@ -138,7 +138,8 @@ async def test_zombie_producer_writes_nothing_visible(
 ) -> None:
     """An instance of a shard pauses with a transaction open; a new instance takes over (fencing it) and
     commits; the old one wakes up, fails to commit, and none of its records becomes visible."""
-    from millstream.connectors.kafka.sink import KafkaFencedError, KafkaSink
+    from millstream.connectors.kafka.sink import KafkaSink
+    from millstream.connectors.kafka.transaction import KafkaFencedError
     from millstream.options.pipeline_options import PipelineOptions
 
     bootstrap = kafka_broker.bootstrap

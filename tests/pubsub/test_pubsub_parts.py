@@ -10,17 +10,17 @@ import struct
 
 import pytest
 
-from millstream.connectors.pubsub.sink import publish_record
-from millstream.connectors.pubsub.source import (
-    DedupWindow,
+from millstream.connectors.pubsub.dedup import DedupWindow
+from millstream.connectors.pubsub.message import (
     PubsubMessage,
-    PubSubSource,
     default_subscription_name,
     hash_id,
     parse_event_time,
     parse_subscription,
     parse_topic,
 )
+from millstream.connectors.pubsub.sink import publish_record
+from millstream.connectors.pubsub.source import PubSubSource
 from millstream.engine.model.timestamp import MIN_MICROS
 from millstream.io.pubsub import ReadFromPubSub, WriteToPubSub
 

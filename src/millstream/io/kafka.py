@@ -23,14 +23,10 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from millstream.connectors.kafka.sink import (
-    DEFAULT_MAX_REPLAY_BYTES,
-    KafkaFencedError,
-    KafkaSink,
-    KafkaTransactionError,
-    dead_letter_record,
-)
-from millstream.connectors.kafka.source import KafkaConfigError, KafkaOptions, KafkaRecord, KafkaSource
+from millstream.connectors.kafka.config import KafkaConfigError, KafkaOptions
+from millstream.connectors.kafka.sink import DEFAULT_MAX_REPLAY_BYTES, KafkaSink, dead_letter_record
+from millstream.connectors.kafka.source import KafkaRecord, KafkaSource
+from millstream.connectors.kafka.transaction import KafkaFencedError, KafkaTransactionError
 from millstream.engine.model.io import Read, Write
 from millstream.engine.model.ptransform import PTransform
 

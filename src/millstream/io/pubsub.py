@@ -47,8 +47,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from millstream.connectors.pubsub.message import PubsubMessage, parse_subscription, parse_topic
 from millstream.connectors.pubsub.sink import DEFAULT_ID_ATTRIBUTE, PubSubSink, publish_record
-from millstream.connectors.pubsub.source import PubsubMessage, PubSubSource, parse_subscription, parse_topic
+from millstream.connectors.pubsub.source import PubSubSource
 from millstream.engine.model.core import Map
 from millstream.engine.model.dofn import DoFn
 from millstream.engine.model.io import Read, Write
