@@ -1,4 +1,4 @@
-"""`millstream checkpoints list|inspect` and `millstream state inspect`: look into a job's state directory."""
+"""`millstream checkpoints list|inspect` and `millstream state inspect|rotate-key|new-key`: a job's state directory."""
 
 from __future__ import annotations
 
@@ -10,17 +10,51 @@ import re
 from typing import Any
 
 
-def _open_store(state_dir: str) -> Any:
+class EncryptedState(Exception):
+    """The state directory is encrypted and no key was given: what can be said without the key."""
+
+    def __init__(self, state_dir: str, header: dict[str, Any]) -> None:
+        super().__init__(f"{state_dir}: encrypted with key {header['kek']!r} ({header.get('alg')}); pass "
+                         "--state_encryption_key SOURCE to read it")
+        self.header = header
+
+
+def _open_store(state_dir: str, key: str | None = None) -> Any:
     from millstream.state import CheckpointStore, RocksDBBackend
+    from millstream.state.encryption import EncryptedBackend, encryption_header, key_source, unwrap_cipher
     from millstream.state.errors import StateError
 
     if not os.path.isdir(state_dir):
         raise SystemExit(f"millstream: no state directory at {state_dir}")
+    provider = key_source(key) if key else None
     try:
-        backend = RocksDBBackend(state_dir, create=False, read_only=True)
+        backend: Any = RocksDBBackend(state_dir, create=False, read_only=True)
     except StateError as e:
         raise SystemExit(f"millstream: {state_dir} is not a job's state directory ({e})") from None
+    try:
+        header = encryption_header(backend)
+        if header is not None:
+            if provider is None:
+                raise EncryptedState(state_dir, header)
+            backend = EncryptedBackend(backend, unwrap_cipher(state_dir, header, provider))
+    except StateError as e:
+        backend.close()
+        raise SystemExit(f"millstream: {e}") from None
+    except BaseException:
+        backend.close()
+        raise
     return backend, CheckpointStore(backend)
+
+
+def _open_or_say_encrypted(args: argparse.Namespace) -> Any:
+    try:
+        return _open_store(args.state_dir, getattr(args, "state_encryption_key", None))
+    except EncryptedState as e:
+        if getattr(args, "json", False):
+            print(json.dumps({"encrypted": True, "key": e.header["kek"], "algorithm": e.header.get("alg")}))
+        else:
+            print(str(e))
+        return None
 
 
 _ENUM_REPR = re.compile(r"<(\w+)\.(\w+): [^<>]*>")
@@ -44,7 +78,10 @@ def _when(micros: int) -> str:
 
 def checkpoints_list(args: argparse.Namespace) -> int:
     """Print the retained checkpoints of a state directory."""
-    backend, store = _open_store(args.state_dir)
+    opened = _open_or_say_encrypted(args)
+    if opened is None:
+        return 0
+    backend, store = opened
     try:
         manifests = store.list()
         bad = store.verify()
@@ -68,7 +105,10 @@ def checkpoints_list(args: argparse.Namespace) -> int:
 
 def checkpoints_inspect(args: argparse.Namespace) -> int:
     """Print one checkpoint's manifest: steps, source positions, sink records."""
-    backend, store = _open_store(args.state_dir)
+    opened = _open_or_say_encrypted(args)
+    if opened is None:
+        return 0
+    backend, store = opened
     try:
         m = store.get(args.id) if args.id is not None else store.latest()
     finally:
@@ -95,7 +135,10 @@ def state_inspect(args: argparse.Namespace) -> int:
     from millstream.engine.runtime.checkpoint.coordinator import snapshot_key
     from millstream.state import MsgpackCodec
 
-    backend, store = _open_store(args.state_dir)
+    opened = _open_or_say_encrypted(args)
+    if opened is None:
+        return 0
+    backend, store = opened
     codec = MsgpackCodec(allow_pickle=True)
     try:
         m = store.latest(allow_fallback=True)
@@ -212,5 +255,52 @@ def add_commands(sub: Any) -> None:
     si.add_argument("--state_dir", required=True)
     si.add_argument("--json", action="store_true")
     si.set_defaults(handler=state_inspect)
+    for parser in (lst, ins, si):
+        parser.add_argument("--state_encryption_key", default=None, metavar="SOURCE",
+                            help="the key of an encrypted state directory (docs/security.md)")
+    rk = st_sub.add_parser("rotate-key", help="re-encrypt a stopped job's state under a new key (crash-safe)")
+    rk.add_argument("--state_dir", required=True)
+    rk.add_argument("--state_encryption_key", default=None, metavar="SOURCE",
+                    help="the current key (omit to encrypt a plaintext state directory)")
+    rk.add_argument("--new_key", required=True, metavar="SOURCE", help="the new key (its newest version wraps)")
+    rk.set_defaults(handler=state_rotate_key)
+    nk = st_sub.add_parser("new-key", help="write a random 256-bit key to a new file (mode 0600)")
+    nk.add_argument("--out", required=True)
+    nk.set_defaults(handler=state_new_key)
+
+
+def state_rotate_key(args: argparse.Namespace) -> int:
+    """`millstream state rotate-key`: a fresh data key wrapped by the new key; the job must be stopped."""
+    from millstream.state.encryption import KeySourceError, key_source
+    from millstream.state.errors import StateError
+    from millstream.state.rekey import rotate_key
+
+    if not os.path.isdir(args.state_dir):
+        raise SystemExit(f"millstream: no state directory at {args.state_dir}")
+    try:
+        old = key_source(args.state_encryption_key) if args.state_encryption_key else None
+        new = key_source(args.new_key)
+        result = rotate_key(args.state_dir, old, new)
+    except (KeySourceError, StateError) as e:
+        raise SystemExit(f"millstream: {e}") from None
+    print(f"{args.state_dir}: re-encrypted {result['records']} records and {result['files']} spilled files "
+          f"under key {result['kek']!r}")
+    return 0
+
+
+def state_new_key(args: argparse.Namespace) -> int:
+    """`millstream state new-key --out FILE`: 32 random bytes as hex, in a file only its owner can read."""
+    import secrets
+
+    try:
+        fd = os.open(args.out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError as e:
+        raise SystemExit(f"millstream: cannot create key file {args.out}: {e.strerror}") from None
+    with os.fdopen(fd, "w") as f:
+        f.write(secrets.token_hex(32) + "\n")
+    from millstream.state.encryption import key_source
+
+    print(f"wrote a new key to {args.out} (id {key_source('file:' + args.out).primary_key_id()})")
+    return 0
 
 

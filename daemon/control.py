@@ -15,6 +15,10 @@ Roles are Dataflow's: a developer can do what a viewer can, an admin everything.
 malformed ``Authorization`` header or an unknown token, the answer is 401; a valid token whose role is too
 low gets 403. A refused request changes nothing. Tokens are compared in constant time.
 
+Over TLS (`control_security`), a client certificate whose subject CN a tokens-file line ``role cert:<CN>``
+names authenticates without a token; every POST is written to the audit log, and an address whose
+authentication keeps failing gets slower answers (``Retry-After`` says how much).
+
 Tokens come from a file (``--tokens_file``, lines ``role token``, ``#`` comments) that must not be
 accessible by group or others; in addition the daemon always creates one random admin token for the local
 ``millstream jobs`` command, written with mode 0600 next to the job's entry in the jobs directory, so only
@@ -24,12 +28,12 @@ for reads: anyone who can open a loopback port is not necessarily the job's owne
 
 from __future__ import annotations
 
-import hmac
 import ipaddress
 import logging
 import os
 import re
 import secrets
+import ssl
 import stat
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -38,6 +42,9 @@ from typing import Any
 import anyio
 from anyio.abc import SocketAttribute, SocketStream
 from anyio.streams.buffered import BufferedByteReceiveStream
+from anyio.streams.tls import TLSAttribute, TLSListener
+
+from millstream.daemon.control_security import AuditLog, FailureLimiter, subject_cn, token_id
 
 log = logging.getLogger("millstream.daemon.control")
 
@@ -45,6 +52,8 @@ ROLES = {"viewer": 1, "developer": 2, "admin": 3}
 #: RFC 6750's b64token.
 _TOKEN = re.compile(r"^[A-Za-z0-9\-._~+/]+=*$")
 MIN_TOKEN_LENGTH = 16
+#: A salted token hash (`control_security.hash_token`).
+_HASHED = re.compile(r"^sha256\$[0-9a-f]{16}\$[0-9a-f]{64}$")
 MAX_HEADER_BYTES = 16 * 1024
 MAX_BODY_BYTES = 64 * 1024
 #: A client has this long to send its request (a stuck client must not hold a connection forever).
@@ -61,10 +70,12 @@ class ControlConfigError(ValueError):
 
 # -- tokens --------------------------------------------------------------------------------------------------
 class Auth:
-    """Bearer tokens and their roles."""
+    """Bearer tokens (or their salted hashes) and client-certificate subjects, and their roles."""
 
     def __init__(self, tokens: dict[str, str] | None = None) -> None:
         self.tokens: dict[str, str] = dict(tokens or {})
+        #: Client-certificate subject CN -> role (mutual TLS).
+        self.subjects: dict[str, str] = {}
 
     def add(self, token: str, role: str) -> None:
         """Accept `token` with `role`."""
@@ -80,9 +91,11 @@ class Auth:
 
     def role_of(self, token: str) -> str | None:
         """The role of `token`, or None; compares every token in constant time."""
+        from millstream.daemon.control_security import token_matches
+
         found = None
         for known, role in self.tokens.items():
-            if hmac.compare_digest(known.encode(), token.encode()):
+            if token_matches(known, token):
                 found = role
         return found
 
@@ -114,6 +127,12 @@ def load_tokens(path: str, auth: Auth | None = None) -> Auth:
         role, token = parts
         if role not in ROLES:
             raise ControlConfigError(f"{path}:{number}: unknown role {role!r} (roles: {', '.join(ROLES)})")
+        if token.startswith("cert:") and len(token) > 5:
+            auth.subjects[token[5:]] = role
+            continue
+        if _HASHED.match(token):
+            auth.add(token, role)
+            continue
         if not _TOKEN.match(token) or len(token) < MIN_TOKEN_LENGTH:
             raise ControlConfigError(
                 f"{path}:{number}: a token must be at least {MIN_TOKEN_LENGTH} characters of A-Z a-z 0-9 -._~+/ "
@@ -133,18 +152,19 @@ def write_secret(path: str, text: str) -> None:
         f.write(text + "\n")
 
 
-def check_bind(host: str, allow_remote: bool) -> None:
-    """Binding to anything but loopback needs `allow_remote` (the endpoint speaks plain HTTP)."""
+def check_bind(host: str, allow_remote: bool, tls: bool = False) -> None:
+    """Binding to anything but loopback needs TLS, or `allow_remote` (``--insecure_remote_control``)."""
     if host in ("localhost",):
         return
     try:
         loopback = ipaddress.ip_address(host).is_loopback
     except ValueError as e:
         raise ControlConfigError(f"--control_bind {host!r} is not an IP address") from e
-    if not loopback and not allow_remote:
+    if not loopback and not allow_remote and not tls:
         raise ControlConfigError(
-            f"--control_bind {host} would expose the control endpoint beyond this machine; "
-            "add --allow_remote_control to do so deliberately"
+            f"--control_bind {host} would expose the control endpoint beyond this machine in plain HTTP; "
+            "serve TLS (--control_tls_cert/--control_tls_key) or add --insecure_remote_control "
+            "(formerly --allow_remote_control) to do so deliberately"
         )
 
 
@@ -158,6 +178,9 @@ class Request:
     query: str
     headers: dict[str, str]
     body: bytes
+    #: The client's address ("" in process), and its verified certificate's subject CN under mutual TLS.
+    remote: str = ""
+    subject: str | None = None
 
 
 @dataclass
@@ -205,9 +228,15 @@ def _challenge(error: str | None, description: str) -> tuple[tuple[str, str], ..
 class ControlServer:
     """Serves `routes` ({(method, path): Route}) to authenticated clients."""
 
-    def __init__(self, routes: dict[tuple[str, str], Route], auth: Auth, host: str, port: int) -> None:
+    def __init__(self, routes: dict[tuple[str, str], Route], auth: Auth, host: str, port: int,
+                 tls: ssl.SSLContext | None = None, audit: AuditLog | None = None,
+                 limiter: FailureLimiter | None = None) -> None:
         self.routes = routes
         self.auth = auth
+        #: Server TLS (and mutual TLS when it verifies clients); None serves plain HTTP.
+        self.tls = tls
+        self.audit = audit or AuditLog()
+        self.limiter = limiter or FailureLimiter()
         self.host = host
         self.requested_port = port
         self.listener: Any = None
@@ -222,6 +251,9 @@ class ControlServer:
                 f"cannot listen on {self.host}:{self.requested_port} for the control endpoint: {e.strerror or e}"
             ) from e
         self.port = int(self.listener.extra(SocketAttribute.local_port))
+        if self.tls is not None:
+            self.listener = TLSListener(self.listener, self.tls, standard_compatible=False,
+                                        handshake_timeout=REQUEST_TIMEOUT_S)
         return self.port
 
     async def serve(self) -> None:
@@ -235,6 +267,11 @@ class ControlServer:
             try:
                 with anyio.fail_after(REQUEST_TIMEOUT_S):
                     request = await self._read_request(stream)
+                remote = stream.extra(SocketAttribute.remote_address, "")
+                request.remote = str(remote[0] if isinstance(remote, tuple) else remote)
+                request.subject = subject_cn(stream.extra(TLSAttribute.peer_certificate, None))
+                # a client whose authentication keeps failing waits (only this connection waits)
+                await anyio.sleep(self.limiter.delay(request.remote))
             except TimeoutError:
                 return
             except _BadRequest as e:
@@ -277,18 +314,45 @@ class ControlServer:
         return Request(method.upper(), path, query, headers, body)
 
     async def dispatch(self, request: Request) -> Response:
-        """Authenticate, authorise and run one request (also the seam for in-process use)."""
+        """Authenticate, authorise and run one request (also the seam for in-process use); audit mutations."""
+        who, response = await self._dispatch(request)
+        if response.status == 401:
+            self.limiter.failed(request.remote)
+            delay = self.limiter.delay(request.remote)
+            response.headers = (*response.headers, ("Retry-After", f"{delay:g}"))
+        elif who != "anonymous":
+            self.limiter.succeeded(request.remote)
+        if request.method == "POST":
+            self.audit.record(who=who, remote=request.remote, route=f"{request.method} {request.path}",
+                              status=response.status)
+        return response
+
+    async def _dispatch(self, request: Request) -> tuple[str, Response]:
         header = request.headers.get("authorization")
-        if header is None:
-            return json_response(401, {"error": "a bearer token is required"}, _challenge(None, ""))
-        scheme, _, token = header.strip().partition(" ")
-        token = token.strip()
-        if scheme.lower() != "bearer" or not token or " " in token or not _TOKEN.match(token):
-            return json_response(401, {"error": "malformed Authorization header; expected 'Bearer <token>'"},
-                                 _challenge("invalid_request", "malformed Authorization header"))
-        role = self.auth.role_of(token)
-        if role is None:
-            return json_response(401, {"error": "unknown token"}, _challenge("invalid_token", "unknown token"))
+        role: str | None = None
+        who = "anonymous"
+        if header is None and request.subject is not None:
+            role = self.auth.subjects.get(request.subject)
+            who = f"{role}/cert:{request.subject}"
+            if role is None:
+                return who, json_response(401, {"error": f"client certificate {request.subject!r} has no role"},
+                                          _challenge("invalid_token", "unknown client certificate"))
+        elif header is None:
+            return who, json_response(401, {"error": "a bearer token is required"}, _challenge(None, ""))
+        else:
+            scheme, _, token = header.strip().partition(" ")
+            token = token.strip()
+            if scheme.lower() != "bearer" or not token or " " in token or not _TOKEN.match(token):
+                return who, json_response(401, {"error": "malformed Authorization header; expected 'Bearer <token>'"},
+                                          _challenge("invalid_request", "malformed Authorization header"))
+            role = self.auth.role_of(token)
+            who = f"{role}/{token_id(token)}"
+            if role is None:
+                return who, json_response(401, {"error": "unknown token"},
+                                          _challenge("invalid_token", "unknown token"))
+        return who, await self._authorised(request, role)
+
+    async def _authorised(self, request: Request, role: str) -> Response:
         methods = {m for (m, p) in self.routes if p == request.path}
         if not methods:
             return json_response(404, {"error": f"no route {request.path}"})

@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import ssl
 import sys
 import time
 import urllib.error
@@ -105,6 +106,8 @@ class JobEntry:
     state_dir: str | None
     pid_start: int | None
     path: str
+    #: The endpoint serves TLS.
+    tls: bool = False
 
     @property
     def url(self) -> str:
@@ -112,7 +115,7 @@ class JobEntry:
         host = "127.0.0.1" if self.host in ("0.0.0.0", "") else ("[::1]" if self.host == "::" else self.host)
         if ":" in host and not host.startswith("["):
             host = f"[{host}]"
-        return f"http://{host}:{self.port}"
+        return f"{'https' if self.tls else 'http'}://{host}:{self.port}"
 
 
 def write_entry(jobs_dir: str, doc: dict[str, Any]) -> str:
@@ -151,7 +154,7 @@ def read_entries(jobs_dir: str, clean: bool = True) -> list[JobEntry]:
                 doc = json.load(f)
             entry = JobEntry(
                 job_id=str(doc["job_id"]), name=str(doc["name"]), pid=int(doc["pid"]), host=str(doc["host"]),
-                port=int(doc["port"]), started=float(doc["started"]), token_file=doc.get("token_file"),
+                port=int(doc["port"]), started=float(doc["started"]), token_file=doc.get("token_file"), tls=bool(doc.get("tls")),
                 pipeline=str(doc.get("pipeline", "")), state_dir=doc.get("state_dir"),
                 pid_start=doc.get("pid_start"), path=path,
             )
@@ -219,14 +222,29 @@ def token_for(entry: JobEntry, explicit: str | None) -> str | None:
     return None
 
 
+#: TLS settings of the jobs commands (``--ca_file``, ``--cert_file``/``--key_file``), set from the arguments.
+TLS_FILES: dict[str, str | None] = {"ca_file": None, "cert_file": None, "key_file": None}
+
+
+def client_tls_context(ca_file: str | None, cert_file: str | None = None,
+                       key_file: str | None = None) -> ssl.SSLContext:
+    """A verifying client context: the job's CA (or the system's), and a client certificate for mutual TLS."""
+    ctx = ssl.create_default_context(cafile=ca_file)
+    if cert_file:
+        ctx.load_cert_chain(cert_file, key_file)
+    return ctx
+
+
 def call(entry: JobEntry, method: str, path: str, token: str | None, body: bytes | None = None) -> tuple[int, bytes]:
     """One request to the job's endpoint; returns (status, body) for 2xx, raises CallFailed otherwise."""
+    context = (client_tls_context(TLS_FILES["ca_file"], TLS_FILES["cert_file"], TLS_FILES["key_file"])
+               if entry.tls else None)
     request = urllib.request.Request(entry.url + path, data=body if body is not None else
                                      (b"" if method == "POST" else None), method=method)
     if token:
         request.add_header("Authorization", f"Bearer {token}")
     try:
-        with urllib.request.urlopen(request, timeout=HTTP_TIMEOUT_S) as response:
+        with urllib.request.urlopen(request, timeout=HTTP_TIMEOUT_S, context=context) as response:
             return response.status, response.read()
     except urllib.error.HTTPError as e:
         detail = _error_text(e.read())
@@ -506,14 +524,18 @@ def add_commands(sub: Any) -> None:
         p.add_argument("--token", default=None, help="bearer token (default: $MILLSTREAM_TOKEN, else the job's "
                                                      "local admin token)")
         p.add_argument("--json", action="store_true", help="machine-readable output")
+        p.add_argument("--ca_file", default=None, help="CA certificate(s) verifying a TLS control endpoint "
+                                                       "(default: the system's)")
+        p.add_argument("--cert_file", default=None, help="client certificate for mutual TLS")
+        p.add_argument("--key_file", default=None, help="the private key of --cert_file")
 
     lst = jobs_sub.add_parser("list", help="running jobs")
     common(lst)
-    lst.set_defaults(handler=cmd_list)
+    lst.set_defaults(handler=_with_tls(cmd_list))
     desc = jobs_sub.add_parser("describe", help="a job's status and metrics at a glance")
     desc.add_argument("job", help="job id, id prefix, or name")
     common(desc)
-    desc.set_defaults(handler=cmd_describe)
+    desc.set_defaults(handler=_with_tls(cmd_describe))
     helps = {"drain": "stop reading, fire every window, final checkpoint, then exit",
              "stop": "checkpoint and exit without firing windows (a restart resumes)",
              "cancel": "end now; uncommitted output is discarded"}
@@ -523,7 +545,35 @@ def add_commands(sub: Any) -> None:
         common(p)
         p.add_argument("--wait", action="store_true", help="wait until the job's process has ended")
         p.add_argument("--timeout", type=float, default=300.0, help="seconds --wait waits (default: %(default)s)")
-        p.set_defaults(handler=cmd_action, action=name)
+        p.set_defaults(handler=_with_tls(cmd_action), action=name)
+    tokens = sub.add_parser("tokens", help="control endpoint tokens")
+    tokens_sub = tokens.add_subparsers(dest="action", required=True)
+    add = tokens_sub.add_parser("add", help="create a token, print it once, store only its salted hash")
+    add.add_argument("--tokens_file", required=True)
+    add.add_argument("--role", required=True, choices=["viewer", "developer", "admin"])
+    add.set_defaults(handler=cmd_tokens_add)
+
+
+def _with_tls(handler: Any) -> Any:
+    def run(args: argparse.Namespace) -> int:
+        TLS_FILES.update(ca_file=args.ca_file, cert_file=args.cert_file, key_file=args.key_file)
+        return int(handler(args))
+
+    return run
+
+
+def cmd_tokens_add(args: argparse.Namespace) -> int:
+    """`millstream tokens add`: append ``role sha256$salt$digest`` to the tokens file (0600); print the token."""
+    import secrets
+
+    from millstream.daemon.control_security import hash_token
+
+    token = secrets.token_urlsafe(32)
+    fd = os.open(args.tokens_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    with os.fdopen(fd, "a", encoding="utf-8") as f:
+        f.write(f"{args.role} {hash_token(token)}\n")
+    print(token)
+    return 0
 
 
 __all__ = ["JobEntry", "add_commands", "default_jobs_dir", "find_job", "read_entries", "remove_entry",

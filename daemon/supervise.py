@@ -31,6 +31,7 @@ import logging
 import math
 import os
 import signal
+import ssl
 import threading
 import time
 from collections.abc import Iterator
@@ -52,6 +53,7 @@ from millstream.daemon.control import (
     load_tokens,
 )
 from millstream.daemon.control import write_secret as _write_secret
+from millstream.daemon.control_security import AuditLog, server_tls_context
 from millstream.daemon.jobs_cli import (
     default_jobs_dir,
     ensure_jobs_dir,
@@ -80,6 +82,10 @@ class DaemonSettings:
     control_bind: str = "127.0.0.1"
     allow_remote_control: bool = False
     tokens_file: str | None = None
+    control_tls_cert: str | None = None
+    control_tls_key: str | None = None
+    control_tls_client_ca: str | None = None
+    audit_log: str | None = None
     jobs_dir: str = field(default_factory=default_jobs_dir)
     log_format: str = "text"
     log_level: str = "INFO"
@@ -98,8 +104,16 @@ def add_daemon_arguments(parser: argparse.ArgumentParser) -> None:
                        help="port of the control endpoint (default: a free one)")
     group.add_argument("--control_bind", default="127.0.0.1", metavar="ADDR",
                        help="address of the control endpoint (default: %(default)s)")
-    group.add_argument("--allow_remote_control", action="store_true",
-                       help="allow --control_bind beyond loopback (plain HTTP: use a tokens file and a trusted network)")
+    group.add_argument("--insecure_remote_control", "--allow_remote_control", dest="allow_remote_control",
+                       action="store_true",
+                       help="allow --control_bind beyond loopback in plain HTTP (without TLS; a trusted network only)")
+    group.add_argument("--control_tls_cert", default=None, metavar="PEM", help="serve the control endpoint over TLS")
+    group.add_argument("--control_tls_key", default=None, metavar="PEM", help="the private key of --control_tls_cert")
+    group.add_argument("--control_tls_client_ca", default=None, metavar="PEM",
+                       help="mutual TLS: require client certificates signed by this CA (tokens-file lines "
+                            "'role cert:<subject CN>' give them roles)")
+    group.add_argument("--audit_log", default=None, metavar="PATH",
+                       help="append one JSON line per mutating control request (also logged to millstream.audit)")
     group.add_argument("--tokens_file", default=None, metavar="PATH",
                        help="bearer tokens, lines 'role token' (roles: viewer, developer, admin); mode 0600")
     group.add_argument("--jobs_dir", default=None, metavar="DIR",
@@ -113,6 +127,8 @@ def settings_from_args(args: argparse.Namespace, pipeline: str) -> DaemonSetting
     return DaemonSettings(
         drain_timeout=args.drain_timeout, control_port=args.control_port, control_bind=args.control_bind,
         allow_remote_control=args.allow_remote_control, tokens_file=args.tokens_file,
+        control_tls_cert=args.control_tls_cert, control_tls_key=args.control_tls_key,
+        control_tls_client_ca=args.control_tls_client_ca, audit_log=args.audit_log,
         jobs_dir=args.jobs_dir or default_jobs_dir(), log_format=args.log_format, log_level=args.log_level,
         pipeline=pipeline,
     )
@@ -129,7 +145,12 @@ def preflight(settings: DaemonSettings) -> Auth:
             raise ControlConfigError(f"--control_port {settings.control_port} is not a port number")
         if not (settings.drain_timeout > 0 and math.isfinite(settings.drain_timeout)):
             raise ControlConfigError("--drain_timeout must be a positive number of seconds")
-        check_bind(settings.control_bind, settings.allow_remote_control)
+        if (settings.control_tls_cert is None) != (settings.control_tls_key is None):
+            raise ControlConfigError("--control_tls_cert and --control_tls_key go together")
+        if settings.control_tls_client_ca is not None and settings.control_tls_cert is None:
+            raise ControlConfigError("--control_tls_client_ca needs --control_tls_cert/--control_tls_key")
+        check_bind(settings.control_bind, settings.allow_remote_control, tls=settings.control_tls_cert is not None)
+        tls_context(settings)
         auth = load_tokens(settings.tokens_file) if settings.tokens_file else Auth()
     except ValueError as e:
         raise DaemonConfigError(str(e)) from e
@@ -138,6 +159,13 @@ def preflight(settings: DaemonSettings) -> Auth:
     except OSError as e:
         raise DaemonConfigError(f"cannot use the jobs directory {settings.jobs_dir}: {e}") from e
     return auth
+
+
+def tls_context(settings: DaemonSettings) -> ssl.SSLContext | None:
+    """The control endpoint's TLS context from the daemon flags (None: plain HTTP on loopback)."""
+    if settings.control_tls_cert is None or settings.control_tls_key is None:
+        return None
+    return server_tls_context(settings.control_tls_cert, settings.control_tls_key, settings.control_tls_client_ca)
 
 
 def _jsonable(value: Any) -> Any:
@@ -314,7 +342,8 @@ async def supervise(pipeline: Any, settings: DaemonSettings, auth: Auth) -> tupl
     from millstream.daemon.control import ControlConfigError
 
     with _signal_receiver() as receiver:
-        server = ControlServer({}, auth, settings.control_bind, settings.control_port)
+        server = ControlServer({}, auth, settings.control_bind, settings.control_port, tls=tls_context(settings),
+                               audit=AuditLog(settings.audit_log))
         try:
             await server.bind()
         except ControlConfigError as e:
@@ -331,7 +360,7 @@ async def supervise(pipeline: Any, settings: DaemonSettings, auth: Auth) -> tupl
         entry = {
             "job_id": job.job_id, "name": job.name, "pid": os.getpid(), "pid_start": process_start_time(os.getpid()),
             "host": settings.control_bind, "port": server.port, "started": time.time(),
-            "token_file": token_file, "pipeline": settings.pipeline,
+            "token_file": token_file, "pipeline": settings.pipeline, "tls": server.tls is not None,
             "state_dir": getattr(job.plan, "state_dir", None),
         }
         try:

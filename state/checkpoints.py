@@ -43,6 +43,7 @@ import msgpack
 
 from .backend import StateBackend
 from .codecs import MsgpackCodec
+from .encryption import UnreadableValue
 from .errors import StateCorruptedError, StateFormatError
 from .keys import META, decode_u64, encode_u64
 
@@ -185,6 +186,8 @@ class CheckpointStore:
         def bad(why: str) -> StateCorruptedError:
             return StateCorruptedError(self.path, f"checkpoint {key_id} manifest {why}")
 
+        if isinstance(raw, UnreadableValue):
+            raise bad(raw.reason)
         try:
             outer = msgpack.unpackb(raw, raw=False)
         except Exception as exc:

@@ -43,6 +43,7 @@ from millstream.connectors.files.filesystem import fsync_dir
 from millstream.connectors.pubsub.message import PubsubMessage, parse_topic
 from millstream.engine.model.io import Sink, SinkWriter
 from millstream.engine.model.timestamp import MAX_MICROS, MIN_MICROS
+from millstream.state.encryption import StoreCipher
 
 log = logging.getLogger("millstream.pubsub")
 
@@ -178,15 +179,23 @@ class PubSubSinkWriter(SinkWriter):
         values, self.buffer = self.buffer, []
         folder = self.folder()
         name = f"{checkpoint_id:08d}-{self.run}.msgpack"
-        await anyio.to_thread.run_sync(self._spill, folder, name, values)
+        await anyio.to_thread.run_sync(self._spill, folder, name, values, self._cipher())
         return {"file": os.path.join(self.tag, name), "run": self.run, "count": len(values)}
 
+    def _cipher(self) -> StoreCipher | None:
+        """The job's state cipher when its state is encrypted: spilled epochs hold user data."""
+        cipher = getattr(self.job, "state_cipher", None)
+        return cipher if isinstance(cipher, StoreCipher) else None
+
     @staticmethod
-    def _spill(folder: str, name: str, values: list[Any]) -> None:
+    def _spill(folder: str, name: str, values: list[Any], cipher: StoreCipher | None = None) -> None:
         os.makedirs(folder, exist_ok=True)
         path = os.path.join(folder, name)
+        data = msgpack.packb(values, use_bin_type=True)
+        if cipher is not None:
+            data = cipher.seal(name.encode(), data)
         with open(path, "wb") as f:
-            f.write(msgpack.packb(values, use_bin_type=True))
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
         fsync_dir(folder)
@@ -205,7 +214,11 @@ class PubSubSinkWriter(SinkWriter):
             raise FileNotFoundError(f"cannot commit checkpoint {checkpoint_id} to {self.sink.topic}: "
                                     f"neither {path} nor {done} exists")
         with open(path, "rb") as f:
-            values = msgpack.unpackb(f.read(), raw=False, use_list=False)
+            data = f.read()
+        cipher = self._cipher()
+        if cipher is not None:
+            data = cipher.open(os.path.basename(path).encode(), data, path)
+        values = msgpack.unpackb(data, raw=False, use_list=False)
         self._publish(checkpoint_id, record["run"], values)
         self.commits += 1
         crash = os.environ.get("MILLSTREAM_PUBSUB_CRASH_AFTER_PUBLISH")

@@ -285,6 +285,11 @@ class MillstreamOptions(PipelineOptions):
         parser.add_argument("--state_backend", default="rocksdb", choices=["rocksdb", "memory"])
         parser.add_argument("--from_scratch", default=False, action="store_true", help="discard old state")
         parser.add_argument(
+            "--state_encryption_key", default=None, metavar="SOURCE",
+            help="encrypt the state at rest with this key: file:PATH (mode 0600), env:NAME, keyring:PATH or "
+                 "kms:projects/.../cryptoKeys/K (docs/security.md)",
+        )
+        parser.add_argument(
             "--accept_checkpoint_fallback", default=False, action="store_true",
             help="restore an older checkpoint when the newest is damaged even if output committed after it is "
             "then deleted and written again (without it such a start is refused)",

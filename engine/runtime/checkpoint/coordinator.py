@@ -155,8 +155,10 @@ class Checkpointer:
     """Owns the job's state store: restores at start, takes checkpoints (the state machine above)."""
 
     def __init__(self, plan: Any, state_dir: str, backend_kind: str, interval_s: float, from_scratch: bool,
-                 accept_fallback: bool = False) -> None:
+                 accept_fallback: bool = False, encryption_key: str | None = None) -> None:
         from millstream.state import CheckpointStore, MemoryBackend, MsgpackCodec, RocksDBBackend
+        from millstream.state.encryption import key_source, open_encrypted, require_plain
+        from millstream.state.rekey import finish_interrupted_rotation
 
         self.plan = plan
         self.state_dir = state_dir
@@ -167,11 +169,26 @@ class Checkpointer:
         if from_scratch and os.path.exists(state_dir):
             log.warning("--from_scratch: discarding the state in %s", state_dir)
             shutil.rmtree(state_dir)
+        # the key source is checked before the store is opened: a bad key file fails before any data is read
+        provider = key_source(encryption_key) if encryption_key and backend_kind != "memory" else None
+        #: The cipher of an encrypted store (spill area and sinks' spilled epochs use it too), else None.
+        self.cipher: Any = None
         if backend_kind == "memory":
             self.backend: Any = MemoryBackend()
         else:
             os.makedirs(os.path.dirname(os.path.abspath(state_dir)) or ".", exist_ok=True)
+            finish_interrupted_rotation(state_dir)
             self.backend = RocksDBBackend(state_dir)
+            try:
+                if provider is not None:
+                    self.backend = open_encrypted(self.backend, provider)
+                    self.cipher = self.backend.cipher
+                else:
+                    require_plain(self.backend)
+            except BaseException:
+                self.backend.close()
+                raise
+        plan.state_cipher = self.cipher
         self.store_keep = 3
         self.store = CheckpointStore(self.backend, keep=self.store_keep)
         self.refs: dict[str, int] = {}
@@ -212,7 +229,7 @@ class Checkpointer:
         options = getattr(plan, "options", None)
         cache_entries = options.view_as(MillstreamOptions).state_cache_entries if options is not None else 1_000_000
         self.incremental = IncrementalNodes(
-            self.stateful, self.backend, state_dir, backend_kind == "memory", cache_entries
+            self.stateful, self.backend, state_dir, backend_kind == "memory", cache_entries, self.cipher
         )
         self.stall_meter = LoopStallMeter()
         #: Longest event-loop stall during the last checkpoint, and the maxima over all checkpoints.

@@ -58,10 +58,11 @@ def is_incremental(node: Any) -> bool:
 class IncrementalNodes:
     """The incremental nodes of a job, their tiers and the shared spill area."""
 
-    def __init__(self, nodes: list[Any], backend: Any, state_dir: str, memory: bool, cache_entries: int) -> None:
+    def __init__(self, nodes: list[Any], backend: Any, state_dir: str, memory: bool, cache_entries: int,
+                 cipher: Any = None) -> None:
         self.nodes = [n for n in nodes if is_incremental(n)]
         self.labels = {n.label for n in self.nodes}
-        self.spill = SpillArea(None if memory else spill_path(state_dir))
+        self.spill = SpillArea(None if memory else spill_path(state_dir), cipher)
         share = max(16, cache_entries // max(1, len(self.nodes))) if cache_entries > 0 else 0
         self.tiers: dict[str, StateTier] = {}
         for node in self.nodes:

@@ -54,6 +54,7 @@ from typing import Any
 import msgpack
 
 from millstream.state import MemoryBackend, MsgpackCodec, RocksDBBackend
+from millstream.state.encryption import EncryptedBackend, StoreCipher
 from millstream.state.keys import key_prefix, operator_prefix, prefix_end, state_key
 
 __all__ = ["ABSENT", "SpillArea", "StateTier", "TierCheckpoint", "live_entries", "oldest_retained", "spill_path"]
@@ -83,9 +84,11 @@ ABSENT: Any = object()
 class SpillArea:
     """The job's scratch store for evicted, not yet checkpointed entries (opened at first use)."""
 
-    def __init__(self, path: str | None) -> None:
+    def __init__(self, path: str | None, cipher: StoreCipher | None = None) -> None:
         #: Directory of the RocksDB scratch store; None keeps the spill in memory (memory backend jobs).
         self.path = path
+        #: The job's store cipher when its state is encrypted: spilled entries are encrypted the same way.
+        self.cipher = cipher
         self._backend: Any = None
         if path is not None and os.path.exists(os.path.join(path, "CURRENT")):
             shutil.rmtree(path, ignore_errors=True)  # left by a killed run: scratch, never part of a checkpoint
@@ -100,6 +103,8 @@ class SpillArea:
                 if self.path is None
                 else RocksDBBackend.scratch(self.path, block_cache_bytes=8 << 20, write_buffer_bytes=8 << 20)
             )
+            if self.cipher is not None:
+                self._backend = EncryptedBackend(self._backend, self.cipher)
         return self._backend
 
     @property
