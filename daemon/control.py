@@ -101,7 +101,8 @@ class Auth:
 
 
 def load_tokens(path: str, auth: Auth | None = None) -> Auth:
-    """Read a tokens file (lines ``role token``); refuse one that group or others may access."""
+    """Read a tokens file (lines ``role token``); refuse one that group or others may access, one that is not
+    UTF-8 text and one without any token, hashed token or certificate subject (which would leave the endpoint usable by the jobs command only)."""
     auth = auth or Auth()
     try:
         st = os.stat(path)
@@ -114,9 +115,18 @@ def load_tokens(path: str, auth: Auth | None = None) -> Auth:
             f"tokens file {path} is accessible by group or others (mode {stat.S_IMODE(st.st_mode):04o}); "
             f"run: chmod 600 {path}"
         )
-    with open(path, encoding="utf-8") as f:
-        lines = f.read().splitlines()
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = f.read().splitlines()
+    except UnicodeDecodeError as e:
+        bad_line = e.object[: e.start].count(b"\n") + 1
+        raise ControlConfigError(
+            f"{path}:{bad_line}: the tokens file is not UTF-8 text (byte 0x{e.object[e.start]:02x} at offset {e.start})"
+        ) from e
+    except OSError as e:
+        raise ControlConfigError(f"cannot read tokens file {path}: {e.strerror}") from e
     seen: dict[str, str] = {}
+    entries = 0
     for number, raw in enumerate(lines, 1):
         line = raw.strip()
         if not line or line.startswith("#"):
@@ -127,6 +137,7 @@ def load_tokens(path: str, auth: Auth | None = None) -> Auth:
         role, token = parts
         if role not in ROLES:
             raise ControlConfigError(f"{path}:{number}: unknown role {role!r} (roles: {', '.join(ROLES)})")
+        entries += 1
         if token.startswith("cert:") and len(token) > 5:
             auth.subjects[token[5:]] = role
             continue
@@ -142,6 +153,11 @@ def load_tokens(path: str, auth: Auth | None = None) -> Auth:
             raise ControlConfigError(f"{path}:{number}: the same token is given two roles")
         seen[token] = role
         auth.add(token, role)
+    if not entries:
+        raise ControlConfigError(
+            f"tokens file {path} has no tokens: add lines 'role token' (roles: {', '.join(ROLES)}), "
+            "or leave out --tokens_file"
+        )
     return auth
 
 
@@ -150,6 +166,17 @@ def write_secret(path: str, text: str) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         f.write(text + "\n")
+
+
+def endpoint_url(host: str, port: int, scheme: str = "http") -> str:
+    """The endpoint's base URL, an IPv6 address in brackets (RFC 3986).
+
+    >>> endpoint_url("::1", 8080), endpoint_url("127.0.0.1", 8080)
+    ('http://[::1]:8080', 'http://127.0.0.1:8080')
+    """
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"
+    return f"{scheme}://{host}:{port}"
 
 
 def check_bind(host: str, allow_remote: bool, tls: bool = False) -> None:

@@ -3,13 +3,14 @@
 `configure_logging(...)` installs one handler on the root logger, so records from millstream, from user
 DoFns (`logging.getLogger(__name__).info(...)`) and from libraries all get the same fields:
 
-* text (default): ``2024-05-01 12:00:00,123 INFO [clicks/Count] millstream.daemon: message``
+* text (default): ``2024-05-01 12:00:00,123 INFO [clicks/Count] millstream.daemon: message``, or
+  ``[clicks]`` for a record no step is known for
 * json (``--log_format json``): one object per line with ``time, level, logger, job, job_id, step, message``
   (and ``exc_info`` when there is a traceback), for log shippers.
 
 The step is the one the runtime last attributed work to in the current job context (the same attribution
 user metrics use, see `millstream.engine.model.metrics.set_current_step`); records logged outside any
-step (the daemon's own) show ``-``.
+step (the daemon's own, the checkpointer's before a step ran) have the step ``-`` and show only the job.
 """
 
 from __future__ import annotations
@@ -24,7 +25,9 @@ import orjson
 from millstream.engine.model import metrics as _metrics
 
 #: Text format of the default handler.
-TEXT_FORMAT = "%(asctime)s %(levelname)s [%(job)s/%(step)s] %(name)s: %(message)s"
+TEXT_FORMAT = "%(asctime)s %(levelname)s [%(where)s] %(name)s: %(message)s"
+#: What the metrics container calls a step before the runtime attributed any work to one.
+_NO_STEP = "<unknown>"
 
 
 class JobIdentity:
@@ -42,13 +45,14 @@ IDENTITY = JobIdentity()
 def current_step() -> str:
     """The step the running code belongs to, or "-" outside a job."""
     container = _metrics._current.get()
-    if container is None:
+    if container is None or container.step == _NO_STEP:
         return "-"
     return container.step
 
 
 class JobContextFilter(logging.Filter):
-    """Adds `job`, `job_id` and `step` to every record it sees (never drops a record)."""
+    """Adds `job`, `job_id`, `step` and `where` (``job/step``, or ``job`` without a step) to every record it
+    sees (never drops a record)."""
 
     def __init__(self, identity: JobIdentity = IDENTITY) -> None:
         super().__init__()
@@ -61,6 +65,9 @@ class JobContextFilter(logging.Filter):
             record.job_id = self.identity.job_id
         if not hasattr(record, "step"):
             record.step = current_step()
+        if not hasattr(record, "where"):
+            job, step = getattr(record, "job", "-"), getattr(record, "step", "-")
+            record.where = job if step in ("-", _NO_STEP) else f"{job}/{step}"
         return True
 
 

@@ -49,6 +49,7 @@ from millstream.daemon.control import (
     Response,
     Route,
     check_bind,
+    endpoint_url,
     json_response,
     load_tokens,
 )
@@ -372,8 +373,9 @@ async def supervise(pipeline: Any, settings: DaemonSettings, auth: Auth) -> tupl
                 await job.finished()
                 await server.listener.aclose()
                 raise DaemonConfigError(f"cannot register the job in {settings.jobs_dir}: {e}") from e
-            log.info("job %s (id %s) running; control endpoint http://%s:%d; %s", job.name, job.job_id,
-                     settings.control_bind, server.port,
+            log.info("job %s (id %s) running; control endpoint %s; %s", job.name, job.job_id,
+                     endpoint_url(settings.control_bind, server.port,
+                                  "https" if settings.control_tls_cert else "http"),
                      "signals: TERM/INT drain, again cancels, USR1 stops" if receiver is not None
                      else "not on the main thread: no signal handling")
             async with anyio.create_task_group() as tg:

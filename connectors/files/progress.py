@@ -4,10 +4,15 @@ A bar is shown only when stderr is a TTY and the job was not started with ``--no
 `ProgressOptions`, registered when this module is imported). File sources wrap their reader with
 `wrap_progress`, which updates the bar after every batch from what the reader returns (`SourceBatch.nbytes`,
 the number of values) and `SourceReader.total()`; the bar closes when the source is read to its end.
+
+A terminal that reports 0 columns (a serial console, some containers' pseudo-terminals, ``stty cols 0``)
+(or 0 rows) gets a bar of ``$COLUMNS`` or 80 columns: tqdm alone would draw nothing there.
 """
 
 from __future__ import annotations
 
+import io
+import os
 import sys
 import time
 from typing import IO, Any
@@ -38,6 +43,24 @@ def progress_wanted(options: Any, stream: IO[str] | None = None) -> bool:
         return False
 
 
+#: The size assumed for a terminal that does not tell its own (reports 0 columns or rows).
+FALLBACK_COLUMNS, FALLBACK_ROWS = 80, 24
+
+
+def terminal_size(stream: IO[str]) -> tuple[int, int] | None:
+    """(columns, rows) of the terminal behind `stream`; None when it reports 0 for either or cannot be asked."""
+    try:
+        size = os.get_terminal_size(stream.fileno())
+    except (AttributeError, ValueError, OSError, io.UnsupportedOperation):
+        return None
+    return (size.columns, size.lines) if size.columns and size.lines else None
+
+
+def _from_env(name: str, default: int) -> int:
+    value = os.environ.get(name, "")
+    return int(value) if value.isdigit() and int(value) > 0 else default
+
+
 class ProgressBar:
     """One source's bar: bytes (with rate and ETA against `total`) and records (count and rate)."""
 
@@ -46,8 +69,13 @@ class ProgressBar:
 
         self.started = time.monotonic()
         self.records = 0
+        # follow the terminal's size as it is resized, unless it reports none: tqdm then draws nothing
+        # (0 columns, and 0 rows make it think the bar is below the screen)
+        sized = terminal_size(stream) is not None
+        fixed: dict[str, Any] = {} if sized else {
+            "ncols": _from_env("COLUMNS", FALLBACK_COLUMNS), "nrows": _from_env("LINES", FALLBACK_ROWS)}
         self.bar = tqdm(total=total, desc=label, unit="B", unit_scale=True, unit_divisor=1024, file=stream,
-                        mininterval=0.2, dynamic_ncols=True, leave=True)
+                        mininterval=0.2, dynamic_ncols=sized, leave=True, **fixed)
 
     def update(self, nbytes: int, records: int) -> None:
         """Count one batch."""

@@ -146,6 +146,7 @@ class KafkaSource(Source):
     """Topics of one cluster, read by the shard's partitions (see the module docstring)."""
 
     is_bounded = False
+    stamps_event_time = True
 
     def __init__(self, *, bootstrap_servers: str | None = None, topics: Sequence[str] | str | None = None,
                  topic_pattern: str | None = None, consumer_config: Mapping[str, Any] | None = None,

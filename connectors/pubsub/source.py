@@ -97,6 +97,7 @@ class PubSubSource(Source):
     job; see `default_subscription_name`). Options beyond Beam's are described in `millstream.io.pubsub`."""
 
     is_bounded = False
+    stamps_event_time = True
 
     def __init__(self, topic: str | None = None, subscription: str | None = None, id_label: str | None = None,
                  with_attributes: bool = False, timestamp_attribute: str | None = None, *,

@@ -71,6 +71,10 @@ class Source:
 
     #: Bounded sources end; their watermark then jumps to +infinity.
     is_bounded = True
+    #: True when the reader returns event times of its own (`SourceBatch.timestamps`: a Kafka record's
+    #: timestamp, a Pub/Sub publish time); otherwise only `Read(timestamp_fn=...)` gives records event time
+    #: and moves an unbounded source's watermark.
+    stamps_event_time = False
 
     def validate(self) -> None:
         """Check the configuration (paths exist, options make sense); raise a clear error otherwise."""

@@ -138,5 +138,5 @@ def test_log_level_and_format(tmp_path, in_process):
     assert quiet.returncode == 0 and "count 3 of x" in quiet.stdout
     assert "running" not in quiet.stderr, "INFO records are below WARNING"
     text = run(tmp_path, PLAIN)
-    assert "INFO [plain_script/-] millstream.daemon: job plain_script (id" in text.stderr
+    assert "INFO [plain_script] millstream.daemon: job plain_script (id" in text.stderr
     assert "unknown log level 'LOUD'" in one_line_error(in_process(PLAIN, "--log_level", "LOUD"))

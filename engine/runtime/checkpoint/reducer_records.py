@@ -56,7 +56,12 @@ from millstream.engine.runtime.checkpoint.versioned_store import ABSENT, StateTi
 from millstream.engine.runtime.windowing.fast.sessions import SessionReducer
 from millstream.engine.runtime.windowing.fast.sliced import BucketReducer, FastReducerBase, SlotReducer
 from millstream.engine.runtime.windowing.reduce_fn_runner import KeyState, Reducer
-from millstream.engine.runtime.windowing.snapshot import decode_key_state, encode_key_state, strategy
+from millstream.engine.runtime.windowing.snapshot import (
+    check_strategy,
+    decode_key_state,
+    encode_key_state,
+    strategy,
+)
 from millstream.state.keys import encode_i64
 
 __all__ = ["FORMAT", "ReducerCapture", "ReducerState"]
@@ -675,8 +680,9 @@ class ReducerState:
         r: Any = self.r
         if header.get("format") != FORMAT:
             raise ValueError(f"unknown reducer state format {header.get('format')!r}")
-        if header["class"] != type(r).__name__ or list(header["strategy"]) != strategy(r):
+        if header["class"] != type(r).__name__:
             raise ValueError("the state was written by a reducer with another class or windowing strategy")
+        check_strategy(r, header["strategy"], "state was written")
         seq = r._seq
         r._keys = {}
         r._wm = header["watermark"]

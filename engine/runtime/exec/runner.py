@@ -11,6 +11,7 @@ import anyio
 
 from millstream.engine.model.metrics import MetricResults, MetricsContainer
 from millstream.engine.model.options import MillstreamOptions, PipelineOptions, job_name
+from millstream.engine.runtime.graph.event_time_hints import warn_event_time_hints
 from millstream.engine.runtime.graph.planner import plan_pipeline
 from millstream.engine.runtime.operators import io, test_stream  # noqa: F401 - register their operators
 
@@ -94,6 +95,7 @@ def prepare(pipeline: Any, options: PipelineOptions) -> tuple[Any, MetricsContai
     options.validate_flags()
     opts = options.view_as(MillstreamOptions)
     plan = plan_pipeline(pipeline, options)
+    warn_event_time_hints(pipeline)
     plan.job_name = job_name(options)
     plan.state_dir = opts.state_dir or os.path.join(".millstream", plan.job_name)
     make_checkpointer = None
