@@ -212,6 +212,9 @@ class _ZipMember:
     def read(self, n: int = -1) -> bytes:
         return self.member.read(n)
 
+    def read1(self, n: int = -1) -> bytes:
+        return self.member.read1(n)  # type: ignore[attr-defined]
+
     def readline(self, limit: int = -1) -> bytes:
         return self.member.readline(limit)
 

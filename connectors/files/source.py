@@ -361,7 +361,8 @@ class LineCursor(SplitCursor):
         if self.damaged is not None:
             return False
         try:
-            chunk = self.fh.read(want)
+            # read1 for compressed data: what decompressed before a damaged spot is kept, not lost with it
+            chunk = self.fh.read(want) if self.fh is self.raw else self.fh.read1(want)
         except _CORRUPT as e:
             if self.split.compression == CompressionTypes.UNCOMPRESSED or (
                     type(e) is not OSError and not isinstance(e, _CORRUPT[:-1])):
