@@ -196,7 +196,16 @@ class GcsFileSystem:
                         self._client = storage.Client(project=os.environ.get("GOOGLE_CLOUD_PROJECT", "millstream"),
                                                       credentials=AnonymousCredentials())
                     else:
-                        self._client = storage.Client()
+                        from google.auth.exceptions import DefaultCredentialsError
+
+                        try:
+                            self._client = storage.Client()
+                        except DefaultCredentialsError as e:
+                            raise FileInputError(
+                                "gs://: no Google Cloud credentials found (Application Default Credentials): set "
+                                "GOOGLE_APPLICATION_CREDENTIALS or run `gcloud auth application-default login`; "
+                                "for an emulator set STORAGE_EMULATOR_HOST"
+                            ) from e
         return self._client
 
     def blob(self, path: str, generation: int | None = None) -> Any:

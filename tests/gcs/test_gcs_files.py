@@ -228,3 +228,13 @@ def test_filesystem_create_open_rename_delete(gcs_bucket):
     assert gcs_bucket.names("f/") == ["f/b.bin"]
     fs.delete([gcs_bucket.url("f/b.bin"), gcs_bucket.url("f/missing")])
     assert gcs_bucket.names("f/") == []
+
+
+def test_without_credentials_or_emulator_the_error_says_what_to_set(monkeypatch, tmp_path):
+    from millstream.connectors.files import schemes
+
+    monkeypatch.setattr(schemes, "_INSTANCES", {})  # a fresh client, made without the emulator
+    monkeypatch.delenv("STORAGE_EMULATOR_HOST", raising=False)
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(tmp_path / "missing.json"))
+    with pytest.raises(FileInputError, match="no Google Cloud credentials found.*STORAGE_EMULATOR_HOST"):
+        beam.Pipeline() | ReadFromText("gs://some-bucket/x.txt")
