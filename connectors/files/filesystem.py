@@ -1,7 +1,8 @@
 """Local file names, globs and compression: what every file connector needs before it reads or writes.
 
-Paths are local paths or ``file://`` URLs; any other scheme fails at construction with one line saying what is
-supported. A glob that matches nothing, a missing path and an empty directory fail the same way, before any
+Paths are local paths, ``file://`` URLs or ``gs://`` objects (dispatched through `schemes.filesystem_for`, so
+every connector gets Cloud Storage the same way); any other scheme fails at construction with one line saying
+what is supported. A glob that matches nothing, a missing path and an empty directory fail the same way, before any
 data is read. Compression is Beam's: ``auto`` (by extension), ``gzip``, ``bz2``, ``zip`` (a single-member
 archive), ``xz`` and ``uncompressed``.
 """
@@ -16,7 +17,7 @@ import os
 import zipfile
 from typing import IO, Any
 
-SUPPORTED_SCHEMES = ("local paths", "file://")
+SUPPORTED_SCHEMES = ("local paths", "file://", "gs://")
 
 
 class FileInputError(ValueError):
@@ -67,6 +68,10 @@ def local_path(pattern: str) -> str:
     if pattern.startswith("file://"):
         return pattern[len("file://") :]
     if "://" in pattern:
+        from millstream.connectors.files.schemes import is_remote
+
+        if is_remote(pattern):
+            return pattern  # an object path, used as it is by its filesystem
         scheme = pattern.split("://", 1)[0]
         raise FileInputError(
             f"{pattern}: the {scheme}:// scheme is not supported; supported: {', '.join(SUPPORTED_SCHEMES)}"
@@ -86,6 +91,8 @@ def match_files(pattern: str) -> list[str]:
     files under hidden temporary names and rename them when complete.
     """
     path = local_path(pattern)
+    if path is pattern and "://" in path:
+        return [info.path for info in _remote(path).match(path)]
     if has_glob(path):
         return sorted(f for f in glob.glob(path, recursive=True) if os.path.isfile(f))
     if os.path.isdir(path):
@@ -100,6 +107,11 @@ def files_signature(pattern: str) -> list[list[Any]]:
     """(path, size, mtime) of every file a pattern names: changes when the input changes, so a completed
     batch job re-reads changed input instead of finding nothing left to read."""
     out: list[list[Any]] = []
+    if "://" in local_path(pattern):
+        infos = _remote(pattern).match(pattern)
+        if not infos:
+            expand_pattern(pattern)
+        return [[i.path, i.size, i.generation] for i in infos]
     for path in expand_pattern(pattern):
         st = os.stat(path)
         out.append([path, st.st_size, st.st_mtime_ns])
@@ -112,6 +124,8 @@ def expand_pattern(pattern: str) -> list[str]:
     files = match_files(pattern)
     if files:
         return files
+    if "://" in path:
+        raise FileInputError(f"{pattern}: {_remote(path).missing_reason(path)}")
     if has_glob(path):
         raise FileInputError(f"{pattern}: the glob matches no files")
     if not os.path.exists(path):
@@ -124,6 +138,9 @@ def expand_pattern(pattern: str) -> list[str]:
 def check_watchable(pattern: str) -> None:
     """Fail unless `pattern` can be watched for new files: a glob or directory whose folder exists."""
     path = local_path(pattern)
+    if "://" in path:
+        _remote(path).check_watchable(path)
+        return
     if has_glob(path):
         root = path
         while has_glob(root):
@@ -135,10 +152,32 @@ def check_watchable(pattern: str) -> None:
         raise FileInputError(f"{pattern}: no such file or directory")
 
 
-def open_input(path: str, compression: str) -> tuple[Any, IO[bytes]]:
+def _remote(path: str) -> Any:
+    from millstream.connectors.files.schemes import filesystem_for
+
+    return filesystem_for(path)
+
+
+def file_infos(pattern: str) -> list[Any]:
+    """`schemes.FileInfo` (path, size, mtime, generation) of every file a pattern names now; may be empty."""
+    if "://" in local_path(pattern):
+        return list(_remote(pattern).match(pattern))
+    from millstream.connectors.files.schemes import LocalFileSystem
+
+    return LocalFileSystem().match(pattern)
+
+
+def open_raw(path: str, generation: int | None = None) -> IO[bytes]:
+    """`path` opened for binary reading, seekable; for an object, pinned to `generation` when given."""
+    if "://" in local_path(path):
+        return _remote(path).open_read(path, generation)  # type: ignore[no-any-return]
+    return open(path, "rb")  # noqa: SIM115 - the caller owns the handle
+
+
+def open_input(path: str, compression: str, generation: int | None = None) -> tuple[Any, IO[bytes]]:
     """`path` opened for binary reading through `compression` (a canonical name): (decompressed reader, raw
     file). The raw file's position tells how much of the file on disk has been consumed; close both."""
-    raw = open(path, "rb")  # noqa: SIM115 - the caller owns the handle
+    raw = open_raw(path, generation)
     try:
         if compression == CompressionTypes.UNCOMPRESSED:
             return raw, raw
@@ -172,6 +211,9 @@ class _ZipMember:
 
     def read(self, n: int = -1) -> bytes:
         return self.member.read(n)
+
+    def read1(self, n: int = -1) -> bytes:
+        return self.member.read1(n)  # type: ignore[attr-defined]
 
     def readline(self, limit: int = -1) -> bytes:
         return self.member.readline(limit)
@@ -245,10 +287,12 @@ __all__ = [
     "SUPPORTED_SCHEMES",
     "check_watchable",
     "expand_pattern",
+    "file_infos",
     "fsync_dir",
     "has_glob",
     "local_path",
     "match_files",
     "open_input",
     "open_output",
+    "open_raw",
 ]

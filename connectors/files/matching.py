@@ -1,7 +1,7 @@
 """File matching as sources (Beam's ``fileio.MatchFiles`` / ``MatchContinuously``): elements are `FileMetadata`.
 
 `MatchSource` lists a pattern once (bounded) or polls it every `interval` seconds (unbounded). Its position is
-the set of files already emitted, ``{path: modification time in ns}``, so a restored job emits each file once
+the set of files already emitted, ``{path: modification time in ns}`` (for ``gs://`` objects their generation), so a restored job emits each file once
 (again after a change with ``match_updated_files``). Reading a matched file (`ReadableFile`) happens downstream,
 inside the checkpoint's consistent cut like any other step.
 """
@@ -20,6 +20,7 @@ from millstream.connectors.files.filesystem import (
     FileInputError,
     check_watchable,
     expand_pattern,
+    file_infos,
     has_glob,
     local_path,
     match_files,
@@ -134,8 +135,8 @@ class MatchReader(SourceReader):
 
     async def _match(self) -> list[Any]:
         pattern = self.source.pattern
-        found = await anyio.to_thread.run_sync(
-            lambda: [m for p in match_files(pattern) if (m := _metadata(p)) is not None])
+        found = [(FileMetadata(i.path, i.size, i.mtime_ns / 1e9), i.mtime_ns if i.generation is None else i.generation)
+                 for i in await anyio.to_thread.run_sync(file_infos, pattern)]
         out = []
         for meta, mtime in found:
             seen = self.emitted.get(meta.path)
@@ -169,6 +170,8 @@ class MatchSource(Source):
         treatment = self.empty_match_treatment
         if treatment == "DISALLOW" or (treatment == "ALLOW_IF_WILDCARD" and not has_glob(local_path(self.pattern))):
             expand_pattern(self.pattern)
+        elif "://" in local_path(self.pattern):
+            check_watchable(self.pattern)  # an object prefix needs only its bucket
         elif not match_files(self.pattern) and not has_glob(local_path(self.pattern)):
             root = os.path.dirname(local_path(self.pattern)) or "."
             if not os.path.isdir(root):

@@ -6,6 +6,8 @@ them to their final names (atomic, idempotent: a missing temp file whose final f
 committed), and `recover` finishes the commit of the last durable checkpoint and deletes temporary files of
 any later, uncommitted epoch and committed files of checkpoints newer than the restored one.
 
+On ``gs://`` (no rename) `gcs_sink.GcsSinkWriter` keeps these names and commits by conditional upload.
+
 Committed names keep the checkpoint id, which recovery needs::
 
     <prefix>-c<checkpoint id, 8+ digits><shard_name_template expanded><suffix>
@@ -343,6 +345,16 @@ class FileSink(Sink):
         self.name = name
 
     def validate(self) -> None:
+        if "://" in self.prefix:
+            from millstream.connectors.files.gcs import GcsFileSystem, split_path
+            from millstream.connectors.files.schemes import filesystem_for
+
+            fs = filesystem_for(self.prefix)
+            bucket = split_path(self.prefix)[0]
+            if isinstance(fs, GcsFileSystem) and not fs.bucket_exists(bucket):
+                raise FileInputError(f"{self.prefix}: the bucket {bucket} does not exist")
+            self.fmt.validate()
+            return
         directory = os.path.dirname(os.path.abspath(self.prefix))
         if not os.path.isdir(directory):
             try:
@@ -352,6 +364,11 @@ class FileSink(Sink):
         self.fmt.validate()
 
     def create_writer(self, options: Any, job: Any) -> SinkWriter:
+        if self.prefix.startswith("gs://"):
+            from millstream.connectors.files.gcs_sink import GcsSinkWriter
+
+            return GcsSinkWriter(self.prefix, self.suffix, self.fmt, getattr(job, "job_name", "millstream"),
+                                 self.num_shards, self.template)
         return FileSinkWriter(self.prefix, self.suffix, self.fmt, getattr(job, "job_name", "millstream"),
                               self.num_shards, self.template)
 

@@ -16,14 +16,24 @@ when the last split is read. (Estimating a watermark per file would let the firs
 watermark to +infinity in streaming mode and drop every later file as late.)
 
 Lines that cannot be decoded become dead-letter records ``{"file", "line", "offset", "raw", "reason"}``
-(line numbers count from 1 in the whole file, also inside a later byte range).
+(line numbers count from 1 in the whole file, also inside a later byte range). Compressed data that is corrupt
+or truncated ends its file with one such record: the offset is the uncompressed bytes decoded before the damage,
+``raw`` the incomplete last line; the lines before it are read as usual.
+
+``gs://`` objects are splits too (`FileSplit.generation` pins the version read): their names in positions carry
+the generation (``gs://b/o#1712345678``), so a restored job resumes only the same version of an object; an
+object overwritten while a bounded source reads it fails the job with `gcs.ObjectChangedError`.
 """
 
 
 from __future__ import annotations
 
+import gzip
 import logging
+import lzma
 import os
+import zipfile
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import IO, Any
@@ -34,8 +44,10 @@ from millstream.connectors.files.filesystem import (
     CompressionTypes,
     FileInputError,
     expand_pattern,
+    file_infos,
     local_path,
     open_input,
+    open_raw,
 )
 from millstream.connectors.files.progress import wrap_progress
 from millstream.engine.model.io import Source, SourceBatch, SourceReader
@@ -82,11 +94,15 @@ class FileSplit:
     compression: str = CompressionTypes.UNCOMPRESSED
     #: On-disk bytes this split covers (progress and backlog).
     size: int = 0
+    #: The object generation read (object stores); None for local files.
+    generation: int | None = None
 
     @property
     def name(self) -> str:
-        """The split's key in checkpoint positions: the path, or ``path@start`` for a later byte range."""
-        return self.path if self.start == 0 else f"{self.path}@{self.start}"
+        """The split's key in checkpoint positions: the path (``path#generation`` for an object), with
+        ``@start`` for a later byte range."""
+        base = self.path if self.generation is None else f"{self.path}#{self.generation}"
+        return base if self.start == 0 else f"{base}@{self.start}"
 
 
 class SplitCursor:
@@ -193,6 +209,11 @@ def _reason(e: BaseException) -> str:
     return f"{type(e).__name__}: {e}"
 
 
+#: What damaged compressed data raises (a plain OSError is bz2's "Invalid data stream"); last must be OSError.
+_CORRUPT: tuple[type[BaseException], ...] = (EOFError, gzip.BadGzipFile, zlib.error, lzma.LZMAError,
+                                             zipfile.BadZipFile, OSError)
+
+
 class FunctionDecoder(LineDecoder):
     """Decodes each line with a function; blank lines are skipped when `skip_blank`."""
 
@@ -251,7 +272,8 @@ def decode_json(raw: bytes) -> Any:
 DecoderFactory = Callable[[str, str], LineDecoder]
 
 
-def plan_line_splits(path: str, size: int, split_size: int) -> list[tuple[int, int | None]]:
+def plan_line_splits(path: str, size: int, split_size: int,
+                     generation: int | None = None) -> list[tuple[int, int | None]]:
     """Line-aligned byte ranges of an uncompressed file of `size` bytes, about `split_size` each.
 
     Each boundary is moved forward to just after the next newline, so every line lies in exactly one range;
@@ -260,7 +282,7 @@ def plan_line_splits(path: str, size: int, split_size: int) -> list[tuple[int, i
     if size <= split_size or split_size <= 0:
         return [(0, None)]
     starts = [0]
-    with open(path, "rb") as f:
+    with open_raw(path, generation) as f:
         nominal = split_size
         while nominal < size:
             f.seek(nominal - 1)
@@ -308,7 +330,8 @@ class LineCursor(SplitCursor):
         self.line_base: int | None = 0 if split.start == 0 else None
         self.fh: Any
         self.raw: IO[bytes]
-        self.fh, self.raw = open_input(split.path, split.compression)
+        self.fh, self.raw = open_input(split.path, split.compression, split.generation)
+        self.damaged: dict[str, Any] | None = None
         self.fh.seek(offset)
         self.read_to = offset  # uncompressed bytes handed to `buf` so far
         self.buf: list[bytes] = []
@@ -335,7 +358,17 @@ class LineCursor(SplitCursor):
             want = min(want, end - self.read_to)
             if want <= 0:
                 return False
-        chunk = self.fh.read(want)
+        if self.damaged is not None:
+            return False
+        try:
+            # read1 for compressed data: what decompressed before a damaged spot is kept, not lost with it
+            chunk = self.fh.read(want) if self.fh is self.raw else self.fh.read1(want)
+        except _CORRUPT as e:
+            if self.split.compression == CompressionTypes.UNCOMPRESSED or (
+                    type(e) is not OSError and not isinstance(e, _CORRUPT[:-1])):
+                raise  # a network or disk error, not damaged data
+            self._damage(e)
+            return False
         if not chunk:
             return False
         self.read_to += len(chunk)
@@ -347,6 +380,12 @@ class LineCursor(SplitCursor):
         self.bi = 0
         self.has_cr = self.has_cr or b"\r" in chunk  # sticky: lines of earlier blocks may still be pending
         return True
+
+    def _damage(self, e: BaseException) -> None:
+        """Corrupt or truncated compressed data: the rest of the split becomes one dead-letter record."""
+        self.damaged = {"file": self.split.path, "line": -1, "offset": self.read_to, "raw": self.partial,
+                        "reason": f"corrupt or truncated {self.split.compression} data: {_reason(e)}"}
+        self.partial = b""
 
     def _take(self, n: int) -> tuple[list[bytes], bool, bool]:
         """Up to n raw lines; whether the last one is an unterminated final line; whether data ran out."""
@@ -389,6 +428,9 @@ class LineCursor(SplitCursor):
         errors: list[dict[str, Any]] = []
         if bad:
             errors = self._errors(bad, lines, skip, start_offset, start_line)
+        if out and self.damaged is not None and self.damaged["line"] == -1:
+            self.damaged["line"] = self._line_base() + self.line + 1
+            errors.append(self.damaged)
         return values, errors, out
 
     def _errors(self, bad: list[tuple[int, str]], lines: list[bytes], skip: int, start_offset: int,
@@ -411,7 +453,7 @@ class LineCursor(SplitCursor):
         """Lines in the file before this split (counted once, only when a bad record needs a line number)."""
         if self.line_base is None:
             count, left = 0, self.split.start
-            with open(self.split.path, "rb") as f:
+            with open_raw(self.split.path, self.split.generation) as f:
                 while left > 0:
                     chunk = f.read(min(left, 1 << 20))
                     if not chunk:
@@ -427,18 +469,38 @@ class LineCursor(SplitCursor):
             self.raw.close()
 
 
-def line_splits(files: list[str], compression_type: str, split_size: int) -> list[FileSplit]:
-    """The splits of line files: byte ranges of large uncompressed files, whole compressed files."""
+def line_splits(files: list[str] | list[tuple[str, int, int | None]], compression_type: str,
+                split_size: int) -> list[FileSplit]:
+    """The splits of line files: byte ranges of large uncompressed files, whole compressed files.
+
+    `files` are paths, or (path, size, generation) as `pattern_files` gives them (no second metadata request).
+    """
     splits = []
-    for path in files:
-        size = os.path.getsize(path)
+    for entry in files:
+        path, size, generation = (entry, os.path.getsize(entry), None) if isinstance(entry, str) else entry
         compression = CompressionTypes.resolve(compression_type, path)
         if compression != CompressionTypes.UNCOMPRESSED:
-            splits.append(FileSplit(path, 0, None, compression, size))
+            splits.append(FileSplit(path, 0, None, compression, size, generation))
             continue
-        for start, end in plan_line_splits(path, size, split_size):
-            splits.append(FileSplit(path, start, end, compression, (size if end is None else end) - start))
+        for start, end in plan_line_splits(path, size, split_size, generation):
+            splits.append(FileSplit(path, start, end, compression, (size if end is None else end) - start,
+                                    generation))
     return splits
+
+
+def pattern_files(pattern: str) -> list[tuple[str, int, int | None]]:
+    """(path, size, generation) of the files a pattern names (objects: one listing); fails when there are none."""
+    if "://" in local_path(pattern):
+        infos = file_infos(pattern)
+        if not infos:
+            expand_pattern(pattern)
+        return [(i.path, i.size, i.generation) for i in infos]
+    return [(f, os.path.getsize(f), None) for f in expand_pattern(pattern)]
+
+
+def pattern_splits(pattern: str) -> list[FileSplit]:
+    """One whole-file split per matched file (Avro, Parquet), objects pinned to their generation."""
+    return [FileSplit(p, 0, None, CompressionTypes.UNCOMPRESSED, size, gen) for p, size, gen in pattern_files(pattern)]
 
 
 class LineFileSource(Source):
@@ -502,7 +564,7 @@ class LineFileSource(Source):
             from millstream.connectors.files.watch import WatchReader
 
             return WatchReader(self, batch_size)
-        splits = line_splits(expand_pattern(self.file_pattern), self.compression_type, self.split_size)
+        splits = line_splits(pattern_files(self.file_pattern), self.compression_type, self.split_size)
         reader = FileSourceReader(splits, self.cursor, batch_size, self.file_pattern)
         return wrap_progress(reader, options, self.display_name())
 

@@ -17,19 +17,24 @@ What counts as written:
 `read` returns within about one poll interval even when there is nothing new (an empty batch), so checkpoints
 and drain are never held up longer than that. The source's event-time stream is one watermark split (the
 pattern) that never finishes; drain moves the watermark to +infinity.
+
+A watched ``gs://`` prefix or glob is listed once per poll (paged, only the prefix before the first glob
+character). Objects are immutable and appear whole, so each generation is read once, as soon as it is
+listed; positions are keyed ``gs://bucket/name#generation``. An object overwritten later is a new generation:
+it is read again from its start as new input; one overwritten while being read stops that read (the log says
+so) and the new generation is read whole.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from millstream.connectors.files.filesystem import CompressionTypes, match_files
+from millstream.connectors.files.filesystem import CompressionTypes, FileInputError, file_infos
 from millstream.engine.model.io import SourceBatch, SourceReader
 
 if TYPE_CHECKING:
@@ -51,7 +56,8 @@ class WatchReader(SourceReader):
         self.pos: dict[str, Any] = {}
         self.seen: dict[str, tuple[int, int]] = {}
         self.sizes: dict[str, int] = {}
-        self.queue: deque[tuple[str, bool]] = deque()
+        #: (position key, path, generation or None, whether the file is complete)
+        self.queue: deque[tuple[str, str, int | None, bool]] = deque()
         self.cursor: LineCursor | None = None
         self.cursor_path = ""
         self.cursor_base = 0
@@ -78,7 +84,16 @@ class WatchReader(SourceReader):
                 self._open_next()
             cursor = self.cursor
             if cursor is not None:
-                values, errors, out = cursor.read_batch(self.batch_size)
+                try:
+                    values, errors, out = cursor.read_batch(self.batch_size)
+                except FileInputError as e:
+                    if cursor.split.generation is None:
+                        raise
+                    log.warning("%s; its next generation is read as new input", e)
+                    self.pos[self.cursor_path] = DONE
+                    cursor.close()
+                    self.cursor = None
+                    continue
                 progressed = cursor.progress_bytes()
                 nbytes, self.cursor_base = progressed - self.cursor_base, progressed
                 compressed = cursor.split.compression != CompressionTypes.UNCOMPRESSED
@@ -101,47 +116,46 @@ class WatchReader(SourceReader):
     def _open_next(self) -> None:
         from millstream.connectors.files.source import FileSplit
 
-        path, final = self.queue.popleft()
+        key, path, generation, final = self.queue.popleft()
         compression = CompressionTypes.resolve(self.source.compression_type, path)
-        size = self.sizes.get(path, 0)
-        split = FileSplit(path, 0, None, compression, size)
-        position = self.pos.get(path)
+        size = self.sizes.get(key, 0)
+        split = FileSplit(path, 0, None, compression, size, generation)
+        position = self.pos.get(key)
+        tail = compression == CompressionTypes.UNCOMPRESSED and generation is None
         try:
-            cursor = self.source.cursor(split, position, tail=compression == CompressionTypes.UNCOMPRESSED)
-        except FileNotFoundError:
+            cursor = self.source.cursor(split, position, tail=tail)
+        except (FileNotFoundError, FileInputError) as e:
+            if isinstance(e, FileInputError) and generation is None:
+                raise
             log.warning("%s disappeared before it could be read", path)
+            self.pos[key] = DONE
             return
         cursor.final = final
         self.cursor = cursor
-        self.cursor_path = path
+        self.cursor_path = key
         self.cursor_base = cursor.progress_bytes()
 
     async def _poll(self) -> None:
         """Find files with unread data; queue them (oldest names first)."""
         pattern = self.source.file_pattern
 
-        def scan() -> list[tuple[str, int, int]]:
-            found = []
-            for path in match_files(pattern):
-                try:
-                    st = os.stat(path)
-                except FileNotFoundError:
-                    continue
-                found.append((path, st.st_size, st.st_mtime_ns))
-            return found
-
-        for path, size, mtime in await anyio.to_thread.run_sync(scan):
-            p = self.pos.get(path)
-            previous = self.seen.get(path)
-            self.seen[path] = (size, mtime)
-            self.sizes[path] = size
+        for info in await anyio.to_thread.run_sync(file_infos, pattern):
+            path, size, mtime, generation = info.path, info.size, info.mtime_ns, info.generation
+            key = path if generation is None else f"{path}#{generation}"
+            p = self.pos.get(key)
+            previous = self.seen.get(key)
+            self.seen[key] = (size, mtime)
+            self.sizes[key] = size
             if p == DONE:
+                continue
+            if generation is not None:  # an object: complete once listed, never appended to
+                self.queue.append((key, path, generation, True))
                 continue
             settled = previous == (size, mtime)
             compressed = CompressionTypes.resolve(self.source.compression_type, path) != CompressionTypes.UNCOMPRESSED
             if compressed:
                 if settled and size > 0:
-                    self.queue.append((path, True))
+                    self.queue.append((key, path, None, True))
                 continue
             offset = int(p[0]) if p else 0
             if size < offset:
@@ -150,7 +164,7 @@ class WatchReader(SourceReader):
                     log.warning("%s shrank below the %d bytes already read; it is not read again", path, offset)
                 continue
             if size > offset:
-                self.queue.append((path, settled))
+                self.queue.append((key, path, None, settled))
 
     async def close(self) -> None:
         if self.cursor is not None:

@@ -240,7 +240,8 @@ def test_missing_inputs_fail_before_reading_with_one_line(tmp_path):
         (lambda: ReadFromText(str(tmp_path / "nope.txt")), "no such file or directory"),
         (lambda: ReadFromText(str(tmp_path / "*.txt")), "the glob matches no files"),
         (lambda: ReadFromJson(str(tmp_path / "empty")), "the directory has no files"),
-        (lambda: ReadFromText("gs://bucket/x.txt"), "gs:// scheme is not supported; supported: local paths, file://"),
+        (lambda: ReadFromText("hdfs://bucket/x.txt"),
+         "hdfs:// scheme is not supported; supported: local paths, file://, gs://"),
         (lambda: WriteToText("s3://bucket/x"), "s3:// scheme is not supported"),
     ]
     for make, message in cases:

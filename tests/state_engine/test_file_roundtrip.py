@@ -69,8 +69,8 @@ def test_missing_input_fails_before_reading(tmp_path):
         p | ReadFromJson(str(tmp_path / "nope.jsonl"))
     with pytest.raises(ValueError, match="matches no files"):
         p | "g" >> ReadFromJson(str(tmp_path / "*.jsonl"))
-    with pytest.raises(ValueError, match="gs:// scheme is not supported"):
-        p | "s" >> ReadFromJson("gs://bucket/x.jsonl")
+    with pytest.raises(ValueError, match="hdfs:// scheme is not supported"):
+        p | "s" >> ReadFromJson("hdfs://bucket/x.jsonl")
 
 
 def test_bad_lines_go_to_dead_letters_with_line_numbers(tmp_path):

@@ -8,14 +8,13 @@ file and block offset (an Avro file cannot be resynchronised line by line). Reco
 from __future__ import annotations
 
 import itertools
-import os
 from collections.abc import Iterator
 from typing import IO, Any
 
-from millstream.connectors.files.filesystem import FileInputError, expand_pattern, local_path
+from millstream.connectors.files.filesystem import FileInputError, expand_pattern, local_path, open_raw
 from millstream.connectors.files.progress import wrap_progress
 from millstream.connectors.files.sink import FileFormat, ShardWriter
-from millstream.connectors.files.source import FileSourceReader, FileSplit, SplitCursor
+from millstream.connectors.files.source import FileSourceReader, FileSplit, SplitCursor, pattern_splits
 from millstream.engine.model.io import Source, SourceReader
 
 CODECS = ("null", "deflate", "bzip2", "xz", "snappy", "zstandard", "lz4")
@@ -28,7 +27,7 @@ class AvroCursor(SplitCursor):
         import fastavro
 
         self.split = split
-        self.fh: IO[bytes] = open(split.path, "rb")  # noqa: SIM115 - held across batches
+        self.fh: IO[bytes] = open_raw(split.path, split.generation)
         try:
             self.blocks: Iterator[Any] = iter(fastavro.block_reader(self.fh))
         except Exception as e:
@@ -112,7 +111,7 @@ class AvroSource(Source):
         from millstream.engine.model.options import MillstreamOptions
 
         batch_size = options.view_as(MillstreamOptions).batch_size
-        splits = [FileSplit(f, 0, None, "uncompressed", os.path.getsize(f)) for f in expand_pattern(self.file_pattern)]
+        splits = pattern_splits(self.file_pattern)
         reader = FileSourceReader(splits, AvroCursor, batch_size, self.file_pattern)
         return wrap_progress(reader, options, self.display_name())
 

@@ -8,14 +8,13 @@ buffered (Beam's parameters), and the rest when the checkpoint seals the file.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from typing import IO, Any
 
-from millstream.connectors.files.filesystem import FileInputError, expand_pattern, local_path
+from millstream.connectors.files.filesystem import FileInputError, expand_pattern, local_path, open_raw
 from millstream.connectors.files.progress import wrap_progress
 from millstream.connectors.files.sink import FileFormat, ShardWriter
-from millstream.connectors.files.source import FileSourceReader, FileSplit, SplitCursor
+from millstream.connectors.files.source import FileSourceReader, FileSplit, SplitCursor, pattern_splits
 from millstream.engine.model.io import Source, SourceReader
 
 
@@ -26,9 +25,11 @@ class ParquetCursor(SplitCursor):
         import pyarrow.parquet as pq
 
         self.split = split
+        self.fh = open_raw(split.path, split.generation)
         try:
-            self.file = pq.ParquetFile(split.path)
+            self.file = pq.ParquetFile(self.fh)
         except Exception as e:
+            self.fh.close()
             raise FileInputError(f"{split.path}: not a Parquet file: {e}") from e
         self.columns = list(columns) if columns is not None else None
         meta = self.file.metadata
@@ -66,6 +67,7 @@ class ParquetCursor(SplitCursor):
     def close(self) -> None:
         self.table = None
         self.file.close()
+        self.fh.close()
 
 
 class ParquetSource(Source):
@@ -87,7 +89,7 @@ class ParquetSource(Source):
         from millstream.engine.model.options import MillstreamOptions
 
         batch_size = options.view_as(MillstreamOptions).batch_size
-        splits = [FileSplit(f, 0, None, "uncompressed", os.path.getsize(f)) for f in expand_pattern(self.file_pattern)]
+        splits = pattern_splits(self.file_pattern)
         columns = self.columns
 
         def open_cursor(split: FileSplit, position: Any) -> SplitCursor:

@@ -1,0 +1,108 @@
+"""Exactly-once under kill -9 on Cloud Storage: the file kill -9 job (tests/files/kill_files_job.py) reads a CSV
+replay from gs:// (byte-range splits of a plain object + a gzip object) and writes sharded text, JSON-lines
+and CSV to gs://; it is SIGKILLed at every checkpoint step and at random instants, restarted until it
+finishes, and the committed objects must hold each row exactly once, whole, with headers; no temporary
+object may be left."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import random
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+pytestmark = pytest.mark.gcs
+
+JOB = os.path.join(os.path.dirname(__file__), "..", "files", "kill_files_job.py")
+COMMITTED = re.compile(r"-c\d{8}-\d{5}-of-\d{5}\.(txt|json|csv)$")
+
+
+def make_input(bucket, plain: int, gz: int) -> list[tuple[str, int]]:
+    rows = [(f"a{i}", i * 7 % 1000) for i in range(plain)]
+    more = [(f"b{i}", i % 13) for i in range(gz)]
+    bucket.put("in/a.csv", "id,v\n" + "".join(f"{k},{v}\n" for k, v in rows))
+    bucket.put("in/b.csv.gz", gzip.compress(("id,v\n" + "".join(f"{k},{v}\n" for k, v in more)).encode()))
+    return rows + more
+
+
+def committed(bucket, sink: str, header: str | None) -> list[str]:
+    lines = []
+    for name in bucket.names(f"out/{sink}-c"):
+        assert COMMITTED.search(name), name
+        text = bucket.get(name).decode()
+        assert text.endswith("\n"), f"torn object {name}"
+        got = text.splitlines()
+        if header is not None:
+            assert got[0] == header, f"{name} starts with {got[0]!r}"
+            got = got[1:]
+        lines.extend(got)
+    return lines
+
+
+def check_exactly_once(bucket, rows: list[tuple[str, int]]) -> None:
+    assert sorted(committed(bucket, "text", "id:v")) == sorted(f"{k}:{v}" for k, v in rows)
+    json_rows = [json.loads(line) for line in committed(bucket, "json", None)]
+    assert sorted((r["id"], r["v"]) for r in json_rows) == sorted(rows)
+    assert sorted(committed(bucket, "csv", "id,v2")) == sorted(f"{k},{v * 2}" for k, v in rows)
+    assert [n for n in bucket.names("out/") if "millstream-tmp" in n] == []
+
+
+def start(bucket, state: str, env_extra: dict | None = None) -> subprocess.Popen:
+    env = {**os.environ, **(env_extra or {})}
+    return subprocess.Popen([sys.executable, "-P", JOB, bucket.url("in/*.csv*"), bucket.url("out"),
+                             f"--state_dir={state}"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def finish(bucket, state: str) -> None:
+    proc = start(bucket, state)
+    _, err = proc.communicate(timeout=180)
+    assert proc.returncode == 0, err.decode()[-2000:]
+
+
+def checkpoints_committed(bucket) -> set[str]:
+    return {m.group(1) for n in bucket.names("out/") if (m := re.search(r"-c(\d{8})-", n))}
+
+
+@pytest.mark.parametrize("step", [1, 2, 3, 4, 5, 6])
+def test_crash_at_every_checkpoint_step(gcs_bucket, tmp_path, step):
+    """1-2: pausing/draining; 3: sinks sealed (temporary objects uploaded), not durable; 4: writing it;
+    5: durable, objects not committed (recovery commits them); 6: committed, not resumed (a replayed commit)."""
+    rows = make_input(gcs_bucket, 200_000, 50_000)
+    state = str(tmp_path / "state")
+    proc = start(gcs_bucket, state, {"MILLSTREAM_CRASH_AT": f"{step}:2"})
+    _, err = proc.communicate(timeout=180)
+    assert proc.returncode == -signal.SIGKILL, f"the crash point was not reached: {err.decode()[-2000:]}"
+    finish(gcs_bucket, state)
+    check_exactly_once(gcs_bucket, rows)
+
+
+def test_random_kills_lose_and_duplicate_nothing(gcs_bucket, tmp_path):
+    rows = make_input(gcs_bucket, 300_000, 30_000)
+    state = str(tmp_path / "state")
+    rng = random.Random(17)
+    hit = 0
+    for _ in range(6):
+        before = checkpoints_committed(gcs_bucket)
+        proc = start(gcs_bucket, state)
+        deadline = time.monotonic() + 90
+        want = rng.randint(1, 2)
+        while proc.poll() is None and len(checkpoints_committed(gcs_bucket) - before) < want:
+            assert time.monotonic() < deadline, "the job committed no checkpoint for 90 s"
+            time.sleep(0.01)
+        if proc.poll() is None:
+            time.sleep(rng.uniform(0.0, 0.05))
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+            hit += proc.returncode == -signal.SIGKILL
+            continue
+        assert proc.wait() == 0, proc.stderr.read().decode()[-2000:]
+    finish(gcs_bucket, state)
+    check_exactly_once(gcs_bucket, rows)
+    assert hit >= 4, f"only {hit} of 6 kills hit a running job"
