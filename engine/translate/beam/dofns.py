@@ -25,9 +25,6 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import apache_beam as beam
-from apache_beam.metrics.cells import DistributionData
-from apache_beam.metrics.execution import MetricsEnvironment
-from apache_beam.metrics.metricbase import MetricName as BeamMetricName
 from apache_beam.transforms import userstate as beam_userstate
 from apache_beam.transforms.window import TimestampedValue as BeamTimestampedValue
 from apache_beam.utils.timestamp import Timestamp as BeamTimestamp
@@ -107,11 +104,52 @@ def _outputs(result: Any) -> Iterable[Any]:
 # Metrics
 
 
+class _ForwardingDistribution:
+    """Stands for a millstream `DistributionResult`: each value added to `sum` goes to Beam's distribution.
+
+    millstream's `Distribution.update(v)` does ``d.sum += v`` on this object; `sum` reads as 0, so the
+    value assigned is exactly ``v``, and Beam's cell gets one `update(v)` per millstream update.
+    """
+
+    __slots__ = ("_beam",)
+
+    def __init__(self, beam_distribution: Any) -> None:
+        self._beam = beam_distribution
+
+    count = property(lambda self: 0, lambda self, v: None)
+    min = property(lambda self: None, lambda self, v: None)
+    max = property(lambda self: None, lambda self, v: None)
+
+    @property
+    def sum(self) -> int:
+        return 0
+
+    @sum.setter
+    def sum(self, value: Any) -> None:
+        self._beam.update(value)
+
+
+class _ForwardingDistributions(dict):  # type: ignore[type-arg]
+    """The `distributions` of a bridge container: every key forwards to Beam's distribution of that name."""
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        return _ForwardingDistribution(beam.metrics.Metrics.distribution(key.metric.namespace, key.metric.name))
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        pass
+
+
 class _MetricsBridge:
-    """Collects a bundle's millstream metric updates and reports them to Beam's metrics container."""
+    """Collects a bundle's millstream metric updates and reports them to Beam's metrics."""
 
     def __init__(self) -> None:
-        self.container = ms_metrics.MetricsContainer()
+        self.container = self._container()
+
+    @staticmethod
+    def _container() -> ms_metrics.MetricsContainer:
+        c = ms_metrics.MetricsContainer()
+        c.distributions = _ForwardingDistributions()
+        return c
 
     def enter(self) -> None:
         ms_metrics.set_current_container(self.container)
@@ -122,14 +160,7 @@ class _MetricsBridge:
             beam.metrics.Metrics.counter(key.metric.namespace, key.metric.name).inc(n)
         for key, gauge in c.gauges.items():
             beam.metrics.Metrics.gauge(key.metric.namespace, key.metric.name).set(gauge.value)
-        beam_container = MetricsEnvironment.current_container()
-        for key, d in c.distributions.items():
-            if beam_container is None or not d.count:
-                continue
-            # Beam's Distribution takes one value per call; the bundle's aggregate is merged into its cell.
-            cell = beam_container.get_distribution(BeamMetricName(key.metric.namespace, key.metric.name))
-            cell.data = cell.data.combine(DistributionData(int(d.sum), d.count, int(d.min or 0), int(d.max or 0)))
-        self.container = ms_metrics.MetricsContainer()
+        self.container = self._container()
         ms_metrics.set_current_container(self.container)
 
 
@@ -400,9 +431,11 @@ def _make_process(is_async: bool) -> Callable[..., Any]:
 
 
 def _make_timer_callback(method_name: str, plan: list[tuple[str, Any, Callable[[Any], Any]]]) -> Callable[..., Any]:
-    def callback(self: Any, *params: Any) -> Any:
+    def callback(self: Any, *params: Any, **named: Any) -> Any:
         self._enter()
-        kwargs = {arg: conv(v) for (arg, _, conv), v in zip(plan, params)}
+        # Beam passes a timer callback's parameters by keyword (_p0, _p1, ...), process's by position
+        values = list(params) + [named[f"_p{i}"] for i in range(len(params), len(plan))]
+        kwargs = {arg: conv(v) for (arg, _, conv), v in zip(plan, values)}
         return _outputs(getattr(self._fn, method_name)(**kwargs))
 
     return callback
