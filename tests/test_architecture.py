@@ -80,8 +80,10 @@ RULES: list[tuple[str, tuple[str, ...], str]] = [
     ("millstream.state", ("millstream.state",), "state/ knows nothing of ours"),
     ("millstream.engine.runtime.watermarks", ("millstream.engine.model",), "watermark tracking is pure"),
     ("millstream.engine", ("millstream.engine", "millstream.state"), "the engine knows no connector or daemon"),
+    ("millstream.engine.translate", ("millstream.engine.model", "millstream.engine.translate"),
+     "the Beam translator works on the model, never the runtime"),
     ("millstream.connectors", ("millstream.engine.model", "millstream.state", "millstream.connectors",
-                               "millstream.engine.runtime.exec.clock"),
+                               "millstream.engine.runtime.exec.clock", "millstream.engine.translate.beam.hooks"),
      "connectors use only the engine's public interfaces"),
 ]
 

@@ -40,6 +40,7 @@ from millstream.connectors.files.filesystem import (
 )
 from millstream.engine.model.io import Sink, SinkEncodeError, SinkWriter
 from millstream.engine.model.portable import portable
+from millstream.engine.translate.beam.hooks import register_beam_io
 
 log = logging.getLogger("millstream.files")
 
@@ -375,3 +376,7 @@ class FileSink(Sink):
     def display_name(self) -> str:
         return f"{self.name}({self.prefix}*{self.suffix})"
 
+
+
+# Beam's runners write text-format files with Beam's WriteToText (connectors/files/beam_io.py; lazily).
+register_beam_io(FileSink, "millstream.connectors.files.beam_io:write_text")

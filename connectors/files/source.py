@@ -51,6 +51,7 @@ from millstream.connectors.files.filesystem import (
 )
 from millstream.connectors.files.progress import wrap_progress
 from millstream.engine.model.io import Source, SourceBatch, SourceReader
+from millstream.engine.translate.beam.hooks import register_beam_io
 
 log = logging.getLogger("millstream.files")
 
@@ -577,3 +578,7 @@ class LineFileSource(Source):
         from millstream.connectors.files.filesystem import files_signature
 
         return files_signature(self.file_pattern)
+
+
+# Beam's runners read line files with Beam's ReadFromText (connectors/files/beam_io.py; imported lazily).
+register_beam_io(LineFileSource, "millstream.connectors.files.beam_io:read_lines")

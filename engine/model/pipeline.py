@@ -13,6 +13,12 @@ from millstream.engine.model.pvalue import DoOutputsTuple, PBegin, PCollection, 
 #: Runner names -> "module:attribute". Runners are plug-ins: the model never imports the runtime directly.
 RUNNERS: dict[str, str] = {
     "MillstreamRunner": "millstream.engine.runtime.exec.runner:MillstreamRunner",
+    # Beam's runners, through the translator (docs/runners.md); they need apache-beam (millstream[beam]).
+    "PrismRunner": "millstream.engine.translate.beam.runner:PrismRunner",
+    "PortableRunner": "millstream.engine.translate.beam.runner:PortableRunner",
+    "DataflowRunner": "millstream.engine.translate.beam.runner:DataflowRunner",
+    "FlinkRunner": "millstream.engine.translate.beam.runner:FlinkRunner",
+    "SparkRunner": "millstream.engine.translate.beam.runner:SparkRunner",
 }
 #: Beam's local runner names, accepted as aliases: on one machine millstream *is* the direct runner.
 RUNNER_ALIASES = {
@@ -155,9 +161,8 @@ class Pipeline:
         if target is None:
             raise ValueError(
                 f"runner {runner!r} is not available: millstream runs pipelines on its own runner "
-                f"(MillstreamRunner; {', '.join(sorted(RUNNER_ALIASES))} are accepted as aliases). "
-                "Translation to Beam runners such as DataflowRunner, FlinkRunner or SparkRunner "
-                "is not implemented yet."
+                f"(MillstreamRunner; {', '.join(sorted(RUNNER_ALIASES))} are accepted as aliases) and on "
+                f"Beam's runners through translation ({', '.join(n for n in RUNNERS if n != 'MillstreamRunner')})."
             )
         module, attr = target.split(":")
         return getattr(importlib.import_module(module), attr)()

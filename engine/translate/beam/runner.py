@@ -1,0 +1,144 @@
+"""Beam runners for millstream pipelines: translate the graph (`translator.translate`) and hand it to Beam.
+
+`Pipeline.run()` picks these by name (`--runner=PrismRunner`, `PortableRunner`, `DataflowRunner`,
+`FlinkRunner`, `SparkRunner`; see `engine/model/pipeline.py`'s RUNNERS). Pipeline options pass through to
+Beam unchanged (``--project``, ``--region``, ``--temp_location``, ``--job_name``, ``--environment_type``,
+``--sdk_location=container``, ``--requirements_file``/``--setup_file`` ...); millstream's own runtime options
+are ignored by Beam. For Prism, ``--prism_location`` defaults to the binary built by
+``tests/infra/prism/build.sh`` (``$MILLSTREAM_CACHE/prism/<apache-beam version>/prism``) or ``$MILLSTREAM_PRISM``,
+so nothing is downloaded. The result has the local runner's API: `wait_until_finish()`, `state`, `metrics()`.
+
+>>> import millstream as ms
+>>> p = ms.Pipeline(argv=["--runner=PrismRunner", "--environment_type=LOOPBACK"])
+>>> _ = p | ms.Create([1, 2, 3]) | ms.Map(print)
+>>> p.run().wait_until_finish()  # doctest: +SKIP
+'DONE'
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from typing import Any
+
+from millstream.engine.model.metrics import MetricsFilter
+from millstream.engine.model.options import PipelineOptions
+
+log = logging.getLogger(__name__)
+
+#: Where the Prism binary is looked for when ``--prism_location`` is not given.
+PRISM_ENV = "MILLSTREAM_PRISM"
+
+
+def default_prism_location() -> str | None:
+    """``$MILLSTREAM_PRISM``, else the cached build for the installed apache-beam version, if present."""
+    explicit = os.environ.get(PRISM_ENV)
+    if explicit:
+        return explicit
+    import apache_beam
+
+    cache = os.environ.get("MILLSTREAM_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "millstream")
+    path = os.path.join(cache, "prism", apache_beam.__version__, "prism")
+    return path if os.access(path, os.X_OK) else None
+
+
+def beam_options(options: PipelineOptions, runner: str) -> Any:
+    """Beam's PipelineOptions from millstream's: the same flags and keyword values, the runner named."""
+    from apache_beam.options.pipeline_options import PipelineOptions as BeamOptions
+
+    flags = [f for f in options._flags if not f.startswith("--runner")]
+    overrides = dict(options._overrides)
+    overrides.pop("runner", None)
+    # Beam warns about every millstream-only flag ("Discarding unparseable args"); they are expected here.
+    logging.getLogger("apache_beam.options.pipeline_options").setLevel(logging.ERROR)
+    result = BeamOptions(flags, runner=runner, **overrides)
+    if runner == "PrismRunner" and not result.get_all_options().get("prism_location"):
+        location = default_prism_location()
+        if location is None:
+            raise ValueError(
+                "PrismRunner needs the prism binary: build it with tests/infra/prism/build.sh (Go) or pass "
+                "--prism_location=PATH (nothing is downloaded)"
+            )
+        result = BeamOptions(flags, runner=runner, prism_location=location, **overrides)
+    return result
+
+
+def _beam_filter(f: Any) -> Any:
+    from apache_beam.metrics.metric import MetricsFilter as BeamFilter
+
+    if f is None or not isinstance(f, MetricsFilter):
+        return f
+    out = BeamFilter()
+    for name in f.names:
+        out = out.with_name(name)
+    for ns in f.namespaces:
+        out = out.with_namespace(ns)
+    for step in f.steps:
+        out = out.with_step(step)
+    return out
+
+
+class BeamMetrics:
+    """The run's metrics from Beam's result; `query` takes millstream's or Beam's `MetricsFilter`."""
+
+    def __init__(self, beam_metrics: Any) -> None:
+        self._metrics = beam_metrics
+
+    def query(self, filter: Any = None) -> dict[str, list[Any]]:
+        """Counters, distributions and gauges matching `filter` (Beam's MetricResult objects)."""
+        result: dict[str, list[Any]] = self._metrics.query(_beam_filter(filter))
+        return result
+
+
+class BeamPipelineResult:
+    """A pipeline run on a Beam runner: `wait_until_finish()`, `state`, `metrics()`, and `beam_result`."""
+
+    def __init__(self, beam_result: Any, runner: str) -> None:
+        self.beam_result = beam_result
+        self.runner = runner
+
+    @property
+    def state(self) -> str:
+        """Beam's job state name (``DONE``, ``RUNNING``, ``FAILED``, ...)."""
+        return str(self.beam_result.state)
+
+    def wait_until_finish(self, duration: Any = None) -> str:
+        """Wait for the job (at most `duration` ms, as in Beam); raises if the job failed."""
+        started = time.monotonic()
+        self.beam_result.wait_until_finish(duration)
+        log.info("%s job finished: %s (%.1f s)", self.runner, self.state, time.monotonic() - started)
+        return self.state
+
+    def metrics(self) -> BeamMetrics:
+        """The job's metrics, as Beam reports them."""
+        return BeamMetrics(self.beam_result.metrics())
+
+
+class BeamRunner:
+    """Runs a millstream pipeline on the Beam runner named `runner_name`."""
+
+    runner_name = "PrismRunner"
+
+    def run_pipeline(self, pipeline: Any, options: PipelineOptions) -> BeamPipelineResult:
+        """Translate `pipeline` (failing before submission if a step cannot be), then submit it."""
+        from millstream.engine.translate.beam.translator import translate
+
+        bopts = beam_options(options, self.runner_name)
+        bp = translate(pipeline, bopts, options)
+        log.info("submitting the pipeline to %s", self.runner_name)
+        return BeamPipelineResult(bp.run(), self.runner_name)
+
+
+def _runner(name: str) -> type[BeamRunner]:
+    return type(name, (BeamRunner,), {"runner_name": name, "__doc__": f"Beam's {name}, through the translator."})
+
+
+PrismRunner = _runner("PrismRunner")
+PortableRunner = _runner("PortableRunner")
+DataflowRunner = _runner("DataflowRunner")
+FlinkRunner = _runner("FlinkRunner")
+SparkRunner = _runner("SparkRunner")
+
+__all__ = ["BeamPipelineResult", "BeamRunner", "DataflowRunner", "FlinkRunner", "PortableRunner", "PrismRunner",
+           "SparkRunner", "beam_options", "default_prism_location"]
