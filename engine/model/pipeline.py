@@ -21,6 +21,7 @@ RUNNER_ALIASES = {
     "BundleBasedDirectRunner": "MillstreamRunner",
     "SwitchingDirectRunner": "MillstreamRunner",
     "FnApiRunner": "MillstreamRunner",
+    "PrismRunner": "MillstreamRunner",  # Beam's newer local runner
 }
 
 
