@@ -175,12 +175,12 @@ def main(argv: list[str] | None = None) -> int:
                                                                         inputs.airlines, d)))
             work = os.path.join(root, f"ms{i}")
             results["millstream"].append(timed(lambda w=work: run_millstream(example, inputs, w)))
-        got = read_rows(os.path.join(root, "ms0", "out", "hourly-c*.json"))
+        got = read_rows(os.path.join(root, "ms0", "out", "hourly-*.json"))
         want = read_rows(os.path.join(root, "bare0", "hourly.json"))
         if canonical(got) != canonical(want):
             print(f"MISMATCH: millstream wrote {len(got)} rows, bare Python {len(want)}", file=sys.stderr)
             return 1
-        dead = len(read_rows(os.path.join(root, "ms0", "out", "cancelled-c*.json")))
+        dead = len(read_rows(os.path.join(root, "ms0", "out", "cancelled-*.json")))
         bare_dead = len(read_rows(os.path.join(root, "bare0", "cancelled.json")))
         if dead != bare_dead:
             print(f"MISMATCH: {dead} dead letters, bare Python {bare_dead}", file=sys.stderr)

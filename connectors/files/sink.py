@@ -17,6 +17,19 @@ Committed names keep the checkpoint id, which recovery needs::
 shard count, both zero-padded to the run's length; ``""`` means one unnumbered file per checkpoint). With
 ``num_shards`` > 1 every epoch that has output writes all its shards, the records spread round-robin in the
 order they reached the sink (deterministic for a given input order). An epoch without records writes nothing.
+Those are the names of streaming jobs, and the names of a bounded job's checkpoints while it runs.
+
+A bounded (non-streaming) run that reads all its input ends with Beam's batch names, exactly::
+
+    <prefix><shard_name_template expanded><suffix>
+    e.g. out/counts-00001-of-00004.txt, or out/counts.txt with shard_name_template=""
+
+The final checkpoint of such a run (`prepare_end_of_input`) records, per shard, the target name and the
+committed per-checkpoint files that make it up (this epoch's included); its commit concatenates them in
+checkpoint order (`FileFormat.concat`: one header, one footer, one compressed stream; a single file is just
+renamed) into a temporary file, renames that to the target, then deletes the parts. A restart repeats the
+commit from the durable record: a shard whose parts all exist is merged (again), one whose target exists and
+some part is gone was finished. Every shard file is written, empty ones too, as Beam does.
 """
 
 from __future__ import annotations
@@ -36,6 +49,7 @@ from millstream.connectors.files.filesystem import (
     FileInputError,
     fsync_dir,
     local_path,
+    open_input,
     open_output,
 )
 from millstream.engine.model.io import Sink, SinkEncodeError, SinkWriter
@@ -84,6 +98,11 @@ class FileFormat:
     def open_shard(self, raw: IO[bytes], shard: int, num_shards: int) -> ShardWriter:
         """A writer for one new (temporary) output file."""
         raise NotImplementedError
+
+    def concat(self, parts: list[str], raw: IO[bytes]) -> None:
+        """Write into `raw` one file of this format holding the records of the files `parts`, in order
+        (used for the batch names of a bounded run); `parts` has at least two files."""
+        raise NotImplementedError(f"{type(self).__name__} cannot concatenate files")
 
 
 class _TextShard(ShardWriter):
@@ -148,6 +167,51 @@ class TextFormat(FileFormat):
     def open_shard(self, raw: IO[bytes], shard: int, num_shards: int) -> ShardWriter:
         return _TextShard(raw, open_output(raw, self.compression, self.inner_name), self)
 
+    def header_lines(self, firsts: list[bytes]) -> bool:
+        """Whether each file starts with a header line, given every file's first line (`concat`)."""
+        return False
+
+    def concat(self, parts: list[str], raw: IO[bytes]) -> None:
+        firsts = []
+        for part in parts:
+            reader, f = open_input(part, self.compression)
+            with f, reader:
+                firsts.append(reader.readline())
+        skip_line = self.header_lines(firsts)
+        header = self.header or b""
+        footer = self.footer or b""
+        out = open_output(raw, self.compression, self.inner_name)
+        for i, part in enumerate(parts):
+            reader, f = open_input(part, self.compression)
+            with f, reader:
+                if i > 0:  # the header stays only at the start of the whole file
+                    if skip_line:
+                        reader.readline()
+                    elif header:
+                        reader.read(len(header))
+                _copy_without_tail(reader, out, footer if i < len(parts) - 1 else b"")
+        if out is not raw:
+            out.close()
+        raw.flush()
+
+
+def _copy_without_tail(reader: Any, out: Any, tail: bytes, chunk: int = 1 << 20) -> None:
+    """Copy `reader` to `out`, leaving out its last ``len(tail)`` bytes (a footer, which must be `tail`)."""
+    held = b""
+    while True:
+        data = reader.read(chunk)
+        if not data:
+            break
+        data = held + data
+        keep = len(data) - len(tail)
+        if keep > 0:
+            out.write(data[:keep])
+            held = data[keep:]
+        else:
+            held = data
+    if held != tail:
+        raise ValueError(f"a part file does not end with the footer {tail!r}")
+
 
 _TEMPLATE_RUN = re.compile(r"S+|N+")
 
@@ -185,7 +249,7 @@ class FileSinkWriter(SinkWriter):
     """Writes epochs to temporary files (one per shard) and renames them on commit."""
 
     def __init__(self, prefix: str, suffix: str, fmt: FileFormat, job_name: str, num_shards: int = 1,
-                 shard_name_template: str = "-SSSSS-of-NNNNN") -> None:
+                 shard_name_template: str = "-SSSSS-of-NNNNN", batch: bool = False) -> None:
         self.prefix = prefix
         self.suffix = suffix
         self.fmt = fmt
@@ -210,10 +274,17 @@ class FileSinkWriter(SinkWriter):
         self.epoch_seq = 0
         self.rotation = 0
         self.current_shard = 0
+        # a bounded job: a completed run ends with Beam's batch names (module doc); `completed` once it has
+        self.batch = batch
+        self.completed = False
 
     def final_name(self, checkpoint_id: int, shard: int = 0) -> str:
         """The committed file of one shard of one checkpoint's epoch."""
         return f"{self.prefix}-c{checkpoint_id:08d}{self.shard_name(shard, self.num_shards)}{self.suffix}"
+
+    def batch_name(self, shard: int) -> str:
+        """Beam's name of one shard of a completed bounded run's output."""
+        return f"{self.prefix}{self.shard_name(shard, self.num_shards)}{self.suffix}"
 
     def io_path(self) -> str:
         """The file being written (for an I/O error that names none): the shard's temp file, else the folder."""
@@ -228,6 +299,11 @@ class FileSinkWriter(SinkWriter):
         os.makedirs(self.tmp_dir, exist_ok=True)
         if checkpoint_id is not None and record:
             await self.commit(checkpoint_id, record)
+        if self.batch and not self.completed:
+            # a run that starts (afresh or resumed) and has not completed yet: Beam overwrites the output
+            for shard in range(self.num_shards):
+                if os.path.exists(self.batch_name(shard)):
+                    os.remove(self.batch_name(shard))
         for name in os.listdir(self.tmp_dir):  # epochs after the last durable checkpoint
             if name.startswith(self.tag + "-"):
                 os.remove(os.path.join(self.tmp_dir, name))
@@ -289,7 +365,41 @@ class FileSinkWriter(SinkWriter):
         self.shards, self.handles, self.tmp_paths = [], [], []
         return record
 
+    async def prepare_end_of_input(self, checkpoint_id: int) -> Any:
+        """The last epoch of a completed bounded run, and how its whole output gets Beam's batch names."""
+        epoch = await self.prepare(checkpoint_id)
+        if not self.batch:
+            return epoch
+        if self.completed:  # a restart finished the completion; this run read nothing more
+            return {"completed": True}
+        this = {final for _, final in epoch}
+        merge = []
+        for shard in range(self.num_shards):
+            name = re.compile(re.escape(self.base) + r"-c(\d{8,})" + re.escape(self.shard_name(shard, self.num_shards))
+                              + re.escape(self.suffix) + "$")
+            parts = []
+            for entry in os.listdir(self.directory):
+                m = name.match(entry)
+                path = os.path.join(self.directory, entry)
+                if m and (int(m.group(1)) < checkpoint_id or path in this):
+                    parts.append((int(m.group(1)), path))
+            final_part = self.final_name(checkpoint_id, shard)
+            if final_part in this:
+                parts.append((checkpoint_id, final_part))
+            merge.append([self.batch_name(shard), [path for _, path in sorted(set(parts))]])
+        return {"epoch": epoch, "merge": merge}
+
     async def commit(self, checkpoint_id: int, record: Any) -> None:
+        if isinstance(record, dict):
+            if not record.get("completed"):
+                for tmp, part in record["epoch"]:  # a part already merged is checked by `_finish_shard`
+                    if os.path.exists(tmp):
+                        os.replace(tmp, part)
+                for shard, (target, parts) in enumerate(record["merge"]):
+                    self._finish_shard(shard, target, parts)
+                fsync_dir(self.directory)
+            self.completed = True
+            return
         for tmp, final in record or []:
             if os.path.exists(tmp):
                 os.replace(tmp, final)
@@ -299,6 +409,39 @@ class FileSinkWriter(SinkWriter):
                 )
         if record:
             fsync_dir(self.directory)
+
+    def _finish_shard(self, shard: int, target: str, parts: list[str]) -> None:
+        """Give one shard of a completed bounded run its batch name (idempotent: module doc)."""
+        present = [p for p in parts if os.path.exists(p)]
+        if len(present) < len(parts):
+            if not os.path.exists(target):
+                raise FileNotFoundError(f"cannot finish {target}: parts of it are missing and it does not exist")
+            for p in present:  # the merge was done and renamed; a crash stopped the clean-up
+                os.remove(p)
+            return
+        if len(parts) == 1:
+            os.replace(parts[0], target)
+            return
+        os.makedirs(self.tmp_dir, exist_ok=True)
+        tmp = os.path.join(self.tmp_dir, f"{self.tag}-{self.run_token}-final-{shard}.tmp")
+        with open(tmp, "wb") as raw:
+            self.current_shard = shard
+            if parts:
+                self.fmt.concat(parts, raw)
+            else:  # no record for this shard: Beam writes the (empty) file all the same
+                try:
+                    self.fmt.open_shard(raw, shard, self.num_shards).finish()
+                except ValueError as e:  # e.g. Parquet without a schema and no record to infer one from
+                    log.warning("%s: not written: %s", target, e)
+                    raw.close()
+                    os.remove(tmp)
+                    return
+            raw.flush()
+            os.fsync(raw.fileno())
+        os.replace(tmp, target)
+        fsync_dir(self.directory)
+        for p in parts:
+            os.remove(p)
 
     async def abort(self) -> None:
         for raw in self.handles:
@@ -310,6 +453,11 @@ class FileSinkWriter(SinkWriter):
 
     async def close(self) -> None:
         await self.abort()
+        if self.completed:
+            try:  # Beam leaves nothing but the output; a sink sharing the folder may still use it
+                os.rmdir(self.tmp_dir)
+            except OSError:
+                pass
 
 
 class FileSink(Sink):
@@ -370,8 +518,11 @@ class FileSink(Sink):
 
             return GcsSinkWriter(self.prefix, self.suffix, self.fmt, getattr(job, "job_name", "millstream"),
                                  self.num_shards, self.template)
+        from millstream.engine.model.options import StandardOptions
+
+        batch = options is not None and not options.view_as(StandardOptions).streaming
         return FileSinkWriter(self.prefix, self.suffix, self.fmt, getattr(job, "job_name", "millstream"),
-                              self.num_shards, self.template)
+                              self.num_shards, self.template, batch=batch)
 
     def display_name(self) -> str:
         return f"{self.name}({self.prefix}*{self.suffix})"

@@ -27,6 +27,49 @@ class _DoFnParam:
         return hash((self.name, id(self.spec)))
 
 
+class _ContextParam(_DoFnParam):
+    """A context manager's value as a `process` argument (Beam's `DoFn.SetupContextParam` and
+    `BundleContextParam`): the runtime builds and enters `context_manager_constructor(*args, **kwargs)` once per
+    DoFn instance (setup) or per bundle, and exits it at teardown or the bundle's end."""
+
+    scope = ""
+
+    def __init__(self, context_manager_constructor: Callable[..., Any], args: tuple[Any, ...] = (),
+                 kwargs: dict[str, Any] | None = None, *, name: str | None = None) -> None:
+        kind = type(self).__name__.strip("_")
+        if not callable(context_manager_constructor) or hasattr(context_manager_constructor, "__enter__"):
+            # a constructed (one-shot) context manager cannot be entered once per setup or bundle
+            raise TypeError(f"{kind} needs a context manager constructor, not a context manager: write "
+                            f"{kind}(tempfile.TemporaryDirectory, args=(...)), not {kind}(tempfile.TemporaryDirectory(...))")
+        super().__init__(kind, None)
+        self.spec = self  # each marker is its own (identity decides equality)
+        self.label = name
+        self.context_manager_constructor = context_manager_constructor
+        self.args = tuple(args)
+        self.kwargs = dict(kwargs or {})
+
+    def create_and_enter(self) -> tuple[Any, Any]:
+        """A new context manager and the value its `__enter__` returned."""
+        cm = self.context_manager_constructor(*self.args, **self.kwargs)
+        return cm, cm.__enter__()
+
+    def __repr__(self) -> str:
+        return f"DoFn.{self.name}({self.context_manager_constructor!r})"
+
+
+class _SetupContextParam(_ContextParam):
+    """Entered once per DoFn instance (at setup), exited at teardown.
+
+    >>> import contextlib
+    >>> DoFn.SetupContextParam(contextlib.nullcontext, args=(42,)).create_and_enter()[1]
+    42
+    """
+
+
+class _BundleContextParam(_ContextParam):
+    """Entered at the start of each bundle, exited at its end (like start_bundle/finish_bundle)."""
+
+
 class DoFn:
     """Per-element processing: setup, start_bundle, process, finish_bundle, teardown (Beam's DoFn)."""
 
@@ -40,6 +83,8 @@ class DoFn:
     SideInputParam = _DoFnParam("SideInputParam")
     WatermarkEstimatorParam = _DoFnParam("WatermarkEstimatorParam")
     BundleFinalizerParam = _DoFnParam("BundleFinalizerParam")
+    SetupContextParam = _SetupContextParam
+    BundleContextParam = _BundleContextParam
 
     def default_label(self) -> str:
         """The label of a ParDo using this DoFn."""

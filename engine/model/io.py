@@ -8,7 +8,9 @@ is durable:
     write ... -> prepare(checkpoint_id) -> [checkpoint durable] -> commit(checkpoint_id, record)
 
 `commit` is idempotent (recovery may repeat it), and on restart `recover` finishes the commit of the last
-durable checkpoint and discards anything newer.
+durable checkpoint and discards anything newer. A writer that names its output differently once a bounded run
+has read all its input (the file sink's Beam batch names) implements `EndOfInputSinkWriter`: the final
+checkpoint of such a run calls `prepare_end_of_input` instead of `prepare`.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from millstream.engine.model.ptransform import PTransform
 from millstream.engine.model.pvalue import DoOutputsTuple, PBegin, PCollection, PDone
@@ -142,6 +144,20 @@ class SinkWriter:
 
     async def close(self) -> None:
         """Release resources."""
+
+
+@runtime_checkable
+class EndOfInputSinkWriter(Protocol):
+    """A sink writer whose last commit of a completed bounded run differs from the others (a capability).
+
+    ``prepare_end_of_input(checkpoint_id)`` replaces `prepare` in the final checkpoint of a run that ended at
+    the end of its input (not a drain); its record goes to `commit` (and to `recover` after a crash) like any
+    other, so finishing the run's output is as idempotent as every commit.
+    """
+
+    async def prepare_end_of_input(self, checkpoint_id: int) -> Any:
+        """Seal the last epoch and return the record that makes the run's whole output final on commit."""
+        ...
 
 
 class Sink:

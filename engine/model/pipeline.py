@@ -27,6 +27,7 @@ RUNNER_ALIASES = {
     "BundleBasedDirectRunner": "MillstreamRunner",
     "SwitchingDirectRunner": "MillstreamRunner",
     "FnApiRunner": "MillstreamRunner",
+    "PrismRunner": "MillstreamRunner",  # Beam's newer local runner
 }
 
 

@@ -16,6 +16,12 @@ class PTransform:
     def __init__(self, label: str | None = None) -> None:
         self.label = label if label is not None else self.default_label()
 
+    def __getattr__(self, name: str) -> Any:
+        # a subclass whose __init__ does not call ours (Beam allows it) still has a label
+        if name == "label":
+            return self.default_label()
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
     def default_label(self) -> str:
         """The label used when the user gives none."""
         return type(self).__name__

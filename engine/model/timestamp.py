@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime
 import functools
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, Union
 
 T = TypeVar("T")
 
@@ -42,10 +42,19 @@ def to_micros(value: Any) -> int:
     raise TypeError(f"cannot interpret {value!r} (type {type(value).__name__}) as a time in seconds")
 
 
+def _seconds_repr(kind: str, micros: int) -> str:
+    """Beam's repr of an instant or a duration: whole seconds bare, else six decimals (``Timestamp(1.5)`` is
+    ``Timestamp(1.500000)``, ``Timestamp(60)`` is ``Timestamp(60)``)."""
+    sign = "-" if micros < 0 else ""
+    whole, frac = divmod(abs(micros), MICROS_PER_SECOND)
+    return f"{kind}({sign}{whole}.{frac:06d})" if frac else f"{kind}({sign}{whole})"
+
+
 @functools.total_ordering
 class Timestamp:
     """A point in event time with microsecond precision, compatible with `apache_beam.utils.timestamp`."""
 
+    __module__ = "millstream.utils.timestamp"  # where Beam users find it (and see it in type() output)
     __slots__ = ("micros",)
 
     def __init__(self, seconds: int | float = 0, micros: int = 0) -> None:
@@ -77,15 +86,18 @@ class Timestamp:
         """Seconds since the epoch as a float."""
         return self.micros / MICROS_PER_SECOND
 
-    def to_utc_datetime(self) -> datetime.datetime:
-        """This instant as an aware UTC datetime."""
-        return datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC) + datetime.timedelta(
-            microseconds=self.micros
-        )
+    def to_utc_datetime(self, has_tz: bool = False) -> datetime.datetime:
+        """This instant as a UTC datetime: naive as in Beam (like ``datetime.utcnow()``), aware with `has_tz`.
+
+        >>> str(Timestamp(seconds=0).to_utc_datetime()), str(Timestamp(seconds=0).to_utc_datetime(has_tz=True))
+        ('1970-01-01 00:00:00', '1970-01-01 00:00:00+00:00')
+        """
+        aware = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC) + datetime.timedelta(microseconds=self.micros)
+        return aware if has_tz else aware.replace(tzinfo=None)
 
     def to_rfc3339(self) -> str:
         """RFC 3339 text, UTC, with a trailing Z."""
-        return self.to_utc_datetime().isoformat().replace("+00:00", "Z")
+        return self.to_utc_datetime(has_tz=True).isoformat().replace("+00:00", "Z")
 
     def __float__(self) -> float:
         return self.micros / MICROS_PER_SECOND
@@ -98,7 +110,7 @@ class Timestamp:
             return "Timestamp(MIN_TIMESTAMP)"
         if self.micros >= MAX_MICROS:
             return "Timestamp(MAX_TIMESTAMP)"
-        return f"Timestamp({self.micros / MICROS_PER_SECOND:.6f})"
+        return _seconds_repr("Timestamp", self.micros)
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, Timestamp):
@@ -137,6 +149,7 @@ class Timestamp:
 class Duration:
     """A span of event time with microsecond precision, compatible with `apache_beam.utils.timestamp`."""
 
+    __module__ = "millstream.utils.timestamp"
     __slots__ = ("micros",)
 
     def __init__(self, seconds: int | float = 0, micros: int = 0) -> None:
@@ -153,7 +166,7 @@ class Duration:
         return self.micros / MICROS_PER_SECOND
 
     def __repr__(self) -> str:
-        return f"Duration({self.micros / MICROS_PER_SECOND:.6f})"
+        return _seconds_repr("Duration", self.micros)
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, Duration):
@@ -227,3 +240,9 @@ class TimestampedValue(Generic[T]):
 
     def __repr__(self) -> str:
         return f"TimestampedValue({self.value!r}, {self.micros / MICROS_PER_SECOND:.6f})"
+
+
+#: Beam's type aliases of the arguments that accept an instant or a duration.
+TimestampTypes = Union[int, float, Timestamp]
+DurationTypes = Union[int, float, Duration]
+TimestampDurationTypes = Union[int, float, Duration, Timestamp]

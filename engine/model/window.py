@@ -100,6 +100,7 @@ class BoundedWindow:
 class IntervalWindow(BoundedWindow):
     """A window for timestamps in ``[start, end)``; equal, hashed and ordered by its bounds."""
 
+    __module__ = "millstream.transforms.window"  # where Beam users find it
     __slots__ = ()
 
     def __init__(self, start: Any, end: Any) -> None:
@@ -129,6 +130,7 @@ class IntervalWindow(BoundedWindow):
 class GlobalWindow(BoundedWindow):
     """The single window holding all of time (the window of `GlobalWindows`); a singleton."""
 
+    __module__ = "millstream.transforms.window"  # where Beam users find it
     __slots__ = ()
     _instance: GlobalWindow | None = None
 

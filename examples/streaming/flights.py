@@ -427,7 +427,7 @@ def build(p: beam.Pipeline, inputs: Inputs, output: str, pacer: Pacer | None = N
 def read_json_lines(output: str, name: str) -> list[dict[str, Any]]:
     """The committed records of one of the job's outputs (`hourly`, `cancelled`, `late`)."""
     records: list[dict[str, Any]] = []
-    for path in sorted(glob.glob(os.path.join(output, f"{name}-c*.json"))):
+    for path in sorted(glob.glob(os.path.join(output, f"{name}-*.json"))):
         with open(path, "rb") as f:
             records.extend(orjson.loads(line) for line in f)
     return records

@@ -3,7 +3,7 @@
 `import millstream as beam` runs pipelines written for `apache_beam` that use the supported transforms.
 """
 
-from millstream import coders, io, metrics, pvalue, runners, typehints
+from millstream import coders, io, metrics, pvalue, runners, typehints, utils
 from millstream.engine.model.combinefn import CombineFn
 from millstream.engine.model.core import (
     CombineGlobally,
@@ -32,6 +32,7 @@ from millstream.transforms.util import (
     Distinct,
     Keys,
     KvSwap,
+    LogElements,
     Regex,
     Reshuffle,
     ToString,
@@ -57,6 +58,7 @@ __all__ = [
     "GroupByKey",
     "Keys",
     "KvSwap",
+    "LogElements",
     "Map",
     "MapTuple",
     "PCollection",
@@ -80,5 +82,6 @@ __all__ = [
     "runners",
     "trigger",
     "typehints",
+    "utils",
     "window",
 ]

@@ -19,13 +19,13 @@ def test_round_trip_with_quotes_commas_and_shards(tmp_path):
     prefix = str(tmp_path / "out" / "c")
     with beam.Pipeline(options=PipelineOptions([f"--state_dir={tmp_path}/s1"])) as p:
         p | beam.Create(rows) | WriteToCsv(prefix, num_shards=2)
-    files = sorted(glob.glob(prefix + "-c*.csv"))
+    files = sorted(glob.glob(prefix + "-*.csv"))
     assert len(files) == 2
     for f in files:
         assert open(f).readline() == "id,name,note\n"
     got = []
     with beam.Pipeline(options=PipelineOptions([f"--state_dir={tmp_path}/s2"])) as p:
-        p | ReadFromCsv(prefix + "-c*.csv") | beam.Map(got.append)
+        p | ReadFromCsv(prefix + "-*.csv") | beam.Map(got.append)
     assert sorted(got, key=lambda r: int(r["id"])) == rows
 
 
@@ -35,9 +35,9 @@ def test_named_tuples_and_sequences_with_columns(tmp_path):
         p | "nt" >> beam.Create([Point(1, 2), Point(3, None)]) | "w1" >> WriteToCsv(str(tmp_path / "a"))
         p | "seq" >> beam.Create([[1, 2]]) | "w2" >> WriteToCsv(str(tmp_path / "b"), columns=["p", "q"], header=True)
         p | "nh" >> beam.Create([[5, 6]]) | "w3" >> WriteToCsv(str(tmp_path / "c"), header=False)
-    [a] = glob.glob(str(tmp_path / "a-c*.csv"))
-    [b] = glob.glob(str(tmp_path / "b-c*.csv"))
-    [c] = glob.glob(str(tmp_path / "c-c*.csv"))
+    [a] = glob.glob(str(tmp_path / "a-*.csv"))
+    [b] = glob.glob(str(tmp_path / "b-*.csv"))
+    [c] = glob.glob(str(tmp_path / "c-*.csv"))
     assert sorted(open(a).read().splitlines()[1:]) == ["1,2", "3,"] and open(a).readline() == "x,y\n"
     assert open(b).read() == "p,q\n1,2\n"
     assert open(c).read() == "5,6\n"

@@ -19,7 +19,8 @@ import time
 import pytest
 
 JOB = os.path.join(os.path.dirname(__file__), "kill_files_job.py")
-COMMITTED = re.compile(r"-c\d{8}-\d{5}-of-\d{5}\.(txt|json|csv)$")
+# a completed bounded run leaves Beam's batch names only (the per-checkpoint files are merged into them)
+FINAL = re.compile(r"/(text|json|csv)-\d{5}-of-\d{5}(\.txt|\.json|\.csv)?$")
 
 
 def make_input(directory: str, plain: int, gz: int) -> list[tuple[str, int]]:
@@ -35,8 +36,11 @@ def make_input(directory: str, plain: int, gz: int) -> list[tuple[str, int]]:
 
 def committed(out: str, sink: str, header: str | None) -> list[str]:
     lines = []
-    for name in sorted(glob.glob(os.path.join(out, sink + "-c*"))):
-        assert COMMITTED.search(name), name
+    assert not glob.glob(os.path.join(out, sink + "-c*")), "per-checkpoint files left after completion"
+    names = sorted(glob.glob(os.path.join(out, sink + "-*")))
+    assert names, f"no output of {sink}"
+    for name in names:
+        assert FINAL.search(name), name
         with open(name) as f:
             text = f.read()
         assert text.endswith("\n"), f"torn file {name}"

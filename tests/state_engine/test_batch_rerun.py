@@ -30,15 +30,19 @@ def _run(args: list[str], env: dict[str, str] | None = None) -> subprocess.Compl
                           env={**os.environ, **(env or {})})
 
 
-def _committed_by(out: str) -> set[int]:
-    """The checkpoint ids in the names of the committed files."""
-    return {int(name.split("-c")[1][:8]) for name in os.listdir(out) if name.startswith("Q1-c")}
+FINAL = "Q1-00000-of-00001.jsonl"  # Beam's batch name: a completed bounded run leaves only it
+
+
+def _names(out: str) -> list[str]:
+    """The visible output files."""
+    return sorted(name for name in os.listdir(out) if name.startswith("Q1"))
 
 
 def _rows(out: str) -> list[list[Any]]:
+    """Every row of every visible output file (per-checkpoint or final)."""
     rows = []
     for name in sorted(os.listdir(out)):
-        if name.startswith("Q1-c"):
+        if name.startswith("Q1"):
             with open(os.path.join(out, name)) as f:
                 rows.extend(json.loads(line) for line in f)
     return sorted(rows)
@@ -52,6 +56,7 @@ def test_a_batch_program_run_three_times_writes_its_full_output_once_each_time(t
         done = _run([src, out, remove, *flags])
         assert done.returncode == 0, done.stderr[-3000:]
         assert _rows(out) == expected, f"run after '{remove}' wrote the wrong output"
+        assert _names(out) == [FINAL]
 
 
 def test_an_interrupted_bounded_run_started_again_writes_its_output_once(tmp_path: Any) -> None:
@@ -65,9 +70,11 @@ def test_an_interrupted_bounded_run_started_again_writes_its_output_once(tmp_pat
     again = _run([src, out, "keep", *flags])
     assert again.returncode == 0, again.stderr[-3000:]
     assert _rows(out) == expected
-    assert _committed_by(out) == {1}, "the restart finished the commit of checkpoint 1"
+    assert _names(out) == [FINAL], "the restart finished the commit of checkpoint 1 under the batch name"
+    first = os.stat(os.path.join(out, FINAL)).st_ino
     # that run was completed by the restart: the next one computes afresh, and again writes everything once
     third = _run([src, out, "keep", *flags])
     assert third.returncode == 0, third.stderr[-3000:]
     assert _rows(out) == expected
-    assert _committed_by(out) == {3}, "the completed run's files were replaced by a fresh run's"
+    assert _names(out) == [FINAL]
+    assert os.stat(os.path.join(out, FINAL)).st_ino != first, "the completed run's file was replaced afresh"

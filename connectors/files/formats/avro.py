@@ -167,5 +167,17 @@ class AvroFormat(FileFormat):
     def open_shard(self, raw: IO[bytes], shard: int, num_shards: int) -> ShardWriter:
         return _AvroShard(raw, self)
 
+    def concat(self, parts: list[str], raw: IO[bytes]) -> None:
+        """One container file with the records of `parts`, in order."""
+        import fastavro
+        from fastavro.write import Writer
+
+        writer = Writer(raw, self.parsed, codec=self.codec)
+        for part in parts:
+            with open(part, "rb") as f:
+                for record in fastavro.reader(f):
+                    writer.write(record)
+        writer.flush()
+
 
 __all__ = ["AvroCursor", "AvroFormat", "AvroSource"]

@@ -169,6 +169,14 @@ class CsvFormat(TextFormat):
         csv.writer(buf, **self.dialect.params).writerow(columns)
         return buf.getvalue().encode("utf-8")
 
+    def header_lines(self, firsts: list[bytes]) -> bool:
+        """Files of one sink each start with the same header line (named records, or `columns`); a shard's
+        files whose first lines differ hold records without one."""
+        if not self.write_header or not firsts or not firsts[0] or any(f != firsts[0] for f in firsts):
+            return False
+        known = self.header_bytes([])
+        return known is None or known == firsts[0]
+
     def encode_batch(self, values: list[Any]) -> bytes:
         """Records as CSV lines."""
         columns = self._ensure_columns(values)

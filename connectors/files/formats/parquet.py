@@ -196,5 +196,20 @@ class ParquetFormat(FileFormat):
     def open_shard(self, raw: IO[bytes], shard: int, num_shards: int) -> ShardWriter:
         return _ParquetShard(raw, self)
 
+    def concat(self, parts: list[str], raw: IO[bytes]) -> None:
+        """One Parquet file with the row groups of `parts`, in order."""
+        import pyarrow.parquet as pq
+
+        writer = pq.ParquetWriter(
+            raw, pq.read_schema(parts[0]), compression=self.codec,
+            use_deprecated_int96_timestamps=self.use_deprecated_int96_timestamps,
+            use_compliant_nested_type=self.use_compliant_nested_type,
+        )
+        for part in parts:
+            pf = pq.ParquetFile(part)
+            for i in range(pf.num_row_groups):
+                writer.write_table(pf.read_row_group(i))
+        writer.close()
+
 
 __all__ = ["ParquetCursor", "ParquetFormat", "ParquetSource"]

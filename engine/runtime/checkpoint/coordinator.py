@@ -53,6 +53,7 @@ from typing import Any
 
 import anyio
 
+from millstream.engine.model.io import EndOfInputSinkWriter
 from millstream.engine.runtime.windowing.drain_frontier import capture_frontiers, restore_frontiers
 
 log = logging.getLogger("millstream.checkpoint")
@@ -496,8 +497,14 @@ class Checkpointer:
             parts = await anyio.to_thread.run_sync(self.incremental.capture, cid, self.store, self.store_keep)
             sources = {s.label: s.checkpoint_state() for s in self.sources}
             sinks = {}
+            # a completed bounded run: sinks may give their output its final (Beam batch) names in this commit
+            ending = final and self._ended() == "end_of_input"
             for sink in self.sinks:
-                sinks[sink.label] = await sink.writer.prepare(cid)
+                writer = sink.writer
+                if ending and isinstance(writer, EndOfInputSinkWriter):
+                    sinks[sink.label] = await writer.prepare_end_of_input(cid)
+                else:
+                    sinks[sink.label] = await writer.prepare(cid)
             self._enter(Step.WRITE_DURABLE)
             try:
                 # garbage of incremental state is found before anything of this checkpoint is written

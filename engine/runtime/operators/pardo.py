@@ -85,23 +85,45 @@ class ParDoNode(Node):
         )
         process = fn.fn if isinstance(fn, CallableWrapperDoFn) else fn.process
         self.markers = param_markers(process)
+        # `def process(self, element=DoFn.ElementParam, ...)`: the element is a keyword, not the first argument
+        self.element_as_keyword = bool(self.markers) and _first_is_element_marker(process, self.markers)
         self.needs_window = any(m.name == "WindowParam" for m in self.markers.values())
         self.has_finish_bundle = type(fn).finish_bundle is not DoFn.finish_bundle
         self.has_start_bundle = type(fn).start_bundle is not DoFn.start_bundle
+        # context-manager parameters: their entered values, by marker, while their scope lasts
+        self.setup_contexts = [m for m in self.markers.values() if m.name == "SetupContextParam"]
+        self.bundle_contexts = [m for m in self.markers.values() if m.name == "BundleContextParam"]
+        self.context_values: dict[int, Any] = {}
+        self.open_contexts: list[tuple[Any, Any]] = []  # (marker, context manager), entered order
 
     # -- lifecycle ----------------------------------------------------------------------------------------
     def open(self) -> None:
         set_current_step(self.label)
         try:
             self.dofn.setup()
+            self._enter_contexts(self.setup_contexts)
         except Exception as e:
             raise_user_error(self.label, "<setup>", e)
 
     def close(self) -> None:
         try:
+            self._exit_contexts(self.setup_contexts)
             self.dofn.teardown()
         except Exception:  # teardown is best effort, as in Beam
             pass
+
+    def _enter_contexts(self, markers: list[Any]) -> None:
+        for m in markers:
+            cm, value = m.create_and_enter()
+            self.context_values[id(m)] = value
+            self.open_contexts.append((m, cm))
+
+    def _exit_contexts(self, markers: list[Any]) -> None:
+        ids = {id(m) for m in markers}
+        for m, cm in reversed([(m, cm) for m, cm in self.open_contexts if id(m) in ids]):
+            cm.__exit__(None, None, None)
+            self.context_values.pop(id(m), None)
+        self.open_contexts = [(m, cm) for m, cm in self.open_contexts if id(m) not in ids]
 
     # -- inputs -------------------------------------------------------------------------------------------
     def push(self, index: int, batch: Batch) -> None:
@@ -170,6 +192,8 @@ class ParDoNode(Node):
     def process(self, batch: Batch) -> None:
         """Run the DoFn over one batch (one bundle) and emit the outputs."""
         set_current_step(self.label)
+        if self.bundle_contexts:
+            self._call_user(lambda: self._enter_contexts(self.bundle_contexts), "<start_bundle>")
         if self.has_start_bundle:
             self._call_user(self.dofn.start_bundle, "<start_bundle>")
         if self.fast:
@@ -178,6 +202,8 @@ class ParDoNode(Node):
             self._process_general(batch)
         if self.has_finish_bundle:
             self._finish_bundle()
+        if self.bundle_contexts:
+            self._call_user(lambda: self._exit_contexts(self.bundle_contexts), "<finish_bundle>")
 
     def _call_user(self, fn: Any, what: str) -> Any:
         try:
@@ -366,7 +392,7 @@ class ParDoNode(Node):
     # -- the general path ---------------------------------------------------------------------------------
     def _process_general(self, batch: Batch) -> None:
         dofn = self.dofn
-        process = dofn.process
+        process = element_keyword_call(dofn.process) if self.element_as_keyword else dofn.process
         args, kwargs = self._resolved_args, self._resolved_kwargs
         markers = self.markers
         eh = self.eh
@@ -463,6 +489,8 @@ class ParDoNode(Node):
             return v
         if name == "KeyParam":
             return v[0]
+        if name in ("SetupContextParam", "BundleContextParam"):
+            return self.context_values[id(marker)]
         raise ValueError(f"step '{self.label}': DoFn parameter {marker!r} is not supported here")
 
     def _collect(self, result: Any, outputs: dict[str | None, _Outputs], t: int, w: Any, pane: Any) -> None:
@@ -522,3 +550,22 @@ _ONLY_TIMESTAMPED = {TimestampedValue}
 
 
 _ = (inspect, sys, MAX_MICROS)
+
+
+def element_keyword_call(process: Any) -> Any:
+    """`process` called as ``process(v, *args, **kwargs)`` when it takes the element as a marker keyword
+    (the element then arrives through that keyword, resolved like every marker)."""
+
+    def call(v: Any, *args: Any, **kwargs: Any) -> Any:
+        return process(*args, **kwargs)
+
+    return call
+
+
+def _first_is_element_marker(process: Any, markers: dict[str, Any]) -> bool:
+    """True when the first parameter of `process` defaults to `DoFn.ElementParam`."""
+    try:
+        first = next(iter(inspect.signature(process).parameters), None)
+    except (TypeError, ValueError):  # builtins such as str have no signature (and no markers)
+        return False
+    return first is not None and getattr(markers.get(first), "name", "") == "ElementParam"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from millstream.engine.model.io import SinkWriter
+from millstream.engine.model.io import EndOfInputSinkWriter, SinkWriter
 from millstream.engine.model.sink_errors import sink_io_error
 
 
@@ -61,6 +61,15 @@ class GuardedSinkWriter(SinkWriter):
     async def prepare(self, checkpoint_id: int) -> Any:
         """`SinkWriter.prepare`."""
         try:
+            return await self.inner.prepare(checkpoint_id)
+        except OSError as e:
+            raise self._error("write", e) from e
+
+    async def prepare_end_of_input(self, checkpoint_id: int) -> Any:
+        """`EndOfInputSinkWriter.prepare_end_of_input` when the inner writer has it, else `prepare`."""
+        try:
+            if isinstance(self.inner, EndOfInputSinkWriter):
+                return await self.inner.prepare_end_of_input(checkpoint_id)
             return await self.inner.prepare(checkpoint_id)
         except OSError as e:
             raise self._error("write", e) from e

@@ -49,7 +49,7 @@ from millstream.engine.model.window import FixedWindows
 from millstream.engine.model.windowing import Windowing
 from millstream.engine.runtime.graph.batch import Batch
 from millstream.engine.runtime.graph.node import raise_user_error, truncate_repr
-from millstream.engine.runtime.operators.pardo import ParDoNode, _Outputs
+from millstream.engine.runtime.operators.pardo import ParDoNode, _Outputs, element_keyword_call
 from millstream.engine.runtime.operators.userstate_cells import STATE_IMPLS, CombiningState
 from millstream.engine.runtime.watermarks import WatermarkHolds
 
@@ -455,7 +455,7 @@ class StatefulParDoNode(ParDoNode):
         if self.has_start_bundle:
             self._call_user(self.dofn.start_bundle, "<start_bundle>")
         outputs: dict[str | None, _Outputs] = {None: _Outputs()}
-        process = self.dofn.process
+        process = element_keyword_call(self.dofn.process) if self.element_as_keyword else self.dofn.process
         args, base_kwargs = self._resolved_args, self._resolved_kwargs
         plan = self._process_args
         kws = self.kws
