@@ -84,6 +84,8 @@ class DaemonSettings:
     log_format: str = "text"
     log_level: str = "INFO"
     pipeline: str = ""
+    console_poll: float = 2.0
+    console_history_interval: float = 10.0
 
 
 def add_daemon_arguments(parser: argparse.ArgumentParser) -> None:
@@ -106,6 +108,11 @@ def add_daemon_arguments(parser: argparse.ArgumentParser) -> None:
                        help="where running jobs are registered (default: $MILLSTREAM_JOBS_DIR or ~/.millstream/jobs)")
     group.add_argument("--log_format", choices=["text", "json"], default="text", help="log record format")
     group.add_argument("--log_level", default="INFO", metavar="LEVEL", help="DEBUG, INFO, WARNING, ERROR")
+    group.add_argument("--console_poll", type=float, default=2.0, metavar="SECONDS",
+                       help="how often the web console's page refreshes (default: %(default)s)")
+    group.add_argument("--console_history_interval", type=float, default=10.0, metavar="SECONDS",
+                       help="spacing of the console's history samples; it keeps 360 (default: %(default)s, "
+                            "an hour)")
 
 
 def settings_from_args(args: argparse.Namespace, pipeline: str) -> DaemonSettings:
@@ -114,7 +121,8 @@ def settings_from_args(args: argparse.Namespace, pipeline: str) -> DaemonSetting
         drain_timeout=args.drain_timeout, control_port=args.control_port, control_bind=args.control_bind,
         allow_remote_control=args.allow_remote_control, tokens_file=args.tokens_file,
         jobs_dir=args.jobs_dir or default_jobs_dir(), log_format=args.log_format, log_level=args.log_level,
-        pipeline=pipeline,
+        pipeline=pipeline, console_poll=getattr(args, "console_poll", 2.0),
+        console_history_interval=getattr(args, "console_history_interval", 10.0),
     )
 
 
@@ -129,6 +137,10 @@ def preflight(settings: DaemonSettings) -> Auth:
             raise ControlConfigError(f"--control_port {settings.control_port} is not a port number")
         if not (settings.drain_timeout > 0 and math.isfinite(settings.drain_timeout)):
             raise ControlConfigError("--drain_timeout must be a positive number of seconds")
+        for flag, value in (("--console_poll", settings.console_poll),
+                            ("--console_history_interval", settings.console_history_interval)):
+            if not (value > 0 and math.isfinite(value)):
+                raise ControlConfigError(f"{flag} must be a positive number of seconds, not {value:g}")
         check_bind(settings.control_bind, settings.allow_remote_control)
         auth = load_tokens(settings.tokens_file) if settings.tokens_file else Auth()
     except ValueError as e:
@@ -169,7 +181,12 @@ class Supervisor:
         self.tg: Any = None
         self.dead_letters = attach_dead_letter_counters(job)
         self.sampler = Sampler(job)
-        self.registry = make_registry(JobCollector(job, self.sampler, self.dead_letters))
+        from millstream.daemon.console.model import ConsoleModel, attach_dead_letter_samples
+
+        collector = JobCollector(job, self.sampler, self.dead_letters)
+        self.registry = make_registry(collector)
+        self.console = ConsoleModel(job, collector, attach_dead_letter_samples(job),
+                                    history_interval_s=settings.console_history_interval)
 
     # -- actions (shared by signals and the endpoint) ---------------------------------------------------------
     def drain(self, via: str) -> tuple[bool, str]:
@@ -239,8 +256,11 @@ class Supervisor:
 
     # -- the control endpoint ---------------------------------------------------------------------------------
     def routes(self) -> dict[tuple[str, str], Route]:
-        """The control endpoint's routes and the role each needs."""
+        """The control endpoint's routes and the role each needs (the web console's among them)."""
+        from millstream.daemon.console.routes import console_routes
+
         return {
+            **console_routes(self.console, self.settings.console_poll),
             ("GET", "/status"): Route("viewer", self._status),
             ("GET", "/metrics"): Route("viewer", self._metrics),
             ("POST", "/drain"): Route("developer", self._action("drain")),
@@ -353,6 +373,7 @@ async def supervise(pipeline: Any, settings: DaemonSettings, auth: Auth) -> tupl
                     tg.start_soon(sup._signals, receiver)
                 tg.start_soon(server.serve)
                 tg.start_soon(sup.sampler.run)
+                tg.start_soon(sup.console.run)
                 with cancel_blocked_code(sup) if receiver is not None else nullcontext():
                     state = await job.finished()
                 tg.cancel_scope.cancel()
