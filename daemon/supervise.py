@@ -86,6 +86,7 @@ class DaemonSettings:
     pipeline: str = ""
     console_poll: float = 2.0
     console_history_interval: float = 10.0
+    linger: float = 0.0
 
 
 def add_daemon_arguments(parser: argparse.ArgumentParser) -> None:
@@ -113,6 +114,9 @@ def add_daemon_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--console_history_interval", type=float, default=10.0, metavar="SECONDS",
                        help="spacing of the console's history samples; it keeps 360 (default: %(default)s, "
                             "an hour)")
+    group.add_argument("--linger", type=float, default=0.0, metavar="SECONDS",
+                       help="after the job ends, keep the control endpoint (and console) answering this long so "
+                            "the final state can be seen; a signal ends it early (default: %(default)s)")
 
 
 def settings_from_args(args: argparse.Namespace, pipeline: str) -> DaemonSettings:
@@ -123,6 +127,7 @@ def settings_from_args(args: argparse.Namespace, pipeline: str) -> DaemonSetting
         jobs_dir=args.jobs_dir or default_jobs_dir(), log_format=args.log_format, log_level=args.log_level,
         pipeline=pipeline, console_poll=getattr(args, "console_poll", 2.0),
         console_history_interval=getattr(args, "console_history_interval", 10.0),
+        linger=getattr(args, "linger", 0.0),
     )
 
 
@@ -141,6 +146,8 @@ def preflight(settings: DaemonSettings) -> Auth:
                             ("--console_history_interval", settings.console_history_interval)):
             if not (value > 0 and math.isfinite(value)):
                 raise ControlConfigError(f"{flag} must be a positive number of seconds, not {value:g}")
+        if not (settings.linger >= 0 and math.isfinite(settings.linger)):
+            raise ControlConfigError(f"--linger must be zero or a positive number of seconds, not {settings.linger:g}")
         check_bind(settings.control_bind, settings.allow_remote_control)
         auth = load_tokens(settings.tokens_file) if settings.tokens_file else Auth()
     except ValueError as e:
@@ -179,6 +186,8 @@ class Supervisor:
         self.auth = auth
         self.reason: str | None = None
         self.tg: Any = None
+        #: set by a signal once the job has ended: stops `--linger` early
+        self.linger_over = anyio.Event()
         self.dead_letters = attach_dead_letter_counters(job)
         self.sampler = Sampler(job)
         from millstream.daemon.console.model import ConsoleModel, attach_dead_letter_samples
@@ -251,6 +260,8 @@ class Supervisor:
                 self.drain(name)
             elif state in (JobState.DRAINING, JobState.STOPPING):
                 self.cancel(f"second signal, {name}")
+            elif state in JobState.TERMINAL:
+                self.linger_over.set()
             else:
                 log.warning("%s ignored: the job is already %s", name, state)
 
@@ -376,6 +387,12 @@ async def supervise(pipeline: Any, settings: DaemonSettings, auth: Auth) -> tupl
                 tg.start_soon(sup.console.run)
                 with cancel_blocked_code(sup) if receiver is not None else nullcontext():
                     state = await job.finished()
+                if settings.linger > 0:
+                    # the endpoint keeps answering (actions get 409) so pages and scrapers see the final state
+                    log.info("job %s ended: %s; the control endpoint stays up for %gs (--linger)", job.name,
+                             state, settings.linger)
+                    with anyio.move_on_after(settings.linger):
+                        await sup.linger_over.wait()
                 tg.cancel_scope.cancel()
         finally:
             remove_entry(settings.jobs_dir, job.job_id)
