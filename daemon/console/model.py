@@ -24,6 +24,8 @@ from millstream.engine.runtime.graph.node import Node
 HISTORY_INTERVAL_S = 10.0
 HISTORY_POINTS = 360
 CHECKPOINTS_KEPT = 20
+#: How often the console looks for a finished checkpoint.
+CHECKPOINT_POLL_S = 0.25
 DEAD_LETTERS_KEPT = 5
 #: A step whose input watermark is older than this (wall clock) is shown as backlogged.
 BACKLOG_AGE_S = 60.0
@@ -119,7 +121,7 @@ class ConsoleModel:
         """Take one history sample and note a finished checkpoint (call every `history_interval_s`)."""
         now_wall = time.time() if now_wall is None else now_wall
         samples = collect_samples(self.collector)
-        self._note_checkpoint(samples, now_wall)
+        self.note_checkpoint(now_wall)
         wm_in, wm_out = _per_step(samples, "millstream_step_input_watermark_seconds"), _per_step(
             samples, "millstream_step_output_watermark_seconds")
         e_in, e_out = _per_step(samples, "millstream_step_elements_in_total"), _per_step(
@@ -132,7 +134,9 @@ class ConsoleModel:
         self._dead_before = self._dead_now
         self._dead_now = _per_step(samples, "millstream_step_dead_letters_total")
 
-    def _note_checkpoint(self, samples: Samples, now_wall: float) -> None:
+    def note_checkpoint(self, now_wall: float | None = None) -> None:
+        """Record the last checkpoint if it is new (call often: one taken between two calls is not listed)."""
+        now_wall = time.time() if now_wall is None else now_wall
         coordinator = self.job.plan.coordinator
         if coordinator is None or coordinator.count == self._checkpoints_seen or int(coordinator.step) != 0:
             return
@@ -144,17 +148,27 @@ class ConsoleModel:
             "sources_paused_s": coordinator.last_stall_s,
             "loop_stall_s": coordinator.last_loop_stall_s,
             "records_written": coordinator.incremental.last_written,
-            "state_size_bytes": _scalar(samples, "millstream_state_size_bytes"),
+            "state_size_bytes": self.collector.state_size(),
             "taken_so_far": coordinator.count,
         })
 
     async def run(self) -> None:
-        """Sample until cancelled (the first sample at once, so a fresh page has a point to show)."""
+        """Sample until cancelled (the first sample at once, so a fresh page has a point to show).
+
+        Checkpoints are looked for every `CHECKPOINT_POLL_S`, more often than history is sampled, so that
+        the list shows most checkpoints even with a long history interval.
+        """
         import anyio
 
+        next_tick = 0.0
         while True:
-            self.tick()
-            await anyio.sleep(self.history_interval_s)
+            now = time.monotonic()
+            if now >= next_tick:
+                self.tick()
+                next_tick = now + self.history_interval_s
+            else:
+                self.note_checkpoint()
+            await anyio.sleep(min(CHECKPOINT_POLL_S, max(0.0, next_tick - time.monotonic())))
 
     # -- the page's documents --------------------------------------------------------------------------------
     @staticmethod

@@ -183,3 +183,19 @@ def test_the_wheel_ships_the_console_assets(tmp_path):
     names = set(zipfile.ZipFile(tmp_path / wheel).namelist())
     for asset in ("index.html", "app.js", "app.css", "jobs.html", "jobs.js"):
         assert f"millstream/daemon/console/static/{asset}" in names
+
+
+def test_checkpoints_are_listed_between_history_samples(daemons):
+    # history every 10 s (the default), checkpoints every 0.05 s: the list must not wait for history samples
+    d = daemons(name="console-checkpoints")
+    h.write_events(d.input, 0, 10)
+    d.start()
+
+    def listed() -> list:
+        doc = h.http(d.url + "/console/data", token=d.admin_token).json()
+        return doc["checkpoints"] if len(doc["checkpoints"]) >= 5 else []
+
+    checkpoints = d.wait(listed, "five checkpoints listed", timeout=9.0)
+    ids = [c["id"] for c in checkpoints]
+    assert ids == sorted(set(ids), reverse=True)
+    assert all(c["state_size_bytes"] > 0 for c in checkpoints)

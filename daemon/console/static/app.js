@@ -173,8 +173,8 @@ function table(id, header, rows, textColumns) {
 }
 
 function drawSteps(doc) {
-  const header = ["step", "stage", "state", "in", "out", "in/s", "out/s", "input watermark", "output watermark",
-    "watermark age", "late", "dead letters", "state in memory", "evicted", "history"];
+  const header = ["step", "history", "stage", "state", "in", "out", "in/s", "out/s", "input watermark", "output watermark",
+    "watermark age", "late", "dead letters", "state in memory", "evicted"];
   const t = document.getElementById("steps");
   const caption = t.querySelector("caption");
   t.replaceChildren(caption);
@@ -194,10 +194,12 @@ function drawSteps(doc) {
       const cell = el(i === 0 ? "th" : "td", { "data-key": keys[i], class: i === 2 ? "state" : (i < 2 ? "text" : "") }, v);
       if (i === 0) cell.setAttribute("scope", "row");
       tr.append(cell);
+      if (i === 0) {
+        const td = tr.appendChild(el("td"));
+        const button = td.appendChild(el("button", { type: "button", "aria-label": "History of " + s.step }, "History"));
+        button.addEventListener("click", () => { chartStep = s.step; drawCharts(s.step); });
+      }
     });
-    const td = tr.appendChild(el("td"));
-    const button = td.appendChild(el("button", { type: "button", "aria-label": "History of " + s.step }, "History"));
-    button.addEventListener("click", () => { chartStep = s.step; drawCharts(s.step); });
   }
 }
 
