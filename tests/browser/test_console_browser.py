@@ -5,6 +5,8 @@ A screenshot of each view is kept in tests/artifacts/console/."""
 
 from __future__ import annotations
 
+import glob
+import json
 import os
 import re
 import secrets
@@ -181,3 +183,39 @@ def log_in_overview(page: Any, token: str) -> None:
     page.keyboard.type(token)
     page.keyboard.press("Enter")
     page.locator("#list").wait_for(state="visible", timeout=DEADLINE_MS)
+
+
+def test_two_hundred_steps_are_all_drawn(browser, tmp_path, artifacts):
+    from playwright.sync_api import expect
+
+    jobs_dir = str(tmp_path / "jobs")
+    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "wide_job.py")
+    log_path = str(tmp_path / "wide.log")
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen([sys.executable, "-P", "-m", "millstream.daemon.cli", "run", script,
+                                 f"--jobs_dir={jobs_dir}", "--linger=120", "--console_poll=0.5"],
+                                cwd=str(tmp_path), stdout=log, stderr=subprocess.STDOUT)
+    try:
+        entry = h.wait_for(lambda: next(iter(glob.glob(os.path.join(jobs_dir, "*.json"))), None),
+                           "the job's entry", proc=proc, log_path=log_path)
+        doc = json.load(open(entry))
+        token = open(doc["token_file"]).read().strip()
+        url = f"http://127.0.0.1:{doc['port']}"
+        h.wait_for(lambda: h.http(url + "/status", token=token).json()["state"] == "DONE", "the job to finish",
+                   proc=proc, log_path=log_path)
+        page = open_console(browser, url + "/")
+        log_in(page, token)
+        expect(page.locator("#graph g.node")).to_have_count(200)
+        expect(page.locator("#steps tbody tr")).to_have_count(200)
+        expect(page.locator("#graph g[data-edge]")).to_have_count(199)
+        expect(cell(page, "Step199", "elements_out")).to_have_text("1000")
+        page.get_by_role("button", name="History of Step199").click()  # the table is usable at this size
+        expect(page.locator("#chart-step")).to_have_text("Step199")
+        page.screenshot(path=str(artifacts / "job-200-steps.png"))
+        assert page.errors == []
+        proc.send_signal(signal.SIGTERM)  # ends --linger
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

@@ -191,7 +191,7 @@ function drawSteps(doc) {
       "input_watermark", "output_watermark", "watermark_age_s", "dropped_late", "dead_letters",
       "state_entries_in_memory", "state_entries_evicted"];
     cells.forEach((v, i) => {
-      const cell = el(i === 0 ? "th" : "td", { "data-key": keys[i], class: i === 2 ? "state" : (i < 2 ? "text" : "") }, v);
+      const cell = el(i === 0 ? "th" : "td", { "data-key": keys[i], class: i === 2 ? "state" : (i < 2 ? "name" : "") }, v);
       if (i === 0) cell.setAttribute("scope", "row");
       tr.append(cell);
       if (i === 0) {
@@ -273,7 +273,7 @@ function chart(title, times, values, fmt) {
   figure.append(el("h3", {}, title));
   const points = [];
   times.forEach((t, i) => { const v = values[i]; if (typeof v === "number") points.push([t, v]); });
-  const last = points.length ? points[points.length - 1][1] : null;
+  const last = values.length ? values[values.length - 1] : null;  // may be "+inf": shown, not plotted
   const root = svg("svg", { width: W, height: H, viewBox: `0 0 ${W} ${H}`, role: "img",
     "aria-label": `${title}: ${points.length} samples, latest ${fmt(last)}` });
   if (points.length) {
