@@ -199,3 +199,28 @@ def test_checkpoints_are_listed_between_history_samples(daemons):
     ids = [c["id"] for c in checkpoints]
     assert ids == sorted(set(ids), reverse=True)
     assert all(c["state_size_bytes"] > 0 for c in checkpoints)
+
+
+async def test_the_history_stops_growing_once_full():
+    import tracemalloc
+
+    p = beam.Pipeline(options=PipelineOptions(["--batch_size=10"]))
+    numbers = p | "Numbers" >> beam.Create(range(100))
+    for i in range(20):
+        numbers | f"Branch{i}" >> beam.Map(lambda x: x)
+    job = await p.start()
+    model = ConsoleModel(job, JobCollector(job, Sampler(job), attach_dead_letter_counters(job)),
+                         attach_dead_letter_samples(job), history_interval_s=1.0, history_points=50)
+    await job.finished()
+    tracemalloc.start()
+    try:
+        for second in range(50):
+            model.tick(now_wall=float(second))
+        full = tracemalloc.get_traced_memory()[0]
+        for second in range(50, 500):  # nine more rings' worth: a week of uptime is the same
+            model.tick(now_wall=float(second))
+        later = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    assert len(model.history) == 50
+    assert later - full < 0.05 * full, (full, later)
