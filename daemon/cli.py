@@ -187,6 +187,7 @@ def _template_describe(args: argparse.Namespace) -> int:
 
 def _parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
     from millstream.daemon import cli_state, jobs_cli
+    from millstream.daemon.console import overview
     from millstream.daemon.supervise import add_daemon_arguments
 
     parser = argparse.ArgumentParser(prog="millstream", description="millstream stream processing engine")
@@ -212,6 +213,7 @@ def _parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
     describe.set_defaults(handler=_template_describe)
     jobs_cli.add_commands(sub)
     cli_state.add_commands(sub)
+    overview.add_commands(sub)
     return parser, run
 
 

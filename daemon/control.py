@@ -9,6 +9,8 @@ Routes (each needs a bearer token, ``Authorization: Bearer <token>``, whose role
 ``POST /stop``             developer   checkpoint and exit without firing windows (resumable)
 ``POST /cancel``           developer   end now; uncommitted output is discarded
 ``POST /log_level``        admin       change the log level (body: ``level=DEBUG``)
+``GET  /``, ``/console/*``  public      the web console's page and assets (no data: the page
+                                       asks for a token and calls the routes above with it)
 =========================  ==========  =====================================================
 
 Roles are Dataflow's: a developer can do what a viewer can, an admin everything. Without a token, or with a
@@ -49,6 +51,8 @@ from millstream.daemon.control_security import AuditLog, FailureLimiter, subject
 log = logging.getLogger("millstream.daemon.control")
 
 ROLES = {"viewer": 1, "developer": 2, "admin": 3}
+#: The role of routes anyone may call: static assets only (see `Route`).
+PUBLIC = "public"
 #: RFC 6750's b64token.
 _TOKEN = re.compile(r"^[A-Za-z0-9\-._~+/]+=*$")
 MIN_TOKEN_LENGTH = 16
@@ -208,6 +212,8 @@ class Request:
     #: The client's address ("" in process), and its verified certificate's subject CN under mutual TLS.
     remote: str = ""
     subject: str | None = None
+    #: the caller's role, set once the request is authorised (None on public routes)
+    role: str | None = None
 
 
 @dataclass
@@ -225,7 +231,10 @@ Handler = Callable[[Request], Awaitable[Response]]
 
 @dataclass(frozen=True)
 class Route:
-    """A route: the least role allowed to call it and its handler."""
+    """A route: the least role allowed to call it (``public``: no token needed) and its handler.
+
+    Public routes serve only static assets that hold no data of the job (the web console's page).
+    """
 
     role: str
     handler: Handler
@@ -342,6 +351,9 @@ class ControlServer:
 
     async def dispatch(self, request: Request) -> Response:
         """Authenticate, authorise and run one request (also the seam for in-process use); audit mutations."""
+        public = self.routes.get((request.method, request.path))
+        if public is not None and public.role == PUBLIC:
+            return await public.handler(request)
         who, response = await self._dispatch(request)
         if response.status == 401:
             self.limiter.failed(request.remote)
@@ -391,6 +403,7 @@ class ControlServer:
             return json_response(403, {"error": f"{request.method} {request.path} needs the {route.role} role; "
                                                 f"this token has {role}"},
                                  _challenge("insufficient_scope", f"needs role {route.role}"))
+        request.role = role
         return await route.handler(request)
 
     @staticmethod
@@ -411,5 +424,5 @@ class _BadRequest(Exception):
         self.status = status
 
 
-__all__ = ["Auth", "ControlConfigError", "ControlServer", "Request", "Response", "Route", "check_bind",
+__all__ = ["PUBLIC", "ROLES", "Auth", "ControlConfigError", "ControlServer", "Request", "Response", "Route", "check_bind",
            "json_response", "load_tokens", "write_secret"]

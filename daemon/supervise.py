@@ -91,6 +91,9 @@ class DaemonSettings:
     log_format: str = "text"
     log_level: str = "INFO"
     pipeline: str = ""
+    console_poll: float = 2.0
+    console_history_interval: float = 10.0
+    linger: float = 0.0
 
 
 def add_daemon_arguments(parser: argparse.ArgumentParser) -> None:
@@ -121,6 +124,14 @@ def add_daemon_arguments(parser: argparse.ArgumentParser) -> None:
                        help="where running jobs are registered (default: $MILLSTREAM_JOBS_DIR or ~/.millstream/jobs)")
     group.add_argument("--log_format", choices=["text", "json"], default="text", help="log record format")
     group.add_argument("--log_level", default="INFO", metavar="LEVEL", help="DEBUG, INFO, WARNING, ERROR")
+    group.add_argument("--console_poll", type=float, default=2.0, metavar="SECONDS",
+                       help="how often the web console's page refreshes (default: %(default)s)")
+    group.add_argument("--console_history_interval", type=float, default=10.0, metavar="SECONDS",
+                       help="spacing of the console's history samples; it keeps 360 (default: %(default)s, "
+                            "an hour)")
+    group.add_argument("--linger", type=float, default=0.0, metavar="SECONDS",
+                       help="after the job ends, keep the control endpoint (and console) answering this long so "
+                            "the final state can be seen; a signal ends it early (default: %(default)s)")
 
 
 def settings_from_args(args: argparse.Namespace, pipeline: str) -> DaemonSettings:
@@ -131,7 +142,9 @@ def settings_from_args(args: argparse.Namespace, pipeline: str) -> DaemonSetting
         control_tls_cert=args.control_tls_cert, control_tls_key=args.control_tls_key,
         control_tls_client_ca=args.control_tls_client_ca, audit_log=args.audit_log,
         jobs_dir=args.jobs_dir or default_jobs_dir(), log_format=args.log_format, log_level=args.log_level,
-        pipeline=pipeline,
+        pipeline=pipeline, console_poll=getattr(args, "console_poll", 2.0),
+        console_history_interval=getattr(args, "console_history_interval", 10.0),
+        linger=getattr(args, "linger", 0.0),
     )
 
 
@@ -152,6 +165,12 @@ def preflight(settings: DaemonSettings) -> Auth:
             raise ControlConfigError("--control_tls_client_ca needs --control_tls_cert/--control_tls_key")
         check_bind(settings.control_bind, settings.allow_remote_control, tls=settings.control_tls_cert is not None)
         tls_context(settings)
+        for flag, value in (("--console_poll", settings.console_poll),
+                            ("--console_history_interval", settings.console_history_interval)):
+            if not (value > 0 and math.isfinite(value)):
+                raise ControlConfigError(f"{flag} must be a positive number of seconds, not {value:g}")
+        if not (settings.linger >= 0 and math.isfinite(settings.linger)):
+            raise ControlConfigError(f"--linger must be zero or a positive number of seconds, not {settings.linger:g}")
         auth = load_tokens(settings.tokens_file) if settings.tokens_file else Auth()
     except ValueError as e:
         raise DaemonConfigError(str(e)) from e
@@ -196,9 +215,16 @@ class Supervisor:
         self.auth = auth
         self.reason: str | None = None
         self.tg: Any = None
+        #: set by a signal once the job has ended: stops `--linger` early
+        self.linger_over = anyio.Event()
         self.dead_letters = attach_dead_letter_counters(job)
         self.sampler = Sampler(job)
-        self.registry = make_registry(JobCollector(job, self.sampler, self.dead_letters))
+        from millstream.daemon.console.model import ConsoleModel, attach_dead_letter_samples
+
+        collector = JobCollector(job, self.sampler, self.dead_letters)
+        self.registry = make_registry(collector)
+        self.console = ConsoleModel(job, collector, attach_dead_letter_samples(job),
+                                    history_interval_s=settings.console_history_interval)
 
     # -- actions (shared by signals and the endpoint) ---------------------------------------------------------
     def drain(self, via: str) -> tuple[bool, str]:
@@ -263,13 +289,18 @@ class Supervisor:
                 self.drain(name)
             elif state in (JobState.DRAINING, JobState.STOPPING):
                 self.cancel(f"second signal, {name}")
+            elif state in JobState.TERMINAL:
+                self.linger_over.set()
             else:
                 log.warning("%s ignored: the job is already %s", name, state)
 
     # -- the control endpoint ---------------------------------------------------------------------------------
     def routes(self) -> dict[tuple[str, str], Route]:
-        """The control endpoint's routes and the role each needs."""
+        """The control endpoint's routes and the role each needs (the web console's among them)."""
+        from millstream.daemon.console.routes import console_routes
+
         return {
+            **console_routes(self.console, self.settings.console_poll),
             ("GET", "/status"): Route("viewer", self._status),
             ("GET", "/metrics"): Route("viewer", self._metrics),
             ("POST", "/drain"): Route("developer", self._action("drain")),
@@ -384,8 +415,15 @@ async def supervise(pipeline: Any, settings: DaemonSettings, auth: Auth) -> tupl
                     tg.start_soon(sup._signals, receiver)
                 tg.start_soon(server.serve)
                 tg.start_soon(sup.sampler.run)
+                tg.start_soon(sup.console.run)
                 with cancel_blocked_code(sup) if receiver is not None else nullcontext():
                     state = await job.finished()
+                if settings.linger > 0:
+                    # the endpoint keeps answering (actions get 409) so pages and scrapers see the final state
+                    log.info("job %s ended: %s; the control endpoint stays up for %gs (--linger)", job.name,
+                             state, settings.linger)
+                    with anyio.move_on_after(settings.linger):
+                        await sup.linger_over.wait()
                 tg.cancel_scope.cancel()
         finally:
             remove_entry(settings.jobs_dir, job.job_id)
