@@ -21,7 +21,7 @@ API (all times are integer microseconds):
   advance it before a bundle when triggers use processing time.
 * ``output_watermark() -> int``: min(input watermark, earliest watermark hold of any key - 1µs), as Beam's
   DirectRunner computes it. It can move backwards (a late-data hold); make it monotonic downstream.
-* A `Pane` is a plain tuple ``(key, window, value, timestamp_us, pane_info)``.
+* A `Pane` is a named tuple ``(key, window, value, timestamp_us, pane_info)``.
 * Dropped data: ``dropped_late`` / ``dropped_closed`` count (element, window) pairs dropped because the
   window expired (``input watermark > end + allowed lateness``) or because its trigger had finished;
   with ``collect_dropped=True`` the records ``(key, value, timestamp_us, reason, window)`` are kept until
@@ -61,7 +61,7 @@ from __future__ import annotations
 import heapq
 import itertools
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from millstream.engine.model.timestamp import MAX_MICROS, MIN_MICROS
 from millstream.engine.model.trigger import AccumulationMode, TriggerFn
@@ -77,8 +77,18 @@ from millstream.engine.runtime.windowing.trigger_state_machine import WM, Compil
 
 __all__ = ["DROP_CLOSED", "DROP_LATE", "KeyState", "Pane", "Reducer", "WinState", "create_reducer"]
 
-#: An emitted pane: (key, window, output value, timestamp in µs, PaneInfo).
-Pane = tuple[Any, BoundedWindow, Any, int, PaneInfo]
+
+
+class Pane(NamedTuple):
+    """An emitted pane: one key's output for one window, with its timestamp and Beam's PaneInfo."""
+
+    key: Any
+    window: BoundedWindow
+    value: Any
+    timestamp_us: int
+    pane_info: PaneInfo
+
+
 Window = tuple[int, int]
 
 #: Reasons of dropped records.
@@ -607,7 +617,7 @@ class Reducer:
             ts = h
             if not (out_wm < w[1] and self._trig.has_ontime_pane):
                 ws.hold = ws.hold_min = None
-        return (
+        return Pane(
             key,
             self._window_of(*w),
             value,
@@ -693,7 +703,7 @@ class Reducer:
         timing = _LATE if nonspec > 0 or out_wm > max_ts else _ON_TIME
         value = self._ops.extract(ws.acc)
         ts = ws.hold if ws.hold is not None else max_ts
-        return (
+        return Pane(
             key,
             self._window_of(*w),
             value,

@@ -196,7 +196,7 @@ class SessionReducer(FastReducerBase):
     def _fire_session(self, key: Any, s: list[Any], wm: int, out: list[Pane]) -> None:
         w = (s[0], s[1])
         acc = self._fold(s[3], s[2])
-        out.append((key, self._window_of(*w), self._ops.extract(acc), s[1] - 1, self._ontime_info))
+        out.append(Pane(key, self._window_of(*w), self._ops.extract(acc), s[1] - 1, self._ontime_info))
         gc_time = self._gc_time(w)
         if wm <= gc_time:
             fl = self._sfired.get(key)

@@ -183,7 +183,7 @@ class FastReducerBase(Reducer):
     def _emit_on_time(
         self, key: Any, win: Any, acc: Any, end: int, keep: bool, w: Window, out: list[Pane]
     ) -> None:
-        out.append((key, win, self._ops.extract(acc), end - 1, self._ontime_info))
+        out.append(Pane(key, win, self._ops.extract(acc), end - 1, self._ontime_info))
         if keep:
             self._remember_fired(w, key, acc)
 
