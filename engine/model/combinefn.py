@@ -9,9 +9,6 @@ from typing import Any
 class CombineFn:
     """Beam's CombineFn: create_accumulator, add_input, merge_accumulators, extract_output (+ compact)."""
 
-    #: A hint for the runtime's fast paths ("sum", "count", "min", "max"); None for general combiners.
-    fast_kind: str | None = None
-
     def setup(self, *args: Any, **kwargs: Any) -> None:
         """Called once before use."""
 
@@ -119,8 +116,6 @@ class CallableWrapperCombineFn(CombineFn):
 class SumCombineFn(CombineFn):
     """`sum` as an incremental CombineFn."""
 
-    fast_kind = "sum"
-
     def default_label(self) -> str:
         return "sum"
 
@@ -187,21 +182,17 @@ class _ExtremeCombineFn(CombineFn):
 class MinCombineFn(_ExtremeCombineFn):
     """`min` as an incremental CombineFn."""
 
-    fast_kind = "min"
     _fn = staticmethod(min)  # type: ignore[assignment]
 
 
 class MaxCombineFn(_ExtremeCombineFn):
     """`max` as an incremental CombineFn."""
 
-    fast_kind = "max"
     _fn = staticmethod(max)  # type: ignore[assignment]
 
 
 class ListCombineFn(CombineFn):
     """Collects all inputs into a list (the accumulator of GroupByKey)."""
-
-    fast_kind: str | None = "list"
 
     def create_accumulator(self, *args: Any, **kwargs: Any) -> Any:
         return []

@@ -17,8 +17,6 @@ from millstream.engine.model.pvalue import PCollection
 class CountCombineFn(CombineFn):
     """Counts elements."""
 
-    fast_kind = "count"
-
     def create_accumulator(self, *args: Any, **kwargs: Any) -> Any:
         return 0
 
@@ -283,8 +281,6 @@ class Sample:
 
 class ToListCombineFn(ListCombineFn):
     """All elements as one list."""
-
-    fast_kind = None
 
 
 class ToList(CombinerWithoutDefaults):

@@ -388,7 +388,6 @@ class _BoundCombineFn(CombineFn):
 
     def __init__(self, fn: CombineFn, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         self.fn, self.args, self.kwargs = fn, args, kwargs
-        self.fast_kind = None
 
     def default_label(self) -> str:
         return self.fn.default_label()

@@ -54,6 +54,7 @@ from typing import Any
 import anyio
 
 from millstream.engine.model.io import EndOfInputSinkWriter
+from millstream.engine.runtime.graph.capabilities import CheckpointedSource, SinkNode, StatefulNode
 from millstream.engine.runtime.windowing.drain_frontier import capture_frontiers, restore_frontiers
 
 log = logging.getLogger("millstream.checkpoint")
@@ -135,8 +136,7 @@ class InFlight:
 
 def node_layout(node: Any) -> dict[str, Any] | None:
     """The state layout of a stateful node (for the fingerprint), or None for stateless nodes."""
-    layout = getattr(node, "state_layout", None)
-    return layout() if callable(layout) else None
+    return node.state_layout() if isinstance(node, StatefulNode) else None
 
 
 def snapshot_key(label: str, checkpoint_id: int) -> bytes:
@@ -214,9 +214,9 @@ class Checkpointer:
             for node in stage.nodes:
                 if node_layout(node) is not None:
                     self.stateful.append(node)
-                if hasattr(node, "writer"):
+                if isinstance(node, SinkNode):
                     self.sinks.append(node)
-            if stage.driver is not None and hasattr(stage.driver, "checkpoint_state"):
+            if isinstance(stage.driver, CheckpointedSource):
                 self.sources.append(stage.driver)
         self.layout = self._layout()
         self.fingerprint = fingerprint(self.layout)

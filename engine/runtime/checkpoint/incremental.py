@@ -1,7 +1,8 @@
 """The checkpointer's side of incremental operator state: one `StateTier` per incremental node, and a meter
 of how long a checkpoint blocks the event loop.
 
-A stateful node is *incremental* when it has ``attach_state_tier`` (the windowed `ReducerNode`); its state is
+A stateful node is *incremental* when it is an `IncrementalStateNode` (`graph.capabilities`: the windowed
+`ReducerNode`, the stateful ParDo); its state is
 written as per-entry records (see `checkpoint.versioned_store`) instead of one snapshot blob per checkpoint. Other stateful
 nodes keep whole snapshots. ``--state_cache_entries`` (job-wide) is split evenly between the incremental
 nodes: each keeps at most its share of entries in memory and evicts the rest to the spill area / store.
@@ -25,6 +26,7 @@ from millstream.engine.runtime.checkpoint.versioned_store import (
     oldest_retained,
     spill_path,
 )
+from millstream.engine.runtime.graph.capabilities import IncrementalStateNode
 
 __all__ = ["IncrementalNodes", "LoopStallMeter", "is_incremental"]
 
@@ -52,7 +54,7 @@ def _no_gc() -> Iterator[None]:
 
 def is_incremental(node: Any) -> bool:
     """True for nodes that keep their state incrementally in a `StateTier`."""
-    return callable(getattr(node, "attach_state_tier", None))
+    return isinstance(node, IncrementalStateNode)
 
 
 class IncrementalNodes:

@@ -16,6 +16,7 @@ from millstream.engine.model.metrics import MetricsContainer, set_current_contai
 from millstream.engine.runtime.checkpoint.coordinator import InFlight
 from millstream.engine.runtime.exec.clock import Clock
 from millstream.engine.runtime.graph.batch import Watermark
+from millstream.engine.runtime.graph.capabilities import ClosableDriver, TimerNode
 from millstream.engine.runtime.graph.node import Node, PipelineError
 from millstream.engine.runtime.graph.planner import Plan, Stage
 
@@ -89,10 +90,9 @@ async def execute(
     finally:
         set_current_container(None)
         for stage in plan.stages:
-            close = getattr(stage.driver, "close", None)
-            if close is not None:
+            if isinstance(stage.driver, ClosableDriver):
                 with anyio.CancelScope(shield=True):
-                    await close()
+                    await stage.driver.close()
         if checkpointer is not None:
             checkpointer.close()
 
@@ -170,7 +170,7 @@ class _StageRun:
         self.coordinator = plan.coordinator
         self.control = plan.control
         self.lock = anyio.Lock()
-        self.timer_nodes: list[Any] = [n for n in stage.nodes if hasattr(n, "next_timer")]
+        self.timer_nodes: list[TimerNode] = [n for n in stage.nodes if isinstance(n, TimerNode)]
         self.wakeup = anyio.Event()
         for node in self.timer_nodes:
             node.timer_changed = self.wakeup.set

@@ -24,6 +24,7 @@ from millstream.engine.model.metrics import MetricResults, MetricsContainer
 from millstream.engine.model.timestamp import MAX_MICROS, MIN_MICROS
 from millstream.engine.runtime.exec.interrupt import is_interrupted
 from millstream.engine.runtime.exec.tap import Tap, TapChannel
+from millstream.engine.runtime.graph.capabilities import WindowedNode
 
 
 class JobState:
@@ -250,7 +251,7 @@ class Job:
                 "elements_out": node.elements_out,
                 "input_watermark": wm(node.input_wm),
                 "output_watermark": wm(node.output_wm),
-                "dropped_late": getattr(node, "dropped_late", 0),
+                "dropped_late": node.dropped_late if isinstance(node, WindowedNode) else 0,
             })
         coordinator = self.plan.coordinator
         return {

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from millstream.engine.model.timestamp import MIN_MICROS
+from millstream.engine.runtime.graph.capabilities import WindowedNode
 
 
 class WindowFrontier:
@@ -48,7 +49,7 @@ def capture_frontiers(nodes: Iterable[Any]) -> dict[str, list[int]]:
     """``{step: [fired_until, closed_until]}`` of the windowed steps, for a checkpoint's manifest."""
     out = {}
     for node in nodes:
-        frontier = getattr(node, "frontier", None)
+        frontier = node.frontier if isinstance(node, WindowedNode) else None
         if isinstance(frontier, WindowFrontier):
             out[node.label] = [frontier.fired_until, frontier.closed_until]
     return out
@@ -57,7 +58,7 @@ def capture_frontiers(nodes: Iterable[Any]) -> dict[str, list[int]]:
 def restore_frontiers(nodes: Iterable[Any], stored: dict[str, Any], drained: bool) -> None:
     """Load the frontiers of a checkpoint; after a drain everything fired before is closed."""
     for node in nodes:
-        frontier = getattr(node, "frontier", None)
+        frontier = node.frontier if isinstance(node, WindowedNode) else None
         values = stored.get(node.label)
         if not isinstance(frontier, WindowFrontier) or not values:
             continue

@@ -20,23 +20,7 @@ from millstream.engine.model.windowing import Windowing
 from millstream.engine.runtime.graph.batch import Batch
 from millstream.engine.runtime.graph.node import Node, raise_user_error, truncate_repr
 from millstream.engine.runtime.windowing.drain_frontier import WindowFrontier
-
-
-def make_reducer(windowing: Windowing, combine_fn: Any, now_us: int, collect_dropped: bool) -> Any:
-    """The reducer for a windowing strategy (a fast path where one exists)."""
-    import millstream.engine.runtime.windowing.reduce_fn_runner as reducer_module
-
-    factory = getattr(reducer_module, "create_reducer", reducer_module.Reducer)
-    return factory(
-        windowing.windowfn,
-        windowing.triggerfn,
-        windowing.accumulation_mode,
-        windowing.allowed_lateness_us,
-        windowing.timestamp_combiner,
-        combine_fn,
-        processing_time_us=now_us,
-        collect_dropped=collect_dropped,
-    )
+from millstream.engine.runtime.windowing.reduce_fn_runner import Reducer, create_reducer
 
 
 class ReducerNode(Node):
@@ -52,7 +36,16 @@ class ReducerNode(Node):
         self.combine_fn = combine_fn
         self.windowing = windowing
         self.late_tag = late_tag
-        self.reducer = make_reducer(windowing, combine_fn, now_us, collect_dropped=late_tag is not None)
+        self.reducer: Reducer = create_reducer(
+            windowing.windowfn,
+            windowing.triggerfn,
+            windowing.accumulation_mode,
+            windowing.allowed_lateness_us,
+            windowing.timestamp_combiner,
+            combine_fn,
+            processing_time_us=now_us,
+            collect_dropped=late_tag is not None,
+        )
         #: Called when the earliest processing-time timer may have moved earlier (set by the executor).
         self.timer_changed: Callable[[], None] | None = None
         self.dirty = False
@@ -124,7 +117,7 @@ class ReducerNode(Node):
     def dropped_late(self) -> int:
         """Elements dropped because they arrived after their window expired or their trigger finished."""
         r = self.reducer
-        return int(getattr(r, "dropped_late", 0)) + int(getattr(r, "dropped_closed", 0)) + self.frontier.dropped
+        return r.dropped_late + r.dropped_closed + self.frontier.dropped
 
     def push(self, index: int, batch: Batch) -> None:
         vals = batch.values

@@ -21,7 +21,7 @@ API (all times are integer microseconds):
   advance it before a bundle when triggers use processing time.
 * ``output_watermark() -> int``: min(input watermark, earliest watermark hold of any key - 1µs), as Beam's
   DirectRunner computes it. It can move backwards (a late-data hold); make it monotonic downstream.
-* A `Pane` is a plain tuple ``(key, window, value, timestamp_us, pane_info)``.
+* A `Pane` is a named tuple ``(key, window, value, timestamp_us, pane_info)``.
 * Dropped data: ``dropped_late`` / ``dropped_closed`` count (element, window) pairs dropped because the
   window expired (``input watermark > end + allowed lateness``) or because its trigger had finished;
   with ``collect_dropped=True`` the records ``(key, value, timestamp_us, reason, window)`` are kept until
@@ -50,18 +50,19 @@ timers seen as the watermark) to reproduce the Python SDK exactly; the conforman
 
 Fast paths for the common configurations are subclasses chosen by `create_reducer`.
 
-Durable jobs attach `checkpoint.reducer_records.ReducerState` (``_tiered``): it tracks which keys changed (``_kdirty``)
-and may evict keys' state to the state store (``_cold``); the hooks here bring an evicted key back when an
-element, a timer, a window expiry or a watermark hold needs it. Without it these hooks cost one empty-dict
-lookup.
+Durable jobs attach `checkpoint.reducer_records.ReducerState` through the state interface at the end of
+`Reducer` (``track_changes``, ``evict_key``, ``key_record``, ``state_header``, ...; docs/state.md): the
+reducer then records which keys changed and may have keys' state evicted to the state store (``_cold``);
+evicted state comes back (``_reload_key``, one read) when an element, a timer, a window expiry or a
+watermark hold needs it. Without it these hooks cost one empty-dict lookup.
 """
 
 from __future__ import annotations
 
 import heapq
 import itertools
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
 
 from millstream.engine.model.timestamp import MAX_MICROS, MIN_MICROS
 from millstream.engine.model.trigger import AccumulationMode, TriggerFn
@@ -73,12 +74,23 @@ from millstream.engine.model.window import (
     WindowFn,
 )
 from millstream.engine.runtime.windowing.combine_fns import CombineOps, combine_ops
+from millstream.engine.runtime.windowing.snapshot import check_strategy, decode_key_state, encode_key_state, strategy
 from millstream.engine.runtime.windowing.trigger_state_machine import WM, CompiledTrigger, compile_trigger
 
 __all__ = ["DROP_CLOSED", "DROP_LATE", "KeyState", "Pane", "Reducer", "WinState", "create_reducer"]
 
-#: An emitted pane: (key, window, output value, timestamp in µs, PaneInfo).
-Pane = tuple[Any, BoundedWindow, Any, int, PaneInfo]
+
+
+class Pane(NamedTuple):
+    """An emitted pane: one key's output for one window, with its timestamp and Beam's PaneInfo."""
+
+    key: Any
+    window: BoundedWindow
+    value: Any
+    timestamp_us: int
+    pane_info: PaneInfo
+
+
 Window = tuple[int, int]
 
 #: Reasons of dropped records.
@@ -211,6 +223,7 @@ class Reducer:
         self._cold_gc: list[tuple[int, int, Any]] = []
         self._cold_hold: list[tuple[int, int, Any]] = []
         self._kdirty: set[Any] | None = None
+        self._dead_windows = 0  # evicted window states whose heap entries are still in the gc/hold heaps
 
     # ------------------------------------------------------------------ public API
 
@@ -277,7 +290,7 @@ class Reducer:
                 break
             heapq.heappop(h)
         if self._cold_hold:  # holds of evicted keys
-            c = self._tiered.cold_hold()
+            c = self._evicted_hold()
             if c is not None and c - 1 < wm:
                 wm = c - 1
         return wm
@@ -392,7 +405,7 @@ class Reducer:
         ks = self._keys.get(key)
         if ks is None:
             if key in self._cold:
-                ks = self._tiered.reload_key(key)
+                ks = self._reload_key(key)
             if ks is None:
                 ks = self._keys[key] = KeyState()
         if self._kdirty is not None:
@@ -607,7 +620,7 @@ class Reducer:
             ts = h
             if not (out_wm < w[1] and self._trig.has_ontime_pane):
                 ws.hold = ws.hold_min = None
-        return (
+        return Pane(
             key,
             self._window_of(*w),
             value,
@@ -631,7 +644,7 @@ class Reducer:
         for key in due:
             ks = self._keys.get(key)
             if ks is None and key in self._cold:
-                ks = self._tiered.reload_key(key)
+                ks = self._reload_key(key)
             if ks is None or not ks.timers:
                 continue
             if kd is not None:
@@ -668,7 +681,7 @@ class Reducer:
         h = self._gc_heap
         wm = self._wm
         if self._cold_gc and self._cold_gc[0][0] < wm:
-            self._tiered.reload_expiring(wm)  # evicted keys with windows to expire come back first
+            self._reload_expiring(wm)  # evicted keys with windows to expire come back first
         if not h or h[0][0] >= wm:
             return
         out_wm = self.output_watermark()
@@ -693,7 +706,7 @@ class Reducer:
         timing = _LATE if nonspec > 0 or out_wm > max_ts else _ON_TIME
         value = self._ops.extract(ws.acc)
         ts = ws.hold if ws.hold is not None else max_ts
-        return (
+        return Pane(
             key,
             self._window_of(*w),
             value,
@@ -710,6 +723,234 @@ class Reducer:
             ks.idwin.pop(tid, None)
         if not ks.windows and not ks.timers:
             del self._keys[key]
+
+    # ------------------------------------------------------------------ state interface
+    # What `checkpoint.reducer_records` needs for incremental checkpoints and bounded memory. Each reducer
+    # class answers for its own structures; the store side (namespaces, spill, Bloom filters) never reaches
+    # into them. The interface is described once, in docs/state.md ("The reducer's state interface").
+
+    def track_changes(self, store: Any) -> None:
+        """Start recording what changes; `store` (a `ReducerState`) gives evicted state back on demand."""
+        self._tiered = store
+        self._kdirty = set()
+
+    def entries_in_memory(self) -> int:
+        """Entries held in memory: keys with general state (fast paths add their buffers and fired entries)."""
+        return len(self._keys)
+
+    def evictable_keys(self) -> list[dict[Any, Any]]:
+        """The dicts whose keys hold per-key state in memory, in eviction order."""
+        return [self._keys]
+
+    def changed_keys(self, everything: bool) -> dict[Any, None]:
+        """Keys whose per-key record changed since the last call (with `everything`: every key in memory)."""
+        kd = self._kdirty
+        assert kd is not None
+        dirty = dict.fromkeys(kd)  # a dict: keys in a stable order
+        if everything:
+            dirty.update(dict.fromkeys(self._keys))
+        kd.clear()
+        return dirty
+
+    def mark_changed(self, keys: Any) -> None:
+        """Record `keys` as changed again (a checkpoint that captured them was not written)."""
+        assert self._kdirty is not None
+        self._kdirty.update(keys)
+
+    def pending_changes(self) -> int:
+        """Number of keys recorded as changed."""
+        return len(self._kdirty) if self._kdirty is not None else 0
+
+    def take_deleted_keys(self) -> list[Any]:
+        """Changed keys whose state is gone altogether (their records are deletions); no longer recorded."""
+        kd = self._kdirty
+        assert kd is not None
+        gone = [k for k in kd if not self._holds_key(k)]
+        for k in gone:
+            kd.discard(k)
+        return gone
+
+    def _holds_key(self, key: Any) -> bool:
+        return key in self._keys or key in self._cold
+
+    def key_record(self, key: Any) -> list[Any] | None:
+        """One key's per-key record ``[general state, fast sessions, fired sessions]``, or None if it has none."""
+        ks = self._keys.get(key)
+        general = encode_key_state(ks) if ks is not None and (ks.windows or ks.timers) else None
+        if general is None:
+            return None
+        return [general, None, None]
+
+    def evict_key(self, key: Any, everything: bool) -> tuple[int, list[Any] | None]:
+        """Move `key`'s per-key state out of memory (indexing its timers, holds and expiry); returns the entries
+        it held and its record when that must be written (changed since the last checkpoint, or `everything`)."""
+        ks = self._keys.pop(key, None)
+        kd = self._kdirty
+        assert kd is not None
+        held = int(ks is not None)
+        dirty = everything or key in kd
+        general = None
+        gc_min = hold_min = None
+        if ks is not None and (ks.windows or ks.timers):
+            general = encode_key_state(ks)
+            for ws in ks.windows.values():
+                gc = self._gc_time(ws.window)
+                gc_min = gc if gc_min is None else min(gc_min, gc)
+                if ws.hold_min is not None:
+                    hold_min = ws.hold_min if hold_min is None else min(hold_min, ws.hold_min)
+                ws.alive = False  # its heap entries are skipped; the key's timers stay in the timer heaps
+                ws.acc = None
+            self._dead_windows += len(ks.windows)
+        extra, sessions, send, fired, sfgc, fast_dirty = self._evict_fast_key(key)
+        held += extra
+        if general is None and sessions is None and fired is None:
+            return held, None  # nothing left (a deletion stays recorded as a change)
+        record = None
+        if dirty or fast_dirty:
+            record = [general, sessions, fired]
+            kd.discard(key)
+        self._index_evicted(key, gc_min, hold_min, send, sfgc, heapq.heappush)
+        if self._dead_windows > 1024 and self._dead_windows > len(self._gc_heap) // 2:
+            self._compact_heaps()
+        return held, record
+
+    def _evict_fast_key(self, key: Any) -> tuple[int, Any, Any, Any, Any, bool]:
+        """The fast path's per-key part of an eviction: (entries, sessions, earliest end, fired, gc, changed)."""
+        return 0, None, None, None, None, False
+
+    def _index_evicted(
+        self, key: Any, gc_min: Any, hold_min: Any, send: Any, sfgc: Any, push: Callable[[list[Any], Any], None]
+    ) -> None:
+        self._cold[key] = (gc_min, hold_min, send, sfgc)
+        seq = self._seq
+        if gc_min is not None:
+            push(self._cold_gc, (gc_min, next(seq), key))
+        if hold_min is not None:
+            push(self._cold_hold, (hold_min, next(seq), key))
+        if send is not None or sfgc is not None:
+            self._index_evicted_sessions(key, send, sfgc, push)
+
+    def _index_evicted_sessions(self, key: Any, send: Any, sfgc: Any, push: Callable[[list[Any], Any], None]) -> None:
+        pass
+
+    def _compact_heaps(self) -> None:
+        """Drop the gc/hold heap entries of evicted window states (they hold the objects in memory)."""
+        self._gc_heap = [e for e in self._gc_heap if e[3].alive]
+        heapq.heapify(self._gc_heap)
+        self._hold_heap = [e for e in self._hold_heap if e[2].alive]
+        heapq.heapify(self._hold_heap)
+        self._dead_windows = 0
+
+    def _reload_key(self, key: Any) -> KeyState | None:
+        """Bring an evicted key's state back into memory; returns its general state (None if it has none)."""
+        if self._cold.pop(key, None) is None:
+            return self._keys.get(key)
+        found, record, dirty = self._tiered.fetch_key(key)
+        if not found:
+            return None
+        return self.load_key(key, record, dirty)
+
+    def load_key(self, key: Any, record: list[Any], changed: bool) -> KeyState | None:
+        """Put a key's record back into memory (its timers are still in the timer heaps)."""
+        general, sessions, fired = record
+        ks = None
+        if general is not None:
+            ks, _ = decode_key_state(self, key, general[0], general[1], heapq.heappush, with_timers=False)
+        self._load_fast_key(key, sessions, fired, None)
+        if changed:
+            assert self._kdirty is not None
+            self._kdirty.add(key)
+        return ks
+
+    def _load_fast_key(self, key: Any, sessions: Any, fired: Any, push: Callable[[list[Any], Any], None] | None) -> None:
+        pass
+
+    def restore_key(self, key: Any, record: list[Any], in_memory: bool) -> None:
+        """Restore one key's record: into memory, or (not `in_memory`) only indexed (its timers, holds,
+        expiry) and loaded when needed. Heaps are filled unordered: call `finish_restore` at the end."""
+        general, sessions, fired = record
+        if in_memory:
+            if general is not None:
+                decode_key_state(self, key, general[0], general[1], list.append)
+            self._load_fast_key(key, sessions, fired, list.append)
+            return
+        seq = self._seq
+        gc_min = hold_min = None
+        if general is not None:
+            for row in general[0]:
+                gc = self._gc_time((row[0], row[1]))
+                gc_min = gc if gc_min is None else min(gc_min, gc)
+                if row[8] is not None:
+                    hold_min = row[8] if hold_min is None else min(hold_min, row[8])
+            for _, entries in general[1]:
+                for _, dom, ts in entries:
+                    (self._wm_heap if dom == 0 else self._pt_heap).append((ts, next(seq), key))
+        send = min(s[1] for s in sessions) if sessions else None
+        sfgc = min(self._gc_time((f[0], f[1])) for f in fired) if fired else None
+        self._index_evicted(key, gc_min, hold_min, send, sfgc, list.append)
+
+    def finish_restore(self) -> None:
+        """Order the heaps filled by `restore_key`."""
+        heaps: tuple[list[Any], ...] = (
+            self._wm_heap, self._pt_heap, self._gc_heap, self._hold_heap, self._cold_gc, self._cold_hold
+        )
+        for h in heaps:
+            heapq.heapify(h)
+
+    def _reload_expiring(self, wm: int) -> None:
+        """Evicted keys with a window that expires at watermark `wm` come back (their gc entries with them)."""
+        h = self._cold_gc
+        cold = self._cold
+        while h and h[0][0] < wm:
+            v, _, key = heapq.heappop(h)
+            info = cold.get(key)
+            if info is not None and info[0] == v:
+                self._reload_key(key)
+
+    def _evicted_hold(self) -> int | None:
+        """The earliest watermark hold of an evicted key, or None."""
+        h = self._cold_hold
+        cold = self._cold
+        while h:
+            v, _, key = h[0]
+            info = cold.get(key)
+            if info is not None and info[1] == v:
+                return int(v)
+            heapq.heappop(h)
+        return None
+
+    def evicted_keys(self) -> int:
+        """Number of keys whose state is out of memory."""
+        return len(self._cold)
+
+    def state_header(self) -> dict[str, Any]:
+        """What a checkpoint's header records besides the entries (time, counters, the fast paths' windows)."""
+        next_id = next(self._ids)
+        self._ids = itertools.count(next_id)
+        return {
+            "class": type(self).__name__,
+            "strategy": strategy(self),
+            "watermark": self._wm,
+            "processing_time": self._now,
+            "dropped_late": self.dropped_late,
+            "dropped_closed": self.dropped_closed,
+            "next_id": next_id,
+        }
+
+    def load_state_header(self, header: dict[str, Any]) -> None:
+        """Start over from a checkpoint's header, with no keys in memory (then `restore_key`, `finish_restore`)."""
+        if header["class"] != type(self).__name__:
+            raise ValueError("the state was written by a reducer with another class or windowing strategy")
+        check_strategy(self, header["strategy"], "state was written")
+        self._keys = {}
+        self._wm = header["watermark"]
+        self._now = header["processing_time"]
+        self.dropped_late = header["dropped_late"]
+        self.dropped_closed = header["dropped_closed"]
+        self._ids = itertools.count(header["next_id"])
+        self._wm_heap, self._pt_heap, self._gc_heap, self._hold_heap = [], [], [], []
+        self._cold, self._cold_gc, self._cold_hold = {}, [], []
+        self._kdirty = set()
 
 
 def create_reducer(

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from millstream.engine.model.combinefn import CombineFn
+from millstream.engine.model.combinefn import CombineFn, ListCombineFn, SumCombineFn
 from millstream.engine.model.metrics import set_current_step
 from millstream.engine.model.timestamp import END_OF_GLOBAL_WINDOW_MICROS, MAX_MICROS
 from millstream.engine.runtime.graph.batch import Batch
 from millstream.engine.runtime.graph.node import Node, PipelineError, raise_user_error, truncate_repr
 
 _NO_DEFAULT_KEY = object()
+
+#: Combine fns whose accumulation this node inlines, by exact type (a subclass may override any method).
+_INLINED: dict[type, str] = {ListCombineFn: "list", SumCombineFn: "sum"}
 
 
 class GlobalCombineNode(Node):
@@ -27,7 +30,7 @@ class GlobalCombineNode(Node):
         self.group = group
         self.accs: dict[Any, Any] = {}
         self.default_key = default_key
-        self.kind = fn.fast_kind
+        self.kind = _INLINED.get(type(fn))
         self.fired = False
         self.dirty = False
 

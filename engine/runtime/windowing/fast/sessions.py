@@ -10,7 +10,7 @@ sessions, to the general path (`Reducer`), which does Beam's merging with pane a
 from __future__ import annotations
 
 import heapq
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from millstream.engine.model.window import Sessions
@@ -60,7 +60,7 @@ class SessionReducer(FastReducerBase):
             ss = sget(k)
             if ss is None:
                 if k in cold:  # evicted to the state store: bring the key back, then decide again
-                    self._tiered.reload_key(k)
+                    self._reload_key(k)
                     if k in general or k in fired:
                         if slow is None:
                             slow = []
@@ -142,7 +142,7 @@ class SessionReducer(FastReducerBase):
     def _migrate(self, key: Any) -> None:
         """Turn a key's fast sessions (open and fired) into general window states."""
         if key in self._cold:
-            self._tiered.reload_key(key)
+            self._reload_key(key)
         ss = self._sess.pop(key, None)
         fs = self._sfired.pop(key, None)
         if not ss and not fs:
@@ -175,7 +175,7 @@ class SessionReducer(FastReducerBase):
             if not ss and key in self._cold:
                 end = self._cold[key][2]
                 if end is not None and end <= wm:  # an evicted key's session is due
-                    self._tiered.reload_key(key)
+                    self._reload_key(key)
                     ss = sess.get(key)
             if not ss:
                 continue
@@ -196,7 +196,7 @@ class SessionReducer(FastReducerBase):
     def _fire_session(self, key: Any, s: list[Any], wm: int, out: list[Pane]) -> None:
         w = (s[0], s[1])
         acc = self._fold(s[3], s[2])
-        out.append((key, self._window_of(*w), self._ops.extract(acc), s[1] - 1, self._ontime_info))
+        out.append(Pane(key, self._window_of(*w), self._ops.extract(acc), s[1] - 1, self._ontime_info))
         gc_time = self._gc_time(w)
         if wm <= gc_time:
             fl = self._sfired.get(key)
@@ -215,7 +215,7 @@ class SessionReducer(FastReducerBase):
             if fl is None and key in self._cold:
                 info = self._cold[key]
                 if info[3] is not None and info[3] < wm:
-                    self._tiered.reload_key(key)
+                    self._reload_key(key)
                     fl = self._sfired.get(key)
             if fl is None:
                 continue
@@ -281,6 +281,101 @@ class SessionReducer(FastReducerBase):
             for start, end, _ in rows:
                 self._sfired_heap.append((self._gc_time((start, end)), next(self._seq), key))
         heapq.heapify(self._sfired_heap)
+
+    # -- state interface (see `Reducer`): open and fired sessions are part of each key's record ----------
+
+    def entries_in_memory(self) -> int:
+        """As `FastReducerBase.entries_in_memory`, plus keys with open or fired fast sessions."""
+        return super().entries_in_memory() + len(self._sess) + len(self._sfired)
+
+    def evictable_keys(self) -> list[dict[Any, Any]]:
+        """Keys with open sessions first, then general state, then fired sessions."""
+        return [self._sess, self._keys, self._sfired]
+
+    def changed_keys(self, everything: bool) -> dict[Any, None]:
+        """As `Reducer.changed_keys`, plus keys whose sessions have buffered values."""
+        dirty = super().changed_keys(everything)
+        if everything:
+            dirty.update(dict.fromkeys(self._sess))
+            dirty.update(dict.fromkeys(self._sfired))
+        for key, ss in self._sess.items():
+            for s in ss:
+                if s[2]:
+                    dirty[key] = None
+                    break
+        return dirty
+
+    def _holds_key(self, key: Any) -> bool:
+        return super()._holds_key(key) or key in self._sess or key in self._sfired
+
+    def key_record(self, key: Any) -> list[Any] | None:
+        """As `Reducer.key_record`, with the key's open sessions (buffers folded) and fired sessions."""
+        rec = super().key_record(key)
+        general = rec[0] if rec is not None else None
+        sessions = fired = None
+        ss = self._sess.get(key)
+        if ss:
+            for s in ss:
+                if s[2]:
+                    s[3] = self._fold(s[3], s[2])
+                    s[2].clear()
+                elif s[3] is None:
+                    s[3] = self._ops.create()
+            sessions = [[s[0], s[1], s[3]] for s in ss]
+        fs = self._sfired.get(key)
+        if fs:
+            fired = [list(f) for f in fs]
+        if general is None and sessions is None and fired is None:
+            return None
+        return [general, sessions, fired]
+
+    def _evict_fast_key(self, key: Any) -> tuple[int, Any, Any, Any, Any, bool]:
+        ss = self._sess.pop(key, None)
+        fs = self._sfired.pop(key, None)
+        held = (ss is not None) + (fs is not None)
+        dirty = False
+        sessions = send = fired = sfgc = None
+        if ss:
+            for s in ss:
+                if s[2]:
+                    dirty = True
+                s[3] = self._fold(s[3], s[2])
+                s[2] = []
+            sessions = [[s[0], s[1], s[3]] for s in ss]
+            send = min(s[1] for s in ss)
+        if fs:
+            fired = [list(f) for f in fs]
+            sfgc = min(self._gc_time((f[0], f[1])) for f in fs)
+        return held, sessions, send, fired, sfgc, dirty
+
+    def _index_evicted_sessions(self, key: Any, send: Any, sfgc: Any, push: Callable[[list[Any], Any], None]) -> None:
+        if send is not None:
+            push(self._sheap, (send, next(self._seq), key))
+        if sfgc is not None:
+            push(self._sfired_heap, (sfgc, next(self._seq), key))
+
+    def _load_fast_key(self, key: Any, sessions: Any, fired: Any, push: Callable[[list[Any], Any], None] | None) -> None:
+        # reloaded after an eviction (`push` None), the key's heap entries are still there; restored, they are not
+        if sessions:
+            self._sess[key] = [[s, e, [], acc] for s, e, acc in sessions]
+            if push is not None:
+                push(self._sheap, (min(s[1] for s in sessions), next(self._seq), key))
+        if fired:
+            self._sfired[key] = [(s, e, acc) for s, e, acc in fired]
+            if push is not None:
+                for f in fired:
+                    push(self._sfired_heap, (self._gc_time((f[0], f[1])), next(self._seq), key))
+
+    def finish_restore(self) -> None:
+        """As `Reducer.finish_restore`, with the session heaps."""
+        super().finish_restore()
+        heapq.heapify(self._sheap)
+        heapq.heapify(self._sfired_heap)
+
+    def load_state_header(self, header: dict[str, Any]) -> None:
+        """As `FastReducerBase.load_state_header`, with no sessions in memory."""
+        super().load_state_header(header)
+        self._sess, self._sheap, self._sfired, self._sfired_heap = {}, [], {}, []
 
     def fast_state_size(self) -> int:
         """Number of open fast sessions."""

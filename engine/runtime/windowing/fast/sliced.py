@@ -24,9 +24,11 @@ data move to the general path with all their sessions, and come back when their 
 
 Both paths give identical panes (tests/windowing checks it on random input).
 
-With tiered state (`checkpoint.reducer_records`), a slot's or bucket's entries may be partly in the state store: a firing
-merges them in (``_cold_ns``), folds are recorded as changes (``_fold_dirty``), and fired windows track what
-a checkpoint must write (``_fired_new``, ``_fired_gone``). The per-element hot path is unchanged.
+With tiered state (`checkpoint.reducer_records`, through the state interface these classes extend:
+``containers``, ``fired_entries``, ``state_header``, ...), a slot's or bucket's entries may be partly in the
+state store: a firing merges them in (``_cold_ns``), folds are recorded as changes (``_fold_dirty``), and
+fired windows track what a checkpoint must write (``_fired_new``, ``_fired_gone``). The per-element hot path
+is unchanged.
 """
 
 from __future__ import annotations
@@ -149,6 +151,9 @@ class FastReducerBase(Reducer):
             _, _, w = heapq.heappop(h)
             self._fired.pop(w, None)
             if self._tiered is not None:
+                self._fired_cold.discard(w)
+                assert self._fired_new is not None
+                self._fired_new.discard(w)
                 self._tiered.fired_dead(w)
 
     def _fired_state(self, key: Any, ks: KeyState, w: Window, acc: Any) -> WinState:
@@ -177,13 +182,15 @@ class FastReducerBase(Reducer):
             if w in self._fired_cold:  # evicted to the state store
                 found, acc = self._tiered.take_fired(w, key)
                 if found:
+                    assert self._fired_gone is not None
+                    self._fired_gone.append((w, key))
                     return self._fired_state(key, ks, w, acc)
         return super()._new_window_state(key, ks, w)
 
     def _emit_on_time(
         self, key: Any, win: Any, acc: Any, end: int, keep: bool, w: Window, out: list[Pane]
     ) -> None:
-        out.append((key, win, self._ops.extract(acc), end - 1, self._ontime_info))
+        out.append(Pane(key, win, self._ops.extract(acc), end - 1, self._ontime_info))
         if keep:
             self._remember_fired(w, key, acc)
 
@@ -224,6 +231,86 @@ class FastReducerBase(Reducer):
     def _fold(self, acc: Any, vals: list[Any]) -> Any:
         return self._ops.add_inputs(self._ops.create() if acc is None else acc, vals)
 
+    # -- state interface (see `Reducer`): the fired-window store -------------------------------------------
+
+    def track_changes(self, store: Any) -> None:
+        """As `Reducer.track_changes`, also recording folded buffers and fired windows."""
+        super().track_changes(store)
+        self._fold_dirty = {}
+        self._fired_new = set()
+        self._fired_gone = []
+
+    def entries_in_memory(self) -> int:
+        """General keys plus the fired-window entries kept for late data."""
+        n = super().entries_in_memory()
+        for d in self._fired.values():
+            n += len(d)
+        return n
+
+    def fired_entries(self) -> dict[Window, dict[Any, Any]]:
+        """Fired windows that may still get late data: ``{window: {key: accumulator}}`` (in memory)."""
+        return self._fired
+
+    def fired_evicted(self, w: Window) -> None:
+        """Some entries of fired window `w` were moved to the state store."""
+        self._fired_cold.add(w)
+
+    def fired_is_new(self, w: Window) -> bool:
+        """True when window `w` fired since the last checkpoint."""
+        return self._fired_new is not None and w in self._fired_new
+
+    def take_fired_changes(self, everything: bool) -> tuple[set[Window], list[tuple[Window, Any]]]:
+        """Fired windows new since the last call (all with `everything`) and entries taken by late data."""
+        assert self._fired_new is not None and self._fired_gone is not None
+        new = set(self._fired) if everything else set(self._fired_new)
+        gone = list(self._fired_gone)
+        self._fired_new.clear()
+        self._fired_gone.clear()
+        return new, gone
+
+    def restore_fired_changes(self, new: set[Window], gone: list[tuple[Window, Any]]) -> None:
+        """Record changes taken by `take_fired_changes` again (their checkpoint was not written)."""
+        assert self._fired_new is not None and self._fired_gone is not None
+        self._fired_new.update(w for w in new if w in self._fired)
+        self._fired_gone.extend(gone)
+
+    def state_header(self) -> dict[str, Any]:
+        """As `Reducer.state_header`, plus the fired windows."""
+        h = super().state_header()
+        h["fired"] = [[w[0], w[1]] for w in self._fired]
+        return h
+
+    def load_state_header(self, header: dict[str, Any]) -> None:
+        """As `Reducer.load_state_header`; the fired windows' entries stay in the store until needed."""
+        super().load_state_header(header)
+        seq = self._seq
+        self._fired = {}
+        self._fired_heap = []
+        for start, end in header["fired"]:
+            w = (start, end)
+            self._fired[w] = {}
+            self._fired_heap.append((self._gc_time(w), next(seq), w))
+        heapq.heapify(self._fired_heap)
+        self._fired_cold = set(self._fired)
+        self._fired_new = set()
+        self._fired_gone = []
+        self._fold_dirty = {}
+        self._cold_ns = set()
+
+    def fold(self, acc: Any, vals: list[Any]) -> Any:
+        """`acc` (None: a new accumulator) with `vals` added."""
+        return self._ops.add_inputs(self._ops.create() if acc is None else acc, vals)
+
+    def empty_accumulator(self) -> Any:
+        """A new accumulator."""
+        return self._ops.create()
+
+    def merge_stored(self, stored: Any, acc: Any) -> Any:
+        """A stored part of an entry merged with its in-memory part."""
+        ops = self._ops
+        return ops.merge([ops.create(), stored, acc])
+
+
     def _snapshot_fired(self) -> list[Any]:
         return [[w[0], w[1], [[k, a] for k, a in d.items()]] for w, d in self._fired.items()]
 
@@ -237,7 +324,40 @@ class FastReducerBase(Reducer):
         heapq.heapify(self._fired_heap)
 
 
-class SlotReducer(FastReducerBase):
+class _ContainerReducer(FastReducerBase):
+    """What the slot and bucket reducers share in the state interface: containers of per-key buffers."""
+
+    def containers(self) -> tuple[dict[Any, dict[Any, list[Any]]], dict[Any, dict[Any, Any]]]:
+        """``({container: {key: values not yet folded}}, {container: {key: folded accumulator}})``."""
+        raise NotImplementedError
+
+    def entries_in_memory(self) -> int:
+        """As `FastReducerBase.entries_in_memory`, plus one entry per (container, key) buffer."""
+        n = super().entries_in_memory()
+        for d in self.containers()[0].values():
+            n += len(d)
+        return n
+
+    def folded_keys(self) -> dict[Any, set[Any]]:
+        """Container -> keys whose buffer was folded since the last checkpoint (the caller may clear it)."""
+        assert self._fold_dirty is not None
+        return self._fold_dirty
+
+    def container_evicted(self, nid: Any) -> bool:
+        """True when some entries of container `nid` are in the state store."""
+        return nid in self._cold_ns
+
+    def evict_container(self, nid: Any) -> None:
+        """Some entries of container `nid` were moved to the state store."""
+        self._cold_ns.add(nid)
+
+    def _container_dead(self, nid: Any) -> None:
+        self._cold_ns.discard(nid)
+        assert self._fold_dirty is not None
+        self._fold_dirty.pop(nid, None)
+        self._tiered.ns_dead(nid)
+
+class SlotReducer(_ContainerReducer):
     """Fixed windows and sliding windows with size = k * period: per-slot buffers, windows built at firing."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -359,7 +479,7 @@ class SlotReducer(FastReducerBase):
                 del self._slots[pmin]
                 self._slot_accs.pop(pmin, None)
                 if self._tiered is not None:
-                    self._tiered.ns_dead(pmin)
+                    self._container_dead(pmin)
             q = qq + 1
         self._next_q = max(q, Q)
 
@@ -467,12 +587,32 @@ class SlotReducer(FastReducerBase):
         self._next_q = data["next_q"]
         self._restore_fired(data["fired"])
 
+    def containers(self) -> tuple[dict[Any, dict[Any, list[Any]]], dict[Any, dict[Any, Any]]]:
+        """The period slots: ``({slot: {key: values}}, {slot: {key: accumulator}})``."""
+        return self._slots, self._slot_accs
+
+    def state_header(self) -> dict[str, Any]:
+        """As `FastReducerBase.state_header`, plus the live slots and the next window to fire."""
+        h = super().state_header()
+        h["slots"] = sorted(self._slots)
+        h["next_q"] = self._next_q
+        return h
+
+    def load_state_header(self, header: dict[str, Any]) -> None:
+        """As `FastReducerBase.load_state_header`, with the header's slots (their entries in the store)."""
+        super().load_state_header(header)
+        self._slots = {p: {} for p in header["slots"]}
+        self._slot_accs = {p: {} for p in header["slots"]}
+        self._slot_heap = sorted(self._slots)
+        self._next_q = header["next_q"]
+        self._cold_ns = set(self._slots)
+
     def fast_state_size(self) -> int:
         """Number of (slot, key) buffers held."""
         return sum(len(d) for d in self._slots.values())
 
 
-class BucketReducer(FastReducerBase):
+class BucketReducer(_ContainerReducer):
     """Any non-merging window fn (global windows, uneven sliding windows): one buffer per (window, key)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -563,7 +703,7 @@ class BucketReducer(FastReducerBase):
                 acc = accs.get(key) if accs is not None else None
                 self._emit_on_time(key, win, self._fold(acc, vals), end, keep, w, out)
             if self._tiered is not None:
-                self._tiered.ns_dead(w)
+                self._container_dead(w)
 
     def _fast_hold(self) -> int | None:
         h = self._bucket_heap
@@ -606,6 +746,30 @@ class BucketReducer(FastReducerBase):
             self._bucket_heap.append((end, start))
         heapq.heapify(self._bucket_heap)
         self._restore_fired(data["fired"])
+
+    def containers(self) -> tuple[dict[Any, dict[Any, list[Any]]], dict[Any, dict[Any, Any]]]:
+        """The open windows' buckets: ``({window: {key: values}}, {window: {key: accumulator}})``."""
+        return self._buckets, self._bucket_accs
+
+    def state_header(self) -> dict[str, Any]:
+        """As `FastReducerBase.state_header`, plus the open windows' buckets."""
+        h = super().state_header()
+        h["buckets"] = [[w[0], w[1]] for w in self._buckets]
+        return h
+
+    def load_state_header(self, header: dict[str, Any]) -> None:
+        """As `FastReducerBase.load_state_header`, with the header's buckets (their entries in the store)."""
+        super().load_state_header(header)
+        self._buckets = {}
+        self._bucket_accs = {}
+        self._bucket_heap = []
+        for start, end in header["buckets"]:
+            w = (start, end)
+            self._buckets[w] = {}
+            self._bucket_accs[w] = {}
+            self._bucket_heap.append((end, start))
+        heapq.heapify(self._bucket_heap)
+        self._cold_ns = set(self._buckets)
 
     def fast_state_size(self) -> int:
         """Number of (window, key) buffers held."""

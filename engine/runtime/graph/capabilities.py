@@ -1,0 +1,90 @@
+"""The optional capabilities of runtime nodes and stage drivers, declared as `Protocol`s.
+
+A node is a `Node` (`graph.node`); what else it can do (keep state, keep it incrementally, hold timers,
+write to a sink, take part in checkpoints as a source) is one of these protocols, checked with
+``isinstance`` where the executor and the checkpointer set a job up (never per element). The protocols
+and who implements them are listed in docs/architecture.md ("Node capabilities").
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol, runtime_checkable
+
+__all__ = [
+    "CheckpointedSource",
+    "ClosableDriver",
+    "IncrementalStateNode",
+    "SinkNode",
+    "StatefulNode",
+    "TimerNode",
+    "WindowedNode",
+]
+
+
+@runtime_checkable
+class StatefulNode(Protocol):
+    """A node with operator state: its layout is part of the pipeline fingerprint."""
+
+    def state_layout(self) -> dict[str, Any]:
+        """What the node stores (kind, window, trigger, functions)."""
+
+
+@runtime_checkable
+class IncrementalStateNode(Protocol):
+    """A stateful node whose state is kept per entry in a `StateTier` (`checkpoint.incremental`)."""
+
+    def attach_state_tier(self, tier: Any) -> None:
+        """Keep the state in `tier` (with at most ``tier.cache_entries`` entries in memory)."""
+
+    def capture_incremental(self) -> Any:
+        """What changed since the last checkpoint (header, entries, deletions)."""
+
+    def restore_incremental(self, header: Any) -> None:
+        """Load the checkpoint whose node header is `header`."""
+
+
+@runtime_checkable
+class TimerNode(Protocol):
+    """A node with processing-time timers, woken by its stage's timer loop."""
+
+    timer_changed: Any
+
+    def next_timer(self) -> int | None:
+        """The earliest pending processing-time timer (µs), or None."""
+
+    def advance_processing_time(self, now_us: int) -> None:
+        """Fire the timers due at `now_us`."""
+
+
+@runtime_checkable
+class SinkNode(Protocol):
+    """A node that writes to an external system through a two-phase `SinkWriter`."""
+
+    writer: Any
+
+
+@runtime_checkable
+class CheckpointedSource(Protocol):
+    """A stage driver whose read positions are part of a checkpoint."""
+
+    def checkpoint_state(self) -> dict[str, Any]:
+        """The positions and watermark state to store."""
+
+
+@runtime_checkable
+class ClosableDriver(Protocol):
+    """A stage driver holding resources that the executor releases when the job ends."""
+
+    async def close(self) -> None:
+        """Release them."""
+
+
+@runtime_checkable
+class WindowedNode(Protocol):
+    """A windowed aggregation: counts dropped late data and records which windows a drain finalised."""
+
+    frontier: Any
+
+    @property
+    def dropped_late(self) -> int:
+        """Elements dropped because they were late or their window's trigger had finished."""
