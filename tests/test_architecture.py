@@ -106,3 +106,15 @@ def test_the_rule_checker_sees_a_violation(tmp_path):
     bad.write_text("def f():\n    from millstream.engine.runtime.exec import runner\n    from . import x\n")
     found = imports_of(bad, "millstream.engine.model.bad")
     assert "millstream.engine.runtime.exec" in found and "millstream.engine.model.x" in found
+
+
+def test_the_public_package_only_re_exports():
+    """src/millstream holds Beam's module paths; what they name is defined in the rooms."""
+    defining = []
+    for rel, _ in modules().items():
+        if not rel.startswith("src/millstream/"):
+            continue
+        tree = ast.parse((ROOT / rel).read_text())
+        defining += [f"{rel}: {n.name}" for n in tree.body
+                     if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))]
+    assert defining == [], "define these in engine/, connectors/ or daemon/ and re-export them"

@@ -75,8 +75,8 @@ def test_filesystems_create_match_open_rename_delete(tmp_path: Path) -> None:
 
 
 def test_filesystems_rejects_unsupported_schemes() -> None:
-    with pytest.raises(ValueError, match=r"gs://bucket/x.*not supported"):
-        FileSystems.open("gs://bucket/x")
+    with pytest.raises(ValueError, match=r"hdfs://nn/x.*not supported"):
+        FileSystems.open("hdfs://nn/x")
 
 
 def test_testing_file_helpers(tmp_path: Path) -> None:
