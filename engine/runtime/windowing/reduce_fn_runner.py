@@ -74,7 +74,12 @@ from millstream.engine.model.window import (
     WindowFn,
 )
 from millstream.engine.runtime.windowing.combine_fns import CombineOps, combine_ops
-from millstream.engine.runtime.windowing.snapshot import check_strategy, decode_key_state, encode_key_state, strategy
+from millstream.engine.runtime.windowing.snapshot import (
+    check_strategy,
+    decode_key_state,
+    encode_key_state,
+    strategy,
+)
 from millstream.engine.runtime.windowing.trigger_state_machine import WM, CompiledTrigger, compile_trigger
 
 __all__ = ["DROP_CLOSED", "DROP_LATE", "KeyState", "Pane", "Reducer", "WinState", "create_reducer"]
