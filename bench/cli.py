@@ -188,7 +188,22 @@ def main(argv: list[str] | None = None) -> int:
                     help="base events/s and ratios on the best wall time (default) or the least CPU time "
                          "(steadier on a busy machine)")
     ap.add_argument("--list", action="store_true", help="list the benchmarks and exit")
+    ap.add_argument("--peers", action="store_true",
+                    help="whole-process peer comparison of the W1/W2/W3 Beam program (bare, bare+watermark, "
+                         "millstream from ReadFromText and from Create, Bytewax and Beam when installed); "
+                         "--events defaults to 1M, rates from CPU time unless --clock wall")
+    ap.add_argument("--slow-events", type=int, default=0,
+                    help="with --peers: input size for the slow peers (Beam; default 200k)")
     args = ap.parse_args(argv)
+    if args.peers:
+        from bench import peers
+
+        tasks = args.names or ["W1", "W2", "W3"]
+        wrong = [t for t in tasks if t not in ("W1", "W2", "W3")]
+        if wrong:
+            ap.error(f"--peers runs W1, W2 and W3 only; got {wrong}")
+        clock = "wall" if "--clock" in (argv if argv is not None else sys.argv) and args.clock == "wall" else "cpu"
+        return peers.main(tasks, args.events or 1_000_000, args.repeat, args.systems, args.slow_events, clock)
 
     if args.list:
         for name, factory in core.REGISTRY.items():
