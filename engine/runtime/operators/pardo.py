@@ -18,7 +18,7 @@ from millstream.engine.model.core import CallableWrapperDoFn, ParDo
 from millstream.engine.model.dofn import DoFn, WindowedValue, param_markers
 from millstream.engine.model.metrics import set_current_step
 from millstream.engine.model.pvalue import AsSideInput, TaggedOutput
-from millstream.engine.model.timestamp import MAX_MICROS, MIN_MICROS, TimestampedValue
+from millstream.engine.model.timestamp import MAX_MICROS, MIN_MICROS, TimestampedValue, micros_of
 from millstream.engine.model.windowing import Windowing
 from millstream.engine.runtime.graph.batch import Batch
 from millstream.engine.runtime.graph.node import Node, raise_user_error
@@ -302,7 +302,7 @@ class ParDoNode(Node):
             return self._unpack_windowed(batch)
         if types == _ONLY_TIMESTAMPED and (batch.wins is not None or self.windows.is_global):
             # the common case (a Map stamping every element): two passes at C speed, no per-element branches
-            return Batch([tv.value for tv in vals], [tv.micros for tv in vals], batch.wins, batch.panes)
+            return Batch([tv.value for tv in vals], micros_of(vals), batch.wins, batch.panes)
         n = len(batch.values)
         ts = list(batch.ts) if batch.ts is not None else [MIN_MICROS] * n
         wins = batch.wins
