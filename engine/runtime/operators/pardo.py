@@ -14,6 +14,7 @@ import sys
 import traceback
 from typing import Any
 
+from millstream.engine.model.batch import BatchConverter, first_param_hint, yields
 from millstream.engine.model.core import CallableWrapperDoFn, ParDo
 from millstream.engine.model.dofn import DoFn, WindowedValue, param_markers
 from millstream.engine.model.metrics import set_current_step
@@ -84,6 +85,9 @@ class ParDoNode(Node):
             and not fn.is_async
         )
         process = fn.fn if isinstance(fn, CallableWrapperDoFn) else fn.process
+        self.batched: BatchedDoFn | None = BatchedDoFn.of(fn, label)
+        if self.batched is not None:
+            self.fast = False
         self.markers = param_markers(process)
         self.needs_window = any(m.name == "WindowParam" for m in self.markers.values())
         self.has_finish_bundle = type(fn).finish_bundle is not DoFn.finish_bundle
@@ -174,6 +178,8 @@ class ParDoNode(Node):
             self._call_user(self.dofn.start_bundle, "<start_bundle>")
         if self.fast:
             self._process_fast(batch)
+        elif self.batched is not None and self.batched.on_batches:
+            self._process_batches(batch)
         else:
             self._process_general(batch)
         if self.has_finish_bundle:
@@ -363,10 +369,57 @@ class ParDoNode(Node):
                     out_p.append(panes[i])  # type: ignore[index]
         return Batch(values, ts, out_w, out_p)
 
+    # -- batched DoFns (process_batch) ---------------------------------------------------------------------
+    def _process_batches(self, batch: Batch) -> None:
+        """`process_batch` over the elements of `batch` that share timestamp, window and pane (Beam hands a
+        batched DoFn homogeneous batches); outputs take the group's timestamp, window and pane."""
+        b = self.batched
+        assert b is not None
+        args, kwargs = self._resolved_args, self._resolved_kwargs
+        outputs: dict[str | None, _Outputs] = {None: _Outputs()}
+        for (t, w, pane), values in self._homogeneous_groups(batch):
+            call_kwargs = kwargs
+            if b.markers:
+                call_kwargs = dict(kwargs)
+                for name, marker in b.markers.items():
+                    call_kwargs[name] = self._marker_value(marker, values, t, w, pane)
+            try:
+                result = b.process_batch(b.input.produce_batch(values), *args, **call_kwargs)
+                self._collect(b.explode(result), outputs, t, w, pane)
+            except Exception as e:
+                raise_user_error(self.label, f"<batch of {len(values)} elements>", e)
+        for tag, cols in outputs.items():
+            if cols.values:
+                self.emit(self._columns_to_batch(cols, batch), tag)
+
+    def _homogeneous_groups(self, batch: Batch) -> list[tuple[tuple[int, Any, Any], list[Any]]]:
+        """The batch's values grouped by (timestamp, window, pane), in order of first appearance."""
+        vals = batch.values
+        ts, wins, panes = batch.ts, batch.wins, batch.panes
+        explode = self.batched is not None and self.batched.needs_window and wins is None \
+            and not self.windows.is_global
+        if ts is None and wins is None and panes is None and not explode:
+            return [((MIN_MICROS, None, None), list(vals))]
+        groups: dict[tuple[int, Any, Any], list[Any]] = {}
+        for i, v in enumerate(vals):
+            t = MIN_MICROS if ts is None else ts[i]
+            pane = None if panes is None else panes[i]
+            own: Any = (wins[i],) if wins is not None else (self.windows.assign(t) if explode else (None,))
+            for w in own:
+                key = (t, w, pane)
+                group = groups.get(key)
+                if group is None:
+                    groups[key] = [v]
+                else:
+                    group.append(v)
+        return list(groups.items())
+
     # -- the general path ---------------------------------------------------------------------------------
     def _process_general(self, batch: Batch) -> None:
         dofn = self.dofn
         process = dofn.process
+        if self.batched is not None and self.batched.process_yields_batches:
+            process = self.batched.exploding_process
         args, kwargs = self._resolved_args, self._resolved_kwargs
         markers = self.markers
         eh = self.eh
@@ -503,6 +556,90 @@ class ParDoNode(Node):
                 cols.ts.append(t)
                 cols.wins.append(w)
                 cols.panes.append(pane)
+
+
+class BatchedDoFn:
+    """What the runtime needs of a batched DoFn (Beam's `process_batch` / `yields_batches`): the method to call
+    and the converters between elements and batches, inferred from its type hints once, at planning."""
+
+    def __init__(self, dofn: DoFn, label: str) -> None:
+        cls = type(dofn)
+        #: the DoFn defines process_batch: the runtime calls it (also when process is defined: same results)
+        self.on_batches = cls.process_batch is not DoFn.process_batch
+        self.process_yields_batches = not self.on_batches and yields(dofn.process) == "batches"
+        self.process_batch = dofn.process_batch
+        self.markers = param_markers(dofn.process_batch) if self.on_batches else {}
+        self.needs_window = any(m.name == "WindowParam" for m in self.markers.values())
+        element_type = _declared_input_type(dofn)
+        where = f"step '{label}' ({cls.__name__})"
+        unsupported = sorted(f"{n}={m!r}" for n, m in self.markers.items() if m.name not in _BATCH_PARAMS)
+        if unsupported:
+            raise TypeError(f"{where}: process_batch parameters {unsupported} are not supported; a batch "
+                            f"shares one timestamp, window and pane, so only {sorted(_BATCH_PARAMS)} are")
+        self.input: BatchConverter = _NO_CONVERTER
+        if self.on_batches:
+            batch_type = dofn.get_input_batch_type(element_type)
+            if batch_type is None:
+                raise TypeError(f"{where}: process_batch needs a type hint on its batch parameter (list[int], "
+                                "numpy.ndarray, pyarrow.Array, ...) so the runtime knows what batches to build")
+            try:
+                self.input = BatchConverter.from_typehints(element_type=element_type, batch_type=batch_type)
+            except TypeError as e:
+                raise TypeError(f"{where}: {e}") from None
+        self.yields_elements = self.on_batches and yields(dofn.process_batch) == "elements"
+        self.output: BatchConverter = self.input
+        if self.process_yields_batches or (self.on_batches and not self.yields_elements):
+            out_type = dofn.get_output_batch_type(element_type)
+            if out_type is None:
+                raise TypeError(f"{where}: a method yielding batches needs an Iterator[B] return type hint")
+            if out_type != getattr(self.input, "batch_type", None):
+                try:
+                    self.output = BatchConverter.from_typehints(element_type=None, batch_type=out_type)
+                except TypeError as e:
+                    raise TypeError(f"{where}: {e}") from None
+        self._process = dofn.process
+
+    @staticmethod
+    def of(dofn: DoFn, label: str) -> BatchedDoFn | None:
+        """The batched view of `dofn`, or None for an element-wise DoFn."""
+        if isinstance(dofn, CallableWrapperDoFn):
+            return None
+        cls = type(dofn)
+        if cls.process_batch is DoFn.process_batch and yields(dofn.process) != "batches":
+            return None
+        return BatchedDoFn(dofn, label)
+
+    def explode(self, result: Any) -> Any:
+        """The elements of what `process_batch` returned (batches, or elements under `yields_elements`)."""
+        if result is None or self.yields_elements:
+            return result
+        explode = self.output.explode_batch
+        return (e for b in result for e in explode(b))
+
+    def exploding_process(self, element: Any, *args: Any, **kwargs: Any) -> Any:
+        """`process` of a `yields_batches` DoFn, with its batches exploded into elements."""
+        result = self._process(element, *args, **kwargs)
+        if result is None:
+            return None
+        explode = self.output.explode_batch
+        return (e for b in result for e in explode(b))
+
+
+_BATCH_PARAMS = frozenset({"TimestampParam", "WindowParam", "PaneInfoParam"})
+
+
+class _NoConverter(BatchConverter):
+    """Stands for the input converter of a DoFn that takes elements (a `yields_batches` process)."""
+
+
+_NO_CONVERTER = _NoConverter(None, None)
+
+
+def _declared_input_type(dofn: DoFn) -> Any:
+    """The element type: the annotation of `process`'s element (None without one)."""
+    if type(dofn).process is not DoFn.process:
+        return first_param_hint(dofn.process)
+    return None
 
 
 def _iter_result(res: Any) -> Any:
