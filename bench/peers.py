@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import glob
 import importlib.util
+import json
 import os
 import statistics
 import subprocess
@@ -83,6 +84,9 @@ class Run:
     wall: float
     cpu: float
     rss_mib: float
+    #: events the system dropped as late (Bytewax: its watermark also advances with the system clock, so a
+    #: slowed-down run on a busy machine declares events late that event time alone would not)
+    late: int = 0
 
 
 @dataclass
@@ -115,7 +119,7 @@ class PeerResult:
 def run_once(system: str, task: str, csv_path: str, mp_path: str, out: str, timeout: float) -> Run:
     """Start one worker process and measure it with ``wait4`` (its own CPU time and peak RSS)."""
     argv = core.python_argv("peer_worker", "--system", system, "--task", task, "--csv", csv_path,
-                            "--msgpack", mp_path, "--out", out)
+                            "--msgpack", mp_path, "--out", out, "--info", out + ".info.json")
     t0 = time.perf_counter()
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=os.path.dirname(out))
     deadline = t0 + timeout
@@ -136,7 +140,12 @@ def run_once(system: str, task: str, csv_path: str, mp_path: str, out: str, time
     if proc.returncode != 0:
         tail = " | ".join(err.strip().splitlines()[-3:])
         raise RuntimeError(f"exit {proc.returncode}: {tail[-300:]}")
-    return Run(wall, ru.ru_utime + ru.ru_stime, ru.ru_maxrss / 1024)
+    info: dict[str, Any] = {}
+    if os.path.exists(out + ".info.json"):
+        with open(out + ".info.json") as f:
+            info = json.load(f)
+        os.remove(out + ".info.json")
+    return Run(wall, ru.ru_utime + ru.ru_stime, ru.ru_maxrss / 1024, int(info.get("late", 0)))
 
 
 def available(package: str) -> bool:
@@ -183,6 +192,8 @@ def compare_task(task: str, n: int, repeat: int, systems: list[str], slow_events
                     missing, extra = want - got, got - want
                     r.status = (f"MISMATCH: {sum(missing.values())} missing, {sum(extra.values())} extra "
                                 f"(e.g. {next(iter(missing), None)!r} / {next(iter(extra), None)!r})")
+                    if r.runs[-1].late:
+                        r.status += f"; {r.runs[-1].late} events dropped as late by the system's own clock"
     return results
 
 
