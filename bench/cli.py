@@ -167,7 +167,7 @@ def print_summary(bench: core.Benchmark, results: list[core.Measurement]) -> lis
 
 def main(argv: list[str] | None = None) -> int:
     """Run the selected benchmarks; exit status 1 on a wrong result or a millstream error."""
-    from bench import workloads  # noqa: F401 - registers the benchmarks
+    from bench import batched, workloads  # noqa: F401 - registers the benchmarks
 
     ap = argparse.ArgumentParser(prog="python -P bench", description=__doc__)
     ap.add_argument("names", nargs="*", help=f"benchmarks to run (default: all of {', '.join(core.REGISTRY)})")

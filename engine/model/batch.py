@@ -80,6 +80,8 @@ class BatchConverter:
         raise TypeError(
             f"no batch converter for batch type {batch_type!r} with element type {element_type!r}; "
             "supported: list[E] / List[E], numpy.ndarray (numpy.typing.NDArray[dtype]), pyarrow.Array"
+            + ("; a string annotation must name a type importable from the DoFn's module"
+               if isinstance(batch_type, str) else "")
         )
 
 

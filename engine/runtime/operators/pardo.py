@@ -14,7 +14,13 @@ import sys
 import traceback
 from typing import Any
 
-from millstream.engine.model.batch import BatchConverter, first_param_hint, yields
+from millstream.engine.model.batch import (
+    BatchConverter,
+    NumpyBatchConverter,
+    PyarrowBatchConverter,
+    first_param_hint,
+    yields,
+)
 from millstream.engine.model.core import CallableWrapperDoFn, ParDo
 from millstream.engine.model.dofn import DoFn, WindowedValue, param_markers
 from millstream.engine.model.metrics import set_current_step
@@ -376,30 +382,50 @@ class ParDoNode(Node):
         b = self.batched
         assert b is not None
         args, kwargs = self._resolved_args, self._resolved_kwargs
-        outputs: dict[str | None, _Outputs] = {None: _Outputs()}
-        for (t, w, pane), values in self._homogeneous_groups(batch):
+        groups, explicit_windows = self._homogeneous_groups(batch)
+        # plain outputs go straight into columns (a group's timestamp, window and pane repeated, or no column
+        # where the input had none); TimestampedValue / TaggedOutput / WindowedValue take the general route
+        out_v: list[Any] = []
+        out_t: list[int] | None = [] if batch.ts is not None else None
+        out_w: list[Any] | None = [] if explicit_windows else None
+        out_p: list[Any] | None = [] if batch.panes is not None else None
+        special: dict[str | None, _Outputs] = {None: _Outputs()}
+        for (t, w, pane), values in groups:
             call_kwargs = kwargs
             if b.markers:
                 call_kwargs = dict(kwargs)
                 for name, marker in b.markers.items():
                     call_kwargs[name] = self._marker_value(marker, values, t, w, pane)
             try:
-                result = b.process_batch(b.input.produce_batch(values), *args, **call_kwargs)
-                self._collect(b.explode(result), outputs, t, w, pane)
+                produced = b.outputs(b.process_batch(b.input.produce_batch(values), *args, **call_kwargs))
+                if not b.plain_outputs and not set(map(type, produced)).isdisjoint(_SPECIAL_OUTPUTS):
+                    self._collect(produced, special, t, w, pane)
+                    continue
             except Exception as e:
                 raise_user_error(self.label, f"<batch of {len(values)} elements>", e)
-        for tag, cols in outputs.items():
+            n = len(produced)
+            out_v.extend(produced)
+            if out_t is not None:
+                out_t.extend([t] * n)
+            if out_w is not None:
+                out_w.extend([w] * n)
+            if out_p is not None:
+                out_p.extend([pane] * n)
+        if out_v:
+            self.emit(Batch(out_v, out_t, out_w, out_p))
+        for tag, cols in special.items():
             if cols.values:
                 self.emit(self._columns_to_batch(cols, batch), tag)
 
-    def _homogeneous_groups(self, batch: Batch) -> list[tuple[tuple[int, Any, Any], list[Any]]]:
-        """The batch's values grouped by (timestamp, window, pane), in order of first appearance."""
+    def _homogeneous_groups(self, batch: Batch) -> tuple[list[tuple[tuple[int, Any, Any], list[Any]]], bool]:
+        """The batch's values grouped by (timestamp, window, pane), in order of first appearance; and whether
+        the groups' windows are explicit (the input's, or assigned here for a WindowParam)."""
         vals = batch.values
         ts, wins, panes = batch.ts, batch.wins, batch.panes
         explode = self.batched is not None and self.batched.needs_window and wins is None \
             and not self.windows.is_global
         if ts is None and wins is None and panes is None and not explode:
-            return [((MIN_MICROS, None, None), list(vals))]
+            return [((MIN_MICROS, None, None), list(vals))], False
         groups: dict[tuple[int, Any, Any], list[Any]] = {}
         for i, v in enumerate(vals):
             t = MIN_MICROS if ts is None else ts[i]
@@ -412,7 +438,7 @@ class ParDoNode(Node):
                     groups[key] = [v]
                 else:
                     group.append(v)
-        return list(groups.items())
+        return list(groups.items()), wins is not None or explode
 
     # -- the general path ---------------------------------------------------------------------------------
     def _process_general(self, batch: Batch) -> None:
@@ -598,6 +624,8 @@ class BatchedDoFn:
                 except TypeError as e:
                     raise TypeError(f"{where}: {e}") from None
         self._process = dofn.process
+        #: numpy / pyarrow batches explode into plain scalars: no TimestampedValue or TaggedOutput to look for
+        self.plain_outputs = not self.yields_elements and isinstance(self.output, _PLAIN_CONVERTERS)
 
     @staticmethod
     def of(dofn: DoFn, label: str) -> BatchedDoFn | None:
@@ -609,12 +637,17 @@ class BatchedDoFn:
             return None
         return BatchedDoFn(dofn, label)
 
-    def explode(self, result: Any) -> Any:
+    def outputs(self, result: Any) -> list[Any]:
         """The elements of what `process_batch` returned (batches, or elements under `yields_elements`)."""
-        if result is None or self.yields_elements:
-            return result
+        if result is None:
+            return []
+        if self.yields_elements:
+            return list(result)
+        out: list[Any] = []
         explode = self.output.explode_batch
-        return (e for b in result for e in explode(b))
+        for b in result:
+            out.extend(explode(b))
+        return out
 
     def exploding_process(self, element: Any, *args: Any, **kwargs: Any) -> Any:
         """`process` of a `yields_batches` DoFn, with its batches exploded into elements."""
@@ -625,6 +658,7 @@ class BatchedDoFn:
         return (e for b in result for e in explode(b))
 
 
+_PLAIN_CONVERTERS = (NumpyBatchConverter, PyarrowBatchConverter)
 _BATCH_PARAMS = frozenset({"TimestampParam", "WindowParam", "PaneInfoParam"})
 
 
