@@ -168,7 +168,21 @@ def run(system: str, task: str, csv_path: str, msgpack_path: str, out: str) -> d
     else:
         raise SystemExit(f"bench.peer_worker: unknown system {system!r}; known: {', '.join(SYSTEMS)}")
     info["in_process_s"] = round(time.perf_counter() - t0, 4)
+    info["peak_rss_mib"] = peak_rss_mib()
     return info
+
+
+def peak_rss_mib() -> float | None:
+    """This process's own peak resident set (VmHWM), in MiB. Not ``ru_maxrss``: Linux carries the spawning
+    process's peak into a child's across fork and exec, so a large parent would inflate every child."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    return None
 
 
 def main(argv: list[str]) -> int:

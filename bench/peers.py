@@ -145,7 +145,8 @@ def run_once(system: str, task: str, csv_path: str, mp_path: str, out: str, time
         with open(out + ".info.json") as f:
             info = json.load(f)
         os.remove(out + ".info.json")
-    return Run(wall, ru.ru_utime + ru.ru_stime, ru.ru_maxrss / 1024, int(info.get("late", 0)))
+    rss = info.get("peak_rss_mib") or ru.ru_maxrss / 1024  # see peer_worker.peak_rss_mib
+    return Run(wall, ru.ru_utime + ru.ru_stime, rss, int(info.get("late", 0)))
 
 
 def available(package: str) -> bool:
