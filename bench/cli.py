@@ -203,7 +203,13 @@ def main(argv: list[str] | None = None) -> int:
         if wrong:
             ap.error(f"--peers runs W1, W2 and W3 only; got {wrong}")
         clock = "wall" if "--clock" in (argv if argv is not None else sys.argv) and args.clock == "wall" else "cpu"
-        return peers.main(tasks, args.events or 1_000_000, args.repeat, args.systems, args.slow_events, clock)
+        status = peers.main(tasks, args.events or 1_000_000, args.repeat, args.systems, args.slow_events, clock)
+        if args.profile:
+            from bench import stage_profile
+
+            for task in tasks:
+                stage_profile.profile_task(task, args.events or 1_000_000)
+        return status
 
     if args.list:
         for name, factory in core.REGISTRY.items():
