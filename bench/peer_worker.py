@@ -6,7 +6,8 @@ Started by `bench.peers` once per (system, task, run), so each run pays what a u
 reference. Systems:
 
 * ``bare`` / ``bare-wm``: the bare-Python loops of `bench.reference` over the msgpack file (the anchors'
-  speed of light, without and with watermark/emission);
+  speed of light, without and with watermark/emission); ``bare-csv``: the ``bare`` loop over the CSV file
+  parsed with the program's own split/float/int (what the text input costs a plain script);
 * ``millstream-text``: the anchors' Beam program with ``import millstream as beam``, ``ReadFromText`` of
   the CSV file ... ``WriteToText``; ``millstream-create``: the same program from ``beam.Create`` of the
   events read from the msgpack file;
@@ -25,7 +26,7 @@ from typing import Any
 
 from bench import pipelines, reference
 
-SYSTEMS = ("bare", "bare-wm", "millstream-text", "millstream-create", "beam-text", "bytewax")
+SYSTEMS = ("bare", "bare-wm", "bare-csv", "millstream-text", "millstream-create", "beam-text", "bytewax")
 
 
 def _load_msgpack(path: str) -> list[Any]:
@@ -146,7 +147,11 @@ def run(system: str, task: str, csv_path: str, msgpack_path: str, out: str) -> d
     """Run one system on one task; returns what it reports about itself (written as JSON by `main`)."""
     t0 = time.perf_counter()
     info: dict[str, Any] = {}
-    if system in ("bare", "bare-wm"):
+    if system == "bare-csv":
+        with open(csv_path) as f:
+            events = [(k, float(t), int(v)) for k, t, v in (line.split(",") for line in f)]
+        _write_rows(out, reference.bare(task, events))
+    elif system in ("bare", "bare-wm"):
         events = _load_msgpack(msgpack_path)
         fn = reference.bare if system == "bare" else reference.bare_stream
         _write_rows(out, fn(task, events))

@@ -32,6 +32,7 @@ from bench import core, data, pipelines, reference
 PEERS: tuple[tuple[str, str, str, int], ...] = (
     ("bare", "bare Python (dict)", "", 0),
     ("bare-wm", "bare Python + watermark/emission", "", 0),
+    ("bare-csv", "bare Python reading the CSV", "", 0),
     ("millstream-text", "millstream, Beam program, ReadFromText", "", 0),
     ("millstream-create", "millstream, Beam program, Create", "", 0),
     ("bytewax", "Bytewax fold_window", "bytewax", 0),
@@ -211,9 +212,11 @@ def table(task: str, results: list[PeerResult], clock: str) -> list[str]:
     bare_rate = bare.rate(clock) if bare else None
     wm = by.get("bare-wm")
     wm_rate = wm.rate(clock) if wm else None
+    csv = by.get("bare-csv")
+    csv_rate = csv.rate(clock) if csv else None
     peers = [r for r in results if r.system in ("bytewax", "beam-text") and r.rate(clock)]
     head = (f"{'task':4s} {'system':40s} {'events':>9s} {'wall s':>7s} {'CPU s':>7s} {'ev/s':>7s} "
-            f"{'vs bare':>7s} {'vs b+wm':>7s} " + "".join(f"{'vs ' + p.system:>13s} " for p in peers)
+            f"{'vs bare':>7s} {'vs b+wm':>7s} {'vs csv':>7s} " + "".join(f"{'vs ' + p.system:>13s} " for p in peers)
             + f"{'RSS MiB':>7s}  status")
     lines = [head]
     for r in results:
@@ -225,6 +228,7 @@ def table(task: str, results: list[PeerResult], clock: str) -> list[str]:
             f"{_fmt_rate(rate):>7s}",
             f"{rate / bare_rate:7.2f}" if rate and bare_rate else f"{'-':>7s}",
             f"{rate / wm_rate:7.2f}" if rate and wm_rate else f"{'-':>7s}",
+            f"{rate / csv_rate:7.2f}" if rate and csv_rate else f"{'-':>7s}",
         ]
         for p in peers:
             pr = p.rate(clock)
