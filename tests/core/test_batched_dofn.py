@@ -167,3 +167,20 @@ def test_user_error_in_process_batch_names_the_step() -> None:
     with pytest.raises(Exception, match="kaboom") as info:
         _run(lambda p: p | beam.Create([1, 2]) | "Explode" >> beam.ParDo(Boom()))
     assert "Explode" in str(info.value)
+
+
+def test_process_batch_in_a_stateful_dofn_is_refused_by_name() -> None:
+    from millstream.transforms.userstate import ReadModifyWriteStateSpec
+
+    class Stateful(beam.DoFn):
+        COUNT = ReadModifyWriteStateSpec("count", beam.coders.PickleCoder())
+
+        def process(self, kv: tuple[str, int], count: object = beam.DoFn.StateParam(COUNT)) -> Iterator[int]:
+            yield kv[1]
+
+        def process_batch(self, batch: list[int]) -> Iterator[list[int]]:
+            yield batch
+
+    with pytest.raises(TypeError, match="process_batch is supported in plain ParDos, not in stateful") as info:
+        _run(lambda p: p | beam.Create([("a", 1)]) | "Counted" >> beam.ParDo(Stateful()))
+    assert "Counted" in str(info.value)
