@@ -1,7 +1,8 @@
 """Command line of the benchmark suite: run, verify and tabulate the registered benchmarks.
 
 ``python -P bench [names...] [--events N] [--repeat K] [--profile] [--json out.json]`` from the repository
-root (see `bench/__main__.py` for why it is ``bench`` and not ``-m bench``).
+root (see `bench/__main__.py` for why it is ``bench`` and not ``-m bench``); ``--peers [W1 W2 W3]`` runs
+the whole-process peer comparison instead (`bench.peers`), with ``--profile`` its stage profile.
 """
 
 from __future__ import annotations
