@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test soak lint bench clean
+.PHONY: setup run test soak lint bench bench-peers clean
 
 # Output of the installs is shown only when they fail (setuptools' editable-install notices are noise).
 QUIET = out=$$($(1) 2>&1) || { echo "$$out"; exit 1; }
@@ -31,7 +31,12 @@ soak: setup
 	$(VENV)/bin/pytest -q -m soak
 
 bench: setup
-	$(PY) -P bench
+	$(PY) -P bench $(BENCH_ARGS)
+
+# The whole-process peer comparison of the W1-W3 Beam program, with the stage profile (docs/performance.md);
+# Bytewax joins when the `peers` extra is installed (pip install -e '.[peers]').
+bench-peers: setup
+	$(PY) -P bench --peers --profile $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) build .millstream

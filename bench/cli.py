@@ -1,7 +1,8 @@
 """Command line of the benchmark suite: run, verify and tabulate the registered benchmarks.
 
 ``python -P bench [names...] [--events N] [--repeat K] [--profile] [--json out.json]`` from the repository
-root (see `bench/__main__.py` for why it is ``bench`` and not ``-m bench``).
+root (see `bench/__main__.py` for why it is ``bench`` and not ``-m bench``); ``--peers [W1 W2 W3]`` runs
+the whole-process peer comparison instead (`bench.peers`), with ``--profile`` its stage profile.
 """
 
 from __future__ import annotations
@@ -167,7 +168,7 @@ def print_summary(bench: core.Benchmark, results: list[core.Measurement]) -> lis
 
 def main(argv: list[str] | None = None) -> int:
     """Run the selected benchmarks; exit status 1 on a wrong result or a millstream error."""
-    from bench import workloads  # noqa: F401 - registers the benchmarks
+    from bench import batched, workloads  # noqa: F401 - registers the benchmarks
 
     ap = argparse.ArgumentParser(prog="python -P bench", description=__doc__)
     ap.add_argument("names", nargs="*", help=f"benchmarks to run (default: all of {', '.join(core.REGISTRY)})")
@@ -188,7 +189,28 @@ def main(argv: list[str] | None = None) -> int:
                     help="base events/s and ratios on the best wall time (default) or the least CPU time "
                          "(steadier on a busy machine)")
     ap.add_argument("--list", action="store_true", help="list the benchmarks and exit")
+    ap.add_argument("--peers", action="store_true",
+                    help="whole-process peer comparison of the W1/W2/W3 Beam program (bare, bare+watermark, "
+                         "millstream from ReadFromText and from Create, Bytewax and Beam when installed); "
+                         "--events defaults to 1M, rates from CPU time unless --clock wall")
+    ap.add_argument("--slow-events", type=int, default=0,
+                    help="with --peers: input size for the slow peers (Beam; default 200k)")
     args = ap.parse_args(argv)
+    if args.peers:
+        from bench import peers
+
+        tasks = args.names or ["W1", "W2", "W3"]
+        wrong = [t for t in tasks if t not in ("W1", "W2", "W3")]
+        if wrong:
+            ap.error(f"--peers runs W1, W2 and W3 only; got {wrong}")
+        clock = "wall" if "--clock" in (argv if argv is not None else sys.argv) and args.clock == "wall" else "cpu"
+        status = peers.main(tasks, args.events or 1_000_000, args.repeat, args.systems, args.slow_events, clock)
+        if args.profile:
+            from bench import stage_profile
+
+            for task in tasks:
+                stage_profile.profile_task(task, args.events or 1_000_000)
+        return status
 
     if args.list:
         for name, factory in core.REGISTRY.items():

@@ -97,3 +97,41 @@ def parse_csv_event(line: str) -> tuple[str, float, int]:
     """A ``key,t,v`` text line as an event tuple."""
     k, t, v = line.split(",")
     return (k, float(t), int(v))
+
+
+def parse_and_stamp(window: Any) -> Any:
+    """The anchors' parse step: a ``key,t,v`` line as ``TimestampedValue((key, v), t)`` of the SDK's `window`."""
+    timestamped = window.TimestampedValue
+
+    def parse(line: str) -> Any:
+        k, t, v = line.split(",")
+        return timestamped((k, int(v)), float(t))
+
+    return parse
+
+
+def format_text_fn(beam: Any) -> Any:
+    """The anchors' format DoFn: ``(key, (count, sum))`` as a ``key<TAB>start_ms<TAB>end_ms<TAB>count<TAB>sum``
+    line of its window."""
+
+    class FmtText(beam.DoFn):  # type: ignore[misc,name-defined]
+        """Formats one result with its window bounds (milliseconds)."""
+
+        def process(self, kv: Any, w: Any = beam.DoFn.WindowParam) -> Any:
+            k, (c, s) = kv
+            # the anchors' user code, verbatim: %-formatting is part of the program being measured
+            yield "%s\t%d\t%d\t%d\t%d" % (k, w.start.micros // 1000, w.end.micros // 1000, c, s)  # noqa: UP031
+
+    return FmtText()
+
+
+def file_program(beam: Any, window: Any, task: str, source: Any, out_prefix: str) -> None:
+    """The anchors' whole Beam program on an already-read PCollection: parse/stamp (when `source` holds
+    text lines) or stamp (event tuples), window, count+sum, format with the window, write one text file."""
+    (
+        source
+        | "Window" >> beam.WindowInto(window_fn(window, task))
+        | "CountSum" >> beam.CombinePerKey(count_sum_fn(beam))
+        | "Format" >> beam.ParDo(format_text_fn(beam))
+        | "Write" >> beam.io.WriteToText(out_prefix, num_shards=1, shard_name_template="")
+    )

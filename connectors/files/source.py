@@ -28,6 +28,8 @@ object overwritten while a bounded source reads it fails the job with `gcs.Objec
 
 from __future__ import annotations
 
+import codecs
+import functools
 import gzip
 import logging
 import lzma
@@ -250,6 +252,16 @@ class TextDecoder(FunctionDecoder):
             return raw.decode(codec)
 
         super().__init__(decode)
+        # the whole batch in one C-level pass (no Python call per line); `decode` finds a bad line
+        self.batch_decode: Callable[[bytes], str] = (
+            bytes.decode if codecs.lookup(codec).name == "utf-8" else functools.partial(bytes.decode, encoding=codec)
+        )
+
+    def decode(self, lines: list[bytes]) -> tuple[list[Any], list[tuple[int, str]]]:
+        try:
+            return list(map(self.batch_decode, lines)), []
+        except UnicodeDecodeError:
+            return super().decode(lines)
 
 
 class JsonDecoder(FunctionDecoder):

@@ -25,8 +25,13 @@ class CombineFn:
 
     def add_inputs(self, accumulator: Any, elements: Iterable[Any], *args: Any, **kwargs: Any) -> Any:
         """Fold many inputs into the accumulator."""
-        for element in elements:
-            accumulator = self.add_input(accumulator, element, *args, **kwargs)
+        add_input = self.add_input
+        if args or kwargs:
+            for element in elements:
+                accumulator = add_input(accumulator, element, *args, **kwargs)
+        else:  # the common case without side arguments: no argument unpacking per element
+            for element in elements:
+                accumulator = add_input(accumulator, element)
         return accumulator
 
     def merge_accumulators(self, accumulators: Iterable[Any], *args: Any, **kwargs: Any) -> Any:

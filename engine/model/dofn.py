@@ -106,6 +106,55 @@ class DoFn:
     def teardown(self) -> None:
         """Called once when the DoFn instance is discarded."""
 
+    def process_batch(self, batch: Any, *args: Any, **kwargs: Any) -> Any:
+        """Process a whole batch (a list, numpy array or pyarrow array, by the batch parameter's type hint) of
+        elements sharing one timestamp and window; yield output batches (or elements, under
+        `yields_elements`). Defined instead of, or beside, `process` (Beam's batched DoFns):
+
+        >>> import numpy as np, millstream as beam
+        >>> from collections.abc import Iterator
+        >>> class Double(beam.DoFn):
+        ...     def process_batch(self, batch: np.ndarray) -> Iterator[np.ndarray]:
+        ...         yield batch * 2
+        >>> with beam.Pipeline() as p:
+        ...     _ = p | beam.Create([1, 2, 3]) | beam.ParDo(Double()) | beam.Map(print)
+        2
+        4
+        6
+        """
+        raise NotImplementedError(f"{type(self).__name__}.process_batch")
+
+    @staticmethod
+    def yields_batches(fn: Callable[..., Any]) -> Callable[..., Any]:
+        """Decorator: this `process` yields batches (of the DoFn's output batch type), not elements."""
+        fn._millstream_yields = "batches"  # type: ignore[attr-defined]
+        return fn
+
+    @staticmethod
+    def yields_elements(fn: Callable[..., Any]) -> Callable[..., Any]:
+        """Decorator: this `process_batch` yields elements, not batches."""
+        fn._millstream_yields = "elements"  # type: ignore[attr-defined]
+        return fn
+
+    def get_input_batch_type(self, input_element_type: Any = None) -> Any:
+        """The batch type `process_batch` takes: its batch parameter's annotation (None without one)."""
+        from millstream.engine.model.batch import first_param_hint
+
+        if type(self).process_batch is DoFn.process_batch:
+            return None
+        return first_param_hint(self.process_batch)
+
+    def get_output_batch_type(self, input_element_type: Any = None) -> Any:
+        """The batch type this DoFn yields: from `process_batch`'s (or a `yields_batches` `process`'s)
+        ``Iterator[B]`` return annotation, else the input batch type."""
+        from millstream.engine.model.batch import yielded_hint, yields
+
+        if type(self).process_batch is not DoFn.process_batch and yields(self.process_batch) != "elements":
+            return yielded_hint(self.process_batch) or self.get_input_batch_type(input_element_type)
+        if yields(self.process) == "batches":
+            return yielded_hint(self.process)
+        return None
+
     @staticmethod
     def unbounded_per_element() -> Callable[[Any], Any]:
         """Beam decorator for splittable DoFns; accepted and ignored."""

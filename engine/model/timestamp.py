@@ -210,20 +210,36 @@ MAX_TIMESTAMP = Timestamp(micros=MAX_MICROS)
 
 
 class TimestampedValue(Generic[T]):
-    """A value with an event timestamp; returning one from a DoFn sets the element's timestamp."""
+    """A value with an event timestamp; returning one from a DoFn sets the element's timestamp.
 
-    __slots__ = ("value", "micros")
+    >>> TimestampedValue("a", 1.5).micros
+    1500000
+    """
+
+    # One is built per element by the user's stamping function, so construction only stores: seconds given as
+    # a float or an int stay as given and become microseconds when read (`micros`, or `micros_of` for a whole
+    # batch at once); anything else is converted (and checked) here, as a `Timestamp`.
+    __slots__ = ("value", "_t")
 
     def __init__(self, value: T, timestamp: Any) -> None:
         self.value = value
-        kind = type(timestamp)  # the common cases inline: one of these is built per element
+        self._t: Any = timestamp if type(timestamp) in _PLAIN_SECONDS else Timestamp(micros=to_micros(timestamp))
+
+    @property
+    def micros(self) -> int:
+        """The event timestamp in integer microseconds (float seconds round to the nearest microsecond)."""
+        t = self._t
+        kind = type(t)
         if kind is float:
-            m = timestamp * 1_000_000.0  # nearest microsecond; int() is much cheaper than round()
-            self.micros = int(m + 0.5) if m >= 0 else -int(0.5 - m)
-        elif kind is int:
-            self.micros = timestamp * 1_000_000
-        else:
-            self.micros = to_micros(timestamp)
+            m = t * 1_000_000.0  # nearest microsecond; int() is much cheaper than round()
+            return int(m + 0.5) if m >= 0 else -int(0.5 - m)
+        if kind is int:
+            return t * 1_000_000  # type: ignore[no-any-return]
+        return t.micros  # type: ignore[no-any-return]
+
+    @micros.setter
+    def micros(self, micros: int) -> None:
+        self._t = Timestamp(micros=micros)
 
     @property
     def timestamp(self) -> Timestamp:
@@ -246,3 +262,23 @@ class TimestampedValue(Generic[T]):
 TimestampTypes = Union[int, float, Timestamp]
 DurationTypes = Union[int, float, Duration]
 TimestampDurationTypes = Union[int, float, Duration, Timestamp]
+_PLAIN_SECONDS = frozenset({float, int})
+_ONLY_FLOAT = {float}
+_ONLY_INT = {int}
+
+
+def micros_of(tvs: list[TimestampedValue[Any]]) -> list[int]:
+    """The `micros` of every TimestampedValue of a batch, converted in one pass when they are all float
+    (or all int) seconds.
+
+    >>> micros_of([TimestampedValue("a", 1.5), TimestampedValue("b", 2)])
+    [1500000, 2000000]
+    """
+    raw: list[Any] = [tv._t for tv in tvs]
+    kinds = set(map(type, raw))
+    if kinds == _ONLY_FLOAT:
+        # the same arithmetic as `TimestampedValue.micros`, inline
+        return [int(t * 1_000_000.0 + 0.5) if t >= 0 else -int(0.5 - t * 1_000_000.0) for t in raw]
+    if kinds == _ONLY_INT:
+        return [t * 1_000_000 for t in raw]
+    return [tv.micros for tv in tvs]

@@ -13,6 +13,7 @@ from typing import Any
 
 from millstream.engine.model.combinefn import ListCombineFn
 from millstream.engine.model.core import CombinePerKey, Create, Flatten, GroupByKey, ParDo, WindowInto
+from millstream.engine.model.dofn import DoFn
 from millstream.engine.model.options import MillstreamOptions, PipelineOptions
 from millstream.engine.model.pipeline import AppliedPTransform, Pipeline
 from millstream.engine.model.pvalue import PCollection
@@ -154,9 +155,13 @@ def _make_node(applied: AppliedPTransform, opts: Any, ctx: Plan) -> tuple[Node, 
         from millstream.engine.model.userstate import is_stateful_dofn
         from millstream.engine.runtime.operators.stateful_pardo import StatefulParDoNode
 
-        if is_stateful_dofn(t.fn):
+        stateful, is_async = is_stateful_dofn(t.fn), t.is_async or getattr(t.fn, "is_async", False)
+        if (stateful or is_async) and type(t.fn).process_batch is not DoFn.process_batch:
+            raise TypeError(f"step '{label}' ({type(t.fn).__name__}): process_batch is supported in plain "
+                            f"ParDos, not in {'stateful' if stateful else 'async'} DoFns; define process instead")
+        if stateful:
             return StatefulParDoNode(label, t, inputs[0].windowing, side_windowings), None
-        if t.is_async or getattr(t.fn, "is_async", False):
+        if is_async:
             from millstream.engine.runtime.operators.async_pardo import AsyncParDoNode
 
             return AsyncParDoNode(label, t, inputs[0].windowing, side_windowings, opts.async_concurrency), None

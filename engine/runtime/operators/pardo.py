@@ -14,11 +14,18 @@ import sys
 import traceback
 from typing import Any
 
+from millstream.engine.model.batch import (
+    BatchConverter,
+    NumpyBatchConverter,
+    PyarrowBatchConverter,
+    first_param_hint,
+    yields,
+)
 from millstream.engine.model.core import CallableWrapperDoFn, ParDo
 from millstream.engine.model.dofn import DoFn, WindowedValue, param_markers
 from millstream.engine.model.metrics import set_current_step
 from millstream.engine.model.pvalue import AsSideInput, TaggedOutput
-from millstream.engine.model.timestamp import MAX_MICROS, MIN_MICROS, TimestampedValue
+from millstream.engine.model.timestamp import MAX_MICROS, MIN_MICROS, TimestampedValue, micros_of
 from millstream.engine.model.windowing import Windowing
 from millstream.engine.runtime.graph.batch import Batch
 from millstream.engine.runtime.graph.node import Node, raise_user_error
@@ -84,6 +91,9 @@ class ParDoNode(Node):
             and not fn.is_async
         )
         process = fn.fn if isinstance(fn, CallableWrapperDoFn) else fn.process
+        self.batched: BatchedDoFn | None = BatchedDoFn.of(fn, label)
+        if self.batched is not None:
+            self.fast = False
         self.markers = param_markers(process)
         # `def process(self, element=DoFn.ElementParam, ...)`: the element is a keyword, not the first argument
         self.element_as_keyword = bool(self.markers) and _first_is_element_marker(process, self.markers)
@@ -198,6 +208,8 @@ class ParDoNode(Node):
             self._call_user(self.dofn.start_bundle, "<start_bundle>")
         if self.fast:
             self._process_fast(batch)
+        elif self.batched is not None and self.batched.on_batches:
+            self._process_batches(batch)
         else:
             self._process_general(batch)
         if self.has_finish_bundle:
@@ -328,7 +340,7 @@ class ParDoNode(Node):
             return self._unpack_windowed(batch)
         if types == _ONLY_TIMESTAMPED and (batch.wins is not None or self.windows.is_global):
             # the common case (a Map stamping every element): two passes at C speed, no per-element branches
-            return Batch([tv.value for tv in vals], [tv.micros for tv in vals], batch.wins, batch.panes)
+            return Batch([tv.value for tv in vals], micros_of(vals), batch.wins, batch.panes)
         n = len(batch.values)
         ts = list(batch.ts) if batch.ts is not None else [MIN_MICROS] * n
         wins = batch.wins
@@ -389,10 +401,77 @@ class ParDoNode(Node):
                     out_p.append(panes[i])  # type: ignore[index]
         return Batch(values, ts, out_w, out_p)
 
+    # -- batched DoFns (process_batch) ---------------------------------------------------------------------
+    def _process_batches(self, batch: Batch) -> None:
+        """`process_batch` over the elements of `batch` that share timestamp, window and pane (Beam hands a
+        batched DoFn homogeneous batches); outputs take the group's timestamp, window and pane."""
+        b = self.batched
+        assert b is not None
+        args, kwargs = self._resolved_args, self._resolved_kwargs
+        groups, explicit_windows = self._homogeneous_groups(batch)
+        # plain outputs go straight into columns (a group's timestamp, window and pane repeated, or no column
+        # where the input had none); TimestampedValue / TaggedOutput / WindowedValue take the general route
+        out_v: list[Any] = []
+        out_t: list[int] | None = [] if batch.ts is not None else None
+        out_w: list[Any] | None = [] if explicit_windows else None
+        out_p: list[Any] | None = [] if batch.panes is not None else None
+        special: dict[str | None, _Outputs] = {None: _Outputs()}
+        for (t, w, pane), values in groups:
+            call_kwargs = kwargs
+            if b.markers:
+                call_kwargs = dict(kwargs)
+                for name, marker in b.markers.items():
+                    call_kwargs[name] = self._marker_value(marker, values, t, w, pane)
+            try:
+                produced = b.outputs(b.process_batch(b.input.produce_batch(values), *args, **call_kwargs))
+                if not b.plain_outputs and not set(map(type, produced)).isdisjoint(_SPECIAL_OUTPUTS):
+                    self._collect(produced, special, t, w, pane)
+                    continue
+            except Exception as e:
+                raise_user_error(self.label, f"<batch of {len(values)} elements>", e)
+            n = len(produced)
+            out_v.extend(produced)
+            if out_t is not None:
+                out_t.extend([t] * n)
+            if out_w is not None:
+                out_w.extend([w] * n)
+            if out_p is not None:
+                out_p.extend([pane] * n)
+        if out_v:
+            self.emit(Batch(out_v, out_t, out_w, out_p))
+        for tag, cols in special.items():
+            if cols.values:
+                self.emit(self._columns_to_batch(cols, batch), tag)
+
+    def _homogeneous_groups(self, batch: Batch) -> tuple[list[tuple[tuple[int, Any, Any], list[Any]]], bool]:
+        """The batch's values grouped by (timestamp, window, pane), in order of first appearance; and whether
+        the groups' windows are explicit (the input's, or assigned here for a WindowParam)."""
+        vals = batch.values
+        ts, wins, panes = batch.ts, batch.wins, batch.panes
+        explode = self.batched is not None and self.batched.needs_window and wins is None \
+            and not self.windows.is_global
+        if ts is None and wins is None and panes is None and not explode:
+            return [((MIN_MICROS, None, None), list(vals))], False
+        groups: dict[tuple[int, Any, Any], list[Any]] = {}
+        for i, v in enumerate(vals):
+            t = MIN_MICROS if ts is None else ts[i]
+            pane = None if panes is None else panes[i]
+            own: Any = (wins[i],) if wins is not None else (self.windows.assign(t) if explode else (None,))
+            for w in own:
+                key = (t, w, pane)
+                group = groups.get(key)
+                if group is None:
+                    groups[key] = [v]
+                else:
+                    group.append(v)
+        return list(groups.items()), wins is not None or explode
+
     # -- the general path ---------------------------------------------------------------------------------
     def _process_general(self, batch: Batch) -> None:
         dofn = self.dofn
         process = element_keyword_call(dofn.process) if self.element_as_keyword else dofn.process
+        if self.batched is not None and self.batched.process_yields_batches:
+            process = self.batched.exploding_process
         args, kwargs = self._resolved_args, self._resolved_kwargs
         markers = self.markers
         eh = self.eh
@@ -531,6 +610,98 @@ class ParDoNode(Node):
                 cols.ts.append(t)
                 cols.wins.append(w)
                 cols.panes.append(pane)
+
+
+class BatchedDoFn:
+    """What the runtime needs of a batched DoFn (Beam's `process_batch` / `yields_batches`): the method to call
+    and the converters between elements and batches, inferred from its type hints once, at planning."""
+
+    def __init__(self, dofn: DoFn, label: str) -> None:
+        cls = type(dofn)
+        #: the DoFn defines process_batch: the runtime calls it (also when process is defined: same results)
+        self.on_batches = cls.process_batch is not DoFn.process_batch
+        self.process_yields_batches = not self.on_batches and yields(dofn.process) == "batches"
+        self.process_batch = dofn.process_batch
+        self.markers = param_markers(dofn.process_batch) if self.on_batches else {}
+        self.needs_window = any(m.name == "WindowParam" for m in self.markers.values())
+        element_type = _declared_input_type(dofn)
+        where = f"step '{label}' ({cls.__name__})"
+        unsupported = sorted(f"{n}={m!r}" for n, m in self.markers.items() if m.name not in _BATCH_PARAMS)
+        if unsupported:
+            raise TypeError(f"{where}: process_batch parameters {unsupported} are not supported; a batch "
+                            f"shares one timestamp, window and pane, so only {sorted(_BATCH_PARAMS)} are")
+        self.input: BatchConverter = _NO_CONVERTER
+        if self.on_batches:
+            batch_type = dofn.get_input_batch_type(element_type)
+            if batch_type is None:
+                raise TypeError(f"{where}: process_batch needs a type hint on its batch parameter (list[int], "
+                                "numpy.ndarray, pyarrow.Array, ...) so the runtime knows what batches to build")
+            try:
+                self.input = BatchConverter.from_typehints(element_type=element_type, batch_type=batch_type)
+            except TypeError as e:
+                raise TypeError(f"{where}: {e}") from None
+        self.yields_elements = self.on_batches and yields(dofn.process_batch) == "elements"
+        self.output: BatchConverter = self.input
+        if self.process_yields_batches or (self.on_batches and not self.yields_elements):
+            out_type = dofn.get_output_batch_type(element_type)
+            if out_type is None:
+                raise TypeError(f"{where}: a method yielding batches needs an Iterator[B] return type hint")
+            if out_type != getattr(self.input, "batch_type", None):
+                try:
+                    self.output = BatchConverter.from_typehints(element_type=None, batch_type=out_type)
+                except TypeError as e:
+                    raise TypeError(f"{where}: {e}") from None
+        self._process = dofn.process
+        #: numpy / pyarrow batches explode into plain scalars: no TimestampedValue or TaggedOutput to look for
+        self.plain_outputs = not self.yields_elements and isinstance(self.output, _PLAIN_CONVERTERS)
+
+    @staticmethod
+    def of(dofn: DoFn, label: str) -> BatchedDoFn | None:
+        """The batched view of `dofn`, or None for an element-wise DoFn."""
+        if isinstance(dofn, CallableWrapperDoFn):
+            return None
+        cls = type(dofn)
+        if cls.process_batch is DoFn.process_batch and yields(dofn.process) != "batches":
+            return None
+        return BatchedDoFn(dofn, label)
+
+    def outputs(self, result: Any) -> list[Any]:
+        """The elements of what `process_batch` returned (batches, or elements under `yields_elements`)."""
+        if result is None:
+            return []
+        if self.yields_elements:
+            return list(result)
+        out: list[Any] = []
+        explode = self.output.explode_batch
+        for b in result:
+            out.extend(explode(b))
+        return out
+
+    def exploding_process(self, element: Any, *args: Any, **kwargs: Any) -> Any:
+        """`process` of a `yields_batches` DoFn, with its batches exploded into elements."""
+        result = self._process(element, *args, **kwargs)
+        if result is None:
+            return None
+        explode = self.output.explode_batch
+        return (e for b in result for e in explode(b))
+
+
+_PLAIN_CONVERTERS = (NumpyBatchConverter, PyarrowBatchConverter)
+_BATCH_PARAMS = frozenset({"TimestampParam", "WindowParam", "PaneInfoParam"})
+
+
+class _NoConverter(BatchConverter):
+    """Stands for the input converter of a DoFn that takes elements (a `yields_batches` process)."""
+
+
+_NO_CONVERTER = _NoConverter(None, None)
+
+
+def _declared_input_type(dofn: DoFn) -> Any:
+    """The element type: the annotation of `process`'s element (None without one)."""
+    if type(dofn).process is not DoFn.process:
+        return first_param_hint(dofn.process)
+    return None
 
 
 def _iter_result(res: Any) -> Any:

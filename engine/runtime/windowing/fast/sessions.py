@@ -107,16 +107,11 @@ class SessionReducer(FastReducerBase):
             s[0] = t
         if e > s[1]:
             s[1] = e
-        # the grown session may now overlap others: merge until none does
-        merged = True
-        while merged:
-            merged = False
-            for o in ss:
-                if o is not s and o[0] < s[1] and s[0] < o[1]:
-                    self._absorb(s, o)
-                    ss.remove(o)
-                    merged = True
-                    break
+        # A key's open sessions are pairwise disjoint, so what the grown session overlaps is exactly the other
+        # hits: absorbing them in list order is what merging until nothing overlaps does, without rescanning.
+        for o in hits[1:]:
+            self._absorb(s, o)
+            ss.remove(o)
 
     def _absorb(self, s: list[Any], o: list[Any]) -> None:
         s[0] = min(s[0], o[0])
