@@ -1,5 +1,7 @@
 """Beam's `FileSystems`: match, open, create, delete, rename, ... on the schemes millstream's file connectors
-support (local paths and ``file://``); any other scheme fails naming the path and what is supported."""
+support (local paths, ``file://`` and ``gs://``, the latter through `schemes.filesystem_for`, the same
+`FileSystem` objects the sources and sinks use); any other scheme fails naming the path and what is
+supported. On object stores folders do not exist: `mkdirs` does nothing and a path names one object."""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from millstream.connectors.files.filesystem import (
     open_input,
     open_output,
 )
+from millstream.connectors.files.schemes import FileSystem, filesystem_for, is_remote, scheme_of
 
 
 class BeamIOError(IOError):
@@ -50,13 +53,22 @@ def _local(path: str) -> str:
         raise ValueError(f"FileSystems: {e} (supported: {', '.join(SUPPORTED_SCHEMES)})") from None
 
 
+def _remote(path: str) -> FileSystem | None:
+    """The object store filesystem of `path`, None for a local path (an unknown scheme fails naming it)."""
+    _local(path)
+    return filesystem_for(path) if is_remote(path) else None
+
+
 def _metadata(path: str) -> FileMetadata:
     st = os.stat(path)
     return FileMetadata(path, st.st_size, st.st_mtime)
 
 
 def _match_one(pattern: str, limit: int | None) -> MatchResult:
-    _local(pattern)
+    fs = _remote(pattern)
+    if fs is not None:
+        return MatchResult(pattern, [FileMetadata(i.path, i.size, i.mtime_ns / 1e9)
+                                     for i in fs.match(pattern)[:limit]])
     return MatchResult(pattern, [_metadata(p) for p in match_files(pattern)[:limit]])
 
 
@@ -102,18 +114,24 @@ class FileSystems:
 
     @staticmethod
     def join(base_path: str, *paths: str) -> str:
-        """`base_path` joined with `paths`."""
+        """`base_path` joined with `paths` (with ``/`` on object stores)."""
+        if "://" in base_path and not base_path.startswith("file://"):
+            return "/".join([base_path.rstrip("/"), *(p.strip("/") for p in paths)])
         return os.path.join(base_path, *paths)
 
     @staticmethod
     def split(path: str) -> tuple[str, str]:
         """(directory, last component) of `path`."""
+        if "://" in path and not path.startswith("file://"):
+            head, _, tail = path.rstrip("/").rpartition("/")
+            return head, tail
         return os.path.split(path)
 
     @staticmethod
     def mkdirs(path: str) -> None:
-        """Create directory `path` and its parents; fails if it exists."""
-        os.makedirs(_local(path))
+        """Create directory `path` and its parents; fails if it exists (object stores have no folders)."""
+        if _remote(path) is None:
+            os.makedirs(_local(path))
 
     @staticmethod
     def match(patterns: list[str], limits: list[int] | None = None) -> list[MatchResult]:
@@ -126,6 +144,9 @@ class FileSystems:
     @staticmethod
     def exists(path: str) -> bool:
         """Whether `path` exists."""
+        fs = _remote(path)
+        if fs is not None:
+            return fs.info(path) is not None
         return os.path.exists(_local(path))
 
     @staticmethod
@@ -133,8 +154,12 @@ class FileSystems:
                compression_type: str = CompressionTypes.AUTO) -> IO[bytes]:
         """A binary writer for a new file `path` (parents created), compressed as its extension says by default."""
         local = _local(path)
-        os.makedirs(os.path.dirname(local) or ".", exist_ok=True)
         compression = CompressionTypes.resolve(compression_type, local)
+        fs = _remote(path)
+        if fs is not None:  # the object appears whole when the writer is closed
+            raw = fs.create(path)
+            return _Stream(open_output(raw, compression, local.rpartition("/")[2]), raw)  # type: ignore[return-value]
+        os.makedirs(os.path.dirname(local) or ".", exist_ok=True)
         raw = open(local, "wb")
         return _Stream(open_output(raw, compression, os.path.basename(local)), raw)  # type: ignore[return-value]
 
@@ -143,7 +168,8 @@ class FileSystems:
              compression_type: str = CompressionTypes.AUTO) -> Any:
         """A binary reader of `path`, decompressed as its extension says by default."""
         local = _local(path)
-        if not os.path.isfile(local):
+        fs = _remote(path)
+        if (fs is not None and fs.info(path) is None) or (fs is None and not os.path.isfile(local)):
             raise BeamIOError(f"FileSystems.open: no such file {path!r}",
                               {path: FileNotFoundError(path)})
         reader, raw = open_input(local, CompressionTypes.resolve(compression_type, local))
@@ -152,12 +178,12 @@ class FileSystems:
     @staticmethod
     def copy(source_file_names: list[str], destination_file_names: list[str]) -> None:
         """Copy each source to its destination."""
-        FileSystems._pairwise("copy", source_file_names, destination_file_names, shutil.copyfile)
+        FileSystems._pairwise("copy", source_file_names, destination_file_names, _copy)
 
     @staticmethod
     def rename(source_file_names: list[str], destination_file_names: list[str]) -> None:
         """Rename each source to its destination."""
-        FileSystems._pairwise("rename", source_file_names, destination_file_names, os.replace)
+        FileSystems._pairwise("rename", source_file_names, destination_file_names, _rename)
 
     @staticmethod
     def delete(paths: list[str]) -> None:
@@ -165,8 +191,14 @@ class FileSystems:
         errors: dict[str, Exception] = {}
         for path in paths:
             local = _local(path)
+            fs = _remote(path)
             try:
-                shutil.rmtree(local) if os.path.isdir(local) else os.remove(local)
+                if fs is not None:
+                    if fs.info(path) is None:
+                        raise FileNotFoundError(f"{path}: no such object")
+                    fs.delete([path])
+                else:
+                    shutil.rmtree(local) if os.path.isdir(local) else os.remove(local)
             except OSError as e:
                 errors[path] = e
         if errors:
@@ -180,10 +212,34 @@ class FileSystems:
         for src, dst in zip(sources, destinations):
             try:
                 op(_local(src), _local(dst))
-            except OSError as e:
+            except (OSError, ValueError) as e:
                 errors[src] = e
         if errors:
             raise BeamIOError(f"{what} operation failed for {sorted(errors)}", errors)
+
+
+def _copy(src: str, dst: str) -> None:
+    """Copy one file or object to another, across schemes too."""
+    if not (is_remote(src) or is_remote(dst)):
+        shutil.copyfile(src, dst)
+        return
+    if filesystem_for(src).info(src) is None:
+        raise FileNotFoundError(f"{src}: no such file or object")
+    with filesystem_for(src).open_read(src) as reader, filesystem_for(dst).create(dst) as writer:
+        shutil.copyfileobj(reader, writer)
+
+
+def _rename(src: str, dst: str) -> None:
+    """Move one file or object (an object store copies, then deletes)."""
+    if not (is_remote(src) or is_remote(dst)):
+        os.replace(src, dst)
+    elif scheme_of(src) == scheme_of(dst):
+        if filesystem_for(src).info(src) is None:
+            raise FileNotFoundError(f"{src}: no such object")
+        filesystem_for(src).rename([src], [dst])
+    else:
+        _copy(src, dst)
+        filesystem_for(src).delete([src])
 
 
 __all__ = ["BeamIOError", "FileMetadata", "FileSystems", "MatchResult"]

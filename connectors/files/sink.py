@@ -6,7 +6,8 @@ them to their final names (atomic, idempotent: a missing temp file whose final f
 committed), and `recover` finishes the commit of the last durable checkpoint and deletes temporary files of
 any later, uncommitted epoch and committed files of checkpoints newer than the restored one.
 
-On ``gs://`` (no rename) `gcs_sink.GcsSinkWriter` keeps these names and commits by conditional upload.
+On ``gs://`` (no rename) `gcs_sink.GcsSinkWriter` keeps these names (batch names too) and commits by conditional
+upload.
 
 Committed names keep the checkpoint id, which recovery needs::
 
@@ -513,14 +514,14 @@ class FileSink(Sink):
         self.fmt.validate()
 
     def create_writer(self, options: Any, job: Any) -> SinkWriter:
+        from millstream.engine.model.options import StandardOptions
+
+        batch = options is not None and not options.view_as(StandardOptions).streaming
         if self.prefix.startswith("gs://"):
             from millstream.connectors.files.gcs_sink import GcsSinkWriter
 
             return GcsSinkWriter(self.prefix, self.suffix, self.fmt, getattr(job, "job_name", "millstream"),
-                                 self.num_shards, self.template)
-        from millstream.engine.model.options import StandardOptions
-
-        batch = options is not None and not options.view_as(StandardOptions).streaming
+                                 self.num_shards, self.template, batch=batch)
         return FileSinkWriter(self.prefix, self.suffix, self.fmt, getattr(job, "job_name", "millstream"),
                               self.num_shards, self.template, batch=batch)
 
