@@ -263,6 +263,9 @@ def add_commands(sub: Any) -> None:
     rk.add_argument("--state_encryption_key", default=None, metavar="SOURCE",
                     help="the current key (omit to encrypt a plaintext state directory)")
     rk.add_argument("--new_key", required=True, metavar="SOURCE", help="the new key (its newest version wraps)")
+    rk.add_argument("--rewrap-only", "--rewrap_only", dest="rewrap_only", action="store_true",
+                    help="keep the data key and the records; only wrap the data key by the new key (one atomic "
+                         "write, instant for any size; needs --state_encryption_key)")
     rk.set_defaults(handler=state_rotate_key)
     nk = st_sub.add_parser("new-key", help="write a random 256-bit key to a new file (mode 0600)")
     nk.add_argument("--out", required=True)
@@ -273,13 +276,22 @@ def state_rotate_key(args: argparse.Namespace) -> int:
     """`millstream state rotate-key`: a fresh data key wrapped by the new key; the job must be stopped."""
     from millstream.state.encryption import KeySourceError, key_source
     from millstream.state.errors import StateError
-    from millstream.state.rekey import rotate_key
+    from millstream.state.rekey import rewrap_key, rotate_key
 
     if not os.path.isdir(args.state_dir):
         raise SystemExit(f"millstream: no state directory at {args.state_dir}")
+    if args.rewrap_only and not args.state_encryption_key:
+        raise SystemExit("millstream: state rotate-key --rewrap-only needs --state_encryption_key: the current "
+                         "key must unwrap the data key")
     try:
         old = key_source(args.state_encryption_key) if args.state_encryption_key else None
         new = key_source(args.new_key)
+        if args.rewrap_only:
+            assert old is not None
+            done = rewrap_key(args.state_dir, old, new)
+            print(f"{args.state_dir}: data key re-wrapped from key {done['previous']!r} to key {done['kek']!r} "
+                  "(records and spilled files unchanged)")
+            return 0
         result = rotate_key(args.state_dir, old, new)
     except (KeySourceError, StateError) as e:
         raise SystemExit(f"millstream: {e}") from None

@@ -44,9 +44,15 @@ from typing import Any
 import anyio
 from anyio.abc import SocketAttribute, SocketStream
 from anyio.streams.buffered import BufferedByteReceiveStream
-from anyio.streams.tls import TLSAttribute, TLSListener
+from anyio.streams.tls import TLSAttribute
 
-from millstream.daemon.control_security import AuditLog, FailureLimiter, subject_cn, token_id
+from millstream.daemon.control_security import (
+    AuditLog,
+    FailureLimiter,
+    QuietTLSListener,
+    subject_cn,
+    token_id,
+)
 
 log = logging.getLogger("millstream.daemon.control")
 
@@ -288,8 +294,8 @@ class ControlServer:
             ) from e
         self.port = int(self.listener.extra(SocketAttribute.local_port))
         if self.tls is not None:
-            self.listener = TLSListener(self.listener, self.tls, standard_compatible=False,
-                                        handshake_timeout=REQUEST_TIMEOUT_S)
+            self.listener = QuietTLSListener(self.listener, self.tls, standard_compatible=False,
+                                             handshake_timeout=REQUEST_TIMEOUT_S)
         return self.port
 
     async def serve(self) -> None:

@@ -29,9 +29,14 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from anyio import aclose_forcefully, get_cancelled_exc_class
+from anyio.abc import AnyByteStream, SocketAttribute
+from anyio.streams.tls import TLSListener
+
 __all__ = ["AuditLog", "FailureLimiter", "hash_token", "server_tls_context", "token_matches", "token_id"]
 
 audit_log = logging.getLogger("millstream.audit")
+log = logging.getLogger("millstream.daemon")
 
 
 def server_tls_context(cert: str, key: str, client_ca: str | None = None) -> ssl.SSLContext:
@@ -141,3 +146,28 @@ class AuditLog:
             with open(self.path, "a", encoding="utf-8") as f:
                 f.write(line + "\n")
         return doc
+
+
+class QuietTLSListener(TLSListener):
+    """anyio's TLS listener, but a failed handshake is one WARNING line naming the peer, not an ERROR traceback.
+
+    Port scanners, plain-HTTP clients and clients without an accepted certificate fail the handshake; that is
+    the client's problem, and a traceback per attempt would bury the job's real errors.
+
+        >>> issubclass(QuietTLSListener, TLSListener)
+        True
+    """
+
+    @staticmethod
+    async def handle_handshake_error(exc: BaseException, stream: AnyByteStream) -> None:
+        """Close the connection and log one line; re-raise cancellation and non-Exception errors as anyio does."""
+        try:
+            peer = stream.extra(SocketAttribute.remote_address, None)
+        except Exception:  # a stream already broken may not answer; the address is only for the log
+            peer = None
+        await aclose_forcefully(stream)
+        if isinstance(exc, get_cancelled_exc_class()) or not isinstance(exc, Exception):
+            raise exc
+        where = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) and len(peer) >= 2 else "an unknown peer"
+        log.warning("control endpoint: TLS handshake with %s failed: %s: %s", where, type(exc).__name__,
+                    str(exc) or "connection closed")

@@ -564,6 +564,25 @@ def unwrap_cipher(path: str, header: dict[str, Any], provider: KeyProvider) -> S
     return StoreCipher(dek, kek_id)
 
 
+def rewrapped_header(path: str, header: dict[str, Any], old: KeyProvider, new: KeyProvider) -> tuple[str, bytes]:
+    """The header record with the same data key wrapped by `new`'s primary key: (new key id, record).
+
+    `StateKeyError` (naming the key id) when `old` cannot unwrap the data key.
+    """
+    kek_id = str(header["kek"])
+    try:
+        dek = old.unwrap(kek_id, bytes(header["wrapped"]), _DEK_AAD)
+    except KeyError:
+        raise StateKeyError(
+            path, f"the state is encrypted with key {kek_id!r}, which the key given does not provide "
+            f"(it has {', '.join(map(repr, old.key_ids()))}): a wrong or revoked key") from None
+    except ValueError as exc:
+        raise StateKeyError(path, f"key {kek_id!r} cannot unwrap the state's data key: {exc}") from None
+    new_id, wrapped = new.wrap(dek, _DEK_AAD)
+    record = msgpack.packb({**header, "kek": new_id, "wrapped": wrapped}, use_bin_type=True)
+    return new_id, record
+
+
 def open_encrypted(inner: StateBackend, provider: KeyProvider) -> EncryptedBackend:
     """Wrap an open store: read (or, for an empty store, create) its encryption header, before any data.
 

@@ -6,6 +6,11 @@ the new key; the header is written last, in a synced batch. Then two renames swa
 (``<state_dir>`` -> ``<state_dir>.rekey-old``, ``.rekey-new`` -> ``<state_dir>``), spilled sink epochs
 re-sealed beside their originals (``*.rekey``) replace them, and the old store is deleted.
 
+`rewrap_key` is the cheap rotation, for when the key that wraps the data key is retired but the data key
+itself was not exposed: the same data key, wrapped by the new key, replaces the header in one synced write.
+No record or spilled file changes, so it takes the same time for any size of state, and a kill at any
+instant leaves the header either wrapped by the old key or by the new one (RocksDB writes a key atomically).
+
 Whatever instant a kill -9 hits, `finish_interrupted_rotation` (run by the next rotation and by every job
 start) leaves exactly one complete store: while ``.rekey-old`` does not exist the old store is the state
 (a partial new store and ``*.rekey`` files are deleted); once it exists the new store is complete, so the
@@ -32,16 +37,18 @@ from .encryption import (
     ENCRYPTION_KEY,
     EncryptedBackend,
     KeyProvider,
+    StateKeyError,
     StoreCipher,
     encryption_header,
     new_cipher,
     require_plain,
+    rewrapped_header,
     unwrap_cipher,
 )
 from .format import FORMAT_KEY
 from .rocks import RocksDBBackend
 
-__all__ = ["rotate_key", "finish_interrupted_rotation"]
+__all__ = ["rotate_key", "rewrap_key", "finish_interrupted_rotation"]
 
 _CHUNK = 10_000
 _SEALED_SUFFIX = ".msgpack"
@@ -170,3 +177,35 @@ def rotate_key(state_dir: str, old_key: KeyProvider | None, new_key: KeyProvider
     _crash_point(crash)
     finish_interrupted_rotation(base)
     return {"kek": cipher.kek_id, "records": records, "files": files}
+
+
+def rewrap_key(state_dir: str, old_key: KeyProvider, new_key: KeyProvider) -> dict[str, Any]:
+    """Wrap a stopped job's data key by `new_key`'s primary key; records and spilled epochs stay as they are.
+
+    Returns ``{"kek": new key id, "previous": old key id}``. A plaintext store, or an `old_key` that cannot
+    unwrap the data key, raises `StateKeyError` before anything is written.
+
+        >>> import tempfile, os
+        >>> from millstream.state.encryption import LocalKeyProvider
+        >>> d = os.path.join(tempfile.mkdtemp(), "job")
+        >>> RocksDBBackend(d).close()
+        >>> _ = rotate_key(d, None, LocalKeyProvider({"v1": bytes(32)}))
+        >>> rewrap_key(d, LocalKeyProvider({"v1": bytes(32)}), LocalKeyProvider({"v2": b"2" * 32}))
+        {'kek': 'v2', 'previous': 'v1'}
+    """
+    crash = [0]
+    finish_interrupted_rotation(state_dir)  # a rotation a kill interrupted decides which store is the state
+    base = os.path.abspath(state_dir).rstrip(os.sep)
+    inner = RocksDBBackend(base, create=False)
+    try:
+        header = encryption_header(inner)
+        if header is None:
+            raise StateKeyError(base, "the state is not encrypted: there is no data key to re-wrap; encrypt it "
+                                "with: millstream state rotate-key (without --rewrap-only)")
+        kek_id, record = rewrapped_header(base, header, old_key, new_key)
+        _crash_point(crash)
+        inner.write_batch([(ENCRYPTION_KEY, record)], sync=True)
+        _crash_point(crash)
+    finally:
+        inner.close()
+    return {"kek": kek_id, "previous": str(header["kek"])}

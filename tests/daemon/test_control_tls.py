@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import logging
 import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -213,3 +214,24 @@ def test_hashed_tokens_file_and_remote_bind_rules(tmp_path: Path) -> None:
         check_bind("0.0.0.0", allow_remote=False)
     check_bind("0.0.0.0", allow_remote=False, tls=True)
     check_bind("0.0.0.0", allow_remote=True)
+
+
+async def test_a_failed_handshake_is_one_warning_naming_the_peer_not_an_error_traceback(
+        tmp_path: Path, caplog: Any) -> None:
+    caplog.set_level(logging.DEBUG)
+    async with tls_server(tmp_path) as (served, ca, root):
+        with pytest.raises(ConnectionError, match="no HTTP answer"):
+            await served.request("GET", "/status", context=None)  # plain HTTP against the TLS port
+        # the server logs after closing; wait for the line (bounded) rather than sleeping
+        with anyio.fail_after(10):
+            while not any("TLS handshake" in r.getMessage() for r in caplog.records):
+                await anyio.sleep(0.01)
+        # and it keeps serving
+        ctx = client_tls_context(str(ca.pem), *ca.issue("ops-admin", server=False))
+        status, _, _ = await served.request("GET", "/status", context=ctx)
+        assert status == 200
+    handshake = [r for r in caplog.records if "TLS handshake" in r.getMessage()]
+    assert len(handshake) == 1, [r.getMessage() for r in handshake]
+    assert handshake[0].levelno == logging.WARNING and handshake[0].exc_info is None
+    assert "127.0.0.1:" in handshake[0].getMessage()
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]

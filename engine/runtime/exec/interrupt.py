@@ -27,12 +27,27 @@ def _stage_codes() -> frozenset[CodeType]:
     return frozenset({_run_stage.__code__, _StageRun.timer_loop.__code__})
 
 
+#: Modules of the loop's machinery. A stage task runs their code too (receiving from a channel, entering and
+#: leaving cancel scopes, locks, checkpoints); an exception raised in the middle of it breaks their invariants
+#: ("Attempted to exit a cancel scope that isn't the current task's current cancel scope"), and there the loop
+#: is not blocked anyway, so its signal receiver handles the signal.
+_MACHINERY = ("anyio", "asyncio", "sniffio", "contextlib")
+
+
+def _is_machinery(frame: FrameType) -> bool:
+    module = frame.f_globals.get("__name__", "")
+    return isinstance(module, str) and module.split(".", 1)[0] in _MACHINERY
+
+
 def in_stage_pass(frame: FrameType | None) -> bool:
-    """True when `frame` runs inside a stage task (a synchronous pass over a batch, or a timer firing)."""
+    """True when `frame` runs inside a stage task's own synchronous code (a pass over a batch, or a timer
+    firing), where raising is as safe as a failing DoFn; False in the loop's machinery, even under a stage."""
     codes = _stage_codes()
     while frame is not None:
         if frame.f_code in codes:
             return True
+        if _is_machinery(frame):
+            return False
         frame = frame.f_back
     return False
 

@@ -3,7 +3,9 @@
 A stage is a set of nodes run by one task. A node joins the stage of its inputs when all of them are in one
 stage (so chains of stateless steps, aggregations and their consumers run as one synchronous pass over a
 batch); a node whose inputs come from several stages, or that awaits (an async DoFn, a sink), starts a new
-stage fed by a bounded channel.
+stage fed by a bounded channel. So does a node that would make its stage's longest chain deeper than
+`MAX_FUSED_DEPTH`: a stage's nodes call each other recursively, and an unbounded chain would overflow
+Python's stack.
 """
 
 from __future__ import annotations
@@ -24,6 +26,11 @@ from millstream.engine.runtime.operators.pardo import ParDoNode
 from millstream.engine.runtime.operators.simple import FlattenNode, WindowIntoNode
 from millstream.engine.runtime.operators.sources import CreateDriver, SourceDriver, SourceNode
 from millstream.engine.runtime.windowing.fast.global_window import GlobalCombineNode
+
+#: The most nodes one fused chain may hold. Each fused step costs a few Python frames per batch (push, the
+#: operator's loop, emit) and as many per watermark; 50 keeps a stage well under the default recursion limit
+#: of 1000 with room for user code, while chains this long are rare enough that the extra channel is free.
+MAX_FUSED_DEPTH = 50
 
 
 class ChannelSender(Node):
@@ -101,6 +108,8 @@ def plan_pipeline(pipeline: Pipeline, options: PipelineOptions) -> Plan:
     opts = options.view_as(MillstreamOptions)
     plan = Plan(SystemClock(), options)
     stage_of = plan.stage_of
+    # id(node) -> the length of the longest fused chain ending at it, within its stage
+    depth: dict[int, int] = {}
     for applied in pipeline.primitives():
         node, driver = _make_node(applied, opts, plan)
         plan.nodes[applied.full_label] = node
@@ -112,7 +121,9 @@ def plan_pipeline(pipeline: Pipeline, options: PipelineOptions) -> Plan:
         own_stage = (
             driver is not None or getattr(node, "is_async_node", False) or len(upstream_stages) != 1
         )
-        if own_stage:
+        chain = 1 + max((depth[id(n)] for n, _ in upstream), default=0)
+        if own_stage or chain > MAX_FUSED_DEPTH:
+            chain = 1
             stage = Stage(applied.full_label)
             stage.driver = driver
             plan.stages.append(stage)
@@ -120,6 +131,7 @@ def plan_pipeline(pipeline: Pipeline, options: PipelineOptions) -> Plan:
             stage = next(iter(upstream_stages.values()))
         stage.nodes.append(node)
         stage_of[id(node)] = stage
+        depth[id(node)] = chain
         for index, (producer, tag) in enumerate(upstream):
             pstage = stage_of[id(producer)]
             if pstage is stage:
