@@ -78,6 +78,10 @@ def _run(args: argparse.Namespace, rest: list[str], run_parser: argparse.Argumen
     except ValueError as e:
         return _error(str(e))
     configure_logging(settings.log_format, settings.log_level)
+    if parse_level(settings.log_level) > logging.DEBUG:
+        # A job on a Beam runner: Beam logs every channel and worker step at INFO; the progress lines are ours.
+        logging.getLogger("apache_beam").setLevel(logging.WARNING)
+        logging.getLogger("apache_beam.utils.subprocess_server").setLevel(logging.ERROR)
     try:
         target = _load(args.pipeline)
         if args.help:
@@ -169,8 +173,21 @@ def _run_script(target: Any, rest: list[str], settings: Any, auth: Any) -> int:
             return 1
         if isinstance(e, ValueError) and "pipeline option" in str(e):
             return _error(str(e))
+        if _before_beam_submission(e):  # an untranslatable step or a runner not set up: one line, usage
+            return _error(str(e))
         raise
     return 0
+
+
+def _before_beam_submission(e: BaseException) -> bool:
+    """Whether `e` is the translator's or a Beam runner's refusal before submission (never imports Beam)."""
+    kinds: list[type[BaseException]] = []
+    for module, name in (("millstream.engine.translate.beam.dofns", "UntranslatableError"),
+                         ("millstream.engine.translate.beam.runner", "RunnerSetupError")):
+        loaded = sys.modules.get(module)
+        if loaded is not None:
+            kinds.append(getattr(loaded, name))
+    return isinstance(e, tuple(kinds))
 
 
 def _template_describe(args: argparse.Namespace) -> int:

@@ -404,6 +404,13 @@ def _fail(message: str, code: int) -> int:
     return code
 
 
+#: Where jobs on Beam's runners are watched: `millstream run --runner PrismRunner|DataflowRunner|...` hands the
+#: job to that runner, so it has no control endpoint here (docs/runners.md).
+BEAM_JOBS_NOTE = ("jobs on Beam's runners are not listed here: watch them where the runner shows jobs "
+                  "(Prism: its log and web UI; Dataflow: the Cloud console, `gcloud dataflow jobs list`; "
+                  "Flink / Spark: their web UI)")
+
+
 # -- commands ---------------------------------------------------------------------------------------------------
 def cmd_list(args: argparse.Namespace) -> int:
     """List running jobs with their state."""
@@ -425,9 +432,10 @@ def cmd_list(args: argparse.Namespace) -> int:
         return EXIT_OK
     if not rows:
         print(f"no running jobs in {jobs_dir}")
-        return EXIT_OK
-    print(_table([[r["job_id"], r["name"], str(r["state"]), _duration(r["uptime_s"]), str(r["pid"]), r["endpoint"]]
-                  for r in rows], ["JOB ID", "NAME", "STATE", "UPTIME", "PID", "ENDPOINT"]))
+    else:
+        print(_table([[r["job_id"], r["name"], str(r["state"]), _duration(r["uptime_s"]), str(r["pid"]),
+                       r["endpoint"]] for r in rows], ["JOB ID", "NAME", "STATE", "UPTIME", "PID", "ENDPOINT"]))
+    print(BEAM_JOBS_NOTE, file=sys.stderr)
     return EXIT_OK
 
 
@@ -529,7 +537,7 @@ def add_commands(sub: Any) -> None:
         p.add_argument("--cert_file", default=None, help="client certificate for mutual TLS")
         p.add_argument("--key_file", default=None, help="the private key of --cert_file")
 
-    lst = jobs_sub.add_parser("list", help="running jobs")
+    lst = jobs_sub.add_parser("list", help="running local jobs", description=f"Running local jobs; {BEAM_JOBS_NOTE}.")
     common(lst)
     lst.set_defaults(handler=_with_tls(cmd_list))
     desc = jobs_sub.add_parser("describe", help="a job's status and metrics at a glance")

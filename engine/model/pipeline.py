@@ -27,7 +27,6 @@ RUNNER_ALIASES = {
     "BundleBasedDirectRunner": "MillstreamRunner",
     "SwitchingDirectRunner": "MillstreamRunner",
     "FnApiRunner": "MillstreamRunner",
-    "PrismRunner": "MillstreamRunner",  # Beam's newer local runner
 }
 
 

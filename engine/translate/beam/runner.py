@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import time
 from typing import Any
 
@@ -29,6 +30,19 @@ log = logging.getLogger(__name__)
 
 #: Where the Prism binary is looked for when ``--prism_location`` is not given.
 PRISM_ENV = "MILLSTREAM_PRISM"
+
+#: Where a user watches a job on each runner (the progress line says it; `millstream jobs` lists local jobs only).
+WATCH = {
+    "PrismRunner": "Prism's log (and its web UI when started with --serve_http)",
+    "PortableRunner": "the job server's UI (Prism, Flink or Spark)",
+    "DataflowRunner": "the Dataflow page of the Cloud console, or `gcloud dataflow jobs list`",
+    "FlinkRunner": "the Flink web UI",
+    "SparkRunner": "the Spark web UI",
+}
+
+
+class RunnerSetupError(ValueError):
+    """A Beam runner cannot be set up as configured (e.g. no Prism binary); raised before submission."""
 
 
 def default_prism_location() -> str | None:
@@ -56,7 +70,7 @@ def beam_options(options: PipelineOptions, runner: str) -> Any:
     if runner == "PrismRunner" and not result.get_all_options().get("prism_location"):
         location = default_prism_location()
         if location is None:
-            raise ValueError(
+            raise RunnerSetupError(
                 "PrismRunner needs the prism binary: build it with tests/infra/prism/build.sh (Go) or pass "
                 "--prism_location=PATH (nothing is downloaded)"
             )
@@ -107,7 +121,7 @@ class BeamPipelineResult:
         """Wait for the job (at most `duration` ms, as in Beam); raises if the job failed."""
         started = time.monotonic()
         self.beam_result.wait_until_finish(duration)
-        log.info("%s job finished: %s (%.1f s)", self.runner, self.state, time.monotonic() - started)
+        log.info("%s job ended: %s (%.1f s)", self.runner, self.state, time.monotonic() - started)
         return self.state
 
     def metrics(self) -> BeamMetrics:
@@ -126,7 +140,10 @@ class BeamRunner:
 
         bopts = beam_options(options, self.runner_name)
         bp = translate(pipeline, bopts, options)
-        log.info("submitting the pipeline to %s", self.runner_name)
+        # named as `millstream run` names local jobs: --job_name, else the script's name
+        name = bopts.get_all_options().get("job_name") or os.path.splitext(os.path.basename(sys.argv[0]))[0]
+        log.info("job %s submitted to %s: watch it in %s", name, self.runner_name,
+                 WATCH.get(self.runner_name, "the runner's UI"))
         return BeamPipelineResult(bp.run(), self.runner_name)
 
 
@@ -141,4 +158,4 @@ FlinkRunner = _runner("FlinkRunner")
 SparkRunner = _runner("SparkRunner")
 
 __all__ = ["BeamPipelineResult", "BeamRunner", "DataflowRunner", "FlinkRunner", "PortableRunner", "PrismRunner",
-           "SparkRunner", "beam_options", "default_prism_location"]
+           "RunnerSetupError", "SparkRunner", "beam_options", "default_prism_location"]

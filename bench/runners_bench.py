@@ -1,0 +1,118 @@
+"""Benchmark: the W1 pipeline on millstream locally, translated to Beam on Prism, and on Beam's local runner.
+
+One run, the same program (`bench/pipelines.py`'s W1: stamp, 60 s fixed windows, count+sum per key, window
+bounds attached) over the same `dense` events, written as text by each; the outputs are compared before
+anything is reported. Figures are events per second (wall time, pipeline construction to finished output) and
+ratios to millstream's local run. Prism runs LOOPBACK (the SDK harness in this process) with the binary built
+by tests/infra/prism/build.sh. The flights example is tried on Prism too and reports why it cannot run there
+(its steps that Beam has no counterpart for) instead of a figure.
+
+    .venv/bin/python -P bench/runners_bench.py [--events 50000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import importlib.util
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.append(str(ROOT))  # `bench` as a package, after site-packages (see bench/__main__.py)
+
+from bench import data, pipelines  # noqa: E402
+
+
+def _lines(prefix: str) -> list[str]:
+    out: list[str] = []
+    for path in sorted(glob.glob(prefix + "*")):
+        with open(path) as f:
+            out.extend(line for line in f.read().splitlines() if line)
+    return sorted(out)
+
+
+def run_millstream(events: list[Any], prefix: str, flags: list[str]) -> list[str]:
+    """W1 with millstream's API: locally (no flags) or translated to a Beam runner."""
+    import millstream as ms
+    from millstream import window
+    from millstream.options.pipeline_options import PipelineOptions
+
+    with ms.Pipeline(options=PipelineOptions(flags)) as p:
+        rows = pipelines.windowed(ms, window, "W1", p | "Create" >> ms.Create(events))
+        rows | "Str" >> ms.Map(repr) | "Write" >> ms.io.WriteToText(prefix, num_shards=1)
+    return _lines(prefix)
+
+
+def run_beam(events: list[Any], prefix: str) -> list[str]:
+    """W1 with apache_beam's API on Beam's local runner (DirectRunner: the FnApiRunner for batch)."""
+    import apache_beam as ab
+    from apache_beam.options.pipeline_options import PipelineOptions
+    from apache_beam.transforms import window
+
+    with ab.Pipeline(options=PipelineOptions(["--runner=DirectRunner"])) as p:
+        rows = pipelines.windowed(ab, window, "W1", p | "Create" >> ab.Create(events))
+        rows | "Str" >> ab.Map(repr) | "Write" >> ab.io.WriteToText(prefix, num_shards=1)
+    return _lines(prefix)
+
+
+def flights_on_prism() -> str:
+    """Why the flights example cannot run on Prism (the translator's one line), or "translated"."""
+    import millstream as ms
+    from millstream.engine.translate.beam.dofns import UntranslatableError
+    from millstream.engine.translate.beam.translator import translate
+
+    spec = importlib.util.spec_from_file_location("flights_example", ROOT / "examples" / "streaming" / "flights.py")
+    assert spec is not None and spec.loader is not None
+    flights = importlib.util.module_from_spec(spec)
+    sys.modules["flights_example"] = flights
+    spec.loader.exec_module(flights)
+    p = ms.Pipeline()
+    with tempfile.TemporaryDirectory() as out:
+        flights.build(p, flights.Inputs.packaged(), out)
+        try:
+            translate(p)
+        except UntranslatableError as e:
+            return str(e)
+    return "translated"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the three systems on the same events; print events/s and ratios."""
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--events", type=int, default=50_000)
+    args = ap.parse_args(argv)
+    events = data.events("dense", args.events)
+    results: dict[str, tuple[float, list[str]]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        systems = {
+            "millstream (local)": lambda: run_millstream(events, os.path.join(tmp, "local", "w1"), []),
+            "millstream -> Prism (LOOPBACK)": lambda: run_millstream(
+                events, os.path.join(tmp, "prism", "w1"), ["--runner=PrismRunner", "--environment_type=LOOPBACK"]),
+            "Beam DirectRunner (apache_beam API)": lambda: run_beam(events, os.path.join(tmp, "beam", "w1")),
+        }
+        for name, run in systems.items():
+            started = time.perf_counter()
+            out = run()
+            results[name] = (time.perf_counter() - started, out)
+    reference = results["millstream (local)"][1]
+    for name, (_, out) in results.items():
+        if out != reference:
+            print(f"OUTPUT MISMATCH: {name} wrote {len(out)} rows, millstream local {len(reference)}")
+            return 1
+    base = results["millstream (local)"][0]
+    print(f"W1, {args.events} dense events, {len(reference)} output rows (identical across systems)")
+    for name, (seconds, _) in results.items():
+        print(f"  {name:38s} {args.events / seconds:10,.0f} events/s   {seconds:7.2f} s   "
+              f"x{base / seconds:.2f} of millstream local")
+    print(f"flights on Prism: {flights_on_prism()}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
