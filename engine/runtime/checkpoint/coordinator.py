@@ -341,6 +341,8 @@ class Checkpointer:
         from millstream.state import StateCorruptedError
 
         for node in self.stateful:
+            if node.label in self.incremental.labels:
+                continue  # restored from its records (`checkpoint.incremental`)
             ref = refs.get(node.label)
             if ref is None:
                 continue
@@ -486,8 +488,7 @@ class Checkpointer:
             refs = dict(self.refs)
             for node in self.stateful:
                 if node.label in self.incremental.labels:
-                    refs.pop(node.label, None)  # written incrementally below (an old whole snapshot retires)
-                    continue
+                    continue  # written incrementally below
                 if node.state_dirty() or node.label not in refs:
                     puts.append((self._snapshot_key(node.label, cid), self.codec.encode(node.snapshot_state())))
                     refs[node.label] = cid

@@ -54,16 +54,10 @@ from collections.abc import Iterator
 from typing import Any
 
 from millstream.engine.runtime.checkpoint.versioned_store import ABSENT, StateTier
-from millstream.engine.runtime.windowing.fast.sessions import SessionReducer
-from millstream.engine.runtime.windowing.fast.sliced import BucketReducer, FastReducerBase, SlotReducer
-from millstream.engine.runtime.windowing.reduce_fn_runner import KeyState, Reducer
-from millstream.engine.runtime.windowing.snapshot import (
-    check_strategy,
-    decode_key_state,
-    encode_key_state,
-    strategy,
+from millstream.engine.runtime.windowing.fast.sliced import (
+    FastReducerBase,
+    _ContainerReducer,
 )
-from millstream.engine.runtime.windowing.fast.sliced import FastReducerBase, _ContainerReducer
 from millstream.engine.runtime.windowing.reduce_fn_runner import Reducer
 from millstream.state.keys import encode_i64
 
@@ -516,11 +510,6 @@ class ReducerState:
                 r.restore_key(key, record, in_memory=True)
             else:
                 r.restore_key(key, record, in_memory=False)
-
-    def restore_whole(self, data: Any) -> None:
-        """Load a whole-state snapshot (written before state was incremental); the next checkpoint writes all."""
-        self.r.restore(data)
-        self.all_dirty = True
 
     def stats(self) -> dict[str, int]:
         """Counters for tests and metrics."""

@@ -26,7 +26,6 @@ API (all times are integer microseconds):
   window expired (``input watermark > end + allowed lateness``) or because its trigger had finished;
   with ``collect_dropped=True`` the records ``(key, value, timestamp_us, reason, window)`` are kept until
   ``take_dropped()``.
-* ``snapshot() -> dict`` of plain data and ``restore(data)`` (see `windowing.snapshot`).
 
 Semantics are Beam's Python SDK (apache-beam 2.77 ``GeneralTriggerDriver`` driven the way its DirectRunner
 drives it) with the three deviations of the project's semantics policy:
@@ -74,7 +73,12 @@ from millstream.engine.model.window import (
     WindowFn,
 )
 from millstream.engine.runtime.windowing.combine_fns import CombineOps, combine_ops
-from millstream.engine.runtime.windowing.snapshot import check_strategy, decode_key_state, encode_key_state, strategy
+from millstream.engine.runtime.windowing.snapshot import (
+    check_strategy,
+    decode_key_state,
+    encode_key_state,
+    strategy,
+)
 from millstream.engine.runtime.windowing.trigger_state_machine import WM, CompiledTrigger, compile_trigger
 
 __all__ = ["DROP_CLOSED", "DROP_LATE", "KeyState", "Pane", "Reducer", "WinState", "create_reducer"]
@@ -302,24 +306,6 @@ class Reducer:
             return []
         self._dropped = []
         return d
-
-    def snapshot(self) -> dict[str, Any]:
-        """The complete state as plain data (msgpack-able when keys and accumulators are); see `windowing.snapshot`."""
-        from millstream.engine.runtime.windowing.snapshot import snapshot
-
-        return snapshot(self)
-
-    def restore(self, data: dict[str, Any]) -> None:
-        """Replace the state by a `snapshot` of a reducer of the same class and windowing strategy."""
-        from millstream.engine.runtime.windowing.snapshot import restore
-
-        restore(self, data)
-
-    def _snapshot_fast(self) -> Any:
-        return None
-
-    def _restore_fast(self, data: Any) -> None:
-        pass
 
     def state_size(self) -> int:
         """Number of (key, window) states held (for tests and metrics; fast paths add their buffers)."""

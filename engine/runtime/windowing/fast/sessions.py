@@ -258,30 +258,6 @@ class SessionReducer(FastReducerBase):
                     if kd is not None:
                         kd.add(key)
 
-    def _snapshot_fast(self) -> Any:
-        for ss in self._sess.values():
-            for s in ss:  # fold the buffers first (add_inputs may extend an accumulator in place)
-                s[3] = self._fold(s[3], s[2])
-                s[2] = []
-        sess = [[key, [[s[0], s[1], s[3]] for s in ss]] for key, ss in self._sess.items()]
-        fired = [[key, [list(f) for f in fl]] for key, fl in self._sfired.items()]
-        return {"sessions": sess, "fired": fired}
-
-    def _restore_fast(self, data: Any) -> None:
-        self._sess = {}
-        self._sheap = []
-        for key, rows in data["sessions"]:
-            self._sess[key] = [[start, end, [], acc] for start, end, acc in rows]
-            self._sheap.append((min(r[1] for r in rows), next(self._seq), key))
-        heapq.heapify(self._sheap)
-        self._sfired = {}
-        self._sfired_heap = []
-        for key, rows in data["fired"]:
-            self._sfired[key] = [(start, end, acc) for start, end, acc in rows]
-            for start, end, _ in rows:
-                self._sfired_heap.append((self._gc_time((start, end)), next(self._seq), key))
-        heapq.heapify(self._sfired_heap)
-
     # -- state interface (see `Reducer`): open and fired sessions are part of each key's record ----------
 
     def entries_in_memory(self) -> int:

@@ -311,19 +311,6 @@ class FastReducerBase(Reducer):
         return ops.merge([ops.create(), stored, acc])
 
 
-    def _snapshot_fired(self) -> list[Any]:
-        return [[w[0], w[1], [[k, a] for k, a in d.items()]] for w, d in self._fired.items()]
-
-    def _restore_fired(self, rows: list[Any]) -> None:
-        self._fired = {}
-        self._fired_heap = []
-        for start, end, items in rows:
-            w = (start, end)
-            self._fired[w] = {k: a for k, a in items}
-            self._fired_heap.append((self._gc_time(w), next(self._seq), w))
-        heapq.heapify(self._fired_heap)
-
-
 class _ContainerReducer(FastReducerBase):
     """What the slot and bucket reducers share in the state interface: containers of per-key buffers."""
 
@@ -565,28 +552,6 @@ class SlotReducer(_ContainerReducer):
                     if fds is not None:
                         fds.setdefault(p, set()).add(key)
 
-    def _snapshot_fast(self) -> Any:
-        slots = []
-        for p in sorted(self._slots):
-            d = self._slots[p]
-            accs = self._slot_accs.setdefault(p, {})
-            for key, vals in d.items():
-                if vals or key not in accs:
-                    accs[key] = self._fold(accs.get(key), vals)
-                    d[key] = []
-            slots.append([p, [[key, acc] for key, acc in accs.items()]])
-        return {"slots": slots, "next_q": self._next_q, "fired": self._snapshot_fired()}
-
-    def _restore_fast(self, data: Any) -> None:
-        self._slots = {}
-        self._slot_accs = {}
-        for p, items in data["slots"]:
-            self._slots[p] = {key: [] for key, _ in items}
-            self._slot_accs[p] = {key: acc for key, acc in items}
-        self._slot_heap = sorted(self._slots)
-        self._next_q = data["next_q"]
-        self._restore_fired(data["fired"])
-
     def containers(self) -> tuple[dict[Any, dict[Any, list[Any]]], dict[Any, dict[Any, Any]]]:
         """The period slots: ``({slot: {key: values}}, {slot: {key: accumulator}})``."""
         return self._slots, self._slot_accs
@@ -722,30 +687,6 @@ class BucketReducer(_ContainerReducer):
                     d[key] = []
                     if fds is not None:
                         fds.setdefault(w, set()).add(key)
-
-    def _snapshot_fast(self) -> Any:
-        buckets = []
-        for w, d in self._buckets.items():
-            # fold the buffers first (add_inputs may extend an accumulator in place)
-            accs = self._bucket_accs.setdefault(w, {})
-            for key, vals in d.items():
-                if vals or key not in accs:
-                    accs[key] = self._fold(accs.get(key), vals)
-                    d[key] = []
-            buckets.append([w[0], w[1], [[key, acc] for key, acc in accs.items()]])
-        return {"buckets": buckets, "fired": self._snapshot_fired()}
-
-    def _restore_fast(self, data: Any) -> None:
-        self._buckets = {}
-        self._bucket_accs = {}
-        self._bucket_heap = []
-        for start, end, items in data["buckets"]:
-            w = (start, end)
-            self._buckets[w] = {key: [] for key, _ in items}
-            self._bucket_accs[w] = {key: acc for key, acc in items}
-            self._bucket_heap.append((end, start))
-        heapq.heapify(self._bucket_heap)
-        self._restore_fired(data["fired"])
 
     def containers(self) -> tuple[dict[Any, dict[Any, list[Any]]], dict[Any, dict[Any, Any]]]:
         """The open windows' buckets: ``({window: {key: values}}, {window: {key: accumulator}})``."""
