@@ -80,11 +80,11 @@ def encode_key_state(ks: KeyState) -> list[Any]:
             ws.acc,
             ws.pending,
             ws.index,
-            ws.nonspec,
-            ws.tomb,
+            ws.nonspeculative_index,
+            ws.trigger_finished,
             ws.hold,
             ws.hold_min,
-            list(ws.st),
+            list(ws.trigger_slots),
             list(ws.ids),
         ]
         for ws in ks.windows.values()
@@ -111,18 +111,18 @@ def decode_key_state(
     r._keys[key] = ks
     max_id = 0
     seq = r._seq
-    for start, end, acc, pending, index, nonspec, tomb, hold, hold_min, st, ids in windows:
+    for start, end, acc, pending, index, nonspeculative_index, trigger_finished, hold, hold_min, st, ids in windows:
         w = (start, end)
         ws = WinState(w, acc, list(st), list(ids))
         ws.pending = pending
         ws.index = index
-        ws.nonspec = nonspec
-        ws.tomb = tomb
+        ws.nonspeculative_index = nonspeculative_index
+        ws.trigger_finished = trigger_finished
         ws.hold = hold
         ws.hold_min = hold_min
         ks.windows[w] = ws
         for tid in ws.ids:
-            ks.idwin[tid] = ws
+            ks.window_by_owner[tid] = ws
             max_id = max(max_id, tid)
         push(r._gc_heap, (r._gc_time(w), next(seq), key, ws, w))
         if hold_min is not None:

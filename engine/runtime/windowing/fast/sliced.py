@@ -100,7 +100,7 @@ class FastReducerBase(Reducer):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        if self.compat or not _fast_trigger(self.trigger) or self._tc != 0:
+        if self.compat or not _fast_trigger(self.trigger) or self._combiner_code != 0:
             raise ValueError("this windowing strategy has no fast path")
         self._post_st, self._post_finished = self._simulate_on_time_pane()
         self._ontime_info = self._pane_info(True, self._post_finished, PaneInfoTiming.ON_TIME, 0, 0)
@@ -122,7 +122,7 @@ class FastReducerBase(Reducer):
         """Trigger state and finished flag of a window right after its ON_TIME pane (no other panes before)."""
         ks = KeyState()
         w = (0, 10)
-        ws = WinState(w, None, self._trig.new_state(), [0])
+        ws = WinState(w, None, self._trigger_machine.new_state(), [0])
         self._enter(None, ks, ws)
         root = self._root
         root.on_element(self, 1)
@@ -133,7 +133,7 @@ class FastReducerBase(Reducer):
             raise ValueError("trigger keeps timers after its ON_TIME pane")
         self._wm_heap.clear()
         self._pt_heap.clear()
-        return list(ws.st), finished
+        return list(ws.trigger_slots), finished
 
     def _remember_fired(self, w: Window, key: Any, acc: Any) -> None:
         d = self._fired.get(w)
@@ -161,14 +161,14 @@ class FastReducerBase(Reducer):
         tid = next(self._ids)
         ws = WinState(w, acc, list(self._post_st), [tid])
         ws.index = 1
-        ws.nonspec = 1
+        ws.nonspeculative_index = 1
         if self._post_finished:
-            ws.tomb = True
+            ws.trigger_finished = True
             ws.acc = None
         elif acc is None:
             ws.acc = self._ops.create()
         ks.windows[w] = ws
-        ks.idwin[tid] = ws
+        ks.window_by_owner[tid] = ws
         heapq.heappush(self._gc_heap, (self._gc_time(w), next(self._seq), key, ws, w))
         return ws
 
@@ -351,15 +351,15 @@ class SlotReducer(_ContainerReducer):
         super().__init__(*args, **kwargs)
         wf = self.window_fn
         if isinstance(wf, FixedWindows):
-            self._P = wf.size_us
-            self._k = 1
+            self._slot_us = wf.size_us
+            self._slots_per_window = 1
         elif isinstance(wf, SlidingWindows) and wf.size_us % wf.period_us == 0:
-            self._P = wf.period_us
-            self._k = wf.size_us // wf.period_us
+            self._slot_us = wf.period_us
+            self._slots_per_window = wf.size_us // wf.period_us
         else:
             raise ValueError("SlotReducer needs fixed windows or sliding windows with size = k * period")
-        self._off = wf.offset_us
-        self._S = self._P * self._k
+        self._offset_us = wf.offset_us
+        self._window_us = self._slot_us * self._slots_per_window
         self._slots: dict[int, dict[Any, list[Any]]] = {}  # slot index -> key -> values not yet folded
         self._slot_accs: dict[int, dict[Any, Any]] = {}  # slot index -> key -> folded accumulator
         self._slot_heap: list[int] = []
@@ -367,14 +367,14 @@ class SlotReducer(_ContainerReducer):
 
     def _first_open_window(self, wm: int) -> int:
         # window q covers slots q .. q+k-1 and ends at (q + k) * P + off; it is open iff its end > wm
-        return (wm - self._off) // self._P - self._k + 1
+        return (wm - self._offset_us) // self._slot_us - self._slots_per_window + 1
 
     def process_bundle(
         self, keys: Sequence[Any], values: Sequence[Any], timestamps_us: Sequence[int]
     ) -> list[Pane]:
         """Buffer elements of open windows per slot; late ones take the general path."""
-        P = self._P
-        off = self._off
+        P = self._slot_us
+        off = self._offset_us
         pmin = (self._wm - off) // P  # slots >= pmin have every window still open
         slots = self._slots
         sget = slots.get
@@ -423,7 +423,7 @@ class SlotReducer(_ContainerReducer):
         out_wm = self.output_watermark()
         wm = self._wm
         limit = wm - self.allowed_lateness_us
-        P, off, k = self._P, self._off, self._k
+        P, off, k = self._slot_us, self._offset_us, self._slots_per_window
         by_key: dict[Any, dict[Window, tuple[list[Any], list[int]]]] = {}
         for key, v, t in slow:
             p = (t - off) // P
@@ -433,7 +433,7 @@ class SlotReducer(_ContainerReducer):
                 end = (q + k) * P + off
                 if end > wm:
                     break
-                w = (end - self._S, end)
+                w = (end - self._window_us, end)
                 if end < limit:
                     self._drop(key, (v,), (t,), DROP_LATE, w)
                     continue
@@ -454,7 +454,7 @@ class SlotReducer(_ContainerReducer):
         Q = self._first_open_window(wm)
         q = self._next_q
         h = self._slot_heap
-        k = self._k
+        k = self._slots_per_window
         while h:
             pmin = h[0]
             qq = max(q, pmin - k + 1)  # the first unfired window holding data
@@ -471,9 +471,9 @@ class SlotReducer(_ContainerReducer):
         self._next_q = max(q, Q)
 
     def _fire_window(self, q: int, wm: int, out: list[Pane]) -> None:
-        P, k = self._P, self._k
-        end = (q + k) * P + self._off
-        w = (end - self._S, end)
+        P, k = self._slot_us, self._slots_per_window
+        end = (q + k) * P + self._offset_us
+        w = (end - self._window_us, end)
         win = self._window_of(*w)
         keep = wm <= self._gc_time(w)
         ops = self._ops
@@ -531,9 +531,9 @@ class SlotReducer(_ContainerReducer):
         h = self._slot_heap
         if not h:
             return None
-        k = self._k
+        k = self._slots_per_window
         q = max(self._next_q, h[0] - k + 1)
-        return (q + k) * self._P + self._off - 1
+        return (q + k) * self._slot_us + self._offset_us - 1
 
     def _compact(self) -> None:
         self._since_compact = 0
