@@ -1,50 +1,11 @@
 """Incremental checkpoints and bounded memory for the windowed reducer (one `ReducerState` per ReducerNode).
 
-The reducer (`windowing.reduce_fn_runner`, `windowing.fast.sliced`, `windowing.fast.sessions`) keeps its state in
-Python structures and exposes it through its state interface (``track_changes``, ``changed_keys``,
-``key_record``, ``evict_key``, ``restore_key``, ``state_header``, and for the fast paths ``containers`` and
-``fired_entries``; docs/state.md). This module is the store side of that interface: the records'
-namespaces, the node's `StateTier`, what is in the store or the spill area, so a checkpoint writes only
-what changed and the entries held in memory stay within ``--state_cache_entries``.
-
-Records (see `checkpoint.versioned_store` for versions, the spill area and garbage collection):
-
-* the header (every checkpoint): class and strategy, watermark, processing time, drop counters, next
-  timer id, the live slots (SlotReducer) or buckets (BucketReducer), the fired windows kept for late
-  data, SlotReducer's next window;
-* ``s`` + slot and ``b`` + window entries, one per (slot or bucket, key): the accumulator of that key's
-  values in it;
-* ``f`` + window entries, one per (fired window, key): the accumulator kept for late data;
-* ``k`` entries, one per key: ``[general state, open sessions, fired sessions]`` (the general path's
-  windows and timers as `windowing.snapshot.encode_key_state` writes them; SessionReducer's sessions).
-
-What is dirty (written at the next checkpoint): a slot/bucket entry whose value buffer is not empty or
-that was folded since (``_fold_dirty``); the entries of a window fired since (``_fired_new``) and the
-deletion of fired entries taken by late data (``_fired_gone``); a key whose general state or sessions
-changed (``_dirty_keys``, plus sessions with buffered values). Keys whose state is gone are written as
-deletions. Slots, buckets and fired windows that die are dropped as a whole (`StateTier.kill`).
-
-Eviction, when the entries in memory exceed the bound (down to 15/16 of it): fired-window entries first,
-then per-key state, then slot/bucket entries, oldest first. A changed entry goes to the spill area, an
-unchanged one is just dropped. What brings them back:
-
-* slot/bucket entries are never loaded singly: an element for an evicted (slot, key) starts a fresh
-  in-memory buffer (the hot path is unchanged), and the stored part is merged in when the entry is
-  written (checkpoint or eviction: one read) or when its window fires (one range scan of the slot). Keys
-  of such a slot known to include their stored part are listed in ``complete``; a Bloom filter per slot
-  of the keys it ever wrote (``written``, a few bytes per key) spares that read for keys that are new
-  (slots restored from a checkpoint have none: every key is probed);
-* fired entries are read when late data for their window arrives;
-* per-key state comes back whole when the key gets an element, or a timer, session end, window expiry
-  or hold of it is due.
-
-Timers of evicted state: a compact index stays in memory rather than timers being stored ordered by time
-and scanned. Fixed, sliding and global windows (default trigger) have one timer per slot or window, not per
-key, so their index is O(windows) however many keys; per-key timers (sessions, other triggers, late data)
-keep their heap entries (about 100 bytes each) and a small tuple per evicted key in ``Reducer._cold``
-(earliest gc time, hold, session end, fired-session expiry). Why: firing and the output-watermark hold
-(evaluated every bundle) then need no I/O and stay exact, and eviction costs no extra index writes. The
-price is O(keys with per-key timers) of memory for those strategies.
+The reducer (`windowing.reduce_fn_runner`, `windowing.fast`) owns its state and exposes it through its state
+interface; this module is the store side of it: the records' namespaces, the node's `StateTier`, what is
+in the store or the spill area, so a checkpoint writes only what changed and the entries held in memory
+stay within ``--state_cache_entries``. The interface, the records, what is dirty, the eviction order and
+how timers of evicted state are indexed are in docs/state.md ("The reducer's state interface" and
+"The reducer's records").
 """
 
 from __future__ import annotations

@@ -1,7 +1,9 @@
 """The windowed reducer: Beam's windowing and trigger semantics for one GroupByKey/Combine operator, as pure logic.
 
 One `Reducer` serves all keys of one operator instance. The runtime feeds it bundles and time; it returns
-panes. No asyncio, no clock, no I/O: processing time and the input watermark are arguments.
+panes. No asyncio and no clock: processing time and the input watermark are arguments. Its only I/O is
+through incremental state, when attached (`checkpoint.reducer_records`): state evicted to bound memory is
+read back from the store when a key needs it (docs/state.md).
 
 Construction: ``create_reducer(window_fn, trigger, accumulation_mode, allowed_lateness_us,
 timestamp_combiner, combine_fn, *, processing_time_us=0, collect_dropped=False, beam_python_compat=False,
