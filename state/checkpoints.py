@@ -2,16 +2,16 @@
 
 A checkpoint is ONE atomic ``write_batch`` (synced by default) holding
 
-* the state changes of every operator (``puts``/``deletes``, e.g. from ``CachedStore.flush``), and
+* the state changes of every operator (``puts``/``deletes``), and
 * a manifest record at ``META + b"ckpt/" + u64(checkpoint_id)``: the id (strictly increasing), the
   pipeline fingerprint, a per-step state layout dict, the caller's wall time (micros; nothing here
   reads a clock), free metadata (source positions, sinks' pending-commit records, ...), and the
   batch's counts (puts, deletes, bytes).
 
-Because state is stored latest-value-only, **only the latest checkpoint is restorable**: the store's
-state is exactly the state of the newest manifest. ``keep`` (default 3) bounds how many manifest
-records are retained (older ones are deleted in the same batch); the older ones are history for
-operators (``millstream checkpoints``), not restore points.
+**Every retained checkpoint is restorable**: the caller keeps the state each retained manifest needs
+(operator snapshots under their checkpoint id, incremental records as versions; docs/state.md).
+``keep`` (default 3) bounds how many manifest records are retained (older ones are deleted in the same
+batch, and the caller deletes the state only they needed).
 
 Corruption, and what is detected where:
 
@@ -21,10 +21,9 @@ Corruption, and what is detected where:
   on the read that touches them, and surface as :class:`StateCorruptedError` naming the path.
 * Each manifest record carries a CRC-32 of its body, and its id must match its key. A record that
   fails this (a software bug, or a store edited by hand) is reported as :class:`StateCorruptedError`.
-  Falling back to the previous manifest is *not* automatic: the state in the store belongs to the
-  newest checkpoint, so restoring the previous manifest's source positions and sink records against
-  it could duplicate or lose output. ``latest(allow_fallback=True)`` does it anyway on an explicit
-  operator decision and lists the skipped ids in ``Manifest.skipped``.
+  ``latest()`` raises it; ``latest(allow_fallback=True)`` returns the newest readable manifest and lists
+  the skipped ids in ``Manifest.skipped`` (the checkpointer restores it when no committed output would be
+  redone, or with ``--accept_checkpoint_fallback``; docs/state.md).
 * No digest over the batch's state entries is kept: RocksDB already checksums them, and such a
   digest could be verified only until a later checkpoint overwrites one of the keys.
 
@@ -100,7 +99,7 @@ class CheckpointStore:
     """Commits checkpoints atomically into ``backend`` and reads their manifests back.
 
     The backend must be written only through :meth:`commit` (that is what makes it hold complete
-    checkpoints only); reading it directly, or through a ``CachedStore``, is fine.
+    checkpoints only); reading it directly is fine.
     """
 
     def __init__(self, backend: StateBackend, *, keep: int = 3) -> None:

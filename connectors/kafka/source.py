@@ -117,7 +117,9 @@ def job_kafka(options: Any, plan: Any = None) -> JobKafka:
 
 
 def close_when_task_ends(closer: Callable[[], Any]) -> None:
-    """Run the coroutine function `closer` when the current task ends (the runtime never calls `close`)."""
+    """Run the coroutine function `closer` when the current task ends: the backstop for clients the runtime
+    does not close itself (a transaction's producer) and for a task that ends before the executor closes its
+    readers (`close` is idempotent)."""
     try:
         task = asyncio.current_task()
         loop = asyncio.get_running_loop()

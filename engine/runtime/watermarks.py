@@ -8,7 +8,7 @@ Convention (Beam's): a watermark ``W`` promises that future elements have timest
 element with timestamp ``< W`` may be late. (Flink promises ``> W``, which is why its bounded
 out-of-orderness subtracts one more microsecond; we do not.)
 
-The pieces, from the source to an operator's output (DESIGN.md section 4):
+The pieces, from the source to an operator's output (docs/architecture.md, "How time flows"):
 
 * **Estimators** (one per source split): `BoundedOutOfOrderness` -- max event time seen minus a fixed
   delay, the default; `MonotonicWatermark` -- the max event time seen (timestamps assumed in order);

@@ -225,20 +225,3 @@ async def test_a_running_job_checkpoints_only_changed_keys_and_resumes(
                 rows.extend(json.loads(line) for line in f)
     expected = {f"k{i}": 1 + (2 if i < 5 else 0) + (4 if i == 0 else 0) for i in range(1000)}
     assert sorted(rows) == sorted([k, 0, v] for k, v in expected.items())
-
-
-def test_a_whole_snapshot_is_migrated_by_writing_everything(tmp_path: Any) -> None:
-    """State saved as one whole snapshot (before state was incremental) is written in full by the next
-    checkpoint, then incrementally."""
-    old = create_reducer(W.Sessions(10), combine_fn=Sum())
-    feed(old, [f"k{i}" for i in range(50)], 0)
-    node = Node(str(tmp_path / "db"), create_reducer(W.Sessions(10), combine_fn=Sum()), bound=20)
-    node.state.restore_whole(old.snapshot())
-    node.state.maybe_evict()
-    assert node.state.hot_entries() <= 20
-    assert node.checkpoint().puts == 1 + 50
-    feed(node.reducer, ["k1"], 1)
-    assert node.checkpoint().puts == 1 + 1
-    panes = node.reducer.advance_input_watermark(MAX_MICROS)
-    assert sorted((p[0], p[2]) for p in panes) == sorted((f"k{i}", 2 if i == 1 else 1) for i in range(50))
-    node.close()

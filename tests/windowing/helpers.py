@@ -126,3 +126,39 @@ def scenarios(
 def run(spec: dict[str, Any], **options: Any) -> list[dict[str, Any]]:
     """Canonical panes of a scenario on a reducer built by ``options`` (see driver.run_scenario)."""
     return driver.canonical_result(spec, driver.run_scenario(spec, **options))["panes"]
+
+
+
+class Checkpointed:
+    """A reducer whose state is kept incrementally from its creation, as a durable job's `ReducerNode` keeps
+    it (`checkpoint.reducer_records`), over a real checkpoint store."""
+
+    def __init__(self, reducer: Any, backend: Any = None) -> None:
+        from millstream.engine.runtime.checkpoint.reducer_records import ReducerState
+        from millstream.engine.runtime.checkpoint.versioned_store import SpillArea, StateTier
+        from millstream.state import MemoryBackend
+
+        self.reducer = reducer
+        self.backend = backend if backend is not None else MemoryBackend({})
+        self.tier = StateTier("op", self.backend, SpillArea(None), 0)
+        self.state = ReducerState(reducer, self.tier)
+
+    def restart(self, factory: Any) -> Checkpointed:
+        """Take a checkpoint as the Checkpointer does (header and changed entries, encoded, one committed
+        batch), then restore it into a fresh reducer `factory()` through a new tier over the same store."""
+        from millstream.engine.runtime.checkpoint.versioned_store import oldest_retained
+        from millstream.state import CheckpointStore
+
+        store = CheckpointStore(self.backend, keep=3)
+        latest = store.latest()
+        cid = 1 if latest is None else latest.checkpoint_id + 1
+        cap = self.state.capture()
+        ck = self.tier.checkpoint(cid, oldest_retained(store, 3, cid), cap.header, cap.entries, cap.deletes,
+                                  cap.encoded)
+        store.commit(cid, ck.puts(), ck.deletes(), fingerprint="f", wall_time_micros=0)
+        self.tier.committed(ck)
+        fresh = Checkpointed(factory(), self.backend)
+        header = fresh.tier.restore(cid)
+        assert header is not None
+        fresh.state.restore(header)
+        return fresh

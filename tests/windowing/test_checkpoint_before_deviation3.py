@@ -1,10 +1,13 @@
 """State of a processing-time trigger written before deviation 3 became the default (processing-time timers
 seen as the watermark, the Python SDK's timing) is refused naming the cause (deviation 3 of docs/semantics.md)
-and what to do (--from_scratch): whole snapshots and incremental records alike. Other strategy changes keep
+and what to do (--from_scratch). Other strategy changes keep
 the general message."""
 
 from __future__ import annotations
 
+import importlib.util
+import os
+import sys
 from typing import Any
 
 import pytest
@@ -16,6 +19,22 @@ from millstream.engine.runtime.checkpoint.versioned_store import SpillArea, Stat
 from millstream.engine.runtime.windowing.combine_fns import SumCombineFn
 from millstream.engine.runtime.windowing.reduce_fn_runner import create_reducer
 from millstream.state import CheckpointStore, MemoryBackend
+
+
+def _helpers() -> Any:
+    name = "millstream_tests_windowing_helpers"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(
+            name, os.path.join(os.path.dirname(__file__), "helpers.py")
+        )
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+H = _helpers()
 
 S = 1_000_000
 EARLY = T.AfterWatermark(early=T.AfterProcessingTime(5))
@@ -31,9 +50,16 @@ def old_reducer() -> Any:
     return r
 
 
-def test_a_snapshot_from_before_deviation_3_names_the_cause_and_the_way_out() -> None:
+def old_checkpointed() -> Any:
+    """`old_reducer`'s state, kept incrementally from the reducer's creation (as a durable job keeps it)."""
+    c = H.Checkpointed(reducer(processing_timers_see_watermark=False))
+    c.reducer.process_bundle(["k"], [3], [1_700_000_040 * S])
+    return c
+
+
+def test_a_checkpoint_from_before_deviation_3_names_the_cause_and_the_way_out() -> None:
     with pytest.raises(ValueError) as refused:
-        reducer().restore(old_reducer().snapshot())
+        old_checkpointed().restart(reducer)
     message = str(refused.value)
     assert "before deviation 3 of docs/semantics.md became the default" in message
     assert "AfterProcessingTime" in message and "--from_scratch" in message
@@ -59,6 +85,6 @@ def test_incremental_state_from_before_deviation_3_names_the_cause_and_the_way_o
 
 def test_another_windowing_strategy_keeps_the_general_message() -> None:
     with pytest.raises(ValueError) as refused:
-        reducer(T.AfterWatermark(early=T.AfterProcessingTime(9))).restore(old_reducer().snapshot())
+        old_checkpointed().restart(lambda: reducer(T.AfterWatermark(early=T.AfterProcessingTime(9))))
     assert "another class or windowing strategy" in str(refused.value)
     assert "deviation 3" not in str(refused.value)

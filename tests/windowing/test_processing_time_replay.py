@@ -8,6 +8,9 @@ Python SDK's behaviour (the first early firing is a final LATE pane and the rest
 
 from __future__ import annotations
 
+import importlib.util
+import os
+import sys
 from typing import Any
 
 import pytest
@@ -17,6 +20,22 @@ from millstream.engine.model import window as W
 from millstream.engine.model.timestamp import MAX_MICROS
 from millstream.engine.runtime.windowing.combine_fns import SumCombineFn
 from millstream.engine.runtime.windowing.reduce_fn_runner import create_reducer
+
+
+def _helpers() -> Any:
+    name = "millstream_tests_windowing_helpers"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(
+            name, os.path.join(os.path.dirname(__file__), "helpers.py")
+        )
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+H = _helpers()
 
 S = 1_000_000
 WALL_CLOCK = 1_796_000_000 * S  # December 2026
@@ -80,21 +99,23 @@ def test_python_compat_mode_keeps_the_python_sdk_quirk() -> None:
     assert dropped > 0
 
 
-def test_snapshot_without_processing_time_triggers_restores_across_the_default_change() -> None:
+def test_checkpoint_without_processing_time_triggers_restores_across_the_default_change() -> None:
     """The switch matters only to processing-time triggers, so it does not split other jobs' checkpoints."""
     kwargs: dict[str, Any] = {"combine_fn": SumCombineFn()}
-    before = create_reducer(W.FixedWindows(60), T.DefaultTrigger(), **kwargs, processing_timers_see_watermark=False)
-    before.process_bundle(["k"], [3], [EVENTS_2023])
-    after = create_reducer(W.FixedWindows(60), T.DefaultTrigger(), **kwargs)
-    after.restore(before.snapshot())
+    before = H.Checkpointed(
+        create_reducer(W.FixedWindows(60), T.DefaultTrigger(), **kwargs, processing_timers_see_watermark=False)
+    )
+    before.reducer.process_bundle(["k"], [3], [EVENTS_2023])
+    after = before.restart(lambda: create_reducer(W.FixedWindows(60), T.DefaultTrigger(), **kwargs)).reducer
     ((_, _, total, _, _),) = after.advance_input_watermark(MAX_MICROS)
     assert total == 3
 
 
-def test_snapshot_of_a_processing_time_trigger_names_the_semantics_it_was_taken_with() -> None:
+def test_checkpoint_of_a_processing_time_trigger_names_the_semantics_it_was_taken_with() -> None:
     trigger = T.AfterWatermark(early=T.AfterProcessingTime(5))
     kwargs: dict[str, Any] = {"combine_fn": SumCombineFn()}
-    python_timing = create_reducer(W.FixedWindows(60), trigger, **kwargs, processing_timers_see_watermark=False)
-    default = create_reducer(W.FixedWindows(60), trigger, **kwargs)
+    python_timing = H.Checkpointed(
+        create_reducer(W.FixedWindows(60), trigger, **kwargs, processing_timers_see_watermark=False)
+    )
     with pytest.raises(ValueError, match="windowing strategy"):
-        default.restore(python_timing.snapshot())
+        python_timing.restart(lambda: create_reducer(W.FixedWindows(60), trigger, **kwargs))

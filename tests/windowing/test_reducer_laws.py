@@ -161,7 +161,7 @@ def test_state_after_expiry_is_bounded_by_open_windows(spec: dict[str, Any], fas
     assert r.state_size() == 0
     assert not r._keys
     assert getattr(r, "fast_state_size", lambda: 0)() == 0
-    assert not getattr(r, "_fired", {}) and not getattr(r, "_sfired", {})
+    assert not getattr(r, "_fired", {}) and not getattr(r, "_fired_sessions", {})
     assert r.output_watermark() == MAX_MICROS
 
 

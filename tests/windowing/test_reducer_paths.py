@@ -1,4 +1,4 @@
-"""The reducer's fast paths against its general path, and snapshot/restore, on random scenarios."""
+"""The reducer's fast paths against its general path, and checkpoint/restore, on random scenarios."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import os
 import sys
 from typing import Any
 
-import msgpack
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -65,10 +64,11 @@ def test_fast_paths_equal_general_path(spec: dict[str, Any]) -> None:
 
 
 def _run_with_restart(spec: dict[str, Any], restart_at: int, factory: Any) -> list[dict[str, Any]]:
-    """Run a scenario, but after event ``restart_at`` continue on a new reducer restored from a snapshot."""
+    """Run a scenario, but after event ``restart_at`` continue on a new reducer restored from a checkpoint."""
     drv = H.driver
     kwargs = drv.reducer_kwargs(spec)
-    reducer = factory(**kwargs)
+    checkpointed = H.Checkpointed(factory(**kwargs))
+    reducer = checkpointed.reducer
     out = []
     now = 0
     events = spec["events"]
@@ -85,9 +85,8 @@ def _run_with_restart(spec: dict[str, Any], restart_at: int, factory: Any) -> li
             panes = reducer.advance_processing_time(now)
         out.extend((step, p) for p in panes)
         if step == restart_at:
-            data = msgpack.unpackb(msgpack.packb(reducer.snapshot()))
-            reducer = factory(**kwargs)
-            reducer.restore(data)
+            checkpointed = checkpointed.restart(lambda: factory(**kwargs))
+            reducer = checkpointed.reducer
     n = len(events)
     if kwargs["trigger"].uses_processing_time():
         now += to_micros(10**6)
@@ -99,21 +98,19 @@ def _run_with_restart(spec: dict[str, Any], restart_at: int, factory: Any) -> li
 @SETTINGS
 @given(H.scenarios(), st.integers(0, 13), st.booleans())
 def test_snapshot_restore_continues_identically(spec: dict[str, Any], restart_at: int, fast: bool) -> None:
-    """A reducer restored from a (msgpack round-tripped) snapshot continues exactly as the original."""
+    """A reducer restored from an (encoded, stored) incremental checkpoint continues exactly as the original."""
     factory = create_reducer if fast else Reducer
     restart_at = min(restart_at, len(spec["events"]) - 1)
     assert _run_with_restart(spec, restart_at, factory) == H.run(spec, reducer_factory=factory)
 
 
 def test_restore_refuses_another_strategy() -> None:
-    """A snapshot only restores into a reducer of the same class and windowing strategy."""
+    """A checkpoint only restores into a reducer of the same class and windowing strategy."""
     from millstream.engine.model import window as W
 
-    data = create_reducer(W.FixedWindows(60)).snapshot()
-    other = create_reducer(W.FixedWindows(30))
     try:
-        other.restore(data)
+        H.Checkpointed(create_reducer(W.FixedWindows(60))).restart(lambda: create_reducer(W.FixedWindows(30)))
     except ValueError as e:
         assert "strategy" in str(e)
     else:
-        raise AssertionError("restore accepted a snapshot of another strategy")
+        raise AssertionError("restore accepted a checkpoint of another strategy")

@@ -10,9 +10,10 @@ with SIGKILL on entering that step of the n-th checkpoint):
                    job-wide count of in-flight channel messages is zero and no async work is pending).
 3. SNAPSHOT        collect each stateful operator's state, each source's positions and watermark state,
                    and each sink's pending-commit record (`prepare(checkpoint_id)` seals the sink's epoch).
-                   Incremental operators (the windowed reducer, see `checkpoint.incremental`) give only the
-                   entries changed since the previous checkpoint plus a small header; their evicted
-                   entries join from the spill area. Others give a whole snapshot (when changed).
+                   Incremental operators (the windowed reducer and the stateful ParDo, see
+                   `checkpoint.incremental`) give only the entries changed since the previous checkpoint
+                   plus a small header; their evicted entries join from the spill area. The others (global
+                   combines, side inputs) give a whole snapshot when it changed.
 4. WRITE_DURABLE   write state + manifest (id, pipeline fingerprint, per-step layout, positions, sink
                    records) in one atomic, synced write batch. From here on the checkpoint exists.
 5. COMMIT_SINKS    each sink makes its epoch visible (`commit`, idempotent); sources are told the
@@ -341,6 +342,8 @@ class Checkpointer:
         from millstream.state import StateCorruptedError
 
         for node in self.stateful:
+            if node.label in self.incremental.labels:
+                continue  # restored from its records (`checkpoint.incremental`)
             ref = refs.get(node.label)
             if ref is None:
                 continue
@@ -486,8 +489,7 @@ class Checkpointer:
             refs = dict(self.refs)
             for node in self.stateful:
                 if node.label in self.incremental.labels:
-                    refs.pop(node.label, None)  # written incrementally below (an old whole snapshot retires)
-                    continue
+                    continue  # written incrementally below
                 if node.state_dirty() or node.label not in refs:
                     puts.append((self._snapshot_key(node.label, cid), self.codec.encode(node.snapshot_state())))
                     refs[node.label] = cid

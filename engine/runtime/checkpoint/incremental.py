@@ -2,10 +2,10 @@
 of how long a checkpoint blocks the event loop.
 
 A stateful node is *incremental* when it is an `IncrementalStateNode` (`graph.capabilities`: the windowed
-`ReducerNode`, the stateful ParDo); its state is
-written as per-entry records (see `checkpoint.versioned_store`) instead of one snapshot blob per checkpoint. Other stateful
-nodes keep whole snapshots. ``--state_cache_entries`` (job-wide) is split evenly between the incremental
-nodes: each keeps at most its share of entries in memory and evicts the rest to the spill area / store.
+`ReducerNode`, the stateful ParDo): its state is written as per-entry records (`checkpoint.versioned_store`),
+and only those; the other stateful nodes (global combines, side inputs) give whole snapshots. The job-wide
+``--state_cache_entries`` is split evenly between the incremental nodes: each keeps at most its share of
+entries in memory and evicts the rest to the spill area / store. The protocol is in docs/state.md.
 """
 
 from __future__ import annotations

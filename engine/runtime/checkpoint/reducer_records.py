@@ -1,50 +1,11 @@
 """Incremental checkpoints and bounded memory for the windowed reducer (one `ReducerState` per ReducerNode).
 
-The reducer (`windowing.reduce_fn_runner`, `windowing.fast.sliced`, `windowing.fast.sessions`) keeps its state in
-Python structures and exposes it through its state interface (``track_changes``, ``changed_keys``,
-``key_record``, ``evict_key``, ``restore_key``, ``state_header``, and for the fast paths ``containers`` and
-``fired_entries``; docs/state.md). This module is the store side of that interface: the records'
-namespaces, the node's `StateTier`, what is in the store or the spill area, so a checkpoint writes only
-what changed and the entries held in memory stay within ``--state_cache_entries``.
-
-Records (see `checkpoint.versioned_store` for versions, the spill area and garbage collection):
-
-* the header (every checkpoint): class and strategy, watermark, processing time, drop counters, next
-  timer id, the live slots (SlotReducer) or buckets (BucketReducer), the fired windows kept for late
-  data, SlotReducer's next window;
-* ``s`` + slot and ``b`` + window entries, one per (slot or bucket, key): the accumulator of that key's
-  values in it;
-* ``f`` + window entries, one per (fired window, key): the accumulator kept for late data;
-* ``k`` entries, one per key: ``[general state, open sessions, fired sessions]`` (the general path's
-  windows and timers as `windowing.snapshot.encode_key_state` writes them; SessionReducer's sessions).
-
-What is dirty (written at the next checkpoint): a slot/bucket entry whose value buffer is not empty or
-that was folded since (``_fold_dirty``); the entries of a window fired since (``_fired_new``) and the
-deletion of fired entries taken by late data (``_fired_gone``); a key whose general state or sessions
-changed (``_kdirty``, plus sessions with buffered values). Keys whose state is gone are written as
-deletions. Slots, buckets and fired windows that die are dropped as a whole (`StateTier.kill`).
-
-Eviction, when the entries in memory exceed the bound (down to 15/16 of it): fired-window entries first,
-then per-key state, then slot/bucket entries, oldest first. A changed entry goes to the spill area, an
-unchanged one is just dropped. What brings them back:
-
-* slot/bucket entries are never loaded singly: an element for an evicted (slot, key) starts a fresh
-  in-memory buffer (the hot path is unchanged), and the stored part is merged in when the entry is
-  written (checkpoint or eviction: one read) or when its window fires (one range scan of the slot). Keys
-  of such a slot known to include their stored part are listed in ``complete``; a Bloom filter per slot
-  of the keys it ever wrote (``written``, a few bytes per key) spares that read for keys that are new
-  (slots restored from a checkpoint have none: every key is probed);
-* fired entries are read when late data for their window arrives;
-* per-key state comes back whole when the key gets an element, or a timer, session end, window expiry
-  or hold of it is due.
-
-Timers of evicted state: a compact index stays in memory rather than timers being stored ordered by time
-and scanned. Fixed, sliding and global windows (default trigger) have one timer per slot or window, not per
-key, so their index is O(windows) however many keys; per-key timers (sessions, other triggers, late data)
-keep their heap entries (about 100 bytes each) and a small tuple per evicted key in ``Reducer._cold``
-(earliest gc time, hold, session end, fired-session expiry). Why: firing and the output-watermark hold
-(evaluated every bundle) then need no I/O and stay exact, and eviction costs no extra index writes. The
-price is O(keys with per-key timers) of memory for those strategies.
+The reducer (`windowing.reduce_fn_runner`, `windowing.fast`) owns its state and exposes it through its state
+interface; this module is the store side of it: the records' namespaces, the node's `StateTier`, what is
+in the store or the spill area, so a checkpoint writes only what changed and the entries held in memory
+stay within ``--state_cache_entries``. The interface, the records, what is dirty, the eviction order and
+how timers of evicted state are indexed are in docs/state.md ("The reducer's state interface" and
+"The reducer's records").
 """
 
 from __future__ import annotations
@@ -84,7 +45,7 @@ class _Bloom:
     (a few bytes per key).
     """
 
-    __slots__ = ("_filters", "_count", "_capacity", "_arr", "_m")
+    __slots__ = ("_filters", "_count", "_capacity", "_bit_array", "_bits")
 
     def __init__(self, capacity: int = 1024) -> None:
         self._filters: list[tuple[bytearray, int]] = []
@@ -94,9 +55,9 @@ class _Bloom:
 
     def _grow(self) -> None:
         self._capacity *= 4
-        self._m = self._capacity * 20
-        self._arr = bytearray((self._m + 7) // 8)
-        self._filters.append((self._arr, self._m))
+        self._bits = self._capacity * 20
+        self._bit_array = bytearray((self._bits + 7) // 8)
+        self._filters.append((self._bit_array, self._bits))
         self._count = 0
 
     def add(self, key: Any) -> None:
@@ -104,7 +65,7 @@ class _Bloom:
         if self._count >= self._capacity:
             self._grow()
         self._count += 1
-        arr, m = self._arr, self._m
+        arr, m = self._bit_array, self._bits
         h = hash(key) & 0xFFFFFFFFFFFFFFFF
         b = h % m
         arr[b >> 3] |= 1 << (b & 7)
@@ -151,14 +112,14 @@ class ReducerState:
     """The store side of one reducer's state: capture, eviction, reload and restore (module docstring)."""
 
     def __init__(self, reducer: Reducer, tier: StateTier) -> None:
-        self.r = reducer
+        self.reducer = reducer
         self.tier = tier
         self.bound = max(0, tier.cache_entries)
         self.low = self.bound - max(1, self.bound // 16) if self.bound else 0
         #: the fast path's fired-window store and per-key containers, when the reducer has them
         self.fast: FastReducerBase | None = reducer if isinstance(reducer, FastReducerBase) else None
-        self.conts: _ContainerReducer | None = reducer if isinstance(reducer, _ContainerReducer) else None
-        self.kprefix = tier.ns_prefix(_KEY)
+        self.container_reducer: _ContainerReducer | None = reducer if isinstance(reducer, _ContainerReducer) else None
+        self.key_prefix = tier.ns_prefix(_KEY)
         #: container id -> keys in memory known to include their stored part (for evicted containers)
         self.complete: dict[Any, set[Any]] = {}
         #: containers with entries in the store or the spill
@@ -180,13 +141,13 @@ class ReducerState:
             return _SLOT + encode_i64(nid)
         return _window_ns(_BUCKET, nid)
 
-    def _kkey(self, key: Any) -> bytes:
+    def _key_record_key(self, key: Any) -> bytes:
         return self.tier.entry_key(_KEY, self.tier.encode_key(key))
 
     # -- memory bound ----------------------------------------------------------------------------------
     def hot_entries(self) -> int:
         """Entries held in memory: slot/bucket entries, fired entries, keys with per-key state."""
-        return self.r.entries_in_memory()
+        return self.reducer.entries_in_memory()
 
     def maybe_evict(self) -> None:
         """Evict down to 15/16 of the bound when the entries in memory exceed it (called between calls)."""
@@ -195,7 +156,7 @@ class ReducerState:
         n = self.hot_entries()
         if n > self.bound:
             self.evict(n - self.low)
-        if self.r.pending_changes() > self.bound:
+        if self.reducer.pending_changes() > self.bound:
             self._spill_deleted()
 
     def evict(self, n: int) -> int:
@@ -203,7 +164,7 @@ class ReducerState:
         done = self._evict_fired(n) if self.fast is not None else 0
         if done < n:
             done += self._evict_keys(n - done)
-        if done < n and self.conts is not None:
+        if done < n and self.container_reducer is not None:
             done += self._evict_containers(n - done)
         self.evicted += done
         return done
@@ -233,7 +194,7 @@ class ReducerState:
         return done
 
     def _evict_keys(self, n: int) -> int:
-        r = self.r
+        r = self.reducer
         victims: list[Any] = []
         seen: set[Any] = set()
         for src in r.evictable_keys():
@@ -251,17 +212,17 @@ class ReducerState:
             held, record = r.evict_key(key, self.all_dirty)
             done += held
             if record is not None:
-                puts.append((self._kkey(key), record))
+                puts.append((self._key_record_key(key), record))
         self.tier.evict(puts)
         return done
 
     def _spill_deleted(self) -> None:
         """Deleted keys pile up between checkpoints: move their deletions to the spill area."""
-        gone = self.r.take_deleted_keys()
-        self.tier.evict((), [self._kkey(k) for k in gone])
+        gone = self.reducer.take_deleted_keys()
+        self.tier.evict((), [self._key_record_key(k) for k in gone])
 
     def _evict_containers(self, n: int) -> int:
-        r = self.conts
+        r = self.container_reducer
         assert r is not None
         tier = self.tier
         conts, accs_all = r.containers()
@@ -314,7 +275,7 @@ class ReducerState:
     # -- hooks called by the reducer -------------------------------------------------------------------
     def fetch_key(self, key: Any) -> tuple[bool, Any, bool]:
         """An evicted key's record: (found, record, changed since the last checkpoint)."""
-        value, dirty = self.tier.take(self._kkey(key))
+        value, dirty = self.tier.take(self._key_record_key(key))
         if value is ABSENT:
             return False, None, False
         return True, value, bool(dirty)
@@ -322,7 +283,7 @@ class ReducerState:
     def drain_cold(self, nid: Any, d: dict[Any, list[Any]], accs: dict[Any, Any] | None) -> Iterator[tuple[Any, Any]]:
         """A dying slot/bucket fires: ``(key, accumulator)`` of every key with a stored part, merged with its
         in-memory part (which is removed from `d`/`accs`; keys left in `d` are complete)."""
-        r = self.conts
+        r = self.container_reducer
         assert r is not None
         tier = self.tier
         comp = self.complete.get(nid, set())
@@ -379,7 +340,7 @@ class ReducerState:
         encoded: list[Any] = []
         deletes: list[bytes] = []
         undo: dict[str, Any] = {"all": self.all_dirty}
-        if self.conts is not None:
+        if self.container_reducer is not None:
             self._capture_containers(items)
         if self.fast is not None:
             undo["fired"] = self._capture_fired(items, deletes)
@@ -389,7 +350,7 @@ class ReducerState:
         return ReducerCapture(self, header, items, encoded, deletes, undo)
 
     def _capture_containers(self, items: list[Any]) -> None:
-        r = self.conts
+        r = self.container_reducer
         assert r is not None
         tier = self.tier
         fold = r.fold
@@ -451,13 +412,13 @@ class ReducerState:
         return new, gone
 
     def _capture_keys(self, encoded: list[Any], deletes: list[bytes]) -> dict[Any, None]:
-        r = self.r
+        r = self.reducer
         dirty = r.changed_keys(self.all_dirty)
         encode = self.tier.encode_value
         for key in dirty:
             record = r.key_record(key)
             if record is None:
-                deletes.append(self._kkey(key))
+                deletes.append(self._key_record_key(key))
             else:
                 encoded.append(_KEY)
                 encoded.append(key)
@@ -471,17 +432,17 @@ class ReducerState:
         if "fired" in undo and self.fast is not None:
             new, gone = undo["fired"]
             self.fast.restore_fired_changes(new, gone)
-        self.r.mark_changed(undo["keys"])
+        self.reducer.mark_changed(undo["keys"])
 
     def _header(self) -> dict[str, Any]:
-        h = self.r.state_header()
+        h = self.reducer.state_header()
         h["format"] = FORMAT
         return h
 
     # -- restore ---------------------------------------------------------------------------------------
     def restore(self, header: dict[str, Any]) -> None:
         """Load a checkpoint: the header now, per-key state up to the bound (the rest indexed), entries lazily."""
-        r = self.r
+        r = self.reducer
         if header.get("format") != FORMAT:
             raise ValueError(f"unknown reducer state format {header.get('format')!r}")
         r.load_state_header(header)
@@ -491,19 +452,19 @@ class ReducerState:
         self.all_dirty = False
         if self.fast is not None:
             self.stored_fired = set(self.fast.fired_entries())
-        if self.conts is not None:
-            conts = self.conts.containers()[0]
+        if self.container_reducer is not None:
+            conts = self.container_reducer.containers()[0]
             self.complete = {nid: set() for nid in conts}
             self.stored_ns = set(conts)
         self._restore_keys()
         r.finish_restore()
 
     def _restore_keys(self) -> None:
-        r = self.r
+        r = self.reducer
         tier = self.tier
         room = max(0, self.bound - self.hot_entries()) if self.bound else -1  # -1: no bound
-        plen = len(self.kprefix)
-        for lkey, record, _ in tier.scan(self.kprefix):
+        plen = len(self.key_prefix)
+        for lkey, record, _ in tier.scan(self.key_prefix):
             key = tier.split_key(lkey, plen)
             if room != 0:
                 room -= 1
@@ -511,16 +472,11 @@ class ReducerState:
             else:
                 r.restore_key(key, record, in_memory=False)
 
-    def restore_whole(self, data: Any) -> None:
-        """Load a whole-state snapshot (written before state was incremental); the next checkpoint writes all."""
-        self.r.restore(data)
-        self.all_dirty = True
-
     def stats(self) -> dict[str, int]:
         """Counters for tests and metrics."""
         out = dict(self.tier.stats())
         out["spilled"] = out.pop("evicted")
         out["evicted"] = self.evicted
         out["hot_entries"] = self.hot_entries()
-        out["cold_keys"] = self.r.evicted_keys()
+        out["cold_keys"] = self.reducer.evicted_keys()
         return out

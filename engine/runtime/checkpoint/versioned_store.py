@@ -16,8 +16,8 @@ Durable layout (all under the node's ``operator_prefix``; see `millstream.state.
   big-endian checkpoint id, value = ``0x01`` + msgpack payload, or ``0x00`` for a deletion. The
   versions of one logical key are adjacent, oldest first. The entry of checkpoint R is the newest
   version <= R, so every retained checkpoint stays restorable (restore can fall back to an older one
-  when the newest manifest is unreadable, as with whole snapshots). The header is written at every
-  checkpoint.
+  when the newest manifest is unreadable or a sink committed only an older one). The header is written
+  at every checkpoint.
 * Superseded versions are garbage once no retained manifest needs them (a version is needed while
   it is the newest one <= some retained checkpoint id). Each checkpoint sweeps a slice of the node's
   range (about twice what it writes) and deletes such versions in the same batch, so stored versions

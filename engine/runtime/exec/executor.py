@@ -16,7 +16,7 @@ from millstream.engine.model.metrics import MetricsContainer, set_current_contai
 from millstream.engine.runtime.checkpoint.coordinator import InFlight
 from millstream.engine.runtime.exec.clock import Clock
 from millstream.engine.runtime.graph.batch import Watermark
-from millstream.engine.runtime.graph.capabilities import ClosableDriver, TimerNode
+from millstream.engine.runtime.graph.capabilities import AsyncNode, ClosableDriver, TimerNode
 from millstream.engine.runtime.graph.node import Node, PipelineError
 from millstream.engine.runtime.graph.planner import Plan, Stage
 
@@ -244,6 +244,8 @@ async def _run_stage(stage: Stage, receive: ObjectReceiveStream[Any] | None, pla
                     plan.coordinator.source_finished()
             if receive is not None:
                 entries = stage.entries
+                # per entry, the node's pending work to await after each message (`AsyncNode`), found once
+                pending = [node.run_pending if isinstance(node, AsyncNode) else None for node, _ in entries]
                 async with receive:
                     async for entry, message in receive:
                         node, index = entries[entry]
@@ -251,8 +253,9 @@ async def _run_stage(stage: Stage, receive: ObjectReceiveStream[Any] | None, pla
                             node.watermark(index, message.micros)
                         else:
                             node.push(index, message)
-                        if getattr(node, "is_async_node", False):
-                            await node.run_pending()  # type: ignore[attr-defined]
+                        run_pending = pending[entry]
+                        if run_pending is not None:
+                            await run_pending()
                         if stage.outbox:
                             await run.flush()
                         in_flight.done()

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any, Protocol, runtime_checkable
 
 __all__ = [
+    "AsyncNode",
     "CheckpointedSource",
     "ClosableDriver",
     "IncrementalStateNode",
@@ -41,6 +42,15 @@ class IncrementalStateNode(Protocol):
 
     def restore_incremental(self, header: Any) -> None:
         """Load the checkpoint whose node header is `header`."""
+
+
+@runtime_checkable
+class AsyncNode(Protocol):
+    """A node whose work is asynchronous (async DoFns, sinks): it starts a stage of its own, and that stage
+    awaits `run_pending` after each message the node takes."""
+
+    async def run_pending(self) -> None:
+        """Finish the work the messages taken so far started."""
 
 
 @runtime_checkable

@@ -21,6 +21,7 @@ from millstream.engine.model.pipeline import AppliedPTransform, Pipeline
 from millstream.engine.model.pvalue import PCollection
 from millstream.engine.runtime.exec.clock import Clock, SystemClock
 from millstream.engine.runtime.graph.batch import Batch, Watermark
+from millstream.engine.runtime.graph.capabilities import AsyncNode
 from millstream.engine.runtime.graph.node import Node
 from millstream.engine.runtime.operators.pardo import ParDoNode
 from millstream.engine.runtime.operators.simple import FlattenNode, WindowIntoNode
@@ -119,7 +120,7 @@ def plan_pipeline(pipeline: Pipeline, options: PipelineOptions) -> Plan:
         upstream = [plan.producers[id(pc)] for pc in inputs]
         upstream_stages = {id(stage_of[id(n)]): stage_of[id(n)] for n, _ in upstream}
         own_stage = (
-            driver is not None or getattr(node, "is_async_node", False) or len(upstream_stages) != 1
+            driver is not None or isinstance(node, AsyncNode) or len(upstream_stages) != 1
         )
         chain = 1 + max((depth[id(n)] for n, _ in upstream), default=0)
         if own_stage or chain > MAX_FUSED_DEPTH:

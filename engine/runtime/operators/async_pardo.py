@@ -22,9 +22,7 @@ from millstream.engine.runtime.operators.pardo import ParDoNode, _Outputs
 
 
 class AsyncParDoNode(ParDoNode):
-    """Runs an async DoFn; the owning stage awaits `run_pending()` after each message."""
-
-    is_async_node = True
+    """Runs an async DoFn; the owning stage awaits `run_pending()` after each message (an `AsyncNode`)."""
 
     def __init__(
         self, label: str, transform: ParDo, windowing: Windowing, side_windowings: list[Windowing], concurrency: int

@@ -184,9 +184,8 @@ class ReadDriver(SourceDriver):
 
 
 class SinkNode(Node):
-    """Writes its input through a two-phase SinkWriter; its stage awaits `run_pending` after each message."""
-
-    is_async_node = True
+    """Writes its input through a two-phase SinkWriter; its stage awaits `run_pending` after each message (an
+    `AsyncNode`)."""
 
     def __init__(self, label: str, transform: Write, options: Any, job: Any) -> None:
         super().__init__(label)

@@ -69,18 +69,6 @@ class ReducerNode(Node):
         """True when the state changed since the last snapshot."""
         return self.dirty
 
-    def snapshot_state(self) -> Any:
-        """The reducer's whole state, as plain data (without the entries evicted by incremental state)."""
-        self.dirty = False
-        return self.reducer.snapshot()
-
-    def restore_state(self, data: Any) -> None:
-        """Load a whole-state snapshot (with incremental state: all of it is written at the next checkpoint)."""
-        if self.tiered is not None:
-            self.tiered.restore_whole(data)
-        else:
-            self.reducer.restore(data)
-
     # -- incremental state (the checkpointer's protocol for `StateTier` nodes) ------------------------------
     def attach_state_tier(self, tier: Any) -> None:
         """Keep the state incrementally in `tier`, with at most `tier.cache_entries` entries in memory."""

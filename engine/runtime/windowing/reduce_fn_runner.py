@@ -1,7 +1,9 @@
 """The windowed reducer: Beam's windowing and trigger semantics for one GroupByKey/Combine operator, as pure logic.
 
 One `Reducer` serves all keys of one operator instance. The runtime feeds it bundles and time; it returns
-panes. No asyncio, no clock, no I/O: processing time and the input watermark are arguments.
+panes. No asyncio and no clock: processing time and the input watermark are arguments. Its only I/O is
+through incremental state, when attached (`checkpoint.reducer_records`): state evicted to bound memory is
+read back from the store when a key needs it (docs/state.md).
 
 Construction: ``create_reducer(window_fn, trigger, accumulation_mode, allowed_lateness_us,
 timestamp_combiner, combine_fn, *, processing_time_us=0, collect_dropped=False, beam_python_compat=False,
@@ -26,7 +28,6 @@ API (all times are integer microseconds):
   window expired (``input watermark > end + allowed lateness``) or because its trigger had finished;
   with ``collect_dropped=True`` the records ``(key, value, timestamp_us, reason, window)`` are kept until
   ``take_dropped()``.
-* ``snapshot() -> dict`` of plain data and ``restore(data)`` (see `windowing.snapshot`).
 
 Semantics are Beam's Python SDK (apache-beam 2.77 ``GeneralTriggerDriver`` driven the way its DirectRunner
 drives it) with the three deviations of the project's semantics policy:
@@ -124,25 +125,25 @@ class WinState:
         "acc",
         "pending",
         "index",
-        "nonspec",
-        "tomb",
+        "nonspeculative_index",
+        "trigger_finished",
         "hold",
         "hold_min",
-        "st",
+        "trigger_slots",
         "ids",
         "alive",
     )
 
-    def __init__(self, window: Window, acc: Any, st: list[int], ids: list[int]) -> None:
+    def __init__(self, window: Window, acc: Any, trigger_slots: list[int], ids: list[int]) -> None:
         self.window = window
         self.acc = acc  # None once the trigger finished
         self.pending = False  # elements added since the last pane (Java's NonEmptyPanes)
         self.index = 0  # panes emitted (Beam's INDEX state)
-        self.nonspec = 0  # non-EARLY panes emitted (Beam's NONSPECULATIVE_INDEX state)
-        self.tomb = False  # trigger finished: later data for the window is dropped
+        self.nonspeculative_index = 0  # non-EARLY panes emitted (Beam's NONSPECULATIVE_INDEX state)
+        self.trigger_finished = False  # later data for the window is dropped
         self.hold: int | None = None  # combined output-time hold (pane timestamp)
         self.hold_min: int | None = None  # smallest raw hold (what holds the output watermark)
-        self.st = st  # trigger slots
+        self.trigger_slots = trigger_slots  # the trigger state machine's counters (`trigger_state_machine`)
         self.ids = ids  # timer owner ids (several after session merges), first one gets new timers
         self.alive = True
 
@@ -150,12 +151,12 @@ class WinState:
 class KeyState:
     """All state of one key: its windows and its timers (grouped by owner id, in Beam's order)."""
 
-    __slots__ = ("windows", "timers", "idwin")
+    __slots__ = ("windows", "timers", "window_by_owner")
 
     def __init__(self) -> None:
         self.windows: dict[Window, WinState] = {}
         self.timers: dict[int, dict[Any, tuple[int, int]]] = {}
-        self.idwin: dict[int, WinState] = {}
+        self.window_by_owner: dict[int, WinState] = {}
 
 
 class Reducer:
@@ -193,12 +194,12 @@ class Reducer:
         self._assign = window_fn.assign_micros
         self._window_of = window_fn.window_of
         self._merging = window_fn.is_merging()
-        self._trig: CompiledTrigger = compile_trigger(trigger)
-        self._root = self._trig.root
+        self._trigger_machine: CompiledTrigger = compile_trigger(trigger)
+        self._root = self._trigger_machine.root
         self._ops: CombineOps = combine_ops(combine_fn)
         self._add_inputs = self._ops.add_inputs
         self._discarding = self.accumulation_mode == AccumulationMode.DISCARDING
-        self._tc = _TC_CODES[self.timestamp_combiner]
+        self._combiner_code = _TC_CODES[self.timestamp_combiner]
         self._keys: dict[Any, KeyState] = {}
         self._wm = MIN_MICROS
         self._now = processing_time_us
@@ -213,12 +214,12 @@ class Reducer:
         self.dropped_closed = 0
         self._dropped: list[tuple[Any, Any, int, str, BoundedWindow]] | None = [] if collect_dropped else None
         # evaluation context (the reducer is its own TriggerContext)
-        self.st: list[int] = []
+        self.trigger_slots: list[int] = []
         self.window: Window = (0, 0)
         self.end = 0
-        self._cks: KeyState | None = None
-        self._cws: WinState | None = None
-        self._ckey: Any = None
+        self._current_key_state: KeyState | None = None
+        self._current_window: WinState | None = None
+        self._current_key: Any = None
         # Tiered state (`checkpoint.reducer_records.ReducerState`, set up when a checkpointing job bounds the state in
         # memory): keys evicted to the state store -> (gc time, hold, session end, fired-session gc) of their
         # state; heaps of the gc times and holds of evicted keys; keys whose state changed since the last
@@ -227,7 +228,7 @@ class Reducer:
         self._cold: dict[Any, tuple[Any, Any, Any, Any]] = {}
         self._cold_gc: list[tuple[int, int, Any]] = []
         self._cold_hold: list[tuple[int, int, Any]] = []
-        self._kdirty: set[Any] | None = None
+        self._dirty_keys: set[Any] | None = None
         self._dead_windows = 0  # evicted window states whose heap entries are still in the gc/hold heaps
 
     # ------------------------------------------------------------------ public API
@@ -308,24 +309,6 @@ class Reducer:
         self._dropped = []
         return d
 
-    def snapshot(self) -> dict[str, Any]:
-        """The complete state as plain data (msgpack-able when keys and accumulators are); see `windowing.snapshot`."""
-        from millstream.engine.runtime.windowing.snapshot import snapshot
-
-        return snapshot(self)
-
-    def restore(self, data: dict[str, Any]) -> None:
-        """Replace the state by a `snapshot` of a reducer of the same class and windowing strategy."""
-        from millstream.engine.runtime.windowing.snapshot import restore
-
-        restore(self, data)
-
-    def _snapshot_fast(self) -> Any:
-        return None
-
-    def _restore_fast(self, data: Any) -> None:
-        pass
-
     def state_size(self) -> int:
         """Number of (key, window) states held (for tests and metrics; fast paths add their buffers)."""
         return sum(len(ks.windows) for ks in self._keys.values())
@@ -338,8 +321,8 @@ class Reducer:
 
     def set_timer(self, name: Any, domain: int, ts: int) -> None:
         """TriggerContext: set the named timer of the current window (owned by its first id)."""
-        ks = self._cks
-        ws = self._cws
+        ks = self._current_key_state
+        ws = self._current_window
         assert ks is not None and ws is not None
         tid = ws.ids[0]
         d = ks.timers.get(tid)
@@ -349,13 +332,13 @@ class Reducer:
         if d.get(name) != val:
             d[name] = val
             heapq.heappush(
-                self._wm_heap if domain == WM else self._pt_heap, (ts, next(self._seq), self._ckey)
+                self._wm_heap if domain == WM else self._pt_heap, (ts, next(self._seq), self._current_key)
             )
 
     def clear_timer(self, name: Any) -> None:
         """TriggerContext: delete the named timer from every id of the current window."""
-        ks = self._cks
-        ws = self._cws
+        ks = self._current_key_state
+        ws = self._current_window
         assert ks is not None and ws is not None
         timers = ks.timers
         for tid in ws.ids:
@@ -366,10 +349,10 @@ class Reducer:
                     del timers[tid]
 
     def _enter(self, key: Any, ks: KeyState, ws: WinState) -> None:
-        self._ckey = key
-        self._cks = ks
-        self._cws = ws
-        self.st = ws.st
+        self._current_key = key
+        self._current_key_state = ks
+        self._current_window = ws
+        self.trigger_slots = ws.trigger_slots
         self.window = ws.window
         self.end = ws.window[1]
 
@@ -413,8 +396,8 @@ class Reducer:
                 ks = self._reload_key(key)
             if ks is None:
                 ks = self._keys[key] = KeyState()
-        if self._kdirty is not None:
-            self._kdirty.add(key)
+        if self._dirty_keys is not None:
+            self._dirty_keys.add(key)
         if self._merging:
             w2e = self._merge_windows(key, ks, w2e)
         for w, (vals, tss) in w2e.items():
@@ -422,9 +405,9 @@ class Reducer:
 
     def _new_window_state(self, key: Any, ks: KeyState, w: Window) -> WinState:
         tid = next(self._ids)
-        ws = WinState(w, self._ops.create(), self._trig.new_state(), [tid])
+        ws = WinState(w, self._ops.create(), self._trigger_machine.new_state(), [tid])
         ks.windows[w] = ws
-        ks.idwin[tid] = ws
+        ks.window_by_owner[tid] = ws
         heapq.heappush(self._gc_heap, (self._gc_time(w), next(self._seq), key, ws, w))
         return ws
 
@@ -439,10 +422,10 @@ class Reducer:
         ws = ks.windows.get(w)
         if ws is None:
             ws = self._new_window_state(key, ks, w)
-        if ws.tomb:
+        if ws.trigger_finished:
             self._drop(key, vals, tss, DROP_CLOSED, w)
             return
-        tc = self._tc
+        tc = self._combiner_code
         if tc == _EOW:
             if ws.hold_min != w[1] - 1:  # the end-of-window hold is the same value every time
                 self._add_hold(ws, w[1] - 1)
@@ -453,10 +436,10 @@ class Reducer:
         ws.acc = self._add_inputs(ws.acc, vals)
         ws.pending = True
         # enter the window's trigger context (inlined _enter: this is the per-(key, window) hot path)
-        self._ckey = key
-        self._cks = ks
-        self._cws = ws
-        self.st = ws.st
+        self._current_key = key
+        self._current_key_state = ks
+        self._current_window = ws
+        self.trigger_slots = ws.trigger_slots
         self.window = w
         self.end = w[1]
         root = self._root
@@ -469,7 +452,7 @@ class Reducer:
     def _add_hold(self, ws: WinState, h: int) -> None:
         if ws.hold is None:
             ws.hold = h
-        elif self._tc == _EARLIEST:
+        elif self._combiner_code == _EARLIEST:
             if h < ws.hold:
                 ws.hold = h
         elif h > ws.hold:
@@ -528,28 +511,28 @@ class Reducer:
         # pane numbering survives only in a result window that already existed (Beam clears it for the others)
         ops = self._ops
         accs = [p.acc for p in constituents if p.acc is not None]
-        res.tomb = any(p.tomb for p in constituents)
-        res.acc = None if res.tomb else (ops.merge(accs) if accs else ops.create())
+        res.trigger_finished = any(p.trigger_finished for p in constituents)
+        res.acc = None if res.trigger_finished else (ops.merge(accs) if accs else ops.create())
         res.pending = any(p.pending for p in constituents)
-        res.st = self._trig.merge_states([p.st for p in constituents])
+        res.trigger_slots = self._trigger_machine.merge_states([p.trigger_slots for p in constituents])
         ids = list(res.ids)
         for p in others:
             ids.extend(p.ids)
         res.ids = ids
         for tid in ids:
-            ks.idwin[tid] = res
+            ks.window_by_owner[tid] = res
         holds = [p.hold for p in constituents if p.hold is not None]
         mins = [p.hold_min for p in constituents if p.hold_min is not None]
         if holds:
             if not self.java_merge_holds:
                 # Python SDK: the raw holds of merged windows move with their ids to the result
-                res.hold = min(holds) if self._tc == _EARLIEST else max(holds)
+                res.hold = min(holds) if self._combiner_code == _EARLIEST else max(holds)
                 res.hold_min = min(mins)
             else:
                 # Java's WatermarkHold.onMerge: sources cleared, one combined hold on the result
-                if self._tc == _EOW:
+                if self._combiner_code == _EOW:
                     h = result[1] - 1
-                elif self._tc == _EARLIEST:
+                elif self._combiner_code == _EARLIEST:
                     h = min(holds)
                 else:
                     h = max(holds)
@@ -573,10 +556,10 @@ class Reducer:
         ws.window = result
         ks.windows[result] = ws
         ws.index = 0
-        ws.nonspec = 0
+        ws.nonspeculative_index = 0
         heapq.heappush(self._gc_heap, (self._gc_time(result), next(self._seq), key, ws, result))
         if ws.hold is not None and self.java_merge_holds:
-            h = result[1] - 1 if self._tc == _EOW else ws.hold
+            h = result[1] - 1 if self._combiner_code == _EOW else ws.hold
             ws.hold = h
             if ws.hold_min != h:
                 ws.hold_min = h
@@ -586,11 +569,11 @@ class Reducer:
 
     # ------------------------------------------------------------------ panes
 
-    def _pane_info(self, is_first: bool, is_last: bool, timing: int, index: int, nonspec: int) -> PaneInfo:
-        k = (is_first, is_last, timing, index, nonspec)
+    def _pane_info(self, is_first: bool, is_last: bool, timing: int, index: int, nonspeculative_index: int) -> PaneInfo:
+        k = (is_first, is_last, timing, index, nonspeculative_index)
         p = self._panes.get(k)
         if p is None:
-            p = PaneInfo(is_first, is_last, timing, index, nonspec)
+            p = PaneInfo(is_first, is_last, timing, index, nonspeculative_index)
             if len(self._panes) < 4096:
                 self._panes[k] = p
         return p
@@ -602,19 +585,19 @@ class Reducer:
         ws.index = index + 1
         if out_wm <= max_ts:
             timing = _EARLY
-            nonspec = -1
-            if ws.nonspec:
-                nonspec = ws.nonspec
-                ws.nonspec += 1
+            nonspeculative_index = -1
+            if ws.nonspeculative_index:
+                nonspeculative_index = ws.nonspeculative_index
+                ws.nonspeculative_index += 1
         else:
-            nonspec = ws.nonspec
-            ws.nonspec = nonspec + 1
-            timing = _ON_TIME if maybe_ontime and nonspec == 0 else _LATE
+            nonspeculative_index = ws.nonspeculative_index
+            ws.nonspeculative_index = nonspeculative_index + 1
+            timing = _ON_TIME if maybe_ontime and nonspeculative_index == 0 else _LATE
         ops = self._ops
         value = ops.extract(ws.acc)
         if finished:
             ws.acc = None
-            ws.tomb = True
+            ws.trigger_finished = True
         elif self._discarding:
             ws.acc = ops.create()
         ws.pending = False
@@ -623,14 +606,14 @@ class Reducer:
             ts = max_ts
         else:
             ts = h
-            if not (out_wm < w[1] and self._trig.has_ontime_pane):
+            if not (out_wm < w[1] and self._trigger_machine.has_ontime_pane):
                 ws.hold = ws.hold_min = None
         return Pane(
             key,
             self._window_of(*w),
             value,
             ts,
-            self._pane_info(index == 0, bool(finished), timing, index, nonspec),
+            self._pane_info(index == 0, bool(finished), timing, index, nonspeculative_index),
         )
 
     # ------------------------------------------------------------------ timers and expiry
@@ -645,7 +628,7 @@ class Reducer:
         h = self._pt_heap
         while h and h[0][0] <= now:
             due[heapq.heappop(h)[2]] = None
-        kd = self._kdirty
+        kd = self._dirty_keys
         for key in due:
             ks = self._keys.get(key)
             if ks is None and key in self._cold:
@@ -667,8 +650,8 @@ class Reducer:
                 self._process_timer(key, ks, tid, dom, ts, out)
 
     def _process_timer(self, key: Any, ks: KeyState, tid: int, domain: int, ts: int, out: list[Pane]) -> None:
-        ws = ks.idwin.get(tid)
-        if ws is None or not ws.alive or ws.tomb:
+        ws = ks.window_by_owner.get(tid)
+        if ws is None or not ws.alive or ws.trigger_finished:
             return
         self._enter(key, ks, ws)
         root = self._root
@@ -690,7 +673,7 @@ class Reducer:
         if not h or h[0][0] >= wm:
             return
         out_wm = self.output_watermark()
-        kd = self._kdirty
+        kd = self._dirty_keys
         while h and h[0][0] < wm:
             _, _, key, ws, w = heapq.heappop(h)
             if not ws.alive or ws.window != w:
@@ -698,7 +681,7 @@ class Reducer:
             ks = self._keys[key]
             if kd is not None:
                 kd.add(key)
-            if ws.pending and not ws.tomb:
+            if ws.pending and not ws.trigger_finished:
                 out.append(self._final_pane(key, ws, out_wm))
             self._delete(key, ks, ws)
 
@@ -707,8 +690,8 @@ class Reducer:
         w = ws.window
         max_ts = w[1] - 1
         index = ws.index
-        nonspec = ws.nonspec
-        timing = _LATE if nonspec > 0 or out_wm > max_ts else _ON_TIME
+        nonspeculative_index = ws.nonspeculative_index
+        timing = _LATE if nonspeculative_index > 0 or out_wm > max_ts else _ON_TIME
         value = self._ops.extract(ws.acc)
         ts = ws.hold if ws.hold is not None else max_ts
         return Pane(
@@ -716,7 +699,7 @@ class Reducer:
             self._window_of(*w),
             value,
             ts,
-            self._pane_info(index == 0, True, timing, index, nonspec),
+            self._pane_info(index == 0, True, timing, index, nonspeculative_index),
         )
 
     def _delete(self, key: Any, ks: KeyState, ws: WinState) -> None:
@@ -725,7 +708,7 @@ class Reducer:
         del ks.windows[ws.window]
         for tid in ws.ids:
             ks.timers.pop(tid, None)
-            ks.idwin.pop(tid, None)
+            ks.window_by_owner.pop(tid, None)
         if not ks.windows and not ks.timers:
             del self._keys[key]
 
@@ -737,7 +720,7 @@ class Reducer:
     def track_changes(self, store: Any) -> None:
         """Start recording what changes; `store` (a `ReducerState`) gives evicted state back on demand."""
         self._tiered = store
-        self._kdirty = set()
+        self._dirty_keys = set()
 
     def entries_in_memory(self) -> int:
         """Entries held in memory: keys with general state (fast paths add their buffers and fired entries)."""
@@ -749,7 +732,7 @@ class Reducer:
 
     def changed_keys(self, everything: bool) -> dict[Any, None]:
         """Keys whose per-key record changed since the last call (with `everything`: every key in memory)."""
-        kd = self._kdirty
+        kd = self._dirty_keys
         assert kd is not None
         dirty = dict.fromkeys(kd)  # a dict: keys in a stable order
         if everything:
@@ -759,16 +742,16 @@ class Reducer:
 
     def mark_changed(self, keys: Any) -> None:
         """Record `keys` as changed again (a checkpoint that captured them was not written)."""
-        assert self._kdirty is not None
-        self._kdirty.update(keys)
+        assert self._dirty_keys is not None
+        self._dirty_keys.update(keys)
 
     def pending_changes(self) -> int:
         """Number of keys recorded as changed."""
-        return len(self._kdirty) if self._kdirty is not None else 0
+        return len(self._dirty_keys) if self._dirty_keys is not None else 0
 
     def take_deleted_keys(self) -> list[Any]:
         """Changed keys whose state is gone altogether (their records are deletions); no longer recorded."""
-        kd = self._kdirty
+        kd = self._dirty_keys
         assert kd is not None
         gone = [k for k in kd if not self._holds_key(k)]
         for k in gone:
@@ -790,7 +773,7 @@ class Reducer:
         """Move `key`'s per-key state out of memory (indexing its timers, holds and expiry); returns the entries
         it held and its record when that must be written (changed since the last checkpoint, or `everything`)."""
         ks = self._keys.pop(key, None)
-        kd = self._kdirty
+        kd = self._dirty_keys
         assert kd is not None
         held = int(ks is not None)
         dirty = everything or key in kd
@@ -863,8 +846,8 @@ class Reducer:
             ks, _ = decode_key_state(self, key, general[0], general[1], heapq.heappush, with_timers=False)
         self._load_fast_key(key, sessions, fired, None)
         if changed:
-            assert self._kdirty is not None
-            self._kdirty.add(key)
+            assert self._dirty_keys is not None
+            self._dirty_keys.add(key)
         return ks
 
     def _load_fast_key(self, key: Any, sessions: Any, fired: Any, push: Callable[[list[Any], Any], None] | None) -> None:
@@ -955,7 +938,7 @@ class Reducer:
         self._ids = itertools.count(header["next_id"])
         self._wm_heap, self._pt_heap, self._gc_heap, self._hold_heap = [], [], [], []
         self._cold, self._cold_gc, self._cold_hold = {}, [], []
-        self._kdirty = set()
+        self._dirty_keys = set()
 
 
 def create_reducer(

@@ -1,32 +1,19 @@
-"""Snapshot and restore of a windowed reducer as plain data (ints, strings, lists, dicts, None, bools).
+"""The windowed reducer's state as plain data: one key's windows and timers, and the windowing strategy.
 
-A snapshot holds the input watermark, processing time, drop counters and, per key, every window state
-(accumulator as the combine fn produced it, pane counters, finished flag, watermark hold, trigger slots)
-and timer; the fast paths add their buffers (folded into accumulators first) and their fired-window
-stores. Keys and accumulators are stored as they are: they must be serialisable by whatever codec the
-caller uses (msgpack turns tuples into lists; give the combine fn accumulators it can read back).
-
-Heaps and indexes are derived data and are rebuilt on restore. Restore into a freshly built reducer of
-the same class and windowing strategy; the snapshot records the class and the strategy to check that.
-
-This whole-state form is for tests and tools, and for state saved before checkpoints became incremental;
-checkpoints store the state per entry (`checkpoint.reducer_records`), using `encode_key_state`/`decode_key_state` for
-one key's general state.
+Incremental checkpoints (`checkpoint.reducer_records`) store each key's general state as
+`encode_key_state` writes it and rebuild it with `decode_key_state`; they record the strategy (`strategy`)
+and refuse state written under another one (`check_strategy`). What is stored is in docs/state.md.
 """
 
 from __future__ import annotations
 
-import heapq
-import itertools
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from millstream.engine.runtime.windowing.reduce_fn_runner import KeyState, Reducer
 
-__all__ = ["FORMAT", "decode_key_state", "encode_key_state", "restore", "snapshot", "strategy"]
-
-FORMAT = 1
+__all__ = ["check_strategy", "decode_key_state", "encode_key_state", "strategy"]
 
 
 def _encode_name(name: Any) -> Any:
@@ -43,7 +30,7 @@ def _decode_name(enc: Any) -> Any:
 
 
 def strategy(r: Reducer) -> list[Any]:
-    """The windowing strategy a snapshot records (restore refuses a snapshot of another one)."""
+    """The windowing strategy a checkpoint records (restore refuses state written under another one)."""
     return _strategy(r)
 
 
@@ -60,7 +47,7 @@ def _strategy(r: Reducer) -> list[Any]:
 
 
 def check_strategy(r: Reducer, stored: Any, what: str) -> None:
-    """Refuse state (`what`: "snapshot was taken", "state was written") recorded under another strategy than
+    """Refuse state (`what`, e.g. "state was written") recorded under another strategy than
     `r`'s, naming the cause when it is only deviation 3's switch (pane timing of processing-time triggers)."""
     current = _strategy(r)
     stored = list(stored)
@@ -93,11 +80,11 @@ def encode_key_state(ks: KeyState) -> list[Any]:
             ws.acc,
             ws.pending,
             ws.index,
-            ws.nonspec,
-            ws.tomb,
+            ws.nonspeculative_index,
+            ws.trigger_finished,
             ws.hold,
             ws.hold_min,
-            list(ws.st),
+            list(ws.trigger_slots),
             list(ws.ids),
         ]
         for ws in ks.windows.values()
@@ -124,18 +111,18 @@ def decode_key_state(
     r._keys[key] = ks
     max_id = 0
     seq = r._seq
-    for start, end, acc, pending, index, nonspec, tomb, hold, hold_min, st, ids in windows:
+    for start, end, acc, pending, index, nonspeculative_index, trigger_finished, hold, hold_min, st, ids in windows:
         w = (start, end)
         ws = WinState(w, acc, list(st), list(ids))
         ws.pending = pending
         ws.index = index
-        ws.nonspec = nonspec
-        ws.tomb = tomb
+        ws.nonspeculative_index = nonspeculative_index
+        ws.trigger_finished = trigger_finished
         ws.hold = hold
         ws.hold_min = hold_min
         ks.windows[w] = ws
         for tid in ws.ids:
-            ks.idwin[tid] = ws
+            ks.window_by_owner[tid] = ws
             max_id = max(max_id, tid)
         push(r._gc_heap, (r._gc_time(w), next(seq), key, ws, w))
         if hold_min is not None:
@@ -147,50 +134,3 @@ def decode_key_state(
             if with_timers:
                 push(r._wm_heap if dom == 0 else r._pt_heap, (ts, next(seq), key))
     return ks, max_id
-
-
-def snapshot(r: Reducer) -> dict[str, Any]:
-    """The reducer's complete state as plain data."""
-    keys = []
-    for key, ks in r._keys.items():
-        windows, timers = encode_key_state(ks)
-        keys.append([key, windows, timers])
-    return {
-        "format": FORMAT,
-        "class": type(r).__name__,
-        "strategy": _strategy(r),
-        "watermark": r._wm,
-        "processing_time": r._now,
-        "dropped_late": r.dropped_late,
-        "dropped_closed": r.dropped_closed,
-        "keys": keys,
-        "fast": r._snapshot_fast(),
-    }
-
-
-def restore(r: Reducer, data: dict[str, Any]) -> None:
-    """Replace the reducer's state by a snapshot's."""
-    if data.get("format") != FORMAT:
-        raise ValueError(f"unknown reducer snapshot format {data.get('format')!r}")
-    if data["class"] != type(r).__name__:
-        raise ValueError("snapshot was taken from a reducer with another class or windowing strategy")
-    check_strategy(r, data["strategy"], "snapshot was taken")
-    r._keys = {}
-    r._wm = data["watermark"]
-    r._now = data["processing_time"]
-    r.dropped_late = data["dropped_late"]
-    r.dropped_closed = data["dropped_closed"]
-    r._wm_heap = []
-    r._pt_heap = []
-    r._gc_heap = []
-    r._hold_heap = []
-    max_id = 0
-    for key, windows, timers in data["keys"]:
-        _, key_max = decode_key_state(r, key, windows, timers, list.append)
-        max_id = max(max_id, key_max)
-    heapq.heapify(r._wm_heap)
-    heapq.heapify(r._pt_heap)
-    heapq.heapify(r._gc_heap)
-    heapq.heapify(r._hold_heap)
-    r._ids = itertools.count(max_id + 1)
-    r._restore_fast(data["fast"])

@@ -39,7 +39,7 @@ Window = tuple[int, int]
 class TriggerContext(Protocol):
     """What a node sees of the window being evaluated (implemented by the reducer)."""
 
-    st: list[int]
+    trigger_slots: list[int]
     window: Window
     end: int
 
@@ -147,7 +147,7 @@ class ProcessingTimeNode(Node):
 
     def on_element(self, c: TriggerContext, n: int) -> None:
         """Start the delay at the pane's first element."""
-        st = c.st
+        st = c.trigger_slots
         if not st[self.slot]:
             c.set_timer(self.nid, RT, c.now + self.delay)
         st[self.slot] = 1
@@ -158,7 +158,7 @@ class ProcessingTimeNode(Node):
 
     def reset(self, c: TriggerContext) -> None:
         """Forget the timer flag (the timer itself stays, as in Beam)."""
-        c.st[self.slot] = 0
+        c.trigger_slots[self.slot] = 0
 
 
 class CountNode(Node):
@@ -173,15 +173,15 @@ class CountNode(Node):
 
     def on_element(self, c: TriggerContext, n: int) -> None:
         """Count."""
-        c.st[self.slot] += n
+        c.trigger_slots[self.slot] += n
 
     def should_fire(self, c: TriggerContext, domain: int, ts: int) -> bool:
         """Enough elements."""
-        return c.st[self.slot] >= self.count
+        return c.trigger_slots[self.slot] >= self.count
 
     def reset(self, c: TriggerContext) -> None:
         """Back to zero."""
-        c.st[self.slot] = 0
+        c.trigger_slots[self.slot] = 0
 
 
 class RepeatNode(Node):
@@ -232,7 +232,7 @@ class WatermarkNode(Node):
     def on_element(self, c: TriggerContext, n: int) -> None:
         """Late elements go to the late trigger; others set the end-of-window timer and feed early."""
         late = self.late
-        if late is not None and c.st[self.slot]:
+        if late is not None and c.trigger_slots[self.slot]:
             late.on_element(c, n)
             return
         c.set_timer(self.nid, WM, c.end)
@@ -242,7 +242,7 @@ class WatermarkNode(Node):
     def on_merge(self, c: TriggerContext, merged: list[Window], result: Window) -> None:
         """As Beam: clear the timer if any merged window ends elsewhere, then delegate."""
         late = self.late
-        if late is not None and c.st[self.slot]:
+        if late is not None and c.trigger_slots[self.slot]:
             late.on_merge(c, merged, result)
             return
         for w in merged:
@@ -254,7 +254,7 @@ class WatermarkNode(Node):
     def should_fire(self, c: TriggerContext, domain: int, ts: int) -> bool:
         """Late trigger once late; else the watermark; else the early trigger."""
         late = self.late
-        if late is not None and c.st[self.slot]:
+        if late is not None and c.trigger_slots[self.slot]:
             return late.should_fire(c, domain, ts)
         if ts >= c.end:
             c.clear_timer(self.nid)
@@ -266,11 +266,11 @@ class WatermarkNode(Node):
     def on_fire(self, c: TriggerContext, ts: int) -> bool:
         """The ON_TIME firing makes the window late; finished then unless there is a late trigger."""
         late = self.late
-        if late is not None and c.st[self.slot]:
+        if late is not None and c.trigger_slots[self.slot]:
             return late.on_fire(c, ts)
         if ts >= c.end:
             if late is not None:
-                c.st[self.slot] = 1
+                c.trigger_slots[self.slot] = 1
             return late is None
         if self.early is not None:
             self.early.on_fire(c, ts)
@@ -279,7 +279,7 @@ class WatermarkNode(Node):
     def reset(self, c: TriggerContext) -> None:
         """Clear the late flag and the sub-triggers."""
         if self.late is not None:
-            c.st[self.slot] = 0
+            c.trigger_slots[self.slot] = 0
         if self.early is not None:
             self.early.reset(c)
         if self.late is not None:
@@ -355,37 +355,37 @@ class EachNode(Node):
 
     def on_element(self, c: TriggerContext, n: int) -> None:
         """The current child."""
-        ix = c.st[self.slot]
+        ix = c.trigger_slots[self.slot]
         if ix < len(self.children):
             self.children[ix].on_element(c, n)
 
     def on_merge(self, c: TriggerContext, merged: list[Window], result: Window) -> None:
         """The current child."""
-        ix = c.st[self.slot]
+        ix = c.trigger_slots[self.slot]
         if ix < len(self.children):
             self.children[ix].on_merge(c, merged, result)
 
     def should_fire(self, c: TriggerContext, domain: int, ts: int) -> bool:
         """The current child."""
-        ix = c.st[self.slot]
+        ix = c.trigger_slots[self.slot]
         if ix < len(self.children):
             return self.children[ix].should_fire(c, domain, ts)
         return False
 
     def on_fire(self, c: TriggerContext, ts: int) -> bool:
         """Advance when the current child finishes; finished after the last."""
-        ix = c.st[self.slot]
+        ix = c.trigger_slots[self.slot]
         n = len(self.children)
         if ix < n:
             if self.children[ix].on_fire(c, ts):
                 ix += 1
-                c.st[self.slot] = ix
+                c.trigger_slots[self.slot] = ix
             return ix == n
         return False
 
     def reset(self, c: TriggerContext) -> None:
         """Back to the first child, all children reset."""
-        c.st[self.slot] = 0
+        c.trigger_slots[self.slot] = 0
         for ch in self.children:
             ch.reset(c)
 

@@ -29,12 +29,12 @@ class SessionReducer(FastReducerBase):
             raise ValueError("SessionReducer needs Sessions")
         self._gap = self.window_fn.gap_us
         # key -> open sessions [start, end, values not yet folded, accumulator or None]
-        self._sess: dict[Any, list[list[Any]]] = {}
+        self._open_sessions: dict[Any, list[list[Any]]] = {}
         # (lower bound of the key's earliest open session end, seq, key)
-        self._sheap: list[tuple[int, int, Any]] = []
+        self._open_sessions_heap: list[tuple[int, int, Any]] = []
         # fired sessions that may still merge with late data: key -> [(start, end, acc or None)]
-        self._sfired: dict[Any, list[tuple[int, int, Any]]] = {}
-        self._sfired_heap: list[tuple[int, int, Any]] = []
+        self._fired_sessions: dict[Any, list[tuple[int, int, Any]]] = {}
+        self._fired_sessions_heap: list[tuple[int, int, Any]] = []
 
     def process_bundle(
         self, keys: Sequence[Any], values: Sequence[Any], timestamps_us: Sequence[int]
@@ -42,12 +42,12 @@ class SessionReducer(FastReducerBase):
         """Grow, create and merge the open sessions of each key; other elements take the general path."""
         wm = self._wm
         gap = self._gap
-        sess = self._sess
+        sess = self._open_sessions
         sget = sess.get
         general = self._keys
-        fired = self._sfired
+        fired = self._fired_sessions
         cold = self._cold
-        heap = self._sheap
+        heap = self._open_sessions_heap
         seq = self._seq
         slow: list[tuple[Any, Any, int]] | None = None
         for k, v, t in zip(keys, values, timestamps_us):
@@ -99,7 +99,7 @@ class SessionReducer(FastReducerBase):
         hits = [s for s in ss if t < s[1] and s[0] < e]
         if not hits:
             ss.append([t, e, [v], None])
-            heapq.heappush(self._sheap, (e, next(self._seq), k))
+            heapq.heappush(self._open_sessions_heap, (e, next(self._seq), k))
             return
         s = hits[0]
         s[2].append(v)
@@ -138,12 +138,12 @@ class SessionReducer(FastReducerBase):
         """Turn a key's fast sessions (open and fired) into general window states."""
         if key in self._cold:
             self._reload_key(key)
-        ss = self._sess.pop(key, None)
-        fs = self._sfired.pop(key, None)
+        ss = self._open_sessions.pop(key, None)
+        fs = self._fired_sessions.pop(key, None)
         if not ss and not fs:
             return
-        if self._kdirty is not None:
-            self._kdirty.add(key)
+        if self._dirty_keys is not None:
+            self._dirty_keys.add(key)
         ks = self._keys.get(key)
         if ks is None:
             ks = self._keys[key] = KeyState()
@@ -161,9 +161,9 @@ class SessionReducer(FastReducerBase):
 
     def _fire_fast(self, out: list[Pane]) -> None:
         wm = self._wm
-        h = self._sheap
-        sess = self._sess
-        kd = self._kdirty
+        h = self._open_sessions_heap
+        sess = self._open_sessions
+        kd = self._dirty_keys
         while h and h[0][0] <= wm:
             _, _, key = heapq.heappop(h)
             ss = sess.get(key)
@@ -194,37 +194,37 @@ class SessionReducer(FastReducerBase):
         out.append(Pane(key, self._window_of(*w), self._ops.extract(acc), s[1] - 1, self._ontime_info))
         gc_time = self._gc_time(w)
         if wm <= gc_time:
-            fl = self._sfired.get(key)
+            fl = self._fired_sessions.get(key)
             if fl is None:
-                fl = self._sfired[key] = []
+                fl = self._fired_sessions[key] = []
             fl.append((s[0], s[1], acc if self._accumulating else None))
-            heapq.heappush(self._sfired_heap, (gc_time, next(self._seq), key))
+            heapq.heappush(self._fired_sessions_heap, (gc_time, next(self._seq), key))
 
     def _expire_fired(self) -> None:
-        h = self._sfired_heap
+        h = self._fired_sessions_heap
         wm = self._wm
-        kd = self._kdirty
+        kd = self._dirty_keys
         while h and h[0][0] < wm:
             _, _, key = heapq.heappop(h)
-            fl = self._sfired.get(key)
+            fl = self._fired_sessions.get(key)
             if fl is None and key in self._cold:
                 info = self._cold[key]
                 if info[3] is not None and info[3] < wm:
                     self._reload_key(key)
-                    fl = self._sfired.get(key)
+                    fl = self._fired_sessions.get(key)
             if fl is None:
                 continue
             if kd is not None:
                 kd.add(key)
             keep = [f for f in fl if self._gc_time((f[0], f[1])) >= wm]
             if keep:
-                self._sfired[key] = keep
+                self._fired_sessions[key] = keep
             else:
-                del self._sfired[key]
+                del self._fired_sessions[key]
 
     def _fast_hold(self) -> int | None:
-        h = self._sheap
-        sess = self._sess
+        h = self._open_sessions_heap
+        sess = self._open_sessions
         cold = self._cold
         while h:
             e0, _, key = h[0]
@@ -244,8 +244,8 @@ class SessionReducer(FastReducerBase):
 
     def _compact(self) -> None:
         self._since_compact = 0
-        kd = self._kdirty
-        for key, ss in self._sess.items():
+        kd = self._dirty_keys
+        for key, ss in self._open_sessions.items():
             for s in ss:
                 if len(s[2]) >= COMPACT_LEN:
                     s[3] = self._fold(s[3], s[2])
@@ -253,47 +253,23 @@ class SessionReducer(FastReducerBase):
                     if kd is not None:
                         kd.add(key)
 
-    def _snapshot_fast(self) -> Any:
-        for ss in self._sess.values():
-            for s in ss:  # fold the buffers first (add_inputs may extend an accumulator in place)
-                s[3] = self._fold(s[3], s[2])
-                s[2] = []
-        sess = [[key, [[s[0], s[1], s[3]] for s in ss]] for key, ss in self._sess.items()]
-        fired = [[key, [list(f) for f in fl]] for key, fl in self._sfired.items()]
-        return {"sessions": sess, "fired": fired}
-
-    def _restore_fast(self, data: Any) -> None:
-        self._sess = {}
-        self._sheap = []
-        for key, rows in data["sessions"]:
-            self._sess[key] = [[start, end, [], acc] for start, end, acc in rows]
-            self._sheap.append((min(r[1] for r in rows), next(self._seq), key))
-        heapq.heapify(self._sheap)
-        self._sfired = {}
-        self._sfired_heap = []
-        for key, rows in data["fired"]:
-            self._sfired[key] = [(start, end, acc) for start, end, acc in rows]
-            for start, end, _ in rows:
-                self._sfired_heap.append((self._gc_time((start, end)), next(self._seq), key))
-        heapq.heapify(self._sfired_heap)
-
     # -- state interface (see `Reducer`): open and fired sessions are part of each key's record ----------
 
     def entries_in_memory(self) -> int:
         """As `FastReducerBase.entries_in_memory`, plus keys with open or fired fast sessions."""
-        return super().entries_in_memory() + len(self._sess) + len(self._sfired)
+        return super().entries_in_memory() + len(self._open_sessions) + len(self._fired_sessions)
 
     def evictable_keys(self) -> list[dict[Any, Any]]:
         """Keys with open sessions first, then general state, then fired sessions."""
-        return [self._sess, self._keys, self._sfired]
+        return [self._open_sessions, self._keys, self._fired_sessions]
 
     def changed_keys(self, everything: bool) -> dict[Any, None]:
         """As `Reducer.changed_keys`, plus keys whose sessions have buffered values."""
         dirty = super().changed_keys(everything)
         if everything:
-            dirty.update(dict.fromkeys(self._sess))
-            dirty.update(dict.fromkeys(self._sfired))
-        for key, ss in self._sess.items():
+            dirty.update(dict.fromkeys(self._open_sessions))
+            dirty.update(dict.fromkeys(self._fired_sessions))
+        for key, ss in self._open_sessions.items():
             for s in ss:
                 if s[2]:
                     dirty[key] = None
@@ -301,14 +277,14 @@ class SessionReducer(FastReducerBase):
         return dirty
 
     def _holds_key(self, key: Any) -> bool:
-        return super()._holds_key(key) or key in self._sess or key in self._sfired
+        return super()._holds_key(key) or key in self._open_sessions or key in self._fired_sessions
 
     def key_record(self, key: Any) -> list[Any] | None:
         """As `Reducer.key_record`, with the key's open sessions (buffers folded) and fired sessions."""
         rec = super().key_record(key)
         general = rec[0] if rec is not None else None
         sessions = fired = None
-        ss = self._sess.get(key)
+        ss = self._open_sessions.get(key)
         if ss:
             for s in ss:
                 if s[2]:
@@ -317,7 +293,7 @@ class SessionReducer(FastReducerBase):
                 elif s[3] is None:
                     s[3] = self._ops.create()
             sessions = [[s[0], s[1], s[3]] for s in ss]
-        fs = self._sfired.get(key)
+        fs = self._fired_sessions.get(key)
         if fs:
             fired = [list(f) for f in fs]
         if general is None and sessions is None and fired is None:
@@ -325,8 +301,8 @@ class SessionReducer(FastReducerBase):
         return [general, sessions, fired]
 
     def _evict_fast_key(self, key: Any) -> tuple[int, Any, Any, Any, Any, bool]:
-        ss = self._sess.pop(key, None)
-        fs = self._sfired.pop(key, None)
+        ss = self._open_sessions.pop(key, None)
+        fs = self._fired_sessions.pop(key, None)
         held = (ss is not None) + (fs is not None)
         dirty = False
         sessions = send = fired = sfgc = None
@@ -345,33 +321,33 @@ class SessionReducer(FastReducerBase):
 
     def _index_evicted_sessions(self, key: Any, send: Any, sfgc: Any, push: Callable[[list[Any], Any], None]) -> None:
         if send is not None:
-            push(self._sheap, (send, next(self._seq), key))
+            push(self._open_sessions_heap, (send, next(self._seq), key))
         if sfgc is not None:
-            push(self._sfired_heap, (sfgc, next(self._seq), key))
+            push(self._fired_sessions_heap, (sfgc, next(self._seq), key))
 
     def _load_fast_key(self, key: Any, sessions: Any, fired: Any, push: Callable[[list[Any], Any], None] | None) -> None:
         # reloaded after an eviction (`push` None), the key's heap entries are still there; restored, they are not
         if sessions:
-            self._sess[key] = [[s, e, [], acc] for s, e, acc in sessions]
+            self._open_sessions[key] = [[s, e, [], acc] for s, e, acc in sessions]
             if push is not None:
-                push(self._sheap, (min(s[1] for s in sessions), next(self._seq), key))
+                push(self._open_sessions_heap, (min(s[1] for s in sessions), next(self._seq), key))
         if fired:
-            self._sfired[key] = [(s, e, acc) for s, e, acc in fired]
+            self._fired_sessions[key] = [(s, e, acc) for s, e, acc in fired]
             if push is not None:
                 for f in fired:
-                    push(self._sfired_heap, (self._gc_time((f[0], f[1])), next(self._seq), key))
+                    push(self._fired_sessions_heap, (self._gc_time((f[0], f[1])), next(self._seq), key))
 
     def finish_restore(self) -> None:
         """As `Reducer.finish_restore`, with the session heaps."""
         super().finish_restore()
-        heapq.heapify(self._sheap)
-        heapq.heapify(self._sfired_heap)
+        heapq.heapify(self._open_sessions_heap)
+        heapq.heapify(self._fired_sessions_heap)
 
     def load_state_header(self, header: dict[str, Any]) -> None:
         """As `FastReducerBase.load_state_header`, with no sessions in memory."""
         super().load_state_header(header)
-        self._sess, self._sheap, self._sfired, self._sfired_heap = {}, [], {}, []
+        self._open_sessions, self._open_sessions_heap, self._fired_sessions, self._fired_sessions_heap = {}, [], {}, []
 
     def fast_state_size(self) -> int:
         """Number of open fast sessions."""
-        return sum(len(ss) for ss in self._sess.values())
+        return sum(len(ss) for ss in self._open_sessions.values())

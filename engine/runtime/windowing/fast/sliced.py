@@ -100,7 +100,7 @@ class FastReducerBase(Reducer):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        if self.compat or not _fast_trigger(self.trigger) or self._tc != 0:
+        if self.compat or not _fast_trigger(self.trigger) or self._combiner_code != 0:
             raise ValueError("this windowing strategy has no fast path")
         self._post_st, self._post_finished = self._simulate_on_time_pane()
         self._ontime_info = self._pane_info(True, self._post_finished, PaneInfoTiming.ON_TIME, 0, 0)
@@ -122,7 +122,7 @@ class FastReducerBase(Reducer):
         """Trigger state and finished flag of a window right after its ON_TIME pane (no other panes before)."""
         ks = KeyState()
         w = (0, 10)
-        ws = WinState(w, None, self._trig.new_state(), [0])
+        ws = WinState(w, None, self._trigger_machine.new_state(), [0])
         self._enter(None, ks, ws)
         root = self._root
         root.on_element(self, 1)
@@ -133,7 +133,7 @@ class FastReducerBase(Reducer):
             raise ValueError("trigger keeps timers after its ON_TIME pane")
         self._wm_heap.clear()
         self._pt_heap.clear()
-        return list(ws.st), finished
+        return list(ws.trigger_slots), finished
 
     def _remember_fired(self, w: Window, key: Any, acc: Any) -> None:
         d = self._fired.get(w)
@@ -161,14 +161,14 @@ class FastReducerBase(Reducer):
         tid = next(self._ids)
         ws = WinState(w, acc, list(self._post_st), [tid])
         ws.index = 1
-        ws.nonspec = 1
+        ws.nonspeculative_index = 1
         if self._post_finished:
-            ws.tomb = True
+            ws.trigger_finished = True
             ws.acc = None
         elif acc is None:
             ws.acc = self._ops.create()
         ks.windows[w] = ws
-        ks.idwin[tid] = ws
+        ks.window_by_owner[tid] = ws
         heapq.heappush(self._gc_heap, (self._gc_time(w), next(self._seq), key, ws, w))
         return ws
 
@@ -311,19 +311,6 @@ class FastReducerBase(Reducer):
         return ops.merge([ops.create(), stored, acc])
 
 
-    def _snapshot_fired(self) -> list[Any]:
-        return [[w[0], w[1], [[k, a] for k, a in d.items()]] for w, d in self._fired.items()]
-
-    def _restore_fired(self, rows: list[Any]) -> None:
-        self._fired = {}
-        self._fired_heap = []
-        for start, end, items in rows:
-            w = (start, end)
-            self._fired[w] = {k: a for k, a in items}
-            self._fired_heap.append((self._gc_time(w), next(self._seq), w))
-        heapq.heapify(self._fired_heap)
-
-
 class _ContainerReducer(FastReducerBase):
     """What the slot and bucket reducers share in the state interface: containers of per-key buffers."""
 
@@ -364,15 +351,15 @@ class SlotReducer(_ContainerReducer):
         super().__init__(*args, **kwargs)
         wf = self.window_fn
         if isinstance(wf, FixedWindows):
-            self._P = wf.size_us
-            self._k = 1
+            self._slot_us = wf.size_us
+            self._slots_per_window = 1
         elif isinstance(wf, SlidingWindows) and wf.size_us % wf.period_us == 0:
-            self._P = wf.period_us
-            self._k = wf.size_us // wf.period_us
+            self._slot_us = wf.period_us
+            self._slots_per_window = wf.size_us // wf.period_us
         else:
             raise ValueError("SlotReducer needs fixed windows or sliding windows with size = k * period")
-        self._off = wf.offset_us
-        self._S = self._P * self._k
+        self._offset_us = wf.offset_us
+        self._window_us = self._slot_us * self._slots_per_window
         self._slots: dict[int, dict[Any, list[Any]]] = {}  # slot index -> key -> values not yet folded
         self._slot_accs: dict[int, dict[Any, Any]] = {}  # slot index -> key -> folded accumulator
         self._slot_heap: list[int] = []
@@ -380,14 +367,14 @@ class SlotReducer(_ContainerReducer):
 
     def _first_open_window(self, wm: int) -> int:
         # window q covers slots q .. q+k-1 and ends at (q + k) * P + off; it is open iff its end > wm
-        return (wm - self._off) // self._P - self._k + 1
+        return (wm - self._offset_us) // self._slot_us - self._slots_per_window + 1
 
     def process_bundle(
         self, keys: Sequence[Any], values: Sequence[Any], timestamps_us: Sequence[int]
     ) -> list[Pane]:
         """Buffer elements of open windows per slot; late ones take the general path."""
-        P = self._P
-        off = self._off
+        P = self._slot_us
+        off = self._offset_us
         pmin = (self._wm - off) // P  # slots >= pmin have every window still open
         slots = self._slots
         sget = slots.get
@@ -436,7 +423,7 @@ class SlotReducer(_ContainerReducer):
         out_wm = self.output_watermark()
         wm = self._wm
         limit = wm - self.allowed_lateness_us
-        P, off, k = self._P, self._off, self._k
+        P, off, k = self._slot_us, self._offset_us, self._slots_per_window
         by_key: dict[Any, dict[Window, tuple[list[Any], list[int]]]] = {}
         for key, v, t in slow:
             p = (t - off) // P
@@ -446,7 +433,7 @@ class SlotReducer(_ContainerReducer):
                 end = (q + k) * P + off
                 if end > wm:
                     break
-                w = (end - self._S, end)
+                w = (end - self._window_us, end)
                 if end < limit:
                     self._drop(key, (v,), (t,), DROP_LATE, w)
                     continue
@@ -467,7 +454,7 @@ class SlotReducer(_ContainerReducer):
         Q = self._first_open_window(wm)
         q = self._next_q
         h = self._slot_heap
-        k = self._k
+        k = self._slots_per_window
         while h:
             pmin = h[0]
             qq = max(q, pmin - k + 1)  # the first unfired window holding data
@@ -484,9 +471,9 @@ class SlotReducer(_ContainerReducer):
         self._next_q = max(q, Q)
 
     def _fire_window(self, q: int, wm: int, out: list[Pane]) -> None:
-        P, k = self._P, self._k
-        end = (q + k) * P + self._off
-        w = (end - self._S, end)
+        P, k = self._slot_us, self._slots_per_window
+        end = (q + k) * P + self._offset_us
+        w = (end - self._window_us, end)
         win = self._window_of(*w)
         keep = wm <= self._gc_time(w)
         ops = self._ops
@@ -544,9 +531,9 @@ class SlotReducer(_ContainerReducer):
         h = self._slot_heap
         if not h:
             return None
-        k = self._k
+        k = self._slots_per_window
         q = max(self._next_q, h[0] - k + 1)
-        return (q + k) * self._P + self._off - 1
+        return (q + k) * self._slot_us + self._offset_us - 1
 
     def _compact(self) -> None:
         self._since_compact = 0
@@ -564,28 +551,6 @@ class SlotReducer(_ContainerReducer):
                     d[key] = []
                     if fds is not None:
                         fds.setdefault(p, set()).add(key)
-
-    def _snapshot_fast(self) -> Any:
-        slots = []
-        for p in sorted(self._slots):
-            d = self._slots[p]
-            accs = self._slot_accs.setdefault(p, {})
-            for key, vals in d.items():
-                if vals or key not in accs:
-                    accs[key] = self._fold(accs.get(key), vals)
-                    d[key] = []
-            slots.append([p, [[key, acc] for key, acc in accs.items()]])
-        return {"slots": slots, "next_q": self._next_q, "fired": self._snapshot_fired()}
-
-    def _restore_fast(self, data: Any) -> None:
-        self._slots = {}
-        self._slot_accs = {}
-        for p, items in data["slots"]:
-            self._slots[p] = {key: [] for key, _ in items}
-            self._slot_accs[p] = {key: acc for key, acc in items}
-        self._slot_heap = sorted(self._slots)
-        self._next_q = data["next_q"]
-        self._restore_fired(data["fired"])
 
     def containers(self) -> tuple[dict[Any, dict[Any, list[Any]]], dict[Any, dict[Any, Any]]]:
         """The period slots: ``({slot: {key: values}}, {slot: {key: accumulator}})``."""
@@ -722,30 +687,6 @@ class BucketReducer(_ContainerReducer):
                     d[key] = []
                     if fds is not None:
                         fds.setdefault(w, set()).add(key)
-
-    def _snapshot_fast(self) -> Any:
-        buckets = []
-        for w, d in self._buckets.items():
-            # fold the buffers first (add_inputs may extend an accumulator in place)
-            accs = self._bucket_accs.setdefault(w, {})
-            for key, vals in d.items():
-                if vals or key not in accs:
-                    accs[key] = self._fold(accs.get(key), vals)
-                    d[key] = []
-            buckets.append([w[0], w[1], [[key, acc] for key, acc in accs.items()]])
-        return {"buckets": buckets, "fired": self._snapshot_fired()}
-
-    def _restore_fast(self, data: Any) -> None:
-        self._buckets = {}
-        self._bucket_accs = {}
-        self._bucket_heap = []
-        for start, end, items in data["buckets"]:
-            w = (start, end)
-            self._buckets[w] = {key: [] for key, _ in items}
-            self._bucket_accs[w] = {key: acc for key, acc in items}
-            self._bucket_heap.append((end, start))
-        heapq.heapify(self._bucket_heap)
-        self._restore_fired(data["fired"])
 
     def containers(self) -> tuple[dict[Any, dict[Any, list[Any]]], dict[Any, dict[Any, Any]]]:
         """The open windows' buckets: ``({window: {key: values}}, {window: {key: accumulator}})``."""
