@@ -77,16 +77,3 @@ def test_timestamps_print_as_in_beam() -> None:
     assert Timestamp(0).to_utc_datetime().tzinfo is None
     assert str(Timestamp(0).to_utc_datetime(has_tz=True)) == "1970-01-01 00:00:00+00:00"
     assert Timestamp(61).to_rfc3339() == "1970-01-01T00:01:01Z"
-
-
-def test_prism_runner_and_a_composite_without_super_init() -> None:
-    class Double(beam.PTransform):
-        def __init__(self) -> None:  # Beam lets a composite skip PTransform.__init__
-            self.factor = 2
-
-        def expand(self, pcoll: Any) -> Any:
-            return pcoll | beam.Map(lambda x: x * self.factor)
-
-    assert Double().label == "Double"
-    with beam.Pipeline(runner="PrismRunner") as p:
-        assert_that(p | beam.Create([1, 2]) | Double(), equal_to([2, 4]))
