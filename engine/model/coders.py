@@ -42,9 +42,11 @@ class PickleCoder(Coder):
     """Any picklable value, with pickle."""
 
     def encode(self, value: Any) -> bytes:
+        """Pickle the value with the highest protocol (Beam's Coder.encode)."""
         return pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
 
     def decode(self, encoded: bytes) -> Any:
+        """Unpickle the value (Beam's Coder.decode)."""
         return pickle.loads(encoded)
 
 
@@ -52,6 +54,7 @@ class FastPrimitivesCoder(PickleCoder):
     """Beam's default coder for Python values (here: pickle, which handles every primitive)."""
 
     def is_deterministic(self) -> bool:
+        """Declared deterministic, so it may encode keys (Beam's Coder.is_deterministic)."""
         return True
 
 
@@ -59,17 +62,21 @@ class BytesCoder(Coder):
     """`bytes` as themselves."""
 
     def encode(self, value: bytes) -> bytes:
+        """The bytes unchanged; anything but bytes is refused (Beam's Coder.encode)."""
         if not isinstance(value, (bytes, bytearray)):
             raise TypeError(f"BytesCoder encodes bytes, got {type(value).__name__}")
         return bytes(value)
 
     def decode(self, encoded: bytes) -> bytes:
+        """The bytes unchanged (Beam's Coder.decode)."""
         return bytes(encoded)
 
     def is_deterministic(self) -> bool:
+        """Always true: bytes encode as themselves (Beam's Coder.is_deterministic)."""
         return True
 
     def to_type_hint(self) -> Any:
+        """`bytes` (Beam's Coder.to_type_hint)."""
         return bytes
 
 
@@ -77,17 +84,21 @@ class StrUtf8Coder(Coder):
     """`str` as UTF-8."""
 
     def encode(self, value: str) -> bytes:
+        """The string as UTF-8; anything but str is refused (Beam's Coder.encode)."""
         if not isinstance(value, str):
             raise TypeError(f"StrUtf8Coder encodes str, got {type(value).__name__}")
         return value.encode("utf-8")
 
     def decode(self, encoded: bytes) -> str:
+        """The string the UTF-8 bytes hold (Beam's Coder.decode)."""
         return encoded.decode("utf-8")
 
     def is_deterministic(self) -> bool:
+        """Always true: UTF-8 is one encoding per string (Beam's Coder.is_deterministic)."""
         return True
 
     def to_type_hint(self) -> Any:
+        """`str` (Beam's Coder.to_type_hint)."""
         return str
 
 
@@ -95,6 +106,7 @@ class VarIntCoder(Coder):
     """`int` as a signed 64-bit variable-length integer (Beam's varint encoding)."""
 
     def encode(self, value: int) -> bytes:
+        """The int as Beam's varint of its 64-bit two's complement (Beam's Coder.encode)."""
         if not isinstance(value, int) or isinstance(value, bool):
             raise TypeError(f"VarIntCoder encodes int, got {type(value).__name__}")
         n = value & 0xFFFFFFFFFFFFFFFF  # two's complement, as Beam encodes negatives
@@ -109,6 +121,7 @@ class VarIntCoder(Coder):
                 return bytes(out)
 
     def decode(self, encoded: bytes) -> int:
+        """The signed 64-bit int a varint holds (Beam's Coder.decode)."""
         result = shift = 0
         for byte in encoded:
             result |= (byte & 0x7F) << shift
@@ -118,9 +131,11 @@ class VarIntCoder(Coder):
         return result - (1 << 64) if result >= 1 << 63 else result
 
     def is_deterministic(self) -> bool:
+        """Always true: a varint is one encoding per int (Beam's Coder.is_deterministic)."""
         return True
 
     def to_type_hint(self) -> Any:
+        """`int` (Beam's Coder.to_type_hint)."""
         return int
 
 
@@ -128,15 +143,19 @@ class FloatCoder(Coder):
     """`float` as a big-endian IEEE double."""
 
     def encode(self, value: float) -> bytes:
+        """The float as 8 big-endian IEEE bytes (Beam's Coder.encode)."""
         return struct.pack(">d", value)
 
     def decode(self, encoded: bytes) -> float:
+        """The float 8 big-endian IEEE bytes hold (Beam's Coder.decode)."""
         return float(struct.unpack(">d", encoded)[0])
 
     def is_deterministic(self) -> bool:
+        """Always true: one fixed-width encoding per float (Beam's Coder.is_deterministic)."""
         return True
 
     def to_type_hint(self) -> Any:
+        """`float` (Beam's Coder.to_type_hint)."""
         return float
 
 
@@ -144,15 +163,19 @@ class BooleanCoder(Coder):
     """`bool` as one byte."""
 
     def encode(self, value: bool) -> bytes:
+        """One byte, 1 for true and 0 for false (Beam's Coder.encode)."""
         return b"\x01" if value else b"\x00"
 
     def decode(self, encoded: bytes) -> bool:
+        """The bool one byte holds (Beam's Coder.decode)."""
         return encoded == b"\x01"
 
     def is_deterministic(self) -> bool:
+        """Always true: one byte per bool (Beam's Coder.is_deterministic)."""
         return True
 
     def to_type_hint(self) -> Any:
+        """`bool` (Beam's Coder.to_type_hint)."""
         return bool
 
 
@@ -183,14 +206,17 @@ class TupleCoder(Coder):
         return self._coders
 
     def encode(self, value: Any) -> bytes:
+        """Each component with its coder, length-prefixed (Beam's Coder.encode)."""
         if len(value) != len(self._coders):
             raise ValueError(f"TupleCoder of {len(self._coders)} components got a tuple of {len(value)}")
         return _length_prefixed(c.encode(v) for c, v in zip(self._coders, value))
 
     def decode(self, encoded: bytes) -> tuple[Any, ...]:
+        """The tuple of components, each decoded by its coder (Beam's Coder.decode)."""
         return tuple(c.decode(p) for c, p in zip(self._coders, _split(encoded)))
 
     def is_deterministic(self) -> bool:
+        """Whether every component coder is deterministic (Beam's Coder.is_deterministic)."""
         return all(c.is_deterministic() for c in self._coders)
 
     def __repr__(self) -> str:
@@ -204,12 +230,15 @@ class IterableCoder(Coder):
         self._elem_coder = elem_coder
 
     def encode(self, value: Iterable[Any]) -> bytes:
+        """Each element with the element coder, length-prefixed (Beam's Coder.encode)."""
         return _length_prefixed(self._elem_coder.encode(v) for v in value)
 
     def decode(self, encoded: bytes) -> list[Any]:
+        """The elements as a list, each decoded by the element coder (Beam's Coder.decode)."""
         return [self._elem_coder.decode(p) for p in _split(encoded)]
 
     def is_deterministic(self) -> bool:
+        """Whether the element coder is deterministic (Beam's Coder.is_deterministic)."""
         return self._elem_coder.is_deterministic()
 
 

@@ -88,33 +88,40 @@ class CallableWrapperCombineFn(CombineFn):
         self._kwargs = kwargs
 
     def default_label(self) -> str:
+        """The wrapped callable's name (Beam's CombineFn.default_label)."""
         return getattr(self._fn, "__name__", type(self._fn).__name__)
 
     def create_accumulator(self, *args: Any, **kwargs: Any) -> Any:
+        """An empty buffer of inputs (Beam's CombineFn.create_accumulator)."""
         return []
 
     def add_input(self, accumulator: Any, element: Any, *args: Any, **kwargs: Any) -> Any:
+        """Buffer one input, reduced with the callable when full (Beam's CombineFn.add_input)."""
         accumulator.append(element)
         if len(accumulator) > self._BUFFER_SIZE:
             accumulator = [self._fn(accumulator, *self._args, **self._kwargs)]
         return accumulator
 
     def add_inputs(self, accumulator: Any, elements: Iterable[Any], *args: Any, **kwargs: Any) -> Any:
+        """Buffer many inputs, reduced with the callable when full (Beam's CombineFn.add_inputs)."""
         accumulator.extend(elements)
         if len(accumulator) > self._BUFFER_SIZE:
             accumulator = [self._fn(accumulator, *self._args, **self._kwargs)]
         return accumulator
 
     def merge_accumulators(self, accumulators: Iterable[Any], *args: Any, **kwargs: Any) -> Any:
+        """Reduce the buffers' contents with the callable into one (Beam's CombineFn.merge_accumulators)."""
         merged = [x for acc in accumulators for x in acc]
         return [self._fn(merged, *self._args, **self._kwargs)]
 
     def compact(self, accumulator: Any, *args: Any, **kwargs: Any) -> Any:
+        """Reduce a buffer of several inputs to one value with the callable (Beam's CombineFn.compact)."""
         if len(accumulator) <= 1:
             return accumulator
         return [self._fn(accumulator, *self._args, **self._kwargs)]
 
     def extract_output(self, accumulator: Any, *args: Any, **kwargs: Any) -> Any:
+        """The callable applied to the buffered inputs (Beam's CombineFn.extract_output)."""
         return self._fn(accumulator, *self._args, **self._kwargs)
 
 
@@ -122,21 +129,27 @@ class SumCombineFn(CombineFn):
     """`sum` as an incremental CombineFn."""
 
     def default_label(self) -> str:
+        """The label "sum" (Beam's CombineFn.default_label)."""
         return "sum"
 
     def create_accumulator(self, *args: Any, **kwargs: Any) -> Any:
+        """A running total of 0 (Beam's CombineFn.create_accumulator)."""
         return 0
 
     def add_input(self, accumulator: Any, element: Any, *args: Any, **kwargs: Any) -> Any:
+        """Add one input to the running total and return it (Beam's CombineFn.add_input)."""
         return accumulator + element
 
     def add_inputs(self, accumulator: Any, elements: Iterable[Any], *args: Any, **kwargs: Any) -> Any:
+        """Add many inputs to the running total and return it (Beam's CombineFn.add_inputs)."""
         return accumulator + sum(elements)
 
     def merge_accumulators(self, accumulators: Iterable[Any], *args: Any, **kwargs: Any) -> Any:
+        """The sum of the running totals (Beam's CombineFn.merge_accumulators)."""
         return sum(accumulators)
 
     def extract_output(self, accumulator: Any, *args: Any, **kwargs: Any) -> Any:
+        """The running total (Beam's CombineFn.extract_output)."""
         return accumulator
 
 
@@ -200,20 +213,25 @@ class ListCombineFn(CombineFn):
     """Collects all inputs into a list (the accumulator of GroupByKey)."""
 
     def create_accumulator(self, *args: Any, **kwargs: Any) -> Any:
+        """An empty list (Beam's CombineFn.create_accumulator)."""
         return []
 
     def add_input(self, accumulator: Any, element: Any, *args: Any, **kwargs: Any) -> Any:
+        """Append one input to the list and return it (Beam's CombineFn.add_input)."""
         accumulator.append(element)
         return accumulator
 
     def add_inputs(self, accumulator: Any, elements: Iterable[Any], *args: Any, **kwargs: Any) -> Any:
+        """Append many inputs to the list and return it (Beam's CombineFn.add_inputs)."""
         accumulator.extend(elements)
         return accumulator
 
     def merge_accumulators(self, accumulators: Iterable[Any], *args: Any, **kwargs: Any) -> Any:
+        """The lists concatenated (Beam's CombineFn.merge_accumulators)."""
         return [x for acc in accumulators for x in acc]
 
     def extract_output(self, accumulator: Any, *args: Any, **kwargs: Any) -> Any:
+        """A copy of the list (Beam's CombineFn.extract_output)."""
         return list(accumulator)  # a copy: an accumulating pane must not change after it was emitted
 
 

@@ -18,18 +18,23 @@ class CountCombineFn(CombineFn):
     """Counts elements."""
 
     def create_accumulator(self, *args: Any, **kwargs: Any) -> Any:
+        """A count of 0 (Beam's CombineFn.create_accumulator)."""
         return 0
 
     def add_input(self, accumulator: Any, element: Any, *args: Any, **kwargs: Any) -> Any:
+        """Count one input and return the count (Beam's CombineFn.add_input)."""
         return accumulator + 1
 
     def add_inputs(self, accumulator: Any, elements: Iterable[Any], *args: Any, **kwargs: Any) -> Any:
+        """Count many inputs and return the count (Beam's CombineFn.add_inputs)."""
         return accumulator + sum(1 for _ in elements)
 
     def merge_accumulators(self, accumulators: Iterable[Any], *args: Any, **kwargs: Any) -> Any:
+        """The sum of the counts (Beam's CombineFn.merge_accumulators)."""
         return sum(accumulators)
 
     def extract_output(self, accumulator: Any, *args: Any, **kwargs: Any) -> Any:
+        """The count (Beam's CombineFn.extract_output)."""
         return accumulator
 
 
@@ -64,18 +69,21 @@ class Count:
         """The number of elements."""
 
         def expand(self, pcoll: PCollection) -> PCollection:
+            """Count the elements of each window with CombineGlobally (Beam's Count.Globally)."""
             return pcoll | "CountGlobally" >> self._globally(CountCombineFn())
 
     class PerKey(PTransform):
         """The number of values per key."""
 
         def expand(self, pcoll: PCollection) -> PCollection:
+            """Count the values of each key with CombinePerKey (Beam's Count.PerKey)."""
             return pcoll | "CountPerKey" >> CombinePerKey(CountCombineFn())
 
     class PerElement(PTransform):
         """(element, number of occurrences) for each distinct element."""
 
         def expand(self, pcoll: PCollection) -> PCollection:
+            """Key each element by itself and count per key (Beam's Count.PerElement)."""
             return pcoll | "PairWithVoid" >> Map(_with_one) | "CountPerKey" >> CombinePerKey(CountCombineFn())
 
 
@@ -83,14 +91,17 @@ class MeanCombineFn(CombineFn):
     """The arithmetic mean; NaN for no elements (as Beam)."""
 
     def create_accumulator(self, *args: Any, **kwargs: Any) -> Any:
+        """A [sum, count] pair of zeros (Beam's CombineFn.create_accumulator)."""
         return [0, 0]
 
     def add_input(self, accumulator: Any, element: Any, *args: Any, **kwargs: Any) -> Any:
+        """Add one input to the sum and count and return them (Beam's CombineFn.add_input)."""
         accumulator[0] += element
         accumulator[1] += 1
         return accumulator
 
     def merge_accumulators(self, accumulators: Iterable[Any], *args: Any, **kwargs: Any) -> Any:
+        """The [sum, count] pairs summed (Beam's CombineFn.merge_accumulators)."""
         total, count = 0, 0
         for s, c in accumulators:
             total += s
@@ -98,6 +109,7 @@ class MeanCombineFn(CombineFn):
         return [total, count]
 
     def extract_output(self, accumulator: Any, *args: Any, **kwargs: Any) -> Any:
+        """The sum divided by the count, NaN for no inputs (Beam's CombineFn.extract_output)."""
         total, count = accumulator
         return total / count if count else float("NaN")
 
@@ -109,12 +121,14 @@ class Mean:
         """The mean of all elements."""
 
         def expand(self, pcoll: PCollection) -> PCollection:
+            """The mean of each window with CombineGlobally (Beam's Mean.Globally)."""
             return pcoll | "MeanGlobally" >> self._globally(MeanCombineFn())
 
     class PerKey(PTransform):
         """The mean of the values of each key."""
 
         def expand(self, pcoll: PCollection) -> PCollection:
+            """The mean of each key's values with CombinePerKey (Beam's Mean.PerKey)."""
             return pcoll | "MeanPerKey" >> CombinePerKey(MeanCombineFn())
 
 
@@ -143,12 +157,15 @@ class TopCombineFn(CombineFn):
         self._reverse = reverse
 
     def default_label(self) -> str:
+        """The label "Top(n)" (Beam's CombineFn.default_label)."""
         return f"Top({self._n})"
 
     def create_accumulator(self, *args: Any, **kwargs: Any) -> Any:
+        """An empty min-heap of the kept elements (Beam's CombineFn.create_accumulator)."""
         return []
 
     def add_input(self, accumulator: Any, element: Any, *args: Any, **kwargs: Any) -> Any:
+        """Keep one input if it is among the n largest so far (Beam's CombineFn.add_input)."""
         item = _Keyed(element, self._key, self._reverse)
         if len(accumulator) < self._n:
             heapq.heappush(accumulator, item)
@@ -157,6 +174,7 @@ class TopCombineFn(CombineFn):
         return accumulator
 
     def merge_accumulators(self, accumulators: Iterable[Any], *args: Any, **kwargs: Any) -> Any:
+        """The n largest of all the heaps' elements (Beam's CombineFn.merge_accumulators)."""
         merged: list[Any] = []
         for acc in accumulators:
             for item in acc:
@@ -165,6 +183,7 @@ class TopCombineFn(CombineFn):
         return merged
 
     def extract_output(self, accumulator: Any, *args: Any, **kwargs: Any) -> Any:
+        """The kept elements, largest first (Beam's CombineFn.extract_output)."""
         items = [a if isinstance(a, _Keyed) else _Keyed(a, self._key, self._reverse) for a in accumulator]
         return [i.v for i in sorted(items, reverse=True)]
 
@@ -180,6 +199,7 @@ class Top:
             self._fn = TopCombineFn(n, key, reverse)
 
         def expand(self, pcoll: PCollection) -> PCollection:
+            """The top n of each window with CombineGlobally (Beam's Top.Of)."""
             return pcoll | "TopGlobally" >> self._globally(self._fn)
 
     class PerKey(PTransform):
@@ -190,6 +210,7 @@ class Top:
             self._fn = TopCombineFn(n, key, reverse)
 
         def expand(self, pcoll: PCollection) -> PCollection:
+            """The top n of each key's values with CombinePerKey (Beam's Top.PerKey)."""
             return pcoll | "TopPerKey" >> CombinePerKey(self._fn)
 
     @staticmethod
@@ -222,9 +243,11 @@ class SampleCombineFn(CombineFn):
         self._n = n
 
     def create_accumulator(self, *args: Any, **kwargs: Any) -> Any:
+        """An empty min-heap of prioritised elements (Beam's CombineFn.create_accumulator)."""
         return []
 
     def add_input(self, accumulator: Any, element: Any, *args: Any, **kwargs: Any) -> Any:
+        """Keep one input if its random priority is among the n highest (Beam's CombineFn.add_input)."""
         item = (random.random(), element)
         if len(accumulator) < self._n:
             heapq.heappush(accumulator, _Prioritised(item))
@@ -233,6 +256,7 @@ class SampleCombineFn(CombineFn):
         return accumulator
 
     def merge_accumulators(self, accumulators: Iterable[Any], *args: Any, **kwargs: Any) -> Any:
+        """The n highest-priority elements of all the heaps (Beam's CombineFn.merge_accumulators)."""
         items = [i for acc in accumulators for i in acc]
         prioritised = [i if isinstance(i, _Prioritised) else _Prioritised(tuple(i)) for i in items]
         # add_input keeps a min-heap (the root is the weakest kept priority); nlargest returns descending order,
@@ -242,6 +266,7 @@ class SampleCombineFn(CombineFn):
         return merged
 
     def extract_output(self, accumulator: Any, *args: Any, **kwargs: Any) -> Any:
+        """The sampled elements (Beam's CombineFn.extract_output)."""
         return [i.v if isinstance(i, _Prioritised) else i[1] for i in accumulator]
 
 
@@ -266,6 +291,7 @@ class Sample:
             self._fn = SampleCombineFn(n)
 
         def expand(self, pcoll: PCollection) -> PCollection:
+            """Sample n elements of each window with CombineGlobally (Beam's Sample.FixedSizeGlobally)."""
             return pcoll | "SampleGlobally" >> self._globally(self._fn)
 
     class FixedSizePerKey(PTransform):
@@ -276,6 +302,7 @@ class Sample:
             self._fn = SampleCombineFn(n)
 
         def expand(self, pcoll: PCollection) -> PCollection:
+            """Sample n values of each key with CombinePerKey (Beam's Sample.FixedSizePerKey)."""
             return pcoll | "SamplePerKey" >> CombinePerKey(self._fn)
 
 
@@ -287,6 +314,7 @@ class ToList(CombinerWithoutDefaults):
     """All elements (per window) as one list."""
 
     def expand(self, pcoll: PCollection) -> PCollection:
+        """All elements of each window as one list with CombineGlobally (Beam's combiners.ToList)."""
         return pcoll | "ToList" >> self._globally(ToListCombineFn())
 
 
@@ -294,20 +322,24 @@ class ToDictCombineFn(CombineFn):
     """(key, value) pairs as one dict."""
 
     def create_accumulator(self, *args: Any, **kwargs: Any) -> Any:
+        """An empty dict (Beam's CombineFn.create_accumulator)."""
         return {}
 
     def add_input(self, accumulator: Any, element: Any, *args: Any, **kwargs: Any) -> Any:
+        """Set one (key, value) input in the dict and return it (Beam's CombineFn.add_input)."""
         key, value = element
         accumulator[key] = value
         return accumulator
 
     def merge_accumulators(self, accumulators: Iterable[Any], *args: Any, **kwargs: Any) -> Any:
+        """The dicts merged into one (Beam's CombineFn.merge_accumulators)."""
         out: dict[Any, Any] = {}
         for a in accumulators:
             out.update(a)
         return out
 
     def extract_output(self, accumulator: Any, *args: Any, **kwargs: Any) -> Any:
+        """The dict (Beam's CombineFn.extract_output)."""
         return accumulator
 
 
@@ -315,6 +347,7 @@ class ToDict(CombinerWithoutDefaults):
     """(key, value) pairs (per window) as one dict."""
 
     def expand(self, pcoll: PCollection) -> PCollection:
+        """The (key, value) pairs of each window as one dict (Beam's combiners.ToDict)."""
         return pcoll | "ToDict" >> self._globally(ToDictCombineFn())
 
 
@@ -322,19 +355,23 @@ class ToSetCombineFn(CombineFn):
     """All elements as one set."""
 
     def create_accumulator(self, *args: Any, **kwargs: Any) -> Any:
+        """An empty set (Beam's CombineFn.create_accumulator)."""
         return set()
 
     def add_input(self, accumulator: Any, element: Any, *args: Any, **kwargs: Any) -> Any:
+        """Add one input to the set and return it (Beam's CombineFn.add_input)."""
         accumulator.add(element)
         return accumulator
 
     def merge_accumulators(self, accumulators: Iterable[Any], *args: Any, **kwargs: Any) -> Any:
+        """The union of the sets (Beam's CombineFn.merge_accumulators)."""
         out: set[Any] = set()
         for a in accumulators:
             out |= set(a)
         return out
 
     def extract_output(self, accumulator: Any, *args: Any, **kwargs: Any) -> Any:
+        """A copy of the set (Beam's CombineFn.extract_output)."""
         return set(accumulator)
 
 
@@ -342,6 +379,7 @@ class ToSet(CombinerWithoutDefaults):
     """All elements (per window) as one set."""
 
     def expand(self, pcoll: PCollection) -> PCollection:
+        """All elements of each window as one set with CombineGlobally (Beam's combiners.ToSet)."""
         return pcoll | "ToSet" >> self._globally(ToSetCombineFn())
 
 

@@ -95,12 +95,14 @@ class Latest:
         """The latest element of each window."""
 
         def expand(self, pcoll: PCollection) -> PCollection:
+            """Pair elements with their timestamps and keep the latest per window (Beam's Latest.Globally)."""
             return pcoll | "AddTimestamp" >> Map(_with_timestamp) | "Latest" >> self._globally(LatestCombineFn())
 
     class PerKey(PTransform):
         """The latest value of each key, per window."""
 
         def expand(self, pcoll: PCollection) -> PCollection:
+            """Pair values with their timestamps and keep the latest per key (Beam's Latest.PerKey)."""
             return (pcoll | "AddTimestamp" >> Map(_kv_with_timestamp)
                     | "Latest" >> CombinePerKey(LatestCombineFn()))
 

@@ -46,9 +46,11 @@ class Create(PTransform):
         super().__init__()
 
     def default_label(self) -> str:
+        """The label "Create" (Beam's PTransform.default_label)."""
         return "Create"
 
     def expand(self, pbegin: Any) -> PCollection:
+        """The created PCollection; Create applies only to the pipeline (Beam's PTransform.expand)."""
         if not isinstance(pbegin, PBegin):
             raise TypeError(f"Create is a root transform: apply it to the pipeline, not to {pbegin!r}")
         return PCollection(pbegin.pipeline)
@@ -100,6 +102,7 @@ class ParDo(PTransform):
         super().__init__()
 
     def default_label(self) -> str:
+        """The label "ParDo(<the DoFn's label>)" (Beam's PTransform.default_label)."""
         return f"ParDo({self.fn.default_label()})"
 
     def with_outputs(self, *tags: str, main: str | None = None, allow_unknown_tags: bool | None = None) -> ParDo:
@@ -135,6 +138,7 @@ class ParDo(PTransform):
         return new
 
     def expand(self, pcoll: Any) -> Any:
+        """The main output, plus the tagged or dead-letter outputs asked for (Beam's ParDo.expand)."""
         if not isinstance(pcoll, PCollection):
             raise TypeError(f"{self.label} must be applied to a PCollection, got {pcoll!r}")
         pipeline = pcoll.pipeline
@@ -194,9 +198,11 @@ class CallableWrapperDoFn(DoFn):
         self.is_async = is_async_callable(fn)
 
     def default_label(self) -> str:
+        """The wrapped callable's label (Beam's DoFn.default_label)."""
         return label_from_callable(self.fn)
 
     def process(self, element: Any, *args: Any, **kwargs: Any) -> Any:
+        """Apply the callable to one element as Map, FlatMap, Filter or a Tuple form (Beam's DoFn.process)."""
         kind = self.kind
         if kind == "map":
             return [self.fn(element, *args, **kwargs)]
@@ -258,6 +264,7 @@ class Flatten(PTransform):
         super().__init__()
 
     def expand(self, pcolls: Any) -> PCollection:
+        """The one PCollection merging the inputs, bounded if all are (Beam's Flatten.expand)."""
         if isinstance(pcolls, PCollection):
             pcolls = (pcolls,)
         if isinstance(pcolls, dict):
@@ -287,6 +294,7 @@ class Partition(PTransform):
         super().__init__(f"Partition({label_from_callable(self.fn)})")
 
     def expand(self, pcoll: PCollection) -> Any:
+        """Route each element to the output its partition function picks (Beam's Partition.expand)."""
         fn, n, args, kwargs = self.fn, self.n, self.args, self.kwargs
 
         def route(element: Any, *side: Any, **kw: Any) -> Any:
@@ -351,6 +359,7 @@ class GroupByKey(_KeyedAggregation):
     primitive = True
 
     def expand(self, pcoll: PCollection) -> Any:
+        """The grouped output, plus the late output if asked for (Beam's GroupByKey.expand)."""
         return self._outputs(pcoll)
 
 
@@ -377,6 +386,7 @@ class CombinePerKey(_KeyedAggregation):
         return self
 
     def expand(self, pcoll: PCollection) -> Any:
+        """The combined output, plus the late output if asked for (Beam's CombinePerKey.expand)."""
         return self._outputs(pcoll)
 
 
@@ -440,6 +450,7 @@ class CombineGlobally(PTransform):
         return new
 
     def expand(self, pcoll: PCollection) -> Any:
+        """Combine all elements under one key, or into a singleton side input (Beam's CombineGlobally)."""
         from millstream.engine.model.pvalue import AsSingleton
         from millstream.engine.model.window import GlobalWindows
 
@@ -486,6 +497,7 @@ class CombineValues(PTransform):
         super().__init__(f"CombineValues({self.fn.default_label()})")
 
     def expand(self, pcoll: PCollection) -> PCollection:
+        """Combine each pair's iterable of values with the CombineFn (Beam's CombineValues.expand)."""
         fn, args, kwargs = self.fn, self.args, self.kwargs
 
         def combine(kv: Any) -> Any:
@@ -521,6 +533,7 @@ class WindowInto(PTransform):
         super().__init__(f"WindowInto({type(self.windowing.windowfn).__name__})")
 
     def expand(self, pcoll: PCollection) -> PCollection:
+        """The input re-windowed with this windowing strategy (Beam's WindowInto.expand)."""
         if not isinstance(pcoll, PCollection):
             raise TypeError(f"WindowInto must be applied to a PCollection, got {pcoll!r}")
         return PCollection(pcoll.pipeline, windowing=self.windowing, is_bounded=pcoll.is_bounded)

@@ -199,6 +199,7 @@ class Read(PTransform):
         return new
 
     def expand(self, pbegin: Any) -> Any:
+        """Validate the source; its output, plus the dead letters if asked for (Beam's Read.expand)."""
         if not isinstance(pbegin, PBegin):
             raise TypeError(f"{self.label} is a root transform: apply it to the pipeline")
         self.source.validate()
@@ -221,6 +222,7 @@ class Write(PTransform):
         super().__init__(f"Write({sink.display_name()})")
 
     def expand(self, pcoll: Any) -> PDone:
+        """Validate the sink and return PDone (Beam's Write.expand)."""
         if not isinstance(pcoll, PCollection):
             raise TypeError(f"{self.label} must be applied to a PCollection")
         self.sink.validate()

@@ -32,6 +32,7 @@ class StaticValueProvider(ValueProvider):
         self.value = value
 
     def get(self) -> Any:
+        """The fixed value (Beam's ValueProvider.get)."""
         return self.value
 
     def __str__(self) -> str:

@@ -143,6 +143,7 @@ class AsList(AsSideInput):
     """The side input as a list of all its elements."""
 
     def view(self, values: list[Any]) -> Any:
+        """The window's elements as a list (Beam's AsList)."""
         return list(values)
 
 
@@ -150,6 +151,7 @@ class AsIter(AsSideInput):
     """The side input as an iterable of all its elements."""
 
     def view(self, values: list[Any]) -> Any:
+        """The window's elements as an iterable (Beam's AsIter)."""
         return list(values)
 
 
@@ -157,6 +159,7 @@ class AsDict(AsSideInput):
     """The side input, a collection of (key, value) pairs, as a dict."""
 
     def view(self, values: list[Any]) -> Any:
+        """The window's (key, value) pairs as a dict (Beam's AsDict)."""
         return dict(values)
 
 
@@ -171,6 +174,7 @@ class AsSingleton(AsSideInput):
         self.default_value = default_value
 
     def view(self, values: list[Any]) -> Any:
+        """The window's one element, or the default when empty (Beam's AsSingleton)."""
         if len(values) == 1:
             return values[0]
         if not values:
@@ -188,6 +192,7 @@ class AsMultiMap(AsSideInput):
     """The side input, (key, value) pairs, as a dict of key -> list of values."""
 
     def view(self, values: list[Any]) -> Any:
+        """The window's (key, value) pairs as a dict of key to values (Beam's AsMultiMap)."""
         out: dict[Any, list[Any]] = {}
         for k, v in values:
             out.setdefault(k, []).append(v)

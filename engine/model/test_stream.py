@@ -118,6 +118,7 @@ class TestStream(PTransform):
         return self
 
     def expand(self, pbegin: Any) -> PCollection:
+        """The unbounded PCollection of the scripted events; a root transform (Beam's TestStream.expand)."""
         if not isinstance(pbegin, PBegin):
             raise TypeError("TestStream is a root transform: apply it to the pipeline")
         return PCollection(pbegin.pipeline, is_bounded=False)

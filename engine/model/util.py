@@ -26,6 +26,7 @@ class Keys(PTransform):
     """The keys of (key, value) pairs."""
 
     def expand(self, pcoll: PCollection) -> PCollection:
+        """The key of each pair (Beam's Keys.expand)."""
         return pcoll | "Keys" >> Map(_key)
 
 
@@ -33,6 +34,7 @@ class Values(PTransform):
     """The values of (key, value) pairs."""
 
     def expand(self, pcoll: PCollection) -> PCollection:
+        """The value of each pair (Beam's Values.expand)."""
         return pcoll | "Values" >> Map(_value)
 
 
@@ -40,6 +42,7 @@ class KvSwap(PTransform):
     """(key, value) -> (value, key)."""
 
     def expand(self, pcoll: PCollection) -> PCollection:
+        """Each pair swapped (Beam's KvSwap.expand)."""
         return pcoll | "KvSwap" >> Map(_swap)
 
 
@@ -53,6 +56,7 @@ class WithKeys(PTransform):
         super().__init__()
 
     def expand(self, pcoll: PCollection) -> PCollection:
+        """Each element paired with the constant key or the key function's result (Beam's WithKeys.expand)."""
         k, args, kwargs = self.k, self.args, self.kwargs
         if callable(k):
             return pcoll | "WithKeys" >> Map(lambda v: (k(v, *args, **kwargs), v))
@@ -67,6 +71,7 @@ class Reshuffle(PTransform):
         super().__init__()
 
     def expand(self, pcoll: PCollection) -> PCollection:
+        """The input unchanged: one process has nothing to redistribute (Beam's Reshuffle.expand)."""
         return pcoll | "Identity" >> Map(_identity)
 
 
@@ -82,6 +87,7 @@ class CoGroupByKey(PTransform):
         super().__init__()
 
     def expand(self, pcolls: Any) -> PCollection:
+        """Tag, flatten and group the inputs; each key's values per input (Beam's CoGroupByKey.expand)."""
         if isinstance(pcolls, dict):
             tags = list(pcolls.keys())
             inputs = [pcolls[t] for t in tags]
@@ -140,6 +146,7 @@ class Distinct(PTransform):
     """Each distinct element once (per window)."""
 
     def expand(self, pcoll: PCollection) -> PCollection:
+        """Group each element as a key and output the keys (Beam's Distinct.expand)."""
         return (
             pcoll
             | "ToPairs" >> Map(_with_none)

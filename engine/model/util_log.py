@@ -70,4 +70,5 @@ class LogElements(PTransform):
         self.fn = _LoggingFn(prefix, with_timestamp, with_window, level, with_pane_info, use_epoch_time)
 
     def expand(self, pcoll: Any) -> Any:
+        """Log each element with the logging DoFn, passing it through (Beam's LogElements.expand)."""
         return pcoll | ParDo(self.fn)

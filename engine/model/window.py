@@ -135,6 +135,7 @@ class GlobalWindow(BoundedWindow):
     _instance: GlobalWindow | None = None
 
     def __new__(cls) -> GlobalWindow:
+        """The one GlobalWindow, created on first use (Beam's GlobalWindow)."""
         if cls._instance is None:
             inst = super().__new__(cls)
             inst.start_us = MIN_MICROS
