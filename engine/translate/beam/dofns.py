@@ -425,6 +425,9 @@ def _make_process(is_async: bool) -> Callable[..., Any]:
     def process(self: Any, element: Any, *params: Any, **kwargs: Any) -> Any:
         self._enter()
         args, keywords = self._call(element, params, kwargs)
+        if self._ms_element_kw is not None:  # `process(self, element=DoFn.ElementParam, ...)`
+            keywords[self._ms_element_kw] = element
+            return _outputs(self._fn.process(*args, **keywords))
         return _outputs(self._fn.process(element, *args, **keywords))
 
     return process
@@ -447,9 +450,16 @@ def wrap_dofn(fn: DoFn, concurrency: int, label: str | None = None) -> beam.DoFn
     markers = dict(fn.markers) if isinstance(fn, CallableWrapperDoFn) else param_markers(fn.process)
     is_async = bool(getattr(fn, "is_async", False)) or inspect.iscoroutinefunction(fn.process) \
         or inspect.isasyncgenfunction(fn.process)
+    # Beam gives the element positionally; a DoFn declaring it as `element=DoFn.ElementParam` gets it by keyword
+    element_kw = next((arg for arg, m in markers.items() if m.name == "ElementParam"), None)
+    if element_kw is not None and not is_async:
+        del markers[element_kw]
+    else:
+        element_kw = None
     specs = _Specs()
     plan = _plan(markers, specs, f"step '{label}'")
-    attrs: dict[str, Any] = {"_ms_plan": plan, "_ms_async": is_async, "__module__": __name__}
+    attrs: dict[str, Any] = {"_ms_plan": plan, "_ms_async": is_async, "_ms_element_kw": element_kw,
+                             "__module__": __name__}
     process = _make_process(is_async)
     if is_async:
         # the timestamp and window of each element are needed to emit its outputs at the end of the bundle
