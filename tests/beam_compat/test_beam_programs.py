@@ -19,7 +19,7 @@ import pytest
 
 pytest.importorskip("apache_beam")
 
-import _millstream_beam_harness as h  # noqa: E402 - registered by conftest.py
+import support.beam_harness as h  # noqa: E402
 
 LINES = [
     "The quick brown fox jumps over the lazy dog.",

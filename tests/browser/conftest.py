@@ -3,14 +3,14 @@ missing, driven by Playwright (pip's package, no browser download). In CI (CI=tr
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+import support.daemon as helpers
 
 HERE = Path(__file__).resolve().parent
 INSTALL = HERE.parent / "infra" / "browser" / "install.sh"
@@ -19,15 +19,6 @@ ARTIFACTS = HERE.parent / "artifacts" / "console"
 #: The network is closed: no sync, no component updates, no QUIC probes, and a fresh profile per launch.
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-
-if "_millstream_daemon_helpers" not in sys.modules:
-    _spec = importlib.util.spec_from_file_location("_millstream_daemon_helpers",
-                                                   HERE.parent / "daemon" / "daemon_helpers.py")
-    assert _spec is not None and _spec.loader is not None
-    _helpers = importlib.util.module_from_spec(_spec)
-    sys.modules["_millstream_daemon_helpers"] = _helpers
-    _spec.loader.exec_module(_helpers)
-helpers = sys.modules["_millstream_daemon_helpers"]
 
 
 def _unavailable(reason: str) -> None:

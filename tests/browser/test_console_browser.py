@@ -15,10 +15,11 @@ import subprocess
 import sys
 from typing import Any
 
-import _millstream_daemon_helpers as h  # registered by conftest.py
 import pytest
 
 from millstream.daemon.jobs_cli import parse_metrics
+
+import support.daemon as h
 
 pytestmark = pytest.mark.browser
 DEADLINE_MS = 30_000

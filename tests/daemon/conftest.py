@@ -1,19 +1,12 @@
-"""Makes the daemon test helpers importable as `_millstream_daemon_helpers`; the `daemons` fixture."""
+"""The `daemons` fixture (the helpers are `support.daemon`)."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-_spec = importlib.util.spec_from_file_location("_millstream_daemon_helpers", Path(__file__).with_name("daemon_helpers.py"))
-assert _spec is not None and _spec.loader is not None
-helpers = importlib.util.module_from_spec(_spec)
-sys.modules["_millstream_daemon_helpers"] = helpers
-_spec.loader.exec_module(helpers)
+import support.daemon as helpers
 
 
 @pytest.fixture

@@ -16,9 +16,10 @@ import time
 from typing import Any
 
 import pytest
-from _millstream_daemon_helpers import wait_for
 
 from millstream.daemon.supervise import EXIT_CANCELLED
+
+from support.jobs import wait_for
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 BLOCKING_JOB = os.path.join(HERE, "blocking_job.py")

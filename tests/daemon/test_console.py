@@ -12,13 +12,13 @@ import subprocess
 import sys
 import zipfile
 
-import _millstream_daemon_helpers as h  # registered by conftest.py
-
 import millstream as beam
 from millstream.daemon.console.model import ConsoleModel, attach_dead_letter_samples
 from millstream.daemon.jobs_cli import parse_metrics
 from millstream.daemon.metrics import JobCollector, Sampler, attach_dead_letter_counters
 from millstream.options.pipeline_options import PipelineOptions
+
+import support.daemon as h
 
 
 def tokens_file(path: str) -> dict[str, str]:

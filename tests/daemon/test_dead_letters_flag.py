@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import os
 
-import _millstream_daemon_helpers as h  # registered by conftest.py
+import support.daemon as h
 
 SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "bad_line_script.py")
 

@@ -7,11 +7,11 @@ from __future__ import annotations
 import json
 import signal
 
-import _millstream_daemon_helpers as h  # registered by conftest.py
-
 from millstream.state import CheckpointStore, RocksDBBackend
 from millstream.state.checkpoints import MANIFEST_PREFIX
 from millstream.state.keys import encode_u64
+
+import support.daemon as h
 
 
 def scribble_newest_manifest(state_dir: str) -> int:

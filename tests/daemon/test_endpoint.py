@@ -8,7 +8,7 @@ import os
 import secrets
 import signal
 
-import _millstream_daemon_helpers as h  # registered by conftest.py
+import support.daemon as h
 
 ROUTES = [("GET", "/status"), ("GET", "/metrics"), ("POST", "/drain"), ("POST", "/stop"), ("POST", "/cancel"),
           ("POST", "/log_level")]

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import secrets
 
-import _millstream_daemon_helpers as h  # registered by conftest.py
+import support.daemon as h
 
 PLAIN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "plain_script.py")
 

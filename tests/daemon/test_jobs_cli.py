@@ -8,8 +8,9 @@ import os
 import subprocess
 import sys
 
-import _millstream_daemon_helpers as h  # registered by conftest.py
 import pytest
+
+import support.daemon as h
 
 
 class Outcome:

@@ -8,10 +8,11 @@ import logging
 import os
 import sys
 
-import _millstream_daemon_helpers as h  # registered by conftest.py
 import pytest
 
 from millstream.options.pipeline_options import PipelineOptions, StandardOptions
+
+import support.daemon as h
 
 SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "argv_options_script.py")
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import signal
 
-import _millstream_daemon_helpers as h  # registered by conftest.py
+import support.daemon as h
 
 WINDOW_STARTS_BELOW_WATERMARK = {0, 10, 20, 30}  # events at 0..49.5 s: the watermark 49.5 closes these
 

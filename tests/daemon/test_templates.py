@@ -7,8 +7,9 @@ import json
 import logging
 import os
 
-import _millstream_daemon_helpers as h  # registered by conftest.py
 import pytest
+
+import support.daemon as h
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 OPTIONS_JOB = os.path.join(HERE, "options_job.py")

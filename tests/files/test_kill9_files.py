@@ -11,12 +11,12 @@ import json
 import os
 import random
 import re
-import signal
-import subprocess
-import sys
-import time
 
 import pytest
+
+from support.kill9 import KilledJob, script_command
+
+pytestmark = pytest.mark.crash
 
 JOB = os.path.join(os.path.dirname(__file__), "kill_files_job.py")
 # a completed bounded run leaves Beam's batch names only (the per-checkpoint files are merged into them)
@@ -59,17 +59,10 @@ def check_exactly_once(out: str, rows: list[tuple[str, int]]) -> None:
     assert sorted(committed(out, "csv", "id,v2")) == sorted(f"{k},{v * 2}" for k, v in rows)
 
 
-def start(pattern: str, out: str, state: str, env_extra: dict | None = None) -> subprocess.Popen:
-    env = dict(os.environ)
-    env.update(env_extra or {})
-    return subprocess.Popen([sys.executable, "-P", JOB, pattern, out, f"--state_dir={state}"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-
-
-def finish(pattern: str, out: str, state: str) -> None:
-    proc = start(pattern, out, state)
-    _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 0, err.decode()[-2000:]
+def job(pattern: str, out: str, state: str) -> KilledJob:
+    """The replay job, whose progress is the set of checkpoints with committed output."""
+    return KilledJob(script_command(JOB, pattern, out, f"--state_dir={state}"), lambda: checkpoints_committed(out),
+                     timeout=120)
 
 
 def checkpoints_committed(out: str) -> set[str]:
@@ -79,35 +72,14 @@ def checkpoints_committed(out: str) -> set[str]:
     return {m.group(1) for n in os.listdir(out) if (m := re.search(r"-c(\d{8})-", n))}
 
 
-def wait_for_checkpoints(out: str, before: set[str], k: int, proc: subprocess.Popen) -> bool:
-    """Wait until `k` checkpoints not in `before` have committed output; False if the job ended first."""
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            return False
-        if len(checkpoints_committed(out) - before) >= k:
-            return True
-        time.sleep(0.002)
-    raise AssertionError("the job committed no checkpoint for 60 s")
-
-
 def test_random_kills_during_a_replay_lose_and_duplicate_nothing(tmp_path):
     rows = make_input(str(tmp_path / "in"), 600_000, 60_000)
     pattern, out, state = str(tmp_path / "in" / "*.csv*"), str(tmp_path / "out"), str(tmp_path / "state")
-    rng = random.Random(11)
-    hit = 0
-    for _ in range(10):
-        before = checkpoints_committed(out)
-        proc = start(pattern, out, state)
-        # Kill at a random instant of a random checkpoint cycle, once the job has made progress since restart.
-        if wait_for_checkpoints(out, before, rng.randint(1, 2), proc):
-            time.sleep(rng.uniform(0.0, 0.05))
-            proc.send_signal(signal.SIGKILL)
-            proc.wait()
-            hit += proc.returncode == -signal.SIGKILL
-            continue
-        assert proc.wait() == 0, proc.stderr.read().decode()[-2000:]
-    finish(pattern, out, state)
+    j = job(pattern, out, state)
+    # Kill at a random instant of a random checkpoint cycle (1 or 2), once the job has made progress since
+    # restart; a run that completes is started again (it recomputes its output afresh).
+    hit = j.kill_repeatedly(10, random.Random(11), 0.05, attempts=10, progress=(1, 2), rerun_finished=True)
+    j.finish()
     check_exactly_once(out, rows)
     assert hit >= 8, f"only {hit} of 10 kills hit a running job"
 
@@ -119,8 +91,7 @@ def test_crash_around_the_commit(tmp_path, step):
     # large enough that the replay outlives several 50 ms checkpoint intervals on an idle machine
     rows = make_input(str(tmp_path / "in"), 200_000, 50_000)
     pattern, out, state = str(tmp_path / "in" / "*.csv*"), str(tmp_path / "out"), str(tmp_path / "state")
-    proc = start(pattern, out, state, {"MILLSTREAM_CRASH_AT": f"{step}:2"})
-    proc.wait(timeout=120)
-    assert proc.returncode == -signal.SIGKILL, "the crash point was not reached"
-    finish(pattern, out, state)
+    j = job(pattern, out, state)
+    j.crash_at(step, 2)
+    j.finish()
     check_exactly_once(out, rows)

@@ -11,14 +11,12 @@ import json
 import os
 import random
 import re
-import signal
-import subprocess
-import sys
-import time
 
 import pytest
 
-pytestmark = pytest.mark.gcs
+from support.kill9 import KilledJob, script_command
+
+pytestmark = [pytest.mark.gcs, pytest.mark.crash]
 
 JOB = os.path.join(os.path.dirname(__file__), "..", "files", "kill_files_job.py")
 # a completed bounded run leaves Beam's batch names only (the per-checkpoint objects are merged into them)
@@ -58,16 +56,10 @@ def check_exactly_once(bucket, rows: list[tuple[str, int]]) -> None:
     assert [n for n in bucket.names("out/") if "millstream-tmp" in n] == []
 
 
-def start(bucket, state: str, env_extra: dict | None = None) -> subprocess.Popen:
-    env = {**os.environ, **(env_extra or {})}
-    return subprocess.Popen([sys.executable, "-P", JOB, bucket.url("in/*.csv*"), bucket.url("out"),
-                             f"--state_dir={state}"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-
-
-def finish(bucket, state: str) -> None:
-    proc = start(bucket, state)
-    _, err = proc.communicate(timeout=180)
-    assert proc.returncode == 0, err.decode()[-2000:]
+def job(bucket, state: str) -> KilledJob:
+    """The replay job on gs://, whose progress is the set of checkpoints with committed objects."""
+    return KilledJob(script_command(JOB, bucket.url("in/*.csv*"), bucket.url("out"), f"--state_dir={state}"),
+                     lambda: checkpoints_committed(bucket), progress_timeout=90, poll_s=0.01)
 
 
 def checkpoints_committed(bucket) -> set[str]:
@@ -80,33 +72,17 @@ def test_crash_at_every_checkpoint_step(gcs_bucket, tmp_path, step):
     5: durable, objects not committed (recovery commits them); 6: committed, not resumed (a replayed commit)."""
     rows = make_input(gcs_bucket, 200_000, 50_000)
     state = str(tmp_path / "state")
-    proc = start(gcs_bucket, state, {"MILLSTREAM_CRASH_AT": f"{step}:2"})
-    _, err = proc.communicate(timeout=180)
-    assert proc.returncode == -signal.SIGKILL, f"the crash point was not reached: {err.decode()[-2000:]}"
-    finish(gcs_bucket, state)
+    j = job(gcs_bucket, state)
+    j.crash_at(step, 2)
+    j.finish()
     check_exactly_once(gcs_bucket, rows)
 
 
 def test_random_kills_lose_and_duplicate_nothing(gcs_bucket, tmp_path):
     rows = make_input(gcs_bucket, 300_000, 30_000)
     state = str(tmp_path / "state")
-    rng = random.Random(17)
-    hit = 0
-    for _ in range(6):
-        before = checkpoints_committed(gcs_bucket)
-        proc = start(gcs_bucket, state)
-        deadline = time.monotonic() + 90
-        want = rng.randint(1, 2)
-        while proc.poll() is None and len(checkpoints_committed(gcs_bucket) - before) < want:
-            assert time.monotonic() < deadline, "the job committed no checkpoint for 90 s"
-            time.sleep(0.01)
-        if proc.poll() is None:
-            time.sleep(rng.uniform(0.0, 0.05))
-            proc.send_signal(signal.SIGKILL)
-            proc.wait()
-            hit += proc.returncode == -signal.SIGKILL
-            continue
-        assert proc.wait() == 0, proc.stderr.read().decode()[-2000:]
-    finish(gcs_bucket, state)
+    j = job(gcs_bucket, state)
+    hit = j.kill_repeatedly(6, random.Random(17), 0.05, attempts=6, progress=(1, 2), rerun_finished=True)
+    j.finish()
     check_exactly_once(gcs_bucket, rows)
     assert hit >= 4, f"only {hit} of 6 kills hit a running job"

@@ -147,6 +147,7 @@ async def test_kafka_to_windows_to_kafka_with_dead_letters(
                          for m in metas)
 
 
+@pytest.mark.crash
 @pytest.mark.parametrize("step", [3, 4, 5, 6])
 async def test_crash_at_checkpoint_step(
     kafka_broker: KafkaBroker, kafka_topic: TopicFactory, tmp_path: Any, step: int
@@ -178,6 +179,7 @@ async def test_crash_at_checkpoint_step(
         assert "restoring checkpoint 2, not the latest (3)" in log_tail(state, 100_000)
 
 
+@pytest.mark.crash
 async def test_random_kills_lose_and_duplicate_nothing(
     kafka_broker: KafkaBroker, kafka_topic: TopicFactory, tmp_path: Any
 ) -> None:

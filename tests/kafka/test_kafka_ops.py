@@ -72,6 +72,7 @@ async def test_broker_restart_mid_run(kafka_broker: KafkaBroker, kafka_topic: To
     assert sorted(await output_rows(bootstrap, topics[1])) == expected_sums(events)
 
 
+@pytest.mark.crash
 async def test_two_shards_one_killed(kafka_broker: KafkaBroker, kafka_topic: TopicFactory, tmp_path: Any) -> None:
     """Two processes of one job share the topic's partitions as shards 0 and 1 of 2. Shard 0 is SIGKILLed
     mid-run; shard 1 goes on committing meanwhile; shard 0 restarts from its state directory. Every key's

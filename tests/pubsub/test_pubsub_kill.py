@@ -14,7 +14,6 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -38,8 +37,10 @@ from .test_pubsub_support import (
     unique_by_id,
     wait_until_sync,
 )
+from support.jobs import cli_command
+from support.kill9 import KilledJob
 
-pytestmark = pytest.mark.pubsub
+pytestmark = [pytest.mark.pubsub, pytest.mark.crash]
 
 WINDOW_S = 2.0
 
@@ -59,19 +60,19 @@ class Run:
         self.out = str(tmp / "out")
         self.start_ms = int(time.time() * 1000) // 60_000 * 60_000
 
-    def start(self, env_extra: dict[str, str] | None = None, interval: float = 0.2) -> subprocess.Popen[bytes]:
-        env = env_for_subprocess(self.server)
-        env.update(env_extra or {})
-        args = [sys.executable, "-P", "-m", "millstream.daemon.cli", "run", str(EXAMPLE),
-                "--subscription", self.subscription, "--devices", str(self.tmp / "devices.jsonl"),
-                "--output", self.out, "--alerts_topic", self.alerts_topic, "--window", str(WINDOW_S),
-                "--early_every", "0.3", "--allowed_lateness", "3600", "--max_out_of_orderness", "1",
-                f"--state_dir={self.tmp / 'state'}", f"--checkpoint_interval={interval}", "--batch_size=50",
-                "--jobs_dir", str(self.tmp / "jobs"), "--log_level", "WARNING"]
-        return subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    def job(self, interval: float = 0.2) -> KilledJob:
+        """The example as a `millstream run` job, whose progress is its committed aggregate files."""
+        args = cli_command("run", str(EXAMPLE),
+                           "--subscription", self.subscription, "--devices", str(self.tmp / "devices.jsonl"),
+                           "--output", self.out, "--alerts_topic", self.alerts_topic, "--window", str(WINDOW_S),
+                           "--early_every", "0.3", "--allowed_lateness", "3600", "--max_out_of_orderness", "1",
+                           f"--state_dir={self.tmp / 'state'}", f"--checkpoint_interval={interval}",
+                           "--batch_size=50", "--jobs_dir", str(self.tmp / "jobs"), "--log_level", "WARNING")
+        return KilledJob(args, lambda: set(glob.glob(os.path.join(self.out, "aggregates-c*"))),
+                         env=env_for_subprocess(self.server), timeout=90, progress_timeout=30, poll_s=0.01)
 
-    def aggregate_files(self) -> int:
-        return len(glob.glob(os.path.join(self.out, "aggregates-c*")))
+    def start(self, env_extra: dict[str, str] | None = None, interval: float = 0.2) -> subprocess.Popen[bytes]:
+        return self.job(interval).start(env_extra)
 
     def counted(self) -> int:
         """Readings counted in the committed output so far (final panes)."""
@@ -131,38 +132,18 @@ class Publisher(threading.Thread):
             time.sleep(0.1)
 
 
-def _wait_for_progress(run: Run, before: int, proc: subprocess.Popen[bytes], timeout: float = 30.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if run.aggregate_files() > before:
-            return True
-        if proc.poll() is not None:
-            return False
-        time.sleep(0.01)  # polling a condition: the job runs in another process
-    return False
-
-
 def test_random_kills_while_readings_arrive(pubsub_server: PubSubServer, pubsub_topic: PubSubTopic,
                                            tmp_path: Path) -> None:
     run = Run(pubsub_server, pubsub_topic, tmp_path)
     readings = iot_readings(run.example, 1500, seed=11, start_ms=run.start_ms)
     publisher = Publisher(run, readings)  # readings keep arriving across the kills
     publisher.start()
-    rng = random.Random(5)
-    kills = 0
     try:
-        while kills < 3:
-            before = run.aggregate_files()
-            proc = run.start()
-            progressed = _wait_for_progress(run, before, proc)
-            assert progressed, proc.stderr.read().decode()[-3000:] if proc.stderr else ""
-            time.sleep(rng.uniform(0.0, 0.3))  # a random instant after progress: a kill, not a wait
-            assert proc.poll() is None, proc.stderr.read().decode()[-3000:] if proc.stderr else ""
-            proc.send_signal(signal.SIGKILL)
-            proc.wait()
-            kills += 1
+        # each start must progress and still run at the kill: a streaming job never ends by itself
+        kills = run.job().kill_repeatedly(3, random.Random(5), 0.3, streaming=True)
     finally:
         publisher.join()
+    assert kills == 3
     run.finish(readings)
     run.check(readings, publisher.ids)
 
@@ -180,10 +161,10 @@ def test_crash_points(pubsub_server: PubSubServer, pubsub_topic: PubSubTopic, tm
     # it is taken before the first read) covers about a second of readings (the job starts in ~1-2 s).
     publisher = Publisher(run, readings)
     publisher.start()
-    proc = run.start(crash, interval=1.0)
-    _, err = proc.communicate(timeout=90)
-    assert proc.returncode == -signal.SIGKILL, f"the crash point was not reached: {err.decode()[-3000:]}"
-    publisher.join()
+    try:
+        run.job(interval=1.0).crash_with(crash)
+    finally:
+        publisher.join()
     run.finish(readings)
     raw = run.check(readings, publisher.ids)
     if "MILLSTREAM_PUBSUB_CRASH_AFTER_PUBLISH" in crash:

@@ -1,5 +1,5 @@
-"""Helpers of the daemon tests (imported as `_millstream_daemon_helpers`, registered by conftest.py):
-real `millstream run` subprocesses, real signals, real HTTP.
+"""Helpers of the daemon and browser tests: real `millstream run` subprocesses (through `support.jobs`), real
+signals, real HTTP.
 
 Every wait is on a condition (a file appearing, a /status field reaching a value, a process exiting), each
 with a deadline that only turns a hang into a failure; nothing sleeps and hopes.
@@ -11,41 +11,14 @@ import glob
 import json
 import os
 import subprocess
-import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
 from typing import Any
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-SUMS_JOB = os.path.join(HERE, "sums_job.py")
-DEADLINE_S = 30.0
-POLL_S = 0.02
+from support.jobs import DEADLINE_S, cli, cli_command, start_job, wait_for
 
-
-def cli(*args: str, cwd: str | None = None, env: dict[str, str] | None = None,
-        timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
-    """Run `millstream ARGS...` to completion."""
-    return subprocess.run([sys.executable, "-P", "-m", "millstream.daemon.cli", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=timeout)
-
-
-def wait_for(predicate: Callable[[], Any], what: str, timeout: float = DEADLINE_S,
-              proc: subprocess.Popen[Any] | None = None, log_path: str | None = None) -> Any:
-    """Poll `predicate` until it returns something truthy; fail with `what` at the deadline or if `proc` ends."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if proc is not None and proc.poll() is not None:
-            log = open(log_path).read() if log_path else ""
-            raise AssertionError(f"the job exited ({proc.returncode}) while waiting for {what}\n{log[-3000:]}")
-        if time.monotonic() > deadline:
-            log = open(log_path).read() if log_path else ""
-            raise AssertionError(f"timed out waiting for {what}\n{log[-3000:]}")
-        time.sleep(POLL_S)  # polling a condition in another process
+SUMS_JOB = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "daemon", "sums_job.py")
 
 
 def write_events(path: str, start: int, count: int, bad: tuple[int, ...] = ()) -> list[dict]:
@@ -148,7 +121,7 @@ class Daemon:
         self.extra = extra
         self.checkpoint_interval = checkpoint_interval
         self.env = env
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.proc: subprocess.Popen[Any] | None = None
         self.log_path = ""
         self.runs = 0
         self.entry: dict[str, Any] = {}
@@ -156,7 +129,7 @@ class Daemon:
             open(self.input, "w").close()
 
     def args(self) -> list[str]:
-        args = [sys.executable, "-P", "-m", "millstream.daemon.cli", "run", SUMS_JOB,
+        args = [*cli_command("run", SUMS_JOB),
                 "--param", f"input={self.input}", "--param", f"output={self.output}",
                 "--streaming", f"--job_name={self.name}", f"--state_dir={self.state_dir}",
                 f"--checkpoint_interval={self.checkpoint_interval}", "--batch_size=20",
@@ -169,10 +142,8 @@ class Daemon:
         """Start the job and wait until it is registered and its endpoint answers."""
         self.runs += 1
         self.log_path = os.path.join(self.work, f"{self.name}-run{self.runs}.log")
-        env = dict(os.environ)
-        env.update(self.env or {})
         with open(self.log_path, "wb") as log:
-            self.proc = subprocess.Popen(self.args(), cwd=self.work, stdout=log, stderr=subprocess.STDOUT, env=env)
+            self.proc = start_job(self.args(), env_extra=self.env, cwd=self.work, stdout=log, stderr=subprocess.STDOUT)
         self.entry = self.wait(self._registered, "the job's entry in the jobs directory")
         self.wait(lambda: self.status().get("state") in ("RUNNING", "DRAINING"), "the job to run")
         return self

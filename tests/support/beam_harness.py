@@ -1,14 +1,12 @@
 """Runs the same Beam-API code on millstream and on Apache Beam's DirectRunner, and collects what it outputs.
 
-Loaded by the conftest files of tests/beam_compat and tests/differential under the fixed module name
-`_millstream_beam_harness` and registered in `sys.modules`: Beam pickles every function it runs, and a function
-of a module that `sys.modules` knows is pickled by reference, so `_store` appends to this module's `STORE`
-(a function pickled by value would append to a copy, and the outputs would be lost).
+Imported by its real name, `support.beam_harness` (tests/ is on pytest's path): Beam pickles every function it
+runs, and a function of an importable module is pickled by reference, so `_store` appends to this module's
+`STORE` (a function pickled by value would append to a copy, and the outputs would be lost).
 """
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import math
 import sys
@@ -17,8 +15,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-MODULE_NAME = "_millstream_beam_harness"
-PROGRAMS = Path(__file__).resolve().parent / "programs"
+PROGRAMS = Path(__file__).resolve().parent.parent / "beam_compat" / "programs"
 
 #: Outputs of the run in progress: capture name -> elements, in arrival order.
 STORE: dict[str, list[Any]] = {}
@@ -137,15 +134,3 @@ def multiset(values: Iterable[Any]) -> list[Any]:
     """The canonical forms of `values`, sorted: equal lists mean equal multisets."""
     return sorted((canonical(v) for v in values), key=repr)
 
-
-def load_harness() -> types.ModuleType:
-    """This module under its fixed name (idempotent), for conftest files."""
-    existing = sys.modules.get(MODULE_NAME)
-    if existing is not None:
-        return existing
-    spec = importlib.util.spec_from_file_location(MODULE_NAME, Path(__file__))
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[MODULE_NAME] = module
-    spec.loader.exec_module(module)
-    return module
