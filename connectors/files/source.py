@@ -162,6 +162,19 @@ class FileSourceReader(SourceReader):
         current = self.cursor.progress_bytes() if self.cursor is not None else 0
         return max(0, self.total_bytes - self.done_bytes - current)
 
+    def backlog_per_split(self) -> dict[str, int | None]:
+        """Unread on-disk bytes of every split (`SplitBacklogReader`): 0 once read, all of it before."""
+        out: dict[str, int | None] = {}
+        for i, split in enumerate(self.splits):
+            if self.pos.get(split.name) == DONE:
+                out[split.name] = 0
+            elif i == self.index and self.cursor is not None:
+                out[split.name] = max(0, split.size - self.cursor.progress_bytes())
+            else:
+                # not opened yet, or positioned by a checkpoint without an open cursor: what it covers
+                out[split.name] = split.size
+        return out
+
     async def read(self) -> SourceBatch | None:
         while self.index < len(self.splits):
             split = self.splits[self.index]

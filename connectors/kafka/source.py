@@ -421,6 +421,16 @@ class KafkaSourceReader(SourceReader):
             total += max(0, end - self.pos.get(split, end))
         return total if known else None
 
+    def backlog_per_split(self) -> dict[str, int | None]:
+        """Consumer lag of every assigned partition (`SplitBacklogReader`); None where its end is unknown."""
+        out: dict[str, int | None] = {}
+        for split, tp in self.tp_of.items():
+            end = None
+            if self.consumer is not None:
+                end = self.consumer.last_stable_offset(tp) if self.read_committed else self.consumer.highwater(tp)
+            out[split] = None if end is None else max(0, end - self.pos.get(split, end))
+        return out
+
     async def on_checkpoint_durable(self, checkpoint_id: int) -> None:
         if self.consumer is None or self.closed:
             return

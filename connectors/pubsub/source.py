@@ -364,6 +364,10 @@ class PubSubReader(SourceReader):
     def backlog(self) -> int | None:
         return len(self._leased)
 
+    def backlog_per_split(self) -> dict[str, int | None]:
+        """The subscription is one split (`SplitBacklogReader`): its leased, unacked messages."""
+        return {self.split: len(self._leased)}
+
     async def on_checkpoint_durable(self, checkpoint_id: int) -> None:
         if not self.sealed:
             return

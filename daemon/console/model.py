@@ -19,7 +19,9 @@ from collections import deque
 from typing import Any
 
 from millstream.daemon.metrics import JobCollector
+from millstream.engine.model.io import SplitBacklogReader
 from millstream.engine.runtime.graph.batch import Batch
+from millstream.engine.runtime.graph.capabilities import LateDataSampler
 from millstream.engine.runtime.graph.node import Node
 
 HISTORY_INTERVAL_S = 10.0
@@ -276,8 +278,36 @@ class ConsoleModel:
             "checkpoints": list(reversed(self.checkpoints)),
             "dead_letters": {label: list(reversed(s.latest)) for label, s in self.dead_letter_samples.items()
                              if s.latest},
+            "late_data": self.late_data(),
             "history_interval_s": self.history_interval_s,
         }
+
+    def late_data(self) -> dict[str, list[dict[str, Any]]]:
+        """Per step that dropped late data: its latest late elements, newest first, with their reasons."""
+        out = {}
+        for label, node in self.job.plan.nodes.items():
+            if isinstance(node, LateDataSampler):
+                latest = node.latest_late()
+                if latest:
+                    out[label] = latest
+        return out
+
+    def source_splits(self, step: str) -> dict[str, Any] | None:
+        """The backlog of one source step per split (`SplitBacklogReader`), read now; None if `step` is not
+        a source. ``splits`` is None when the source cannot tell its backlog per split."""
+        for stage in self.job.plan.stages:
+            driver = stage.driver
+            if driver is None or driver.node.label != step:
+                continue
+            reader = getattr(driver, "reader", None)
+            if reader is None:
+                return {"step": step, "splits": None, "note": "the source is not open (yet, or any more)"}
+            if not isinstance(reader, SplitBacklogReader):
+                return {"step": step, "splits": None, "note": "this source cannot tell its backlog per split"}
+            per_split = reader.backlog_per_split()
+            return {"step": step, "splits": [{"split": name, "backlog": left}
+                                             for name, left in sorted(per_split.items())]}
+        return None
 
     def _in_rates(self) -> dict[str, float]:
         if len(self.history) < 2:

@@ -6,6 +6,7 @@
 ``GET  /console/data``     viewer      graph, numbers, sources, checkpoints, dead letters,
                                        the caller's role and the polling interval (JSON)
 ``GET  /console/history``  viewer      the last hour of watermarks and lag (``?step=LABEL``)
+``GET  /console/source``   viewer      one source's backlog per split, read now (``?step=LABEL``)
 =========================  ==========  =====================================================
 
 The page calls ``POST /drain|/stop|/cancel`` itself, with the same token, so the same role checks apply.
@@ -63,9 +64,19 @@ def console_routes(model: Any, poll_interval_s: float) -> dict[tuple[str, str], 
             return json_response(404, {"error": f"no step {step!r} in this job"})
         return json_response(200, model.history_document(step))
 
+    async def source(request: Request) -> Response:
+        steps = parse_qs(request.query).get("step")
+        if not steps:
+            return json_response(400, {"error": "GET /console/source needs ?step=LABEL (a source step)"})
+        doc = model.source_splits(steps[0])
+        if doc is None:
+            return json_response(404, {"error": f"no source step {steps[0]!r} in this job"})
+        return json_response(200, doc)
+
     routes = {("GET", path): Route(PUBLIC, _static(name, kind)) for path, (name, kind) in ASSETS.items()}
     routes[("GET", "/console/data")] = Route("viewer", data)
     routes[("GET", "/console/history")] = Route("viewer", history)
+    routes[("GET", "/console/source")] = Route("viewer", source)
     return routes
 
 

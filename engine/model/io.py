@@ -147,6 +147,18 @@ class SinkWriter:
 
 
 @runtime_checkable
+class SplitBacklogReader(Protocol):
+    """A source reader that can tell its backlog per split (a capability, asked for on demand, never per
+    batch): unread bytes per file or byte range, consumer lag per Kafka partition, unacked messages of a
+    Pub/Sub subscription. Splits whose backlog is unknown map to None.
+    """
+
+    def backlog_per_split(self) -> dict[str, int | None]:
+        """{split name: what is left to read in it, in the unit of `SourceReader.backlog`}."""
+        ...
+
+
+@runtime_checkable
 class EndOfInputSinkWriter(Protocol):
     """A sink writer whose last commit of a completed bounded run differs from the others (a capability).
 
@@ -229,4 +241,4 @@ class Write(PTransform):
         return PDone(pcoll.pipeline)
 
 
-__all__ = ["Read", "Sink", "SinkWriter", "Source", "SourceBatch", "SourceReader", "Write"]
+__all__ = ["Read", "Sink", "SinkWriter", "Source", "SourceBatch", "SourceReader", "SplitBacklogReader", "Write"]

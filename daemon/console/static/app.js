@@ -7,6 +7,7 @@ const SVG = "http://www.w3.org/2000/svg";
 let timer = null;
 let chartStep = null;
 let lastDoc = null;
+let splitsStep = null;
 
 function token() { return sessionStorage.getItem(TOKEN_KEY); }
 
@@ -104,6 +105,7 @@ async function refresh() {
   document.getElementById("console").hidden = false;
   render(answer.body);
   if (chartStep !== null) await drawCharts(chartStep);
+  if (splitsStep !== null) await drawSplits(splitsStep);
   timer = setTimeout(refresh, Math.max(0.2, answer.body.poll_interval_s) * 1000);
 }
 
@@ -137,9 +139,14 @@ function render(doc) {
   }
   drawGraph(doc);
   drawSteps(doc);
-  table("sources", ["step", "records read", "bytes read", "backlog", "progress"],
+  const sourceRows = table("sources", ["step", "records read", "bytes read", "backlog", "progress", "splits"],
     doc.sources.map(s => [s.step, num(s.records_read), bytes(s.bytes_read), num(s.backlog),
-      s.progress === undefined ? "–" : (s.progress * 100).toFixed(1) + " %"]));
+      s.progress === undefined ? "–" : (s.progress * 100).toFixed(1) + " %", ""]));
+  doc.sources.forEach((s, i) => {
+    const cell = sourceRows.rows[i].lastChild;
+    const button = cell.appendChild(el("button", { type: "button", "aria-label": "Backlog per split of " + s.step }, "Splits"));
+    button.addEventListener("click", () => { splitsStep = s.step; drawSplits(s.step); });
+  });
   table("checkpoints", ["id", "finished", "duration", "sources paused", "longest loop stall", "records written", "state size"],
     doc.checkpoints.map(c => [String(c.id), new Date(c.finished * 1000).toLocaleTimeString(), secs(c.duration_s),
       secs(c.sources_paused_s), secs(c.loop_stall_s), num(c.records_written), bytes(c.state_size_bytes)]));
@@ -151,6 +158,26 @@ function render(doc) {
     for (const r of records) latest.push([step, new Date(r.time * 1000).toLocaleTimeString(), r.reason, r.record]);
   }
   table("dead-latest", ["step", "time", "reason", "record"], latest, [2, 3]);
+  const late = [];
+  for (const [step, records] of Object.entries(doc.late_data || {})) {
+    for (const r of records) late.push([step, new Date(r.time * 1000).toLocaleTimeString(), r.reason, r.window,
+      watermark(r.watermark), watermark(r.timestamp), r.record]);
+  }
+  table("late-latest", ["step", "time", "reason", "window", "watermark", "event time", "record"], late, [2, 3, 6]);
+}
+
+// Backlog per split of one source: asked for when the user opens it (it may cost the source a look-up).
+async function drawSplits(step) {
+  document.getElementById("splits-step").textContent = step;
+  const answer = await api("GET", "/console/source?step=" + encodeURIComponent(step));
+  if (answer.status !== 200) {
+    table("source-splits", ["split", "backlog"], [[answer.body ? answer.body.error : "HTTP " + answer.status, ""]], [0]);
+    return;
+  }
+  const splits = answer.body.splits;
+  const rows = splits === null ? [[answer.body.note || "unknown", "–"]]
+    : splits.map(s => [s.split, num(s.backlog)]);
+  table("source-splits", ["split", "backlog"], rows, [0]);
 }
 
 function table(id, header, rows, textColumns) {

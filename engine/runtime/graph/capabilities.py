@@ -15,6 +15,7 @@ __all__ = [
     "CheckpointedSource",
     "ClosableDriver",
     "IncrementalStateNode",
+    "LateDataSampler",
     "SinkNode",
     "StatefulNode",
     "TimerNode",
@@ -98,3 +99,13 @@ class WindowedNode(Protocol):
     @property
     def dropped_late(self) -> int:
         """Elements dropped because they were late or their window's trigger had finished."""
+
+
+@runtime_checkable
+class LateDataSampler(Protocol):
+    """A node that keeps the latest few elements it dropped as late, with their reasons (for the console)."""
+
+    def latest_late(self) -> list[dict[str, Any]]:
+        """Newest first: ``time``, ``record`` (a truncated repr), ``timestamp``, ``window``, ``watermark``
+        (seconds or None) and ``reason``."""
+        ...

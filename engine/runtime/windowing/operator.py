@@ -12,6 +12,7 @@ changed entries, and after each call the entries held in memory are brought back
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from millstream.engine.model.metrics import set_current_step
@@ -20,7 +21,29 @@ from millstream.engine.model.windowing import Windowing
 from millstream.engine.runtime.graph.batch import Batch
 from millstream.engine.runtime.graph.node import Node, raise_user_error, truncate_repr
 from millstream.engine.runtime.windowing.drain_frontier import WindowFrontier
-from millstream.engine.runtime.windowing.reduce_fn_runner import Reducer, create_reducer
+from millstream.engine.runtime.windowing.reduce_fn_runner import (
+    DROP_CLOSED,
+    DROP_LATE,
+    Reducer,
+    create_reducer,
+)
+
+#: Longest repr kept of one late element (the console shows the latest few, not archives).
+RECORD_REPR_MAX = 300
+_LATE_REASONS = {DROP_LATE: "beyond allowed lateness",
+                 DROP_CLOSED: "its window's trigger had finished (the window was closed)"}
+
+
+def _seconds_or_none(micros: int) -> float | None:
+    return None if micros <= MIN_MICROS or micros >= MAX_MICROS else micros / 1e6
+
+
+def _iso(micros: int) -> str:
+    if micros <= MIN_MICROS:
+        return "-inf"
+    if micros >= MAX_MICROS:
+        return "+inf"
+    return datetime.fromtimestamp(micros / 1e6, tz=UTC).isoformat().replace("+00:00", "Z")
 
 
 class ReducerNode(Node):
@@ -106,6 +129,23 @@ class ReducerNode(Node):
         """Elements dropped because they arrived after their window expired or their trigger finished."""
         r = self.reducer
         return r.dropped_late + r.dropped_closed + self.frontier.dropped
+
+    def latest_late(self) -> list[dict[str, Any]]:
+        """The latest elements this step dropped as late, newest first, with the reason (`LateDataSampler`).
+
+        Kept by the reducer on its drop path only (a ring of `LATE_SAMPLES_KEPT`); formatted here, when asked.
+        """
+        out = []
+        for wall, key, value, ts, reason, window, wm in reversed(self.reducer.late_samples):
+            out.append({
+                "time": wall,
+                "record": truncate_repr((key, value), RECORD_REPR_MAX),
+                "timestamp": _seconds_or_none(ts),
+                "window": f"[{_iso(window[0])}, {_iso(window[1])})",
+                "watermark": _seconds_or_none(wm),
+                "reason": _LATE_REASONS.get(reason, reason),
+            })
+        return out
 
     def push(self, index: int, batch: Batch) -> None:
         vals = batch.values

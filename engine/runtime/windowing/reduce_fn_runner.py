@@ -62,6 +62,8 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
@@ -83,7 +85,7 @@ from millstream.engine.runtime.windowing.snapshot import (
 )
 from millstream.engine.runtime.windowing.trigger_state_machine import WM, CompiledTrigger, compile_trigger
 
-__all__ = ["DROP_CLOSED", "DROP_LATE", "KeyState", "Pane", "Reducer", "WinState", "create_reducer"]
+__all__ = ["DROP_CLOSED", "DROP_LATE", "LATE_SAMPLES_KEPT", "KeyState", "Pane", "Reducer", "WinState", "create_reducer"]
 
 
 
@@ -102,6 +104,8 @@ Window = tuple[int, int]
 #: Reasons of dropped records.
 DROP_LATE = "late"
 DROP_CLOSED = "closed"
+#: How many of the latest dropped elements a reducer keeps for the console (`Reducer.late_samples`).
+LATE_SAMPLES_KEPT = 5
 
 _EOW = 0
 _EARLIEST = 1
@@ -213,6 +217,9 @@ class Reducer:
         self.dropped_late = 0
         self.dropped_closed = 0
         self._dropped: list[tuple[Any, Any, int, str, BoundedWindow]] | None = [] if collect_dropped else None
+        #: The latest dropped elements, whatever `collect_dropped` says: (wall time, key, value, timestamp µs,
+        #: reason, window, input watermark µs). Bounded; filled only on the drop path.
+        self.late_samples: deque[tuple[float, Any, Any, int, str, Window, int]] = deque(maxlen=LATE_SAMPLES_KEPT)
         # evaluation context (the reducer is its own TriggerContext)
         self.trigger_slots: list[int] = []
         self.window: Window = (0, 0)
@@ -363,6 +370,11 @@ class Reducer:
             self.dropped_late += len(values)
         else:
             self.dropped_closed += len(values)
+        # only the last few of a burst: the ring keeps LATE_SAMPLES_KEPT anyway
+        keep = -LATE_SAMPLES_KEPT
+        now, samples, wm = time.time(), self.late_samples, self._wm
+        for v, t in zip(values[keep:], tss[keep:], strict=True):
+            samples.append((now, key, v, t, reason, w, wm))
         if self._dropped is not None:
             win = self._window_of(*w)
             self._dropped.extend((key, v, t, reason, win) for v, t in zip(values, tss))
