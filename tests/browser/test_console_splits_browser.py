@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import _millstream_daemon_helpers as h  # registered by conftest.py
 import pytest
+
+import support.daemon as h
 
 pytestmark = pytest.mark.browser
 DEADLINE_MS = 30_000

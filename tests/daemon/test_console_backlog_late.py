@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 
-import _millstream_daemon_helpers as h  # registered by conftest.py
 import anyio
 
 import millstream as beam
@@ -14,6 +13,8 @@ from millstream.daemon.metrics import JobCollector, Sampler, attach_dead_letter_
 from millstream.engine.runtime.windowing.reduce_fn_runner import LATE_SAMPLES_KEPT
 from millstream.options.pipeline_options import PipelineOptions, StandardOptions
 from millstream.transforms import window
+
+import support.daemon as h
 
 
 def _model(job: object) -> ConsoleModel:
