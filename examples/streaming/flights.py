@@ -6,6 +6,9 @@ weather at the three airports and the airline names. Run it with
 
     millstream run examples/streaming/flights.py [--output DIR] [pipeline flags]
     millstream run examples/streaming/flights.py --speedup 3600      # watch it as a stream, 1 h per second
+    millstream run examples/streaming/flights.py --flights gs://b/in/flights.csv --output gs://b/out  # on GCS
+
+(in batch mode the inputs and the output may be ``gs://`` paths: docs/gcs.md).
 
 **Event time** is when a flight actually left: its scheduled date (year, month, day) plus `sched_dep_time`
 plus `dep_delay` minutes. `dep_time` is the clock time of departure, but the date in the row is the
