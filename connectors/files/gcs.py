@@ -221,11 +221,25 @@ class GcsFileSystem:
         mtime = int(updated.timestamp() * 1_000_000_000) if updated is not None else 0
         return FileInfo(f"gs://{bucket}/{blob.name}", int(blob.size or 0), mtime, int(blob.generation))
 
-    def list_objects(self, bucket: str, prefix: str, delimiter: str | None = None) -> list[Any]:
-        """Every object under `prefix` (paged by the client: 1000 per request)."""
-        return list(self.client.list_blobs(bucket, prefix=prefix, delimiter=delimiter))
+    def list_objects(self, bucket: str, prefix: str, delimiter: str | None = None,
+                     start_offset: str | None = None) -> list[Any]:
+        """Every object under `prefix` (paged by the client: 1000 per request); with `start_offset`, only
+        names that sort at or after it (the listing is in lexicographic order, so the server skips the rest)."""
+        return list(self.client.list_blobs(bucket, prefix=prefix, delimiter=delimiter, start_offset=start_offset))
 
     def match(self, pattern: str) -> list[FileInfo]:
+        return self._match(pattern, None)
+
+    def match_from(self, pattern: str, start: str) -> list[FileInfo]:
+        """`match(pattern)` restricted to objects whose path sorts at or after `start` (a gs:// path in the
+        same bucket): one listing request for what is new under a large prefix, instead of all of it."""
+        bucket, _ = split_path(pattern)
+        start_bucket, start_name = split_path(start)
+        if start_bucket != bucket:
+            raise FileInputError(f"{start}: a listing of {pattern} cannot start in another bucket")
+        return self._match(pattern, start_name or None)
+
+    def _match(self, pattern: str, start_offset: str | None) -> list[FileInfo]:
         bucket, name = split_path(pattern)
         from google.api_core import exceptions as gexc
 
@@ -236,16 +250,16 @@ class GcsFileSystem:
                 root = prefix[: prefix.rfind("/") + 1]
                 rx = glob_regex(name)
                 explicit_hidden = _hidden(name[len(root):].replace("*", "x").replace("?", "x"))
-                found = [b for b in self.list_objects(bucket, prefix)
+                found = [b for b in self.list_objects(bucket, prefix, start_offset=start_offset)
                          if rx.match(b.name) and not b.name.endswith("/")
                          and (explicit_hidden or not _hidden(b.name[len(root):]))]
             else:
                 if name and not name.endswith("/"):
                     blob = self.client.bucket(bucket).get_blob(name)
                     if blob is not None:
-                        return [self._info(bucket, blob)]
+                        return [self._info(bucket, blob)] if start_offset is None or name >= start_offset else []
                 folder = name.rstrip("/") + "/" if name else ""
-                found = [b for b in self.list_objects(bucket, folder, delimiter="/")
+                found = [b for b in self.list_objects(bucket, folder, delimiter="/", start_offset=start_offset)
                          if not b.name.endswith("/") and not _hidden(b.name[len(folder):])]
         except gexc.NotFound as e:
             raise FileInputError(f"{pattern}: the bucket {bucket} does not exist") from e

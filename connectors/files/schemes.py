@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import IO, Protocol, runtime_checkable
 
-__all__ = ["FileInfo", "FileSystem", "LocalFileSystem", "filesystem_for", "is_remote", "register_scheme",
+__all__ = ["FileInfo", "FileSystem", "IncrementalLister", "LocalFileSystem", "filesystem_for", "is_remote", "register_scheme",
            "scheme_of", "supported_schemes"]
 
 
@@ -69,6 +69,19 @@ class FileSystem(Protocol):
 
     def rename(self, sources: list[str], destinations: list[str]) -> None:
         """Move each source to its destination."""
+        ...
+
+
+@runtime_checkable
+class IncrementalLister(Protocol):
+    """A filesystem that lists in name order and can start a listing at a name (object stores).
+
+    Watching a large prefix asks only for what sorts at or after the last name it has seen instead of listing
+    everything every poll (`millstream.connectors.files.watch`).
+    """
+
+    def match_from(self, pattern: str, start: str) -> list[FileInfo]:
+        """What `match(pattern)` gives, restricted to paths that sort at or after the full path `start`."""
         ...
 
 

@@ -6,6 +6,9 @@ weather at the three airports and the airline names. Run it with
 
     millstream run examples/streaming/flights.py [--output DIR] [pipeline flags]
     millstream run examples/streaming/flights.py --speedup 3600      # watch it as a stream, 1 h per second
+    millstream run examples/streaming/flights.py --flights gs://b/in/flights.csv --output gs://b/out  # on GCS
+
+(in batch mode the inputs and the output may be ``gs://`` paths: docs/gcs.md).
 
 **Event time** is when a flight actually left: its scheduled date (year, month, day) plus `sched_dep_time`
 plus `dep_delay` minutes. `dep_time` is the clock time of departure, but the date in the row is the
@@ -52,11 +55,11 @@ import asyncio
 import contextlib
 import csv
 import datetime
-import glob
 import hashlib
 import importlib.util
 import io
 import os
+import posixpath
 import signal
 import sys
 import threading
@@ -70,6 +73,7 @@ from typing import Any
 import orjson
 
 import millstream as beam
+from millstream.connectors.files.schemes import filesystem_for, is_remote
 from millstream.io import ReadFromText, WriteToJson
 from millstream.options.pipeline_options import PipelineOptions
 from millstream.pvalue import AsDict
@@ -413,22 +417,29 @@ def build(p: beam.Pipeline, inputs: Inputs, output: str, pacer: Pacer | None = N
         | "Join" >> beam.CoGroupByKey()
         | "Rows" >> beam.FlatMap(to_rows, airlines=AsDict(airlines))
     )
-    rows | "WriteHourly" >> WriteToJson(os.path.join(output, "hourly"))
+    rows | "WriteHourly" >> WriteToJson(output_path(output, "hourly"))
     (cancelled
      | "CancelledRecords" >> beam.Map(cancelled_record)
-     | "WriteCancelled" >> WriteToJson(os.path.join(output, "cancelled")))
-    late | "LateRecords" >> beam.Map(late_record) | "WriteLate" >> WriteToJson(os.path.join(output, "late"))
+     | "WriteCancelled" >> WriteToJson(output_path(output, "cancelled")))
+    late | "LateRecords" >> beam.Map(late_record) | "WriteLate" >> WriteToJson(output_path(output, "late"))
     return {"rows": rows, "cancelled": cancelled, "late": late}
 
 
 # -- running it ----------------------------------------------------------------------------------------------
 
 
+def output_path(output: str, name: str) -> str:
+    """`name` in the output folder: ``/`` joins a ``gs://`` prefix, the OS's separator a local folder."""
+    return posixpath.join(output, name) if is_remote(output) else os.path.join(output, name)
+
+
 def read_json_lines(output: str, name: str) -> list[dict[str, Any]]:
-    """The committed records of one of the job's outputs (`hourly`, `cancelled`, `late`)."""
+    """The committed records of one of the job's outputs (`hourly`, `cancelled`, `late`), in a local folder
+    or under a ``gs://`` prefix: read through the filesystem of the output's scheme, as the sinks wrote it."""
+    fs = filesystem_for(output)
     records: list[dict[str, Any]] = []
-    for path in sorted(glob.glob(os.path.join(output, f"{name}-*.json"))):
-        with open(path, "rb") as f:
+    for info in fs.match(output_path(output, f"{name}-*.json")):
+        with fs.open_read(info.path, info.generation) as f:
             records.extend(orjson.loads(line) for line in f)
     return records
 
