@@ -87,6 +87,10 @@ class CallableWrapperCombineFn(CombineFn):
         self._args = args
         self._kwargs = kwargs
 
+    def _call(self, values: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        # Arguments bound at construction first, then those passed per call (Beam passes side inputs per call).
+        return self._fn(values, *self._args, *args, **{**self._kwargs, **kwargs})
+
     def default_label(self) -> str:
         return getattr(self._fn, "__name__", type(self._fn).__name__)
 
@@ -96,26 +100,26 @@ class CallableWrapperCombineFn(CombineFn):
     def add_input(self, accumulator: Any, element: Any, *args: Any, **kwargs: Any) -> Any:
         accumulator.append(element)
         if len(accumulator) > self._BUFFER_SIZE:
-            accumulator = [self._fn(accumulator, *self._args, **self._kwargs)]
+            accumulator = [self._call(accumulator, args, kwargs)]
         return accumulator
 
     def add_inputs(self, accumulator: Any, elements: Iterable[Any], *args: Any, **kwargs: Any) -> Any:
         accumulator.extend(elements)
         if len(accumulator) > self._BUFFER_SIZE:
-            accumulator = [self._fn(accumulator, *self._args, **self._kwargs)]
+            accumulator = [self._call(accumulator, args, kwargs)]
         return accumulator
 
     def merge_accumulators(self, accumulators: Iterable[Any], *args: Any, **kwargs: Any) -> Any:
         merged = [x for acc in accumulators for x in acc]
-        return [self._fn(merged, *self._args, **self._kwargs)]
+        return [self._call(merged, args, kwargs)]
 
     def compact(self, accumulator: Any, *args: Any, **kwargs: Any) -> Any:
         if len(accumulator) <= 1:
             return accumulator
-        return [self._fn(accumulator, *self._args, **self._kwargs)]
+        return [self._call(accumulator, args, kwargs)]
 
     def extract_output(self, accumulator: Any, *args: Any, **kwargs: Any) -> Any:
-        return self._fn(accumulator, *self._args, **self._kwargs)
+        return self._call(accumulator, args, kwargs)
 
 
 class SumCombineFn(CombineFn):

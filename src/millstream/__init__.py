@@ -27,9 +27,12 @@ from millstream.engine.model.pipeline import Pipeline
 from millstream.engine.model.ptransform import PTransform, ptransform_fn
 from millstream.engine.model.pvalue import PCollection
 from millstream.transforms import combiners, trigger, window
+from millstream.transforms.stats import ApproximateQuantiles, ApproximateUnique
 from millstream.transforms.util import (
+    BatchElements,
     CoGroupByKey,
     Distinct,
+    GroupIntoBatches,
     Keys,
     KvSwap,
     LogElements,
@@ -43,6 +46,9 @@ from millstream.transforms.util import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "ApproximateQuantiles",
+    "ApproximateUnique",
+    "BatchElements",
     "CoGroupByKey",
     "CombineFn",
     "CombineGlobally",
@@ -56,6 +62,7 @@ __all__ = [
     "FlatMapTuple",
     "Flatten",
     "GroupByKey",
+    "GroupIntoBatches",
     "Keys",
     "KvSwap",
     "LogElements",
