@@ -141,3 +141,17 @@ def test_combine_values_passes_plain_extra_arguments() -> None:
 
 def test_combiners_module_exposes_core_as_in_beam() -> None:
     assert combiners.core.CombineGlobally is beam.CombineGlobally
+
+
+def test_timestamp_and_to_bytes_coders() -> None:
+    from millstream.coders import TimestampCoder, ToBytesCoder
+    from millstream.typehints.typehints import Tuple, TupleConstraint
+    from millstream.utils.timestamp import Timestamp
+
+    coder = TimestampCoder()
+    assert coder.encode(Timestamp(micros=1)) < coder.encode(Timestamp(micros=256))
+    assert coder.decode(coder.encode(Timestamp(-3.25))) == Timestamp(-3.25)
+    with pytest.raises(TypeError, match="TimestampCoder encodes Timestamp, got int"):
+        coder.encode(5)
+    assert ToBytesCoder().encode("é") == "é".encode() and ToBytesCoder().encode(b"\x00") == b"\x00"
+    assert isinstance(Tuple[int, str], TupleConstraint) and not isinstance(int, TupleConstraint)
