@@ -26,6 +26,7 @@ from millstream.engine.model.dofn import DoFn
 from millstream.engine.model.pipeline import Pipeline
 from millstream.engine.model.ptransform import PTransform, ptransform_fn
 from millstream.engine.model.pvalue import PCollection
+from millstream.engine.model.rows import GroupBy, Row, Select
 from millstream.transforms import combiners, trigger, window
 from millstream.transforms.stats import ApproximateQuantiles, ApproximateUnique
 from millstream.transforms.util import (
@@ -61,6 +62,7 @@ __all__ = [
     "FlatMap",
     "FlatMapTuple",
     "Flatten",
+    "GroupBy",
     "GroupByKey",
     "GroupIntoBatches",
     "Keys",
@@ -76,6 +78,8 @@ __all__ = [
     "Pipeline",
     "Regex",
     "Reshuffle",
+    "Row",
+    "Select",
     "ToString",
     "Values",
     "WindowInto",
