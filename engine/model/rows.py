@@ -68,7 +68,7 @@ def _named_tuple(type_name: str, fields: tuple[str, ...]) -> type:
     if cls is None:
         cls = _named_tuples[(type_name, fields)] = collections.namedtuple(type_name, fields)  # type: ignore[misc]
         # a class made at run time cannot be pickled by reference: rebuild it from its field names
-        cls.__reduce__ = lambda self: (_unpickle_named_tuple, (type_name, fields, tuple(self)))  # type: ignore[attr-defined]
+        cls.__reduce__ = lambda self: (_unpickle_named_tuple, (type_name, fields, tuple(self)))  # type: ignore[method-assign, arg-type]
     return cls
 
 
