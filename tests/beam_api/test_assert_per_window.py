@@ -53,3 +53,13 @@ def test_use_global_window_false_runs_the_matcher_per_window_with_the_window() -
         assert_that(_windowed(p, [("a", 1), ("b", 2), ("c", 15)]), matcher, use_global_window=False)
     assert sorted(seen, key=lambda s: s[1].start) == [(["a", "b"], IntervalWindow(0, 10)),
                                                      (["c"], IntervalWindow(10, 20))]
+
+
+def test_matches_all_pairs_each_predicate_with_an_element() -> None:
+    from millstream.testing.util import matches_all
+
+    with beam.Pipeline() as p:
+        assert_that(p | beam.Create([1, 10]), matches_all([lambda x: x < 5, lambda x: x > 5]))
+    with pytest.raises(Exception, match="unmatched elements \\[10\\]"):
+        with beam.Pipeline() as p:
+            assert_that(p | beam.Create([1, 10]), matches_all([lambda x: x < 5]))

@@ -155,3 +155,11 @@ def test_timestamp_and_to_bytes_coders() -> None:
         coder.encode(5)
     assert ToBytesCoder().encode("é") == "é".encode() and ToBytesCoder().encode(b"\x00") == b"\x00"
     assert isinstance(Tuple[int, str], TupleConstraint) and not isinstance(int, TupleConstraint)
+
+
+def test_as_multi_map_side_input() -> None:
+    with beam.Pipeline() as p:
+        prices = p | "Prices" >> beam.Create([("apple", 1), ("apple", 2), ("pear", 5)])
+        out = (p | "Fruit" >> beam.Create(["apple", "pear", "fig"])
+               | beam.Map(lambda f, m: (f, sorted(m.get(f, []))), beam.pvalue.AsMultiMap(prices)))
+        assert_that(out, equal_to([("apple", [1, 2]), ("pear", [5]), ("fig", [])]))
