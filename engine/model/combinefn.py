@@ -87,6 +87,10 @@ class CallableWrapperCombineFn(CombineFn):
         self._args = args
         self._kwargs = kwargs
 
+    def _call(self, values: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        # Arguments bound at construction first, then those passed per call (Beam passes side inputs per call).
+        return self._fn(values, *self._args, *args, **{**self._kwargs, **kwargs})
+
     def default_label(self) -> str:
         """The wrapped callable's name (Beam's CombineFn.default_label)."""
         return getattr(self._fn, "__name__", type(self._fn).__name__)
@@ -99,30 +103,30 @@ class CallableWrapperCombineFn(CombineFn):
         """Buffer one input, reduced with the callable when full (Beam's CombineFn.add_input)."""
         accumulator.append(element)
         if len(accumulator) > self._BUFFER_SIZE:
-            accumulator = [self._fn(accumulator, *self._args, **self._kwargs)]
+            accumulator = [self._call(accumulator, args, kwargs)]
         return accumulator
 
     def add_inputs(self, accumulator: Any, elements: Iterable[Any], *args: Any, **kwargs: Any) -> Any:
         """Buffer many inputs, reduced with the callable when full (Beam's CombineFn.add_inputs)."""
         accumulator.extend(elements)
         if len(accumulator) > self._BUFFER_SIZE:
-            accumulator = [self._fn(accumulator, *self._args, **self._kwargs)]
+            accumulator = [self._call(accumulator, args, kwargs)]
         return accumulator
 
     def merge_accumulators(self, accumulators: Iterable[Any], *args: Any, **kwargs: Any) -> Any:
         """Reduce the buffers' contents with the callable into one (Beam's CombineFn.merge_accumulators)."""
         merged = [x for acc in accumulators for x in acc]
-        return [self._fn(merged, *self._args, **self._kwargs)]
+        return [self._call(merged, args, kwargs)]
 
     def compact(self, accumulator: Any, *args: Any, **kwargs: Any) -> Any:
         """Reduce a buffer of several inputs to one value with the callable (Beam's CombineFn.compact)."""
         if len(accumulator) <= 1:
             return accumulator
-        return [self._fn(accumulator, *self._args, **self._kwargs)]
+        return [self._call(accumulator, args, kwargs)]
 
     def extract_output(self, accumulator: Any, *args: Any, **kwargs: Any) -> Any:
         """The callable applied to the buffered inputs (Beam's CombineFn.extract_output)."""
-        return self._fn(accumulator, *self._args, **self._kwargs)
+        return self._call(accumulator, args, kwargs)
 
 
 class SumCombineFn(CombineFn):

@@ -370,7 +370,13 @@ class CombinePerKey(_KeyedAggregation):
 
     def __init__(self, fn: Any, *args: Any, **kwargs: Any) -> None:
         self.fn = CombineFn.maybe_from_callable(fn)
-        if args or kwargs:
+        #: Side inputs among the extra arguments: they are known per window only while running, so the
+        #: combine becomes GroupByKey + CombineValues (a ParDo, which resolves side inputs), as in Beam.
+        self.side_args: tuple[tuple[Any, ...], dict[str, Any]] | None = None
+        if any(isinstance(a, AsSideInput) for a in (*args, *kwargs.values())):
+            self.side_args = (args, kwargs)
+            self.primitive = False
+        elif args or kwargs:
             from millstream.engine.model.combinefn import CallableWrapperCombineFn
 
             if isinstance(self.fn, CallableWrapperCombineFn):
@@ -387,6 +393,11 @@ class CombinePerKey(_KeyedAggregation):
 
     def expand(self, pcoll: PCollection) -> Any:
         """The combined output, plus the late output if asked for (Beam's CombinePerKey.expand)."""
+        if self.side_args is not None:
+            if self.late_tag is not None:
+                raise ValueError(f"{self.label}: with_late_data is not supported with side inputs to the CombineFn")
+            args, kwargs = self.side_args
+            return pcoll | "GroupByKey" >> GroupByKey() | "Combine" >> CombineValues(self.fn, *args, **kwargs)
         return self._outputs(pcoll)
 
 
@@ -498,14 +509,24 @@ class CombineValues(PTransform):
 
     def expand(self, pcoll: PCollection) -> PCollection:
         """Combine each pair's iterable of values with the CombineFn (Beam's CombineValues.expand)."""
-        fn, args, kwargs = self.fn, self.args, self.kwargs
+        # A ParDo, so side inputs among the arguments arrive resolved for each element's window.
+        return pcoll | "Combine" >> ParDo(_CombineValuesDoFn(self.fn), *self.args, **self.kwargs)
 
-        def combine(kv: Any) -> Any:
-            key, values = kv
-            acc = fn.add_inputs(fn.create_accumulator(*args, **kwargs), values, *args, **kwargs)
-            return (key, fn.extract_output(acc, *args, **kwargs))
 
-        return pcoll | "Combine" >> Map(combine)
+class _CombineValuesDoFn(DoFn):
+    """`(key, values)` -> `(key, combined)`, the CombineFn called with the (resolved) extra arguments."""
+
+    def __init__(self, fn: CombineFn) -> None:
+        self.fn = fn
+
+    def default_label(self) -> str:
+        return f"CombineValues({self.fn.default_label()})"
+
+    def process(self, element: Any, *args: Any, **kwargs: Any) -> Any:
+        fn = self.fn
+        key, values = element
+        acc = fn.add_inputs(fn.create_accumulator(*args, **kwargs), values, *args, **kwargs)
+        yield (key, fn.extract_output(acc, *args, **kwargs))
 
 
 class WindowInto(PTransform):

@@ -126,6 +126,43 @@ def matches_all(expected: list[Callable[[Any], bool]]) -> Callable[[list[Any]], 
     return _matches
 
 
+class _EqualToPerWindowMatcher:
+    """The matcher of `equal_to_per_window`: reified elements, each in the window it is expected in."""
+
+    def __init__(self, expected_window_to_elements: dict[Any, Any]) -> None:
+        self.expected = expected_window_to_elements
+
+    def __call__(self, actual: list[Any]) -> None:
+        expected = {w: list(values) for w, values in self.expected.items()}  # matched elements are removed
+        for wv in actual:
+            if not isinstance(wv, TestWindowedValue):
+                raise BeamAssertException(f"Failed assert: received element {wv!r} is not a TestWindowedValue; "
+                                          "did you forget reify_windows=True on the assertion?")
+            window = wv.windows[0]
+            if window not in expected:
+                raise BeamAssertException(f"Failed assert: window {window} not found in any expected windows "
+                                          f"{list(expected)}")
+            try:
+                expected[window].remove(wv.value)
+            except ValueError:
+                raise BeamAssertException(f"Failed assert: element {wv.value!r} not found in window "
+                                          f"{window}:{expected[window]!r}") from None
+        for window, left in expected.items():
+            if left:
+                raise BeamAssertException(f"Failed assert: unmatched elements {left!r} in window {window}")
+
+
+def equal_to_per_window(expected_window_to_elements: dict[Any, Any]) -> Callable[[list[Any]], None]:
+    """A matcher: `{window: [elements]}`, each element in its window (Beam's `equal_to_per_window`; `assert_that`
+    reifies the windows for it).
+
+    >>> from millstream.engine.model.window import IntervalWindow
+    >>> w = IntervalWindow(0, 10)
+    >>> equal_to_per_window({w: [1]})([TestWindowedValue(1, 5, [w])])
+    """
+    return _EqualToPerWindowMatcher(expected_window_to_elements)
+
+
 class _Reify(DoFn):
     """Wraps each element with its timestamp and window."""
 
@@ -150,11 +187,22 @@ class _AssertThat(PTransform):
         if self.use_global_window:
             pcoll = pcoll | "WindowIntoGlobal" >> WindowInto(GlobalWindows())
         matcher = self.matcher
+        if not self.use_global_window:
+            # As Beam: the matcher runs once per window, on (elements of the window, the window).
+            return (pcoll | "ToList" >> CombineGlobally(ListCombineFn()).without_defaults()
+                    | "AddWindow" >> ParDo(_AddWindow()) | "Match" >> Map(matcher))
 
         def match(actual: list[Any]) -> None:
             matcher(list(actual))
 
         return pcoll | "ToList" >> CombineGlobally(ListCombineFn()) | "Match" >> Map(match)
+
+
+class _AddWindow(DoFn):
+    """`(element, window)`: what a per-window matcher is given."""
+
+    def process(self, element: Any, window: Any = DoFn.WindowParam) -> Any:
+        yield element, window
 
 
 def assert_that(
@@ -167,6 +215,8 @@ def assert_that(
     """Check, when the pipeline runs, that `matcher(all elements of actual)` does not raise."""
     if not isinstance(actual, PCollection):
         raise TypeError(f"assert_that needs a PCollection, got {type(actual).__name__}")
+    if isinstance(matcher, _EqualToPerWindowMatcher):  # Beam's rule: it needs the windows, in one list
+        reify_windows, use_global_window = True, True
     return actual | label >> _AssertThat(matcher, reify_windows, use_global_window)
 
 
@@ -175,6 +225,7 @@ __all__ = [
     "TestWindowedValue",
     "assert_that",
     "equal_to",
+    "equal_to_per_window",
     "is_empty",
     "is_not_empty",
     "matches_all",

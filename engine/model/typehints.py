@@ -25,6 +25,21 @@ Optional = typing.Optional
 KV = typing.Tuple  # noqa: UP006 - KV[K, V] is a 2-tuple
 
 
+class _TupleConstraintMeta(type):
+    """`isinstance(hint, TupleConstraint)` is true for tuple hints such as `Tuple[int, str]` and `KV[str, int]`."""
+
+    def __instancecheck__(cls, hint: Any) -> bool:
+        return typing.get_origin(hint) is tuple
+
+
+class TupleConstraint(metaclass=_TupleConstraintMeta):
+    """The kind of `Tuple[...]` hints (Beam's `typehints.TupleConstraint`), for `isinstance` checks on hints.
+
+    >>> isinstance(Tuple[int, str], TupleConstraint), isinstance(int, TupleConstraint)
+    (True, False)
+    """
+
+
 class TypeCheckError(Exception):
     """An element or a pipeline's construction does not match the declared type hints."""
 
@@ -68,6 +83,7 @@ __all__ = [
     "Optional",
     "Set",
     "Tuple",
+    "TupleConstraint",
     "TypeCheckError",
     "Union",
     "declared_hints",

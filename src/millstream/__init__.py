@@ -26,10 +26,14 @@ from millstream.engine.model.dofn import DoFn
 from millstream.engine.model.pipeline import Pipeline
 from millstream.engine.model.ptransform import PTransform, ptransform_fn
 from millstream.engine.model.pvalue import PCollection
+from millstream.engine.model.rows import GroupBy, Row, Select
 from millstream.transforms import combiners, trigger, window
+from millstream.transforms.stats import ApproximateQuantiles, ApproximateUnique
 from millstream.transforms.util import (
+    BatchElements,
     CoGroupByKey,
     Distinct,
+    GroupIntoBatches,
     Keys,
     KvSwap,
     LogElements,
@@ -43,6 +47,9 @@ from millstream.transforms.util import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "ApproximateQuantiles",
+    "ApproximateUnique",
+    "BatchElements",
     "CoGroupByKey",
     "CombineFn",
     "CombineGlobally",
@@ -55,7 +62,9 @@ __all__ = [
     "FlatMap",
     "FlatMapTuple",
     "Flatten",
+    "GroupBy",
     "GroupByKey",
+    "GroupIntoBatches",
     "Keys",
     "KvSwap",
     "LogElements",
@@ -69,6 +78,8 @@ __all__ = [
     "Pipeline",
     "Regex",
     "Reshuffle",
+    "Row",
+    "Select",
     "ToString",
     "Values",
     "WindowInto",

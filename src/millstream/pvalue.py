@@ -14,6 +14,7 @@ from millstream.engine.model.pvalue import (
     PValue,
     TaggedOutput,
 )
+from millstream.engine.model.rows import Row
 
 __all__ = [
     "AsDict",
@@ -27,5 +28,6 @@ __all__ = [
     "PCollection",
     "PDone",
     "PValue",
+    "Row",
     "TaggedOutput",
 ]

@@ -19,9 +19,12 @@ from millstream.engine.model.core import (
     WindowInto,
 )
 from millstream.engine.model.dofn import DoFn
+from millstream.engine.model.rows import GroupBy, Select
 from millstream.engine.model.windowing import Windowing
 
 __all__ = [
+    "GroupBy",
+    "Select",
     "CallableWrapperCombineFn",
     "CombineFn",
     "CombineGlobally",

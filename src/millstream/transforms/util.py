@@ -1,8 +1,9 @@
 """Beam's `apache_beam.transforms.util`: Keys, Values, KvSwap, Reshuffle, CoGroupByKey, Distinct, WithKeys, Regex,
-ToString, LogElements."""
+ToString, LogElements, GroupIntoBatches, BatchElements."""
 
 from millstream.engine.model.util import CoGroupByKey, Distinct, Keys, KvSwap, Reshuffle, Values, WithKeys
+from millstream.engine.model.util_batch import BatchElements, GroupIntoBatches
 from millstream.engine.model.util_log import LogElements
 from millstream.engine.model.util_text import Regex, ToString
 
-__all__ = ["CoGroupByKey", "Distinct", "Keys", "KvSwap", "LogElements", "Regex", "Reshuffle", "ToString", "Values", "WithKeys"]
+__all__ = ["BatchElements", "CoGroupByKey", "Distinct", "GroupIntoBatches", "Keys", "KvSwap", "LogElements", "Regex", "Reshuffle", "ToString", "Values", "WithKeys"]

@@ -11,9 +11,10 @@ from millstream.engine.model.typehints import (
     Optional,
     Set,
     Tuple,
+    TupleConstraint,
     TypeCheckError,
     Union,
 )
 
-__all__ = ["KV", "Any", "Dict", "Iterable", "Iterator", "List", "Optional", "Set", "Tuple", "TypeCheckError",
+__all__ = ["KV", "Any", "Dict", "Iterable", "Iterator", "List", "Optional", "Set", "Tuple", "TupleConstraint", "TypeCheckError",
            "Union"]
