@@ -453,6 +453,17 @@ class Checkpointer:
         """Wait until a checkpoint in progress has finished."""
         await self._resume.wait()
 
+    async def write_ahead(self, tick_s: float = 0.1, slice_s: float = 0.03) -> None:
+        """Between checkpoints, write the spilled state ahead of the next one in slices (at most `slice_s` of
+        every `tick_s` on the event loop), so a large checkpoint does not pause the sources for the time it
+        takes to write it all (`IncrementalNodes.write_ahead`). Runs until cancelled."""
+        if self.incremental.memory or not self.incremental.nodes:
+            return
+        while True:
+            await anyio.sleep(tick_s)
+            if self.step is Step.IDLE and not self._pausing:
+                self.incremental.write_ahead(self.next_id, time.monotonic() + slice_s)
+
     # -- the state machine -----------------------------------------------------------------------------------
     def _enter(self, step: Step) -> None:
         self.step = step
@@ -479,6 +490,9 @@ class Checkpointer:
             if pending:  # async nodes finish their queued batches before the stage takes its next message
                 await anyio.lowlevel.checkpoint()
                 await self.in_flight.idle.wait()
+            ahead = self.incremental.written_ahead(cid)
+            if ahead:
+                log.info("checkpoint %d: %d rows of spilled state were written ahead", cid, ahead)
             self._enter(Step.SNAPSHOT)
             stall_start = time.monotonic()
             self.stall_meter.start()

@@ -30,6 +30,13 @@ Durable layout (all under the node's ``operator_prefix``; see `millstream.state.
   chunks ahead of its atomic manifest batch (`checkpoint.incremental.IncrementalNodes.prewrite`), header first,
   so such versions are found by their header. The manifest's ``puts`` count only the final batch.
 
+Writing ahead: between checkpoints, `write_ahead` moves spilled rows into the store in small slices as
+versions of the *coming* checkpoint (header version first, like a checkpoint's chunks), so the checkpoint
+itself only writes what is left. Those versions are invisible to restore until that checkpoint's manifest
+commits, and a crash before that purges them (their header version is newer than the restored checkpoint);
+reads take them as the stored value, which is what that checkpoint will hold (an entry changed again is
+evicted or captured again and its version overwritten).
+
 Spill area: entries evicted while they differ from the last checkpoint are written, unsynced, to a
 scratch store (`SpillArea`: ``RocksDBBackend.scratch`` next to the state directory, WAL off, deleted
 on open and close) under their logical keys. The spill is never part of a checkpoint by itself: a
@@ -44,6 +51,7 @@ newest durable version.
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import struct
@@ -158,13 +166,15 @@ class TierCheckpoint:
         self.swept = 0
         # Sweep about twice what is written: garbage then stays within about the live size.
         self.sweep_budget = 2 * ((len(entries) + len(encoded)) // 3 + len(deletes) + tier.spill_rows) + 256
+        #: Rows of this checkpoint the tier wrote ahead (`StateTier.write_ahead`), counted in `written`.
+        self.ahead = tier.ahead_rows if tier.ahead_cid == cid else 0
 
     def puts(self) -> Iterator[tuple[bytes, bytes]]:
         """The physical puts (encoding happens here, so it can run in the writer thread)."""
         tier = self.tier
         suffix = _U64.pack(self.cid)
         encode = tier.encode_value
-        n = 1
+        n = 1 + self.ahead
         yield tier.header_key + suffix, _VALUE + encode({"node": self.header, "dead": self.dead})
         # Spilled entries first: a later put of the same key in a batch wins, and the node's own entries are
         # newer than a deletion it spilled before the key got state again.
@@ -230,6 +240,10 @@ class StateTier:
         """Entries handed to `evict` (clean ones are not, the node just drops them)."""
         self.loaded = 0
         """Entries returned by `take` and `scan`."""
+        #: The checkpoint the rows written ahead belong to (0: none), how many, and where the next slice starts.
+        self.ahead_cid = 0
+        self.ahead_rows = 0
+        self._ahead_from = self.prefix
 
     # -- keys -------------------------------------------------------------------------------------------
     def encode_key(self, key: Any) -> bytes:
@@ -336,6 +350,32 @@ class StateTier:
         self._dying.append(prefix)
 
     # -- checkpoints -------------------------------------------------------------------------------------
+    def write_ahead(self, cid: int, budget: int) -> int:
+        """Move up to `budget` spilled rows into the store as versions of the coming checkpoint `cid`
+        (unsynced; see the module docstring); returns how many. Only between checkpoints, on the thread
+        that evicts and takes (nothing else may touch the spill meanwhile)."""
+        if not self.spilled or budget <= 0:
+            return 0
+        spill = self.spill.backend
+        # from where the last slice ended: rescanning the deleted rows from the start would cost more each time
+        rows = list(itertools.islice(spill.scan_range(self._ahead_from, prefix_end(self.prefix)), budget))
+        if len(rows) < budget and self._ahead_from != self.prefix:
+            rows += itertools.islice(spill.scan_range(self.prefix, self._ahead_from), budget - len(rows))
+        if not rows:
+            return 0
+        suffix = _U64.pack(cid)
+        puts = [(lkey + suffix, raw) for lkey, raw in rows]
+        if self.ahead_cid != cid:
+            # header first: after a crash, restore finds this unfinished checkpoint by it and purges its versions
+            puts.insert(0, (self.header_key + suffix, _VALUE + self.encode_value({"node": None, "dead": []})))
+            self.ahead_cid = cid
+            self.ahead_rows = 0
+        self.backend.write_batch(puts, (), sync=False)
+        spill.write_batch((), [lkey for lkey, _ in rows], sync=False)
+        self.ahead_rows += len(rows)
+        self._ahead_from = rows[-1][0] + b"\x00"
+        return len(rows)
+
     def checkpoint(self, cid: int, oldest: int, header: Any, entries: list[Any], deletes: list[bytes],
                    encoded: list[Any] | None = None) -> TierCheckpoint:
         """This node's part of checkpoint `cid`; `oldest` is the oldest checkpoint id retained after it.
@@ -356,6 +396,8 @@ class StateTier:
             self.spill.backend.delete_prefix(self.prefix)
             self.spilled = False
         self.spill_rows = 0
+        self.ahead_cid = self.ahead_rows = 0
+        self._ahead_from = self.prefix
         keep = max((v for v in self.header_versions if v <= ck.oldest), default=None)
         self.header_versions = [v for v in self.header_versions if keep is None or v >= keep] + [ck.cid]
         self.last_written = ck.written
@@ -417,6 +459,8 @@ class StateTier:
         self._sweep_from = self.prefix
         self.spilled = False
         self.spill_rows = 0
+        self.ahead_cid = self.ahead_rows = 0
+        self._ahead_from = self.prefix
         self._dying = []
         if not usable:
             self.dead = []
