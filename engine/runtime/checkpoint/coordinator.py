@@ -25,6 +25,10 @@ rewinds sources to the recorded positions and lets each sink finish the commit r
 header (and per-key timer index); entries are read from the store when needed. Both kinds of state keep the
 versions every retained manifest needs, so an older retained checkpoint stays restorable.
 
+Between checkpoints, `write_ahead` moves spilled state into the store in slices as versions of the coming
+checkpoint (see `checkpoint.versioned_store`), so a large checkpoint pauses the sources only for what is
+left; those versions count only once step 4 commits the manifest, and restore purges them otherwise.
+
 `last_stall_s` is how long a checkpoint kept the job paused from SNAPSHOT to durable; `last_loop_stall_s`
 the longest time the event loop itself could not run during it (collecting and writing happen in a worker
 thread, so this is mostly RocksDB holding the GIL while it writes the batch); ``max_*`` are the maxima.
@@ -461,8 +465,10 @@ class Checkpointer:
             return
         while True:
             await anyio.sleep(tick_s)
-            if self.step is Step.IDLE and not self._pausing:
-                self.incremental.write_ahead(self.next_id, time.monotonic() + slice_s)
+            if self.step is Step.IDLE and not self._pausing and self.incremental.wants_ahead():
+                # the oldest checkpoint retained now (the coming one not yet committed): safe to sweep for
+                retained = min((m.checkpoint_id for m in self.store.list()[-self.store_keep:]), default=self.next_id)
+                self.incremental.write_ahead(self.next_id, time.monotonic() + slice_s, retained)
 
     # -- the state machine -----------------------------------------------------------------------------------
     def _enter(self, step: Step) -> None:

@@ -111,17 +111,22 @@ class IncrementalNodes:
                 out.append((tier.checkpoint(cid, oldest, cap.header, cap.entries, cap.deletes, cap.encoded), cap))
         return out
 
-    def write_ahead(self, cid: int, deadline: float) -> int:
+    def wants_ahead(self) -> bool:
+        """True when some node has enough spilled rows to write ahead (see `write_ahead`)."""
+        return not self.memory and any(
+            t.spilled and t.spill_rows - t.ahead_rows >= self.ahead_min for t in self.tiers.values())
+
+    def write_ahead(self, cid: int, deadline: float, retained: int) -> int:
         """Write spilled rows ahead of checkpoint `cid` in slices until `deadline` (``time.monotonic``) or until
         each tier has fewer than `AHEAD_MIN` left; returns the rows written. Runs on the event loop between
-        checkpoints (`Checkpointer.write_ahead`), so the spill is the loop's alone; see
-        `versioned_store.StateTier.write_ahead`."""
+        checkpoints (`Checkpointer.write_ahead`), so the spill is the loop's alone; `retained` is the oldest
+        checkpoint id the store retains now; see `versioned_store.StateTier.write_ahead`."""
         if self.memory:
             return 0  # the spill is in memory too: nothing to win
         done = 0
         for tier in self.tiers.values():
             while tier.spilled and tier.spill_rows - tier.ahead_rows >= self.ahead_min and time.monotonic() < deadline:
-                n = tier.write_ahead(cid, AHEAD_ROWS)
+                n = tier.write_ahead(cid, AHEAD_ROWS, retained)
                 done += n
                 if n < AHEAD_ROWS:
                     tier.spill_rows = tier.ahead_rows  # the spill is empty: nothing pending until the next eviction

@@ -165,9 +165,11 @@ class TierCheckpoint:
         #: Superseded versions deleted by this checkpoint's sweep.
         self.swept = 0
         # Sweep about twice what is written: garbage then stays within about the live size.
-        self.sweep_budget = 2 * ((len(entries) + len(encoded)) // 3 + len(deletes) + tier.spill_rows) + 256
         #: Rows of this checkpoint the tier wrote ahead (`StateTier.write_ahead`), counted in `written`.
         self.ahead = tier.ahead_rows if tier.ahead_cid == cid else 0
+        # (the slices that wrote rows ahead swept for them already)
+        self.sweep_budget = 2 * ((len(entries) + len(encoded)) // 3 + len(deletes)
+                                 + max(0, tier.spill_rows - self.ahead)) + 256
 
     def puts(self) -> Iterator[tuple[bytes, bytes]]:
         """The physical puts (encoding happens here, so it can run in the writer thread)."""
@@ -210,6 +212,12 @@ class TierCheckpoint:
             if keep is not None and v < keep:
                 yield tier.header_key + _U64.pack(v)
         yield from tier._sweep(oldest, self.sweep_budget, self)
+
+
+class _Swept:
+    """Counts what a write-ahead slice swept (`StateTier._sweep` reports to a `TierCheckpoint` otherwise)."""
+
+    swept = 0
 
 
 class StateTier:
@@ -350,10 +358,11 @@ class StateTier:
         self._dying.append(prefix)
 
     # -- checkpoints -------------------------------------------------------------------------------------
-    def write_ahead(self, cid: int, budget: int) -> int:
+    def write_ahead(self, cid: int, budget: int, retained: int) -> int:
         """Move up to `budget` spilled rows into the store as versions of the coming checkpoint `cid`
-        (unsynced; see the module docstring); returns how many. Only between checkpoints, on the thread
-        that evicts and takes (nothing else may touch the spill meanwhile)."""
+        (unsynced; see the module docstring), and sweep twice as many stored rows for versions that no
+        checkpoint >= `retained` (the oldest retained now) needs; returns the rows moved. Only between
+        checkpoints, on the thread that evicts and takes (nothing else may touch the spill meanwhile)."""
         if not self.spilled or budget <= 0:
             return 0
         spill = self.spill.backend
@@ -370,7 +379,9 @@ class StateTier:
             puts.insert(0, (self.header_key + suffix, _VALUE + self.encode_value({"node": None, "dead": []})))
             self.ahead_cid = cid
             self.ahead_rows = 0
-        self.backend.write_batch(puts, (), sync=False)
+        # the sweep a checkpoint does for what it writes, done here for these rows (retained: safe now)
+        swept = list(self._sweep(retained, 2 * len(rows), _Swept()))
+        self.backend.write_batch(puts, swept, sync=False)
         spill.write_batch((), [lkey for lkey, _ in rows], sync=False)
         self.ahead_rows += len(rows)
         self._ahead_from = rows[-1][0] + b"\x00"
@@ -414,7 +425,7 @@ class StateTier:
         """The checkpoint was not written: the spill and the dying namespaces stay for the next one."""
         self._dying = [p for p, since in ck.dead if since == ck.cid] + self._dying
 
-    def _sweep(self, oldest: int, budget: int, ck: TierCheckpoint) -> Iterator[bytes]:
+    def _sweep(self, oldest: int, budget: int, ck: TierCheckpoint | _Swept) -> Iterator[bytes]:
         """Delete superseded versions in the next `budget` stored rows (continuing where the last sweep ended)."""
         end = prefix_end(self.prefix)
         start = self._sweep_from
