@@ -169,7 +169,12 @@ class TierCheckpoint:
         self.ahead = tier.ahead_rows if tier.ahead_cid == cid else 0
         # (the slices that wrote rows ahead swept for them already)
         self.sweep_budget = 2 * ((len(entries) + len(encoded)) // 3 + len(deletes)
-                                 + max(0, tier.spill_rows - self.ahead)) + 256
+                                 + max(0, tier.spill_rows - self.ahead)) + 256 + tier.sweep_debt
+        tier.sweep_debt = 0
+        if self.ahead:
+            # a tier that writes ahead sweeps in its slices: the sweep leaves the pause for the next slices
+            # (what they do not pay comes back to the next checkpoint's sweep, so garbage stays bounded)
+            tier.sweep_debt, self.sweep_budget = self.sweep_budget, 0
 
     def puts(self) -> Iterator[tuple[bytes, bytes]]:
         """The physical puts (encoding happens here, so it can run in the writer thread)."""
@@ -252,6 +257,8 @@ class StateTier:
         self.ahead_cid = 0
         self.ahead_rows = 0
         self._ahead_from = self.prefix
+        #: Rows a checkpoint left for the write-ahead slices to sweep (see `TierCheckpoint`).
+        self.sweep_debt = 0
 
     # -- keys -------------------------------------------------------------------------------------------
     def encode_key(self, key: Any) -> bytes:
@@ -380,7 +387,9 @@ class StateTier:
             self.ahead_cid = cid
             self.ahead_rows = 0
         # the sweep a checkpoint does for what it writes, done here for these rows (retained: safe now)
-        swept = list(self._sweep(retained, 2 * len(rows), _Swept()))
+        pay = min(self.sweep_debt, 4 * len(rows))
+        self.sweep_debt -= pay
+        swept = list(self._sweep(retained, 2 * len(rows) + pay, _Swept()))
         self.backend.write_batch(puts, swept, sync=False)
         spill.write_batch((), [lkey for lkey, _ in rows], sync=False)
         self.ahead_rows += len(rows)
