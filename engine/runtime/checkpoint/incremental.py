@@ -113,24 +113,29 @@ class IncrementalNodes:
 
     def wants_ahead(self) -> bool:
         """True when some node has enough spilled rows to write ahead (see `write_ahead`)."""
-        return not self.memory and any(
-            t.spilled and t.spill_rows - t.ahead_rows >= self.ahead_min for t in self.tiers.values())
+        return not self.memory and any(self._to_move(t) or t.sweep_debt for t in self.tiers.values())
+
+    def _to_move(self, tier: StateTier) -> bool:
+        return tier.spilled and tier.spill_rows - tier.ahead_rows >= self.ahead_min
 
     def write_ahead(self, cid: int, deadline: float, retained: int) -> int:
         """Write spilled rows ahead of checkpoint `cid` in slices until `deadline` (``time.monotonic``) or until
-        each tier has fewer than `AHEAD_MIN` left; returns the rows written. Runs on the event loop between
+        each tier has fewer than `AHEAD_MIN` left and no sweep left over by a checkpoint; returns the rows
+        written and swept. Runs on the event loop between
         checkpoints (`Checkpointer.write_ahead`), so the spill is the loop's alone; `retained` is the oldest
         checkpoint id the store retains now; see `versioned_store.StateTier.write_ahead`."""
         if self.memory:
             return 0  # the spill is in memory too: nothing to win
         done = 0
         for tier in self.tiers.values():
-            while tier.spilled and tier.spill_rows - tier.ahead_rows >= self.ahead_min and time.monotonic() < deadline:
-                n = tier.write_ahead(cid, AHEAD_ROWS, retained)
-                done += n
-                if n < AHEAD_ROWS:
-                    tier.spill_rows = tier.ahead_rows  # the spill is empty: nothing pending until the next eviction
+            while time.monotonic() < deadline:
+                move = self._to_move(tier)
+                if not move and not tier.sweep_debt:
                     break
+                before = tier.ahead_rows if tier.ahead_cid == cid else 0
+                done += tier.write_ahead(cid, AHEAD_ROWS, retained, move)
+                if move and tier.ahead_rows - before < AHEAD_ROWS:
+                    tier.spill_rows = tier.ahead_rows  # the spill is empty: nothing pending until the next eviction
         return done
 
     def written_ahead(self, cid: int) -> int:

@@ -169,12 +169,12 @@ class TierCheckpoint:
         self.ahead = tier.ahead_rows if tier.ahead_cid == cid else 0
         # (the slices that wrote rows ahead swept for them already)
         self.sweep_budget = 2 * ((len(entries) + len(encoded)) // 3 + len(deletes)
-                                 + max(0, tier.spill_rows - self.ahead)) + 256 + tier.sweep_debt
-        tier.sweep_debt = 0
+                                 + max(0, tier.spill_rows - self.ahead)) + 256
         if self.ahead:
-            # a tier that writes ahead sweeps in its slices: the sweep leaves the pause for the next slices
-            # (what they do not pay comes back to the next checkpoint's sweep, so garbage stays bounded)
-            tier.sweep_debt, self.sweep_budget = self.sweep_budget, 0
+            # a tier that writes ahead sweeps in slices between checkpoints (`write_ahead`): the sweep leaves
+            # the pause for them, and they run until it is paid, so garbage stays bounded
+            tier.sweep_debt += self.sweep_budget
+            self.sweep_budget = 0
 
     def puts(self) -> Iterator[tuple[bytes, bytes]]:
         """The physical puts (encoding happens here, so it can run in the writer thread)."""
@@ -365,36 +365,39 @@ class StateTier:
         self._dying.append(prefix)
 
     # -- checkpoints -------------------------------------------------------------------------------------
-    def write_ahead(self, cid: int, budget: int, retained: int) -> int:
-        """Move up to `budget` spilled rows into the store as versions of the coming checkpoint `cid`
-        (unsynced; see the module docstring), and sweep twice as many stored rows for versions that no
-        checkpoint >= `retained` (the oldest retained now) needs; returns the rows moved. Only between
+    def write_ahead(self, cid: int, budget: int, retained: int, move: bool = True) -> int:
+        """Move up to `budget` spilled rows (none without `move`) into the store as versions of the coming
+        checkpoint `cid` (unsynced; see the module docstring), and sweep twice as many stored rows, plus up
+        to ``2 * budget`` of the sweep a checkpoint left (`sweep_debt`), for versions that no checkpoint >=
+        `retained` (the oldest retained now) needs; returns the rows moved plus the debt paid. Only between
         checkpoints, on the thread that evicts and takes (nothing else may touch the spill meanwhile)."""
-        if not self.spilled or budget <= 0:
-            return 0
-        spill = self.spill.backend
-        # from where the last slice ended: rescanning the deleted rows from the start would cost more each time
-        rows = list(itertools.islice(spill.scan_range(self._ahead_from, prefix_end(self.prefix)), budget))
-        if len(rows) < budget and self._ahead_from != self.prefix:
-            rows += itertools.islice(spill.scan_range(self.prefix, self._ahead_from), budget - len(rows))
-        if not rows:
+        rows: list[tuple[bytes, bytes]] = []
+        spill = self.spill.backend if self.spilled else None
+        if move and spill is not None and budget > 0:
+            # from where the last slice ended: rescanning the deleted rows from the start would cost more each time
+            rows = list(itertools.islice(spill.scan_range(self._ahead_from, prefix_end(self.prefix)), budget))
+            if len(rows) < budget and self._ahead_from != self.prefix:
+                rows += itertools.islice(spill.scan_range(self.prefix, self._ahead_from), budget - len(rows))
+        pay = min(self.sweep_debt, 2 * budget)
+        self.sweep_debt -= pay
+        if not rows and not pay:
             return 0
         suffix = _U64.pack(cid)
         puts = [(lkey + suffix, raw) for lkey, raw in rows]
-        if self.ahead_cid != cid:
+        if rows and self.ahead_cid != cid:
             # header first: after a crash, restore finds this unfinished checkpoint by it and purges its versions
             puts.insert(0, (self.header_key + suffix, _VALUE + self.encode_value({"node": None, "dead": []})))
             self.ahead_cid = cid
             self.ahead_rows = 0
         # the sweep a checkpoint does for what it writes, done here for these rows (retained: safe now)
-        pay = min(self.sweep_debt, 4 * len(rows))
-        self.sweep_debt -= pay
         swept = list(self._sweep(retained, 2 * len(rows) + pay, _Swept()))
         self.backend.write_batch(puts, swept, sync=False)
-        spill.write_batch((), [lkey for lkey, _ in rows], sync=False)
-        self.ahead_rows += len(rows)
-        self._ahead_from = rows[-1][0] + b"\x00"
-        return len(rows)
+        if rows:
+            assert spill is not None
+            spill.write_batch((), [lkey for lkey, _ in rows], sync=False)
+            self.ahead_rows += len(rows)
+            self._ahead_from = rows[-1][0] + b"\x00"
+        return len(rows) + pay
 
     def checkpoint(self, cid: int, oldest: int, header: Any, entries: list[Any], deletes: list[bytes],
                    encoded: list[Any] | None = None) -> TierCheckpoint:
