@@ -4,7 +4,8 @@ Part 1, throughput: W1/W2/W3 (the anchor workloads of `bench.data`, written once
 millstream pipeline that reads the file in ``--streaming`` mode, once with RocksDB state and
 ``--checkpoint_interval=10`` and once with ``--state_backend=memory`` (same checkpoints, into memory);
 a run of these sizes spans few 10 s intervals, so the comparison is repeated with 1 s checkpoints.
-Each run is a fresh process; the time is the pipeline's (start to end, imports excluded); runs of the two
+Each run is a fresh process; the time is the pipeline's (start to end, imports excluded; wall time, or with
+``--clock cpu`` the process's CPU time, which a shared machine disturbs less); runs of the two
 modes alternate and the median is reported. Ratio = memory time / durable time (target >= 0.7). Both
 outputs are checked against the bare-Python reference before anything is reported.
 
@@ -17,12 +18,13 @@ peak RSS, and the recovery time (restoring the latest checkpoint in a new proces
 
     .venv/bin/python -P bench/durable_bench.py [--events 2000000] [--repeat 3] [--intervals 10,1]
                   [--sizes 1000000,10000000] [--session-sizes 1000000] [--cache 1000000] [--tasks W1,W2,W3]
-                  [--skip-large] [--skip-throughput]
+                  [--skip-large] [--skip-throughput] [--clock wall|cpu]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import os
@@ -100,9 +102,13 @@ def child_throughput(task: str, backend: str, path: str, state_dir: str, interva
 
     async def main() -> None:
         t0 = time.perf_counter()
+        c0 = time.process_time()
         job = await p.start()
         state = await job.wait()
         out["seconds"] = time.perf_counter() - t0
+        # user + system time of every thread of the process (the RocksDB writer's included): the machine is
+        # shared, and wall time then measures the neighbours
+        out["cpu_s"] = time.process_time() - c0
         out["state"] = state
         ck = job.plan.coordinator
         out["checkpoints"] = ck.count
@@ -118,7 +124,7 @@ def child_throughput(task: str, backend: str, path: str, state_dir: str, interva
 
 
 def throughput(tasks: list[str], n: int, repeat: int, intervals: list[str], work: str,
-               encrypted: bool = False) -> list[dict[str, Any]]:
+               encrypted: bool = False, clock: str = "wall") -> list[dict[str, Any]]:
     """Part 1: durable vs memory per task and checkpoint interval (`encrypted`: encrypted vs plain RocksDB;
     the table's "memory" columns are then plain RocksDB and its "rocksdb" columns encrypted RocksDB)."""
     import secrets
@@ -140,19 +146,20 @@ def throughput(tasks: list[str], n: int, repeat: int, intervals: list[str], work
                     if r["digest"] != ref:
                         raise AssertionError(f"{task} {backend}: output differs from the reference")
                     runs[column].append(r)
-                    print(f"[{task}] interval {interval} s, {backend} run {rep + 1}: {r['seconds']:.2f} s, "
-                          f"{r['checkpoints']} checkpoints", file=sys.stderr, flush=True)
-            table.append(_row(task, n, interval, runs))
+                    print(f"[{task}] interval {interval} s, {backend} run {rep + 1}: {r['seconds']:.2f} s wall, "
+                          f"{r['cpu_s']:.2f} s CPU, {r['checkpoints']} checkpoints", file=sys.stderr, flush=True)
+            table.append(_row(task, n, interval, runs, clock))
         os.remove(path)
     return table
 
 
-def _row(task: str, n: int, interval: str, runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
-    """One table row: medians of the runs of both modes."""
-    mem = statistics.median(r["seconds"] for r in runs["memory"])
-    dur = statistics.median(r["seconds"] for r in runs["rocksdb"])
+def _row(task: str, n: int, interval: str, runs: dict[str, list[dict[str, Any]]], clock: str = "wall") -> dict[str, Any]:
+    """One table row: medians of the runs of both modes, by `clock` ("wall" or "cpu")."""
+    field = "cpu_s" if clock == "cpu" else "seconds"
+    mem = statistics.median(r[field] for r in runs["memory"])
+    dur = statistics.median(r[field] for r in runs["rocksdb"])
     return {
-        "task": task, "events": n, "interval": interval, "memory_s": mem, "rocksdb_s": dur,
+        "task": task, "events": n, "interval": interval, "clock": clock, "memory_s": mem, "rocksdb_s": dur,
         "ratio": mem / dur,
         "memory_evps": n / mem, "rocksdb_evps": n / dur,
         "checkpoints": max(r["checkpoints"] for r in runs["rocksdb"]),
@@ -167,6 +174,8 @@ def _row(task: str, n: int, interval: str, runs: dict[str, list[dict[str, Any]]]
 # -- part 2: large state ----------------------------------------------------------------------------------
 
 HOUR = 3600.0
+#: How long the large-state job may write ahead after its input before its first checkpoint (``--ahead-wait``).
+AHEAD_WAIT_S = float(os.environ.get("MILLSTREAM_BENCH_AHEAD_WAIT", "0"))
 
 
 def _write_keys(path: str, start: int, n: int, mode: str = "wb") -> None:
@@ -225,15 +234,21 @@ def child_large(n: int, path: str, state_dir: str, cache: int, windows: str) -> 
         await _until(lambda: node.elements_in >= n, 3600)
         out["ingest_s"] = time.perf_counter() - t0
         ck = job.plan.coordinator
+        # a periodic checkpoint comes at most an interval after the last one: the spill is written ahead meanwhile
+        t1 = time.perf_counter()
+        with contextlib.suppress(TimeoutError):
+            await _until(lambda: not ck.incremental.wants_ahead(), AHEAD_WAIT_S)
+        out["ahead_wait_s"] = time.perf_counter() - t1
         for name, extra in (("full", 0), ("incremental", max(1, n // 100))):
             if extra:
                 _write_keys(path, 0, extra, "ab")  # 1% of the keys again
                 target = n + extra
                 await _until(lambda t=target: node.elements_in >= t, 3600)
+            ahead = ck.incremental.written_ahead(ck.next_id)
             await ck.checkpoint()
             out[name] = {
                 "duration_s": ck.last_duration_s, "stall_s": ck.last_stall_s, "loop_stall_s": ck.last_loop_stall_s,
-                "written": ck.incremental.last_written,
+                "written": ck.incremental.last_written, "ahead": ahead,
             }
         st = node.tiered.stats()
         out["hot_entries"] = st["hot_entries"]
@@ -313,15 +328,16 @@ def report(tp: list[dict[str, Any]], large: list[dict[str, Any]]) -> str:
     if large:
         lines += [
             "",
-            "| windows | (key, window) entries | cache | checkpoint | records written | duration (s) | paused (s) "
-            "| longest loop stall (s) | recovery (s) | peak RSS (MiB) |",
+            "| windows | (key, window) entries | cache | checkpoint | records written (ahead) | duration (s) "
+            "| paused (s) | longest loop stall (s) | recovery (s) | peak RSS (MiB) |",
             "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|",
         ]
         for r in large:
             for name in ("full", "incremental"):
                 c = r[name]
                 lines.append(
-                    f"| {r['windows']} | {r['entries']:,} | {r['cache']:,} | {name} | {c['written']:,} | {c['duration_s']:.2f} "
+                    f"| {r['windows']} | {r['entries']:,} | {r['cache']:,} | {name} | {c['written']:,} ({c['ahead']:,}) "
+                    f"| {c['duration_s']:.2f} "
                     f"| {c['stall_s']:.2f} | {c['loop_stall_s']:.2f} | {r['restore_s']:.2f} | {r['rss_mib']:.0f} |"
                 )
     return "\n".join(lines)
@@ -347,6 +363,11 @@ def main() -> None:
     ap.add_argument("--sizes", default="1000000,10000000", help="entries of the fixed-window job")
     ap.add_argument("--session-sizes", default="1000000", help="keys of the session job (per-key state)")
     ap.add_argument("--cache", type=int, default=1_000_000)
+    ap.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                    help="throughput by wall time or by the process's CPU time (user + system, all threads)")
+    ap.add_argument("--ahead-wait", type=float, default=0.0,
+                    help="large state: seconds the job may write its spill ahead after its input before the first "
+                         "checkpoint (a periodic checkpoint comes at most one interval after the last; 0: at once)")
     ap.add_argument("--skip-large", action="store_true")
     ap.add_argument("--skip-throughput", action="store_true")
     ap.add_argument("--json", default=None, help="also write the results here")
@@ -354,10 +375,11 @@ def main() -> None:
                     help="throughput of encrypted state (--state_encryption_key) against plain RocksDB: the table's "
                          "memory columns are plain RocksDB, its RocksDB columns encrypted (target >= 0.85)")
     a = ap.parse_args()
+    os.environ["MILLSTREAM_BENCH_AHEAD_WAIT"] = str(a.ahead_wait)  # read by the large-state child
     work = tempfile.mkdtemp(prefix="durable-bench-")
     try:
         tp = [] if a.skip_throughput else throughput(
-            a.tasks.split(","), a.events, a.repeat, a.intervals.split(","), work, a.encrypted
+            a.tasks.split(","), a.events, a.repeat, a.intervals.split(","), work, a.encrypted, a.clock
         )
         configs = [("fixed", int(n)) for n in a.sizes.split(",") if n] + [
             ("sessions", int(n)) for n in a.session_sizes.split(",") if n

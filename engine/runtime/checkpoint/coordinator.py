@@ -26,6 +26,10 @@ rewinds sources to the recorded positions and lets each sink finish the commit r
 header (and per-key timer index); entries are read from the store when needed. Both kinds of state keep the
 versions every retained manifest needs, so an older retained checkpoint stays restorable.
 
+Between checkpoints, `write_ahead` moves spilled state into the store in slices as versions of the coming
+checkpoint (see `checkpoint.versioned_store`), so a large checkpoint pauses the sources only for what is
+left; those versions count only once step 4 commits the manifest, and restore purges them otherwise.
+
 `last_stall_s` is how long a checkpoint kept the job paused from SNAPSHOT to durable; `last_loop_stall_s`
 the longest time the event loop itself could not run during it (collecting and writing happen in a worker
 thread, so this is mostly RocksDB holding the GIL while it writes the batch); ``max_*`` are the maxima.
@@ -456,6 +460,19 @@ class Checkpointer:
         """Wait until a checkpoint in progress has finished."""
         await self._resume.wait()
 
+    async def write_ahead(self, tick_s: float = 0.1, slice_s: float = 0.03) -> None:
+        """Between checkpoints, write the spilled state ahead of the next one in slices (at most `slice_s` of
+        every `tick_s` on the event loop), so a large checkpoint does not pause the sources for the time it
+        takes to write it all (`IncrementalNodes.write_ahead`). Runs until cancelled."""
+        if self.incremental.memory or not self.incremental.nodes:
+            return
+        while True:
+            await anyio.sleep(tick_s)
+            if self.step is Step.IDLE and not self._pausing and self.incremental.wants_ahead():
+                # the oldest checkpoint retained now (the coming one not yet committed): safe to sweep for
+                retained = min((m.checkpoint_id for m in self.store.list()[-self.store_keep:]), default=self.next_id)
+                self.incremental.write_ahead(self.next_id, time.monotonic() + slice_s, retained)
+
     # -- the state machine -----------------------------------------------------------------------------------
     def _enter(self, step: Step) -> None:
         self.step = step
@@ -482,6 +499,9 @@ class Checkpointer:
             if pending:  # async nodes finish their queued batches before the stage takes its next message
                 await anyio.lowlevel.checkpoint()
                 await self.in_flight.idle.wait()
+            ahead = self.incremental.written_ahead(cid)
+            if ahead:
+                log.info("checkpoint %d: %d rows of spilled state were written ahead", cid, ahead)
             self._enter(Step.SNAPSHOT)
             stall_start = time.monotonic()
             self.stall_meter.start()

@@ -15,6 +15,7 @@ import contextlib
 import gc
 import itertools
 import logging
+import os
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -34,6 +35,11 @@ log = logging.getLogger("millstream.checkpoint")
 
 #: Records per write of a large checkpoint's incremental part (see `IncrementalNodes.prewrite`).
 CHUNK = 100_000
+
+#: Spilled rows a tier must hold before they are written ahead of the next checkpoint (fewer: left to it).
+AHEAD_MIN = 20_000
+#: Rows per write-ahead slice (one unsynced RocksDB batch).
+AHEAD_ROWS = 4096
 
 #: Default of ``--state_cache_entries``: entries of incremental state kept in memory, job-wide.
 DEFAULT_CACHE_ENTRIES = 1_000_000
@@ -64,6 +70,9 @@ class IncrementalNodes:
                  cipher: Any = None) -> None:
         self.nodes = [n for n in nodes if is_incremental(n)]
         self.labels = {n.label for n in self.nodes}
+        self.memory = memory
+        # the kill tests lower it to write ahead with small state (the production value is the constant)
+        self.ahead_min = int(os.environ.get("MILLSTREAM_WRITE_AHEAD_MIN") or AHEAD_MIN)
         self.spill = SpillArea(None if memory else spill_path(state_dir), cipher)
         share = max(16, cache_entries // max(1, len(self.nodes))) if cache_entries > 0 else 0
         self.tiers: dict[str, StateTier] = {}
@@ -101,6 +110,37 @@ class IncrementalNodes:
                 tier = self.tiers[node.label]
                 out.append((tier.checkpoint(cid, oldest, cap.header, cap.entries, cap.deletes, cap.encoded), cap))
         return out
+
+    def wants_ahead(self) -> bool:
+        """True when some node has enough spilled rows to write ahead (see `write_ahead`)."""
+        return not self.memory and any(self._to_move(t) or t.sweep_debt for t in self.tiers.values())
+
+    def _to_move(self, tier: StateTier) -> bool:
+        return tier.spilled and tier.spill_rows - tier.ahead_rows >= self.ahead_min
+
+    def write_ahead(self, cid: int, deadline: float, retained: int) -> int:
+        """Write spilled rows ahead of checkpoint `cid` in slices until `deadline` (``time.monotonic``) or until
+        each tier has fewer than `AHEAD_MIN` left and no sweep left over by a checkpoint; returns the rows
+        written and swept. Runs on the event loop between
+        checkpoints (`Checkpointer.write_ahead`), so the spill is the loop's alone; `retained` is the oldest
+        checkpoint id the store retains now; see `versioned_store.StateTier.write_ahead`."""
+        if self.memory:
+            return 0  # the spill is in memory too: nothing to win
+        done = 0
+        for tier in self.tiers.values():
+            while time.monotonic() < deadline:
+                move = self._to_move(tier)
+                if not move and not tier.sweep_debt:
+                    break
+                before = tier.ahead_rows if tier.ahead_cid == cid else 0
+                done += tier.write_ahead(cid, AHEAD_ROWS, retained, move)
+                if move and tier.ahead_rows - before < AHEAD_ROWS:
+                    tier.spill_rows = tier.ahead_rows  # the spill is empty: nothing pending until the next eviction
+        return done
+
+    def written_ahead(self, cid: int) -> int:
+        """Rows of checkpoint `cid` written ahead so far."""
+        return sum(t.ahead_rows for t in self.tiers.values() if t.ahead_cid == cid)
 
     @staticmethod
     def puts(parts: list[tuple[TierCheckpoint, Any]]) -> Iterator[tuple[bytes, bytes]]:

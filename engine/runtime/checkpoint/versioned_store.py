@@ -30,6 +30,13 @@ Durable layout (all under the node's ``operator_prefix``; see `millstream.state.
   chunks ahead of its atomic manifest batch (`checkpoint.incremental.IncrementalNodes.prewrite`), header first,
   so such versions are found by their header. The manifest's ``puts`` count only the final batch.
 
+Writing ahead: between checkpoints, `write_ahead` moves spilled rows into the store in small slices as
+versions of the *coming* checkpoint (header version first, like a checkpoint's chunks), so the checkpoint
+itself only writes what is left. Those versions are invisible to restore until that checkpoint's manifest
+commits, and a crash before that purges them (their header version is newer than the restored checkpoint);
+reads take them as the stored value, which is what that checkpoint will hold (an entry changed again is
+evicted or captured again and its version overwritten).
+
 Spill area: entries evicted while they differ from the last checkpoint are written, unsynced, to a
 scratch store (`SpillArea`: ``RocksDBBackend.scratch`` next to the state directory, WAL off, deleted
 on open and close) under their logical keys. The spill is never part of a checkpoint by itself: a
@@ -44,6 +51,7 @@ newest durable version.
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import struct
@@ -157,14 +165,23 @@ class TierCheckpoint:
         #: Superseded versions deleted by this checkpoint's sweep.
         self.swept = 0
         # Sweep about twice what is written: garbage then stays within about the live size.
-        self.sweep_budget = 2 * ((len(entries) + len(encoded)) // 3 + len(deletes) + tier.spill_rows) + 256
+        #: Rows of this checkpoint the tier wrote ahead (`StateTier.write_ahead`), counted in `written`.
+        self.ahead = tier.ahead_rows if tier.ahead_cid == cid else 0
+        # (the slices that wrote rows ahead swept for them already)
+        self.sweep_budget = 2 * ((len(entries) + len(encoded)) // 3 + len(deletes)
+                                 + max(0, tier.spill_rows - self.ahead)) + 256
+        if self.ahead:
+            # a tier that writes ahead sweeps in slices between checkpoints (`write_ahead`): the sweep leaves
+            # the pause for them, and they run until it is paid, so garbage stays bounded
+            tier.sweep_debt += self.sweep_budget
+            self.sweep_budget = 0
 
     def puts(self) -> Iterator[tuple[bytes, bytes]]:
         """The physical puts (encoding happens here, so it can run in the writer thread)."""
         tier = self.tier
         suffix = _U64.pack(self.cid)
         encode = tier.encode_value
-        n = 1
+        n = 1 + self.ahead
         yield tier.header_key + suffix, _VALUE + encode({"node": self.header, "dead": self.dead})
         # Spilled entries first: a later put of the same key in a batch wins, and the node's own entries are
         # newer than a deletion it spilled before the key got state again.
@@ -202,6 +219,12 @@ class TierCheckpoint:
         yield from tier._sweep(oldest, self.sweep_budget, self)
 
 
+class _Swept:
+    """Counts what a write-ahead slice swept (`StateTier._sweep` reports to a `TierCheckpoint` otherwise)."""
+
+    swept = 0
+
+
 class StateTier:
     """The durable and spilled part of one incremental node's state (see the module docstring)."""
 
@@ -230,6 +253,12 @@ class StateTier:
         """Entries handed to `evict` (clean ones are not, the node just drops them)."""
         self.loaded = 0
         """Entries returned by `take` and `scan`."""
+        #: The checkpoint the rows written ahead belong to (0: none), how many, and where the next slice starts.
+        self.ahead_cid = 0
+        self.ahead_rows = 0
+        self._ahead_from = self.prefix
+        #: Rows a checkpoint left for the write-ahead slices to sweep (see `TierCheckpoint`).
+        self.sweep_debt = 0
 
     # -- keys -------------------------------------------------------------------------------------------
     def encode_key(self, key: Any) -> bytes:
@@ -336,6 +365,40 @@ class StateTier:
         self._dying.append(prefix)
 
     # -- checkpoints -------------------------------------------------------------------------------------
+    def write_ahead(self, cid: int, budget: int, retained: int, move: bool = True) -> int:
+        """Move up to `budget` spilled rows (none without `move`) into the store as versions of the coming
+        checkpoint `cid` (unsynced; see the module docstring), and sweep twice as many stored rows, plus up
+        to ``2 * budget`` of the sweep a checkpoint left (`sweep_debt`), for versions that no checkpoint >=
+        `retained` (the oldest retained now) needs; returns the rows moved plus the debt paid. Only between
+        checkpoints, on the thread that evicts and takes (nothing else may touch the spill meanwhile)."""
+        rows: list[tuple[bytes, bytes]] = []
+        spill = self.spill.backend if self.spilled else None
+        if move and spill is not None and budget > 0:
+            # from where the last slice ended: rescanning the deleted rows from the start would cost more each time
+            rows = list(itertools.islice(spill.scan_range(self._ahead_from, prefix_end(self.prefix)), budget))
+            if len(rows) < budget and self._ahead_from != self.prefix:
+                rows += itertools.islice(spill.scan_range(self.prefix, self._ahead_from), budget - len(rows))
+        pay = min(self.sweep_debt, 2 * budget)
+        self.sweep_debt -= pay
+        if not rows and not pay:
+            return 0
+        suffix = _U64.pack(cid)
+        puts = [(lkey + suffix, raw) for lkey, raw in rows]
+        if rows and self.ahead_cid != cid:
+            # header first: after a crash, restore finds this unfinished checkpoint by it and purges its versions
+            puts.insert(0, (self.header_key + suffix, _VALUE + self.encode_value({"node": None, "dead": []})))
+            self.ahead_cid = cid
+            self.ahead_rows = 0
+        # the sweep a checkpoint does for what it writes, done here for these rows (retained: safe now)
+        swept = list(self._sweep(retained, 2 * len(rows) + pay, _Swept()))
+        self.backend.write_batch(puts, swept, sync=False)
+        if rows:
+            assert spill is not None
+            spill.write_batch((), [lkey for lkey, _ in rows], sync=False)
+            self.ahead_rows += len(rows)
+            self._ahead_from = rows[-1][0] + b"\x00"
+        return len(rows) + pay
+
     def checkpoint(self, cid: int, oldest: int, header: Any, entries: list[Any], deletes: list[bytes],
                    encoded: list[Any] | None = None) -> TierCheckpoint:
         """This node's part of checkpoint `cid`; `oldest` is the oldest checkpoint id retained after it.
@@ -356,6 +419,8 @@ class StateTier:
             self.spill.backend.delete_prefix(self.prefix)
             self.spilled = False
         self.spill_rows = 0
+        self.ahead_cid = self.ahead_rows = 0
+        self._ahead_from = self.prefix
         keep = max((v for v in self.header_versions if v <= ck.oldest), default=None)
         self.header_versions = [v for v in self.header_versions if keep is None or v >= keep] + [ck.cid]
         self.last_written = ck.written
@@ -372,7 +437,7 @@ class StateTier:
         """The checkpoint was not written: the spill and the dying namespaces stay for the next one."""
         self._dying = [p for p, since in ck.dead if since == ck.cid] + self._dying
 
-    def _sweep(self, oldest: int, budget: int, ck: TierCheckpoint) -> Iterator[bytes]:
+    def _sweep(self, oldest: int, budget: int, ck: TierCheckpoint | _Swept) -> Iterator[bytes]:
         """Delete superseded versions in the next `budget` stored rows (continuing where the last sweep ended)."""
         end = prefix_end(self.prefix)
         start = self._sweep_from
@@ -417,6 +482,8 @@ class StateTier:
         self._sweep_from = self.prefix
         self.spilled = False
         self.spill_rows = 0
+        self.ahead_cid = self.ahead_rows = 0
+        self._ahead_from = self.prefix
         self._dying = []
         if not usable:
             self.dead = []

@@ -65,6 +65,7 @@ async def execute(
         async with anyio.create_task_group() as outer:
             if checkpointer is not None:
                 outer.start_soon(_periodic_checkpoints, checkpointer, control, checkpoint_lock, name="checkpoints")
+                outer.start_soon(checkpointer.write_ahead, name="checkpoint write-ahead")
             if control is not None:
                 outer.start_soon(_stop_when_asked, checkpointer, control, checkpoint_lock, name="stop")
             async with anyio.create_task_group() as tg:

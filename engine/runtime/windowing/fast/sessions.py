@@ -1,7 +1,8 @@
 """Fast path of the windowed reducer for session windows (see `windowing.fast.sliced` for the conditions and the design).
 
-Open sessions live per key as ``[start, end, values not yet folded, accumulator]`` lists; an element
-extends, creates or bridges sessions of its key in place (Beam's merge of overlapping proto-windows
+Open sessions live per key as ``[start, end, values not yet folded, accumulator]`` lists, sorted by start
+(they are disjoint, so by end too: an element finds the sessions it touches by bisection, and in-order data
+by looking at the last one only); an element extends, creates or bridges sessions of its key in place (Beam's merge of overlapping proto-windows
 ``[t, t + gap)``, done incrementally). A heap of per-key lower bounds of the earliest session end drives
 the ON_TIME firings and the output watermark hold. Keys with late data move, with their open and fired
 sessions, to the general path (`Reducer`), which does Beam's merging with pane and trigger state.
@@ -10,7 +11,9 @@ sessions, to the general path (`Reducer`), which does Beam's merging with pane a
 from __future__ import annotations
 
 import heapq
+from bisect import bisect_right
 from collections.abc import Callable, Sequence
+from operator import itemgetter
 from typing import Any
 
 from millstream.engine.model.window import Sessions
@@ -18,6 +21,9 @@ from millstream.engine.runtime.windowing.fast.sliced import COMPACT_EVERY, COMPA
 from millstream.engine.runtime.windowing.reduce_fn_runner import KeyState, Pane, Reducer
 
 __all__ = ["SessionReducer"]
+
+_START = itemgetter(0)
+_END = itemgetter(1)
 
 
 class SessionReducer(FastReducerBase):
@@ -80,7 +86,10 @@ class SessionReducer(FastReducerBase):
                     if e > s[1]:
                         s[1] = e
                 else:
-                    ss.append([t, e, [v], None])
+                    if e <= s[0]:  # before the key's session: the list stays sorted by start
+                        ss.insert(0, [t, e, [v], None])
+                    else:
+                        ss.append([t, e, [v], None])
                     heapq.heappush(heap, (e, next(seq), k))
                 continue
             self._add_to_sessions(k, ss, v, t, e)
@@ -95,23 +104,37 @@ class SessionReducer(FastReducerBase):
         return out
 
     def _add_to_sessions(self, k: Any, ss: list[list[Any]], v: Any, t: int, e: int) -> None:
-        """Add [t, e) to a key with several open sessions, merging every session it bridges."""
-        hits = [s for s in ss if t < s[1] and s[0] < e]
-        if not hits:
+        """Add [t, e) to a key with several open sessions (sorted, disjoint), merging every session it bridges."""
+        n = len(ss)
+        last = ss[n - 1]
+        if t >= last[1]:  # after every open session: in-order data, the common case
             ss.append([t, e, [v], None])
             heapq.heappush(self._open_sessions_heap, (e, next(self._seq), k))
             return
-        s = hits[0]
+        if t >= ss[n - 2][1]:  # touches at most the last session, which ends after t
+            i = n - 1
+            j = n if last[0] < e else i
+        else:
+            # the first session ending after t, then every following one starting before e
+            i = bisect_right(ss, t, 0, n - 1, key=_END)
+            j = i
+            while j < n and ss[j][0] < e:
+                j += 1
+        if i == j:
+            ss.insert(i, [t, e, [v], None])
+            heapq.heappush(self._open_sessions_heap, (e, next(self._seq), k))
+            return
+        s = ss[i]
         s[2].append(v)
         if t < s[0]:
             s[0] = t
         if e > s[1]:
             s[1] = e
-        # A key's open sessions are pairwise disjoint, so what the grown session overlaps is exactly the other
-        # hits: absorbing them in list order is what merging until nothing overlaps does, without rescanning.
-        for o in hits[1:]:
-            self._absorb(s, o)
-            ss.remove(o)
+        if j > i + 1:
+            # the grown session overlaps exactly the sessions up to j (disjoint and sorted): absorb them
+            for o in ss[i + 1:j]:
+                self._absorb(s, o)
+            del ss[i + 1:j]
 
     def _absorb(self, s: list[Any], o: list[Any]) -> None:
         s[0] = min(s[0], o[0])
@@ -328,7 +351,7 @@ class SessionReducer(FastReducerBase):
     def _load_fast_key(self, key: Any, sessions: Any, fired: Any, push: Callable[[list[Any], Any], None] | None) -> None:
         # reloaded after an eviction (`push` None), the key's heap entries are still there; restored, they are not
         if sessions:
-            self._open_sessions[key] = [[s, e, [], acc] for s, e, acc in sessions]
+            self._open_sessions[key] = sorted([[s, e, [], acc] for s, e, acc in sessions], key=_START)
             if push is not None:
                 push(self._open_sessions_heap, (min(s[1] for s in sessions), next(self._seq), key))
         if fired:
