@@ -24,8 +24,15 @@ AHEAD = re.compile(r"checkpoint (\d+): (\d+) rows of spilled state were written 
 
 def job(killed_job: Any, tmp_path: Any, mode: str) -> Any:
     out = str(tmp_path / "out" / "rows")
-    args = [mode, str(tmp_path / "in.jsonl"), out, f"--state_dir={tmp_path / 'state'}", "--checkpoint_interval=0.25",
-            "--batch_size=40", "--state_cache_entries=100"]
+    args = [
+        mode,
+        str(tmp_path / "in.jsonl"),
+        out,
+        f"--state_dir={tmp_path / 'state'}",
+        "--checkpoint_interval=0.25",
+        "--batch_size=40",
+        "--state_cache_entries=100",
+    ]
     return killed_job(JOB, args, out)
 
 
@@ -44,7 +51,9 @@ def test_crash_after_rows_were_written_ahead(tmp_path: Any, killed_job: Any, ste
     log = err.decode()
     assert proc.returncode == -signal.SIGKILL, f"the crash point was not reached: {log[-2000:]}"
     ahead = {int(c): int(n) for c, n in AHEAD.findall(log)}
-    assert ahead.get(max(ahead, default=0), 0) > 0 and len(ahead) >= 2, f"nothing was written ahead: {log[-2000:]}"
+    assert ahead.get(max(ahead, default=0), 0) > 0 and len(ahead) >= 2, (
+        f"nothing was written ahead: {log[-2000:]}"
+    )
     log = j.finish()
     assert AHEAD.search(log), "the restarted run wrote nothing ahead"
     check(mode, j.committed_rows(), events)

@@ -66,8 +66,15 @@ def is_incremental(node: Any) -> bool:
 class IncrementalNodes:
     """The incremental nodes of a job, their tiers and the shared spill area."""
 
-    def __init__(self, nodes: list[Any], backend: Any, state_dir: str, memory: bool, cache_entries: int,
-                 cipher: Any = None) -> None:
+    def __init__(
+        self,
+        nodes: list[Any],
+        backend: Any,
+        state_dir: str,
+        memory: bool,
+        cache_entries: int,
+        cipher: Any = None,
+    ) -> None:
         self.nodes = [n for n in nodes if is_incremental(n)]
         self.labels = {n.label for n in self.nodes}
         self.memory = memory
@@ -108,7 +115,9 @@ class IncrementalNodes:
             for node in self.nodes:
                 cap = node.capture_incremental()
                 tier = self.tiers[node.label]
-                out.append((tier.checkpoint(cid, oldest, cap.header, cap.entries, cap.deletes, cap.encoded), cap))
+                out.append(
+                    (tier.checkpoint(cid, oldest, cap.header, cap.entries, cap.deletes, cap.encoded), cap)
+                )
         return out
 
     def wants_ahead(self) -> bool:
@@ -135,7 +144,9 @@ class IncrementalNodes:
                 before = tier.ahead_rows if tier.ahead_cid == cid else 0
                 done += tier.write_ahead(cid, AHEAD_ROWS, retained, move)
                 if move and tier.ahead_rows - before < AHEAD_ROWS:
-                    tier.spill_rows = tier.ahead_rows  # the spill is empty: nothing pending until the next eviction
+                    tier.spill_rows = (
+                        tier.ahead_rows
+                    )  # the spill is empty: nothing pending until the next eviction
         return done
 
     def written_ahead(self, cid: int) -> int:
@@ -207,7 +218,11 @@ class IncrementalNodes:
                 log.info(
                     "incremental state of step '%s': %d entries evicted (%d written to the spill area), "
                     "%d loaded back, %d in memory",
-                    label, stats["evicted"], stats["spilled"], stats["loaded"], stats["hot_entries"],
+                    label,
+                    stats["evicted"],
+                    stats["spilled"],
+                    stats["loaded"],
+                    stats["hot_entries"],
                 )
         self.spill.close()
 

@@ -64,7 +64,9 @@ async def execute(
     try:
         async with anyio.create_task_group() as outer:
             if checkpointer is not None:
-                outer.start_soon(_periodic_checkpoints, checkpointer, control, checkpoint_lock, name="checkpoints")
+                outer.start_soon(
+                    _periodic_checkpoints, checkpointer, control, checkpoint_lock, name="checkpoints"
+                )
                 outer.start_soon(checkpointer.write_ahead, name="checkpoint write-ahead")
             if control is not None:
                 outer.start_soon(_stop_when_asked, checkpointer, control, checkpoint_lock, name="stop")
@@ -72,7 +74,9 @@ async def execute(
                 if control is not None:
                     control.stages_scope = tg.cancel_scope
                 for stage in plan.stages:
-                    tg.start_soon(_run_stage, stage, receivers.get(id(stage)), plan, name=f"stage {stage.name}")
+                    tg.start_soon(
+                        _run_stage, stage, receivers.get(id(stage)), plan, name=f"stage {stage.name}"
+                    )
             if control is not None and control.state == "CANCELLING":
                 outer.cancel_scope.cancel()
             else:
