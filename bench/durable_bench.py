@@ -11,7 +11,8 @@ outputs are checked against the bare-Python reference before anything is reporte
 
 Part 2, large state: a job holding N (key, window) entries (N distinct keys in one 2-hour fixed window,
 reading a watched file so the job keeps running), ``--state_cache_entries=1000000``; and a session job
-with N keys (per-key state, whose restore reads every key's record to rebuild the in-memory timer index). Measured: the first
+with N keys (per-key state, whose restore reads every key's record to rebuild the in-memory timer index).
+Measured: the first
 checkpoint (every entry new), an incremental one after 1% of the keys changed, the longest event-loop
 stall during each (`Checkpointer.last_loop_stall_s`: a 1 ms callback's worst lateness), records written,
 peak RSS, and the recovery time (restoring the latest checkpoint in a new process).

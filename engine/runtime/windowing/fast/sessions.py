@@ -1,4 +1,5 @@
-"""Fast path of the windowed reducer for session windows (see `windowing.fast.sliced` for the conditions and the design).
+"""Fast path of the windowed reducer for session windows (see `windowing.fast.sliced` for the conditions and
+the design).
 
 Open sessions live per key as ``[start, end, values not yet folded, accumulator]`` lists, sorted by start
 (they are disjoint, so by end too: an element finds the sessions it touches by bisection, and in-order data
