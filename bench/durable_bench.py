@@ -392,7 +392,8 @@ def report(tp: list[dict[str, Any]], large: list[dict[str, Any]]) -> str:
             for name in ("full", "incremental"):
                 c = r[name]
                 lines.append(
-                    f"| {r['windows']} | {r['entries']:,} | {r['cache']:,} | {name} | {c['written']:,} ({c['ahead']:,}) "
+                    f"| {r['windows']} | {r['entries']:,} | {r['cache']:,} | {name} "
+                    f"| {c['written']:,} ({c['ahead']:,}) "
                     f"| {c['duration_s']:.2f} "
                     f"| {c['stall_s']:.2f} | {c['loop_stall_s']:.2f} | {r['restore_s']:.2f} | {r['rss_mib']:.0f} |"
                 )
