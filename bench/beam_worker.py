@@ -87,8 +87,15 @@ def main(argv: list[str]) -> int:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _run(a: argparse.Namespace, beam: Any, PipelineOptions: Any, window: Any, tmp: str,  # noqa: N803
-         log: _RunnerLog, import_s: float) -> int:
+def _run(
+    a: argparse.Namespace,
+    beam: Any,
+    PipelineOptions: Any,
+    window: Any,
+    tmp: str,  # noqa: N803
+    log: _RunnerLog,
+    import_s: float,
+) -> int:
     inp: Any
     if a.task == "wordcount":
         inp = data.word_lines(a.events)

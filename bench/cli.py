@@ -98,8 +98,10 @@ def run_benchmark(bench: core.Benchmark, args: argparse.Namespace) -> list[core.
     t0 = time.perf_counter()
     inp = bench.make_input(n)
     events = bench.count(inp)
-    out.write(f"\n== {bench.name}: {bench.description}; {events:,} {bench.unit} "
-              f"(input generated in {time.perf_counter() - t0:.1f} s, not timed)\n{HEADER}\n")
+    out.write(
+        f"\n== {bench.name}: {bench.description}; {events:,} {bench.unit} "
+        f"(input generated in {time.perf_counter() - t0:.1f} s, not timed)\n{HEADER}\n"
+    )
     out.flush()
     results: list[core.Measurement] = []
 
@@ -151,9 +153,11 @@ def print_summary(bench: core.Benchmark, results: list[core.Measurement]) -> lis
     full = max((m.events for m in results if m.in_process), default=0)
     for m in results:
         if not m.in_process and m.runs and m.events < full:
-            lines.append(f"note {bench.name}: '{m.system}' ran on {m.events:,} {bench.unit} (< {full:,}): its rate "
-                         "includes fixed startup costs a larger input would amortise, so ratios against it are "
-                         "flattering; --external-events matches the sizes")
+            lines.append(
+                f"note {bench.name}: '{m.system}' ran on {m.events:,} {bench.unit} (< {full:,}): its rate "
+                "includes fixed startup costs a larger input would amortise, so ratios against it are "
+                "flattering; --external-events matches the sizes"
+            )
     for target, want in bench.targets.items():
         ref = bare_rate if target == "bare" else beam_rate
         label = f"target {bench.name}: millstream >= {want:g}x {target}"
@@ -171,30 +175,59 @@ def main(argv: list[str] | None = None) -> int:
     from bench import batched, workloads  # noqa: F401 - registers the benchmarks
 
     ap = argparse.ArgumentParser(prog="python -P bench", description=__doc__)
-    ap.add_argument("names", nargs="*", help=f"benchmarks to run (default: all of {', '.join(core.REGISTRY)})")
+    ap.add_argument(
+        "names", nargs="*", help=f"benchmarks to run (default: all of {', '.join(core.REGISTRY)})"
+    )
     ap.add_argument("--events", type=int, default=0, help="input size for every selected benchmark")
     ap.add_argument("--repeat", type=int, default=3, help="runs per system; the best is reported (default 3)")
-    ap.add_argument("--budget", type=float, default=20.0,
-                    help="stop repeating a system once its runs took this many seconds (default 20)")
-    ap.add_argument("--min-time", type=float, default=1.5,
-                    help="repeat short systems (up to 3x --repeat) until their runs took this long (default 1.5)")
+    ap.add_argument(
+        "--budget",
+        type=float,
+        default=20.0,
+        help="stop repeating a system once its runs took this many seconds (default 20)",
+    )
+    ap.add_argument(
+        "--min-time",
+        type=float,
+        default=1.5,
+        help="repeat short systems (up to 3x --repeat) until their runs took this long (default 1.5)",
+    )
     ap.add_argument("--profile", action="store_true", help="also profile millstream and show where time goes")
     ap.add_argument("--json", metavar="PATH", help="write all measurements as JSON")
     ap.add_argument("--no-external", action="store_true", help="skip systems run in other processes (Beam)")
-    ap.add_argument("--external-events", type=int, default=0,
-                    help="input size for external systems (default: each one's cap, e.g. 200k for Beam)")
-    ap.add_argument("--systems", nargs="*", default=[],
-                    help="only systems whose name contains one of these (the bare reference always runs)")
-    ap.add_argument("--clock", choices=["wall", "cpu"], default="wall",
-                    help="base events/s and ratios on the best wall time (default) or the least CPU time "
-                         "(steadier on a busy machine)")
+    ap.add_argument(
+        "--external-events",
+        type=int,
+        default=0,
+        help="input size for external systems (default: each one's cap, e.g. 200k for Beam)",
+    )
+    ap.add_argument(
+        "--systems",
+        nargs="*",
+        default=[],
+        help="only systems whose name contains one of these (the bare reference always runs)",
+    )
+    ap.add_argument(
+        "--clock",
+        choices=["wall", "cpu"],
+        default="wall",
+        help="base events/s and ratios on the best wall time (default) or the least CPU time "
+        "(steadier on a busy machine)",
+    )
     ap.add_argument("--list", action="store_true", help="list the benchmarks and exit")
-    ap.add_argument("--peers", action="store_true",
-                    help="whole-process peer comparison of the W1/W2/W3 Beam program (bare, bare+watermark, "
-                         "millstream from ReadFromText and from Create, Bytewax and Beam when installed); "
-                         "--events defaults to 1M, rates from CPU time unless --clock wall")
-    ap.add_argument("--slow-events", type=int, default=0,
-                    help="with --peers: input size for the slow peers (Beam; default 200k)")
+    ap.add_argument(
+        "--peers",
+        action="store_true",
+        help="whole-process peer comparison of the W1/W2/W3 Beam program (bare, bare+watermark, "
+        "millstream from ReadFromText and from Create, Bytewax and Beam when installed); "
+        "--events defaults to 1M, rates from CPU time unless --clock wall",
+    )
+    ap.add_argument(
+        "--slow-events",
+        type=int,
+        default=0,
+        help="with --peers: input size for the slow peers (Beam; default 200k)",
+    )
     args = ap.parse_args(argv)
     if args.peers:
         from bench import peers
@@ -203,8 +236,14 @@ def main(argv: list[str] | None = None) -> int:
         wrong = [t for t in tasks if t not in ("W1", "W2", "W3")]
         if wrong:
             ap.error(f"--peers runs W1, W2 and W3 only; got {wrong}")
-        clock = "wall" if "--clock" in (argv if argv is not None else sys.argv) and args.clock == "wall" else "cpu"
-        status = peers.main(tasks, args.events or 1_000_000, args.repeat, args.systems, args.slow_events, clock)
+        clock = (
+            "wall"
+            if "--clock" in (argv if argv is not None else sys.argv) and args.clock == "wall"
+            else "cpu"
+        )
+        status = peers.main(
+            tasks, args.events or 1_000_000, args.repeat, args.systems, args.slow_events, clock
+        )
         if args.profile:
             from bench import stage_profile
 
@@ -226,12 +265,16 @@ def main(argv: list[str] | None = None) -> int:
 
     env = environment()
     print("millstream benchmarks: " + ", ".join(f"{k}={v}" for k, v in env.items()))
-    print(f"events/s = events / {'least CPU' if CLOCK == 'cpu' else 'best wall'} time of a run (end to end: "
-          "pipeline construction + run; input generation excluded); 'vs' = ratio of events/s")
+    print(
+        f"events/s = events / {'least CPU' if CLOCK == 'cpu' else 'best wall'} time of a run (end to end: "
+        "pipeline construction + run; input generation excluded); 'vs' = ratio of events/s"
+    )
     cpus = env["cpus"] or 1
     if env["loadavg_at_start"][0] > cpus - 0.5:
-        print(f"WARNING: the machine is busy (load {env['loadavg_at_start'][0]} on {cpus} CPUs): wall times are "
-              "noisy; see the CPU s column or use --clock cpu, and re-run on an idle machine for reference numbers")
+        print(
+            f"WARNING: the machine is busy (load {env['loadavg_at_start'][0]} on {cpus} CPUs): wall times are "
+            "noisy; see the CPU s column or use --clock cpu, and re-run on an idle machine for reference numbers"
+        )
     all_results: list[core.Measurement] = []
     summaries: list[str] = []
     profiles: list[dict[str, Any]] = []
@@ -255,9 +298,17 @@ def main(argv: list[str] | None = None) -> int:
         print(line)
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"environment": env, "clock": CLOCK, "results": [m.as_dict() for m in all_results],
-                       "targets": [s for s in summaries if s.startswith("target")], "profiles": profiles},
-                      f, indent=1)
+            json.dump(
+                {
+                    "environment": env,
+                    "clock": CLOCK,
+                    "results": [m.as_dict() for m in all_results],
+                    "targets": [s for s in summaries if s.startswith("target")],
+                    "profiles": profiles,
+                },
+                f,
+                indent=1,
+            )
         print(f"wrote {args.json}")
     bad = [m for m in all_results if m.in_process and (m.status.startswith(("MISMATCH", "error")))]
     bad += [m for m in all_results if not m.in_process and m.status.startswith("MISMATCH")]

@@ -178,7 +178,7 @@ def time_system(fn: Callable[[Any], Any], inp: Any, timing: Timing) -> tuple[lis
 
 
 def compare(bench: Benchmark, got: Any, expected_canonical: Any) -> str:
-    """"ok" when `got` has the reference's canonical form, else a short description of the difference."""
+    """ "ok" when `got` has the reference's canonical form, else a short description of the difference."""
     canon = bench.canonical(got)
     if canon == expected_canonical:
         return "ok"

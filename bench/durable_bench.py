@@ -39,7 +39,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 TARGET_RATIO = 0.7
 if str(ROOT) not in sys.path:
-    sys.path.append(str(ROOT))  # `bench` as a package, after site-packages (millstream stays the installed one)
+    sys.path.append(
+        str(ROOT)
+    )  # `bench` as a package, after site-packages (millstream stays the installed one)
 
 
 def _rss_mib() -> float:
@@ -48,8 +50,9 @@ def _rss_mib() -> float:
 
 def _run_child(args: list[str]) -> dict[str, Any]:
     env = dict(os.environ)
-    proc = subprocess.run([sys.executable, "-P", __file__, "--child", *args], capture_output=True, text=True,
-                          env=env)
+    proc = subprocess.run(
+        [sys.executable, "-P", __file__, "--child", *args], capture_output=True, text=True, env=env
+    )
     if proc.returncode != 0:
         raise RuntimeError(f"child {args} failed:\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
@@ -90,8 +93,15 @@ def child_throughput(task: str, backend: str, path: str, state_dir: str, interva
     rows: list[Any] = []
     # "encrypted": RocksDB with --state_encryption_key (the key comes from the parent's environment)
     extra = ["--state_encryption_key=env:MILLSTREAM_BENCH_KEY"] if backend == "encrypted" else []
-    opts = PipelineOptions(["--streaming", f"--state_backend={'rocksdb' if backend == 'encrypted' else backend}",
-                            f"--state_dir={state_dir}", f"--checkpoint_interval={interval}", *extra])
+    opts = PipelineOptions(
+        [
+            "--streaming",
+            f"--state_backend={'rocksdb' if backend == 'encrypted' else backend}",
+            f"--state_dir={state_dir}",
+            f"--checkpoint_interval={interval}",
+            *extra,
+        ]
+    )
     p = beam.Pipeline(options=opts)
     ev = p | ReadFromJson(path, timestamp_fn=lambda e: e[1], max_out_of_orderness=5.0)
     res = pipelines.windowed(beam, window, task, ev | beam.Map(tuple))
@@ -117,14 +127,19 @@ def child_throughput(task: str, backend: str, path: str, state_dir: str, interva
     return out
 
 
-def throughput(tasks: list[str], n: int, repeat: int, intervals: list[str], work: str,
-               encrypted: bool = False) -> list[dict[str, Any]]:
+def throughput(
+    tasks: list[str], n: int, repeat: int, intervals: list[str], work: str, encrypted: bool = False
+) -> list[dict[str, Any]]:
     """Part 1: durable vs memory per task and checkpoint interval (`encrypted`: encrypted vs plain RocksDB;
     the table's "memory" columns are then plain RocksDB and its "rocksdb" columns encrypted RocksDB)."""
     import secrets
 
     os.environ.setdefault("MILLSTREAM_BENCH_KEY", secrets.token_hex(32))
-    modes = {"memory": "rocksdb", "rocksdb": "encrypted"} if encrypted else {"memory": "memory", "rocksdb": "rocksdb"}
+    modes = (
+        {"memory": "rocksdb", "rocksdb": "encrypted"}
+        if encrypted
+        else {"memory": "memory", "rocksdb": "rocksdb"}
+    )
     table = []
     for task in tasks:
         path = os.path.join(work, f"{task}_{n}.jsonl")
@@ -140,8 +155,12 @@ def throughput(tasks: list[str], n: int, repeat: int, intervals: list[str], work
                     if r["digest"] != ref:
                         raise AssertionError(f"{task} {backend}: output differs from the reference")
                     runs[column].append(r)
-                    print(f"[{task}] interval {interval} s, {backend} run {rep + 1}: {r['seconds']:.2f} s, "
-                          f"{r['checkpoints']} checkpoints", file=sys.stderr, flush=True)
+                    print(
+                        f"[{task}] interval {interval} s, {backend} run {rep + 1}: {r['seconds']:.2f} s, "
+                        f"{r['checkpoints']} checkpoints",
+                        file=sys.stderr,
+                        flush=True,
+                    )
             table.append(_row(task, n, interval, runs))
         os.remove(path)
     return table
@@ -152,9 +171,14 @@ def _row(task: str, n: int, interval: str, runs: dict[str, list[dict[str, Any]]]
     mem = statistics.median(r["seconds"] for r in runs["memory"])
     dur = statistics.median(r["seconds"] for r in runs["rocksdb"])
     return {
-        "task": task, "events": n, "interval": interval, "memory_s": mem, "rocksdb_s": dur,
+        "task": task,
+        "events": n,
+        "interval": interval,
+        "memory_s": mem,
+        "rocksdb_s": dur,
         "ratio": mem / dur,
-        "memory_evps": n / mem, "rocksdb_evps": n / dur,
+        "memory_evps": n / mem,
+        "rocksdb_evps": n / dur,
         "checkpoints": max(r["checkpoints"] for r in runs["rocksdb"]),
         "max_checkpoint_s": max(r["max_checkpoint_s"] for r in runs["rocksdb"]),
         "max_loop_stall_s": max(r["max_loop_stall_s"] for r in runs["rocksdb"]),
@@ -174,7 +198,9 @@ def _write_keys(path: str, start: int, n: int, mode: str = "wb") -> None:
 
     with open(path, mode) as f:
         step = HOUR / max(1, n)
-        f.writelines(orjson.dumps([f"k{i}", 1_000.0 + (i - start) * step, 1]) + b"\n" for i in range(start, start + n))
+        f.writelines(
+            orjson.dumps([f"k{i}", 1_000.0 + (i - start) * step, 1]) + b"\n" for i in range(start, start + n)
+        )
 
 
 def _large_pipeline(path: str, state_dir: str, cache: int, windows: str) -> Any:
@@ -183,15 +209,25 @@ def _large_pipeline(path: str, state_dir: str, cache: int, windows: str) -> Any:
     from millstream.options.pipeline_options import PipelineOptions
     from millstream.transforms import window
 
-    opts = PipelineOptions(["--streaming", f"--state_dir={state_dir}", "--checkpoint_interval=1000000",
-                            f"--state_cache_entries={cache}"])
+    opts = PipelineOptions(
+        [
+            "--streaming",
+            f"--state_dir={state_dir}",
+            "--checkpoint_interval=1000000",
+            f"--state_cache_entries={cache}",
+        ]
+    )
     p = beam.Pipeline(options=opts)
-    (p
-     | ReadFromJson(path, timestamp_fn=lambda e: e[1], max_out_of_orderness=HOUR, watch=True, poll_interval=0.2)
-     | beam.Map(lambda e: (e[0], e[2]))
-     | beam.WindowInto(window.FixedWindows(2 * HOUR) if windows == "fixed" else window.Sessions(2 * HOUR))
-     | beam.CombinePerKey(sum)
-     | beam.Map(lambda kv: None))
+    (
+        p
+        | ReadFromJson(
+            path, timestamp_fn=lambda e: e[1], max_out_of_orderness=HOUR, watch=True, poll_interval=0.2
+        )
+        | beam.Map(lambda e: (e[0], e[2]))
+        | beam.WindowInto(window.FixedWindows(2 * HOUR) if windows == "fixed" else window.Sessions(2 * HOUR))
+        | beam.CombinePerKey(sum)
+        | beam.Map(lambda kv: None)
+    )
     return p
 
 
@@ -232,7 +268,9 @@ def child_large(n: int, path: str, state_dir: str, cache: int, windows: str) -> 
                 await _until(lambda t=target: node.elements_in >= t, 3600)
             await ck.checkpoint()
             out[name] = {
-                "duration_s": ck.last_duration_s, "stall_s": ck.last_stall_s, "loop_stall_s": ck.last_loop_stall_s,
+                "duration_s": ck.last_duration_s,
+                "stall_s": ck.last_stall_s,
+                "loop_stall_s": ck.last_loop_stall_s,
                 "written": ck.incremental.last_written,
             }
         st = node.tiered.stats()
@@ -282,8 +320,15 @@ def large_state(sizes: list[tuple[str, int]], cache: int, work: str) -> list[dic
         _write_keys(path, 0, n)
         r = _run_child(["large", str(n), path, state_dir, str(cache), windows])
         rr = _run_child(["restore", path, state_dir, str(cache), windows])
-        r.update({"entries": n, "windows": windows, "cache": cache, "restore_s": rr["restore_s"],
-                  "restore_rss_mib": rr["rss_mib"]})
+        r.update(
+            {
+                "entries": n,
+                "windows": windows,
+                "cache": cache,
+                "restore_s": rr["restore_s"],
+                "restore_rss_mib": rr["rss_mib"],
+            }
+        )
         print(f"[large] {n:,}: {r}", file=sys.stderr, flush=True)
         table.append(r)
         shutil.rmtree(state_dir, ignore_errors=True)
@@ -350,14 +395,19 @@ def main() -> None:
     ap.add_argument("--skip-large", action="store_true")
     ap.add_argument("--skip-throughput", action="store_true")
     ap.add_argument("--json", default=None, help="also write the results here")
-    ap.add_argument("--encrypted", action="store_true",
-                    help="throughput of encrypted state (--state_encryption_key) against plain RocksDB: the table's "
-                         "memory columns are plain RocksDB, its RocksDB columns encrypted (target >= 0.85)")
+    ap.add_argument(
+        "--encrypted",
+        action="store_true",
+        help="throughput of encrypted state (--state_encryption_key) against plain RocksDB: the table's "
+        "memory columns are plain RocksDB, its RocksDB columns encrypted (target >= 0.85)",
+    )
     a = ap.parse_args()
     work = tempfile.mkdtemp(prefix="durable-bench-")
     try:
-        tp = [] if a.skip_throughput else throughput(
-            a.tasks.split(","), a.events, a.repeat, a.intervals.split(","), work, a.encrypted
+        tp = (
+            []
+            if a.skip_throughput
+            else throughput(a.tasks.split(","), a.events, a.repeat, a.intervals.split(","), work, a.encrypted)
         )
         configs = [("fixed", int(n)) for n in a.sizes.split(",") if n] + [
             ("sessions", int(n)) for n in a.session_sizes.split(",") if n

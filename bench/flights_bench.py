@@ -38,7 +38,9 @@ TARGET_RATIO = 0.4
 
 def load_example() -> ModuleType:
     """examples/streaming/flights.py as a module (examples/ is not a package)."""
-    spec = importlib.util.spec_from_file_location("flights_example", ROOT / "examples" / "streaming" / "flights.py")
+    spec = importlib.util.spec_from_file_location(
+        "flights_example", ROOT / "examples" / "streaming" / "flights.py"
+    )
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
@@ -52,8 +54,11 @@ def bare(flights: str, weather: str, airlines: str, out_dir: str) -> int:
     days: dict[tuple[str, str, str], int] = {}
     hours: dict[tuple[str, int], tuple[list[int], dict[str, int]]] = {}
     lines = 0
-    with zipfile.ZipFile(flights) as z, z.open(z.namelist()[0]) as raw, \
-            open(os.path.join(out_dir, "cancelled.json"), "wb") as dead:
+    with (
+        zipfile.ZipFile(flights) as z,
+        z.open(z.namelist()[0]) as raw,
+        open(os.path.join(out_dir, "cancelled.json"), "wb") as dead,
+    ):
         text = io.TextIOWrapper(raw, encoding="utf-8")
         next(text)
         for line in text:
@@ -66,7 +71,9 @@ def bare(flights: str, weather: str, airlines: str, out_dir: str) -> int:
             day = (x[0], x[1], x[2])
             start = days.get(day)
             if start is None:
-                start = days[day] = (datetime.date(int(x[0]), int(x[1]), int(x[2])).toordinal() - epoch) * 86400
+                start = days[day] = (
+                    datetime.date(int(x[0]), int(x[1]), int(x[2])).toordinal() - epoch
+                ) * 86400
             sched = int(x[4])
             t = start + (sched // 100 * 60 + sched % 100 + int(delay)) * 60
             key = (x[12], t - t % 3600)
@@ -83,8 +90,15 @@ def bare(flights: str, weather: str, airlines: str, out_dir: str) -> int:
             w = line.rstrip("\n").split(",")
             key = (w[0], days_start(w, epoch) + int(w[4]) * 3600)
             row: dict[str, Any] = {"time_hour": w[14]}
-            for name, i in (("temp", 5), ("humid", 7), ("wind_speed", 9), ("wind_gust", 10), ("precip", 11),
-                            ("pressure", 12), ("visib", 13)):
+            for name, i in (
+                ("temp", 5),
+                ("humid", 7),
+                ("wind_speed", 9),
+                ("wind_gust", 10),
+                ("precip", 11),
+                ("pressure", 12),
+                ("visib", 13),
+            ):
                 row[name] = None if w[i] == "NA" else float(w[i])
             if key not in obs or row["time_hour"] < obs[key]["time_hour"]:
                 obs[key] = row
@@ -157,8 +171,11 @@ def main(argv: list[str] | None = None) -> int:
     """Measure, verify, print the table."""
     parser = argparse.ArgumentParser(description="flights example: millstream vs a bare-Python loop")
     parser.add_argument("--repeat", type=int, default=3, help="runs per system (the best is reported)")
-    parser.add_argument("--no-gc", action="store_true",
-                        help="diagnostic: run both with Python's cyclic GC off (shows what GC passes cost)")
+    parser.add_argument(
+        "--no-gc",
+        action="store_true",
+        help="diagnostic: run both with Python's cyclic GC off (shows what GC passes cost)",
+    )
     args = parser.parse_args(argv)
     if args.no_gc:
         gc.disable()
@@ -171,8 +188,9 @@ def main(argv: list[str] | None = None) -> int:
         for i in range(args.repeat):
             bare_dir = os.path.join(root, f"bare{i}")
             os.makedirs(bare_dir)
-            results["bare Python"].append(timed(lambda d=bare_dir: bare(inputs.flights, inputs.weather,
-                                                                        inputs.airlines, d)))
+            results["bare Python"].append(
+                timed(lambda d=bare_dir: bare(inputs.flights, inputs.weather, inputs.airlines, d))
+            )
             work = os.path.join(root, f"ms{i}")
             results["millstream"].append(timed(lambda w=work: run_millstream(example, inputs, w)))
         got = read_rows(os.path.join(root, "ms0", "out", "hourly-*.json"))
@@ -189,18 +207,24 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(root, ignore_errors=True)
     bare_best = min(w for w, _ in results["bare Python"])
     bare_cpu = min(c for _, c in results["bare Python"])
-    print(f"flights batch replay: {records:,} flights -> {len(got):,} origin-hours, {dead:,} dead letters "
-          f"(outputs identical){'; GC off' if args.no_gc else ''}")
+    print(
+        f"flights batch replay: {records:,} flights -> {len(got):,} origin-hours, {dead:,} dead letters "
+        f"(outputs identical){'; GC off' if args.no_gc else ''}"
+    )
     print(f"{'system':12} {'best s':>7} {'cpu s':>7} {'flights/s':>11} {'ratio':>6} {'cpu ratio':>9}")
     for name, runs in results.items():
         best = min(w for w, _ in runs)
         cpu = min(c for _, c in runs)
-        print(f"{name:12} {best:7.3f} {cpu:7.3f} {records / best:11,.0f} {bare_best / best:6.2f} "
-              f"{bare_cpu / cpu:9.2f}")
+        print(
+            f"{name:12} {best:7.3f} {cpu:7.3f} {records / best:11,.0f} {bare_best / best:6.2f} "
+            f"{bare_cpu / cpu:9.2f}"
+        )
     ratio = bare_best / min(w for w, _ in results["millstream"])
     verdict = "meets" if ratio >= TARGET_RATIO else "BELOW"
-    print(f"millstream/bare ratio {ratio:.2f} ({verdict} the >= {TARGET_RATIO} target; the CPU-time ratio is "
-          "steadier on a busy machine)")
+    print(
+        f"millstream/bare ratio {ratio:.2f} ({verdict} the >= {TARGET_RATIO} target; the CPU-time ratio is "
+        "steadier on a busy machine)"
+    )
     return 0
 
 

@@ -55,8 +55,12 @@ def main(rows: int = 300_000) -> None:
         with beam.Pipeline(options=opts()) as p:
             p | ReadFromParquet(f"{base}/pq/*.parquet") | beam.combiners.Count.Globally()
 
-    for name, fn in [("text write", write_text), ("text read", read_text), ("parquet write", write_pq),
-                     ("parquet read", read_pq)]:
+    for name, fn in [
+        ("text write", write_text),
+        ("text read", read_text),
+        ("parquet write", write_pq),
+        ("parquet read", read_pq),
+    ]:
         t_local = _timed(lambda fn=fn: fn(local))
         t_gcs = _timed(lambda fn=fn: fn(f"gs://{bucket}"))
         print(f"{name:14s} {rows} rows: local {t_local:.2f}s  gcs {t_gcs:.2f}s  ratio {t_gcs / t_local:.2f}")
@@ -98,9 +102,11 @@ def watch_polls(pattern: str, repeat: int = 5) -> None:
     t_full, t_inc, n_full, n_inc = anyio.run(run)
     every = FULL_RESCAN_EVERY
     amortized = (t_full + (every - 1) * t_inc) / every
-    print(f"watch poll, 10k objects: full {t_full:.3f}s ({n_full} listed)  incremental {t_inc:.4f}s "
-          f"({n_inc} listed)  mean with a full rescan every {every} polls {amortized:.3f}s  "
-          f"ratio full/mean {t_full / amortized:.1f}")
+    print(
+        f"watch poll, 10k objects: full {t_full:.3f}s ({n_full} listed)  incremental {t_inc:.4f}s "
+        f"({n_inc} listed)  mean with a full rescan every {every} polls {amortized:.3f}s  "
+        f"ratio full/mean {t_full / amortized:.1f}"
+    )
 
 
 def watch_main() -> None:

@@ -58,14 +58,21 @@ def job_main(argv: list[str]) -> None:
         p = beam.Pipeline(options=PipelineOptions(["--streaming", *flags]))
         (
             p
-            | ReadFromKafka(consumer_config={"bootstrap.servers": known.bootstrap, "auto.offset.reset": "earliest"},
-                            topics=[known.input], max_out_of_orderness=known.delay, idle_timeout=2.0)
+            | ReadFromKafka(
+                consumer_config={"bootstrap.servers": known.bootstrap, "auto.offset.reset": "earliest"},
+                topics=[known.input],
+                max_out_of_orderness=known.delay,
+                idle_timeout=2.0,
+            )
             | beam.Map(lambda kv: (kv[0], 1))
             | beam.WindowInto(window.FixedWindows(known.window))
             | beam.CombinePerKey(sum)
             | beam.Map(lambda kv, w=beam.DoFn.WindowParam: (kv[0], f"{float(w.end)},{kv[1]}"))
-            | WriteToKafka(producer_config={"bootstrap.servers": known.bootstrap}, topic=known.output,
-                           exactly_once=bool(known.exactly_once))
+            | WriteToKafka(
+                producer_config={"bootstrap.servers": known.bootstrap},
+                topic=known.output,
+                exactly_once=bool(known.exactly_once),
+            )
         )
         job = await p.start()
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, job.request_drain)
@@ -88,8 +95,10 @@ async def create_topics(bootstrap: str, *specs: tuple[str, int]) -> None:
         await admin.create_topics([NewTopic(name, n, 1) for name, n in specs])
         for _ in range(200):
             described = await admin.describe_topics([name for name, _ in specs])
-            if all(d["error_code"] == 0 and d["partitions"] and all(p["leader"] >= 0 for p in d["partitions"])
-                   for d in described):
+            if all(
+                d["error_code"] == 0 and d["partitions"] and all(p["leader"] >= 0 for p in d["partitions"])
+                for d in described
+            ):
                 return
             await asyncio.sleep(0.05)
     finally:
@@ -110,14 +119,35 @@ async def committed(bootstrap: str, group: str) -> dict[Any, int]:
         await admin.close()
 
 
-def start_job(bootstrap: str, source: str, output: str, exactly_once: bool, state: str, name: str,
-              interval: float, window: float) -> subprocess.Popen[bytes]:
+def start_job(
+    bootstrap: str,
+    source: str,
+    output: str,
+    exactly_once: bool,
+    state: str,
+    name: str,
+    interval: float,
+    window: float,
+) -> subprocess.Popen[bytes]:
     """The job in a child process."""
     return subprocess.Popen(
-        [sys.executable, "-P", os.path.abspath(__file__), "job", f"--bootstrap={bootstrap}", f"--input={source}",
-         f"--output={output}", f"--exactly_once={int(exactly_once)}", f"--window={window}",
-         f"--state_dir={state}", f"--job_name={name}", f"--checkpoint_interval={interval}", "--batch_size=4096"],
-        stdout=subprocess.DEVNULL, stderr=open(state + ".log", "wb"),  # noqa: SIM115
+        [
+            sys.executable,
+            "-P",
+            os.path.abspath(__file__),
+            "job",
+            f"--bootstrap={bootstrap}",
+            f"--input={source}",
+            f"--output={output}",
+            f"--exactly_once={int(exactly_once)}",
+            f"--window={window}",
+            f"--state_dir={state}",
+            f"--job_name={name}",
+            f"--checkpoint_interval={interval}",
+            "--batch_size=4096",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=open(state + ".log", "wb"),  # noqa: SIM115
     )
 
 
@@ -127,7 +157,9 @@ async def produce_bulk(bootstrap: str, topic: str, n: int, users: int) -> None:
     from aiokafka.partitioner import murmur2
 
     base = int(time.time() * 1000) - n  # 1 ms of event time per record
-    async with AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, max_batch_size=512 << 10) as producer:
+    async with AIOKafkaProducer(
+        bootstrap_servers=bootstrap, linger_ms=20, max_batch_size=512 << 10
+    ) as producer:
         parts = sorted(await producer.partitions_for(topic))
         keys = [f"user{u}".encode() for u in range(users)]
         where = [parts[(murmur2(k) & 0x7FFFFFFF) % len(parts)] for k in keys]
@@ -148,8 +180,9 @@ async def produce_bulk(bootstrap: str, topic: str, n: int, users: int) -> None:
             await f
 
 
-async def throughput(bootstrap: str, events: int, partitions: int, exactly_once: bool, interval: float,
-                     workdir: str) -> float:
+async def throughput(
+    bootstrap: str, events: int, partitions: int, exactly_once: bool, interval: float, workdir: str
+) -> float:
     """Events per second of the job on a pre-produced backlog."""
     tag = uuid.uuid4().hex[:8]
     source, output = f"bench-in-{tag}", f"bench-out-{tag}"
@@ -178,8 +211,15 @@ async def throughput(bootstrap: str, events: int, partitions: int, exactly_once:
         await asyncio.to_thread(proc.wait, 60)
 
 
-async def latency(bootstrap: str, rate: int, seconds: float, partitions: int, exactly_once: bool,
-                  interval: float, workdir: str) -> list[float]:
+async def latency(
+    bootstrap: str,
+    rate: int,
+    seconds: float,
+    partitions: int,
+    exactly_once: bool,
+    interval: float,
+    workdir: str,
+) -> list[float]:
     """Seconds from each window's end until its count is readable (read_committed), at `rate` records/s."""
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
@@ -189,8 +229,13 @@ async def latency(bootstrap: str, rate: int, seconds: float, partitions: int, ex
     name = f"lat-{tag}"
     state = os.path.join(workdir, name)
     proc = start_job(bootstrap, source, output, exactly_once, state, name, interval, window=1.0)
-    consumer = AIOKafkaConsumer(output, bootstrap_servers=bootstrap, isolation_level="read_committed",
-                                auto_offset_reset="earliest", enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        output,
+        bootstrap_servers=bootstrap,
+        isolation_level="read_committed",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
     await consumer.start()
     latencies: list[float] = []
     stop = asyncio.Event()
@@ -214,8 +259,9 @@ async def latency(bootstrap: str, rate: int, seconds: float, partitions: int, ex
             while time.monotonic() - t0 < seconds:
                 due = int((time.monotonic() - t0) * rate)
                 while sent < due:
-                    await producer.send(source, value, key=f"user{sent % 100}".encode(),
-                                        timestamp_ms=int(time.time() * 1000))
+                    await producer.send(
+                        source, value, key=f"user{sent % 100}".encode(), timestamp_ms=int(time.time() * 1000)
+                    )
                     sent += 1
                 await asyncio.sleep(0.002)
         await asyncio.sleep(interval + 2.0)
@@ -240,19 +286,29 @@ async def run(args: argparse.Namespace) -> None:
     broker_dir = None
     if not bootstrap:
         broker_dir = tempfile.mkdtemp(prefix="millstream-kafka-bench-")
-        done = subprocess.run(["bash", BROKER_SH, "start", "--dir", broker_dir], capture_output=True, text=True,
-                              check=True)
+        done = subprocess.run(
+            ["bash", BROKER_SH, "start", "--dir", broker_dir], capture_output=True, text=True, check=True
+        )
         bootstrap = done.stdout.strip().splitlines()[-1]
     workdir = tempfile.mkdtemp(prefix="millstream-kafka-bench-state-")
-    results: dict[str, Any] = {"events": args.events, "partitions": args.partitions, "rate": args.rate,
-                               "checkpoint_interval": args.checkpoint_interval}
+    results: dict[str, Any] = {
+        "events": args.events,
+        "partitions": args.partitions,
+        "rate": args.rate,
+        "checkpoint_interval": args.checkpoint_interval,
+    }
     try:
         for eo in (True, False):
             mode = "exactly-once" if eo else "at-least-once"
-            rates = [await throughput(bootstrap, args.events, args.partitions, eo, args.checkpoint_interval, workdir)
-                     for _ in range(args.repeat)]
-            lat = await latency(bootstrap, args.rate, args.latency_s, args.partitions, eo, args.checkpoint_interval,
-                                workdir)
+            rates = [
+                await throughput(
+                    bootstrap, args.events, args.partitions, eo, args.checkpoint_interval, workdir
+                )
+                for _ in range(args.repeat)
+            ]
+            lat = await latency(
+                bootstrap, args.rate, args.latency_s, args.partitions, eo, args.checkpoint_interval, workdir
+            )
             results[mode] = {
                 "throughput_eps": round(max(rates)),
                 "throughput_runs": [round(r) for r in rates],
@@ -260,9 +316,12 @@ async def run(args: argparse.Namespace) -> None:
                 "latency_p99_s": round(pct(lat, 0.99), 3) if lat else None,
                 "latency_samples": len(lat),
             }
-            print(f"{mode:14s} throughput {results[mode]['throughput_eps']:>9,d} events/s  "
-                  f"latency p50 {results[mode]['latency_p50_s']} s  p99 {results[mode]['latency_p99_s']} s  "
-                  f"({len(lat)} windows)", flush=True)
+            print(
+                f"{mode:14s} throughput {results[mode]['throughput_eps']:>9,d} events/s  "
+                f"latency p50 {results[mode]['latency_p50_s']} s  p99 {results[mode]['latency_p99_s']} s  "
+                f"({len(lat)} windows)",
+                flush=True,
+            )
         eo_r, alo_r = results["exactly-once"], results["at-least-once"]
         results["exactly_once_throughput_ratio"] = round(eo_r["throughput_eps"] / alo_r["throughput_eps"], 3)
         print(json.dumps(results, indent=2))
@@ -277,7 +336,9 @@ def main(argv: list[str] | None = None) -> None:
     if argv[:1] == ["job"]:
         job_main(argv[1:])
         return
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--bootstrap", default=os.environ.get("MILLSTREAM_KAFKA_BOOTSTRAP", ""))
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--partitions", type=int, default=4)

@@ -99,8 +99,11 @@ def _bytewax(task: str, inp: str, out: str) -> int:
     if task == "W1":
         windower: Any = win.TumblingWindower(length=timedelta(seconds=pipelines.SIZE_S), align_to=epoch)
     elif task == "W2":
-        windower = win.SlidingWindower(length=timedelta(seconds=pipelines.SIZE_S),
-                                       offset=timedelta(seconds=pipelines.PERIOD_S), align_to=epoch)
+        windower = win.SlidingWindower(
+            length=timedelta(seconds=pipelines.SIZE_S),
+            offset=timedelta(seconds=pipelines.PERIOD_S),
+            align_to=epoch,
+        )
     else:
         windower = win.SessionWindower(gap=timedelta(seconds=pipelines.GAP_S))
 
@@ -115,8 +118,16 @@ def _bytewax(task: str, inp: str, out: str) -> int:
     flow = Dataflow("peers_" + task)
     keyed = op.key_on("key", op.input("in", flow, Source()), itemgetter(0))
     clock = win.EventClock(itemgetter(1), wait_for_system_duration=timedelta(seconds=5))
-    wo = win.fold_window("agg", keyed, clock, windower, lambda: [0, 0], folder,
-                         lambda a, b: [a[0] + b[0], a[1] + b[1]], ordered=False)
+    wo = win.fold_window(
+        "agg",
+        keyed,
+        clock,
+        windower,
+        lambda: [0, 0],
+        folder,
+        lambda a, b: [a[0] + b[0], a[1] + b[1]],
+        ordered=False,
+    )
     op.output("down", wo.down, TestingSink(down))
     op.output("meta", wo.meta, TestingSink(meta))
     op.output("late", wo.late, TestingSink(late))
@@ -166,8 +177,15 @@ def run(system: str, task: str, csv_path: str, msgpack_path: str, out: str) -> d
         from apache_beam.options.pipeline_options import PipelineOptions
         from apache_beam.transforms import window as awindow
 
-        _beam_program(abeam, awindow, task, "text", csv_path, out,
-                      options=PipelineOptions(flags=[], runner="FnApiRunner"))
+        _beam_program(
+            abeam,
+            awindow,
+            task,
+            "text",
+            csv_path,
+            out,
+            options=PipelineOptions(flags=[], runner="FnApiRunner"),
+        )
     elif system == "bytewax":
         info["late"] = _bytewax(task, msgpack_path, out)
     else:

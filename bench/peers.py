@@ -119,8 +119,21 @@ class PeerResult:
 
 def run_once(system: str, task: str, csv_path: str, mp_path: str, out: str, timeout: float) -> Run:
     """Start one worker process and measure it with ``wait4`` (its own CPU time and peak RSS)."""
-    argv = core.python_argv("peer_worker", "--system", system, "--task", task, "--csv", csv_path,
-                            "--msgpack", mp_path, "--out", out, "--info", out + ".info.json")
+    argv = core.python_argv(
+        "peer_worker",
+        "--system",
+        system,
+        "--task",
+        task,
+        "--csv",
+        csv_path,
+        "--msgpack",
+        mp_path,
+        "--out",
+        out,
+        "--info",
+        out + ".info.json",
+    )
     t0 = time.perf_counter()
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=os.path.dirname(out))
     deadline = t0 + timeout
@@ -155,8 +168,9 @@ def available(package: str) -> bool:
     return not package or importlib.util.find_spec(package) is not None
 
 
-def compare_task(task: str, n: int, repeat: int, systems: list[str], slow_events: int,
-                 timeout: float) -> list[PeerResult]:
+def compare_task(
+    task: str, n: int, repeat: int, systems: list[str], slow_events: int, timeout: float
+) -> list[PeerResult]:
     """Run every selected system `repeat` times on `task`, interleaved, verifying every output."""
     variant = pipelines.WINDOWED[task][0]
     results: list[PeerResult] = []
@@ -187,13 +201,16 @@ def compare_task(task: str, n: int, repeat: int, systems: list[str], slow_events
                 got = reference.canonical(task, read_rows(out))
                 if r.events not in expected:
                     # the bare reference, computed in this process on the same file the systems read
-                    expected[r.events] = reference.canonical(task, reference.bare(task, data.events(variant,
-                                                                                                   r.events)))
+                    expected[r.events] = reference.canonical(
+                        task, reference.bare(task, data.events(variant, r.events))
+                    )
                 want = expected[r.events]
                 if got != want:
                     missing, extra = want - got, got - want
-                    r.status = (f"MISMATCH: {sum(missing.values())} missing, {sum(extra.values())} extra "
-                                f"(e.g. {next(iter(missing), None)!r} / {next(iter(extra), None)!r})")
+                    r.status = (
+                        f"MISMATCH: {sum(missing.values())} missing, {sum(extra.values())} extra "
+                        f"(e.g. {next(iter(missing), None)!r} / {next(iter(extra), None)!r})"
+                    )
                     if r.runs[-1].late:
                         r.status += f"; {r.runs[-1].late} events dropped as late by the system's own clock"
     return results
@@ -215,9 +232,12 @@ def table(task: str, results: list[PeerResult], clock: str) -> list[str]:
     csv = by.get("bare-csv")
     csv_rate = csv.rate(clock) if csv else None
     peers = [r for r in results if r.system in ("bytewax", "beam-text") and r.rate(clock)]
-    head = (f"{'task':4s} {'system':40s} {'events':>9s} {'wall s':>7s} {'CPU s':>7s} {'ev/s':>7s} "
-            f"{'vs bare':>7s} {'vs b+wm':>7s} {'vs csv':>7s} " + "".join(f"{'vs ' + p.system:>13s} " for p in peers)
-            + f"{'RSS MiB':>7s}  status")
+    head = (
+        f"{'task':4s} {'system':40s} {'events':>9s} {'wall s':>7s} {'CPU s':>7s} {'ev/s':>7s} "
+        f"{'vs bare':>7s} {'vs b+wm':>7s} {'vs csv':>7s} "
+        + "".join(f"{'vs ' + p.system:>13s} " for p in peers)
+        + f"{'RSS MiB':>7s}  status"
+    )
     lines = [head]
     for r in results:
         rate = r.rate(clock)
@@ -243,11 +263,20 @@ def table(task: str, results: list[PeerResult], clock: str) -> list[str]:
 TARGETS = {"W1": 0.5, "W2": 1.0, "W3": 0.6}
 
 
-def main(tasks: list[str], n: int, repeat: int, systems: list[str], slow_events: int, clock: str,
-         timeout: float = 900.0) -> int:
+def main(
+    tasks: list[str],
+    n: int,
+    repeat: int,
+    systems: list[str],
+    slow_events: int,
+    clock: str,
+    timeout: float = 900.0,
+) -> int:
     """Run the comparison for `tasks`; exit status 1 when any output differs from the reference."""
-    print(f"peer comparison: whole processes, {n:,} events (Beam capped at {slow_events or 200_000:,}), "
-          f"median of {repeat} interleaved rounds; rates from {clock} time; inputs in {cache_dir()}")
+    print(
+        f"peer comparison: whole processes, {n:,} events (Beam capped at {slow_events or 200_000:,}), "
+        f"median of {repeat} interleaved rounds; rates from {clock} time; inputs in {cache_dir()}"
+    )
     bad = False
     for task in tasks:
         results = compare_task(task, n, repeat, systems, slow_events, timeout)
@@ -259,8 +288,10 @@ def main(tasks: list[str], n: int, repeat: int, systems: list[str], slow_events:
         if ms and bare and ms.rate(clock) and bare.rate(clock):
             got = ms.rate(clock) / bare.rate(clock)  # type: ignore[operator]
             want = TARGETS[task]
-            print(f"target {task}: millstream (ReadFromText) >= {want:g}x bare: {got:.2f}x -> "
-                  f"{'MET' if got >= want else 'NOT MET'}")
+            print(
+                f"target {task}: millstream (ReadFromText) >= {want:g}x bare: {got:.2f}x -> "
+                f"{'MET' if got >= want else 'NOT MET'}"
+            )
         bad |= any(r.status.startswith(("MISMATCH", "error")) for r in results)
         sys.stdout.flush()
     return 1 if bad else 0

@@ -124,7 +124,7 @@ def _label(key: FuncKey) -> str:
     else:
         stdlib = os.path.dirname(os.__file__).replace(os.sep, "/") + "/"
         if path.startswith(stdlib):
-            path = "stdlib/" + path[len(stdlib):]
+            path = "stdlib/" + path[len(stdlib) :]
     return f"{path}:{key[1]}({key[2]})"
 
 
@@ -185,5 +185,8 @@ def gc_report(name: str, fn: Callable[[Any], Any], inp: Any) -> dict[str, Any]:
     for g, (n, s) in per_gen.items():
         w(f"generation {g}: {n:6d} collections {1000 * s:8.1f} ms\n")
     w(f"total GC {1000 * gc_s:.1f} ms of {1000 * total:.1f} ms ({100 * gc_s / total if total else 0:.0f}%)\n")
-    return {"run_s": total, "gc_s": gc_s, "per_generation": {g: {"collections": n, "seconds": s}
-                                                             for g, (n, s) in per_gen.items()}}
+    return {
+        "run_s": total,
+        "gc_s": gc_s,
+        "per_generation": {g: {"collections": n, "seconds": s} for g, (n, s) in per_gen.items()},
+    }

@@ -32,7 +32,9 @@ from millstream.engine.runtime.windowing.reduce_fn_runner import Reducer, create
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
-    sys.path.append(str(ROOT))  # `bench` as a package, after site-packages (millstream stays the installed one)
+    sys.path.append(
+        str(ROOT)
+    )  # `bench` as a package, after site-packages (millstream stays the installed one)
 
 from bench.data import events as make_events  # noqa: E402
 from bench.pipelines import GAP_S, PERIOD_S, SIZE_S  # noqa: E402

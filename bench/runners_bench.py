@@ -67,7 +67,9 @@ def flights_on_prism() -> str:
     from millstream.engine.translate.beam.dofns import UntranslatableError
     from millstream.engine.translate.beam.translator import translate
 
-    spec = importlib.util.spec_from_file_location("flights_example", ROOT / "examples" / "streaming" / "flights.py")
+    spec = importlib.util.spec_from_file_location(
+        "flights_example", ROOT / "examples" / "streaming" / "flights.py"
+    )
     assert spec is not None and spec.loader is not None
     flights = importlib.util.module_from_spec(spec)
     sys.modules["flights_example"] = flights
@@ -93,7 +95,10 @@ def main(argv: list[str] | None = None) -> int:
         systems = {
             "millstream (local)": lambda: run_millstream(events, os.path.join(tmp, "local", "w1"), []),
             "millstream -> Prism (LOOPBACK)": lambda: run_millstream(
-                events, os.path.join(tmp, "prism", "w1"), ["--runner=PrismRunner", "--environment_type=LOOPBACK"]),
+                events,
+                os.path.join(tmp, "prism", "w1"),
+                ["--runner=PrismRunner", "--environment_type=LOOPBACK"],
+            ),
             "Beam DirectRunner (apache_beam API)": lambda: run_beam(events, os.path.join(tmp, "beam", "w1")),
         }
         for name, run in systems.items():
@@ -108,8 +113,10 @@ def main(argv: list[str] | None = None) -> int:
     base = results["millstream (local)"][0]
     print(f"W1, {args.events} dense events, {len(reference)} output rows (identical across systems)")
     for name, (seconds, _) in results.items():
-        print(f"  {name:38s} {args.events / seconds:10,.0f} events/s   {seconds:7.2f} s   "
-              f"x{base / seconds:.2f} of millstream local")
+        print(
+            f"  {name:38s} {args.events / seconds:10,.0f} events/s   {seconds:7.2f} s   "
+            f"x{base / seconds:.2f} of millstream local"
+        )
     print(f"flights on Prism: {flights_on_prism()}")
     return 0
 

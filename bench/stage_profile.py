@@ -51,14 +51,21 @@ def stage_of(key: FuncKey) -> str | None:
     if "/connectors/files/sink.py" in p or "/operators/sink_guard.py" in p or "/io/textio.py" in p:
         return "write (sink)"
     if "/model/timestamp.py" in p:
-        return "user: parse + TimestampedValue" if name == "__init__" else "ParDo runtime (stamping, emission)"
+        return (
+            "user: parse + TimestampedValue" if name == "__init__" else "ParDo runtime (stamping, emission)"
+        )
     if "/model/combinefn.py" in p:
         return "user: CombineFn"
     if "/windowing/assign.py" in p or "/model/window.py" in p:
         return "window assignment"
     if "/runtime/windowing/" in p:
         return "combine/windowing runtime"
-    if "/operators/pardo.py" in p or "/graph/node.py" in p or "/operators/simple.py" in p or "/graph/batch.py" in p:
+    if (
+        "/operators/pardo.py" in p
+        or "/graph/node.py" in p
+        or "/operators/simple.py" in p
+        or "/graph/batch.py" in p
+    ):
         return "ParDo runtime (stamping, emission)"
     if "/operators/io.py" in p or "/operators/sources.py" in p:
         return "read (file blocks -> lines)"
@@ -122,8 +129,10 @@ def profile_task(task: str, n: int) -> dict[str, Any]:
     total = sum(v[2] for v in raw.values())
     stages = StageClassifier(raw, ()).totals()
     w = sys.stdout.write
-    w(f"\n== stage profile: {task}, {n:,} events, ReadFromText program (cProfile, one warm run; "
-      f"total own time {total:.2f} s, inflated by profiling) ==\n")
+    w(
+        f"\n== stage profile: {task}, {n:,} events, ReadFromText program (cProfile, one warm run; "
+        f"total own time {total:.2f} s, inflated by profiling) ==\n"
+    )
     for s in STAGES:
         sec = stages.get(s, 0.0)
         w(f"{s:40s} {sec:7.3f} s {100 * sec / total if total else 0:6.1f}%\n")

@@ -9,12 +9,25 @@ from bench import data, pipelines, reference
 from bench.core import Benchmark, ExternalSystem, InProcessSystem, python_argv, register
 
 
-def _beam(task: str, max_events: int, repeat: int, source: str = "create", runner: str = "") -> ExternalSystem:
+def _beam(
+    task: str, max_events: int, repeat: int, source: str = "create", runner: str = ""
+) -> ExternalSystem:
     """Beam running the same pipeline in a child process (default runner unless `runner` is given)."""
     name = f"beam {runner or 'default runner'}" + (", ReadFromText" if source == "text" else "")
 
     def argv(events: int, rep: int, out: str) -> list[str]:
-        args = ["--task", task, "--events", str(events), "--repeat", str(rep), "--source", source, "--out", out]
+        args = [
+            "--task",
+            task,
+            "--events",
+            str(events),
+            "--repeat",
+            str(rep),
+            "--source",
+            source,
+            "--out",
+            out,
+        ]
         if runner:
             args += ["--runner", runner]
         return python_argv("beam_worker", *args)
@@ -116,7 +129,9 @@ def _windowed(task: str) -> Benchmark:
             InProcessSystem(
                 "bare Python + watermark/emission", "reference", lambda ev: reference.bare_stream(task, ev)
             ),
-            InProcessSystem("millstream", "millstream", _windowed_millstream(task), failure="not yet supported"),
+            InProcessSystem(
+                "millstream", "millstream", _windowed_millstream(task), failure="not yet supported"
+            ),
         ],
         canonical=lambda rows: reference.canonical(task, rows),
         # Beam is slow here (15-45k events/s): a smaller input, measured once, keeps the default run short.

@@ -43,8 +43,11 @@ class BlockedCancel:
         name = signal.Signals(signum).name
         if earlier == 0 and state not in (JobState.DRAINING, JobState.STOPPING):
             # a drain waits for the batch in progress anyway; say at once that the signal arrived
-            log.info("%s received while user code blocks: the drain starts when the batch in progress ends; "
-                     "a second signal cancels now", name)
+            log.info(
+                "%s received while user code blocks: the drain starts when the batch in progress ends; "
+                "a second signal cancels now",
+                name,
+            )
             return
         self.supervisor.cancel(f"second signal, {name}, interrupting blocked user code")
         raise JobInterrupted(f"cancelled by {name} while user code was blocking")

@@ -92,8 +92,10 @@ def _run(args: argparse.Namespace, rest: list[str], run_parser: argparse.Argumen
     if target.kind == "template":
         return _run_template(target, args, rest, settings)
     if args.param:
-        return _error(f"--param is for templates, and {args.pipeline} is a plain script "
-                      "(declare PARAMETERS or a @template function to make it one)")
+        return _error(
+            f"--param is for templates, and {args.pipeline} is a plain script "
+            "(declare PARAMETERS or a @template function to make it one)"
+        )
     try:
         auth = preflight(settings)
     except DaemonConfigError as e:
@@ -127,8 +129,9 @@ def _run_template(target: Any, args: argparse.Namespace, rest: list[str], settin
             log.debug("building %s failed", target.spec, exc_info=True)
             return _error(f"cannot build the pipeline: {type(e).__name__}: {e}")
         try:
-            code, _job = run_coroutine(supervise, pipeline, settings, auth,
-                                       use_uvloop=options.view_as(MillstreamOptions).uvloop)
+            code, _job = run_coroutine(
+                supervise, pipeline, settings, auth, use_uvloop=options.view_as(MillstreamOptions).uvloop
+            )
         except DaemonConfigError as e:
             return _error(str(e))
         except ValueError as e:  # options or plan rejected before any data is read
@@ -182,8 +185,10 @@ def _run_script(target: Any, rest: list[str], settings: Any, auth: Any) -> int:
 def _before_beam_submission(e: BaseException) -> bool:
     """Whether `e` is the translator's or a Beam runner's refusal before submission (never imports Beam)."""
     kinds: list[type[BaseException]] = []
-    for module, name in (("millstream.engine.translate.beam.dofns", "UntranslatableError"),
-                         ("millstream.engine.translate.beam.runner", "RunnerSetupError")):
+    for module, name in (
+        ("millstream.engine.translate.beam.dofns", "UntranslatableError"),
+        ("millstream.engine.translate.beam.runner", "RunnerSetupError"),
+    ):
         loaded = sys.modules.get(module)
         if loaded is not None:
             kinds.append(getattr(loaded, name))
@@ -211,21 +216,25 @@ def _parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
     parser.add_argument("--version", action="version", version=f"millstream {__version__}")
     sub = parser.add_subparsers(dest="command")
     run = sub.add_parser(
-        "run", add_help=False, allow_abbrev=False,
+        "run",
+        add_help=False,
+        allow_abbrev=False,
         help="run a pipeline (template or Beam script) as a supervised job",
         usage="millstream run PIPELINE [--param NAME=VALUE ...] [pipeline flags] [daemon flags]",
         description="Run PIPELINE (path/to/file.py, package.module, or either with :function) as a job: "
-                    "SIGTERM/SIGINT drain (a second one cancels), SIGUSR1 stops; a control endpoint serves "
-                    "status, metrics, drain/stop/cancel. `millstream run PIPELINE --help` lists its parameters. "
-                    "Exit codes: 0 done/drained/stopped, 1 failed, 2 usage or configuration error, "
-                    "3 cancelled, 4 drain timed out.",
+        "SIGTERM/SIGINT drain (a second one cancels), SIGUSR1 stops; a control endpoint serves "
+        "status, metrics, drain/stop/cancel. `millstream run PIPELINE --help` lists its parameters. "
+        "Exit codes: 0 done/drained/stopped, 1 failed, 2 usage or configuration error, "
+        "3 cancelled, 4 drain timed out.",
     )
     run.add_argument("pipeline", nargs="?", help="path/to/file.py, package.module, or either with :function")
     run.add_argument("-h", "--help", action="store_true", help="show the pipeline's parameters and exit")
     add_daemon_arguments(run)
     tpl = sub.add_parser("template", help="inspect pipeline templates")
     tpl_sub = tpl.add_subparsers(dest="action", required=True)
-    describe = tpl_sub.add_parser("describe", help="a template's metadata as JSON (Flex Template metadata.json)")
+    describe = tpl_sub.add_parser(
+        "describe", help="a template's metadata as JSON (Flex Template metadata.json)"
+    )
     describe.add_argument("pipeline", help="path/to/file.py, package.module, or either with :function")
     describe.set_defaults(handler=_template_describe)
     jobs_cli.add_commands(sub)

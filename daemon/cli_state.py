@@ -14,8 +14,10 @@ class EncryptedState(Exception):
     """The state directory is encrypted and no key was given: what can be said without the key."""
 
     def __init__(self, state_dir: str, header: dict[str, Any]) -> None:
-        super().__init__(f"{state_dir}: encrypted with key {header['kek']!r} ({header.get('alg')}); pass "
-                         "--state_encryption_key SOURCE to read it")
+        super().__init__(
+            f"{state_dir}: encrypted with key {header['kek']!r} ({header.get('alg')}); pass "
+            "--state_encryption_key SOURCE to read it"
+        )
         self.header = header
 
 
@@ -88,16 +90,31 @@ def checkpoints_list(args: argparse.Namespace) -> int:
     finally:
         backend.close()
     if args.json:
-        print(json.dumps([
-            {"id": m.checkpoint_id, "time": m.wall_time_micros, "fingerprint": m.fingerprint,
-             "puts": m.puts, "deletes": m.deletes, "bytes": m.bytes_written,
-             "final": bool(m.metadata.get("final"))} for m in manifests
-        ] + [{"id": i, "error": why} for i, why in bad], indent=2))
+        print(
+            json.dumps(
+                [
+                    {
+                        "id": m.checkpoint_id,
+                        "time": m.wall_time_micros,
+                        "fingerprint": m.fingerprint,
+                        "puts": m.puts,
+                        "deletes": m.deletes,
+                        "bytes": m.bytes_written,
+                        "final": bool(m.metadata.get("final")),
+                    }
+                    for m in manifests
+                ]
+                + [{"id": i, "error": why} for i, why in bad],
+                indent=2,
+            )
+        )
         return 0
     print(f"{'id':>6}  {'time':<23}  {'fingerprint':<16}  {'writes':>7}  {'bytes':>10}  final")
     for m in manifests:
-        print(f"{m.checkpoint_id:>6}  {_when(m.wall_time_micros):<23}  {m.fingerprint:<16}  {m.puts:>7}  "
-              f"{m.bytes_written:>10}  {'yes' if m.metadata.get('final') else ''}")
+        print(
+            f"{m.checkpoint_id:>6}  {_when(m.wall_time_micros):<23}  {m.fingerprint:<16}  {m.puts:>7}  "
+            f"{m.bytes_written:>10}  {'yes' if m.metadata.get('final') else ''}"
+        )
     for i, why in bad:
         print(f"{i:>6}  UNREADABLE: {why}")
     return 0
@@ -152,8 +169,14 @@ def state_inspect(args: argparse.Namespace) -> int:
             if value is None:
                 continue
             data = codec.decode(value)
-            rows.append({"step": label, "bytes": len(value), "keys": _count(data, "keys"),
-                         "open_windows": _count(data, "windows")})
+            rows.append(
+                {
+                    "step": label,
+                    "bytes": len(value),
+                    "keys": _count(data, "keys"),
+                    "open_windows": _count(data, "windows"),
+                }
+            )
         for label in sorted(set(m.layout) - set(refs)):
             row = _incremental_row(backend, codec, label, m.checkpoint_id)
             if row is not None:
@@ -167,8 +190,10 @@ def state_inspect(args: argparse.Namespace) -> int:
     print(f"checkpoint {m.checkpoint_id}")
     print(f"{'step':<40}  {'bytes':>10}  {'keys':>8}  {'open windows':>12}")
     for r in rows:
-        print(f"{r['step']:<40}  {r['bytes']:>10}  {r['keys'] if r['keys'] is not None else '-':>8}  "
-              f"{r['open_windows'] if r['open_windows'] is not None else '-':>12}")
+        print(
+            f"{r['step']:<40}  {r['bytes']:>10}  {r['keys'] if r['keys'] is not None else '-':>8}  "
+            f"{r['open_windows'] if r['open_windows'] is not None else '-':>12}"
+        )
     return 0
 
 
@@ -230,7 +255,11 @@ def _count(data: Any, what: str) -> int | None:
         items = keys.values() if isinstance(keys, dict) else keys
         total = 0
         for k in items:
-            w = k.get("windows") if isinstance(k, dict) else (k[1] if isinstance(k, (list, tuple)) and len(k) > 1 else None)
+            w = (
+                k.get("windows")
+                if isinstance(k, dict)
+                else (k[1] if isinstance(k, (list, tuple)) and len(k) > 1 else None)
+            )
             if isinstance(w, (list, dict)):
                 total += len(w)
         return total
@@ -256,16 +285,31 @@ def add_commands(sub: Any) -> None:
     si.add_argument("--json", action="store_true")
     si.set_defaults(handler=state_inspect)
     for parser in (lst, ins, si):
-        parser.add_argument("--state_encryption_key", default=None, metavar="SOURCE",
-                            help="the key of an encrypted state directory (docs/security.md)")
+        parser.add_argument(
+            "--state_encryption_key",
+            default=None,
+            metavar="SOURCE",
+            help="the key of an encrypted state directory (docs/security.md)",
+        )
     rk = st_sub.add_parser("rotate-key", help="re-encrypt a stopped job's state under a new key (crash-safe)")
     rk.add_argument("--state_dir", required=True)
-    rk.add_argument("--state_encryption_key", default=None, metavar="SOURCE",
-                    help="the current key (omit to encrypt a plaintext state directory)")
-    rk.add_argument("--new_key", required=True, metavar="SOURCE", help="the new key (its newest version wraps)")
-    rk.add_argument("--rewrap-only", "--rewrap_only", dest="rewrap_only", action="store_true",
-                    help="keep the data key and the records; only wrap the data key by the new key (one atomic "
-                         "write, instant for any size; needs --state_encryption_key)")
+    rk.add_argument(
+        "--state_encryption_key",
+        default=None,
+        metavar="SOURCE",
+        help="the current key (omit to encrypt a plaintext state directory)",
+    )
+    rk.add_argument(
+        "--new_key", required=True, metavar="SOURCE", help="the new key (its newest version wraps)"
+    )
+    rk.add_argument(
+        "--rewrap-only",
+        "--rewrap_only",
+        dest="rewrap_only",
+        action="store_true",
+        help="keep the data key and the records; only wrap the data key by the new key (one atomic "
+        "write, instant for any size; needs --state_encryption_key)",
+    )
     rk.set_defaults(handler=state_rotate_key)
     nk = st_sub.add_parser("new-key", help="write a random 256-bit key to a new file (mode 0600)")
     nk.add_argument("--out", required=True)
@@ -281,22 +325,28 @@ def state_rotate_key(args: argparse.Namespace) -> int:
     if not os.path.isdir(args.state_dir):
         raise SystemExit(f"millstream: no state directory at {args.state_dir}")
     if args.rewrap_only and not args.state_encryption_key:
-        raise SystemExit("millstream: state rotate-key --rewrap-only needs --state_encryption_key: the current "
-                         "key must unwrap the data key")
+        raise SystemExit(
+            "millstream: state rotate-key --rewrap-only needs --state_encryption_key: the current "
+            "key must unwrap the data key"
+        )
     try:
         old = key_source(args.state_encryption_key) if args.state_encryption_key else None
         new = key_source(args.new_key)
         if args.rewrap_only:
             assert old is not None
             done = rewrap_key(args.state_dir, old, new)
-            print(f"{args.state_dir}: data key re-wrapped from key {done['previous']!r} to key {done['kek']!r} "
-                  "(records and spilled files unchanged)")
+            print(
+                f"{args.state_dir}: data key re-wrapped from key {done['previous']!r} to key {done['kek']!r} "
+                "(records and spilled files unchanged)"
+            )
             return 0
         result = rotate_key(args.state_dir, old, new)
     except (KeySourceError, StateError) as e:
         raise SystemExit(f"millstream: {e}") from None
-    print(f"{args.state_dir}: re-encrypted {result['records']} records and {result['files']} spilled files "
-          f"under key {result['kek']!r}")
+    print(
+        f"{args.state_dir}: re-encrypted {result['records']} records and {result['files']} spilled files "
+        f"under key {result['kek']!r}"
+    )
     return 0
 
 
@@ -314,5 +364,3 @@ def state_new_key(args: argparse.Namespace) -> int:
 
     print(f"wrote a new key to {args.out} (id {key_source('file:' + args.out).primary_key_id()})")
     return 0
-
-

@@ -69,9 +69,18 @@ MAX_BODY_BYTES = 64 * 1024
 #: A client has this long to send its request (a stuck client must not hold a connection forever).
 REQUEST_TIMEOUT_S = 10.0
 
-REASONS = {200: "OK", 202: "Accepted", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden",
-           404: "Not Found", 405: "Method Not Allowed", 409: "Conflict", 413: "Payload Too Large",
-           500: "Internal Server Error"}
+REASONS = {
+    200: "OK",
+    202: "Accepted",
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    409: "Conflict",
+    413: "Payload Too Large",
+    500: "Internal Server Error",
+}
 
 
 class ControlConfigError(ValueError):
@@ -250,8 +259,9 @@ def json_response(status: int, doc: Any, headers: tuple[tuple[str, str], ...] = 
     """A JSON response."""
     import orjson
 
-    return Response(status, orjson.dumps(doc, option=orjson.OPT_INDENT_2, default=_json_default) + b"\n",
-                    headers=headers)
+    return Response(
+        status, orjson.dumps(doc, option=orjson.OPT_INDENT_2, default=_json_default) + b"\n", headers=headers
+    )
 
 
 def _json_default(value: Any) -> Any:
@@ -270,9 +280,16 @@ def _challenge(error: str | None, description: str) -> tuple[tuple[str, str], ..
 class ControlServer:
     """Serves `routes` ({(method, path): Route}) to authenticated clients."""
 
-    def __init__(self, routes: dict[tuple[str, str], Route], auth: Auth, host: str, port: int,
-                 tls: ssl.SSLContext | None = None, audit: AuditLog | None = None,
-                 limiter: FailureLimiter | None = None) -> None:
+    def __init__(
+        self,
+        routes: dict[tuple[str, str], Route],
+        auth: Auth,
+        host: str,
+        port: int,
+        tls: ssl.SSLContext | None = None,
+        audit: AuditLog | None = None,
+        limiter: FailureLimiter | None = None,
+    ) -> None:
         self.routes = routes
         self.auth = auth
         #: Server TLS (and mutual TLS when it verifies clients); None serves plain HTTP.
@@ -287,15 +304,18 @@ class ControlServer:
     async def bind(self) -> int:
         """Open the listening socket; returns the port (a random free one when asked for 0)."""
         try:
-            self.listener = await anyio.create_tcp_listener(local_host=self.host, local_port=self.requested_port)
+            self.listener = await anyio.create_tcp_listener(
+                local_host=self.host, local_port=self.requested_port
+            )
         except OSError as e:
             raise ControlConfigError(
                 f"cannot listen on {self.host}:{self.requested_port} for the control endpoint: {e.strerror or e}"
             ) from e
         self.port = int(self.listener.extra(SocketAttribute.local_port))
         if self.tls is not None:
-            self.listener = QuietTLSListener(self.listener, self.tls, standard_compatible=False,
-                                             handshake_timeout=REQUEST_TIMEOUT_S)
+            self.listener = QuietTLSListener(
+                self.listener, self.tls, standard_compatible=False, handshake_timeout=REQUEST_TIMEOUT_S
+            )
         return self.port
 
     async def serve(self) -> None:
@@ -368,8 +388,12 @@ class ControlServer:
         elif who != "anonymous":
             self.limiter.succeeded(request.remote)
         if request.method == "POST":
-            self.audit.record(who=who, remote=request.remote, route=f"{request.method} {request.path}",
-                              status=response.status)
+            self.audit.record(
+                who=who,
+                remote=request.remote,
+                route=f"{request.method} {request.path}",
+                status=response.status,
+            )
         return response
 
     async def _dispatch(self, request: Request) -> tuple[str, Response]:
@@ -380,21 +404,28 @@ class ControlServer:
             role = self.auth.subjects.get(request.subject)
             who = f"{role}/cert:{request.subject}"
             if role is None:
-                return who, json_response(401, {"error": f"client certificate {request.subject!r} has no role"},
-                                          _challenge("invalid_token", "unknown client certificate"))
+                return who, json_response(
+                    401,
+                    {"error": f"client certificate {request.subject!r} has no role"},
+                    _challenge("invalid_token", "unknown client certificate"),
+                )
         elif header is None:
             return who, json_response(401, {"error": "a bearer token is required"}, _challenge(None, ""))
         else:
             scheme, _, token = header.strip().partition(" ")
             token = token.strip()
             if scheme.lower() != "bearer" or not token or " " in token or not _TOKEN.match(token):
-                return who, json_response(401, {"error": "malformed Authorization header; expected 'Bearer <token>'"},
-                                          _challenge("invalid_request", "malformed Authorization header"))
+                return who, json_response(
+                    401,
+                    {"error": "malformed Authorization header; expected 'Bearer <token>'"},
+                    _challenge("invalid_request", "malformed Authorization header"),
+                )
             role = self.auth.role_of(token)
             who = f"{role}/{token_id(token)}"
             if role is None:
-                return who, json_response(401, {"error": "unknown token"},
-                                          _challenge("invalid_token", "unknown token"))
+                return who, json_response(
+                    401, {"error": "unknown token"}, _challenge("invalid_token", "unknown token")
+                )
         return who, await self._authorised(request, role)
 
     async def _authorised(self, request: Request, role: str) -> Response:
@@ -403,20 +434,33 @@ class ControlServer:
             return json_response(404, {"error": f"no route {request.path}"})
         route = self.routes.get((request.method, request.path))
         if route is None:
-            return json_response(405, {"error": f"{request.path} accepts {', '.join(sorted(methods))}"},
-                                 (("Allow", ", ".join(sorted(methods))),))
+            return json_response(
+                405,
+                {"error": f"{request.path} accepts {', '.join(sorted(methods))}"},
+                (("Allow", ", ".join(sorted(methods))),),
+            )
         if ROLES[role] < ROLES[route.role]:
-            return json_response(403, {"error": f"{request.method} {request.path} needs the {route.role} role; "
-                                                f"this token has {role}"},
-                                 _challenge("insufficient_scope", f"needs role {route.role}"))
+            return json_response(
+                403,
+                {
+                    "error": f"{request.method} {request.path} needs the {route.role} role; "
+                    f"this token has {role}"
+                },
+                _challenge("insufficient_scope", f"needs role {route.role}"),
+            )
         request.role = role
         return await route.handler(request)
 
     @staticmethod
     async def _send(stream: SocketStream, response: Response) -> None:
         reason = REASONS.get(response.status, "")
-        head = [f"HTTP/1.1 {response.status} {reason}", f"Content-Type: {response.content_type}",
-                f"Content-Length: {len(response.body)}", "Connection: close", "Cache-Control: no-store"]
+        head = [
+            f"HTTP/1.1 {response.status} {reason}",
+            f"Content-Type: {response.content_type}",
+            f"Content-Length: {len(response.body)}",
+            "Connection: close",
+            "Cache-Control: no-store",
+        ]
         head += [f"{k}: {v}" for k, v in response.headers]
         try:
             await stream.send(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + response.body)
@@ -430,5 +474,17 @@ class _BadRequest(Exception):
         self.status = status
 
 
-__all__ = ["PUBLIC", "ROLES", "Auth", "ControlConfigError", "ControlServer", "Request", "Response", "Route", "check_bind",
-           "json_response", "load_tokens", "write_secret"]
+__all__ = [
+    "PUBLIC",
+    "ROLES",
+    "Auth",
+    "ControlConfigError",
+    "ControlServer",
+    "Request",
+    "Response",
+    "Route",
+    "check_bind",
+    "json_response",
+    "load_tokens",
+    "write_secret",
+]

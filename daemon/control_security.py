@@ -91,8 +91,13 @@ def token_matches(stored: str, token: str) -> bool:
 class FailureLimiter:
     """Bounded exponential backoff per remote address after failed authentication (forgotten after a minute)."""
 
-    def __init__(self, base_s: float = 0.1, max_s: float = 5.0, forget_s: float = 60.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        base_s: float = 0.1,
+        max_s: float = 5.0,
+        forget_s: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.base_s = base_s
         self.max_s = max_s
         self.forget_s = forget_s
@@ -138,8 +143,14 @@ class AuditLog:
 
     def record(self, *, who: str, remote: str, route: str, status: int) -> dict[str, Any]:
         """Write and return the record of one request."""
-        doc = {"time": self.clock(), "who": who, "remote": remote, "route": route, "status": status,
-               "outcome": "accepted" if status < 300 else "refused"}
+        doc = {
+            "time": self.clock(),
+            "who": who,
+            "remote": remote,
+            "route": route,
+            "status": status,
+            "outcome": "accepted" if status < 300 else "refused",
+        }
         line = json.dumps(doc, sort_keys=True)
         audit_log.info("%s", line)
         if self.path is not None:
@@ -169,5 +180,9 @@ class QuietTLSListener(TLSListener):
         if isinstance(exc, get_cancelled_exc_class()) or not isinstance(exc, Exception):
             raise exc
         where = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) and len(peer) >= 2 else "an unknown peer"
-        log.warning("control endpoint: TLS handshake with %s failed: %s: %s", where, type(exc).__name__,
-                    str(exc) or "connection closed")
+        log.warning(
+            "control endpoint: TLS handshake with %s failed: %s: %s",
+            where,
+            type(exc).__name__,
+            str(exc) or "connection closed",
+        )

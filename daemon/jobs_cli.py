@@ -40,7 +40,9 @@ HTTP_TIMEOUT_S = 5.0
 # -- the jobs directory ---------------------------------------------------------------------------------------
 def default_jobs_dir() -> str:
     """``$MILLSTREAM_JOBS_DIR`` or ``~/.millstream/jobs``."""
-    return os.environ.get("MILLSTREAM_JOBS_DIR") or os.path.join(os.path.expanduser("~"), ".millstream", "jobs")
+    return os.environ.get("MILLSTREAM_JOBS_DIR") or os.path.join(
+        os.path.expanduser("~"), ".millstream", "jobs"
+    )
 
 
 def ensure_jobs_dir(path: str) -> str:
@@ -153,10 +155,18 @@ def read_entries(jobs_dir: str, clean: bool = True) -> list[JobEntry]:
             with open(path, encoding="utf-8") as f:
                 doc = json.load(f)
             entry = JobEntry(
-                job_id=str(doc["job_id"]), name=str(doc["name"]), pid=int(doc["pid"]), host=str(doc["host"]),
-                port=int(doc["port"]), started=float(doc["started"]), token_file=doc.get("token_file"), tls=bool(doc.get("tls")),
-                pipeline=str(doc.get("pipeline", "")), state_dir=doc.get("state_dir"),
-                pid_start=doc.get("pid_start"), path=path,
+                job_id=str(doc["job_id"]),
+                name=str(doc["name"]),
+                pid=int(doc["pid"]),
+                host=str(doc["host"]),
+                port=int(doc["port"]),
+                started=float(doc["started"]),
+                token_file=doc.get("token_file"),
+                tls=bool(doc.get("tls")),
+                pipeline=str(doc.get("pipeline", "")),
+                state_dir=doc.get("state_dir"),
+                pid_start=doc.get("pid_start"),
+                path=path,
             )
         except (OSError, ValueError, KeyError, TypeError):
             continue  # being written, or not ours
@@ -188,7 +198,9 @@ def find_job(jobs_dir: str, ref: str) -> JobEntry:
         return by_name[0]
     if len(by_name) > 1:
         ids = ", ".join(e.job_id for e in by_name)
-        raise LookupFailed(f"{len(by_name)} running jobs are named {ref!r} ({ids}); name one by its id", EXIT_USAGE)
+        raise LookupFailed(
+            f"{len(by_name)} running jobs are named {ref!r} ({ids}); name one by its id", EXIT_USAGE
+        )
     prefixed = [e for e in entries if len(ref) >= 4 and e.job_id.startswith(ref)]
     if len(prefixed) == 1:
         return prefixed[0]
@@ -226,8 +238,9 @@ def token_for(entry: JobEntry, explicit: str | None) -> str | None:
 TLS_FILES: dict[str, str | None] = {"ca_file": None, "cert_file": None, "key_file": None}
 
 
-def client_tls_context(ca_file: str | None, cert_file: str | None = None,
-                       key_file: str | None = None) -> ssl.SSLContext:
+def client_tls_context(
+    ca_file: str | None, cert_file: str | None = None, key_file: str | None = None
+) -> ssl.SSLContext:
     """A verifying client context: the job's CA (or the system's), and a client certificate for mutual TLS."""
     ctx = ssl.create_default_context(cafile=ca_file)
     if cert_file:
@@ -235,12 +248,20 @@ def client_tls_context(ca_file: str | None, cert_file: str | None = None,
     return ctx
 
 
-def call(entry: JobEntry, method: str, path: str, token: str | None, body: bytes | None = None) -> tuple[int, bytes]:
+def call(
+    entry: JobEntry, method: str, path: str, token: str | None, body: bytes | None = None
+) -> tuple[int, bytes]:
     """One request to the job's endpoint; returns (status, body) for 2xx, raises CallFailed otherwise."""
-    context = (client_tls_context(TLS_FILES["ca_file"], TLS_FILES["cert_file"], TLS_FILES["key_file"])
-               if entry.tls else None)
-    request = urllib.request.Request(entry.url + path, data=body if body is not None else
-                                     (b"" if method == "POST" else None), method=method)
+    context = (
+        client_tls_context(TLS_FILES["ca_file"], TLS_FILES["cert_file"], TLS_FILES["key_file"])
+        if entry.tls
+        else None
+    )
+    request = urllib.request.Request(
+        entry.url + path,
+        data=body if body is not None else (b"" if method == "POST" else None),
+        method=method,
+    )
     if token:
         request.add_header("Authorization", f"Bearer {token}")
     try:
@@ -255,7 +276,9 @@ def call(entry: JobEntry, method: str, path: str, token: str | None, body: bytes
         raise CallFailed(f"HTTP {e.code}: {detail}", EXIT_UNREACHABLE, e.code) from None
     except (urllib.error.URLError, OSError) as e:
         reason = getattr(e, "reason", e)
-        raise CallFailed(f"cannot reach job {entry.job_id} at {entry.url}: {reason}", EXIT_UNREACHABLE) from None
+        raise CallFailed(
+            f"cannot reach job {entry.job_id} at {entry.url}: {reason}", EXIT_UNREACHABLE
+        ) from None
 
 
 def _error_text(body: bytes) -> str:
@@ -306,23 +329,33 @@ def summarize(metrics: dict[str, list[tuple[dict[str, str], float]]]) -> dict[st
         for step, value in per_step(name).items():
             steps.setdefault(step, {"step": step})[key] = value
     sources: dict[str, dict[str, Any]] = {}
-    for key, name in {"records_read": "millstream_source_records_read_total",
-                      "bytes_read": "millstream_source_bytes_read_total",
-                      "backlog": "millstream_source_backlog",
-                      "progress": "millstream_source_progress_ratio"}.items():
+    for key, name in {
+        "records_read": "millstream_source_records_read_total",
+        "bytes_read": "millstream_source_bytes_read_total",
+        "backlog": "millstream_source_backlog",
+        "progress": "millstream_source_progress_ratio",
+    }.items():
         for step, value in per_step(name).items():
             sources.setdefault(step, {"step": step})[key] = value
     user = []
     for metric, kind in (("millstream_user_counter_total", "counter"), ("millstream_user_gauge", "gauge")):
         for labels, value in metrics.get(metric, []):
-            user.append({"kind": kind, "step": labels["step"], "namespace": labels["namespace"],
-                         "name": labels["name"], "value": value})
+            user.append(
+                {
+                    "kind": kind,
+                    "step": labels["step"],
+                    "namespace": labels["namespace"],
+                    "name": labels["name"],
+                    "value": value,
+                }
+            )
     dists: dict[tuple[str, str, str], dict[str, Any]] = {}
     for part in ("count", "sum", "min", "max"):
         for labels, value in metrics.get(f"millstream_user_distribution_{part}", []):
             ident = (labels["step"], labels["namespace"], labels["name"])
-            entry = dists.setdefault(ident, {"kind": "distribution", "step": ident[0], "namespace": ident[1],
-                                             "name": ident[2]})
+            entry = dists.setdefault(
+                ident, {"kind": "distribution", "step": ident[0], "namespace": ident[1], "name": ident[2]}
+            )
             entry[part] = value
     user.extend(dists.values())
     return {
@@ -406,9 +439,11 @@ def _fail(message: str, code: int) -> int:
 
 #: Where jobs on Beam's runners are watched: `millstream run --runner PrismRunner|DataflowRunner|...` hands the
 #: job to that runner, so it has no control endpoint here (docs/runners.md).
-BEAM_JOBS_NOTE = ("jobs on Beam's runners are not listed here: watch them where the runner shows jobs "
-                  "(Prism: its log and web UI; Dataflow: the Cloud console, `gcloud dataflow jobs list`; "
-                  "Flink / Spark: their web UI)")
+BEAM_JOBS_NOTE = (
+    "jobs on Beam's runners are not listed here: watch them where the runner shows jobs "
+    "(Prism: its log and web UI; Dataflow: the Cloud console, `gcloud dataflow jobs list`; "
+    "Flink / Spark: their web UI)"
+)
 
 
 # -- commands ---------------------------------------------------------------------------------------------------
@@ -417,8 +452,14 @@ def cmd_list(args: argparse.Namespace) -> int:
     jobs_dir = os.path.abspath(args.jobs_dir)
     rows = []
     for entry in read_entries(jobs_dir):
-        doc: dict[str, Any] = {"job_id": entry.job_id, "name": entry.name, "pid": entry.pid,
-                               "endpoint": entry.url, "started": entry.started, "pipeline": entry.pipeline}
+        doc: dict[str, Any] = {
+            "job_id": entry.job_id,
+            "name": entry.name,
+            "pid": entry.pid,
+            "endpoint": entry.url,
+            "started": entry.started,
+            "pipeline": entry.pipeline,
+        }
         try:
             status = get_json(entry, "/status", token_for(entry, args.token))
             doc["state"] = status.get("state")
@@ -433,8 +474,22 @@ def cmd_list(args: argparse.Namespace) -> int:
     if not rows:
         print(f"no running jobs in {jobs_dir}")
     else:
-        print(_table([[r["job_id"], r["name"], str(r["state"]), _duration(r["uptime_s"]), str(r["pid"]),
-                       r["endpoint"]] for r in rows], ["JOB ID", "NAME", "STATE", "UPTIME", "PID", "ENDPOINT"]))
+        print(
+            _table(
+                [
+                    [
+                        r["job_id"],
+                        r["name"],
+                        str(r["state"]),
+                        _duration(r["uptime_s"]),
+                        str(r["pid"]),
+                        r["endpoint"],
+                    ]
+                    for r in rows
+                ],
+                ["JOB ID", "NAME", "STATE", "UPTIME", "PID", "ENDPOINT"],
+            )
+        )
     print(BEAM_JOBS_NOTE, file=sys.stderr)
     return EXIT_OK
 
@@ -451,42 +506,87 @@ def cmd_describe(args: argparse.Namespace) -> int:
     except CallFailed as e:
         return _fail(str(e), e.code)
     summary = summarize(metrics)
-    doc = {"job_id": entry.job_id, "name": entry.name, "state": status.get("state"),
-           "uptime_s": status.get("uptime_s"), "pid": entry.pid, "endpoint": entry.url,
-           "pipeline": entry.pipeline, "state_dir": entry.state_dir, **summary,
-           "checkpoint_fallback": (status.get("checkpoints") or {}).get("fallback")}
+    doc = {
+        "job_id": entry.job_id,
+        "name": entry.name,
+        "state": status.get("state"),
+        "uptime_s": status.get("uptime_s"),
+        "pid": entry.pid,
+        "endpoint": entry.url,
+        "pipeline": entry.pipeline,
+        "state_dir": entry.state_dir,
+        **summary,
+        "checkpoint_fallback": (status.get("checkpoints") or {}).get("fallback"),
+    }
     if args.json:
         print(json.dumps(doc, indent=2))
         return EXIT_OK
     ck = summary["checkpoints"]
     print(f"job        {entry.name}  (id {entry.job_id}, pid {entry.pid}, {entry.url})")
     print(f"state      {doc['state']}  up {_duration(doc['uptime_s'])}  pipeline {entry.pipeline}")
-    print(f"throughput {_num(summary['throughput_eps'])} elements/s   system lag {_duration(summary['system_lag_s'])}"
-          f"   data watermark age {_duration(summary['data_watermark_age_s'])}")
+    print(
+        f"throughput {_num(summary['throughput_eps'])} elements/s   system lag {_duration(summary['system_lag_s'])}"
+        f"   data watermark age {_duration(summary['data_watermark_age_s'])}"
+    )
     print(f"storage    {_bytes(summary['state_size_bytes'])} in {entry.state_dir or '-'}")
     if ck["count"] is not None:
-        print(f"checkpoints {_num(ck['count'])}  last took {_duration(ck['last_duration_s'])}"
-              f" (input paused {_duration(ck['last_stall_s'])}, loop blocked {_duration(ck['last_loop_stall_s'])},"
-              f" {_num(ck['last_records_written'])} state records)"
-              f"  {_duration(ck['age_s'])} ago{'  (in progress)' if ck['in_progress'] else ''}")
+        print(
+            f"checkpoints {_num(ck['count'])}  last took {_duration(ck['last_duration_s'])}"
+            f" (input paused {_duration(ck['last_stall_s'])}, loop blocked {_duration(ck['last_loop_stall_s'])},"
+            f" {_num(ck['last_records_written'])} state records)"
+            f"  {_duration(ck['age_s'])} ago{'  (in progress)' if ck['in_progress'] else ''}"
+        )
     if doc["checkpoint_fallback"]:
-        print(f"WARNING    {doc['checkpoint_fallback']['message']} (accepted with --accept_checkpoint_fallback)")
+        print(
+            f"WARNING    {doc['checkpoint_fallback']['message']} (accepted with --accept_checkpoint_fallback)"
+        )
     if summary["sources"]:
         print()
-        print(_table([[s["step"], _num(s.get("records_read")), _bytes(s.get("bytes_read")), _num(s.get("backlog")),
-                       "-" if s.get("progress") is None else f"{100 * s['progress']:.1f}%"]
-                      for s in summary["sources"]], ["SOURCE", "RECORDS", "READ", "BACKLOG", "PROGRESS"]))
+        print(
+            _table(
+                [
+                    [
+                        s["step"],
+                        _num(s.get("records_read")),
+                        _bytes(s.get("bytes_read")),
+                        _num(s.get("backlog")),
+                        "-" if s.get("progress") is None else f"{100 * s['progress']:.1f}%",
+                    ]
+                    for s in summary["sources"]
+                ],
+                ["SOURCE", "RECORDS", "READ", "BACKLOG", "PROGRESS"],
+            )
+        )
     print()
-    print(_table([[s["step"], _num(s.get("elements_in")), _num(s.get("elements_out")), _num(s.get("throughput_eps")),
-                   _watermark(s.get("output_watermark")), _num(s.get("dropped_late")), _num(s.get("dead_letters"))]
-                  for s in summary["steps"]], ["STEP", "IN", "OUT", "OUT/S", "WATERMARK", "LATE", "DEAD"]))
+    print(
+        _table(
+            [
+                [
+                    s["step"],
+                    _num(s.get("elements_in")),
+                    _num(s.get("elements_out")),
+                    _num(s.get("throughput_eps")),
+                    _watermark(s.get("output_watermark")),
+                    _num(s.get("dropped_late")),
+                    _num(s.get("dead_letters")),
+                ]
+                for s in summary["steps"]
+            ],
+            ["STEP", "IN", "OUT", "OUT/S", "WATERMARK", "LATE", "DEAD"],
+        )
+    )
     if summary["user_metrics"]:
         print()
         rows = []
         for m in summary["user_metrics"]:
-            value = _num(m.get("value")) if m["kind"] != "distribution" else (
-                f"count {_num(m.get('count'))} sum {_num(m.get('sum'))} min {_num(m.get('min'))} "
-                f"max {_num(m.get('max'))}")
+            value = (
+                _num(m.get("value"))
+                if m["kind"] != "distribution"
+                else (
+                    f"count {_num(m.get('count'))} sum {_num(m.get('sum'))} min {_num(m.get('min'))} "
+                    f"max {_num(m.get('max'))}"
+                )
+            )
             rows.append([m["step"], f"{m['namespace']}:{m['name']}", m["kind"], value])
         print(_table(rows, ["STEP", "METRIC", "KIND", "VALUE"]))
     return EXIT_OK
@@ -523,36 +623,53 @@ def cmd_action(args: argparse.Namespace) -> int:
 
 def add_commands(sub: Any) -> None:
     """Register `millstream jobs ...`."""
-    jobs = sub.add_parser("jobs", help="list running jobs, describe one, drain / stop / cancel it",
-                          description=__doc__.split("\n\n", 1)[0] if __doc__ else None)
+    jobs = sub.add_parser(
+        "jobs",
+        help="list running jobs, describe one, drain / stop / cancel it",
+        description=__doc__.split("\n\n", 1)[0] if __doc__ else None,
+    )
     jobs_sub = jobs.add_subparsers(dest="action", required=True)
 
     def common(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--jobs_dir", default=default_jobs_dir(), help="the jobs directory (default: %(default)s)")
-        p.add_argument("--token", default=None, help="bearer token (default: $MILLSTREAM_TOKEN, else the job's "
-                                                     "local admin token)")
+        p.add_argument(
+            "--jobs_dir", default=default_jobs_dir(), help="the jobs directory (default: %(default)s)"
+        )
+        p.add_argument(
+            "--token",
+            default=None,
+            help="bearer token (default: $MILLSTREAM_TOKEN, else the job's local admin token)",
+        )
         p.add_argument("--json", action="store_true", help="machine-readable output")
-        p.add_argument("--ca_file", default=None, help="CA certificate(s) verifying a TLS control endpoint "
-                                                       "(default: the system's)")
+        p.add_argument(
+            "--ca_file",
+            default=None,
+            help="CA certificate(s) verifying a TLS control endpoint (default: the system's)",
+        )
         p.add_argument("--cert_file", default=None, help="client certificate for mutual TLS")
         p.add_argument("--key_file", default=None, help="the private key of --cert_file")
 
-    lst = jobs_sub.add_parser("list", help="running local jobs", description=f"Running local jobs; {BEAM_JOBS_NOTE}.")
+    lst = jobs_sub.add_parser(
+        "list", help="running local jobs", description=f"Running local jobs; {BEAM_JOBS_NOTE}."
+    )
     common(lst)
     lst.set_defaults(handler=_with_tls(cmd_list))
     desc = jobs_sub.add_parser("describe", help="a job's status and metrics at a glance")
     desc.add_argument("job", help="job id, id prefix, or name")
     common(desc)
     desc.set_defaults(handler=_with_tls(cmd_describe))
-    helps = {"drain": "stop reading, fire every window, final checkpoint, then exit",
-             "stop": "checkpoint and exit without firing windows (a restart resumes)",
-             "cancel": "end now; uncommitted output is discarded"}
+    helps = {
+        "drain": "stop reading, fire every window, final checkpoint, then exit",
+        "stop": "checkpoint and exit without firing windows (a restart resumes)",
+        "cancel": "end now; uncommitted output is discarded",
+    }
     for name, text in helps.items():
         p = jobs_sub.add_parser(name, help=text)
         p.add_argument("job", help="job id, id prefix, or name")
         common(p)
         p.add_argument("--wait", action="store_true", help="wait until the job's process has ended")
-        p.add_argument("--timeout", type=float, default=300.0, help="seconds --wait waits (default: %(default)s)")
+        p.add_argument(
+            "--timeout", type=float, default=300.0, help="seconds --wait waits (default: %(default)s)"
+        )
         p.set_defaults(handler=_with_tls(cmd_action), action=name)
     tokens = sub.add_parser("tokens", help="control endpoint tokens")
     tokens_sub = tokens.add_subparsers(dest="action", required=True)
@@ -584,5 +701,13 @@ def cmd_tokens_add(args: argparse.Namespace) -> int:
     return 0
 
 
-__all__ = ["JobEntry", "add_commands", "default_jobs_dir", "find_job", "read_entries", "remove_entry",
-           "summarize", "write_entry"]
+__all__ = [
+    "JobEntry",
+    "add_commands",
+    "default_jobs_dir",
+    "find_job",
+    "read_entries",
+    "remove_entry",
+    "summarize",
+    "write_entry",
+]

@@ -102,7 +102,9 @@ def parse_level(text: str) -> int:
     return level
 
 
-def configure_logging(log_format: str = "text", level: str | int = "INFO", stream: Any = None) -> logging.Handler:
+def configure_logging(
+    log_format: str = "text", level: str | int = "INFO", stream: Any = None
+) -> logging.Handler:
     """Route all logging of this process through one handler with job and step fields; returns the handler.
 
     Replaces handlers an earlier call installed (so a process running several jobs in turn keeps one).

@@ -100,8 +100,11 @@ def _source_drivers(job: Any) -> list[Any]:
 
 
 def _is_leaf(node: Node) -> bool:
-    return not any(consumers for consumers in node.consumers.values()
-                   if not all(isinstance(c, DeadLetterCounter) for c, _ in consumers))
+    return not any(
+        consumers
+        for consumers in node.consumers.values()
+        if not all(isinstance(c, DeadLetterCounter) for c, _ in consumers)
+    )
 
 
 class Sampler:
@@ -125,7 +128,9 @@ class Sampler:
                 self.sent.append((now, sent_total))
             done_total = in_flight.done_total
             # keep the newest sample at or below what is processed: it bounds the oldest message's send time
-            while len(self.sent) > 1 and (self.sent[1][1] <= done_total or now - self.sent[1][0] > LAG_HISTORY_S):
+            while len(self.sent) > 1 and (
+                self.sent[1][1] <= done_total or now - self.sent[1][0] > LAG_HISTORY_S
+            ):
                 self.sent.popleft()
 
     async def run(self) -> None:
@@ -190,24 +195,44 @@ class JobCollector(Collector):
         job = self.job
         plan = job.plan
         now_wall = time.time()
-        info = GaugeMetricFamily("millstream_job_info", "The job (value 1); labels give its id, name and state",
-                                 labels=["job_id", "job_name", "state"])
+        info = GaugeMetricFamily(
+            "millstream_job_info",
+            "The job (value 1); labels give its id, name and state",
+            labels=["job_id", "job_name", "state"],
+        )
         info.add_metric([job.job_id, job.name, job.state], 1)
         yield info
-        yield GaugeMetricFamily("millstream_job_uptime_seconds", "Seconds since the job started",
-                                value=time.monotonic() - job.started_monotonic)
+        yield GaugeMetricFamily(
+            "millstream_job_uptime_seconds",
+            "Seconds since the job started",
+            value=time.monotonic() - job.started_monotonic,
+        )
 
         e_in = CounterMetricFamily("millstream_step_elements_in", "Elements a step received", labels=["step"])
-        e_out = CounterMetricFamily("millstream_step_elements_out", "Elements a step emitted", labels=["step"])
-        rate = GaugeMetricFamily("millstream_step_throughput_elements_per_second",
-                                 f"Elements a step emitted per second over the last {RATE_WINDOW_S:g} s",
-                                 labels=["step"])
-        wm_in = GaugeMetricFamily("millstream_step_input_watermark_seconds", "A step's input watermark (event time)",
-                                  labels=["step"])
-        wm_out = GaugeMetricFamily("millstream_step_output_watermark_seconds",
-                                   "A step's output watermark (event time)", labels=["step"])
-        late = CounterMetricFamily("millstream_step_dropped_late", "Elements dropped as too late", labels=["step"])
-        dead = CounterMetricFamily("millstream_step_dead_letters", "Records routed to dead letters", labels=["step"])
+        e_out = CounterMetricFamily(
+            "millstream_step_elements_out", "Elements a step emitted", labels=["step"]
+        )
+        rate = GaugeMetricFamily(
+            "millstream_step_throughput_elements_per_second",
+            f"Elements a step emitted per second over the last {RATE_WINDOW_S:g} s",
+            labels=["step"],
+        )
+        wm_in = GaugeMetricFamily(
+            "millstream_step_input_watermark_seconds",
+            "A step's input watermark (event time)",
+            labels=["step"],
+        )
+        wm_out = GaugeMetricFamily(
+            "millstream_step_output_watermark_seconds",
+            "A step's output watermark (event time)",
+            labels=["step"],
+        )
+        late = CounterMetricFamily(
+            "millstream_step_dropped_late", "Elements dropped as too late", labels=["step"]
+        )
+        dead = CounterMetricFamily(
+            "millstream_step_dead_letters", "Records routed to dead letters", labels=["step"]
+        )
         rates = self.sampler.rates()
         leaves_wm: list[int] = []
         for label, node in plan.nodes.items():
@@ -231,29 +256,41 @@ class JobCollector(Collector):
         yield from (e_in, e_out, rate, wm_in, wm_out, late, dead)
 
         source_labels = [d.node.label for d in drivers]
-        yield GaugeMetricFamily("millstream_throughput_elements_per_second",
-                                f"Elements read per second by all sources over the last {RATE_WINDOW_S:g} s",
-                                value=sum(rates.get(label, 0.0) for label in source_labels))
+        yield GaugeMetricFamily(
+            "millstream_throughput_elements_per_second",
+            f"Elements read per second by all sources over the last {RATE_WINDOW_S:g} s",
+            value=sum(rates.get(label, 0.0) for label in source_labels),
+        )
         if leaves_wm:
             out_wm = _seconds(min(leaves_wm))
             if out_wm is not None:
-                yield GaugeMetricFamily("millstream_output_watermark_seconds",
-                                        "The job's output watermark: the minimum over its terminal steps",
-                                        value=out_wm)
-                yield GaugeMetricFamily("millstream_data_watermark_age_seconds",
-                                        "Wall-clock seconds minus the output watermark (0 once it is +infinity)",
-                                        value=0.0 if math.isinf(out_wm) else max(0.0, now_wall - out_wm))
-        yield GaugeMetricFamily("millstream_system_lag_seconds",
-                                "How long the oldest unprocessed message between stages has waited",
-                                value=self.sampler.system_lag())
+                yield GaugeMetricFamily(
+                    "millstream_output_watermark_seconds",
+                    "The job's output watermark: the minimum over its terminal steps",
+                    value=out_wm,
+                )
+                yield GaugeMetricFamily(
+                    "millstream_data_watermark_age_seconds",
+                    "Wall-clock seconds minus the output watermark (0 once it is +infinity)",
+                    value=0.0 if math.isinf(out_wm) else max(0.0, now_wall - out_wm),
+                )
+        yield GaugeMetricFamily(
+            "millstream_system_lag_seconds",
+            "How long the oldest unprocessed message between stages has waited",
+            value=self.sampler.system_lag(),
+        )
 
         recs = CounterMetricFamily("millstream_source_records_read", "Records a source read", labels=["step"])
         nbytes = CounterMetricFamily("millstream_source_bytes_read", "Bytes a source read", labels=["step"])
-        backlog = GaugeMetricFamily("millstream_source_backlog", "What a source has left to read (its own unit)",
-                                    labels=["step"])
-        total = GaugeMetricFamily("millstream_source_total", "Size of a bounded source's input", labels=["step"])
-        progress = GaugeMetricFamily("millstream_source_progress_ratio", "Part of a bounded input read",
-                                     labels=["step"])
+        backlog = GaugeMetricFamily(
+            "millstream_source_backlog", "What a source has left to read (its own unit)", labels=["step"]
+        )
+        total = GaugeMetricFamily(
+            "millstream_source_total", "Size of a bounded source's input", labels=["step"]
+        )
+        progress = GaugeMetricFamily(
+            "millstream_source_progress_ratio", "Part of a bounded input read", labels=["step"]
+        )
         for driver in drivers:
             label = driver.node.label
             if hasattr(driver, "records"):
@@ -281,44 +318,76 @@ class JobCollector(Collector):
 
         size = self.state_size()
         if size is not None:
-            yield GaugeMetricFamily("millstream_state_size_bytes", "Bytes of the state directory on disk", value=size)
+            yield GaugeMetricFamily(
+                "millstream_state_size_bytes", "Bytes of the state directory on disk", value=size
+            )
         coordinator = plan.coordinator
         if coordinator is not None:
-            yield CounterMetricFamily("millstream_checkpoints", "Checkpoints started", value=coordinator.count)
-            yield GaugeMetricFamily("millstream_checkpoint_duration_seconds", "Duration of the last checkpoint",
-                                    value=coordinator.last_duration_s)
-            yield GaugeMetricFamily("millstream_checkpoint_stall_seconds",
-                                    "How long the last checkpoint held up processing (snapshot and write)",
-                                    value=coordinator.last_stall_s)
-            yield GaugeMetricFamily("millstream_checkpoint_loop_stall_seconds",
-                                    "Longest time the event loop could not run during the last checkpoint",
-                                    value=coordinator.last_loop_stall_s)
-            yield GaugeMetricFamily("millstream_checkpoint_records_written",
-                                    "State records the last checkpoint wrote (incremental steps)",
-                                    value=coordinator.incremental.last_written)
-            hot = GaugeMetricFamily("millstream_state_entries_in_memory",
-                                    "Entries of a step's incremental state held in memory", labels=["step"])
-            evicted = CounterMetricFamily("millstream_state_entries_evicted",
-                                          "Entries of a step's state evicted from memory", labels=["step"])
-            loaded = CounterMetricFamily("millstream_state_entries_loaded",
-                                         "Entries of a step's state read back from the store", labels=["step"])
+            yield CounterMetricFamily(
+                "millstream_checkpoints", "Checkpoints started", value=coordinator.count
+            )
+            yield GaugeMetricFamily(
+                "millstream_checkpoint_duration_seconds",
+                "Duration of the last checkpoint",
+                value=coordinator.last_duration_s,
+            )
+            yield GaugeMetricFamily(
+                "millstream_checkpoint_stall_seconds",
+                "How long the last checkpoint held up processing (snapshot and write)",
+                value=coordinator.last_stall_s,
+            )
+            yield GaugeMetricFamily(
+                "millstream_checkpoint_loop_stall_seconds",
+                "Longest time the event loop could not run during the last checkpoint",
+                value=coordinator.last_loop_stall_s,
+            )
+            yield GaugeMetricFamily(
+                "millstream_checkpoint_records_written",
+                "State records the last checkpoint wrote (incremental steps)",
+                value=coordinator.incremental.last_written,
+            )
+            hot = GaugeMetricFamily(
+                "millstream_state_entries_in_memory",
+                "Entries of a step's incremental state held in memory",
+                labels=["step"],
+            )
+            evicted = CounterMetricFamily(
+                "millstream_state_entries_evicted",
+                "Entries of a step's state evicted from memory",
+                labels=["step"],
+            )
+            loaded = CounterMetricFamily(
+                "millstream_state_entries_loaded",
+                "Entries of a step's state read back from the store",
+                labels=["step"],
+            )
             for label, stats in coordinator.incremental.stats().items():
                 hot.add_metric([label], stats["hot_entries"])
                 evicted.add_metric([label], stats["evicted"])
                 loaded.add_metric([label], stats["loaded"])
             yield from (hot, evicted, loaded)
             if coordinator.last_checkpoint_wall:
-                yield GaugeMetricFamily("millstream_checkpoint_age_seconds", "Seconds since the last checkpoint",
-                                        value=max(0.0, now_wall - coordinator.last_checkpoint_wall))
+                yield GaugeMetricFamily(
+                    "millstream_checkpoint_age_seconds",
+                    "Seconds since the last checkpoint",
+                    value=max(0.0, now_wall - coordinator.last_checkpoint_wall),
+                )
             fallback = coordinator.fallback
-            yield GaugeMetricFamily("millstream_checkpoint_fallback",
-                                    "1 when this run restored an older checkpoint than the newest",
-                                    value=0 if fallback is None else 1)
-            yield GaugeMetricFamily("millstream_checkpoint_fallback_outputs_redone",
-                                    "Committed output files the fallback deleted to write them again",
-                                    value=0 if fallback is None else len(fallback["redone_outputs"]))
-            yield GaugeMetricFamily("millstream_checkpoint_in_progress", "1 while a checkpoint is being taken",
-                                    value=0 if int(coordinator.step) == 0 else 1)
+            yield GaugeMetricFamily(
+                "millstream_checkpoint_fallback",
+                "1 when this run restored an older checkpoint than the newest",
+                value=0 if fallback is None else 1,
+            )
+            yield GaugeMetricFamily(
+                "millstream_checkpoint_fallback_outputs_redone",
+                "Committed output files the fallback deleted to write them again",
+                value=0 if fallback is None else len(fallback["redone_outputs"]),
+            )
+            yield GaugeMetricFamily(
+                "millstream_checkpoint_in_progress",
+                "1 while a checkpoint is being taken",
+                value=0 if int(coordinator.step) == 0 else 1,
+            )
         yield from _user_metrics(job.container)
 
 
@@ -331,13 +400,20 @@ def _safe(fn: Any) -> Any:
 
 
 def _user_metrics(container: Any) -> Iterator[Metric]:
-    counters = CounterMetricFamily("millstream_user_counter", "User counters (Metrics.counter)",
-                                   labels=["step", "namespace", "name"])
+    counters = CounterMetricFamily(
+        "millstream_user_counter", "User counters (Metrics.counter)", labels=["step", "namespace", "name"]
+    )
     for key, value in list(container.counters.items()):
         counters.add_metric([key.step, key.metric.namespace, key.metric.name], value)
     yield counters
-    parts = {p: GaugeMetricFamily(f"millstream_user_distribution_{p}", f"User distributions: {p}",
-                                  labels=["step", "namespace", "name"]) for p in ("count", "sum", "min", "max")}
+    parts = {
+        p: GaugeMetricFamily(
+            f"millstream_user_distribution_{p}",
+            f"User distributions: {p}",
+            labels=["step", "namespace", "name"],
+        )
+        for p in ("count", "sum", "min", "max")
+    }
     for key, d in list(container.distributions.items()):
         labels = [key.step, key.metric.namespace, key.metric.name]
         parts["count"].add_metric(labels, d.count)
@@ -347,8 +423,11 @@ def _user_metrics(container: Any) -> Iterator[Metric]:
         if d.max is not None:
             parts["max"].add_metric(labels, d.max)
     yield from parts.values()
-    gauges = GaugeMetricFamily("millstream_user_gauge", "User gauges (Metrics.gauge), numeric values",
-                               labels=["step", "namespace", "name"])
+    gauges = GaugeMetricFamily(
+        "millstream_user_gauge",
+        "User gauges (Metrics.gauge), numeric values",
+        labels=["step", "namespace", "name"],
+    )
     for key, g in list(container.gauges.items()):
         if isinstance(g.value, (int, float)) and not isinstance(g.value, bool):
             gauges.add_metric([key.step, key.metric.namespace, key.metric.name], g.value)
@@ -368,4 +447,11 @@ def render(registry: CollectorRegistry) -> bytes:
     return generate_latest(registry)
 
 
-__all__ = ["DeadLetterCounter", "JobCollector", "Sampler", "attach_dead_letter_counters", "make_registry", "render"]
+__all__ = [
+    "DeadLetterCounter",
+    "JobCollector",
+    "Sampler",
+    "attach_dead_letter_counters",
+    "make_registry",
+    "render",
+]

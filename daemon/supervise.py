@@ -99,50 +99,111 @@ class DaemonSettings:
 def add_daemon_arguments(parser: argparse.ArgumentParser) -> None:
     """The daemon flags of `millstream run`."""
     group = parser.add_argument_group("daemon flags")
-    group.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
-                       help="a template parameter (repeatable)")
-    group.add_argument("--drain_timeout", type=float, default=60.0, metavar="SECONDS",
-                       help="cancel a drain that takes longer (exit code 4; default: %(default)s); keep it below "
-                            "the time your process manager waits before SIGKILL")
-    group.add_argument("--control_port", type=int, default=0, metavar="PORT",
-                       help="port of the control endpoint (default: a free one)")
-    group.add_argument("--control_bind", default="127.0.0.1", metavar="ADDR",
-                       help="address of the control endpoint (default: %(default)s)")
-    group.add_argument("--insecure_remote_control", "--allow_remote_control", dest="allow_remote_control",
-                       action="store_true",
-                       help="allow --control_bind beyond loopback in plain HTTP (without TLS; a trusted network only)")
-    group.add_argument("--control_tls_cert", default=None, metavar="PEM", help="serve the control endpoint over TLS")
-    group.add_argument("--control_tls_key", default=None, metavar="PEM", help="the private key of --control_tls_cert")
-    group.add_argument("--control_tls_client_ca", default=None, metavar="PEM",
-                       help="mutual TLS: require client certificates signed by this CA (tokens-file lines "
-                            "'role cert:<subject CN>' give them roles)")
-    group.add_argument("--audit_log", default=None, metavar="PATH",
-                       help="append one JSON line per mutating control request (also logged to millstream.audit)")
-    group.add_argument("--tokens_file", default=None, metavar="PATH",
-                       help="bearer tokens, lines 'role token' (roles: viewer, developer, admin); mode 0600")
-    group.add_argument("--jobs_dir", default=None, metavar="DIR",
-                       help="where running jobs are registered (default: $MILLSTREAM_JOBS_DIR or ~/.millstream/jobs)")
+    group.add_argument(
+        "--param", action="append", default=[], metavar="NAME=VALUE", help="a template parameter (repeatable)"
+    )
+    group.add_argument(
+        "--drain_timeout",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="cancel a drain that takes longer (exit code 4; default: %(default)s); keep it below "
+        "the time your process manager waits before SIGKILL",
+    )
+    group.add_argument(
+        "--control_port",
+        type=int,
+        default=0,
+        metavar="PORT",
+        help="port of the control endpoint (default: a free one)",
+    )
+    group.add_argument(
+        "--control_bind",
+        default="127.0.0.1",
+        metavar="ADDR",
+        help="address of the control endpoint (default: %(default)s)",
+    )
+    group.add_argument(
+        "--insecure_remote_control",
+        "--allow_remote_control",
+        dest="allow_remote_control",
+        action="store_true",
+        help="allow --control_bind beyond loopback in plain HTTP (without TLS; a trusted network only)",
+    )
+    group.add_argument(
+        "--control_tls_cert", default=None, metavar="PEM", help="serve the control endpoint over TLS"
+    )
+    group.add_argument(
+        "--control_tls_key", default=None, metavar="PEM", help="the private key of --control_tls_cert"
+    )
+    group.add_argument(
+        "--control_tls_client_ca",
+        default=None,
+        metavar="PEM",
+        help="mutual TLS: require client certificates signed by this CA (tokens-file lines "
+        "'role cert:<subject CN>' give them roles)",
+    )
+    group.add_argument(
+        "--audit_log",
+        default=None,
+        metavar="PATH",
+        help="append one JSON line per mutating control request (also logged to millstream.audit)",
+    )
+    group.add_argument(
+        "--tokens_file",
+        default=None,
+        metavar="PATH",
+        help="bearer tokens, lines 'role token' (roles: viewer, developer, admin); mode 0600",
+    )
+    group.add_argument(
+        "--jobs_dir",
+        default=None,
+        metavar="DIR",
+        help="where running jobs are registered (default: $MILLSTREAM_JOBS_DIR or ~/.millstream/jobs)",
+    )
     group.add_argument("--log_format", choices=["text", "json"], default="text", help="log record format")
     group.add_argument("--log_level", default="INFO", metavar="LEVEL", help="DEBUG, INFO, WARNING, ERROR")
-    group.add_argument("--console_poll", type=float, default=2.0, metavar="SECONDS",
-                       help="how often the web console's page refreshes (default: %(default)s)")
-    group.add_argument("--console_history_interval", type=float, default=10.0, metavar="SECONDS",
-                       help="spacing of the console's history samples; it keeps 360 (default: %(default)s, "
-                            "an hour)")
-    group.add_argument("--linger", type=float, default=0.0, metavar="SECONDS",
-                       help="after the job ends, keep the control endpoint (and console) answering this long so "
-                            "the final state can be seen; a signal ends it early (default: %(default)s)")
+    group.add_argument(
+        "--console_poll",
+        type=float,
+        default=2.0,
+        metavar="SECONDS",
+        help="how often the web console's page refreshes (default: %(default)s)",
+    )
+    group.add_argument(
+        "--console_history_interval",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="spacing of the console's history samples; it keeps 360 (default: %(default)s, an hour)",
+    )
+    group.add_argument(
+        "--linger",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="after the job ends, keep the control endpoint (and console) answering this long so "
+        "the final state can be seen; a signal ends it early (default: %(default)s)",
+    )
 
 
 def settings_from_args(args: argparse.Namespace, pipeline: str) -> DaemonSettings:
     """DaemonSettings from parsed daemon flags."""
     return DaemonSettings(
-        drain_timeout=args.drain_timeout, control_port=args.control_port, control_bind=args.control_bind,
-        allow_remote_control=args.allow_remote_control, tokens_file=args.tokens_file,
-        control_tls_cert=args.control_tls_cert, control_tls_key=args.control_tls_key,
-        control_tls_client_ca=args.control_tls_client_ca, audit_log=args.audit_log,
-        jobs_dir=args.jobs_dir or default_jobs_dir(), log_format=args.log_format, log_level=args.log_level,
-        pipeline=pipeline, console_poll=getattr(args, "console_poll", 2.0),
+        drain_timeout=args.drain_timeout,
+        control_port=args.control_port,
+        control_bind=args.control_bind,
+        allow_remote_control=args.allow_remote_control,
+        tokens_file=args.tokens_file,
+        control_tls_cert=args.control_tls_cert,
+        control_tls_key=args.control_tls_key,
+        control_tls_client_ca=args.control_tls_client_ca,
+        audit_log=args.audit_log,
+        jobs_dir=args.jobs_dir or default_jobs_dir(),
+        log_format=args.log_format,
+        log_level=args.log_level,
+        pipeline=pipeline,
+        console_poll=getattr(args, "console_poll", 2.0),
         console_history_interval=getattr(args, "console_history_interval", 10.0),
         linger=getattr(args, "linger", 0.0),
     )
@@ -163,14 +224,20 @@ def preflight(settings: DaemonSettings) -> Auth:
             raise ControlConfigError("--control_tls_cert and --control_tls_key go together")
         if settings.control_tls_client_ca is not None and settings.control_tls_cert is None:
             raise ControlConfigError("--control_tls_client_ca needs --control_tls_cert/--control_tls_key")
-        check_bind(settings.control_bind, settings.allow_remote_control, tls=settings.control_tls_cert is not None)
+        check_bind(
+            settings.control_bind, settings.allow_remote_control, tls=settings.control_tls_cert is not None
+        )
         tls_context(settings)
-        for flag, value in (("--console_poll", settings.console_poll),
-                            ("--console_history_interval", settings.console_history_interval)):
+        for flag, value in (
+            ("--console_poll", settings.console_poll),
+            ("--console_history_interval", settings.console_history_interval),
+        ):
             if not (value > 0 and math.isfinite(value)):
                 raise ControlConfigError(f"{flag} must be a positive number of seconds, not {value:g}")
         if not (settings.linger >= 0 and math.isfinite(settings.linger)):
-            raise ControlConfigError(f"--linger must be zero or a positive number of seconds, not {settings.linger:g}")
+            raise ControlConfigError(
+                f"--linger must be zero or a positive number of seconds, not {settings.linger:g}"
+            )
         auth = load_tokens(settings.tokens_file) if settings.tokens_file else Auth()
     except ValueError as e:
         raise DaemonConfigError(str(e)) from e
@@ -185,7 +252,9 @@ def tls_context(settings: DaemonSettings) -> ssl.SSLContext | None:
     """The control endpoint's TLS context from the daemon flags (None: plain HTTP on loopback)."""
     if settings.control_tls_cert is None or settings.control_tls_key is None:
         return None
-    return server_tls_context(settings.control_tls_cert, settings.control_tls_key, settings.control_tls_client_ca)
+    return server_tls_context(
+        settings.control_tls_cert, settings.control_tls_key, settings.control_tls_client_ca
+    )
 
 
 def _jsonable(value: Any) -> Any:
@@ -223,8 +292,12 @@ class Supervisor:
 
         collector = JobCollector(job, self.sampler, self.dead_letters)
         self.registry = make_registry(collector)
-        self.console = ConsoleModel(job, collector, attach_dead_letter_samples(job),
-                                    history_interval_s=settings.console_history_interval)
+        self.console = ConsoleModel(
+            job,
+            collector,
+            attach_dead_letter_samples(job),
+            history_interval_s=settings.console_history_interval,
+        )
 
     # -- actions (shared by signals and the endpoint) ---------------------------------------------------------
     def drain(self, via: str) -> tuple[bool, str]:
@@ -234,8 +307,12 @@ class Supervisor:
             return True, "already draining"
         if state not in (JobState.RUNNING, JobState.STARTING):
             return False, f"cannot drain a job that is {state}"
-        log.info("drain requested (%s): reading stops, every open window fires, then a final checkpoint; "
-                 "cancelling if not done within %gs", via, self.settings.drain_timeout)
+        log.info(
+            "drain requested (%s): reading stops, every open window fires, then a final checkpoint; "
+            "cancelling if not done within %gs",
+            via,
+            self.settings.drain_timeout,
+        )
         self.job.request_drain()
         self.tg.start_soon(self._drain_deadline)
         return True, "draining"
@@ -248,7 +325,9 @@ class Supervisor:
         if state not in (JobState.RUNNING, JobState.STARTING):
             return False, f"cannot stop a job that is {state}"
         if self.job.make_checkpointer is None:
-            log.warning("stop requested (%s), but the job keeps no durable state: open windows are discarded", via)
+            log.warning(
+                "stop requested (%s), but the job keeps no durable state: open windows are discarded", via
+            )
         else:
             log.info("stop requested (%s): checkpoint, then exit with windows still open", via)
         self.job.request_stop()
@@ -374,8 +453,14 @@ async def supervise(pipeline: Any, settings: DaemonSettings, auth: Auth) -> tupl
     from millstream.daemon.control import ControlConfigError
 
     with _signal_receiver() as receiver:
-        server = ControlServer({}, auth, settings.control_bind, settings.control_port, tls=tls_context(settings),
-                               audit=AuditLog(settings.audit_log))
+        server = ControlServer(
+            {},
+            auth,
+            settings.control_bind,
+            settings.control_port,
+            tls=tls_context(settings),
+            audit=AuditLog(settings.audit_log),
+        )
         try:
             await server.bind()
         except ControlConfigError as e:
@@ -390,9 +475,16 @@ async def supervise(pipeline: Any, settings: DaemonSettings, auth: Auth) -> tupl
         server.routes = sup.routes()
         token_file = os.path.join(settings.jobs_dir, f"{job.job_id}.token")
         entry = {
-            "job_id": job.job_id, "name": job.name, "pid": os.getpid(), "pid_start": process_start_time(os.getpid()),
-            "host": settings.control_bind, "port": server.port, "started": time.time(),
-            "token_file": token_file, "pipeline": settings.pipeline, "tls": server.tls is not None,
+            "job_id": job.job_id,
+            "name": job.name,
+            "pid": os.getpid(),
+            "pid_start": process_start_time(os.getpid()),
+            "host": settings.control_bind,
+            "port": server.port,
+            "started": time.time(),
+            "token_file": token_file,
+            "pipeline": settings.pipeline,
+            "tls": server.tls is not None,
             "state_dir": getattr(job.plan, "state_dir", None),
         }
         try:
@@ -404,11 +496,17 @@ async def supervise(pipeline: Any, settings: DaemonSettings, auth: Auth) -> tupl
                 await job.finished()
                 await server.listener.aclose()
                 raise DaemonConfigError(f"cannot register the job in {settings.jobs_dir}: {e}") from e
-            log.info("job %s (id %s) running; control endpoint %s; %s", job.name, job.job_id,
-                     endpoint_url(settings.control_bind, server.port,
-                                  "https" if settings.control_tls_cert else "http"),
-                     "signals: TERM/INT drain, again cancels, USR1 stops" if receiver is not None
-                     else "not on the main thread: no signal handling")
+            log.info(
+                "job %s (id %s) running; control endpoint %s; %s",
+                job.name,
+                job.job_id,
+                endpoint_url(
+                    settings.control_bind, server.port, "https" if settings.control_tls_cert else "http"
+                ),
+                "signals: TERM/INT drain, again cancels, USR1 stops"
+                if receiver is not None
+                else "not on the main thread: no signal handling",
+            )
             async with anyio.create_task_group() as tg:
                 sup.tg = tg
                 if receiver is not None:
@@ -420,8 +518,12 @@ async def supervise(pipeline: Any, settings: DaemonSettings, auth: Auth) -> tupl
                     state = await job.finished()
                 if settings.linger > 0:
                     # the endpoint keeps answering (actions get 409) so pages and scrapers see the final state
-                    log.info("job %s ended: %s; the control endpoint stays up for %gs (--linger)", job.name,
-                             state, settings.linger)
+                    log.info(
+                        "job %s ended: %s; the control endpoint stays up for %gs (--linger)",
+                        job.name,
+                        state,
+                        settings.linger,
+                    )
                     with anyio.move_on_after(settings.linger):
                         await sup.linger_over.wait()
                 tg.cancel_scope.cancel()
@@ -499,5 +601,14 @@ def daemon_runner(settings: DaemonSettings, auth: Auth) -> Iterator[None]:
         _ACTIVE = None
 
 
-__all__ = ["DaemonConfigError", "DaemonRunner", "DaemonSettings", "Supervisor", "add_daemon_arguments",
-           "daemon_runner", "preflight", "settings_from_args", "supervise"]
+__all__ = [
+    "DaemonConfigError",
+    "DaemonRunner",
+    "DaemonSettings",
+    "Supervisor",
+    "add_daemon_arguments",
+    "daemon_runner",
+    "preflight",
+    "settings_from_args",
+    "supervise",
+]

@@ -99,7 +99,9 @@ class Param:
         if not isinstance(self.name, str) or not _NAME.match(self.name):
             raise TemplateError(f"parameter name {self.name!r} is not a Python identifier")
         if not callable(self.type):
-            raise TemplateError(f"parameter '{self.name}': type must be callable (str, int, float, bool, ...)")
+            raise TemplateError(
+                f"parameter '{self.name}': type must be callable (str, int, float, bool, ...)"
+            )
         if self.required and self.default is not None:
             raise TemplateError(f"parameter '{self.name}' is required and cannot have a default")
         for rx in self.regexes:
@@ -137,7 +139,9 @@ class Param:
         if self.regexes:
             doc["regexes"] = list(self.regexes)
         if self.default is not None:
-            doc["defaultValue"] = str(self.default).lower() if isinstance(self.default, bool) else str(self.default)
+            doc["defaultValue"] = (
+                str(self.default).lower() if isinstance(self.default, bool) else str(self.default)
+            )
         if self.choices is not None:
             doc["enumOptions"] = [{"value": str(c)} for c in self.choices]
         return doc
@@ -180,7 +184,9 @@ class Params(Mapping[str, Any]):
         try:
             return self._values[name]
         except KeyError:
-            raise AttributeError(f"no template parameter {name!r}; declared: {', '.join(self._values)}") from None
+            raise AttributeError(
+                f"no template parameter {name!r}; declared: {', '.join(self._values)}"
+            ) from None
 
     def __getitem__(self, name: str) -> Any:
         return self._values[name]
@@ -293,11 +299,19 @@ def module_options(module: ModuleType) -> list[OptionParam]:
                 continue
             is_switch = isinstance(action, (argparse._StoreTrueAction, argparse._StoreFalseAction))
             kind = getattr(action.type, "__name__", "str") if action.type is not None else "str"
-            out.append(OptionParam(
-                name=action.dest, flag=long_flags[0], help=action.help or "", required=bool(action.required),
-                default=action.default, choices=list(action.choices) if action.choices else None,
-                is_switch=is_switch, owner=obj.__name__, type_name=kind,
-            ))
+            out.append(
+                OptionParam(
+                    name=action.dest,
+                    flag=long_flags[0],
+                    help=action.help or "",
+                    required=bool(action.required),
+                    default=action.default,
+                    choices=list(action.choices) if action.choices else None,
+                    is_switch=is_switch,
+                    owner=obj.__name__,
+                    type_name=kind,
+                )
+            )
     return out
 
 
@@ -397,8 +411,10 @@ class Target:
         rows: list[tuple[str, str]] = [p.usage() for p in self.params]
         if self.kind != "template":
             lines.append("")
-            lines.append("a plain Beam script: it parses its own arguments (declare PARAMETERS or a @template "
-                         "function to have them checked and listed here)")
+            lines.append(
+                "a plain Beam script: it parses its own arguments (declare PARAMETERS or a @template "
+                "function to have them checked and listed here)"
+            )
         if rows:
             lines += ["", "template parameters (--NAME VALUE or --param NAME=VALUE):"]
             lines += _columns(rows)
@@ -412,9 +428,13 @@ class Target:
                     notes.append(f"default: {getattr(o.default, 'value', o.default)}")
                 orows.append((flag, (o.help + (f" ({'; '.join(notes)})" if notes else "")).strip()))
             lines += _columns(orows)
-        lines += ["", "common pipeline flags: --streaming, --job_name NAME, --state_dir DIR, --checkpoint_interval S,",
-                  "  --batch_size N, --from_scratch, --state_backend {rocksdb,memory} (Beam's and millstream's options)",
-                  "", daemon_help.rstrip()]
+        lines += [
+            "",
+            "common pipeline flags: --streaming, --job_name NAME, --state_dir DIR, --checkpoint_interval S,",
+            "  --batch_size N, --from_scratch, --state_backend {rocksdb,memory} (Beam's and millstream's options)",
+            "",
+            daemon_help.rstrip(),
+        ]
         return "\n".join(lines) + "\n"
 
 
@@ -443,9 +463,15 @@ def _scan_source(path: str) -> tuple[bool, list[str], bool, str]:
     decorated: list[str] = []
     has_main = False
     for node in tree.body:
-        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "PARAMETERS" for t in node.targets):
+        if isinstance(node, ast.Assign) and any(
+            isinstance(t, ast.Name) and t.id == "PARAMETERS" for t in node.targets
+        ):
             has_params = True
-        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.target.id == "PARAMETERS":
+        elif (
+            isinstance(node, ast.AnnAssign)
+            and isinstance(node.target, ast.Name)
+            and node.target.id == "PARAMETERS"
+        ):
             has_params = True
         elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
             for dec in node.decorator_list:
@@ -453,7 +479,11 @@ def _scan_source(path: str) -> tuple[bool, list[str], bool, str]:
                 leaf = target.attr if isinstance(target, ast.Attribute) else getattr(target, "id", None)
                 if leaf == "template":
                     decorated.append(node.name)
-        elif isinstance(node, ast.If) and "__main__" in ast.dump(node.test) and "__name__" in ast.dump(node.test):
+        elif (
+            isinstance(node, ast.If)
+            and "__main__" in ast.dump(node.test)
+            and "__name__" in ast.dump(node.test)
+        ):
             has_main = True
     return has_params, decorated, has_main, ast.get_docstring(tree) or ""
 
@@ -514,7 +544,9 @@ def load_target(spec: str) -> Target:
     stem = os.path.splitext(os.path.basename(source))[0]
     if stem == "__init__" or stem == "__main__":
         stem = (module_name or os.path.basename(os.path.dirname(source))).rsplit(".", 1)[-1]
-    is_template = has_params or (function is None and decorated) or (function is not None and function in decorated)
+    is_template = (
+        has_params or (function is None and decorated) or (function is not None and function in decorated)
+    )
     if not is_template and function is None:
         return Target(spec, "script", path, module_name, None, stem, _first_paragraph(doc))
     module = _import_file(path) if path is not None else importlib.import_module(module_name or "")
@@ -524,12 +556,23 @@ def load_target(spec: str) -> Target:
             raise TemplateError(f"{spec}: the module has no function {function!r}")
     mark = getattr(fn, "__millstream_template__", None) if function is not None else None
     if function is not None and mark is None and not has_params:
-        return Target(spec, "function", path, module_name, function, stem, _first_paragraph(doc),
-                      builder=fn, module=module)
+        return Target(
+            spec,
+            "function",
+            path,
+            module_name,
+            function,
+            stem,
+            _first_paragraph(doc),
+            builder=fn,
+            module=module,
+        )
     if function is None:
         marked = [n for n in decorated if getattr(getattr(module, n, None), "__millstream_template__", None)]
         if len(marked) > 1:
-            raise TemplateError(f"{spec} has several templates ({', '.join(marked)}): name one as {spec}:FUNCTION")
+            raise TemplateError(
+                f"{spec} has several templates ({', '.join(marked)}): name one as {spec}:FUNCTION"
+            )
         if marked:
             fn = getattr(module, marked[0])
             mark = fn.__millstream_template__
@@ -549,8 +592,19 @@ def load_target(spec: str) -> Target:
         params = tuple(raw)
         name = str(getattr(module, "TEMPLATE_NAME", stem))
         description = _first_paragraph(doc)
-    target = Target(spec, "template", path, module_name, function, name, description, params,
-                    module_options(module), fn, module)
+    target = Target(
+        spec,
+        "template",
+        path,
+        module_name,
+        function,
+        name,
+        description,
+        params,
+        module_options(module),
+        fn,
+        module,
+    )
     _check_no_clash(target)
     return target
 
@@ -558,7 +612,9 @@ def load_target(spec: str) -> Target:
 def describe_script(target: Target) -> Target:
     """Import a plain script (not as `__main__`) to list the custom options it declares."""
     if target.kind == "script" and target.module is None:
-        module = _import_file(target.path) if target.path else importlib.import_module(target.module_name or "")
+        module = (
+            _import_file(target.path) if target.path else importlib.import_module(target.module_name or "")
+        )
         target.module = module
         target.options = module_options(module)
     return target

@@ -299,8 +299,11 @@ class CheckpointStore:
         longer retained are deleted. Not synced: the next checkpoint's synced batch persists it, and a lost
         marker only means committing again, which is idempotent while the output is in place."""
         retained = set(self._ids())
-        stale = [k for k, _ in self._backend.scan_prefix(COMMITTED_PREFIX)
-                 if decode_u64(k[len(COMMITTED_PREFIX):]) not in retained]
+        stale = [
+            k
+            for k, _ in self._backend.scan_prefix(COMMITTED_PREFIX)
+            if decode_u64(k[len(COMMITTED_PREFIX) :]) not in retained
+        ]
         self._backend.write_batch([(COMMITTED_PREFIX + encode_u64(checkpoint_id), b"")], stale, sync=False)
 
     def is_committed(self, checkpoint_id: int) -> bool:

@@ -180,14 +180,15 @@ class CloudKmsKeyProvider:
 
     def __init__(self, key_name: str, client: KmsClient | None = None) -> None:
         if not key_name.startswith("projects/") or "/cryptoKeys/" not in key_name:
-            raise KeySourceError(
-                f"kms:{key_name}: expected projects/P/locations/L/keyRings/R/cryptoKeys/K")
+            raise KeySourceError(f"kms:{key_name}: expected projects/P/locations/L/keyRings/R/cryptoKeys/K")
         self.key_name = key_name
         if client is None:
             try:
                 from google.cloud import kms  # type: ignore[attr-defined]
             except ImportError as exc:
-                raise KeySourceError("kms: key sources need google-cloud-kms (pip install google-cloud-kms)") from exc
+                raise KeySourceError(
+                    "kms: key sources need google-cloud-kms (pip install google-cloud-kms)"
+                ) from exc
             client = kms.KeyManagementServiceClient()
         self.client = client
 
@@ -202,7 +203,8 @@ class CloudKmsKeyProvider:
     def wrap(self, dek: bytes, aad: bytes) -> tuple[str, bytes]:
         """KMS Encrypt with the key's primary version."""
         response = self.client.encrypt(
-            request={"name": self.key_name, "plaintext": dek, "additional_authenticated_data": aad})
+            request={"name": self.key_name, "plaintext": dek, "additional_authenticated_data": aad}
+        )
         return self.key_name, bytes(response.ciphertext)
 
     def unwrap(self, key_id: str, wrapped: bytes, aad: bytes) -> bytes:
@@ -211,7 +213,8 @@ class CloudKmsKeyProvider:
             raise KeyError(key_id)
         try:
             response = self.client.decrypt(
-                request={"name": key_id, "ciphertext": wrapped, "additional_authenticated_data": aad})
+                request={"name": key_id, "ciphertext": wrapped, "additional_authenticated_data": aad}
+            )
         except Exception as exc:  # KMS reports revoked/disabled versions as API errors
             raise ValueError(f"Cloud KMS refused to unwrap with {key_id}: {exc}") from exc
         return bytes(response.plaintext)
@@ -227,7 +230,8 @@ def _check_private(path: str, what: str) -> bytes:
     if st.st_mode & 0o077:
         raise KeySourceError(
             f"{what} {path} is accessible by group or others (mode {stat.S_IMODE(st.st_mode):04o}); "
-            f"run: chmod 600 {path}")
+            f"run: chmod 600 {path}"
+        )
     with open(path, "rb") as f:
         return f.read()
 
@@ -245,8 +249,10 @@ def _parse_key(text: bytes, where: str) -> bytes:
             return raw
     except ValueError:
         pass
-    raise KeySourceError(f"{where}: a key is 32 bytes, 64 hex digits or base64 of 32 bytes "
-                         "(make one with: millstream state new-key --out FILE)")
+    raise KeySourceError(
+        f"{where}: a key is 32 bytes, 64 hex digits or base64 of 32 bytes "
+        "(make one with: millstream state new-key --out FILE)"
+    )
 
 
 def key_source(spec: str) -> KeyProvider:
@@ -270,13 +276,16 @@ def key_source(spec: str) -> KeyProvider:
         data = _check_private(rest, "key ring file")
         try:
             ring = json.loads(data)
-            entries = [(str(e["id"]), _parse_key(str(e["key"]).encode(), f"key ring {rest} key {e['id']!r}"))
-                       for e in ring["keys"]]
+            entries = [
+                (str(e["id"]), _parse_key(str(e["key"]).encode(), f"key ring {rest} key {e['id']!r}"))
+                for e in ring["keys"]
+            ]
         except (ValueError, KeyError, TypeError) as exc:
             if isinstance(exc, KeySourceError):
                 raise
-            raise KeySourceError(f"key ring file {rest}: expected {{\"keys\": [{{\"id\": ..., \"key\": ...}}]}} "
-                                 f"({exc})") from exc
+            raise KeySourceError(
+                f'key ring file {rest}: expected {{"keys": [{{"id": ..., "key": ...}}]}} ({exc})'
+            ) from exc
         return LocalKeyProvider(dict(entries))
     if kind == "kms":
         return CloudKmsKeyProvider(rest)
@@ -352,8 +361,10 @@ class StoreCipher:
                     plain = self._siv.decrypt(seg.replace(_ESC, _NUL), [bytes((space, index))]) + _END
                 except InvalidTag as exc:
                     raise StateCorruptedError(
-                        path, "a record key failed authentication (the store's files were modified or "
-                        "damaged, or it holds keys of another data key)") from exc
+                        path,
+                        "a record key failed authentication (the store's files were modified or "
+                        "damaged, or it holds keys of another data key)",
+                    ) from exc
                 if index in (0, 3) and len(self._dec_cache) < 4096:
                     self._dec_cache[cache_key] = plain
             parts.append(plain)
@@ -382,8 +393,10 @@ class StoreCipher:
             return self._gcm.decrypt(data[1:13], data[13:], stored_key)
         except InvalidTag:
             where = f"record {stored_key[:24]!r}" if stored_key[:1] == META else "a state record"
-            reason = (f"{where} failed authentication (the store's files were modified or damaged; "
-                      f"encrypted with key {self.kek_id!r})")
+            reason = (
+                f"{where} failed authentication (the store's files were modified or damaged; "
+                f"encrypted with key {self.kek_id!r})"
+            )
             if stored_key[:1] == META:
                 return UnreadableValue(reason)
             raise StateCorruptedError(path, reason) from None
@@ -484,7 +497,9 @@ class EncryptedBackend:
         """Remove every record under a segment-aligned `prefix`."""
         stored = self.cipher.encrypt_key(prefix)
         if stored == prefix and prefix[:1] in (STATE, AUX) and len(prefix) > 1:
-            raise ValueError(f"delete_prefix of an encrypted store needs a segment-aligned prefix: {prefix!r}")
+            raise ValueError(
+                f"delete_prefix of an encrypted store needs a segment-aligned prefix: {prefix!r}"
+            )
         self.inner.delete_prefix(stored)
 
     def write_batch(
@@ -545,8 +560,10 @@ def new_cipher(provider: KeyProvider) -> tuple[StoreCipher, bytes]:
     """A fresh data key wrapped by `provider`'s primary key: (cipher, header record)."""
     dek = secrets.token_bytes(32)
     kek_id, wrapped = provider.wrap(dek, _DEK_AAD)
-    header = msgpack.packb({"v": 1, "kek": kek_id, "wrapped": wrapped,
-                            "alg": "AES-256-SIV keys, AES-256-GCM values"}, use_bin_type=True)
+    header = msgpack.packb(
+        {"v": 1, "kek": kek_id, "wrapped": wrapped, "alg": "AES-256-SIV keys, AES-256-GCM values"},
+        use_bin_type=True,
+    )
     return StoreCipher(dek, kek_id), header
 
 
@@ -557,14 +574,18 @@ def unwrap_cipher(path: str, header: dict[str, Any], provider: KeyProvider) -> S
         dek = provider.unwrap(kek_id, bytes(header["wrapped"]), _DEK_AAD)
     except KeyError:
         raise StateKeyError(
-            path, f"the state is encrypted with key {kek_id!r}, which the key given does not provide "
-            f"(it has {', '.join(map(repr, provider.key_ids()))}): a wrong or revoked key") from None
+            path,
+            f"the state is encrypted with key {kek_id!r}, which the key given does not provide "
+            f"(it has {', '.join(map(repr, provider.key_ids()))}): a wrong or revoked key",
+        ) from None
     except ValueError as exc:
         raise StateKeyError(path, f"key {kek_id!r} cannot unwrap the state's data key: {exc}") from None
     return StoreCipher(dek, kek_id)
 
 
-def rewrapped_header(path: str, header: dict[str, Any], old: KeyProvider, new: KeyProvider) -> tuple[str, bytes]:
+def rewrapped_header(
+    path: str, header: dict[str, Any], old: KeyProvider, new: KeyProvider
+) -> tuple[str, bytes]:
     """The header record with the same data key wrapped by `new`'s primary key: (new key id, record).
 
     `StateKeyError` (naming the key id) when `old` cannot unwrap the data key.
@@ -574,8 +595,10 @@ def rewrapped_header(path: str, header: dict[str, Any], old: KeyProvider, new: K
         dek = old.unwrap(kek_id, bytes(header["wrapped"]), _DEK_AAD)
     except KeyError:
         raise StateKeyError(
-            path, f"the state is encrypted with key {kek_id!r}, which the key given does not provide "
-            f"(it has {', '.join(map(repr, old.key_ids()))}): a wrong or revoked key") from None
+            path,
+            f"the state is encrypted with key {kek_id!r}, which the key given does not provide "
+            f"(it has {', '.join(map(repr, old.key_ids()))}): a wrong or revoked key",
+        ) from None
     except ValueError as exc:
         raise StateKeyError(path, f"key {kek_id!r} cannot unwrap the state's data key: {exc}") from None
     new_id, wrapped = new.wrap(dek, _DEK_AAD)
@@ -593,8 +616,10 @@ def open_encrypted(inner: StateBackend, provider: KeyProvider) -> EncryptedBacke
     if header is None:
         if _has_data(inner):
             raise StateKeyError(
-                inner.path, "the state is not encrypted; encrypt it first with: millstream state rotate-key "
-                f"--state_dir {inner.path} --new_key SOURCE (or start with --from_scratch)")
+                inner.path,
+                "the state is not encrypted; encrypt it first with: millstream state rotate-key "
+                f"--state_dir {inner.path} --new_key SOURCE (or start with --from_scratch)",
+            )
         cipher, record = new_cipher(provider)
         inner.write_batch([(ENCRYPTION_KEY, record)], sync=True)
         return EncryptedBackend(inner, cipher)
@@ -605,6 +630,6 @@ def require_plain(inner: StateBackend) -> None:
     """Refuse to open an encrypted store without a key (names the key id the store needs)."""
     header = encryption_header(inner)
     if header is not None:
-        raise StateKeyError(inner.path, f"the state is encrypted with key {header['kek']!r}; pass "
-                            "--state_encryption_key")
-
+        raise StateKeyError(
+            inner.path, f"the state is encrypted with key {header['kek']!r}; pass --state_encryption_key"
+        )

@@ -200,8 +200,11 @@ def rewrap_key(state_dir: str, old_key: KeyProvider, new_key: KeyProvider) -> di
     try:
         header = encryption_header(inner)
         if header is None:
-            raise StateKeyError(base, "the state is not encrypted: there is no data key to re-wrap; encrypt it "
-                                "with: millstream state rotate-key (without --rewrap-only)")
+            raise StateKeyError(
+                base,
+                "the state is not encrypted: there is no data key to re-wrap; encrypt it "
+                "with: millstream state rotate-key (without --rewrap-only)",
+            )
         kek_id, record = rewrapped_header(base, header, old_key, new_key)
         _crash_point(crash)
         inner.write_batch([(ENCRYPTION_KEY, record)], sync=True)

@@ -13,8 +13,13 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-ROOMS = {"engine": "millstream.engine", "state": "millstream.state", "connectors": "millstream.connectors",
-         "daemon": "millstream.daemon", "src/millstream": "millstream"}
+ROOMS = {
+    "engine": "millstream.engine",
+    "state": "millstream.state",
+    "connectors": "millstream.connectors",
+    "daemon": "millstream.daemon",
+    "src/millstream": "millstream",
+}
 DOC = ROOT / "docs" / "architecture.md"
 
 
@@ -68,7 +73,9 @@ def test_the_documented_tree_is_the_tree():
 
 
 def test_nothing_at_the_root_shadows_the_package():
-    assert not (ROOT / "millstream").exists(), "a millstream/ folder at the root shadows the installed package"
+    assert not (ROOT / "millstream").exists(), (
+        "a millstream/ folder at the root shadows the installed package"
+    )
     for room in ("engine", "state", "connectors", "daemon"):
         link = ROOT / "src" / "millstream" / room
         assert link.is_symlink() and link.resolve() == (ROOT / room).resolve(), f"src/millstream/{room}"
@@ -79,12 +86,27 @@ RULES: list[tuple[str, tuple[str, ...], str]] = [
     ("millstream.engine.model", ("millstream.engine.model",), "the model knows no runtime"),
     ("millstream.state", ("millstream.state",), "state/ knows nothing of ours"),
     ("millstream.engine.runtime.watermarks", ("millstream.engine.model",), "watermark tracking is pure"),
-    ("millstream.engine", ("millstream.engine", "millstream.state"), "the engine knows no connector or daemon"),
-    ("millstream.engine.translate", ("millstream.engine.model", "millstream.engine.translate"),
-     "the Beam translator works on the model, never the runtime"),
-    ("millstream.connectors", ("millstream.engine.model", "millstream.state", "millstream.connectors",
-                               "millstream.engine.runtime.exec.clock", "millstream.engine.translate.beam.hooks"),
-     "connectors use only the engine's public interfaces"),
+    (
+        "millstream.engine",
+        ("millstream.engine", "millstream.state"),
+        "the engine knows no connector or daemon",
+    ),
+    (
+        "millstream.engine.translate",
+        ("millstream.engine.model", "millstream.engine.translate"),
+        "the Beam translator works on the model, never the runtime",
+    ),
+    (
+        "millstream.connectors",
+        (
+            "millstream.engine.model",
+            "millstream.state",
+            "millstream.connectors",
+            "millstream.engine.runtime.exec.clock",
+            "millstream.engine.translate.beam.hooks",
+        ),
+        "connectors use only the engine's public interfaces",
+    ),
 ]
 
 
@@ -115,6 +137,9 @@ def test_the_public_package_only_re_exports():
         if not rel.startswith("src/millstream/"):
             continue
         tree = ast.parse((ROOT / rel).read_text())
-        defining += [f"{rel}: {n.name}" for n in tree.body
-                     if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))]
+        defining += [
+            f"{rel}: {n.name}"
+            for n in tree.body
+            if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+        ]
     assert defining == [], "define these in engine/, connectors/ or daemon/ and re-export them"

@@ -57,7 +57,9 @@ def test_a_job_without_progress_fails_at_the_deadline_and_is_killed(tmp_path: Pa
 
 
 def test_a_crash_point_must_be_reached(tmp_path: Path) -> None:
-    killer = job(tmp_path, "import os, signal\nif os.environ.get('CRASH'):\n    os.kill(os.getpid(), signal.SIGKILL)\n")
+    killer = job(
+        tmp_path, "import os, signal\nif os.environ.get('CRASH'):\n    os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
     killer.crash_with({"CRASH": "1"})
     with pytest.raises(AssertionError, match="crash point was not reached"):
         killer.crash_with({})

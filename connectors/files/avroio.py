@@ -20,27 +20,56 @@ __all__ = ["ReadFromAvro", "WriteToAvro"]
 class ReadFromAvro(_ReadTransform):
     """Records of Avro files (a path, directory or glob) as dicts; ``as_rows=True`` is not supported."""
 
-    def __init__(self, file_pattern: str | None = None, min_bundle_size: int = 0, validate: bool = True,
-                 use_fastavro: bool = True, as_rows: bool = False, *,
-                 timestamp_fn: Callable[[Any], Any] | None = None, max_out_of_orderness: float = 0.0,
-                 idle_timeout: float | None = None) -> None:
+    def __init__(
+        self,
+        file_pattern: str | None = None,
+        min_bundle_size: int = 0,
+        validate: bool = True,
+        use_fastavro: bool = True,
+        as_rows: bool = False,
+        *,
+        timestamp_fn: Callable[[Any], Any] | None = None,
+        max_out_of_orderness: float = 0.0,
+        idle_timeout: float | None = None,
+    ) -> None:
         if file_pattern is None:
             raise ValueError("ReadFromAvro needs a file_pattern")
         if as_rows:
             raise ValueError("ReadFromAvro: as_rows=True is not supported; records are dicts")
-        super().__init__(f"ReadFromAvro({file_pattern})", AvroSource(file_pattern), timestamp_fn,
-                         max_out_of_orderness, idle_timeout, False, validate)
+        super().__init__(
+            f"ReadFromAvro({file_pattern})",
+            AvroSource(file_pattern),
+            timestamp_fn,
+            max_out_of_orderness,
+            idle_timeout,
+            False,
+            validate,
+        )
 
 
 class WriteToAvro(_WriteTransform):
     """Avro files with ``schema`` (a dict or JSON string; required), exactly once; ``codec`` as in Avro
     (``deflate`` by default, ``null``, ``bzip2``, ``xz``, ``snappy``, ``zstandard``, ``lz4``)."""
 
-    def __init__(self, file_path_prefix: str, schema: Any = None, codec: str = "deflate",
-                 file_name_suffix: str = "", num_shards: int = 0, shard_name_template: str | None = None,
-                 mime_type: str = "application/x-avro", use_fastavro: bool = True,
-                 triggering_frequency: Any = None) -> None:
-        sink = FileSink(file_path_prefix, file_name_suffix, name="Avro", fmt=AvroFormat(schema, codec),
-                        num_shards=num_shards, shard_name_template=shard_name_template,
-                        compression_type="uncompressed")
+    def __init__(
+        self,
+        file_path_prefix: str,
+        schema: Any = None,
+        codec: str = "deflate",
+        file_name_suffix: str = "",
+        num_shards: int = 0,
+        shard_name_template: str | None = None,
+        mime_type: str = "application/x-avro",
+        use_fastavro: bool = True,
+        triggering_frequency: Any = None,
+    ) -> None:
+        sink = FileSink(
+            file_path_prefix,
+            file_name_suffix,
+            name="Avro",
+            fmt=AvroFormat(schema, codec),
+            num_shards=num_shards,
+            shard_name_template=shard_name_template,
+            compression_type="uncompressed",
+        )
         super().__init__(f"WriteToAvro({file_path_prefix})", sink)

@@ -38,8 +38,10 @@ def read_lines(read: Any, beam: Any) -> Any:
         def expand(self, pbegin: Any) -> Any:
             return (
                 pbegin
-                | "ReadFromText" >> beam.io.ReadFromText(
-                    source.file_pattern, coder=beam.coders.BytesCoder(),
+                | "ReadFromText"
+                >> beam.io.ReadFromText(
+                    source.file_pattern,
+                    coder=beam.coders.BytesCoder(),
                     skip_header_lines=source.skip_header_lines,
                     strip_trailing_newlines=source.strip_trailing_newlines,
                 )
@@ -67,9 +69,14 @@ def write_text(write: Any, beam: Any) -> Any:
             return (
                 pcoll
                 | "Encode" >> beam.Map(encode)
-                | "WriteToText" >> beam.io.WriteToText(
-                    sink.prefix, sink.suffix, append_trailing_newlines=False, num_shards=sink.num_shards,
-                    shard_name_template=sink.template, coder=beam.coders.BytesCoder(),
+                | "WriteToText"
+                >> beam.io.WriteToText(
+                    sink.prefix,
+                    sink.suffix,
+                    append_trailing_newlines=False,
+                    num_shards=sink.num_shards,
+                    shard_name_template=sink.template,
+                    coder=beam.coders.BytesCoder(),
                     header=None if header is None else header.removesuffix("\n"),
                     footer=None if footer is None else footer.removesuffix("\n"),
                 )

@@ -42,16 +42,27 @@ class MatchContinuously(PTransform):
     """New files matching a pattern, polled every ``interval`` seconds, as `FileMetadata` (unbounded); with
     ``match_updated_files`` a file is emitted again after each change of its modification time."""
 
-    def __init__(self, file_pattern: str, interval: float = 360.0, has_deduplication: bool = True,
-                 start_timestamp: Any = None, stop_timestamp: Any = None, match_updated_files: bool = False,
-                 apply_windowing: bool = False, empty_match_treatment: str = "ALLOW") -> None:
+    def __init__(
+        self,
+        file_pattern: str,
+        interval: float = 360.0,
+        has_deduplication: bool = True,
+        start_timestamp: Any = None,
+        stop_timestamp: Any = None,
+        match_updated_files: bool = False,
+        apply_windowing: bool = False,
+        empty_match_treatment: str = "ALLOW",
+    ) -> None:
         if not has_deduplication:
             raise ValueError("MatchContinuously: has_deduplication=False is not supported")
         if start_timestamp is not None or stop_timestamp is not None or apply_windowing:
-            raise ValueError("MatchContinuously: start_timestamp, stop_timestamp and apply_windowing are not "
-                             "supported")
+            raise ValueError(
+                "MatchContinuously: start_timestamp, stop_timestamp and apply_windowing are not supported"
+            )
         super().__init__(f"MatchContinuously({file_pattern})")
-        self._read = Read(MatchSource(file_pattern, True, interval, match_updated_files, empty_match_treatment))
+        self._read = Read(
+            MatchSource(file_pattern, True, interval, match_updated_files, empty_match_treatment)
+        )
 
     def expand(self, pbegin: Any) -> Any:
         return pbegin | "Read" >> self._read

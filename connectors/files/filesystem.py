@@ -97,7 +97,8 @@ def match_files(pattern: str) -> list[str]:
         return sorted(f for f in glob.glob(path, recursive=True) if os.path.isfile(f))
     if os.path.isdir(path):
         return sorted(
-            os.path.join(path, f) for f in os.listdir(path)
+            os.path.join(path, f)
+            for f in os.listdir(path)
             if not f.startswith(".") and os.path.isfile(os.path.join(path, f))
         )
     return [path] if os.path.isfile(path) else []

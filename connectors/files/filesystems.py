@@ -67,8 +67,9 @@ def _metadata(path: str) -> FileMetadata:
 def _match_one(pattern: str, limit: int | None) -> MatchResult:
     fs = _remote(pattern)
     if fs is not None:
-        return MatchResult(pattern, [FileMetadata(i.path, i.size, i.mtime_ns / 1e9)
-                                     for i in fs.match(pattern)[:limit]])
+        return MatchResult(
+            pattern, [FileMetadata(i.path, i.size, i.mtime_ns / 1e9) for i in fs.match(pattern)[:limit]]
+        )
     return MatchResult(pattern, [_metadata(p) for p in match_files(pattern)[:limit]])
 
 
@@ -150,8 +151,9 @@ class FileSystems:
         return os.path.exists(_local(path))
 
     @staticmethod
-    def create(path: str, mime_type: str = "application/octet-stream",
-               compression_type: str = CompressionTypes.AUTO) -> IO[bytes]:
+    def create(
+        path: str, mime_type: str = "application/octet-stream", compression_type: str = CompressionTypes.AUTO
+    ) -> IO[bytes]:
         """A binary writer for a new file `path` (parents created), compressed as its extension says by default."""
         local = _local(path)
         compression = CompressionTypes.resolve(compression_type, local)
@@ -164,14 +166,14 @@ class FileSystems:
         return _Stream(open_output(raw, compression, os.path.basename(local)), raw)  # type: ignore[return-value]
 
     @staticmethod
-    def open(path: str, mime_type: str = "application/octet-stream",
-             compression_type: str = CompressionTypes.AUTO) -> Any:
+    def open(
+        path: str, mime_type: str = "application/octet-stream", compression_type: str = CompressionTypes.AUTO
+    ) -> Any:
         """A binary reader of `path`, decompressed as its extension says by default."""
         local = _local(path)
         fs = _remote(path)
         if (fs is not None and fs.info(path) is None) or (fs is None and not os.path.isfile(local)):
-            raise BeamIOError(f"FileSystems.open: no such file {path!r}",
-                              {path: FileNotFoundError(path)})
+            raise BeamIOError(f"FileSystems.open: no such file {path!r}", {path: FileNotFoundError(path)})
         reader, raw = open_input(local, CompressionTypes.resolve(compression_type, local))
         return _Stream(reader, raw)
 

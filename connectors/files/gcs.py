@@ -47,7 +47,7 @@ def split_path(path: str) -> tuple[str, str]:
     """``gs://bucket/name`` -> (bucket, name); fails naming the path when there is no bucket."""
     if not path.startswith("gs://"):
         raise FileInputError(f"{path}: not a gs:// path")
-    bucket, _, name = path[len("gs://"):].partition("/")
+    bucket, _, name = path[len("gs://") :].partition("/")
     if not bucket:
         raise FileInputError(f"{path}: a gs:// path needs a bucket: gs://BUCKET/OBJECT")
     return bucket, name
@@ -73,7 +73,9 @@ def glob_regex(pattern: str) -> re.Pattern[str]:
         elif c == "?":
             out.append("[^/]")
         elif c == "[":
-            j = pattern.find("]", i + 2 if pattern.startswith("[!", i) or pattern.startswith("[]", i) else i + 1)
+            j = pattern.find(
+                "]", i + 2 if pattern.startswith("[!", i) or pattern.startswith("[]", i) else i + 1
+            )
             if j < 0:
                 out.append(re.escape(c))
             else:
@@ -122,8 +124,9 @@ class _RangeReader(io.RawIOBase):
         from google.api_core import exceptions as gexc
 
         try:
-            data = self.blob.download_as_bytes(start=self.pos, end=self.pos + n - 1, raw_download=True,
-                                               checksum=None)
+            data = self.blob.download_as_bytes(
+                start=self.pos, end=self.pos + n - 1, raw_download=True, checksum=None
+            )
         except gexc.NotFound as e:
             raise ObjectChangedError(
                 f"{self.path}: the object was overwritten or deleted while being read (generation "
@@ -193,8 +196,10 @@ class GcsFileSystem:
                     if os.environ.get("STORAGE_EMULATOR_HOST"):
                         from google.auth.credentials import AnonymousCredentials
 
-                        self._client = storage.Client(project=os.environ.get("GOOGLE_CLOUD_PROJECT", "millstream"),
-                                                      credentials=AnonymousCredentials())
+                        self._client = storage.Client(
+                            project=os.environ.get("GOOGLE_CLOUD_PROJECT", "millstream"),
+                            credentials=AnonymousCredentials(),
+                        )
                     else:
                         from google.auth.exceptions import DefaultCredentialsError
 
@@ -221,11 +226,14 @@ class GcsFileSystem:
         mtime = int(updated.timestamp() * 1_000_000_000) if updated is not None else 0
         return FileInfo(f"gs://{bucket}/{blob.name}", int(blob.size or 0), mtime, int(blob.generation))
 
-    def list_objects(self, bucket: str, prefix: str, delimiter: str | None = None,
-                     start_offset: str | None = None) -> list[Any]:
+    def list_objects(
+        self, bucket: str, prefix: str, delimiter: str | None = None, start_offset: str | None = None
+    ) -> list[Any]:
         """Every object under `prefix` (paged by the client: 1000 per request); with `start_offset`, only
         names that sort at or after it (the listing is in lexicographic order, so the server skips the rest)."""
-        return list(self.client.list_blobs(bucket, prefix=prefix, delimiter=delimiter, start_offset=start_offset))
+        return list(
+            self.client.list_blobs(bucket, prefix=prefix, delimiter=delimiter, start_offset=start_offset)
+        )
 
     def match(self, pattern: str) -> list[FileInfo]:
         return self._match(pattern, None)
@@ -249,18 +257,27 @@ class GcsFileSystem:
                 prefix = name[:cut]
                 root = prefix[: prefix.rfind("/") + 1]
                 rx = glob_regex(name)
-                explicit_hidden = _hidden(name[len(root):].replace("*", "x").replace("?", "x"))
-                found = [b for b in self.list_objects(bucket, prefix, start_offset=start_offset)
-                         if rx.match(b.name) and not b.name.endswith("/")
-                         and (explicit_hidden or not _hidden(b.name[len(root):]))]
+                explicit_hidden = _hidden(name[len(root) :].replace("*", "x").replace("?", "x"))
+                found = [
+                    b
+                    for b in self.list_objects(bucket, prefix, start_offset=start_offset)
+                    if rx.match(b.name)
+                    and not b.name.endswith("/")
+                    and (explicit_hidden or not _hidden(b.name[len(root) :]))
+                ]
             else:
                 if name and not name.endswith("/"):
                     blob = self.client.bucket(bucket).get_blob(name)
                     if blob is not None:
-                        return [self._info(bucket, blob)] if start_offset is None or name >= start_offset else []
+                        return (
+                            [self._info(bucket, blob)] if start_offset is None or name >= start_offset else []
+                        )
                 folder = name.rstrip("/") + "/" if name else ""
-                found = [b for b in self.list_objects(bucket, folder, delimiter="/", start_offset=start_offset)
-                         if not b.name.endswith("/") and not _hidden(b.name[len(folder):])]
+                found = [
+                    b
+                    for b in self.list_objects(bucket, folder, delimiter="/", start_offset=start_offset)
+                    if not b.name.endswith("/") and not _hidden(b.name[len(folder) :])
+                ]
         except gexc.NotFound as e:
             raise FileInputError(f"{pattern}: the bucket {bucket} does not exist") from e
         return sorted((self._info(bucket, b) for b in found), key=lambda i: i.path)
@@ -298,13 +315,20 @@ class GcsFileSystem:
             try:
                 blob.reload()
             except gexc.NotFound as e:
-                raise ObjectChangedError(f"{path}: generation {generation} is gone (overwritten or deleted)") from e
+                raise ObjectChangedError(
+                    f"{path}: generation {generation} is gone (overwritten or deleted)"
+                ) from e
             size = int(blob.size or 0)
         raw = _RangeReader(self.blob(path, generation), size, path)
         return io.BufferedReader(raw, buffer_size=READ_CHUNK)
 
-    def upload(self, path: str, data: IO[bytes], if_generation_match: int | None = None,
-               metadata: dict[str, str] | None = None) -> int:
+    def upload(
+        self,
+        path: str,
+        data: IO[bytes],
+        if_generation_match: int | None = None,
+        metadata: dict[str, str] | None = None,
+    ) -> int:
         """Upload `data` (from its current position) as `path`; returns the new generation.
 
         ``if_generation_match=0`` creates the object only if it does not exist (412 PreconditionFailed
@@ -313,8 +337,12 @@ class GcsFileSystem:
         blob = self.blob(path)
         if metadata:
             blob.metadata = metadata
-        blob.upload_from_file(data, if_generation_match=if_generation_match, rewind=False,
-                              content_type="application/octet-stream")
+        blob.upload_from_file(
+            data,
+            if_generation_match=if_generation_match,
+            rewind=False,
+            content_type="application/octet-stream",
+        )
         return int(blob.generation)
 
     def create(self, path: str) -> IO[bytes]:

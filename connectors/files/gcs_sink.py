@@ -59,9 +59,17 @@ class CommitConflictError(RuntimeError):
 class GcsSinkWriter(FileSinkWriter):
     """`FileSinkWriter` on ``gs://``: uploads temporary objects on prepare, commits by conditional upload."""
 
-    def __init__(self, prefix: str, suffix: str, fmt: FileFormat, job_name: str, num_shards: int = 1,
-                 shard_name_template: str = "-SSSSS-of-NNNNN", fs: GcsFileSystem | None = None,
-                 batch: bool = False) -> None:
+    def __init__(
+        self,
+        prefix: str,
+        suffix: str,
+        fmt: FileFormat,
+        job_name: str,
+        num_shards: int = 1,
+        shard_name_template: str = "-SSSSS-of-NNNNN",
+        fs: GcsFileSystem | None = None,
+        batch: bool = False,
+    ) -> None:
         super().__init__(prefix, suffix, fmt, job_name, num_shards, shard_name_template, batch=batch)
         self.fs = fs or GcsFileSystem()
         self.directory, _, self.base = prefix.rpartition("/")
@@ -104,11 +112,14 @@ class GcsSinkWriter(FileSinkWriter):
                 spool.close()
             self.shards, self.handles, self.tmp_paths = [], [], []
         self.pending.update(paths)
-        return [[tmp, self.final_name(checkpoint_id, shard), gen]
-                for shard, (tmp, gen) in enumerate(zip(paths, generations))]
+        return [
+            [tmp, self.final_name(checkpoint_id, shard), gen]
+            for shard, (tmp, gen) in enumerate(zip(paths, generations))
+        ]
 
-    def _commit_one(self, checkpoint_id: int, tmp: str, final: str, generation: int,
-                    merged: bool = False) -> None:
+    def _commit_one(
+        self, checkpoint_id: int, tmp: str, final: str, generation: int, merged: bool = False
+    ) -> None:
         """Commit one temporary object; `merged`: its final object may be gone already, merged into a batch one."""
         from google.api_core import exceptions as gexc
 
@@ -176,10 +187,18 @@ class GcsSinkWriter(FileSinkWriter):
         listed = await anyio.to_thread.run_sync(self._committed)
         merge = []
         for shard in range(self.num_shards):
-            name = re.compile(re.escape(self.base) + r"-c(\d{8,})" + re.escape(self.shard_name(shard, self.num_shards))
-                              + re.escape(self.suffix) + "$")
-            parts = {(cid, path) for cid, path in listed
-                     if name.match(path.rpartition("/")[2]) and (cid < checkpoint_id or path in this)}
+            name = re.compile(
+                re.escape(self.base)
+                + r"-c(\d{8,})"
+                + re.escape(self.shard_name(shard, self.num_shards))
+                + re.escape(self.suffix)
+                + "$"
+            )
+            parts = {
+                (cid, path)
+                for cid, path in listed
+                if name.match(path.rpartition("/")[2]) and (cid < checkpoint_id or path in this)
+            }
             final_part = self.final_name(checkpoint_id, shard)
             if final_part in this:
                 parts.add((checkpoint_id, final_part))
@@ -198,17 +217,23 @@ class GcsSinkWriter(FileSinkWriter):
         """Give one shard of a completed bounded run its batch-named object (idempotent: module doc)."""
         from google.api_core import exceptions as gexc
 
-        identity = f"merge-{checkpoint_id}-" + hashlib.sha1("\n".join([target, *parts]).encode()).hexdigest()[:16]
+        identity = (
+            f"merge-{checkpoint_id}-" + hashlib.sha1("\n".join([target, *parts]).encode()).hexdigest()[:16]
+        )
         present = [p for p in parts if self.fs.info(p) is not None]
         if len(present) < len(parts):
             made_from = self._made_from(target)
             if made_from is None:
-                raise FileNotFoundError(f"cannot finish {target}: parts of it are missing and it does not exist")
+                raise FileNotFoundError(
+                    f"cannot finish {target}: parts of it are missing and it does not exist"
+                )
             self._check_identity(checkpoint_id, target, made_from, identity)
             self.fs.delete(present)  # the merge was uploaded; a crash stopped the clean-up
             return
-        with tempfile.TemporaryDirectory(prefix="millstream-merge-") as local, \
-                tempfile.TemporaryFile() as spool:
+        with (
+            tempfile.TemporaryDirectory(prefix="millstream-merge-") as local,
+            tempfile.TemporaryFile() as spool,
+        ):
             copies = []
             for i, part in enumerate(parts):
                 copy = os.path.join(local, f"{i:06d}-{part.rpartition('/')[2]}")
@@ -254,7 +279,7 @@ class GcsSinkWriter(FileSinkWriter):
         bucket, name = split_path(self.directory + "/")
         out = []
         for blob in self.fs.list_objects(bucket, name, delimiter="/"):
-            m = self.committed.match(blob.name[len(name):])
+            m = self.committed.match(blob.name[len(name) :])
             if m:
                 out.append((int(m.group(1)), f"gs://{bucket}/{blob.name}"))
         return sorted(out)

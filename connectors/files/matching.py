@@ -135,8 +135,13 @@ class MatchReader(SourceReader):
 
     async def _match(self) -> list[Any]:
         pattern = self.source.pattern
-        found = [(FileMetadata(i.path, i.size, i.mtime_ns / 1e9), i.mtime_ns if i.generation is None else i.generation)
-                 for i in await anyio.to_thread.run_sync(file_infos, pattern)]
+        found = [
+            (
+                FileMetadata(i.path, i.size, i.mtime_ns / 1e9),
+                i.mtime_ns if i.generation is None else i.generation,
+            )
+            for i in await anyio.to_thread.run_sync(file_infos, pattern)
+        ]
         out = []
         for meta, mtime in found:
             seen = self.emitted.get(meta.path)
@@ -149,12 +154,20 @@ class MatchReader(SourceReader):
 class MatchSource(Source):
     """The files a pattern matches, once (bounded) or polled every `interval` seconds (unbounded)."""
 
-    def __init__(self, pattern: str, continuous: bool = False, interval: float = 360.0,
-                 match_updated_files: bool = False, empty_match_treatment: str = "ALLOW_IF_WILDCARD") -> None:
+    def __init__(
+        self,
+        pattern: str,
+        continuous: bool = False,
+        interval: float = 360.0,
+        match_updated_files: bool = False,
+        empty_match_treatment: str = "ALLOW_IF_WILDCARD",
+    ) -> None:
         local_path(pattern)
         if empty_match_treatment not in EMPTY_MATCH:
-            raise ValueError(f"empty_match_treatment must be one of {', '.join(EMPTY_MATCH)}, "
-                             f"got {empty_match_treatment!r}")
+            raise ValueError(
+                f"empty_match_treatment must be one of {', '.join(EMPTY_MATCH)}, "
+                f"got {empty_match_treatment!r}"
+            )
         if continuous and interval <= 0:
             raise ValueError(f"interval must be > 0 seconds, got {interval}")
         self.pattern = pattern
@@ -168,7 +181,9 @@ class MatchSource(Source):
             check_watchable(self.pattern)
             return
         treatment = self.empty_match_treatment
-        if treatment == "DISALLOW" or (treatment == "ALLOW_IF_WILDCARD" and not has_glob(local_path(self.pattern))):
+        if treatment == "DISALLOW" or (
+            treatment == "ALLOW_IF_WILDCARD" and not has_glob(local_path(self.pattern))
+        ):
             expand_pattern(self.pattern)
         elif "://" in local_path(self.pattern):
             check_watchable(self.pattern)  # an object prefix needs only its bucket

@@ -27,7 +27,10 @@ class ProgressOptions(PipelineOptions):
     @classmethod
     def _add_argparse_args(cls, parser: Any) -> None:
         parser.add_argument(
-            "--no_progress", dest="progress", default=True, action="store_false",
+            "--no_progress",
+            dest="progress",
+            default=True,
+            action="store_false",
             help="do not show progress bars for bounded replays (shown only when stderr is a terminal)",
         )
 
@@ -72,17 +75,31 @@ class ProgressBar:
         # follow the terminal's size as it is resized, unless it reports none: tqdm then draws nothing
         # (0 columns, and 0 rows make it think the bar is below the screen)
         sized = terminal_size(stream) is not None
-        fixed: dict[str, Any] = {} if sized else {
-            "ncols": _from_env("COLUMNS", FALLBACK_COLUMNS), "nrows": _from_env("LINES", FALLBACK_ROWS)}
-        self.bar = tqdm(total=total, desc=label, unit="B", unit_scale=True, unit_divisor=1024, file=stream,
-                        mininterval=0.2, dynamic_ncols=sized, leave=True, **fixed)
+        fixed: dict[str, Any] = (
+            {}
+            if sized
+            else {"ncols": _from_env("COLUMNS", FALLBACK_COLUMNS), "nrows": _from_env("LINES", FALLBACK_ROWS)}
+        )
+        self.bar = tqdm(
+            total=total,
+            desc=label,
+            unit="B",
+            unit_scale=True,
+            unit_divisor=1024,
+            file=stream,
+            mininterval=0.2,
+            dynamic_ncols=sized,
+            leave=True,
+            **fixed,
+        )
 
     def update(self, nbytes: int, records: int) -> None:
         """Count one batch."""
         self.records += records
         elapsed = max(1e-9, time.monotonic() - self.started)
-        self.bar.set_postfix_str(f"{self.records:,} records, {self.records / elapsed:,.0f} records/s",
-                                 refresh=False)
+        self.bar.set_postfix_str(
+            f"{self.records:,} records, {self.records / elapsed:,.0f} records/s", refresh=False
+        )
         self.bar.update(nbytes)
 
     def close(self) -> None:
@@ -137,7 +154,9 @@ class ProgressReader(SourceReader):
         await self.inner.close()
 
 
-def wrap_progress(reader: SourceReader, options: Any, label: str, stream: IO[str] | None = None) -> SourceReader:
+def wrap_progress(
+    reader: SourceReader, options: Any, label: str, stream: IO[str] | None = None
+) -> SourceReader:
     """`reader` with a progress bar when `progress_wanted`, else `reader` itself."""
     stream = sys.stderr if stream is None else stream
     if not progress_wanted(options, stream):

@@ -18,8 +18,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import IO, Protocol, runtime_checkable
 
-__all__ = ["FileInfo", "FileSystem", "IncrementalLister", "LocalFileSystem", "filesystem_for", "is_remote", "register_scheme",
-           "scheme_of", "supported_schemes"]
+__all__ = [
+    "FileInfo",
+    "FileSystem",
+    "IncrementalLister",
+    "LocalFileSystem",
+    "filesystem_for",
+    "is_remote",
+    "register_scheme",
+    "scheme_of",
+    "supported_schemes",
+]
 
 
 @dataclass(frozen=True)
@@ -92,7 +101,7 @@ class LocalFileSystem:
 
     @staticmethod
     def _path(path: str) -> str:
-        return path[len("file://"):] if path.startswith("file://") else path
+        return path[len("file://") :] if path.startswith("file://") else path
 
     def match(self, pattern: str) -> list[FileInfo]:
         from millstream.connectors.files.filesystem import match_files
@@ -134,7 +143,9 @@ class LocalFileSystem:
 
     def delete(self, paths: list[str]) -> None:
         for path in paths:
-            for target in _glob.glob(self._path(path)) if any(c in path for c in "*?[") else [self._path(path)]:
+            for target in (
+                _glob.glob(self._path(path)) if any(c in path for c in "*?[") else [self._path(path)]
+            ):
                 try:
                     os.remove(target)
                 except FileNotFoundError:

@@ -59,8 +59,16 @@ from millstream.engine.translate.beam.hooks import register_beam_io
 
 log = logging.getLogger("millstream.files")
 
-__all__ = ["FileFormat", "FileSink", "FileSinkWriter", "ShardWriter", "TextFormat", "encode_json", "encode_text",
-           "parse_shard_template"]
+__all__ = [
+    "FileFormat",
+    "FileSink",
+    "FileSinkWriter",
+    "ShardWriter",
+    "TextFormat",
+    "encode_json",
+    "encode_text",
+    "parse_shard_template",
+]
 
 
 _JSON_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
@@ -139,9 +147,14 @@ class _TextShard(ShardWriter):
 class TextFormat(FileFormat):
     """Lines of encoded values with an optional header and footer line per file, optionally compressed."""
 
-    def __init__(self, encode: Callable[[Any], bytes] = encode_text, header: bytes | None = None,
-                 footer: bytes | None = None, compression: str = CompressionTypes.UNCOMPRESSED,
-                 inner_name: str = "data") -> None:
+    def __init__(
+        self,
+        encode: Callable[[Any], bytes] = encode_text,
+        header: bytes | None = None,
+        footer: bytes | None = None,
+        compression: str = CompressionTypes.UNCOMPRESSED,
+        inner_name: str = "data",
+    ) -> None:
         self.encode = encode
         self.header = header
         self.footer = footer
@@ -249,8 +262,16 @@ def _shard_regex(template: str) -> str:
 class FileSinkWriter(SinkWriter):
     """Writes epochs to temporary files (one per shard) and renames them on commit."""
 
-    def __init__(self, prefix: str, suffix: str, fmt: FileFormat, job_name: str, num_shards: int = 1,
-                 shard_name_template: str = "-SSSSS-of-NNNNN", batch: bool = False) -> None:
+    def __init__(
+        self,
+        prefix: str,
+        suffix: str,
+        fmt: FileFormat,
+        job_name: str,
+        num_shards: int = 1,
+        shard_name_template: str = "-SSSSS-of-NNNNN",
+        batch: bool = False,
+    ) -> None:
         self.prefix = prefix
         self.suffix = suffix
         self.fmt = fmt
@@ -266,8 +287,9 @@ class FileSinkWriter(SinkWriter):
         # Unique per writer: a checkpoint record names its temp files, so a later run (the same pid after a
         # restart in one process, or a reused pid) must never write a temp file under a recorded name.
         self.run_token = uuid.uuid4().hex[:12]
-        self.committed = re.compile(re.escape(self.base) + r"-c(\d{8,})" + _shard_regex(shard_name_template)
-                                    + re.escape(suffix) + "$")
+        self.committed = re.compile(
+            re.escape(self.base) + r"-c(\d{8,})" + _shard_regex(shard_name_template) + re.escape(suffix) + "$"
+        )
         self.job_name = job_name
         self.handles: list[IO[bytes]] = []
         self.shards: list[ShardWriter] = []
@@ -376,8 +398,13 @@ class FileSinkWriter(SinkWriter):
         this = {final for _, final in epoch}
         merge = []
         for shard in range(self.num_shards):
-            name = re.compile(re.escape(self.base) + r"-c(\d{8,})" + re.escape(self.shard_name(shard, self.num_shards))
-                              + re.escape(self.suffix) + "$")
+            name = re.compile(
+                re.escape(self.base)
+                + r"-c(\d{8,})"
+                + re.escape(self.shard_name(shard, self.num_shards))
+                + re.escape(self.suffix)
+                + "$"
+            )
             parts = []
             for entry in os.listdir(self.directory):
                 m = name.match(entry)
@@ -416,7 +443,9 @@ class FileSinkWriter(SinkWriter):
         present = [p for p in parts if os.path.exists(p)]
         if len(present) < len(parts):
             if not os.path.exists(target):
-                raise FileNotFoundError(f"cannot finish {target}: parts of it are missing and it does not exist")
+                raise FileNotFoundError(
+                    f"cannot finish {target}: parts of it are missing and it does not exist"
+                )
             for p in present:  # the merge was done and renamed; a crash stopped the clean-up
                 os.remove(p)
             return
@@ -464,13 +493,25 @@ class FileSinkWriter(SinkWriter):
 class FileSink(Sink):
     """Exactly-once files: each checkpoint's epoch is committed as `num_shards` files (naming: module doc)."""
 
-    def __init__(self, file_path_prefix: str, file_name_suffix: str = "", encode: Callable[[Any], bytes] = encode_text,
-                 header: str | None = None, footer: str | None = None, name: str = "Text", *,
-                 fmt: FileFormat | None = None, num_shards: int = 0, shard_name_template: str | None = None,
-                 compression_type: str = "auto") -> None:
+    def __init__(
+        self,
+        file_path_prefix: str,
+        file_name_suffix: str = "",
+        encode: Callable[[Any], bytes] = encode_text,
+        header: str | None = None,
+        footer: str | None = None,
+        name: str = "Text",
+        *,
+        fmt: FileFormat | None = None,
+        num_shards: int = 0,
+        shard_name_template: str | None = None,
+        compression_type: str = "auto",
+    ) -> None:
         self.prefix = local_path(file_path_prefix)
         if not os.path.basename(self.prefix):
-            raise ValueError(f"file_path_prefix={file_path_prefix!r} must end with a file name prefix, not a folder")
+            raise ValueError(
+                f"file_path_prefix={file_path_prefix!r} must end with a file name prefix, not a folder"
+            )
         self.suffix = file_name_suffix
         if num_shards < 0:
             raise ValueError(f"num_shards must be >= 0, got {num_shards}")
@@ -520,14 +561,27 @@ class FileSink(Sink):
         if self.prefix.startswith("gs://"):
             from millstream.connectors.files.gcs_sink import GcsSinkWriter
 
-            return GcsSinkWriter(self.prefix, self.suffix, self.fmt, getattr(job, "job_name", "millstream"),
-                                 self.num_shards, self.template, batch=batch)
-        return FileSinkWriter(self.prefix, self.suffix, self.fmt, getattr(job, "job_name", "millstream"),
-                              self.num_shards, self.template, batch=batch)
+            return GcsSinkWriter(
+                self.prefix,
+                self.suffix,
+                self.fmt,
+                getattr(job, "job_name", "millstream"),
+                self.num_shards,
+                self.template,
+                batch=batch,
+            )
+        return FileSinkWriter(
+            self.prefix,
+            self.suffix,
+            self.fmt,
+            getattr(job, "job_name", "millstream"),
+            self.num_shards,
+            self.template,
+            batch=batch,
+        )
 
     def display_name(self) -> str:
         return f"{self.name}({self.prefix}*{self.suffix})"
-
 
 
 # Beam's runners write text-format files with Beam's WriteToText (connectors/files/beam_io.py; lazily).

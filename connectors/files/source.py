@@ -25,7 +25,6 @@ the generation (``gs://b/o#1712345678``), so a restored job resumes only the sam
 object overwritten while a bounded source reads it fails the job with `gcs.ObjectChangedError`.
 """
 
-
 from __future__ import annotations
 
 import codecs
@@ -133,7 +132,9 @@ OpenCursor = Callable[[FileSplit, Any], SplitCursor]
 class FileSourceReader(SourceReader):
     """Reads splits in order through `open_cursor`; one position per split; one watermark split (`stream`)."""
 
-    def __init__(self, splits: list[FileSplit], open_cursor: OpenCursor, batch_size: int, stream: str) -> None:
+    def __init__(
+        self, splits: list[FileSplit], open_cursor: OpenCursor, batch_size: int, stream: str
+    ) -> None:
         self.splits = splits
         self.open_cursor = open_cursor
         self.batch_size = max(1, batch_size)
@@ -226,8 +227,14 @@ def _reason(e: BaseException) -> str:
 
 
 #: What damaged compressed data raises (a plain OSError is bz2's "Invalid data stream"); last must be OSError.
-_CORRUPT: tuple[type[BaseException], ...] = (EOFError, gzip.BadGzipFile, zlib.error, lzma.LZMAError,
-                                             zipfile.BadZipFile, OSError)
+_CORRUPT: tuple[type[BaseException], ...] = (
+    EOFError,
+    gzip.BadGzipFile,
+    zlib.error,
+    lzma.LZMAError,
+    zipfile.BadZipFile,
+    OSError,
+)
 
 
 class FunctionDecoder(LineDecoder):
@@ -267,7 +274,9 @@ class TextDecoder(FunctionDecoder):
         super().__init__(decode)
         # the whole batch in one C-level pass (no Python call per line); `decode` finds a bad line
         self.batch_decode: Callable[[bytes], str] = (
-            bytes.decode if codecs.lookup(codec).name == "utf-8" else functools.partial(bytes.decode, encoding=codec)
+            bytes.decode
+            if codecs.lookup(codec).name == "utf-8"
+            else functools.partial(bytes.decode, encoding=codec)
         )
 
     def decode(self, lines: list[bytes]) -> tuple[list[Any], list[tuple[int, str]]]:
@@ -298,8 +307,9 @@ def decode_json(raw: bytes) -> Any:
 DecoderFactory = Callable[[str, str], LineDecoder]
 
 
-def plan_line_splits(path: str, size: int, split_size: int,
-                     generation: int | None = None) -> list[tuple[int, int | None]]:
+def plan_line_splits(
+    path: str, size: int, split_size: int, generation: int | None = None
+) -> list[tuple[int, int | None]]:
     """Line-aligned byte ranges of an uncompressed file of `size` bytes, about `split_size` each.
 
     Each boundary is moved forward to just after the next newline, so every line lies in exactly one range;
@@ -342,8 +352,15 @@ class LineCursor(SplitCursor):
 
     BLOCK = 1 << 20
 
-    def __init__(self, split: FileSplit, position: Any, decoder: LineDecoder, skip_header_lines: int = 0,
-                 strip_trailing_newlines: bool = True, tail: bool = False) -> None:
+    def __init__(
+        self,
+        split: FileSplit,
+        position: Any,
+        decoder: LineDecoder,
+        skip_header_lines: int = 0,
+        strip_trailing_newlines: bool = True,
+        tail: bool = False,
+    ) -> None:
         self.split = split
         self.decoder = decoder
         self.skip_header_lines = skip_header_lines if split.start == 0 else 0
@@ -391,7 +408,8 @@ class LineCursor(SplitCursor):
             chunk = self.fh.read(want) if self.fh is self.raw else self.fh.read1(want)
         except _CORRUPT as e:
             if self.split.compression == CompressionTypes.UNCOMPRESSED or (
-                    type(e) is not OSError and not isinstance(e, _CORRUPT[:-1])):
+                type(e) is not OSError and not isinstance(e, _CORRUPT[:-1])
+            ):
                 raise  # a network or disk error, not damaged data
             self._damage(e)
             return False
@@ -409,8 +427,13 @@ class LineCursor(SplitCursor):
 
     def _damage(self, e: BaseException) -> None:
         """Corrupt or truncated compressed data: the rest of the split becomes one dead-letter record."""
-        self.damaged = {"file": self.split.path, "line": -1, "offset": self.read_to, "raw": self.partial,
-                        "reason": f"corrupt or truncated {self.split.compression} data: {_reason(e)}"}
+        self.damaged = {
+            "file": self.split.path,
+            "line": -1,
+            "offset": self.read_to,
+            "raw": self.partial,
+            "reason": f"corrupt or truncated {self.split.compression} data: {_reason(e)}",
+        }
         self.partial = b""
 
     def _take(self, n: int) -> tuple[list[bytes], bool, bool]:
@@ -459,8 +482,9 @@ class LineCursor(SplitCursor):
             errors.append(self.damaged)
         return values, errors, out
 
-    def _errors(self, bad: list[tuple[int, str]], lines: list[bytes], skip: int, start_offset: int,
-                start_line: int) -> list[dict[str, Any]]:
+    def _errors(
+        self, bad: list[tuple[int, str]], lines: list[bytes], skip: int, start_offset: int, start_line: int
+    ) -> list[dict[str, Any]]:
         base = self._line_base()
         offsets = [start_offset]
         for line in lines:
@@ -471,8 +495,15 @@ class LineCursor(SplitCursor):
             raw = lines[j]
             if self.strip and raw.endswith(b"\r"):
                 raw = raw[:-1]
-            out.append({"file": self.split.path, "line": base + start_line + j + 1, "offset": offsets[j],
-                        "raw": raw, "reason": reason})
+            out.append(
+                {
+                    "file": self.split.path,
+                    "line": base + start_line + j + 1,
+                    "offset": offsets[j],
+                    "raw": raw,
+                    "reason": reason,
+                }
+            )
         return out
 
     def _line_base(self) -> int:
@@ -495,8 +526,9 @@ class LineCursor(SplitCursor):
             self.raw.close()
 
 
-def line_splits(files: list[str] | list[tuple[str, int, int | None]], compression_type: str,
-                split_size: int) -> list[FileSplit]:
+def line_splits(
+    files: list[str] | list[tuple[str, int, int | None]], compression_type: str, split_size: int
+) -> list[FileSplit]:
     """The splits of line files: byte ranges of large uncompressed files, whole compressed files.
 
     `files` are paths, or (path, size, generation) as `pattern_files` gives them (no second metadata request).
@@ -509,8 +541,9 @@ def line_splits(files: list[str] | list[tuple[str, int, int | None]], compressio
             splits.append(FileSplit(path, 0, None, compression, size, generation))
             continue
         for start, end in plan_line_splits(path, size, split_size, generation):
-            splits.append(FileSplit(path, start, end, compression, (size if end is None else end) - start,
-                                    generation))
+            splits.append(
+                FileSplit(path, start, end, compression, (size if end is None else end) - start, generation)
+            )
     return splits
 
 
@@ -526,7 +559,10 @@ def pattern_files(pattern: str) -> list[tuple[str, int, int | None]]:
 
 def pattern_splits(pattern: str) -> list[FileSplit]:
     """One whole-file split per matched file (Avro, Parquet), objects pinned to their generation."""
-    return [FileSplit(p, 0, None, CompressionTypes.UNCOMPRESSED, size, gen) for p, size, gen in pattern_files(pattern)]
+    return [
+        FileSplit(p, 0, None, CompressionTypes.UNCOMPRESSED, size, gen)
+        for p, size, gen in pattern_files(pattern)
+    ]
 
 
 class LineFileSource(Source):
@@ -537,10 +573,20 @@ class LineFileSource(Source):
     (see `connectors.watch`).
     """
 
-    def __init__(self, file_pattern: str, decode: Callable[[bytes], Any] = decode_text, skip_header_lines: int = 0,
-                 name: str = "Text", *, decoder_factory: DecoderFactory | None = None,
-                 compression_type: str = "auto", strip_trailing_newlines: bool = True,
-                 split_size: int = DEFAULT_SPLIT_SIZE, watch: bool = False, poll_interval: float = 5.0) -> None:
+    def __init__(
+        self,
+        file_pattern: str,
+        decode: Callable[[bytes], Any] = decode_text,
+        skip_header_lines: int = 0,
+        name: str = "Text",
+        *,
+        decoder_factory: DecoderFactory | None = None,
+        compression_type: str = "auto",
+        strip_trailing_newlines: bool = True,
+        split_size: int = DEFAULT_SPLIT_SIZE,
+        watch: bool = False,
+        poll_interval: float = 5.0,
+    ) -> None:
         local_path(file_pattern)
         self.file_pattern = file_pattern
         self.decode = decode
@@ -579,8 +625,14 @@ class LineFileSource(Source):
 
     def cursor(self, split: FileSplit, position: Any, tail: bool = False) -> LineCursor:
         """A cursor over one split of this source."""
-        return LineCursor(split, position, self.decoder_factory(split.path, split.compression),
-                          self.skip_header_lines, self.strip_trailing_newlines, tail)
+        return LineCursor(
+            split,
+            position,
+            self.decoder_factory(split.path, split.compression),
+            self.skip_header_lines,
+            self.strip_trailing_newlines,
+            tail,
+        )
 
     def create_reader(self, options: Any) -> SourceReader:
         from millstream.engine.model.options import MillstreamOptions

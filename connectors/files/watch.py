@@ -164,7 +164,9 @@ class WatchReader(SourceReader):
                 self.queue.append((key, path, generation, True))
                 continue
             settled = previous == (size, mtime)
-            compressed = CompressionTypes.resolve(self.source.compression_type, path) != CompressionTypes.UNCOMPRESSED
+            compressed = (
+                CompressionTypes.resolve(self.source.compression_type, path) != CompressionTypes.UNCOMPRESSED
+            )
             if compressed:
                 if settled and size > 0:
                     self.queue.append((key, path, None, True))
@@ -173,7 +175,9 @@ class WatchReader(SourceReader):
             if size < offset:
                 if path not in self.warned:
                     self.warned.add(path)
-                    log.warning("%s shrank below the %d bytes already read; it is not read again", path, offset)
+                    log.warning(
+                        "%s shrank below the %d bytes already read; it is not read again", path, offset
+                    )
                 continue
             if size > offset:
                 self.queue.append((key, path, None, settled))
@@ -182,8 +186,11 @@ class WatchReader(SourceReader):
         """This poll's listing: from the last name seen on an object store between full rescans, else all."""
         pattern = self.source.file_pattern
         fs = filesystem_for(pattern) if is_remote(pattern) else None
-        incremental = (isinstance(fs, IncrementalLister) and self.last_listed is not None
-                       and self.polls % max(1, self.full_rescan_every) != 0)
+        incremental = (
+            isinstance(fs, IncrementalLister)
+            and self.last_listed is not None
+            and self.polls % max(1, self.full_rescan_every) != 0
+        )
         self.polls += 1
         if incremental:
             assert isinstance(fs, IncrementalLister) and self.last_listed is not None

@@ -29,7 +29,9 @@ class KafkaOptions(PipelineOptions):
     @classmethod
     def _add_argparse_args(cls, parser: Any) -> None:
         parser.add_argument(
-            "--shard_id", type=int, default=0,
+            "--shard_id",
+            type=int,
+            default=0,
             help="this process's shard of the job: it reads Kafka partitions p with p %% num_shards == shard_id",
         )
         parser.add_argument(

@@ -55,24 +55,45 @@ class ReadFromKafka(PTransform):
     log_append_time = "LogAppendTime"
     processing_time_policy = "ProcessingTime"
 
-    def __init__(self, consumer_config: Mapping[str, Any] | None = None,
-                 topics: Sequence[str] | str | None = None, key_deserializer: Any = None,
-                 value_deserializer: Any = None, start_read_time: int | None = None,
-                 max_num_records: int | None = None, max_read_time: int | None = None,
-                 commit_offset_in_finalize: bool = True, timestamp_policy: str = "create_time",
-                 with_metadata: bool = False, expansion_service: Any = None, *,
-                 topic_pattern: str | None = None, bootstrap_servers: str | None = None,
-                 timestamp_fn: Callable[[Any], Any] | None = None, max_out_of_orderness: float = 0.0,
-                 idle_timeout: float | None = None, with_dead_letters: bool = False) -> None:
-        for name, value in (("start_read_time", start_read_time), ("max_num_records", max_num_records),
-                            ("max_read_time", max_read_time)):
+    def __init__(
+        self,
+        consumer_config: Mapping[str, Any] | None = None,
+        topics: Sequence[str] | str | None = None,
+        key_deserializer: Any = None,
+        value_deserializer: Any = None,
+        start_read_time: int | None = None,
+        max_num_records: int | None = None,
+        max_read_time: int | None = None,
+        commit_offset_in_finalize: bool = True,
+        timestamp_policy: str = "create_time",
+        with_metadata: bool = False,
+        expansion_service: Any = None,
+        *,
+        topic_pattern: str | None = None,
+        bootstrap_servers: str | None = None,
+        timestamp_fn: Callable[[Any], Any] | None = None,
+        max_out_of_orderness: float = 0.0,
+        idle_timeout: float | None = None,
+        with_dead_letters: bool = False,
+    ) -> None:
+        for name, value in (
+            ("start_read_time", start_read_time),
+            ("max_num_records", max_num_records),
+            ("max_read_time", max_read_time),
+        ):
             if value is not None:
-                raise KafkaConfigError(f"ReadFromKafka: {name} is not supported (reads are unbounded; drain the "
-                                       "job to end it)")
+                raise KafkaConfigError(
+                    f"ReadFromKafka: {name} is not supported (reads are unbounded; drain the job to end it)"
+                )
         source = KafkaSource(
-            bootstrap_servers=bootstrap_servers, topics=topics, topic_pattern=topic_pattern,
-            consumer_config=consumer_config, key_deserializer=key_deserializer,
-            value_deserializer=value_deserializer, with_metadata=with_metadata, timestamp_policy=timestamp_policy,
+            bootstrap_servers=bootstrap_servers,
+            topics=topics,
+            topic_pattern=topic_pattern,
+            consumer_config=consumer_config,
+            key_deserializer=key_deserializer,
+            value_deserializer=value_deserializer,
+            with_metadata=with_metadata,
+            timestamp_policy=timestamp_policy,
         )
         self.source = source
         super().__init__(f"ReadFromKafka({source.display_name()[6:-1]})")
@@ -100,15 +121,27 @@ class WriteToKafka(PTransform):
     at once, at least once.
     """
 
-    def __init__(self, producer_config: Mapping[str, Any] | None = None, topic: str | None = None,
-                 key_serializer: Any = None, value_serializer: Any = None, expansion_service: Any = None, *,
-                 bootstrap_servers: str | None = None, exactly_once: bool = True,
-                 max_replay_bytes: int = DEFAULT_MAX_REPLAY_BYTES) -> None:
+    def __init__(
+        self,
+        producer_config: Mapping[str, Any] | None = None,
+        topic: str | None = None,
+        key_serializer: Any = None,
+        value_serializer: Any = None,
+        expansion_service: Any = None,
+        *,
+        bootstrap_servers: str | None = None,
+        exactly_once: bool = True,
+        max_replay_bytes: int = DEFAULT_MAX_REPLAY_BYTES,
+    ) -> None:
         if topic is None:
             raise KafkaConfigError("WriteToKafka needs topic=")
         self.sink = KafkaSink(
-            topic=topic, bootstrap_servers=bootstrap_servers, producer_config=producer_config,
-            key_serializer=key_serializer, value_serializer=value_serializer, exactly_once=exactly_once,
+            topic=topic,
+            bootstrap_servers=bootstrap_servers,
+            producer_config=producer_config,
+            key_serializer=key_serializer,
+            value_serializer=value_serializer,
+            exactly_once=exactly_once,
             max_replay_bytes=max_replay_bytes,
         )
         super().__init__(f"WriteToKafka({topic})")

@@ -48,8 +48,10 @@ def resolve_deserializer(spec: Any, what: str) -> Callable[[Any], Any] | None:
     if spec == _JAVA + "StringDeserializer":
         return _utf8_decode
     if isinstance(spec, str):
-        raise KafkaConfigError(f"{what}={spec!r}: give a Python function (bytes -> value) or a Java "
-                               "ByteArray/String deserializer name")
+        raise KafkaConfigError(
+            f"{what}={spec!r}: give a Python function (bytes -> value) or a Java "
+            "ByteArray/String deserializer name"
+        )
     if not callable(spec):
         raise KafkaConfigError(f"{what} must be callable, got {type(spec).__name__}")
     fn = spec
@@ -67,8 +69,10 @@ def resolve_serializer(spec: Any, what: str) -> Callable[[Any], bytes | None]:
     if spec == _JAVA + "StringSerializer":
         return _utf8_encode
     if isinstance(spec, str):
-        raise KafkaConfigError(f"{what}={spec!r}: give a Python function (value -> bytes) or a Java "
-                               "ByteArray/String serializer name")
+        raise KafkaConfigError(
+            f"{what}={spec!r}: give a Python function (value -> bytes) or a Java "
+            "ByteArray/String serializer name"
+        )
     if not callable(spec):
         raise KafkaConfigError(f"{what} must be callable, got {type(spec).__name__}")
     fn = spec

@@ -83,10 +83,17 @@ DEFAULT_MAX_REPLAY_BYTES = 64 << 20
 class KafkaSink(Sink):
     """Configuration of one Kafka output topic (see the module docstring)."""
 
-    def __init__(self, *, topic: str, bootstrap_servers: str | None = None,
-                 producer_config: Mapping[str, Any] | None = None, key_serializer: Any = None,
-                 value_serializer: Any = None, exactly_once: bool = True,
-                 max_replay_bytes: int = DEFAULT_MAX_REPLAY_BYTES) -> None:
+    def __init__(
+        self,
+        *,
+        topic: str,
+        bootstrap_servers: str | None = None,
+        producer_config: Mapping[str, Any] | None = None,
+        key_serializer: Any = None,
+        value_serializer: Any = None,
+        exactly_once: bool = True,
+        max_replay_bytes: int = DEFAULT_MAX_REPLAY_BYTES,
+    ) -> None:
         if not topic or not isinstance(topic, str):
             raise KafkaConfigError("WriteToKafka needs topic=")
         self.topic = topic
@@ -134,8 +141,10 @@ class KafkaSink(Sink):
         if self.pipeline is None:
             return None, set()
         sources = [
-            applied.transform.source for applied in self.pipeline.primitives()
-            if isinstance(applied.transform, Read) and isinstance(applied.transform.source, KafkaSource)
+            applied.transform.source
+            for applied in self.pipeline.primitives()
+            if isinstance(applied.transform, Read)
+            and isinstance(applied.transform.source, KafkaSource)
             and applied.transform.source.cluster == self.cluster
         ]
         if not sources:
@@ -161,9 +170,14 @@ class KafkaSink(Sink):
             interval = float(options.view_as(MillstreamOptions).checkpoint_interval)
             group, group_sources = self._source_group(options)
             txn = KafkaTransaction(
-                registry=registry, cluster=self.cluster, kwargs=self.kwargs,
-                transactional_id=f"{prefix}.shard-{shard}", exactly_once=self.exactly_once, group=group,
-                group_sources=group_sources, timeout_ms=self._timeout_ms(interval) if self.exactly_once else 0,
+                registry=registry,
+                cluster=self.cluster,
+                kwargs=self.kwargs,
+                transactional_id=f"{prefix}.shard-{shard}",
+                exactly_once=self.exactly_once,
+                group=group,
+                group_sources=group_sources,
+                timeout_ms=self._timeout_ms(interval) if self.exactly_once else 0,
                 max_replay_bytes=self.max_replay_bytes,
             )
             registry.txns[self.cluster] = txn
@@ -210,7 +224,9 @@ class KafkaSinkWriter(SinkWriter):
             except Exception as e:
                 raise TypeError(f"WriteToKafka({topic}): cannot serialise {element!r:.200}: {e}") from e
             if kb is None and vb is None:
-                raise ValueError(f"WriteToKafka({topic}): a record needs a key or a value, got {element!r:.200}")
+                raise ValueError(
+                    f"WriteToKafka({topic}): a record needs a key or a value, got {element!r:.200}"
+                )
             if headers is not None:
                 headers = [(str(h), v.encode("utf-8") if isinstance(v, str) else v) for h, v in headers]
             out.append((topic, kb, vb, headers))

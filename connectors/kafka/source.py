@@ -72,10 +72,6 @@ CREATE_TIME, LOG_APPEND_TIME = 0, 1
 SHARD_KEY = "@shard"
 
 
-
-
-
-
 @dataclass(slots=True)
 class KafkaRecord:
     """A record with its metadata (``with_metadata=True``), shaped like Beam's KafkaRecord."""
@@ -139,8 +135,10 @@ def close_when_task_ends(closer: Callable[[], Any]) -> None:
 
 
 TIMESTAMP_POLICIES = {
-    "create_time": CREATE_TIME, "CreateTime": CREATE_TIME,
-    "log_append_time": LOG_APPEND_TIME, "LogAppendTime": LOG_APPEND_TIME,
+    "create_time": CREATE_TIME,
+    "CreateTime": CREATE_TIME,
+    "log_append_time": LOG_APPEND_TIME,
+    "LogAppendTime": LOG_APPEND_TIME,
 }
 
 
@@ -150,10 +148,18 @@ class KafkaSource(Source):
     is_bounded = False
     stamps_event_time = True
 
-    def __init__(self, *, bootstrap_servers: str | None = None, topics: Sequence[str] | str | None = None,
-                 topic_pattern: str | None = None, consumer_config: Mapping[str, Any] | None = None,
-                 key_deserializer: Any = None, value_deserializer: Any = None, with_metadata: bool = False,
-                 timestamp_policy: str = "create_time") -> None:
+    def __init__(
+        self,
+        *,
+        bootstrap_servers: str | None = None,
+        topics: Sequence[str] | str | None = None,
+        topic_pattern: str | None = None,
+        consumer_config: Mapping[str, Any] | None = None,
+        key_deserializer: Any = None,
+        value_deserializer: Any = None,
+        with_metadata: bool = False,
+        timestamp_policy: str = "create_time",
+    ) -> None:
         if isinstance(topics, str):
             topics = [topics]
         self.topics = list(topics or [])
@@ -269,7 +275,9 @@ class KafkaSourceReader(SourceReader):
                 if initial and self.source.pattern is None:
                     raise KafkaConfigError(f"Kafka topic {topic!r} does not exist on {self.source.bootstrap}")
                 continue
-            wanted.extend(TopicPartition(topic, p) for p in sorted(parts) if p % self.num_shards == self.shard)
+            wanted.extend(
+                TopicPartition(topic, p) for p in sorted(parts) if p % self.num_shards == self.shard
+            )
         if not initial and set(wanted) == set(self.tps):
             return
         new = [tp for tp in wanted if _split(tp) not in self.pos]
@@ -341,9 +349,16 @@ class KafkaSourceReader(SourceReader):
                 raise ValueError("a record has no timestamp")
             if source.with_metadata:
                 values = [
-                    KafkaRecord(r.topic, r.partition, r.offset, r.timestamp, r.timestamp_type,
-                                r.key if kd is None else kd(r.key), r.value if vd is None else vd(r.value),
-                                list(r.headers))
+                    KafkaRecord(
+                        r.topic,
+                        r.partition,
+                        r.offset,
+                        r.timestamp,
+                        r.timestamp_type,
+                        r.key if kd is None else kd(r.key),
+                        r.value if vd is None else vd(r.value),
+                        list(r.headers),
+                    )
                     for r in records
                 ]
             elif kd is None and vd is None:
@@ -360,10 +375,14 @@ class KafkaSourceReader(SourceReader):
         except Exception:
             values, timestamps, errors = self._decode_slowly(records, split)
         self.pos[split] = records[-1].offset + 1
-        nbytes = sum([r.serialized_key_size + r.serialized_value_size for r in records])  # a null key counts -1
+        nbytes = sum(
+            [r.serialized_key_size + r.serialized_value_size for r in records]
+        )  # a null key counts -1
         return SourceBatch(split, values, timestamps, errors, nbytes=nbytes)
 
-    def _decode_slowly(self, records: list[Any], split: str) -> tuple[list[Any], list[int], list[dict[str, Any]]]:
+    def _decode_slowly(
+        self, records: list[Any], split: str
+    ) -> tuple[list[Any], list[int], list[dict[str, Any]]]:
         source = self.source
         kd, vd = source.key_deserializer, source.value_deserializer
         values: list[Any] = []
@@ -371,10 +390,19 @@ class KafkaSourceReader(SourceReader):
         errors: list[dict[str, Any]] = []
 
         def bad(r: Any, reason: str) -> None:
-            errors.append({
-                "topic": r.topic, "partition": r.partition, "offset": r.offset, "timestamp": r.timestamp,
-                "key": r.key, "raw": r.value, "headers": list(r.headers), "reason": reason, "split": split,
-            })
+            errors.append(
+                {
+                    "topic": r.topic,
+                    "partition": r.partition,
+                    "offset": r.offset,
+                    "timestamp": r.timestamp,
+                    "key": r.key,
+                    "raw": r.value,
+                    "headers": list(r.headers),
+                    "reason": reason,
+                    "split": split,
+                }
+            )
 
         for r in records:
             if r.timestamp < 0:
@@ -391,8 +419,18 @@ class KafkaSourceReader(SourceReader):
                 bad(r, f"value: {type(e).__name__}: {e}")
                 continue
             if source.with_metadata:
-                values.append(KafkaRecord(r.topic, r.partition, r.offset, r.timestamp, r.timestamp_type, key,
-                                          value, list(r.headers)))
+                values.append(
+                    KafkaRecord(
+                        r.topic,
+                        r.partition,
+                        r.offset,
+                        r.timestamp,
+                        r.timestamp_type,
+                        key,
+                        value,
+                        list(r.headers),
+                    )
+                )
             else:
                 values.append((key, value))
             timestamps.append(r.timestamp * 1000)
@@ -427,7 +465,11 @@ class KafkaSourceReader(SourceReader):
         for split, tp in self.tp_of.items():
             end = None
             if self.consumer is not None:
-                end = self.consumer.last_stable_offset(tp) if self.read_committed else self.consumer.highwater(tp)
+                end = (
+                    self.consumer.last_stable_offset(tp)
+                    if self.read_committed
+                    else self.consumer.highwater(tp)
+                )
             out[split] = None if end is None else max(0, end - self.pos.get(split, end))
         return out
 
@@ -437,10 +479,14 @@ class KafkaSourceReader(SourceReader):
         txn = job_kafka(self.options).txns.get(self.source.cluster)
         if txn is not None and txn.takes_offsets_of(self):
             return  # committed inside the sink's transaction
-        offsets = {tp: (offset, format_offset_metadata(checkpoint_id)) for tp, offset in self.offsets().items()}
+        offsets = {
+            tp: (offset, format_offset_metadata(checkpoint_id)) for tp, offset in self.offsets().items()
+        }
         if not offsets:
             return
         try:
             await asyncio.wait_for(self.consumer.commit(offsets), timeout=5.0)
         except Exception as e:  # the checkpoint is durable; a missed commit only delays monitoring
-            log.warning("Kafka %s: committing offsets of checkpoint %d failed: %s", self.group, checkpoint_id, e)
+            log.warning(
+                "Kafka %s: committing offsets of checkpoint %d failed: %s", self.group, checkpoint_id, e
+            )

@@ -64,9 +64,19 @@ def _fatal_record_error(e: BaseException) -> bool:
 class KafkaTransaction:
     """The producer shared by a run's Kafka sinks on one cluster: epochs, commits, markers, recovery."""
 
-    def __init__(self, *, registry: JobKafka, cluster: str, kwargs: dict[str, Any], transactional_id: str,
-                 exactly_once: bool, group: str | None, group_sources: set[int], timeout_ms: int,
-                 max_replay_bytes: int) -> None:
+    def __init__(
+        self,
+        *,
+        registry: JobKafka,
+        cluster: str,
+        kwargs: dict[str, Any],
+        transactional_id: str,
+        exactly_once: bool,
+        group: str | None,
+        group_sources: set[int],
+        timeout_ms: int,
+        max_replay_bytes: int,
+    ) -> None:
         self.registry = registry
         self.cluster = cluster
         self.kwargs = kwargs
@@ -122,8 +132,11 @@ class KafkaTransaction:
             await _quietly(producer.stop())
             raise KafkaTransactionError(
                 f"Kafka producer {self.transactional_id} on {self.cluster} could not start: {type(e).__name__}: {e}"
-                + (" (is transaction.timeout.ms above the broker's transaction.max.timeout.ms?)"
-                   if "InvalidTransactionTimeout" in type(e).__name__ else "")
+                + (
+                    " (is transaction.timeout.ms above the broker's transaction.max.timeout.ms?)"
+                    if "InvalidTransactionTimeout" in type(e).__name__
+                    else ""
+                )
             ) from e
         self.producer = producer
         self.in_txn = False
@@ -162,9 +175,18 @@ class KafkaTransaction:
         from aiokafka.admin import AIOKafkaAdminClient
 
         if self.admin is None:
-            admin_keys = ("bootstrap_servers", "security_protocol", "ssl_context", "sasl_mechanism",
-                          "sasl_plain_username", "sasl_plain_password", "sasl_kerberos_service_name",
-                          "sasl_kerberos_domain_name", "sasl_oauth_token_provider", "request_timeout_ms")
+            admin_keys = (
+                "bootstrap_servers",
+                "security_protocol",
+                "ssl_context",
+                "sasl_mechanism",
+                "sasl_plain_username",
+                "sasl_plain_password",
+                "sasl_kerberos_service_name",
+                "sasl_kerberos_domain_name",
+                "sasl_oauth_token_provider",
+                "request_timeout_ms",
+            )
             kwargs = {k: v for k, v in self.kwargs.items() if k in admin_keys}
             admin = AIOKafkaAdminClient(**kwargs)
             await admin.start()
@@ -276,8 +298,12 @@ class KafkaTransaction:
                 self.replay.extend(records)
                 self.replay_bytes += sum(len(k or b"") + len(v or b"") + 64 for _, k, v, _ in records)
                 if self.replay_bytes > self.max_replay_bytes:
-                    log.info("Kafka %s: the epoch exceeds max_replay_bytes=%d; it cannot be replayed after an "
-                             "error (a restart recovers instead)", self.transactional_id, self.max_replay_bytes)
+                    log.info(
+                        "Kafka %s: the epoch exceeds max_replay_bytes=%d; it cannot be replayed after an "
+                        "error (a restart recovers instead)",
+                        self.transactional_id,
+                        self.max_replay_bytes,
+                    )
                     self.replay = None
             try:
                 await self._send(records)
@@ -345,7 +371,9 @@ class KafkaTransaction:
                 await self._flush_checked()
             except Exception as e:
                 if not self.exactly_once:
-                    raise KafkaTransactionError(f"Kafka sink {self.transactional_id}: a send failed: {e}") from e
+                    raise KafkaTransactionError(
+                        f"Kafka sink {self.transactional_id}: a send failed: {e}"
+                    ) from e
                 await self._recover_epoch(e, "prepare")
             self.pending_offsets = self._source_offsets()
             return {"txn": self.transactional_id, "epoch_records": len(self.replay or ())}
@@ -370,7 +398,9 @@ class KafkaTransaction:
 
         meta = format_offset_metadata(checkpoint_id, self.transactional_id, seq)
         if self.group is not None and self.pending_offsets:
-            return {tp: OffsetAndMetadata(offset, meta) for tp, offset in self.pending_offsets.items()}, self.group
+            return {
+                tp: OffsetAndMetadata(offset, meta) for tp, offset in self.pending_offsets.items()
+            }, self.group
         return {TopicPartition(self.topics[0], 0): OffsetAndMetadata(seq, meta)}, self.marker_group
 
     async def commit(self, checkpoint_id: int) -> None:
@@ -418,24 +448,34 @@ class KafkaTransaction:
             self._epoch_done()
 
     # -- recovery from a failed transaction ---------------------------------------------------------------------
-    async def _recover_epoch(self, error: BaseException, stage: str, checkpoint_id: int | None = None,
-                             seq: int | None = None) -> None:
+    async def _recover_epoch(
+        self, error: BaseException, stage: str, checkpoint_id: int | None = None, seq: int | None = None
+    ) -> None:
         """Make a new producer and repeat the epoch in a new transaction (see the module docstring)."""
         if not self.exactly_once or _fatal_record_error(error):
             raise error
         deadline = time.monotonic() + max(60.0, 2 * self.timeout_ms / 1000)
         while True:
             self.recoveries += 1
-            log.warning("Kafka transaction %s failed during %s (%s: %s): making a new producer and repeating "
-                        "the epoch", self.transactional_id, stage, type(error).__name__, error)
+            log.warning(
+                "Kafka transaction %s failed during %s (%s: %s): making a new producer and repeating "
+                "the epoch",
+                self.transactional_id,
+                stage,
+                type(error).__name__,
+                error,
+            )
             self._check_not_replaced(await self.read_marker(), stage, seq)
             await self._close_producer()
             try:
                 await self._start_producer()
                 marker = await self.read_marker()
                 if stage == "commit" and marker is not None and marker.seq == seq:
-                    log.info("Kafka %s: the commit of checkpoint %s had reached the broker", self.transactional_id,
-                             checkpoint_id)
+                    log.info(
+                        "Kafka %s: the commit of checkpoint %s had reached the broker",
+                        self.transactional_id,
+                        checkpoint_id,
+                    )
                     return
                 self._check_not_replaced(marker, stage, seq)
                 if self.replay is None:

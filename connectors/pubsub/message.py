@@ -24,8 +24,14 @@ class PubsubMessage:
 
     __slots__ = ("data", "attributes", "message_id", "publish_time", "ordering_key")
 
-    def __init__(self, data: bytes | None, attributes: dict[str, str] | None, message_id: str | None = None,
-                 publish_time: datetime.datetime | None = None, ordering_key: str = "") -> None:
+    def __init__(
+        self,
+        data: bytes | None,
+        attributes: dict[str, str] | None,
+        message_id: str | None = None,
+        publish_time: datetime.datetime | None = None,
+        ordering_key: str = "",
+    ) -> None:
         if data is None and not attributes:
             raise ValueError(f"Either data ({data!r}) or attributes ({attributes!r}) must be set.")
         self.data = data
@@ -38,13 +44,20 @@ class PubsubMessage:
         return hash((self.data, frozenset((self.attributes or {}).items())))
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, PubsubMessage) and self.data == other.data and self.attributes == other.attributes
+        return (
+            isinstance(other, PubsubMessage)
+            and self.data == other.data
+            and self.attributes == other.attributes
+        )
 
     def __repr__(self) -> str:
         return f"PubsubMessage({self.data!r}, {self.attributes!r})"
 
     def __reduce__(self) -> Any:
-        return (PubsubMessage, (self.data, self.attributes, self.message_id, self.publish_time, self.ordering_key))
+        return (
+            PubsubMessage,
+            (self.data, self.attributes, self.message_id, self.publish_time, self.ordering_key),
+        )
 
 
 def _check_project(project: str) -> None:
@@ -56,7 +69,9 @@ def parse_topic(full_topic: str) -> tuple[str, str]:
     """(project, topic name) of ``projects/<project>/topics/<topic>``; ValueError otherwise (Beam's rule)."""
     m = _TOPIC_RE.fullmatch(full_topic or "")
     if not m:
-        raise ValueError(f'PubSub topic must be in the form "projects/<project>/topics/<topic>" (got {full_topic!r}).')
+        raise ValueError(
+            f'PubSub topic must be in the form "projects/<project>/topics/<topic>" (got {full_topic!r}).'
+        )
     _check_project(m.group(1))
     return m.group(1), m.group(2)
 
@@ -65,8 +80,10 @@ def parse_subscription(full_subscription: str) -> tuple[str, str]:
     """(project, name) of ``projects/<project>/subscriptions/<name>``; ValueError otherwise (Beam's rule)."""
     m = _SUBSCRIPTION_RE.fullmatch(full_subscription or "")
     if not m:
-        raise ValueError('PubSub subscription must be in the form "projects/<project>/subscriptions/<subscription>" '
-                         f"(got {full_subscription!r}).")
+        raise ValueError(
+            'PubSub subscription must be in the form "projects/<project>/subscriptions/<subscription>" '
+            f"(got {full_subscription!r})."
+        )
     _check_project(m.group(1))
     return m.group(1), m.group(2)
 

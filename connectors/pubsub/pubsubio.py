@@ -74,16 +74,35 @@ class ReadFromPubSub(PTransform):
     time or the ``timestamp_attribute``. See the module docstring for the arguments beyond Beam's.
     """
 
-    def __init__(self, topic: str | None = None, subscription: str | None = None, id_label: str | None = None,
-                 with_attributes: bool = False, timestamp_attribute: str | None = None, *,
-                 max_out_of_orderness: float = 10.0, idle_timeout: float | None = None,
-                 with_dead_letters: bool = False, dedup_horizon: float = 600.0, dedup_max_ids: int = 250_000,
-                 max_outstanding_messages: int = 100_000, lease_extension: float | None = None,
-                 max_lease_duration: float = 3600.0) -> None:
+    def __init__(
+        self,
+        topic: str | None = None,
+        subscription: str | None = None,
+        id_label: str | None = None,
+        with_attributes: bool = False,
+        timestamp_attribute: str | None = None,
+        *,
+        max_out_of_orderness: float = 10.0,
+        idle_timeout: float | None = None,
+        with_dead_letters: bool = False,
+        dedup_horizon: float = 600.0,
+        dedup_max_ids: int = 250_000,
+        max_outstanding_messages: int = 100_000,
+        lease_extension: float | None = None,
+        max_lease_duration: float = 3600.0,
+    ) -> None:
         self.source = PubSubSource(
-            topic, subscription, id_label, with_attributes, timestamp_attribute, dedup_horizon=dedup_horizon,
-            dedup_max_ids=dedup_max_ids, max_outstanding_messages=max_outstanding_messages,
-            lease_extension=lease_extension, max_lease_duration=max_lease_duration)
+            topic,
+            subscription,
+            id_label,
+            with_attributes,
+            timestamp_attribute,
+            dedup_horizon=dedup_horizon,
+            dedup_max_ids=dedup_max_ids,
+            max_outstanding_messages=max_outstanding_messages,
+            lease_extension=lease_extension,
+            max_lease_duration=max_lease_duration,
+        )
         if max_out_of_orderness < 0:
             raise ValueError(f"max_out_of_orderness must be >= 0 seconds, got {max_out_of_orderness}")
         self.with_attributes = with_attributes
@@ -105,8 +124,14 @@ class WriteToPubSub(PTransform):
     """Publish ``bytes`` (or `PubsubMessage` with ``with_attributes=True``) to a topic, once per committed
     checkpoint, each with a deterministic id attribute (see the module docstring)."""
 
-    def __init__(self, topic: str, with_attributes: bool = False, id_label: str | None = None,
-                 timestamp_attribute: str | None = None, publish_with_ordering_key: bool = False) -> None:
+    def __init__(
+        self,
+        topic: str,
+        with_attributes: bool = False,
+        id_label: str | None = None,
+        timestamp_attribute: str | None = None,
+        publish_with_ordering_key: bool = False,
+    ) -> None:
         self.topic = topic
         self.with_attributes = with_attributes
         self.id_label = id_label
@@ -116,8 +141,11 @@ class WriteToPubSub(PTransform):
         super().__init__(f"WriteToPubSub({topic})")
 
     def expand(self, pcoll: Any) -> Any:
-        with_attributes, ts_attr, ordering = self.with_attributes, self.timestamp_attribute, \
-            self.publish_with_ordering_key
+        with_attributes, ts_attr, ordering = (
+            self.with_attributes,
+            self.timestamp_attribute,
+            self.publish_with_ordering_key,
+        )
 
         def to_record(element: Any, timestamp: Any = DoFn.TimestampParam) -> Any:
             return publish_record(element, timestamp.micros, with_attributes, ts_attr, ordering)
@@ -128,8 +156,13 @@ class WriteToPubSub(PTransform):
 class ReadStringsFromPubSub(PTransform):
     """Beam's (deprecated) helper: message data decoded as UTF-8 text."""
 
-    def __init__(self, topic: str | None = None, subscription: str | None = None, id_label: str | None = None,
-                 **kwargs: Any) -> None:
+    def __init__(
+        self,
+        topic: str | None = None,
+        subscription: str | None = None,
+        id_label: str | None = None,
+        **kwargs: Any,
+    ) -> None:
         self._read = ReadFromPubSub(topic, subscription, id_label, **kwargs)
         super().__init__(f"ReadStringsFromPubSub({subscription or topic})")
 

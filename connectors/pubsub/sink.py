@@ -58,8 +58,9 @@ _SPILL = re.compile(r"(\d{8,})-([0-9a-f]+)\.(msgpack|done)$")
 __all__ = ["DEFAULT_ID_ATTRIBUTE", "PubSubSink", "PubSubSinkWriter", "publish_record"]
 
 
-def publish_record(element: Any, micros: int, with_attributes: bool, timestamp_attribute: str | None,
-                   ordering: bool) -> tuple[bytes, dict[str, str] | None, str]:
+def publish_record(
+    element: Any, micros: int, with_attributes: bool, timestamp_attribute: str | None, ordering: bool
+) -> tuple[bytes, dict[str, str] | None, str]:
     """An element as ``(data, attributes or None, ordering key)``, checked against Pub/Sub's limits.
 
     With `with_attributes` the element must be a `PubsubMessage`; otherwise bytes (str is encoded as UTF-8).
@@ -68,8 +69,10 @@ def publish_record(element: Any, micros: int, with_attributes: bool, timestamp_a
     key = ""
     if with_attributes:
         if not isinstance(element, PubsubMessage):
-            raise TypeError(f"WriteToPubSub(with_attributes=True) needs PubsubMessage elements, got "
-                            f"{type(element).__name__}: {element!r:.200}")
+            raise TypeError(
+                f"WriteToPubSub(with_attributes=True) needs PubsubMessage elements, got "
+                f"{type(element).__name__}: {element!r:.200}"
+            )
         data: Any = element.data if element.data is not None else b""
         attrs = dict(element.attributes) if element.attributes else {}
         if ordering:
@@ -81,7 +84,9 @@ def publish_record(element: Any, micros: int, with_attributes: bool, timestamp_a
     elif isinstance(data, (bytearray, memoryview)):
         data = bytes(data)
     elif not isinstance(data, bytes):
-        raise TypeError(f"WriteToPubSub needs bytes (or str) message data, got {type(data).__name__}: {data!r:.200}")
+        raise TypeError(
+            f"WriteToPubSub needs bytes (or str) message data, got {type(data).__name__}: {data!r:.200}"
+        )
     if timestamp_attribute is not None and MIN_MICROS < micros < MAX_MICROS:
         attrs[timestamp_attribute] = str(micros // 1000)
     if len(data) > 10_000_000:
@@ -107,7 +112,9 @@ _ORDINALS: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
 class PubSubSink(Sink):
     """Publishes records made by `publish_record` to `topic`, exactly once per committed checkpoint (module doc)."""
 
-    def __init__(self, topic: str, id_label: str | None = None, publish_with_ordering_key: bool = False) -> None:
+    def __init__(
+        self, topic: str, id_label: str | None = None, publish_with_ordering_key: bool = False
+    ) -> None:
         parse_topic(topic)
         self.topic = topic
         self.id_attribute = id_label or DEFAULT_ID_ATTRIBUTE
@@ -145,8 +152,9 @@ class PubSubSinkWriter(SinkWriter):
 
     def root(self) -> str:
         """The folder holding every Pub/Sub sink's spilled epochs of this job (beside the state directory)."""
-        state_dir = getattr(self.job, "state_dir", None) or os.path.join(".millstream",
-                                                                          getattr(self.job, "job_name", "millstream"))
+        state_dir = getattr(self.job, "state_dir", None) or os.path.join(
+            ".millstream", getattr(self.job, "job_name", "millstream")
+        )
         return os.path.abspath(state_dir) + ".pubsub"
 
     def folder(self) -> str:
@@ -167,7 +175,9 @@ class PubSubSinkWriter(SinkWriter):
                 continue  # committed epochs: pruned by later commits
             # An epoch written after the restored checkpoint (never durable), or one no checkpoint refers to.
             if checkpoint_id is not None and int(m.group(1)) <= checkpoint_id:
-                log.warning("%s: discarding %s, an epoch no checkpoint refers to", self.sink.display_name(), name)
+                log.warning(
+                    "%s: discarding %s, an epoch no checkpoint refers to", self.sink.display_name(), name
+                )
             os.remove(os.path.join(folder, name))
 
     async def write(self, values: list[Any]) -> None:
@@ -211,8 +221,10 @@ class PubSubSinkWriter(SinkWriter):
         if not os.path.exists(path):
             if os.path.exists(done):
                 return  # committed before
-            raise FileNotFoundError(f"cannot commit checkpoint {checkpoint_id} to {self.sink.topic}: "
-                                    f"neither {path} nor {done} exists")
+            raise FileNotFoundError(
+                f"cannot commit checkpoint {checkpoint_id} to {self.sink.topic}: "
+                f"neither {path} nor {done} exists"
+            )
         with open(path, "rb") as f:
             data = f.read()
         cipher = self._cipher()
@@ -229,8 +241,11 @@ class PubSubSinkWriter(SinkWriter):
         # Keep the markers of the last few commits: recovery may repeat a commit of one of the retained
         # checkpoints (a crash before the next one, or a fallback when the newest is unreadable).
         folder = os.path.dirname(path)
-        marks = sorted((int(m.group(1)), name) for name in os.listdir(folder)
-                       if (m := _SPILL.match(name)) is not None and m.group(3) == "done")
+        marks = sorted(
+            (int(m.group(1)), name)
+            for name in os.listdir(folder)
+            if (m := _SPILL.match(name)) is not None and m.group(3) == "done"
+        )
         for _, name in marks[:-KEEP_DONE]:
             os.remove(os.path.join(folder, name))
 
@@ -239,9 +254,12 @@ class PubSubSinkWriter(SinkWriter):
             from google.cloud import pubsub_v1
 
             self.publisher = pubsub_v1.PublisherClient(
-                batch_settings=pubsub_v1.types.BatchSettings(max_messages=1000, max_bytes=5_000_000,
-                                                             max_latency=0.01),
-                publisher_options=pubsub_v1.types.PublisherOptions(enable_message_ordering=self.sink.ordering),
+                batch_settings=pubsub_v1.types.BatchSettings(
+                    max_messages=1000, max_bytes=5_000_000, max_latency=0.01
+                ),
+                publisher_options=pubsub_v1.types.PublisherOptions(
+                    enable_message_ordering=self.sink.ordering
+                ),
             )
         return self.publisher
 

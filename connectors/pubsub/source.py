@@ -99,11 +99,20 @@ class PubSubSource(Source):
     is_bounded = False
     stamps_event_time = True
 
-    def __init__(self, topic: str | None = None, subscription: str | None = None, id_label: str | None = None,
-                 with_attributes: bool = False, timestamp_attribute: str | None = None, *,
-                 dedup_horizon: float = 600.0, dedup_max_ids: int = 250_000,
-                 max_outstanding_messages: int = 100_000, lease_extension: float | None = None,
-                 max_lease_duration: float = 3600.0) -> None:
+    def __init__(
+        self,
+        topic: str | None = None,
+        subscription: str | None = None,
+        id_label: str | None = None,
+        with_attributes: bool = False,
+        timestamp_attribute: str | None = None,
+        *,
+        dedup_horizon: float = 600.0,
+        dedup_max_ids: int = 250_000,
+        max_outstanding_messages: int = 100_000,
+        lease_extension: float | None = None,
+        max_lease_duration: float = 3600.0,
+    ) -> None:
         self.topic = topic
         self.subscription = subscription
         self.id_label = id_label
@@ -130,7 +139,9 @@ class PubSubSource(Source):
         if self.max_outstanding_messages < 1:
             raise ValueError(f"max_outstanding_messages must be >= 1, got {self.max_outstanding_messages}")
         if self.lease_extension is not None and not 1 <= self.lease_extension <= 600:
-            raise ValueError(f"lease_extension must be 1..600 seconds (Pub/Sub's range), got {self.lease_extension}")
+            raise ValueError(
+                f"lease_extension must be 1..600 seconds (Pub/Sub's range), got {self.lease_extension}"
+            )
         if self.max_lease_duration < 0:
             raise ValueError(f"max_lease_duration must be >= 0 seconds, got {self.max_lease_duration}")
 
@@ -175,7 +186,18 @@ class PubSubReader(SourceReader):
         #: Counters: received (pulled, incl. redeliveries), emitted, duplicates, dead_letters, acked, extended,
         #: nacked, ack_errors.
         self.stats: dict[str, int] = dict.fromkeys(
-            ("received", "emitted", "duplicates", "dead_letters", "acked", "extended", "nacked", "ack_errors"), 0)
+            (
+                "received",
+                "emitted",
+                "duplicates",
+                "dead_letters",
+                "acked",
+                "extended",
+                "nacked",
+                "ack_errors",
+            ),
+            0,
+        )
         self._run_base_s = 0.0
         self._opened_at = time.monotonic()
         self._lock = threading.Lock()
@@ -210,7 +232,9 @@ class PubSubReader(SourceReader):
             # stop pulling; leases of read messages are kept until the final checkpoint acks them.
             task.add_done_callback(self._on_task_done)
         _LIVE.add(self)
-        workers = [(self._pull_loop, f"pull-{i}") for i in range(PULL_THREADS)] + [(self._lease_loop, "lease")]
+        workers = [(self._pull_loop, f"pull-{i}") for i in range(PULL_THREADS)] + [
+            (self._lease_loop, "lease")
+        ]
         for target, name in workers:
             t = threading.Thread(target=target, name=f"millstream-pubsub-{name}", daemon=True)
             t.start()
@@ -225,7 +249,9 @@ class PubSubReader(SourceReader):
         try:
             if topic is not None:
                 try:
-                    client.create_subscription(request={"name": self.subscription, "topic": topic}, timeout=60)
+                    client.create_subscription(
+                        request={"name": self.subscription, "topic": topic}, timeout=60
+                    )
                     log.info("created subscription %s on %s", self.subscription, topic)
                 except gexc.AlreadyExists:
                     pass
@@ -265,7 +291,9 @@ class PubSubReader(SourceReader):
         self._stop.set()
         with self._lock:
             self._room.notify_all()
-            nack = [m.ack_id for m in self._queue] + self.pending + [i for batch in self.sealed for i in batch]
+            nack = (
+                [m.ack_id for m in self._queue] + self.pending + [i for batch in self.sealed for i in batch]
+            )
             self._queue.clear()
             self.pending, self.sealed = [], []
             for ack_id in nack:
@@ -332,8 +360,15 @@ class PubSubReader(SourceReader):
                         raise ValueError(f"timestamp attribute {ts_attr!r} is missing")
                     ts = parse_event_time(raw)
                 except ValueError as e:
-                    errors.append({"subscription": self.subscription, "message_id": m.message_id, "raw": data,
-                                   "attributes": dict(attrs), "reason": f"bad event time: {e}"})
+                    errors.append(
+                        {
+                            "subscription": self.subscription,
+                            "message_id": m.message_id,
+                            "raw": data,
+                            "attributes": dict(attrs),
+                            "reason": f"bad event time: {e}",
+                        }
+                    )
                     continue
             else:
                 pt = m.publish_time
@@ -341,10 +376,15 @@ class PubSubReader(SourceReader):
             stamps.append(ts)
             if with_attrs:
                 pt = m.publish_time
-                values.append(PubsubMessage(
-                    data, dict(attrs), m.message_id,
-                    EPOCH + datetime.timedelta(seconds=pt.seconds, microseconds=pt.nanos // 1000),
-                    m.ordering_key))
+                values.append(
+                    PubsubMessage(
+                        data,
+                        dict(attrs),
+                        m.message_id,
+                        EPOCH + datetime.timedelta(seconds=pt.seconds, microseconds=pt.nanos // 1000),
+                        m.ordering_key,
+                    )
+                )
             else:
                 values.append(data)
         st = self.stats
@@ -398,7 +438,9 @@ class PubSubReader(SourceReader):
         for i in range(0, len(ids), ACK_CHUNK):
             chunk = ids[i : i + ACK_CHUNK]
             try:
-                self._client.acknowledge(request={"subscription": self.subscription, "ack_ids": chunk}, timeout=30)
+                self._client.acknowledge(
+                    request={"subscription": self.subscription, "ack_ids": chunk}, timeout=30
+                )
                 self._count("acked", len(chunk))
             except Exception as e:  # the messages come back and are recognised as duplicates
                 self._count("ack_errors", len(chunk))
@@ -411,12 +453,22 @@ class PubSubReader(SourceReader):
                 # No client-side retries: the lease thread tries again at its next tick, and a nack at shutdown
                 # must not hang on a server that is gone.
                 self._client.modify_ack_deadline(
-                    request={"subscription": self.subscription, "ack_ids": ids[i : i + ACK_CHUNK],
-                             "ack_deadline_seconds": seconds}, retry=None, timeout=5)
+                    request={
+                        "subscription": self.subscription,
+                        "ack_ids": ids[i : i + ACK_CHUNK],
+                        "ack_deadline_seconds": seconds,
+                    },
+                    retry=None,
+                    timeout=5,
+                )
             except Exception as e:  # an expired lease only means a redelivery, which de-duplication handles
                 ok = False
-                log.warning("extending the ack deadline of %d messages of %s failed: %s",
-                            len(ids[i : i + ACK_CHUNK]), self.subscription, e)
+                log.warning(
+                    "extending the ack deadline of %d messages of %s failed: %s",
+                    len(ids[i : i + ACK_CHUNK]),
+                    self.subscription,
+                    e,
+                )
         return ok
 
     def _pull_loop(self) -> None:
@@ -433,11 +485,15 @@ class PubSubReader(SourceReader):
             try:
                 resp = self._client.pull(
                     request={"subscription": self.subscription, "max_messages": min(PULL_MAX, room)},
-                    retry=None, timeout=PULL_TIMEOUT_S)
+                    retry=None,
+                    timeout=PULL_TIMEOUT_S,
+                )
             except gexc.DeadlineExceeded:
                 continue
             except (gexc.NotFound, gexc.PermissionDenied, gexc.InvalidArgument) as e:
-                self._fatal = RuntimeError(f"{self.source.display_name()}: cannot pull {self.subscription}: {e}")
+                self._fatal = RuntimeError(
+                    f"{self.source.display_name()}: cannot pull {self.subscription}: {e}"
+                )
                 self._wake_loop()
                 return
             except Exception as e:

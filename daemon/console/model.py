@@ -51,7 +51,7 @@ class DeadLetterSample(Node):
 
     def push(self, index: int, batch: Batch) -> None:
         now = time.time()
-        for value in batch.values[-(self.latest.maxlen or 1):]:
+        for value in batch.values[-(self.latest.maxlen or 1) :]:
             record, reason = _split_dead_letter(value)
             self.latest.append({"time": now, "record": _clip(repr(record)), "reason": _clip(reason)})
 
@@ -106,9 +106,16 @@ def _finite(value: float | None) -> float | str | None:
 class ConsoleModel:
     """The console's view of one job: call `tick` on a timer, `document` for the page."""
 
-    def __init__(self, job: Any, collector: JobCollector, dead_letter_samples: dict[str, DeadLetterSample],
-                 *, history_interval_s: float = HISTORY_INTERVAL_S, history_points: int = HISTORY_POINTS,
-                 backlog_age_s: float = BACKLOG_AGE_S) -> None:
+    def __init__(
+        self,
+        job: Any,
+        collector: JobCollector,
+        dead_letter_samples: dict[str, DeadLetterSample],
+        *,
+        history_interval_s: float = HISTORY_INTERVAL_S,
+        history_points: int = HISTORY_POINTS,
+        backlog_age_s: float = BACKLOG_AGE_S,
+    ) -> None:
         if history_interval_s <= 0 or history_points < 2:
             raise ValueError("the console history needs an interval > 0 and at least 2 points")
         self.job = job
@@ -132,15 +139,20 @@ class ConsoleModel:
         now_wall = time.time() if now_wall is None else now_wall
         samples = collect_samples(self.collector)
         self.note_checkpoint(now_wall)
-        wm_in, wm_out = _per_step(samples, "millstream_step_input_watermark_seconds"), _per_step(
-            samples, "millstream_step_output_watermark_seconds")
-        e_in, e_out = _per_step(samples, "millstream_step_elements_in_total"), _per_step(
-            samples, "millstream_step_elements_out_total")
+        wm_in, wm_out = (
+            _per_step(samples, "millstream_step_input_watermark_seconds"),
+            _per_step(samples, "millstream_step_output_watermark_seconds"),
+        )
+        e_in, e_out = (
+            _per_step(samples, "millstream_step_elements_in_total"),
+            _per_step(samples, "millstream_step_elements_out_total"),
+        )
         point = array("d")
         for label in self.labels:
             i, o = wm_in.get(label), wm_out.get(label)
-            point.extend(_NAN if v is None else v for v in (i, o, _age(now_wall, i), e_in.get(label),
-                                                              e_out.get(label)))
+            point.extend(
+                _NAN if v is None else v for v in (i, o, _age(now_wall, i), e_in.get(label), e_out.get(label))
+            )
         self.history.append((now_wall, point, _scalar(samples, "millstream_system_lag_seconds") or 0.0))
         self._dead_before = self._dead_now
         self._dead_now = _per_step(samples, "millstream_step_dead_letters_total")
@@ -152,16 +164,18 @@ class ConsoleModel:
         if coordinator is None or coordinator.count == self._checkpoints_seen or int(coordinator.step) != 0:
             return
         self._checkpoints_seen = coordinator.count
-        self.checkpoints.append({
-            "id": coordinator.next_id - 1,
-            "finished": coordinator.last_checkpoint_wall or now_wall,
-            "duration_s": coordinator.last_duration_s,
-            "sources_paused_s": coordinator.last_stall_s,
-            "loop_stall_s": coordinator.last_loop_stall_s,
-            "records_written": coordinator.incremental.last_written,
-            "state_size_bytes": self.collector.state_size(),
-            "taken_so_far": coordinator.count,
-        })
+        self.checkpoints.append(
+            {
+                "id": coordinator.next_id - 1,
+                "finished": coordinator.last_checkpoint_wall or now_wall,
+                "duration_s": coordinator.last_duration_s,
+                "sources_paused_s": coordinator.last_stall_s,
+                "loop_stall_s": coordinator.last_loop_stall_s,
+                "records_written": coordinator.incremental.last_written,
+                "state_size_bytes": self.collector.state_size(),
+                "taken_so_far": coordinator.count,
+            }
+        )
 
     async def run(self) -> None:
         """Sample until cancelled (the first sample at once, so a fresh page has a point to show).
@@ -183,8 +197,9 @@ class ConsoleModel:
 
     # -- the page's documents --------------------------------------------------------------------------------
     @staticmethod
-    def step_state(*, dead_letters_rising: bool, watermark_age_s: float | None, backlog_age_s: float,
-                   job_state: str) -> str:
+    def step_state(
+        *, dead_letters_rising: bool, watermark_age_s: float | None, backlog_age_s: float, job_state: str
+    ) -> str:
         """How a step is coloured: ``failing``, ``backlogged``, ``running``, or the job's terminal state."""
         if job_state == "FAILED" or dead_letters_rising:
             return "failing"
@@ -210,8 +225,15 @@ class ConsoleModel:
                         entry_node = consumer.target.entries[consumer.entry][0]  # a channel to another stage
                         target = label_of.get(id(entry_node))
                     if target is not None:
-                        edges.append({"from": label, "to": target, "tag": tag, "dead_letters": tag is not None
-                                      and tag == getattr(node, "dead_tag", object())})
+                        edges.append(
+                            {
+                                "from": label,
+                                "to": target,
+                                "tag": tag,
+                                "dead_letters": tag is not None
+                                and tag == getattr(node, "dead_tag", object()),
+                            }
+                        )
         return {"stages": stages, "edges": edges}
 
     def document(self, now_wall: float | None = None) -> dict[str, Any]:
@@ -219,30 +241,43 @@ class ConsoleModel:
         now_wall = time.time() if now_wall is None else now_wall
         samples = collect_samples(self.collector)
         job = self.job
-        per = {name: _per_step(samples, metric) for name, metric in {
-            "elements_in": "millstream_step_elements_in_total",
-            "elements_out": "millstream_step_elements_out_total",
-            "out_per_s": "millstream_step_throughput_elements_per_second",
-            "input_watermark": "millstream_step_input_watermark_seconds",
-            "output_watermark": "millstream_step_output_watermark_seconds",
-            "dropped_late": "millstream_step_dropped_late_total",
-            "dead_letters": "millstream_step_dead_letters_total",
-            "state_entries_in_memory": "millstream_state_entries_in_memory",
-            "state_entries_evicted": "millstream_state_entries_evicted_total",
-        }.items()}
+        per = {
+            name: _per_step(samples, metric)
+            for name, metric in {
+                "elements_in": "millstream_step_elements_in_total",
+                "elements_out": "millstream_step_elements_out_total",
+                "out_per_s": "millstream_step_throughput_elements_per_second",
+                "input_watermark": "millstream_step_input_watermark_seconds",
+                "output_watermark": "millstream_step_output_watermark_seconds",
+                "dropped_late": "millstream_step_dropped_late_total",
+                "dead_letters": "millstream_step_dead_letters_total",
+                "state_entries_in_memory": "millstream_state_entries_in_memory",
+                "state_entries_evicted": "millstream_state_entries_evicted_total",
+            }.items()
+        }
         in_rates = self._in_rates()
         graph = self.graph()
         stage_of = {step: s["name"] for s in graph["stages"] for step in s["steps"]}
         steps = []
         for label, node in job.plan.nodes.items():
             age = _age(now_wall, per["input_watermark"].get(label))
-            rising = per["dead_letters"].get(label, 0.0) > self._dead_before.get(label, 0.0) \
+            rising = (
+                per["dead_letters"].get(label, 0.0) > self._dead_before.get(label, 0.0)
                 and label in self._dead_before
-            doc: dict[str, Any] = {"step": label, "stage": stage_of.get(label), "kind": type(node).__name__,
-                                   "in_per_s": in_rates.get(label, 0.0), "watermark_age_s": _finite(age),
-                                   "state": self.step_state(dead_letters_rising=rising, watermark_age_s=age,
-                                                            backlog_age_s=self.backlog_age_s,
-                                                            job_state=job.state)}
+            )
+            doc: dict[str, Any] = {
+                "step": label,
+                "stage": stage_of.get(label),
+                "kind": type(node).__name__,
+                "in_per_s": in_rates.get(label, 0.0),
+                "watermark_age_s": _finite(age),
+                "state": self.step_state(
+                    dead_letters_rising=rising,
+                    watermark_age_s=age,
+                    backlog_age_s=self.backlog_age_s,
+                    job_state=job.state,
+                ),
+            }
             for key, values in per.items():
                 doc[key] = _finite(values.get(label))
             if job.state in ("DONE", "STOPPED", "CANCELLED"):
@@ -260,8 +295,12 @@ class ConsoleModel:
             else:
                 edge["elements"] = elements_out.get(edge["from"], 0.0)
         return {
-            "job": {"job_id": job.job_id, "name": job.name, "state": job.state,
-                    "uptime_s": _scalar(samples, "millstream_job_uptime_seconds")},
+            "job": {
+                "job_id": job.job_id,
+                "name": job.name,
+                "state": job.state,
+                "uptime_s": _scalar(samples, "millstream_job_uptime_seconds"),
+            },
             "totals": {
                 "throughput_eps": _scalar(samples, "millstream_throughput_elements_per_second"),
                 "system_lag_s": _scalar(samples, "millstream_system_lag_seconds"),
@@ -276,8 +315,9 @@ class ConsoleModel:
             "stages": graph["stages"],
             "sources": self._sources(samples),
             "checkpoints": list(reversed(self.checkpoints)),
-            "dead_letters": {label: list(reversed(s.latest)) for label, s in self.dead_letter_samples.items()
-                             if s.latest},
+            "dead_letters": {
+                label: list(reversed(s.latest)) for label, s in self.dead_letter_samples.items() if s.latest
+            },
             "late_data": self.late_data(),
             "history_interval_s": self.history_interval_s,
         }
@@ -305,8 +345,10 @@ class ConsoleModel:
             if not isinstance(reader, SplitBacklogReader):
                 return {"step": step, "splits": None, "note": "this source cannot tell its backlog per split"}
             per_split = reader.backlog_per_split()
-            return {"step": step, "splits": [{"split": name, "backlog": left}
-                                             for name, left in sorted(per_split.items())]}
+            return {
+                "step": step,
+                "splits": [{"split": name, "backlog": left} for name, left in sorted(per_split.items())],
+            }
         return None
 
     def _in_rates(self) -> dict[str, float]:
@@ -324,10 +366,12 @@ class ConsoleModel:
     @staticmethod
     def _sources(samples: Samples) -> list[dict[str, Any]]:
         sources: dict[str, dict[str, Any]] = {}
-        for key, metric in {"records_read": "millstream_source_records_read_total",
-                            "bytes_read": "millstream_source_bytes_read_total",
-                            "backlog": "millstream_source_backlog",
-                            "progress": "millstream_source_progress_ratio"}.items():
+        for key, metric in {
+            "records_read": "millstream_source_records_read_total",
+            "bytes_read": "millstream_source_bytes_read_total",
+            "backlog": "millstream_source_backlog",
+            "progress": "millstream_source_progress_ratio",
+        }.items():
             for step, value in _per_step(samples, metric).items():
                 sources.setdefault(step, {"step": step})[key] = value
         return list(sources.values())
@@ -340,11 +384,19 @@ class ConsoleModel:
         for label in steps:
             base = self._position[label] * FIELDS
             series[label] = {
-                name: [_finite(None if math.isnan(point[base + k]) else point[base + k]) for _, point, _ in self.history]
+                name: [
+                    _finite(None if math.isnan(point[base + k]) else point[base + k])
+                    for _, point, _ in self.history
+                ]
                 for k, name in enumerate(("input_watermark", "output_watermark", "watermark_age_s"))
             }
-        return {"interval_s": self.history_interval_s, "capacity": self.history.maxlen, "times": times,
-                "system_lag_s": [lag for _, _, lag in self.history], "steps": series}
+        return {
+            "interval_s": self.history_interval_s,
+            "capacity": self.history.maxlen,
+            "times": times,
+            "system_lag_s": [lag for _, _, lag in self.history],
+            "steps": series,
+        }
 
 
 def _inputs_of(graph: dict[str, Any], step: str) -> int:

@@ -52,7 +52,16 @@ TOKEN_FILE = "console.token"
 
 def overview_row_keys() -> list[str]:
     """The fields of one job's row (the JSON of ``GET /jobs``)."""
-    return ["job_id", "name", "state", "uptime_s", "throughput_eps", "system_lag_s", "data_watermark_age_s", "url"]
+    return [
+        "job_id",
+        "name",
+        "state",
+        "uptime_s",
+        "throughput_eps",
+        "system_lag_s",
+        "data_watermark_age_s",
+        "url",
+    ]
 
 
 def job_row(entry: JobEntry) -> dict[str, Any]:
@@ -66,9 +75,13 @@ def job_row(entry: JobEntry) -> dict[str, Any]:
     except CallFailed as e:
         row["state"] = "REFUSED" if e.status in (401, 403) else "UNREACHABLE"
         return row
-    row.update(state=status.get("state"), uptime_s=status.get("uptime_s"),
-               throughput_eps=summary["throughput_eps"], system_lag_s=summary["system_lag_s"],
-               data_watermark_age_s=summary["data_watermark_age_s"])
+    row.update(
+        state=status.get("state"),
+        uptime_s=status.get("uptime_s"),
+        throughput_eps=summary["throughput_eps"],
+        system_lag_s=summary["system_lag_s"],
+        data_watermark_age_s=summary["data_watermark_age_s"],
+    )
     return row
 
 
@@ -144,8 +157,11 @@ def cmd_console(args: argparse.Namespace) -> int:
         return 2
 
     def ready(port: int, token_path: str) -> None:
-        print(f"millstream console: http://{args.bind}:{port}/ lists the jobs in {jobs_dir}; "
-              f"log in with the token in {token_path}", flush=True)
+        print(
+            f"millstream console: http://{args.bind}:{port}/ lists the jobs in {jobs_dir}; "
+            f"log in with the token in {token_path}",
+            flush=True,
+        )
 
     try:
         anyio.run(serve, jobs_dir, args.bind, args.port, args.poll, ready)
@@ -163,7 +179,9 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--jobs_dir", default=default_jobs_dir(), help="the jobs directory (default: %(default)s)")
     p.add_argument("--port", type=int, default=0, help="port to listen on (default: a free one)")
     p.add_argument("--bind", default="127.0.0.1", help="loopback address to listen on (default: %(default)s)")
-    p.add_argument("--poll", type=float, default=2.0, help="seconds between page refreshes (default: %(default)s)")
+    p.add_argument(
+        "--poll", type=float, default=2.0, help="seconds between page refreshes (default: %(default)s)"
+    )
     p.set_defaults(handler=cmd_console)
 
 

@@ -24,13 +24,18 @@ from urllib.parse import parse_qs
 from millstream.daemon.control import PUBLIC, ROLES, Request, Response, Route, json_response
 
 #: The assets shipped in the package (package-data), served as they are: no CDN, works offline.
-ASSETS = {"/": ("index.html", "text/html; charset=utf-8"),
-          "/console/app.js": ("app.js", "text/javascript; charset=utf-8"),
-          "/console/app.css": ("app.css", "text/css; charset=utf-8")}
+ASSETS = {
+    "/": ("index.html", "text/html; charset=utf-8"),
+    "/console/app.js": ("app.js", "text/javascript; charset=utf-8"),
+    "/console/app.css": ("app.css", "text/css; charset=utf-8"),
+}
 #: Scripts and styles from this origin only; no frames (clickjacking of the action buttons).
-SECURITY_HEADERS = (("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'"),
-                    ("X-Frame-Options", "DENY"), ("X-Content-Type-Options", "nosniff"),
-                    ("Referrer-Policy", "no-referrer"))
+SECURITY_HEADERS = (
+    ("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'"),
+    ("X-Frame-Options", "DENY"),
+    ("X-Content-Type-Options", "nosniff"),
+    ("Referrer-Policy", "no-referrer"),
+)
 
 
 def asset(name: str) -> bytes:

@@ -60,11 +60,14 @@ class BatchConverter:
         return self._element_type
 
     @staticmethod
-    def register(*, name: str) -> Callable[[Callable[[Any, Any], BatchConverter | None]],
-                                           Callable[[Any, Any], BatchConverter | None]]:
+    def register(
+        *, name: str
+    ) -> Callable[[Callable[[Any, Any], BatchConverter | None]], Callable[[Any, Any], BatchConverter | None]]:
         """Decorator adding a converter constructor ``(element_type, batch_type) -> converter | None``."""
 
-        def deco(ctor: Callable[[Any, Any], BatchConverter | None]) -> Callable[[Any, Any], BatchConverter | None]:
+        def deco(
+            ctor: Callable[[Any, Any], BatchConverter | None],
+        ) -> Callable[[Any, Any], BatchConverter | None]:
             BatchConverter._registry.insert(0, ctor)
             return ctor
 
@@ -80,8 +83,11 @@ class BatchConverter:
         raise TypeError(
             f"no batch converter for batch type {batch_type!r} with element type {element_type!r}; "
             "supported: list[E] / List[E], numpy.ndarray (numpy.typing.NDArray[dtype]), pyarrow.Array"
-            + ("; a string annotation must name a type importable from the DoFn's module"
-               if isinstance(batch_type, str) else "")
+            + (
+                "; a string annotation must name a type importable from the DoFn's module"
+                if isinstance(batch_type, str)
+                else ""
+            )
         )
 
 

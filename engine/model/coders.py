@@ -234,8 +234,8 @@ def _split(encoded: bytes) -> list[bytes]:
         j = i
         while encoded[j] & 0x80:
             j += 1
-        size = varint.decode(encoded[i:j + 1])
-        parts.append(encoded[j + 1:j + 1 + size])
+        size = varint.decode(encoded[i : j + 1])
+        parts.append(encoded[j + 1 : j + 1 + size])
         i = j + 1 + size
     return parts
 
@@ -295,8 +295,13 @@ class CoderRegistry:
     """Which coder encodes values of a Python type (Beam's `coders.registry`)."""
 
     def __init__(self) -> None:
-        self._coders: dict[Any, type[Coder]] = {int: VarIntCoder, str: StrUtf8Coder, bytes: BytesCoder,
-                                                 float: FloatCoder, bool: BooleanCoder}
+        self._coders: dict[Any, type[Coder]] = {
+            int: VarIntCoder,
+            str: StrUtf8Coder,
+            bytes: BytesCoder,
+            float: FloatCoder,
+            bool: BooleanCoder,
+        }
 
     def register_coder(self, typehint: Any, coder: type[Coder]) -> None:
         """Use `coder` (a Coder class) for values of `typehint`."""

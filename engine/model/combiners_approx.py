@@ -26,7 +26,9 @@ def _sample_size(size: int | None, error: float | None, where: str) -> int:
         raise ValueError(f"{where}: give exactly one of size and error (got size={size!r}, error={error!r})")
     if size is not None:
         if not isinstance(size, int) or isinstance(size, bool) or size < 16:
-            raise ValueError(f"{where}: size must be an integer >= 16 for the estimate's error < 50%, got {size!r}")
+            raise ValueError(
+                f"{where}: size must be an integer >= 16 for the estimate's error < 50%, got {size!r}"
+            )
         return size
     assert error is not None
     if not 0.01 <= error <= 0.5:
@@ -84,12 +86,16 @@ class ApproximateUnique:
     @staticmethod
     def Globally(size: int | None = None, error: float | None = None) -> CombineGlobally:  # noqa: N802
         """The estimate over the whole PCollection (per window)."""
-        return CombineGlobally(ApproximateUniqueCombineFn(_sample_size(size, error, "ApproximateUnique.Globally")))
+        return CombineGlobally(
+            ApproximateUniqueCombineFn(_sample_size(size, error, "ApproximateUnique.Globally"))
+        )
 
     @staticmethod
     def PerKey(size: int | None = None, error: float | None = None) -> CombinePerKey:  # noqa: N802
         """The estimate for each key of a PCollection of `(key, value)`."""
-        return CombinePerKey(ApproximateUniqueCombineFn(_sample_size(size, error, "ApproximateUnique.PerKey")))
+        return CombinePerKey(
+            ApproximateUniqueCombineFn(_sample_size(size, error, "ApproximateUnique.PerKey"))
+        )
 
 
 class ApproximateQuantilesCombineFn(CombineFn):
@@ -102,10 +108,18 @@ class ApproximateQuantilesCombineFn(CombineFn):
     [1, 3, 5]
     """
 
-    def __init__(self, num_quantiles: int, key: Callable[[Any], Any] | None = None, reverse: bool = False,
-                 weighted: bool = False, input_batched: bool = False) -> None:
+    def __init__(
+        self,
+        num_quantiles: int,
+        key: Callable[[Any], Any] | None = None,
+        reverse: bool = False,
+        weighted: bool = False,
+        input_batched: bool = False,
+    ) -> None:
         if not isinstance(num_quantiles, int) or num_quantiles < 2:
-            raise ValueError(f"ApproximateQuantiles: num_quantiles must be an integer >= 2, got {num_quantiles!r}")
+            raise ValueError(
+                f"ApproximateQuantiles: num_quantiles must be an integer >= 2, got {num_quantiles!r}"
+            )
         self.num_quantiles = num_quantiles
         self.key = key
         self.reverse = reverse
@@ -157,16 +171,35 @@ class ApproximateQuantiles:
     """
 
     @staticmethod
-    def Globally(num_quantiles: int, key: Callable[[Any], Any] | None = None, reverse: bool = False,  # noqa: N802
-                 weighted: bool = False, input_batched: bool = False) -> CombineGlobally:
+    def Globally(
+        num_quantiles: int,
+        key: Callable[[Any], Any] | None = None,
+        reverse: bool = False,  # noqa: N802
+        weighted: bool = False,
+        input_batched: bool = False,
+    ) -> CombineGlobally:
         """The quantiles of the whole PCollection (per window)."""
-        return CombineGlobally(ApproximateQuantilesCombineFn(num_quantiles, key, reverse, weighted, input_batched))
+        return CombineGlobally(
+            ApproximateQuantilesCombineFn(num_quantiles, key, reverse, weighted, input_batched)
+        )
 
     @staticmethod
-    def PerKey(num_quantiles: int, key: Callable[[Any], Any] | None = None, reverse: bool = False,  # noqa: N802
-               weighted: bool = False, input_batched: bool = False) -> CombinePerKey:
+    def PerKey(
+        num_quantiles: int,
+        key: Callable[[Any], Any] | None = None,
+        reverse: bool = False,  # noqa: N802
+        weighted: bool = False,
+        input_batched: bool = False,
+    ) -> CombinePerKey:
         """The quantiles of each key's values."""
-        return CombinePerKey(ApproximateQuantilesCombineFn(num_quantiles, key, reverse, weighted, input_batched))
+        return CombinePerKey(
+            ApproximateQuantilesCombineFn(num_quantiles, key, reverse, weighted, input_batched)
+        )
 
 
-__all__ = ["ApproximateQuantiles", "ApproximateQuantilesCombineFn", "ApproximateUnique", "ApproximateUniqueCombineFn"]
+__all__ = [
+    "ApproximateQuantiles",
+    "ApproximateQuantilesCombineFn",
+    "ApproximateUnique",
+    "ApproximateUniqueCombineFn",
+]

@@ -22,8 +22,10 @@ class TupleCombineFn(CombineFn):
 
     def _check(self, inputs: Any) -> Any:
         if len(inputs) != len(self._combiners):
-            raise ValueError(f"{type(self).__name__} of {len(self._combiners)} combiners got a tuple of "
-                             f"{len(inputs)} components: {inputs!r}")
+            raise ValueError(
+                f"{type(self).__name__} of {len(self._combiners)} combiners got a tuple of "
+                f"{len(inputs)} components: {inputs!r}"
+            )
         return inputs
 
     def create_accumulator(self) -> list[Any]:
@@ -96,15 +98,20 @@ class Latest:
 
         def expand(self, pcoll: PCollection) -> PCollection:
             """Pair elements with their timestamps and keep the latest per window (Beam's Latest.Globally)."""
-            return pcoll | "AddTimestamp" >> Map(_with_timestamp) | "Latest" >> self._globally(LatestCombineFn())
+            return (
+                pcoll | "AddTimestamp" >> Map(_with_timestamp) | "Latest" >> self._globally(LatestCombineFn())
+            )
 
     class PerKey(PTransform):
         """The latest value of each key, per window."""
 
         def expand(self, pcoll: PCollection) -> PCollection:
             """Pair values with their timestamps and keep the latest per key (Beam's Latest.PerKey)."""
-            return (pcoll | "AddTimestamp" >> Map(_kv_with_timestamp)
-                    | "Latest" >> CombinePerKey(LatestCombineFn()))
+            return (
+                pcoll
+                | "AddTimestamp" >> Map(_kv_with_timestamp)
+                | "Latest" >> CombinePerKey(LatestCombineFn())
+            )
 
 
 __all__ = ["Latest", "LatestCombineFn", "SingleInputTupleCombineFn", "TupleCombineFn"]

@@ -36,7 +36,9 @@ class Create(PTransform):
 
     def __init__(self, values: Iterable[Any], reshuffle: bool = True) -> None:
         if isinstance(values, (str, bytes)):
-            raise TypeError(f"Create needs an iterable of elements, not a {type(values).__name__}; wrap it in a list")
+            raise TypeError(
+                f"Create needs an iterable of elements, not a {type(values).__name__}; wrap it in a list"
+            )
         if isinstance(values, dict):
             values = values.items()
         try:
@@ -81,7 +83,9 @@ class ParDo(PTransform):
 
     def __init__(self, fn: Any, *args: Any, **kwargs: Any) -> None:
         if isinstance(fn, type) and issubclass(fn, DoFn):
-            raise TypeError(f"ParDo needs a DoFn instance: write ParDo({fn.__name__}()), not ParDo({fn.__name__})")
+            raise TypeError(
+                f"ParDo needs a DoFn instance: write ParDo({fn.__name__}()), not ParDo({fn.__name__})"
+            )
         if not isinstance(fn, DoFn):
             raise TypeError(
                 f"ParDo needs a DoFn instance, got {type(fn).__name__}; for a plain function use Map or FlatMap"
@@ -89,7 +93,9 @@ class ParDo(PTransform):
         self.fn = fn
         self.args = args
         self.kwargs = kwargs
-        self.side_inputs: list[AsSideInput] = [a for a in (*args, *kwargs.values()) if isinstance(a, AsSideInput)]
+        self.side_inputs: list[AsSideInput] = [
+            a for a in (*args, *kwargs.values()) if isinstance(a, AsSideInput)
+        ]
         self.output_tags: tuple[str, ...] | None = None
         self.main_tag: str | None = None
         self.allow_unknown_tags = False
@@ -105,7 +111,9 @@ class ParDo(PTransform):
         """The label "ParDo(<the DoFn's label>)" (Beam's PTransform.default_label)."""
         return f"ParDo({self.fn.default_label()})"
 
-    def with_outputs(self, *tags: str, main: str | None = None, allow_unknown_tags: bool | None = None) -> ParDo:
+    def with_outputs(
+        self, *tags: str, main: str | None = None, allow_unknown_tags: bool | None = None
+    ) -> ParDo:
         """Declare additional outputs; applying the result returns a DoOutputsTuple."""
         for t in tags:
             if not isinstance(t, str):
@@ -132,9 +140,13 @@ class ParDo(PTransform):
         """
         given = {k: v for k, v in unsupported.items() if v not in (None, False, 1)}
         if given:
-            raise ValueError(f"with_exception_handling: option(s) {sorted(given)} are not supported by millstream")
+            raise ValueError(
+                f"with_exception_handling: option(s) {sorted(given)} are not supported by millstream"
+            )
         new = copy.copy(self)
-        new.exception_handling = _ExceptionHandling(main_tag, dead_letter_tag, exc_class, partial, on_failure_callback)
+        new.exception_handling = _ExceptionHandling(
+            main_tag, dead_letter_tag, exc_class, partial, on_failure_callback
+        )
         return new
 
     def expand(self, pcoll: Any) -> Any:
@@ -147,7 +159,9 @@ class ParDo(PTransform):
             eh = self.exception_handling
             if self.output_tags:
                 raise ValueError("with_exception_handling cannot be combined with with_outputs yet")
-            bad = PCollection(pipeline, tag=eh.dead_letter_tag, windowing=pcoll._windowing, is_bounded=pcoll.is_bounded)
+            bad = PCollection(
+                pipeline, tag=eh.dead_letter_tag, windowing=pcoll._windowing, is_bounded=pcoll.is_bounded
+            )
             return DoOutputsTuple(main, {eh.dead_letter_tag: bad}, eh.main_tag)
         if self.output_tags is None:
             return main
@@ -276,7 +290,9 @@ class Flatten(PTransform):
                 raise ValueError("Flatten of no PCollections needs Flatten(pipeline=p)")
             return PCollection(self.pipeline)
         windowing = pcolls[0]._windowing
-        return PCollection(pcolls[0].pipeline, windowing=windowing, is_bounded=all(p.is_bounded for p in pcolls))
+        return PCollection(
+            pcolls[0].pipeline, windowing=windowing, is_bounded=all(p.is_bounded for p in pcolls)
+        )
 
 
 class Partition(PTransform):
@@ -349,7 +365,9 @@ class _KeyedAggregation(PTransform):
         main = PCollection(pcoll.pipeline, windowing=pcoll._windowing, is_bounded=pcoll.is_bounded)
         if self.late_tag is None:
             return main
-        late = PCollection(pcoll.pipeline, tag=self.late_tag, windowing=pcoll._windowing, is_bounded=pcoll.is_bounded)
+        late = PCollection(
+            pcoll.pipeline, tag=self.late_tag, windowing=pcoll._windowing, is_bounded=pcoll.is_bounded
+        )
         return DoOutputsTuple(main, {self.late_tag: late}, None)
 
 
@@ -395,7 +413,9 @@ class CombinePerKey(_KeyedAggregation):
         """The combined output, plus the late output if asked for (Beam's CombinePerKey.expand)."""
         if self.side_args is not None:
             if self.late_tag is not None:
-                raise ValueError(f"{self.label}: with_late_data is not supported with side inputs to the CombineFn")
+                raise ValueError(
+                    f"{self.label}: with_late_data is not supported with side inputs to the CombineFn"
+                )
             args, kwargs = self.side_args
             return pcoll | "GroupByKey" >> GroupByKey() | "Combine" >> CombineValues(self.fn, *args, **kwargs)
         return self._outputs(pcoll)
@@ -548,9 +568,15 @@ class WindowInto(PTransform):
             self.windowing = windowfn
         else:
             # a trigger that is not a TriggerFn at all is reported by Windowing, naming what was passed
-            if isinstance(trigger, TriggerFn) and not isinstance(trigger, DefaultTrigger) and accumulation_mode is None:
+            if (
+                isinstance(trigger, TriggerFn)
+                and not isinstance(trigger, DefaultTrigger)
+                and accumulation_mode is None
+            ):
                 raise ValueError("accumulation_mode must be provided for non-trivial triggers")
-            self.windowing = Windowing(windowfn, trigger, accumulation_mode, timestamp_combiner, allowed_lateness)
+            self.windowing = Windowing(
+                windowfn, trigger, accumulation_mode, timestamp_combiner, allowed_lateness
+            )
         super().__init__(f"WindowInto({type(self.windowing.windowfn).__name__})")
 
     def expand(self, pcoll: PCollection) -> PCollection:
@@ -558,5 +584,3 @@ class WindowInto(PTransform):
         if not isinstance(pcoll, PCollection):
             raise TypeError(f"WindowInto must be applied to a PCollection, got {pcoll!r}")
         return PCollection(pcoll.pipeline, windowing=self.windowing, is_bounded=pcoll.is_bounded)
-
-

@@ -34,13 +34,21 @@ class _ContextParam(_DoFnParam):
 
     scope = ""
 
-    def __init__(self, context_manager_constructor: Callable[..., Any], args: tuple[Any, ...] = (),
-                 kwargs: dict[str, Any] | None = None, *, name: str | None = None) -> None:
+    def __init__(
+        self,
+        context_manager_constructor: Callable[..., Any],
+        args: tuple[Any, ...] = (),
+        kwargs: dict[str, Any] | None = None,
+        *,
+        name: str | None = None,
+    ) -> None:
         kind = type(self).__name__.strip("_")
         if not callable(context_manager_constructor) or hasattr(context_manager_constructor, "__enter__"):
             # a constructed (one-shot) context manager cannot be entered once per setup or bundle
-            raise TypeError(f"{kind} needs a context manager constructor, not a context manager: write "
-                            f"{kind}(tempfile.TemporaryDirectory, args=(...)), not {kind}(tempfile.TemporaryDirectory(...))")
+            raise TypeError(
+                f"{kind} needs a context manager constructor, not a context manager: write "
+                f"{kind}(tempfile.TemporaryDirectory, args=(...)), not {kind}(tempfile.TemporaryDirectory(...))"
+            )
         super().__init__(kind, None)
         self.spec = self  # each marker is its own (identity decides equality)
         self.label = name
@@ -167,11 +175,7 @@ def param_markers(fn: Callable[..., Any]) -> dict[str, _DoFnParam]:
         sig = inspect.signature(fn)
     except (TypeError, ValueError):
         return {}
-    return {
-        name: p.default
-        for name, p in sig.parameters.items()
-        if isinstance(p.default, _DoFnParam)
-    }
+    return {name: p.default for name, p in sig.parameters.items() if isinstance(p.default, _DoFnParam)}
 
 
 def is_async_callable(fn: Any) -> bool:

@@ -193,8 +193,13 @@ class Read(PTransform):
 
     primitive = True
 
-    def __init__(self, source: Source, timestamp_fn: Callable[[Any], Any] | None = None,
-                 max_out_of_orderness: float = 0.0, idle_timeout: float | None = None) -> None:
+    def __init__(
+        self,
+        source: Source,
+        timestamp_fn: Callable[[Any], Any] | None = None,
+        max_out_of_orderness: float = 0.0,
+        idle_timeout: float | None = None,
+    ) -> None:
         if not isinstance(source, Source):
             raise TypeError(f"Read needs a Source, got {type(source).__name__}")
         self.source = source
@@ -241,4 +246,13 @@ class Write(PTransform):
         return PDone(pcoll.pipeline)
 
 
-__all__ = ["Read", "Sink", "SinkWriter", "Source", "SourceBatch", "SourceReader", "SplitBacklogReader", "Write"]
+__all__ = [
+    "Read",
+    "Sink",
+    "SinkWriter",
+    "Source",
+    "SourceBatch",
+    "SourceReader",
+    "SplitBacklogReader",
+    "Write",
+]

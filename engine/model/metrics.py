@@ -72,7 +72,9 @@ class MetricsContainer:
 
 
 #: The metrics container of the job whose code is running (a context variable: each job's tasks inherit it).
-_current: contextvars.ContextVar[MetricsContainer | None] = contextvars.ContextVar("millstream_metrics", default=None)
+_current: contextvars.ContextVar[MetricsContainer | None] = contextvars.ContextVar(
+    "millstream_metrics", default=None
+)
 
 
 def set_current_container(container: MetricsContainer | None) -> None:
@@ -205,8 +207,9 @@ class MetricsFilter:
             return False
         if self.namespaces and key.metric.namespace not in self.namespaces:
             return False
-        if self.steps and not any(s == key.step or s in key.step.split("/") or key.step.startswith(s + "/")
-                                  for s in self.steps):
+        if self.steps and not any(
+            s == key.step or s in key.step.split("/") or key.step.startswith(s + "/") for s in self.steps
+        ):
             return False
         return True
 

@@ -132,7 +132,9 @@ class PipelineOptions:
             parser.exit(2, f"{parser.prog}: error: {e.argparse_message}\n")
         return vars(known), unknown
 
-    def get_all_options(self, drop_default: bool = False, retain_unknown_options: bool = False) -> dict[str, Any]:
+    def get_all_options(
+        self, drop_default: bool = False, retain_unknown_options: bool = False
+    ) -> dict[str, Any]:
         """Every declared option with its value (flags, then keyword overrides)."""
         parsed, _ = self._parse()
         if drop_default:
@@ -159,12 +161,15 @@ class PipelineOptions:
         hints = self._hints(unknown)
         if strict:
             raise ValueError(
-                "unknown pipeline option(s): " + hints
+                "unknown pipeline option(s): "
+                + hints
                 + "; declare custom options in a PipelineOptions subclass's _add_argparse_args"
             )
         if not self._warned[0]:
             self._warned[0] = True
-            log.warning("Discarding unparseable args: %s (pass --strict_options to fail on them instead)", hints)
+            log.warning(
+                "Discarding unparseable args: %s (pass --strict_options to fail on them instead)", hints
+            )
 
     def _hints(self, unknown: list[str]) -> str:
         """The unknown flags, each with the closest declared flag where one is close."""
@@ -210,7 +215,9 @@ class StandardOptions(PipelineOptions):
 
     @classmethod
     def _add_argparse_args(cls, parser: Any) -> None:
-        parser.add_argument("--runner", default=None, help="runner name (MillstreamRunner; DirectRunner is an alias)")
+        parser.add_argument(
+            "--runner", default=None, help="runner name (MillstreamRunner; DirectRunner is an alias)"
+        )
         parser.add_argument("--streaming", default=False, action="store_true", help="run in streaming mode")
         parser.add_argument("--no_pipeline_type_check", dest="pipeline_type_check", action="store_false")
         parser.add_argument("--pipeline_type_check", dest="pipeline_type_check", action="store_true")
@@ -244,7 +251,9 @@ class DebugOptions(PipelineOptions):
 
     @classmethod
     def _add_argparse_args(cls, parser: Any) -> None:
-        parser.add_argument("--experiments", "--experiment", dest="experiments", action="append", default=None)
+        parser.add_argument(
+            "--experiments", "--experiment", dest="experiments", action="append", default=None
+        )
 
 
 class DirectOptions(PipelineOptions):
@@ -272,45 +281,62 @@ class MillstreamOptions(PipelineOptions):
 
     @classmethod
     def _add_argparse_args(cls, parser: Any) -> None:
-        parser.add_argument("--batch_size", type=int, default=2048, help="elements per batch read from sources")
+        parser.add_argument(
+            "--batch_size", type=int, default=2048, help="elements per batch read from sources"
+        )
         parser.add_argument(
             "--channel_capacity", type=int, default=16, help="batches buffered between stages (backpressure)"
         )
         parser.add_argument(
             "--async_concurrency", type=int, default=64, help="in-flight elements of an async DoFn per batch"
         )
-        parser.add_argument("--state_dir", default=None, help="state directory (default ./.millstream/<job_name>)")
+        parser.add_argument(
+            "--state_dir", default=None, help="state directory (default ./.millstream/<job_name>)"
+        )
         parser.add_argument(
             "--checkpoint_interval", type=float, default=10.0, help="seconds between checkpoints (streaming)"
         )
         parser.add_argument("--state_backend", default="rocksdb", choices=["rocksdb", "memory"])
         parser.add_argument("--from_scratch", default=False, action="store_true", help="discard old state")
         parser.add_argument(
-            "--state_encryption_key", default=None, metavar="SOURCE",
+            "--state_encryption_key",
+            default=None,
+            metavar="SOURCE",
             help="encrypt the state at rest with this key: file:PATH (mode 0600), env:NAME, keyring:PATH or "
-                 "kms:projects/.../cryptoKeys/K (docs/security.md)",
+            "kms:projects/.../cryptoKeys/K (docs/security.md)",
         )
         parser.add_argument(
-            "--accept_checkpoint_fallback", default=False, action="store_true",
+            "--accept_checkpoint_fallback",
+            default=False,
+            action="store_true",
             help="restore an older checkpoint when the newest is damaged even if output committed after it is "
             "then deleted and written again (without it such a start is refused)",
         )
         parser.add_argument(
-            "--state_cache_entries", type=int, default=1_000_000,
+            "--state_cache_entries",
+            type=int,
+            default=1_000_000,
             help="keyed state entries held in memory, job-wide (more are evicted to the state store); 0: no bound",
         )
         parser.add_argument(
-            "--dead_letters", default=None, metavar="PATH",
+            "--dead_letters",
+            default=None,
+            metavar="PATH",
             help="append records no source can decode (of sources without .with_dead_letters()) to PATH as "
-                 "JSON lines, with their reasons, instead of failing the job",
+            "JSON lines, with their reasons, instead of failing the job",
         )
         parser.add_argument(
-            "--strict_options", default=False, action="store_true",
+            "--strict_options",
+            default=False,
+            action="store_true",
             help="fail on pipeline flags no options class declares (default: warn and discard them, as Beam)",
         )
         parser.add_argument("--no_uvloop", dest="uvloop", default=True, action="store_false")
         parser.add_argument(
-            "--no_gc_tuning", dest="gc_tuning", default=True, action="store_false",
+            "--no_gc_tuning",
+            dest="gc_tuning",
+            default=True,
+            action="store_false",
             help="leave Python's garbage-collector thresholds alone while jobs run",
         )
 

@@ -74,7 +74,9 @@ class PCollection(PValue):
         return self is other
 
     def __reduce_ex__(self, protocol: Any) -> Any:
-        raise TypeError(f"{self!r} cannot be pickled or used as a value inside a DoFn; pass it as a side input")
+        raise TypeError(
+            f"{self!r} cannot be pickled or used as a value inside a DoFn; pass it as a side input"
+        )
 
 
 class TaggedOutput:
@@ -179,9 +181,7 @@ class AsSingleton(AsSideInput):
             return values[0]
         if not values:
             if self.default_value is _NO_DEFAULT:
-                raise ValueError(
-                    f"AsSingleton side input {self.pvalue!r} is empty and has no default_value"
-                )
+                raise ValueError(f"AsSingleton side input {self.pvalue!r} is empty and has no default_value")
             return self.default_value
         raise ValueError(
             f"AsSingleton side input {self.pvalue!r} has {len(values)} elements, expected exactly one"

@@ -124,8 +124,10 @@ class GroupBy(PTransform):
             self._key_fields = [(name, _expr_to_callable(fields[0], 0))]
         else:
             self._force_tuple_keys = True
-            self._key_fields = [(f if isinstance(f, str) else f"key{i}", _expr_to_callable(f, i))
-                                for i, f in enumerate(fields)]
+            self._key_fields = [
+                (f if isinstance(f, str) else f"key{i}", _expr_to_callable(f, i))
+                for i, f in enumerate(fields)
+            ]
             self._key_fields += [(name, _expr_to_callable(e, name)) for name, e in kwargs.items()]
         super().__init__()
 
@@ -140,7 +142,9 @@ class GroupBy(PTransform):
         new._force_tuple_keys = value
         return new
 
-    def aggregate_field(self, field: str | Callable[[Any], Any], combine_fn: Any, dest: str) -> _GroupAndAggregate:
+    def aggregate_field(
+        self, field: str | Callable[[Any], Any], combine_fn: Any, dest: str
+    ) -> _GroupAndAggregate:
         """Aggregate `field` of each group with `combine_fn` (a CombineFn or a callable such as `sum`) as `dest`;
         chain it for several aggregates."""
         return _GroupAndAggregate(self, []).aggregate_field(field, combine_fn, dest)
@@ -159,14 +163,19 @@ class _GroupAndAggregate(PTransform):
         super().__init__()
 
     def default_label(self) -> str:
-        return self._grouping.default_label() + "".join(f".aggregate_field({d})" for _, _, d in self._aggregations)
+        return self._grouping.default_label() + "".join(
+            f".aggregate_field({d})" for _, _, d in self._aggregations
+        )
 
-    def aggregate_field(self, field: str | Callable[[Any], Any], combine_fn: Any, dest: str) -> _GroupAndAggregate:
+    def aggregate_field(
+        self, field: str | Callable[[Any], Any], combine_fn: Any, dest: str
+    ) -> _GroupAndAggregate:
         """Another aggregate, named `dest`, of `field` with `combine_fn`."""
         if not isinstance(dest, str) or not dest:
             raise TypeError(f"GroupBy.aggregate_field: dest must be a field name, got {dest!r}")
-        return _GroupAndAggregate(self._grouping,
-                                  [*self._aggregations, (_expr_to_callable(field, dest), combine_fn, dest)])
+        return _GroupAndAggregate(
+            self._grouping, [*self._aggregations, (_expr_to_callable(field, dest), combine_fn, dest)]
+        )
 
     def expand(self, pcoll: PCollection) -> PCollection:
         from millstream.engine.model.combiners_tuple import TupleCombineFn
@@ -175,10 +184,12 @@ class _GroupAndAggregate(PTransform):
         exprs = [e for e, _, _ in self._aggregations]
         fields = tuple(n for n, _ in self._grouping._key_fields) + tuple(d for _, _, d in self._aggregations)
         result = _named_tuple("Result", fields)
-        return (pcoll
-                | "KeyAndValues" >> Map(lambda x: (key(x), [e(x) for e in exprs]))
-                | "Combine" >> CombinePerKey(TupleCombineFn(*[fn for _, fn, _ in self._aggregations]))
-                | "ToResult" >> MapTuple(lambda k, v: result(*k, *v)))
+        return (
+            pcoll
+            | "KeyAndValues" >> Map(lambda x: (key(x), [e(x) for e in exprs]))
+            | "Combine" >> CombinePerKey(TupleCombineFn(*[fn for _, fn, _ in self._aggregations]))
+            | "ToResult" >> MapTuple(lambda k, v: result(*k, *v))
+        )
 
 
 class Select(PTransform):
@@ -191,7 +202,9 @@ class Select(PTransform):
     """
 
     def __init__(self, *fields: str | Callable[[Any], Any], **kwargs: str | Callable[[Any], Any]) -> None:
-        self._fields = [(f if isinstance(f, str) else f"_{i}", _expr_to_callable(f, i)) for i, f in enumerate(fields)]
+        self._fields = [
+            (f if isinstance(f, str) else f"_{i}", _expr_to_callable(f, i)) for i, f in enumerate(fields)
+        ]
         self._fields += [(name, _expr_to_callable(e, name)) for name, e in kwargs.items()]
         super().__init__()
 

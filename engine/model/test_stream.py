@@ -63,8 +63,13 @@ class TestStream(PTransform):
     __test__ = False  # not a pytest test class
     primitive = True
 
-    def __init__(self, coder: Any = None, events: list[Event] | None = None, output_tags: Any = None,
-                 endpoint: Any = None) -> None:
+    def __init__(
+        self,
+        coder: Any = None,
+        events: list[Event] | None = None,
+        output_tags: Any = None,
+        endpoint: Any = None,
+    ) -> None:
         super().__init__("TestStream")
         self._events: list[Event] = list(events or [])
         self._watermark = MIN_MICROS

@@ -31,8 +31,10 @@ class TestWindowedValue:
         return (self.value, self.timestamp, self.windows)
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, TestWindowedValue) and self._key() == other._key() and (
-            self.pane_info is None or other.pane_info is None or self.pane_info == other.pane_info
+        return (
+            isinstance(other, TestWindowedValue)
+            and self._key() == other._key()
+            and (self.pane_info is None or other.pane_info is None or self.pane_info == other.pane_info)
         )
 
     def __hash__(self) -> int:
@@ -56,7 +58,9 @@ def _unmatched(expected: list[Any], actual: list[Any]) -> tuple[list[Any], list[
     return missing, remaining
 
 
-def equal_to(expected: Any, equals_fn: Callable[[Any, Any], bool] | None = None) -> Callable[[list[Any]], None]:
+def equal_to(
+    expected: Any, equals_fn: Callable[[Any, Any], bool] | None = None
+) -> Callable[[list[Any]], None]:
     """A matcher: the actual elements equal `expected` as a multiset, in any order."""
     expected = list(expected)
 
@@ -136,17 +140,21 @@ class _EqualToPerWindowMatcher:
         expected = {w: list(values) for w, values in self.expected.items()}  # matched elements are removed
         for wv in actual:
             if not isinstance(wv, TestWindowedValue):
-                raise BeamAssertException(f"Failed assert: received element {wv!r} is not a TestWindowedValue; "
-                                          "did you forget reify_windows=True on the assertion?")
+                raise BeamAssertException(
+                    f"Failed assert: received element {wv!r} is not a TestWindowedValue; "
+                    "did you forget reify_windows=True on the assertion?"
+                )
             window = wv.windows[0]
             if window not in expected:
-                raise BeamAssertException(f"Failed assert: window {window} not found in any expected windows "
-                                          f"{list(expected)}")
+                raise BeamAssertException(
+                    f"Failed assert: window {window} not found in any expected windows {list(expected)}"
+                )
             try:
                 expected[window].remove(wv.value)
             except ValueError:
-                raise BeamAssertException(f"Failed assert: element {wv.value!r} not found in window "
-                                          f"{window}:{expected[window]!r}") from None
+                raise BeamAssertException(
+                    f"Failed assert: element {wv.value!r} not found in window {window}:{expected[window]!r}"
+                ) from None
         for window, left in expected.items():
             if left:
                 raise BeamAssertException(f"Failed assert: unmatched elements {left!r} in window {window}")
@@ -166,13 +174,20 @@ def equal_to_per_window(expected_window_to_elements: dict[Any, Any]) -> Callable
 class _Reify(DoFn):
     """Wraps each element with its timestamp and window."""
 
-    def process(self, element: Any, timestamp: Any = DoFn.TimestampParam, window: Any = DoFn.WindowParam,
-                pane_info: Any = DoFn.PaneInfoParam) -> Any:
+    def process(
+        self,
+        element: Any,
+        timestamp: Any = DoFn.TimestampParam,
+        window: Any = DoFn.WindowParam,
+        pane_info: Any = DoFn.PaneInfoParam,
+    ) -> Any:
         yield TestWindowedValue(element, timestamp, [window])
 
 
 class _AssertThat(PTransform):
-    def __init__(self, matcher: Callable[[list[Any]], None], reify_windows: bool, use_global_window: bool) -> None:
+    def __init__(
+        self, matcher: Callable[[list[Any]], None], reify_windows: bool, use_global_window: bool
+    ) -> None:
         super().__init__("AssertThat")
         self.matcher = matcher
         self.reify_windows = reify_windows
@@ -189,8 +204,12 @@ class _AssertThat(PTransform):
         matcher = self.matcher
         if not self.use_global_window:
             # As Beam: the matcher runs once per window, on (elements of the window, the window).
-            return (pcoll | "ToList" >> CombineGlobally(ListCombineFn()).without_defaults()
-                    | "AddWindow" >> ParDo(_AddWindow()) | "Match" >> Map(matcher))
+            return (
+                pcoll
+                | "ToList" >> CombineGlobally(ListCombineFn()).without_defaults()
+                | "AddWindow" >> ParDo(_AddWindow())
+                | "Match" >> Map(matcher)
+            )
 
         def match(actual: list[Any]) -> None:
             matcher(list(actual))

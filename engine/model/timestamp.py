@@ -92,7 +92,9 @@ class Timestamp:
         >>> str(Timestamp(seconds=0).to_utc_datetime()), str(Timestamp(seconds=0).to_utc_datetime(has_tz=True))
         ('1970-01-01 00:00:00', '1970-01-01 00:00:00+00:00')
         """
-        aware = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC) + datetime.timedelta(microseconds=self.micros)
+        aware = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC) + datetime.timedelta(
+            microseconds=self.micros
+        )
         return aware if has_tz else aware.replace(tzinfo=None)
 
     def to_rfc3339(self) -> str:
@@ -223,7 +225,9 @@ class TimestampedValue(Generic[T]):
 
     def __init__(self, value: T, timestamp: Any) -> None:
         self.value = value
-        self._t: Any = timestamp if type(timestamp) in _PLAIN_SECONDS else Timestamp(micros=to_micros(timestamp))
+        self._t: Any = (
+            timestamp if type(timestamp) in _PLAIN_SECONDS else Timestamp(micros=to_micros(timestamp))
+        )
 
     @property
     def micros(self) -> int:

@@ -317,6 +317,8 @@ class OrFinally(AfterAny):
 def _check_trigger(t: object) -> None:
     """Sub-triggers must be trigger instances; a class is the usual slip, so say so."""
     if isinstance(t, type) and issubclass(t, TriggerFn):
-        raise TypeError(f"expected a trigger, got the class {t.__name__}; pass an instance such as AfterCount(1)")
+        raise TypeError(
+            f"expected a trigger, got the class {t.__name__}; pass an instance such as AfterCount(1)"
+        )
     if not isinstance(t, TriggerFn):
         raise TypeError(f"expected a trigger, got {t!r}")

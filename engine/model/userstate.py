@@ -240,9 +240,13 @@ def validate_stateful_dofn(dofn: Any, step: str | None = None) -> None:
                 )
     states, timers = get_dofn_specs(dofn)
     if len(states) != len({s.name for s in states}):
-        raise ValueError(f"{where}DoFn {dofn!r} has multiple StateSpecs with the same name: {sorted(map(repr, states))}.")
+        raise ValueError(
+            f"{where}DoFn {dofn!r} has multiple StateSpecs with the same name: {sorted(map(repr, states))}."
+        )
     if len(timers) != len({t.name for t in timers}):
-        raise ValueError(f"{where}DoFn {dofn!r} has multiple TimerSpecs with the same name: {sorted(map(repr, timers))}.")
+        raise ValueError(
+            f"{where}DoFn {dofn!r} has multiple TimerSpecs with the same name: {sorted(map(repr, timers))}."
+        )
     for spec in timers:
         callback = spec._attached_callback
         if callback is None:

@@ -101,10 +101,7 @@ class CoGroupByKey(PTransform):
         if not inputs:
             raise ValueError("CoGroupByKey needs at least one input PCollection")
         n = len(inputs)
-        tagged = [
-            pc | f"Tag[{tag}]" >> Map(_tag_with, i)
-            for i, (tag, pc) in enumerate(zip(tags, inputs))
-        ]
+        tagged = [pc | f"Tag[{tag}]" >> Map(_tag_with, i) for i, (tag, pc) in enumerate(zip(tags, inputs))]
         grouped = tuple(tagged) | "Flatten" >> Flatten() | "GroupByKey" >> GroupByKey()
 
         def assemble(kv: Any) -> Any:

@@ -89,14 +89,22 @@ class _GroupIntoBatchesDoFn(DoFn):
             yield key, batch
 
     @on_timer(WINDOW_END)
-    def on_window_end(self, key: Any = DoFn.KeyParam, buffer: Any = DoFn.StateParam(BUFFER),
-                      count: Any = DoFn.StateParam(COUNT)) -> Iterator[Any]:
+    def on_window_end(
+        self,
+        key: Any = DoFn.KeyParam,
+        buffer: Any = DoFn.StateParam(BUFFER),
+        count: Any = DoFn.StateParam(COUNT),
+    ) -> Iterator[Any]:
         """The window closed: emit the partial batch."""
         yield from self._flush(key, buffer, count)
 
     @on_timer(BUFFERING)
-    def on_buffering_timeout(self, key: Any = DoFn.KeyParam, buffer: Any = DoFn.StateParam(BUFFER),
-                             count: Any = DoFn.StateParam(COUNT)) -> Iterator[Any]:
+    def on_buffering_timeout(
+        self,
+        key: Any = DoFn.KeyParam,
+        buffer: Any = DoFn.StateParam(BUFFER),
+        count: Any = DoFn.StateParam(COUNT),
+    ) -> Iterator[Any]:
         """A batch waited `max_buffering_duration_secs`: emit it even if it is not full."""
         yield from self._flush(key, buffer, count)
 
@@ -140,13 +148,20 @@ class GroupIntoBatches(PTransform):
     ('a', [3])
     """
 
-    def __init__(self, batch_size: int, max_buffering_duration_secs: float | None = None,
-                 clock: Any = None, label: str | None = None) -> None:
+    def __init__(
+        self,
+        batch_size: int,
+        max_buffering_duration_secs: float | None = None,
+        clock: Any = None,
+        label: str | None = None,
+    ) -> None:
         super().__init__(label)
         self.batch_size = _positive("batch_size", batch_size, "GroupIntoBatches")
         if max_buffering_duration_secs is not None and max_buffering_duration_secs < 0:
-            raise ValueError("GroupIntoBatches: max_buffering_duration_secs must be >= 0, "
-                             f"got {max_buffering_duration_secs!r}")
+            raise ValueError(
+                "GroupIntoBatches: max_buffering_duration_secs must be >= 0, "
+                f"got {max_buffering_duration_secs!r}"
+            )
         self.max_buffering_duration_secs = max_buffering_duration_secs
         self.clock = clock or time.time
 
@@ -164,8 +179,13 @@ class GroupIntoBatches(PTransform):
         a [1, 2]
         """
 
-        def __init__(self, batch_size: int, max_buffering_duration_secs: float | None = None,
-                     clock: Any = None, label: str | None = None) -> None:
+        def __init__(
+            self,
+            batch_size: int,
+            max_buffering_duration_secs: float | None = None,
+            clock: Any = None,
+            label: str | None = None,
+        ) -> None:
             super().__init__(label)
             self.batch_size = _positive("batch_size", batch_size, "GroupIntoBatches.WithShardedKey")
             self.max_buffering_duration_secs = max_buffering_duration_secs
@@ -174,9 +194,11 @@ class GroupIntoBatches(PTransform):
         def expand(self, pcoll: PCollection) -> PCollection:
             # One shard per process, as Beam's shard id is per worker thread: one loop here.
             shard_id = uuid.uuid4().bytes
-            return (pcoll
-                    | "ShardKey" >> Map(lambda kv: (ShardedKey(kv[0], shard_id), kv[1]))
-                    | "Batch" >> GroupIntoBatches(self.batch_size, self.max_buffering_duration_secs, self.clock))
+            return (
+                pcoll
+                | "ShardKey" >> Map(lambda kv: (ShardedKey(kv[0], shard_id), kv[1]))
+                | "Batch" >> GroupIntoBatches(self.batch_size, self.max_buffering_duration_secs, self.clock)
+            )
 
 
 class _BatchElementsDoFn(DoFn):
@@ -215,15 +237,26 @@ class BatchElements(PTransform):
     [1, 2, 3]
     """
 
-    def __init__(self, min_batch_size: int = 1, max_batch_size: int = 10000, target_batch_overhead: float = 0.05,
-                 target_batch_duration_secs: float = 10, variance: float = 0.25, clock: Any = None,
-                 element_size_fn: Any = None, max_batch_weight: Any = None, label: str | None = None,
-                 **unused: Any) -> None:
+    def __init__(
+        self,
+        min_batch_size: int = 1,
+        max_batch_size: int = 10000,
+        target_batch_overhead: float = 0.05,
+        target_batch_duration_secs: float = 10,
+        variance: float = 0.25,
+        clock: Any = None,
+        element_size_fn: Any = None,
+        max_batch_weight: Any = None,
+        label: str | None = None,
+        **unused: Any,
+    ) -> None:
         super().__init__(label)
         self.min_batch_size = _positive("min_batch_size", min_batch_size, "BatchElements")
         self.max_batch_size = _positive("max_batch_size", max_batch_size, "BatchElements")
         if self.min_batch_size > self.max_batch_size:
-            raise ValueError(f"BatchElements: min_batch_size {min_batch_size} > max_batch_size {max_batch_size}")
+            raise ValueError(
+                f"BatchElements: min_batch_size {min_batch_size} > max_batch_size {max_batch_size}"
+            )
 
     def expand(self, pcoll: PCollection) -> PCollection:
         return pcoll | "ParDo" >> ParDo(_BatchElementsDoFn(self.min_batch_size, self.max_batch_size))

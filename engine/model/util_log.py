@@ -18,8 +18,15 @@ __all__ = ["LogElements"]
 class _LoggingFn(DoFn):
     """Formats one line per element as Beam does and prints it (no `level`) or logs it at `level`."""
 
-    def __init__(self, prefix: str, with_timestamp: bool, with_window: bool, level: int | None,
-                 with_pane_info: bool, use_epoch_time: bool) -> None:
+    def __init__(
+        self,
+        prefix: str,
+        with_timestamp: bool,
+        with_window: bool,
+        level: int | None,
+        with_pane_info: bool,
+        use_epoch_time: bool,
+    ) -> None:
         self.prefix = prefix
         self.with_timestamp = with_timestamp
         self.with_window = with_window
@@ -36,8 +43,13 @@ class _LoggingFn(DoFn):
         except OverflowError:
             return str(timestamp)
 
-    def process(self, element: Any, timestamp: Any = DoFn.TimestampParam, window: Any = DoFn.WindowParam,
-                pane_info: Any = DoFn.PaneInfoParam) -> Iterator[Any]:
+    def process(
+        self,
+        element: Any,
+        timestamp: Any = DoFn.TimestampParam,
+        window: Any = DoFn.WindowParam,
+        pane_info: Any = DoFn.PaneInfoParam,
+    ) -> Iterator[Any]:
         line = self.prefix + str(element)
         if self.with_timestamp:
             line += ", timestamp=" + repr(self.format_timestamp(timestamp))
@@ -63,9 +75,16 @@ class LogElements(PTransform):
     got a
     """
 
-    def __init__(self, label: str | None = None, prefix: str = "", with_timestamp: bool = False,
-                 with_window: bool = False, level: int | None = None, with_pane_info: bool = False,
-                 use_epoch_time: bool = False) -> None:
+    def __init__(
+        self,
+        label: str | None = None,
+        prefix: str = "",
+        with_timestamp: bool = False,
+        with_window: bool = False,
+        level: int | None = None,
+        with_pane_info: bool = False,
+        use_epoch_time: bool = False,
+    ) -> None:
         super().__init__(label)
         self.fn = _LoggingFn(prefix, with_timestamp, with_window, level, with_pane_info, use_epoch_time)
 

@@ -12,5 +12,7 @@ def resolve_value(value: Any, what: str) -> Any:
     if not isinstance(value, ValueProvider):
         return value
     if not value.is_accessible():
-        raise ValueError(f"{what}: the value provider {value!r} has no value; pass the option on the command line")
+        raise ValueError(
+            f"{what}: the value provider {value!r} has no value; pass the option on the command line"
+        )
     return value.get()

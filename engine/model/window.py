@@ -245,7 +245,9 @@ class GlobalWindows(NonMergingWindowFn):
         """`value` in the global window at `timestamp` (default: the minimum timestamp), as Beam's."""
         from millstream.engine.model.dofn import WindowedValue
 
-        return WindowedValue(value, MIN_MICROS if timestamp is None else timestamp, (GlobalWindow(),), pane_info)
+        return WindowedValue(
+            value, MIN_MICROS if timestamp is None else timestamp, (GlobalWindow(),), pane_info
+        )
 
     def __eq__(self, other: object) -> bool:
         return type(self) is type(other)

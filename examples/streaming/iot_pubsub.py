@@ -117,7 +117,6 @@ class _DeviceFileReader(SourceReader):
         return {}
 
 
-
 class BadReading(ValueError):
     """A message whose payload is not a reading."""
 
@@ -143,8 +142,12 @@ def enrich(reading: dict[str, Any], devices: dict[str, dict[str, Any]]) -> dict[
     meta = devices.get(reading["device"])
     if meta is None:
         return {**reading, "type": "unknown", "site": None, "max_value": None}
-    return {**reading, "type": meta.get("type", "unknown"), "site": meta.get("site"),
-            "max_value": meta.get("max_value")}
+    return {
+        **reading,
+        "type": meta.get("type", "unknown"),
+        "site": meta.get("site"),
+        "max_value": meta.get("max_value"),
+    }
 
 
 def iso(micros: int) -> str:
@@ -176,7 +179,9 @@ class ReadingStats(beam.CombineFn):
             accumulator[3] = element
         return accumulator
 
-    def merge_accumulators(self, accumulators: Iterable[list[float]], *args: Any, **kwargs: Any) -> list[float]:
+    def merge_accumulators(
+        self, accumulators: Iterable[list[float]], *args: Any, **kwargs: Any
+    ) -> list[float]:
         out = self.create_accumulator()
         for n, s, lo, hi in accumulators:
             out[0] += n
@@ -187,52 +192,83 @@ class ReadingStats(beam.CombineFn):
 
     def extract_output(self, accumulator: list[float], *args: Any, **kwargs: Any) -> Any:
         n, s, lo, hi = accumulator
-        return {"count": int(n), "sum": round(s, 6), "mean": round(s / n, 6) if n else None,
-                "min": lo if n else None, "max": hi if n else None}
+        return {
+            "count": int(n),
+            "sum": round(s, 6),
+            "mean": round(s / n, 6) if n else None,
+            "min": lo if n else None,
+            "max": hi if n else None,
+        }
 
 
-def to_row(kv: tuple[str, dict[str, Any]], w: Any = beam.DoFn.WindowParam,
-           pane: Any = beam.DoFn.PaneInfoParam) -> dict[str, Any]:
+def to_row(
+    kv: tuple[str, dict[str, Any]], w: Any = beam.DoFn.WindowParam, pane: Any = beam.DoFn.PaneInfoParam
+) -> dict[str, Any]:
     """One output row: the type, the window, its statistics and which pane this is."""
     kind, stats = kv
-    return {"type": kind, "window_start": iso(w.start.micros), "window_end": iso(w.end.micros), **stats,
-            "pane": pane.timing.name, "pane_index": pane.index, "is_last": pane.is_last}
+    return {
+        "type": kind,
+        "window_start": iso(w.start.micros),
+        "window_end": iso(w.end.micros),
+        **stats,
+        "pane": pane.timing.name,
+        "pane_index": pane.index,
+        "is_last": pane.is_last,
+    }
 
 
 def time_dead_letter(bad: dict[str, Any]) -> dict[str, Any]:
     """A message the source could not give an event time, as JSON."""
-    return {"step": "ReadReadings", "message_id": bad.get("message_id"),
-            "data": bad["raw"].decode("utf-8", "replace"), "attributes": bad.get("attributes"),
-            "reason": bad["reason"]}
+    return {
+        "step": "ReadReadings",
+        "message_id": bad.get("message_id"),
+        "data": bad["raw"].decode("utf-8", "replace"),
+        "attributes": bad.get("attributes"),
+        "reason": bad["reason"],
+    }
 
 
 def parse_dead_letter(bad: tuple[Any, Any]) -> dict[str, Any]:
     """A message the Parse step rejected, as JSON."""
     msg, error = bad
-    return {"step": "Parse", "message_id": msg.message_id, "data": msg.data.decode("utf-8", "replace"),
-            "attributes": msg.attributes, "reason": f"{error[0].__name__}: {error[1]}"}
+    return {
+        "step": "Parse",
+        "message_id": msg.message_id,
+        "data": msg.data.decode("utf-8", "replace"),
+        "attributes": msg.attributes,
+        "reason": f"{error[0].__name__}: {error[1]}",
+    }
 
 
 def build(p: beam.Pipeline, cfg: Config) -> dict[str, Any]:
     """The pipeline; returns its main PCollections by name."""
     messages, bad_time = p | "ReadReadings" >> ReadFromPubSub(
-        topic=cfg.topic, subscription=cfg.subscription, with_attributes=True,
-        timestamp_attribute=cfg.timestamp_attribute or None, max_out_of_orderness=cfg.max_out_of_orderness,
-        with_dead_letters=True)
+        topic=cfg.topic,
+        subscription=cfg.subscription,
+        with_attributes=True,
+        timestamp_attribute=cfg.timestamp_attribute or None,
+        max_out_of_orderness=cfg.max_out_of_orderness,
+        with_dead_letters=True,
+    )
     readings, bad_json = messages | "Parse" >> beam.Map(parse_reading).with_exception_handling()
-    devices = (p
-               | "ReadDevices" >> Read(DeviceFile(cfg.devices))
-               | "KeyDevices" >> beam.Map(lambda d: (d["device"], d)))
+    devices = (
+        p
+        | "ReadDevices" >> Read(DeviceFile(cfg.devices))
+        | "KeyDevices" >> beam.Map(lambda d: (d["device"], d))
+    )
     enriched = readings | "Enrich" >> beam.Map(enrich, devices=AsDict(devices))
     aggregates = (
         enriched
         | "ByType" >> beam.Map(lambda r: (r["type"], r["value"]))
-        | "Minutes" >> beam.WindowInto(
+        | "Minutes"
+        >> beam.WindowInto(
             window.FixedWindows(cfg.window),
-            trigger=trigger.AfterWatermark(early=trigger.AfterProcessingTime(cfg.early_every),
-                                           late=trigger.AfterCount(1)),
+            trigger=trigger.AfterWatermark(
+                early=trigger.AfterProcessingTime(cfg.early_every), late=trigger.AfterCount(1)
+            ),
             accumulation_mode=trigger.AccumulationMode.ACCUMULATING,
-            allowed_lateness=cfg.allowed_lateness)
+            allowed_lateness=cfg.allowed_lateness,
+        )
         | "Stats" >> beam.CombinePerKey(ReadingStats())
         | "Rows" >> beam.Map(to_row)
     )
@@ -241,10 +277,9 @@ def build(p: beam.Pipeline, cfg: Config) -> dict[str, Any]:
     if cfg.alerts_topic:
         alerts | "PublishAlerts" >> WriteToPubSub(cfg.alerts_topic, timestamp_attribute="ts")
     dead = (
-        (bad_time | "TimeDeadLetters" >> beam.Map(time_dead_letter),
-         bad_json | "ParseDeadLetters" >> beam.Map(parse_dead_letter))
-        | "DeadLetters" >> beam.Flatten()
-    )
+        bad_time | "TimeDeadLetters" >> beam.Map(time_dead_letter),
+        bad_json | "ParseDeadLetters" >> beam.Map(parse_dead_letter),
+    ) | "DeadLetters" >> beam.Flatten()
     dead | "WriteDeadLetters" >> WriteToJson(os.path.join(cfg.output, "dead-letters"))
     return {"aggregates": aggregates, "alerts": alerts, "dead_letters": dead, "enriched": enriched}
 
@@ -252,25 +287,32 @@ def build(p: beam.Pipeline, cfg: Config) -> dict[str, Any]:
 # -- the demo around it ---------------------------------------------------------------------------------------
 
 
-def setup_demo(project: str, devices_path: str, n_devices: int = 12, ack_deadline: int = 10) -> dict[str, str]:
+def setup_demo(
+    project: str, devices_path: str, n_devices: int = 12, ack_deadline: int = 10
+) -> dict[str, str]:
     """Create the demo's topics and subscriptions (if missing) and write a devices file; returns the paths."""
     from google.api_core import exceptions as gexc
     from google.cloud import pubsub_v1
 
-    names = {"readings_topic": f"projects/{project}/topics/readings",
-             "readings_subscription": f"projects/{project}/subscriptions/readings",
-             "alerts_topic": f"projects/{project}/topics/alerts",
-             "alerts_subscription": f"projects/{project}/subscriptions/alerts"}
+    names = {
+        "readings_topic": f"projects/{project}/topics/readings",
+        "readings_subscription": f"projects/{project}/subscriptions/readings",
+        "alerts_topic": f"projects/{project}/topics/alerts",
+        "alerts_subscription": f"projects/{project}/subscriptions/alerts",
+    }
     publisher, subscriber = pubsub_v1.PublisherClient(), pubsub_v1.SubscriberClient()
-    for topic, sub in ((names["readings_topic"], names["readings_subscription"]),
-                       (names["alerts_topic"], names["alerts_subscription"])):
+    for topic, sub in (
+        (names["readings_topic"], names["readings_subscription"]),
+        (names["alerts_topic"], names["alerts_subscription"]),
+    ):
         try:
             publisher.create_topic(request={"name": topic}, timeout=30)
         except gexc.AlreadyExists:
             pass
         try:
-            subscriber.create_subscription(request={"name": sub, "topic": topic,
-                                                    "ack_deadline_seconds": ack_deadline}, timeout=30)
+            subscriber.create_subscription(
+                request={"name": sub, "topic": topic, "ack_deadline_seconds": ack_deadline}, timeout=30
+            )
         except gexc.AlreadyExists:
             pass
     write_devices(devices_path, n_devices)
@@ -282,8 +324,15 @@ def setup_demo(project: str, devices_path: str, n_devices: int = 12, ack_deadlin
 def write_devices(path: str, n_devices: int = 12) -> list[dict[str, Any]]:
     """The demo fleet's metadata file (JSON lines): device i has the i-th type of `DEMO_TYPES`, cyclically."""
     kinds = list(DEMO_TYPES)
-    devices = [{"device": f"dev-{i:03d}", "type": kinds[i % len(kinds)], "site": f"site-{i % 4}",
-                "max_value": DEMO_TYPES[kinds[i % len(kinds)]]} for i in range(n_devices)]
+    devices = [
+        {
+            "device": f"dev-{i:03d}",
+            "type": kinds[i % len(kinds)],
+            "site": f"site-{i % 4}",
+            "max_value": DEMO_TYPES[kinds[i % len(kinds)]],
+        }
+        for i in range(n_devices)
+    ]
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with open(path, "w") as f:
         for d in devices:
@@ -291,8 +340,9 @@ def write_devices(path: str, n_devices: int = 12) -> list[dict[str, Any]]:
     return devices
 
 
-def demo_readings(count: int, n_devices: int = 12, seed: int = 0, start_ms: int | None = None,
-                  spacing_ms: int = 100) -> list[tuple[bytes, dict[str, str]]]:
+def demo_readings(
+    count: int, n_devices: int = 12, seed: int = 0, start_ms: int | None = None, spacing_ms: int = 100
+) -> list[tuple[bytes, dict[str, str]]]:
     """`count` random readings (data, attributes) of the demo fleet, `spacing_ms` apart in event time."""
     rng = random.Random(seed)
     start = int(time.time() * 1000) if start_ms is None else start_ms
@@ -302,7 +352,9 @@ def demo_readings(count: int, n_devices: int = 12, seed: int = 0, start_ms: int 
         d = rng.randrange(n_devices)
         limit = DEMO_TYPES[kinds[d % len(kinds)]]
         value = round(rng.uniform(0.5, 1.1) * limit, 2)  # about one in six readings is above its limit
-        out.append((orjson.dumps({"device": f"dev-{d:03d}", "value": value}), {"ts": str(start + i * spacing_ms)}))
+        out.append(
+            (orjson.dumps({"device": f"dev-{d:03d}", "value": value}), {"ts": str(start + i * spacing_ms)})
+        )
     return out
 
 
@@ -332,15 +384,18 @@ def print_alerts(subscription: str, wait: float) -> None:
     seen: set[str] = set()
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline:
-        resp = subscriber.pull(request={"subscription": subscription, "max_messages": 100}, timeout=max(1.0, wait))
+        resp = subscriber.pull(
+            request={"subscription": subscription, "max_messages": 100}, timeout=max(1.0, wait)
+        )
         for m in resp.received_messages:
             key = m.message.attributes.get("millstream_id", m.message.message_id)
             if key not in seen:
                 seen.add(key)
                 print(m.message.data.decode())
         if resp.received_messages:
-            subscriber.acknowledge(request={"subscription": subscription,
-                                            "ack_ids": [m.ack_id for m in resp.received_messages]})
+            subscriber.acknowledge(
+                request={"subscription": subscription, "ack_ids": [m.ack_id for m in resp.received_messages]}
+            )
     subscriber.close()
 
 
@@ -354,9 +409,12 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
     command = argv.pop(0) if argv and argv[0] in COMMANDS else "run"
     parser = argparse.ArgumentParser(
         usage="iot_pubsub.py [run|setup|publish|alerts] [flags] [pipeline flags]",
-        description="run the pipeline (default), or the demo's setup / publish / alerts")
+        description="run the pipeline (default), or the demo's setup / publish / alerts",
+    )
     parser.add_argument("--subscription", default=None, help="readings: projects/P/subscriptions/S")
-    parser.add_argument("--topic", default=None, help="readings topic (a subscription is created for the job)")
+    parser.add_argument(
+        "--topic", default=None, help="readings topic (a subscription is created for the job)"
+    )
     parser.add_argument("--devices", default="out/iot/devices.jsonl", help="device metadata, JSON lines")
     parser.add_argument("--output", default="out/iot", help="output folder")
     parser.add_argument("--alerts_topic", default=None, help="where alerts go: projects/P/topics/T")
@@ -389,10 +447,18 @@ def run(argv: list[str] | None = None) -> None:
         return
     if args.subscription is None and args.topic is None:
         args.subscription = f"projects/{args.project}/subscriptions/readings"
-    cfg = Config(devices=args.devices, output=args.output, subscription=args.subscription, topic=args.topic,
-                 alerts_topic=args.alerts_topic, window=args.window, early_every=args.early_every,
-                 allowed_lateness=args.allowed_lateness, max_out_of_orderness=args.max_out_of_orderness,
-                 timestamp_attribute=args.timestamp_attribute or None)
+    cfg = Config(
+        devices=args.devices,
+        output=args.output,
+        subscription=args.subscription,
+        topic=args.topic,
+        alerts_topic=args.alerts_topic,
+        window=args.window,
+        early_every=args.early_every,
+        allowed_lateness=args.allowed_lateness,
+        max_out_of_orderness=args.max_out_of_orderness,
+        timestamp_attribute=args.timestamp_attribute or None,
+    )
     if "--streaming" not in pipeline_args:
         pipeline_args.append("--streaming")
     if not any(a == "--job_name" or a.startswith("--job_name=") for a in pipeline_args):

@@ -54,29 +54,48 @@ USERS = 20
 PAGES = ["/", "/search", "/item", "/cart", "/checkout", "/help"]
 
 
-def session_row(kv: tuple[str, int], w: Any = beam.DoFn.WindowParam, pane: Any = beam.DoFn.PaneInfoParam
-                ) -> tuple[str, str]:
+def session_row(
+    kv: tuple[str, int], w: Any = beam.DoFn.WindowParam, pane: Any = beam.DoFn.PaneInfoParam
+) -> tuple[str, str]:
     """One pane of a session as a Kafka (key, value): the user, and the count as JSON."""
     user, clicks = kv
-    row = {"user": user, "start": float(w.start), "end": float(w.end), "clicks": clicks,
-           "pane": pane.timing.name, "pane_index": pane.index, "final": pane.is_last}
+    row = {
+        "user": user,
+        "start": float(w.start),
+        "end": float(w.end),
+        "clicks": clicks,
+        "pane": pane.timing.name,
+        "pane_index": pane.index,
+        "final": pane.is_last,
+    }
     return user, json.dumps(row)
 
 
 def build(p: Any, args: argparse.Namespace) -> Any:
     """The pipeline; returns the PCollection of emitted (user, JSON) panes."""
     config = {"bootstrap.servers": args.bootstrap, "auto.offset.reset": "earliest"}
-    clicks, bad = p | "ReadClicks" >> ReadFromKafka(
-        consumer_config=config, topics=[args.clicks], key_deserializer=bytes.decode, value_deserializer=json.loads,
-        timestamp_fn=lambda kv: kv[1]["ts"], max_out_of_orderness=5.0, idle_timeout=10.0,
-    ).with_dead_letters()
+    clicks, bad = (
+        p
+        | "ReadClicks"
+        >> ReadFromKafka(
+            consumer_config=config,
+            topics=[args.clicks],
+            key_deserializer=bytes.decode,
+            value_deserializer=json.loads,
+            timestamp_fn=lambda kv: kv[1]["ts"],
+            max_out_of_orderness=5.0,
+            idle_timeout=10.0,
+        ).with_dead_letters()
+    )
     panes = (
         clicks
         | "User" >> beam.Map(lambda kv: (kv[1]["user"], 1))
-        | "Sessions" >> beam.WindowInto(
+        | "Sessions"
+        >> beam.WindowInto(
             window.Sessions(args.gap),
-            trigger=trigger.AfterWatermark(early=trigger.AfterProcessingTime(args.early_every),
-                                           late=trigger.AfterCount(1)),
+            trigger=trigger.AfterWatermark(
+                early=trigger.AfterProcessingTime(args.early_every), late=trigger.AfterCount(1)
+            ),
             accumulation_mode=trigger.AccumulationMode.ACCUMULATING,
             allowed_lateness=args.lateness,
         )
@@ -105,16 +124,20 @@ async def create_topics(args: argparse.Namespace) -> None:
     await admin.start()
     try:
         existing = set(await admin.list_topics())
-        wanted = [NewTopic(t, n, 1) for t, n in ((args.clicks, 3), (args.sessions, 3), (args.clicks + ".dead", 1))
-                  if t not in existing]
+        wanted = [
+            NewTopic(t, n, 1)
+            for t, n in ((args.clicks, 3), (args.sessions, 3), (args.clicks + ".dead", 1))
+            if t not in existing
+        ]
         if wanted:
             await admin.create_topics(wanted)
     finally:
         await admin.close()
 
 
-async def produce_clicks(args: argparse.Namespace, n: int, spread_s: float, rate: float = 0.0,
-                         stop: asyncio.Event | None = None) -> None:
+async def produce_clicks(
+    args: argparse.Namespace, n: int, spread_s: float, rate: float = 0.0, stop: asyncio.Event | None = None
+) -> None:
     """`n` clicks over the last `spread_s` seconds, then (with `rate`) live clicks until `stop`."""
     from aiokafka import AIOKafkaProducer
 
@@ -139,12 +162,19 @@ async def show(args: argparse.Namespace) -> None:
     """Print the committed sessions: the final (or latest) pane of each."""
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
-    consumer = AIOKafkaConsumer(bootstrap_servers=args.bootstrap, isolation_level="read_committed",
-                                enable_auto_commit=False, auto_offset_reset="earliest")
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=args.bootstrap,
+        isolation_level="read_committed",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
     await consumer.start()
     try:
         cluster = await consumer._client.fetch_all_metadata()
-        tps = [TopicPartition(args.sessions, p) for p in sorted(cluster.partitions_for_topic(args.sessions) or ())]
+        tps = [
+            TopicPartition(args.sessions, p)
+            for p in sorted(cluster.partitions_for_topic(args.sessions) or ())
+        ]
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
         ends = await consumer.end_offsets(tps)
@@ -159,9 +189,11 @@ async def show(args: argparse.Namespace) -> None:
     finally:
         await consumer.stop()
     for row in sorted(latest.values(), key=lambda r: (r["start"], r["user"])):
-        print(f"{row['user']:>4}  {time.strftime('%H:%M:%S', time.localtime(row['start']))}"
-              f"-{time.strftime('%H:%M:%S', time.localtime(row['end']))}  clicks={row['clicks']:<4} "
-              f"{'final' if row['final'] else row['pane'].lower()}")
+        print(
+            f"{row['user']:>4}  {time.strftime('%H:%M:%S', time.localtime(row['start']))}"
+            f"-{time.strftime('%H:%M:%S', time.localtime(row['end']))}  clicks={row['clicks']:<4} "
+            f"{'final' if row['final'] else row['pane'].lower()}"
+        )
     print(f"{len(latest)} sessions", file=sys.stderr)
 
 
@@ -172,7 +204,9 @@ def run(argv: list[str] | None = None) -> None:
     parser.add_argument("--clicks", default="clicks", help="input topic")
     parser.add_argument("--sessions", default="sessions", help="output topic")
     parser.add_argument("--gap", type=float, default=30.0, help="seconds without a click that end a session")
-    parser.add_argument("--early_every", type=float, default=5.0, help="early panes every N s of processing time")
+    parser.add_argument(
+        "--early_every", type=float, default=5.0, help="early panes every N s of processing time"
+    )
     parser.add_argument("--lateness", type=float, default=60.0, help="allowed lateness in seconds")
     parser.add_argument("--generate", type=int, default=0, help="first produce N clicks over the last N/10 s")
     parser.add_argument("--live", type=float, default=0.0, help="keep producing N clicks/s while running")
@@ -198,8 +232,11 @@ def run(argv: list[str] | None = None) -> None:
         async def print_panes() -> None:
             async for _, value in job.tap(panes):
                 row = json.loads(value)
-                print(f"{row['user']:>4} session from {time.strftime('%H:%M:%S', time.localtime(row['start']))}: "
-                      f"{row['clicks']:<4} clicks  ({row['pane'].lower()} pane #{row['pane_index']})", flush=True)
+                print(
+                    f"{row['user']:>4} session from {time.strftime('%H:%M:%S', time.localtime(row['start']))}: "
+                    f"{row['clicks']:<4} clicks  ({row['pane'].lower()} pane #{row['pane_index']})",
+                    flush=True,
+                )
 
         printer = loop.create_task(print_panes())
         signals = 0
@@ -208,8 +245,11 @@ def run(argv: list[str] | None = None) -> None:
             nonlocal signals
             signals += 1
             stop.set()
-            print("\ndraining: every open session fires, then a final checkpoint commits (signal again to "
-                  "cancel)", file=sys.stderr)
+            print(
+                "\ndraining: every open session fires, then a final checkpoint commits (signal again to "
+                "cancel)",
+                file=sys.stderr,
+            )
             loop.create_task(job.drain() if signals == 1 else job.cancel())
 
         handled = threading.current_thread() is threading.main_thread()

@@ -13,22 +13,38 @@ from millstream.transforms.window import IntervalWindow
 
 
 def _windowed(p: beam.Pipeline, stamped: list[tuple[Any, int]]) -> beam.PCollection:
-    return (p | beam.Create(stamped) | beam.MapTuple(lambda v, t: window.TimestampedValue(v, t))
-            | beam.WindowInto(window.FixedWindows(10)))
+    return (
+        p
+        | beam.Create(stamped)
+        | beam.MapTuple(lambda v, t: window.TimestampedValue(v, t))
+        | beam.WindowInto(window.FixedWindows(10))
+    )
 
 
 def test_equal_to_per_window_matches_each_window() -> None:
     with beam.Pipeline() as p:
         out = _windowed(p, [("a", 1), ("b", 2), ("c", 15)])
-        assert_that(out, equal_to_per_window({IntervalWindow(0, 10): ["a", "b"], IntervalWindow(10, 20): ["c"]}),
-                    use_global_window=False)
+        assert_that(
+            out,
+            equal_to_per_window({IntervalWindow(0, 10): ["a", "b"], IntervalWindow(10, 20): ["c"]}),
+            use_global_window=False,
+        )
 
 
-@pytest.mark.parametrize(("expected", "message"), [
-    ({IntervalWindow(0, 10): ["a", "b", "c"]}, "window .* not found in any expected windows"),
-    ({IntervalWindow(0, 10): ["a", "b", "x"], IntervalWindow(10, 20): ["c"]}, "unmatched elements \\['x'\\]"),
-    ({IntervalWindow(0, 10): ["a"], IntervalWindow(10, 20): ["c", "b"]}, "element 'b' not found in window"),
-])
+@pytest.mark.parametrize(
+    ("expected", "message"),
+    [
+        ({IntervalWindow(0, 10): ["a", "b", "c"]}, "window .* not found in any expected windows"),
+        (
+            {IntervalWindow(0, 10): ["a", "b", "x"], IntervalWindow(10, 20): ["c"]},
+            "unmatched elements \\['x'\\]",
+        ),
+        (
+            {IntervalWindow(0, 10): ["a"], IntervalWindow(10, 20): ["c", "b"]},
+            "element 'b' not found in window",
+        ),
+    ],
+)
 def test_equal_to_per_window_reports_what_is_wrong(expected: dict[Any, list[str]], message: str) -> None:
     with pytest.raises(Exception, match=message):
         with beam.Pipeline() as p:
@@ -38,8 +54,16 @@ def test_equal_to_per_window_reports_what_is_wrong(expected: dict[Any, list[str]
 def test_reify_windows_gives_timestamps_and_windows() -> None:
     with beam.Pipeline() as p:
         out = _windowed(p, [("a", 1), ("c", 15)])
-        assert_that(out, equal_to([TestWindowedValue("a", 1, [IntervalWindow(0, 10)]),
-                                   TestWindowedValue("c", 15, [IntervalWindow(10, 20)])]), reify_windows=True)
+        assert_that(
+            out,
+            equal_to(
+                [
+                    TestWindowedValue("a", 1, [IntervalWindow(0, 10)]),
+                    TestWindowedValue("c", 15, [IntervalWindow(10, 20)]),
+                ]
+            ),
+            reify_windows=True,
+        )
 
 
 def test_use_global_window_false_runs_the_matcher_per_window_with_the_window() -> None:
@@ -51,8 +75,10 @@ def test_use_global_window_false_runs_the_matcher_per_window_with_the_window() -
 
     with beam.Pipeline() as p:
         assert_that(_windowed(p, [("a", 1), ("b", 2), ("c", 15)]), matcher, use_global_window=False)
-    assert sorted(seen, key=lambda s: s[1].start) == [(["a", "b"], IntervalWindow(0, 10)),
-                                                     (["c"], IntervalWindow(10, 20))]
+    assert sorted(seen, key=lambda s: s[1].start) == [
+        (["a", "b"], IntervalWindow(0, 10)),
+        (["c"], IntervalWindow(10, 20)),
+    ]
 
 
 def test_matches_all_pairs_each_predicate_with_an_element() -> None:

@@ -24,16 +24,19 @@ from millstream.testing.test_utils import TempDir, compute_hash, create_file, re
 from millstream.testing.util import open_shards
 
 
-@pytest.mark.parametrize(("coder", "value"), [
-    (PickleCoder(), {"a": [1, 2.5]}),
-    (FastPrimitivesCoder(), ("k", 3)),
-    (StrUtf8Coder(), "héllo"),
-    (BytesCoder(), b"\x00\xff"),
-    (VarIntCoder(), -(2**40)),
-    (VarIntCoder(), 300),
-    (TupleCoder([StrUtf8Coder(), VarIntCoder()]), ("key", 7)),
-    (IterableCoder(VarIntCoder()), [1, 128, -1]),
-])
+@pytest.mark.parametrize(
+    ("coder", "value"),
+    [
+        (PickleCoder(), {"a": [1, 2.5]}),
+        (FastPrimitivesCoder(), ("k", 3)),
+        (StrUtf8Coder(), "héllo"),
+        (BytesCoder(), b"\x00\xff"),
+        (VarIntCoder(), -(2**40)),
+        (VarIntCoder(), 300),
+        (TupleCoder([StrUtf8Coder(), VarIntCoder()]), ("key", 7)),
+        (IterableCoder(VarIntCoder()), [1, 128, -1]),
+    ],
+)
 def test_coders_round_trip(coder: beam.coders.Coder, value: object) -> None:
     assert coder.decode(coder.encode(value)) == value
 

@@ -18,16 +18,22 @@ def _stamped(p: beam.Pipeline, values: list[tuple[Any, int]]) -> beam.PCollectio
 
 def test_count_globally_without_defaults_counts_per_window() -> None:
     with beam.Pipeline() as p:
-        out = (_stamped(p, [("a", 100), ("b", 200), ("c", 300)]) | beam.WindowInto(window.FixedWindows(200))
-               | beam.combiners.Count.Globally().without_defaults())
+        out = (
+            _stamped(p, [("a", 100), ("b", 200), ("c", 300)])
+            | beam.WindowInto(window.FixedWindows(200))
+            | beam.combiners.Count.Globally().without_defaults()
+        )
         assert_that(out, equal_to([1, 2]))
 
 
 def test_count_globally_with_defaults_needs_the_global_window() -> None:
     with pytest.raises(ValueError, match="without_defaults"):
         with beam.Pipeline() as p:
-            _ = (_stamped(p, [("a", 1)]) | beam.WindowInto(window.FixedWindows(10))
-                 | beam.combiners.Count.Globally())
+            _ = (
+                _stamped(p, [("a", 1)])
+                | beam.WindowInto(window.FixedWindows(10))
+                | beam.combiners.Count.Globally()
+            )
 
 
 def test_combine_globally_as_singleton_view() -> None:
@@ -41,8 +47,11 @@ def test_tuple_combine_fns() -> None:
     with beam.Pipeline() as p:
         rows = p | beam.Create([(1, 2), (3, 4)])
         out = rows | beam.CombineGlobally(beam.combiners.TupleCombineFn(max, sum))
-        single = (p | "Single" >> beam.Create([1, 5, 3])
-                  | "Both" >> beam.CombineGlobally(beam.combiners.SingleInputTupleCombineFn(min, max)))
+        single = (
+            p
+            | "Single" >> beam.Create([1, 5, 3])
+            | "Both" >> beam.CombineGlobally(beam.combiners.SingleInputTupleCombineFn(min, max))
+        )
         assert_that(out, equal_to([(3, 6)]))
         assert_that(single, equal_to([(1, 5)]), label="single")
 
@@ -83,13 +92,20 @@ def test_regex_transforms() -> None:
     with beam.Pipeline() as p:
         src = p | beam.Create(lines)
         assert_that(src | beam.Regex.matches(r"(\w+):(\d+)", 1), equal_to(["apple", "fig"]), label="m")
-        assert_that(src | beam.Regex.matches_kv(r"(\w+):(\d+)", 1, 2), equal_to([("apple", "3"), ("fig", "12")]),
-                    label="kv")
+        assert_that(
+            src | beam.Regex.matches_kv(r"(\w+):(\d+)", 1, 2),
+            equal_to([("apple", "3"), ("fig", "12")]),
+            label="kv",
+        )
         assert_that(src | beam.Regex.find_all(r"\d"), equal_to([["3"], [], ["1", "2"]]), label="fa")
-        assert_that(src | beam.Regex.replace_first(r":", "="), equal_to(["apple=3", "pear=x", "fig=12"]),
-                    label="rf")
-        assert_that(src | beam.Regex.split(r":"), equal_to([["apple", "3"], ["pear", "x"], ["fig", "12"]]),
-                    label="split")
+        assert_that(
+            src | beam.Regex.replace_first(r":", "="), equal_to(["apple=3", "pear=x", "fig=12"]), label="rf"
+        )
+        assert_that(
+            src | beam.Regex.split(r":"),
+            equal_to([["apple", "3"], ["pear", "x"], ["fig", "12"]]),
+            label="split",
+        )
 
 
 def test_regex_rejects_a_bad_pattern() -> None:

@@ -33,7 +33,9 @@ LINES = [
 RAW: dict[str, dict[str, list]] = {}
 
 
-def run_program(name: str, engine: str, *args: Any, flags: tuple[str, ...] = ()) -> tuple[dict[str, list], Any]:
+def run_program(
+    name: str, engine: str, *args: Any, flags: tuple[str, ...] = ()
+) -> tuple[dict[str, list], Any]:
     """Run `programs/<name>.py` on one engine; returns (captured multisets, what its run() returned)."""
     module = h.load_program(name, engine)
     h.STORE.clear()
@@ -78,7 +80,7 @@ def test_programs_import_only_millstream_under_beams_module_paths():
             importlib.import_module(module_path.replace("millstream", "apache_beam", 1))
         # Outside the docstring and the imports the text never names millstream: the rewrite touches imports only.
         docstring_end = tree.body[0].end_lineno if ast.get_docstring(tree) else 0
-        lines = path.read_text().splitlines()[docstring_end or 0:]
+        lines = path.read_text().splitlines()[docstring_end or 0 :]
         body = [ln for ln in lines if not ln.startswith(("import ", "from "))]
         assert not any("millstream" in ln for ln in body), f"{path.name} names millstream outside imports"
 
@@ -159,9 +161,16 @@ def test_custom_options_with_value_providers():
     flags = ("--compat_min_length=2", "--compat_label", "kept", "--compat_prefix=>", "--compat_repeat=2")
     out, ms_settings, beam_settings = run_both("custom_options", lines, flags=flags)
     assert out == {"kept": h.multiset([">>bb", ">>ccc", ">>dddd"])}
-    assert ms_settings == beam_settings == {
-        "min_length": 2, "label": "kept", "streaming": False, "save_main_session": True,
-    }
+    assert (
+        ms_settings
+        == beam_settings
+        == {
+            "min_length": 2,
+            "label": "kept",
+            "streaming": False,
+            "save_main_session": True,
+        }
+    )
     out, ms_settings, beam_settings = run_both("custom_options", lines)
     assert out == {"words": h.multiset(["w:a", "w:bb", "w:ccc", "w:dddd", "w:e"])}
     assert ms_settings == beam_settings
@@ -226,5 +235,10 @@ def test_user_metrics():
     assert ms_report["word_lengths"][0][2] == beam_report["word_lengths"][0][2]
     assert ms_report["word_len_dist"] == beam_report["word_len_dist"]
     (_, count, total, low, high, mean) = ms_report["word_len_dist"][0]
-    assert (count, total, low, high) == (25, sum(len(w) for w in re.findall(r"[\w\']+", " ".join(LINES))), 1, 6)
+    assert (count, total, low, high) == (
+        25,
+        sum(len(w) for w in re.findall(r"[\w\']+", " ".join(LINES))),
+        1,
+        6,
+    )
     assert mean == total / count

@@ -26,9 +26,15 @@ def test_setup_and_bundle_context_params_are_entered_and_exited() -> None:
         events.append(f"exit {kind}")
 
     with beam.Pipeline() as p:
-        out = p | beam.Create(["a", "b"]) | beam.Map(
-            lambda x, s=beam.DoFn.SetupContextParam(resource, args=("setup",)),
-            b=beam.DoFn.BundleContextParam(resource, args=("bundle",)): f"{x} {s} {b}")
+        out = (
+            p
+            | beam.Create(["a", "b"])
+            | beam.Map(
+                lambda x, s=beam.DoFn.SetupContextParam(resource, args=("setup",)), b=beam.DoFn.BundleContextParam(resource, args=("bundle",)): (
+                    f"{x} {s} {b}"
+                )
+            )
+        )
         assert_that(out, equal_to(["a setup bundle", "b setup bundle"]))
     assert events[0] == "enter setup" and events[-1] == "exit setup"
     assert events.count("enter bundle") == events.count("exit bundle") >= 1
@@ -55,17 +61,25 @@ def test_element_as_a_keyword_marker_in_plain_and_stateful_dofns() -> None:
 
     with beam.Pipeline() as p:
         kvs = p | beam.Create([("k", 1), ("k", 2), ("j", 3)])
-        assert_that(kvs | "echo" >> beam.ParDo(Echo()), equal_to([("k", 1), ("k", 2), ("j", 3)]), label="plain")
-        assert_that(kvs | "count" >> beam.ParDo(_CountPerKey()), equal_to([("k", 1), ("k", 2), ("j", 1)]),
-                    label="stateful")
+        assert_that(
+            kvs | "echo" >> beam.ParDo(Echo()), equal_to([("k", 1), ("k", 2), ("j", 3)]), label="plain"
+        )
+        assert_that(
+            kvs | "count" >> beam.ParDo(_CountPerKey()),
+            equal_to([("k", 1), ("k", 2), ("j", 1)]),
+            label="stateful",
+        )
 
 
 def test_log_elements_prints_or_logs_with_timestamp_and_window(capsys: Any, caplog: Any) -> None:
     with beam.Pipeline() as p:
         xs = p | beam.Create([1]) | beam.Map(lambda x: beam.window.TimestampedValue(x, 60))
         xs | "print" >> beam.LogElements(prefix="x=", with_timestamp=True)
-        (xs | beam.WindowInto(beam.window.FixedWindows(60))
-         | "log" >> beam.LogElements(with_window=True, level=logging.WARNING))
+        (
+            xs
+            | beam.WindowInto(beam.window.FixedWindows(60))
+            | "log" >> beam.LogElements(with_window=True, level=logging.WARNING)
+        )
     assert capsys.readouterr().out == "x=1, timestamp='1970-01-01T00:01:00Z'\n"
     assert "1, window(start=1970-01-01T00:01:00Z, end=1970-01-01T00:02:00Z)" in caplog.text
 

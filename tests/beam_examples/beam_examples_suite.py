@@ -20,7 +20,7 @@ PACKAGE = "_beam_examples"
 
 #: Installed in the child's temporary folder: every test gets SIGALRM after this many seconds, so one test that
 #: waits forever fails alone instead of hanging the suite.
-_CONFTEST = '''
+_CONFTEST = """
 import signal
 
 import pytest
@@ -37,7 +37,7 @@ def _per_test_timeout():
     yield
     signal.alarm(0)
     signal.signal(signal.SIGALRM, previous)
-'''
+"""
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,9 @@ def beam_examples_dir() -> Path:
 
     spec = importlib.util.find_spec("apache_beam")
     if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError("apache-beam is not installed: it is a test-only dependency (pip install -e '.[dev]')")
+        raise RuntimeError(
+            "apache-beam is not installed: it is a test-only dependency (pip install -e '.[dev]')"
+        )
     return Path(next(iter(spec.submodule_search_locations))) / "examples"
 
 
@@ -86,9 +88,23 @@ def run_suite(dest: Path, modules: list[str], timeout: int = 60) -> list[Outcome
     """Run `modules` (paths relative to `apache_beam/examples`) on millstream; one Outcome per test."""
     make_copy(dest, timeout)
     report = dest / "report.xml"
-    args = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-c", str(dest / "pytest.ini"),
-            "--rootdir", str(dest), "--continue-on-collection-errors", f"--junitxml={report}", "-o", "junit_family=xunit2",
-            *[str(dest / PACKAGE / m) for m in modules]]
+    args = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "-c",
+        str(dest / "pytest.ini"),
+        "--rootdir",
+        str(dest),
+        "--continue-on-collection-errors",
+        f"--junitxml={report}",
+        "-o",
+        "junit_family=xunit2",
+        *[str(dest / PACKAGE / m) for m in modules],
+    ]
     env = {**os.environ, "PYTHONPATH": str(dest)}
     subprocess.run(args, cwd=dest, env=env, capture_output=True, text=True, timeout=20 * 60)
     if not report.exists():

@@ -35,22 +35,30 @@ def test_every_exclusion_names_existing_tests() -> None:
 
 def test_beam_tests_pass_except_known_failures(outcomes: dict[str, suite.Outcome]) -> None:
     known = manifest.known_failures()
-    unexpected = [f"{o.ident}: {o.message}" for o in outcomes.values() if o.status == "failed"
-                  and o.ident not in known]
+    unexpected = [
+        f"{o.ident}: {o.message}" for o in outcomes.values() if o.status == "failed" and o.ident not in known
+    ]
     assert not unexpected, "Beam example tests failing on millstream:\n" + "\n".join(unexpected)
 
 
 def test_known_failures_still_fail(outcomes: dict[str, suite.Outcome]) -> None:
-    fixed = [ident for ident in manifest.known_failures()
-             if ident not in outcomes or outcomes[ident].status != "failed"]
-    assert not fixed, ("listed in known_failures.txt but no longer failing (remove them): " + ", ".join(fixed))
+    fixed = [
+        ident
+        for ident in manifest.known_failures()
+        if ident not in outcomes or outcomes[ident].status != "failed"
+    ]
+    assert not fixed, "listed in known_failures.txt but no longer failing (remove them): " + ", ".join(fixed)
 
 
 def test_readme_states_the_measured_counts(outcomes: dict[str, suite.Outcome]) -> None:
     counts = Counter(o.status for o in outcomes.values())
     _, excluded = manifest.selected_modules(suite.beam_examples_dir())
     measured = (counts["passed"], counts["failed"], counts["skipped"], len(excluded))
-    found = re.search(r"(\d+) passed, (\d+) failed, (\d+) skipped; (\d+) test modules excluded", README.read_text())
+    found = re.search(
+        r"(\d+) passed, (\d+) failed, (\d+) skipped; (\d+) test modules excluded", README.read_text()
+    )
     assert found, "README's compatibility table lacks the Beam example suite's counts"
     stated = tuple(int(g) for g in found.groups())
-    assert stated == measured, f"README states {stated} (passed, failed, skipped, excluded); measured {measured}"
+    assert stated == measured, (
+        f"README states {stated} (passed, failed, skipped, excluded); measured {measured}"
+    )

@@ -28,13 +28,26 @@ def stream(spec: dict[str, Any], to_micros: Any) -> TestStream:
     return out.advance_watermark_to_infinity()
 
 
-def pane(kv: Any, w: Any = beam.DoFn.WindowParam, ts: Any = beam.DoFn.TimestampParam,
-         info: Any = beam.DoFn.PaneInfoParam) -> Any:
+def pane(
+    kv: Any,
+    w: Any = beam.DoFn.WindowParam,
+    ts: Any = beam.DoFn.TimestampParam,
+    info: Any = beam.DoFn.PaneInfoParam,
+) -> Any:
     """One pane as plain values: key, window ends in µs ("GLOBAL"), value, timestamp µs, PaneInfo fields."""
     where = "GLOBAL" if isinstance(w, window.GlobalWindow) else (w.start.micros, w.end.micros)
     value = kv[1] if isinstance(kv[1], int) else sorted(kv[1])
-    return (kv[0], where, value, ts.micros, info.timing.name, info.is_first, info.is_last, info.index,
-            info.nonspeculative_index)
+    return (
+        kv[0],
+        where,
+        value,
+        ts.micros,
+        info.timing.name,
+        info.is_first,
+        info.is_last,
+        info.index,
+        info.nonspeculative_index,
+    )
 
 
 def build(p: Any, spec: dict[str, Any], kw: dict[str, Any], to_micros: Any, capture: Any) -> None:
@@ -44,7 +57,9 @@ def build(p: Any, spec: dict[str, Any], kw: dict[str, Any], to_micros: Any, capt
         p
         | stream(spec, to_micros)
         | beam.WindowInto(
-            kw["window_fn"], trigger=kw["trigger"], accumulation_mode=kw["accumulation_mode"],
+            kw["window_fn"],
+            trigger=kw["trigger"],
+            accumulation_mode=kw["accumulation_mode"],
             timestamp_combiner=kw["timestamp_combiner"],
             allowed_lateness=window.Duration(micros=kw["allowed_lateness_us"]),
         )

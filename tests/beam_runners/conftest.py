@@ -74,7 +74,9 @@ def prism_endpoint(prism_binary: str, tmp_path_factory: pytest.TempPathFactory) 
     """A running Prism job server: ``localhost:PORT`` for ``--job_endpoint``."""
     port = _free_port()
     log = open(tmp_path_factory.mktemp("prism") / "prism.log", "wb")
-    proc = subprocess.Popen([prism_binary, "--job_port", str(port), "--serve_http=false"], stdout=log, stderr=log)
+    proc = subprocess.Popen(
+        [prism_binary, "--job_port", str(port), "--serve_http=false"], stdout=log, stderr=log
+    )
     try:
         _wait_for_port(port, proc, "prism")
         yield f"localhost:{port}"
@@ -90,7 +92,9 @@ def worker_pool(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     log = open(tmp_path_factory.mktemp("pool") / "pool.log", "wb")
     proc = subprocess.Popen(
         [sys.executable, "-m", "apache_beam.runners.worker.worker_pool_main", f"--service_port={port}"],
-        stdout=log, stderr=log, cwd=str(ROOT),
+        stdout=log,
+        stderr=log,
+        cwd=str(ROOT),
         # the pool starts each worker as `python -c ...` from PATH: it must be this interpreter (millstream, beam)
         env=dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")),
     )
@@ -105,8 +109,11 @@ def worker_pool(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 @pytest.fixture(params=["LOOPBACK", "EXTERNAL"])
 def prism_flags(request: pytest.FixtureRequest, prism_endpoint: str) -> list[str]:
     """Flags that run a pipeline on Prism, with the SDK harness in-process or in the worker pool."""
-    flags = ["--runner=PortableRunner", f"--job_endpoint={prism_endpoint}",
-             f"--environment_type={request.param}"]
+    flags = [
+        "--runner=PortableRunner",
+        f"--job_endpoint={prism_endpoint}",
+        f"--environment_type={request.param}",
+    ]
     if request.param == "EXTERNAL":
         flags.append(f"--environment_config={request.getfixturevalue('worker_pool')}")
     return flags

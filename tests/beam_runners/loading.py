@@ -26,5 +26,3 @@ def load_by_value(path: Path, name: str, source: str | None = None) -> types.Mod
 def here(name: str) -> Path:
     """A file beside this one."""
     return Path(__file__).resolve().with_name(name)
-
-

@@ -17,21 +17,41 @@ class BufferUntilWindowEnd(beam.DoFn):
     SEEN = CombiningValueStateSpec("seen", sum)
     FLUSH = TimerSpec("flush", TimeDomain.WATERMARK)
 
-    def process(self, kv: Any, w=beam.DoFn.WindowParam, buf=beam.DoFn.StateParam(BUF),
-                seen=beam.DoFn.StateParam(SEEN), flush=beam.DoFn.TimerParam(FLUSH)) -> Any:
+    def process(
+        self,
+        kv: Any,
+        w=beam.DoFn.WindowParam,
+        buf=beam.DoFn.StateParam(BUF),
+        seen=beam.DoFn.StateParam(SEEN),
+        flush=beam.DoFn.TimerParam(FLUSH),
+    ) -> Any:
         buf.add(kv[1])
         seen.add(1)
         flush.set(w.max_timestamp())
         return []
 
     @on_timer(FLUSH)
-    def on_flush(self, key=beam.DoFn.KeyParam, w=beam.DoFn.WindowParam, ts=beam.DoFn.TimestampParam,
-                 buf=beam.DoFn.StateParam(BUF), seen=beam.DoFn.StateParam(SEEN)) -> Any:
+    def on_flush(
+        self,
+        key=beam.DoFn.KeyParam,
+        w=beam.DoFn.WindowParam,
+        ts=beam.DoFn.TimestampParam,
+        buf=beam.DoFn.StateParam(BUF),
+        seen=beam.DoFn.StateParam(SEEN),
+    ) -> Any:
         yield (key, float(w.start), sorted(buf.read()), seen.read(), float(ts) <= float(w.end))
         buf.clear()
 
 
-EVENTS = [("a", 1, 1.0), ("b", 2, 3.0), ("a", 3, 9.5), ("a", 4, 12.0), ("b", 5, 25.0), ("b", 6, 29.9), ("c", 7, 31.0)]
+EVENTS = [
+    ("a", 1, 1.0),
+    ("b", 2, 3.0),
+    ("a", 3, 9.5),
+    ("a", 4, 12.0),
+    ("b", 5, 25.0),
+    ("b", 6, 29.9),
+    ("c", 7, 31.0),
+]
 
 
 def stateful(p: Any) -> Any:

@@ -15,7 +15,7 @@ pytest.importorskip("apache_beam")
 
 MILLSTREAM = str(Path(sys.executable).with_name("millstream"))
 
-SCRIPT = '''
+SCRIPT = """
 import sys
 import millstream as beam
 from millstream.options.pipeline_options import PipelineOptions
@@ -29,9 +29,9 @@ with beam.Pipeline(options=PipelineOptions(sys.argv[1:])) as p:
     words = p | "Lines" >> beam.Create(sys.argv[-1].split(",")) | "Check" >> beam.Map(fail)
     (words | "Count" >> beam.combiners.Count.PerElement()
      | "Print" >> beam.Map(lambda kv: print("count", kv[0], kv[1], flush=True)))
-'''
+"""
 
-LATE = '''
+LATE = """
 import sys
 import millstream as beam
 from millstream.options.pipeline_options import PipelineOptions
@@ -40,19 +40,28 @@ from millstream.transforms import window
 with beam.Pipeline(options=PipelineOptions(sys.argv[1:])) as p:
     kv = p | beam.Create([("a", 1)]) | beam.WindowInto(window.FixedWindows(10))
     _ = kv | "Group" >> beam.GroupByKey().with_late_data("late")
-'''
+"""
 
 
 def millstream(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, MILLSTREAM_JOBS_DIR=str(tmp_path / "jobs"))
-    return subprocess.run([MILLSTREAM, *args], cwd=str(tmp_path), capture_output=True, text=True, env=env,
-                          timeout=300)
+    return subprocess.run(
+        [MILLSTREAM, *args], cwd=str(tmp_path), capture_output=True, text=True, env=env, timeout=300
+    )
 
 
 def test_run_on_prism_prints_progress_and_exits_0(prism_binary, tmp_path):
     (tmp_path / "wc.py").write_text(SCRIPT)
-    proc = millstream(tmp_path, "run", "wc.py", "--runner", "PrismRunner", "--environment_type=LOOPBACK",
-                      f"--prism_location={prism_binary}", "a,b,b,c")
+    proc = millstream(
+        tmp_path,
+        "run",
+        "wc.py",
+        "--runner",
+        "PrismRunner",
+        "--environment_type=LOOPBACK",
+        f"--prism_location={prism_binary}",
+        "a,b,b,c",
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert sorted(proc.stdout.splitlines()) == ["count a 1", "count b 2", "count c 1"]
     assert "job wc submitted to PrismRunner: watch it in Prism's log" in proc.stderr
@@ -63,8 +72,16 @@ def test_run_on_prism_prints_progress_and_exits_0(prism_binary, tmp_path):
 
 def test_a_failing_job_on_prism_exits_1(prism_binary, tmp_path):
     (tmp_path / "wc.py").write_text(SCRIPT)
-    proc = millstream(tmp_path, "run", "wc.py", "--runner", "PrismRunner", "--environment_type=LOOPBACK",
-                      f"--prism_location={prism_binary}", "a,boom")
+    proc = millstream(
+        tmp_path,
+        "run",
+        "wc.py",
+        "--runner",
+        "PrismRunner",
+        "--environment_type=LOOPBACK",
+        f"--prism_location={prism_binary}",
+        "a,boom",
+    )
     assert proc.returncode == 1, proc.stderr[-3000:]
     assert "bad element boom" in proc.stderr
 
@@ -74,8 +91,10 @@ def test_an_untranslatable_step_exits_2_with_one_line_before_submission(tmp_path
     proc = millstream(tmp_path, "run", "late.py", "--runner", "PrismRunner", "--prism_location=/nonexistent")
     assert proc.returncode == 2, proc.stderr[-3000:]
     errors = [line for line in proc.stderr.splitlines() if line.startswith("millstream run:")]
-    assert errors == ["millstream run: step 'Group': with_late_data() has no Beam counterpart (Beam drops late "
-                      "data); remove it to run on Beam"]
+    assert errors == [
+        "millstream run: step 'Group': with_late_data() has no Beam counterpart (Beam drops late "
+        "data); remove it to run on Beam"
+    ]
     assert "Traceback" not in proc.stderr and "submitted" not in proc.stderr
 
 

@@ -15,8 +15,10 @@ from typing import Any
 import pytest
 
 pytest.importorskip("apache_beam")
-pytest.importorskip("apache_beam.runners.dataflow.internal.apiclient",
-                    reason="the DataflowRunner needs apache-beam[gcp] (in the dev extra)")
+pytest.importorskip(
+    "apache_beam.runners.dataflow.internal.apiclient",
+    reason="the DataflowRunner needs apache-beam[gcp] (in the dev extra)",
+)
 
 from _ms_prism_loading import here, load_by_value  # noqa: E402 - registered by conftest.py
 from apache_beam.portability import common_urns, python_urns  # noqa: E402
@@ -29,9 +31,15 @@ from millstream.transforms import trigger, window  # noqa: E402
 jobs = load_by_value(here("pipelines.py"), "_ms_prism_pipelines")
 
 DATAFLOW = [
-    "--runner=DataflowRunner", "--project=millstream-ci", "--region=us-central1",
-    "--temp_location=gs://millstream-ci/tmp", "--staging_location=gs://millstream-ci/staging",
-    "--job_name=millstream-dry-run", "--sdk_location=container", "--no_auth", "--dry_run=True",
+    "--runner=DataflowRunner",
+    "--project=millstream-ci",
+    "--region=us-central1",
+    "--temp_location=gs://millstream-ci/tmp",
+    "--staging_location=gs://millstream-ci/staging",
+    "--job_name=millstream-dry-run",
+    "--sdk_location=container",
+    "--no_auth",
+    "--dry_run=True",
 ]
 PICKLED = {v for k, v in vars(python_urns).items() if k.startswith("PICKLED_")}
 
@@ -43,7 +51,8 @@ def build(p: Any) -> None:
         p
         | "Scores" >> beam.Create([("a", 1, 1.0), ("b", 2, 3.0), ("a", 3, 9.5)])
         | "StampScores" >> beam.Map(lambda e: window.TimestampedValue((e[0], e[1]), e[2]))
-        | "Minute" >> beam.WindowInto(
+        | "Minute"
+        >> beam.WindowInto(
             window.FixedWindows(60),
             trigger=trigger.AfterWatermark(early=trigger.AfterCount(2), late=trigger.AfterCount(1)),
             accumulation_mode=trigger.AccumulationMode.ACCUMULATING,
@@ -81,8 +90,10 @@ def pickled_payloads(proto: beam_runner_api_pb2.Pipeline) -> list[tuple[str, str
                 walk(value, f"{where}/{field.name}")
         # ParDo and Combine payloads are bytes holding more FunctionSpecs
         if isinstance(message, beam_runner_api_pb2.PTransform):
-            for urn, kind in ((common_urns.primitives.PAR_DO.urn, beam_runner_api_pb2.ParDoPayload),
-                              (common_urns.composites.COMBINE_PER_KEY.urn, beam_runner_api_pb2.CombinePayload)):
+            for urn, kind in (
+                (common_urns.primitives.PAR_DO.urn, beam_runner_api_pb2.ParDoPayload),
+                (common_urns.composites.COMBINE_PER_KEY.urn, beam_runner_api_pb2.CombinePayload),
+            ):
                 if message.spec.urn == urn:
                     walk(kind.FromString(message.spec.payload), f"step '{message.unique_name}'")
 
@@ -94,8 +105,13 @@ def unloadable(payloads: list[tuple[str, str, str]], tmp_path: Path) -> list[dic
     """The payloads a fresh interpreter with only installed packages cannot unpickle (a worker's view)."""
     path = tmp_path / "payloads.json"
     path.write_text(json.dumps(payloads))
-    proc = subprocess.run([sys.executable, "-P", str(here("worker_unpickle.py")), str(path)],
-                          cwd=str(tmp_path), capture_output=True, text=True, env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
+    proc = subprocess.run(
+        [sys.executable, "-P", str(here("worker_unpickle.py")), str(path)],
+        cwd=str(tmp_path),
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+    )
     assert proc.returncode in (0, 1), proc.stderr[-2000:]
     return [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
 
@@ -106,8 +122,11 @@ def test_dataflow_dry_run_builds_the_job_graph_offline(tmp_path):
     for label in ("Events", "Stamp", "Window", "Buffer", "Scores", "StampScores", "Minute", "SumPerKey"):
         assert label in names, f"{label} missing from {sorted(names)}"
     by_label = {t.unique_name: t for t in proto.components.transforms.values()}
-    (buffer_step,) = [t for name, t in by_label.items()
-                      if name.startswith("Buffer") and t.spec.urn == common_urns.primitives.PAR_DO.urn]
+    (buffer_step,) = [
+        t
+        for name, t in by_label.items()
+        if name.startswith("Buffer") and t.spec.urn == common_urns.primitives.PAR_DO.urn
+    ]
     buffer = beam_runner_api_pb2.ParDoPayload.FromString(buffer_step.spec.payload)
     assert set(buffer.state_specs) == {"buf", "seen"}
     assert set(buffer.timer_family_specs) == {"ts-flush"}  # Beam's name for the timer family of timer "flush"
@@ -122,7 +141,9 @@ def test_dataflow_dry_run_builds_the_job_graph_offline(tmp_path):
     assert fixed10.window_fn.urn == common_urns.fixed_windows.urn
     from apache_beam.portability.api import standard_window_fns_pb2
 
-    assert standard_window_fns_pb2.FixedWindowsPayload.FromString(fixed10.window_fn.payload).size.seconds == 10
+    assert (
+        standard_window_fns_pb2.FixedWindowsPayload.FromString(fixed10.window_fn.payload).size.seconds == 10
+    )
     minute = strategy_of("Minute")
     assert standard_window_fns_pb2.FixedWindowsPayload.FromString(minute.window_fn.payload).size.seconds == 60
     assert minute.accumulation_mode == beam_runner_api_pb2.AccumulationMode.ACCUMULATING
@@ -132,15 +153,15 @@ def test_dataflow_dry_run_builds_the_job_graph_offline(tmp_path):
     assert minute.trigger.after_end_of_window.late_firings.element_count.element_count == 1
 
     payloads = pickled_payloads(proto)
-    assert any("Buffer" in where for where, _, _ in payloads), "the stateful DoFn's pickled payload was not found"
+    assert any("Buffer" in where for where, _, _ in payloads), (
+        "the stateful DoFn's pickled payload was not found"
+    )
     assert unloadable(payloads, tmp_path) == []
 
 
 def test_the_worker_check_catches_a_module_workers_lack(tmp_path, monkeypatch):
     """The check above can fail: a DoFn imported from a local module is pickled by reference to it."""
-    (tmp_path / "ms_only_on_my_laptop.py").write_text(
-        "def double(x):\n    return 2 * x\n"
-    )
+    (tmp_path / "ms_only_on_my_laptop.py").write_text("def double(x):\n    return 2 * x\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     import ms_only_on_my_laptop  # type: ignore[import-not-found]
 

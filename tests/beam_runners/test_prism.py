@@ -63,7 +63,8 @@ def test_beam_compat_program_on_prism_equals_local(name, args, prism_flags, tmp_
     assert sorted(on_prism) == sorted(local)
     for label in local:
         if label in RANDOM:  # random samples: the same number of samples, each of the same size
-            assert [len(v[1]) if isinstance(v, tuple) else v for v in on_prism[label]] == \
-                [len(v[1]) if isinstance(v, tuple) else v for v in local[label]], label
+            assert [len(v[1]) if isinstance(v, tuple) else v for v in on_prism[label]] == [
+                len(v[1]) if isinstance(v, tuple) else v for v in local[label]
+            ], label
         else:
             assert on_prism[label] == local[label], label

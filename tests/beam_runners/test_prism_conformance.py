@@ -63,8 +63,19 @@ def local_panes(spec: dict[str, Any]) -> list[tuple[Any, ...]]:
     out = []
     for _step, (key, w, value, ts, info) in _driver().run_scenario(spec, beam_python_compat=True):
         where = "GLOBAL" if isinstance(w, GlobalWindow) else (_ms(w.start_us), _ms(w.end_us))
-        out.append((key, where, value if isinstance(value, int) else sorted(value), _ms(ts), info.timing.name,
-                    info.is_first, info.is_last, info.index, info.nonspeculative_index))
+        out.append(
+            (
+                key,
+                where,
+                value if isinstance(value, int) else sorted(value),
+                _ms(ts),
+                info.timing.name,
+                info.is_first,
+                info.is_last,
+                info.index,
+                info.nonspeculative_index,
+            )
+        )
     return sorted(out, key=repr)
 
 
@@ -73,15 +84,25 @@ def prism_panes(spec: dict[str, Any], flags: list[str], out: Path) -> list[tuple
     options = PipelineOptions(flags)
     options.view_as(StandardOptions).streaming = True
     with beam.Pipeline(options=options) as p:
-        sample.build(p, spec, _driver().reducer_kwargs(spec), to_micros,
-                     lambda pc: cap.capture(beam, pc, "panes", str(out)))
+        sample.build(
+            p,
+            spec,
+            _driver().reducer_kwargs(spec),
+            to_micros,
+            lambda pc: cap.capture(beam, pc, "panes", str(out)),
+        )
     with open(out / "panes.lines", "rb") as f:
         import base64
         import pickle
 
         raw = [pickle.loads(base64.b64decode(line)) for line in f if line.strip()]
-    return sorted(((k, w if w == "GLOBAL" else (_ms(w[0]), _ms(w[1])), v, _ms(ts), *info)
-                   for k, w, v, ts, *info in raw), key=repr)
+    return sorted(
+        (
+            (k, w if w == "GLOBAL" else (_ms(w[0]), _ms(w[1])), v, _ms(ts), *info)
+            for k, w, v, ts, *info in raw
+        ),
+        key=repr,
+    )
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -100,4 +121,6 @@ def test_conformance_scenario_on_prism_equals_compat_mode(case, prism_flags, tmp
         last_index[(p[0], p[1])] = max(last_index.get((p[0], p[1]), -1), p[7])
     for mine, theirs in zip(local, on_prism):
         if mine[6] != theirs[6]:
-            assert (mine[6], theirs[6]) == (False, True) and theirs[7] == last_index[(theirs[0], theirs[1])], theirs
+            assert (mine[6], theirs[6]) == (False, True) and theirs[7] == last_index[
+                (theirs[0], theirs[1])
+            ], theirs

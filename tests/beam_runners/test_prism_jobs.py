@@ -25,9 +25,13 @@ def test_stateful_dofn_with_timers_on_prism_equals_local(prism_flags, tmp_path):
         with beam.Pipeline(options=PipelineOptions(flags)) as p:
             cap.capture(beam, jobs.stateful(p), "flushed", str(out))
         results[name] = cap.read(str(out))
-    expected = [("a", 0.0, ("seq", (1, 3)), 2, True), ("a", 10.0, ("seq", (4,)), 1, True),
-                ("b", 0.0, ("seq", (2,)), 1, True), ("b", 20.0, ("seq", (5, 6)), 2, True),
-                ("c", 30.0, ("seq", (7,)), 1, True)]
+    expected = [
+        ("a", 0.0, ("seq", (1, 3)), 2, True),
+        ("a", 10.0, ("seq", (4,)), 1, True),
+        ("b", 0.0, ("seq", (2,)), 1, True),
+        ("b", 20.0, ("seq", (5, 6)), 2, True),
+        ("c", 30.0, ("seq", (7,)), 1, True),
+    ]
     assert results["local"]["flushed"] == expected
     assert results["prism"] == results["local"]
 

@@ -11,6 +11,7 @@ from millstream.testing.util import assert_that, equal_to
 def test_prism_runner_and_a_composite_without_super_init(prism_binary: str) -> None:
     """`runner="PrismRunner"` runs on Beam's Prism (built by the fixture), and a composite may skip
     PTransform.__init__ as in Beam."""
+
     class Double(beam.PTransform):
         def __init__(self) -> None:  # Beam lets a composite skip PTransform.__init__
             self.factor = 2

@@ -15,7 +15,9 @@ from millstream.options.pipeline_options import PipelineOptions  # noqa: E402
 def test_late_data_output_is_refused_naming_the_step():
     p = beam.Pipeline(options=PipelineOptions(["--runner=PrismRunner", "--prism_location=/nonexistent"]))
     main, late = p | beam.Create([("a", 1)]) | "Group" >> beam.GroupByKey().with_late_data()
-    with pytest.raises(UntranslatableError, match=r"^step 'Group': with_late_data\(\) has no Beam counterpart"):
+    with pytest.raises(
+        UntranslatableError, match=r"^step 'Group': with_late_data\(\) has no Beam counterpart"
+    ):
         p.run()  # fails in translation: the nonexistent prism binary is never started
 
 

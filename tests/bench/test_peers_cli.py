@@ -14,13 +14,30 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def _peers(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, MILLSTREAM_CACHE=str(tmp_path / "cache"))
-    return subprocess.run([sys.executable, "-P", "bench", "--peers", *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-P", "bench", "--peers", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_peers_verify_every_output_and_print_the_ratios(tmp_path: Path) -> None:
-    proc = _peers(tmp_path, "W1", "W3", "--events", "3000", "--repeat", "1",
-                  "--systems", "bare-csv", "millstream-text", "millstream-create")
+    proc = _peers(
+        tmp_path,
+        "W1",
+        "W3",
+        "--events",
+        "3000",
+        "--repeat",
+        "1",
+        "--systems",
+        "bare-csv",
+        "millstream-text",
+        "millstream-create",
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     out = proc.stdout
     for task in ("W1", "W3"):
@@ -30,7 +47,11 @@ def test_peers_verify_every_output_and_print_the_ratios(tmp_path: Path) -> None:
         assert re.search(rf"target {task}: millstream \(ReadFromText\) >= [0-9.]+x bare: [0-9.]+x", out), out
     # the inputs were generated once into the cache directory, as CSV and msgpack
     assert sorted(p.name for p in (tmp_path / "cache" / "bench").iterdir()) == [
-        "dense_3000.csv", "dense_3000.msgpack", "sparse_3000.csv", "sparse_3000.msgpack"]
+        "dense_3000.csv",
+        "dense_3000.msgpack",
+        "sparse_3000.csv",
+        "sparse_3000.msgpack",
+    ]
 
 
 def test_peers_reject_other_benchmarks(tmp_path: Path) -> None:

@@ -17,8 +17,16 @@ INSTALL = HERE.parent / "infra" / "browser" / "install.sh"
 #: Screenshots of each view, kept after the run (git-ignored).
 ARTIFACTS = HERE.parent / "artifacts" / "console"
 #: The network is closed: no sync, no component updates, no QUIC probes, and a fresh profile per launch.
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def _unavailable(reason: str) -> None:

@@ -66,8 +66,16 @@ def test_admin_sees_the_live_job_and_drains_it(browser, daemons, tmp_path, artif
     from playwright.sync_api import expect
 
     tokens = tokens_file(str(tmp_path / "tokens"))
-    d = daemons(name="console-admin", extra=("--tokens_file", str(tmp_path / "tokens"), "--console_poll=0.2",
-                                             "--console_history_interval=0.2", "--linger=120"))
+    d = daemons(
+        name="console-admin",
+        extra=(
+            "--tokens_file",
+            str(tmp_path / "tokens"),
+            "--console_poll=0.2",
+            "--console_history_interval=0.2",
+            "--linger=120",
+        ),
+    )
     h.write_events(d.input, 0, 120, bad=(7, 50))
     d.start()
     d.wait_processed(118)
@@ -85,9 +93,11 @@ def test_admin_sees_the_live_job_and_drains_it(browser, daemons, tmp_path, artif
     expect(page.locator('#graph g[data-edge="Check->Gate"] text')).to_have_text("118")
     # the numbers are /metrics' (the job is idle: they stand still)
     metrics = parse_metrics(h.http(d.url + "/metrics", token=tokens["viewer"]).body.decode())
-    for name, key in (("millstream_step_elements_in_total", "elements_in"),
-                      ("millstream_step_elements_out_total", "elements_out"),
-                      ("millstream_step_dead_letters_total", "dead_letters")):
+    for name, key in (
+        ("millstream_step_elements_in_total", "elements_in"),
+        ("millstream_step_elements_out_total", "elements_out"),
+        ("millstream_step_dead_letters_total", "dead_letters"),
+    ):
         for labels, value in metrics[name]:
             expect(cell(page, labels["step"], key)).to_have_text(str(int(value)))
     expect(page.locator("#dead-latest tbody tr")).to_have_count(2)
@@ -121,7 +131,9 @@ def test_a_viewer_gets_no_action_buttons_and_cannot_act(browser, daemons, tmp_pa
     from playwright.sync_api import expect
 
     tokens = tokens_file(str(tmp_path / "tokens"))
-    d = daemons(name="console-viewer", extra=("--tokens_file", str(tmp_path / "tokens"), "--console_poll=0.2"))
+    d = daemons(
+        name="console-viewer", extra=("--tokens_file", str(tmp_path / "tokens"), "--console_poll=0.2")
+    )
     h.write_events(d.input, 0, 40)
     d.start()
     d.wait_processed(40)
@@ -135,7 +147,9 @@ def test_a_viewer_gets_no_action_buttons_and_cannot_act(browser, daemons, tmp_pa
     expect(page.locator("#role-text")).to_have_text("logged in as viewer")
     expect(page.locator("#actions")).to_be_hidden()
     for name in ("Drain", "Stop", "Cancel"):
-        expect(page.get_by_role("button", name=name)).to_have_count(0)  # hidden: not in the accessibility tree
+        expect(page.get_by_role("button", name=name)).to_have_count(
+            0
+        )  # hidden: not in the accessibility tree
     # the page holds no more power than the token: the same POST the button would send is refused
     status = page.evaluate("""async () => (await fetch('/drain', {method: 'POST',
         headers: {Authorization: 'Bearer ' + sessionStorage.getItem('millstream.token')}})).status""")
@@ -156,8 +170,21 @@ def test_millstream_console_lists_and_links_the_jobs(browser, daemons, artifacts
     h.write_events(d.input, 0, 20)
     d.start()
     d.wait_processed(20)
-    proc = subprocess.Popen([sys.executable, "-P", "-m", "millstream.daemon.cli", "console", "--jobs_dir",
-                             d.jobs_dir, "--poll=0.2"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-P",
+            "-m",
+            "millstream.daemon.cli",
+            "console",
+            "--jobs_dir",
+            d.jobs_dir,
+            "--poll=0.2",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         assert proc.stdout is not None
         found = re.search(r"(http://\S+/) .* token in (\S+)$", proc.stdout.readline().strip())
@@ -193,17 +220,38 @@ def test_two_hundred_steps_are_all_drawn(browser, tmp_path, artifacts):
     script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "wide_job.py")
     log_path = str(tmp_path / "wide.log")
     with open(log_path, "wb") as log:
-        proc = subprocess.Popen([sys.executable, "-P", "-m", "millstream.daemon.cli", "run", script,
-                                 f"--jobs_dir={jobs_dir}", "--linger=120", "--console_poll=0.5"],
-                                cwd=str(tmp_path), stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-P",
+                "-m",
+                "millstream.daemon.cli",
+                "run",
+                script,
+                f"--jobs_dir={jobs_dir}",
+                "--linger=120",
+                "--console_poll=0.5",
+            ],
+            cwd=str(tmp_path),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     try:
-        entry = h.wait_for(lambda: next(iter(glob.glob(os.path.join(jobs_dir, "*.json"))), None),
-                           "the job's entry", proc=proc, log_path=log_path)
+        entry = h.wait_for(
+            lambda: next(iter(glob.glob(os.path.join(jobs_dir, "*.json"))), None),
+            "the job's entry",
+            proc=proc,
+            log_path=log_path,
+        )
         doc = json.load(open(entry))
         token = open(doc["token_file"]).read().strip()
         url = f"http://127.0.0.1:{doc['port']}"
-        h.wait_for(lambda: h.http(url + "/status", token=token).json()["state"] == "DONE", "the job to finish",
-                   proc=proc, log_path=log_path)
+        h.wait_for(
+            lambda: h.http(url + "/status", token=token).json()["state"] == "DONE",
+            "the job to finish",
+            proc=proc,
+            log_path=log_path,
+        )
         page = open_console(browser, url + "/")
         log_in(page, token)
         expect(page.locator("#graph g.node")).to_have_count(200)

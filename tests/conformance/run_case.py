@@ -68,8 +68,12 @@ def run_case(spec: dict[str, Any]) -> dict[str, Any]:
     num_events = len(spec.get("events", []))
     recorded: list[tuple[int, Any]] = []
 
-    def record(kv: Any, w: Any = beam.DoFn.WindowParam, ts: Any = beam.DoFn.TimestampParam,
-               pane: Any = beam.DoFn.PaneInfoParam) -> None:
+    def record(
+        kv: Any,
+        w: Any = beam.DoFn.WindowParam,
+        ts: Any = beam.DoFn.TimestampParam,
+        pane: Any = beam.DoFn.PaneInfoParam,
+    ) -> None:
         step = min(stream.event_index, num_events)
         recorded.append((step, (kv[0], w, kv[1], ts.micros, pane)))
 

@@ -26,12 +26,12 @@ def _load(name: str):
     return sys.modules[mod]
 
 
-CASES = sorted(
-    p for p in glob.glob(os.path.join(HERE, "cases", "*", "*.json")) if "/expected/" not in p
+CASES = sorted(p for p in glob.glob(os.path.join(HERE, "cases", "*", "*.json")) if "/expected/" not in p)
+
+
+@pytest.mark.parametrize(
+    "path", CASES, ids=[os.path.relpath(p, os.path.join(HERE, "cases"))[:-5] for p in CASES]
 )
-
-
-@pytest.mark.parametrize("path", CASES, ids=[os.path.relpath(p, os.path.join(HERE, "cases"))[:-5] for p in CASES])
 def test_runtime_matches_reducer(path):
     with open(path) as f:
         spec = json.load(f)

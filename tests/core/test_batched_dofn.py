@@ -65,8 +65,9 @@ class BatchesFromElement(beam.DoFn):
         yield np.array([x * 3 + 1])
 
 
-@pytest.mark.parametrize("fn", [NumpyBatched, Both, ListBatched, ArrowBatched, ElementsFromBatch,
-                                BatchesFromElement])
+@pytest.mark.parametrize(
+    "fn", [NumpyBatched, Both, ListBatched, ArrowBatched, ElementsFromBatch, BatchesFromElement]
+)
 def test_batched_equals_element_wise(fn: type) -> None:
     data = list(range(-500, 2500))
     expected = _run(lambda p: p | beam.Create(data) | beam.ParDo(ElementWise()))
@@ -85,8 +86,9 @@ def test_float_batches_and_inferred_dtype() -> None:
             yield batch / 7
 
     data = [i * 0.5 for i in range(1000)]
-    assert _run(lambda p: p | beam.Create(data) | beam.ParDo(ScaleBatch())) == \
-        _run(lambda p: p | beam.Create(data) | beam.ParDo(Scale()))
+    assert _run(lambda p: p | beam.Create(data) | beam.ParDo(ScaleBatch())) == _run(
+        lambda p: p | beam.Create(data) | beam.ParDo(Scale())
+    )
 
 
 class _Stamp(beam.DoFn):
@@ -95,13 +97,16 @@ class _Stamp(beam.DoFn):
 
 
 class _WithWindow(beam.DoFn):
-    def process(self, x: int, w: object = beam.DoFn.WindowParam, t: object = beam.DoFn.TimestampParam) -> Iterator:
+    def process(
+        self, x: int, w: object = beam.DoFn.WindowParam, t: object = beam.DoFn.TimestampParam
+    ) -> Iterator:
         yield (x * 2, w.start.micros, t.micros)  # type: ignore[attr-defined]
 
 
 class _WithWindowBatch(beam.DoFn):
-    def process_batch(self, batch: np.ndarray, w: object = beam.DoFn.WindowParam,
-                      t: object = beam.DoFn.TimestampParam) -> Iterator[list[tuple[int, int, int]]]:
+    def process_batch(
+        self, batch: np.ndarray, w: object = beam.DoFn.WindowParam, t: object = beam.DoFn.TimestampParam
+    ) -> Iterator[list[tuple[int, int, int]]]:
         yield [(x, w.start.micros, t.micros) for x in (batch * 2).tolist()]  # type: ignore[attr-defined]
 
 
@@ -110,8 +115,9 @@ def test_timestamped_windowed_batches_are_homogeneous(windowing: object) -> None
     data = list(range(3000))
 
     def build(fn: beam.DoFn) -> object:
-        return lambda p: (p | beam.Create(data) | beam.ParDo(_Stamp()) | beam.WindowInto(windowing)
-                          | beam.ParDo(fn))
+        return lambda p: (
+            p | beam.Create(data) | beam.ParDo(_Stamp()) | beam.WindowInto(windowing) | beam.ParDo(fn)
+        )
 
     expected = _run(build(_WithWindow()))
     got = _run(build(_WithWindowBatch()))
@@ -121,15 +127,23 @@ def test_timestamped_windowed_batches_are_homogeneous(windowing: object) -> None
 
 def test_windows_and_timestamps_carry_through_to_a_grouping() -> None:
     def build(fn: beam.DoFn) -> object:
-        return lambda p: (p | beam.Create(list(range(2000))) | beam.ParDo(_Stamp())
-                          | beam.WindowInto(window.FixedWindows(20)) | beam.ParDo(fn)
-                          | beam.Map(lambda x: (x % 5, x)) | beam.CombinePerKey(sum))
+        return lambda p: (
+            p
+            | beam.Create(list(range(2000)))
+            | beam.ParDo(_Stamp())
+            | beam.WindowInto(window.FixedWindows(20))
+            | beam.ParDo(fn)
+            | beam.Map(lambda x: (x % 5, x))
+            | beam.CombinePerKey(sum)
+        )
 
     assert sorted(_run(build(NumpyBatched()))) == sorted(_run(build(ElementWise())))  # type: ignore[type-var]
 
 
 def test_converters_from_typehints() -> None:
-    assert isinstance(BatchConverter.from_typehints(element_type=int, batch_type=list[int]), ListBatchConverter)
+    assert isinstance(
+        BatchConverter.from_typehints(element_type=int, batch_type=list[int]), ListBatchConverter
+    )
     conv = BatchConverter.from_typehints(element_type=int, batch_type=np.ndarray)
     assert isinstance(conv, NumpyBatchConverter) and conv.produce_batch([1, 2]).dtype == np.int64
     import numpy.typing as npt
@@ -152,8 +166,11 @@ def test_bad_hints_are_named_at_construction() -> None:
         def process_batch(self, batch: list[int], k: object = beam.DoFn.KeyParam) -> Iterator[list[int]]:
             yield batch
 
-    for fn, words in ((NoHint, "type hint on its batch parameter"), (Dict, "no batch converter"),
-                      (Keyed, "KeyParam")):
+    for fn, words in (
+        (NoHint, "type hint on its batch parameter"),
+        (Dict, "no batch converter"),
+        (Keyed, "KeyParam"),
+    ):
         with pytest.raises(Exception, match=words) as info:
             _run(lambda p, fn=fn: p | beam.Create([1]) | "Bad" >> beam.ParDo(fn()))
         assert "Bad" in str(info.value) and fn.__name__ in str(info.value)
@@ -181,6 +198,8 @@ def test_process_batch_in_a_stateful_dofn_is_refused_by_name() -> None:
         def process_batch(self, batch: list[int]) -> Iterator[list[int]]:
             yield batch
 
-    with pytest.raises(TypeError, match="process_batch is supported in plain ParDos, not in stateful") as info:
+    with pytest.raises(
+        TypeError, match="process_batch is supported in plain ParDos, not in stateful"
+    ) as info:
         _run(lambda p: p | beam.Create([("a", 1)]) | "Counted" >> beam.ParDo(Stateful()))
     assert "Counted" in str(info.value)

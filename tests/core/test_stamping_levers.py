@@ -13,8 +13,20 @@ from millstream.engine.model.timestamp import Timestamp, TimestampedValue, micro
 
 
 @pytest.mark.parametrize(
-    "ts", [0, 1, -1, 1.5, -1.5, 1_700_000_000.123, -0.0000004, 0.0000005, 2.675, Timestamp(3.25),
-           datetime.datetime(2024, 1, 2, 3, 4, 5, 678901)],
+    "ts",
+    [
+        0,
+        1,
+        -1,
+        1.5,
+        -1.5,
+        1_700_000_000.123,
+        -0.0000004,
+        0.0000005,
+        2.675,
+        Timestamp(3.25),
+        datetime.datetime(2024, 1, 2, 3, 4, 5, 678901),
+    ],
 )
 def test_micros_equal_the_eager_conversion(ts: object) -> None:
     tv = TimestampedValue("v", ts)
@@ -27,8 +39,9 @@ def test_micros_of_mixed_and_uniform_batches() -> None:
     ints = [TimestampedValue(i, i - 25) for i in range(50)]
     mixed = floats[:5] + ints[:5] + [TimestampedValue(0, Timestamp(micros=7))]
     for batch in (floats, ints, mixed):
-        assert micros_of(batch) == [to_micros(tv._t) if not isinstance(tv._t, Timestamp) else tv._t.micros
-                                    for tv in batch]
+        assert micros_of(batch) == [
+            to_micros(tv._t) if not isinstance(tv._t, Timestamp) else tv._t.micros for tv in batch
+        ]
         assert micros_of(batch) == [tv.micros for tv in batch]
 
 

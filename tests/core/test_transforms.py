@@ -50,7 +50,9 @@ def test_maptuple_and_flatmaptuple():
     def build(p):
         pairs = p | beam.Create([(1, 2), (3, 4)])
         assert_that(pairs | beam.MapTuple(lambda a, b, c: a + b + c, 100), equal_to([103, 107]), label="mt")
-        assert_that(pairs | beam.FlatMapTuple(lambda a, b: [a] * b), equal_to([1, 1, 3, 3, 3, 3]), label="fmt")
+        assert_that(
+            pairs | beam.FlatMapTuple(lambda a, b: [a] * b), equal_to([1, 1, 3, 3, 3, 3]), label="fmt"
+        )
 
     run(build)
 
@@ -155,7 +157,9 @@ def test_group_by_key_and_combines():
         assert_that(kvs | beam.CombinePerKey(sum), equal_to([("a", 4), ("b", 2)]), label="sum")
         assert_that(kvs | beam.CombinePerKey(max), equal_to([("a", 3), ("b", 2)]), label="max")
         assert_that(
-            kvs | "G2" >> beam.GroupByKey() | beam.CombineValues(sum), equal_to([("a", 4), ("b", 2)]), label="cv"
+            kvs | "G2" >> beam.GroupByKey() | beam.CombineValues(sum),
+            equal_to([("a", 4), ("b", 2)]),
+            label="cv",
         )
         assert_that(kvs | beam.Values() | beam.CombineGlobally(sum), equal_to([6]), label="glob")
 
@@ -318,15 +322,21 @@ def test_cogroupbykey_dict_and_tuple():
     def build(p):
         emails = p | "E" >> beam.Create([("amy", "amy@x"), ("carl", "carl@x"), ("carl", "c@y")])
         phones = p | "P" >> beam.Create([("amy", "111"), ("james", "222")])
-        joined = {"emails": emails, "phones": phones} | beam.CoGroupByKey() | beam.MapTuple(
-            lambda k, d: (k, sorted(d["emails"]), sorted(d["phones"]))
+        joined = (
+            {"emails": emails, "phones": phones}
+            | beam.CoGroupByKey()
+            | beam.MapTuple(lambda k, d: (k, sorted(d["emails"]), sorted(d["phones"])))
         )
         assert_that(
             joined,
             equal_to([("amy", ["amy@x"], ["111"]), ("carl", ["c@y", "carl@x"], []), ("james", [], ["222"])]),
             label="dict",
         )
-        tup = (emails, phones) | "T" >> beam.CoGroupByKey() | beam.MapTuple(lambda k, v: (k, len(v[0]), len(v[1])))
+        tup = (
+            (emails, phones)
+            | "T" >> beam.CoGroupByKey()
+            | beam.MapTuple(lambda k, v: (k, len(v[0]), len(v[1])))
+        )
         assert_that(tup, equal_to([("amy", 1, 1), ("carl", 2, 0), ("james", 0, 1)]), label="tuple")
 
     run(build)
@@ -368,7 +378,9 @@ def test_unknown_runner_and_unknown_flag_fail_clearly():
         p.run()
     p = beam.Pipeline(options=PipelineOptions(["--streming", "--strict_options"]))
     p | beam.Create([1])
-    with pytest.raises(ValueError, match=r"unknown pipeline option\(s\): --streming \(did you mean --streaming\?\)"):
+    with pytest.raises(
+        ValueError, match=r"unknown pipeline option\(s\): --streming \(did you mean --streaming\?\)"
+    ):
         p.run()
 
 

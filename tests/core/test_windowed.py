@@ -39,10 +39,14 @@ def test_sliding_windows_group_by_key():
         )
         assert_that(
             out,
-            equal_to([
-                TestWindowedValue(("k", [5]), window.Timestamp(9.999999), [window.IntervalWindow(0, 10)]),
-                TestWindowedValue(("k", [5]), window.Timestamp(14.999999), [window.IntervalWindow(5, 15)]),
-            ]),
+            equal_to(
+                [
+                    TestWindowedValue(("k", [5]), window.Timestamp(9.999999), [window.IntervalWindow(0, 10)]),
+                    TestWindowedValue(
+                        ("k", [5]), window.Timestamp(14.999999), [window.IntervalWindow(5, 15)]
+                    ),
+                ]
+            ),
             reify_windows=True,
         )
 
@@ -68,7 +72,9 @@ def test_test_stream_early_and_on_time_panes():
                 allowed_lateness=100,
             )
             | beam.CombinePerKey(sum)
-            | beam.Map(lambda kv, pane=beam.DoFn.PaneInfoParam: seen.append((kv[1], pane.timing.name, pane.index)))
+            | beam.Map(
+                lambda kv, pane=beam.DoFn.PaneInfoParam: seen.append((kv[1], pane.timing.name, pane.index))
+            )
         )
     assert seen == [(3, "EARLY", 0), (6, "ON_TIME", 1), (10, "LATE", 2)]
 
@@ -83,10 +89,9 @@ def test_late_data_side_output():
     )
     with beam.Pipeline(options=streaming_options()) as p:
         main, late = (
-            p
-            | stream
-            | beam.WindowInto(window.FixedWindows(10))
-            | beam.CombinePerKey(sum).with_late_data()
+            p | stream | beam.WindowInto(window.FixedWindows(10)) | beam.CombinePerKey(sum).with_late_data()
         )
         assert_that(main, equal_to([("k", 1)]), label="main")
-        assert_that(late | beam.Map(lambda r: (r.key, r.value, r.reason)), equal_to([("k", 2, "late")]), label="late")
+        assert_that(
+            late | beam.Map(lambda r: (r.key, r.value, r.reason)), equal_to([("k", 2, "late")]), label="late"
+        )

@@ -18,7 +18,9 @@ if __name__ == "__main__":
     options = PipelineOptions()
     path = options.view_as(CountOptions).input_file
     with beam.Pipeline(options=options) as p:
-        (p
-         | beam.io.ReadFromText(path)
-         | beam.combiners.Count.Globally()
-         | beam.Map(lambda n: print(f"lines {n}", flush=True)))
+        (
+            p
+            | beam.io.ReadFromText(path)
+            | beam.combiners.Count.Globally()
+            | beam.Map(lambda n: print(f"lines {n}", flush=True))
+        )

@@ -21,7 +21,9 @@ def pipeline(p, params):
     opts = p.options.view_as(CountOptions)
     with open(opts.lines_from) as f:
         lines = f.read().splitlines()[: opts.limit]
-    (p
-     | "Lines" >> beam.Create(lines)
-     | "Count" >> beam.combiners.Count.Globally()
-     | "Print" >> beam.Map(lambda n: print(f"count {n}", flush=True)))
+    (
+        p
+        | "Lines" >> beam.Create(lines)
+        | "Count" >> beam.combiners.Count.Globally()
+        | "Print" >> beam.Map(lambda n: print(f"count {n}", flush=True))
+    )

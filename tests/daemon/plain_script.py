@@ -13,10 +13,12 @@ def run(argv=None):
     parser.add_argument("--word", default="x")
     known, rest = parser.parse_known_args(argv)
     with beam.Pipeline(options=PipelineOptions(rest)) as p:
-        (p
-         | beam.Create([known.word] * 3)
-         | beam.combiners.Count.Globally()
-         | beam.Map(lambda n: print(f"count {n} of {known.word}", flush=True)))
+        (
+            p
+            | beam.Create([known.word] * 3)
+            | beam.combiners.Count.Globally()
+            | beam.Map(lambda n: print(f"count {n} of {known.word}", flush=True))
+        )
 
 
 if __name__ == "__main__":

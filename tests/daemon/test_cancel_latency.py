@@ -27,20 +27,36 @@ CANCEL_BOUND_S = 5.0
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
-def test_a_second_signal_cancels_a_job_blocked_in_user_code_within_the_bound(tmp_path: Any, signum: int) -> None:
+def test_a_second_signal_cancels_a_job_blocked_in_user_code_within_the_bound(
+    tmp_path: Any, signum: int
+) -> None:
     marker = str(tmp_path / "started")
     log_path = str(tmp_path / "run.log")
     env = {**os.environ, "MARKER": marker, "OUT": str(tmp_path / "out" / "rows")}
-    args = [sys.executable, "-P", "-m", "millstream.daemon.cli", "run", BLOCKING_JOB, "--batch_size=50", "--no_progress",
-            f"--state_dir={tmp_path / 'state'}", f"--jobs_dir={tmp_path / 'jobs'}"]
+    args = [
+        sys.executable,
+        "-P",
+        "-m",
+        "millstream.daemon.cli",
+        "run",
+        BLOCKING_JOB,
+        "--batch_size=50",
+        "--no_progress",
+        f"--state_dir={tmp_path / 'state'}",
+        f"--jobs_dir={tmp_path / 'jobs'}",
+    ]
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
         wait_for(lambda: os.path.exists(marker), "the DoFn to start blocking", proc=proc, log_path=log_path)
         proc.send_signal(signum)  # drain: waits for the batch in progress
         # two signals sent at once would merge into one pending signal: the second follows the first's receipt
-        wait_for(lambda: "received while user code blocks" in open(log_path).read(), "the first signal's receipt",
-                 proc=proc, log_path=log_path)
+        wait_for(
+            lambda: "received while user code blocks" in open(log_path).read(),
+            "the first signal's receipt",
+            proc=proc,
+            log_path=log_path,
+        )
         proc.send_signal(signum)
         sent = time.monotonic()
         code = proc.wait(timeout=60)

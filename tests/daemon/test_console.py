@@ -37,8 +37,13 @@ async def test_the_history_is_a_bounded_ring_of_the_latest_samples():
     p = beam.Pipeline(options=PipelineOptions(["--batch_size=10"]))
     p | "Numbers" >> beam.Create(range(100)) | "Square" >> beam.Map(lambda x: x * x)
     job = await p.start()
-    model = ConsoleModel(job, JobCollector(job, Sampler(job), attach_dead_letter_counters(job)),
-                         attach_dead_letter_samples(job), history_interval_s=1.0, history_points=5)
+    model = ConsoleModel(
+        job,
+        JobCollector(job, Sampler(job), attach_dead_letter_counters(job)),
+        attach_dead_letter_samples(job),
+        history_interval_s=1.0,
+        history_points=5,
+    )
     await job.finished()
     for second in range(50):  # fifty samples of a job that has read everything: a week would be the same
         model.tick(now_wall=1000.0 + second)
@@ -55,10 +60,22 @@ async def test_the_history_is_a_bounded_ring_of_the_latest_samples():
 
 def test_step_state_colours():
     state = ConsoleModel.step_state
-    assert state(dead_letters_rising=True, watermark_age_s=1.0, backlog_age_s=60, job_state="RUNNING") == "failing"
-    assert state(dead_letters_rising=False, watermark_age_s=61.0, backlog_age_s=60, job_state="RUNNING") == "backlogged"
-    assert state(dead_letters_rising=False, watermark_age_s=59.0, backlog_age_s=60, job_state="RUNNING") == "running"
-    assert state(dead_letters_rising=False, watermark_age_s=None, backlog_age_s=60, job_state="FAILED") == "failing"
+    assert (
+        state(dead_letters_rising=True, watermark_age_s=1.0, backlog_age_s=60, job_state="RUNNING")
+        == "failing"
+    )
+    assert (
+        state(dead_letters_rising=False, watermark_age_s=61.0, backlog_age_s=60, job_state="RUNNING")
+        == "backlogged"
+    )
+    assert (
+        state(dead_letters_rising=False, watermark_age_s=59.0, backlog_age_s=60, job_state="RUNNING")
+        == "running"
+    )
+    assert (
+        state(dead_letters_rising=False, watermark_age_s=None, backlog_age_s=60, job_state="FAILED")
+        == "failing"
+    )
 
 
 def test_the_page_is_public_but_its_data_needs_a_token(daemons, tmp_path):
@@ -67,7 +84,11 @@ def test_the_page_is_public_but_its_data_needs_a_token(daemons, tmp_path):
     h.write_events(d.input, 0, 30)
     d.start()
     d.wait_processed(30)
-    for path, kind in (("/", "text/html"), ("/console/app.js", "text/javascript"), ("/console/app.css", "text/css")):
+    for path, kind in (
+        ("/", "text/html"),
+        ("/console/app.js", "text/javascript"),
+        ("/console/app.css", "text/css"),
+    ):
         answer = h.http(d.url + path)
         assert answer.status == 200, path
         assert answer.headers["Content-Type"].startswith(kind)
@@ -96,15 +117,21 @@ def test_the_console_numbers_are_the_metrics_numbers(daemons):
     d.wait(lambda: d.status()["checkpoints"]["taken"] >= 3, "three checkpoints")
     doc = h.http(d.url + "/console/data", token=d.admin_token).json()
     metrics = parse_metrics(h.http(d.url + "/metrics", token=d.admin_token).body.decode())
-    for name, key in (("millstream_step_elements_in_total", "elements_in"),
-                      ("millstream_step_elements_out_total", "elements_out"),
-                      ("millstream_step_dead_letters_total", "dead_letters")):
+    for name, key in (
+        ("millstream_step_elements_in_total", "elements_in"),
+        ("millstream_step_elements_out_total", "elements_out"),
+        ("millstream_step_dead_letters_total", "dead_letters"),
+    ):
         expected = {labels["step"]: value for labels, value in metrics[name]}
         shown = {s["step"]: s[key] for s in doc["steps"] if s[key] is not None}
         assert shown == expected, name  # an idle job: the counters stand still between the two reads
     steps = {s["step"]: s for s in doc["steps"]}
     assert steps["Read"]["elements_out"] == 120 and steps["Check"]["dead_letters"] == 2
-    assert {(e["from"], e["to"]) for e in doc["edges"]} >= {("Read", "Check"), ("Check", "Gate"), ("Sum", "Format")}
+    assert {(e["from"], e["to"]) for e in doc["edges"]} >= {
+        ("Read", "Check"),
+        ("Check", "Gate"),
+        ("Sum", "Format"),
+    }
     edge = next(e for e in doc["edges"] if (e["from"], e["to"]) == ("Check", "Gate"))
     assert edge["elements"] == 118, "what crossed the edge: the good events"
     assert [s["name"] for s in doc["stages"]][0] == "Read"
@@ -124,8 +151,18 @@ def test_the_console_numbers_are_the_metrics_numbers(daemons):
 
 def test_bad_console_flags_are_refused_before_the_job_starts(tmp_path):
     for flag in ("--console_poll=0", "--console_history_interval=-1", "--linger=nan"):
-        out = h.cli("run", h.SUMS_JOB, "--param", f"input={tmp_path}/in.jsonl", "--param", f"output={tmp_path}/o",
-                    "--streaming", f"--jobs_dir={tmp_path}/jobs", flag, cwd=str(tmp_path))
+        out = h.cli(
+            "run",
+            h.SUMS_JOB,
+            "--param",
+            f"input={tmp_path}/in.jsonl",
+            "--param",
+            f"output={tmp_path}/o",
+            "--streaming",
+            f"--jobs_dir={tmp_path}/jobs",
+            flag,
+            cwd=str(tmp_path),
+        )
         assert out.returncode == 2, (flag, out.stderr)
         assert flag.split("=")[0] in out.stderr
         assert not os.path.exists(tmp_path / "jobs") or not os.listdir(tmp_path / "jobs")
@@ -150,8 +187,12 @@ def test_millstream_console_lists_the_local_jobs(daemons, tmp_path):
     h.write_events(d.input, 0, 20)
     d.start()
     d.wait_processed(20)
-    proc = subprocess.Popen([sys.executable, "-P", "-m", "millstream.daemon.cli", "console", "--jobs_dir",
-                             d.jobs_dir], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-P", "-m", "millstream.daemon.cli", "console", "--jobs_dir", d.jobs_dir],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline()  # printed once it listens
@@ -177,8 +218,23 @@ def test_missing_jobs_directory_is_a_usage_error(tmp_path):
 
 
 def test_the_wheel_ships_the_console_assets(tmp_path):
-    subprocess.run([sys.executable, "-m", "pip", "wheel", ROOT, "-w", str(tmp_path), "--no-deps",
-                    "--no-build-isolation", "-q"], check=True, capture_output=True, timeout=300)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            ROOT,
+            "-w",
+            str(tmp_path),
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     wheel = next(p for p in os.listdir(tmp_path) if p.endswith(".whl"))
     names = set(zipfile.ZipFile(tmp_path / wheel).namelist())
     for asset in ("index.html", "app.js", "app.css", "jobs.html", "jobs.js"):
@@ -209,8 +265,13 @@ async def test_the_history_stops_growing_once_full():
     for i in range(20):
         numbers | f"Branch{i}" >> beam.Map(lambda x: x)
     job = await p.start()
-    model = ConsoleModel(job, JobCollector(job, Sampler(job), attach_dead_letter_counters(job)),
-                         attach_dead_letter_samples(job), history_interval_s=1.0, history_points=50)
+    model = ConsoleModel(
+        job,
+        JobCollector(job, Sampler(job), attach_dead_letter_counters(job)),
+        attach_dead_letter_samples(job),
+        history_interval_s=1.0,
+        history_points=50,
+    )
     await job.finished()
     tracemalloc.start()
     try:

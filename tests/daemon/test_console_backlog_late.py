@@ -18,8 +18,11 @@ import support.daemon as h
 
 
 def _model(job: object) -> ConsoleModel:
-    return ConsoleModel(job, JobCollector(job, Sampler(job), attach_dead_letter_counters(job)),
-                        attach_dead_letter_samples(job))
+    return ConsoleModel(
+        job,
+        JobCollector(job, Sampler(job), attach_dead_letter_counters(job)),
+        attach_dead_letter_samples(job),
+    )
 
 
 async def test_a_file_job_shows_unread_bytes_per_file_going_down(tmp_path):
@@ -77,15 +80,22 @@ async def test_the_latest_late_records_are_kept_per_step_with_their_reasons(tmp_
     from millstream.testing.test_stream import TestStream
 
     late = [window.TimestampedValue(("k", 100 + i), 2) for i in range(3 * LATE_SAMPLES_KEPT)]
-    stream = (TestStream()
-              .add_elements([window.TimestampedValue(("k", 1), 1)])
-              .advance_watermark_to(20)
-              .add_elements([*late, window.TimestampedValue(("k", 3), 25)])
-              .advance_watermark_to_infinity())
+    stream = (
+        TestStream()
+        .add_elements([window.TimestampedValue(("k", 1), 1)])
+        .advance_watermark_to(20)
+        .add_elements([*late, window.TimestampedValue(("k", 3), 25)])
+        .advance_watermark_to_infinity()
+    )
     options = PipelineOptions([f"--state_dir={tmp_path / 'state'}"])
     options.view_as(StandardOptions).streaming = True
     p = beam.Pipeline(options=options)
-    p | "Events" >> stream | "Window" >> beam.WindowInto(window.FixedWindows(10)) | "Sum" >> beam.CombinePerKey(sum)
+    (
+        p
+        | "Events" >> stream
+        | "Window" >> beam.WindowInto(window.FixedWindows(10))
+        | "Sum" >> beam.CombinePerKey(sum)
+    )
     job = await p.start()
     model = _model(job)
     assert await job.wait() == "DONE"
@@ -95,7 +105,9 @@ async def test_the_latest_late_records_are_kept_per_step_with_their_reasons(tmp_
     kept = doc["late_data"]["Sum"]
     assert len(kept) == LATE_SAMPLES_KEPT, "a bounded ring, whatever was dropped"
     assert kept[0]["record"] == repr(("k", 100 + len(late) - 1)), "newest first"
-    assert [r["record"] for r in kept] == [repr(("k", 100 + i)) for i in reversed(range(len(late)))][:LATE_SAMPLES_KEPT]
+    assert [r["record"] for r in kept] == [repr(("k", 100 + i)) for i in reversed(range(len(late)))][
+        :LATE_SAMPLES_KEPT
+    ]
     first = kept[0]
     assert first["reason"] == "beyond allowed lateness"
     assert first["window"] == "[1970-01-01T00:00:00Z, 1970-01-01T00:00:10Z)"
@@ -106,14 +118,21 @@ async def test_the_latest_late_records_are_kept_per_step_with_their_reasons(tmp_
 async def test_a_late_records_repr_is_truncated(tmp_path):
     from millstream.testing.test_stream import TestStream
 
-    stream = (TestStream()
-              .advance_watermark_to(20)
-              .add_elements([window.TimestampedValue(("k", "x" * 10_000), 2)])
-              .advance_watermark_to_infinity())
+    stream = (
+        TestStream()
+        .advance_watermark_to(20)
+        .add_elements([window.TimestampedValue(("k", "x" * 10_000), 2)])
+        .advance_watermark_to_infinity()
+    )
     options = PipelineOptions([f"--state_dir={tmp_path / 'state'}"])
     options.view_as(StandardOptions).streaming = True
     p = beam.Pipeline(options=options)
-    p | "Events" >> stream | "Window" >> beam.WindowInto(window.FixedWindows(10)) | "Group" >> beam.GroupByKey()
+    (
+        p
+        | "Events" >> stream
+        | "Window" >> beam.WindowInto(window.FixedWindows(10))
+        | "Group" >> beam.GroupByKey()
+    )
     job = await p.start()
     model = _model(job)
     assert await job.wait() == "DONE"

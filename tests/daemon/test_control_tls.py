@@ -44,30 +44,51 @@ class CA:
         self.key = ec.generate_private_key(ec.SECP256R1())
         subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
         self.name = subject
-        self.cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject)
-                     .public_key(self.key.public_key()).serial_number(x509.random_serial_number())
-                     .not_valid_before(NOW - datetime.timedelta(days=1)).not_valid_after(NOW + datetime.timedelta(days=1))
-                     .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-                     .sign(self.key, hashes.SHA256()))
+        self.cert = (
+            x509.CertificateBuilder()
+            .subject_name(subject)
+            .issuer_name(subject)
+            .public_key(self.key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(NOW - datetime.timedelta(days=1))
+            .not_valid_after(NOW + datetime.timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(self.key, hashes.SHA256())
+        )
         self.pem = root / f"{name}.pem"
         self.pem.write_bytes(self.cert.public_bytes(serialization.Encoding.PEM))
 
     def issue(self, cn: str, *, expired: bool = False, server: bool = True) -> tuple[str, str]:
         key = ec.generate_private_key(ec.SECP256R1())
-        start, end = ((NOW - datetime.timedelta(days=3), NOW - datetime.timedelta(days=2)) if expired
-                      else (NOW - datetime.timedelta(hours=1), NOW + datetime.timedelta(days=1)))
-        builder = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)]))
-                   .issuer_name(self.name).public_key(key.public_key()).serial_number(x509.random_serial_number())
-                   .not_valid_before(start).not_valid_after(end))
+        start, end = (
+            (NOW - datetime.timedelta(days=3), NOW - datetime.timedelta(days=2))
+            if expired
+            else (NOW - datetime.timedelta(hours=1), NOW + datetime.timedelta(days=1))
+        )
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)]))
+            .issuer_name(self.name)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(start)
+            .not_valid_after(end)
+        )
         if server:
             import ipaddress
+
             builder = builder.add_extension(
-                x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+                x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                critical=False,
+            )
         cert = builder.sign(self.key, hashes.SHA256())
         cert_path, key_path = self.root / f"{cn}.crt", self.root / f"{cn}.key"
         cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-        key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                               serialization.NoEncryption()))
+        key_path.write_bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
+        )
         return str(cert_path), str(key_path)
 
 
@@ -82,10 +103,12 @@ class Served:
     def __init__(self, server: ControlServer) -> None:
         self.server = server
 
-    async def request(self, method: str, path: str, *, context: ssl.SSLContext | None,
-                      token: str | None = TOKEN) -> tuple[int, dict[str, str], bytes]:
-        stream: Any = await anyio.connect_tcp("127.0.0.1", self.server.port, ssl_context=context,
-                                              tls_standard_compatible=False)
+    async def request(
+        self, method: str, path: str, *, context: ssl.SSLContext | None, token: str | None = TOKEN
+    ) -> tuple[int, dict[str, str], bytes]:
+        stream: Any = await anyio.connect_tcp(
+            "127.0.0.1", self.server.port, ssl_context=context, tls_standard_compatible=False
+        )
         async with stream:
             head = f"{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n"
             if token:
@@ -113,9 +136,15 @@ async def tls_server(tmp_path: Path) -> AsyncIterator[Any]:
     cert, key = ca.issue("127.0.0.1")
     auth = Auth({TOKEN: "developer"})
     auth.subjects["ops-admin"] = "admin"
-    server = ControlServer(ROUTES, auth, "127.0.0.1", 0, tls=server_tls_context(cert, key, str(ca.pem)),
-                           audit=AuditLog(str(tmp_path / "audit.jsonl")),
-                           limiter=FailureLimiter(base_s=0.0))
+    server = ControlServer(
+        ROUTES,
+        auth,
+        "127.0.0.1",
+        0,
+        tls=server_tls_context(cert, key, str(ca.pem)),
+        audit=AuditLog(str(tmp_path / "audit.jsonl")),
+        limiter=FailureLimiter(base_s=0.0),
+    )
     await server.bind()
     async with anyio.create_task_group() as tg:
         tg.start_soon(server.serve)
@@ -124,40 +153,52 @@ async def tls_server(tmp_path: Path) -> AsyncIterator[Any]:
 
 
 async def test_tls_with_token_and_client_certificate(tmp_path: Path) -> None:
-  async with tls_server(tmp_path) as (served, ca, root):
-    client_cert = ca.issue("ops-admin", server=False)
-    ctx = client_tls_context(str(ca.pem), *client_cert)
-    status, _, body = await served.request("GET", "/status", context=ctx)
-    assert status == 200 and json.loads(body) == {"ok": True}
-    # mutual TLS: the certificate's subject has a role, no token needed
-    status, _, _ = await served.request("POST", "/drain", context=ctx, token=None)
-    assert status == 200
-    unknown = client_tls_context(str(ca.pem), *ca.issue("stranger", server=False))
-    status, _, _ = await served.request("POST", "/drain", context=unknown, token=None)
-    assert status == 401
-    audit = [json.loads(line) for line in (root / "audit.jsonl").read_text().splitlines()]
-    assert [(a["who"], a["route"], a["outcome"]) for a in audit] == [
-        ("admin/cert:ops-admin", "POST /drain", "accepted"), ("None/cert:stranger", "POST /drain", "refused")]
-    assert all(a["remote"] == "127.0.0.1" and a["time"] > 0 for a in audit)
+    async with tls_server(tmp_path) as (served, ca, root):
+        client_cert = ca.issue("ops-admin", server=False)
+        ctx = client_tls_context(str(ca.pem), *client_cert)
+        status, _, body = await served.request("GET", "/status", context=ctx)
+        assert status == 200 and json.loads(body) == {"ok": True}
+        # mutual TLS: the certificate's subject has a role, no token needed
+        status, _, _ = await served.request("POST", "/drain", context=ctx, token=None)
+        assert status == 200
+        unknown = client_tls_context(str(ca.pem), *ca.issue("stranger", server=False))
+        status, _, _ = await served.request("POST", "/drain", context=unknown, token=None)
+        assert status == 401
+        audit = [json.loads(line) for line in (root / "audit.jsonl").read_text().splitlines()]
+        assert [(a["who"], a["route"], a["outcome"]) for a in audit] == [
+            ("admin/cert:ops-admin", "POST /drain", "accepted"),
+            ("None/cert:stranger", "POST /drain", "refused"),
+        ]
+        assert all(a["remote"] == "127.0.0.1" and a["time"] > 0 for a in audit)
 
 
 async def test_server_refuses_clients_without_a_certificate_from_its_ca(tmp_path: Path) -> None:
-  async with tls_server(tmp_path) as (served, ca, root):
-    other = CA(root, "other-ca")
-    for cert in (None, other.issue("ops-admin", server=False), ca.issue("late", server=False, expired=True)):
-        ctx = client_tls_context(str(ca.pem), *cert) if cert else client_tls_context(str(ca.pem))
-        with pytest.raises((ssl.SSLError, anyio.EndOfStream, anyio.BrokenResourceError, ConnectionError)):
-            status, _, _ = await served.request("GET", "/status", context=ctx)
-            pytest.fail(f"answered {status} to a client without a certificate from the CA")
+    async with tls_server(tmp_path) as (served, ca, root):
+        other = CA(root, "other-ca")
+        for cert in (
+            None,
+            other.issue("ops-admin", server=False),
+            ca.issue("late", server=False, expired=True),
+        ):
+            ctx = client_tls_context(str(ca.pem), *cert) if cert else client_tls_context(str(ca.pem))
+            with pytest.raises((ssl.SSLError, anyio.EndOfStream, anyio.BrokenResourceError, ConnectionError)):
+                status, _, _ = await served.request("GET", "/status", context=ctx)
+                pytest.fail(f"answered {status} to a client without a certificate from the CA")
 
 
-async def test_client_refuses_a_wrong_ca_an_expired_certificate_and_plain_http_gets_nothing(tmp_path: Path) -> None:
+async def test_client_refuses_a_wrong_ca_an_expired_certificate_and_plain_http_gets_nothing(
+    tmp_path: Path,
+) -> None:
     from millstream.daemon.control_security import server_tls_context
 
     ca, wrong = CA(tmp_path, "job-ca"), CA(tmp_path, "wrong-ca")
-    for cert, trusted, expected in ((ca.issue("127.0.0.1"), wrong, "certificate verify failed"),
-                                    (ca.issue("127.0.0.1", expired=True), ca, "certificate has expired")):
-        server = ControlServer(ROUTES, Auth({TOKEN: "developer"}), "127.0.0.1", 0, tls=server_tls_context(*cert))
+    for cert, trusted, expected in (
+        (ca.issue("127.0.0.1"), wrong, "certificate verify failed"),
+        (ca.issue("127.0.0.1", expired=True), ca, "certificate has expired"),
+    ):
+        server = ControlServer(
+            ROUTES, Auth({TOKEN: "developer"}), "127.0.0.1", 0, tls=server_tls_context(*cert)
+        )
         await server.bind()
         async with anyio.create_task_group() as tg:
             tg.start_soon(server.serve)
@@ -172,17 +213,32 @@ async def test_client_refuses_a_wrong_ca_an_expired_certificate_and_plain_http_g
 async def test_audit_backoff_and_no_token_in_the_log(tmp_path: Path, caplog: Any) -> None:
     clock = [0.0]
     limiter = FailureLimiter(base_s=0.0, clock=lambda: clock[0])
-    server = ControlServer(ROUTES, Auth({TOKEN: "developer"}), "127.0.0.1", 0,
-                           audit=AuditLog(str(tmp_path / "audit.jsonl")), limiter=limiter)
+    server = ControlServer(
+        ROUTES,
+        Auth({TOKEN: "developer"}),
+        "127.0.0.1",
+        0,
+        audit=AuditLog(str(tmp_path / "audit.jsonl")),
+        limiter=limiter,
+    )
     retry = []
     with caplog.at_level("INFO", logger="millstream.audit"):
         for _ in range(4):
-            response = await server.dispatch(Request("POST", "/drain", "", {"authorization": "Bearer wrong-token-xxxxxxxxxx"},
-                                                     b"", remote="10.1.2.3"))
+            response = await server.dispatch(
+                Request(
+                    "POST",
+                    "/drain",
+                    "",
+                    {"authorization": "Bearer wrong-token-xxxxxxxxxx"},
+                    b"",
+                    remote="10.1.2.3",
+                )
+            )
             assert response.status == 401
             retry.append(dict(response.headers)["Retry-After"])
-        ok = await server.dispatch(Request("POST", "/drain", "", {"authorization": f"Bearer {TOKEN}"}, b"",
-                                           remote="10.1.2.3"))
+        ok = await server.dispatch(
+            Request("POST", "/drain", "", {"authorization": f"Bearer {TOKEN}"}, b"", remote="10.1.2.3")
+        )
         viewer_refused = await server.dispatch(Request("POST", "/drain", "", {}, b"", remote="10.9.9.9"))
     assert ok.status == 200 and viewer_refused.status == 401
     assert retry == ["0", "0", "0", "0"]  # base 0 here; the growth is below with a real base
@@ -210,14 +266,17 @@ def test_hashed_tokens_file_and_remote_bind_rules(tmp_path: Path) -> None:
     auth = load_tokens(str(path))
     assert auth.role_of(TOKEN) == "developer" and auth.role_of(TOKEN + "x") is None
     assert auth.subjects == {"ops-admin": "admin"} and TOKEN not in path.read_text()
-    with pytest.raises(ControlConfigError, match="--control_tls_cert/--control_tls_key.*--insecure_remote_control"):
+    with pytest.raises(
+        ControlConfigError, match="--control_tls_cert/--control_tls_key.*--insecure_remote_control"
+    ):
         check_bind("0.0.0.0", allow_remote=False)
     check_bind("0.0.0.0", allow_remote=False, tls=True)
     check_bind("0.0.0.0", allow_remote=True)
 
 
 async def test_a_failed_handshake_is_one_warning_naming_the_peer_not_an_error_traceback(
-        tmp_path: Path, caplog: Any) -> None:
+    tmp_path: Path, caplog: Any
+) -> None:
     caplog.set_level(logging.DEBUG)
     async with tls_server(tmp_path) as (served, ca, root):
         with pytest.raises(ConnectionError, match="no HTTP answer"):

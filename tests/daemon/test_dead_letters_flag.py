@@ -27,7 +27,9 @@ def test_bad_line_fails_once_then_dead_letters_flag_lets_the_job_finish(tmp_path
     assert "total 7" in ok.stdout
     rows = [json.loads(line) for line in (tmp_path / "dlq" / "bad.jsonl").read_text().splitlines()]
     assert [(r["line"], r["raw"], r["raw_encoding"], r["step"]) for r in rows] == [
-        (2, "not json", "utf-8", "Read/Read"), (4, "/w==", "base64", "Read/Read")]
+        (2, "not json", "utf-8", "Read/Read"),
+        (4, "/w==", "base64", "Read/Read"),
+    ]
     assert all(r["reason"] and r["file"] == "in.jsonl" for r in rows)
 
 

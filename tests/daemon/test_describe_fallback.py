@@ -41,7 +41,10 @@ def test_describe_shows_the_fallback_warning(daemons):
     assert text.returncode == 0, text.stderr
     warning = [line for line in text.stdout.splitlines() if line.startswith("WARNING")]
     assert len(warning) == 1, text.stdout
-    assert f"checkpoint(s) [{damaged}]" in warning[0] and f"falling back to checkpoint {damaged - 1}" in warning[0]
+    assert (
+        f"checkpoint(s) [{damaged}]" in warning[0]
+        and f"falling back to checkpoint {damaged - 1}" in warning[0]
+    )
     assert warning[0].endswith("(accepted with --accept_checkpoint_fallback)")
     as_json = h.cli("jobs", "describe", d.name, "--json", "--jobs_dir", d.jobs_dir)
     assert json.loads(as_json.stdout)["checkpoint_fallback"]["restored"] == damaged - 1

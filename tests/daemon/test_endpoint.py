@@ -10,13 +10,31 @@ import signal
 
 import support.daemon as h
 
-ROUTES = [("GET", "/status"), ("GET", "/metrics"), ("POST", "/drain"), ("POST", "/stop"), ("POST", "/cancel"),
-          ("POST", "/log_level")]
-LEAST_ROLE = {"/status": "viewer", "/metrics": "viewer", "/drain": "developer", "/stop": "developer",
-              "/cancel": "developer", "/log_level": "admin"}
+ROUTES = [
+    ("GET", "/status"),
+    ("GET", "/metrics"),
+    ("POST", "/drain"),
+    ("POST", "/stop"),
+    ("POST", "/cancel"),
+    ("POST", "/log_level"),
+]
+LEAST_ROLE = {
+    "/status": "viewer",
+    "/metrics": "viewer",
+    "/drain": "developer",
+    "/stop": "developer",
+    "/cancel": "developer",
+    "/log_level": "admin",
+}
 RANK = {"viewer": 1, "developer": 2, "admin": 3}
-MALFORMED = ["Bearer", "Bearer ", "Basic dXNlcjpwYXNz", "Bearer two tokens", "Bearer t\u00f6ken-with-umlaut-xx",
-             "token-without-scheme-xxxxxxxx"]
+MALFORMED = [
+    "Bearer",
+    "Bearer ",
+    "Basic dXNlcjpwYXNz",
+    "Bearer two tokens",
+    "Bearer t\u00f6ken-with-umlaut-xx",
+    "token-without-scheme-xxxxxxxx",
+]
 
 
 def tokens_file(path: str) -> dict[str, str]:

@@ -36,20 +36,41 @@ def jobs(capsys):
 
 def stale_entries(jobs_dir: str) -> list[str]:
     """One entry of a process that has exited, one of a live pid that belongs to another process (reused)."""
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
     paths = []
-    for job_id, pid, pid_start in (("deadbeef0001", int(dead.stdout), None), ("deadbeef0002", os.getpid(), 1)):
+    for job_id, pid, pid_start in (
+        ("deadbeef0001", int(dead.stdout), None),
+        ("deadbeef0002", os.getpid(), 1),
+    ):
         path = os.path.join(jobs_dir, f"{job_id}.json")
         with open(path, "w") as f:
-            json.dump({"job_id": job_id, "name": "ghost", "pid": pid, "pid_start": pid_start, "host": "127.0.0.1",
-                       "port": 9, "started": 0.0, "token_file": None, "pipeline": "ghost.py", "state_dir": None}, f)
+            json.dump(
+                {
+                    "job_id": job_id,
+                    "name": "ghost",
+                    "pid": pid,
+                    "pid_start": pid_start,
+                    "host": "127.0.0.1",
+                    "port": 9,
+                    "started": 0.0,
+                    "token_file": None,
+                    "pipeline": "ghost.py",
+                    "state_dir": None,
+                },
+                f,
+            )
         paths.append(path)
     return paths
 
 
 def flatten(metrics: dict) -> dict[tuple, float]:
-    return {(name, tuple(sorted(labels.items()))): value for name, samples in metrics.items()
-            for labels, value in samples}
+    return {
+        (name, tuple(sorted(labels.items()))): value
+        for name, samples in metrics.items()
+        for labels, value in samples
+    }
 
 
 def test_list_describe_drain_cancel_and_json_logs(daemons, jobs):
@@ -86,16 +107,29 @@ def test_list_describe_drain_cancel_and_json_logs(daemons, jobs):
         assert step["elements_in"] == metrics[("millstream_step_elements_in_total", labels)]
         assert step["elements_out"] == metrics[("millstream_step_elements_out_total", labels)]
         assert step["dropped_late"] == metrics[("millstream_step_dropped_late_total", labels)]
-        assert step.get("output_watermark") == metrics.get(("millstream_step_output_watermark_seconds", labels))
+        assert step.get("output_watermark") == metrics.get(
+            ("millstream_step_output_watermark_seconds", labels)
+        )
     assert steps["Read"]["elements_out"] == 60 and steps["Sum"]["elements_in"] == 59
-    assert steps["Check"]["dead_letters"] == 1 == metrics[("millstream_step_dead_letters_total", (("step", "Check"),))]
+    assert (
+        steps["Check"]["dead_letters"]
+        == 1
+        == metrics[("millstream_step_dead_letters_total", (("step", "Check"),))]
+    )
     source = doc["sources"][0]
-    assert source["records_read"] == 60 == metrics[("millstream_source_records_read_total", (("step", "Read"),))]
+    assert (
+        source["records_read"] == 60 == metrics[("millstream_source_records_read_total", (("step", "Read"),))]
+    )
     assert source["backlog"] == 0 == metrics[("millstream_source_backlog", (("step", "Read"),))]
     assert doc["output_watermark"] == metrics[("millstream_output_watermark_seconds", ())] == 29.5
     checked = next(m for m in doc["user_metrics"] if m["name"] == "checked")
-    assert checked["value"] == 59 == metrics[("millstream_user_counter_total",
-                                              (("name", "checked"), ("namespace", "sums"), ("step", "Check")))]
+    assert (
+        checked["value"]
+        == 59
+        == metrics[
+            ("millstream_user_counter_total", (("name", "checked"), ("namespace", "sums"), ("step", "Check")))
+        ]
+    )
     human = jobs("describe", "sums-a", jobs_dir=a.jobs_dir)
     assert human.returncode == 0 and "sums:checked" in human.stdout and "Sum" in human.stdout
 

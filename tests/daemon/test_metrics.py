@@ -63,13 +63,17 @@ def parse(x):
 
 async def test_dead_letters_late_data_and_user_metrics_in_the_exposition():
     p = beam.Pipeline(options=PipelineOptions(["--batch_size=2"]))
-    good, _bad = (p
-                  | "Create" >> beam.Create(["1", "22", "bad", "333"])
-                  | "Parse" >> beam.Map(parse).with_exception_handling())
-    (good
-     | "Stamp" >> beam.Map(lambda n: window.TimestampedValue(n, n))
-     | "Window" >> beam.WindowInto(window.FixedWindows(10))
-     | "Sum" >> beam.CombineGlobally(sum).without_defaults())
+    good, _bad = (
+        p
+        | "Create" >> beam.Create(["1", "22", "bad", "333"])
+        | "Parse" >> beam.Map(parse).with_exception_handling()
+    )
+    (
+        good
+        | "Stamp" >> beam.Map(lambda n: window.TimestampedValue(n, n))
+        | "Window" >> beam.WindowInto(window.FixedWindows(10))
+        | "Sum" >> beam.CombineGlobally(sum).without_defaults()
+    )
     job = await p.start()
     dead = attach_dead_letter_counters(job)
     sampler = Sampler(job)
@@ -92,15 +96,22 @@ async def test_late_data_dropped_is_counted_per_step():
     from millstream.options.pipeline_options import StandardOptions
     from millstream.testing.test_stream import TestStream
 
-    stream = (TestStream()
-              .add_elements([window.TimestampedValue(("k", 1), 1)])
-              .advance_watermark_to(20)
-              .add_elements([window.TimestampedValue(("k", 2), 2), window.TimestampedValue(("k", 3), 25)])
-              .advance_watermark_to_infinity())
+    stream = (
+        TestStream()
+        .add_elements([window.TimestampedValue(("k", 1), 1)])
+        .advance_watermark_to(20)
+        .add_elements([window.TimestampedValue(("k", 2), 2), window.TimestampedValue(("k", 3), 25)])
+        .advance_watermark_to_infinity()
+    )
     options = PipelineOptions()
     options.view_as(StandardOptions).streaming = True
     p = beam.Pipeline(options=options)
-    p | "Events" >> stream | "Window" >> beam.WindowInto(window.FixedWindows(10)) | "Sum" >> beam.CombinePerKey(sum)
+    (
+        p
+        | "Events" >> stream
+        | "Window" >> beam.WindowInto(window.FixedWindows(10))
+        | "Sum" >> beam.CombinePerKey(sum)
+    )
     job = await p.start()
     registry = make_registry(JobCollector(job, Sampler(job), attach_dead_letter_counters(job)))
     assert await job.wait() == "DONE"

@@ -78,6 +78,7 @@ def test_unknown_flag_warned_once(caplog):
         options.validate_flags()
         options.validate_flags()
     assert [r.getMessage() for r in caplog.records].count(
-        "Discarding unparseable args: --bogus_flag (pass --strict_options to fail on them instead)") == 1
+        "Discarding unparseable args: --bogus_flag (pass --strict_options to fail on them instead)"
+    ) == 1
     with pytest.raises(ValueError, match="unknown pipeline option"):
         PipelineOptions(["--bogus_flag"], strict_options=True).validate_flags()

@@ -66,8 +66,14 @@ def test_help_lists_the_parameters(tmp_path, in_process):
     assert out.returncode == 0, out.stderr
     text = out.stdout
     assert "sums: Per-key sums in fixed windows, exactly once." in text
-    for line in ("--input TEXT", "JSON-lines file to follow (required; must match: .+\\.jsonl)",
-                 "--window NUMBER", "window size in seconds (default: 10.0)", "--drain_timeout", "--tokens_file"):
+    for line in (
+        "--input TEXT",
+        "JSON-lines file to follow (required; must match: .+\\.jsonl)",
+        "--window NUMBER",
+        "window size in seconds (default: 10.0)",
+        "--drain_timeout",
+        "--tokens_file",
+    ):
         assert line in text, line
     nothing_started(tmp_path)
 
@@ -78,8 +84,14 @@ def test_describe_prints_flex_template_metadata():
     meta = json.loads(out.stdout)
     assert meta["name"] == "sums" and meta["description"] == "Per-key sums in fixed windows, exactly once."
     params = {p["name"]: p for p in meta["parameters"]}
-    assert params["input"] == {"name": "input", "label": "Input", "helpText": "JSON-lines file to follow",
-                               "isOptional": False, "paramType": "TEXT", "regexes": [r".+\.jsonl"]}
+    assert params["input"] == {
+        "name": "input",
+        "label": "Input",
+        "helpText": "JSON-lines file to follow",
+        "isOptional": False,
+        "paramType": "TEXT",
+        "regexes": [r".+\.jsonl"],
+    }
     assert params["window"]["isOptional"] is True and params["window"]["defaultValue"] == "10.0"
     assert params["window"]["paramType"] == "NUMBER"
 
@@ -95,9 +107,11 @@ def test_missing_and_bad_parameters_are_one_line_and_exit_2(tmp_path, in_process
     assert "missing required parameter: output" in line
     args = (h.SUMS_JOB, "--param", "input=in.jsonl", "--param", "output=out/x")
     assert "parameter 'window': invalid number value 'abc'" in one_line_error(
-        in_process(*args, "--param", "window=abc"))
+        in_process(*args, "--param", "window=abc")
+    )
     assert "unknown parameter 'windw' (did you mean window?)" in one_line_error(
-        in_process(*args, "--param", "windw=3"))
+        in_process(*args, "--param", "windw=3")
+    )
     assert "does not match" in one_line_error(in_process(h.SUMS_JOB, "--input", "in.txt", "--output", "o"))
     assert "--strmaing (did you mean --streaming?)" in one_line_error(in_process(*args, "--strmaing"))
     assert "no such pipeline file" in one_line_error(in_process("nowhere.py"))
@@ -114,12 +128,23 @@ def test_beam_custom_options_are_template_parameters(tmp_path):
     assert out.returncode == 0 and "count 4" in out.stdout, out.stderr
     assert "the following arguments are required: --lines_from" in one_line_error(run(tmp_path, OPTIONS_JOB))
     assert "invalid int value: 'many'" in one_line_error(
-        run(tmp_path, OPTIONS_JOB, "--lines_from", "lines.txt", "--param", "limit=many"))
+        run(tmp_path, OPTIONS_JOB, "--lines_from", "lines.txt", "--param", "limit=many")
+    )
     # the same template named as a module (found on PYTHONPATH) and with its function
     env = {**os.environ, "PYTHONPATH": HERE}
     for spec in ("options_job", "options_job:pipeline"):
-        out = h.cli("run", spec, "--lines_from", "lines.txt", "--limit", "3", "--jobs_dir", str(tmp_path / "jobs"),
-                    cwd=str(tmp_path), env=env)
+        out = h.cli(
+            "run",
+            spec,
+            "--lines_from",
+            "lines.txt",
+            "--limit",
+            "3",
+            "--jobs_dir",
+            str(tmp_path / "jobs"),
+            cwd=str(tmp_path),
+            env=env,
+        )
         assert out.returncode == 0 and "count 3" in out.stdout, out.stderr
 
 
@@ -131,7 +156,9 @@ def test_plain_beam_scripts_run_supervised_as_before(tmp_path):
     out = run(tmp_path, PLAIN + ":run", "--word", "ho")  # a function called with the remaining arguments
     assert out.returncode == 0 and "count 3 of ho" in out.stdout, out.stderr
     assert not os.listdir(tmp_path / "jobs"), "the jobs' entries are gone"
-    assert "unknown pipeline option(s): --bogus" in one_line_error(run(tmp_path, PLAIN, "--bogus", "--strict_options"))
+    assert "unknown pipeline option(s): --bogus" in one_line_error(
+        run(tmp_path, PLAIN, "--bogus", "--strict_options")
+    )
 
 
 def test_log_level_and_format(tmp_path, in_process):

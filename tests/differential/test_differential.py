@@ -42,7 +42,12 @@ SEED_OFFSET = int(os.environ.get("MILLSTREAM_DIFF_SEED", "0"))
 def datasets(seed: int) -> list[list[tuple[Any, int]]]:
     """The inputs of one test: an empty one, a single element, a small one and a larger one."""
     rng = random.Random(seed + SEED_OFFSET)
-    return [[], random_pairs(rng, 1), random_pairs(rng, rng.randint(2, 12)), random_pairs(rng, rng.randint(50, 300))]
+    return [
+        [],
+        random_pairs(rng, 1),
+        random_pairs(rng, rng.randint(2, 12)),
+        random_pairs(rng, rng.randint(50, 300)),
+    ]
 
 
 def compare(build: Build) -> dict[str, list[Any]]:
@@ -151,12 +156,23 @@ def test_elementwise_partition_flatten_and_side_inputs():
             side = side_kv | f"{i}/SideValues" >> beam.Values()
             total = side | f"{i}/Total" >> beam.CombineGlobally(sum)
             sums = side_kv | f"{i}/SumPerKey" >> beam.CombinePerKey(sum)
-            cap(main | f"{i}/PlusTotal" >> beam.Map(lambda x, t: x + t, pvalue.AsSingleton(total)), f"{i}/singleton")
-            cap(main | f"{i}/WithList" >> beam.Map(
-                lambda x, vs: (x, len(vs), sum(vs)), pvalue.AsList(side)), f"{i}/aslist")
-            cap(main | f"{i}/WithIter" >> beam.Map(lambda x, it: (x, sorted(it)[:2]), pvalue.AsIter(side)), f"{i}/asiter")
-            cap(side_kv | f"{i}/LookUp" >> beam.MapTuple(
-                lambda k, v, d=None: (k, v, d[k]), d=pvalue.AsDict(sums)), f"{i}/asdict")
+            cap(
+                main | f"{i}/PlusTotal" >> beam.Map(lambda x, t: x + t, pvalue.AsSingleton(total)),
+                f"{i}/singleton",
+            )
+            cap(
+                main | f"{i}/WithList" >> beam.Map(lambda x, vs: (x, len(vs), sum(vs)), pvalue.AsList(side)),
+                f"{i}/aslist",
+            )
+            cap(
+                main | f"{i}/WithIter" >> beam.Map(lambda x, it: (x, sorted(it)[:2]), pvalue.AsIter(side)),
+                f"{i}/asiter",
+            )
+            cap(
+                side_kv
+                | f"{i}/LookUp" >> beam.MapTuple(lambda k, v, d=None: (k, v, d[k]), d=pvalue.AsDict(sums)),
+                f"{i}/asdict",
+            )
 
     out = compare(build)
     values = [v for _, v in everything]
@@ -189,16 +205,30 @@ def test_keyed_aggregations_and_joins():
         cap(kv | "PerKeyArgs" >> beam.CombinePerKey(scaled_sum(beam), 3), "perkey_args")
         cap(kv | "PerKeyCallableArgs" >> beam.CombinePerKey(sum_mod, 7), "perkey_callable_args")
         cap(kv | "Unhashable" >> beam.CombinePerKey(UnhashableSum()), "perkey_unhashable")
-        cap(kv | "GBK2" >> beam.GroupByKey() | "CombineValues" >> beam.CombineValues(scaled_sum(beam), 5),
-            "combine_values_args")
+        cap(
+            kv | "GBK2" >> beam.GroupByKey() | "CombineValues" >> beam.CombineValues(scaled_sum(beam), 5),
+            "combine_values_args",
+        )
         # Top's lists are ordered: turned into tuples so the comparison keeps their order.
         for n in (1, 3):
-            cap(kv | f"TopPerKey{n}" >> combiners.Top.PerKey(n)
-                | f"TopPKT{n}" >> beam.MapTuple(lambda k, vs: (k, tuple(vs))), f"top_perkey{n}")
-        cap(kv | "SmallestPerKey" >> combiners.Top.SmallestPerKey(2)
-            | "SmallestT" >> beam.MapTuple(lambda k, vs: (k, tuple(vs))), "smallest_perkey")
+            cap(
+                kv
+                | f"TopPerKey{n}" >> combiners.Top.PerKey(n)
+                | f"TopPKT{n}" >> beam.MapTuple(lambda k, vs: (k, tuple(vs))),
+                f"top_perkey{n}",
+            )
+        cap(
+            kv
+            | "SmallestPerKey" >> combiners.Top.SmallestPerKey(2)
+            | "SmallestT" >> beam.MapTuple(lambda k, vs: (k, tuple(vs))),
+            "smallest_perkey",
+        )
         cap(kv | "PerElement" >> combiners.Count.PerElement(), "count_perelement")
-        other = kv | "Other" >> beam.Filter(lambda kv: kv[1] % 3 == 0) | "Neg" >> beam.MapTuple(lambda k, v: (k, -v))
+        other = (
+            kv
+            | "Other" >> beam.Filter(lambda kv: kv[1] % 3 == 0)
+            | "Neg" >> beam.MapTuple(lambda k, v: (k, -v))
+        )
         cap({"main": kv, "other": other} | "CoGBKDict" >> beam.CoGroupByKey(), "cogbk_dict")
         evens = kv | "Even" >> beam.Filter(lambda kv: kv[1] % 2 == 0)
         cap((kv, other, evens) | "CoGBKTuple" >> beam.CoGroupByKey(), "cogbk_tuple")
@@ -209,7 +239,9 @@ def test_keyed_aggregations_and_joins():
         grouped[k].append(v)
     assert out["gbk"] == h.multiset(grouped.items())
     assert out["perkey_sum"] == h.multiset((k, sum(vs)) for k, vs in grouped.items())
-    assert out["top_perkey3"] == h.multiset((k, tuple(sorted(vs, reverse=True)[:3])) for k, vs in grouped.items())
+    assert out["top_perkey3"] == h.multiset(
+        (k, tuple(sorted(vs, reverse=True)[:3])) for k, vs in grouped.items()
+    )
 
 
 def test_global_combiners():
@@ -220,6 +252,7 @@ def test_global_combiners():
     def build(beam: Any, p: Any) -> None:
         combiners = beam.combiners
         for i, pairs in enumerate(data):
+
             def cap(pc: Any, name: str, i: int = i) -> None:
                 h.capture(beam, pc, f"{i}/{name}")
 
@@ -233,10 +266,18 @@ def test_global_combiners():
             cap(values | f"{i}/ToList" >> combiners.ToList(), "tolist")
             n = 1 + i % 3
             cap(values | f"{i}/Top" >> combiners.Top.Of(n) | f"{i}/TopT" >> beam.Map(tuple), "top")
-            cap(values | f"{i}/Bottom" >> combiners.Top.Of(n + 1, reverse=True) | f"{i}/BotT" >> beam.Map(tuple),
-                "top_reverse")
-            cap(values | f"{i}/TopKey" >> combiners.Top.Of(n, key=lambda x: (abs(x), x))
-                | f"{i}/TopKeyT" >> beam.Map(tuple), "top_key")
+            cap(
+                values
+                | f"{i}/Bottom" >> combiners.Top.Of(n + 1, reverse=True)
+                | f"{i}/BotT" >> beam.Map(tuple),
+                "top_reverse",
+            )
+            cap(
+                values
+                | f"{i}/TopKey" >> combiners.Top.Of(n, key=lambda x: (abs(x), x))
+                | f"{i}/TopKeyT" >> beam.Map(tuple),
+                "top_key",
+            )
 
     out = compare(build)
     for i, pairs in enumerate(data):

@@ -96,8 +96,9 @@ def weather_by_hour(rows: list[dict[str, str]]) -> dict[tuple[str, str], dict[st
     return out
 
 
-def expected_table(flights: list[dict[str, str]], weather: list[dict[str, str]],
-                   airlines: list[dict[str, str]]) -> dict[tuple[str, str], dict[str, Any]]:
+def expected_table(
+    flights: list[dict[str, str]], weather: list[dict[str, str]], airlines: list[dict[str, str]]
+) -> dict[tuple[str, str], dict[str, Any]]:
     """(origin, hour) -> the expected row, from the flights that left."""
     delays: dict[tuple[str, str], list[int]] = defaultdict(list)
     carriers: dict[tuple[str, str], Counter[str]] = defaultdict(Counter)
@@ -132,6 +133,12 @@ def assert_rows_match(rows: list[dict[str, Any]], table: dict[tuple[str, str], d
     for key, want in table.items():
         row = got[key]
         assert abs(row["mean_dep_delay"] - want["mean"]) <= 0.005 + 1e-9, key
-        for field in ("departures", "p90_dep_delay", "busiest_carrier", "busiest_carrier_departures",
-                      "busiest_carrier_name", "weather"):
+        for field in (
+            "departures",
+            "p90_dep_delay",
+            "busiest_carrier",
+            "busiest_carrier_departures",
+            "busiest_carrier_name",
+            "weather",
+        ):
             assert row[field] == want[field], (key, field, row[field], want[field])

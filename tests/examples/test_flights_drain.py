@@ -46,10 +46,14 @@ def _inputs(tmp: Path) -> tuple[Path, Path]:
     """Two January days of flights and their weather."""
     with zipfile.ZipFile(DATA / "flights.csv.zip") as z, z.open("flights.csv") as f:
         header = f.readline().decode().rstrip("\n").split(",")
-    flights = [r for r in REF.read_rows(DATA / "flights.csv.zip") if r["month"] == "1" and r["day"] in ("1", "2")]
+    flights = [
+        r for r in REF.read_rows(DATA / "flights.csv.zip") if r["month"] == "1" and r["day"] in ("1", "2")
+    ]
     weather = [r for r in REF.read_rows(DATA / "weather.csv") if r["month"] == "1" and int(r["day"]) <= 3]
-    return (_write_csv(tmp / "flights.csv", header, flights),
-            _write_csv(tmp / "weather.csv", [k for k in weather[0] if k != "_line"], weather))
+    return (
+        _write_csv(tmp / "flights.csv", header, flights),
+        _write_csv(tmp / "weather.csv", [k for k in weather[0] if k != "_line"], weather),
+    )
 
 
 def _wait_for_panes(proc: subprocess.Popen[str]) -> list[str]:
@@ -75,11 +79,24 @@ def test_drained_replay_gives_every_hour_its_on_time_pane(tmp_path: Path) -> Non
     flights, weather = _inputs(tmp_path)
     cli = Path(sys.executable).with_name("millstream")
     proc = subprocess.Popen(
-        [str(cli), "run", "examples/streaming/flights.py", f"--flights={flights}", f"--weather={weather}",
-         f"--output={tmp_path / 'out'}", f"--state_dir={tmp_path / 'state'}", f"--cache_dir={tmp_path / 'cache'}",
-         "--speedup=14400", "--early_every=0.1"],
-        cwd=REF.ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={**os.environ, "PYTHONSAFEPATH": "1", "PYTHONUNBUFFERED": "1"})
+        [
+            str(cli),
+            "run",
+            "examples/streaming/flights.py",
+            f"--flights={flights}",
+            f"--weather={weather}",
+            f"--output={tmp_path / 'out'}",
+            f"--state_dir={tmp_path / 'state'}",
+            f"--cache_dir={tmp_path / 'cache'}",
+            "--speedup=14400",
+            "--early_every=0.1",
+        ],
+        cwd=REF.ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONSAFEPATH": "1", "PYTHONUNBUFFERED": "1"},
+    )
     try:
         _wait_for_panes(proc)
         proc.send_signal(signal.SIGINT)

@@ -100,7 +100,9 @@ def wait_for(predicate: Any, what: str, proc: subprocess.Popen[Any], log: str) -
     deadline = time.monotonic() + DEADLINE_S
     while not predicate():
         if proc.poll() is not None:
-            raise AssertionError(f"the job exited ({proc.returncode}) while waiting for {what}\n{open(log).read()}")
+            raise AssertionError(
+                f"the job exited ({proc.returncode}) while waiting for {what}\n{open(log).read()}"
+            )
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}\n{open(log).read()[-3000:]}")
         time.sleep(0.05)  # polling a condition in another process
@@ -114,14 +116,19 @@ def test_the_readme_walkthrough_runs_as_written(tmp_path):
     os.makedirs(os.path.join(work, os.path.dirname(EXAMPLE)))
     with open(os.path.join(work, EXAMPLE), "w") as f:
         f.write(code)  # the README's text is what runs
-    env = dict(os.environ, MILLSTREAM_JOBS_DIR=os.path.join(work, "jobs"),
-               PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
+    env = dict(
+        os.environ,
+        MILLSTREAM_JOBS_DIR=os.path.join(work, "jobs"),
+        PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""),
+    )
     log = os.path.join(work, "job.log")
     job: subprocess.Popen[bytes] | None = None
     seen: set[str] = set()
 
     def shell(command: str) -> subprocess.CompletedProcess[str]:
-        out = subprocess.run(["bash", "-c", command], cwd=work, env=env, capture_output=True, text=True, timeout=60)
+        out = subprocess.run(
+            ["bash", "-c", command], cwd=work, env=env, capture_output=True, text=True, timeout=60
+        )
         assert out.returncode == 0, f"{command}\n{out.stdout}\n{out.stderr}"
         return out
 
@@ -131,8 +138,13 @@ def test_the_readme_walkthrough_runs_as_written(tmp_path):
             if words[:2] == ["millstream", "run"]:
                 assert words[-1] == "&", "the job runs in the background while the walk-through goes on"
                 with open(log, "wb") as out:
-                    job = subprocess.Popen(["bash", "-c", "exec " + command.split("&")[0]], cwd=work, env=env,
-                                           stdout=out, stderr=subprocess.STDOUT)
+                    job = subprocess.Popen(
+                        ["bash", "-c", "exec " + command.split("&")[0]],
+                        cwd=work,
+                        env=env,
+                        stdout=out,
+                        stderr=subprocess.STDOUT,
+                    )
                 seen.add("run")
                 continue
             assert job is not None or words[0] == "mkdir", f"{command!r} before the job was started"
@@ -142,7 +154,9 @@ def test_the_readme_walkthrough_runs_as_written(tmp_path):
                 seen.add("file")
             elif words[:3] == ["millstream", "jobs", "describe"]:
                 described = shell(command).stdout
-                watermark = datetime.datetime.fromtimestamp(max(e["ts"] for e in clicks(work)), tz=datetime.UTC)
+                watermark = datetime.datetime.fromtimestamp(
+                    max(e["ts"] for e in clicks(work)), tz=datetime.UTC
+                )
                 assert "RUNNING" in described, described
                 count_row = next(line for line in described.splitlines() if line.startswith("Count "))
                 assert watermark.strftime("%Y-%m-%d %H:%M:%S") in count_row, described
@@ -161,11 +175,15 @@ def test_the_readme_walkthrough_runs_as_written(tmp_path):
 
     final = panes(committed(work))
     events = clicks(work)
-    assert {k: v[-1]["clicks"] for k, v in final.items()} == {k: n for k, (n, _) in expected_now(events).items()}
+    assert {k: v[-1]["clicks"] for k, v in final.items()} == {
+        k: n for k, (n, _) in expected_now(events).items()
+    }
     for key, rows in final.items():
         timings = "".join(r["timing"][0] for r in rows)  # E(ARLY), O(N_TIME), L(ATE)
         assert re.fullmatch(r"E+OL*", timings), (key, rows)
         assert [r["pane"] for r in rows] == list(range(len(rows))), (key, rows)
         assert all(a["clicks"] <= b["clicks"] for a, b in zip(rows, rows[1:], strict=False)), "accumulating"
-    assert any(r["timing"] == "LATE" for rows in final.values() for r in rows), "the late click made a LATE pane"
+    assert any(r["timing"] == "LATE" for rows in final.values() for r in rows), (
+        "the late click made a LATE pane"
+    )
     assert "ended: DONE" in open(log).read()

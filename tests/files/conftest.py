@@ -9,8 +9,13 @@ import pytest
 from millstream.options.pipeline_options import PipelineOptions
 
 
-async def read_source(source: Any, batch_size: int = 7, positions: dict | None = None,
-                      max_batches: int | None = None, flags: tuple[str, ...] = ()) -> tuple[list, list, dict]:
+async def read_source(
+    source: Any,
+    batch_size: int = 7,
+    positions: dict | None = None,
+    max_batches: int | None = None,
+    flags: tuple[str, ...] = (),
+) -> tuple[list, list, dict]:
     """Values, bad records and final positions of reading `source` (from `positions`, at most `max_batches`)."""
     reader = source.create_reader(PipelineOptions([f"--batch_size={batch_size}", "--no_progress", *flags]))
     await reader.open(positions)

@@ -16,11 +16,17 @@ def main(argv: list[str]) -> None:
     options = PipelineOptions(["--checkpoint_interval=0.05", "--batch_size=500", "--no_progress", *flags])
     with beam.Pipeline(options=options) as p:
         rows = p | ReadFromCsv(pattern, converters={"v": int}, desired_split_size=1 << 20)
-        rows | "Text" >> beam.Map(lambda r: f"{r['id']}:{r['v']}") | WriteToText(
-            f"{out}/text", ".txt", num_shards=2, header="id:v")
+        (
+            rows
+            | "Text" >> beam.Map(lambda r: f"{r['id']}:{r['v']}")
+            | WriteToText(f"{out}/text", ".txt", num_shards=2, header="id:v")
+        )
         rows | "Json" >> WriteToJson(f"{out}/json")
-        rows | "Double" >> beam.Map(lambda r: {"id": r["id"], "v2": r["v"] * 2}) | WriteToCsv(
-            f"{out}/csv", num_shards=3)
+        (
+            rows
+            | "Double" >> beam.Map(lambda r: {"id": r["id"], "v2": r["v"] * 2})
+            | WriteToCsv(f"{out}/csv", num_shards=3)
+        )
 
 
 if __name__ == "__main__":

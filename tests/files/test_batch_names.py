@@ -30,8 +30,12 @@ def visible(directory: Any) -> list[str]:
 def test_an_empty_template_writes_exactly_the_prefix(tmp_path: Any) -> None:
     out = tmp_path / "out"
     with beam.Pipeline(options=PipelineOptions([f"--state_dir={tmp_path / 'state'}"])) as p:
-        (p | beam.Create(range(5)) | beam.Map(str)
-         | WriteToText(str(out / "result"), num_shards=1, shard_name_template=""))
+        (
+            p
+            | beam.Create(range(5))
+            | beam.Map(str)
+            | WriteToText(str(out / "result"), num_shards=1, shard_name_template="")
+        )
     assert visible(out) == ["result"]  # nothing else, not even the hidden temporary folder
     assert (out / "result").read_text() == "0\n1\n2\n3\n4\n"
 
@@ -48,8 +52,12 @@ def test_streaming_keeps_the_per_checkpoint_names(tmp_path: Any) -> None:
     out = tmp_path / "out"
     opts = PipelineOptions(["--streaming", f"--state_dir={tmp_path / 'state'}"])
     with beam.Pipeline(options=opts) as p:
-        (p | beam.Create(range(5)) | beam.Map(str)
-         | WriteToText(str(out / "result"), num_shards=1, shard_name_template=""))
+        (
+            p
+            | beam.Create(range(5))
+            | beam.Map(str)
+            | WriteToText(str(out / "result"), num_shards=1, shard_name_template="")
+        )
     names = [n for n in visible(out) if not n.startswith(".")]
     assert len(names) == 1 and names[0].startswith("result-c") and "result" not in visible(out)
 
@@ -66,8 +74,14 @@ async def run_epochs(writer: FileSinkWriter, epochs: list[list[Any]], recover: b
     return await writer.prepare_end_of_input(len(epochs))
 
 
-def text_writer(prefix: str, fmt: FileFormat, suffix: str = ".txt", shards: int = 1, batch: bool = True,
-                template: str = "-SSSSS-of-NNNNN") -> FileSinkWriter:
+def text_writer(
+    prefix: str,
+    fmt: FileFormat,
+    suffix: str = ".txt",
+    shards: int = 1,
+    batch: bool = True,
+    template: str = "-SSSSS-of-NNNNN",
+) -> FileSinkWriter:
     return FileSinkWriter(prefix, suffix, fmt, "job", shards, template, batch=batch)
 
 
@@ -117,7 +131,9 @@ async def test_avro_and_parquet_checkpoints_merge_into_one_file(tmp_path: Any) -
     await parquet.commit(3, await run_epochs(parquet, epochs))
     assert pq.read_table(tmp_path / "p-00000-of-00001.parquet").column("v").to_pylist() == [1, 2, 3, 4]
     assert sorted(n for n in visible(tmp_path) if not n.startswith(".")) == [
-        "a-00000-of-00001.avro", "p-00000-of-00001.parquet"]
+        "a-00000-of-00001.avro",
+        "p-00000-of-00001.parquet",
+    ]
 
 
 async def test_a_restart_repeats_the_merge_from_the_durable_record(tmp_path: Any) -> None:
@@ -166,12 +182,20 @@ async def test_streaming_writers_ignore_the_end_of_input(tmp_path: Any) -> None:
     assert isinstance(record, list)  # the ordinary per-checkpoint record
     await writer.commit(2, record)
     assert [n for n in visible(tmp_path) if not n.startswith(".")] == [
-        "t-c00000001-00000-of-00001.txt", "t-c00000002-00000-of-00001.txt"]
+        "t-c00000001-00000-of-00001.txt",
+        "t-c00000002-00000-of-00001.txt",
+    ]
 
 
 def test_a_missing_part_without_the_target_is_an_error(tmp_path: Any) -> None:
     writer = text_writer(str(tmp_path / "t"), TextFormat())
     (tmp_path / "t-c00000001-00000-of-00001.txt").write_text("a\n")
     with pytest.raises(FileNotFoundError, match="parts of it are missing"):
-        writer._finish_shard(0, str(tmp_path / "t.txt"), [str(tmp_path / "t-c00000001-00000-of-00001.txt"),
-                                                          str(tmp_path / "t-c00000002-00000-of-00001.txt")])
+        writer._finish_shard(
+            0,
+            str(tmp_path / "t.txt"),
+            [
+                str(tmp_path / "t-c00000001-00000-of-00001.txt"),
+                str(tmp_path / "t-c00000002-00000-of-00001.txt"),
+            ],
+        )

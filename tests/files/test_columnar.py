@@ -15,9 +15,13 @@ from millstream.io import ReadFromAvro, ReadFromParquet, WriteToAvro, WriteToPar
 from millstream.options.pipeline_options import PipelineOptions
 
 SCHEMA = {
-    "type": "record", "name": "Event",
-    "fields": [{"name": "k", "type": "string"}, {"name": "v", "type": "long"},
-               {"name": "tags", "type": {"type": "array", "items": "string"}}],
+    "type": "record",
+    "name": "Event",
+    "fields": [
+        {"name": "k", "type": "string"},
+        {"name": "v", "type": "long"},
+        {"name": "tags", "type": {"type": "array", "items": "string"}},
+    ],
 }
 ROWS = [{"k": f"k{i % 7}", "v": i, "tags": [str(i)] * (i % 3)} for i in range(1200)]
 
@@ -30,8 +34,15 @@ def run(tmp_path, name, build):
 @pytest.mark.parametrize("codec", ["deflate", "null"])
 def test_avro_round_trip_sharded(tmp_path, codec):
     prefix = str(tmp_path / "out" / "ev")
-    run(tmp_path, "w", lambda p: p | beam.Create(ROWS)
-        | WriteToAvro(prefix, SCHEMA, codec=codec, file_name_suffix=".avro", num_shards=3))
+    run(
+        tmp_path,
+        "w",
+        lambda p: (
+            p
+            | beam.Create(ROWS)
+            | WriteToAvro(prefix, SCHEMA, codec=codec, file_name_suffix=".avro", num_shards=3)
+        ),
+    )
     files = sorted(glob.glob(prefix + "-*-of-00003.avro"))
     assert len(files) == 3
     with open(files[0], "rb") as f:
@@ -60,18 +71,35 @@ def test_avro_needs_a_valid_schema(tmp_path):
     with pytest.raises(ValueError, match="needs a schema"):
         WriteToAvro(str(tmp_path / "x"))
     with pytest.raises(ValueError, match="bad Avro schema"):
-        WriteToAvro(str(tmp_path / "x"), {"type": "record", "name": "R", "fields": [{"name": "a", "type": "nope"}]})
+        WriteToAvro(
+            str(tmp_path / "x"), {"type": "record", "name": "R", "fields": [{"name": "a", "type": "nope"}]}
+        )
     with pytest.raises(ValueError, match="codec='gzip' is not an Avro codec"):
         WriteToAvro(str(tmp_path / "x"), SCHEMA, codec="gzip")
 
 
-@pytest.mark.parametrize("schema", [None, pa.schema([("k", pa.string()), ("v", pa.int64()),
-                                                     ("tags", pa.list_(pa.string()))])])
+@pytest.mark.parametrize(
+    "schema", [None, pa.schema([("k", pa.string()), ("v", pa.int64()), ("tags", pa.list_(pa.string()))])]
+)
 def test_parquet_round_trip_with_given_or_inferred_schema(tmp_path, schema):
     prefix = str(tmp_path / "out" / "ev")
-    run(tmp_path, "w", lambda p: p | beam.Create(ROWS)
-        | WriteToParquet(prefix, schema, codec="snappy", file_name_suffix=".parquet", num_shards=2,
-                         record_batch_size=50, row_group_buffer_size=2000))
+    run(
+        tmp_path,
+        "w",
+        lambda p: (
+            p
+            | beam.Create(ROWS)
+            | WriteToParquet(
+                prefix,
+                schema,
+                codec="snappy",
+                file_name_suffix=".parquet",
+                num_shards=2,
+                record_batch_size=50,
+                row_group_buffer_size=2000,
+            )
+        ),
+    )
     files = sorted(glob.glob(prefix + "-*.parquet"))
     assert len(files) == 2
     assert pq.ParquetFile(files[0]).metadata.num_row_groups > 1  # row groups cut by buffered bytes

@@ -14,8 +14,10 @@ from millstream.options.pipeline_options import PipelineOptions
 
 
 def test_round_trip_with_quotes_commas_and_shards(tmp_path):
-    rows = [{"id": str(i), "name": f'n "{i}", ok' if i % 3 == 0 else f"n{i}", "note": "" if i % 5 else "x,y"}
-            for i in range(250)]
+    rows = [
+        {"id": str(i), "name": f'n "{i}", ok' if i % 3 == 0 else f"n{i}", "note": "" if i % 5 else "x,y"}
+        for i in range(250)
+    ]
     prefix = str(tmp_path / "out" / "c")
     with beam.Pipeline(options=PipelineOptions([f"--state_dir={tmp_path}/s1"])) as p:
         p | beam.Create(rows) | WriteToCsv(prefix, num_shards=2)
@@ -33,7 +35,11 @@ def test_named_tuples_and_sequences_with_columns(tmp_path):
     Point = collections.namedtuple("Point", "x y")
     with beam.Pipeline(options=PipelineOptions([f"--state_dir={tmp_path}/s"])) as p:
         p | "nt" >> beam.Create([Point(1, 2), Point(3, None)]) | "w1" >> WriteToCsv(str(tmp_path / "a"))
-        p | "seq" >> beam.Create([[1, 2]]) | "w2" >> WriteToCsv(str(tmp_path / "b"), columns=["p", "q"], header=True)
+        (
+            p
+            | "seq" >> beam.Create([[1, 2]])
+            | "w2" >> WriteToCsv(str(tmp_path / "b"), columns=["p", "q"], header=True)
+        )
         p | "nh" >> beam.Create([[5, 6]]) | "w3" >> WriteToCsv(str(tmp_path / "c"), header=False)
     [a] = glob.glob(str(tmp_path / "a-*.csv"))
     [b] = glob.glob(str(tmp_path / "b-*.csv"))
@@ -48,11 +54,23 @@ async def test_header_names_skiprows_and_converters(tmp_path, read, source):
     path.write_text("# exported\nA,B\n1,x\n\n2,y\n")
     values, _, _ = await read(source(ReadFromCsv(str(path), skiprows=1)))
     assert values == [{"A": "1", "B": "x"}, {"A": "2", "B": "y"}]  # blank line skipped
-    values, _, _ = await read(source(ReadFromCsv(str(path), skiprows=1, header=0, names=["a", "b"],
-                                                 converters={"a": int})))
+    values, _, _ = await read(
+        source(ReadFromCsv(str(path), skiprows=1, header=0, names=["a", "b"], converters={"a": int}))
+    )
     assert values == [{"a": 1, "b": "x"}, {"a": 2, "b": "y"}]
-    values, _, _ = await read(source(ReadFromCsv(str(path), skiprows=2, header=None, names=["a", "b"],
-                                                 dtype={"a": float}, filename_column="file", usecols=["a"])))
+    values, _, _ = await read(
+        source(
+            ReadFromCsv(
+                str(path),
+                skiprows=2,
+                header=None,
+                names=["a", "b"],
+                dtype={"a": float},
+                filename_column="file",
+                usecols=["a"],
+            )
+        )
+    )
     assert values == [{"a": 1.0, "file": str(path)}, {"a": 2.0, "file": str(path)}]
     with pytest.raises(ValueError, match="header=None needs names"):
         ReadFromCsv(str(path), header=None)
@@ -69,7 +87,8 @@ async def test_bad_rows_are_dead_letters_with_their_line_numbers(tmp_path, read,
     path = tmp_path / "in.csv"
     path.write_text("\n".join(lines) + "\n")
     values, errors, positions = await read(
-        source(ReadFromCsv(str(path), sep=";", converters={"a": int}, desired_split_size=500)), batch_size=16)
+        source(ReadFromCsv(str(path), sep=";", converters={"a": int}, desired_split_size=500)), batch_size=16
+    )
     assert len(positions) > 2  # byte-range splits: later ones still know the header
     assert [e["line"] for e in errors] == [11, 121, 201, 251]
     assert "expected 3 fields (a, b, c), got 2" in errors[0]["reason"]

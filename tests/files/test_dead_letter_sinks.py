@@ -39,8 +39,15 @@ def test_pardo_dead_letters_and_kafka_style_records_written_as_json_text_and_csv
     def parse(s: str) -> int:
         return int(s)
 
-    kafka_style = {"topic": "t", "partition": 0, "offset": 7, "key": b"\x80k", "raw": b"v",
-                   "headers": [("h", b"\xff")], "reason": "bad"}
+    kafka_style = {
+        "topic": "t",
+        "partition": 0,
+        "offset": 7,
+        "key": b"\x80k",
+        "raw": b"v",
+        "headers": [("h", b"\xff")],
+        "reason": "bad",
+    }
     with beam.Pipeline(options=_opts(tmp_path)) as p:
         _good, bad = p | beam.Create(["1", "x"]) | "Parse" >> beam.Map(parse).with_exception_handling()
         bad | "Json" >> WriteToJson(str(tmp_path / "errors"))

@@ -18,9 +18,15 @@ def test_match_files_and_read_matches(tmp_path):
         f.write("beta\n")
     got = []
     with beam.Pipeline(options=PipelineOptions([f"--state_dir={tmp_path}/s"])) as p:
-        (p | fileio.MatchFiles(str(tmp_path / "*.txt*")) | fileio.ReadMatches()
-         | beam.Map(lambda f: (os.path.basename(f.metadata.path), f.metadata.size_in_bytes > 0, f.read_utf8()))
-         | beam.Map(got.append))
+        (
+            p
+            | fileio.MatchFiles(str(tmp_path / "*.txt*"))
+            | fileio.ReadMatches()
+            | beam.Map(
+                lambda f: (os.path.basename(f.metadata.path), f.metadata.size_in_bytes > 0, f.read_utf8())
+            )
+            | beam.Map(got.append)
+        )
     assert sorted(got) == [("a.txt", True, "alpha\n"), ("b.txt.gz", True, "beta\n")]
     with beam.Pipeline(options=PipelineOptions(["--state_backend=memory"])) as p:
         p | "empty glob is allowed" >> fileio.MatchFiles(str(tmp_path / "*.none"))
@@ -35,10 +41,16 @@ async def test_match_continuously_emits_each_new_file_once_across_a_restart(tmp_
     d.mkdir()
 
     def build():
-        p = beam.Pipeline(options=PipelineOptions([f"--state_dir={tmp_path}/state", "--streaming",
-                                                   "--checkpoint_interval=0.05"]))
-        names = (p | fileio.MatchContinuously(str(d / "*.txt"), interval=0.02)
-                 | beam.Map(lambda m: os.path.basename(m.path)))
+        p = beam.Pipeline(
+            options=PipelineOptions(
+                [f"--state_dir={tmp_path}/state", "--streaming", "--checkpoint_interval=0.05"]
+            )
+        )
+        names = (
+            p
+            | fileio.MatchContinuously(str(d / "*.txt"), interval=0.02)
+            | beam.Map(lambda m: os.path.basename(m.path))
+        )
         return p, names
 
     p, names = build()

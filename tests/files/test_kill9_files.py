@@ -61,8 +61,11 @@ def check_exactly_once(out: str, rows: list[tuple[str, int]]) -> None:
 
 def job(pattern: str, out: str, state: str) -> KilledJob:
     """The replay job, whose progress is the set of checkpoints with committed output."""
-    return KilledJob(script_command(JOB, pattern, out, f"--state_dir={state}"), lambda: checkpoints_committed(out),
-                     timeout=120)
+    return KilledJob(
+        script_command(JOB, pattern, out, f"--state_dir={state}"),
+        lambda: checkpoints_committed(out),
+        timeout=120,
+    )
 
 
 def checkpoints_committed(out: str) -> set[str]:

@@ -38,8 +38,20 @@ def run_on_terminal(tmp_path, *flags: str) -> str:
     path.write_text("".join(f"line {i}\n" for i in range(20000)))
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 160, 0, 0))  # a 160-column terminal
-    proc = subprocess.Popen([sys.executable, "-P", "-c", JOB, str(path), f"--state_dir={tmp_path}/state",
-                             "--batch_size=500", *flags], stderr=slave, stdout=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-P",
+            "-c",
+            JOB,
+            str(path),
+            f"--state_dir={tmp_path}/state",
+            "--batch_size=500",
+            *flags,
+        ],
+        stderr=slave,
+        stdout=subprocess.DEVNULL,
+    )
     os.close(slave)
     chunks = []
     while True:

@@ -29,8 +29,13 @@ def drawn_on_a_zero_column_terminal(tmp_path, columns_env: str | None) -> str:
     env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
     if columns_env is not None:
         env["COLUMNS"] = columns_env
-    proc = subprocess.Popen([sys.executable, "-P", "-c", JOB, "in.txt", "--state_dir=state", "--batch_size=500"],
-                            cwd=tmp_path, stderr=slave, stdout=subprocess.DEVNULL, env=env)
+    proc = subprocess.Popen(
+        [sys.executable, "-P", "-c", JOB, "in.txt", "--state_dir=state", "--batch_size=500"],
+        cwd=tmp_path,
+        stderr=slave,
+        stdout=subprocess.DEVNULL,
+        env=env,
+    )
     os.close(slave)
     chunks = []
     while True:

@@ -22,7 +22,10 @@ async def test_a_commit_interrupted_between_shard_renames_is_finished_by_recover
     await w.write([f"r{i}" for i in range(7)])
     record = await w.prepare(4)
     assert [os.path.basename(final) for _, final in record] == [
-        "o-c00000004-00000-of-00003.txt", "o-c00000004-00001-of-00003.txt", "o-c00000004-00002-of-00003.txt"]
+        "o-c00000004-00000-of-00003.txt",
+        "o-c00000004-00001-of-00003.txt",
+        "o-c00000004-00002-of-00003.txt",
+    ]
     os.replace(*record[0])  # the process died after the first rename
     w2 = writer(str(tmp_path / "o"), num_shards=3, header="H")
     await w2.recover(4, record)
@@ -46,8 +49,12 @@ async def test_recovery_discards_uncommitted_epochs_and_output_of_newer_checkpoi
     (tmp_path / "o-c00000009-notes.txt").write_text("not ours either")
     w2 = writer(str(tmp_path / "o"))
     await w2.recover(2, [])  # checkpoint 3 was unreadable: the job falls back to 2 and replays after it
-    assert visible(tmp_path) == ["o-c00000001-00000-of-00001.txt", "o-c00000002-00000-of-00001.txt",
-                                 "o-c00000009-notes.txt", "other-c00000009-00000-of-00001.txt"]
+    assert visible(tmp_path) == [
+        "o-c00000001-00000-of-00001.txt",
+        "o-c00000002-00000-of-00001.txt",
+        "o-c00000009-notes.txt",
+        "other-c00000009-00000-of-00001.txt",
+    ]
     assert os.listdir(tmp_path / ".o.millstream-tmp") == []
 
 

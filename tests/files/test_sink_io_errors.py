@@ -45,7 +45,9 @@ def tiny_fs(tmp_path: Any) -> Iterator[str]:
         pytest.skip("mounting a tmpfs needs root (the RLIMIT_FSIZE test covers the unprivileged case)")
     mount = str(tmp_path / "tiny")
     os.makedirs(mount)
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", mount], capture_output=True, text=True)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", mount], capture_output=True, text=True
+    )
     if done.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
     try:
@@ -55,9 +57,16 @@ def tiny_fs(tmp_path: Any) -> Iterator[str]:
 
 
 def rows_pipeline(out: str, state_dir: str) -> beam.Pipeline:
-    p = beam.Pipeline(options=PipelineOptions([
-        f"--state_dir={state_dir}", "--job_name=full", "--batch_size=500", "--no_progress",
-    ]))
+    p = beam.Pipeline(
+        options=PipelineOptions(
+            [
+                f"--state_dir={state_dir}",
+                "--job_name=full",
+                "--batch_size=500",
+                "--no_progress",
+            ]
+        )
+    )
     p | beam.Create(range(ROWS)) | beam.Map(row) | "WriteRows" >> beam.io.WriteToText(out)
     return p
 
@@ -111,8 +120,21 @@ def test_a_file_size_limit_in_millstream_run_is_one_line_naming_the_step_and_the
     out = str(tmp_path / "out" / "rows")
     env = {**os.environ, "OUT": out, "MILLSTREAM_JOBS_DIR": str(tmp_path / "jobs")}
     done = subprocess.run(
-        [sys.executable, "-P", "-m", "millstream.daemon.cli", "run", str(script), f"--state_dir={tmp_path / 'state'}"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, preexec_fn=_limit_file_size,
+        [
+            sys.executable,
+            "-P",
+            "-m",
+            "millstream.daemon.cli",
+            "run",
+            str(script),
+            f"--state_dir={tmp_path / 'state'}",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        preexec_fn=_limit_file_size,
     )
     assert done.returncode == 1, done.stderr[-3000:]
     tmp_dir = os.path.join(str(tmp_path / "out"), ".rows.millstream-tmp")

@@ -38,11 +38,21 @@ def test_sharded_output_with_header_and_footer_round_trips(tmp_path):
     lines = [f"line {i}" for i in range(1000)]
     (tmp_path / "in.txt").write_text("\n".join(lines) + "\n")
     prefix = str(tmp_path / "out" / "t")
-    run(tmp_path, lambda p: p | ReadFromText(str(tmp_path / "in.txt"))
-        | WriteToText(prefix, ".txt", num_shards=3, header="HEAD", footer="FOOT"), "--batch_size=64")
+    run(
+        tmp_path,
+        lambda p: (
+            p
+            | ReadFromText(str(tmp_path / "in.txt"))
+            | WriteToText(prefix, ".txt", num_shards=3, header="HEAD", footer="FOOT")
+        ),
+        "--batch_size=64",
+    )
     files = output_files(prefix)
     assert [os.path.basename(f) for f in files] == [  # a bounded run: Beam's batch names
-        "t-00000-of-00003.txt", "t-00001-of-00003.txt", "t-00002-of-00003.txt"]
+        "t-00000-of-00003.txt",
+        "t-00001-of-00003.txt",
+        "t-00002-of-00003.txt",
+    ]
     bodies = []
     for f in files:
         got = open(f).read().splitlines()
@@ -54,14 +64,24 @@ def test_sharded_output_with_header_and_footer_round_trips(tmp_path):
 
 def test_shard_name_templates(tmp_path):
     (tmp_path / "in.txt").write_text("a\nb\nc\n")
-    run(tmp_path, lambda p: (
-        p | ReadFromText(str(tmp_path / "in.txt"))
-        | "single" >> WriteToText(str(tmp_path / "o1" / "x"), ".txt", shard_name_template="")
-    ))
-    run(tmp_path, lambda p: (
-        p | ReadFromText(str(tmp_path / "in.txt"))
-        | "custom" >> WriteToText(str(tmp_path / "o2" / "x"), num_shards=2, shard_name_template="_SS_of_NN")
-    ), "--from_scratch")
+    run(
+        tmp_path,
+        lambda p: (
+            p
+            | ReadFromText(str(tmp_path / "in.txt"))
+            | "single" >> WriteToText(str(tmp_path / "o1" / "x"), ".txt", shard_name_template="")
+        ),
+    )
+    run(
+        tmp_path,
+        lambda p: (
+            p
+            | ReadFromText(str(tmp_path / "in.txt"))
+            | "custom"
+            >> WriteToText(str(tmp_path / "o2" / "x"), num_shards=2, shard_name_template="_SS_of_NN")
+        ),
+        "--from_scratch",
+    )
     assert sorted(os.listdir(tmp_path / "o1")) == ["x.txt"]  # "" is exactly the prefix (and the suffix)
     assert sorted(os.listdir(tmp_path / "o2")) == ["x_00_of_02", "x_01_of_02"]
     with pytest.raises(ValueError, match="needs a shard_name_template with S"):
@@ -135,18 +155,27 @@ def test_compressed_output_by_suffix_round_trips(tmp_path, suffix):
     lines = [f"{i}" for i in range(300)]
     (tmp_path / "in.txt").write_text("\n".join(lines) + "\n")
     prefix = str(tmp_path / "out" / "z")
-    run(tmp_path, lambda p: p | ReadFromText(str(tmp_path / "in.txt"))
-        | WriteToText(prefix, suffix, num_shards=2, header="h"))
+    run(
+        tmp_path,
+        lambda p: (
+            p | ReadFromText(str(tmp_path / "in.txt")) | WriteToText(prefix, suffix, num_shards=2, header="h")
+        ),
+    )
     got = []
-    run(tmp_path, lambda p: collect(p, p | ReadFromText(prefix + "-*" + suffix, skip_header_lines=1), got),
-        "--from_scratch")
+    run(
+        tmp_path,
+        lambda p: collect(p, p | ReadFromText(prefix + "-*" + suffix, skip_header_lines=1), got),
+        "--from_scratch",
+    )
     assert sorted(got) == sorted(lines)
 
 
 async def test_skip_header_lines_applies_to_each_file(tmp_path, read, source):
     (tmp_path / "a.csv").write_text("h1\nh2\na1\na2\n")
     (tmp_path / "b.csv").write_text("h1\nh2\nb1\n")
-    values, _, _ = await read(source(ReadFromText(str(tmp_path / "*.csv"), skip_header_lines=2)), batch_size=1)
+    values, _, _ = await read(
+        source(ReadFromText(str(tmp_path / "*.csv"), skip_header_lines=2)), batch_size=1
+    )
     assert values == ["a1", "a2", "b1"]
 
 
@@ -172,7 +201,7 @@ async def test_undecodable_lines_are_dead_letters_with_file_line_and_offset(tmp_
     assert [(e["line"], e["raw"]) for e in errors] == [(4, data[3]), (151, data[150])]
     for e in errors:
         assert e["file"] == str(path) and "UnicodeDecodeError" in e["reason"]
-        assert raw[e["offset"]:].startswith(e["raw"])
+        assert raw[e["offset"] :].startswith(e["raw"])
 
 
 def test_dead_letters_in_a_pipeline(tmp_path):
@@ -191,15 +220,23 @@ def test_dead_letters_in_a_pipeline(tmp_path):
 
 
 # Lines often end in "\r" (CRLF files), which must be stripped whichever read block the pair falls in.
-lines_strategy = st.lists(st.tuples(st.text(alphabet="ab\r\xe9 ", max_size=12), st.booleans()).map(
-    lambda t: t[0] + "\r" * t[1]), max_size=40)
+lines_strategy = st.lists(
+    st.tuples(st.text(alphabet="ab\r\xe9 ", max_size=12), st.booleans()).map(lambda t: t[0] + "\r" * t[1]),
+    max_size=40,
+)
 
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(lines=lines_strategy, final_newline=st.booleans(), split_size=st.integers(1, 64), batch=st.integers(1, 9),
-       block=st.integers(1, 16))
-def test_byte_range_splits_read_exactly_the_lines_of_one_split(tmp_path_factory, read, source, lines,
-                                                                final_newline, split_size, batch, block):
+@given(
+    lines=lines_strategy,
+    final_newline=st.booleans(),
+    split_size=st.integers(1, 64),
+    batch=st.integers(1, 9),
+    block=st.integers(1, 16),
+)
+def test_byte_range_splits_read_exactly_the_lines_of_one_split(
+    tmp_path_factory, read, source, lines, final_newline, split_size, batch, block
+):
     import anyio
 
     path = tmp_path_factory.mktemp("split") / "in.txt"
@@ -208,12 +245,18 @@ def test_byte_range_splits_read_exactly_the_lines_of_one_split(tmp_path_factory,
     whole, _, _ = anyio.run(read, source(ReadFromText(str(path))), 1000)
     LineCursor.BLOCK = block  # tiny read blocks: lines and CRLF pairs straddle block boundaries too
     try:
-        split, _, positions = anyio.run(read, source(ReadFromText(str(path), desired_split_size=split_size)), batch)
+        split, _, positions = anyio.run(
+            read, source(ReadFromText(str(path), desired_split_size=split_size)), batch
+        )
     finally:
         LineCursor.BLOCK = 1 << 20
     assert split == whole
-    assert whole == [line.removesuffix("\r") for line in data.split("\n")][: len(data.split("\n")) - (
-        1 if data.endswith("\n") or not data else 0)]
+    assert (
+        whole
+        == [line.removesuffix("\r") for line in data.split("\n")][
+            : len(data.split("\n")) - (1 if data.endswith("\n") or not data else 0)
+        ]
+    )
     assert all(p == DONE for p in positions.values())
 
 
@@ -238,8 +281,10 @@ def test_missing_inputs_fail_before_reading_with_one_line(tmp_path):
         (lambda: ReadFromText(str(tmp_path / "nope.txt")), "no such file or directory"),
         (lambda: ReadFromText(str(tmp_path / "*.txt")), "the glob matches no files"),
         (lambda: ReadFromJson(str(tmp_path / "empty")), "the directory has no files"),
-        (lambda: ReadFromText("hdfs://bucket/x.txt"),
-         "hdfs:// scheme is not supported; supported: local paths, file://, gs://"),
+        (
+            lambda: ReadFromText("hdfs://bucket/x.txt"),
+            "hdfs:// scheme is not supported; supported: local paths, file://, gs://",
+        ),
         (lambda: WriteToText("s3://bucket/x"), "s3:// scheme is not supported"),
     ]
     for make, message in cases:
@@ -258,10 +303,22 @@ def test_streaming_replay_of_several_files_keeps_later_files_on_time(tmp_path):
     for n, name in enumerate(["a.jsonl", "b.jsonl"]):
         (tmp_path / name).write_text("".join(f'{{"t": {n * 20 + i}}}\n' for i in range(20)))
     got = []
-    run(tmp_path, lambda p: collect(p, (
-        p | ReadFromJson(str(tmp_path / "*.jsonl"), timestamp_fn=lambda e: e["t"])
-        | beam.Map(lambda e: ("k", 1)) | beam.WindowInto(window.FixedWindows(10)) | beam.CombinePerKey(sum)
-    ), got), "--streaming", "--batch_size=5")
+    run(
+        tmp_path,
+        lambda p: collect(
+            p,
+            (
+                p
+                | ReadFromJson(str(tmp_path / "*.jsonl"), timestamp_fn=lambda e: e["t"])
+                | beam.Map(lambda e: ("k", 1))
+                | beam.WindowInto(window.FixedWindows(10))
+                | beam.CombinePerKey(sum)
+            ),
+            got,
+        ),
+        "--streaming",
+        "--batch_size=5",
+    )
     assert got == [("k", 10)] * 4
 
 
@@ -270,7 +327,10 @@ def test_json_round_trip_and_rerun_adds_nothing(tmp_path):
     (tmp_path / "in.jsonl").write_text("".join(__import__("json").dumps(r) + "\n" for r in rows) + "\n\n")
     prefix = str(tmp_path / "out" / "j")
     for _ in range(2):
-        run(tmp_path, lambda p: p | ReadFromJson(str(tmp_path / "in.jsonl")) | WriteToJson(prefix, num_shards=2))
+        run(
+            tmp_path,
+            lambda p: p | ReadFromJson(str(tmp_path / "in.jsonl")) | WriteToJson(prefix, num_shards=2),
+        )
     got = []
     with beam.Pipeline(options=PipelineOptions(["--state_backend=memory"])) as p:
         collect(p, p | ReadFromJson(prefix + "-*"), got)

@@ -22,8 +22,11 @@ def put(directory, name, text):
 
 
 def build(tmp_path, directory, out):
-    p = beam.Pipeline(options=PipelineOptions([f"--state_dir={tmp_path}/state", "--streaming",
-                                               "--checkpoint_interval=0.05"]))
+    p = beam.Pipeline(
+        options=PipelineOptions(
+            [f"--state_dir={tmp_path}/state", "--streaming", "--checkpoint_interval=0.05"]
+        )
+    )
     lines = p | ReadFromText(str(directory / "*.txt"), watch=True, poll_interval=0.02)
     lines | WriteToText(out, ".txt")
     return p, lines

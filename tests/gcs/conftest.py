@@ -40,13 +40,20 @@ class GcsServer:
     def start(self) -> None:
         """Start on a free port and wait for the ready line."""
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - lives as long as the server
-        proc = subprocess.Popen([str(self.binary), "-exit-on-stdin-eof"], stdin=subprocess.PIPE,
-                                stdout=subprocess.PIPE, stderr=self._log, start_new_session=True)
+        proc = subprocess.Popen(
+            [str(self.binary), "-exit-on-stdin-eof"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._log,
+            start_new_session=True,
+        )
         line = _read_ready_line(proc, time.monotonic() + _READY_TIMEOUT_S)
         if line is None:
             _terminate(proc)
-            raise RuntimeError(f"gcs-server did not become ready; log {self.log_path}:\n"
-                               f"{self.log_path.read_text(errors='replace')[-4000:]}")
+            raise RuntimeError(
+                f"gcs-server did not become ready; log {self.log_path}:\n"
+                f"{self.log_path.read_text(errors='replace')[-4000:]}"
+            )
         self._proc = proc
         self.url = "http://" + line.rsplit(" ", 1)[-1]
 
@@ -129,13 +136,20 @@ def _build_server() -> Path:
             pytest.fail(f"{msg}; CI must provide Go >= 1.26", pytrace=False)
         pytest.skip(msg)
     try:
-        proc = subprocess.run(["bash", str(_BUILD_SCRIPT)], capture_output=True, text=True,
-                              timeout=_BUILD_TIMEOUT_S, check=False)
+        proc = subprocess.run(
+            ["bash", str(_BUILD_SCRIPT)],
+            capture_output=True,
+            text=True,
+            timeout=_BUILD_TIMEOUT_S,
+            check=False,
+        )
     except subprocess.TimeoutExpired:
         pytest.fail(f"building the GCS test server took over {_BUILD_TIMEOUT_S:.0f}s", pytrace=False)
     if proc.returncode != 0:
-        pytest.fail(f"building the GCS test server failed (exit {proc.returncode}):\n{proc.stderr[-4000:]}",
-                    pytrace=False)
+        pytest.fail(
+            f"building the GCS test server failed (exit {proc.returncode}):\n{proc.stderr[-4000:]}",
+            pytrace=False,
+        )
     binary = Path(proc.stdout.strip().splitlines()[-1])
     if not os.access(binary, os.X_OK):
         pytest.fail(f"build.sh reported {binary}, which is not an executable", pytrace=False)

@@ -29,8 +29,9 @@ pytestmark = pytest.mark.gcs
 JOB = os.path.join(os.path.dirname(__file__), "..", "files", "kill_files_job.py")
 
 
-def writer(bucket: Any, fmt: FileFormat, shards: int = 1, suffix: str = ".txt",
-           template: str = "-SSSSS-of-NNNNN") -> GcsSinkWriter:
+def writer(
+    bucket: Any, fmt: FileFormat, shards: int = 1, suffix: str = ".txt", template: str = "-SSSSS-of-NNNNN"
+) -> GcsSinkWriter:
     return GcsSinkWriter(bucket.url("out/t"), suffix, fmt, "job", shards, template, batch=True)
 
 
@@ -46,10 +47,15 @@ async def run_epochs(w: GcsSinkWriter, epochs: list[list[Any]]) -> Any:
 
 def test_a_bounded_pipeline_writes_beams_names_on_gs(gcs_bucket, tmp_path):
     with beam.Pipeline(options=PipelineOptions([f"--state_dir={tmp_path}/s", "--no_progress"])) as p:
-        p | beam.Create([f"r{i}" for i in range(1000)]) | WriteToText(gcs_bucket.url("out/o"), ".txt",
-                                                                       num_shards=3, header="H")
+        (
+            p
+            | beam.Create([f"r{i}" for i in range(1000)])
+            | WriteToText(gcs_bucket.url("out/o"), ".txt", num_shards=3, header="H")
+        )
     names = gcs_bucket.names("out/")
-    assert names == [f"out/o-0000{i}-of-00003.txt" for i in range(3)]  # nothing else: no parts, no temporaries
+    assert names == [
+        f"out/o-0000{i}-of-00003.txt" for i in range(3)
+    ]  # nothing else: no parts, no temporaries
     bodies = [gcs_bucket.get(n).decode().splitlines() for n in names]
     assert [b[0] for b in bodies] == ["H"] * 3 and all("H" not in b[1:] for b in bodies)
     assert sorted(r for b in bodies for r in b[1:]) == sorted(f"r{i}" for i in range(1000))
@@ -58,8 +64,16 @@ def test_a_bounded_pipeline_writes_beams_names_on_gs(gcs_bucket, tmp_path):
 def test_an_empty_template_and_empty_output_on_gs(gcs_bucket, tmp_path):
     with beam.Pipeline(options=PipelineOptions([f"--state_dir={tmp_path}/s", "--no_progress"])) as p:
         p | beam.Create([]) | WriteToText(gcs_bucket.url("out/none"), ".txt", num_shards=2)
-        p | "One" >> beam.Create(["x"]) | "W" >> WriteToText(gcs_bucket.url("out/one"), shard_name_template="")
-    assert gcs_bucket.names("out/") == ["out/none-00000-of-00002.txt", "out/none-00001-of-00002.txt", "out/one"]
+        (
+            p
+            | "One" >> beam.Create(["x"])
+            | "W" >> WriteToText(gcs_bucket.url("out/one"), shard_name_template="")
+        )
+    assert gcs_bucket.names("out/") == [
+        "out/none-00000-of-00002.txt",
+        "out/none-00001-of-00002.txt",
+        "out/one",
+    ]
     assert [gcs_bucket.get(n) for n in gcs_bucket.names("out/")] == [b"", b"", b"x\n"]
 
 
@@ -142,16 +156,37 @@ def test_kill9_in_the_final_checkpoint(gcs_bucket, tmp_path, step):
     """With one checkpoint only (the final one), killed at 3: sinks sealed, 4: writing it, 5: durable, merge
     not done (the restart does it), 6: merged, not resumed: each row lands once, under Beam's names only."""
     rows = _rows(gcs_bucket)
-    args = [sys.executable, "-P", JOB, gcs_bucket.url("in/*.csv"), gcs_bucket.url("out"),
-            f"--state_dir={tmp_path}/state", "--checkpoint_interval=3600"]
-    proc = subprocess.run(args, env={**os.environ, "MILLSTREAM_CRASH_AT": f"{step}:1"}, capture_output=True,
-                          timeout=180, check=False)
-    assert proc.returncode == -signal.SIGKILL, f"the crash point was not reached: {proc.stderr.decode()[-2000:]}"
+    args = [
+        sys.executable,
+        "-P",
+        JOB,
+        gcs_bucket.url("in/*.csv"),
+        gcs_bucket.url("out"),
+        f"--state_dir={tmp_path}/state",
+        "--checkpoint_interval=3600",
+    ]
+    proc = subprocess.run(
+        args,
+        env={**os.environ, "MILLSTREAM_CRASH_AT": f"{step}:1"},
+        capture_output=True,
+        timeout=180,
+        check=False,
+    )
+    assert proc.returncode == -signal.SIGKILL, (
+        f"the crash point was not reached: {proc.stderr.decode()[-2000:]}"
+    )
     proc = subprocess.run(args, capture_output=True, timeout=180, check=False)
     assert proc.returncode == 0, proc.stderr.decode()[-2000:]
     names = gcs_bucket.names("out/")
-    assert names == sorted([f"out/text-0000{i}-of-00002.txt" for i in range(2)] + ["out/json-00000-of-00001.json"]
-                           + [f"out/csv-0000{i}-of-00003.csv" for i in range(3)]), names
-    text = [line for i in range(2) for line in gcs_bucket.get(f"out/text-0000{i}-of-00002.txt").decode().splitlines()]
+    assert names == sorted(
+        [f"out/text-0000{i}-of-00002.txt" for i in range(2)]
+        + ["out/json-00000-of-00001.json"]
+        + [f"out/csv-0000{i}-of-00003.csv" for i in range(3)]
+    ), names
+    text = [
+        line
+        for i in range(2)
+        for line in gcs_bucket.get(f"out/text-0000{i}-of-00002.txt").decode().splitlines()
+    ]
     assert text.count("id:v") == 2
     assert sorted(line for line in text if line != "id:v") == sorted(f"{k}:{v}" for k, v in rows)

@@ -23,13 +23,23 @@ pytestmark = pytest.mark.gcs
 
 def run_collect(tmp_path, build, flags=()):
     got: list = []
-    with beam.Pipeline(options=PipelineOptions([f"--state_dir={tmp_path}/state", "--no_progress", *flags])) as p:
+    with beam.Pipeline(
+        options=PipelineOptions([f"--state_dir={tmp_path}/state", "--no_progress", *flags])
+    ) as p:
         build(p) | beam.Map(got.append)
     return got
 
 
 def test_globs_have_beams_meaning(gcs_bucket):
-    for name in ["in/a.txt", "in/b.txt", "in/c.csv", "in/sub/d.txt", "in/.hidden.txt", "in/.tmp/e.txt", "x.txt"]:
+    for name in [
+        "in/a.txt",
+        "in/b.txt",
+        "in/c.csv",
+        "in/sub/d.txt",
+        "in/.hidden.txt",
+        "in/.tmp/e.txt",
+        "x.txt",
+    ]:
         gcs_bucket.put(name, "x\n")
     url = gcs_bucket.url
 
@@ -46,7 +56,9 @@ def test_globs_have_beams_meaning(gcs_bucket):
 
 
 def test_missing_inputs_fail_before_reading_naming_the_path(gcs_bucket):
-    with pytest.raises(FileInputError, match=r"gs://no-such-bucket-x/a\.txt: the bucket no-such-bucket-x does not"):
+    with pytest.raises(
+        FileInputError, match=r"gs://no-such-bucket-x/a\.txt: the bucket no-such-bucket-x does not"
+    ):
         beam.Pipeline() | ReadFromText("gs://no-such-bucket-x/a.txt")
     with pytest.raises(FileInputError, match="the glob matches no objects"):
         beam.Pipeline() | ReadFromText(gcs_bucket.url("in/*.txt"))
@@ -73,15 +85,20 @@ def test_text_with_header_gzip_and_byte_range_splits_equals_the_local_run(gcs_bu
 
 def test_write_to_text_on_gs_commits_each_record_once(gcs_bucket, tmp_path):
     with beam.Pipeline(options=PipelineOptions([f"--state_dir={tmp_path}/s", "--no_progress"])) as p:
-        p | beam.Create([f"r{i}" for i in range(1000)]) | WriteToText(gcs_bucket.url("out/o"), ".txt",
-                                                                       num_shards=3, header="H")
+        (
+            p
+            | beam.Create([f"r{i}" for i in range(1000)])
+            | WriteToText(gcs_bucket.url("out/o"), ".txt", num_shards=3, header="H")
+        )
     names = gcs_bucket.names("out/")
     assert names == [f"out/o-0000{i}-of-00003.txt" for i in range(3)]  # a bounded run: Beam's names
     bodies = [gcs_bucket.get(n).decode().splitlines() for n in names]
     assert [b[0] for b in bodies] == ["H"] * 3
     assert sorted(r for b in bodies for r in b[1:]) == sorted(f"r{i}" for i in range(1000))
     # reading the output back through the source gives the same records
-    back = run_collect(tmp_path / "b", lambda p: p | ReadFromText(gcs_bucket.url("out/o-*.txt"), skip_header_lines=1))
+    back = run_collect(
+        tmp_path / "b", lambda p: p | ReadFromText(gcs_bucket.url("out/o-*.txt"), skip_header_lines=1)
+    )
     assert sorted(back) == sorted(f"r{i}" for i in range(1000))
 
 
@@ -123,7 +140,10 @@ async def test_an_interrupted_commit_is_finished_by_recovery_and_leftovers_are_s
     w2 = gs_writer(prefix, num_shards=2)
     await w2.recover(3, record)
     assert gcs_bucket.names("out/") == [f[1].removeprefix(gcs_bucket.url()) for f in record]
-    assert sorted(gcs_bucket.get(n.removeprefix(gcs_bucket.url())).decode() for _, n, _ in record) == ["a\nc\n", "b\n"]
+    assert sorted(gcs_bucket.get(n.removeprefix(gcs_bucket.url())).decode() for _, n, _ in record) == [
+        "a\nc\n",
+        "b\n",
+    ]
     # a live (prepared, not yet committed) temporary object survives the sweep of the next commit
     await w2.write(["d"])
     live = await w2.prepare(5)
@@ -162,8 +182,11 @@ def test_damaged_objects_go_to_dead_letters_with_name_and_offset(gcs_bucket, tmp
     gcs_bucket.put("in/truncated.txt.gz", gzip.compress(good)[:-200])
     gcs_bucket.put("in/bad.txt", b"ok\n\xff\xfe\nok2\n")
     dead = tmp_path / "dead.jsonl"
-    got = run_collect(tmp_path, lambda p: p | ReadFromText(gcs_bucket.url("in/*"), validate=True),
-                      flags=(f"--dead_letters={dead}",))
+    got = run_collect(
+        tmp_path,
+        lambda p: p | ReadFromText(gcs_bucket.url("in/*"), validate=True),
+        flags=(f"--dead_letters={dead}",),
+    )
     import orjson
 
     letters = [orjson.loads(line) for line in dead.read_bytes().splitlines()]

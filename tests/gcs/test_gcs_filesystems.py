@@ -27,7 +27,9 @@ def test_match_gives_metadata_for_globs_and_limits(gcs_bucket):
         gcs_bucket.put(name, body)
     [result] = FileSystems.match([gcs_bucket.url("d/*.txt")])
     assert [(m.path, m.size_in_bytes) for m in result.metadata_list] == [
-        (gcs_bucket.url("d/a.txt"), 1), (gcs_bucket.url("d/b.txt"), 2)]
+        (gcs_bucket.url("d/a.txt"), 1),
+        (gcs_bucket.url("d/b.txt"), 2),
+    ]
     assert all(m.last_updated_in_seconds > 1e9 for m in result.metadata_list)
     deep, limited = FileSystems.match([gcs_bucket.url("d/**.txt"), gcs_bucket.url("d/*")], [None, 1])
     assert [m.path for m in deep.metadata_list][-1] == gcs_bucket.url("d/sub/c.txt")

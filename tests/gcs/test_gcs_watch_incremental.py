@@ -44,8 +44,10 @@ def test_gcs_lists_from_a_start_name(gcs_bucket: Any) -> None:
     assert isinstance(fs, GcsFileSystem) and isinstance(fs, IncrementalLister)
 
     def names(pattern: str, start: str) -> list[str]:
-        return [i.path.removeprefix(gcs_bucket.url()) for i in fs.match_from(gcs_bucket.url(pattern),
-                                                                               gcs_bucket.url(start))]
+        return [
+            i.path.removeprefix(gcs_bucket.url())
+            for i in fs.match_from(gcs_bucket.url(pattern), gcs_bucket.url(start))
+        ]
 
     assert names("in/*.txt", "in/b.txt") == ["in/b.txt", "in/c.txt"]  # inclusive, glob and hidden rules kept
     assert names("in/", "in/b") == ["in/b.txt", "in/c.csv", "in/c.txt"]

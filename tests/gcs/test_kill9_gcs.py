@@ -58,8 +58,12 @@ def check_exactly_once(bucket, rows: list[tuple[str, int]]) -> None:
 
 def job(bucket, state: str) -> KilledJob:
     """The replay job on gs://, whose progress is the set of checkpoints with committed objects."""
-    return KilledJob(script_command(JOB, bucket.url("in/*.csv*"), bucket.url("out"), f"--state_dir={state}"),
-                     lambda: checkpoints_committed(bucket), progress_timeout=90, poll_s=0.01)
+    return KilledJob(
+        script_command(JOB, bucket.url("in/*.csv*"), bucket.url("out"), f"--state_dir={state}"),
+        lambda: checkpoints_committed(bucket),
+        progress_timeout=90,
+        poll_s=0.01,
+    )
 
 
 def checkpoints_committed(bucket) -> set[str]:

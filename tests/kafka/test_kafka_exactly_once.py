@@ -55,16 +55,22 @@ def txn_seq(offsets: dict[Any, Any]) -> int:
     """The newest transaction sequence number in a group's offset metadata (0 if none)."""
     from millstream.connectors.kafka.offsets import parse_offset_metadata
 
-    seqs = [int(m["seq"]) for om in offsets.values() if (m := parse_offset_metadata(om.metadata)) and "seq" in m]
+    seqs = [
+        int(m["seq"]) for om in offsets.values() if (m := parse_offset_metadata(om.metadata)) and "seq" in m
+    ]
     return max(seqs, default=0)
 
 
-async def wait_until(condition: Any, what: str, proc: Any = None, state: str = "", timeout: float = WAIT_S) -> None:
+async def wait_until(
+    condition: Any, what: str, proc: Any = None, state: str = "", timeout: float = WAIT_S
+) -> None:
     """Poll an async condition (the job runs in another process or task) until it holds."""
     deadline = time.monotonic() + timeout
     while not await condition():
         if proc is not None and proc.poll() is not None:
-            raise AssertionError(f"the job exited ({proc.returncode}) while waiting for {what}:\n{log_tail(state)}")
+            raise AssertionError(
+                f"the job exited ({proc.returncode}) while waiting for {what}:\n{log_tail(state)}"
+            )
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}:\n{log_tail(state)}")
         await asyncio.sleep(0.05)
@@ -92,7 +98,9 @@ async def check_committed_output_follows_committed_input(
     for k, start, total in rows:
         assert (k, start) not in seen, f"window {(k, start)} committed twice"
         seen.add((k, start))
-        assert expected.get((k, start)) == total, f"window {(k, start)}: {total} != {expected.get((k, start))}"
+        assert expected.get((k, start)) == total, (
+            f"window {(k, start)}: {total} != {expected.get((k, start))}"
+        )
         for partition, offset in inputs[(k, start)]:
             assert offset < offsets.get(partition, 0), (
                 f"output {(k, start)} is committed but its input {partition}@{offset} is not "
@@ -120,9 +128,16 @@ async def test_kafka_to_windows_to_kafka_with_dead_letters(
     await produce(bootstrap, source, [], raw=bad_values)
     await produce_tracked(bootstrap, source, events[2000:])
     group = f"e2e-{os.getpid()}-{time.monotonic_ns()}"
-    p = beam.Pipeline(options=PipelineOptions([
-        "--streaming", f"--state_dir={tmp_path / 'state'}", "--checkpoint_interval=0.3", f"--job_name={group}",
-    ]))
+    p = beam.Pipeline(
+        options=PipelineOptions(
+            [
+                "--streaming",
+                f"--state_dir={tmp_path / 'state'}",
+                "--checkpoint_interval=0.3",
+                f"--job_name={group}",
+            ]
+        )
+    )
     build(p, bootstrap, source, output, dlq)
     job = await p.start()
     try:
@@ -143,8 +158,9 @@ async def test_kafka_to_windows_to_kafka_with_dead_letters(
     # The consumed offsets were committed inside the transactions, naming transaction and checkpoint.
     offsets = await group_offsets(bootstrap, group)
     metas = [parse_offset_metadata(om.metadata) for om in offsets.values()]
-    assert metas and all(m is not None and m["txn"] == f"millstream.{group}.shard-0" and int(m["ckpt"]) > 0
-                         for m in metas)
+    assert metas and all(
+        m is not None and m["txn"] == f"millstream.{group}.shard-0" and int(m["ckpt"]) > 0 for m in metas
+    )
 
 
 @pytest.mark.crash
@@ -161,7 +177,9 @@ async def test_crash_at_checkpoint_step(
     state = str(tmp_path / "state")
     name = f"crash{step}-{time.monotonic_ns()}"
     flags = ("--checkpoint_interval=0.2", "--batch_size=100")
-    proc = start_job(bootstrap, topics, state, *flags, env={"MILLSTREAM_CRASH_AT": f"{step}:3"}, job_name=name)
+    proc = start_job(
+        bootstrap, topics, state, *flags, env={"MILLSTREAM_CRASH_AT": f"{step}:3"}, job_name=name
+    )
     assert await asyncio.to_thread(proc.wait, 60) == -signal.SIGKILL, log_tail(state)
     before = txn_seq(await group_offsets(bootstrap, name))
     proc = start_job(bootstrap, topics, state, *flags, job_name=name)
@@ -236,7 +254,9 @@ async def test_random_kills_lose_and_duplicate_nothing(
     assert committed_midway > len(rows) // 3, "the killed runs committed too little to test anything"
     assert len(rows) == len({(k, s) for k, s, _ in rows}), "a (key, window) result was committed twice"
     assert sorted(rows) == expected_sums(events)
-    assert await check_committed_output_follows_committed_input(bootstrap, name, output, events, where) == len(rows)
+    assert await check_committed_output_follows_committed_input(
+        bootstrap, name, output, events, where
+    ) == len(rows)
 
 
 async def _progressed(bootstrap: str, group: str, before: int) -> bool:

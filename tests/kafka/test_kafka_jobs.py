@@ -36,20 +36,29 @@ def build(p: Any, bootstrap: str, input_topic: str, output: str, dlq: str) -> No
     from millstream.io.kafka import ReadFromKafka, WriteToKafka, dead_letter_record
     from millstream.transforms import window
 
-    good, bad = p | "Clicks" >> ReadFromKafka(
-        consumer_config={"bootstrap.servers": bootstrap, "auto.offset.reset": "earliest"},
-        topics=[input_topic], value_deserializer=json.loads, max_out_of_orderness=2.0,
-    ).with_dead_letters()
+    good, bad = (
+        p
+        | "Clicks"
+        >> ReadFromKafka(
+            consumer_config={"bootstrap.servers": bootstrap, "auto.offset.reset": "earliest"},
+            topics=[input_topic],
+            value_deserializer=json.loads,
+            max_out_of_orderness=2.0,
+        ).with_dead_letters()
+    )
     (
         good
         | "KV" >> beam.Map(lambda kv: (kv[1]["k"], kv[1]["v"]))
         | "Window" >> beam.WindowInto(window.FixedWindows(WINDOW_S))
         | "Sum" >> beam.CombinePerKey(sum)
-        | "Row" >> beam.Map(lambda kv, w=beam.DoFn.WindowParam: (kv[0], json.dumps([kv[0], int(w.start), kv[1]])))
+        | "Row"
+        >> beam.Map(lambda kv, w=beam.DoFn.WindowParam: (kv[0], json.dumps([kv[0], int(w.start), kv[1]])))
         | "Out" >> WriteToKafka(producer_config={"bootstrap.servers": bootstrap}, topic=output)
     )
-    bad | "DLQ" >> beam.Map(dead_letter_record) | "WriteDLQ" >> WriteToKafka(
-        producer_config={"bootstrap.servers": bootstrap}, topic=dlq
+    (
+        bad
+        | "DLQ" >> beam.Map(dead_letter_record)
+        | "WriteDLQ" >> WriteToKafka(producer_config={"bootstrap.servers": bootstrap}, topic=dlq)
     )
 
 
@@ -77,8 +86,11 @@ def main(argv: list[str]) -> None:
     signal.signal(signal.SIGTERM, lambda *_: _TERM.append(1))
     import logging
 
-    logging.basicConfig(level=os.environ.get("MS_LOG", "WARNING"), stream=sys.stderr,
-                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.basicConfig(
+        level=os.environ.get("MS_LOG", "WARNING"),
+        stream=sys.stderr,
+        format="%(asctime)s %(name)s %(levelname)s %(message)s",
+    )
     sys.exit(asyncio.run(_main(argv)))
 
 
@@ -109,16 +121,20 @@ def expected_sums(events: Iterable[dict[str, Any]]) -> list[list[Any]]:
     return sorted([k, s, v] for (k, s), v in sums.items())
 
 
-async def produce(bootstrap: str, topic: str, events: list[dict[str, Any]], raw: Sequence[bytes] = ()) -> None:
+async def produce(
+    bootstrap: str, topic: str, events: list[dict[str, Any]], raw: Sequence[bytes] = ()
+) -> None:
     """Produce events keyed by user (the key decides the partition) with their event time as timestamp."""
     from aiokafka import AIOKafkaProducer
 
-    async with AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5,
-                                max_batch_size=256 << 10) as producer:
+    async with AIOKafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", linger_ms=5, max_batch_size=256 << 10
+    ) as producer:
         futures = []
         for e in events:
-            futures.append(await producer.send(topic, json.dumps(e).encode(), key=e["k"].encode(),
-                                               timestamp_ms=e["ts"]))
+            futures.append(
+                await producer.send(topic, json.dumps(e).encode(), key=e["k"].encode(), timestamp_ms=e["ts"])
+            )
         for value in raw:
             futures.append(await producer.send(topic, value, key=b"bad"))
         await producer.flush()
@@ -126,8 +142,9 @@ async def produce(bootstrap: str, topic: str, events: list[dict[str, Any]], raw:
             await f
 
 
-async def read_all(bootstrap: str, topic: str, isolation_level: str = "read_committed",
-                   settled: bool = False) -> list[Any]:
+async def read_all(
+    bootstrap: str, topic: str, isolation_level: str = "read_committed", settled: bool = False
+) -> list[Any]:
     """Every record of `topic` up to its current end (the last stable offset under read_committed).
 
     With `settled`, first wait until no transaction is open on the topic (last stable offset = high
@@ -135,8 +152,12 @@ async def read_all(bootstrap: str, topic: str, isolation_level: str = "read_comm
     a job ends its last transaction can still be invisible for a moment."""
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, isolation_level=isolation_level,
-                                enable_auto_commit=False, auto_offset_reset="earliest")
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        isolation_level=isolation_level,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
     await consumer.start()
     try:
         cluster = await consumer._client.fetch_all_metadata()
@@ -206,13 +227,27 @@ async def end_offsets(bootstrap: str, topic: str) -> dict[Any, int]:
         await consumer.stop()
 
 
-def start_job(bootstrap: str, topics: tuple[str, str, str], state_dir: str, *flags: str,
-              env: dict[str, str] | None = None, job_name: str = "kafka-test") -> subprocess.Popen[bytes]:
+def start_job(
+    bootstrap: str,
+    topics: tuple[str, str, str],
+    state_dir: str,
+    *flags: str,
+    env: dict[str, str] | None = None,
+    job_name: str = "kafka-test",
+) -> subprocess.Popen[bytes]:
     """Start the job on (input, output, dead-letter) topics in a subprocess; its log goes next to the state dir."""
     full_env = dict(os.environ)
     full_env.update(env or {})
-    args = [sys.executable, "-P", JOB, bootstrap, *topics, f"--state_dir={state_dir}", f"--job_name={job_name}",
-            *flags]
+    args = [
+        sys.executable,
+        "-P",
+        JOB,
+        bootstrap,
+        *topics,
+        f"--state_dir={state_dir}",
+        f"--job_name={job_name}",
+        *flags,
+    ]
     log_path = state_dir.rstrip("/") + ".log"
     log_file = open(log_path, "ab")  # noqa: SIM115 - owned by the process
     return subprocess.Popen(args, env=full_env, stdout=subprocess.DEVNULL, stderr=log_file)

@@ -34,8 +34,9 @@ pytestmark = pytest.mark.kafka
 FLAGS = ("--checkpoint_interval=0.2", "--batch_size=200")
 
 
-async def _feed(bootstrap: str, topic: str, events: list[dict[str, Any]], chunk: int = 500,
-                pause: float = 0.2) -> None:
+async def _feed(
+    bootstrap: str, topic: str, events: list[dict[str, Any]], chunk: int = 500, pause: float = 0.2
+) -> None:
     for i in range(0, len(events), chunk):
         await produce_tracked(bootstrap, topic, events[i : i + chunk])
         await asyncio.sleep(pause)
@@ -47,7 +48,9 @@ async def _drain(proc: Any, state: str) -> None:
     assert code == 0, f"exit {code}:\n{log_tail(state)}"
 
 
-async def test_broker_restart_mid_run(kafka_broker: KafkaBroker, kafka_topic: TopicFactory, tmp_path: Any) -> None:
+async def test_broker_restart_mid_run(
+    kafka_broker: KafkaBroker, kafka_topic: TopicFactory, tmp_path: Any
+) -> None:
     """The broker crashes (SIGKILL) and comes back while the job reads, writes and commits: the job rides it
     out without exiting or any manual step, and the output is exactly once."""
     bootstrap = kafka_broker.bootstrap
@@ -63,7 +66,9 @@ async def test_broker_restart_mid_run(kafka_broker: KafkaBroker, kafka_topic: To
         assert proc.poll() is None, f"the job exited during the broker restart:\n{log_tail(state)}"
         before = txn_seq(await group_offsets(bootstrap, name))
         await produce_tracked(bootstrap, topics[0], events[3000:])
-        await wait_until(lambda: _progressed(bootstrap, name, before), "a commit after the restart", proc, state)
+        await wait_until(
+            lambda: _progressed(bootstrap, name, before), "a commit after the restart", proc, state
+        )
         await wait_until(lambda: consumed_all(bootstrap, name, topics[0]), "all input consumed", proc, state)
         await _drain(proc, state)
     finally:
@@ -73,7 +78,9 @@ async def test_broker_restart_mid_run(kafka_broker: KafkaBroker, kafka_topic: To
 
 
 @pytest.mark.crash
-async def test_two_shards_one_killed(kafka_broker: KafkaBroker, kafka_topic: TopicFactory, tmp_path: Any) -> None:
+async def test_two_shards_one_killed(
+    kafka_broker: KafkaBroker, kafka_topic: TopicFactory, tmp_path: Any
+) -> None:
     """Two processes of one job share the topic's partitions as shards 0 and 1 of 2. Shard 0 is SIGKILLed
     mid-run; shard 1 goes on committing meanwhile; shard 0 restarts from its state directory. Every key's
     window results appear exactly once."""
@@ -84,16 +91,20 @@ async def test_two_shards_one_killed(kafka_broker: KafkaBroker, kafka_topic: Top
     states = [str(tmp_path / "shard0"), str(tmp_path / "shard1")]
 
     def start(shard: int) -> Any:
-        return start_job(bootstrap, topics, states[shard], *FLAGS, "--num_shards=2", f"--shard_id={shard}",
-                         job_name=name)
+        return start_job(
+            bootstrap, topics, states[shard], *FLAGS, "--num_shards=2", f"--shard_id={shard}", job_name=name
+        )
 
     def shard_seq(offsets: dict[Any, Any], shard: int) -> int:
         return txn_seq({tp: om for tp, om in offsets.items() if tp.partition % 2 == shard})
 
     async def committed_by_owner() -> set[int]:
         """The partitions whose committed offsets were written by their own shard's transactions."""
-        return {tp.partition for tp, om in (await group_offsets(bootstrap, name)).items()
-                if f".shard-{tp.partition % 2} " in (om.metadata or "")}
+        return {
+            tp.partition
+            for tp, om in (await group_offsets(bootstrap, name)).items()
+            if f".shard-{tp.partition % 2} " in (om.metadata or "")
+        }
 
     async def both_committed() -> bool:
         return await committed_by_owner() == {0, 1, 2, 3}
@@ -118,10 +129,14 @@ async def test_two_shards_one_killed(kafka_broker: KafkaBroker, kafka_topic: Top
             return shard_seq(await group_offsets(bootstrap, name), 1) > down + 2
 
         await wait_until(shard1_progressed, "shard 1 commits while shard 0 is down", procs[1], states[1])
-        assert await committed_by_owner() == {0, 1, 2, 3}, "each shard commits the offsets of its own partitions"
+        assert await committed_by_owner() == {0, 1, 2, 3}, (
+            "each shard commits the offsets of its own partitions"
+        )
         procs[0] = start(0)
         await feeder
-        await wait_until(lambda: consumed_all(bootstrap, name, topics[0]), "all input consumed", procs[0], states[0])
+        await wait_until(
+            lambda: consumed_all(bootstrap, name, topics[0]), "all input consumed", procs[0], states[0]
+        )
         for shard in (0, 1):
             await _drain(procs[shard], states[shard])
     finally:
@@ -170,7 +185,9 @@ async def test_zombie_producer_writes_nothing_visible(
     assert [r.value for r in await read_all(bootstrap, topic, settled=True)] == [b"new-1"]
 
 
-async def test_zombie_process_is_fenced(kafka_broker: KafkaBroker, kafka_topic: TopicFactory, tmp_path: Any) -> None:
+async def test_zombie_process_is_fenced(
+    kafka_broker: KafkaBroker, kafka_topic: TopicFactory, tmp_path: Any
+) -> None:
     """A running job is frozen (SIGSTOP); a replacement starts from a copy of its state directory with the same
     shard; the frozen one is thawed: it is fenced and stops, the replacement finishes, exactly once."""
     bootstrap = kafka_broker.bootstrap
@@ -186,19 +203,25 @@ async def test_zombie_process_is_fenced(kafka_broker: KafkaBroker, kafka_topic: 
         running = txn_seq(await group_offsets(bootstrap, name))
         feeder = asyncio.create_task(_feed(bootstrap, topics[0], events[2000:4000], chunk=250, pause=0.05))
         # frozen mid-stream: after it committed some of the new input
-        await wait_until(lambda: _progressed(bootstrap, name, running), "a commit of new input", old, state_old)
+        await wait_until(
+            lambda: _progressed(bootstrap, name, running), "a commit of new input", old, state_old
+        )
         old.send_signal(signal.SIGSTOP)
         await feeder
         shutil.copytree(state_old, state_new)
         before = txn_seq(await group_offsets(bootstrap, name))
         new = start_job(bootstrap, topics, state_new, *FLAGS, job_name=name)
-        await wait_until(lambda: _progressed(bootstrap, name, before), "the replacement commits", new, state_new)
+        await wait_until(
+            lambda: _progressed(bootstrap, name, before), "the replacement commits", new, state_new
+        )
         old.send_signal(signal.SIGCONT)
         await produce_tracked(bootstrap, topics[0], events[4000:])
         code = await asyncio.to_thread(old.wait, 60)
         assert code == 1, f"the zombie exited with {code}:\n{log_tail(state_old)}"
         assert "KafkaFencedError" in log_tail(state_old, 100_000)
-        await wait_until(lambda: consumed_all(bootstrap, name, topics[0]), "all input consumed", new, state_new)
+        await wait_until(
+            lambda: consumed_all(bootstrap, name, topics[0]), "all input consumed", new, state_new
+        )
         await _drain(new, state_new)
     finally:
         for proc in (old, new):

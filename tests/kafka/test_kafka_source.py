@@ -14,14 +14,26 @@ from .conftest import KafkaBroker, TopicFactory
 pytestmark = pytest.mark.kafka
 
 
-async def _produce(bootstrap: str, topic: str, n: int, partition: int | None = None,
-                   headers: list[tuple[str, bytes]] | None = None, base_ms: int = 1_700_000_000_000) -> None:
+async def _produce(
+    bootstrap: str,
+    topic: str,
+    n: int,
+    partition: int | None = None,
+    headers: list[tuple[str, bytes]] | None = None,
+    base_ms: int = 1_700_000_000_000,
+) -> None:
     from aiokafka import AIOKafkaProducer
 
     async with AIOKafkaProducer(bootstrap_servers=bootstrap) as producer:
         for i in range(n):
-            await producer.send(topic, f"v{i}".encode(), key=f"k{i}".encode(), partition=partition,
-                                timestamp_ms=base_ms + i * 1000, headers=headers)
+            await producer.send(
+                topic,
+                f"v{i}".encode(),
+                key=f"k{i}".encode(),
+                partition=partition,
+                timestamp_ms=base_ms + i * 1000,
+                headers=headers,
+            )
         await producer.flush()
 
 
@@ -47,9 +59,16 @@ def _pipeline(tmp_path: Any, *flags: str) -> Any:
     import millstream as beam
     from millstream.options.pipeline_options import PipelineOptions
 
-    return beam.Pipeline(options=PipelineOptions([
-        "--streaming", f"--state_dir={tmp_path / 'state'}", f"--job_name=src-{time.monotonic_ns()}", *flags,
-    ]))
+    return beam.Pipeline(
+        options=PipelineOptions(
+            [
+                "--streaming",
+                f"--state_dir={tmp_path / 'state'}",
+                f"--job_name=src-{time.monotonic_ns()}",
+                *flags,
+            ]
+        )
+    )
 
 
 async def test_pattern_metadata_and_event_time(
@@ -69,13 +88,16 @@ async def test_pattern_metadata_and_event_time(
     p = _pipeline(tmp_path)
     records = p | ReadFromKafka(
         consumer_config={"bootstrap.servers": bootstrap, "auto.offset.reset": "earliest"},
-        topic_pattern=f"{prefix}-.*", with_metadata=True, key_deserializer=bytes.decode,
+        topic_pattern=f"{prefix}-.*",
+        with_metadata=True,
+        key_deserializer=bytes.decode,
     )
     stamped = records | beam.Map(lambda r, t=beam.DoFn.TimestampParam: (r, float(t)))
     got, _ = await _collect(p, stamped, 7)
     assert all(isinstance(r, KafkaRecord) for r, _ in got)
     assert sorted((r.topic, r.key, r.value) for r, _ in got) == sorted(
-        [(a, f"k{i}", f"v{i}".encode()) for i in range(4)] + [(b, f"k{i}", f"v{i}".encode()) for i in range(3)]
+        [(a, f"k{i}", f"v{i}".encode()) for i in range(4)]
+        + [(b, f"k{i}", f"v{i}".encode()) for i in range(3)]
     )
     for r, t in got:
         assert t == r.timestamp / 1000 and r.timestamp_type == 0
@@ -83,8 +105,9 @@ async def test_pattern_metadata_and_event_time(
         assert r.offset >= 0 and r.partition in (0, 1)
 
 
-async def test_a_shard_reads_its_partitions(kafka_broker: KafkaBroker, kafka_topic: TopicFactory,
-                                            tmp_path: Any) -> None:
+async def test_a_shard_reads_its_partitions(
+    kafka_broker: KafkaBroker, kafka_topic: TopicFactory, tmp_path: Any
+) -> None:
     """Shard 1 of 2 reads exactly the odd partitions."""
     from millstream.io.kafka import ReadFromKafka
 
@@ -93,8 +116,11 @@ async def test_a_shard_reads_its_partitions(kafka_broker: KafkaBroker, kafka_top
     for partition in range(4):
         await _produce(bootstrap, topic, 3, partition=partition)
     p = _pipeline(tmp_path, "--shard_id=1", "--num_shards=2")
-    records = p | ReadFromKafka(consumer_config={"bootstrap.servers": bootstrap, "auto.offset.reset": "earliest"},
-                                topics=[topic], with_metadata=True)
+    records = p | ReadFromKafka(
+        consumer_config={"bootstrap.servers": bootstrap, "auto.offset.reset": "earliest"},
+        topics=[topic],
+        with_metadata=True,
+    )
     got, _ = await _collect(p, records, 6)
     assert sorted((r.partition, r.offset) for r in got) == [(p, o) for p in (1, 3) for o in range(3)]
 
@@ -109,8 +135,15 @@ async def test_log_append_time_on_a_create_time_topic_fails_clearly(
     topic = await kafka_topic(1)
     await _produce(bootstrap, topic, 2)
     p = _pipeline(tmp_path)
-    p | ReadFromKafka(consumer_config={"bootstrap.servers": bootstrap, "auto.offset.reset": "earliest"},
-                      topics=[topic], timestamp_policy="log_append_time") | beam.Map(lambda x: x)
+    (
+        p
+        | ReadFromKafka(
+            consumer_config={"bootstrap.servers": bootstrap, "auto.offset.reset": "earliest"},
+            topics=[topic],
+            timestamp_policy="log_append_time",
+        )
+        | beam.Map(lambda x: x)
+    )
     job = await p.start()
     with pytest.raises(ValueError, match="message.timestamp.type=LogAppendTime"):
         await asyncio.wait_for(job.wait(), 30)
@@ -126,9 +159,15 @@ async def test_log_append_time(kafka_broker: KafkaBroker, kafka_topic: TopicFact
     before = time.time()
     await _produce(bootstrap, topic, 2, base_ms=1000)
     p = _pipeline(tmp_path)
-    stamped = p | ReadFromKafka(consumer_config={"bootstrap.servers": bootstrap, "auto.offset.reset": "earliest"},
-                                topics=[topic], timestamp_policy=ReadFromKafka.log_append_time) | beam.Map(
-        lambda kv, t=beam.DoFn.TimestampParam: float(t))
+    stamped = (
+        p
+        | ReadFromKafka(
+            consumer_config={"bootstrap.servers": bootstrap, "auto.offset.reset": "earliest"},
+            topics=[topic],
+            timestamp_policy=ReadFromKafka.log_append_time,
+        )
+        | beam.Map(lambda kv, t=beam.DoFn.TimestampParam: float(t))
+    )
     got, _ = await _collect(p, stamped, 2)
     assert all(before - 5 <= t <= time.time() + 5 for t in got), got
 
@@ -138,8 +177,13 @@ async def test_unknown_topic_fails_before_reading(kafka_broker: KafkaBroker, tmp
     from millstream.io.kafka import ReadFromKafka
 
     p = _pipeline(tmp_path)
-    p | ReadFromKafka(consumer_config={"bootstrap.servers": kafka_broker.bootstrap},
-                      topics=["no-such-topic-here"]) | beam.Map(lambda x: x)
+    (
+        p
+        | ReadFromKafka(
+            consumer_config={"bootstrap.servers": kafka_broker.bootstrap}, topics=["no-such-topic-here"]
+        )
+        | beam.Map(lambda x: x)
+    )
     job = await p.start()
     with pytest.raises(Exception, match="'no-such-topic-here' does not exist"):
         await asyncio.wait_for(job.wait(), 30)
@@ -157,7 +201,9 @@ def test_configuration_errors(tmp_path: Any) -> None:
     with pytest.raises(KafkaConfigError, match="either topics= or topic_pattern="):
         ReadFromKafka(consumer_config=config, topics=["t"], topic_pattern="t.*")
     with pytest.raises(KafkaConfigError, match="ProcessingTime"):
-        ReadFromKafka(consumer_config=config, topics=["t"], timestamp_policy=ReadFromKafka.processing_time_policy)
+        ReadFromKafka(
+            consumer_config=config, topics=["t"], timestamp_policy=ReadFromKafka.processing_time_policy
+        )
     with pytest.raises(KafkaConfigError, match="enable_auto_commit"):
         ReadFromKafka(consumer_config={**config, "enable.auto.commit": "true"}, topics=["t"])
     with pytest.raises(KafkaConfigError, match="max_num_records"):
@@ -170,8 +216,11 @@ def test_configuration_errors(tmp_path: Any) -> None:
         p | beam.Create([(b"k", b"v")]) | WriteToKafka(producer_config=producer_config, topic="out")
         prepare(p, p.options)
 
-    with pytest.raises(KafkaConfigError, match=r"transaction.timeout.ms=20000 is too short for "
-                                               r"--checkpoint_interval=30.*at least 60000 ms"):
+    with pytest.raises(
+        KafkaConfigError,
+        match=r"transaction.timeout.ms=20000 is too short for "
+        r"--checkpoint_interval=30.*at least 60000 ms",
+    ):
         plan({**config, "transaction.timeout.ms": "20000"}, "--checkpoint_interval=30")
     with pytest.raises(KafkaConfigError, match="above the broker's default transaction.max.timeout.ms"):
         plan(config, "--checkpoint_interval=600")

@@ -18,10 +18,14 @@ import millstream as beam
 from millstream.options.pipeline_options import PipelineOptions
 from millstream.transforms import combiners
 
-KEYS = st.one_of(st.sampled_from(["a", "b", "", "ü"]), st.integers(-3, 3), st.none(), st.tuples(st.integers(0, 2)))
+KEYS = st.one_of(
+    st.sampled_from(["a", "b", "", "ü"]), st.integers(-3, 3), st.none(), st.tuples(st.integers(0, 2))
+)
 PAIRS = st.lists(st.tuples(KEYS, st.integers(-100, 100)), max_size=60)
 # Few keys, many values each: the wrapped callables' buffers (10 values) fill and compact.
-HOT_PAIRS = st.lists(st.tuples(st.sampled_from(["hot", "warm"]), st.integers(-100, 100)), min_size=15, max_size=80)
+HOT_PAIRS = st.lists(
+    st.tuples(st.sampled_from(["hot", "warm"]), st.integers(-100, 100)), min_size=15, max_size=80
+)
 BATCH_SIZES = st.sampled_from([1, 2, 7, 4096])
 
 
@@ -105,7 +109,9 @@ def test_keyed_combines_do_not_depend_on_batches_or_order(pairs, data):
 
     def build(p, elements):
         kv = p | beam.Create(elements)
-        outs = {name: kv | f"PerKey[{name}]" >> beam.CombinePerKey(fn) for name, fn in per_key_combiners().items()}
+        outs = {
+            name: kv | f"PerKey[{name}]" >> beam.CombinePerKey(fn) for name, fn in per_key_combiners().items()
+        }
         values = kv | beam.Values()
         outs["global_sum"] = values | "GlobalSum" >> beam.CombineGlobally(sum)
         outs["global_mean"] = values | "GlobalMean" >> combiners.Mean.Globally()
@@ -139,7 +145,9 @@ def test_group_by_key_preserves_the_multiset_of_pairs(pairs, batch_size):
 
 
 @settings(max_examples=40, deadline=None)
-@given(inputs=st.lists(st.lists(st.integers(-5, 5), max_size=20), min_size=1, max_size=4), batch_size=BATCH_SIZES)
+@given(
+    inputs=st.lists(st.lists(st.integers(-5, 5), max_size=20), min_size=1, max_size=4), batch_size=BATCH_SIZES
+)
 def test_flatten_is_the_multiset_union(inputs, batch_size):
     def build(p):
         pcolls = [p | f"In{i}" >> beam.Create(xs) for i, xs in enumerate(inputs)]
@@ -157,8 +165,10 @@ def test_partition_is_a_partition(xs, n, batch_size):
     def by_mod(x, num_partitions):
         return x % num_partitions
 
-    got = run(lambda p: {str(i): part for i, part in enumerate(p | beam.Create(xs) | beam.Partition(by_mod, n))},
-              batch_size)
+    got = run(
+        lambda p: {str(i): part for i, part in enumerate(p | beam.Create(xs) | beam.Partition(by_mod, n))},
+        batch_size,
+    )
     assert sorted(got) == [str(i) for i in range(n)]
     for i in range(n):
         assert all(x % n == i for x in got[str(i)])

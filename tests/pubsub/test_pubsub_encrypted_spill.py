@@ -22,7 +22,8 @@ MARK = "SEALEDMARKERzq"
 
 
 async def test_spilled_epochs_are_sealed_and_every_message_is_published(
-        pubsub_server: PubSubServer, pubsub_topic: PubSubTopic, tmp_path: Path) -> None:
+    pubsub_server: PubSubServer, pubsub_topic: PubSubTopic, tmp_path: Path
+) -> None:
     key = tmp_path / "key"
     key.write_text(secrets.token_hex(32))
     key.chmod(0o600)

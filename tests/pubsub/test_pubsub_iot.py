@@ -30,7 +30,9 @@ from .test_pubsub_support import (
 pytestmark = pytest.mark.pubsub
 
 
-async def test_iot_example_end_to_end(pubsub_server: PubSubServer, pubsub_topic: PubSubTopic, tmp_path) -> None:
+async def test_iot_example_end_to_end(
+    pubsub_server: PubSubServer, pubsub_topic: PubSubTopic, tmp_path
+) -> None:
     example = load_example()
     readings_sub = pubsub_topic.create_subscription(ack_deadline_seconds=2)
     alerts_topic = pubsub_server.create_topic()
@@ -45,9 +47,16 @@ async def test_iot_example_end_to_end(pubsub_server: PubSubServer, pubsub_topic:
         (b'{"device": "dev-001", "value": 1}', {}),
     ]
     ids = publish_many(pubsub_server, pubsub_topic.path, readings + bad)
-    cfg = example.Config(devices=str(tmp_path / "devices.jsonl"), output=str(tmp_path / "out"),
-                         subscription=readings_sub, alerts_topic=alerts_topic, window=2.0, early_every=0.3,
-                         allowed_lateness=3600, max_out_of_orderness=1.0)
+    cfg = example.Config(
+        devices=str(tmp_path / "devices.jsonl"),
+        output=str(tmp_path / "out"),
+        subscription=readings_sub,
+        alerts_topic=alerts_topic,
+        window=2.0,
+        early_every=0.3,
+        allowed_lateness=3600,
+        max_out_of_orderness=1.0,
+    )
     p = beam.Pipeline(options=options(tmp_path))
     example.build(p, cfg)
     job = await p.start()
@@ -59,7 +68,7 @@ async def test_iot_example_end_to_end(pubsub_server: PubSubServer, pubsub_topic:
     assert_aggregates(rows, expected_aggregates(example, readings, devices, cfg.window))
     assert final_panes(rows)[("unknown", example.iso(start_ms * 1000))]["count"] == 1
     dead = {d["message_id"]: d for d in committed_rows(str(tmp_path / "out" / "dead-letters"))}
-    bad_ids = ids[len(readings):]
+    bad_ids = ids[len(readings) :]
     assert sorted(dead) == sorted(bad_ids)
     assert [dead[i]["step"] for i in bad_ids] == ["Parse", "Parse", "ReadReadings", "ReadReadings"]
     assert "value is not a number" in dead[bad_ids[0]]["reason"]
@@ -68,7 +77,9 @@ async def test_iot_example_end_to_end(pubsub_server: PubSubServer, pubsub_topic:
 
     want = expected_alerts(readings, ids, devices)
     assert want  # the demo data has readings above their limits
-    alerts = unique_by_id(drain_subscription(pubsub_server, alerts_sub, lambda ms: len(unique_by_id(ms)) >= len(want)))
+    alerts = unique_by_id(
+        drain_subscription(pubsub_server, alerts_sub, lambda ms: len(unique_by_id(ms)) >= len(want))
+    )
     got = sorted(json.loads(m.data)["message_id"] for m in alerts.values())
     assert got == want
     published = {mid: attrs for (_, attrs), mid in zip(readings, ids)}

@@ -62,21 +62,52 @@ class Run:
 
     def job(self, interval: float = 0.2) -> KilledJob:
         """The example as a `millstream run` job, whose progress is its committed aggregate files."""
-        args = cli_command("run", str(EXAMPLE),
-                           "--subscription", self.subscription, "--devices", str(self.tmp / "devices.jsonl"),
-                           "--output", self.out, "--alerts_topic", self.alerts_topic, "--window", str(WINDOW_S),
-                           "--early_every", "0.3", "--allowed_lateness", "3600", "--max_out_of_orderness", "1",
-                           f"--state_dir={self.tmp / 'state'}", f"--checkpoint_interval={interval}",
-                           "--batch_size=50", "--jobs_dir", str(self.tmp / "jobs"), "--log_level", "WARNING")
-        return KilledJob(args, lambda: set(glob.glob(os.path.join(self.out, "aggregates-c*"))),
-                         env=env_for_subprocess(self.server), timeout=90, progress_timeout=30, poll_s=0.01)
+        args = cli_command(
+            "run",
+            str(EXAMPLE),
+            "--subscription",
+            self.subscription,
+            "--devices",
+            str(self.tmp / "devices.jsonl"),
+            "--output",
+            self.out,
+            "--alerts_topic",
+            self.alerts_topic,
+            "--window",
+            str(WINDOW_S),
+            "--early_every",
+            "0.3",
+            "--allowed_lateness",
+            "3600",
+            "--max_out_of_orderness",
+            "1",
+            f"--state_dir={self.tmp / 'state'}",
+            f"--checkpoint_interval={interval}",
+            "--batch_size=50",
+            "--jobs_dir",
+            str(self.tmp / "jobs"),
+            "--log_level",
+            "WARNING",
+        )
+        return KilledJob(
+            args,
+            lambda: set(glob.glob(os.path.join(self.out, "aggregates-c*"))),
+            env=env_for_subprocess(self.server),
+            timeout=90,
+            progress_timeout=30,
+            poll_s=0.01,
+        )
 
-    def start(self, env_extra: dict[str, str] | None = None, interval: float = 0.2) -> subprocess.Popen[bytes]:
+    def start(
+        self, env_extra: dict[str, str] | None = None, interval: float = 0.2
+    ) -> subprocess.Popen[bytes]:
         return self.job(interval).start(env_extra)
 
     def counted(self) -> int:
         """Readings counted in the committed output so far (final panes)."""
-        return sum(r["count"] for r in final_panes(committed_rows(os.path.join(self.out, "aggregates"))).values())
+        return sum(
+            r["count"] for r in final_panes(committed_rows(os.path.join(self.out, "aggregates"))).values()
+        )
 
     def registered(self, proc: subprocess.Popen[bytes]) -> bool:
         """Whether `proc` runs its job with signals handled (`millstream run` registered it in the jobs folder)."""
@@ -94,9 +125,14 @@ class Run:
         proc = self.start()
         try:
             # Earlier runs may have committed everything already: wait for this one to run before draining it.
-            wait_until_sync(lambda: self.registered(proc) or proc.poll() is not None, "the final run to start")
-            wait_until_sync(lambda: self.counted() >= len(readings) or proc.poll() is not None,
-                            "every reading in the committed aggregates", timeout=90)
+            wait_until_sync(
+                lambda: self.registered(proc) or proc.poll() is not None, "the final run to start"
+            )
+            wait_until_sync(
+                lambda: self.counted() >= len(readings) or proc.poll() is not None,
+                "every reading in the committed aggregates",
+                timeout=90,
+            )
             assert proc.poll() is None, proc.stderr.read().decode()[-3000:] if proc.stderr else ""
         finally:
             if proc.poll() is None:
@@ -132,8 +168,9 @@ class Publisher(threading.Thread):
             time.sleep(0.1)
 
 
-def test_random_kills_while_readings_arrive(pubsub_server: PubSubServer, pubsub_topic: PubSubTopic,
-                                           tmp_path: Path) -> None:
+def test_random_kills_while_readings_arrive(
+    pubsub_server: PubSubServer, pubsub_topic: PubSubTopic, tmp_path: Path
+) -> None:
     run = Run(pubsub_server, pubsub_topic, tmp_path)
     readings = iot_readings(run.example, 1500, seed=11, start_ms=run.start_ms)
     publisher = Publisher(run, readings)  # readings keep arriving across the kills
@@ -148,13 +185,20 @@ def test_random_kills_while_readings_arrive(pubsub_server: PubSubServer, pubsub_
     run.check(readings, publisher.ids)
 
 
-@pytest.mark.parametrize("crash", [
-    {"MILLSTREAM_CRASH_AT": "4:2"},  # writing checkpoint 2: not durable, nothing acknowledged for it
-    {"MILLSTREAM_CRASH_AT": "5:2"},  # checkpoint 2 durable; its sink commits and acks not done: redelivered
-    {"MILLSTREAM_PUBSUB_CRASH_AFTER_PUBLISH": "1"},  # alerts published, the commit not marked done
-], ids=["before-durable", "before-commit-and-ack", "mid-publish"])
-def test_crash_points(pubsub_server: PubSubServer, pubsub_topic: PubSubTopic, tmp_path: Path,
-                      crash: dict[str, str]) -> None:
+@pytest.mark.parametrize(
+    "crash",
+    [
+        {"MILLSTREAM_CRASH_AT": "4:2"},  # writing checkpoint 2: not durable, nothing acknowledged for it
+        {
+            "MILLSTREAM_CRASH_AT": "5:2"
+        },  # checkpoint 2 durable; its sink commits and acks not done: redelivered
+        {"MILLSTREAM_PUBSUB_CRASH_AFTER_PUBLISH": "1"},  # alerts published, the commit not marked done
+    ],
+    ids=["before-durable", "before-commit-and-ack", "mid-publish"],
+)
+def test_crash_points(
+    pubsub_server: PubSubServer, pubsub_topic: PubSubTopic, tmp_path: Path, crash: dict[str, str]
+) -> None:
     run = Run(pubsub_server, pubsub_topic, tmp_path)
     readings = iot_readings(run.example, 2000, seed=7, start_ms=run.start_ms)
     # Readings keep arriving for ~5 s and checkpoints are 1 s apart, so the second one (the first covers nothing:

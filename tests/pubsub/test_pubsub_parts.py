@@ -50,14 +50,17 @@ def test_read_needs_exactly_one_of_topic_and_subscription() -> None:
         WriteToPubSub("not-a-topic")
 
 
-@pytest.mark.parametrize("text, micros", [
-    ("1700000000123", 1_700_000_000_123_000),  # milliseconds since the epoch
-    ("0", 0),
-    ("2015-10-29T23:41:41.123Z", 1_446_162_101_123_000),
-    ("2015-10-29T23:41:41Z", 1_446_162_101_000_000),
-    ("2015-10-30T01:41:41.5+02:00", 1_446_162_101_500_000),
-    ("2015-10-29T23:41:41.123456789Z", 1_446_162_101_123_456),  # beyond microseconds is dropped
-])
+@pytest.mark.parametrize(
+    "text, micros",
+    [
+        ("1700000000123", 1_700_000_000_123_000),  # milliseconds since the epoch
+        ("0", 0),
+        ("2015-10-29T23:41:41.123Z", 1_446_162_101_123_000),
+        ("2015-10-29T23:41:41Z", 1_446_162_101_000_000),
+        ("2015-10-30T01:41:41.5+02:00", 1_446_162_101_500_000),
+        ("2015-10-29T23:41:41.123456789Z", 1_446_162_101_123_456),  # beyond microseconds is dropped
+    ],
+)
 def test_event_time_attribute_formats(text: str, micros: int) -> None:
     assert parse_event_time(text) == micros
 
@@ -125,8 +128,13 @@ def test_pubsub_message_like_beams() -> None:
     assert m != PubsubMessage(b"x", {"a": "2"})
     assert hash(m) == hash(PubsubMessage(b"x", {"a": "1"}))
     back = pickle.loads(pickle.dumps(m))
-    assert (back.data, back.attributes, back.message_id, back.publish_time, back.ordering_key) == \
-        (b"x", {"a": "1"}, "m1", t, "k")
+    assert (back.data, back.attributes, back.message_id, back.publish_time, back.ordering_key) == (
+        b"x",
+        {"a": "1"},
+        "m1",
+        t,
+        "k",
+    )
     with pytest.raises(ValueError):
         PubsubMessage(None, {})
 
@@ -135,7 +143,11 @@ def test_publish_record_checks_and_stamps() -> None:
     assert publish_record(b"x", 1_500_000, False, None, False) == (b"x", None, "")
     assert publish_record("tëxt", 0, False, None, False) == ("tëxt".encode(), None, "")
     assert publish_record(b"x", 1_500_000, False, "ts", False) == (b"x", {"ts": "1500"}, "")
-    assert publish_record(b"x", MIN_MICROS, False, "ts", False) == (b"x", None, "")  # no event time: no attribute
+    assert publish_record(b"x", MIN_MICROS, False, "ts", False) == (
+        b"x",
+        None,
+        "",
+    )  # no event time: no attribute
     msg = PubsubMessage(b"d", {"a": "1"}, ordering_key="dev-1")
     assert publish_record(msg, 0, True, None, True) == (b"d", {"a": "1"}, "dev-1")
     assert publish_record(msg, 0, True, None, False) == (b"d", {"a": "1"}, "")

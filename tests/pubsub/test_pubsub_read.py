@@ -28,9 +28,11 @@ async def test_messages_with_attributes_and_publish_time(pubsub_topic: PubSubTop
     sub = pubsub_topic.create_subscription()
     sent = {pubsub_topic.publish(f"m{i}".encode(), n=str(i)): i for i in range(5)}
     p = beam.Pipeline(options=options(tmp_path))
-    stamped = (p
-               | ReadFromPubSub(subscription=sub, with_attributes=True)
-               | beam.Map(lambda m, t=beam.DoFn.TimestampParam: (m, t.micros)))
+    stamped = (
+        p
+        | ReadFromPubSub(subscription=sub, with_attributes=True)
+        | beam.Map(lambda m, t=beam.DoFn.TimestampParam: (m, t.micros))
+    )
     job = await p.start()
     got: list[Any] = []
     task = asyncio.create_task(_collect(job, stamped, got))
@@ -65,8 +67,10 @@ async def test_timestamp_attribute_and_dead_letters(pubsub_topic: PubSubTopic, t
     stamped = parsed | beam.Map(lambda v, t=beam.DoFn.TimestampParam: (v["v"], t.micros))
     job = await p.start()
     got: dict[str, list[Any]] = {"good": [], "time": [], "json": []}
-    tasks = [asyncio.create_task(_collect(job, pc, got[k]))
-             for k, pc in (("good", stamped), ("time", bad_time), ("json", bad_json))]
+    tasks = [
+        asyncio.create_task(_collect(job, pc, got[k]))
+        for k, pc in (("good", stamped), ("time", bad_time), ("json", bad_json))
+    ]
     await wait_until(lambda: len(got["good"]) + len(got["time"]) + len(got["json"]) >= 5, "all 5 messages")
     await job.drain()
     for t in tasks:
@@ -93,8 +97,9 @@ async def test_bad_timestamp_without_dead_letters_fails_the_job(pubsub_topic: Pu
         await job.wait()
 
 
-async def test_acks_only_after_the_checkpoint_is_durable(pubsub_server: PubSubServer, pubsub_topic: PubSubTopic,
-                                                        tmp_path) -> None:
+async def test_acks_only_after_the_checkpoint_is_durable(
+    pubsub_server: PubSubServer, pubsub_topic: PubSubTopic, tmp_path
+) -> None:
     sub = pubsub_topic.create_subscription(ack_deadline_seconds=2)
     n = 300
     publish_many(pubsub_server, pubsub_topic.path, [(b"%d" % i, {}) for i in range(n)])
@@ -119,8 +124,9 @@ async def test_acks_only_after_the_checkpoint_is_durable(pubsub_server: PubSubSe
     assert [m.message.message_id for m in got] == [sentinel]
 
 
-async def test_topic_read_creates_a_subscription_a_restart_reuses(pubsub_server: PubSubServer,
-                                                                 pubsub_topic: PubSubTopic, tmp_path) -> None:
+async def test_topic_read_creates_a_subscription_a_restart_reuses(
+    pubsub_server: PubSubServer, pubsub_topic: PubSubTopic, tmp_path
+) -> None:
     def build() -> tuple[Any, Any]:
         p = beam.Pipeline(options=options(tmp_path, "--job_name=topic-read"))
         return p, p | ReadFromPubSub(topic=pubsub_topic.path)

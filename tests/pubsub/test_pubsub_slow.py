@@ -29,8 +29,14 @@ def slow(data: bytes) -> int:
     return int(data)
 
 
-async def _run(server: PubSubServer, topic: PubSubTopic, tmp_path: Any, deadline: int, until_duplicates: bool,
-               **read_args: Any) -> tuple[list[int], dict[str, int]]:
+async def _run(
+    server: PubSubServer,
+    topic: PubSubTopic,
+    tmp_path: Any,
+    deadline: int,
+    until_duplicates: bool,
+    **read_args: Any,
+) -> tuple[list[int], dict[str, int]]:
     sub = topic.create_subscription(ack_deadline_seconds=deadline)
     publish_many(server, topic.path, [(b"%d" % i, {}) for i in range(N)])
     p = beam.Pipeline(options=options(tmp_path, "--batch_size=25"))
@@ -52,8 +58,9 @@ async def _run(server: PubSubServer, topic: PubSubTopic, tmp_path: Any, deadline
     return got, dict(reader_of(job).stats)
 
 
-async def test_leases_are_extended_while_the_job_is_slow(pubsub_server: PubSubServer, pubsub_topic: PubSubTopic,
-                                                        tmp_path) -> None:
+async def test_leases_are_extended_while_the_job_is_slow(
+    pubsub_server: PubSubServer, pubsub_topic: PubSubTopic, tmp_path
+) -> None:
     got, stats = await _run(pubsub_server, pubsub_topic, tmp_path, deadline=2, until_duplicates=False)
     assert sorted(got) == list(range(N))
     assert stats["extended"] >= N  # every message outlived its 2 s deadline and was extended
@@ -61,10 +68,12 @@ async def test_leases_are_extended_while_the_job_is_slow(pubsub_server: PubSubSe
     assert stats["acked"] == N
 
 
-async def test_expired_messages_are_redelivered_and_deduplicated(pubsub_server: PubSubServer,
-                                                                 pubsub_topic: PubSubTopic, tmp_path) -> None:
-    got, stats = await _run(pubsub_server, pubsub_topic, tmp_path, deadline=1, until_duplicates=True,
-                            max_lease_duration=0)
+async def test_expired_messages_are_redelivered_and_deduplicated(
+    pubsub_server: PubSubServer, pubsub_topic: PubSubTopic, tmp_path
+) -> None:
+    got, stats = await _run(
+        pubsub_server, pubsub_topic, tmp_path, deadline=1, until_duplicates=True, max_lease_duration=0
+    )
     assert sorted(got) == list(range(N))  # each message's effect once
     assert stats["extended"] == 0
     # Held for up to ~3 s with a 1 s deadline: Pub/Sub redelivered them, and the copies were dropped.

@@ -43,14 +43,18 @@ def wait_until_sync(cond: Callable[[], Any], what: str, timeout: float = WAIT_S)
 
 def options(tmp_path: Path, *flags: str, interval: float = 0.2) -> PipelineOptions:
     """Streaming options with state in `tmp_path` and frequent checkpoints."""
-    return PipelineOptions(["--streaming", f"--state_dir={tmp_path / 'state'}", f"--checkpoint_interval={interval}",
-                            *flags])
+    return PipelineOptions(
+        ["--streaming", f"--state_dir={tmp_path / 'state'}", f"--checkpoint_interval={interval}", *flags]
+    )
 
 
 def reader_of(job: Any) -> PubSubReader:
     """The Pub/Sub reader of a running job (its only one)."""
-    readers = [st.driver.reader for st in job.plan.stages
-               if st.driver is not None and isinstance(getattr(st.driver, "reader", None), PubSubReader)]
+    readers = [
+        st.driver.reader
+        for st in job.plan.stages
+        if st.driver is not None and isinstance(getattr(st.driver, "reader", None), PubSubReader)
+    ]
     assert len(readers) == 1, readers
     return readers[0]
 
@@ -94,15 +98,18 @@ def publish_many(server: Any, topic: str, messages: list[tuple[bytes, dict[str, 
     return [str(f.result(timeout=60)) for f in futures]
 
 
-def drain_subscription(server: Any, subscription: str, until: Callable[[list[Any]], bool],
-                       timeout: float = WAIT_S) -> list[Any]:
+def drain_subscription(
+    server: Any, subscription: str, until: Callable[[list[Any]], bool], timeout: float = WAIT_S
+) -> list[Any]:
     """Pull and ack until `until(messages so far)` holds; then one more pull collects anything already
     available (a duplicate published before the condition held is delivered by it)."""
     got: list[Any] = []
     deadline = time.monotonic() + timeout
     done = False
     while True:
-        resp = server.subscriber.pull(request={"subscription": subscription, "max_messages": 1000}, timeout=30)
+        resp = server.subscriber.pull(
+            request={"subscription": subscription, "max_messages": 1000}, timeout=30
+        )
         msgs = list(resp.received_messages)
         if msgs:
             server.ack(subscription, [m.ack_id for m in msgs])
@@ -133,8 +140,9 @@ def iot_readings(example: Any, count: int, seed: int, start_ms: int) -> list[tup
     return readings
 
 
-def expected_aggregates(example: Any, readings: list[tuple[bytes, dict[str, str]]], devices: list[dict[str, Any]],
-                        window_s: float) -> dict[tuple[str, str], dict[str, Any]]:
+def expected_aggregates(
+    example: Any, readings: list[tuple[bytes, dict[str, str]]], devices: list[dict[str, Any]], window_s: float
+) -> dict[tuple[str, str], dict[str, Any]]:
     """(type, window start) -> count, sum, min, max of the readings, computed independently of the pipeline."""
     kinds = {d["device"]: d["type"] for d in devices}
     width = int(window_s * 1000)
@@ -178,8 +186,9 @@ def assert_aggregates(rows: list[dict[str, Any]], expected: dict[tuple[str, str]
         assert abs(got["sum"] - want["sum"]) < 1e-4, key
 
 
-def expected_alerts(readings: list[tuple[bytes, dict[str, str]]], ids: list[str],
-                    devices: list[dict[str, Any]]) -> list[str]:
+def expected_alerts(
+    readings: list[tuple[bytes, dict[str, str]]], ids: list[str], devices: list[dict[str, Any]]
+) -> list[str]:
     """Message ids of the readings above their device's limit (sorted)."""
     limits = {d["device"]: d["max_value"] for d in devices}
     out = []

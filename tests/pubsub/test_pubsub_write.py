@@ -24,24 +24,32 @@ def _sink_node(job: Any) -> Any:
     return node
 
 
-async def test_published_after_the_checkpoint_with_ids_and_attributes(pubsub_server: PubSubServer,
-                                                                      pubsub_topic: PubSubTopic, tmp_path) -> None:
+async def test_published_after_the_checkpoint_with_ids_and_attributes(
+    pubsub_server: PubSubServer, pubsub_topic: PubSubTopic, tmp_path
+) -> None:
     source_sub = pubsub_topic.create_subscription()
     out_topic = pubsub_server.create_topic()
     out_sub = pubsub_server.create_subscription(out_topic)
     n = 50
-    publish_many(pubsub_server, pubsub_topic.path,
-                 [(f"r{i}".encode(), {"ts": str(1_700_000_000_000 + i), "dev": f"d{i % 3}"}) for i in range(n)])
+    publish_many(
+        pubsub_server,
+        pubsub_topic.path,
+        [(f"r{i}".encode(), {"ts": str(1_700_000_000_000 + i), "dev": f"d{i % 3}"}) for i in range(n)],
+    )
 
     def relabel(m: PubsubMessage) -> PubsubMessage:
         assert m.data is not None and m.attributes is not None
         return PubsubMessage(m.data.upper(), {"dev": m.attributes["dev"]}, ordering_key=m.attributes["dev"])
 
     p = beam.Pipeline(options=options(tmp_path, interval=3600))  # only the drain's final checkpoint
-    (p
-     | ReadFromPubSub(subscription=source_sub, with_attributes=True, timestamp_attribute="ts")
-     | beam.Map(relabel)
-     | WriteToPubSub(out_topic, with_attributes=True, timestamp_attribute="event_ms", publish_with_ordering_key=True))
+    (
+        p
+        | ReadFromPubSub(subscription=source_sub, with_attributes=True, timestamp_attribute="ts")
+        | beam.Map(relabel)
+        | WriteToPubSub(
+            out_topic, with_attributes=True, timestamp_attribute="event_ms", publish_with_ordering_key=True
+        )
+    )
     job = await p.start()
     sink = _sink_node(job)
     await wait_until(lambda: stat(job, "emitted") == n and sink.elements_in == n, "every message at the sink")
@@ -50,7 +58,9 @@ async def test_published_after_the_checkpoint_with_ids_and_attributes(pubsub_ser
     assert [m.message.message_id for m in pubsub_server.pull(out_sub)] == [sentinel]
     pubsub_server.ack(out_sub, [m.ack_id for m in pubsub_server.pull(out_sub, min_messages=0, timeout=0)])
     await job.drain()
-    got = drain_subscription(pubsub_server, out_sub, lambda ms: len([m for m in ms if m.data != b"sentinel"]) >= n)
+    got = drain_subscription(
+        pubsub_server, out_sub, lambda ms: len([m for m in ms if m.data != b"sentinel"]) >= n
+    )
     got = [m for m in got if m.data != b"sentinel"]
     assert sorted(m.data for m in got) == sorted(f"R{i}".encode() for i in range(n))
     ids = [m.attributes["millstream_id"] for m in got]

@@ -26,13 +26,18 @@ def test_inspect_names_the_accumulation_mode(tmp_path, capsys):
     src.write_text('{"k": "a", "t": 1}\n{"k": "a", "t": 2}\n')
     state = tmp_path / "state"
     with beam.Pipeline(options=PipelineOptions([f"--state_dir={state}"])) as p:
-        (p
-         | beam.io.ReadFromJson(str(src), timestamp_fn=lambda e: e["t"])
-         | beam.WindowInto(window.FixedWindows(60), trigger=trigger.AfterWatermark(),
-                           accumulation_mode=trigger.AccumulationMode.ACCUMULATING)
-         | beam.Map(lambda e: (e["k"], 1))
-         | beam.CombinePerKey(sum)
-         | beam.io.WriteToText(str(tmp_path / "out")))
+        (
+            p
+            | beam.io.ReadFromJson(str(src), timestamp_fn=lambda e: e["t"])
+            | beam.WindowInto(
+                window.FixedWindows(60),
+                trigger=trigger.AfterWatermark(),
+                accumulation_mode=trigger.AccumulationMode.ACCUMULATING,
+            )
+            | beam.Map(lambda e: (e["k"], 1))
+            | beam.CombinePerKey(sum)
+            | beam.io.WriteToText(str(tmp_path / "out"))
+        )
     capsys.readouterr()
     assert main(["checkpoints", "inspect", "--state_dir", str(state)]) == 0
     doc = json.loads(capsys.readouterr().out)

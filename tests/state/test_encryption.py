@@ -33,9 +33,17 @@ def _bytes_under(root: Path) -> bytes:
 
 
 def _fill(store: Any, n: int = 200) -> dict[bytes, bytes]:
-    puts = {state_key("Count", MARK_K + b"%d" % i, b"ns", "") + encode_u64(7): MARK_V + b"%d" % i for i in range(n)}
-    CheckpointStore(store).commit(1, puts.items(), fingerprint="fp", wall_time_micros=1,
-                                  metadata={"sink": (MARK_V + b"-in-manifest").decode()})
+    puts = {
+        state_key("Count", MARK_K + b"%d" % i, b"ns", "") + encode_u64(7): MARK_V + b"%d" % i
+        for i in range(n)
+    }
+    CheckpointStore(store).commit(
+        1,
+        puts.items(),
+        fingerprint="fp",
+        wall_time_micros=1,
+        metadata={"sink": (MARK_V + b"-in-manifest").decode()},
+    )
     return puts
 
 
@@ -55,7 +63,9 @@ def test_no_plaintext_on_disk_and_everything_reads_back(tmp_path: Path) -> None:
     try:
         assert dict(store.scan_prefix(operator_prefix("Count"))) == puts
         one = state_key("Count", MARK_K + b"5", b"ns", "")
-        assert list(store.scan_prefix(key_prefix("Count", MARK_K + b"5"))) == [(one + encode_u64(7), MARK_V + b"5")]
+        assert list(store.scan_prefix(key_prefix("Count", MARK_K + b"5"))) == [
+            (one + encode_u64(7), MARK_V + b"5")
+        ]
         latest = CheckpointStore(store).latest()
         assert latest is not None and latest.metadata["sink"] == "PLAINVALUEMARKER-in-manifest"
     finally:
@@ -122,7 +132,10 @@ def test_wrong_or_revoked_key_fails_before_reading_naming_the_key_id(tmp_path: P
     store = open_encrypted(RocksDBBackend(str(tmp_path / "db")), good)
     store.put(state_key("s", b"k", b"", ""), b"v")
     store.close()
-    for provider in (LocalKeyProvider({"v2": secrets.token_bytes(32)}), LocalKeyProvider({"v1": secrets.token_bytes(32)})):
+    for provider in (
+        LocalKeyProvider({"v2": secrets.token_bytes(32)}),
+        LocalKeyProvider({"v1": secrets.token_bytes(32)}),
+    ):
         inner = RocksDBBackend(str(tmp_path / "db"))
         with pytest.raises(StateKeyError, match="'v1'"):
             open_encrypted(inner, provider)
@@ -159,7 +172,9 @@ def test_key_sources_refuse_unsafe_or_malformed_keys(tmp_path: Path, monkeypatch
     key_file = tmp_path / "key"
     key_file.write_text(secrets.token_hex(32))
     key_file.chmod(0o644)
-    with pytest.raises(KeySourceError, match=f"key file {key_file} is accessible by group or others.*chmod 600"):
+    with pytest.raises(
+        KeySourceError, match=f"key file {key_file} is accessible by group or others.*chmod 600"
+    ):
         key_source(f"file:{key_file}")
     key_file.chmod(0o600)
     assert key_source(f"file:{key_file}").primary_key_id().startswith("k-")
@@ -184,15 +199,18 @@ class LocalKms:
 
     def encrypt(self, request: dict[str, Any]) -> Any:
         nonce = secrets.token_bytes(12)
-        ct = AESGCM(self.versions[self.primary]).encrypt(nonce, request["plaintext"],
-                                                          request["additional_authenticated_data"])
+        ct = AESGCM(self.versions[self.primary]).encrypt(
+            nonce, request["plaintext"], request["additional_authenticated_data"]
+        )
         return type("R", (), {"ciphertext": bytes((self.primary,)) + nonce + ct})()
 
     def decrypt(self, request: dict[str, Any]) -> Any:
         blob = request["ciphertext"]
         if blob[0] in self.disabled:
             raise PermissionError(f"FAILED_PRECONDITION: cryptoKeyVersions/{blob[0]} is not enabled")
-        plain = AESGCM(self.versions[blob[0]]).decrypt(blob[1:13], blob[13:], request["additional_authenticated_data"])
+        plain = AESGCM(self.versions[blob[0]]).decrypt(
+            blob[1:13], blob[13:], request["additional_authenticated_data"]
+        )
         return type("R", (), {"plaintext": plain})()
 
 
@@ -216,8 +234,10 @@ def test_cloud_kms_envelope_unwrap_and_revocation(tmp_path: Path) -> None:
 
 
 def test_decorator_keeps_prefix_scans_deletes_and_snapshots(tmp_path: Path) -> None:
-    store = EncryptedBackend(RocksDBBackend(str(tmp_path / "db")),
-                             open_encrypted(RocksDBBackend(str(tmp_path / "h")), LocalKeyProvider({"v": bytes(32)})).cipher)
+    store = EncryptedBackend(
+        RocksDBBackend(str(tmp_path / "db")),
+        open_encrypted(RocksDBBackend(str(tmp_path / "h")), LocalKeyProvider({"v": bytes(32)})).cipher,
+    )
     for ns in (b"w1", b"w2"):
         for k in range(3):
             store.put(state_key("op", b"key%d" % k, ns, ""), ns)
@@ -225,7 +245,8 @@ def test_decorator_keeps_prefix_scans_deletes_and_snapshots(tmp_path: Path) -> N
     snap = store.snapshot()
     store.delete_prefix(key_prefix("op", b"key1"))
     assert sorted(k for k, _ in store.scan_prefix(operator_prefix("op"))) == sorted(
-        state_key("op", b"key%d" % k, ns, "") for ns in (b"w1", b"w2") for k in (0, 2))
+        state_key("op", b"key%d" % k, ns, "") for ns in (b"w1", b"w2") for k in (0, 2)
+    )
     assert len(list(snap.scan_prefix(operator_prefix("op")))) == 6
     assert snap.get(state_key("op", b"key1", b"w2", "")) == b"w2"
     snap.close()

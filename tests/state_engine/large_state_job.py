@@ -87,7 +87,10 @@ def main(argv: list[str]) -> None:
             | beam.CombinePerKey(PaddedCountSum())
             | beam.Map(
                 lambda kv, w=beam.DoFn.WindowParam, pane=beam.DoFn.PaneInfoParam: [
-                    kv[0], round(float(w.start), 3), *kv[1], pane.index
+                    kv[0],
+                    round(float(w.start), 3),
+                    *kv[1],
+                    pane.index,
                 ]
             )
             | WriteToJson(out)

@@ -26,8 +26,13 @@ def _input(tmp_path: Any) -> tuple[str, list[list[Any]]]:
 
 
 def _run(args: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-P", JOB, *args], capture_output=True, text=True, timeout=120,
-                          env={**os.environ, **(env or {})})
+    return subprocess.run(
+        [sys.executable, "-P", JOB, *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **(env or {})},
+    )
 
 
 FINAL = "Q1-00000-of-00001.jsonl"  # Beam's batch name: a completed bounded run leaves only it

@@ -24,13 +24,19 @@ from millstream.state.keys import encode_u64
 def _start(tmp_path: Any, *extra: str) -> Any:
     opts = ["--streaming", f"--state_dir={tmp_path / 'state'}", "--checkpoint_interval=3600", *extra]
     p = beam.Pipeline(options=PipelineOptions(opts))
-    (p | ReadFromJson(str(tmp_path / "in" / "*.jsonl"), watch=True, poll_interval=0.02)
-     | beam.Map(lambda e: [e["i"]]) | WriteToJson(str(tmp_path / "out" / "rows")))
+    (
+        p
+        | ReadFromJson(str(tmp_path / "in" / "*.jsonl"), watch=True, poll_interval=0.02)
+        | beam.Map(lambda e: [e["i"]])
+        | WriteToJson(str(tmp_path / "out" / "rows"))
+    )
     return p.start()
 
 
 def _rows(tmp_path: Any) -> list[int]:
-    return sorted(json.loads(line)[0] for f in glob.glob(str(tmp_path / "out" / "rows-c*")) for line in open(f))
+    return sorted(
+        json.loads(line)[0] for f in glob.glob(str(tmp_path / "out" / "rows-c*")) for line in open(f)
+    )
 
 
 async def _run_and_stop(tmp_path: Any, until: Any, name: str, ids: range) -> None:
@@ -84,8 +90,14 @@ async def test_a_fallback_over_committed_output_is_refused_unless_accepted(
     assert any(r.levelname == "WARNING" and "falling back" in r.getMessage() for r in caplog.records)
     fallback = job.status()["checkpoints"]["fallback"]
     assert fallback["restored"] == damaged - 1 and fallback["redone_outputs"] == committed
-    metrics = {m.name: m.samples[0].value for m in JobCollector(job, Sampler(job), {}).collect()
-               if m.name.startswith("millstream_checkpoint_fallback")}
-    assert metrics == {"millstream_checkpoint_fallback": 1, "millstream_checkpoint_fallback_outputs_redone": 1}
+    metrics = {
+        m.name: m.samples[0].value
+        for m in JobCollector(job, Sampler(job), {}).collect()
+        if m.name.startswith("millstream_checkpoint_fallback")
+    }
+    assert metrics == {
+        "millstream_checkpoint_fallback": 1,
+        "millstream_checkpoint_fallback_outputs_redone": 1,
+    }
     assert await job.drain() == "DONE"
     assert _rows(tmp_path) == list(range(100))

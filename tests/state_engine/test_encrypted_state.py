@@ -36,14 +36,23 @@ def _key_file(path: Path) -> str:
 
 
 def _start(tmp_path: Path, *extra: str) -> Any:
-    opts = ["--streaming", f"--state_dir={tmp_path / 'state'}", "--checkpoint_interval=3600",
-            "--state_cache_entries=16", *extra]
+    opts = [
+        "--streaming",
+        f"--state_dir={tmp_path / 'state'}",
+        "--checkpoint_interval=3600",
+        "--state_cache_entries=16",
+        *extra,
+    ]
     p = beam.Pipeline(options=PipelineOptions(opts))
-    (p | ReadFromJson(str(tmp_path / "in" / "*.jsonl"), watch=True, poll_interval=0.02)
-     | beam.Map(lambda e: beam.window.TimestampedValue((e["k"], e["v"]), e["t"]))
-     | beam.WindowInto(beam.window.FixedWindows(3600))
-     | beam.GroupByKey()
-     | beam.MapTuple(lambda k, vs: [k, sorted(vs)]) | WriteToJson(str(tmp_path / "out" / "rows")))
+    (
+        p
+        | ReadFromJson(str(tmp_path / "in" / "*.jsonl"), watch=True, poll_interval=0.02)
+        | beam.Map(lambda e: beam.window.TimestampedValue((e["k"], e["v"]), e["t"]))
+        | beam.WindowInto(beam.window.FixedWindows(3600))
+        | beam.GroupByKey()
+        | beam.MapTuple(lambda k, vs: [k, sorted(vs)])
+        | WriteToJson(str(tmp_path / "out" / "rows"))
+    )
     return p.start()
 
 
@@ -57,8 +66,9 @@ def _read(job: Any) -> int:
 
 def _write_input(tmp_path: Path, n: int = 300) -> None:
     (tmp_path / "in").mkdir(exist_ok=True)
-    (tmp_path / "in" / "a.jsonl").write_text("".join(
-        json.dumps({"k": f"{MARK_K}{i}", "v": f"{MARK_V}{i}", "t": 100 + i}) + "\n" for i in range(n)))
+    (tmp_path / "in" / "a.jsonl").write_text(
+        "".join(json.dumps({"k": f"{MARK_K}{i}", "v": f"{MARK_V}{i}", "t": 100 + i}) + "\n" for i in range(n))
+    )
 
 
 async def _stopped_job(tmp_path: Path, until: Any, *extra: str) -> None:
@@ -69,7 +79,9 @@ async def _stopped_job(tmp_path: Path, until: Any, *extra: str) -> None:
 
 
 @pytest.mark.parametrize("encrypted", [False, True])
-async def test_marker_scan_of_everything_under_the_state_dir(tmp_path: Path, until: Any, encrypted: bool) -> None:
+async def test_marker_scan_of_everything_under_the_state_dir(
+    tmp_path: Path, until: Any, encrypted: bool
+) -> None:
     extra = [f"--state_encryption_key={_key_file(tmp_path / 'key')}"] if encrypted else []
     await _stopped_job(tmp_path, until, *extra)
     state = tmp_path / "state"
@@ -100,11 +112,22 @@ async def test_wrong_key_or_no_key_fails_before_reading_naming_the_key_id(tmp_pa
 async def test_state_inspect_says_encrypted_without_the_key(tmp_path: Path, until: Any) -> None:
     source = _key_file(tmp_path / "key")
     await _stopped_job(tmp_path, until, f"--state_encryption_key={source}")
-    cli = [sys.executable, "-P", "-m", "millstream", "state", "inspect", "--state_dir", str(tmp_path / "state")]
+    cli = [
+        sys.executable,
+        "-P",
+        "-m",
+        "millstream",
+        "state",
+        "inspect",
+        "--state_dir",
+        str(tmp_path / "state"),
+    ]
     without = subprocess.run(cli, capture_output=True, text=True, timeout=60)
     assert without.returncode == 0 and "encrypted with key" in without.stdout
     assert key_source(source).primary_key_id() in without.stdout
-    withkey = subprocess.run([*cli, "--state_encryption_key", source], capture_output=True, text=True, timeout=60)
+    withkey = subprocess.run(
+        [*cli, "--state_encryption_key", source], capture_output=True, text=True, timeout=60
+    )
     assert withkey.returncode == 0, withkey.stderr
     assert "GroupByKey" in withkey.stdout and "checkpoint" in withkey.stdout
 
@@ -122,8 +145,12 @@ def test_rotate_key_survives_kill_9_at_random_points(tmp_path: Path) -> None:
     state_dir = str(tmp_path / "state")
     old, new = _key_file(tmp_path / "old"), _key_file(tmp_path / "new")
     store = open_encrypted(RocksDBBackend(state_dir), key_source(old))
-    CheckpointStore(store).commit(1, [(state_key("s", b"k%05d" % i, b"", ""), b"v%d" % i) for i in range(25_000)],
-                                  fingerprint="fp", wall_time_micros=1)
+    CheckpointStore(store).commit(
+        1,
+        [(state_key("s", b"k%05d" % i, b"", ""), b"v%d" % i) for i in range(25_000)],
+        fingerprint="fp",
+        wall_time_micros=1,
+    )
     # a Pub/Sub sink's spilled epoch, sealed as the sink does (re-sealed by the rotation)
     sealed = tmp_path / "state.pubsub" / "sink"
     sealed.mkdir(parents=True)
@@ -132,18 +159,37 @@ def test_rotate_key_survives_kill_9_at_random_points(tmp_path: Path) -> None:
     assert MARK_V.encode() not in epoch.read_bytes()
     store.close()
     expected = _records(state_dir, old)
-    rotate = [sys.executable, "-P", "-m", "millstream", "state", "rotate-key", "--state_dir", state_dir,
-              "--state_encryption_key", old, "--new_key", new]
+    rotate = [
+        sys.executable,
+        "-P",
+        "-m",
+        "millstream",
+        "state",
+        "rotate-key",
+        "--state_dir",
+        state_dir,
+        "--state_encryption_key",
+        old,
+        "--new_key",
+        new,
+    ]
     rng = random.Random(16)
     points = list(range(1, 7))  # 2 chunk writes + header, 2 renames, + the end
     killed = 0
     for at in rng.sample(points, 4):
-        run = subprocess.run(rotate, capture_output=True, text=True, timeout=120,
-                             env={**__import__("os").environ, "MILLSTREAM_REKEY_CRASH_AT": str(at)})
+        run = subprocess.run(
+            rotate,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**__import__("os").environ, "MILLSTREAM_REKEY_CRASH_AT": str(at)},
+        )
         if run.returncode == 0:
             # it finished before that point: the state is under the new key; rotate back for the next round
             assert _records(state_dir, new) == expected
-            subprocess.run([*rotate[:-4], "--state_encryption_key", new, "--new_key", old], check=True, timeout=120)
+            subprocess.run(
+                [*rotate[:-4], "--state_encryption_key", new, "--new_key", old], check=True, timeout=120
+            )
             continue
         assert run.returncode == -9, run.stderr
         killed += 1
@@ -156,7 +202,9 @@ def test_rotate_key_survives_kill_9_at_random_points(tmp_path: Path) -> None:
                 continue
         assert opened == [expected], f"crash point {at}: exactly one key opens the complete state"
         if _records_opens(state_dir, new):
-            subprocess.run([*rotate[:-4], "--state_encryption_key", new, "--new_key", old], check=True, timeout=120)
+            subprocess.run(
+                [*rotate[:-4], "--state_encryption_key", new, "--new_key", old], check=True, timeout=120
+            )
     assert killed >= 3
     subprocess.run(rotate, check=True, capture_output=True, timeout=120)
     assert _records(state_dir, new) == expected

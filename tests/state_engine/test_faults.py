@@ -24,7 +24,12 @@ def build(p, src, out):
 
 
 def flags(tmp_path):
-    return ["--streaming", f"--state_dir={tmp_path / 'state'}", "--batch_size=10", "--checkpoint_interval=3600"]
+    return [
+        "--streaming",
+        f"--state_dir={tmp_path / 'state'}",
+        "--batch_size=10",
+        "--checkpoint_interval=3600",
+    ]
 
 
 def rows(out):

@@ -57,7 +57,9 @@ def test_batch_replay_writes_each_result_once_and_a_rerun_writes_it_afresh(tmp_p
     with beam.Pipeline(options=PipelineOptions(opts)) as p:
         build(p, str(src), out)
     assert sorted(read_output(out)) == expected(events)
-    assert os.listdir(tmp_path / "out") == ["counts-00000-of-00001.json"]  # Beam's batch name; no temporary files
+    assert os.listdir(tmp_path / "out") == [
+        "counts-00000-of-00001.json"
+    ]  # Beam's batch name; no temporary files
     with beam.Pipeline(options=PipelineOptions(opts)) as p:
         build(p, str(src), out)
     assert sorted(read_output(out)) == expected(events)
@@ -80,6 +82,8 @@ def test_bad_lines_go_to_dead_letters_with_line_numbers(tmp_path):
     with beam.Pipeline(options=PipelineOptions(["--state_backend=memory"])) as p:
         good, bad = p | ReadFromJson(str(src), with_dead_letters=True)
         good | "g" >> beam.Map(lambda e: got.setdefault("good", []).append(e["v"]))
-        bad | "b" >> beam.Map(lambda r: got.setdefault("bad", []).append((r["line"], r["raw"], "JSON" in r["reason"])))
+        bad | "b" >> beam.Map(
+            lambda r: got.setdefault("bad", []).append((r["line"], r["raw"], "JSON" in r["reason"]))
+        )
     assert sorted(got["good"]) == [1, 2]
     assert got["bad"] == [(2, b"not json", True)]

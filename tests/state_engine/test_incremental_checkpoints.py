@@ -60,7 +60,12 @@ class Node:
         self.cid += 1
         cap = self.state.capture()
         ck = self.tier.checkpoint(
-            self.cid, oldest_retained(self.store, 3, self.cid), cap.header, cap.entries, cap.deletes, cap.encoded
+            self.cid,
+            oldest_retained(self.store, 3, self.cid),
+            cap.header,
+            cap.entries,
+            cap.deletes,
+            cap.encoded,
         )
         manifest = self.store.commit(self.cid, ck.puts(), ck.deletes(), fingerprint="f", wall_time_micros=0)
         self.tier.committed(ck)
@@ -130,7 +135,9 @@ def test_sessions_write_changed_keys_and_deletions(tmp_path: Any) -> None:
 
 def test_general_path_writes_changed_keys(tmp_path: Any) -> None:
     reducer = create_reducer(
-        W.FixedWindows(60), T.AfterWatermark(early=T.AfterCount(2)), T.AccumulationMode.ACCUMULATING,
+        W.FixedWindows(60),
+        T.AfterWatermark(early=T.AfterCount(2)),
+        T.AccumulationMode.ACCUMULATING,
         combine_fn=Sum(),
     )
     node = Node(str(tmp_path / "db"), reducer)
@@ -168,13 +175,15 @@ def test_restore_with_a_small_memory_bound_reads_entries_lazily(tmp_path: Any) -
 
 
 def _pipeline(src: str, out: str, state: str) -> Any:
-    opts = PipelineOptions(["--streaming", f"--state_dir={state}", "--checkpoint_interval=100000",
-                            "--state_cache_entries=100"])
+    opts = PipelineOptions(
+        ["--streaming", f"--state_dir={state}", "--checkpoint_interval=100000", "--state_cache_entries=100"]
+    )
     p = beam.Pipeline(options=opts)
     (
         p
-        | ReadFromJson(src, timestamp_fn=lambda e: e["t"], max_out_of_orderness=1000.0, watch=True,
-                       poll_interval=0.02)
+        | ReadFromJson(
+            src, timestamp_fn=lambda e: e["t"], max_out_of_orderness=1000.0, watch=True, poll_interval=0.02
+        )
         | beam.Map(lambda e: (e["k"], e["v"]))
         | beam.WindowInto(window.FixedWindows(3600))
         | beam.CombinePerKey(sum)

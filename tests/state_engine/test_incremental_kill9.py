@@ -74,13 +74,22 @@ def check(mode: str, rows: list[list[Any]], events: list[dict[str, Any]]) -> Non
 
 def job(killed_job: Any, tmp_path: Any, mode: str) -> Any:
     out = str(tmp_path / "out" / "rows")
-    args = [mode, str(tmp_path / "in.jsonl"), out, f"--state_dir={tmp_path / 'state'}", "--checkpoint_interval=0.05",
-            "--batch_size=40", "--state_cache_entries=100"]
+    args = [
+        mode,
+        str(tmp_path / "in.jsonl"),
+        out,
+        f"--state_dir={tmp_path / 'state'}",
+        "--checkpoint_interval=0.05",
+        "--batch_size=40",
+        "--state_cache_entries=100",
+    ]
     return killed_job(JOB, args, out)
 
 
 @pytest.mark.parametrize("mode", ["fixed", "sessions", "general"])
-def test_random_kills_with_evicted_state_lose_and_duplicate_nothing(tmp_path: Any, killed_job: Any, mode: str) -> None:
+def test_random_kills_with_evicted_state_lose_and_duplicate_nothing(
+    tmp_path: Any, killed_job: Any, mode: str
+) -> None:
     events = make_input(str(tmp_path / "in.jsonl"), 20000, seed=len(mode))
     j = job(killed_job, tmp_path, mode)
     hit = j.kill_repeatedly(5, random.Random(11), max_delay=0.03)

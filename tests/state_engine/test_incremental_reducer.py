@@ -84,8 +84,15 @@ class Node:
         self.backend.close()
 
 
-def run_tiered(spec: dict[str, Any], factory: Any, bound: int, checkpoints: set[int], crash_at: int,
-               corrupt_newest: bool = False, torn: bool = False) -> list[dict[str, Any]]:
+def run_tiered(
+    spec: dict[str, Any],
+    factory: Any,
+    bound: int,
+    checkpoints: set[int],
+    crash_at: int,
+    corrupt_newest: bool = False,
+    torn: bool = False,
+) -> list[dict[str, Any]]:
     """Run a scenario with checkpoints after the steps in `checkpoints` and a crash after step `crash_at`
     (with `torn`, in the middle of writing a checkpoint; with `corrupt_newest`, the newest manifest is then
     unreadable)."""
@@ -150,8 +157,14 @@ def run_tiered(spec: dict[str, Any], factory: Any, bound: int, checkpoints: set[
 
 
 @SETTINGS
-@given(H.scenarios(), st.sampled_from([1, 2, 3, 0]), st.sets(st.integers(0, 13)), st.integers(0, 13),
-       st.booleans(), st.booleans())
+@given(
+    H.scenarios(),
+    st.sampled_from([1, 2, 3, 0]),
+    st.sets(st.integers(0, 13)),
+    st.integers(0, 13),
+    st.booleans(),
+    st.booleans(),
+)
 def test_evicting_checkpointing_crashing_reducer_equals_in_memory(
     spec: dict[str, Any], bound: int, checkpoints: set[int], crash_at: int, fast: bool, torn: bool
 ) -> None:
@@ -164,8 +177,12 @@ def test_evicting_checkpointing_crashing_reducer_equals_in_memory(
 
 
 @SETTINGS
-@given(H.scenarios(triggers=H.FAST_TRIGGERS, combiners=st.just("end_of_window")), st.sampled_from([1, 2, 5]),
-       st.sets(st.integers(0, 13), min_size=2), st.integers(0, 13))
+@given(
+    H.scenarios(triggers=H.FAST_TRIGGERS, combiners=st.just("end_of_window")),
+    st.sampled_from([1, 2, 5]),
+    st.sets(st.integers(0, 13), min_size=2),
+    st.integers(0, 13),
+)
 def test_fallback_to_an_older_checkpoint_restores_its_state(
     spec: dict[str, Any], bound: int, checkpoints: set[int], crash_at: int
 ) -> None:

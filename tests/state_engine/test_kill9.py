@@ -36,8 +36,13 @@ def expected(events: list[dict]) -> list[list]:
 
 def job(killed_job: Any, tmp_path: Any, interval: str) -> Any:
     out = str(tmp_path / "out" / "sums")
-    args = [str(tmp_path / "in.jsonl"), out, f"--state_dir={tmp_path / 'state'}",
-            f"--checkpoint_interval={interval}", "--batch_size=40"]
+    args = [
+        str(tmp_path / "in.jsonl"),
+        out,
+        f"--state_dir={tmp_path / 'state'}",
+        f"--checkpoint_interval={interval}",
+        "--batch_size=40",
+    ]
     return killed_job(JOB, args, out, timeout=120)
 
 

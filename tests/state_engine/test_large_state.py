@@ -36,9 +36,20 @@ def make_input(path: str) -> dict[tuple[str, float], tuple[int, int]]:
 def run(tmp: Any, name: str, cache: int) -> tuple[list[list[Any]], int, str]:
     out = str(tmp / name / "rows")
     proc = subprocess.run(
-        [sys.executable, "-P", JOB, "fixed", str(tmp / "in.jsonl"), out, f"--state_dir={tmp / name / 'state'}",
-         "--checkpoint_interval=0.5", f"--state_cache_entries={cache}"],
-        capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-P",
+            JOB,
+            "fixed",
+            str(tmp / "in.jsonl"),
+            out,
+            f"--state_dir={tmp / name / 'state'}",
+            "--checkpoint_interval=0.5",
+            f"--state_cache_entries={cache}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = []

@@ -37,22 +37,40 @@ class Seq(beam.DoFn):
 
 def _pipeline(tmp_path: Any) -> beam.Pipeline:
     (tmp_path / "in").mkdir(exist_ok=True)
-    opts = PipelineOptions(["--streaming", f"--state_dir={tmp_path / 'state'}", "--checkpoint_interval=100000"])
+    opts = PipelineOptions(
+        ["--streaming", f"--state_dir={tmp_path / 'state'}", "--checkpoint_interval=100000"]
+    )
     p = beam.Pipeline(options=opts)
-    events = p | ReadFromJson(str(tmp_path / "in" / "*.jsonl"), timestamp_fn=lambda e: e["t"], watch=True,
-                              poll_interval=0.02)
-    (events
-     | beam.Map(lambda e: (e["k"], 1))
-     | beam.WindowInto(window.FixedWindows(W), trigger=trigger.AfterWatermark(early=trigger.AfterProcessingTime(5)),
-                       accumulation_mode=trigger.AccumulationMode.ACCUMULATING, allowed_lateness=3600)
-     | beam.CombinePerKey(sum)
-     | beam.Map(lambda kv, w=beam.DoFn.WindowParam, pane=beam.DoFn.PaneInfoParam: {
-         "k": kv[0], "w": int(w.start), "n": kv[1], "index": pane.index, "last": pane.is_last})
-     | "panes" >> WriteToJson(str(tmp_path / "out" / "panes")))
-    (events
-     | "kv" >> beam.Map(lambda e: (e["k"], e["t"]))
-     | beam.ParDo(Seq())
-     | "seqs" >> WriteToJson(str(tmp_path / "out" / "seqs")))
+    events = p | ReadFromJson(
+        str(tmp_path / "in" / "*.jsonl"), timestamp_fn=lambda e: e["t"], watch=True, poll_interval=0.02
+    )
+    (
+        events
+        | beam.Map(lambda e: (e["k"], 1))
+        | beam.WindowInto(
+            window.FixedWindows(W),
+            trigger=trigger.AfterWatermark(early=trigger.AfterProcessingTime(5)),
+            accumulation_mode=trigger.AccumulationMode.ACCUMULATING,
+            allowed_lateness=3600,
+        )
+        | beam.CombinePerKey(sum)
+        | beam.Map(
+            lambda kv, w=beam.DoFn.WindowParam, pane=beam.DoFn.PaneInfoParam: {
+                "k": kv[0],
+                "w": int(w.start),
+                "n": kv[1],
+                "index": pane.index,
+                "last": pane.is_last,
+            }
+        )
+        | "panes" >> WriteToJson(str(tmp_path / "out" / "panes"))
+    )
+    (
+        events
+        | "kv" >> beam.Map(lambda e: (e["k"], e["t"]))
+        | beam.ParDo(Seq())
+        | "seqs" >> WriteToJson(str(tmp_path / "out" / "seqs"))
+    )
     return p
 
 
@@ -81,8 +99,9 @@ def _one_pane_sequence_each(panes: list[dict[str, Any]]) -> dict[tuple[str, int]
     return {(p["k"], p["w"]): p["n"] for p in panes if p["last"]}
 
 
-async def _run(tmp_path: Any, until: Any, feed: list[tuple[str, list[dict[str, Any]]]], end: str,
-               reread: int = 0) -> Any:
+async def _run(
+    tmp_path: Any, until: Any, feed: list[tuple[str, list[dict[str, Any]]]], end: str, reread: int = 0
+) -> Any:
     """Start the job, add the files of `feed`, wait until it read them (and `reread` elements read again),
     then end it with `end`."""
     job = await _pipeline(tmp_path).start()
@@ -100,7 +119,9 @@ async def test_restart_after_a_drain_keeps_finalised_windows_closed(tmp_path: An
     _, _, state = await _run(tmp_path, until, [("a", _events("u", 0, 27))], "drain")
     assert state == "DONE"
     # the restart continues the source (file a is not read again) and refuses window [0, 60) the drain closed
-    _, reducer, state = await _run(tmp_path, until, [("b", _events("u", 0, 20) + _events("u", 120, 5))], "drain")
+    _, reducer, state = await _run(
+        tmp_path, until, [("b", _events("u", 0, 20) + _events("u", 120, 5))], "drain"
+    )
     assert state == "DONE"
     assert reducer.dropped_late == 20
     assert _one_pane_sequence_each(_rows(tmp_path, "panes")) == {("u", 0): 27, ("u", 120): 5}
@@ -112,21 +133,29 @@ async def test_restart_after_a_stop_continues_the_same_windows(tmp_path: Any, un
     _, reducer, _ = await _run(tmp_path, until, [("b", _events("u", 0, 20))], "drain")
     assert reducer.dropped_late == 0
     assert _one_pane_sequence_each(_rows(tmp_path, "panes")) == {("u", 0): 47}
-    assert [r["seq"] for r in _rows(tmp_path, "seqs")] == list(range(1, 48)), "user state continues after a stop"
+    assert [r["seq"] for r in _rows(tmp_path, "seqs")] == list(range(1, 48)), (
+        "user state continues after a stop"
+    )
 
 
 async def test_restart_after_a_cancel_resumes_the_last_checkpoint(tmp_path: Any, until: Any) -> None:
     _, _, state = await _run(tmp_path, until, [("a", _events("u", 0, 27))], "cancel")
     assert state == "CANCELLED"
-    assert _rows(tmp_path, "panes") == [] and _rows(tmp_path, "seqs") == [], "uncommitted output was discarded"
+    assert _rows(tmp_path, "panes") == [] and _rows(tmp_path, "seqs") == [], (
+        "uncommitted output was discarded"
+    )
     # no checkpoint was taken: the restart reads file a again
     await _run(tmp_path, until, [("b", _events("u", 0, 20))], "drain", reread=27)
     assert _one_pane_sequence_each(_rows(tmp_path, "panes")) == {("u", 0): 47}
     assert sorted(r["seq"] for r in _rows(tmp_path, "seqs")) == list(range(1, 48))
 
 
-async def test_a_drain_empties_user_state_and_the_restart_continues_the_source(tmp_path: Any, until: Any) -> None:
+async def test_a_drain_empties_user_state_and_the_restart_continues_the_source(
+    tmp_path: Any, until: Any
+) -> None:
     await _run(tmp_path, until, [("a", _events("u", 0, 3))], "drain")
     await _run(tmp_path, until, [("b", _events("u", 200, 2))], "drain")
-    assert [r["seq"] for r in _rows(tmp_path, "seqs")] == [1, 2, 3, 1, 2], "file a read once; counter restarted"
+    assert [r["seq"] for r in _rows(tmp_path, "seqs")] == [1, 2, 3, 1, 2], (
+        "file a read once; counter restarted"
+    )
     assert _one_pane_sequence_each(_rows(tmp_path, "panes")) == {("u", 0): 3, ("u", 180): 2}

@@ -57,8 +57,12 @@ def _raw(state_dir: str) -> dict[bytes, bytes]:
 def _encrypted_state(tmp_path: Path, old: str) -> tuple[str, Path]:
     state_dir = str(tmp_path / "state")
     store = open_encrypted(RocksDBBackend(state_dir), key_source(old))
-    CheckpointStore(store).commit(1, [(state_key("s", b"k%05d" % i, b"", ""), b"v%d" % i) for i in range(2_000)],
-                                  fingerprint="fp", wall_time_micros=1)
+    CheckpointStore(store).commit(
+        1,
+        [(state_key("s", b"k%05d" % i, b"", ""), b"v%d" % i) for i in range(2_000)],
+        fingerprint="fp",
+        wall_time_micros=1,
+    )
     sealed = tmp_path / "state.pubsub" / "sink"
     sealed.mkdir(parents=True)
     PubSubSinkWriter._spill(str(sealed), "00000001-run.msgpack", [MARK], store.cipher)
@@ -70,13 +74,33 @@ def test_rewrap_changes_only_the_header_and_survives_kill_9_at_each_point(tmp_pa
     old, new = _key_file(tmp_path / "old"), _key_file(tmp_path / "new")
     state_dir, epoch = _encrypted_state(tmp_path, old)
     expected, raw_before, epoch_before = _records(state_dir, old), _raw(state_dir), epoch.read_bytes()
-    cmd = [sys.executable, "-P", "-m", "millstream", "state", "rotate-key", "--rewrap-only",
-           "--state_dir", state_dir, "--state_encryption_key", old, "--new_key", new]
+    cmd = [
+        sys.executable,
+        "-P",
+        "-m",
+        "millstream",
+        "state",
+        "rotate-key",
+        "--rewrap-only",
+        "--state_dir",
+        state_dir,
+        "--state_encryption_key",
+        old,
+        "--new_key",
+        new,
+    ]
     for at, opened_by in ((1, old), (2, new)):  # before the header write, after it
-        run = subprocess.run(cmd, capture_output=True, text=True, timeout=120,
-                             env={**os.environ, "MILLSTREAM_REKEY_CRASH_AT": str(at)})
+        run = subprocess.run(
+            cmd,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**os.environ, "MILLSTREAM_REKEY_CRASH_AT": str(at)},
+        )
         assert run.returncode == -9, run.stderr
-        assert [_opens(state_dir, k) for k in (old, new)] == [opened_by == old, opened_by == new], f"point {at}"
+        assert [_opens(state_dir, k) for k in (old, new)] == [opened_by == old, opened_by == new], (
+            f"point {at}"
+        )
         assert _records(state_dir, opened_by) == expected
         if opened_by == new:  # put it back for the uninterrupted run below
             rewrap_key(state_dir, key_source(new), key_source(old))
@@ -90,7 +114,9 @@ def test_rewrap_changes_only_the_header_and_survives_kill_9_at_each_point(tmp_pa
     assert _raw(state_dir) == raw_before and epoch.read_bytes() == epoch_before
     store: Any = open_encrypted(RocksDBBackend(state_dir), key_source(new))
     try:
-        assert msgpack.unpackb(store.cipher.open(epoch.name.encode(), epoch.read_bytes(), str(epoch))) == [MARK]
+        assert msgpack.unpackb(store.cipher.open(epoch.name.encode(), epoch.read_bytes(), str(epoch))) == [
+            MARK
+        ]
     finally:
         store.close()
 
@@ -105,6 +131,22 @@ def test_rewrap_refuses_a_wrong_key_a_plaintext_store_and_a_missing_current_key(
     RocksDBBackend(plain).close()
     with pytest.raises(StateKeyError, match="not encrypted"):
         rewrap_key(plain, key_source(old), key_source(new))
-    run = subprocess.run([sys.executable, "-P", "-m", "millstream", "state", "rotate-key", "--rewrap-only",
-                          "--state_dir", state_dir, "--new_key", new], capture_output=True, text=True, timeout=120)
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-P",
+            "-m",
+            "millstream",
+            "state",
+            "rotate-key",
+            "--rewrap-only",
+            "--state_dir",
+            state_dir,
+            "--new_key",
+            new,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert run.returncode != 0 and "needs --state_encryption_key" in run.stderr

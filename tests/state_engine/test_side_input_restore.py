@@ -25,7 +25,12 @@ async def test_side_input_elements_are_restored_after_a_stop(tmp_path):
     src = tmp_path / "in.jsonl"
     src.write_text("".join(json.dumps({"i": i, "k": "ab"[i % 2]}) + "\n" for i in range(2000)))
     out = str(tmp_path / "out" / "rows")
-    flags = ["--streaming", f"--state_dir={tmp_path / 'state'}", "--batch_size=10", "--checkpoint_interval=3600"]
+    flags = [
+        "--streaming",
+        f"--state_dir={tmp_path / 'state'}",
+        "--batch_size=10",
+        "--checkpoint_interval=3600",
+    ]
 
     p = beam.Pipeline(options=PipelineOptions(flags))
     build(p, str(src), out)

@@ -33,22 +33,28 @@ def _pipeline(src: str, state: str) -> Any:
     p = beam.Pipeline(options=opts)
     kv = (
         p
-        | ReadFromJson(src, timestamp_fn=lambda e: e["t"], max_out_of_orderness=1000.0, watch=True,
-                       poll_interval=0.02)
+        | ReadFromJson(
+            src, timestamp_fn=lambda e: e["t"], max_out_of_orderness=1000.0, watch=True, poll_interval=0.02
+        )
         | beam.Map(lambda e: (e["k"], e["v"]))
     )
     _ = kv | "Fixed" >> (beam.WindowInto(window.FixedWindows(10)) | beam.CombinePerKey(sum))
     _ = kv | "Sessions" >> (beam.WindowInto(window.Sessions(5)) | beam.CombinePerKey(sum))
     _ = kv | "Early" >> (
-        beam.WindowInto(window.FixedWindows(10), trigger=trigger.AfterWatermark(early=trigger.AfterCount(100)),
-                        accumulation_mode=trigger.AccumulationMode.ACCUMULATING)
+        beam.WindowInto(
+            window.FixedWindows(10),
+            trigger=trigger.AfterWatermark(early=trigger.AfterCount(100)),
+            accumulation_mode=trigger.AccumulationMode.ACCUMULATING,
+        )
         | beam.CombinePerKey(sum)
     )
     _ = kv | "Buffer" >> beam.ParDo(Buffer())
     return p
 
 
-async def test_state_inspect_counts_keys_and_open_windows_of_every_stateful_step(tmp_path: Any, until: Any) -> None:
+async def test_state_inspect_counts_keys_and_open_windows_of_every_stateful_step(
+    tmp_path: Any, until: Any
+) -> None:
     src = str(tmp_path / "in.jsonl")
     state = str(tmp_path / "state")
     with open(src, "w") as f:
@@ -59,8 +65,22 @@ async def test_state_inspect_counts_keys_and_open_windows_of_every_stateful_step
     buffer = next(n for n in job.plan.nodes.values() if n.label.startswith("Buffer"))
     await until(lambda: buffer.elements_in >= 3 * KEYS, "the input")
     await job.stop()
-    out = subprocess.run([sys.executable, "-P", "-m", "millstream.daemon.cli", "state", "inspect", "--json",
-                          "--state_dir", state], capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-P",
+            "-m",
+            "millstream.daemon.cli",
+            "state",
+            "inspect",
+            "--json",
+            "--state_dir",
+            state,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 0, out.stderr
     doc = json.loads(out.stdout)
     by_prefix = {s["step"].split("/")[0]: s for s in doc["steps"]}

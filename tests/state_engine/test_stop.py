@@ -25,8 +25,9 @@ class Ping(beam.DoFn):
     V = ReadModifyWriteStateSpec("v", None)
     PING = TimerSpec("ping", TimeDomain.REAL_TIME)
 
-    def process(self, element: Any, v: Any = beam.DoFn.StateParam(V),
-                ping: Any = beam.DoFn.TimerParam(PING)) -> Any:
+    def process(
+        self, element: Any, v: Any = beam.DoFn.StateParam(V), ping: Any = beam.DoFn.TimerParam(PING)
+    ) -> Any:
         v.write(element[1])
         DUE.append(time.time() + 1.0)
         ping.set(DUE[-1])
@@ -49,11 +50,13 @@ async def test_no_processing_time_timer_fires_after_the_stop_checkpoint(
     append_jsonl(src, [{"k": "a", "t": 10, "v": 1}])
     FIRED.clear()
     p = beam.Pipeline(options=_options(str(tmp_path / "state")))
-    (p
-     | ReadFromJson(src, timestamp_fn=lambda e: e["t"], watch=True, poll_interval=0.02)
-     | beam.Map(lambda e: (e["k"], e["v"]))
-     | beam.ParDo(Ping())
-     | WriteToJson(str(tmp_path / "out" / "o")))
+    (
+        p
+        | ReadFromJson(src, timestamp_fn=lambda e: e["t"], watch=True, poll_interval=0.02)
+        | beam.Map(lambda e: (e["k"], e["v"]))
+        | beam.ParDo(Ping())
+        | WriteToJson(str(tmp_path / "out" / "o"))
+    )
     job = await p.start()
     node = next(n for n in job.plan.nodes.values() if isinstance(n, StatefulParDoNode))
     await until(lambda: node.elements_in >= 1, "the input")
@@ -78,16 +81,20 @@ async def test_a_drain_asked_during_a_stop_does_not_complete_the_run(
     out = str(tmp_path / "out" / "o")
     append_jsonl(src, [{"k": "a", "t": 10, "v": 1}])
     p = beam.Pipeline(options=_options(str(tmp_path / "state")))
-    (p
-     | ReadFromJson(src, timestamp_fn=lambda e: e["t"], watch=True, poll_interval=0.02)
-     | beam.Map(lambda e: (e["k"], e["v"]))
-     | beam.WindowInto(window.FixedWindows(1000))
-     | beam.CombinePerKey(sum)
-     | beam.Map(lambda kv: {"k": kv[0], "v": kv[1]})
-     | WriteToJson(out))
+    (
+        p
+        | ReadFromJson(src, timestamp_fn=lambda e: e["t"], watch=True, poll_interval=0.02)
+        | beam.Map(lambda e: (e["k"], e["v"]))
+        | beam.WindowInto(window.FixedWindows(1000))
+        | beam.CombinePerKey(sum)
+        | beam.Map(lambda kv: {"k": kv[0], "v": kv[1]})
+        | WriteToJson(out)
+    )
     job = await p.start()
-    await until(lambda: any(n.elements_in for label, n in job.plan.nodes.items() if "CombinePerKey" in label),
-                "the input")
+    await until(
+        lambda: any(n.elements_in for label, n in job.plan.nodes.items() if "CombinePerKey" in label),
+        "the input",
+    )
     job.request_stop()
     await until(lambda: job.control.stop_requested, "the stop")
     job.request_drain()  # e.g. an operator asks for a drain while the stop checkpoint is being taken
@@ -117,11 +124,22 @@ async def test_a_test_stream_beside_a_checkpointed_source_waits_while_state_is_c
         stream = stream.add_elements([window.TimestampedValue((f"k{i % 7}", i), i)])
     src = str(tmp_path / "in.jsonl")
     append_jsonl(src, [{"k": "file", "t": 1, "v": 1}])
-    p = beam.Pipeline(options=PipelineOptions([
-        "--streaming", f"--state_dir={tmp_path / 'state'}", "--checkpoint_interval=0.01"]))
-    from_file = p | ReadFromJson(src, timestamp_fn=lambda e: e["t"], watch=True, poll_interval=0.02) | beam.Map(
-        lambda e: (e["k"], e["v"]))
-    ((p | stream), from_file) | beam.Flatten() | beam.ParDo(Count()) | WriteToJson(str(tmp_path / "out" / "o"))
+    p = beam.Pipeline(
+        options=PipelineOptions(
+            ["--streaming", f"--state_dir={tmp_path / 'state'}", "--checkpoint_interval=0.01"]
+        )
+    )
+    from_file = (
+        p
+        | ReadFromJson(src, timestamp_fn=lambda e: e["t"], watch=True, poll_interval=0.02)
+        | beam.Map(lambda e: (e["k"], e["v"]))
+    )
+    (
+        ((p | stream), from_file)
+        | beam.Flatten()
+        | beam.ParDo(Count())
+        | WriteToJson(str(tmp_path / "out" / "o"))
+    )
     job = await p.start()
     await until(lambda: job.plan.coordinator is not None, "the job to start")
     ck = job.plan.coordinator

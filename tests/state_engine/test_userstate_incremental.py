@@ -29,16 +29,26 @@ class TotalAtTheEnd(DoFn):
     VALUES = BagStateSpec("values", None)
     END = TimerSpec("end", TimeDomain.WATERMARK)
 
-    def process(self, element: Any, t: Any = DoFn.TimestampParam, total: Any = DoFn.StateParam(TOTAL),
-                values: Any = DoFn.StateParam(VALUES), end: Any = DoFn.TimerParam(END)) -> Any:
+    def process(
+        self,
+        element: Any,
+        t: Any = DoFn.TimestampParam,
+        total: Any = DoFn.StateParam(TOTAL),
+        values: Any = DoFn.StateParam(VALUES),
+        end: Any = DoFn.TimerParam(END),
+    ) -> Any:
         total.write((total.read() or 0) + element[1])
         values.add(element[1])
         end.set(t + 500)
         return []
 
     @on_timer(END)
-    def emit(self, key: Any = DoFn.KeyParam, total: Any = DoFn.StateParam(TOTAL),
-             values: Any = DoFn.StateParam(VALUES)) -> Any:
+    def emit(
+        self,
+        key: Any = DoFn.KeyParam,
+        total: Any = DoFn.StateParam(TOTAL),
+        values: Any = DoFn.StateParam(VALUES),
+    ) -> Any:
         yield [key, total.read(), sorted(values.read())]
         total.clear()
         values.clear()
@@ -49,8 +59,9 @@ def _pipeline(src: str, out: str, state: str) -> Any:
     p = beam.Pipeline(options=opts)
     (
         p
-        | ReadFromJson(src, timestamp_fn=lambda e: e["t"], max_out_of_orderness=10_000.0, watch=True,
-                       poll_interval=0.02)
+        | ReadFromJson(
+            src, timestamp_fn=lambda e: e["t"], max_out_of_orderness=10_000.0, watch=True, poll_interval=0.02
+        )
         | beam.Map(lambda e: (e["k"], e["v"]))
         | beam.ParDo(TotalAtTheEnd())
         | WriteToJson(out)

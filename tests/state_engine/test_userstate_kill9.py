@@ -58,8 +58,13 @@ def check(rows: list[Any], events: list[dict[str, Any]]) -> None:
 
 def job(killed_job: Any, tmp_path: Any) -> Any:
     out = str(tmp_path / "out" / "rows")
-    args = [str(tmp_path / "in.jsonl"), out, f"--state_dir={tmp_path / 'state'}", "--checkpoint_interval=0.02",
-            "--batch_size=40"]
+    args = [
+        str(tmp_path / "in.jsonl"),
+        out,
+        f"--state_dir={tmp_path / 'state'}",
+        "--checkpoint_interval=0.02",
+        "--batch_size=40",
+    ]
     return killed_job(JOB, args, out, timeout=120)
 
 
@@ -73,7 +78,9 @@ def test_stateful_dofns_survive_random_kills(tmp_path: Any, killed_job: Any) -> 
 
 
 @pytest.mark.parametrize("step", [1, 2, 3, 4, 5, 6])
-def test_stateful_dofns_survive_a_crash_at_each_protocol_step(tmp_path: Any, killed_job: Any, step: int) -> None:
+def test_stateful_dofns_survive_a_crash_at_each_protocol_step(
+    tmp_path: Any, killed_job: Any, step: int
+) -> None:
     events = make_input(str(tmp_path / "in.jsonl"), 15_000, seed=step)
     j = job(killed_job, tmp_path)
     j.crash_at(step, 3)
@@ -88,7 +95,7 @@ def test_the_verifier_catches_a_lost_and_a_duplicated_id(tmp_path: Any, killed_j
     rows = j.committed_rows()
     check(rows, events)
     batch = next(i for i, r in enumerate(rows) if r[0] == "batch" and len(r[2]) > 1)
-    lost = [*rows[:batch], [*rows[batch][:2], rows[batch][2][1:]], *rows[batch + 1:]]
+    lost = [*rows[:batch], [*rows[batch][:2], rows[batch][2][1:]], *rows[batch + 1 :]]
     with pytest.raises(AssertionError, match="never flushed"):
         check(lost, events)
     with pytest.raises(AssertionError, match="flushed twice"):

@@ -75,8 +75,9 @@ def capture(beam: types.ModuleType, pcoll: Any, name: str) -> Any:
     return pcoll | f"Capture[{name}]" >> beam.Map(_store, name)
 
 
-def run_collect(engine_name: str, build: Callable[[types.ModuleType, Any], None],
-                flags: Iterable[str] = ()) -> dict[str, list[Any]]:
+def run_collect(
+    engine_name: str, build: Callable[[types.ModuleType, Any], None], flags: Iterable[str] = ()
+) -> dict[str, list[Any]]:
     """Build a pipeline with `build(beam, p)` on one engine (Beam: DirectRunner), run it, return its captures."""
     beam = engine(engine_name)
     opts = options_module(engine_name).PipelineOptions(["--runner=DirectRunner", *flags])
@@ -133,4 +134,3 @@ def canonical(value: Any) -> Any:
 def multiset(values: Iterable[Any]) -> list[Any]:
     """The canonical forms of `values`, sorted: equal lists mean equal multisets."""
     return sorted((canonical(v) for v in values), key=repr)
-

@@ -90,11 +90,17 @@ class HttpAnswer:
         return json.loads(self.body)
 
 
-def http(url: str, method: str = "GET", token: str | None = None, authorization: str | None = None,
-         body: bytes | None = None) -> HttpAnswer:
+def http(
+    url: str,
+    method: str = "GET",
+    token: str | None = None,
+    authorization: str | None = None,
+    body: bytes | None = None,
+) -> HttpAnswer:
     """One real HTTP request; returns the answer whatever its status."""
-    request = urllib.request.Request(url, method=method, data=body if body is not None else
-                                     (b"" if method == "POST" else None))
+    request = urllib.request.Request(
+        url, method=method, data=body if body is not None else (b"" if method == "POST" else None)
+    )
     if authorization is not None:
         request.add_header("Authorization", authorization)
     elif token is not None:
@@ -109,8 +115,15 @@ def http(url: str, method: str = "GET", token: str | None = None, authorization:
 class Daemon:
     """One `millstream run` of the sums template in a subprocess."""
 
-    def __init__(self, work: str, name: str = "sums", gate: str | None = None, extra: tuple[str, ...] = (),
-                 checkpoint_interval: float = 0.05, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        work: str,
+        name: str = "sums",
+        gate: str | None = None,
+        extra: tuple[str, ...] = (),
+        checkpoint_interval: float = 0.05,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.work = work
         self.name = name
         self.input = os.path.join(work, "in.jsonl")
@@ -129,11 +142,19 @@ class Daemon:
             open(self.input, "w").close()
 
     def args(self) -> list[str]:
-        args = [*cli_command("run", SUMS_JOB),
-                "--param", f"input={self.input}", "--param", f"output={self.output}",
-                "--streaming", f"--job_name={self.name}", f"--state_dir={self.state_dir}",
-                f"--checkpoint_interval={self.checkpoint_interval}", "--batch_size=20",
-                f"--jobs_dir={self.jobs_dir}"]
+        args = [
+            *cli_command("run", SUMS_JOB),
+            "--param",
+            f"input={self.input}",
+            "--param",
+            f"output={self.output}",
+            "--streaming",
+            f"--job_name={self.name}",
+            f"--state_dir={self.state_dir}",
+            f"--checkpoint_interval={self.checkpoint_interval}",
+            "--batch_size=20",
+            f"--jobs_dir={self.jobs_dir}",
+        ]
         if self.gate:
             args += ["--param", f"gate={self.gate}"]
         return args + list(self.extra)
@@ -143,7 +164,9 @@ class Daemon:
         self.runs += 1
         self.log_path = os.path.join(self.work, f"{self.name}-run{self.runs}.log")
         with open(self.log_path, "wb") as log:
-            self.proc = start_job(self.args(), env_extra=self.env, cwd=self.work, stdout=log, stderr=subprocess.STDOUT)
+            self.proc = start_job(
+                self.args(), env_extra=self.env, cwd=self.work, stdout=log, stderr=subprocess.STDOUT
+            )
         self.entry = self.wait(self._registered, "the job's entry in the jobs directory")
         self.wait(lambda: self.status().get("state") in ("RUNNING", "DRAINING"), "the job to run")
         return self
@@ -182,11 +205,14 @@ class Daemon:
     def wait_processed(self, read: int, summed: int | None = None) -> None:
         """Wait until the source has read `read` elements and the Sum step has taken `summed` of them."""
         summed = read if summed is None else summed
-        self.wait(lambda: self.step("Read")["elements_out"] >= read and self.step("Sum")["elements_in"] >= summed,
-                  f"{read} elements read and {summed} summed")
+        self.wait(
+            lambda: self.step("Read")["elements_out"] >= read and self.step("Sum")["elements_in"] >= summed,
+            f"{read} elements read and {summed} summed",
+        )
 
     def wait_watermark(self, seconds: float) -> None:
         """Wait until the Sum step's input watermark has reached `seconds` (everything before it is summed)."""
+
         def reached() -> bool:
             wm = self.step("Sum")["input_watermark"]  # None at -infinity, "+inf" at the end
             return wm == "+inf" or (wm is not None and wm >= seconds)

@@ -43,23 +43,37 @@ def _env(env: dict[str, str] | None, env_extra: dict[str, str] | None) -> dict[s
     return out
 
 
-def start_job(argv: Sequence[str], *, env: dict[str, str] | None = None, env_extra: dict[str, str] | None = None,
-              cwd: str | None = None, stdout: int | IO[Any] | None = subprocess.DEVNULL,
-              stderr: int | IO[Any] | None = subprocess.PIPE) -> subprocess.Popen[bytes]:
+def start_job(
+    argv: Sequence[str],
+    *,
+    env: dict[str, str] | None = None,
+    env_extra: dict[str, str] | None = None,
+    cwd: str | None = None,
+    stdout: int | IO[Any] | None = subprocess.DEVNULL,
+    stderr: int | IO[Any] | None = subprocess.PIPE,
+) -> subprocess.Popen[bytes]:
     """Start a process (by default its stderr is piped for failure messages, its stdout discarded); `env`
     replaces the environment, `env_extra` adds to it."""
     return subprocess.Popen(list(argv), env=_env(env, env_extra), cwd=cwd, stdout=stdout, stderr=stderr)
 
 
-def run_job(argv: Sequence[str], *, env: dict[str, str] | None = None, env_extra: dict[str, str] | None = None,
-            cwd: str | None = None, timeout: float = 120.0) -> subprocess.CompletedProcess[str]:
+def run_job(
+    argv: Sequence[str],
+    *,
+    env: dict[str, str] | None = None,
+    env_extra: dict[str, str] | None = None,
+    cwd: str | None = None,
+    timeout: float = 120.0,
+) -> subprocess.CompletedProcess[str]:
     """Run a process to completion and capture its output as text."""
-    return subprocess.run(list(argv), env=_env(env, env_extra), cwd=cwd, capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run(
+        list(argv), env=_env(env, env_extra), cwd=cwd, capture_output=True, text=True, timeout=timeout
+    )
 
 
-def cli(*args: str, cwd: str | None = None, env: dict[str, str] | None = None,
-        timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
+def cli(
+    *args: str, cwd: str | None = None, env: dict[str, str] | None = None, timeout: float = 60.0
+) -> subprocess.CompletedProcess[str]:
     """Run `millstream ARGS...` to completion."""
     return run_job(cli_command(*args), cwd=cwd, env=env, timeout=timeout)
 
@@ -71,8 +85,13 @@ def stderr_tail(proc: subprocess.Popen[bytes], chars: int = 3000) -> str:
     return proc.stderr.read().decode(errors="replace")[-chars:]
 
 
-def wait_for(predicate: Callable[[], Any], what: str, timeout: float = DEADLINE_S,
-             proc: subprocess.Popen[Any] | None = None, log_path: str | None = None) -> Any:
+def wait_for(
+    predicate: Callable[[], Any],
+    what: str,
+    timeout: float = DEADLINE_S,
+    proc: subprocess.Popen[Any] | None = None,
+    log_path: str | None = None,
+) -> Any:
     """Poll `predicate` until it returns something truthy (returned); fail naming `what` at the deadline or
     when `proc` ends first, with the end of its log."""
     deadline = time.monotonic() + timeout
@@ -82,7 +101,9 @@ def wait_for(predicate: Callable[[], Any], what: str, timeout: float = DEADLINE_
             return value
         if proc is not None and proc.poll() is not None:
             log = open(log_path).read() if log_path else ""
-            raise AssertionError(f"the job exited ({proc.returncode}) while waiting for {what}\n{log[-3000:]}")
+            raise AssertionError(
+                f"the job exited ({proc.returncode}) while waiting for {what}\n{log[-3000:]}"
+            )
         if time.monotonic() > deadline:
             log = open(log_path).read() if log_path else ""
             raise AssertionError(f"timed out waiting for {what}\n{log[-3000:]}")

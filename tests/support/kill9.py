@@ -32,9 +32,16 @@ __all__ = ["JsonLinesJob", "KilledJob", "script_command"]
 class KilledJob:
     """One job (its command line and environment) that a test kills and restarts."""
 
-    def __init__(self, argv: Sequence[str], progress: Callable[[], set[str]], *,
-                 env: dict[str, str] | None = None, timeout: float = 180.0, progress_timeout: float = 60.0,
-                 poll_s: float = 0.005) -> None:
+    def __init__(
+        self,
+        argv: Sequence[str],
+        progress: Callable[[], set[str]],
+        *,
+        env: dict[str, str] | None = None,
+        timeout: float = 180.0,
+        progress_timeout: float = 60.0,
+        poll_s: float = 0.005,
+    ) -> None:
         self.argv = list(argv)
         #: What the job has committed so far (names); more of it is progress.
         self.progress = progress
@@ -62,13 +69,22 @@ class KilledJob:
             if time.monotonic() > deadline:
                 proc.kill()
                 proc.wait()
-                raise AssertionError(f"the job made no progress for {self.progress_timeout} s: "
-                                     f"{stderr_tail(proc)}")
+                raise AssertionError(
+                    f"the job made no progress for {self.progress_timeout} s: {stderr_tail(proc)}"
+                )
             time.sleep(self.poll_s)  # polling a condition: the job runs in another process
 
-    def kill_repeatedly(self, kills: int, rng: random.Random, max_delay: float = 0.01, *,
-                        attempts: int | None = None, progress: tuple[int, int] = (1, 1),
-                        rerun_finished: bool = False, streaming: bool = False) -> int:
+    def kill_repeatedly(
+        self,
+        kills: int,
+        rng: random.Random,
+        max_delay: float = 0.01,
+        *,
+        attempts: int | None = None,
+        progress: tuple[int, int] = (1, 1),
+        rerun_finished: bool = False,
+        streaming: bool = False,
+    ) -> int:
         """Start the job and SIGKILL it, each time at a random instant (up to `max_delay` s) after it committed
         a random number (in `progress`) of new names, until `kills` kills hit it or `attempts` (default
         3 x `kills`) starts were made; returns how many kills hit a running job.

@@ -121,9 +121,18 @@ class OperatorHarness:
 
     LABEL = "windowed"
 
-    def __init__(self, windowing: Windowing, open_backend: Callable[[], StateBackend], *,
-                 combine_fn: Callable[[], Any] = SumFn, cache_entries: int = 16, keep: int = 2,
-                 state_dir: str | None = None, start_us: int = 0, sync: bool = False) -> None:
+    def __init__(
+        self,
+        windowing: Windowing,
+        open_backend: Callable[[], StateBackend],
+        *,
+        combine_fn: Callable[[], Any] = SumFn,
+        cache_entries: int = 16,
+        keep: int = 2,
+        state_dir: str | None = None,
+        start_us: int = 0,
+        sync: bool = False,
+    ) -> None:
         self.windowing = windowing
         self.open_backend = open_backend
         self.combine_fn = combine_fn
@@ -154,7 +163,10 @@ class OperatorHarness:
         for tag in (None, LATE):
             self.node.connect(_Collector(tag, self.output), 0, tag)
         self.incremental = IncrementalNodes(
-            [self.node], self.backend, self.state_dir or "", memory=self.state_dir is None,
+            [self.node],
+            self.backend,
+            self.state_dir or "",
+            memory=self.state_dir is None,
             cache_entries=self.cache_entries,
         )
         self.node.open()
@@ -203,18 +215,21 @@ class OperatorHarness:
         parts = self.incremental.capture(cid, self.store, self.keep)
         try:
             deletes = list(self.incremental.deletes(parts))
-            self.incremental.released(parts, self.store.commit(
-                cid,
-                self.incremental.prewrite(parts, self.backend),
-                deletes,
-                fingerprint="operator-harness",
-                wall_time_micros=self.clock.now_us(),
-                metadata={
-                    "windows": capture_frontiers([self.node]),
-                    "harness": {"now_us": self.clock.now_us(), "emitted": len(self.output)},
-                },
-                sync=self.sync,
-            ))
+            self.incremental.released(
+                parts,
+                self.store.commit(
+                    cid,
+                    self.incremental.prewrite(parts, self.backend),
+                    deletes,
+                    fingerprint="operator-harness",
+                    wall_time_micros=self.clock.now_us(),
+                    metadata={
+                        "windows": capture_frontiers([self.node]),
+                        "harness": {"now_us": self.clock.now_us(), "emitted": len(self.output)},
+                    },
+                    sync=self.sync,
+                ),
+            )
         except Exception:
             self.incremental.aborted(parts)
             raise
@@ -230,8 +245,10 @@ class OperatorHarness:
         self.close()
         backend = self.open_backend()
         manifest = CheckpointStore(backend, keep=self.keep).latest(allow_fallback=True)
-        meta = manifest.metadata["harness"] if manifest is not None else {"now_us": self.start_us, "emitted": 0}
-        del self.output[int(meta["emitted"]):]
+        meta = (
+            manifest.metadata["harness"] if manifest is not None else {"now_us": self.start_us, "emitted": 0}
+        )
+        del self.output[int(meta["emitted"]) :]
         self._open(int(meta["now_us"]), backend)
         if manifest is None:
             self.incremental.restore(0)
@@ -244,7 +261,6 @@ class OperatorHarness:
     def panes(self) -> list[Pane]:
         """The standing output, sorted (emission order within a firing is not part of the semantics)."""
         return sorted(self.output, key=repr)
-
 
 
 #: One input event: ("elements", [(key, value, ts_us), ...]), ("watermark", us) or ("processing_time", delta_us).
@@ -264,8 +280,12 @@ def feed(harness: OperatorHarness, event: Event) -> None:
         raise ValueError(f"unknown event kind {kind!r} (expected elements, watermark or processing_time)")
 
 
-def run(harness: OperatorHarness, events: list[Event], checkpoint_after: Iterable[int] = (),
-        crash_after: Iterable[int] = ()) -> list[Pane]:
+def run(
+    harness: OperatorHarness,
+    events: list[Event],
+    checkpoint_after: Iterable[int] = (),
+    crash_after: Iterable[int] = (),
+) -> list[Pane]:
     """Feed `events`, checkpointing after the steps in `checkpoint_after`; after each step in `crash_after`
     (once) crash, restore the latest checkpoint and replay the events that followed it; then end the input.
     Returns the

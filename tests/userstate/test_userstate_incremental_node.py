@@ -15,8 +15,9 @@ from millstream.state import MemoryBackend
 from millstream.transforms.timeutil import TimeDomain
 from millstream.transforms.userstate import ReadModifyWriteStateSpec, TimerSpec, on_timer
 
-_spec = importlib.util.spec_from_file_location("userstate_node_helpers",
-                                               os.path.join(os.path.dirname(__file__), "test_userstate_node.py"))
+_spec = importlib.util.spec_from_file_location(
+    "userstate_node_helpers", os.path.join(os.path.dirname(__file__), "test_userstate_node.py")
+)
 assert _spec is not None and _spec.loader is not None
 helpers = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(helpers)

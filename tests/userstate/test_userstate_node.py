@@ -65,8 +65,14 @@ class Expiring(DoFn):
     LATE = TimerSpec("late", TimeDomain.WATERMARK)
     PING = TimerSpec("ping", TimeDomain.REAL_TIME)
 
-    def process(self, element: Any, w: Any = DoFn.WindowParam, buffer: Any = DoFn.StateParam(BUFFER),
-                late: Any = DoFn.TimerParam(LATE), ping: Any = DoFn.TimerParam(PING)) -> Any:
+    def process(
+        self,
+        element: Any,
+        w: Any = DoFn.WindowParam,
+        buffer: Any = DoFn.StateParam(BUFFER),
+        late: Any = DoFn.TimerParam(LATE),
+        ping: Any = DoFn.TimerParam(PING),
+    ) -> Any:
         buffer.add(element[1])
         late.set(w.end + 100)  # beyond the window's expiry: fires when the window is collected
         ping.set(1000)
@@ -107,8 +113,13 @@ def test_global_window_state_lives_until_end_of_input() -> None:
         N = CombiningValueStateSpec("n", sum)
         END = TimerSpec("end", TimeDomain.WATERMARK)
 
-        def process(self, element: Any, n: Any = DoFn.StateParam(N), end: Any = DoFn.TimerParam(END),
-                    w: Any = DoFn.WindowParam) -> Any:
+        def process(
+            self,
+            element: Any,
+            n: Any = DoFn.StateParam(N),
+            end: Any = DoFn.TimerParam(END),
+            w: Any = DoFn.WindowParam,
+        ) -> Any:
             n.add(1)
             end.set(w.max_timestamp())
             return []
@@ -207,10 +218,17 @@ class Everything(DoFn):
     PING = TimerSpec("ping", TimeDomain.REAL_TIME)
 
     def process(
-        self, element: Any, ts: Any = DoFn.TimestampParam, w: Any = DoFn.WindowParam,
-        bag: Any = DoFn.StateParam(BAG), seen: Any = DoFn.StateParam(SET), value: Any = DoFn.StateParam(VALUE),
-        total: Any = DoFn.StateParam(TOTAL), ordered: Any = DoFn.StateParam(ORDERED),
-        flush: Any = DoFn.TimerParam(FLUSH), ping: Any = DoFn.TimerParam(PING),
+        self,
+        element: Any,
+        ts: Any = DoFn.TimestampParam,
+        w: Any = DoFn.WindowParam,
+        bag: Any = DoFn.StateParam(BAG),
+        seen: Any = DoFn.StateParam(SET),
+        value: Any = DoFn.StateParam(VALUE),
+        total: Any = DoFn.StateParam(TOTAL),
+        ordered: Any = DoFn.StateParam(ORDERED),
+        flush: Any = DoFn.TimerParam(FLUSH),
+        ping: Any = DoFn.TimerParam(PING),
     ) -> Any:
         v = element[1]
         bag.add(v)
@@ -224,12 +242,25 @@ class Everything(DoFn):
 
     @on_timer(FLUSH)
     def on_flush(
-        self, key: Any = DoFn.KeyParam, w: Any = DoFn.WindowParam, bag: Any = DoFn.StateParam(BAG),
-        seen: Any = DoFn.StateParam(SET), value: Any = DoFn.StateParam(VALUE),
-        total: Any = DoFn.StateParam(TOTAL), ordered: Any = DoFn.StateParam(ORDERED),
+        self,
+        key: Any = DoFn.KeyParam,
+        w: Any = DoFn.WindowParam,
+        bag: Any = DoFn.StateParam(BAG),
+        seen: Any = DoFn.StateParam(SET),
+        value: Any = DoFn.StateParam(VALUE),
+        total: Any = DoFn.StateParam(TOTAL),
+        ordered: Any = DoFn.StateParam(ORDERED),
     ) -> Any:
-        yield ("flush", key, w.start.micros, list(bag.read()), sorted(seen.read()), value.read(), total.read(),
-               [v for _, v in ordered.read()])
+        yield (
+            "flush",
+            key,
+            w.start.micros,
+            list(bag.read()),
+            sorted(seen.read()),
+            value.read(),
+            total.read(),
+            [v for _, v in ordered.read()],
+        )
 
     @on_timer(PING)
     def on_ping(self, key: Any = DoFn.KeyParam, total: Any = DoFn.StateParam(TOTAL)) -> Any:
@@ -279,6 +310,11 @@ def test_state_layout_names_every_cell_and_timer() -> None:
     node, _ = make(Everything(), Windowing(FixedWindows(10)))
     layout = node.state_layout()
     assert layout["kind"] == "userstate" and layout["fn"] == "Everything"
-    assert layout["state"] == [["bag", "bag"], ["ordered", "ordered_list"], ["set", "set"],
-                               ["total", "combining"], ["value", "value"]]
+    assert layout["state"] == [
+        ["bag", "bag"],
+        ["ordered", "ordered_list"],
+        ["set", "set"],
+        ["total", "combining"],
+        ["value", "value"],
+    ]
     assert layout["timers"] == [["ts-flush", "WATERMARK"], ["ts-ping", "REAL_TIME"]]

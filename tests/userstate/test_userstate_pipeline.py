@@ -53,11 +53,7 @@ class CountSoFar(DoFn):
 def test_read_modify_write_counter_per_key() -> None:
     seen: list[Any] = []
     with beam.Pipeline() as p:
-        out = (
-            p
-            | beam.Create([("a", 1), ("b", 2), ("a", 3), ("a", 4), ("b", 5)])
-            | beam.ParDo(CountSoFar())
-        )
+        out = p | beam.Create([("a", 1), ("b", 2), ("a", 3), ("a", 4), ("b", 5)]) | beam.ParDo(CountSoFar())
         out | beam.Map(seen.append)
         assert_that(out, equal_to([("a", 1), ("a", 2), ("a", 3), ("b", 1), ("b", 2)]))
     # each key counts in its own cell, in input order
@@ -117,11 +113,14 @@ def test_bag_flushed_by_event_time_timer_when_watermark_passes_window() -> None:
         )
     w0, w1 = window.IntervalWindow(0, 10), window.IntervalWindow(10, 20)
     # nothing is emitted before the watermark passes the window; the output carries the timer's timestamp
-    assert sorted(fired, key=repr) == sorted([
-        (2, ("a", [1, 3], window.Timestamp(micros=9_999_999), w0)),
-        (2, ("b", [7], window.Timestamp(micros=9_999_999), w0)),
-        (4, ("a", [5, 9], window.Timestamp(micros=19_999_999), w1)),
-    ], key=repr)
+    assert sorted(fired, key=repr) == sorted(
+        [
+            (2, ("a", [1, 3], window.Timestamp(micros=9_999_999), w0)),
+            (2, ("b", [7], window.Timestamp(micros=9_999_999), w0)),
+            (4, ("a", [5, 9], window.Timestamp(micros=19_999_999), w1)),
+        ],
+        key=repr,
+    )
 
 
 class BatchOfN(DoFn):
@@ -269,7 +268,9 @@ class HoldUntilProcessingTime(DoFn):
     BUFFER = BagStateSpec("buffer", None)
     LATER = TimerSpec("later", TimeDomain.REAL_TIME)
 
-    def process(self, element: Any, buffer: Any = DoFn.StateParam(BUFFER), later: Any = DoFn.TimerParam(LATER)) -> Any:
+    def process(
+        self, element: Any, buffer: Any = DoFn.StateParam(BUFFER), later: Any = DoFn.TimerParam(LATER)
+    ) -> Any:
         buffer.add(element[1])
         later.set(100)
         return []
@@ -298,13 +299,17 @@ def test_pending_processing_time_timer_holds_the_output_watermark() -> None:
             | beam.ParDo(HoldUntilProcessingTime())
             | beam.WindowInto(window.FixedWindows(10))
             | beam.CombinePerKey(sum)
-            | beam.Map(lambda kv, pane=DoFn.PaneInfoParam: panes.append((kv, pane.timing.name, stream.event_index)))
+            | beam.Map(
+                lambda kv, pane=DoFn.PaneInfoParam: panes.append((kv, pane.timing.name, stream.event_index))
+            )
         )
     assert panes == [(("a", 3), "ON_TIME", 2)]
 
 
 def test_pending_processing_time_timers_fire_at_end_of_input() -> None:
-    stream = TestStream().add_elements([tv(("a", 1), 1)]).add_elements([tv(("b", 2), 2)]).advance_watermark_to(5)
+    stream = (
+        TestStream().add_elements([tv(("a", 1), 1)]).add_elements([tv(("b", 2), 2)]).advance_watermark_to(5)
+    )
     fired: list[Any] = []
     with beam.Pipeline(options=streaming()) as p:
         (
@@ -367,11 +372,7 @@ class SumAtEnd(DoFn):
 
 def test_combining_value_state_sum_and_key_param() -> None:
     with beam.Pipeline() as p:
-        out = (
-            p
-            | beam.Create([("a", 1), ("b", 10), ("a", 2), ("a", 3), ("b", 20)])
-            | beam.ParDo(SumAtEnd())
-        )
+        out = p | beam.Create([("a", 1), ("b", 10), ("a", 2), ("a", 3), ("b", 20)]) | beam.ParDo(SumAtEnd())
         assert_that(out, equal_to([("a", 6), ("b", 30)]))
 
 
@@ -382,8 +383,12 @@ class OrderedEvents(DoFn):
     END = TimerSpec("end", TimeDomain.WATERMARK)
 
     def process(
-        self, element: Any, ts: Any = DoFn.TimestampParam, events: Any = DoFn.StateParam(EVENTS),
-        end: Any = DoFn.TimerParam(END), w: Any = DoFn.WindowParam,
+        self,
+        element: Any,
+        ts: Any = DoFn.TimestampParam,
+        events: Any = DoFn.StateParam(EVENTS),
+        end: Any = DoFn.TimerParam(END),
+        w: Any = DoFn.WindowParam,
     ) -> Any:
         events.add((ts, element[1]))
         end.set(w.max_timestamp())
@@ -419,7 +424,9 @@ def test_state_is_separate_per_window() -> None:
             | beam.ParDo(CountSoFar())
             | beam.Map(lambda kv, w=DoFn.WindowParam: (kv[0], kv[1], int(w.start.micros // 1_000_000)))
         )
-        assert_that(out, equal_to([("a", 1, 0), ("a", 2, 0), ("a", 1, 10), ("a", 2, 10), ("a", 3, 10), ("b", 1, 0)]))
+        assert_that(
+            out, equal_to([("a", 1, 0), ("a", 2, 0), ("a", 1, 10), ("a", 2, 10), ("a", 3, 10), ("b", 1, 0)])
+        )
 
 
 def test_sliding_windows_process_once_per_window() -> None:
@@ -468,8 +475,13 @@ class TimerAtWindowEnd(DoFn):
     BUFFER = BagStateSpec("buffer", None)
     END = TimerSpec("end", TimeDomain.WATERMARK)
 
-    def process(self, element: Any, w: Any = DoFn.WindowParam, buffer: Any = DoFn.StateParam(BUFFER),
-                end: Any = DoFn.TimerParam(END)) -> Any:
+    def process(
+        self,
+        element: Any,
+        w: Any = DoFn.WindowParam,
+        buffer: Any = DoFn.StateParam(BUFFER),
+        end: Any = DoFn.TimerParam(END),
+    ) -> Any:
         buffer.add(element[1])
         end.set(w.end)
         return []
@@ -508,8 +520,13 @@ class ResetTimer(DoFn):
     LAST = TimerSpec("last", TimeDomain.WATERMARK)
     VALUES = BagStateSpec("values", None)
 
-    def process(self, element: Any, ts: Any = DoFn.TimestampParam, last: Any = DoFn.TimerParam(LAST),
-                values: Any = DoFn.StateParam(VALUES)) -> Any:
+    def process(
+        self,
+        element: Any,
+        ts: Any = DoFn.TimestampParam,
+        last: Any = DoFn.TimerParam(LAST),
+        values: Any = DoFn.StateParam(VALUES),
+    ) -> Any:
         if element[1] == "cancel":
             last.clear()
             return []
@@ -518,8 +535,9 @@ class ResetTimer(DoFn):
         return []
 
     @on_timer(LAST)
-    def fire(self, key: Any = DoFn.KeyParam, ts: Any = DoFn.TimestampParam,
-             values: Any = DoFn.StateParam(VALUES)) -> Any:
+    def fire(
+        self, key: Any = DoFn.KeyParam, ts: Any = DoFn.TimestampParam, values: Any = DoFn.StateParam(VALUES)
+    ) -> Any:
         yield key, ts.micros // 1_000_000, list(values.read())
         values.clear()
 
@@ -617,8 +635,11 @@ def test_exception_handling_routes_failures_and_keeps_state() -> None:
             | "Picky" >> beam.ParDo(Picky()).with_exception_handling()
         )
         assert_that(good, equal_to([("a", 1), ("a", 3)]), label="good")
-        assert_that(bad | beam.Map(lambda r: (r[0], r[1].step, r[1].message)),
-                    equal_to([(("a", -1), "Picky", "negative")]), label="bad")
+        assert_that(
+            bad | beam.Map(lambda r: (r[0], r[1].step, r[1].message)),
+            equal_to([(("a", -1), "Picky", "negative")]),
+            label="bad",
+        )
 
 
 def test_side_inputs_with_state() -> None:

@@ -36,8 +36,16 @@ def hints(tmp_path: Any, build: Any, **read: Any) -> list[str]:
 
 
 def test_stamping_after_a_watched_source_without_timestamp_fn_is_named(tmp_path):
-    found = hints(tmp_path, lambda pc: pc | "Stamp" >> beam.Map(lambda e: TimestampedValue(e, e["ts"]))
-                  | beam.WindowInto(window.FixedWindows(60)) | beam.combiners.Count.PerElement(), watch=True)
+    found = hints(
+        tmp_path,
+        lambda pc: (
+            pc
+            | "Stamp" >> beam.Map(lambda e: TimestampedValue(e, e["ts"]))
+            | beam.WindowInto(window.FixedWindows(60))
+            | beam.combiners.Count.PerElement()
+        ),
+        watch=True,
+    )
     assert len(found) == 1
     assert "step 'Stamp'" in found[0] and "'Clicks/Read" in found[0] and "-infinity" in found[0]
     assert "timestamp_fn=lambda e: e['ts']" in found[0]
@@ -73,8 +81,11 @@ def test_no_hint_where_the_watermark_moves(tmp_path):
 async def test_a_started_job_warns_before_reading(tmp_path, caplog):
     (tmp_path / "in").mkdir()
     p = beam.Pipeline(options=PipelineOptions(["--streaming", f"--state_dir={tmp_path / 'state'}"]))
-    (p | "Clicks" >> ReadFromJson(str(tmp_path / "in" / "*.jsonl"), watch=True, poll_interval=0.05)
-     | "Stamp" >> beam.Map(lambda e: TimestampedValue(e, e["ts"])))
+    (
+        p
+        | "Clicks" >> ReadFromJson(str(tmp_path / "in" / "*.jsonl"), watch=True, poll_interval=0.05)
+        | "Stamp" >> beam.Map(lambda e: TimestampedValue(e, e["ts"]))
+    )
     with caplog.at_level(logging.WARNING, logger="millstream.pipeline"):
         job = await p.start()
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]

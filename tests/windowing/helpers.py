@@ -128,7 +128,6 @@ def run(spec: dict[str, Any], **options: Any) -> list[dict[str, Any]]:
     return driver.canonical_result(spec, driver.run_scenario(spec, **options))["panes"]
 
 
-
 class Checkpointed:
     """A reducer whose state is kept incrementally from its creation, as a durable job's `ReducerNode` keeps
     it (`checkpoint.reducer_records`), over a real checkpoint store."""
@@ -153,8 +152,9 @@ class Checkpointed:
         latest = store.latest()
         cid = 1 if latest is None else latest.checkpoint_id + 1
         cap = self.state.capture()
-        ck = self.tier.checkpoint(cid, oldest_retained(store, 3, cid), cap.header, cap.entries, cap.deletes,
-                                  cap.encoded)
+        ck = self.tier.checkpoint(
+            cid, oldest_retained(store, 3, cid), cap.header, cap.entries, cap.deletes, cap.encoded
+        )
         store.commit(cid, ck.puts(), ck.deletes(), fingerprint="f", wall_time_micros=0)
         self.tier.committed(ck)
         fresh = Checkpointed(factory(), self.backend)

@@ -66,9 +66,7 @@ def replay(event_start_us: int, **options: Any) -> tuple[list[tuple[int, str, in
         panes += r.process_bundle(["k"] * 10, [1] * 10, [t] * 10)
         panes += r.advance_input_watermark(t - 5 * S)
     panes += r.advance_input_watermark(MAX_MICROS)
-    rows = [
-        (p[1].start.micros - event_start_us, p[4].timing.name, p[2], p[4].is_last) for p in panes
-    ]
+    rows = [(p[1].start.micros - event_start_us, p[4].timing.name, p[2], p[4].is_last) for p in panes]
     return rows, r.dropped_late + r.dropped_closed
 
 
@@ -103,7 +101,9 @@ def test_checkpoint_without_processing_time_triggers_restores_across_the_default
     """The switch matters only to processing-time triggers, so it does not split other jobs' checkpoints."""
     kwargs: dict[str, Any] = {"combine_fn": SumCombineFn()}
     before = H.Checkpointed(
-        create_reducer(W.FixedWindows(60), T.DefaultTrigger(), **kwargs, processing_timers_see_watermark=False)
+        create_reducer(
+            W.FixedWindows(60), T.DefaultTrigger(), **kwargs, processing_timers_see_watermark=False
+        )
     )
     before.reducer.process_bundle(["k"], [3], [EVENTS_2023])
     after = before.restart(lambda: create_reducer(W.FixedWindows(60), T.DefaultTrigger(), **kwargs)).reducer

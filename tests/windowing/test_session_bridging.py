@@ -9,8 +9,15 @@ import millstream as beam
 from millstream import window
 
 
-@pytest.mark.parametrize("order", [[0, 30, 60, 15, 45], [0, 60, 30, 45, 15], [60, 0, 30, 15, 45, 100],
-                                   [0, 30, 60, 90, 120, 45, 15, 105, 75]])
+@pytest.mark.parametrize(
+    "order",
+    [
+        [0, 30, 60, 15, 45],
+        [0, 60, 30, 45, 15],
+        [60, 0, 30, 15, 45, 100],
+        [0, 30, 60, 90, 120, 45, 15, 105, 75],
+    ],
+)
 def test_bridging_events_merge_all_overlapped_sessions(order: list[int]) -> None:
     out: list[tuple[str, list[int], int, int]] = []
 
@@ -18,12 +25,15 @@ def test_bridging_events_merge_all_overlapped_sessions(order: list[int]) -> None
         return window.TimestampedValue(("a", t), t)
 
     with beam.Pipeline() as p:
-        (p | beam.Create(order + [500])
-         | beam.Map(stamp)
-         | beam.WindowInto(window.Sessions(20))
-         | beam.GroupByKey()
-         | beam.ParDo(_Bounds())
-         | beam.Map(out.append))
+        (
+            p
+            | beam.Create(order + [500])
+            | beam.Map(stamp)
+            | beam.WindowInto(window.Sessions(20))
+            | beam.GroupByKey()
+            | beam.ParDo(_Bounds())
+            | beam.Map(out.append)
+        )
     assert sorted(out) == _reference_sessions(order + [500], gap=20)
 
 

@@ -60,8 +60,10 @@ TRIGGERS: dict[str, Callable[[], tuple[Any, TimestampCombiner]]] = {
     "default": lambda: (DefaultTrigger(), TimestampCombiner.OUTPUT_AT_EOW),
     "late-count": lambda: (AfterWatermark(late=AfterCount(1)), TimestampCombiner.OUTPUT_AT_EOW),
     "late-ptime": lambda: (AfterWatermark(late=AfterProcessingTime(2)), TimestampCombiner.OUTPUT_AT_EOW),
-    "early-late": lambda: (AfterWatermark(early=AfterCount(2), late=AfterCount(1)),
-                           TimestampCombiner.OUTPUT_AT_EOW),
+    "early-late": lambda: (
+        AfterWatermark(early=AfterCount(2), late=AfterCount(1)),
+        TimestampCombiner.OUTPUT_AT_EOW,
+    ),
     "repeated-count": lambda: (Repeatedly(AfterCount(2)), TimestampCombiner.OUTPUT_AT_EOW),
     "repeated-ptime": lambda: (Repeatedly(AfterProcessingTime(3)), TimestampCombiner.OUTPUT_AT_EOW),
     "default-earliest": lambda: (DefaultTrigger(), TimestampCombiner.OUTPUT_AT_EARLIEST),
@@ -86,8 +88,15 @@ def events(seed: int) -> list[Event]:
     for _ in range(STEPS):
         kind = rng.choice(["elements", "elements", "elements", "watermark", "processing_time"])
         if kind == "elements":
-            out.append(("elements", [(rng.choice(KEYS), rng.randint(1, 9), max(0, wm + rng.randint(-6, 12)) * S)
-                                     for _ in range(rng.randint(1, 8))]))
+            out.append(
+                (
+                    "elements",
+                    [
+                        (rng.choice(KEYS), rng.randint(1, 9), max(0, wm + rng.randint(-6, 12)) * S)
+                        for _ in range(rng.randint(1, 8))
+                    ],
+                )
+            )
         elif kind == "watermark":
             wm += rng.choice([1, 3, 5])
             out.append(("watermark", wm * S))
@@ -174,7 +183,7 @@ def test_state_survives_a_crash_only_through_a_checkpoint(
 
 
 def test_the_operator_evicts_so_restores_read_the_store(
-    make_harness: Callable[[Windowing], OperatorHarness]
+    make_harness: Callable[[Windowing], OperatorHarness],
 ) -> None:
     """With more keys than its memory share, the operator evicts entries (the tier's bound is at work)."""
     h = make_harness(windowing("fixed", "default", "accumulating"))

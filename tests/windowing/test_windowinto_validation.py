@@ -12,13 +12,18 @@ from millstream.transforms import trigger, window
 
 
 def test_a_string_window_fn_is_a_type_error_at_construction():
-    with pytest.raises(TypeError, match=r"WindowInto expects a WindowFn .*got 'hourly' of type str such as "
-                                        r"FixedWindows\(60\)"):
+    with pytest.raises(
+        TypeError,
+        match=r"WindowInto expects a WindowFn .*got 'hourly' of type str such as "
+        r"FixedWindows\(60\)",
+    ):
         beam.WindowInto("hourly")
 
 
 def test_a_window_fn_class_says_to_pass_an_instance():
-    with pytest.raises(TypeError, match=r"pass an instance such as FixedWindows\(60\), not the class FixedWindows"):
+    with pytest.raises(
+        TypeError, match=r"pass an instance such as FixedWindows\(60\), not the class FixedWindows"
+    ):
         beam.WindowInto(window.FixedWindows)
 
 
@@ -26,8 +31,11 @@ def test_bad_triggers_are_type_errors():
     with pytest.raises(TypeError, match=r"trigger must be a trigger, got 'x'"):
         beam.WindowInto(window.FixedWindows(60), trigger="x")
     with pytest.raises(TypeError, match=r"not the class AfterCount"):
-        beam.WindowInto(window.FixedWindows(60), trigger=trigger.AfterCount,
-                        accumulation_mode=trigger.AccumulationMode.DISCARDING)
+        beam.WindowInto(
+            window.FixedWindows(60),
+            trigger=trigger.AfterCount,
+            accumulation_mode=trigger.AccumulationMode.DISCARDING,
+        )
     with pytest.raises(TypeError, match=r"the class AfterProcessingTime; pass an instance"):
         trigger.AfterWatermark(early=trigger.AfterProcessingTime)
     with pytest.raises(ValueError, match=r"delay \(-1\) must not be negative"):
@@ -35,9 +43,14 @@ def test_bad_triggers_are_type_errors():
 
 
 def test_bad_accumulation_modes_and_timestamp_combiners_are_type_errors():
-    with pytest.raises(TypeError, match=r"accumulation_mode must be AccumulationMode.DISCARDING or "
-                                        r"AccumulationMode.ACCUMULATING, got 'accumulating'"):
-        beam.WindowInto(window.FixedWindows(60), trigger=trigger.AfterCount(1), accumulation_mode="accumulating")
+    with pytest.raises(
+        TypeError,
+        match=r"accumulation_mode must be AccumulationMode.DISCARDING or "
+        r"AccumulationMode.ACCUMULATING, got 'accumulating'",
+    ):
+        beam.WindowInto(
+            window.FixedWindows(60), trigger=trigger.AfterCount(1), accumulation_mode="accumulating"
+        )
     with pytest.raises(TypeError, match=r"got 7"):
         beam.WindowInto(window.FixedWindows(60), trigger=trigger.AfterCount(1), accumulation_mode=7)
     with pytest.raises(TypeError, match=r"timestamp_combiner must be one of TimestampCombiner.OUTPUT_AT_EOW"):
@@ -52,10 +65,13 @@ def test_bad_allowed_lateness():
 
 
 def test_valid_arguments_are_kept():
-    w = beam.WindowInto(window.FixedWindows(60),
-                        trigger=trigger.AfterWatermark(early=trigger.AfterProcessingTime(5)),
-                        accumulation_mode=2, allowed_lateness=datetime.timedelta(minutes=1),
-                        timestamp_combiner=window.TimestampCombiner.OUTPUT_AT_EARLIEST).windowing
+    w = beam.WindowInto(
+        window.FixedWindows(60),
+        trigger=trigger.AfterWatermark(early=trigger.AfterProcessingTime(5)),
+        accumulation_mode=2,
+        allowed_lateness=datetime.timedelta(minutes=1),
+        timestamp_combiner=window.TimestampCombiner.OUTPUT_AT_EARLIEST,
+    ).windowing
     assert w.accumulation_mode is trigger.AccumulationMode.ACCUMULATING
     assert w.allowed_lateness_us == 60_000_000
     assert w.timestamp_combiner is window.TimestampCombiner.OUTPUT_AT_EARLIEST

@@ -22,12 +22,23 @@ from millstream.engine.model.portable import has_bytes, portable
 class CsvDialect:
     """The csv module's format parameters, as given to ReadFromCsv/WriteToCsv (pandas' names)."""
 
-    def __init__(self, sep: str = ",", quotechar: str = '"', escapechar: str | None = None,
-                 doublequote: bool = True, lineterminator: str = "\n") -> None:
+    def __init__(
+        self,
+        sep: str = ",",
+        quotechar: str = '"',
+        escapechar: str | None = None,
+        doublequote: bool = True,
+        lineterminator: str = "\n",
+    ) -> None:
         if len(sep) != 1:
             raise ValueError(f"sep/delimiter must be one character, got {sep!r}")
-        self.params: dict[str, Any] = {"delimiter": sep, "quotechar": quotechar, "escapechar": escapechar,
-                                       "doublequote": doublequote, "lineterminator": lineterminator}
+        self.params: dict[str, Any] = {
+            "delimiter": sep,
+            "quotechar": quotechar,
+            "escapechar": escapechar,
+            "doublequote": doublequote,
+            "lineterminator": lineterminator,
+        }
 
 
 def read_header(path: str, compression: str, skiprows: int, dialect: CsvDialect, encoding: str) -> list[str]:
@@ -50,15 +61,25 @@ def read_header(path: str, compression: str, skiprows: int, dialect: CsvDialect,
 class CsvDecoder(LineDecoder):
     """Lines of one CSV file as dicts {column: value}; values are strings unless a converter is given."""
 
-    def __init__(self, names: Sequence[str], dialect: CsvDialect, encoding: str = "utf-8",
-                 converters: dict[str, Callable[[str], Any]] | None = None, filename: str | None = None,
-                 filename_column: str | None = None, usecols: Sequence[str] | None = None) -> None:
+    def __init__(
+        self,
+        names: Sequence[str],
+        dialect: CsvDialect,
+        encoding: str = "utf-8",
+        converters: dict[str, Callable[[str], Any]] | None = None,
+        filename: str | None = None,
+        filename_column: str | None = None,
+        usecols: Sequence[str] | None = None,
+    ) -> None:
         self.names = list(names)
         self.n = len(self.names)
         self.params = dialect.params
         self.encoding = encoding
-        self.converters = [(i, name, fn) for i, name in enumerate(self.names)
-                           if (fn := (converters or {}).get(name)) is not None]
+        self.converters = [
+            (i, name, fn)
+            for i, name in enumerate(self.names)
+            if (fn := (converters or {}).get(name)) is not None
+        ]
         self.extra = {filename_column: filename} if filename_column else None
         if usecols is not None:
             missing = [c for c in usecols if c not in self.names]
@@ -146,8 +167,15 @@ class CsvFormat(TextFormat):
     column writes an empty field, and a field not among the columns fails the job with a clear error.
     """
 
-    def __init__(self, columns: Sequence[str] | None, header: bool, dialect: CsvDialect,
-                 compression: str, inner_name: str, na_rep: str = "") -> None:
+    def __init__(
+        self,
+        columns: Sequence[str] | None,
+        header: bool,
+        dialect: CsvDialect,
+        compression: str,
+        inner_name: str,
+        na_rep: str = "",
+    ) -> None:
         super().__init__(lambda v: self.encode_batch([v]), None, None, compression, inner_name)
         self.columns = list(columns) if columns is not None else None
         self.write_header = header
@@ -189,7 +217,9 @@ class CsvFormat(TextFormat):
                 if isinstance(v, dict):
                     extra = [k for k in v if k not in columns]
                     if extra:
-                        raise ValueError(f"WriteToCsv: record has fields {extra} not among the columns {columns}")
+                        raise ValueError(
+                            f"WriteToCsv: record has fields {extra} not among the columns {columns}"
+                        )
                     fields = [v.get(c, na) for c in columns]
                 else:
                     raise ValueError(f"WriteToCsv: record fields {names} differ from the columns {columns}")

@@ -147,7 +147,9 @@ class _ParquetShard(ShardWriter):
         fmt = self.fmt
         if self.writer is None:
             self.writer = pq.ParquetWriter(
-                self.raw, fmt.schema, compression=fmt.codec,
+                self.raw,
+                fmt.schema,
+                compression=fmt.codec,
                 use_deprecated_int96_timestamps=fmt.use_deprecated_int96_timestamps,
                 use_compliant_nested_type=fmt.use_compliant_nested_type,
             )
@@ -177,9 +179,15 @@ class _ParquetShard(ShardWriter):
 class ParquetFormat(FileFormat):
     """Parquet files with a pyarrow `schema` (inferred from the first records when None)."""
 
-    def __init__(self, schema: Any = None, codec: str = "none", row_group_buffer_size: int = 64 << 20,
-                 record_batch_size: int = 1000, use_deprecated_int96_timestamps: bool = False,
-                 use_compliant_nested_type: bool = False) -> None:
+    def __init__(
+        self,
+        schema: Any = None,
+        codec: str = "none",
+        row_group_buffer_size: int = 64 << 20,
+        record_batch_size: int = 1000,
+        use_deprecated_int96_timestamps: bool = False,
+        use_compliant_nested_type: bool = False,
+    ) -> None:
         import pyarrow as pa
 
         if schema is not None and not isinstance(schema, pa.Schema):
@@ -201,7 +209,9 @@ class ParquetFormat(FileFormat):
         import pyarrow.parquet as pq
 
         writer = pq.ParquetWriter(
-            raw, pq.read_schema(parts[0]), compression=self.codec,
+            raw,
+            pq.read_schema(parts[0]),
+            compression=self.codec,
             use_deprecated_int96_timestamps=self.use_deprecated_int96_timestamps,
             use_compliant_nested_type=self.use_compliant_nested_type,
         )

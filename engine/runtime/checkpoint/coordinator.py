@@ -94,12 +94,19 @@ def checkpoint_fallback(state_dir: str, manifest: Any, redone: dict[str, list[st
     if lost:
         damaged = f"checkpoint(s) {lost} in {state_dir} are unreadable"
     else:
-        damaged = f"checkpoint(s) newer than {manifest.checkpoint_id} are missing from {state_dir} (damaged log?)"
+        damaged = (
+            f"checkpoint(s) newer than {manifest.checkpoint_id} are missing from {state_dir} (damaged log?)"
+        )
     message = f"{damaged}; falling back to checkpoint {manifest.checkpoint_id}"
     if outputs:
         shown = ", ".join(outputs[:5]) + (f" and {len(outputs) - 5} more" if len(outputs) > 5 else "")
         message += f", which is older than committed output that it would delete and write again: {shown}"
-    return {"restored": manifest.checkpoint_id, "unreadable": lost, "redone_outputs": outputs, "message": message}
+    return {
+        "restored": manifest.checkpoint_id,
+        "unreadable": lost,
+        "redone_outputs": outputs,
+        "message": message,
+    }
 
 
 class StateMismatchError(CheckpointError):
@@ -156,8 +163,16 @@ def fingerprint(layout: dict[str, Any]) -> str:
 class Checkpointer:
     """Owns the job's state store: restores at start, takes checkpoints (the state machine above)."""
 
-    def __init__(self, plan: Any, state_dir: str, backend_kind: str, interval_s: float, from_scratch: bool,
-                 accept_fallback: bool = False, encryption_key: str | None = None) -> None:
+    def __init__(
+        self,
+        plan: Any,
+        state_dir: str,
+        backend_kind: str,
+        interval_s: float,
+        from_scratch: bool,
+        accept_fallback: bool = False,
+        encryption_key: str | None = None,
+    ) -> None:
         from millstream.state import CheckpointStore, MemoryBackend, MsgpackCodec, RocksDBBackend
         from millstream.state.encryption import key_source, open_encrypted, require_plain
         from millstream.state.rekey import finish_interrupted_rotation
@@ -229,7 +244,9 @@ class Checkpointer:
         )
 
         options = getattr(plan, "options", None)
-        cache_entries = options.view_as(MillstreamOptions).state_cache_entries if options is not None else 1_000_000
+        cache_entries = (
+            options.view_as(MillstreamOptions).state_cache_entries if options is not None else 1_000_000
+        )
         self.incremental = IncrementalNodes(
             self.stateful, self.backend, state_dir, backend_kind == "memory", cache_entries, self.cipher
         )
@@ -277,9 +294,17 @@ class Checkpointer:
             return None
         manifest = picked
         meta = manifest.metadata
-        if meta.get("final") and meta.get("ended") != "drain" and self.store.is_committed(manifest.checkpoint_id):
-            log.info("the job in %s completed (end of input) in checkpoint %d: this run computes and writes its "
-                     "output afresh", self.state_dir, manifest.checkpoint_id)
+        if (
+            meta.get("final")
+            and meta.get("ended") != "drain"
+            and self.store.is_committed(manifest.checkpoint_id)
+        ):
+            log.info(
+                "the job in %s completed (end of input) in checkpoint %d: this run computes and writes its "
+                "output afresh",
+                self.state_dir,
+                manifest.checkpoint_id,
+            )
             await self._start_afresh(newest_id)
             return None
         self._check_fingerprint(manifest)
@@ -313,7 +338,9 @@ class Checkpointer:
         if manifest.fingerprint == self.fingerprint:
             return
         old = manifest.layout
-        changed = sorted(k for k in set(old) | set(self.layout) if repr(old.get(k)) != repr(self.layout.get(k)))
+        changed = sorted(
+            k for k in set(old) | set(self.layout) if repr(old.get(k)) != repr(self.layout.get(k))
+        )
         raise StateMismatchError(
             f"the state in {self.state_dir} (checkpoint {manifest.checkpoint_id}) was written by a pipeline "
             f"whose stateful steps differ from this one: {', '.join(changed)}; "
@@ -333,9 +360,13 @@ class Checkpointer:
         if redone and not self.accept_fallback:
             raise CheckpointFallbackError(fallback["message"] + "; " + FALLBACK_HOW_TO)
         self.fallback = fallback
-        log.warning("%s; %s", fallback["message"],
-                    "accepted (--accept_checkpoint_fallback): that output is deleted and written again"
-                    if redone else "no committed output is redone")
+        log.warning(
+            "%s; %s",
+            fallback["message"],
+            "accepted (--accept_checkpoint_fallback): that output is deleted and written again"
+            if redone
+            else "no committed output is redone",
+        )
 
     def _restore_snapshots(self, manifest: Any, refs: dict[str, int]) -> None:
         """Load the whole-state snapshots `refs` names (steps whose state is not incremental)."""
@@ -350,14 +381,16 @@ class Checkpointer:
             raw = self.backend.get(self._snapshot_key(node.label, ref))
             if raw is None:
                 raise StateCorruptedError(
-                    self.state_dir, f"checkpoint {manifest.checkpoint_id}: the state of step '{node.label}' is missing"
+                    self.state_dir,
+                    f"checkpoint {manifest.checkpoint_id}: the state of step '{node.label}' is missing",
                 )
             try:
                 data = self.codec.decode(raw)
             except Exception as e:
                 raise StateCorruptedError(
-                    self.state_dir, f"checkpoint {manifest.checkpoint_id}: the state of step '{node.label}' "
-                    f"cannot be decoded: {e}"
+                    self.state_dir,
+                    f"checkpoint {manifest.checkpoint_id}: the state of step '{node.label}' "
+                    f"cannot be decoded: {e}",
                 ) from e
             node.restore_state(data)
         self.refs = dict(refs)
@@ -379,7 +412,9 @@ class Checkpointer:
         if committed <= 0:
             log.warning(
                 "sink '%s' committed none of the checkpoints in %s (the latest is %d): starting afresh",
-                who, self.state_dir, latest.checkpoint_id,
+                who,
+                self.state_dir,
+                latest.checkpoint_id,
             )
             return None
         try:
@@ -394,7 +429,10 @@ class Checkpointer:
         log.warning(
             "restoring checkpoint %d, not the latest (%d): sink '%s' committed only up to %d (the process "
             "died between the durable write and that sink's commit); input after it is read again",
-            committed, latest.checkpoint_id, who, committed,
+            committed,
+            latest.checkpoint_id,
+            who,
+            committed,
         )
         return manifest
 
@@ -410,7 +448,7 @@ class Checkpointer:
         """Snapshot keys no retained manifest refers to any more (deleted with the next checkpoint)."""
         keep_refs = {(label, ref) for label, ref in new_refs.items()}
         manifests = self.store.list()
-        for m in manifests[-(self.store_keep - 1):] if self.store_keep > 1 else []:
+        for m in manifests[-(self.store_keep - 1) :] if self.store_keep > 1 else []:
             keep_refs.update(m.metadata.get("state", {}).items())
         from millstream.state.keys import decode_u64, key_prefix
 
@@ -491,7 +529,9 @@ class Checkpointer:
                 if node.label in self.incremental.labels:
                     continue  # written incrementally below
                 if node.state_dirty() or node.label not in refs:
-                    puts.append((self._snapshot_key(node.label, cid), self.codec.encode(node.snapshot_state())))
+                    puts.append(
+                        (self._snapshot_key(node.label, cid), self.codec.encode(node.snapshot_state()))
+                    )
                     refs[node.label] = cid
             deletes = self._retired_snapshots(refs)
             # collecting changed entries folds buffers (user CombineFn code) and reads evicted entries: off the
@@ -512,28 +552,33 @@ class Checkpointer:
                 # garbage of incremental state is found before anything of this checkpoint is written
                 deletes.extend(await anyio.to_thread.run_sync(list, self.incremental.deletes(parts)))
                 await anyio.to_thread.run_sync(
-                    lambda: self.incremental.released(parts, self.store.commit(
-                        cid,
-                        # large incremental parts go first in chunks (invisible until this manifest commits)
-                        itertools.chain(puts, self.incremental.prewrite(parts, self.backend)),
-                        deletes,
-                        fingerprint=self.fingerprint,
-                        wall_time_micros=time.time_ns() // 1000,
-                        layout=self.layout,
-                        metadata={
-                            "sources": sources,
-                            "sinks": sinks,
-                            "state": refs,
-                            "final": final,
-                            "ended": self._ended() if final else None,
-                            "windows": capture_frontiers(self.stateful),
-                        },
-                        sync=True,
-                    ))
+                    lambda: self.incremental.released(
+                        parts,
+                        self.store.commit(
+                            cid,
+                            # large incremental parts go first in chunks (invisible until this manifest commits)
+                            itertools.chain(puts, self.incremental.prewrite(parts, self.backend)),
+                            deletes,
+                            fingerprint=self.fingerprint,
+                            wall_time_micros=time.time_ns() // 1000,
+                            layout=self.layout,
+                            metadata={
+                                "sources": sources,
+                                "sinks": sinks,
+                                "state": refs,
+                                "final": final,
+                                "ended": self._ended() if final else None,
+                                "windows": capture_frontiers(self.stateful),
+                            },
+                            sync=True,
+                        ),
+                    )
                 )
             except Exception as e:
                 self.incremental.aborted(parts)
-                raise CheckpointError(f"checkpoint {cid} could not be written to {self.state_dir}: {e}") from e
+                raise CheckpointError(
+                    f"checkpoint {cid} could not be written to {self.state_dir}: {e}"
+                ) from e
             self.incremental.committed(parts)
             self.last_stall_s = time.monotonic() - stall_start
             self.last_loop_stall_s = self.stall_meter.stop()
@@ -588,5 +633,3 @@ class Checkpointer:
         """Close the state store (and delete the spill area of incremental state)."""
         self.incremental.close()
         self.backend.close()
-
-

@@ -60,8 +60,15 @@ def is_incremental(node: Any) -> bool:
 class IncrementalNodes:
     """The incremental nodes of a job, their tiers and the shared spill area."""
 
-    def __init__(self, nodes: list[Any], backend: Any, state_dir: str, memory: bool, cache_entries: int,
-                 cipher: Any = None) -> None:
+    def __init__(
+        self,
+        nodes: list[Any],
+        backend: Any,
+        state_dir: str,
+        memory: bool,
+        cache_entries: int,
+        cipher: Any = None,
+    ) -> None:
         self.nodes = [n for n in nodes if is_incremental(n)]
         self.labels = {n.label for n in self.nodes}
         self.spill = SpillArea(None if memory else spill_path(state_dir), cipher)
@@ -99,7 +106,9 @@ class IncrementalNodes:
             for node in self.nodes:
                 cap = node.capture_incremental()
                 tier = self.tiers[node.label]
-                out.append((tier.checkpoint(cid, oldest, cap.header, cap.entries, cap.deletes, cap.encoded), cap))
+                out.append(
+                    (tier.checkpoint(cid, oldest, cap.header, cap.entries, cap.deletes, cap.encoded), cap)
+                )
         return out
 
     @staticmethod
@@ -167,7 +176,11 @@ class IncrementalNodes:
                 log.info(
                     "incremental state of step '%s': %d entries evicted (%d written to the spill area), "
                     "%d loaded back, %d in memory",
-                    label, stats["evicted"], stats["spilled"], stats["loaded"], stats["hot_entries"],
+                    label,
+                    stats["evicted"],
+                    stats["spilled"],
+                    stats["loaded"],
+                    stats["hot_entries"],
                 )
         self.spill.close()
 

@@ -87,8 +87,15 @@ class _Bloom:
 class ReducerCapture:
     """One checkpoint's part of a reducer: header, changed entries, deletions (see `ReducerState.capture`)."""
 
-    def __init__(self, owner: ReducerState, header: Any, entries: list[Any], encoded: list[Any],
-                 deletes: list[bytes], undo: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        owner: ReducerState,
+        header: Any,
+        entries: list[Any],
+        encoded: list[Any],
+        deletes: list[bytes],
+        undo: dict[str, Any],
+    ) -> None:
         self.owner = owner
         self.header = header
         #: Changed entries, flat: namespace, user key, value, namespace, ...
@@ -118,7 +125,9 @@ class ReducerState:
         self.low = self.bound - max(1, self.bound // 16) if self.bound else 0
         #: the fast path's fired-window store and per-key containers, when the reducer has them
         self.fast: FastReducerBase | None = reducer if isinstance(reducer, FastReducerBase) else None
-        self.container_reducer: _ContainerReducer | None = reducer if isinstance(reducer, _ContainerReducer) else None
+        self.container_reducer: _ContainerReducer | None = (
+            reducer if isinstance(reducer, _ContainerReducer) else None
+        )
         self.key_prefix = tier.ns_prefix(_KEY)
         #: container id -> keys in memory known to include their stored part (for evicted containers)
         self.complete: dict[Any, set[Any]] = {}
@@ -249,7 +258,9 @@ class ReducerState:
                 if fd is not None:
                     fd.discard(key)
                 # an entry that does not include its stored part, if it may have one (evicted before)
-                probe = not (not cold or (comp is not None and key in comp)) and (written is None or key in written)
+                probe = not (not cold or (comp is not None and key in comp)) and (
+                    written is None or key in written
+                )
                 if comp is not None:
                     comp.discard(key)
                 if written is not None:
@@ -280,7 +291,9 @@ class ReducerState:
             return False, None, False
         return True, value, bool(dirty)
 
-    def drain_cold(self, nid: Any, d: dict[Any, list[Any]], accs: dict[Any, Any] | None) -> Iterator[tuple[Any, Any]]:
+    def drain_cold(
+        self, nid: Any, d: dict[Any, list[Any]], accs: dict[Any, Any] | None
+    ) -> Iterator[tuple[Any, Any]]:
         """A dying slot/bucket fires: ``(key, accumulator)`` of every key with a stored part, merged with its
         in-memory part (which is removed from `d`/`accs`; keys left in `d` are complete)."""
         r = self.container_reducer

@@ -25,8 +25,9 @@ _VERSION = 2
 class UserStateCapture:
     """One checkpoint's part of a stateful ParDo (the `checkpoint.incremental` capture protocol)."""
 
-    def __init__(self, owner: UserStateTier, header: Any, encoded: list[Any], deletes: list[bytes],
-                 touched: set[Any]) -> None:
+    def __init__(
+        self, owner: UserStateTier, header: Any, encoded: list[Any], deletes: list[bytes], touched: set[Any]
+    ) -> None:
         self.owner = owner
         self.header = header
         #: Nothing unencoded: every entry is encoded while captured (`encoded`).
@@ -85,8 +86,12 @@ class UserStateTier:
         self.written += len(encoded) // 3 + len(deletes)
         return UserStateCapture(self, {"version": _VERSION}, encoded, deletes, touched)
 
-    def restore(self, header: Any, load: Callable[[Any, dict[str, Any]], Any],
-                add_timer: Callable[[Any, tuple[str, str], int, int, int, int], None]) -> int:
+    def restore(
+        self,
+        header: Any,
+        load: Callable[[Any, dict[str, Any]], Any],
+        add_timer: Callable[[Any, tuple[str, str], int, int, int, int], None],
+    ) -> int:
         """Read every entry of the checkpoint whose header is `header`: `load(kwk, cells)` makes the
         (key, window), then `add_timer(kw, tk, domain, fire, hold, seq)` sets the timers again with their
         sequence numbers, in that order. Returns the largest sequence number (-1 without timers)."""

@@ -57,7 +57,15 @@ from millstream.state import MemoryBackend, MsgpackCodec, RocksDBBackend
 from millstream.state.encryption import EncryptedBackend, StoreCipher
 from millstream.state.keys import key_prefix, operator_prefix, prefix_end, state_key
 
-__all__ = ["ABSENT", "SpillArea", "StateTier", "TierCheckpoint", "live_entries", "oldest_retained", "spill_path"]
+__all__ = [
+    "ABSENT",
+    "SpillArea",
+    "StateTier",
+    "TierCheckpoint",
+    "live_entries",
+    "oldest_retained",
+    "spill_path",
+]
 
 _U64 = struct.Struct(">Q")
 _I63 = 1 << 63
@@ -91,7 +99,9 @@ class SpillArea:
         self.cipher = cipher
         self._backend: Any = None
         if path is not None and os.path.exists(os.path.join(path, "CURRENT")):
-            shutil.rmtree(path, ignore_errors=True)  # left by a killed run: scratch, never part of a checkpoint
+            shutil.rmtree(
+                path, ignore_errors=True
+            )  # left by a killed run: scratch, never part of a checkpoint
 
     @property
     def backend(self) -> Any:
@@ -142,8 +152,17 @@ def _latest(rows: Iterable[tuple[bytes, bytes]]) -> Iterator[tuple[bytes, bytes]
 class TierCheckpoint:
     """What one node contributes to one checkpoint (see `StateTier.checkpoint`)."""
 
-    def __init__(self, tier: StateTier, cid: int, oldest: int, header: Any, entries: list[Any],
-                 encoded: list[Any], deletes: list[bytes], dead: list[tuple[bytes, int]]) -> None:
+    def __init__(
+        self,
+        tier: StateTier,
+        cid: int,
+        oldest: int,
+        header: Any,
+        entries: list[Any],
+        encoded: list[Any],
+        deletes: list[bytes],
+        dead: list[tuple[bytes, int]],
+    ) -> None:
         self.tier = tier
         self.cid = cid
         self.oldest = oldest
@@ -182,8 +201,10 @@ class TierCheckpoint:
                 prefix = prefixes.get(ns)
                 if prefix is None:
                     prefix = prefixes[ns] = key_prefix(tier.label, ns)
-                yield (prefix + encode_key(key).replace(b"\x00", b"\x00\xff") + _TAIL + suffix,
-                       _VALUE + (value if raw else encode(value)))
+                yield (
+                    prefix + encode_key(key).replace(b"\x00", b"\x00\xff") + _TAIL + suffix,
+                    _VALUE + (value if raw else encode(value)),
+                )
             n += len(flat) // 3
         for lkey in self.entry_deletes:
             n += 1
@@ -336,8 +357,15 @@ class StateTier:
         self._dying.append(prefix)
 
     # -- checkpoints -------------------------------------------------------------------------------------
-    def checkpoint(self, cid: int, oldest: int, header: Any, entries: list[Any], deletes: list[bytes],
-                   encoded: list[Any] | None = None) -> TierCheckpoint:
+    def checkpoint(
+        self,
+        cid: int,
+        oldest: int,
+        header: Any,
+        entries: list[Any],
+        deletes: list[bytes],
+        encoded: list[Any] | None = None,
+    ) -> TierCheckpoint:
         """This node's part of checkpoint `cid`; `oldest` is the oldest checkpoint id retained after it.
 
         `entries` are the node's changed entries in memory, flat: ``[namespace, user key, value, ...]``
@@ -407,11 +435,14 @@ class StateTier:
         Versions newer than `cid` exist only when restore fell back past unreadable checkpoints; they
         are deleted now (one scan of the node's range), so reads can take the newest version.
         """
-        versions = [(_U64.unpack(pkey[-8:])[0], raw) for pkey, raw in self.backend.scan_prefix(self.header_key)]
+        versions = [
+            (_U64.unpack(pkey[-8:])[0], raw) for pkey, raw in self.backend.scan_prefix(self.header_key)
+        ]
         usable = [(v, raw) for v, raw in versions if v <= cid]
         if len(usable) < len(versions):
-            stale = [pkey for pkey, _ in self.backend.scan_prefix(self.prefix)
-                     if _U64.unpack(pkey[-8:])[0] > cid]
+            stale = [
+                pkey for pkey, _ in self.backend.scan_prefix(self.prefix) if _U64.unpack(pkey[-8:])[0] > cid
+            ]
             self.backend.write_batch((), stale, sync=True)
         self.header_versions = [v for v, _ in usable]
         self._sweep_from = self.prefix
@@ -445,8 +476,11 @@ def live_entries(backend: Any, label: str, cid: int) -> tuple[Any, list[tuple[by
 
     codec = MsgpackCodec(allow_pickle=True)
     header_key = state_key(label, b"", b"", "h")
-    rows = ((pkey, raw) for pkey, raw in backend.scan_prefix(operator_prefix(label))
-            if _U64.unpack(pkey[-8:])[0] <= cid)
+    rows = (
+        (pkey, raw)
+        for pkey, raw in backend.scan_prefix(operator_prefix(label))
+        if _U64.unpack(pkey[-8:])[0] <= cid
+    )
     header = None
     entries = []
     for lkey, raw in _latest(rows):
@@ -471,7 +505,7 @@ def oldest_retained(store: Any, keep: int, cid: int) -> int:
     """The oldest checkpoint id the store retains once checkpoint `cid` is committed (readable manifests;
     an unreadable one cannot be restored, and counting only readable ones errs towards keeping more)."""
     ids = [m.checkpoint_id for m in store.list()]
-    kept = (ids[-(keep - 1):] if keep > 1 else []) + [cid]
+    kept = (ids[-(keep - 1) :] if keep > 1 else []) + [cid]
     return min(kept)
 
 

@@ -64,14 +64,18 @@ async def execute(
     try:
         async with anyio.create_task_group() as outer:
             if checkpointer is not None:
-                outer.start_soon(_periodic_checkpoints, checkpointer, control, checkpoint_lock, name="checkpoints")
+                outer.start_soon(
+                    _periodic_checkpoints, checkpointer, control, checkpoint_lock, name="checkpoints"
+                )
             if control is not None:
                 outer.start_soon(_stop_when_asked, checkpointer, control, checkpoint_lock, name="stop")
             async with anyio.create_task_group() as tg:
                 if control is not None:
                     control.stages_scope = tg.cancel_scope
                 for stage in plan.stages:
-                    tg.start_soon(_run_stage, stage, receivers.get(id(stage)), plan, name=f"stage {stage.name}")
+                    tg.start_soon(
+                        _run_stage, stage, receivers.get(id(stage)), plan, name=f"stage {stage.name}"
+                    )
             if control is not None and control.state == "CANCELLING":
                 outer.cancel_scope.cancel()
             else:

@@ -95,7 +95,9 @@ _GC_TUNING = _GcTuning()
 class Job:
     """A running (or finished) pipeline."""
 
-    def __init__(self, plan: Any, container: MetricsContainer, channel_capacity: int, make_checkpointer: Any) -> None:
+    def __init__(
+        self, plan: Any, container: MetricsContainer, channel_capacity: int, make_checkpointer: Any
+    ) -> None:
         self.plan = plan
         self.container = container
         self.channel_capacity = channel_capacity
@@ -245,14 +247,16 @@ class Job:
 
         steps = []
         for label, node in self.plan.nodes.items():
-            steps.append({
-                "step": label,
-                "elements_in": node.elements_in,
-                "elements_out": node.elements_out,
-                "input_watermark": wm(node.input_wm),
-                "output_watermark": wm(node.output_wm),
-                "dropped_late": node.dropped_late if isinstance(node, WindowedNode) else 0,
-            })
+            steps.append(
+                {
+                    "step": label,
+                    "elements_in": node.elements_in,
+                    "elements_out": node.elements_out,
+                    "input_watermark": wm(node.input_wm),
+                    "output_watermark": wm(node.output_wm),
+                    "dropped_late": node.dropped_late if isinstance(node, WindowedNode) else 0,
+                }
+            )
         coordinator = self.plan.coordinator
         return {
             "job_id": self.job_id,
@@ -260,7 +264,9 @@ class Job:
             "state": self.state,
             "uptime_s": round(time.monotonic() - self.started_monotonic, 3),
             "steps": steps,
-            "checkpoints": None if coordinator is None else {
+            "checkpoints": None
+            if coordinator is None
+            else {
                 "taken": coordinator.count,
                 "last_duration_s": coordinator.last_duration_s,
                 "last_stall_s": coordinator.last_stall_s,

@@ -104,9 +104,15 @@ def prepare(pipeline: Any, options: PipelineOptions) -> tuple[Any, MetricsContai
         def make_checkpointer(p: Any) -> Any:
             from millstream.engine.runtime.checkpoint.coordinator import Checkpointer
 
-            return Checkpointer(p, p.state_dir, opts.state_backend, opts.checkpoint_interval, opts.from_scratch,
-                                accept_fallback=opts.accept_checkpoint_fallback,
-                                encryption_key=opts.state_encryption_key)
+            return Checkpointer(
+                p,
+                p.state_dir,
+                opts.state_backend,
+                opts.checkpoint_interval,
+                opts.from_scratch,
+                accept_fallback=opts.accept_checkpoint_fallback,
+                encryption_key=opts.state_encryption_key,
+            )
 
     return plan, MetricsContainer(), opts.channel_capacity, make_checkpointer
 

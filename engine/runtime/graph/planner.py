@@ -119,9 +119,7 @@ def plan_pipeline(pipeline: Pipeline, options: PipelineOptions) -> Plan:
         inputs = _node_inputs(applied)
         upstream = [plan.producers[id(pc)] for pc in inputs]
         upstream_stages = {id(stage_of[id(n)]): stage_of[id(n)] for n, _ in upstream}
-        own_stage = (
-            driver is not None or isinstance(node, AsyncNode) or len(upstream_stages) != 1
-        )
+        own_stage = driver is not None or isinstance(node, AsyncNode) or len(upstream_stages) != 1
         chain = 1 + max((depth[id(n)] for n, _ in upstream), default=0)
         if own_stage or chain > MAX_FUSED_DEPTH:
             chain = 1
@@ -170,14 +168,18 @@ def _make_node(applied: AppliedPTransform, opts: Any, ctx: Plan) -> tuple[Node, 
 
         stateful, is_async = is_stateful_dofn(t.fn), t.is_async or getattr(t.fn, "is_async", False)
         if (stateful or is_async) and type(t.fn).process_batch is not DoFn.process_batch:
-            raise TypeError(f"step '{label}' ({type(t.fn).__name__}): process_batch is supported in plain "
-                            f"ParDos, not in {'stateful' if stateful else 'async'} DoFns; define process instead")
+            raise TypeError(
+                f"step '{label}' ({type(t.fn).__name__}): process_batch is supported in plain "
+                f"ParDos, not in {'stateful' if stateful else 'async'} DoFns; define process instead"
+            )
         if stateful:
             return StatefulParDoNode(label, t, inputs[0].windowing, side_windowings), None
         if is_async:
             from millstream.engine.runtime.operators.async_pardo import AsyncParDoNode
 
-            return AsyncParDoNode(label, t, inputs[0].windowing, side_windowings, opts.async_concurrency), None
+            return AsyncParDoNode(
+                label, t, inputs[0].windowing, side_windowings, opts.async_concurrency
+            ), None
         return ParDoNode(label, t, inputs[0].windowing, side_windowings), None
     if isinstance(t, (GroupByKey, CombinePerKey)):
         windowing = inputs[0].windowing

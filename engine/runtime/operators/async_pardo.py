@@ -25,7 +25,12 @@ class AsyncParDoNode(ParDoNode):
     """Runs an async DoFn; the owning stage awaits `run_pending()` after each message (an `AsyncNode`)."""
 
     def __init__(
-        self, label: str, transform: ParDo, windowing: Windowing, side_windowings: list[Windowing], concurrency: int
+        self,
+        label: str,
+        transform: ParDo,
+        windowing: Windowing,
+        side_windowings: list[Windowing],
+        concurrency: int,
     ) -> None:
         super().__init__(label, transform, windowing, side_windowings)
         self.fast = False

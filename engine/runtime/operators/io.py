@@ -94,8 +94,9 @@ class ReadDriver(SourceDriver):
         self.node.source_watermark(MAX_MICROS)
         await flush()
 
-    async def _read_all(self, flush: Callable[[], Awaitable[None]], batch_mode: bool, clock: Any,
-                        coordinator: Any) -> None:
+    async def _read_all(
+        self, flush: Callable[[], Awaitable[None]], batch_mode: bool, clock: Any, coordinator: Any
+    ) -> None:
         """Read batches until the source ends or the job stops reading."""
         assert self.reader is not None and self.wm is not None
         control = self.job.control
@@ -126,7 +127,9 @@ class ReadDriver(SourceDriver):
         if fn is not None and values:
             try:
                 scaled = [fn(v) * 1_000_000.0 for v in values]
-                ts = [int(m + 0.5) if m >= 0 else -int(0.5 - m) for m in scaled]  # nearest µs, cheaper than round
+                ts = [
+                    int(m + 0.5) if m >= 0 else -int(0.5 - m) for m in scaled
+                ]  # nearest µs, cheaper than round
             except Exception:
                 ts, values, errors = self._stamp_slowly(values, fn, errors, sb.split)
         self.records += len(values)
@@ -157,9 +160,11 @@ class ReadDriver(SourceDriver):
         raise_user_error(
             self.label,
             first.get("raw", first),
-            ValueError(f"bad record ({where}): {first.get('reason')}; "
-                       "use .with_dead_letters() to route bad records instead of failing, "
-                       "or run with --dead_letters PATH to write every source's bad records to a file"),
+            ValueError(
+                f"bad record ({where}): {first.get('reason')}; "
+                "use .with_dead_letters() to route bad records instead of failing, "
+                "or run with --dead_letters PATH to write every source's bad records to a file"
+            ),
         )
 
     def _stamp_slowly(
@@ -172,7 +177,9 @@ class ReadDriver(SourceDriver):
                 ts.append(round(fn(v) * 1_000_000))
                 good.append(v)
             except Exception as e:
-                errors.append({"split": split, "raw": v, "reason": f"bad event time: {type(e).__name__}: {e}"})
+                errors.append(
+                    {"split": split, "raw": v, "reason": f"bad event time: {type(e).__name__}: {e}"}
+                )
         return ts, good, errors
 
     async def close(self) -> None:

@@ -64,7 +64,9 @@ class _Outputs:
 class ParDoNode(Node):
     """Runs one ParDo step."""
 
-    def __init__(self, label: str, transform: ParDo, windowing: Windowing, side_windowings: list[Windowing]) -> None:
+    def __init__(
+        self, label: str, transform: ParDo, windowing: Windowing, side_windowings: list[Windowing]
+    ) -> None:
         super().__init__(label, 1 + len(transform.side_inputs))
         self.transform = transform
         self.dofn: DoFn = transform.fn
@@ -169,7 +171,9 @@ class ParDoNode(Node):
 
     def state_dirty(self) -> bool:
         """Side-input state changes until every side input is complete, and while main input waits."""
-        return bool(self.side_inputs) and (not all(self.side_done) or bool(self.pending) or not self._snapshotted)
+        return bool(self.side_inputs) and (
+            not all(self.side_done) or bool(self.pending) or not self._snapshotted
+        )
 
     def snapshot_state(self) -> Any:
         """The side inputs' elements, which are complete, and buffered main-input batches."""
@@ -193,9 +197,12 @@ class ParDoNode(Node):
 
     def _resolve_side_inputs(self) -> None:
         views = {id(s): s.view(vals) for s, vals in zip(self.side_inputs, self.side_values)}
-        self._resolved_args = tuple(views.get(id(a), a) if isinstance(a, AsSideInput) else a for a in self.transform.args)
+        self._resolved_args = tuple(
+            views.get(id(a), a) if isinstance(a, AsSideInput) else a for a in self.transform.args
+        )
         self._resolved_kwargs = {
-            k: views.get(id(v), v) if isinstance(v, AsSideInput) else v for k, v in self.transform.kwargs.items()
+            k: views.get(id(v), v) if isinstance(v, AsSideInput) else v
+            for k, v in self.transform.kwargs.items()
         }
 
     # -- processing ---------------------------------------------------------------------------------------
@@ -299,8 +306,10 @@ class ParDoNode(Node):
         self._emit_checked(Batch(out, batch.ts, batch.wins, batch.panes), source_ts=batch.ts)
 
     def _emit_filtered(self, batch: Batch, keep: list[bool]) -> None:
-        cols = [list(itertools.compress(c, keep)) if c is not None else None
-                for c in (batch.values, batch.ts, batch.wins, batch.panes)]
+        cols = [
+            list(itertools.compress(c, keep)) if c is not None else None
+            for c in (batch.values, batch.ts, batch.wins, batch.panes)
+        ]
         self.emit(Batch(cols[0], cols[1], cols[2], cols[3]))  # type: ignore[arg-type]
 
     def _flatmap_columns(self, batch: Batch, fn: Any, tuple_args: bool, args: Any, kwargs: Any) -> None:
@@ -448,8 +457,12 @@ class ParDoNode(Node):
         the groups' windows are explicit (the input's, or assigned here for a WindowParam)."""
         vals = batch.values
         ts, wins, panes = batch.ts, batch.wins, batch.panes
-        explode = self.batched is not None and self.batched.needs_window and wins is None \
+        explode = (
+            self.batched is not None
+            and self.batched.needs_window
+            and wins is None
             and not self.windows.is_global
+        )
         if ts is None and wins is None and panes is None and not explode:
             return [((MIN_MICROS, None, None), list(vals))], False
         groups: dict[tuple[int, Any, Any], list[Any]] = {}
@@ -509,8 +522,15 @@ class ParDoNode(Node):
                 self.emit(self._columns_to_batch(cols, batch), tag)
 
     def _process_guarded(
-        self, process: Any, v: Any, args: Any, kwargs: dict[str, Any], outputs: dict[str | None, _Outputs],
-        t: int, w: Any, pane: Any
+        self,
+        process: Any,
+        v: Any,
+        args: Any,
+        kwargs: dict[str, Any],
+        outputs: dict[str | None, _Outputs],
+        t: int,
+        w: Any,
+        pane: Any,
     ) -> None:
         """`process` under `with_exception_handling`: a failing element goes to the dead-letter output, and
         (unless `partial`) nothing it produced before failing is kept."""
@@ -628,14 +648,18 @@ class BatchedDoFn:
         where = f"step '{label}' ({cls.__name__})"
         unsupported = sorted(f"{n}={m!r}" for n, m in self.markers.items() if m.name not in _BATCH_PARAMS)
         if unsupported:
-            raise TypeError(f"{where}: process_batch parameters {unsupported} are not supported; a batch "
-                            f"shares one timestamp, window and pane, so only {sorted(_BATCH_PARAMS)} are")
+            raise TypeError(
+                f"{where}: process_batch parameters {unsupported} are not supported; a batch "
+                f"shares one timestamp, window and pane, so only {sorted(_BATCH_PARAMS)} are"
+            )
         self.input: BatchConverter = _NO_CONVERTER
         if self.on_batches:
             batch_type = dofn.get_input_batch_type(element_type)
             if batch_type is None:
-                raise TypeError(f"{where}: process_batch needs a type hint on its batch parameter (list[int], "
-                                "numpy.ndarray, pyarrow.Array, ...) so the runtime knows what batches to build")
+                raise TypeError(
+                    f"{where}: process_batch needs a type hint on its batch parameter (list[int], "
+                    "numpy.ndarray, pyarrow.Array, ...) so the runtime knows what batches to build"
+                )
             try:
                 self.input = BatchConverter.from_typehints(element_type=element_type, batch_type=batch_type)
             except TypeError as e:

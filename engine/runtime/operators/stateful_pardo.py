@@ -126,17 +126,22 @@ class _Timer(BaseTimer):
 # The operator
 
 
-
 class StatefulParDoNode(ParDoNode):
     """Runs one ParDo whose DoFn uses user state or timers."""
 
     def __init__(
-        self, label: str, transform: ParDo, windowing: Windowing, side_windowings: list[Windowing] | None = None
+        self,
+        label: str,
+        transform: ParDo,
+        windowing: Windowing,
+        side_windowings: list[Windowing] | None = None,
     ) -> None:
         super().__init__(label, transform, windowing, side_windowings or [])
         dofn = self.dofn
         if transform.is_async or getattr(dofn, "is_async", False):
-            raise TypeError(f"step '{label}': a DoFn with state or timers cannot be async (async def process)")
+            raise TypeError(
+                f"step '{label}': a DoFn with state or timers cannot be async (async def process)"
+            )
         if windowing.windowfn.is_merging():
             raise ValueError(
                 f"step '{label}': state and timers are not supported with merging windows "
@@ -213,8 +218,14 @@ class StatefulParDoNode(ParDoNode):
         return plan
 
     def _kwargs(
-        self, plan: list[tuple[str, int, Any]], base: dict[str, Any], kw: _KeyWindow, v: Any, t: int,
-        hold_us: int, pane: Any
+        self,
+        plan: list[tuple[str, int, Any]],
+        base: dict[str, Any],
+        kw: _KeyWindow,
+        v: Any,
+        t: int,
+        hold_us: int,
+        pane: Any,
     ) -> dict[str, Any]:
         kwargs = dict(base)
         cells = kw.cells
@@ -385,8 +396,15 @@ class StatefulParDoNode(ParDoNode):
             self._remove_timer(kw, tk)
         self._add_timer(kw, tk, domain, fire_us, hold_us)
 
-    def _add_timer(self, kw: _KeyWindow, tk: tuple[str, str], domain: int, fire_us: int, hold_us: int,
-                   seq: int | None = None) -> None:
+    def _add_timer(
+        self,
+        kw: _KeyWindow,
+        tk: tuple[str, str],
+        domain: int,
+        fire_us: int,
+        hold_us: int,
+        seq: int | None = None,
+    ) -> None:
         """Set a timer; `seq` (the order it was set in) is given only when restoring one."""
         if seq is None:
             seq = next(self._seq)
@@ -471,7 +489,8 @@ class StatefulParDoNode(ParDoNode):
             if type(v) is not tuple or len(v) != 2:
                 if not (isinstance(v, (tuple, list)) and len(v) == 2):
                     raise_user_error(
-                        self.label, v,
+                        self.label,
+                        v,
                         ValueError(
                             f"Input elements to the transform '{self.label}' with stateful DoFn must be "
                             f"key-value pairs, got {truncate_repr(v)}"
@@ -495,7 +514,9 @@ class StatefulParDoNode(ParDoNode):
                 try:
                     kw = kws.get((key, w.start_us, w.end_us))
                 except TypeError as e:
-                    raise_user_error(self.label, v, TypeError(f"the key of a stateful DoFn must be hashable: {e}"))
+                    raise_user_error(
+                        self.label, v, TypeError(f"the key of a stateful DoFn must be hashable: {e}")
+                    )
                 if kw is None:
                     kw = self._new_kw(key, w)
                 call_kwargs = self._kwargs(plan, base_kwargs, kw, v, t, t, pane)
@@ -622,7 +643,9 @@ class StatefulParDoNode(ParDoNode):
             self._finish_bundle()
         self._emit_outputs(outputs)
 
-    def _fire(self, kw: _KeyWindow, tk: tuple[str, str], rec: _TimerRecord, outputs: dict[str | None, _Outputs]) -> None:
+    def _fire(
+        self, kw: _KeyWindow, tk: tuple[str, str], rec: _TimerRecord, outputs: dict[str | None, _Outputs]
+    ) -> None:
         """Call the timer's `@on_timer` method for its key and window; collect what it outputs."""
         spec, callback, plan = self._callbacks[tk[0]]
         out_ts = rec.fire_us if rec.domain == _WM else rec.hold_us
@@ -631,5 +654,6 @@ class StatefulParDoNode(ParDoNode):
         try:
             self._collect(callback(**kwargs), outputs, out_ts, w_out, None)
         except Exception as e:
-            raise_user_error(self.label, f"<on_timer {spec.name[len(spec.prefix):]} for key {truncate_repr(kw.key)}>", e)
-
+            raise_user_error(
+                self.label, f"<on_timer {spec.name[len(spec.prefix) :]} for key {truncate_repr(kw.key)}>", e
+            )

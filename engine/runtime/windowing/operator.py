@@ -30,8 +30,10 @@ from millstream.engine.runtime.windowing.reduce_fn_runner import (
 
 #: Longest repr kept of one late element (the console shows the latest few, not archives).
 RECORD_REPR_MAX = 300
-_LATE_REASONS = {DROP_LATE: "beyond allowed lateness",
-                 DROP_CLOSED: "its window's trigger had finished (the window was closed)"}
+_LATE_REASONS = {
+    DROP_LATE: "beyond allowed lateness",
+    DROP_CLOSED: "its window's trigger had finished (the window was closed)",
+}
 
 
 def _seconds_or_none(micros: int) -> float | None:
@@ -137,14 +139,16 @@ class ReducerNode(Node):
         """
         out = []
         for wall, key, value, ts, reason, window, wm in reversed(self.reducer.late_samples):
-            out.append({
-                "time": wall,
-                "record": truncate_repr((key, value), RECORD_REPR_MAX),
-                "timestamp": _seconds_or_none(ts),
-                "window": f"[{_iso(window[0])}, {_iso(window[1])})",
-                "watermark": _seconds_or_none(wm),
-                "reason": _LATE_REASONS.get(reason, reason),
-            })
+            out.append(
+                {
+                    "time": wall,
+                    "record": truncate_repr((key, value), RECORD_REPR_MAX),
+                    "timestamp": _seconds_or_none(ts),
+                    "window": f"[{_iso(window[0])}, {_iso(window[1])})",
+                    "watermark": _seconds_or_none(wm),
+                    "reason": _LATE_REASONS.get(reason, reason),
+                }
+            )
         return out
 
     def push(self, index: int, batch: Batch) -> None:
@@ -156,7 +160,9 @@ class ReducerNode(Node):
             values = [kv[1] for kv in vals]
         except (TypeError, IndexError, KeyError) as e:
             bad = next((x for x in vals if not (isinstance(x, tuple | list) and len(x) == 2)), vals[0])
-            raise_user_error(self.label, bad, TypeError(f"expected (key, value) pairs, got {truncate_repr(bad)}"))
+            raise_user_error(
+                self.label, bad, TypeError(f"expected (key, value) pairs, got {truncate_repr(bad)}")
+            )
             raise AssertionError from e
         ts = batch.ts if batch.ts is not None else [MIN_MICROS] * n
         kept = self.frontier.keep(self.windowing.windowfn.assign_micros, ts)

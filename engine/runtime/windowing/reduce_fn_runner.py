@@ -85,8 +85,16 @@ from millstream.engine.runtime.windowing.snapshot import (
 )
 from millstream.engine.runtime.windowing.trigger_state_machine import WM, CompiledTrigger, compile_trigger
 
-__all__ = ["DROP_CLOSED", "DROP_LATE", "LATE_SAMPLES_KEPT", "KeyState", "Pane", "Reducer", "WinState", "create_reducer"]
-
+__all__ = [
+    "DROP_CLOSED",
+    "DROP_LATE",
+    "LATE_SAMPLES_KEPT",
+    "KeyState",
+    "Pane",
+    "Reducer",
+    "WinState",
+    "create_reducer",
+]
 
 
 class Pane(NamedTuple):
@@ -219,7 +227,9 @@ class Reducer:
         self._dropped: list[tuple[Any, Any, int, str, BoundedWindow]] | None = [] if collect_dropped else None
         #: The latest dropped elements, whatever `collect_dropped` says: (wall time, key, value, timestamp µs,
         #: reason, window, input watermark µs). Bounded; filled only on the drop path.
-        self.late_samples: deque[tuple[float, Any, Any, int, str, Window, int]] = deque(maxlen=LATE_SAMPLES_KEPT)
+        self.late_samples: deque[tuple[float, Any, Any, int, str, Window, int]] = deque(
+            maxlen=LATE_SAMPLES_KEPT
+        )
         # evaluation context (the reducer is its own TriggerContext)
         self.trigger_slots: list[int] = []
         self.window: Window = (0, 0)
@@ -581,7 +591,9 @@ class Reducer:
 
     # ------------------------------------------------------------------ panes
 
-    def _pane_info(self, is_first: bool, is_last: bool, timing: int, index: int, nonspeculative_index: int) -> PaneInfo:
+    def _pane_info(
+        self, is_first: bool, is_last: bool, timing: int, index: int, nonspeculative_index: int
+    ) -> PaneInfo:
         k = (is_first, is_last, timing, index, nonspeculative_index)
         p = self._panes.get(k)
         if p is None:
@@ -819,7 +831,13 @@ class Reducer:
         return 0, None, None, None, None, False
 
     def _index_evicted(
-        self, key: Any, gc_min: Any, hold_min: Any, send: Any, sfgc: Any, push: Callable[[list[Any], Any], None]
+        self,
+        key: Any,
+        gc_min: Any,
+        hold_min: Any,
+        send: Any,
+        sfgc: Any,
+        push: Callable[[list[Any], Any], None],
     ) -> None:
         self._cold[key] = (gc_min, hold_min, send, sfgc)
         seq = self._seq
@@ -830,7 +848,9 @@ class Reducer:
         if send is not None or sfgc is not None:
             self._index_evicted_sessions(key, send, sfgc, push)
 
-    def _index_evicted_sessions(self, key: Any, send: Any, sfgc: Any, push: Callable[[list[Any], Any], None]) -> None:
+    def _index_evicted_sessions(
+        self, key: Any, send: Any, sfgc: Any, push: Callable[[list[Any], Any], None]
+    ) -> None:
         pass
 
     def _compact_heaps(self) -> None:
@@ -862,7 +882,9 @@ class Reducer:
             self._dirty_keys.add(key)
         return ks
 
-    def _load_fast_key(self, key: Any, sessions: Any, fired: Any, push: Callable[[list[Any], Any], None] | None) -> None:
+    def _load_fast_key(
+        self, key: Any, sessions: Any, fired: Any, push: Callable[[list[Any], Any], None] | None
+    ) -> None:
         pass
 
     def restore_key(self, key: Any, record: list[Any], in_memory: bool) -> None:
@@ -892,7 +914,12 @@ class Reducer:
     def finish_restore(self) -> None:
         """Order the heaps filled by `restore_key`."""
         heaps: tuple[list[Any], ...] = (
-            self._wm_heap, self._pt_heap, self._gc_heap, self._hold_heap, self._cold_gc, self._cold_hold
+            self._wm_heap,
+            self._pt_heap,
+            self._gc_heap,
+            self._hold_heap,
+            self._cold_gc,
+            self._cold_hold,
         )
         for h in heaps:
             heapq.heapify(h)

@@ -54,8 +54,11 @@ def check_strategy(r: Reducer, stored: Any, what: str) -> None:
     if stored == current:
         return
     if len(stored) == len(current) and stored[:-1] == current[:-1]:
-        before = "before deviation 3 of docs/semantics.md became the default" if current[-1] else \
-            "with deviation 3 of docs/semantics.md on"
+        before = (
+            "before deviation 3 of docs/semantics.md became the default"
+            if current[-1]
+            else "with deviation 3 of docs/semantics.md on"
+        )
         raise ValueError(
             f"the {what} {before}: the processing-time trigger {current[1]} now times its panes differently "
             "(a processing-time timer no longer moves the event-time clock), so this windowing strategy's "
@@ -68,7 +71,9 @@ def check_strategy(r: Reducer, stored: Any, what: str) -> None:
 def _processing_time_semantics(r: Reducer) -> bool:
     # Only a trigger with processing-time timers behaves differently under deviation 3; recording the switch
     # for other triggers would refuse their checkpoints taken before it became the default.
-    return bool(r.processing_timers_see_watermark and r.trigger is not None and r.trigger.uses_processing_time())
+    return bool(
+        r.processing_timers_see_watermark and r.trigger is not None and r.trigger.uses_processing_time()
+    )
 
 
 def encode_key_state(ks: KeyState) -> list[Any]:
@@ -97,7 +102,11 @@ def encode_key_state(ks: KeyState) -> list[Any]:
 
 
 def decode_key_state(
-    r: Reducer, key: Any, windows: list[Any], timers: list[Any], push: Callable[[list[Any], Any], None],
+    r: Reducer,
+    key: Any,
+    windows: list[Any],
+    timers: list[Any],
+    push: Callable[[list[Any], Any], None],
     with_timers: bool = True,
 ) -> tuple[KeyState, int]:
     """Rebuild one key's state into `r._keys`; returns it and its largest timer owner id.
@@ -111,7 +120,19 @@ def decode_key_state(
     r._keys[key] = ks
     max_id = 0
     seq = r._seq
-    for start, end, acc, pending, index, nonspeculative_index, trigger_finished, hold, hold_min, st, ids in windows:
+    for (
+        start,
+        end,
+        acc,
+        pending,
+        index,
+        nonspeculative_index,
+        trigger_finished,
+        hold,
+        hold_min,
+        st,
+        ids,
+    ) in windows:
         w = (start, end)
         ws = WinState(w, acc, list(st), list(ids))
         ws.pending = pending

@@ -78,7 +78,9 @@ def to_beam_window(window: Any) -> Any:
 
 def to_ms_pane(pane: Any) -> PaneInfo:
     """A Beam PaneInfo as millstream's."""
-    return PaneInfo(pane.is_first, pane.is_last, PaneInfoTiming(pane.timing), pane.index, pane.nonspeculative_index)
+    return PaneInfo(
+        pane.is_first, pane.is_last, PaneInfoTiming(pane.timing), pane.index, pane.nonspeculative_index
+    )
 
 
 def to_beam_output(value: Any) -> Any:
@@ -89,8 +91,9 @@ def to_beam_output(value: Any) -> Any:
     if kind is TimestampedValue:
         return BeamTimestampedValue(value.value, BeamTimestamp(micros=value.micros))
     if kind is WindowedValue:
-        return BeamWindowedValue(value.value, BeamTimestamp(micros=value.micros),
-                                 tuple(to_beam_window(w) for w in value.windows))
+        return BeamWindowedValue(
+            value.value, BeamTimestamp(micros=value.micros), tuple(to_beam_window(w) for w in value.windows)
+        )
     return value
 
 
@@ -133,7 +136,9 @@ class _ForwardingDistributions(dict):  # type: ignore[type-arg]
     """The `distributions` of a bridge container: every key forwards to Beam's distribution of that name."""
 
     def get(self, key: Any, default: Any = None) -> Any:
-        return _ForwardingDistribution(beam.metrics.Metrics.distribution(key.metric.namespace, key.metric.name))
+        return _ForwardingDistribution(
+            beam.metrics.Metrics.distribution(key.metric.namespace, key.metric.name)
+        )
 
     def __setitem__(self, key: Any, value: Any) -> None:
         pass
@@ -267,7 +272,9 @@ class _Specs:
 
     def timer(self, spec: Any) -> Any:
         if id(spec) not in self.timers:
-            self.timers[id(spec)] = beam_userstate.TimerSpec(spec.name.removeprefix(spec.prefix), spec.time_domain)
+            self.timers[id(spec)] = beam_userstate.TimerSpec(
+                spec.name.removeprefix(spec.prefix), spec.time_domain
+            )
         return self.timers[id(spec)]
 
 
@@ -283,7 +290,9 @@ def _plan(markers: dict[str, Any], specs: _Specs, where: str) -> list[tuple[str,
         elif marker.name == "TimerParam":
             plan.append((arg, beam.DoFn.TimerParam(specs.timer(marker.spec)), _TimerProxy))
         else:
-            raise UntranslatableError(f"{where}: DoFn.{marker.name} has no Beam counterpart in the translation")
+            raise UntranslatableError(
+                f"{where}: DoFn.{marker.name} has no Beam counterpart in the translation"
+            )
     return plan
 
 
@@ -314,7 +323,7 @@ def _join_arguments(kwargs: dict[str, Any]) -> tuple[list[Any], dict[str, Any]]:
     keywords: dict[str, Any] = {}
     for name, value in kwargs.items():
         if name.startswith(_POSITIONAL):
-            positional.append((int(name[len(_POSITIONAL):]), value))
+            positional.append((int(name[len(_POSITIONAL) :]), value))
         else:
             keywords[name] = value
     return [v for _, v in sorted(positional)], keywords
@@ -415,6 +424,7 @@ class _WrapperBase(beam.DoFn):
 
 def _make_process(is_async: bool) -> Callable[..., Any]:
     if is_async:
+
         def process_async(self: Any, element: Any, ts: Any, window: Any, *params: Any, **kwargs: Any) -> None:
             self._enter()
             args, keywords = self._call(element, params, kwargs)
@@ -433,7 +443,9 @@ def _make_process(is_async: bool) -> Callable[..., Any]:
     return process
 
 
-def _make_timer_callback(method_name: str, plan: list[tuple[str, Any, Callable[[Any], Any]]]) -> Callable[..., Any]:
+def _make_timer_callback(
+    method_name: str, plan: list[tuple[str, Any, Callable[[Any], Any]]]
+) -> Callable[..., Any]:
     def callback(self: Any, *params: Any, **named: Any) -> Any:
         self._enter()
         # Beam passes a timer callback's parameters by keyword (_p0, _p1, ...), process's by position
@@ -448,8 +460,11 @@ def wrap_dofn(fn: DoFn, concurrency: int, label: str | None = None) -> beam.DoFn
     """A Beam DoFn running the millstream DoFn `fn` (see the module docstring)."""
     label = label or fn.default_label()
     markers = dict(fn.markers) if isinstance(fn, CallableWrapperDoFn) else param_markers(fn.process)
-    is_async = bool(getattr(fn, "is_async", False)) or inspect.iscoroutinefunction(fn.process) \
+    is_async = (
+        bool(getattr(fn, "is_async", False))
+        or inspect.iscoroutinefunction(fn.process)
         or inspect.isasyncgenfunction(fn.process)
+    )
     # Beam gives the element positionally; a DoFn declaring it as `element=DoFn.ElementParam` gets it by keyword
     element_kw = next((arg for arg, m in markers.items() if m.name == "ElementParam"), None)
     if element_kw is not None and not is_async:
@@ -458,15 +473,21 @@ def wrap_dofn(fn: DoFn, concurrency: int, label: str | None = None) -> beam.DoFn
         element_kw = None
     specs = _Specs()
     plan = _plan(markers, specs, f"step '{label}'")
-    attrs: dict[str, Any] = {"_ms_plan": plan, "_ms_async": is_async, "_ms_element_kw": element_kw,
-                             "__module__": __name__}
+    attrs: dict[str, Any] = {
+        "_ms_plan": plan,
+        "_ms_async": is_async,
+        "_ms_element_kw": element_kw,
+        "__module__": __name__,
+    }
     process = _make_process(is_async)
     if is_async:
         # the timestamp and window of each element are needed to emit its outputs at the end of the bundle
         P = inspect.Parameter
         sig = _signature(plan, element=True, var_keyword=True)
-        extra = [P("_ts", P.POSITIONAL_OR_KEYWORD, default=beam.DoFn.TimestampParam),
-                 P("_window", P.POSITIONAL_OR_KEYWORD, default=beam.DoFn.WindowParam)]
+        extra = [
+            P("_ts", P.POSITIONAL_OR_KEYWORD, default=beam.DoFn.TimestampParam),
+            P("_window", P.POSITIONAL_OR_KEYWORD, default=beam.DoFn.WindowParam),
+        ]
         params = list(sig.parameters.values())
         process.__signature__ = sig.replace(parameters=params[:2] + extra + params[2:])  # type: ignore[attr-defined]
     else:

@@ -52,7 +52,9 @@ def default_prism_location() -> str | None:
         return explicit
     import apache_beam
 
-    cache = os.environ.get("MILLSTREAM_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "millstream")
+    cache = os.environ.get("MILLSTREAM_CACHE") or os.path.join(
+        os.path.expanduser("~"), ".cache", "millstream"
+    )
     path = os.path.join(cache, "prism", apache_beam.__version__, "prism")
     return path if os.access(path, os.X_OK) else None
 
@@ -142,13 +144,19 @@ class BeamRunner:
         bp = translate(pipeline, bopts, options)
         # named as `millstream run` names local jobs: --job_name, else the script's name
         name = bopts.get_all_options().get("job_name") or os.path.splitext(os.path.basename(sys.argv[0]))[0]
-        log.info("job %s submitted to %s: watch it in %s", name, self.runner_name,
-                 WATCH.get(self.runner_name, "the runner's UI"))
+        log.info(
+            "job %s submitted to %s: watch it in %s",
+            name,
+            self.runner_name,
+            WATCH.get(self.runner_name, "the runner's UI"),
+        )
         return BeamPipelineResult(bp.run(), self.runner_name)
 
 
 def _runner(name: str) -> type[BeamRunner]:
-    return type(name, (BeamRunner,), {"runner_name": name, "__doc__": f"Beam's {name}, through the translator."})
+    return type(
+        name, (BeamRunner,), {"runner_name": name, "__doc__": f"Beam's {name}, through the translator."}
+    )
 
 
 PrismRunner = _runner("PrismRunner")
@@ -157,5 +165,15 @@ DataflowRunner = _runner("DataflowRunner")
 FlinkRunner = _runner("FlinkRunner")
 SparkRunner = _runner("SparkRunner")
 
-__all__ = ["BeamPipelineResult", "BeamRunner", "DataflowRunner", "FlinkRunner", "PortableRunner", "PrismRunner",
-           "RunnerSetupError", "SparkRunner", "beam_options", "default_prism_location"]
+__all__ = [
+    "BeamPipelineResult",
+    "BeamRunner",
+    "DataflowRunner",
+    "FlinkRunner",
+    "PortableRunner",
+    "PrismRunner",
+    "RunnerSetupError",
+    "SparkRunner",
+    "beam_options",
+    "default_prism_location",
+]

@@ -53,8 +53,9 @@ class _Context:
         try:
             return self.pcolls[id(pc)]
         except KeyError:
-            raise UntranslatableError(f"step '{where}': its input {pc!r} was not produced by a translated step") \
-                from None
+            raise UntranslatableError(
+                f"step '{where}': its input {pc!r} was not produced by a translated step"
+            ) from None
 
     def beam_input(self, raw: Any, where: str) -> Any:
         """The Beam form of a transform's (raw) input: the pipeline for roots, else the mapped PCollections."""
@@ -123,8 +124,12 @@ def _side_input(arg: Any, ctx: _Context, where: str) -> Any:
         if arg.default_value is pvalue._NO_DEFAULT:
             return beam.pvalue.AsSingleton(pc)
         return beam.pvalue.AsSingleton(pc, default_value=arg.default_value)
-    for ms_kind, beam_kind in ((pvalue.AsIter, beam.pvalue.AsIter), (pvalue.AsList, beam.pvalue.AsList),
-                               (pvalue.AsDict, beam.pvalue.AsDict), (pvalue.AsMultiMap, beam.pvalue.AsMultiMap)):
+    for ms_kind, beam_kind in (
+        (pvalue.AsIter, beam.pvalue.AsIter),
+        (pvalue.AsList, beam.pvalue.AsList),
+        (pvalue.AsDict, beam.pvalue.AsDict),
+        (pvalue.AsMultiMap, beam.pvalue.AsMultiMap),
+    ):
         if type(arg) is ms_kind:
             return beam_kind(pc)
     raise UntranslatableError(f"step '{where}': side input {type(arg).__name__} has no Beam counterpart")
@@ -142,7 +147,10 @@ class _TaggedParDo(beam.PTransform):
         if t.exception_handling is not None:
             eh = t.exception_handling
             good, bad = pcoll | self._pardo.with_exception_handling(
-                eh.main_tag, eh.dead_letter_tag, exc_class=eh.exc_class, partial=eh.partial,
+                eh.main_tag,
+                eh.dead_letter_tag,
+                exc_class=eh.exc_class,
+                partial=eh.partial,
                 on_failure_callback=eh.on_failure_callback,
             )
             return {"main": good, eh.dead_letter_tag: bad}
@@ -237,8 +245,12 @@ def _test_stream(t: TestStream) -> beam.PTransform:
     ts = BeamTestStream()
     for event in t.events:
         if isinstance(event, ElementEvent):
-            ts.add_elements([BeamTimestampedValue(v.value, BeamTimestamp(micros=v.micros))
-                             for v in event.timestamped_values])
+            ts.add_elements(
+                [
+                    BeamTimestampedValue(v.value, BeamTimestamp(micros=v.micros))
+                    for v in event.timestamped_values
+                ]
+            )
         elif isinstance(event, WatermarkEvent):
             if event.micros >= MAX_MICROS:
                 ts.advance_watermark_to_infinity()
@@ -274,7 +286,9 @@ def _read(t: Read, where: str) -> beam.PTransform:
     return _Bound(lambda pb: pb | "Read" >> read | "Timestamps" >> beam.Map(stamp))
 
 
-def translate(pipeline: Pipeline, beam_options: Any = None, options: PipelineOptions | None = None) -> beam.Pipeline:
+def translate(
+    pipeline: Pipeline, beam_options: Any = None, options: PipelineOptions | None = None
+) -> beam.Pipeline:
     """The ``apache_beam.Pipeline`` equivalent to `pipeline` (not run); raises `UntranslatableError` early."""
     options = options or pipeline.options
     concurrency = options.view_as(MillstreamOptions).async_concurrency

@@ -65,7 +65,11 @@ def beam_trigger(t: Any, where: str) -> Any:
         )
     if kind is mt.OrFinally:
         return bt.OrFinally(beam_trigger(t.main, where), beam_trigger(t.until, where))
-    for ms_kind, beam_kind in ((mt.AfterAny, bt.AfterAny), (mt.AfterAll, bt.AfterAll), (mt.AfterEach, bt.AfterEach)):
+    for ms_kind, beam_kind in (
+        (mt.AfterAny, bt.AfterAny),
+        (mt.AfterAll, bt.AfterAll),
+        (mt.AfterEach, bt.AfterEach),
+    ):
         if kind is ms_kind:
             return beam_kind(*(beam_trigger(s, where) for s in t.triggers))
     raise UntranslatableError(f"{where}: the trigger {kind.__name__} has no Beam counterpart")

@@ -7,4 +7,9 @@ from millstream.engine.model.combiners_approx import (
     ApproximateUniqueCombineFn,
 )
 
-__all__ = ["ApproximateQuantiles", "ApproximateQuantilesCombineFn", "ApproximateUnique", "ApproximateUniqueCombineFn"]
+__all__ = [
+    "ApproximateQuantiles",
+    "ApproximateQuantilesCombineFn",
+    "ApproximateUnique",
+    "ApproximateUniqueCombineFn",
+]

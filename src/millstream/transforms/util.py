@@ -6,4 +6,17 @@ from millstream.engine.model.util_batch import BatchElements, GroupIntoBatches
 from millstream.engine.model.util_log import LogElements
 from millstream.engine.model.util_text import Regex, ToString
 
-__all__ = ["BatchElements", "CoGroupByKey", "Distinct", "GroupIntoBatches", "Keys", "KvSwap", "LogElements", "Regex", "Reshuffle", "ToString", "Values", "WithKeys"]
+__all__ = [
+    "BatchElements",
+    "CoGroupByKey",
+    "Distinct",
+    "GroupIntoBatches",
+    "Keys",
+    "KvSwap",
+    "LogElements",
+    "Regex",
+    "Reshuffle",
+    "ToString",
+    "Values",
+    "WithKeys",
+]

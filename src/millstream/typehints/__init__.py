@@ -20,5 +20,22 @@ from millstream.engine.model.typehints import (
 )
 from millstream.typehints import decorators, typehints
 
-__all__ = ["KV", "Any", "Dict", "FrozenSet", "Generator", "Iterable", "Iterator", "List", "Optional", "Set",
-           "Tuple", "TypeCheckError", "Union", "decorators", "typehints", "with_input_types", "with_output_types"]
+__all__ = [
+    "KV",
+    "Any",
+    "Dict",
+    "FrozenSet",
+    "Generator",
+    "Iterable",
+    "Iterator",
+    "List",
+    "Optional",
+    "Set",
+    "Tuple",
+    "TypeCheckError",
+    "Union",
+    "decorators",
+    "typehints",
+    "with_input_types",
+    "with_output_types",
+]

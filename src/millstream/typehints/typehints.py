@@ -16,5 +16,17 @@ from millstream.engine.model.typehints import (
     Union,
 )
 
-__all__ = ["KV", "Any", "Dict", "Iterable", "Iterator", "List", "Optional", "Set", "Tuple", "TupleConstraint", "TypeCheckError",
-           "Union"]
+__all__ = [
+    "KV",
+    "Any",
+    "Dict",
+    "Iterable",
+    "Iterator",
+    "List",
+    "Optional",
+    "Set",
+    "Tuple",
+    "TupleConstraint",
+    "TypeCheckError",
+    "Union",
+]

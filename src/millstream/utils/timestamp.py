@@ -10,5 +10,12 @@ from millstream.engine.model.timestamp import (
     TimestampTypes,
 )
 
-__all__ = ["MAX_TIMESTAMP", "MIN_TIMESTAMP", "Duration", "DurationTypes", "Timestamp", "TimestampDurationTypes",
-           "TimestampTypes"]
+__all__ = [
+    "MAX_TIMESTAMP",
+    "MIN_TIMESTAMP",
+    "Duration",
+    "DurationTypes",
+    "Timestamp",
+    "TimestampDurationTypes",
+    "TimestampTypes",
+]

@@ -40,8 +40,10 @@ def run(argv=None, capture=None):
         contact_lines = results | beam.Map(join_info)
         assert_that(contact_lines, equal_to(EXPECTED))
         # The tuple form: (name, (emails, phones)).
-        counts = (emails, phones) | "JoinTuple" >> beam.CoGroupByKey() | beam.MapTuple(
-            lambda name, grouped: (name, len(list(grouped[0])), len(list(grouped[1])))
+        counts = (
+            (emails, phones)
+            | "JoinTuple" >> beam.CoGroupByKey()
+            | beam.MapTuple(lambda name, grouped: (name, len(list(grouped[0])), len(list(grouped[1]))))
         )
         if capture is not None:
             capture(results, "joined")

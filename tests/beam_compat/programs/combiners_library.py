@@ -45,7 +45,9 @@ def run(argv=None, capture=None):
         # Top's lists are ordered (largest first): equal_to compares the inner lists exactly.
         assert_that(outputs["top_of"], equal_to([[9, 9, 7]]), label="CheckTopOf")
         assert_that(outputs["top_smallest"], equal_to([[1, 2]]), label="CheckSmallest")
-        assert_that(outputs["top_per_key"], equal_to([("a", [7, 3]), ("b", [10, 4]), ("c", [5])]), label="CheckPK")
+        assert_that(
+            outputs["top_per_key"], equal_to([("a", [7, 3]), ("b", [10, 4]), ("c", [5])]), label="CheckPK"
+        )
         if capture is not None:
             for name, pcoll in outputs.items():
                 capture(pcoll, name)

@@ -13,8 +13,12 @@ class CompatWordOptions(PipelineOptions):
     def _add_argparse_args(cls, parser):
         parser.add_argument("--compat_min_length", type=int, default=1, help="shortest word kept")
         parser.add_argument("--compat_label", default="words", help="a plain string option")
-        parser.add_value_provider_argument("--compat_prefix", type=str, default="w:", help="template parameter")
-        parser.add_value_provider_argument("--compat_repeat", type=int, default=1, help="typed template parameter")
+        parser.add_value_provider_argument(
+            "--compat_prefix", type=str, default="w:", help="template parameter"
+        )
+        parser.add_value_provider_argument(
+            "--compat_repeat", type=int, default=1, help="typed template parameter"
+        )
 
 
 class AddPrefix(beam.DoFn):

@@ -39,7 +39,9 @@ def run(argv=None, capture=None):
         assert_that(fortieth_percentile, equal_to([("bob", 47), ("cid", 45), ("eve", 40)]), label="Check40")
 
         annuals, biennials, perennials = (
-            p | "Gardening plants" >> beam.Create(PLANTS) | "Partition" >> beam.Partition(by_duration, len(DURATIONS))
+            p
+            | "Gardening plants" >> beam.Create(PLANTS)
+            | "Partition" >> beam.Partition(by_duration, len(DURATIONS))
         )
         words = p | "Words" >> beam.Create(["a", "bb", "ccc", "dddd"])
         short, middle, long = words | "ByLength" >> beam.Partition(SplitByLength(), 3, 3)

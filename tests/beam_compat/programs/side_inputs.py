@@ -29,22 +29,22 @@ def run(argv=None, capture=None):
 
         words = p | "CreateWords" >> beam.Create(WORDS)
         small_words = words | "small" >> beam.FlatMap(filter_using_length, 0, 3)
-        avg_word_len = (
-            words
-            | beam.Map(len)
-            | beam.CombineGlobally(beam.combiners.MeanCombineFn())
-        )
+        avg_word_len = words | beam.Map(len) | beam.CombineGlobally(beam.combiners.MeanCombineFn())
         larger_than_average = words | "large" >> beam.FlatMap(
             filter_using_length, lower_bound=pvalue.AsSingleton(avg_word_len)
         )
 
         table = p | "Table" >> beam.Create([("a", 1), ("b", 2)])
-        looked_up = p | "Keys" >> beam.Create(["a", "b", "a"]) | "Lookup" >> beam.Map(
-            lambda k, d: (k, d[k]), d=pvalue.AsDict(table)
+        looked_up = (
+            p
+            | "Keys" >> beam.Create(["a", "b", "a"])
+            | "Lookup" >> beam.Map(lambda k, d: (k, d[k]), d=pvalue.AsDict(table))
         )
         offsets = p | "Offsets" >> beam.Create([0, 100])
         scaled = numbers | "Scale" >> beam.ParDo(Scale(), pvalue.AsSingleton(factor), pvalue.AsIter(offsets))
-        with_all = numbers | "WithAll" >> beam.Map(lambda x, all_words: (x, sorted(all_words)), pvalue.AsList(words))
+        with_all = numbers | "WithAll" >> beam.Map(
+            lambda x, all_words: (x, sorted(all_words)), pvalue.AsList(words)
+        )
         if capture is not None:
             capture(multiplied, "multiplied")
             capture(small_words, "small_words")

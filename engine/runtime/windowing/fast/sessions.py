@@ -319,13 +319,17 @@ class SessionReducer(FastReducerBase):
             sfgc = min(self._gc_time((f[0], f[1])) for f in fs)
         return held, sessions, send, fired, sfgc, dirty
 
-    def _index_evicted_sessions(self, key: Any, send: Any, sfgc: Any, push: Callable[[list[Any], Any], None]) -> None:
+    def _index_evicted_sessions(
+        self, key: Any, send: Any, sfgc: Any, push: Callable[[list[Any], Any], None]
+    ) -> None:
         if send is not None:
             push(self._open_sessions_heap, (send, next(self._seq), key))
         if sfgc is not None:
             push(self._fired_sessions_heap, (sfgc, next(self._seq), key))
 
-    def _load_fast_key(self, key: Any, sessions: Any, fired: Any, push: Callable[[list[Any], Any], None] | None) -> None:
+    def _load_fast_key(
+        self, key: Any, sessions: Any, fired: Any, push: Callable[[list[Any], Any], None] | None
+    ) -> None:
         # reloaded after an eviction (`push` None), the key's heap entries are still there; restored, they are not
         if sessions:
             self._open_sessions[key] = [[s, e, [], acc] for s, e, acc in sessions]
@@ -346,7 +350,12 @@ class SessionReducer(FastReducerBase):
     def load_state_header(self, header: dict[str, Any]) -> None:
         """As `FastReducerBase.load_state_header`, with no sessions in memory."""
         super().load_state_header(header)
-        self._open_sessions, self._open_sessions_heap, self._fired_sessions, self._fired_sessions_heap = {}, [], {}, []
+        self._open_sessions, self._open_sessions_heap, self._fired_sessions, self._fired_sessions_heap = (
+            {},
+            [],
+            {},
+            [],
+        )
 
     def fast_state_size(self) -> int:
         """Number of open fast sessions."""

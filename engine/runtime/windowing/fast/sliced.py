@@ -344,6 +344,7 @@ class _ContainerReducer(FastReducerBase):
         self._fold_dirty.pop(nid, None)
         self._tiered.ns_dead(nid)
 
+
 class SlotReducer(_ContainerReducer):
     """Fixed windows and sliding windows with size = k * period: per-slot buffers, windows built at firing."""
 
