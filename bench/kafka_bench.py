@@ -282,6 +282,7 @@ def pct(values: list[float], q: float) -> float:
 
 
 async def run(args: argparse.Namespace) -> None:
+    """Run the benchmark: start a local broker unless ``--bootstrap`` is given, measure, print the results."""
     bootstrap = args.bootstrap
     broker_dir = None
     if not bootstrap:

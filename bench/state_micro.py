@@ -34,10 +34,12 @@ def best_ns(fn: Callable[[], Any], number: int, per_call: int = 1) -> float:
 
 
 def row(name: str, ns: float) -> None:
+    """Print one result line: the case's name and its time in ns per operation."""
     print(f"{name:58s} {ns:9.0f}")
 
 
 def bench_codecs(n: int) -> None:
+    """Time encoding and decoding of typical accumulators with each state codec."""
     acc = (12345, 987654321)
     general = {"count": 3, "sum": 1.5, "keys": ["a", "b"], "window": (0, 60_000_000)}
     struct_qq = StructCodec("<qq")
@@ -57,6 +59,7 @@ def bench_codecs(n: int) -> None:
 
 
 def bench_backend(label: str, backend: Any, n: int) -> None:
+    """Time a state backend's prefix scan, gets (hit and miss), puts and batched writes over `n` keys."""
     keys = [state_key("op", b"k%06d" % i, encode_i64(i), "acc") for i in range(n)]
     value = StructCodec("<qq").encode((1, 2))
     pairs = [(k, value) for k in keys]
@@ -81,6 +84,7 @@ def bench_backend(label: str, backend: Any, n: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the micro-benchmark (``--quick`` for a smoke run) and print ns per operation."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer iterations (smoke run)")
     args = parser.parse_args(argv)

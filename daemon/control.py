@@ -121,7 +121,8 @@ class Auth:
 
 def load_tokens(path: str, auth: Auth | None = None) -> Auth:
     """Read a tokens file (lines ``role token``); refuse one that group or others may access, one that is not
-    UTF-8 text and one without any token, hashed token or certificate subject (which would leave the endpoint usable by the jobs command only)."""
+    UTF-8 text and one without any token, hashed token or certificate subject (which would leave the endpoint
+    usable by the jobs command only)."""
     auth = auth or Auth()
     try:
         st = os.stat(path)

@@ -1,7 +1,8 @@
 """File matching as sources (Beam's ``fileio.MatchFiles`` / ``MatchContinuously``): elements are `FileMetadata`.
 
 `MatchSource` lists a pattern once (bounded) or polls it every `interval` seconds (unbounded). Its position is
-the set of files already emitted, ``{path: modification time in ns}`` (for ``gs://`` objects their generation), so a restored job emits each file once
+the set of files already emitted, ``{path: modification time in ns}`` (for ``gs://`` objects their
+generation), so a restored job emits each file once
 (again after a change with ``match_updated_files``). Reading a matched file (`ReadableFile`) happens downstream,
 inside the checkpoint's consistent cut like any other step.
 """

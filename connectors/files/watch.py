@@ -21,7 +21,8 @@ pattern) that never finishes; drain moves the watermark to +infinity.
 A watched ``gs://`` prefix or glob is listed incrementally: object listings come in name order and can start
 at a name, so a poll asks only for names at or after the greatest one seen (one request however large the
 prefix), and every `FULL_RESCAN_EVERY`-th poll lists everything (paged, only the prefix before the first glob
-character) to find objects whose names sort before it: such an object is read within that many polls. Objects are immutable and appear whole, so each generation is read once, as soon as it is
+character) to find objects whose names sort before it: such an object is read within that many polls.
+Objects are immutable and appear whole, so each generation is read once, as soon as it is
 listed; positions are keyed ``gs://bucket/name#generation``. An object overwritten later is a new generation:
 it is read again from its start as new input; one overwritten while being read stops that read (the log says
 so) and the new generation is read whole.

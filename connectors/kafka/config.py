@@ -1,4 +1,5 @@
-"""Kafka configuration shared by the source and the sink: shards of a job, client keyword arguments from Beam/Java-style config, and the configuration error."""
+"""Kafka configuration shared by the source and the sink: shards of a job, client keyword arguments from
+Beam/Java-style config, and the configuration error."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Offset metadata: which checkpoint (and which transaction) committed a consumer offset (``millstream/1 ckpt=<id>``)."""
+"""Offset metadata: which checkpoint (and which transaction) committed a consumer offset
+(``millstream/1 ckpt=<id>``)."""
 
 from __future__ import annotations
 

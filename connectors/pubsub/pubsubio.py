@@ -39,8 +39,8 @@ consumers that de-duplicate by it get effectively-once output. ``timestamp_attri
 time (milliseconds since the epoch), which `ReadFromPubSub(timestamp_attribute=...)` reads back.
 ``publish_with_ordering_key`` publishes `PubsubMessage.ordering_key` (message ordering on the publisher).
 
-Beam's module path is ``apache_beam.io.gcp.pubsub``; this module is ``millstream.connectors.pubsub.pubsubio`` (to be mirrored as
-``millstream.io.gcp.pubsub``).
+Beam's module path is ``apache_beam.io.gcp.pubsub``; this module is ``millstream.connectors.pubsub.pubsubio``
+(to be mirrored as ``millstream.io.gcp.pubsub``).
 """
 
 from __future__ import annotations

@@ -41,7 +41,8 @@ Event time is the message's publish time, or the ``timestamp_attribute`` parsed 
 the epoch (an integer) or RFC 3339 with a UTC offset (``2015-10-29T23:41:41.123Z``; up to microseconds are
 kept). A missing or unparsable attribute makes the message a dead letter (``SourceBatch.errors``). The
 subscription is one watermark split (named by the subscription path); the runtime's estimator for it is
-bounded out-of-orderness (max event time seen minus ``max_out_of_orderness``), see `millstream.connectors.pubsub.pubsubio`.
+bounded out-of-orderness (max event time seen minus ``max_out_of_orderness``), see
+`millstream.connectors.pubsub.pubsubio`.
 
 `backlog()` is the number of outstanding messages: received and not yet acknowledged.
 """
@@ -94,7 +95,8 @@ __all__ = ["PubSubReader", "PubSubSource"]
 
 class PubSubSource(Source):
     """An unbounded Pub/Sub source: an existing subscription, or a topic (a subscription is then created for the
-    job; see `default_subscription_name`). Options beyond Beam's are described in `millstream.connectors.pubsub.pubsubio`."""
+    job; see `default_subscription_name`). Options beyond Beam's are described in
+    `millstream.connectors.pubsub.pubsubio`."""
 
     is_bounded = False
     stamps_event_time = True

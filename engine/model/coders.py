@@ -188,6 +188,7 @@ class TimestampCoder(Coder):
     """
 
     def encode(self, value: Any) -> bytes:
+        """Encode a `Timestamp` as big-endian signed 64-bit microseconds (Beam's `TimestampCoder.encode`)."""
         from millstream.engine.model.timestamp import Timestamp
 
         if not isinstance(value, Timestamp):
@@ -195,11 +196,13 @@ class TimestampCoder(Coder):
         return struct.pack(">q", value.micros)
 
     def decode(self, encoded: bytes) -> Any:
+        """Decode the microseconds back into a `Timestamp` (Beam's `TimestampCoder.decode`)."""
         from millstream.engine.model.timestamp import Timestamp
 
         return Timestamp(micros=struct.unpack(">q", encoded)[0])
 
     def is_deterministic(self) -> bool:
+        """Always deterministic: equal timestamps encode to equal bytes (Beam's `Coder.is_deterministic`)."""
         return True
 
 
@@ -211,12 +214,15 @@ class ToBytesCoder(Coder):
     """
 
     def encode(self, value: Any) -> bytes:
+        """Bytes as themselves, anything else as its `str` in UTF-8 (Beam's `ToBytesCoder.encode`)."""
         return value if isinstance(value, bytes) else str(value).encode("utf-8")
 
     def decode(self, encoded: bytes) -> Any:
+        """Not supported: the coder is encode-only, as in Beam; raises `NotImplementedError`."""
         raise NotImplementedError("ToBytesCoder cannot be used for decoding (as in Beam)")
 
     def is_deterministic(self) -> bool:
+        """Always deterministic: equal values encode to equal bytes (Beam's `Coder.is_deterministic`)."""
         return True
 
 

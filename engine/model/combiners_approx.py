@@ -48,6 +48,7 @@ class ApproximateUniqueCombineFn(CombineFn):
         self.sample_size = sample_size
 
     def create_accumulator(self, *args: Any, **kwargs: Any) -> set[int]:
+        """An empty set of hashes (Beam's `CombineFn.create_accumulator`)."""
         return set()  # distinct hashes; pruned to the smallest `sample_size` when it doubles (amortised O(1))
 
     def _prune(self, hashes: set[int]) -> set[int]:
@@ -56,10 +57,12 @@ class ApproximateUniqueCombineFn(CombineFn):
         return hashes
 
     def add_input(self, accumulator: set[int], element: Any, *args: Any, **kwargs: Any) -> set[int]:
+        """Add the element's 64-bit hash, keeping the smallest ones (Beam's `CombineFn.add_input`)."""
         accumulator.add(_hash64(element))
         return self._prune(accumulator)
 
     def merge_accumulators(self, accumulators: Iterable[set[int]], *args: Any, **kwargs: Any) -> set[int]:
+        """The union of the hash sets, pruned to the smallest ones (Beam's `CombineFn.merge_accumulators`)."""
         merged: set[int] = set()
         for acc in accumulators:
             merged |= acc
@@ -67,6 +70,7 @@ class ApproximateUniqueCombineFn(CombineFn):
         return merged
 
     def extract_output(self, accumulator: set[int], *args: Any, **kwargs: Any) -> int:
+        """The distinct count, estimated once the sample is full (Beam's `CombineFn.extract_output`)."""
         if len(accumulator) < self.sample_size:
             return len(accumulator)
         kth_smallest = max(heapq.nsmallest(self.sample_size, accumulator)) + 1
@@ -127,9 +131,11 @@ class ApproximateQuantilesCombineFn(CombineFn):
         self.input_batched = input_batched
 
     def create_accumulator(self, *args: Any, **kwargs: Any) -> list[Any]:
+        """An empty list of inputs (Beam's `CombineFn.create_accumulator`)."""
         return []
 
     def add_input(self, accumulator: list[Any], element: Any, *args: Any, **kwargs: Any) -> list[Any]:
+        """Append the input, or extend by it when inputs are batched (Beam's `CombineFn.add_input`)."""
         # weighted inputs are (value, weight); batched inputs are lists of those
         if self.input_batched:
             accumulator.extend(element)
@@ -138,9 +144,11 @@ class ApproximateQuantilesCombineFn(CombineFn):
         return accumulator
 
     def merge_accumulators(self, accumulators: Iterable[list[Any]], *args: Any, **kwargs: Any) -> list[Any]:
+        """The concatenation of the accumulated inputs (Beam's `CombineFn.merge_accumulators`)."""
         return [x for acc in accumulators for x in acc]
 
     def extract_output(self, accumulator: list[Any], *args: Any, **kwargs: Any) -> list[Any]:
+        """The `num_quantiles` evenly spaced order statistics (Beam's `CombineFn.extract_output`)."""
         if not accumulator:
             return []
         key = self.key or (lambda x: x)

@@ -132,6 +132,7 @@ class GroupBy(PTransform):
         super().__init__()
 
     def default_label(self) -> str:
+        """The label ``GroupBy(field, ...)`` naming the key fields (Beam's `PTransform.default_label`)."""
         return "GroupBy({})".format(", ".join(n for n, _ in self._key_fields))
 
     def force_tuple_keys(self, value: bool = True) -> GroupBy:
@@ -150,6 +151,7 @@ class GroupBy(PTransform):
         return _GroupAndAggregate(self, []).aggregate_field(field, combine_fn, dest)
 
     def expand(self, pcoll: PCollection) -> PCollection:
+        """Key each element by its key fields and group by that key (Beam's `GroupBy.expand`)."""
         key = _KeyFn(self._key_fields, self._force_tuple_keys)
         return pcoll | "KeyBy" >> Map(lambda x: (key(x), x)) | "GroupByKey" >> GroupByKey()
 
@@ -209,6 +211,7 @@ class Select(PTransform):
         super().__init__()
 
     def expand(self, pcoll: PCollection) -> PCollection:
+        """Map each element to a `Row` of the selected fields (Beam's `Select.expand`)."""
         fields = self._fields
         return pcoll | "ToRow" >> Map(lambda x: Row(**{n: f(x) for n, f in fields}))
 

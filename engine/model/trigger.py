@@ -2,8 +2,8 @@
 
 These classes are immutable descriptions (equality, hash, repr); they hold no state and run no logic.
 The runtime compiles a trigger tree into small node evaluators over a flat per-window state record
-(`millstream.engine.runtime.windowing.trigger_state_machine`), mirroring Beam's split between TriggerFn configuration and the
-ReduceFnRunner/TriggerDriver that executes it.
+(`millstream.engine.runtime.windowing.trigger_state_machine`), mirroring Beam's split between TriggerFn
+configuration and the ReduceFnRunner/TriggerDriver that executes it.
 """
 
 from __future__ import annotations

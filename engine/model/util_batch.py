@@ -166,6 +166,7 @@ class GroupIntoBatches(PTransform):
         self.clock = clock or time.time
 
     def expand(self, pcoll: PCollection) -> PCollection:
+        """Batch the values of each key with a stateful DoFn (Beam's `GroupIntoBatches.expand`)."""
         fn = _GroupIntoBatchesDoFn(self.batch_size, self.max_buffering_duration_secs, self.clock)
         return pcoll | "ParDo" >> ParDo(fn)
 
@@ -192,6 +193,7 @@ class GroupIntoBatches(PTransform):
             self.clock = clock
 
         def expand(self, pcoll: PCollection) -> PCollection:
+            """Key elements by `ShardedKey` (one shard per process), then batch (Beam's `WithShardedKey.expand`)."""
             # One shard per process, as Beam's shard id is per worker thread: one loop here.
             shard_id = uuid.uuid4().bytes
             return (
@@ -259,6 +261,7 @@ class BatchElements(PTransform):
             )
 
     def expand(self, pcoll: PCollection) -> PCollection:
+        """Batch the elements per window within each bundle (Beam's `BatchElements.expand`)."""
         return pcoll | "ParDo" >> ParDo(_BatchElementsDoFn(self.min_batch_size, self.max_batch_size))
 
 

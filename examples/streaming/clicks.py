@@ -30,6 +30,7 @@ def row(kv: tuple[str, int], w: Any = beam.DoFn.WindowParam, pane: Any = beam.Do
     name="clicks",
 )
 def pipeline(p: beam.Pipeline, params: Any) -> None:
+    """Count clicks per user in 1-minute event-time windows (early and late firings), written as JSON."""
     (
         p
         | "Read"

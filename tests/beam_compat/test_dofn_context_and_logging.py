@@ -26,15 +26,20 @@ def test_setup_and_bundle_context_params_are_entered_and_exited() -> None:
         events.append(f"exit {kind}")
 
     with beam.Pipeline() as p:
+        # The formatter would join the lambda's parameters into one line over 120 characters.
+        # fmt: off
         out = (
             p
             | beam.Create(["a", "b"])
             | beam.Map(
-                lambda x, s=beam.DoFn.SetupContextParam(resource, args=("setup",)), b=beam.DoFn.BundleContextParam(resource, args=("bundle",)): (
+                lambda x,
+                s=beam.DoFn.SetupContextParam(resource, args=("setup",)),
+                b=beam.DoFn.BundleContextParam(resource, args=("bundle",)): (
                     f"{x} {s} {b}"
                 )
             )
         )
+        # fmt: on
         assert_that(out, equal_to(["a setup bundle", "b setup bundle"]))
     assert events[0] == "enter setup" and events[-1] == "exit setup"
     assert events.count("enter bundle") == events.count("exit bundle") >= 1

@@ -14,7 +14,8 @@ EXCLUDED: dict[str, str] = {
     "ml_transform/*": "needs an ML stack (MLTransform with TensorFlow Transform)",
     "snippets/transforms/elementwise/mltransform_test.py": "needs an ML stack (MLTransform)",
     "snippets/transforms/elementwise/runinference_test.py": "needs an ML stack (RunInference)",
-    "snippets/transforms/elementwise/enrichment_test.py": "needs cloud services (Bigtable, Vertex AI, Cloud SQL) and sqlalchemy/Milvus",
+    "snippets/transforms/elementwise/enrichment_test.py": "needs cloud services (Bigtable, Vertex AI, Cloud SQL) "
+    "and sqlalchemy/Milvus",
     "cookbook/bigquery_side_input_test.py": "needs BigQuery (apache_beam.io.gcp)",
     "cookbook/bigquery_tornadoes_test.py": "needs BigQuery (apache_beam.io.gcp)",
     "cookbook/filters_test.py": "imports BigQuery's test helpers (apache_beam.io.gcp.tests: BigqueryMatcher, utils) "

@@ -4,7 +4,8 @@ which equals Beam's oracle, tests/conformance) and the same scenario translated 
 
 Differences, as docs/runners.md says: timestamps compare in milliseconds (a window's max timestamp is
 9.999999 here and 9.999 on Prism); Prism marks the pane fired at window expiry ``is_last`` (checked exactly);
-the TestStream step a pane came out at is not compared (Prism does not expose it). Processing-time scenarios are not sampled (Prism runs them on its own clock).
+the TestStream step a pane came out at is not compared (Prism does not expose it). Processing-time scenarios
+are not sampled (Prism runs them on its own clock).
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
-"""A stateful ParDo's incremental records (`checkpoint.userstate_records`) at node level: what a restore rebuilds from the
-records of several checkpoints written by different runs."""
+"""A stateful ParDo's incremental records (`checkpoint.userstate_records`) at node level: what a restore
+rebuilds from the records of several checkpoints written by different runs."""
 
 from __future__ import annotations
 

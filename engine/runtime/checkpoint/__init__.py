@@ -1,1 +1,2 @@
-"""Checkpoints: the coordinator's commit protocol, incremental capture, the versioned operator store, per-operator records."""
+"""Checkpoints: the coordinator's commit protocol, incremental capture, the versioned operator store,
+per-operator records."""

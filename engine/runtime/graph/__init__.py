@@ -1,1 +1,2 @@
-"""The runtime graph: the planner turns the pipeline model into nodes grouped into fused stages; batches move between them."""
+"""The runtime graph: the planner turns the pipeline model into nodes grouped into fused stages; batches move
+between them."""

@@ -81,7 +81,8 @@ class Plan:
         self.coordinator: Any = None
         self.job_name = "millstream"
         self.state_dir: str | None = None
-        #: The state store's cipher when the state is encrypted (`millstream.state.encryption`), set by the checkpointer.
+        #: The state store's cipher when the state is encrypted (`millstream.state.encryption`), set by the
+        #: checkpointer.
         self.state_cipher: Any = None
         #: Channel messages sent but not yet processed, job-wide (set by the executor; checkpoints drain it).
         self.in_flight: Any = None

@@ -1,1 +1,2 @@
-"""Operators: ParDo (sync, async, stateful with user state), sources and sinks, Flatten/WindowInto, the TestStream player."""
+"""Operators: ParDo (sync, async, stateful with user state), sources and sinks, Flatten/WindowInto, the
+TestStream player."""

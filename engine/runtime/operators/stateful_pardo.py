@@ -314,7 +314,7 @@ class StatefulParDoNode(ParDoNode):
         if self.tiered is not None:
             self.tiered.all_dirty = True  # a whole snapshot: the next incremental checkpoint writes it all
 
-    # -- incremental state (the checkpointer's protocol for `StateTier` nodes, see `checkpoint.userstate_records`) -------
+    # -- incremental state (the checkpointer's protocol for `StateTier` nodes, see `checkpoint.userstate_records`)
     def attach_state_tier(self, tier: Any) -> None:
         """Checkpoint incrementally in `tier`: only the (key, window)s changed since the last checkpoint."""
         from millstream.engine.runtime.checkpoint.userstate_records import UserStateTier

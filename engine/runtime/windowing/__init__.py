@@ -1,1 +1,2 @@
-"""Windowed aggregation: the GroupByKey/Combine operator, Beam's reduce-fn runner, the trigger state machine, fast paths."""
+"""Windowed aggregation: the GroupByKey/Combine operator, Beam's reduce-fn runner, the trigger state machine,
+fast paths."""

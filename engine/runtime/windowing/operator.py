@@ -4,8 +4,8 @@ The reducer (pure logic) decides which panes fire; this node turns its panes int
 `(key, output)`, the pane's timestamp, window and PaneInfo), routes dropped late data to the optional
 side output, and propagates the output watermark (held by pending panes) downstream, monotonically.
 
-In a checkpointing job its state is incremental (`attach_state_tier`, `checkpoint.reducer_records`): checkpoints write the
-changed entries, and after each call the entries held in memory are brought back within the job's
+In a checkpointing job its state is incremental (`attach_state_tier`, `checkpoint.reducer_records`):
+checkpoints write the changed entries, and after each call the entries held in memory are brought back within the job's
 ``--state_cache_entries`` share by evicting cold ones to the state store.
 """
 

@@ -1,4 +1,5 @@
-"""Fast path of the windowed reducer for session windows (see `windowing.fast.sliced` for the conditions and the design).
+"""Fast path of the windowed reducer for session windows (see `windowing.fast.sliced` for the conditions and
+the design).
 
 Open sessions live per key as ``[start, end, values not yet folded, accumulator]`` lists; an element
 extends, creates or bridges sessions of its key in place (Beam's merge of overlapping proto-windows
