@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import millstream as beam
+from millstream.options.pipeline_options import PipelineOptions
 from millstream.testing.util import assert_that, equal_to
 
 
@@ -20,5 +21,7 @@ def test_prism_runner_and_a_composite_without_super_init(prism_binary: str) -> N
             return pcoll | beam.Map(lambda x: x * self.factor)
 
     assert Double().label == "Double"
-    with beam.Pipeline(runner="PrismRunner") as p:
+    with beam.Pipeline(
+        runner="PrismRunner", options=PipelineOptions([f"--prism_location={prism_binary}"])
+    ) as p:
         assert_that(p | beam.Create([1, 2]) | Double(), equal_to([2, 4]))
