@@ -12,6 +12,7 @@ several repeats, under each operator's access pattern.
 from __future__ import annotations
 
 import argparse
+import functools
 import heapq
 import itertools
 import timeit
@@ -236,11 +237,11 @@ def main() -> None:
     print(f"{'case (ns per timer set+fired / hold added+released)':62s} {'ns':>8s} ratio")
     for touches in (1, 10):
         ops = keys * windows * touches
-        base = best_ns(lambda t=touches: reducer_inline(keys, windows, t), ops)
+        base = best_ns(functools.partial(reducer_inline, keys, windows, touches), ops)
         row(f"reducer timers, {touches} bundle(s)/window, inline heaps", base)
         row(
             f"reducer timers, {touches} bundle(s)/window, shared queue",
-            best_ns(lambda t=touches: reducer_shared(keys, windows, t), ops),
+            best_ns(functools.partial(reducer_shared, keys, windows, touches), ops),
             base,
         )
     ops = keys * windows
@@ -249,11 +250,11 @@ def main() -> None:
     row("reducer holds, WatermarkHolds", best_ns(lambda: reducer_holds_shared(keys, windows), ops), base)
     for resets in (1, 10):
         ops = keys * resets
-        base = best_ns(lambda r=resets: pardo_inline(keys, r), ops)
+        base = best_ns(functools.partial(pardo_inline, keys, resets), ops)
         row(f"ParDo timers+holds, {resets} reset(s)/key, inline heaps", base)
         row(
             f"ParDo timers+holds, {resets} reset(s)/key, shared queue",
-            best_ns(lambda r=resets: pardo_shared(keys, r), ops),
+            best_ns(functools.partial(pardo_shared, keys, resets), ops),
             base,
         )
 
