@@ -222,8 +222,8 @@ def pardo_shared(keys: int, resets: int) -> None:
             q.set(k, "flush", ts)
             holds.add((k, "flush"), ts)
     fired = 0
-    for k, name, _ts in q.pop_due(1 << 62):
-        holds.remove((k, name))
+    for owner, name, _ts in q.pop_due(1 << 62):
+        holds.remove((owner, name))
         fired += 1
     assert fired == keys, fired
 
