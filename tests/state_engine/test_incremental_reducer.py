@@ -8,9 +8,6 @@ replayed. The panes it commits must be exactly those of a reducer that keeps eve
 
 from __future__ import annotations
 
-import importlib.util
-import os
-import sys
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
@@ -24,17 +21,12 @@ from millstream.state import CheckpointStore, MemoryBackend
 from millstream.state.checkpoints import MANIFEST_PREFIX
 from millstream.state.keys import encode_u64
 
+import support.windowing as support_windowing
+
 
 def _helpers() -> Any:
-    name = "millstream_tests_windowing_helpers"
-    if name not in sys.modules:
-        path = os.path.join(os.path.dirname(__file__), "..", "windowing", "helpers.py")
-        spec = importlib.util.spec_from_file_location(name, path)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
+    """The shared windowing test helpers (tests/support/windowing.py)."""
+    return support_windowing
 
 
 H = _helpers()

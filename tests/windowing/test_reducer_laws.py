@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-import os
-import sys
 from collections import Counter
 from typing import Any
 
@@ -17,18 +14,12 @@ from millstream.engine.model.timestamp import MAX_MICROS
 from millstream.engine.runtime.windowing.combine_fns import ListCombineFn
 from millstream.engine.runtime.windowing.reduce_fn_runner import Reducer, create_reducer
 
+import support.windowing as support_windowing
+
 
 def _helpers() -> Any:
-    name = "millstream_tests_windowing_helpers"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(
-            name, os.path.join(os.path.dirname(__file__), "helpers.py")
-        )
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
+    """The shared windowing test helpers (tests/support/windowing.py)."""
+    return support_windowing
 
 
 H = _helpers()

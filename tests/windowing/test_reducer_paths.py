@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-import os
-import sys
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
@@ -15,18 +12,12 @@ from millstream.engine.runtime.windowing.fast.sessions import SessionReducer
 from millstream.engine.runtime.windowing.fast.sliced import BucketReducer, SlotReducer, fast_reducer_class
 from millstream.engine.runtime.windowing.reduce_fn_runner import Reducer, create_reducer
 
+import support.windowing as support_windowing
+
 
 def _helpers() -> Any:
-    name = "millstream_tests_windowing_helpers"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(
-            name, os.path.join(os.path.dirname(__file__), "helpers.py")
-        )
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
+    """The shared windowing test helpers (tests/support/windowing.py)."""
+    return support_windowing
 
 
 H = _helpers()

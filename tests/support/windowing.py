@@ -6,29 +6,10 @@ pane form serve both suites.
 
 from __future__ import annotations
 
-import importlib.util
-import os
-import sys
 from typing import Any
 
+from conformance import driver
 from hypothesis import strategies as st
-
-HERE = os.path.dirname(os.path.abspath(__file__))
-
-
-def load_module(rel_path: str, name: str) -> Any:
-    """Import a test helper module by path (tests run with --import-mode=importlib)."""
-    mod = f"millstream_tests_{name}"
-    if mod not in sys.modules:
-        spec = importlib.util.spec_from_file_location(mod, os.path.join(HERE, rel_path))
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[mod] = module
-        spec.loader.exec_module(module)
-    return sys.modules[mod]
-
-
-driver = load_module("../conformance/driver.py", "conformance_driver")
 
 KEYS = st.sampled_from(["a", "b", "c"])
 
