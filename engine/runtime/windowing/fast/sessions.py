@@ -4,7 +4,8 @@ the design).
 Open sessions live per key as ``[start, end, values not yet folded, accumulator]`` lists, sorted by start
 (they are disjoint, so by end too: an element finds the sessions it touches by bisection, and in-order data
 by looking at the last one only); an element extends, creates or bridges sessions of its key in place (Beam's
-merge of overlapping proto-windows ``[t, t + gap)``, done incrementally). A heap of per-key lower bounds of the earliest session end drives
+merge of overlapping proto-windows ``[t, t + gap)``, done incrementally). A heap of per-key lower bounds of
+the earliest session end drives
 the ON_TIME firings and the output watermark hold. Keys with late data move, with their open and fired
 sessions, to the general path (`Reducer`), which does Beam's merging with pane and trigger state.
 """
