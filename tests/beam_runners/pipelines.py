@@ -7,7 +7,14 @@ from typing import Any
 import millstream as beam
 from millstream.transforms import window
 from millstream.transforms.timeutil import TimeDomain
-from millstream.transforms.userstate import BagStateSpec, CombiningValueStateSpec, TimerSpec, on_timer
+from millstream.transforms.userstate import (
+    BagStateSpec,
+    CombiningValueStateSpec,
+    OrderedListStateSpec,
+    TimerSpec,
+    on_timer,
+)
+from millstream.utils.timestamp import Timestamp
 
 
 class BufferUntilWindowEnd(beam.DoFn):
@@ -62,6 +69,46 @@ def stateful(p: Any) -> Any:
         | "Stamp" >> beam.Map(lambda e: window.TimestampedValue((e[0], e[1]), e[2]))
         | "Window" >> beam.WindowInto(window.FixedWindows(10))
         | "Buffer" >> beam.ParDo(BufferUntilWindowEnd())
+    )
+
+
+class SortInGlobalWindow(beam.DoFn):
+    """Keeps each key's values in ordered-list state keyed by millstream `Timestamp`s and, when the global
+    window ends, emits them in order, a range of them, and whether the keys it read back compare with
+    millstream's timestamps (Beam's ordered list sorts on Beam's own Timestamp)."""
+
+    SORTED = OrderedListStateSpec("sorted")
+    DONE = TimerSpec("done", TimeDomain.WATERMARK)
+
+    def process(
+        self,
+        kv: Any,
+        ts=beam.DoFn.TimestampParam,
+        sorted_=beam.DoFn.StateParam(SORTED),
+        done=beam.DoFn.TimerParam(DONE),
+    ) -> Any:
+        sorted_.add((ts, kv[1]))
+        done.set(window.GlobalWindow().end)
+        return []
+
+    @on_timer(DONE)
+    def on_done(self, key=beam.DoFn.KeyParam, sorted_=beam.DoFn.StateParam(SORTED)) -> Any:
+        pairs = list(sorted_.read())
+        middle = [v for _, v in sorted_.read_range(Timestamp.of(2), Timestamp.of(5))]
+        sorted_.clear_range(Timestamp.of(0), Timestamp.of(3))
+        rest = [v for _, v in sorted_.read()]
+        ordered = all(Timestamp.of(0) <= t < Timestamp.of(100) for t, _ in pairs)
+        yield (key, [(float(t), v) for t, v in pairs], middle, rest, ordered)
+
+
+def ordered(p: Any) -> Any:
+    """A stateful DoFn with ordered-list state and a timer at the end of the global window (the pattern of
+    Beam's cookbook ordered_window_elements)."""
+    return (
+        p
+        | "Values" >> beam.Create([("k", 4), ("k", 1), ("j", 7), ("k", 3), ("k", 2)])
+        | "Stamp" >> beam.Map(lambda kv: window.TimestampedValue(kv, float(kv[1])))
+        | "Sort" >> beam.ParDo(SortInGlobalWindow())
     )
 
 

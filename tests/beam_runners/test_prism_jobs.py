@@ -36,6 +36,24 @@ def test_stateful_dofn_with_timers_on_prism_equals_local(prism_flags, tmp_path):
     assert results["prism"] == results["local"]
 
 
+def test_ordered_list_state_in_the_global_window_on_prism_equals_local(prism_flags, tmp_path):
+    """Ordered-list state keyed by millstream timestamps and read back on a global-window timer (Beam's
+    cookbook ordered_window_elements): the keys must come back as millstream `Timestamp`s on Prism too."""
+    results = {}
+    for name, flags in (("local", ["--runner=DirectRunner"]), ("prism", prism_flags)):
+        out = tmp_path / name
+        out.mkdir()
+        with beam.Pipeline(options=PipelineOptions(flags)) as p:
+            cap.capture(beam, jobs.ordered(p), "sorted", str(out))
+        results[name] = cap.read(str(out))
+    expected = [
+        ("j", ("seq", ((7.0, 7),)), ("seq", ()), ("seq", (7,)), True),
+        ("k", ("seq", ((1.0, 1), (2.0, 2), (3.0, 3), (4.0, 4))), ("seq", (2, 3, 4)), ("seq", (3, 4)), True),
+    ]
+    assert results["local"]["sorted"] == expected
+    assert results["prism"] == results["local"]
+
+
 def test_file_to_file_windows_on_prism_equals_local(prism_flags, tmp_path):
     src = tmp_path / "in.csv"
     src.write_text("".join(f"k{i % 3},{i},{i * 17.5}\n" for i in range(40)))

@@ -190,6 +190,44 @@ class _TimerProxy:
         self._timer.clear(dynamic_timer_tag=dynamic_timer_tag)
 
 
+class _OrderedListProxy:
+    """Beam's ordered-list state with millstream's sort keys: Beam sorts on its own `Timestamp` only, and
+    millstream's and Beam's timestamps do not compare with each other, so keys are converted both ways."""
+
+    __slots__ = ("_state",)
+
+    def __init__(self, state: Any) -> None:
+        self._state = state
+
+    @staticmethod
+    def _from_beam(pairs: Iterable[tuple[Any, Any]]) -> Iterable[tuple[Timestamp, Any]]:
+        return ((to_ms_timestamp(ts), value) for ts, value in pairs)
+
+    def add(self, value: tuple[Any, Any]) -> None:
+        """Add a ``(timestamp, value)`` pair."""
+        if not isinstance(value, tuple) or len(value) != 2:
+            raise TypeError(f"OrderedListState.add takes a (timestamp, value) pair, got {value!r}")
+        self._state.add((to_beam_timestamp(value[0]), value[1]))
+
+    def read(self) -> Iterable[tuple[Timestamp, Any]]:
+        """Every pair, in timestamp order."""
+        return self._from_beam(self._state.read())
+
+    def read_range(self, min_timestamp: Any, limit_timestamp: Any) -> Iterable[tuple[Timestamp, Any]]:
+        """The pairs with ``min_timestamp <= timestamp < limit_timestamp``."""
+        return self._from_beam(
+            self._state.read_range(to_beam_timestamp(min_timestamp), to_beam_timestamp(limit_timestamp))
+        )
+
+    def clear_range(self, min_timestamp: Any, limit_timestamp: Any) -> None:
+        """Remove the pairs with ``min_timestamp <= timestamp < limit_timestamp``."""
+        self._state.clear_range(to_beam_timestamp(min_timestamp), to_beam_timestamp(limit_timestamp))
+
+    def clear(self) -> None:
+        """Remove every pair."""
+        self._state.clear()
+
+
 class BeamCombineFn(beam.CombineFn):
     """A millstream CombineFn (or `_BoundCombineFn`) as a Beam CombineFn."""
 
@@ -278,6 +316,10 @@ class _Specs:
         return self.timers[id(spec)]
 
 
+def _same(value: Any) -> Any:
+    return value
+
+
 def _plan(markers: dict[str, Any], specs: _Specs, where: str) -> list[tuple[str, Any, Callable[[Any], Any]]]:
     """(argument name, Beam parameter, conversion) for each millstream marker of a method."""
     plan = []
@@ -286,7 +328,10 @@ def _plan(markers: dict[str, Any], specs: _Specs, where: str) -> list[tuple[str,
             param, conv = _SIMPLE_PARAMS[marker.name]
             plan.append((arg, param, conv))
         elif marker.name == "StateParam":
-            plan.append((arg, beam.DoFn.StateParam(specs.state(marker.spec)), lambda v: v))
+            ordered = isinstance(marker.spec, ms_userstate.OrderedListStateSpec)
+            plan.append(
+                (arg, beam.DoFn.StateParam(specs.state(marker.spec)), _OrderedListProxy if ordered else _same)
+            )
         elif marker.name == "TimerParam":
             plan.append((arg, beam.DoFn.TimerParam(specs.timer(marker.spec)), _TimerProxy))
         else:
