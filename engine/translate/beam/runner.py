@@ -4,9 +4,10 @@
 `FlinkRunner`, `SparkRunner`; see `engine/model/pipeline.py`'s RUNNERS). Pipeline options pass through to
 Beam unchanged (``--project``, ``--region``, ``--temp_location``, ``--job_name``, ``--environment_type``,
 ``--sdk_location=container``, ``--requirements_file``/``--setup_file`` ...); millstream's own runtime options
-are ignored by Beam. For Prism, ``--prism_location`` defaults to the binary built by
-``tests/infra/prism/build.sh`` (``$MILLSTREAM_CACHE/prism/<apache-beam version>/prism``) or ``$MILLSTREAM_PRISM``,
-so nothing is downloaded. The result has the local runner's API: `wait_until_finish()`, `state`, `metrics()`.
+are ignored by Beam. For Prism the binary is ``--prism_location``, else ``$MILLSTREAM_PRISM``, else the one
+``tests/infra/prism/build.sh`` built (``$MILLSTREAM_CACHE/prism/<apache-beam version>/prism``); nothing is
+downloaded (`resolve_prism_location`). The result has the local runner's API: `wait_until_finish()`, `state`,
+`metrics()`.
 
 >>> import millstream as ms
 >>> p = ms.Pipeline(argv=["--runner=PrismRunner", "--environment_type=LOOPBACK"])
@@ -45,22 +46,59 @@ class RunnerSetupError(ValueError):
     """A Beam runner cannot be set up as configured (e.g. no Prism binary); raised before submission."""
 
 
-def default_prism_location() -> str | None:
-    """``$MILLSTREAM_PRISM``, else the cached build for the installed apache-beam version, if present."""
-    explicit = os.environ.get(PRISM_ENV)
-    if explicit:
-        return explicit
+def _cached_prism() -> str:
+    """Where tests/infra/prism/build.sh puts the binary for the installed apache-beam version."""
     import apache_beam
 
     cache = os.environ.get("MILLSTREAM_CACHE") or os.path.join(
         os.path.expanduser("~"), ".cache", "millstream"
     )
-    path = os.path.join(cache, "prism", apache_beam.__version__, "prism")
-    return path if os.access(path, os.X_OK) else None
+    return os.path.join(cache, "prism", apache_beam.__version__, "prism")
+
+
+def _executable(path: str) -> bool:
+    return os.path.isfile(path) and os.access(path, os.X_OK)
+
+
+def resolve_prism_location(option: str | None = None) -> str:
+    """The Prism binary to run, looked up in a fixed order and never downloaded.
+
+    1. `option` (``--prism_location``), 2. ``$MILLSTREAM_PRISM``, 3. the cached build of
+    tests/infra/prism/build.sh, ``$MILLSTREAM_CACHE/prism/<apache-beam version>/prism`` (``$MILLSTREAM_CACHE``
+    defaults to ``~/.cache/millstream``). The first one given wins: a given location that is not an executable
+    file is an error naming where it came from, never a fall-through to the next place (nor to Beam's own
+    lookup, which downloads a release from GitHub). Returns an absolute path; raises `RunnerSetupError`.
+    """
+    for where, value in (("--prism_location", option), (f"${PRISM_ENV}", os.environ.get(PRISM_ENV))):
+        if value:
+            if not _executable(value):
+                raise RunnerSetupError(
+                    f"PrismRunner: {where}={value} is not an executable file (a local Prism binary is needed; "
+                    "nothing is downloaded)"
+                )
+            return os.path.abspath(value)
+    cached = _cached_prism()
+    if _executable(cached):
+        return cached
+    raise RunnerSetupError(
+        f"PrismRunner needs the prism binary: none at --prism_location, ${PRISM_ENV} or {cached}; build it with "
+        "tests/infra/prism/build.sh (Go) or pass --prism_location=PATH (nothing is downloaded)"
+    )
+
+
+def default_prism_location() -> str | None:
+    """The binary `resolve_prism_location` finds without ``--prism_location``, or None when there is none."""
+    try:
+        return resolve_prism_location(None)
+    except RunnerSetupError:
+        return None
 
 
 def beam_options(options: PipelineOptions, runner: str) -> Any:
-    """Beam's PipelineOptions from millstream's: the same flags and keyword values, the runner named."""
+    """Beam's PipelineOptions from millstream's: the same flags and keyword values, the runner named.
+
+    For ``PrismRunner`` the Prism binary is not resolved here (so that a step that cannot be translated is
+    reported first): `set_prism_location` does it before submission."""
     from apache_beam.options.pipeline_options import PipelineOptions as BeamOptions
 
     flags = [f for f in options._flags if not f.startswith("--runner")]
@@ -68,16 +106,16 @@ def beam_options(options: PipelineOptions, runner: str) -> Any:
     overrides.pop("runner", None)
     # Beam warns about every millstream-only flag ("Discarding unparseable args"); they are expected here.
     logging.getLogger("apache_beam.options.pipeline_options").setLevel(logging.ERROR)
-    result = BeamOptions(flags, runner=runner, **overrides)
-    if runner == "PrismRunner" and not result.get_all_options().get("prism_location"):
-        location = default_prism_location()
-        if location is None:
-            raise RunnerSetupError(
-                "PrismRunner needs the prism binary: build it with tests/infra/prism/build.sh (Go) or pass "
-                "--prism_location=PATH (nothing is downloaded)"
-            )
-        result = BeamOptions(flags, runner=runner, prism_location=location, **overrides)
-    return result
+    return BeamOptions(flags, runner=runner, **overrides)
+
+
+def set_prism_location(beam_opts: Any) -> str:
+    """Put the binary `resolve_prism_location` finds into Beam's options (``prism_location``) and return it."""
+    from apache_beam.options.pipeline_options import PrismRunnerOptions
+
+    view = beam_opts.view_as(PrismRunnerOptions)
+    view.prism_location = resolve_prism_location(view.prism_location)
+    return str(view.prism_location)
 
 
 def _beam_filter(f: Any) -> Any:
@@ -136,12 +174,20 @@ class BeamRunner:
 
     runner_name = "PrismRunner"
 
-    def run_pipeline(self, pipeline: Any, options: PipelineOptions) -> BeamPipelineResult:
-        """Translate `pipeline` (failing before submission if a step cannot be), then submit it."""
+    def prepare(self, pipeline: Any, options: PipelineOptions) -> Any:
+        """The Beam pipeline to submit: `pipeline` translated (failing first if a step cannot be), then, for
+        Prism, the binary resolved into its options."""
         from millstream.engine.translate.beam.translator import translate
 
-        bopts = beam_options(options, self.runner_name)
-        bp = translate(pipeline, bopts, options)
+        bp = translate(pipeline, beam_options(options, self.runner_name), options)
+        if self.runner_name == "PrismRunner":
+            set_prism_location(bp.options)  # Beam's Pipeline keeps a deep copy of the options given to it
+        return bp
+
+    def run_pipeline(self, pipeline: Any, options: PipelineOptions) -> BeamPipelineResult:
+        """Translate `pipeline` (failing before submission if a step cannot be), then submit it."""
+        bp = self.prepare(pipeline, options)
+        bopts = bp.options
         # named as `millstream run` names local jobs: --job_name, else the script's name
         name = bopts.get_all_options().get("job_name") or os.path.splitext(os.path.basename(sys.argv[0]))[0]
         log.info(
@@ -176,4 +222,6 @@ __all__ = [
     "SparkRunner",
     "beam_options",
     "default_prism_location",
+    "resolve_prism_location",
+    "set_prism_location",
 ]
