@@ -35,6 +35,7 @@ from millstream.connectors.files.formats.csv import CsvFormat
 from millstream.connectors.files.formats.parquet import ParquetFormat, ParquetSource
 from millstream.connectors.files.sink import FileSink, TextFormat
 from millstream.connectors.files.source import FileSplit, LineFileSource, line_splits, pattern_files
+from millstream.engine.translate.beam.hooks import UntranslatableIOError
 
 #: Compressions Beam's ``ReadFromText`` reads as this connector does (others go through `read_splits`).
 _BEAM_TEXT_COMPRESSIONS = (CompressionTypes.UNCOMPRESSED, CompressionTypes.GZIP, CompressionTypes.BZIP2)
@@ -47,7 +48,9 @@ def read_lines(read: Any, beam: Any) -> Any:
     that would read differently (dead letters, CSV headers, zip/xz), as `read_splits`."""
     source: LineFileSource = read.source
     if source.watch:
-        raise ValueError(f"step '{read.label}': a watched (unbounded) file source is not translated to Beam")
+        raise UntranslatableIOError(
+            f"step '{read.label}': a watched (unbounded) file source is not translated to Beam"
+        )
     compression = CompressionTypes.resolve(source.compression_type, source.file_pattern)
     if read.dead_letter_tag is not None or source.name == "Csv" or compression not in _BEAM_TEXT_COMPRESSIONS:
         return read_splits(read, beam)
@@ -152,7 +155,7 @@ def write_files(write: Any, beam: Any) -> Any:
         )
     if isinstance(fmt, ParquetFormat):
         if fmt.schema is None:
-            raise ValueError(
+            raise UntranslatableIOError(
                 f"step '{write.label}': WriteToParquet needs schema= (a pyarrow.Schema) on Beam, "
                 "which does not infer one from the records"
             )
@@ -177,17 +180,19 @@ def write_text(write: Any, beam: Any) -> Any:
     sink: FileSink = write.sink
     fmt = sink.fmt
     if not isinstance(fmt, TextFormat):
-        raise ValueError(
+        raise UntranslatableIOError(
             f"step '{write.label}': the {type(fmt).__name__} file format is not translated to Beam "
             "(use Beam's own IO in the pipeline for it)"
         )
     if fmt.compression == CompressionTypes.ZIP or fmt.compression == CompressionTypes.XZ:
-        raise ValueError(f"step '{write.label}': Beam's WriteToText cannot write {fmt.compression} files")
+        raise UntranslatableIOError(
+            f"step '{write.label}': Beam's WriteToText cannot write {fmt.compression} files"
+        )
     header_bytes = fmt.header
     encode = fmt.encode
     if isinstance(fmt, CsvFormat):
         if fmt.columns is None:
-            raise ValueError(
+            raise UntranslatableIOError(
                 f"step '{write.label}': WriteToCsv needs columns=[...] on Beam (the header line is written "
                 "before any record is seen there)"
             )
