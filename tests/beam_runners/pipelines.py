@@ -131,3 +131,40 @@ def read_formats(p: Any, src: str) -> dict[str, Any]:
         "csv": p | "ReadCsv" >> ReadFromCsv(f"{src}/recs*.csv"),
         "json": p | "ReadJson" >> ReadFromJson(f"{src}/recs*.json"),
     }
+
+
+def tagged_stream(lockstep: bool) -> Any:
+    """A TestStream with two tagged outputs of integers. With `lockstep` both outputs' watermarks advance
+    together; without, only "clicks" passes 15, so the views element at 6 is on time and the clicks one late."""
+    from millstream.testing.test_stream import TestStream
+
+    stream = (
+        TestStream()
+        .add_elements([window.TimestampedValue(1, 1), window.TimestampedValue(2, 2)], tag="clicks")
+        .add_elements([window.TimestampedValue(10, 3)], tag="views")
+        .advance_watermark_to(15, tag="clicks")
+    )
+    if lockstep:
+        stream = stream.advance_watermark_to(15, tag="views")
+    return (
+        stream.add_elements([window.TimestampedValue(7, 5)], tag="clicks")
+        .add_elements([window.TimestampedValue(20, 6)], tag="views")
+        .add_elements([window.TimestampedValue(5, 16)], tag="clicks")
+        .advance_watermark_to_infinity(tag="clicks")
+        .advance_watermark_to_infinity(tag="views")
+    )
+
+
+def sums_per_tag(p: Any, stream: Any) -> dict[str, Any]:
+    """Each output of a tagged stream summed per 10-second window: tag -> (window start, sum)."""
+    outputs = p | "Stream" >> stream
+    return {
+        tag: (
+            outputs[tag]
+            | f"Key[{tag}]" >> beam.Map(lambda v: ("k", v))
+            | f"Window[{tag}]" >> beam.WindowInto(window.FixedWindows(10))
+            | f"Sum[{tag}]" >> beam.CombinePerKey(sum)
+            | f"Start[{tag}]" >> beam.Map(lambda kv, w=beam.DoFn.WindowParam: (float(w.start), kv[1]))
+        )
+        for tag in ("clicks", "views")
+    }
