@@ -43,6 +43,14 @@ def java_config(config: Mapping[str, Any], bootstrap: Any) -> dict[str, str]:
     return out
 
 
+def _log_append(row: Any) -> int:
+    """KafkaRecord's timestamp type (0 CreateTime, 1 LogAppendTime) of Java KafkaIO's metadata row."""
+    by_name = getattr(row, "timestampTypeName", None)
+    if by_name is not None:
+        return 1 if by_name == "LogAppendTime" else 0
+    return 1 if getattr(row, "timestampTypeId", 0) == 1 else 0
+
+
 def _expand(pvalueish: Any, label: str, external: Any, where: str) -> Any:
     """Apply Beam's cross-language transform; an expansion service that cannot be reached is one line."""
     try:
@@ -131,13 +139,25 @@ def read_kafka(read: Any, beam: Any) -> Any:
                     row.partition,
                     row.offset,
                     row.timestamp,
-                    1 if getattr(row, "timestampTypeId", 0) == 1 else 0,
+                    _log_append(row),
                     key,
                     value,
                     headers,
                 )
             else:
                 yield (key, value)
+
+    class _Decode(beam.PTransform):
+        """What the Java read gives (KV of bytes, or metadata rows) as the local connector's values (and
+        dead letters): the Python half of the read."""
+
+        def expand(self, raw: Any) -> Any:
+            if not metadata:
+                return raw | "Deserialize" >> beam.Map(deserialize)
+            if tag is None:
+                return raw | "Deserialize" >> beam.ParDo(_Deserialize())
+            result = raw | "Deserialize" >> beam.ParDo(_Deserialize()).with_outputs(tag, main="main")
+            return {"main": result["main"], tag: result[tag]}
 
     class _ReadKafka(beam.PTransform):
         """The Java read, then the Python (de)serialization step."""
@@ -146,15 +166,12 @@ def read_kafka(read: Any, beam: Any) -> Any:
             super().__init__()
             #: Beam's cross-language transform (its payload and expansion service can be inspected).
             self.external = external
+            #: The Python half, applicable to rows shaped like the Java read's output.
+            self.decode = _Decode()
 
         def expand(self, pbegin: Any) -> Any:
             raw = _expand(pbegin, "ReadFromKafka", external, where)
-            if not metadata:
-                return raw | "Deserialize" >> beam.Map(deserialize)
-            if tag is None:
-                return raw | "Deserialize" >> beam.ParDo(_Deserialize())
-            result = raw | "Deserialize" >> beam.ParDo(_Deserialize()).with_outputs(tag, main="main")
-            return {"main": result["main"], tag: result[tag]}
+            return raw | "Decode" >> self.decode
 
     return _ReadKafka()
 

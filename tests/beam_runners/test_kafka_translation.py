@@ -121,3 +121,39 @@ def test_an_unreachable_expansion_service_is_one_line_naming_the_step():
     assert "\n" not in message
     assert message.startswith("step 'Read(Kafka(t))': Beam's Kafka IO is cross-language")
     assert f"localhost:{port}" in message
+
+
+def test_the_python_half_gives_the_local_connectors_values_and_dead_letters(tmp_path):
+    """The Java read's metadata rows (as Java KafkaIO shapes them) through the translation's Python step, run
+    on Beam's local runner: values as the local connector gives them, rejected records as its dead letters."""
+    import json
+
+    from apache_beam.testing.util import assert_that, equal_to
+
+    read = ReadFromKafka(
+        {"bootstrap.servers": "b:9092"}, ["t"], value_deserializer=json.loads, with_dead_letters=True
+    )._read
+    decode = read_kafka(read, apache_beam).decode
+
+    def row(offset: int, value: bytes) -> apache_beam.Row:
+        return apache_beam.Row(
+            topic="t",
+            partition=0,
+            offset=offset,
+            timestamp=1_000 + offset,
+            timestampTypeId=0,
+            timestampTypeName="CreateTime",
+            key=b"k",
+            value=value,
+            headers=[apache_beam.Row(key="h", value=b"1")],
+        )
+
+    with apache_beam.Pipeline() as p:
+        result = p | apache_beam.Create([row(0, b'{"n": 1}'), row(1, b"not json")]) | decode
+        assert_that(result["main"], equal_to([(b"k", {"n": 1})]), label="values")
+        assert_that(
+            result["bad"]
+            | apache_beam.Map(lambda r: (r["offset"], r["raw"], r["headers"], r["reason"][:25])),
+            equal_to([(1, b"not json", [("h", b"1")], "value: JSONDecodeError: E")]),
+            label="dead letters",
+        )
