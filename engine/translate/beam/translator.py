@@ -267,25 +267,26 @@ def _test_stream(t: TestStream, ctx: _Context, where: str) -> beam.PTransform:
                 ts.advance_watermark_to(BeamTimestamp(micros=event.micros), tag=event.tag)
         elif isinstance(event, ProcessingTimeEvent):
             ts.advance_processing_time(BeamDuration(micros=event.micros))
+    if not t.tagged:
+        return ts
     typed = int if isinstance(coder, beam.coders.VarIntCoder) else None
 
     def outputs(pb: Any) -> Any:
-        result = pb | "TestStream" >> ts
-        pcolls = result if isinstance(result, dict) else {None: result}
+        pcolls = pb | "TestStream" >> ts
         if typed is not None:
             for pc in pcolls.values():
                 pc.element_type = typed  # so that the outputs' coder is the payload's
-        return {str(tag): pc for tag, pc in pcolls.items()} if t.tagged else result
+        return {str(tag): pc for tag, pc in pcolls.items()}
 
     return _Bound(outputs)
 
 
 def _test_stream_coder(t: TestStream) -> Any:
-    """Beam's coder for the stream's elements: VarIntCoder when they are all integers (Prism keeps the tags of
-    such a stream; it drops the element tags of a stream whose coder it length-prefixes: see docs/runners.md),
-    else Beam's default."""
+    """Beam's coder for the stream's elements: for a tagged stream of integers VarIntCoder (Prism keeps the tags
+    of such a stream; it drops the element tags of a stream whose coder it length-prefixes: see
+    docs/runners.md), else Beam's default."""
     values = [v.value for e in t.events if isinstance(e, ElementEvent) for v in e.timestamped_values]
-    if values and all(type(v) is int and -(2**63) <= v < 2**63 for v in values):
+    if t.tagged and values and all(type(v) is int and -(2**63) <= v < 2**63 for v in values):
         return beam.coders.VarIntCoder()
     return beam.coders.FastPrimitivesCoder()
 
