@@ -187,6 +187,7 @@ def _before_beam_submission(e: BaseException) -> bool:
     kinds: list[type[BaseException]] = []
     for module, name in (
         ("millstream.engine.translate.beam.dofns", "UntranslatableError"),
+        ("millstream.engine.translate.beam.hooks", "UntranslatableIOError"),
         ("millstream.engine.translate.beam.runner", "RunnerSetupError"),
     ):
         loaded = sys.modules.get(module)

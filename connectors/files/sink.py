@@ -584,5 +584,5 @@ class FileSink(Sink):
         return f"{self.name}({self.prefix}*{self.suffix})"
 
 
-# Beam's runners write text-format files with Beam's WriteToText (connectors/files/beam_io.py; lazily).
-register_beam_io(FileSink, "millstream.connectors.files.beam_io:write_text")
+# Beam's runners write with Beam's WriteToText/WriteToAvro/WriteToParquet (connectors/files/beam_io.py; lazily).
+register_beam_io(FileSink, "millstream.connectors.files.beam_io:write_files")

@@ -12,7 +12,9 @@ transactions committed with the checkpoints, the consumed offsets inside the sam
 processes of one job run as shards (``--shard_id``, ``--num_shards``). The full story is in docs/kafka.md and
 in `millstream.connectors.kafka.source` / `millstream.connectors.kafka.sink`.
 
-Differences from Beam: the transforms are native (no Java expansion service), deserializers/serializers are
+Differences from Beam: the transforms are native (no Java expansion service; ``expansion_service`` is used
+only when the pipeline runs on a Beam runner, where these become Beam's cross-language transforms:
+`millstream.connectors.kafka.beam_io`), deserializers/serializers are
 Python functions (Beam's Java ByteArray/String class names are understood too), the default timestamp policy
 is the record's create time (``'ProcessingTime'`` is refused: event time never comes from processing time),
 and ``max_num_records``/``max_read_time``/``start_read_time`` (bounded reads) are not supported.
@@ -95,6 +97,8 @@ class ReadFromKafka(PTransform):
             with_metadata=with_metadata,
             timestamp_policy=timestamp_policy,
         )
+        #: Beam's expansion service for the cross-language read on Beam's runners (`kafka.beam_io`).
+        source.expansion_service = expansion_service
         self.source = source
         super().__init__(f"ReadFromKafka({source.display_name()[6:-1]})")
         self._read = Read(source, timestamp_fn, max_out_of_orderness, idle_timeout)
@@ -144,6 +148,8 @@ class WriteToKafka(PTransform):
             exactly_once=exactly_once,
             max_replay_bytes=max_replay_bytes,
         )
+        #: Beam's expansion service for the cross-language write on Beam's runners (`kafka.beam_io`).
+        self.sink.expansion_service = expansion_service
         super().__init__(f"WriteToKafka({topic})")
 
     def expand(self, pcoll: Any) -> Any:

@@ -69,6 +69,7 @@ from millstream.connectors.kafka.transaction import (
     KafkaTransaction,
 )
 from millstream.engine.model.io import Sink, SinkWriter
+from millstream.engine.translate.beam.hooks import register_beam_io
 
 log = logging.getLogger("millstream.kafka")
 
@@ -82,6 +83,9 @@ DEFAULT_MAX_REPLAY_BYTES = 64 << 20
 
 class KafkaSink(Sink):
     """Configuration of one Kafka output topic (see the module docstring)."""
+
+    #: Beam's expansion service (``host:port``) when the pipeline runs on a Beam runner; None: Beam's default.
+    expansion_service: Any = None
 
     def __init__(
         self,
@@ -269,3 +273,7 @@ def dead_letter_record(bad: Mapping[str, Any]) -> tuple[Any, Any, list[tuple[str
     if raw is None and key is None:
         raw = b""
     return key, raw, headers
+
+
+# Beam's runners use Beam's cross-language Kafka IO (connectors/kafka/beam_io.py; imported lazily).
+register_beam_io(KafkaSink, "millstream.connectors.kafka.beam_io:write_kafka")

@@ -57,6 +57,7 @@ from millstream.connectors.kafka.serde import (
     resolve_deserializer,
 )
 from millstream.engine.model.io import Source, SourceBatch, SourceReader
+from millstream.engine.translate.beam.hooks import register_beam_io
 
 log = logging.getLogger("millstream.kafka")
 
@@ -147,6 +148,8 @@ class KafkaSource(Source):
 
     is_bounded = False
     stamps_event_time = True
+    #: Beam's expansion service (``host:port``) when the pipeline runs on a Beam runner; None: Beam's default.
+    expansion_service: Any = None
 
     def __init__(
         self,
@@ -490,3 +493,7 @@ class KafkaSourceReader(SourceReader):
             log.warning(
                 "Kafka %s: committing offsets of checkpoint %d failed: %s", self.group, checkpoint_id, e
             )
+
+
+# Beam's runners use Beam's cross-language Kafka IO (connectors/kafka/beam_io.py; imported lazily).
+register_beam_io(KafkaSource, "millstream.connectors.kafka.beam_io:read_kafka")

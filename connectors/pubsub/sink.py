@@ -43,6 +43,7 @@ from millstream.connectors.files.filesystem import fsync_dir
 from millstream.connectors.pubsub.message import PubsubMessage, parse_topic
 from millstream.engine.model.io import Sink, SinkWriter
 from millstream.engine.model.timestamp import MAX_MICROS, MIN_MICROS
+from millstream.engine.translate.beam.hooks import register_beam_io
 from millstream.state.encryption import StoreCipher
 
 log = logging.getLogger("millstream.pubsub")
@@ -283,3 +284,7 @@ class PubSubSinkWriter(SinkWriter):
         if self.publisher is not None:
             publisher, self.publisher = self.publisher, None
             await anyio.to_thread.run_sync(publisher.stop)
+
+
+# Beam's runners use Beam's Pub/Sub IO (connectors/pubsub/beam_io.py; imported lazily).
+register_beam_io(PubSubSink, "millstream.connectors.pubsub.beam_io:write_pubsub")

@@ -75,6 +75,7 @@ from millstream.connectors.pubsub.message import (
     parse_topic,
 )
 from millstream.engine.model.io import Source, SourceBatch, SourceReader
+from millstream.engine.translate.beam.hooks import register_beam_io
 
 log = logging.getLogger("millstream.pubsub")
 
@@ -571,3 +572,7 @@ def _shutdown_all() -> None:
             reader.shutdown()
         except Exception:  # best effort at exit: unacked messages come back after their deadline anyway
             log.debug("shutting down a Pub/Sub reader at exit", exc_info=True)
+
+
+# Beam's runners use Beam's Pub/Sub IO (connectors/pubsub/beam_io.py; imported lazily).
+register_beam_io(PubSubSource, "millstream.connectors.pubsub.beam_io:read_pubsub")

@@ -1,7 +1,9 @@
 """`TestStream`: a scripted unbounded source for tests (Beam's `apache_beam.testing.test_stream`).
 
 Each `add_elements` is one bundle; `advance_watermark_to` moves the source watermark;
-`advance_processing_time` moves the job's (fake) processing-time clock. It runs on the production runtime,
+`advance_processing_time` moves the job's (fake) processing-time clock. As in Beam, events may name an output
+`tag`: the stream then has one output per tag (a dict tag -> PCollection, None for untagged events), each with
+its own watermark. It runs on the production runtime,
 in streaming mode, never in a separate simulator.
 """
 
@@ -72,7 +74,11 @@ class TestStream(PTransform):
     ) -> None:
         super().__init__("TestStream")
         self._events: list[Event] = list(events or [])
-        self._watermark = MIN_MICROS
+        #: The outputs: every tag an event names (None: untagged); more than {None} makes one output per tag.
+        self.output_tags: set[str | None] = set(output_tags) if output_tags else set()
+        self.output_tags.update(e.tag for e in self._events if isinstance(e, (ElementEvent, WatermarkEvent)))
+        # each output's watermark so far (Beam's TestStream keeps one per tag)
+        self._watermarks: dict[str | None, int] = {}
         #: Index of the event being played (harnesses attribute output to events with it).
         self.event_index = -1
 
@@ -82,8 +88,11 @@ class TestStream(PTransform):
         return self._events
 
     def add_elements(self, elements: Any, tag: str | None = None, event_timestamp: Any = None) -> TestStream:
-        """Add one bundle; plain values get `event_timestamp`, or the current watermark, as timestamp."""
-        default = self._watermark if event_timestamp is None else to_micros(event_timestamp)
+        """Add one bundle (to output `tag`); plain values get `event_timestamp`, or the tag's current watermark,
+        as timestamp."""
+        self.output_tags.add(tag)
+        current = self._watermarks.get(tag, MIN_MICROS)
+        default = current if event_timestamp is None else to_micros(event_timestamp)
         stamped: list[TimestampedValue[Any]] = []
         for e in elements:
             if isinstance(e, TimestampedValue):
@@ -99,21 +108,27 @@ class TestStream(PTransform):
         return self
 
     def advance_watermark_to(self, new_watermark: Any, tag: str | None = None) -> TestStream:
-        """Advance the watermark; it must not move backwards."""
+        """Advance the watermark (of output `tag`); it must not move backwards."""
         micros = to_micros(new_watermark)
-        if micros < self._watermark:
-            raise ValueError(
-                f"TestStream watermark must not move backwards: {micros} < {self._watermark} (µs)"
-            )
-        self._watermark = micros
+        current = self._watermarks.get(tag, MIN_MICROS)
+        if micros < current:
+            raise ValueError(f"TestStream watermark must not move backwards: {micros} < {current} (µs)")
+        self.output_tags.add(tag)
+        self._watermarks[tag] = micros
         self._events.append(WatermarkEvent(new_watermark, tag))
         return self
 
     def advance_watermark_to_infinity(self, tag: str | None = None) -> TestStream:
-        """Advance the watermark to +infinity (end of the stream)."""
-        self._watermark = MAX_MICROS
+        """Advance the watermark (of output `tag`) to +infinity (the end of that output)."""
+        self.output_tags.add(tag)
+        self._watermarks[tag] = MAX_MICROS
         self._events.append(WatermarkEvent(None, tag))
         return self
+
+    @property
+    def tagged(self) -> bool:
+        """Whether the stream has one output per tag (events name a tag), as Beam's TestStream then has."""
+        return bool(self.output_tags - {None})
 
     def advance_processing_time(self, advance_by: Any) -> TestStream:
         """Advance the job's processing-time clock by `advance_by` seconds."""
@@ -122,11 +137,17 @@ class TestStream(PTransform):
         self._events.append(ProcessingTimeEvent(advance_by))
         return self
 
-    def expand(self, pbegin: Any) -> PCollection:
-        """The unbounded PCollection of the scripted events; a root transform (Beam's TestStream.expand)."""
+    def expand(self, pbegin: Any) -> PCollection | dict[str | None, PCollection]:
+        """The unbounded PCollection of the scripted events, or with tagged events a dict tag -> PCollection
+        (None for the untagged events); a root transform (Beam's TestStream.expand)."""
         if not isinstance(pbegin, PBegin):
             raise TypeError("TestStream is a root transform: apply it to the pipeline")
-        return PCollection(pbegin.pipeline, is_bounded=False)
+        if not self.tagged:
+            return PCollection(pbegin.pipeline, is_bounded=False)
+        return {
+            tag: PCollection(pbegin.pipeline, is_bounded=False, tag=None if tag is None else str(tag))
+            for tag in sorted(self.output_tags, key=str)
+        }
 
 
 __all__ = ["ElementEvent", "Event", "ProcessingTimeEvent", "TestStream", "WatermarkEvent"]

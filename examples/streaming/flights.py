@@ -7,6 +7,7 @@ weather at the three airports and the airline names. Run it with
     millstream run examples/streaming/flights.py [--output DIR] [pipeline flags]
     millstream run examples/streaming/flights.py --speedup 3600      # watch it as a stream, 1 h per second
     millstream run examples/streaming/flights.py --flights gs://b/in/flights.csv --output gs://b/out  # on GCS
+    millstream run examples/streaming/flights.py --runner PrismRunner  # batch, on Beam's Prism (docs/runners.md)
 
 (in batch mode the inputs and the output may be ``gs://`` paths: docs/gcs.md).
 

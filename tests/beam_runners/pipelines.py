@@ -128,3 +128,90 @@ def files(p: Any, src: str, out_prefix: str) -> None:
         | "Format" >> beam.Map(lambda kv, w=beam.DoFn.WindowParam: f"{kv[0]},{kv[1]},{float(w.start)}")
         | "Write" >> beam.io.WriteToText(out_prefix, ".csv", num_shards=1)
     )
+
+
+RECORDS = [
+    {"name": f"n{i:02d}", "count": i, "score": i * 0.25, "tag": None if i % 4 else "four"} for i in range(24)
+]
+COLUMNS = ["name", "count", "score", "tag"]
+AVRO_SCHEMA = {
+    "type": "record",
+    "name": "Rec",
+    "fields": [
+        {"name": "name", "type": "string"},
+        {"name": "count", "type": "long"},
+        {"name": "score", "type": "double"},
+        {"name": "tag", "type": ["null", "string"]},
+    ],
+}
+
+
+def parquet_schema() -> Any:
+    """The records' pyarrow schema (Beam's WriteToParquet needs one)."""
+    import pyarrow as pa
+
+    return pa.schema(
+        [("name", pa.string()), ("count", pa.int64()), ("score", pa.float64()), ("tag", pa.string())]
+    )
+
+
+def write_formats(p: Any, out: str) -> None:
+    """The same records to Avro, Parquet, CSV with a header and JSON lines, one file each."""
+    from millstream.io import WriteToAvro, WriteToCsv, WriteToJson, WriteToParquet
+
+    records = p | "Records" >> beam.Create(RECORDS)
+    records | "Avro" >> WriteToAvro(f"{out}/recs", AVRO_SCHEMA, file_name_suffix=".avro", num_shards=1)
+    records | "Parquet" >> WriteToParquet(
+        f"{out}/recs", parquet_schema(), file_name_suffix=".parquet", num_shards=1
+    )
+    records | "Csv" >> WriteToCsv(f"{out}/recs", num_shards=1, columns=COLUMNS)
+    records | "Json" >> WriteToJson(f"{out}/recs", num_shards=1)
+
+
+def read_formats(p: Any, src: str) -> dict[str, Any]:
+    """The files `write_formats` wrote, read back by each format's reader (Parquet: two columns)."""
+    from millstream.io import ReadFromAvro, ReadFromCsv, ReadFromJson, ReadFromParquet
+
+    return {
+        "avro": p | "ReadAvro" >> ReadFromAvro(f"{src}/recs*.avro"),
+        "parquet": p | "ReadParquet" >> ReadFromParquet(f"{src}/recs*.parquet", columns=["name", "score"]),
+        "csv": p | "ReadCsv" >> ReadFromCsv(f"{src}/recs*.csv"),
+        "json": p | "ReadJson" >> ReadFromJson(f"{src}/recs*.json"),
+    }
+
+
+def tagged_stream(lockstep: bool) -> Any:
+    """A TestStream with two tagged outputs of integers. With `lockstep` both outputs' watermarks advance
+    together; without, only "clicks" passes 15, so the views element at 6 is on time and the clicks one late."""
+    from millstream.testing.test_stream import TestStream
+
+    stream = (
+        TestStream()
+        .add_elements([window.TimestampedValue(1, 1), window.TimestampedValue(2, 2)], tag="clicks")
+        .add_elements([window.TimestampedValue(10, 3)], tag="views")
+        .advance_watermark_to(15, tag="clicks")
+    )
+    if lockstep:
+        stream = stream.advance_watermark_to(15, tag="views")
+    return (
+        stream.add_elements([window.TimestampedValue(7, 5)], tag="clicks")
+        .add_elements([window.TimestampedValue(20, 6)], tag="views")
+        .add_elements([window.TimestampedValue(5, 16)], tag="clicks")
+        .advance_watermark_to_infinity(tag="clicks")
+        .advance_watermark_to_infinity(tag="views")
+    )
+
+
+def sums_per_tag(p: Any, stream: Any) -> dict[str, Any]:
+    """Each output of a tagged stream summed per 10-second window: tag -> (window start, sum)."""
+    outputs = p | "Stream" >> stream
+    return {
+        tag: (
+            outputs[tag]
+            | f"Key[{tag}]" >> beam.Map(lambda v: ("k", v))
+            | f"Window[{tag}]" >> beam.WindowInto(window.FixedWindows(10))
+            | f"Sum[{tag}]" >> beam.CombinePerKey(sum)
+            | f"Start[{tag}]" >> beam.Map(lambda kv, w=beam.DoFn.WindowParam: (float(w.start), kv[1]))
+        )
+        for tag in ("clicks", "views")
+    }

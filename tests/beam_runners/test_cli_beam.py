@@ -42,6 +42,16 @@ with beam.Pipeline(options=PipelineOptions(sys.argv[1:])) as p:
     _ = kv | "Group" >> beam.GroupByKey().with_late_data("late")
 """
 
+KAFKA = """
+import sys
+import millstream as beam
+from millstream.io.kafka import WriteToKafka
+from millstream.options.pipeline_options import PipelineOptions
+
+with beam.Pipeline(options=PipelineOptions(sys.argv[1:])) as p:
+    _ = p | beam.Create([(b"k", b"v")]) | WriteToKafka({"bootstrap.servers": "localhost:1"}, "out")
+"""
+
 
 def millstream(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, MILLSTREAM_JOBS_DIR=str(tmp_path / "jobs"))
@@ -88,12 +98,27 @@ def test_a_failing_job_on_prism_exits_1(prism_binary, tmp_path):
 
 def test_an_untranslatable_step_exits_2_with_one_line_before_submission(tmp_path):
     (tmp_path / "late.py").write_text(LATE)
-    proc = millstream(tmp_path, "run", "late.py", "--runner", "PrismRunner", "--prism_location=/nonexistent")
+    # streaming: late data can occur, and Beam drops it (a bounded batch job translates: it has none)
+    args = ("run", "late.py", "--runner", "PrismRunner", "--prism_location=/nonexistent", "--streaming")
+    proc = millstream(tmp_path, *args)
     assert proc.returncode == 2, proc.stderr[-3000:]
     errors = [line for line in proc.stderr.splitlines() if line.startswith("millstream run:")]
     assert errors == [
         "millstream run: step 'Group': with_late_data() has no Beam counterpart (Beam drops late "
-        "data); remove it to run on Beam"
+        "data); remove it to run on Beam (only a bounded batch job, which has no late data, keeps it, as "
+        "an empty output)"
+    ]
+    assert "Traceback" not in proc.stderr and "submitted" not in proc.stderr
+
+
+def test_an_untranslatable_io_exits_2_with_one_line_before_submission(tmp_path):
+    (tmp_path / "kafka.py").write_text(KAFKA)
+    proc = millstream(tmp_path, "run", "kafka.py", "--runner", "PrismRunner", "--prism_location=/nonexistent")
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("millstream run:")]
+    assert errors == [
+        "millstream run: step 'Write(Kafka(out))': an exactly-once WriteToKafka has no counterpart in Beam's "
+        "Python WriteToKafka (at least once there); pass exactly_once=False to run on Beam"
     ]
     assert "Traceback" not in proc.stderr and "submitted" not in proc.stderr
 

@@ -10,15 +10,35 @@ import millstream as beam  # noqa: E402
 from millstream.engine.translate.beam.dofns import UntranslatableError  # noqa: E402
 from millstream.engine.translate.beam.translator import translate  # noqa: E402
 from millstream.options.pipeline_options import PipelineOptions  # noqa: E402
+from millstream.testing.test_stream import TestStream  # noqa: E402
 
 
-def test_late_data_output_is_refused_naming_the_step():
+def test_late_data_output_of_an_unbounded_input_is_refused_naming_the_step():
     p = beam.Pipeline(options=PipelineOptions(["--runner=PrismRunner", "--prism_location=/nonexistent"]))
-    main, late = p | beam.Create([("a", 1)]) | "Group" >> beam.GroupByKey().with_late_data()
+    events = TestStream().add_elements([("a", 1)]).advance_watermark_to_infinity()
+    main, late = p | events | "Group" >> beam.GroupByKey().with_late_data()
     with pytest.raises(
         UntranslatableError, match=r"^step 'Group': with_late_data\(\) has no Beam counterpart"
     ):
         p.run()  # fails in translation: the nonexistent prism binary is never started
+
+
+def test_late_data_output_in_streaming_mode_is_refused():
+    p = beam.Pipeline(options=PipelineOptions(["--streaming"]))
+    _ = p | beam.Create([("a", 1)]) | "Sum" >> beam.CombinePerKey(sum).with_late_data("late")
+    with pytest.raises(UntranslatableError, match=r"^step 'Sum': with_late_data\(\) has no Beam counterpart"):
+        translate(p)
+
+
+def test_late_data_output_of_a_bounded_batch_job_translates_to_an_empty_output():
+    p = beam.Pipeline()
+    main, late = p | beam.Create([("a", 1)]) | "Sum" >> beam.CombinePerKey(sum).with_late_data("late")
+    _ = late | "ShowLate" >> beam.Map(str)
+    bp = translate(p)
+    labels = {t.full_label for t in bp.transforms_stack[0].parts}
+    assert {"Sum", "ShowLate"} <= labels
+    (sum_step,) = [t for t in bp.transforms_stack[0].parts if t.full_label == "Sum"]
+    assert "Sum/NoLateData" in {t.full_label for t in sum_step.parts}
 
 
 def test_translation_keeps_labels_and_composites():

@@ -16,6 +16,7 @@ from millstream.connectors.files.progress import wrap_progress
 from millstream.connectors.files.sink import FileFormat, ShardWriter
 from millstream.connectors.files.source import FileSourceReader, FileSplit, SplitCursor, pattern_splits
 from millstream.engine.model.io import Source, SourceReader
+from millstream.engine.translate.beam.hooks import register_beam_io
 
 
 class ParquetCursor(SplitCursor):
@@ -223,3 +224,6 @@ class ParquetFormat(FileFormat):
 
 
 __all__ = ["ParquetCursor", "ParquetFormat", "ParquetSource"]
+
+# Beam's runners read these files with Beam's own IO (connectors/files/beam_io.py; imported lazily).
+register_beam_io(ParquetSource, "millstream.connectors.files.beam_io:read_parquet")

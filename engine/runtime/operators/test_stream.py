@@ -1,5 +1,6 @@
 """Plays a TestStream on the production runtime: one bundle per element event, watermark advances, and
-advances of the job's FakeClock; the next event is played only when the whole pipeline is quiescent."""
+advances of the job's FakeClock; the next event is played only when the whole pipeline is quiescent. A stream
+whose events name tags has one output per tag, each with its own watermark (`TaggedTestStreamNode`)."""
 
 from __future__ import annotations
 
@@ -9,11 +10,35 @@ from typing import Any
 import anyio
 
 from millstream.engine.model.test_stream import ElementEvent, ProcessingTimeEvent, TestStream, WatermarkEvent
-from millstream.engine.model.timestamp import MAX_MICROS
+from millstream.engine.model.timestamp import MAX_MICROS, MIN_MICROS
 from millstream.engine.runtime.exec.clock import FakeClock
 from millstream.engine.runtime.graph.batch import Batch
 from millstream.engine.runtime.graph.registry import register_primitive
 from millstream.engine.runtime.operators.sources import SourceDriver, SourceNode
+
+
+class TaggedTestStreamNode(SourceNode):
+    """The source node of a tagged TestStream: output tag -> its own elements and watermark (as in Beam)."""
+
+    __test__ = False
+
+    def __init__(self, label: str, tags: list[str]) -> None:
+        super().__init__(label)
+        self.tag_wms = dict.fromkeys(tags, MIN_MICROS)
+
+    def push_tagged(self, tag: str, batch: Batch) -> None:
+        """Emit one bundle on output `tag`."""
+        self.elements_in += len(batch.values)
+        self.emit(batch, tag)
+
+    def tag_watermark(self, tag: str, micros: int) -> None:
+        """Advance output `tag`'s watermark (monotonic); the node's own is the minimum over its outputs."""
+        if micros <= self.tag_wms[tag]:
+            return
+        self.tag_wms[tag] = micros
+        for node, index in self.consumers.get(tag, ()):
+            node.watermark(index, micros)
+        self.input_wm = self.output_wm = min(self.tag_wms.values())
 
 
 class TestStreamDriver(SourceDriver):
@@ -39,17 +64,28 @@ class TestStreamDriver(SourceDriver):
             if control is not None and await control.source_should_end():
                 break
             self.transform.event_index = i
+            node = self.node
             if isinstance(event, ElementEvent):
                 tvs = event.timestamped_values
                 if tvs:
-                    self.node.push(0, Batch([tv.value for tv in tvs], [tv.micros for tv in tvs]))
+                    batch = Batch([tv.value for tv in tvs], [tv.micros for tv in tvs])
+                    if isinstance(node, TaggedTestStreamNode):
+                        node.push_tagged(str(event.tag), batch)
+                    else:
+                        node.push(0, batch)
             elif isinstance(event, WatermarkEvent):
-                self.node.source_watermark(event.micros)
+                if isinstance(node, TaggedTestStreamNode):
+                    node.tag_watermark(str(event.tag), event.micros)
+                else:
+                    node.source_watermark(event.micros)
             elif isinstance(event, ProcessingTimeEvent):
                 self.clock.advance(event.micros)
             await flush()
             await anyio.wait_all_tasks_blocked()
         self.transform.event_index = len(events)
+        if isinstance(self.node, TaggedTestStreamNode):
+            for tag in self.node.tag_wms:
+                self.node.tag_watermark(tag, MAX_MICROS)
         self.node.source_watermark(MAX_MICROS)
         await flush()
 
@@ -57,8 +93,14 @@ class TestStreamDriver(SourceDriver):
 def _make_test_stream(applied: Any, opts: Any, plan: Any) -> tuple[SourceNode, TestStreamDriver]:
     if not isinstance(plan.clock, FakeClock):
         plan.clock = FakeClock(0)
-    node = SourceNode(applied.full_label)
-    return node, TestStreamDriver(node, applied.transform, plan.clock, plan)
+    t = applied.transform
+    # a tagged stream's outputs are keyed by str(tag) in the graph ("None" for the untagged events)
+    node: SourceNode
+    if t.tagged:
+        node = TaggedTestStreamNode(applied.full_label, [str(tag) for tag in t.output_tags])
+    else:
+        node = SourceNode(applied.full_label)
+    return node, TestStreamDriver(node, t, plan.clock, plan)
 
 
 register_primitive(TestStream, _make_test_stream)

@@ -19,6 +19,12 @@ from typing import Any
 _TARGETS: dict[type, str] = {}
 
 
+class UntranslatableIOError(ValueError):
+    """A source or sink that cannot become Beam's IO as configured: raised by a connector's Beam IO function,
+    before submission, with one line naming the step and why (the CLI reports it as it reports the
+    translator's `UntranslatableError`)."""
+
+
 def register_beam_io(source_or_sink_type: type, target: str) -> None:
     """Translate `Read`s of (or `Write`s to) `source_or_sink_type` with the function named by `target`.
 
@@ -41,4 +47,4 @@ def beam_io_target(source_or_sink: Any) -> str | None:
     return None
 
 
-__all__ = ["beam_io_target", "register_beam_io"]
+__all__ = ["UntranslatableIOError", "beam_io_target", "register_beam_io"]

@@ -17,6 +17,7 @@ why, before anything is submitted.
 
 from __future__ import annotations
 
+import copy
 import importlib
 from typing import Any
 
@@ -25,7 +26,7 @@ from apache_beam.transforms.window import TimestampedValue as BeamTimestampedVal
 
 from millstream.engine.model import core, pvalue
 from millstream.engine.model.io import Read, Write
-from millstream.engine.model.options import MillstreamOptions, PipelineOptions
+from millstream.engine.model.options import MillstreamOptions, PipelineOptions, StandardOptions
 from millstream.engine.model.pipeline import AppliedPTransform, Pipeline
 from millstream.engine.model.test_stream import ElementEvent, ProcessingTimeEvent, TestStream, WatermarkEvent
 from millstream.engine.model.timestamp import MAX_MICROS
@@ -44,9 +45,11 @@ from millstream.engine.translate.beam.windowing import beam_window_into
 class _Context:
     """The Beam pipeline being built and the Beam PCollection of every millstream PCollection."""
 
-    def __init__(self, bp: beam.Pipeline, concurrency: int) -> None:
+    def __init__(self, bp: beam.Pipeline, concurrency: int, streaming: bool = False) -> None:
         self.bp = bp
         self.concurrency = concurrency
+        #: --streaming: bounded sources advance the watermark while they are read (late data can occur)
+        self.streaming = streaming
         self.pcolls: dict[int, Any] = {}
 
     def get(self, pc: Any, where: str) -> Any:
@@ -190,9 +193,7 @@ def _primitive(node: AppliedPTransform, ctx: _Context) -> beam.PTransform:
         pardo = beam.ParDo(wrap_dofn(t.fn, ctx.concurrency, node.full_label), **split_arguments(args, kwargs))
         return _Bound(lambda pc: _untag(pc | _TaggedParDo(pardo, node, t)))
     if isinstance(t, (core.GroupByKey, core.CombinePerKey)) and t.late_tag is not None:
-        raise UntranslatableError(
-            f"{where}: with_late_data() has no Beam counterpart (Beam drops late data); remove it to run on Beam"
-        )
+        return _without_late_data(node, ctx, where)
     if isinstance(t, core.GroupByKey):
         return beam.GroupByKey()
     if isinstance(t, core.CombinePerKey):
@@ -205,7 +206,7 @@ def _primitive(node: AppliedPTransform, ctx: _Context) -> beam.PTransform:
     if isinstance(t, core.WindowInto):
         return beam_window_into(t.windowing, where)
     if isinstance(t, TestStream):
-        return _test_stream(t)
+        return _test_stream(t, ctx, where)
     if isinstance(t, Read):
         return _read(t, where)
     if isinstance(t, Write):
@@ -234,31 +235,60 @@ def _combine_with_default(pc: Any, fn: BeamCombineFn, key: Any, node: AppliedPTr
     return (combined, defaults) | "WithDefault" >> beam.Flatten()
 
 
-def _test_stream(t: TestStream) -> beam.PTransform:
+def _test_stream(t: TestStream, ctx: _Context, where: str) -> beam.PTransform:
+    """Beam's TestStream with the same events; a tagged stream's outputs keyed as millstream keys them
+    (``str(tag)``: "None" for the untagged events)."""
     from apache_beam.testing.test_stream import TestStream as BeamTestStream
     from apache_beam.utils.timestamp import Duration as BeamDuration
     from apache_beam.utils.timestamp import Timestamp as BeamTimestamp
 
-    tags = {e.tag for e in t.events if isinstance(e, (ElementEvent, WatermarkEvent)) and e.tag is not None}
-    if tags:
-        raise UntranslatableError("step 'TestStream': tagged TestStream outputs are not translated yet")
-    ts = BeamTestStream()
+    coder = _test_stream_coder(t)
+    options = ctx.bp.options
+    runner = str(options.get_all_options().get("runner") or "") if options is not None else ""
+    if t.tagged and runner == "PrismRunner" and not isinstance(coder, beam.coders.VarIntCoder):
+        raise UntranslatableError(
+            f"{where}: Prism drops the output tags of a TestStream's elements unless they are all integers "
+            "(it length-prefixes their coder); emit integers and map them after the stream, or use one output"
+        )
+    ts = BeamTestStream(coder=coder)
     for event in t.events:
         if isinstance(event, ElementEvent):
             ts.add_elements(
                 [
                     BeamTimestampedValue(v.value, BeamTimestamp(micros=v.micros))
                     for v in event.timestamped_values
-                ]
+                ],
+                tag=event.tag,
             )
         elif isinstance(event, WatermarkEvent):
             if event.micros >= MAX_MICROS:
-                ts.advance_watermark_to_infinity()
+                ts.advance_watermark_to_infinity(tag=event.tag)
             else:
-                ts.advance_watermark_to(BeamTimestamp(micros=event.micros))
+                ts.advance_watermark_to(BeamTimestamp(micros=event.micros), tag=event.tag)
         elif isinstance(event, ProcessingTimeEvent):
             ts.advance_processing_time(BeamDuration(micros=event.micros))
-    return ts
+    if not t.tagged:
+        return ts
+    typed = int if isinstance(coder, beam.coders.VarIntCoder) else None
+
+    def outputs(pb: Any) -> Any:
+        pcolls = pb | "TestStream" >> ts
+        if typed is not None:
+            for pc in pcolls.values():
+                pc.element_type = typed  # so that the outputs' coder is the payload's
+        return {str(tag): pc for tag, pc in pcolls.items()}
+
+    return _Bound(outputs)
+
+
+def _test_stream_coder(t: TestStream) -> Any:
+    """Beam's coder for the stream's elements: for a tagged stream of integers VarIntCoder (Prism keeps the tags
+    of such a stream; it drops the element tags of a stream whose coder it length-prefixes: see
+    docs/runners.md), else Beam's default."""
+    values = [v.value for e in t.events if isinstance(e, ElementEvent) for v in e.timestamped_values]
+    if t.tagged and values and all(type(v) is int and -(2**63) <= v < 2**63 for v in values):
+        return beam.coders.VarIntCoder()
+    return beam.coders.FastPrimitivesCoder()
 
 
 def _io(t: Any, obj: Any, where: str) -> beam.PTransform:
@@ -272,18 +302,69 @@ def _io(t: Any, obj: Any, where: str) -> beam.PTransform:
     return result
 
 
+def _without_late_data(node: AppliedPTransform, ctx: _Context, where: str) -> beam.PTransform:
+    """A grouping with ``with_late_data()`` in a bounded batch job: its late output is provably empty (the
+    watermark stays at -infinity until all input is read, locally and on Beam), so it becomes an empty
+    PCollection. Anywhere else late data can occur and Beam drops it: refused."""
+    t = node.transform
+    assert isinstance(t, (core.GroupByKey, core.CombinePerKey))
+    inputs = [pc for pc in node.inputs if isinstance(pc, pvalue.PCollection)]
+    if ctx.streaming or not all(pc.is_bounded for pc in inputs):
+        raise UntranslatableError(
+            f"{where}: with_late_data() has no Beam counterpart (Beam drops late data); remove it to run on "
+            "Beam (only a bounded batch job, which has no late data, keeps it, as an empty output)"
+        )
+    plain = copy.copy(node)
+    without = copy.copy(t)
+    without.late_tag = None
+    plain.transform = without
+    grouping = _primitive(plain, ctx)
+    late_tag = t.late_tag
+
+    def build(pc: Any) -> Any:
+        main = pc | grouping
+        return {"main": main, late_tag: pc.pipeline | "NoLateData" >> beam.Create([])}
+
+    return _Bound(lambda pc: _untag(build(pc)))
+
+
 def _read(t: Read, where: str) -> beam.PTransform:
-    if t.dead_letter_tag is not None:
-        raise UntranslatableError(f"{where}: with_dead_letters() on a source has no Beam counterpart")
+    """A `Read` through the IO its connector registered, event times from `timestamp_fn`; with
+    ``with_dead_letters(tag)`` the IO must give ``{"main": ..., tag: ...}`` (bad event times join the tag)."""
     read = _io(t, t.source, where)
-    fn = t.timestamp_fn
-    if fn is None:
+    timestamp_fn = t.timestamp_fn
+    tag = t.dead_letter_tag
+    if timestamp_fn is None and tag is None:
         return read
+    fn: Any = timestamp_fn
 
     def stamp(value: Any) -> Any:
         return BeamTimestampedValue(value, to_beam_timestamp(fn(value)))
 
-    return _Bound(lambda pb: pb | "Read" >> read | "Timestamps" >> beam.Map(stamp))
+    def stamp_or_dead_letter(value: Any) -> Any:
+        try:
+            yield BeamTimestampedValue(value, to_beam_timestamp(fn(value)))
+        except Exception as e:  # as the local source does: a value without an event time is a bad record
+            reason = f"bad event time: {type(e).__name__}: {e}"
+            split = getattr(t.source, "file_pattern", t.source.display_name())
+            yield beam.pvalue.TaggedOutput(tag, {"split": split, "raw": value, "reason": reason})
+
+    def build(pb: Any) -> Any:
+        result = pb | "Read" >> read
+        if tag is None:
+            return result | "Timestamps" >> beam.Map(stamp)
+        if not isinstance(result, dict) or tag not in result:
+            raise UntranslatableError(
+                f"{where}: with_dead_letters() on {type(t.source).__name__} has no Beam counterpart "
+                "(its connector's Beam IO gives no dead-letter output)"
+            )
+        main, bad = result["main"], result[tag]
+        if fn is None:
+            return {"main": main, tag: bad}
+        stamped = main | "Timestamps" >> beam.FlatMap(stamp_or_dead_letter).with_outputs(tag, main="main")
+        return {"main": stamped["main"], tag: (bad, stamped[tag]) | "DeadLetters" >> beam.Flatten()}
+
+    return _Bound(lambda pb: _untag(build(pb)))
 
 
 def translate(
@@ -293,7 +374,7 @@ def translate(
     options = options or pipeline.options
     concurrency = options.view_as(MillstreamOptions).async_concurrency
     bp = beam.Pipeline(options=beam_options)
-    ctx = _Context(bp, concurrency)
+    ctx = _Context(bp, concurrency, bool(options.view_as(StandardOptions).streaming))
     for node in pipeline.root.parts:
         _translate_node(node, ctx)
     return bp
