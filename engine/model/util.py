@@ -5,9 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from millstream.engine.model.combinefn import CombineFn
-from millstream.engine.model.core import CombinePerKey, Flatten, GroupByKey, Map
+from millstream.engine.model.core import CombinePerKey, Flatten, GroupByKey, Map, ParDo
+from millstream.engine.model.dofn import DoFn
 from millstream.engine.model.ptransform import PTransform
 from millstream.engine.model.pvalue import PCollection
+from millstream.engine.model.timestamp import TimestampedValue
 
 
 def _key(kv: Any) -> Any:
@@ -157,3 +159,80 @@ def _with_none(x: Any) -> Any:
 
 
 RemoveDuplicates = Distinct
+
+
+class _AddTimestamp(DoFn):
+    """The element with its timestamp, as a `TimestampedValue` (which the runtime unwraps again)."""
+
+    def process(self, element: Any, timestamp: Any = DoFn.TimestampParam) -> Any:
+        yield TimestampedValue(element, timestamp)
+
+
+class _AddWindow(DoFn):
+    """(element, timestamp, window), stamped with the element's timestamp."""
+
+    def process(
+        self, element: Any, timestamp: Any = DoFn.TimestampParam, window: Any = DoFn.WindowParam
+    ) -> Any:
+        yield TimestampedValue((element, timestamp, window), timestamp)
+
+
+class _AddTimestampInValue(DoFn):
+    """(key, TimestampedValue(value, timestamp)): nested in the pair, so it stays a TimestampedValue."""
+
+    def process(self, element: Any, timestamp: Any = DoFn.TimestampParam) -> Any:
+        key, value = element
+        yield (key, TimestampedValue(value, timestamp))
+
+
+class _AddWindowInValue(DoFn):
+    """(key, (value, timestamp, window)), stamped with the element's timestamp."""
+
+    def process(
+        self, element: Any, timestamp: Any = DoFn.TimestampParam, window: Any = DoFn.WindowParam
+    ) -> Any:
+        key, value = element
+        yield TimestampedValue((key, (value, timestamp, window)), timestamp)
+
+
+class Reify:
+    """Beam's `Reify`: an element's implicit timestamp and window made explicit in its value.
+
+    As in Beam, `Reify.Timestamp` yields `TimestampedValue(element, timestamp)` from a DoFn, which the runtime
+    unwraps, so its output equals its input; the `...InValue` forms keep the value nested in the (key, value)
+    pair, where it stays visible.
+
+    >>> import millstream as beam
+    >>> with beam.Pipeline() as p:
+    ...     _ = (p | beam.Create([("k", "v")]) | beam.Reify.WindowInValue()
+    ...          | beam.MapTuple(lambda k, v: print(k, v[0], v[1].micros, v[2])))
+    k v -9223372036854775 GlobalWindow
+    """
+
+    class Timestamp(PTransform):
+        """Each element wrapped in a TimestampedValue with its timestamp (unwrapped again on output)."""
+
+        def expand(self, pcoll: PCollection) -> PCollection:
+            """ParDo of the wrapping DoFn (Beam's Reify.Timestamp.expand)."""
+            return pcoll | "AddTimestampInfo" >> ParDo(_AddTimestamp())
+
+    class Window(PTransform):
+        """Each element as (element, timestamp, window)."""
+
+        def expand(self, pcoll: PCollection) -> PCollection:
+            """ParDo of the window-reifying DoFn (Beam's Reify.Window.expand)."""
+            return pcoll | "AddWindowInfo" >> ParDo(_AddWindow())
+
+    class TimestampInValue(PTransform):
+        """(key, value) as (key, TimestampedValue(value, timestamp))."""
+
+        def expand(self, pcoll: PCollection) -> PCollection:
+            """ParDo of the value-wrapping DoFn (Beam's Reify.TimestampInValue.expand)."""
+            return pcoll | "AddTimestampInfo" >> ParDo(_AddTimestampInValue())
+
+    class WindowInValue(PTransform):
+        """(key, value) as (key, (value, timestamp, window))."""
+
+        def expand(self, pcoll: PCollection) -> PCollection:
+            """ParDo of the window-reifying DoFn (Beam's Reify.WindowInValue.expand)."""
+            return pcoll | "AddWindowInfo" >> ParDo(_AddWindowInValue())
