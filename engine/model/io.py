@@ -159,6 +159,17 @@ class SplitBacklogReader(Protocol):
 
 
 @runtime_checkable
+class ProcessingTimeReader(Protocol):
+    """A source reader whose output depends on processing time (a capability): the runtime hands it the job's
+    clock (`engine/runtime/exec/clock.py`) before `open`, so it never reads the wall clock itself and runs
+    deterministically on a fake clock (a periodic impulse waits for its fire times with ``sleep_until``)."""
+
+    def use_clock(self, clock: Any) -> None:
+        """Read processing time from `clock` (``now_us``, ``await sleep_until(t_us)``) from now on."""
+        ...
+
+
+@runtime_checkable
 class EndOfInputSinkWriter(Protocol):
     """A sink writer whose last commit of a completed bounded run differs from the others (a capability).
 
@@ -247,6 +258,7 @@ class Write(PTransform):
 
 
 __all__ = [
+    "ProcessingTimeReader",
     "Read",
     "Sink",
     "SinkWriter",

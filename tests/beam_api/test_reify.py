@@ -16,6 +16,12 @@ from support.beam_harness import capture, multiset, run_collect
 ENGINES = ["millstream", "beam"]
 
 
+@pytest.fixture(autouse=True)
+def _in_tmp(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """millstream keeps a pipeline's checkpoints under ./.millstream: each test gets its own directory."""
+    monkeypatch.chdir(tmp_path)
+
+
 def _plain(x: Any) -> Any:
     """Timestamps as float seconds, interval windows as (start, end) seconds, the global window as "global"."""
     if hasattr(x, "micros") and not hasattr(x, "value"):

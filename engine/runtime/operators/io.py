@@ -8,7 +8,15 @@ from typing import Any
 
 import anyio
 
-from millstream.engine.model.io import Read, SinkEncodeError, SinkWriter, SourceBatch, SourceReader, Write
+from millstream.engine.model.io import (
+    ProcessingTimeReader,
+    Read,
+    SinkEncodeError,
+    SinkWriter,
+    SourceBatch,
+    SourceReader,
+    Write,
+)
 from millstream.engine.model.timestamp import MAX_MICROS
 from millstream.engine.runtime.graph.batch import Batch
 from millstream.engine.runtime.graph.node import Node, raise_user_error
@@ -83,6 +91,8 @@ class ReadDriver(SourceDriver):
         clock = self.job.clock
         try:
             self.reader = t.source.create_reader(self.options)
+            if isinstance(self.reader, ProcessingTimeReader):
+                self.reader.use_clock(clock)
             await self.reader.open(self.restored)
         except Exception as e:
             raise SourceError(f"{t.source.display_name()}: cannot open: {e}") from e
