@@ -55,7 +55,11 @@ class Create(PTransform):
         """The created PCollection; Create applies only to the pipeline (Beam's PTransform.expand)."""
         if not isinstance(pbegin, PBegin):
             raise TypeError(f"Create is a root transform: apply it to the pipeline, not to {pbegin!r}")
-        return PCollection(pbegin.pipeline)
+        from millstream.engine.model.typecheck import infer_element_type
+
+        out = PCollection(pbegin.pipeline)
+        out.element_type = infer_element_type(self.values)
+        return out
 
 
 class _ExceptionHandling:

@@ -315,13 +315,20 @@ class DirectOptions(PipelineOptions):
 
 
 class TypeOptions(PipelineOptions):
-    """Beam's type-checking options, accepted for compatibility."""
+    """Beam's type-checking options: ``--no_pipeline_type_check`` turns off the construction-time check; the
+    others are accepted for compatibility (millstream does not check element types while it runs)."""
 
     @classmethod
     def _add_argparse_args(cls, parser: Any) -> None:
         parser.add_argument("--type_check_strictness", default="DEFAULT_TO_ANY")
         parser.add_argument("--type_check_additional", default="")
         parser.add_argument("--runtime_type_check", default=False, action="store_true")
+        parser.add_argument(
+            "--no_pipeline_type_check",
+            dest="pipeline_type_check",
+            action="store_false",
+            help="do not check type hints when the pipeline is built",
+        )
 
 
 class MillstreamOptions(PipelineOptions):

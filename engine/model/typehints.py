@@ -1,7 +1,8 @@
 """Beam's type hints: `with_input_types`/`with_output_types` and the hint names (`Tuple[int, str]`, `KV`, ...).
 
-Hints are recorded on the function or transform they decorate; millstream does not check element types while
-it runs (Beam's runtime type check is an option that is off by default).
+Hints are recorded on the function or transform they decorate and checked when the pipeline is built
+(`engine/model/typecheck.py`, as Beam's ``pipeline_type_check``); millstream does not check element types
+while it runs (Beam's runtime type check is an option that is off by default).
 """
 
 from __future__ import annotations
