@@ -26,6 +26,7 @@ import types
 import typing
 from typing import Any, TypeVar
 
+from millstream.engine.model.dofn import DoFn
 from millstream.engine.model.typehints import TypeCheckError, declared_hints
 
 __all__ = [
@@ -224,7 +225,7 @@ def _yielded(hint: Any) -> Any:
 def _wrapped(transform: Any) -> tuple[Any, str | None]:
     """A ParDo's user object (the DoFn, or a Map-family function) and the Map-family kind (None for a DoFn)."""
     fn = getattr(transform, "fn", None)
-    if fn is None:
+    if not isinstance(fn, DoFn):  # a combine's function takes an iterable of inputs: not an element hint
         return None, None
     inner = getattr(fn, "fn", None)
     kind = getattr(fn, "kind", None)

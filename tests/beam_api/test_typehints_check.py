@@ -193,3 +193,16 @@ def test_consistency_agrees_with_beam_on_common_hints() -> None:
         != beam_hints.is_consistent_with(native.convert_to_beam_type(sub), native.convert_to_beam_type(base))
     ]
     assert disagree == []
+
+
+def _combine_counts(results: Iterable[tuple[int, int]]) -> tuple[int, int]:
+    return (sum(r[0] for r in results), sum(r[1] for r in results))
+
+
+def test_a_combine_functions_iterable_hint_is_not_an_element_hint() -> None:
+    """Beam's estimate_pi: CombineGlobally of a function hinted ``Iterable[Tuple[...]]`` over tuples."""
+    for name in ("millstream", "beam"):
+        b = engine(name)
+        fn = b.typehints.with_input_types(Iterable[tuple[int, int]])(_combine_counts)
+        p = b.Pipeline()
+        _ = p | b.Create([(1, 2)]) | b.CombineGlobally(fn)  # accepted by both
