@@ -41,6 +41,16 @@ class TupleConstraint(metaclass=_TupleConstraintMeta):
     """
 
 
+def TypeVariable(name: str, use_name_in_eq: bool = True) -> Any:  # noqa: N802 - Beam's class name
+    """Beam's type variable (``typehints.TypeVariable('T')``), as a `typing.TypeVar`: bound, when the pipeline
+    is built, to the element type of the input it is declared for.
+
+    >>> TypeVariable("T")
+    ~T
+    """
+    return TypeVar(name)
+
+
 class TypeCheckError(Exception):
     """An element or a pipeline's construction does not match the declared type hints."""
 
@@ -86,6 +96,7 @@ __all__ = [
     "Tuple",
     "TupleConstraint",
     "TypeCheckError",
+    "TypeVariable",
     "Union",
     "declared_hints",
     "with_input_types",

@@ -141,6 +141,18 @@ def test_the_error_names_both_transforms_as_beam_does() -> None:
     )
 
 
+def test_beams_type_variable_binds_like_beams() -> None:
+    """``typehints.TypeVariable`` declared in and out: the output gets the input's type, on both engines."""
+    for name in ("millstream", "beam"):
+        b = engine(name)
+        tv = b.typehints.TypeVariable("T")
+        p = b.Pipeline()
+        ident = b.Map(lambda x: x).with_input_types(tv).with_output_types(tv)
+        out = p | b.Create(["a"]) | ident
+        with pytest.raises(Exception, match="requires PCollections of type"):
+            _ = out | b.Map(_identity_int)
+
+
 def test_type_variables_bind_to_the_input_type() -> None:
     assert bind_type_variables(T, int, list[T]) == list[int]
     assert bind_type_variables(tuple[K, V], tuple[str, int], tuple[V, K]) == tuple[int, str]
