@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+import typing
+from typing import Any, TypeVar
 
 from millstream.engine.model.combinefn import CombineFn
 from millstream.engine.model.core import CombinePerKey, Flatten, GroupByKey, Map, ParDo
@@ -10,6 +11,19 @@ from millstream.engine.model.dofn import DoFn
 from millstream.engine.model.ptransform import PTransform
 from millstream.engine.model.pvalue import PCollection
 from millstream.engine.model.timestamp import TimestampedValue
+from millstream.engine.model.typehints import with_input_types, with_output_types
+
+T = TypeVar("T")
+
+
+def _tuple_hint(*items: Any) -> Any:
+    """``Tuple[items]`` built at run time (a value for the construction-time check, not an annotation)."""
+    return typing.Tuple[items]  # noqa: UP006 - Beam's hint spelling
+
+
+# WithKeys' output is a pair (Beam infers it from its lambda; code such as Beam's ordered_window_elements asks
+# `isinstance(pcoll.element_type, TupleConstraint)`); a value for the construction-time check, not an annotation
+_ANY_T: Any = _tuple_hint(Any, T)
 
 
 def _key(kv: Any) -> Any:
@@ -48,6 +62,8 @@ class KvSwap(PTransform):
         return pcoll | "KvSwap" >> Map(_swap)
 
 
+@with_input_types(T)
+@with_output_types(_ANY_T)
 class WithKeys(PTransform):
     """Pair each element with a key: a constant or `fn(element)`."""
 

@@ -100,6 +100,9 @@ PIPELINES: dict[str, Build] = {
         | b.Map(lambda x: x).with_input_types(int)
     ),
     "string_annotations_bad": lambda b, p: p | b.Create(["a"]) | b.Map(_quoted),
+    "keys_of_non_pairs_ok": lambda b, p: p | b.Create([1]) | b.Keys(),
+    "with_keys_ok": lambda b, p: p | b.Create([1]) | b.WithKeys("k") | b.Map(_swap),
+    "with_keys_value_bad": lambda b, p: p | b.Create(["v"]) | b.WithKeys("k") | b.Map(_swap),
     "filter_builtin_ok": lambda b, p: p | b.Create(["a"]) | b.Filter(bool) | b.Map(_identity_int),
     "filter_keeps_type_bad": lambda b, p: (
         p | b.Create(["a"]) | b.Filter(lambda x: True) | b.Map(_identity_int)
@@ -139,6 +142,14 @@ def test_the_error_names_both_transforms_as_beam_does() -> None:
         "The transform 'Again' requires PCollections of type '<class 'int'>' but was applied to a PCollection "
         "of type '<class 'str'>' (produced by the transform 'Map(_to_str)')."
     )
+
+
+def test_with_keys_output_is_a_pair_type() -> None:
+    """Code such as Beam's ordered_window_elements asks whether a PCollection holds pairs."""
+    from millstream.typehints.typehints import TupleConstraint
+
+    p = beam.Pipeline()
+    assert isinstance((p | beam.Create([1]) | beam.WithKeys("k")).element_type, TupleConstraint)
 
 
 def test_beams_type_variable_binds_like_beams() -> None:
