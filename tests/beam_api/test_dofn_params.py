@@ -133,3 +133,29 @@ def test_estimators_behave_as_beams() -> None:
     assert _drive(ours, Timestamp) == _drive(beams, BeamTimestamp)
     assert _drive(ours, Timestamp) == [None, 5_000_000, 3_000_000, 3_000_000, 7_000_000, 7_000_000]
     assert isinstance(MonotonicWatermarkEstimator(None).current_watermark(), type(None))
+
+
+def test_stateful_and_async_dofns_finalize_too() -> None:
+    from millstream.coders import coders
+    from millstream.transforms.userstate import BagStateSpec
+
+    seen: list[Any] = []
+
+    class Stateful(beam.DoFn):
+        BAG = BagStateSpec("b", coders.VarIntCoder())
+
+        def process(
+            self, kv: Any, bag: Any = beam.DoFn.StateParam(BAG), f: Any = beam.DoFn.BundleFinalizerParam
+        ) -> Any:
+            f.register(lambda: seen.append(kv))
+            yield kv
+
+    class Async(beam.DoFn):
+        async def process(self, x: Any, f: Any = beam.DoFn.BundleFinalizerParam) -> Any:
+            f.register(lambda: seen.append(("async", x)))
+            yield x
+
+    with beam.Pipeline() as p:
+        _ = p | beam.Create([("a", 1), ("b", 2)]) | beam.ParDo(Stateful())
+        _ = p | "More" >> beam.Create([5]) | beam.ParDo(Async())
+    assert sorted(seen, key=repr) == [("a", 1), ("async", 5), ("b", 2)]
