@@ -175,7 +175,11 @@ class PeriodicImpulseReader(SourceReader):
             values.append(value)
             stamps.append(ts)
             self.index += 1
-        return SourceBatch(_SPLIT, values, stamps, finished=self.index >= seq.total)
+        finished = self.index >= seq.total
+        # As Beam's impulse before it waits: no element comes before the next fire time, so the watermark can
+        # move there now (not with pre-timestamped data, whose event times are the data's own)
+        promise = None if finished or seq.pre_timestamped else seq.fire_us(self.index)
+        return SourceBatch(_SPLIT, values, stamps, finished=finished, watermark_us=promise)
 
     def positions(self) -> dict[str, Any]:
         """The next index and the (possibly rebased) start and stop, so a restart continues the sequence."""

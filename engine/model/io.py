@@ -37,6 +37,10 @@ class SourceBatch:
     finished: bool = False
     #: Bytes consumed by this batch (progress reporting).
     nbytes: int = 0
+    #: A promise that no later value of this split has an event time before this (µs): in streaming the
+    #: split's watermark advances to it at once (Beam's ``ManualWatermarkEstimator.set_watermark``), e.g. a
+    #: periodic impulse's next fire time while it waits for it.
+    watermark_us: int | None = None
 
 
 class SourceReader:

@@ -113,15 +113,18 @@ async def test_fires_on_the_injected_clock_never_early() -> None:
     reader = _reader(PeriodicImpulse(100, 103, 1), clock)
     await reader.open(None)
     got: list[tuple[list[Any], list[int]]] = []
+    watermarks: list[int | None] = []
 
     async def consume() -> None:
         while (batch := await reader.read()) is not None:
             got.append((batch.values, batch.timestamps))
+            watermarks.append(batch.watermark_us)
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(consume)
         await anyio.wait_all_tasks_blocked()
         assert got == [([100], [100_000_000])]  # due at once; 101 is not yet
+        assert watermarks == [101_000_000]  # the watermark may move to the next fire time at once, as Beam
         clock.set(100_999_999)
         await anyio.wait_all_tasks_blocked()
         assert len(got) == 1
@@ -130,6 +133,7 @@ async def test_fires_on_the_injected_clock_never_early() -> None:
         assert got[-1] == ([101], [101_000_000])
         clock.set(110_000_000)  # both 102 and the end
     assert got[-1] == ([102], [102_000_000])
+    assert watermarks == [101_000_000, 102_000_000, None]  # the last batch finishes the split instead
     assert reader.positions()["impulse"]["index"] == 3
 
 
@@ -183,3 +187,29 @@ def test_translated_to_beams_own_periodic_impulse() -> None:
         (11, 11.0, (11.0, 12.0)),
         (12, 12.0, (12.0, 13.0)),
     ]
+
+
+async def test_pre_timestamped_data_promises_no_watermark() -> None:
+    from millstream.utils.timestamp import Timestamp
+
+    clock = FakeClock(start_us=0)
+    data = [(Timestamp.of(5), "x"), (Timestamp.of(3), "y")]
+    reader = _reader(PeriodicImpulse(0, 2, 1, data=data), clock)
+    await reader.open(None)
+    batch = await reader.read()
+    assert batch is not None and batch.values == ["x"] and batch.timestamps == [5_000_000]
+    assert batch.watermark_us is None  # its event times are the data's own: no promise about the next
+
+
+def test_a_streaming_impulse_rebased_to_the_job_start_fires_one_element_per_window() -> None:
+    import millstream as beam
+    from millstream.options.pipeline_options import PipelineOptions
+    from millstream.testing.util import assert_that, equal_to
+
+    with beam.Pipeline(options=PipelineOptions(["--streaming"])) as p:
+        counts = (
+            p
+            | PeriodicImpulse(0, 0.25, 0.05, apply_windowing=True, rebase=RebaseMode.REBASE_ALL)
+            | beam.combiners.Count.Globally().without_defaults()
+        )
+        assert_that(counts, equal_to([1, 1, 1, 1, 1]))

@@ -122,6 +122,10 @@ class ReadDriver(SourceDriver):
             if sb.split not in self.wm:
                 self.wm.add_split(sb.split, now)
             self._emit(sb, now)
+            if sb.watermark_us is not None and not sb.finished and not batch_mode:
+                self.wm.observe(
+                    sb.split, sb.watermark_us, now
+                )  # the split's promise: nothing earlier follows
             if sb.finished and not self.wm.is_finished(sb.split):
                 self.wm.finish_split(sb.split)
             if not batch_mode:
