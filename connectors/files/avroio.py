@@ -13,6 +13,7 @@ from typing import Any
 from millstream.connectors.files.formats.avro import AvroFormat, AvroSource
 from millstream.connectors.files.sink import FileSink
 from millstream.connectors.files.textio import _ReadTransform, _WriteTransform
+from millstream.engine.model.value_providers import resolve_value
 
 __all__ = ["ReadFromAvro", "WriteToAvro"]
 
@@ -32,6 +33,7 @@ class ReadFromAvro(_ReadTransform):
         max_out_of_orderness: float = 0.0,
         idle_timeout: float | None = None,
     ) -> None:
+        file_pattern = resolve_value(file_pattern, "ReadFromAvro(file_pattern)")
         if file_pattern is None:
             raise ValueError("ReadFromAvro needs a file_pattern")
         if as_rows:
@@ -63,6 +65,8 @@ class WriteToAvro(_WriteTransform):
         use_fastavro: bool = True,
         triggering_frequency: Any = None,
     ) -> None:
+        file_path_prefix = resolve_value(file_path_prefix, "WriteToAvro(file_path_prefix)")
+        file_name_suffix = resolve_value(file_name_suffix, "WriteToAvro(file_name_suffix)")
         sink = FileSink(
             file_path_prefix,
             file_name_suffix,

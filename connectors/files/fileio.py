@@ -19,6 +19,7 @@ from millstream.connectors.files.matching import FileMetadata, MatchSource, Read
 from millstream.engine.model.core import Map
 from millstream.engine.model.io import Read
 from millstream.engine.model.ptransform import PTransform
+from millstream.engine.model.value_providers import resolve_value
 
 __all__ = ["FileMetadata", "MatchContinuously", "MatchFiles", "ReadMatches", "ReadableFile"]
 
@@ -31,6 +32,7 @@ class MatchFiles(PTransform):
     """
 
     def __init__(self, file_pattern: str, empty_match_treatment: str = "ALLOW_IF_WILDCARD") -> None:
+        file_pattern = resolve_value(file_pattern, "MatchFiles(file_pattern)")
         super().__init__(f"MatchFiles({file_pattern})")
         self._read = Read(MatchSource(file_pattern, empty_match_treatment=empty_match_treatment))
 
@@ -53,6 +55,7 @@ class MatchContinuously(PTransform):
         apply_windowing: bool = False,
         empty_match_treatment: str = "ALLOW",
     ) -> None:
+        file_pattern = resolve_value(file_pattern, "MatchContinuously(file_pattern)")
         if not has_deduplication:
             raise ValueError("MatchContinuously: has_deduplication=False is not supported")
         if start_timestamp is not None or stop_timestamp is not None or apply_windowing:

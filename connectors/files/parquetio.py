@@ -13,6 +13,7 @@ from typing import Any
 from millstream.connectors.files.formats.parquet import ParquetFormat, ParquetSource
 from millstream.connectors.files.sink import FileSink
 from millstream.connectors.files.textio import _ReadTransform, _WriteTransform
+from millstream.engine.model.value_providers import resolve_value
 
 __all__ = ["ReadFromParquet", "WriteToParquet"]
 
@@ -32,6 +33,7 @@ class ReadFromParquet(_ReadTransform):
         max_out_of_orderness: float = 0.0,
         idle_timeout: float | None = None,
     ) -> None:
+        file_pattern = resolve_value(file_pattern, "ReadFromParquet(file_pattern)")
         if file_pattern is None:
             raise ValueError("ReadFromParquet needs a file_pattern")
         if as_rows:
@@ -66,6 +68,8 @@ class WriteToParquet(_WriteTransform):
         mime_type: str = "application/x-parquet",
         triggering_frequency: Any = None,
     ) -> None:
+        file_path_prefix = resolve_value(file_path_prefix, "WriteToParquet(file_path_prefix)")
+        file_name_suffix = resolve_value(file_name_suffix, "WriteToParquet(file_name_suffix)")
         fmt = ParquetFormat(
             schema,
             codec,

@@ -171,6 +171,7 @@ class ReadFromJson(_ReadTransform):
         poll_interval: float = 5.0,
         desired_split_size: int = DEFAULT_SPLIT_SIZE,
     ) -> None:
+        path = resolve_value(path, "ReadFromJson(path)")
         if not lines:
             raise ValueError("ReadFromJson reads JSON lines only (lines=True)")
         if orient != "records":
@@ -232,6 +233,7 @@ class ReadFromCsv(_ReadTransform):
         poll_interval: float = 5.0,
         desired_split_size: int = DEFAULT_SPLIT_SIZE,
     ) -> None:
+        path = resolve_value(path, "ReadFromCsv(path)")
         if not splittable:
             raise ValueError("ReadFromCsv: splittable=False (records spanning lines) is not supported")
         if header not in ("infer", 0, None):
@@ -347,6 +349,8 @@ class WriteToJson(_WriteTransform):
         compression: Any = "infer",
     ) -> None:
         _unsupported("WriteToJson", file_naming=file_naming)
+        path = resolve_value(path, "WriteToJson(path)")
+        file_name_suffix = resolve_value(file_name_suffix, "WriteToJson(file_name_suffix)")
         if not lines or orient != "records":
             raise ValueError("WriteToJson writes JSON lines of records only (orient='records', lines=True)")
         sink = FileSink(
@@ -385,6 +389,8 @@ class WriteToCsv(_WriteTransform):
         compression: Any = "infer",
     ) -> None:
         _unsupported("WriteToCsv", file_naming=file_naming)
+        path = resolve_value(path, "WriteToCsv(path)")
+        file_name_suffix = resolve_value(file_name_suffix, "WriteToCsv(file_name_suffix)")
         dialect = CsvDialect(sep, quotechar, escapechar, doublequote, lineterminator)
         comp = CompressionTypes.resolve(_pandas_compression(compression), file_name_suffix)
         fmt = CsvFormat(

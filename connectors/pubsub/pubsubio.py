@@ -54,6 +54,7 @@ from millstream.engine.model.core import Map
 from millstream.engine.model.dofn import DoFn
 from millstream.engine.model.io import Read, Write
 from millstream.engine.model.ptransform import PTransform
+from millstream.engine.model.value_providers import resolve_value
 
 __all__ = [
     "DEFAULT_ID_ATTRIBUTE",
@@ -91,6 +92,10 @@ class ReadFromPubSub(PTransform):
         lease_extension: float | None = None,
         max_lease_duration: float = 3600.0,
     ) -> None:
+        topic = resolve_value(topic, "ReadFromPubSub(topic)")
+        subscription = resolve_value(subscription, "ReadFromPubSub(subscription)")
+        id_label = resolve_value(id_label, "ReadFromPubSub(id_label)")
+        timestamp_attribute = resolve_value(timestamp_attribute, "ReadFromPubSub(timestamp_attribute)")
         self.source = PubSubSource(
             topic,
             subscription,
@@ -109,7 +114,8 @@ class ReadFromPubSub(PTransform):
         self._read = Read(self.source, None, max_out_of_orderness, idle_timeout)
         if with_dead_letters:
             self._read = self._read.with_dead_letters()
-        super().__init__(f"ReadFromPubSub({subscription or topic})")
+        self.source_name = subscription or topic
+        super().__init__(f"ReadFromPubSub({self.source_name})")
 
     def with_dead_letters(self, tag: str = "bad") -> ReadFromPubSub:
         """Return ``(messages, dead_letters)`` instead of failing on a bad timestamp attribute."""
@@ -132,6 +138,9 @@ class WriteToPubSub(PTransform):
         timestamp_attribute: str | None = None,
         publish_with_ordering_key: bool = False,
     ) -> None:
+        topic = resolve_value(topic, "WriteToPubSub(topic)")
+        id_label = resolve_value(id_label, "WriteToPubSub(id_label)")
+        timestamp_attribute = resolve_value(timestamp_attribute, "WriteToPubSub(timestamp_attribute)")
         self.topic = topic
         self.with_attributes = with_attributes
         self.id_label = id_label
@@ -164,7 +173,7 @@ class ReadStringsFromPubSub(PTransform):
         **kwargs: Any,
     ) -> None:
         self._read = ReadFromPubSub(topic, subscription, id_label, **kwargs)
-        super().__init__(f"ReadStringsFromPubSub({subscription or topic})")
+        super().__init__(f"ReadStringsFromPubSub({self._read.source_name})")
 
     def expand(self, pbegin: Any) -> Any:
         return pbegin | "Read" >> self._read | "Decode" >> Map(lambda data: data.decode("utf-8"))
@@ -175,7 +184,7 @@ class WriteStringsToPubSub(PTransform):
 
     def __init__(self, topic: str) -> None:
         self._write = WriteToPubSub(topic)
-        super().__init__(f"WriteStringsToPubSub({topic})")
+        super().__init__(f"WriteStringsToPubSub({self._write.topic})")
 
     def expand(self, pcoll: Any) -> Any:
         return pcoll | "Encode" >> Map(lambda text: text.encode("utf-8")) | "Write" >> self._write

@@ -55,7 +55,11 @@ class Create(PTransform):
         """The created PCollection; Create applies only to the pipeline (Beam's PTransform.expand)."""
         if not isinstance(pbegin, PBegin):
             raise TypeError(f"Create is a root transform: apply it to the pipeline, not to {pbegin!r}")
-        return PCollection(pbegin.pipeline)
+        from millstream.engine.model.typecheck import infer_element_type
+
+        out = PCollection(pbegin.pipeline)
+        out.element_type = infer_element_type(self.values)
+        return out
 
 
 class _ExceptionHandling:
@@ -105,6 +109,10 @@ class ParDo(PTransform):
 
         if is_stateful_dofn(fn):
             validate_stateful_dofn(fn)  # a TimerSpec without @on_timer fails here, as in Beam
+        from millstream.engine.model.watermark_estimators import check_watermark_estimator_param
+
+        process = fn.fn if isinstance(fn, CallableWrapperDoFn) else fn.process
+        check_watermark_estimator_param(param_markers(process), f"ParDo({type(fn).__name__})")
         super().__init__()
 
     def default_label(self) -> str:

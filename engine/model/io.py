@@ -37,6 +37,10 @@ class SourceBatch:
     finished: bool = False
     #: Bytes consumed by this batch (progress reporting).
     nbytes: int = 0
+    #: A promise that no later value of this split has an event time before this (µs): in streaming the
+    #: split's watermark advances to it at once (Beam's ``ManualWatermarkEstimator.set_watermark``), e.g. a
+    #: periodic impulse's next fire time while it waits for it.
+    watermark_us: int | None = None
 
 
 class SourceReader:
@@ -159,6 +163,17 @@ class SplitBacklogReader(Protocol):
 
 
 @runtime_checkable
+class ProcessingTimeReader(Protocol):
+    """A source reader whose output depends on processing time (a capability): the runtime hands it the job's
+    clock (`engine/runtime/exec/clock.py`) before `open`, so it never reads the wall clock itself and runs
+    deterministically on a fake clock (a periodic impulse waits for its fire times with ``sleep_until``)."""
+
+    def use_clock(self, clock: Any) -> None:
+        """Read processing time from `clock` (``now_us``, ``await sleep_until(t_us)``) from now on."""
+        ...
+
+
+@runtime_checkable
 class EndOfInputSinkWriter(Protocol):
     """A sink writer whose last commit of a completed bounded run differs from the others (a capability).
 
@@ -247,6 +262,7 @@ class Write(PTransform):
 
 
 __all__ = [
+    "ProcessingTimeReader",
     "Read",
     "Sink",
     "SinkWriter",

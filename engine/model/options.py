@@ -42,6 +42,46 @@ class StaticValueProvider(ValueProvider):
         return f"StaticValueProvider({self.value!r})"
 
 
+class RuntimeValueProvider(ValueProvider):
+    """A template parameter not given on the command line (Beam's RuntimeValueProvider): its value is the
+    option's value in `runtime_options` when a runner set them, else the declared default.
+
+    Beam makes it accessible only while the pipeline runs; millstream parses every option before it builds
+    the pipeline, so there is no later value to wait for, and it is accessible at construction too (IO
+    transforms resolve it then, see `engine/model/value_providers.py`).
+
+    >>> RuntimeValueProvider("input", str, "gs://b/in.txt").get()
+    'gs://b/in.txt'
+    """
+
+    runtime_options: dict[str, Any] | None = None
+
+    def __init__(self, option_name: str, value_type: Any, default_value: Any) -> None:
+        self.option_name = option_name
+        self.value_type = value_type
+        self.default_value = default_value
+
+    @classmethod
+    def set_runtime_options(cls, pipeline_options: dict[str, Any] | None) -> None:
+        """Values by option name that take precedence over the defaults (Beam's runners call this)."""
+        RuntimeValueProvider.runtime_options = pipeline_options
+
+    def get(self) -> Any:
+        """The runtime option's value (converted by the declared type) if set, else the default."""
+        candidate = (RuntimeValueProvider.runtime_options or {}).get(self.option_name)
+        if candidate:
+            return candidate.get() if isinstance(candidate, ValueProvider) else self.value_type(candidate)
+        return self.default_value
+
+    def __str__(self) -> str:
+        return (
+            f"RuntimeValueProvider(option: {self.option_name}, type: {getattr(self.value_type, '__name__', '?')}, "
+            f"default_value: {self.default_value!r})"
+        )
+
+    __repr__ = __str__
+
+
 class _BeamArgumentParser(argparse.ArgumentParser):
     """An argparse parser that tolerates options declared twice and knows value-provider arguments."""
 
@@ -52,16 +92,24 @@ class _BeamArgumentParser(argparse.ArgumentParser):
             return None  # declared by another options class already; Beam tolerates this too
 
     def add_value_provider_argument(self, *args: Any, **kwargs: Any) -> Any:
-        """Declare a template parameter; its value is presented as a StaticValueProvider."""
-        value_type = kwargs.get("type", str)
+        """Declare a template parameter (as Beam): a value given on the command line is a
+        StaticValueProvider, an absent one a RuntimeValueProvider holding the default."""
+        if not args or not args[0]:
+            raise ValueError("add_value_provider_argument needs the option's name, e.g. '--input'")
+        if args[0][0] != "-":
+            option_name = args[0]
+            kwargs.setdefault("nargs", "?")  # a positional template parameter may be left out
+        else:
+            option_name = next((a[2:] for a in args if a.startswith("--")), args[0].lstrip("-"))
+        value_type = kwargs.get("type") or str
 
         def convert(text: str) -> StaticValueProvider:
             return StaticValueProvider(value_type, value_type(text))
 
         kwargs["type"] = convert
         default = kwargs.get("default")
-        if default is not None and not isinstance(default, ValueProvider):
-            kwargs["default"] = StaticValueProvider(value_type, default)
+        if not isinstance(default, ValueProvider):
+            kwargs["default"] = RuntimeValueProvider(option_name, value_type, default)
         return self.add_argument(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
@@ -267,13 +315,20 @@ class DirectOptions(PipelineOptions):
 
 
 class TypeOptions(PipelineOptions):
-    """Beam's type-checking options, accepted for compatibility."""
+    """Beam's type-checking options: ``--no_pipeline_type_check`` turns off the construction-time check; the
+    others are accepted for compatibility (millstream does not check element types while it runs)."""
 
     @classmethod
     def _add_argparse_args(cls, parser: Any) -> None:
         parser.add_argument("--type_check_strictness", default="DEFAULT_TO_ANY")
         parser.add_argument("--type_check_additional", default="")
         parser.add_argument("--runtime_type_check", default=False, action="store_true")
+        parser.add_argument(
+            "--no_pipeline_type_check",
+            dest="pipeline_type_check",
+            action="store_false",
+            help="do not check type hints when the pipeline is built",
+        )
 
 
 class MillstreamOptions(PipelineOptions):
@@ -352,6 +407,7 @@ __all__ = [
     "MillstreamOptions",
     "ValueProvider",
     "StaticValueProvider",
+    "RuntimeValueProvider",
 ]
 
 

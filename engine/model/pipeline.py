@@ -6,6 +6,7 @@ import importlib
 from collections.abc import Iterator
 from typing import Any
 
+from millstream.engine.model import typecheck
 from millstream.engine.model.options import PipelineOptions, StandardOptions
 from millstream.engine.model.ptransform import PTransform
 from millstream.engine.model.pvalue import DoOutputsTuple, PBegin, PCollection, PValue
@@ -91,6 +92,7 @@ class Pipeline:
         self._labels: set[str] = set()
         self._result: Any = None
         self.display_data = dict(display_data or {})
+        self._checking_types: bool | None = None
 
     @property
     def options(self) -> PipelineOptions:
@@ -117,6 +119,9 @@ class Pipeline:
                 'To apply a transform with a specified label write pvalue | "label" >> transform'
             )
         self._labels.add(full_label)
+        checking = self._type_checking()
+        if checking and isinstance(pvalueish, PCollection):
+            typecheck.check_input(transform, pvalueish, full_label)
         node = AppliedPTransform(self._current, transform, full_label, pvalueish)
         self._current.parts.append(node)
         parent, self._current = self._current, node
@@ -129,7 +134,19 @@ class Pipeline:
                 if out.producer is None:
                     out.producer = node
                 node.outputs[tag] = out
+        if checking:
+            _infer_output_type(transform, pvalueish, result)
         return result
+
+    def _type_checking(self) -> bool:
+        """Beam's ``pipeline_type_check`` option (on unless ``--no_pipeline_type_check``), read once."""
+        checking = self._checking_types
+        if checking is None:
+            from millstream.engine.model.options import TypeOptions
+
+            checking = bool(getattr(self._options.view_as(TypeOptions), "pipeline_type_check", True))
+            self._checking_types = checking
+        return checking
 
     def run(self, test_runner_api: Any = "AUTO") -> Any:
         """Run the pipeline on the runner named in the options; returns a PipelineResult.
@@ -187,6 +204,24 @@ class Pipeline:
 
     def __repr__(self) -> str:
         return f"<Pipeline with {len(self._labels)} steps>"
+
+
+def _infer_output_type(transform: PTransform, pvalueish: Any, result: Any) -> None:
+    """Give the main output the element type `transform` declares (its type variables bound by the input's
+    type), or, for transforms that keep their elements (Filter, WindowInto), the input's type."""
+    main = result
+    if isinstance(result, DoOutputsTuple):
+        main = result[None]
+    if not isinstance(main, PCollection):
+        return
+    actual = pvalueish.element_type if isinstance(pvalueish, PCollection) else None
+    declared = typecheck.output_hint(transform)
+    if declared is not None:
+        if actual is not None:
+            declared = typecheck.bind_type_variables(typecheck.input_hint(transform), actual, declared)
+        main.element_type = declared
+    elif main.element_type is None and actual is not None and typecheck.keeps_elements(transform):
+        main.element_type = actual
 
 
 def _enumerate_outputs(result: Any) -> Iterator[tuple[str | None, Any]]:

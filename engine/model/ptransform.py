@@ -31,12 +31,20 @@ class PTransform:
         raise NotImplementedError(f"{type(self).__name__} must implement expand()")
 
     def with_input_types(self, *args: Any, **kwargs: Any) -> PTransform:
-        """Accepted for Beam compatibility; millstream does not check element types."""
+        """Declare the input element type (the first hint), checked when the transform is applied."""
+        self._declare_types("input", args, kwargs)
         return self
 
     def with_output_types(self, *args: Any, **kwargs: Any) -> PTransform:
-        """Accepted for Beam compatibility; millstream does not check element types."""
+        """Declare the output element type: the output PCollection's type, checked against its consumers."""
+        self._declare_types("output", args, kwargs)
         return self
+
+    def _declare_types(self, kind: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        # on the instance: the class's decorator hints stay as they are for other instances
+        hints = dict(getattr(self, "_millstream_type_hints", {}))
+        hints[kind] = (args, kwargs)
+        self.__dict__["_millstream_type_hints"] = hints
 
     def with_resource_hints(self, **kwargs: Any) -> PTransform:
         """Accepted for Beam compatibility; resource hints have no meaning on one machine."""

@@ -1,7 +1,8 @@
 """Beam's type hints: `with_input_types`/`with_output_types` and the hint names (`Tuple[int, str]`, `KV`, ...).
 
-Hints are recorded on the function or transform they decorate; millstream does not check element types while
-it runs (Beam's runtime type check is an option that is off by default).
+Hints are recorded on the function or transform they decorate and checked when the pipeline is built
+(`engine/model/typecheck.py`, as Beam's ``pipeline_type_check``); millstream does not check element types
+while it runs (Beam's runtime type check is an option that is off by default).
 """
 
 from __future__ import annotations
@@ -38,6 +39,16 @@ class TupleConstraint(metaclass=_TupleConstraintMeta):
     >>> isinstance(Tuple[int, str], TupleConstraint), isinstance(int, TupleConstraint)
     (True, False)
     """
+
+
+def TypeVariable(name: str, use_name_in_eq: bool = True) -> Any:  # noqa: N802 - Beam's class name
+    """Beam's type variable (``typehints.TypeVariable('T')``), as a `typing.TypeVar`: bound, when the pipeline
+    is built, to the element type of the input it is declared for.
+
+    >>> TypeVariable("T")
+    ~T
+    """
+    return TypeVar(name)
 
 
 class TypeCheckError(Exception):
@@ -85,6 +96,7 @@ __all__ = [
     "Tuple",
     "TupleConstraint",
     "TypeCheckError",
+    "TypeVariable",
     "Union",
     "declared_hints",
     "with_input_types",

@@ -2,12 +2,28 @@
 
 from __future__ import annotations
 
-from typing import Any
+import typing
+from typing import Any, TypeVar
 
 from millstream.engine.model.combinefn import CombineFn
-from millstream.engine.model.core import CombinePerKey, Flatten, GroupByKey, Map
+from millstream.engine.model.core import CombinePerKey, Flatten, GroupByKey, Map, ParDo
+from millstream.engine.model.dofn import DoFn
 from millstream.engine.model.ptransform import PTransform
 from millstream.engine.model.pvalue import PCollection
+from millstream.engine.model.timestamp import TimestampedValue
+from millstream.engine.model.typehints import with_input_types, with_output_types
+
+T = TypeVar("T")
+
+
+def _tuple_hint(*items: Any) -> Any:
+    """``Tuple[items]`` built at run time (a value for the construction-time check, not an annotation)."""
+    return typing.Tuple[items]  # noqa: UP006 - Beam's hint spelling
+
+
+# WithKeys' output is a pair (Beam infers it from its lambda; code such as Beam's ordered_window_elements asks
+# `isinstance(pcoll.element_type, TupleConstraint)`); a value for the construction-time check, not an annotation
+_ANY_T: Any = _tuple_hint(Any, T)
 
 
 def _key(kv: Any) -> Any:
@@ -46,6 +62,8 @@ class KvSwap(PTransform):
         return pcoll | "KvSwap" >> Map(_swap)
 
 
+@with_input_types(T)
+@with_output_types(_ANY_T)
 class WithKeys(PTransform):
     """Pair each element with a key: a constant or `fn(element)`."""
 
@@ -157,3 +175,80 @@ def _with_none(x: Any) -> Any:
 
 
 RemoveDuplicates = Distinct
+
+
+class _AddTimestamp(DoFn):
+    """The element with its timestamp, as a `TimestampedValue` (which the runtime unwraps again)."""
+
+    def process(self, element: Any, timestamp: Any = DoFn.TimestampParam) -> Any:
+        yield TimestampedValue(element, timestamp)
+
+
+class _AddWindow(DoFn):
+    """(element, timestamp, window), stamped with the element's timestamp."""
+
+    def process(
+        self, element: Any, timestamp: Any = DoFn.TimestampParam, window: Any = DoFn.WindowParam
+    ) -> Any:
+        yield TimestampedValue((element, timestamp, window), timestamp)
+
+
+class _AddTimestampInValue(DoFn):
+    """(key, TimestampedValue(value, timestamp)): nested in the pair, so it stays a TimestampedValue."""
+
+    def process(self, element: Any, timestamp: Any = DoFn.TimestampParam) -> Any:
+        key, value = element
+        yield (key, TimestampedValue(value, timestamp))
+
+
+class _AddWindowInValue(DoFn):
+    """(key, (value, timestamp, window)), stamped with the element's timestamp."""
+
+    def process(
+        self, element: Any, timestamp: Any = DoFn.TimestampParam, window: Any = DoFn.WindowParam
+    ) -> Any:
+        key, value = element
+        yield TimestampedValue((key, (value, timestamp, window)), timestamp)
+
+
+class Reify:
+    """Beam's `Reify`: an element's implicit timestamp and window made explicit in its value.
+
+    As in Beam, `Reify.Timestamp` yields `TimestampedValue(element, timestamp)` from a DoFn, which the runtime
+    unwraps, so its output equals its input; the `...InValue` forms keep the value nested in the (key, value)
+    pair, where it stays visible.
+
+    >>> import millstream as beam
+    >>> with beam.Pipeline() as p:
+    ...     _ = (p | beam.Create([("k", "v")]) | beam.Reify.WindowInValue()
+    ...          | beam.MapTuple(lambda k, v: print(k, v[0], v[1].micros, v[2])))
+    k v -9223372036854775 GlobalWindow
+    """
+
+    class Timestamp(PTransform):
+        """Each element wrapped in a TimestampedValue with its timestamp (unwrapped again on output)."""
+
+        def expand(self, pcoll: PCollection) -> PCollection:
+            """ParDo of the wrapping DoFn (Beam's Reify.Timestamp.expand)."""
+            return pcoll | "AddTimestampInfo" >> ParDo(_AddTimestamp())
+
+    class Window(PTransform):
+        """Each element as (element, timestamp, window)."""
+
+        def expand(self, pcoll: PCollection) -> PCollection:
+            """ParDo of the window-reifying DoFn (Beam's Reify.Window.expand)."""
+            return pcoll | "AddWindowInfo" >> ParDo(_AddWindow())
+
+    class TimestampInValue(PTransform):
+        """(key, value) as (key, TimestampedValue(value, timestamp))."""
+
+        def expand(self, pcoll: PCollection) -> PCollection:
+            """ParDo of the value-wrapping DoFn (Beam's Reify.TimestampInValue.expand)."""
+            return pcoll | "AddTimestampInfo" >> ParDo(_AddTimestampInValue())
+
+    class WindowInValue(PTransform):
+        """(key, value) as (key, (value, timestamp, window))."""
+
+        def expand(self, pcoll: PCollection) -> PCollection:
+            """ParDo of the window-reifying DoFn (Beam's Reify.WindowInValue.expand)."""
+            return pcoll | "AddWindowInfo" >> ParDo(_AddWindowInValue())

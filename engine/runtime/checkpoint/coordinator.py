@@ -59,7 +59,12 @@ from typing import Any
 import anyio
 
 from millstream.engine.model.io import EndOfInputSinkWriter
-from millstream.engine.runtime.graph.capabilities import CheckpointedSource, SinkNode, StatefulNode
+from millstream.engine.runtime.graph.capabilities import (
+    BundleFinalizingNode,
+    CheckpointedSource,
+    SinkNode,
+    StatefulNode,
+)
 from millstream.engine.runtime.windowing.drain_frontier import capture_frontiers, restore_frontiers
 
 log = logging.getLogger("millstream.checkpoint")
@@ -221,6 +226,7 @@ class Checkpointer:
         self.sources: list[Any] = []
         self.sinks: list[Any] = []
         self.stateful: list[Any] = []
+        self.finalizing: list[Any] = []
         self._resume = anyio.Event()
         self._resume.set()
         self._paused: set[int] = set()
@@ -236,6 +242,8 @@ class Checkpointer:
                     self.stateful.append(node)
                 if isinstance(node, SinkNode):
                     self.sinks.append(node)
+                if isinstance(node, BundleFinalizingNode):
+                    self.finalizing.append(node)
             if isinstance(stage.driver, CheckpointedSource):
                 self.sources.append(stage.driver)
         self.layout = self._layout()
@@ -616,6 +624,8 @@ class Checkpointer:
             for src in self.sources:
                 if src.reader is not None:
                     await src.reader.on_checkpoint_durable(cid)
+            for node in self.finalizing:  # the bundles this checkpoint covers are committed: finalize them
+                node.finalize_bundles()
             if final:  # nothing is written after the final checkpoint: release the sinks' connections
                 await self._close_sinks()
         finally:

@@ -16,7 +16,12 @@ from millstream.engine.model.metrics import MetricsContainer, set_current_contai
 from millstream.engine.runtime.checkpoint.coordinator import InFlight
 from millstream.engine.runtime.exec.clock import Clock
 from millstream.engine.runtime.graph.batch import Watermark
-from millstream.engine.runtime.graph.capabilities import AsyncNode, ClosableDriver, TimerNode
+from millstream.engine.runtime.graph.capabilities import (
+    AsyncNode,
+    BundleFinalizingNode,
+    ClosableDriver,
+    TimerNode,
+)
 from millstream.engine.runtime.graph.node import Node, PipelineError
 from millstream.engine.runtime.graph.planner import Plan, Stage
 
@@ -89,6 +94,12 @@ async def execute(
             await checkpointer.checkpoint(final=True)
         if checkpointer is not None and ended_early:
             await checkpointer.abort_sinks()
+        if checkpointer is None and not ended_early:
+            # nothing is checkpointed: a bundle's output is final once every stage has finished
+            for stage in plan.stages:
+                for node in stage.nodes:
+                    if isinstance(node, BundleFinalizingNode):
+                        node.finalize_bundles()
     except BaseExceptionGroup as group:
         err = _first_error(group)
         raise err from err.__cause__

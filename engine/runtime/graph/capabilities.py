@@ -12,6 +12,7 @@ from typing import Any, Protocol, runtime_checkable
 
 __all__ = [
     "AsyncNode",
+    "BundleFinalizingNode",
     "CheckpointedSource",
     "ClosableDriver",
     "IncrementalStateNode",
@@ -21,6 +22,16 @@ __all__ = [
     "TimerNode",
     "WindowedNode",
 ]
+
+
+@runtime_checkable
+class BundleFinalizingNode(Protocol):
+    """A node whose DoFn registered bundle finalization callbacks (`DoFn.BundleFinalizerParam`): the
+    checkpointer calls `finalize_bundles` once the checkpoint covering those bundles has committed (after the
+    sinks' commit), and a job without checkpoints calls it once every stage has finished."""
+
+    def finalize_bundles(self) -> None:
+        """Run, once each, the callbacks registered by the bundles processed so far."""
 
 
 @runtime_checkable

@@ -8,7 +8,15 @@ from typing import Any
 
 import anyio
 
-from millstream.engine.model.io import Read, SinkEncodeError, SinkWriter, SourceBatch, SourceReader, Write
+from millstream.engine.model.io import (
+    ProcessingTimeReader,
+    Read,
+    SinkEncodeError,
+    SinkWriter,
+    SourceBatch,
+    SourceReader,
+    Write,
+)
 from millstream.engine.model.timestamp import MAX_MICROS
 from millstream.engine.runtime.graph.batch import Batch
 from millstream.engine.runtime.graph.node import Node, raise_user_error
@@ -83,6 +91,8 @@ class ReadDriver(SourceDriver):
         clock = self.job.clock
         try:
             self.reader = t.source.create_reader(self.options)
+            if isinstance(self.reader, ProcessingTimeReader):
+                self.reader.use_clock(clock)
             await self.reader.open(self.restored)
         except Exception as e:
             raise SourceError(f"{t.source.display_name()}: cannot open: {e}") from e
@@ -112,6 +122,10 @@ class ReadDriver(SourceDriver):
             if sb.split not in self.wm:
                 self.wm.add_split(sb.split, now)
             self._emit(sb, now)
+            if sb.watermark_us is not None and not sb.finished and not batch_mode:
+                self.wm.observe(
+                    sb.split, sb.watermark_us, now
+                )  # the split's promise: nothing earlier follows
             if sb.finished and not self.wm.is_finished(sb.split):
                 self.wm.finish_split(sb.split)
             if not batch_mode:

@@ -61,6 +61,31 @@ class _Outputs:
         self.panes: list[Any] = []
 
 
+class BundleFinalizer:
+    """What `DoFn.BundleFinalizerParam` gives `process`: `register(callback)` runs `callback()` once the
+    bundle's output is durably committed -- in millstream, after the checkpoint that covers the bundle has
+    committed (its sinks included), or at the successful end of a job that keeps no checkpoints. A job that
+    fails or is cancelled first never runs them (the bundle will be processed again)."""
+
+    def __init__(self) -> None:
+        self.callbacks: list[Any] = []
+
+    def register(self, callback: Any) -> None:
+        """Call `callback()` once the current bundle's output is durable (Beam's BundleFinalizer.register)."""
+        if not callable(callback):
+            raise TypeError(f"BundleFinalizer.register needs a callable, got {callback!r}")
+        self.callbacks.append(callback)
+
+    def run(self, label: str) -> None:
+        """Run and forget the registered callbacks, in registration order."""
+        callbacks, self.callbacks = self.callbacks, []
+        for cb in callbacks:
+            try:
+                cb()
+            except Exception as e:
+                raise_user_error(label, "<finalize_bundle>", e)
+
+
 class ParDoNode(Node):
     """Runs one ParDo step."""
 
@@ -107,6 +132,7 @@ class ParDoNode(Node):
         self.bundle_contexts = [m for m in self.markers.values() if m.name == "BundleContextParam"]
         self.context_values: dict[int, Any] = {}
         self.open_contexts: list[tuple[Any, Any]] = []  # (marker, context manager), entered order
+        self.finalizer = BundleFinalizer()
 
     # -- lifecycle ----------------------------------------------------------------------------------------
     def open(self) -> None:
@@ -123,6 +149,12 @@ class ParDoNode(Node):
             self.dofn.teardown()
         except Exception:  # teardown is best effort, as in Beam
             pass
+
+    def finalize_bundles(self) -> None:
+        """Run the finalization callbacks of the bundles whose output is now durable (`BundleFinalizingNode`)."""
+        if self.finalizer.callbacks:
+            set_current_step(self.label)
+            self.finalizer.run(self.label)
 
     def _enter_contexts(self, markers: list[Any]) -> None:
         for m in markers:
@@ -590,6 +622,8 @@ class ParDoNode(Node):
             return v[0]
         if name in ("SetupContextParam", "BundleContextParam"):
             return self.context_values[id(marker)]
+        if name == "BundleFinalizerParam":
+            return self.finalizer
         raise ValueError(f"step '{self.label}': DoFn parameter {marker!r} is not supported here")
 
     def _collect(self, result: Any, outputs: dict[str | None, _Outputs], t: int, w: Any, pane: Any) -> None:

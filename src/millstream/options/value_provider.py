@@ -1,5 +1,5 @@
 """Beam's `apache_beam.options.value_provider`."""
 
-from millstream.engine.model.options import StaticValueProvider, ValueProvider
+from millstream.engine.model.options import RuntimeValueProvider, StaticValueProvider, ValueProvider
 
-__all__ = ["StaticValueProvider", "ValueProvider"]
+__all__ = ["RuntimeValueProvider", "StaticValueProvider", "ValueProvider"]

@@ -13,6 +13,7 @@ from millstream.engine.model.typehints import (
     Tuple,
     TupleConstraint,
     TypeCheckError,
+    TypeVariable,
     Union,
 )
 
@@ -28,5 +29,6 @@ __all__ = [
     "Tuple",
     "TupleConstraint",
     "TypeCheckError",
+    "TypeVariable",
     "Union",
 ]

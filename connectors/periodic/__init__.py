@@ -1,0 +1,1 @@
+"""Periodic impulses (Beam's ``apache_beam.transforms.periodicsequence``): elements fired on processing time."""

@@ -1,0 +1,331 @@
+"""Type hints checked at pipeline construction, as Beam does: a producer's declared output type must be
+consistent with its consumer's declared input type, or applying the consumer raises `TypeCheckError`.
+
+Where hints come from, in Beam's order: ``.with_input_types`` / ``.with_output_types`` on the transform, the
+``@with_input_types`` / ``@with_output_types`` decorators on a PTransform or DoFn class or on a function, then
+the annotations of ``DoFn.process`` or of a Map/FlatMap/Filter function (``-> Iterable[T]`` for process and
+FlatMap). `Create` infers its element type from its values. A PCollection whose type is unknown (None) is
+never checked. Beam's ``--no_pipeline_type_check`` turns the check off.
+
+`is_consistent_with` covers the common hints (classes, Any, Union, Optional, Tuple, List, Set, Dict,
+Iterable/Iterator, KV, type variables); a hint it does not know is taken as consistent, so an exotic hint
+never fails a pipeline that Beam would accept.
+
+>>> import typing
+>>> is_consistent_with(typing.Tuple[str, int], typing.Tuple[str, typing.Any])
+True
+>>> is_consistent_with(typing.List[int], typing.Iterable[str])
+False
+"""
+
+from __future__ import annotations
+
+import collections.abc
+import inspect
+import types
+import typing
+from typing import Any, TypeVar
+
+from millstream.engine.model.dofn import DoFn
+from millstream.engine.model.typehints import TypeCheckError, declared_hints
+
+__all__ = [
+    "bind_type_variables",
+    "check_input",
+    "infer_element_type",
+    "input_hint",
+    "is_consistent_with",
+    "keeps_elements",
+    "output_hint",
+]
+
+_ITERABLE_ORIGINS = (
+    list,
+    set,
+    frozenset,
+    tuple,
+    collections.abc.Iterable,
+    collections.abc.Iterator,
+    collections.abc.Generator,
+    collections.abc.Sequence,
+    collections.abc.Collection,
+)
+
+
+def _normalize(hint: Any) -> Any:
+    """None as NoneType; Beam's `typehints.Any` and the like are typing.Any already."""
+    if hint is None:
+        return type(None)
+    return hint
+
+
+def _is_union(hint: Any) -> bool:
+    return typing.get_origin(hint) in (typing.Union, types.UnionType)
+
+
+def _element_of(hint: Any) -> Any:
+    """The element hint of an iterable hint (Any when it does not say)."""
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin is tuple:
+        if len(args) == 2 and args[1] is Ellipsis:
+            return args[0]
+        return typing.Union[args] if args else Any  # noqa: UP007 - a Union built from a tuple of hints
+    if origin is dict:
+        return args[0] if args else Any
+    return args[0] if args else Any
+
+
+def is_consistent_with(sub: Any, base: Any) -> bool:
+    """Whether values of hint `sub` are acceptable where hint `base` is declared (Beam's
+    ``typehints.is_consistent_with``); unknown kinds of hints count as consistent."""
+    sub, base = _normalize(sub), _normalize(base)
+    if sub is base or base is Any or sub is Any or sub == base:
+        return True
+    if (sub is int and base in (float, complex)) or (sub is float and base is complex):
+        return True  # PEP 484's numeric tower, as Beam
+    if isinstance(base, TypeVar) or isinstance(sub, TypeVar):
+        return True
+    if _is_union(sub):
+        return all(is_consistent_with(s, base) for s in typing.get_args(sub))
+    if _is_union(base):
+        return any(is_consistent_with(sub, b) for b in typing.get_args(base))
+    sub_origin, base_origin = typing.get_origin(sub), typing.get_origin(base)
+    sub_cls = sub_origin or sub
+    base_cls = base_origin or base
+    if not isinstance(sub_cls, type) or not isinstance(base_cls, type):
+        return True  # a hint kind not modelled here (Literal, Callable, a Protocol ...): do not refuse it
+    try:
+        if not issubclass(sub_cls, base_cls):
+            return False
+    except TypeError:
+        return True
+    base_args = typing.get_args(base)
+    if base_origin is None or not base_args:
+        return True  # `list` where `list` (or `List` without arguments) is declared
+    sub_args = typing.get_args(sub)
+    if sub_origin is None or not sub_args:
+        # As Beam: a bare container class is that container of Any (a bare tuple: Tuple[Any, ...]); any other
+        # class (str, bytes, a user's class) is not an instance of a parameterized hint
+        if sub_cls is tuple:  # Tuple[Any, ...]: not a fixed-length tuple hint, but any iterable one
+            return base_origin is not tuple or (len(base_args) == 2 and base_args[1] is Ellipsis)
+        return sub_cls in (list, set, frozenset, dict)
+    if sub_origin is dict and not issubclass(base_origin, collections.abc.Mapping):
+        return False  # Beam: a Dict is not an Iterable of its keys
+    if base_origin is tuple:
+        if sub_origin is not tuple:
+            return True
+        if len(base_args) == 2 and base_args[1] is Ellipsis:
+            return is_consistent_with(_element_of(sub), base_args[0])
+        if len(sub_args) == 2 and sub_args[1] is Ellipsis:
+            return all(is_consistent_with(sub_args[0], b) for b in base_args)
+        return len(sub_args) == len(base_args) and all(
+            is_consistent_with(s, b) for s, b in zip(sub_args, base_args)
+        )
+    if base_origin is dict or issubclass(base_origin, collections.abc.Mapping):
+        if len(sub_args) != len(base_args):
+            return True
+        return all(is_consistent_with(s, b) for s, b in zip(sub_args, base_args))
+    if base_origin in _ITERABLE_ORIGINS or issubclass(base_origin, collections.abc.Iterable):
+        return is_consistent_with(_element_of(sub), base_args[0])
+    return True
+
+
+def bind_type_variables(input_hint: Any, actual: Any, output: Any) -> Any:
+    """`output` with the type variables of `input_hint` replaced by what `actual` binds them to (the basics
+    of Beam's binding: a bare variable, and variables inside Tuple/List/Iterable/Dict arguments)."""
+    bindings: dict[Any, Any] = {}
+    _match(input_hint, actual, bindings)
+    return _substitute(output, bindings) if bindings else output
+
+
+def _match(hint: Any, actual: Any, bindings: dict[Any, Any]) -> None:
+    if isinstance(hint, TypeVar):
+        bindings.setdefault(hint, actual)
+        return
+    h_args, a_args = typing.get_args(hint), typing.get_args(actual)
+    if (
+        h_args
+        and a_args
+        and len(h_args) == len(a_args)
+        and typing.get_origin(hint) == typing.get_origin(actual)
+    ):
+        for h, a in zip(h_args, a_args):
+            _match(h, a, bindings)
+
+
+def _substitute(hint: Any, bindings: dict[Any, Any]) -> Any:
+    if isinstance(hint, TypeVar):
+        return bindings.get(hint, Any)
+    args = typing.get_args(hint)
+    origin = typing.get_origin(hint)
+    if not args or origin is None:
+        return hint
+    new = tuple(a if a is Ellipsis else _substitute(a, bindings) for a in args)
+    try:
+        return hint.copy_with(new)  # typing generics (Tuple[...], List[...], Union[...])
+    except AttributeError:
+        try:
+            return origin[new]  # builtin generics (tuple[...], list[...])
+        except TypeError:
+            return hint
+
+
+def _first(hints: tuple[tuple[Any, ...], dict[str, Any]] | None) -> Any:
+    if not hints:
+        return None
+    args, kwargs = hints
+    if args:
+        return args[0]
+    return next(iter(kwargs.values()), None)
+
+
+def _annotations(fn: Any, resolve: bool = True) -> dict[str, Any]:
+    """`fn`'s annotations. As Beam: a function's string annotations (``from __future__ import annotations``)
+    are resolved; a DoFn's `process` keeps only its non-string ones (`resolve=False`), since Beam leaves
+    those unchecked and checking them would refuse pipelines Beam accepts."""
+    if resolve:
+        try:
+            return typing.get_type_hints(fn)
+        except Exception:  # unresolvable forward references: no hints rather than a failed pipeline
+            return {}
+    raw = getattr(inspect.unwrap(fn), "__annotations__", None) if callable(fn) else None
+    if not isinstance(raw, dict):
+        return {}
+    return {k: v for k, v in raw.items() if not isinstance(v, str)}
+
+
+def _first_param_annotation(fn: Any, resolve: bool = True) -> Any:
+    try:
+        params = [
+            p
+            for p in inspect.signature(fn).parameters.values()
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+        ]
+    except (TypeError, ValueError):
+        return None
+    if not params:
+        return None
+    return _annotations(fn, resolve).get(params[0].name)
+
+
+def _yielded(hint: Any) -> Any:
+    """The element type of ``Iterable[T]`` / ``Iterator[T]`` / ``Generator[T, ...]`` return hints."""
+    if hint is None:
+        return None
+    origin = typing.get_origin(hint)
+    if origin is not None and isinstance(origin, type) and issubclass(origin, collections.abc.Iterable):
+        if origin in (str, bytes, dict):
+            return None
+        args = typing.get_args(hint)
+        return _element_of(hint) if args else Any
+    return None
+
+
+def _wrapped(transform: Any) -> tuple[Any, str | None]:
+    """A ParDo's user object (the DoFn, or a Map-family function) and the Map-family kind (None for a DoFn)."""
+    fn = getattr(transform, "fn", None)
+    if not isinstance(fn, DoFn):  # a combine's function takes an iterable of inputs: not an element hint
+        return None, None
+    inner = getattr(fn, "fn", None)
+    kind = getattr(fn, "kind", None)
+    if inner is not None and kind is not None:
+        return inner, kind
+    return fn, None
+
+
+def input_hint(transform: Any) -> Any:
+    """The element type `transform` declares for its input, or None."""
+    own = _first(declared_hints(transform).get("input"))
+    if own is not None:
+        return own
+    user, kind = _wrapped(transform)
+    if user is None:
+        return None
+    declared = _first(declared_hints(user).get("input")) or _first(declared_hints(type(user)).get("input"))
+    if declared is not None:
+        return declared
+    if kind is None:
+        process = getattr(user, "process", None)
+        return _first_param_annotation(process, resolve=False) if process is not None else None
+    if kind in ("map", "flatmap", "filter"):
+        return _first_param_annotation(user)
+    return None
+
+
+def output_hint(transform: Any) -> Any:
+    """The element type `transform` declares for its (main) output, or None."""
+    own = _first(declared_hints(transform).get("output"))
+    if own is not None:
+        return own
+    user, kind = _wrapped(transform)
+    if user is None:
+        return None
+    declared = _first(declared_hints(user).get("output")) or _first(declared_hints(type(user)).get("output"))
+    if declared is not None:
+        return declared
+    if kind is None:
+        process = getattr(user, "process", None)
+        return _yielded(_annotations(process, resolve=False).get("return")) if process is not None else None
+    if kind == "filter":
+        return input_hint(transform)  # what passes a filter has the type its function declares, if it does
+    ret = _annotations(user).get("return")
+    if kind in ("map", "maptuple"):
+        return ret
+    if kind in ("flatmap", "flatmaptuple"):
+        return _yielded(ret)
+    return None
+
+
+def keeps_elements(transform: Any) -> bool:
+    """Whether `transform`'s output has its input's element type, as Beam infers it: Filter (without a
+    declared input type), WindowInto, Reshuffle and Distinct."""
+    user, kind = _wrapped(transform)
+    if kind == "filter":
+        # Beam passes the type through a Python function, not through a builtin or a class such as `bool`
+        return isinstance(user, (types.FunctionType, types.MethodType))
+    return type(transform).__name__ in ("WindowInto", "Reshuffle", "Distinct")
+
+
+def _hint_repr(hint: Any) -> str:
+    """A hint as Beam's messages show it: ``<class 'int'>``, ``typing.Tuple[str, int]``."""
+    return repr(hint)
+
+
+def check_input(transform: Any, pcoll: Any, label: str) -> None:
+    """Raise Beam's `TypeCheckError` when the element type of `pcoll` is inconsistent with what `transform`
+    (applied as `label`) declares for its input; the message is Beam's, naming both transforms."""
+    actual = pcoll.element_type
+    if actual is None:
+        return
+    required = input_hint(transform)
+    if required is None or is_consistent_with(actual, required):
+        return
+    producer = getattr(getattr(pcoll, "producer", None), "full_label", None) or "?"
+    raise TypeCheckError(
+        f"The transform '{label}' requires PCollections of type '{_hint_repr(required)}' but was applied to a "
+        f"PCollection of type '{_hint_repr(actual)}' (produced by the transform '{producer}')."
+    )
+
+
+def infer_element_type(values: list[Any]) -> Any:
+    """The element type of `Create`'s values (Beam's ``instance_to_type``, for the common values): the union
+    of their types, with tuples as Tuple[...] of their items; None (unknown) for no values."""
+    if not values:
+        return None
+    kinds: list[Any] = []
+    for v in values[:1000]:  # a sample is enough: Create's values are usually homogeneous
+        t = _instance_type(v)
+        if t not in kinds:
+            kinds.append(t)
+        if len(kinds) > 8:
+            return Any
+    return kinds[0] if len(kinds) == 1 else typing.Union[tuple(kinds)]  # noqa: UP007
+
+
+def _instance_type(v: Any) -> Any:
+    if v is None:
+        return type(None)
+    if type(v) is tuple:
+        return typing.Tuple[tuple(_instance_type(x) for x in v)] if v else typing.Tuple[()]  # noqa: UP006
+    return type(v)

@@ -1,0 +1,215 @@
+"""`PeriodicImpulse` / `PeriodicSequence` (Beam's ``apache_beam.transforms.periodicsequence``): bounded runs
+compared with Apache Beam's DirectRunner, and the reader driven by a fake clock to show it fires on the
+injected clock, never early."""
+
+from __future__ import annotations
+
+import types
+from collections.abc import Callable
+from typing import Any
+
+import anyio
+import pytest
+
+from millstream.engine.runtime.exec.clock import FakeClock
+from millstream.transforms.periodicsequence import PeriodicImpulse, PeriodicSequence, RebaseMode
+
+from support.beam_harness import capture, multiset, run_collect
+
+ENGINES = ["millstream", "beam"]
+
+
+@pytest.fixture(autouse=True)
+def _in_tmp(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """millstream keeps a pipeline's checkpoints under ./.millstream: each test gets its own directory."""
+    monkeypatch.chdir(tmp_path)
+
+
+def _describe(b: types.ModuleType) -> Any:
+    """A DoFn of engine `b`: (value, event time in seconds, window as (start, end) seconds or "global")."""
+
+    class Describe(b.DoFn):
+        def process(self, e: Any, ts: Any = b.DoFn.TimestampParam, w: Any = b.DoFn.WindowParam) -> Any:
+            interval = hasattr(w, "start") and w.end.micros < 10**15
+            where = (w.start.micros / 1e6, w.end.micros / 1e6) if interval else "global"
+            yield (e, ts.micros / 1e6, where)
+
+    return Describe()
+
+
+def _periodic(b: types.ModuleType) -> Any:
+    mod = __import__(f"{b.__name__}.transforms.periodicsequence", fromlist=["PeriodicImpulse"])
+    return mod
+
+
+Build = Callable[[types.ModuleType, Any], Any]
+
+CASES: dict[str, Build] = {
+    "timestamps": lambda b, p: p | _periodic(b).PeriodicImpulse(10, 13, 1),
+    "float_interval": lambda b, p: p | _periodic(b).PeriodicImpulse(10, 11.2, 0.25),
+    "windowed": lambda b, p: p | _periodic(b).PeriodicImpulse(10, 13, 1, apply_windowing=True),
+    "data_repeated": lambda b, p: p | _periodic(b).PeriodicImpulse(10, 13.5, 1, data=["a", "b"]),
+    "pre_timestamped": lambda b, p: (
+        p
+        | _periodic(b).PeriodicImpulse(
+            10,
+            12,
+            1,
+            data=[(b.utils.timestamp.Timestamp.of(5), "x"), (b.utils.timestamp.Timestamp.of(3), "y")],
+        )
+    ),
+    "sequence": lambda b, p: p | b.Create([(10, 12, 0.5), (20, 21, 1)]) | _periodic(b).PeriodicSequence(),
+}
+
+
+@pytest.mark.filterwarnings("ignore:The number of elements")
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_bounded_impulse_matches_beam(case: str) -> None:
+    def build(b: types.ModuleType, p: Any) -> None:
+        capture(b, CASES[case](b, p) | b.ParDo(_describe(b)), "out")
+
+    results = {e: multiset(run_collect(e, build)["out"]) for e in ENGINES}
+    assert results["millstream"] == results["beam"]
+
+
+def test_windowed_values_spelled_out() -> None:
+    def build(b: types.ModuleType, p: Any) -> None:
+        capture(b, CASES["windowed"](b, p) | b.ParDo(_describe(b)), "out")
+
+    assert sorted(run_collect("millstream", build)["out"]) == [
+        (10, 10.0, (10.0, 11.0)),
+        (11, 11.0, (11.0, 12.0)),
+        (12, 12.0, (12.0, 13.0)),
+    ]
+
+
+def test_too_little_pre_timestamped_data_is_an_error() -> None:
+    from millstream.utils.timestamp import Timestamp
+
+    with pytest.raises(ValueError, match="not enough to span"):
+        PeriodicImpulse(0, 10, 1, data=[(Timestamp.of(0), "only")])
+
+
+def test_bad_arguments_are_named() -> None:
+    with pytest.raises(ValueError, match="fire_interval must be > 0"):
+        PeriodicImpulse(0, 10, 0)
+    with pytest.raises(ValueError, match="data must hold at least one element"):
+        PeriodicImpulse(0, 10, 1, data=[])
+
+
+def _reader(impulse: PeriodicImpulse, clock: FakeClock) -> Any:
+    """The reader of the source `impulse` expands to, on `clock`."""
+    from millstream.connectors.periodic.periodicsequence import PeriodicImpulseSource
+
+    i = impulse
+    source = PeriodicImpulseSource(i.start_ts, i.stop_ts, i.interval, i.data, i.rebase, i.span_us)
+    reader = source.create_reader(None)
+    reader.use_clock(clock)
+    return reader
+
+
+async def test_fires_on_the_injected_clock_never_early() -> None:
+    clock = FakeClock(start_us=100_000_000)  # t = 100 s
+    reader = _reader(PeriodicImpulse(100, 103, 1), clock)
+    await reader.open(None)
+    got: list[tuple[list[Any], list[int]]] = []
+    watermarks: list[int | None] = []
+
+    async def consume() -> None:
+        while (batch := await reader.read()) is not None:
+            got.append((batch.values, batch.timestamps))
+            watermarks.append(batch.watermark_us)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(consume)
+        await anyio.wait_all_tasks_blocked()
+        assert got == [([100], [100_000_000])]  # due at once; 101 is not yet
+        assert watermarks == [101_000_000]  # the watermark may move to the next fire time at once, as Beam
+        clock.set(100_999_999)
+        await anyio.wait_all_tasks_blocked()
+        assert len(got) == 1
+        clock.set(101_000_000)
+        await anyio.wait_all_tasks_blocked()
+        assert got[-1] == ([101], [101_000_000])
+        clock.set(110_000_000)  # both 102 and the end
+    assert got[-1] == ([102], [102_000_000])
+    assert watermarks == [101_000_000, 102_000_000, None]  # the last batch finishes the split instead
+    assert reader.positions()["impulse"]["index"] == 3
+
+
+async def test_rebase_all_starts_at_the_clock_and_keeps_the_duration() -> None:
+    clock = FakeClock(start_us=500_000_000)
+    reader = _reader(PeriodicImpulse(0, 2, 1, rebase=RebaseMode.REBASE_ALL), clock)
+    await reader.open(None)
+    first = await reader.read()
+    assert first is not None and first.values == [500.0] and not first.finished
+    clock.advance(1_000_000)
+    second = await reader.read()
+    assert second is not None and second.values == [501.0] and second.finished
+    assert await reader.read() is None
+
+
+async def test_a_restored_reader_continues_after_the_last_fire() -> None:
+    clock = FakeClock(start_us=0)
+    first = _reader(PeriodicImpulse(0, 5, 1), clock)
+    await first.open(None)
+    await first.read()
+    saved = first.positions()
+    clock.set(10_000_000)
+    again = _reader(PeriodicImpulse(0, 5, 1), clock)
+    await again.open(saved)
+    batch = await again.read()
+    assert batch is not None and batch.values == [1, 2, 3, 4] and batch.finished
+
+
+def test_sequence_without_a_stop_is_refused() -> None:
+    import millstream as beam
+
+    with pytest.raises(Exception, match="no finite stop timestamp"):
+        with beam.Pipeline() as p:
+            _ = p | beam.Create([(0, float(2**62), 1)]) | PeriodicSequence()
+
+
+def test_translated_to_beams_own_periodic_impulse() -> None:
+    """On Beam's runners the source becomes Beam's PeriodicImpulse (run here on Beam's DirectRunner)."""
+    import millstream as beam
+    from millstream.engine.translate.beam.translator import translate
+
+    from support import beam_harness
+
+    p = beam.Pipeline()
+    capture(beam, p | PeriodicImpulse(10, 13, 1, apply_windowing=True) | beam.ParDo(_describe(beam)), "out")
+    beam_harness.engine("beam")  # imports apache_beam quietly
+    beam_harness.STORE["out"] = []
+    translate(p).run().wait_until_finish()
+    assert sorted(beam_harness.STORE.pop("out")) == [
+        (10, 10.0, (10.0, 11.0)),
+        (11, 11.0, (11.0, 12.0)),
+        (12, 12.0, (12.0, 13.0)),
+    ]
+
+
+async def test_pre_timestamped_data_promises_no_watermark() -> None:
+    from millstream.utils.timestamp import Timestamp
+
+    clock = FakeClock(start_us=0)
+    data = [(Timestamp.of(5), "x"), (Timestamp.of(3), "y")]
+    reader = _reader(PeriodicImpulse(0, 2, 1, data=data), clock)
+    await reader.open(None)
+    batch = await reader.read()
+    assert batch is not None and batch.values == ["x"] and batch.timestamps == [5_000_000]
+    assert batch.watermark_us is None  # its event times are the data's own: no promise about the next
+
+
+def test_a_streaming_impulse_rebased_to_the_job_start_fires_one_element_per_window() -> None:
+    import millstream as beam
+    from millstream.options.pipeline_options import PipelineOptions
+    from millstream.testing.util import assert_that, equal_to
+
+    with beam.Pipeline(options=PipelineOptions(["--streaming"])) as p:
+        counts = (
+            p
+            | PeriodicImpulse(0, 0.25, 0.05, apply_windowing=True, rebase=RebaseMode.REBASE_ALL)
+            | beam.combiners.Count.Globally().without_defaults()
+        )
+        assert_that(counts, equal_to([1, 1, 1, 1, 1]))
