@@ -90,7 +90,10 @@ class ParDo(PTransform):
             raise TypeError(
                 f"ParDo needs a DoFn instance, got {type(fn).__name__}; for a plain function use Map or FlatMap"
             )
-        self.fn = fn
+        from millstream.engine.model.splittable import runnable
+
+        # a splittable DoFn runs through its restriction runner; other DoFns are run as they are
+        self.fn = fn = runnable(fn)
         self.args = args
         self.kwargs = kwargs
         self.side_inputs: list[AsSideInput] = [

@@ -19,7 +19,9 @@ from millstream.engine.model.core import (
     WindowInto,
 )
 from millstream.engine.model.dofn import DoFn
+from millstream.engine.model.ptransform import PTransform
 from millstream.engine.model.rows import GroupBy, Select
+from millstream.engine.model.splittable import RestrictionProvider
 from millstream.engine.model.windowing import Windowing
 
 __all__ = [
@@ -42,6 +44,8 @@ __all__ = [
     "ParDo",
     "Partition",
     "PartitionFn",
+    "PTransform",
+    "RestrictionProvider",
     "WindowInto",
     "Windowing",
 ]
