@@ -298,6 +298,29 @@ class Flatten(PTransform):
         )
 
 
+class FlattenWith(PTransform):
+    """``pcoll | FlattenWith(other, ...)``: `pcoll` merged with other PCollections, or with the outputs of root
+    transforms applied to the pipeline (Beam's FlattenWith)."""
+
+    def __init__(self, *others: Any) -> None:
+        for i, other in enumerate(others):
+            if not isinstance(other, (PCollection, PTransform)):
+                raise TypeError(
+                    f"FlattenWith argument {i} must be a PCollection or a PTransform, got {type(other).__name__}"
+                )
+        self.others = others
+        super().__init__()
+
+    def expand(self, pcoll: Any) -> PCollection:
+        """Flatten of `pcoll` and the others (transforms are applied to `pcoll`'s pipeline first)."""
+        if not isinstance(pcoll, PCollection):
+            raise TypeError(f"FlattenWith must be applied to a PCollection, got {pcoll!r}")
+        pcolls = [pcoll]
+        for other in self.others:
+            pcolls.append(other if isinstance(other, PCollection) else pcoll.pipeline | other)
+        return tuple(pcolls) | Flatten()
+
+
 class Partition(PTransform):
     """Split a PCollection into `n` by `fn(element, n, *args) -> index`."""
 
