@@ -105,10 +105,11 @@ def run_suite(dest: Path, modules: list[str], timeout: int = 60) -> list[Outcome
         "junit_family=xunit2",
         *[str(dest / PACKAGE / m) for m in modules],
     ]
-    # Keep the caller's PYTHONPATH after `dest`: a worktree run with PYTHONPATH=src must test that tree's code,
-    # not the editable install's.
-    inherited = os.environ.get("PYTHONPATH", "")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(dest), inherited) if p)}
+    # keep the caller's PYTHONPATH after the copy: a worktree's `src` must be the millstream under test
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(dest), os.environ.get("PYTHONPATH")])),
+    }
     subprocess.run(args, cwd=dest, env=env, capture_output=True, text=True, timeout=20 * 60)
     if not report.exists():
         raise RuntimeError(f"pytest on Beam's examples wrote no report in {dest}")

@@ -25,7 +25,15 @@ from millstream.io.range_trackers import (
     OrderedPositionRangeTracker,
     UnsplittableRangeTracker,
 )
-from millstream.io.textio import ReadFromCsv, ReadFromJson, ReadFromText, WriteToCsv, WriteToJson, WriteToText
+from millstream.io.textio import (
+    ReadAllFromText,
+    ReadFromCsv,
+    ReadFromJson,
+    ReadFromText,
+    WriteToCsv,
+    WriteToJson,
+    WriteToText,
+)
 
 __all__ = [
     "CompressionTypes",
@@ -38,6 +46,7 @@ __all__ = [
     "restriction_trackers",
     "ProgressOptions",
     "Read",
+    "ReadAllFromText",
     "ReadFromAvro",
     "ReadFromCsv",
     "ReadFromJson",
