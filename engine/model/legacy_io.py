@@ -22,8 +22,8 @@ from typing import Any
 from millstream.engine.model.io import Sink, SinkWriter, Source, SourceBatch, SourceReader
 from millstream.engine.model.timestamp import MIN_MICROS, TimestampedValue
 
-#: Records per batch handed to the runtime: user `read` code runs synchronously between awaits, so a batch
-#: bounds how long the event loop waits for it.
+#: Records per batch handed to the runtime when the options do not say (``--batch_size``): user `read` code runs
+#: synchronously between awaits, so a batch bounds how long the event loop waits for it.
 BATCH_SIZE = 1000
 
 
@@ -45,8 +45,13 @@ class BoundedSourceAdapter(Source):
             raise TypeError(f"BoundedSource {type(self.source).__name__} lacks {', '.join(missing)}")
 
     def create_reader(self, options: Any) -> SourceReader:
-        """A reader of the source's bundles, one after the other."""
-        return BoundedSourceReader(self.source, self.desired_bundle_size)
+        """A reader of the source's bundles, one after the other, `--batch_size` records at a time."""
+        batch_size = BATCH_SIZE
+        if options is not None:
+            from millstream.engine.model.options import MillstreamOptions
+
+            batch_size = options.view_as(MillstreamOptions).batch_size
+        return BoundedSourceReader(self.source, self.desired_bundle_size, batch_size)
 
     def display_name(self) -> str:
         """The Beam source's class name."""
@@ -65,11 +70,14 @@ class _Bundle:
 
 
 class BoundedSourceReader(SourceReader):
-    """Reads a BoundedSource's bundles in order, `BATCH_SIZE` records per batch; positions count records."""
+    """Reads a BoundedSource's bundles in order, `batch_size` records per batch; positions count records."""
 
-    def __init__(self, source: Any, desired_bundle_size: int) -> None:
+    def __init__(self, source: Any, desired_bundle_size: int, batch_size: int = BATCH_SIZE) -> None:
+        if batch_size <= 0:
+            raise ValueError(f"{type(source).__name__}: batch size must be positive, got {batch_size}")
         self.source = source
         self.desired_bundle_size = desired_bundle_size
+        self.batch_size = batch_size
         self.bundles: list[_Bundle] = []
         self._next = 0
 
@@ -113,7 +121,7 @@ class BoundedSourceReader(SourceReader):
         return records
 
     async def read(self) -> SourceBatch | None:
-        """Up to BATCH_SIZE records of the current bundle; None once every bundle is finished."""
+        """Up to `batch_size` records of the current bundle; None once every bundle is finished."""
         while self._next < len(self.bundles) and self.bundles[self._next].finished:
             self._next += 1
         if self._next >= len(self.bundles):
@@ -132,7 +140,7 @@ class BoundedSourceReader(SourceReader):
             elif stamps is not None:
                 stamps.append(MIN_MICROS)
             values.append(record)
-            if len(values) >= BATCH_SIZE:
+            if len(values) >= self.batch_size:
                 break
         else:
             b.finished = True
