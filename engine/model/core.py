@@ -94,7 +94,10 @@ class ParDo(PTransform):
             raise TypeError(
                 f"ParDo needs a DoFn instance, got {type(fn).__name__}; for a plain function use Map or FlatMap"
             )
-        self.fn = fn
+        from millstream.engine.model.splittable import runnable
+
+        # a splittable DoFn runs through its restriction runner; other DoFns are run as they are
+        self.fn = fn = runnable(fn)
         self.args = args
         self.kwargs = kwargs
         self.side_inputs: list[AsSideInput] = [
@@ -301,6 +304,29 @@ class Flatten(PTransform):
         return PCollection(
             pcolls[0].pipeline, windowing=windowing, is_bounded=all(p.is_bounded for p in pcolls)
         )
+
+
+class FlattenWith(PTransform):
+    """``pcoll | FlattenWith(other, ...)``: `pcoll` merged with other PCollections, or with the outputs of root
+    transforms applied to the pipeline (Beam's FlattenWith)."""
+
+    def __init__(self, *others: Any) -> None:
+        for i, other in enumerate(others):
+            if not isinstance(other, (PCollection, PTransform)):
+                raise TypeError(
+                    f"FlattenWith argument {i} must be a PCollection or a PTransform, got {type(other).__name__}"
+                )
+        self.others = others
+        super().__init__()
+
+    def expand(self, pcoll: Any) -> PCollection:
+        """Flatten of `pcoll` and the others (transforms are applied to `pcoll`'s pipeline first)."""
+        if not isinstance(pcoll, PCollection):
+            raise TypeError(f"FlattenWith must be applied to a PCollection, got {pcoll!r}")
+        pcolls = [pcoll]
+        for other in self.others:
+            pcolls.append(other if isinstance(other, PCollection) else pcoll.pipeline | other)
+        return tuple(pcolls) | Flatten()
 
 
 class Partition(PTransform):

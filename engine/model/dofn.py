@@ -14,7 +14,7 @@ class _DoFnParam:
         self.name = name
         self.spec = spec
 
-    def __call__(self, spec: Any) -> _DoFnParam:
+    def __call__(self, spec: Any = None) -> _DoFnParam:
         return _DoFnParam(self.name, spec)
 
     def __repr__(self) -> str:
@@ -91,6 +91,9 @@ class DoFn:
     SideInputParam = _DoFnParam("SideInputParam")
     WatermarkEstimatorParam = _DoFnParam("WatermarkEstimatorParam")
     BundleFinalizerParam = _DoFnParam("BundleFinalizerParam")
+    #: ``tracker=DoFn.RestrictionParam(provider)`` makes a DoFn splittable (`splittable.py`); without a provider
+    #: the DoFn itself is the RestrictionProvider.
+    RestrictionParam = _DoFnParam("RestrictionParam")
     SetupContextParam = _SetupContextParam
     BundleContextParam = _BundleContextParam
 

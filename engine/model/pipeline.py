@@ -57,8 +57,51 @@ class AppliedPTransform:
         for part in self.parts:
             yield from part.walk_primitives()
 
+    def is_composite(self) -> bool:
+        """True for a step made of sub-steps (the root, and every expanded composite); Beam's test."""
+        return bool(self.parts) or all(
+            getattr(out, "producer", None) is not self for out in self.outputs.values()
+        )
+
+    def visit(self, visitor: PipelineVisitor, visited: set[int]) -> None:
+        """Walk this step for `visitor`, as Beam's AppliedPTransform.visit: the producers of its inputs first
+        (once each), then the step itself (entered and left if composite), then its new outputs."""
+        for value in self.inputs:
+            if id(value) not in visited and not isinstance(value, PBegin):
+                producer = getattr(value, "producer", None)
+                if producer is not None:
+                    producer.visit(visitor, visited)
+        if self.is_composite():
+            visitor.enter_composite_transform(self)
+            for part in self.parts:
+                part.visit(visitor, visited)
+            visitor.leave_composite_transform(self)
+        else:
+            visitor.visit_transform(self)
+        for out in self.outputs.values():
+            if id(out) not in visited:
+                visited.add(id(out))
+                visitor.visit_value(out, self)
+
     def __repr__(self) -> str:
         return f"AppliedPTransform({self.full_label!r})"
+
+
+class PipelineVisitor:
+    """Visits a pipeline's steps and values (Beam's ``apache_beam.pipeline.PipelineVisitor``): subclass it and
+    pass an instance to `Pipeline.visit`. Every method does nothing by default."""
+
+    def visit_value(self, value: PValue, producer_node: AppliedPTransform) -> None:
+        """Called once for every PValue, after the step that produced it."""
+
+    def visit_transform(self, transform_node: AppliedPTransform) -> None:
+        """Called for every primitive step."""
+
+    def enter_composite_transform(self, transform_node: AppliedPTransform) -> None:
+        """Called before the sub-steps of a composite step (the root included)."""
+
+    def leave_composite_transform(self, transform_node: AppliedPTransform) -> None:
+        """Called after the sub-steps of a composite step."""
 
 
 def _flatten_inputs(inputs: Any) -> tuple[PValue, ...]:
@@ -198,6 +241,12 @@ class Pipeline:
             f"expected a PTransform on the right of |, got {type(transform).__name__} {transform!r}"
         )
 
+    def visit(self, visitor: PipelineVisitor) -> None:
+        """Walk the graph in topological order for `visitor` (Beam's Pipeline.visit)."""
+        if not isinstance(visitor, PipelineVisitor):
+            raise TypeError(f"Pipeline.visit needs a PipelineVisitor, got {type(visitor).__name__}")
+        self.root.visit(visitor, set())
+
     def primitives(self) -> list[AppliedPTransform]:
         """Every primitive step of the graph, in application (topological) order."""
         return list(self.root.walk_primitives())
@@ -238,4 +287,4 @@ def _enumerate_outputs(result: Any) -> Iterator[tuple[str | None, Any]]:
             yield str(i), v
 
 
-__all__ = ["Pipeline", "AppliedPTransform", "PCollection"]
+__all__ = ["Pipeline", "AppliedPTransform", "PCollection", "PipelineVisitor"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from millstream.engine.model.pvalue import PBegin, PCollection, PValue
+from millstream.engine.model.pvalue import DoOutputsTuple, PBegin, PCollection, PValue
 
 
 class PTransform:
@@ -123,15 +123,58 @@ def _is_plain_iterable(value: Any) -> bool:
     return _find_pipeline(value) is None and hasattr(value, "__iter__")
 
 
-def _apply_eagerly(transform: PTransform, values: Any) -> list[Any]:
+def _apply_eagerly(transform: PTransform, values: Any) -> Any:
     """`[1, 2, 3] | beam.Map(f)`: run the transform at once on the values, as Beam does."""
-    from millstream.engine.model.core import Create, Map
+    from millstream.engine.model.core import Create
     from millstream.engine.model.pipeline import Pipeline
 
-    out: list[Any] = []
     with Pipeline() as p:
-        p | "Values" >> Create(list(values)) | "Apply" >> transform | "Collect" >> Map(out.append)
+        result = p | "Values" >> Create(list(values)) | "Apply" >> transform
+        if isinstance(result, DoOutputsTuple):  # `.with_outputs(...)`: every output, by tag
+            main, tagged = (
+                _collect_into(result[None], "Main"),
+                {tag: _collect_into(result[tag], f"Tag[{tag}]") for tag in result._tagged},
+            )
+        else:
+            out = _collect_into(result, "")
+    if isinstance(result, DoOutputsTuple):
+        return _MaterializedOutputs(main, tagged, result._main_tag)  # type: ignore[return-value]
     return out
+
+
+def _collect_into(pcoll: Any, label: str) -> list[Any]:
+    """A list that receives `pcoll`'s elements when the eager pipeline runs."""
+    from millstream.engine.model.core import Map
+
+    out: list[Any] = []
+    pcoll | f"Collect{label}" >> Map(out.append)
+    return out
+
+
+class _MaterializedOutputs:
+    """The outputs of a multi-output ParDo applied eagerly to values: lists by tag (Beam's eager
+    DoOutputsTuple): ``result.tag``, ``result["tag"]``, and iteration as main output, then the tags."""
+
+    def __init__(self, main: list[Any], tagged: dict[str, list[Any]], main_tag: str | None) -> None:
+        self._main = main
+        self._tagged = tagged
+        self._main_tag = main_tag
+
+    def __getitem__(self, tag: str | None) -> list[Any]:
+        if tag is None or tag == self._main_tag:
+            return self._main
+        if tag not in self._tagged:
+            raise KeyError(f"no output tagged {tag!r}; declared tags: {sorted(self._tagged)}")
+        return self._tagged[tag]
+
+    def __getattr__(self, tag: str) -> list[Any]:
+        if tag.startswith("_"):
+            raise AttributeError(tag)
+        return self[tag]
+
+    def __iter__(self) -> Any:
+        yield self._main
+        yield from self._tagged.values()
 
 
 def _find_pipeline(value: Any) -> Any:

@@ -14,6 +14,7 @@ from millstream.engine.model.core import (
     FlatMap,
     FlatMapTuple,
     Flatten,
+    FlattenWith,
     GroupByKey,
     Map,
     MapTuple,
@@ -27,7 +28,7 @@ from millstream.engine.model.pipeline import Pipeline
 from millstream.engine.model.ptransform import PTransform, ptransform_fn
 from millstream.engine.model.pvalue import PCollection
 from millstream.engine.model.rows import GroupBy, Row, Select
-from millstream.transforms import combiners, trigger, window
+from millstream.transforms import combiners, core, ptransform, trigger, window
 from millstream.transforms.stats import ApproximateQuantiles, ApproximateUnique
 from millstream.transforms.util import (
     BatchElements,
@@ -63,6 +64,7 @@ __all__ = [
     "FlatMap",
     "FlatMapTuple",
     "Flatten",
+    "FlattenWith",
     "GroupBy",
     "GroupByKey",
     "GroupIntoBatches",
@@ -88,6 +90,8 @@ __all__ = [
     "WithKeys",
     "coders",
     "combiners",
+    "core",
+    "ptransform",
     "io",
     "metrics",
     "ptransform_fn",

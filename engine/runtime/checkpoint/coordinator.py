@@ -619,7 +619,9 @@ class Checkpointer:
             self._enter(Step.COMMIT_SINKS)
             for sink in self.sinks:
                 await sink.writer.commit(cid, sinks[sink.label])
-            if self.sinks:
+            # the final checkpoint of a run without sinks is committed too: otherwise the next run would take the
+            # completed run for an interrupted one and resume it (reading nothing, or refusing other steps)
+            if self.sinks or final:
                 await anyio.to_thread.run_sync(self.store.mark_committed, cid)
             for src in self.sources:
                 if src.reader is not None:

@@ -24,6 +24,8 @@ from millstream.engine.runtime.operators.pardo import ParDoNode, _Outputs
 class AsyncParDoNode(ParDoNode):
     """Runs an async DoFn; the owning stage awaits `run_pending()` after each message (an `AsyncNode`)."""
 
+    WINDOWED_SIDE_INPUTS = False  # its own processing path resolves side inputs once
+
     def __init__(
         self,
         label: str,

@@ -89,6 +89,9 @@ class BundleFinalizer:
 class ParDoNode(Node):
     """Runs one ParDo step."""
 
+    #: Whether this kind of step sees windowed side inputs per main-input window (`_side_args_for`).
+    WINDOWED_SIDE_INPUTS = True
+
     def __init__(
         self, label: str, transform: ParDo, windowing: Windowing, side_windowings: list[Windowing]
     ) -> None:
@@ -103,6 +106,13 @@ class ParDoNode(Node):
         self.allow_unknown_tags = transform.allow_unknown_tags
         self.side_inputs: list[AsSideInput] = list(transform.side_inputs)
         self.side_values: list[list[Any]] = [[] for _ in self.side_inputs]
+        # A side input in other windows than the global one is seen per main-input window (Beam's default
+        # window mapping: the side window holding the main window's last timestamp); its elements' windows
+        # are kept beside them. `side_windows[i]` is empty for a side input in the global window.
+        self.side_resolvers = [WindowResolver(w) for w in side_windowings]
+        self.windowed_sides = any(not r.is_global for r in self.side_resolvers)
+        self.side_windows: list[list[Any]] = [[] for _ in self.side_inputs]
+        self._window_views: dict[tuple[int, Any], Any] = {}
         self.side_done = [False] * len(self.side_inputs)
         self.pending: list[Batch] = []
         self._snapshotted = False
@@ -133,6 +143,13 @@ class ParDoNode(Node):
         self.context_values: dict[int, Any] = {}
         self.open_contexts: list[tuple[Any, Any]] = []  # (marker, context manager), entered order
         self.finalizer = BundleFinalizer()
+        on_batches = self.batched is not None and self.batched.on_batches
+        if self.windowed_sides and (on_batches or not self.WINDOWED_SIDE_INPUTS):
+            raise ValueError(
+                f"step '{label}': side inputs in windows other than the global window are supported in plain "
+                "ParDo/Map steps, not in stateful, async or process_batch DoFns (issue 14); window the side input "
+                "into the global window, or read it per window in a plain step"
+            )
 
     # -- lifecycle ----------------------------------------------------------------------------------------
     def open(self) -> None:
@@ -173,12 +190,27 @@ class ParDoNode(Node):
     def push(self, index: int, batch: Batch) -> None:
         self.elements_in += len(batch.values)
         if index:
-            self.side_values[index - 1].extend(batch.values)
+            self._push_side(index - 1, batch)
             return
         if not all(self.side_done):
             self.pending.append(batch)
             return
         self.process(batch)
+
+    def _push_side(self, i: int, batch: Batch) -> None:
+        """Keep a side input's elements (with their windows when it is windowed) until it is complete."""
+        resolver = self.side_resolvers[i] if i < len(self.side_resolvers) else None
+        if resolver is None or resolver.is_global:
+            self.side_values[i].extend(batch.values)
+            return
+        for j, v in enumerate(batch.values):
+            if batch.wins is not None:
+                wins: Any = (batch.wins[j],)
+            else:
+                wins = resolver.assign(MIN_MICROS if batch.ts is None else batch.ts[j])
+            for w in wins:
+                self.side_values[i].append(v)
+                self.side_windows[i].append(w)
 
     def watermark(self, index: int, micros: int) -> None:
         if index and micros >= MAX_MICROS and not self.side_done[index - 1]:
@@ -212,6 +244,7 @@ class ParDoNode(Node):
         self._snapshotted = all(self.side_done) and not self.pending
         return {
             "side": self.side_values,
+            "side_windows": self.side_windows,
             "done": list(self.side_done),
             "pending": [[b.values, b.ts, b.wins, b.panes] for b in self.pending],
         }
@@ -219,6 +252,7 @@ class ParDoNode(Node):
     def restore_state(self, data: Any) -> None:
         """Load a snapshot: side inputs complete before the checkpoint are complete again."""
         self.side_values = [list(v) for v in data["side"]]
+        self.side_windows = [list(w) for w in data.get("side_windows", [[] for _ in self.side_values])]
         self.side_done = list(data["done"])
         self.pending = [Batch(v, t, w, p) for v, t, w, p in data["pending"]]
         if all(self.side_done):
@@ -228,7 +262,14 @@ class ParDoNode(Node):
                     self.input_wms[index] = MAX_MICROS
 
     def _resolve_side_inputs(self) -> None:
-        views = {id(s): s.view(vals) for s, vals in zip(self.side_inputs, self.side_values)}
+        self._window_views = {}
+        global_side = [r.is_global for r in self.side_resolvers]
+        global_side += [True] * (len(self.side_inputs) - len(global_side))
+        views = {  # a windowed side input is seen per main window (`_side_args_for`), not whole
+            id(s): s.view(vals)
+            for s, vals, whole in zip(self.side_inputs, self.side_values, global_side)
+            if whole
+        }
         self._resolved_args = tuple(
             views.get(id(a), a) if isinstance(a, AsSideInput) else a for a in self.transform.args
         )
@@ -512,6 +553,25 @@ class ParDoNode(Node):
         return list(groups.items()), wins is not None or explode
 
     # -- the general path ---------------------------------------------------------------------------------
+    def _side_args_for(self, main_window: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        """The DoFn's arguments with every windowed side input seen in the side window that holds
+        `main_window`'s last timestamp (global side inputs are whole, as resolved once)."""
+        views: dict[int, Any] = {}
+        for i, (side, resolver) in enumerate(zip(self.side_inputs, self.side_resolvers)):
+            if resolver.is_global:
+                continue
+            end = main_window.max_timestamp_micros() if main_window is not None else MAX_MICROS
+            side_window = resolver.assign_one(end)
+            key = (i, side_window)
+            view = self._window_views.get(key)
+            if view is None:
+                vals = [v for v, w in zip(self.side_values[i], self.side_windows[i]) if w == side_window]
+                view = self._window_views[key] = side.view(vals)
+            views[id(side)] = view
+        args = tuple(views.get(id(a), r) for a, r in zip(self.transform.args, self._resolved_args))
+        kwargs = {k: views.get(id(v), self._resolved_kwargs[k]) for k, v in self.transform.kwargs.items()}
+        return args, kwargs
+
     def _process_general(self, batch: Batch) -> None:
         dofn = self.dofn
         process = element_keyword_call(dofn.process) if self.element_as_keyword else dofn.process
@@ -526,7 +586,9 @@ class ParDoNode(Node):
         ts_col = batch.ts
         win_col = batch.wins
         pane_col = batch.panes
-        explode = self.needs_window and win_col is None and not self.windows.is_global
+        explode = (
+            (self.needs_window or self.windowed_sides) and win_col is None and not self.windows.is_global
+        )
         for i, v in enumerate(vals):
             t = MIN_MICROS if ts_col is None else ts_col[i]
             pane = None if pane_col is None else pane_col[i]
@@ -537,6 +599,8 @@ class ParDoNode(Node):
             else:
                 windows = (None,)
             for w in windows:
+                if self.windowed_sides:
+                    args, kwargs = self._side_args_for(w if w is not None else self.windows.assign_one(t))
                 call_kwargs = kwargs
                 if markers:
                     call_kwargs = dict(kwargs)

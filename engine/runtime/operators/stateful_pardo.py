@@ -129,6 +129,8 @@ class _Timer(BaseTimer):
 class StatefulParDoNode(ParDoNode):
     """Runs one ParDo whose DoFn uses user state or timers."""
 
+    WINDOWED_SIDE_INPUTS = False  # its own processing path resolves side inputs once
+
     def __init__(
         self,
         label: str,

@@ -1,17 +1,52 @@
 """Beam's `apache_beam.io`: connectors (local files in every format now; Kafka and Pub/Sub as they land)."""
 
-from millstream.engine.model.io import Read, Sink, SinkWriter, Source, SourceBatch, SourceReader, Write
-from millstream.io import avroio, fileio, filesystem, parquetio, progress, textio
+from millstream.engine.model.io import SinkWriter, Source, SourceBatch, SourceReader
+from millstream.io import (
+    avroio,
+    fileio,
+    filesystem,
+    iobase,
+    parquetio,
+    progress,
+    range_trackers,
+    restriction_trackers,
+    textio,
+)
 from millstream.io.avroio import ReadFromAvro, WriteToAvro
 from millstream.io.filesystem import CompressionTypes
+
+# As in Beam, `io.Read`/`io.Write` take Beam's legacy BoundedSource/Sink too, and `io.Sink` is Beam's legacy Sink
+# (millstream's own sink protocol is `millstream.engine.model.io.Sink`).
+from millstream.io.iobase import Read, Sink, Write, Writer
 from millstream.io.parquetio import ReadFromParquet, WriteToParquet
 from millstream.io.progress import ProgressOptions
-from millstream.io.textio import ReadFromCsv, ReadFromJson, ReadFromText, WriteToCsv, WriteToJson, WriteToText
+from millstream.io.range_trackers import (
+    OffsetRangeTracker,
+    OrderedPositionRangeTracker,
+    UnsplittableRangeTracker,
+)
+from millstream.io.textio import (
+    ReadAllFromText,
+    ReadFromCsv,
+    ReadFromJson,
+    ReadFromText,
+    WriteToCsv,
+    WriteToJson,
+    WriteToText,
+)
 
 __all__ = [
     "CompressionTypes",
+    "OffsetRangeTracker",
+    "OrderedPositionRangeTracker",
+    "UnsplittableRangeTracker",
+    "Writer",
+    "iobase",
+    "range_trackers",
+    "restriction_trackers",
     "ProgressOptions",
     "Read",
+    "ReadAllFromText",
     "ReadFromAvro",
     "ReadFromCsv",
     "ReadFromJson",

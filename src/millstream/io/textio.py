@@ -1,5 +1,6 @@
 """Text, JSON-lines and CSV files with Beam's names and arguments (``apache_beam.io.textio``)."""
 
+from millstream.connectors.files.read_all import ReadAllFromText
 from millstream.connectors.files.textio import (
     ReadFromCsv,
     ReadFromJson,
@@ -10,6 +11,7 @@ from millstream.connectors.files.textio import (
 )
 
 __all__ = [
+    "ReadAllFromText",
     "ReadFromCsv",
     "ReadFromJson",
     "ReadFromText",

@@ -10,6 +10,7 @@ from millstream.engine.model.core import (
     FlatMap,
     FlatMapTuple,
     Flatten,
+    FlattenWith,
     GroupByKey,
     Map,
     MapTuple,
@@ -19,7 +20,9 @@ from millstream.engine.model.core import (
     WindowInto,
 )
 from millstream.engine.model.dofn import DoFn
+from millstream.engine.model.ptransform import PTransform
 from millstream.engine.model.rows import GroupBy, Select
+from millstream.engine.model.splittable import RestrictionProvider
 from millstream.engine.model.windowing import Windowing
 
 __all__ = [
@@ -36,12 +39,15 @@ __all__ = [
     "FlatMap",
     "FlatMapTuple",
     "Flatten",
+    "FlattenWith",
     "GroupByKey",
     "Map",
     "MapTuple",
     "ParDo",
     "Partition",
     "PartitionFn",
+    "PTransform",
+    "RestrictionProvider",
     "WindowInto",
     "Windowing",
 ]

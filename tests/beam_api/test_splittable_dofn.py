@@ -1,0 +1,159 @@
+"""Splittable DoFns (`RestrictionProvider`, `DoFn.RestrictionParam`) and `io.restriction_trackers`: every
+restriction of every element is processed to its end with a tracker that checks the claims."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+import millstream as beam
+from millstream.io.restriction_trackers import OffsetRange, OffsetRestrictionTracker
+from millstream.testing.util import assert_that, equal_to
+
+
+class LinesProvider(beam.transforms.core.RestrictionProvider):
+    """A file's bytes as offsets, split in parts of `part` bytes (the snippets' FileToWordsRestrictionProvider)."""
+
+    def __init__(self, part: int) -> None:
+        self.part = part
+
+    def initial_restriction(self, file_name: str) -> OffsetRange:
+        return OffsetRange(0, os.stat(file_name).st_size)
+
+    def split(self, file_name: str, restriction: OffsetRange) -> Iterator[OffsetRange]:
+        yield from restriction.split(self.part)
+
+    def create_tracker(self, restriction: OffsetRange) -> OffsetRestrictionTracker:
+        return OffsetRestrictionTracker(restriction)
+
+
+class ReadLines(beam.DoFn):
+    """Every line that starts inside the restriction (a line belongs to the part its first byte is in)."""
+
+    def process(
+        self, file_name: str, tracker: Any = beam.DoFn.RestrictionParam(LinesProvider(10))
+    ) -> Iterator[str]:
+        r = tracker.current_restriction()
+        with open(file_name, "rb") as f:
+            if r.start > 0:  # skip the line that started in the previous part
+                f.seek(r.start - 1)
+                f.readline()
+            while tracker.try_claim(f.tell()):
+                line = f.readline()
+                if not line:
+                    return
+                yield line.decode().rstrip("\n")
+
+
+def test_a_splittable_dofn_reads_every_line_once_across_restrictions(tmp_path: Any) -> None:
+    lines = [f"line {i} " + "x" * (i % 7) for i in range(40)]
+    path = tmp_path / "in.txt"
+    path.write_text("".join(line + "\n" for line in lines))
+    with beam.Pipeline() as p:
+        out = p | beam.Create([str(path)]) | beam.ParDo(ReadLines())
+        assert_that(out, equal_to(lines))
+
+
+class Positions(beam.DoFn, beam.transforms.core.RestrictionProvider):
+    """The DoFn is its own provider (``RestrictionParam()`` without one): the positions [0, n) of element n,
+    with the element's timestamp, which the runtime still supplies beside the tracker."""
+
+    def initial_restriction(self, n: int) -> OffsetRange:
+        return OffsetRange(0, n)
+
+    def split(self, n: int, restriction: OffsetRange) -> Iterator[OffsetRange]:
+        yield from restriction.split(2)
+
+    def create_tracker(self, restriction: OffsetRange) -> OffsetRestrictionTracker:
+        return OffsetRestrictionTracker(restriction)
+
+    def process(
+        self,
+        n: int,
+        tracker: Any = beam.DoFn.RestrictionParam(),
+        ts: Any = beam.DoFn.TimestampParam,
+    ) -> Iterator[tuple[int, int, float]]:
+        pos = tracker.current_restriction().start
+        while tracker.try_claim(pos):
+            yield n, pos, float(ts)
+            pos += 1
+
+
+def test_the_dofn_itself_as_provider_and_other_parameters_beside_the_tracker() -> None:
+    with beam.Pipeline() as p:
+        out = (
+            p
+            | beam.Create([(3, 10), (5, 20)])
+            | beam.MapTuple(lambda n, t: beam.window.TimestampedValue(n, t))
+            | beam.ParDo(Positions())
+        )
+        expected = [(3, i, 10.0) for i in range(3)] + [(5, i, 20.0) for i in range(5)]
+        assert_that(out, equal_to(expected))
+
+
+class StopsEarly(Positions):
+    """Returns after the first claim: the rest of the restriction was never claimed."""
+
+    def process(self, n: int, tracker: Any = beam.DoFn.RestrictionParam()) -> Iterator[int]:  # type: ignore[override]
+        if tracker.try_claim(tracker.current_restriction().start):
+            yield n
+
+
+def test_a_restriction_left_unclaimed_fails_naming_the_offsets() -> None:
+    with pytest.raises(Exception, match=r"not done: offsets \[0, 2\) were not claimed"):
+        with beam.Pipeline() as p:
+            _ = p | beam.Create([4]) | beam.ParDo(StopsEarly())
+
+
+class Defers(Positions):
+    def process(self, n: int, tracker: Any = beam.DoFn.RestrictionParam()) -> Iterator[int]:  # type: ignore[override]
+        tracker.defer_remainder()
+        yield n
+
+
+def test_defer_remainder_is_a_clear_error() -> None:
+    with pytest.raises(Exception, match="defer_remainder .* is not supported by millstream"):
+        with beam.Pipeline() as p:
+            _ = p | beam.Create([4]) | beam.ParDo(Defers())
+
+
+class NoProvider(beam.DoFn):
+    def process(self, element: Any, tracker: Any = beam.DoFn.RestrictionParam()) -> Iterator[Any]:
+        yield element
+
+
+def test_restriction_param_without_a_provider_is_refused_when_applied() -> None:
+    with pytest.raises(TypeError, match="RestrictionParam needs a RestrictionProvider"):
+        beam.ParDo(NoProvider())
+
+
+@pytest.mark.parametrize("stop,size,minimum", [(10, 4, 1), (12, 4, 1), (17, 8, 1), (100, 30, 1), (10, 3, 4)])
+def test_offset_range_split_is_beams(stop: int, size: int, minimum: int) -> None:
+    from apache_beam.io import restriction_trackers as beams
+
+    ours = [(r.start, r.stop) for r in OffsetRange(0, stop).split(size, minimum)]
+    theirs = [(r.start, r.stop) for r in beams.OffsetRange(0, stop).split(size, minimum)]
+    assert ours == theirs
+
+
+def test_offset_range_split_at_and_bad_ranges() -> None:
+    assert OffsetRange(3, 9).split_at(5) == (OffsetRange(3, 5), OffsetRange(5, 9))
+    with pytest.raises(ValueError, match="start 5 is after stop 2"):
+        OffsetRange(5, 2)
+
+
+def test_offset_restriction_tracker_claims_checkpoints_and_checks_done() -> None:
+    t = OffsetRestrictionTracker(OffsetRange(0, 10))
+    assert t.try_claim(0) and t.try_claim(3)
+    assert t.current_progress().fraction_completed == pytest.approx(0.3)
+    assert t.try_split(0) == (OffsetRange(0, 4), OffsetRange(4, 10))  # a checkpoint: the rest is residual
+    assert t.try_split(0.5) is None  # only once
+    assert not t.try_claim(4)
+    t.check_done()
+    with pytest.raises(ValueError, match="strictly increase"):
+        t.try_claim(2)
+    with pytest.raises(ValueError, match=r"not done: offsets \[0, 5\)"):
+        OffsetRestrictionTracker(OffsetRange(0, 5)).check_done()

@@ -1,0 +1,120 @@
+"""Side inputs in windows: each main-input window sees the side window that holds its last timestamp (Beam's
+default window mapping), compared with Beam's own runner on the same pipeline."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+import millstream as beam
+from millstream.testing.util import assert_that, equal_to
+
+MAIN = [("m1", 1), ("m12", 12), ("m25", 25), ("m39", 39)]
+SIDE = [("a", 2), ("b", 5), ("c", 15), ("d", 31)]
+
+
+def _pipeline(b: Any, p: Any, main_windows: Any, view: str) -> Any:
+    """The same pipeline for millstream (`b` = millstream) and for Beam (`b` = apache_beam); a singleton view
+    gets at most one side value per window (Beam refuses more), so window [20, 30) shows the default."""
+    side = (
+        p
+        | "Side" >> b.Create(SIDE if view == "list" else [sv for sv in SIDE if sv[0] != "b"])
+        | "StampSide" >> b.MapTuple(lambda v, t: b.window.TimestampedValue(v, t))
+        | "SideWindows" >> b.WindowInto(b.window.FixedWindows(10))
+    )
+    main = (
+        p
+        | "Main" >> b.Create(MAIN)
+        | "StampMain" >> b.MapTuple(lambda v, t: b.window.TimestampedValue(v, t))
+        | "MainWindows" >> b.WindowInto(main_windows)
+    )
+    if view == "list":
+        return main | "Join" >> b.Map(lambda m, s: (m, sorted(s)), s=b.pvalue.AsList(side))
+    return main | "Join" >> b.Map(lambda m, s: (m, s), s=b.pvalue.AsSingleton(side, default_value="none"))
+
+
+def _beams(main_windows: Any, view: str, tmp_path: Any) -> list[Any]:
+    """What Beam's own runner gives for the pipeline (through a file: Beam runs a pickled copy of the matcher)."""
+    ab = pytest.importorskip("apache_beam")
+    from apache_beam.testing.util import assert_that as beam_assert_that
+
+    path = str(tmp_path / "beam.json")
+
+    def keep(actual: list[Any]) -> None:
+        with open(path, "w") as f:
+            json.dump(actual, f)
+
+    with ab.Pipeline(runner="DirectRunner") as p:
+        beam_assert_that(_pipeline(ab, p, main_windows(ab), view), keep)
+    with open(path) as f:
+        return [(m, s) for m, s in json.load(f)]
+
+
+@pytest.mark.parametrize(
+    "main_windows",
+    [
+        lambda b: b.window.FixedWindows(10),
+        lambda b: b.window.SlidingWindows(20, 10),
+        lambda b: b.window.FixedWindows(5),
+    ],
+    ids=["fixed-10", "sliding-20-10", "fixed-5"],
+)
+def test_as_list_per_window_is_beams(main_windows: Any, tmp_path: Any) -> None:
+    expected = _beams(main_windows, "list", tmp_path)
+    with beam.Pipeline() as p:
+        assert_that(_pipeline(beam, p, main_windows(beam), "list"), equal_to(expected))
+
+
+def test_as_singleton_with_default_per_window_is_beams(tmp_path: Any) -> None:
+    def fixed(b: Any) -> Any:
+        return b.window.FixedWindows(10)
+
+    expected = _beams(fixed, "singleton", tmp_path)
+    with beam.Pipeline() as p:
+        assert_that(_pipeline(beam, p, fixed(beam), "singleton"), equal_to(expected))
+
+
+def test_a_windowed_side_input_survives_a_checkpoint_with_its_windows() -> None:
+    from millstream.engine.model.timestamp import MAX_MICROS
+    from millstream.engine.model.window import FixedWindows, GlobalWindows, IntervalWindow
+    from millstream.engine.model.windowing import Windowing
+    from millstream.engine.runtime.graph.batch import Batch
+    from millstream.engine.runtime.operators.pardo import ParDoNode
+    from millstream.state.codecs import MsgpackCodec
+
+    def node() -> ParDoNode:
+        p = beam.Pipeline()
+        side = p | "S" >> beam.Create([]) | beam.WindowInto(FixedWindows(10))
+        step = beam.Map(lambda m, s: (m, s), beam.pvalue.AsList(side))
+        return ParDoNode("Join", step, Windowing(GlobalWindows()), [Windowing(FixedWindows(10))])
+
+    before = node()
+    before.push(1, Batch(["a", "c", "b"], [2_000_000, 15_000_000, 5_000_000]))
+    before.watermark(1, MAX_MICROS)
+    codec = MsgpackCodec(allow_pickle=True)
+    after = node()
+    after.restore_state(codec.decode(codec.encode(before.snapshot_state())))
+    args, _ = after._side_args_for(IntervalWindow(10, 20))
+    assert list(args[0]) == ["c"]
+    args, _ = after._side_args_for(IntervalWindow(0, 10))
+    assert list(args[0]) == ["a", "b"]
+
+
+class _Stateful(beam.DoFn):
+    from millstream.transforms.userstate import BagStateSpec
+
+    BAG = BagStateSpec("bag", beam.coders.PickleCoder())
+
+    def process(self, kv: Any, side: Any, bag: Any = beam.DoFn.StateParam(BAG)) -> Any:
+        yield kv
+
+
+def test_a_windowed_side_input_of_a_stateful_dofn_is_refused_by_name() -> None:
+    with pytest.raises(
+        Exception, match="side inputs in windows other than the global window .* not in stateful"
+    ):
+        with beam.Pipeline() as p:
+            side = p | "S" >> beam.Create([1]) | beam.WindowInto(beam.window.FixedWindows(10))
+            _ = p | beam.Create([("k", 1)]) | beam.ParDo(_Stateful(), beam.pvalue.AsList(side))
