@@ -24,7 +24,7 @@ from typing import Any
 import apache_beam as beam
 from apache_beam.transforms.window import TimestampedValue as BeamTimestampedValue
 
-from millstream.engine.model import core, pvalue
+from millstream.engine.model import core, pvalue, testing_util
 from millstream.engine.model.io import Read, Write
 from millstream.engine.model.options import MillstreamOptions, PipelineOptions, StandardOptions
 from millstream.engine.model.pipeline import AppliedPTransform, Pipeline
@@ -51,6 +51,8 @@ class _Context:
         #: --streaming: bounded sources advance the watermark while they are read (late data can occur)
         self.streaming = streaming
         self.pcolls: dict[int, Any] = {}
+        #: > 0 while translating the parts of an `assert_that`: their outputs are marked bounded
+        self.asserting = 0
 
     def get(self, pc: Any, where: str) -> Any:
         try:
@@ -93,8 +95,16 @@ class _Composite(beam.PTransform):
         self._ctx = ctx
 
     def expand(self, pvalueish: Any) -> Any:
-        for part in self._node.parts:
-            _translate_node(part, self._ctx)
+        # As Beam's own assert_that: the collected values of a (possibly unbounded) PCollection are bounded,
+        # else Beam refuses the global-window grouping that gathers them ("GroupByKey cannot be applied to an
+        # unbounded PCollection with global windowing and a default trigger").
+        asserting = isinstance(self._node.transform, testing_util._AssertThat)
+        self._ctx.asserting += asserting
+        try:
+            for part in self._node.parts:
+                _translate_node(part, self._ctx)
+        finally:
+            self._ctx.asserting -= asserting
         outs = {t: v for t, v in self._node.outputs.items() if isinstance(v, pvalue.PCollection)}
         if not outs:
             return beam.pvalue.PDone(self._ctx.bp)
@@ -116,6 +126,10 @@ def _translate_node(node: AppliedPTransform, ctx: _Context) -> None:
         return
     primitive = _primitive(node, ctx)
     result = beam_in | label >> primitive
+    if ctx.asserting:
+        for out in result.values() if isinstance(result, dict) else (result,):
+            if isinstance(out, beam.pvalue.PCollection):
+                out.is_bounded = True
     ctx.bind(node, result)
 
 
