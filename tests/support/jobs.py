@@ -13,6 +13,8 @@ Example::
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import os
 import subprocess
 import sys
@@ -20,7 +22,17 @@ import time
 from collections.abc import Callable, Sequence
 from typing import IO, Any
 
-__all__ = ["DEADLINE_S", "cli", "cli_command", "run_job", "script_command", "start_job", "wait_for"]
+__all__ = [
+    "DEADLINE_S",
+    "cli",
+    "cli_command",
+    "log_tail",
+    "run_job",
+    "script_command",
+    "start_job",
+    "until",
+    "wait_for",
+]
 
 #: The default deadline of a wait: it only turns a hang into a failure.
 DEADLINE_S = 30.0
@@ -85,12 +97,37 @@ def stderr_tail(proc: subprocess.Popen[bytes], chars: int = 3000) -> str:
     return proc.stderr.read().decode(errors="replace")[-chars:]
 
 
+def log_tail(path: str | None, chars: int = 3000) -> str:
+    """The end of a log file ("" when there is none yet)."""
+    if path is None:
+        return ""
+    try:
+        with open(path, "rb") as f:
+            return f.read().decode(errors="replace")[-chars:]
+    except FileNotFoundError:
+        return ""
+
+
+def _failure(
+    what: str, deadline: float, proc: subprocess.Popen[Any] | None, log_path: str | None
+) -> AssertionError | None:
+    """The failure of a wait that has not succeeded yet: `proc` ended, or the deadline passed."""
+    if proc is not None and proc.poll() is not None:
+        return AssertionError(
+            f"the job exited ({proc.returncode}) while waiting for {what}\n{log_tail(log_path)}"
+        )
+    if time.monotonic() > deadline:
+        return AssertionError(f"timed out waiting for {what}\n{log_tail(log_path)}")
+    return None
+
+
 def wait_for(
     predicate: Callable[[], Any],
     what: str,
     timeout: float = DEADLINE_S,
     proc: subprocess.Popen[Any] | None = None,
     log_path: str | None = None,
+    poll_s: float = _POLL_S,
 ) -> Any:
     """Poll `predicate` until it returns something truthy (returned); fail naming `what` at the deadline or
     when `proc` ends first, with the end of its log."""
@@ -99,12 +136,28 @@ def wait_for(
         value = predicate()
         if value:
             return value
-        if proc is not None and proc.poll() is not None:
-            log = open(log_path).read() if log_path else ""
-            raise AssertionError(
-                f"the job exited ({proc.returncode}) while waiting for {what}\n{log[-3000:]}"
-            )
-        if time.monotonic() > deadline:
-            log = open(log_path).read() if log_path else ""
-            raise AssertionError(f"timed out waiting for {what}\n{log[-3000:]}")
-        time.sleep(_POLL_S)  # polling a condition in another process
+        if failure := _failure(what, deadline, proc, log_path):
+            raise failure
+        time.sleep(poll_s)  # polling a condition in another process
+
+
+async def until(
+    predicate: Callable[[], Any],
+    what: str,
+    timeout: float = DEADLINE_S,
+    proc: subprocess.Popen[Any] | None = None,
+    log_path: str | None = None,
+    poll_s: float = _POLL_S,
+) -> Any:
+    """`wait_for` on the running event loop, which goes on running meanwhile (a job or a feeder task on it);
+    `predicate` may be a coroutine function (a condition read with an async client)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if inspect.isawaitable(value):
+            value = await value
+        if value:
+            return value
+        if failure := _failure(what, deadline, proc, log_path):
+            raise failure
+        await asyncio.sleep(poll_s)  # polling a condition of another process or task
