@@ -14,10 +14,14 @@ Example::
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import inspect
 import os
+import pty
+import struct
 import subprocess
 import sys
+import termios
 import time
 from collections.abc import Callable, Sequence
 from typing import IO, Any
@@ -26,8 +30,10 @@ __all__ = [
     "DEADLINE_S",
     "cli",
     "cli_command",
+    "code_command",
     "log_tail",
     "run_job",
+    "run_on_terminal",
     "script_command",
     "start_job",
     "until",
@@ -42,6 +48,11 @@ _POLL_S = 0.02
 def script_command(script: str, *args: str) -> list[str]:
     """The command line of a job script run by this interpreter."""
     return [sys.executable, "-P", script, *args]
+
+
+def code_command(code: str, *args: str) -> list[str]:
+    """The command line of a job given as source text (`python -P -c CODE ARGS...`)."""
+    return [sys.executable, "-P", "-c", code, *args]
 
 
 def cli_command(*args: str) -> list[str]:
@@ -84,10 +95,44 @@ def run_job(
 
 
 def cli(
-    *args: str, cwd: str | None = None, env: dict[str, str] | None = None, timeout: float = 60.0
+    *args: str,
+    cwd: str | None = None,
+    env: dict[str, str] | None = None,
+    env_extra: dict[str, str] | None = None,
+    timeout: float = 60.0,
 ) -> subprocess.CompletedProcess[str]:
     """Run `millstream ARGS...` to completion."""
-    return run_job(cli_command(*args), cwd=cwd, env=env, timeout=timeout)
+    return run_job(cli_command(*args), cwd=cwd, env=env, env_extra=env_extra, timeout=timeout)
+
+
+def run_on_terminal(
+    argv: Sequence[str],
+    size: tuple[int, int],
+    *,
+    env: dict[str, str] | None = None,
+    cwd: str | None = None,
+    timeout: float = 60.0,
+) -> str:
+    """Run a process to its end, which must succeed, with its stderr on a pseudo-terminal of `size` (rows,
+    columns); returns everything it drew there."""
+    master, slave = pty.openpty()
+    rows, columns = size
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
+    proc = start_job(argv, env=env, cwd=cwd, stderr=slave)
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            data = os.read(master, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(master)
+    drawn = b"".join(chunks).decode(errors="replace")
+    assert proc.wait(timeout=timeout) == 0, f"exit {proc.returncode}: {drawn[-3000:]}"
+    return drawn
 
 
 def stderr_tail(proc: subprocess.Popen[bytes], chars: int = 3000) -> str:

@@ -28,7 +28,7 @@ from typing import Any
 
 from support.jobs import log_tail, script_command, start_job, stderr_tail, until
 
-__all__ = ["JsonLinesJob", "KilledJob", "script_command"]
+__all__ = ["JsonLinesJob", "KilledJob", "committed_json_rows", "script_command"]
 
 
 class KilledJob:
@@ -162,9 +162,10 @@ class KilledJob:
                 break
         return hit
 
-    def crash_at(self, step: int, nth: int, env_extra: dict[str, str] | None = None) -> None:
-        """Run the job until it enters protocol `step` of its `nth` checkpoint and kills itself there."""
-        self.crash_with(_crash_env(step, nth, env_extra))
+    def crash_at(self, step: int, nth: int, env_extra: dict[str, str] | None = None) -> str:
+        """Run the job until it enters protocol `step` of its `nth` checkpoint and kills itself there; returns
+        the run's log."""
+        return self.crash_with(_crash_env(step, nth, env_extra))
 
     def crash_with(self, env_extra: dict[str, str]) -> str:
         """Run the job with a crash-point setting in its environment; it must kill itself (SIGKILL). Returns
@@ -261,10 +262,15 @@ class JsonLinesJob(KilledJob):
 
     def committed_rows(self) -> list[Any]:
         """Every committed output row, in file order; fails on a torn line."""
-        rows = []
-        for name in sorted(glob.glob(self.out + "-c*")):
-            with open(name) as f:
-                for line in f:
-                    assert line.endswith("\n"), f"torn line in {name}: {line!r}"
-                    rows.append(json.loads(line))
-        return rows
+        return committed_json_rows(self.out)
+
+
+def committed_json_rows(prefix: str) -> list[Any]:
+    """Every row of the committed JSON-lines files ``<prefix>-c*``, in file order; fails on a torn line."""
+    rows = []
+    for name in sorted(glob.glob(prefix + "-c*")):
+        with open(name) as f:
+            for line in f:
+                assert line.endswith("\n"), f"torn line in {name}: {line!r}"
+                rows.append(json.loads(line))
+    return rows
