@@ -20,7 +20,6 @@ pytest.importorskip(
     reason="the DataflowRunner needs apache-beam[gcp] (in the dev extra)",
 )
 
-from _ms_prism_loading import here, load_by_value  # noqa: E402 - registered by conftest.py
 from apache_beam.portability import common_urns, python_urns  # noqa: E402
 from apache_beam.portability.api import beam_runner_api_pb2  # noqa: E402
 
@@ -28,7 +27,10 @@ import millstream as beam  # noqa: E402
 from millstream.options.pipeline_options import PipelineOptions  # noqa: E402
 from millstream.transforms import trigger, window  # noqa: E402
 
-jobs = load_by_value(here("pipelines.py"), "_ms_prism_pipelines")
+from support.loading import load_by_value  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+jobs = load_by_value(HERE / "pipelines.py", "_ms_prism_pipelines")
 
 DATAFLOW = [
     "--runner=DataflowRunner",
@@ -106,7 +108,7 @@ def unloadable(payloads: list[tuple[str, str, str]], tmp_path: Path) -> list[dic
     path = tmp_path / "payloads.json"
     path.write_text(json.dumps(payloads))
     proc = subprocess.run(
-        [sys.executable, "-P", str(here("worker_unpickle.py")), str(path)],
+        [sys.executable, "-P", str(HERE / "worker_unpickle.py"), str(path)],
         cwd=str(tmp_path),
         capture_output=True,
         text=True,

@@ -9,7 +9,6 @@ the `millstream run` command line.
 from __future__ import annotations
 
 import datetime
-import importlib.util
 import os
 import subprocess
 import sys
@@ -19,29 +18,18 @@ from typing import Any
 
 import pytest
 
-
-def _reference() -> Any:
-    """flights_reference.py beside this file (tests/ is not a package; loaded by path, as other suites do)."""
-    name = "millstream_tests_flights_reference"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("flights_reference.py"))
-        assert spec is not None and spec.loader is not None
-        sys.modules[name] = module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-REF = _reference()
-ROOT, assert_rows_match, departure, expected_table, load_example, minute, read_rows = (
-    REF.ROOT,
-    REF.assert_rows_match,
-    REF.departure,
-    REF.expected_table,
-    REF.load_example,
-    REF.minute,
-    REF.read_rows,
+from support.examples import ROOT
+from support.flights_reference import (
+    assert_rows_match,
+    data_dir,
+    departure,
+    expected_table,
+    load_example,
+    minute,
+    read_rows,
 )
-DATA = REF.data_dir()
+
+DATA = data_dir()
 
 
 @pytest.fixture(scope="module")

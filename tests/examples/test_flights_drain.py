@@ -7,7 +7,6 @@ join was taken for the watermark, so some hours showed EARLY panes only and neve
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import selectors
@@ -18,21 +17,10 @@ import time
 import zipfile
 from collections import defaultdict
 from pathlib import Path
-from typing import Any
 
+from support import flights_reference as REF
+from support.examples import ROOT
 
-def _reference() -> Any:
-    """flights_reference.py beside this file (tests/ is not a package)."""
-    name = "millstream_tests_flights_reference"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("flights_reference.py"))
-        assert spec is not None and spec.loader is not None
-        sys.modules[name] = module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-REF = _reference()
 DATA = REF.data_dir()
 DEADLINE_S = 120.0
 
@@ -91,7 +79,7 @@ def test_drained_replay_gives_every_hour_its_on_time_pane(tmp_path: Path) -> Non
             "--speedup=14400",
             "--early_every=0.1",
         ],
-        cwd=REF.ROOT,
+        cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
