@@ -5,7 +5,7 @@
 Beam unchanged (``--project``, ``--region``, ``--temp_location``, ``--job_name``, ``--environment_type``,
 ``--sdk_location=container``, ``--requirements_file``/``--setup_file`` ...); millstream's own runtime options
 are ignored by Beam. For Prism, ``--prism_location`` defaults to the binary built by
-``tests/infra/prism/build.sh`` (``$MILLSTREAM_CACHE/prism/<apache-beam version>/prism``) or ``$MILLSTREAM_PRISM``,
+``tests/infra/go-build.sh prism`` (``$MILLSTREAM_CACHE/prism/<apache-beam version>/prism``) or ``$MILLSTREAM_PRISM``,
 so nothing is downloaded. The result has the local runner's API: `wait_until_finish()`, `state`, `metrics()`.
 
 >>> import millstream as ms
@@ -73,7 +73,7 @@ def beam_options(options: PipelineOptions, runner: str) -> Any:
         location = default_prism_location()
         if location is None:
             raise RunnerSetupError(
-                "PrismRunner needs the prism binary: build it with tests/infra/prism/build.sh (Go) or pass "
+                "PrismRunner needs the prism binary: build it with tests/infra/go-build.sh prism (Go) or pass "
                 "--prism_location=PATH (nothing is downloaded)"
             )
         result = BeamOptions(flags, runner=runner, prism_location=location, **overrides)
