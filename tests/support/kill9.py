@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import glob
-import json
 import random
 import signal
 import subprocess
@@ -27,8 +26,9 @@ from types import TracebackType
 from typing import Any
 
 from support.jobs import log_tail, script_command, start_job, stderr_tail, until
+from support.outputs import committed_json_rows
 
-__all__ = ["JsonLinesJob", "KilledJob", "committed_json_rows", "script_command"]
+__all__ = ["JsonLinesJob", "KilledJob", "script_command"]
 
 
 class KilledJob:
@@ -263,14 +263,3 @@ class JsonLinesJob(KilledJob):
     def committed_rows(self) -> list[Any]:
         """Every committed output row, in file order; fails on a torn line."""
         return committed_json_rows(self.out)
-
-
-def committed_json_rows(prefix: str) -> list[Any]:
-    """Every row of the committed JSON-lines files ``<prefix>-c*``, in file order; fails on a torn line."""
-    rows = []
-    for name in sorted(glob.glob(prefix + "-c*")):
-        with open(name) as f:
-            for line in f:
-                assert line.endswith("\n"), f"torn line in {name}: {line!r}"
-                rows.append(json.loads(line))
-    return rows

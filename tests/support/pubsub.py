@@ -17,7 +17,7 @@ from millstream.options.pipeline_options import PipelineOptions
 from support.examples import example_path
 from support.examples import load_example as load_example_program
 from support.jobs import until, wait_for
-from support.kill9 import committed_json_rows as committed_rows
+from support.outputs import committed_json_rows as committed_rows
 
 __all__ = [
     "EXAMPLE",
