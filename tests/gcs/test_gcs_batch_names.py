@@ -6,7 +6,6 @@ fake-gcs-server, real pipelines and subprocesses; the writer-level tests leave o
 from __future__ import annotations
 
 import io
-import os
 from typing import Any
 
 import fastavro
@@ -21,11 +20,10 @@ from millstream.connectors.files.sink import FileFormat, TextFormat, encode_text
 from millstream.io import WriteToText
 from millstream.options.pipeline_options import PipelineOptions
 
+from support.file_replay import JOB
 from support.kill9 import KilledJob, script_command
 
 pytestmark = pytest.mark.gcs
-
-JOB = os.path.join(os.path.dirname(__file__), "..", "files", "kill_files_job.py")
 
 
 def writer(
