@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import datetime
 import os
-import subprocess
-import sys
 from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
@@ -28,6 +26,7 @@ from support.flights_reference import (
     minute,
     read_rows,
 )
+from support.jobs import installed_cli_command, run_job
 
 DATA = data_dir()
 
@@ -202,21 +201,17 @@ def test_streaming_replay_panes_go_early_then_on_time_then_late(
 def test_millstream_run_command_line(tmp_path: Path, year: Any) -> None:
     picked = [r for r in year["flights"] if (r["month"], r["day"]) == ("2", "8")]  # a snowstorm
     flights = write_csv(tmp_path / "flights.csv", flights_header(), picked)
-    cli = Path(sys.executable).with_name("millstream")
-    done = subprocess.run(
-        [
-            str(cli),
+    done = run_job(
+        installed_cli_command(
             "run",
             "examples/streaming/flights.py",
             f"--flights={flights}",
             f"--output={tmp_path / 'out'}",
             f"--state_dir={tmp_path / 'state'}",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
+        ),
+        cwd=str(ROOT),
+        env_extra={"PYTHONSAFEPATH": "1"},
         timeout=120,
-        env={**os.environ, "PYTHONSAFEPATH": "1"},
     )
     assert done.returncode == 0, done.stderr
     cancelled = sum(r["dep_time"] == "NA" for r in picked)

@@ -24,6 +24,7 @@ import sys
 import termios
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import IO, Any
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
     "cli",
     "cli_command",
     "code_command",
+    "installed_cli_command",
     "log_tail",
     "run_job",
     "run_on_terminal",
@@ -58,6 +60,12 @@ def code_command(code: str, *args: str) -> list[str]:
 def cli_command(*args: str) -> list[str]:
     """The command line of `millstream ARGS...` run by this interpreter."""
     return [sys.executable, "-P", "-m", "millstream.daemon.cli", *args]
+
+
+def installed_cli_command(*args: str) -> list[str]:
+    """The command line of the installed `millstream` script (the console entry point beside this
+    interpreter) with ARGS: what a user types."""
+    return [str(Path(sys.executable).with_name("millstream")), *args]
 
 
 def _env(env: dict[str, str] | None, env_extra: dict[str, str] | None) -> dict[str, str]:
