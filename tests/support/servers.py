@@ -1,8 +1,8 @@
 """The test servers the fixtures start (Cloud Storage, Pub/Sub, Prism, Beam's worker pool): building their Go
 binaries with tests/infra/go-build.sh, picking a port, waiting until one is ready, stopping one.
 
-Outside CI a missing Go toolchain skips the tests that need a server, naming why; in CI (``CI`` set to
-anything but "" / "0" / "false") it fails them.
+Outside CI a missing prerequisite (a Go toolchain, a JDK) skips the tests that need a server, naming why; in
+CI (``CI`` set to anything but "" / "0" / "false" / "no") it fails them.
 
 Example::
 
@@ -21,10 +21,20 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
-__all__ = ["GO_BUILD", "build_go_server", "free_port", "read_ready_line", "terminate", "wait_for_port"]
+__all__ = [
+    "GO_BUILD",
+    "build_go_server",
+    "free_port",
+    "in_ci",
+    "read_ready_line",
+    "terminate",
+    "unavailable",
+    "wait_for_port",
+]
 
 #: The one builder of the tests' Go servers (targets gcs, pubsub, prism).
 GO_BUILD = Path(__file__).resolve().parents[1] / "infra" / "go-build.sh"
@@ -32,8 +42,16 @@ _BUILD_TIMEOUT_S = 900.0  # a cold module cache downloads ~600 MB of Go modules
 _NO_TOOLCHAIN = 3  # go-build.sh's exit code when Go (or apache-beam, for Prism's version) is missing
 
 
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").lower() not in ("", "0", "false")
+def in_ci() -> bool:
+    """Whether the tests run under CI, where a server's tests must run and never skip."""
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def unavailable(reason: str) -> NoReturn:
+    """Skip the tests of a server whose prerequisite is missing locally; fail them in CI."""
+    if in_ci():
+        pytest.fail(f"{reason} (CI is set: these tests must run, they may not be skipped)", pytrace=False)
+    pytest.skip(reason)
 
 
 def build_go_server(target: str, what: str) -> Path:
@@ -51,10 +69,7 @@ def build_go_server(target: str, what: str) -> Path:
     except subprocess.TimeoutExpired:
         pytest.fail(f"building {what} took over {_BUILD_TIMEOUT_S:.0f} s", pytrace=False)
     if proc.returncode == _NO_TOOLCHAIN:
-        msg = f"cannot build {what}: {proc.stderr.strip()}"
-        if _in_ci():
-            pytest.fail(f"{msg}; CI must provide Go >= 1.26", pytrace=False)
-        pytest.skip(msg)
+        unavailable(f"cannot build {what} (CI must provide Go >= 1.26): {proc.stderr.strip()}")
     if proc.returncode != 0:
         pytest.fail(f"building {what} failed (exit {proc.returncode}):\n{proc.stderr[-4000:]}", pytrace=False)
     binary = Path(proc.stdout.strip().splitlines()[-1])
