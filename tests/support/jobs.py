@@ -95,10 +95,18 @@ def run_job(
     env_extra: dict[str, str] | None = None,
     cwd: str | None = None,
     timeout: float = 120.0,
+    preexec_fn: Callable[[], Any] | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Run a process to completion and capture its output as text."""
+    """Run a process to completion and capture its output as text; `preexec_fn` runs in the child before
+    it starts (e.g. to set a resource limit)."""
     return subprocess.run(
-        list(argv), env=_env(env, env_extra), cwd=cwd, capture_output=True, text=True, timeout=timeout
+        list(argv),
+        env=_env(env, env_extra),
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        preexec_fn=preexec_fn,
     )
 
 
