@@ -2,7 +2,7 @@
 one poll of a watched 10k prefix (full listing vs incremental).
 
 Run against a server: ``STORAGE_EMULATOR_HOST=http://127.0.0.1:4443 python -P bench/gcs_bench.py [rows]``
-(the tests' fake-gcs-server: ``$(bash tests/infra/gcs/build.sh) -port 4443 &``). Prints each case's seconds
+(the tests' fake-gcs-server: ``$(bash tests/infra/go-build.sh gcs) -port 4443 &``). Prints each case's seconds
 and the GCS/local ratio (>1: GCS is slower); the figures in docs/gcs.md come from here.
 """
 

@@ -4,7 +4,7 @@ One run, the same program (`bench/pipelines.py`'s W1: stamp, 60 s fixed windows,
 bounds attached) over the same `dense` events, written as text by each; the outputs are compared before
 anything is reported. Figures are events per second (wall time, pipeline construction to finished output) and
 ratios to millstream's local run. Prism runs LOOPBACK (the SDK harness in this process) with the binary built
-by tests/infra/prism/build.sh. The flights example (the whole year, its dead-letter output included) runs
+by tests/infra/go-build.sh prism. The flights example (the whole year, its dead-letter output included) runs
 locally and on Prism too; its three outputs are compared and both wall times reported.
 
     .venv/bin/python -P bench/runners_bench.py [--events 50000]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import glob
 import random
+import signal
 import subprocess
 from pathlib import Path
 
@@ -64,3 +65,65 @@ def test_a_crash_point_must_be_reached(tmp_path: Path) -> None:
     with pytest.raises(AssertionError, match="crash point was not reached"):
         killer.crash_with({})
     killer.finish()
+
+
+DRAINING = PROGRESSING.replace(
+    "import os, sys, time",
+    "import os, signal, sys, time\n"
+    "signal.signal(signal.SIGTERM, lambda *_: (sys.stderr.write('drained\\n'), sys.exit(0)))\n"
+    "sys.stderr.write('started\\n'); sys.stderr.flush()",
+)
+
+
+def test_a_logged_job_keeps_the_log_of_every_run_and_drains(tmp_path: Path) -> None:
+    script = tmp_path / "job.py"
+    script.write_text(DRAINING)
+    out = str(tmp_path / "out")
+    j = KilledJob(
+        script_command(str(script), out),
+        lambda: set(glob.glob(out + "-c*")),
+        log_path=str(tmp_path / "job.log"),
+    )
+    assert j.kill_repeatedly(1, random.Random(1), streaming=True) == 1
+    before = j.progress()
+    proc = j.start()
+    assert j.wait_for_progress(before, proc)
+    log = j.drain(proc)
+    assert proc.returncode == 0
+    assert log.count("started") == 2 and log.endswith("drained\n")
+
+
+def test_leaving_the_context_kills_a_stopped_job(tmp_path: Path) -> None:
+    with job(tmp_path, PROGRESSING) as j:
+        proc = j.start()
+        proc.send_signal(signal.SIGSTOP)
+    assert proc.returncode == -signal.SIGKILL
+
+
+async def test_async_waits_on_conditions_of_the_loop_and_kill_after_them(tmp_path: Path) -> None:
+    j = job(tmp_path, PROGRESSING, progress_timeout=30)
+    seen: list[int] = []
+
+    async def committed_twice() -> bool:
+        seen.append(len(j.progress()))
+        return seen[-1] >= 2
+
+    with j:
+        proc = j.start()
+        await j.akill_after(proc, committed_twice, random.Random(1), 0.01)
+    assert proc.returncode == -signal.SIGKILL and seen[-1] >= 2
+    ended = j.start()
+    ended.send_signal(signal.SIGTERM)
+    with pytest.raises(AssertionError, match=r"exited \(-15\) while waiting for never"):
+        await j.until(lambda: False, "never", ended)
+
+
+async def test_a_crash_point_reached_while_the_loop_runs(tmp_path: Path) -> None:
+    j = job(
+        tmp_path,
+        "import os, signal\nif os.environ.get('MILLSTREAM_CRASH_AT') == '3:2':\n"
+        "    os.kill(os.getpid(), signal.SIGKILL)\n",
+    )
+    await j.acrash_at(3, 2)
+    with pytest.raises(AssertionError, match="crash point was not reached"):
+        await j.acrash_at(4, 2)

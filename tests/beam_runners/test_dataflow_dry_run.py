@@ -21,7 +21,6 @@ pytest.importorskip(
     exc_type=ImportError,  # a partial install (no google-cloud-dataflow-client) fails inside the import
 )
 
-from _ms_prism_loading import here, load_by_value  # noqa: E402 - registered by conftest.py
 from apache_beam.portability import common_urns, python_urns  # noqa: E402
 from apache_beam.portability.api import beam_runner_api_pb2  # noqa: E402
 
@@ -29,7 +28,10 @@ import millstream as beam  # noqa: E402
 from millstream.options.pipeline_options import PipelineOptions  # noqa: E402
 from millstream.transforms import trigger, window  # noqa: E402
 
-jobs = load_by_value(here("pipelines.py"), "_ms_prism_pipelines")
+from support.loading import load_by_value  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+jobs = load_by_value(HERE / "pipelines.py", "_ms_prism_pipelines")
 
 DATAFLOW = [
     "--runner=DataflowRunner",
@@ -107,7 +109,7 @@ def unloadable(payloads: list[tuple[str, str, str]], tmp_path: Path) -> list[dic
     path = tmp_path / "payloads.json"
     path.write_text(json.dumps(payloads))
     proc = subprocess.run(
-        [sys.executable, "-P", str(here("worker_unpickle.py")), str(path)],
+        [sys.executable, "-P", str(HERE / "worker_unpickle.py"), str(path)],
         cwd=str(tmp_path),
         capture_output=True,
         text=True,

@@ -15,9 +15,10 @@ import pytest
 
 pytest.importorskip("apache_beam")
 
-from _ms_prism_loading import here, load_by_value  # noqa: E402 - registered by conftest.py
+from support.loading import load_by_value  # noqa: E402
 
-cap = load_by_value(here("capture.py"), "_ms_prism_capture")
+HERE = Path(__file__).resolve().parent
+cap = load_by_value(HERE / "capture.py", "_ms_prism_capture")
 ROOT = Path(__file__).resolve().parents[2]
 PROGRAMS = ROOT / "tests" / "beam_compat" / "programs"
 

@@ -10,9 +10,7 @@ are not sampled (Prism runs them on its own clock).
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -21,28 +19,23 @@ import pytest
 pytest.importorskip("apache_beam")
 
 import apache_beam  # noqa: E402
-from _ms_prism_loading import here, load_by_value  # noqa: E402 - registered by conftest.py
 
 import millstream as beam  # noqa: E402
 from millstream.engine.model.timestamp import to_micros  # noqa: E402
 from millstream.engine.model.window import GlobalWindow  # noqa: E402
 from millstream.options.pipeline_options import PipelineOptions, StandardOptions  # noqa: E402
 
-cap = load_by_value(here("capture.py"), "_ms_prism_capture")
-sample = load_by_value(here("conformance_sample.py"), "_ms_prism_conformance_sample")
-direct = load_by_value(here("beam_direct.py"), "_ms_prism_beam_direct")
+from support.loading import load_by_value, load_module  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+cap = load_by_value(HERE / "capture.py", "_ms_prism_capture")
+sample = load_by_value(HERE / "conformance_sample.py", "_ms_prism_conformance_sample")
+direct = load_by_value(HERE / "beam_direct.py", "_ms_prism_beam_direct")
 CONFORMANCE = Path(__file__).resolve().parents[1] / "conformance"
 
 
 def _driver() -> Any:
-    name = "millstream_conformance_driver"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, CONFORMANCE / "driver.py")
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
+    return load_module(CONFORMANCE / "driver.py", "millstream_conformance_driver")
 
 
 #: Scenarios on which Prism and Beam's Python SDK agree (default trigger, timestamp combiners, watermark

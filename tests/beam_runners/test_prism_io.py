@@ -12,13 +12,15 @@ import pytest
 
 pytest.importorskip("apache_beam")
 
-from _ms_prism_loading import here, load_by_value  # noqa: E402 - registered by conftest.py
+from support.loading import load_by_value  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
 
 import millstream as beam  # noqa: E402
 from millstream.options.pipeline_options import PipelineOptions  # noqa: E402
 
-cap = load_by_value(here("capture.py"), "_ms_prism_capture")
-jobs = load_by_value(here("pipelines.py"), "_ms_prism_pipelines")
+cap = load_by_value(HERE / "capture.py", "_ms_prism_capture")
+jobs = load_by_value(HERE / "pipelines.py", "_ms_prism_pipelines")
 ROOT = Path(__file__).resolve().parents[2]
 LOCAL = ["--runner=DirectRunner"]
 

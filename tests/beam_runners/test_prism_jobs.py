@@ -8,13 +8,14 @@ import pytest
 
 pytest.importorskip("apache_beam")
 
-from _ms_prism_loading import here, load_by_value  # noqa: E402 - registered by conftest.py
-
 import millstream as beam  # noqa: E402
 from millstream.options.pipeline_options import PipelineOptions  # noqa: E402
 
-cap = load_by_value(here("capture.py"), "_ms_prism_capture")
-jobs = load_by_value(here("pipelines.py"), "_ms_prism_pipelines")
+from support.loading import load_by_value  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+cap = load_by_value(HERE / "capture.py", "_ms_prism_capture")
+jobs = load_by_value(HERE / "pipelines.py", "_ms_prism_pipelines")
 
 
 def test_stateful_dofn_with_timers_on_prism_equals_local(prism_flags, tmp_path):

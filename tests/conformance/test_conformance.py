@@ -16,15 +16,16 @@ from __future__ import annotations
 
 import copy
 import glob
-import importlib.util
 import json
 import math
 import os
 import re
-import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
+
+from support.loading import load_module
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CASES = os.path.join(HERE, "cases")
@@ -32,14 +33,8 @@ SETS = ("beam_transcripts", "random", "random_processing_time", "subtleties", "m
 
 
 def _load(name: str) -> Any:
-    mod = f"millstream_conformance_{name}"
-    if mod not in sys.modules:
-        spec = importlib.util.spec_from_file_location(mod, os.path.join(HERE, f"{name}.py"))
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[mod] = module
-        spec.loader.exec_module(module)
-    return sys.modules[mod]
+    """A module of this suite (also run as scripts, so not a package) by its file name."""
+    return load_module(Path(HERE) / f"{name}.py", f"millstream_conformance_{name}")
 
 
 driver = _load("driver")

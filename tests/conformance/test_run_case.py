@@ -6,24 +6,21 @@ processing-time advances, pane metadata and step attribution included."""
 from __future__ import annotations
 
 import glob
-import importlib.util
 import json
 import os
-import sys
+from pathlib import Path
+from typing import Any
 
 import pytest
+
+from support.loading import load_module
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-def _load(name: str):
-    mod = f"millstream_conformance_{name}"
-    if mod not in sys.modules:
-        spec = importlib.util.spec_from_file_location(mod, os.path.join(HERE, f"{name}.py"))
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[mod] = module
-        spec.loader.exec_module(module)
-    return sys.modules[mod]
+def _load(name: str) -> Any:
+    """A module of this suite (also run as scripts, so not a package) by its file name."""
+    return load_module(Path(HERE) / f"{name}.py", f"millstream_conformance_{name}")
 
 
 CASES = sorted(p for p in glob.glob(os.path.join(HERE, "cases", "*", "*.json")) if "/expected/" not in p)

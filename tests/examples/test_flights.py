@@ -9,39 +9,26 @@ the `millstream run` command line.
 from __future__ import annotations
 
 import datetime
-import importlib.util
 import os
-import subprocess
-import sys
 from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-
-def _reference() -> Any:
-    """flights_reference.py beside this file (tests/ is not a package; loaded by path, as other suites do)."""
-    name = "millstream_tests_flights_reference"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("flights_reference.py"))
-        assert spec is not None and spec.loader is not None
-        sys.modules[name] = module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-REF = _reference()
-ROOT, assert_rows_match, departure, expected_table, load_example, minute, read_rows = (
-    REF.ROOT,
-    REF.assert_rows_match,
-    REF.departure,
-    REF.expected_table,
-    REF.load_example,
-    REF.minute,
-    REF.read_rows,
+from support.examples import ROOT
+from support.flights_reference import (
+    assert_rows_match,
+    data_dir,
+    departure,
+    expected_table,
+    load_example,
+    minute,
+    read_rows,
 )
-DATA = REF.data_dir()
+from support.jobs import installed_cli_command, run_job
+
+DATA = data_dir()
 
 
 @pytest.fixture(scope="module")
@@ -214,21 +201,17 @@ def test_streaming_replay_panes_go_early_then_on_time_then_late(
 def test_millstream_run_command_line(tmp_path: Path, year: Any) -> None:
     picked = [r for r in year["flights"] if (r["month"], r["day"]) == ("2", "8")]  # a snowstorm
     flights = write_csv(tmp_path / "flights.csv", flights_header(), picked)
-    cli = Path(sys.executable).with_name("millstream")
-    done = subprocess.run(
-        [
-            str(cli),
+    done = run_job(
+        installed_cli_command(
             "run",
             "examples/streaming/flights.py",
             f"--flights={flights}",
             f"--output={tmp_path / 'out'}",
             f"--state_dir={tmp_path / 'state'}",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
+        ),
+        cwd=str(ROOT),
+        env_extra={"PYTHONSAFEPATH": "1"},
         timeout=120,
-        env={**os.environ, "PYTHONSAFEPATH": "1"},
     )
     assert done.returncode == 0, done.stderr
     cancelled = sum(r["dep_time"] == "NA" for r in picked)

@@ -7,32 +7,19 @@ join was taken for the watermark, so some hours showed EARLY panes only and neve
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import os
 import selectors
 import signal
 import subprocess
-import sys
 import time
 import zipfile
 from collections import defaultdict
 from pathlib import Path
-from typing import Any
 
+from support import flights_reference as REF
+from support.examples import ROOT
+from support.jobs import installed_cli_command, start_job
 
-def _reference() -> Any:
-    """flights_reference.py beside this file (tests/ is not a package)."""
-    name = "millstream_tests_flights_reference"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("flights_reference.py"))
-        assert spec is not None and spec.loader is not None
-        sys.modules[name] = module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-REF = _reference()
 DATA = REF.data_dir()
 DEADLINE_S = 120.0
 
@@ -56,7 +43,7 @@ def _inputs(tmp: Path) -> tuple[Path, Path]:
     )
 
 
-def _wait_for_panes(proc: subprocess.Popen[str]) -> list[str]:
+def _wait_for_panes(proc: subprocess.Popen[bytes]) -> list[str]:
     """Read the job's pane lines until an hour has closed (an ON_TIME line) while later hours are open."""
     assert proc.stdout is not None
     seen: list[str] = []
@@ -66,7 +53,7 @@ def _wait_for_panes(proc: subprocess.Popen[str]) -> list[str]:
     while time.monotonic() < deadline and proc.poll() is None:
         if not sel.select(timeout=deadline - time.monotonic()):
             continue
-        line = proc.stdout.readline()
+        line = proc.stdout.readline().decode()
         if not line:
             raise AssertionError(f"the replay ended without an ON_TIME pane; its last lines: {seen[-5:]}")
         seen.append(line)
@@ -77,10 +64,8 @@ def _wait_for_panes(proc: subprocess.Popen[str]) -> list[str]:
 
 def test_drained_replay_gives_every_hour_its_on_time_pane(tmp_path: Path) -> None:
     flights, weather = _inputs(tmp_path)
-    cli = Path(sys.executable).with_name("millstream")
-    proc = subprocess.Popen(
-        [
-            str(cli),
+    proc = start_job(
+        installed_cli_command(
             "run",
             "examples/streaming/flights.py",
             f"--flights={flights}",
@@ -90,17 +75,15 @@ def test_drained_replay_gives_every_hour_its_on_time_pane(tmp_path: Path) -> Non
             f"--cache_dir={tmp_path / 'cache'}",
             "--speedup=14400",
             "--early_every=0.1",
-        ],
-        cwd=REF.ROOT,
+        ),
+        cwd=str(ROOT),
         stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONSAFEPATH": "1", "PYTHONUNBUFFERED": "1"},
+        env_extra={"PYTHONSAFEPATH": "1", "PYTHONUNBUFFERED": "1"},
     )
     try:
         _wait_for_panes(proc)
         proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=DEADLINE_S)
+        err = proc.communicate(timeout=DEADLINE_S)[1].decode()
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -18,9 +18,10 @@ import re
 import shlex
 import subprocess
 import sys
-import time
 from collections import defaultdict
 from typing import Any
+
+from support.jobs import run_job, start_job, wait_for
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SECTION = "## A streaming pipeline, step by step"
@@ -96,18 +97,6 @@ def answers_for(work: str) -> bool:
     return True
 
 
-def wait_for(predicate: Any, what: str, proc: subprocess.Popen[Any], log: str) -> None:
-    deadline = time.monotonic() + DEADLINE_S
-    while not predicate():
-        if proc.poll() is not None:
-            raise AssertionError(
-                f"the job exited ({proc.returncode}) while waiting for {what}\n{open(log).read()}"
-            )
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}\n{open(log).read()[-3000:]}")
-        time.sleep(0.05)  # polling a condition in another process
-
-
 def test_the_readme_walkthrough_runs_as_written(tmp_path):
     code, commands = walkthrough()
     with open(os.path.join(ROOT, EXAMPLE), encoding="utf-8") as f:
@@ -126,9 +115,7 @@ def test_the_readme_walkthrough_runs_as_written(tmp_path):
     seen: set[str] = set()
 
     def shell(command: str) -> subprocess.CompletedProcess[str]:
-        out = subprocess.run(
-            ["bash", "-c", command], cwd=work, env=env, capture_output=True, text=True, timeout=60
-        )
+        out = run_job(["bash", "-c", command], cwd=work, env=env, timeout=60)
         assert out.returncode == 0, f"{command}\n{out.stdout}\n{out.stderr}"
         return out
 
@@ -138,7 +125,7 @@ def test_the_readme_walkthrough_runs_as_written(tmp_path):
             if words[:2] == ["millstream", "run"]:
                 assert words[-1] == "&", "the job runs in the background while the walk-through goes on"
                 with open(log, "wb") as out:
-                    job = subprocess.Popen(
+                    job = start_job(
                         ["bash", "-c", "exec " + command.split("&")[0]],
                         cwd=work,
                         env=env,
@@ -150,7 +137,14 @@ def test_the_readme_walkthrough_runs_as_written(tmp_path):
             assert job is not None or words[0] == "mkdir", f"{command!r} before the job was started"
             if words[0] == "printf" and ">" in words:
                 shell(command)
-                wait_for(lambda: answers_for(work), f"the output to answer for {words[-1]}", job, log)
+                wait_for(
+                    lambda: answers_for(work),
+                    f"the output to answer for {words[-1]}",
+                    DEADLINE_S,
+                    proc=job,
+                    log_path=log,
+                    poll_s=0.05,
+                )
                 seen.add("file")
             elif words[:3] == ["millstream", "jobs", "describe"]:
                 described = shell(command).stdout

@@ -3,19 +3,14 @@ never with --no_progress."""
 
 from __future__ import annotations
 
-import fcntl
 import io
-import os
-import pty
-import struct
-import subprocess
-import sys
-import termios
 
 import millstream as beam
 from millstream.connectors.files.progress import ProgressReader, wrap_progress
 from millstream.io import ReadFromText
 from millstream.options.pipeline_options import PipelineOptions
+
+from support import jobs
 
 JOB = """
 import sys
@@ -36,35 +31,10 @@ def run_on_terminal(tmp_path, *flags: str) -> str:
     """Run a replay with stderr on a pseudo-terminal; everything it drew there."""
     path = tmp_path / "in.txt"
     path.write_text("".join(f"line {i}\n" for i in range(20000)))
-    master, slave = pty.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 160, 0, 0))  # a 160-column terminal
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-P",
-            "-c",
-            JOB,
-            str(path),
-            f"--state_dir={tmp_path}/state",
-            "--batch_size=500",
-            *flags,
-        ],
-        stderr=slave,
-        stdout=subprocess.DEVNULL,
+    return jobs.run_on_terminal(
+        jobs.code_command(JOB, str(path), f"--state_dir={tmp_path}/state", "--batch_size=500", *flags),
+        (40, 160),  # a 160-column terminal
     )
-    os.close(slave)
-    chunks = []
-    while True:
-        try:
-            data = os.read(master, 65536)
-        except OSError:  # EIO: the child closed the terminal
-            break
-        if not data:
-            break
-        chunks.append(data)
-    os.close(master)
-    assert proc.wait(timeout=60) == 0
-    return b"".join(chunks).decode(errors="replace")
 
 
 def test_a_terminal_shows_bytes_records_rate_and_the_end(tmp_path):

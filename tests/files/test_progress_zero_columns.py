@@ -3,13 +3,9 @@ a real pseudo-terminal sized 0x0, a real replay in a subprocess."""
 
 from __future__ import annotations
 
-import fcntl
 import os
-import pty
-import struct
-import subprocess
-import sys
-import termios
+
+from support import jobs
 
 JOB = """
 import sys
@@ -24,31 +20,15 @@ with beam.Pipeline(options=PipelineOptions(sys.argv[2:])) as p:
 def drawn_on_a_zero_column_terminal(tmp_path, columns_env: str | None) -> str:
     path = tmp_path / "in.txt"
     path.write_text("".join(f"line {i}\n" for i in range(20000)))
-    master, slave = pty.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 0, 0, 0, 0))
     env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
     if columns_env is not None:
         env["COLUMNS"] = columns_env
-    proc = subprocess.Popen(
-        [sys.executable, "-P", "-c", JOB, "in.txt", "--state_dir=state", "--batch_size=500"],
-        cwd=tmp_path,
-        stderr=slave,
-        stdout=subprocess.DEVNULL,
+    return jobs.run_on_terminal(
+        jobs.code_command(JOB, "in.txt", "--state_dir=state", "--batch_size=500"),
+        (0, 0),
         env=env,
+        cwd=str(tmp_path),
     )
-    os.close(slave)
-    chunks = []
-    while True:
-        try:
-            data = os.read(master, 65536)
-        except OSError:  # EIO: the child closed the terminal
-            break
-        if not data:
-            break
-        chunks.append(data)
-    os.close(master)
-    assert proc.wait(timeout=60) == 0
-    return b"".join(chunks).decode(errors="replace")
 
 
 def last_bar(drawn: str) -> str:

@@ -12,7 +12,6 @@ import os
 import resource
 import signal
 import subprocess
-import sys
 import textwrap
 from collections.abc import Iterator
 from typing import Any
@@ -22,6 +21,8 @@ import pytest
 import millstream as beam
 from millstream.engine.model.sink_errors import SinkIOError
 from millstream.options.pipeline_options import PipelineOptions
+
+from support.jobs import cli_command, run_job
 
 ROWS = 20_000  # about 2 MB of lines: twice the tiny filesystem
 
@@ -118,21 +119,10 @@ def test_a_file_size_limit_in_millstream_run_is_one_line_naming_the_step_and_the
     script = tmp_path / "write_json.py"
     script.write_text(JOB)
     out = str(tmp_path / "out" / "rows")
-    env = {**os.environ, "OUT": out, "MILLSTREAM_JOBS_DIR": str(tmp_path / "jobs")}
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-P",
-            "-m",
-            "millstream.daemon.cli",
-            "run",
-            str(script),
-            f"--state_dir={tmp_path / 'state'}",
-        ],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
+    done = run_job(
+        cli_command("run", str(script), f"--state_dir={tmp_path / 'state'}"),
+        cwd=str(tmp_path),
+        env_extra={"OUT": out, "MILLSTREAM_JOBS_DIR": str(tmp_path / "jobs")},
         timeout=120,
         preexec_fn=_limit_file_size,
     )

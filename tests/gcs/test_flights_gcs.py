@@ -3,29 +3,14 @@ gives the same files, byte for byte, as the same slice run on local files (issue
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from support import flights_reference as REF
+
 pytestmark = pytest.mark.gcs
-
-
-def _reference() -> Any:
-    """tests/examples/flights_reference.py, loaded by path under the name tests/examples uses (one module)."""
-    name = "millstream_tests_flights_reference"
-    if name not in sys.modules:
-        path = Path(__file__).resolve().parents[1] / "examples" / "flights_reference.py"
-        spec = importlib.util.spec_from_file_location(name, path)
-        assert spec is not None and spec.loader is not None
-        sys.modules[name] = module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-REF = _reference()
 
 
 def _csv(header: str, rows: list[dict[str, str]]) -> str:

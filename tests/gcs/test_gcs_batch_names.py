@@ -6,10 +6,6 @@ fake-gcs-server, real pipelines and subprocesses; the writer-level tests leave o
 from __future__ import annotations
 
 import io
-import os
-import signal
-import subprocess
-import sys
 from typing import Any
 
 import fastavro
@@ -24,9 +20,10 @@ from millstream.connectors.files.sink import FileFormat, TextFormat, encode_text
 from millstream.io import WriteToText
 from millstream.options.pipeline_options import PipelineOptions
 
-pytestmark = pytest.mark.gcs
+from support.file_replay import JOB
+from support.kill9 import KilledJob, script_command
 
-JOB = os.path.join(os.path.dirname(__file__), "..", "files", "kill_files_job.py")
+pytestmark = pytest.mark.gcs
 
 
 def writer(
@@ -151,32 +148,24 @@ def _rows(bucket: Any) -> list[tuple[str, int]]:
     return rows
 
 
+@pytest.mark.crash
 @pytest.mark.parametrize("step", [3, 4, 5, 6])
 def test_kill9_in_the_final_checkpoint(gcs_bucket, tmp_path, step):
     """With one checkpoint only (the final one), killed at 3: sinks sealed, 4: writing it, 5: durable, merge
     not done (the restart does it), 6: merged, not resumed: each row lands once, under Beam's names only."""
     rows = _rows(gcs_bucket)
-    args = [
-        sys.executable,
-        "-P",
-        JOB,
-        gcs_bucket.url("in/*.csv"),
-        gcs_bucket.url("out"),
-        f"--state_dir={tmp_path}/state",
-        "--checkpoint_interval=3600",
-    ]
-    proc = subprocess.run(
-        args,
-        env={**os.environ, "MILLSTREAM_CRASH_AT": f"{step}:1"},
-        capture_output=True,
+    job = KilledJob(
+        script_command(
+            JOB,
+            gcs_bucket.url("in/*.csv"),
+            gcs_bucket.url("out"),
+            f"--state_dir={tmp_path}/state",
+            "--checkpoint_interval=3600",
+        ),
         timeout=180,
-        check=False,
     )
-    assert proc.returncode == -signal.SIGKILL, (
-        f"the crash point was not reached: {proc.stderr.decode()[-2000:]}"
-    )
-    proc = subprocess.run(args, capture_output=True, timeout=180, check=False)
-    assert proc.returncode == 0, proc.stderr.decode()[-2000:]
+    job.crash_at(step, 1)
+    job.finish()
     names = gcs_bucket.names("out/")
     assert names == sorted(
         [f"out/text-0000{i}-of-00002.txt" for i in range(2)]

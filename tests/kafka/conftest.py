@@ -25,28 +25,18 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Iterator, Mapping
 from pathlib import Path
-from typing import NoReturn, Protocol
+from typing import Protocol
 
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import for_code
 
+from support.servers import in_ci, unavailable
+
 BROKER_SH = Path(__file__).resolve().parents[1] / "infra" / "kafka" / "broker.sh"
 FETCH_TIMEOUT_S = 900.0
 START_TIMEOUT_S = 120.0
 TOPIC_READY_TIMEOUT_S = 30.0
-
-
-def _in_ci() -> bool:
-    """Whether we run under CI, where Kafka tests must run and never skip."""
-    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
-
-
-def _unavailable(reason: str) -> NoReturn:
-    """Skip the Kafka tests for a missing prerequisite locally; fail them in CI."""
-    if _in_ci():
-        pytest.fail(f"{reason} (CI is set: Kafka tests must run, they may not be skipped)", pytrace=False)
-    pytest.skip(reason)
 
 
 def _run_broker_sh(*args: str, timeout: float) -> subprocess.CompletedProcess[str]:
@@ -89,7 +79,7 @@ class KafkaBroker:
 
     def _require_own(self) -> Path:
         if self.directory is None:
-            _unavailable(
+            unavailable(
                 f"the external broker {self.bootstrap} (MILLSTREAM_KAFKA_BOOTSTRAP) cannot be restarted"
             )
         if self._closed:
@@ -169,7 +159,7 @@ def _start(directory: Path) -> str:
 def _fetch() -> None:
     """Fetch the Kafka jars once (cached); skip/fail clearly when Java or Maven is missing."""
     if shutil.which("java") is None:
-        _unavailable("Java is not installed (the real Kafka broker for the Kafka tests needs Java 17+)")
+        unavailable("Java is not installed (the real Kafka broker for the Kafka tests needs Java 17+)")
     began = time.monotonic()
     done = _run_broker_sh("fetch", timeout=FETCH_TIMEOUT_S)
     if done.returncode == 0:
@@ -177,11 +167,11 @@ def _fetch() -> None:
             sys.stderr.write(done.stderr)
         return
     if shutil.which("mvn") is None:
-        _unavailable(
+        unavailable(
             f"Maven (mvn) is not installed; it fetches Kafka once for the Kafka tests:\n{done.stderr}"
         )
     message = f"fetching Kafka with Maven failed after {time.monotonic() - began:.0f} s:\n{done.stderr}"
-    if _in_ci():
+    if in_ci():
         pytest.fail(message, pytrace=False)
     # Locally the usual cause is no network on a cold cache, which is not a test failure.
     pytest.skip(message)

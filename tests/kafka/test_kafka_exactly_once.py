@@ -13,7 +13,6 @@ import asyncio
 import json
 import os
 import random
-import signal
 import time
 from typing import Any
 
@@ -26,12 +25,13 @@ from .test_kafka_jobs import (
     end_offsets,
     expected_sums,
     group_offsets,
-    log_tail,
+    kafka_job,
     make_events,
     output_rows,
     read_all,
-    start_job,
 )
+from support.jobs import until
+from support.kill9 import KilledJob
 
 pytestmark = pytest.mark.kafka
 
@@ -59,21 +59,6 @@ def txn_seq(offsets: dict[Any, Any]) -> int:
         int(m["seq"]) for om in offsets.values() if (m := parse_offset_metadata(om.metadata)) and "seq" in m
     ]
     return max(seqs, default=0)
-
-
-async def wait_until(
-    condition: Any, what: str, proc: Any = None, state: str = "", timeout: float = WAIT_S
-) -> None:
-    """Poll an async condition (the job runs in another process or task) until it holds."""
-    deadline = time.monotonic() + timeout
-    while not await condition():
-        if proc is not None and proc.poll() is not None:
-            raise AssertionError(
-                f"the job exited ({proc.returncode}) while waiting for {what}:\n{log_tail(state)}"
-            )
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}:\n{log_tail(state)}")
-        await asyncio.sleep(0.05)
 
 
 async def consumed_all(bootstrap: str, group: str, topic: str) -> bool:
@@ -141,7 +126,7 @@ async def test_kafka_to_windows_to_kafka_with_dead_letters(
     build(p, bootstrap, source, output, dlq)
     job = await p.start()
     try:
-        await wait_until(lambda: consumed_all(bootstrap, group, source), "all input consumed")
+        await until(lambda: consumed_all(bootstrap, group, source), "all input consumed", WAIT_S, poll_s=0.05)
         assert job.state == "RUNNING", job.error
         assert await job.drain(timeout=60) == "DONE"
     finally:
@@ -174,27 +159,21 @@ async def test_crash_at_checkpoint_step(
     topics = (await kafka_topic(2), await kafka_topic(2), await kafka_topic(1))
     events = make_events(3000, seed=step)
     await produce_tracked(bootstrap, topics[0], events)
-    state = str(tmp_path / "state")
     name = f"crash{step}-{time.monotonic_ns()}"
-    flags = ("--checkpoint_interval=0.2", "--batch_size=100")
-    proc = start_job(
-        bootstrap, topics, state, *flags, env={"MILLSTREAM_CRASH_AT": f"{step}:3"}, job_name=name
-    )
-    assert await asyncio.to_thread(proc.wait, 60) == -signal.SIGKILL, log_tail(state)
-    before = txn_seq(await group_offsets(bootstrap, name))
-    proc = start_job(bootstrap, topics, state, *flags, job_name=name)
-    try:
-        await wait_until(lambda: _progressed(bootstrap, name, before), "a commit", proc, state)
-        await wait_until(lambda: consumed_all(bootstrap, name, topics[0]), "all input consumed", proc, state)
-        proc.send_signal(signal.SIGTERM)
-        assert await asyncio.to_thread(proc.wait, 60) == 0, log_tail(state)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    with kafka_job(
+        bootstrap,
+        topics,
+        str(tmp_path / "state"),
+        "--checkpoint_interval=0.2",
+        "--batch_size=100",
+        job_name=name,
+    ) as job:
+        await job.acrash_at(step, 3)
+        await finish(job, bootstrap, name, topics[0])
     rows = await output_rows(bootstrap, topics[1])
     assert sorted(rows) == expected_sums(events)
     if step == 5:
-        assert "restoring checkpoint 2, not the latest (3)" in log_tail(state, 100_000)
+        assert "restoring checkpoint 2, not the latest (3)" in job.log()
 
 
 @pytest.mark.crash
@@ -210,9 +189,15 @@ async def test_random_kills_lose_and_duplicate_nothing(
     topics = (source, output, dlq)
     events = make_events(12000, seed=11)
     where: list[tuple[int, int]] = []
-    state = str(tmp_path / "state")
     name = f"soak-{time.monotonic_ns()}"
-    flags = ("--checkpoint_interval=0.15", "--batch_size=200")
+    job = kafka_job(
+        bootstrap,
+        topics,
+        str(tmp_path / "state"),
+        "--checkpoint_interval=0.15",
+        "--batch_size=200",
+        job_name=name,
+    )
     rng = random.Random(5)
     producing = asyncio.Lock()
 
@@ -222,32 +207,26 @@ async def test_random_kills_lose_and_duplicate_nothing(
                 where.extend(await produce_tracked(bootstrap, source, events[i : i + 600]))
             await asyncio.sleep(0.25)
 
-    runs: list[str | None] = [None] * 10 + ["5:2", "3:2", "5:3", "4:2"]
+    runs: list[tuple[int, int] | None] = [None] * 10 + [(5, 2), (3, 2), (5, 3), (4, 2)]
     rng.shuffle(runs)
     feeder = asyncio.create_task(feed())
     committed_midway = 0
     try:
-        for crash_at in runs:
-            before = txn_seq(await group_offsets(bootstrap, name))
-            env = None if crash_at is None else {"MILLSTREAM_CRASH_AT": crash_at}
-            proc = start_job(bootstrap, topics, state, *flags, env=env, job_name=name)
-            if crash_at is None:
-                await wait_until(lambda b=before: _progressed(bootstrap, name, b), "a commit", proc, state)
-                await asyncio.sleep(rng.uniform(0.0, 0.3))  # a random instant after progress
-                proc.send_signal(signal.SIGKILL)
-            code = await asyncio.to_thread(proc.wait, 60)
-            assert code == -signal.SIGKILL, f"exit {code}:\n{log_tail(state)}"
-            async with producing:
-                committed_midway = await check_committed_output_follows_committed_input(
-                    bootstrap, name, output, events[: len(where)], where
-                )
-        await feeder
-        before = txn_seq(await group_offsets(bootstrap, name))
-        proc = start_job(bootstrap, topics, state, *flags, job_name=name)
-        await wait_until(lambda: _progressed(bootstrap, name, before), "a commit", proc, state)
-        await wait_until(lambda: consumed_all(bootstrap, name, source), "all input consumed", proc, state)
-        proc.send_signal(signal.SIGTERM)
-        assert await asyncio.to_thread(proc.wait, 60) == 0, log_tail(state)
+        with job:
+            for crash_at in runs:
+                if crash_at is None:
+                    before = txn_seq(await group_offsets(bootstrap, name))
+                    await job.akill_after(
+                        job.start(), lambda b=before: progressed(bootstrap, name, b), rng, 0.3
+                    )
+                else:
+                    await job.acrash_at(*crash_at)
+                async with producing:
+                    committed_midway = await check_committed_output_follows_committed_input(
+                        bootstrap, name, output, events[: len(where)], where
+                    )
+            await feeder
+            await finish(job, bootstrap, name, source)
     finally:
         feeder.cancel()
     rows = await output_rows(bootstrap, output)
@@ -259,5 +238,15 @@ async def test_random_kills_lose_and_duplicate_nothing(
     ) == len(rows)
 
 
-async def _progressed(bootstrap: str, group: str, before: int) -> bool:
+async def progressed(bootstrap: str, group: str, before: int) -> bool:
+    """Whether the group committed a transaction newer than sequence number `before`."""
     return txn_seq(await group_offsets(bootstrap, group)) > before
+
+
+async def finish(job: KilledJob, bootstrap: str, group: str, source: str) -> None:
+    """Run the job until it committed once more and consumed all of `source`, then drain it (exit 0)."""
+    before = txn_seq(await group_offsets(bootstrap, group))
+    proc = job.start()
+    await job.until(lambda: progressed(bootstrap, group, before), "a commit", proc)
+    await job.until(lambda: consumed_all(bootstrap, group, source), "all input consumed", proc)
+    await job.adrain(proc)

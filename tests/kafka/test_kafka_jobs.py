@@ -15,11 +15,13 @@ import json
 import os
 import random
 import signal
-import subprocess
 import sys
 import time
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from support.kill9 import KilledJob
 
 JOB = os.path.abspath(__file__)
 WINDOW_S = 10
@@ -227,39 +229,22 @@ async def end_offsets(bootstrap: str, topic: str) -> dict[Any, int]:
         await consumer.stop()
 
 
-def start_job(
+def kafka_job(
     bootstrap: str,
     topics: tuple[str, str, str],
     state_dir: str,
     *flags: str,
-    env: dict[str, str] | None = None,
     job_name: str = "kafka-test",
-) -> subprocess.Popen[bytes]:
-    """Start the job on (input, output, dead-letter) topics in a subprocess; its log goes next to the state dir."""
-    full_env = dict(os.environ)
-    full_env.update(env or {})
-    args = [
-        sys.executable,
-        "-P",
-        JOB,
-        bootstrap,
-        *topics,
-        f"--state_dir={state_dir}",
-        f"--job_name={job_name}",
-        *flags,
-    ]
-    log_path = state_dir.rstrip("/") + ".log"
-    log_file = open(log_path, "ab")  # noqa: SIM115 - owned by the process
-    return subprocess.Popen(args, env=full_env, stdout=subprocess.DEVNULL, stderr=log_file)
+) -> KilledJob:
+    """The job on (input, output, dead-letter) topics as the kill -9 harness runs it; its log (stderr of every
+    run) goes next to the state directory. Its progress is read from the broker (`until`, `akill_after`)."""
+    # imported here: this file is also the job script, which runs without tests/ on its path
+    from support.kill9 import KilledJob, script_command
 
-
-def log_tail(state_dir: str, n: int = 3000) -> str:
-    """The end of a job's log."""
-    try:
-        with open(state_dir.rstrip("/") + ".log", "rb") as f:
-            return f.read().decode(errors="replace")[-n:]
-    except FileNotFoundError:
-        return ""
+    argv = script_command(
+        JOB, bootstrap, *topics, f"--state_dir={state_dir}", f"--job_name={job_name}", *flags
+    )
+    return KilledJob(argv, log_path=state_dir.rstrip("/") + ".log", timeout=60.0, poll_s=0.05)
 
 
 if __name__ == "__main__":

@@ -12,22 +12,9 @@ from typing import Any
 import pytest
 
 from .conftest import KafkaBroker, TopicFactory
-from .test_kafka_exactly_once import (
-    _progressed,
-    consumed_all,
-    produce_tracked,
-    txn_seq,
-    wait_until,
-)
-from .test_kafka_jobs import (
-    expected_sums,
-    group_offsets,
-    log_tail,
-    make_events,
-    output_rows,
-    read_all,
-    start_job,
-)
+from .test_kafka_exactly_once import consumed_all, produce_tracked, progressed, txn_seq
+from .test_kafka_jobs import expected_sums, group_offsets, kafka_job, make_events, output_rows, read_all
+from support.kill9 import KilledJob
 
 pytestmark = pytest.mark.kafka
 
@@ -42,12 +29,6 @@ async def _feed(
         await asyncio.sleep(pause)
 
 
-async def _drain(proc: Any, state: str) -> None:
-    proc.send_signal(signal.SIGTERM)
-    code = await asyncio.to_thread(proc.wait, 60)
-    assert code == 0, f"exit {code}:\n{log_tail(state)}"
-
-
 async def test_broker_restart_mid_run(
     kafka_broker: KafkaBroker, kafka_topic: TopicFactory, tmp_path: Any
 ) -> None:
@@ -59,21 +40,16 @@ async def test_broker_restart_mid_run(
     state = str(tmp_path / "state")
     name = f"restart-{time.monotonic_ns()}"
     await produce_tracked(bootstrap, topics[0], events[:3000])
-    proc = start_job(bootstrap, topics, state, *FLAGS, job_name=name)
-    try:
-        await wait_until(lambda: _progressed(bootstrap, name, 0), "a commit", proc, state)
+    with kafka_job(bootstrap, topics, state, *FLAGS, job_name=name) as job:
+        proc = job.start()
+        await job.until(lambda: progressed(bootstrap, name, 0), "a commit", proc)
         await kafka_broker.arestart(kill=True)
-        assert proc.poll() is None, f"the job exited during the broker restart:\n{log_tail(state)}"
+        assert proc.poll() is None, f"the job exited during the broker restart:\n{job.tail(proc)}"
         before = txn_seq(await group_offsets(bootstrap, name))
         await produce_tracked(bootstrap, topics[0], events[3000:])
-        await wait_until(
-            lambda: _progressed(bootstrap, name, before), "a commit after the restart", proc, state
-        )
-        await wait_until(lambda: consumed_all(bootstrap, name, topics[0]), "all input consumed", proc, state)
-        await _drain(proc, state)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+        await job.until(lambda: progressed(bootstrap, name, before), "a commit after the restart", proc)
+        await job.until(lambda: consumed_all(bootstrap, name, topics[0]), "all input consumed", proc)
+        await job.adrain(proc)
     assert sorted(await output_rows(bootstrap, topics[1])) == expected_sums(events)
 
 
@@ -88,12 +64,18 @@ async def test_two_shards_one_killed(
     topics = (await kafka_topic(4), await kafka_topic(3), await kafka_topic(1))
     events = make_events(9000, seed=31)
     name = f"shards-{time.monotonic_ns()}"
-    states = [str(tmp_path / "shard0"), str(tmp_path / "shard1")]
-
-    def start(shard: int) -> Any:
-        return start_job(
-            bootstrap, topics, states[shard], *FLAGS, "--num_shards=2", f"--shard_id={shard}", job_name=name
+    shards: list[KilledJob] = [
+        kafka_job(
+            bootstrap,
+            topics,
+            str(tmp_path / f"shard{shard}"),
+            *FLAGS,
+            "--num_shards=2",
+            f"--shard_id={shard}",
+            job_name=name,
         )
+        for shard in (0, 1)
+    ]
 
     def shard_seq(offsets: dict[Any, Any], shard: int) -> int:
         return txn_seq({tp: om for tp, om in offsets.items() if tp.partition % 2 == shard})
@@ -110,40 +92,37 @@ async def test_two_shards_one_killed(
         return await committed_by_owner() == {0, 1, 2, 3}
 
     feeder = asyncio.create_task(_feed(bootstrap, topics[0], events))
-    procs = [start(0), start(1)]
     try:
-        await wait_until(both_committed, "both shards commit their partitions", procs[0], states[0])
-        running = shard_seq(await group_offsets(bootstrap, name), 0)
+        with shards[0], shards[1]:
+            procs = [shards[0].start(), shards[1].start()]
+            await shards[0].until(both_committed, "both shards commit their partitions", procs[0])
+            running = shard_seq(await group_offsets(bootstrap, name), 0)
 
-        async def shard0_progressed() -> bool:
-            return shard_seq(await group_offsets(bootstrap, name), 0) > running
+            async def shard0_progressed() -> bool:
+                return shard_seq(await group_offsets(bootstrap, name), 0) > running
 
-        # killed mid-stream: after one more of its own commits
-        await wait_until(shard0_progressed, "shard 0 commits again", procs[0], states[0])
-        procs[0].send_signal(signal.SIGKILL)
-        assert await asyncio.to_thread(procs[0].wait, 30) == -signal.SIGKILL
-        # While shard 0 is down its partitions wait for it, and shard 1 keeps committing its own.
-        down = shard_seq(await group_offsets(bootstrap, name), 1)
+            # killed mid-stream: after one more of its own commits
+            await shards[0].until(shard0_progressed, "shard 0 commits again", procs[0])
+            assert shards[0].kill(procs[0]), f"shard 0 ended before the kill: {shards[0].tail(procs[0])}"
+            # While shard 0 is down its partitions wait for it, and shard 1 keeps committing its own.
+            down = shard_seq(await group_offsets(bootstrap, name), 1)
 
-        async def shard1_progressed() -> bool:
-            return shard_seq(await group_offsets(bootstrap, name), 1) > down + 2
+            async def shard1_progressed() -> bool:
+                return shard_seq(await group_offsets(bootstrap, name), 1) > down + 2
 
-        await wait_until(shard1_progressed, "shard 1 commits while shard 0 is down", procs[1], states[1])
-        assert await committed_by_owner() == {0, 1, 2, 3}, (
-            "each shard commits the offsets of its own partitions"
-        )
-        procs[0] = start(0)
-        await feeder
-        await wait_until(
-            lambda: consumed_all(bootstrap, name, topics[0]), "all input consumed", procs[0], states[0]
-        )
-        for shard in (0, 1):
-            await _drain(procs[shard], states[shard])
+            await shards[1].until(shard1_progressed, "shard 1 commits while shard 0 is down", procs[1])
+            assert await committed_by_owner() == {0, 1, 2, 3}, (
+                "each shard commits the offsets of its own partitions"
+            )
+            procs[0] = shards[0].start()
+            await feeder
+            await shards[0].until(
+                lambda: consumed_all(bootstrap, name, topics[0]), "all input consumed", procs[0]
+            )
+            for shard, proc in zip(shards, procs):
+                await shard.adrain(proc)
     finally:
         feeder.cancel()
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
     rows = await output_rows(bootstrap, topics[1])
     assert len(rows) == len({(k, s) for k, s, _ in rows}), "a (key, window) result was written twice"
     assert sorted(rows) == expected_sums(events)
@@ -196,37 +175,28 @@ async def test_zombie_process_is_fenced(
     name = f"zproc-{time.monotonic_ns()}"
     state_old, state_new = str(tmp_path / "old"), str(tmp_path / "new")
     await produce_tracked(bootstrap, topics[0], events[:2000])
-    old = start_job(bootstrap, topics, state_old, *FLAGS, job_name=name)
-    new = None
-    try:
-        await wait_until(lambda: _progressed(bootstrap, name, 0), "a commit", old, state_old)
+    with (
+        kafka_job(bootstrap, topics, state_old, *FLAGS, job_name=name) as zombie,
+        kafka_job(bootstrap, topics, state_new, *FLAGS, job_name=name) as replacement,
+    ):
+        old = zombie.start()
+        await zombie.until(lambda: progressed(bootstrap, name, 0), "a commit", old)
         running = txn_seq(await group_offsets(bootstrap, name))
         feeder = asyncio.create_task(_feed(bootstrap, topics[0], events[2000:4000], chunk=250, pause=0.05))
         # frozen mid-stream: after it committed some of the new input
-        await wait_until(
-            lambda: _progressed(bootstrap, name, running), "a commit of new input", old, state_old
-        )
+        await zombie.until(lambda: progressed(bootstrap, name, running), "a commit of new input", old)
         old.send_signal(signal.SIGSTOP)
         await feeder
         shutil.copytree(state_old, state_new)
         before = txn_seq(await group_offsets(bootstrap, name))
-        new = start_job(bootstrap, topics, state_new, *FLAGS, job_name=name)
-        await wait_until(
-            lambda: _progressed(bootstrap, name, before), "the replacement commits", new, state_new
-        )
+        new = replacement.start()
+        await replacement.until(lambda: progressed(bootstrap, name, before), "the replacement commits", new)
         old.send_signal(signal.SIGCONT)
         await produce_tracked(bootstrap, topics[0], events[4000:])
-        code = await asyncio.to_thread(old.wait, 60)
-        assert code == 1, f"the zombie exited with {code}:\n{log_tail(state_old)}"
-        assert "KafkaFencedError" in log_tail(state_old, 100_000)
-        await wait_until(
-            lambda: consumed_all(bootstrap, name, topics[0]), "all input consumed", new, state_new
-        )
-        await _drain(new, state_new)
-    finally:
-        for proc in (old, new):
-            if proc is not None and proc.poll() is None:
-                proc.send_signal(signal.SIGCONT)
-                proc.kill()
+        code = await zombie.aexit_code(old)
+        assert code == 1, f"the zombie exited with {code}:\n{zombie.tail(old)}"
+        assert "KafkaFencedError" in zombie.log()
+        await replacement.until(lambda: consumed_all(bootstrap, name, topics[0]), "all input consumed", new)
+        await replacement.adrain(new)
     rows = await output_rows(bootstrap, topics[1])
     assert sorted(rows) == expected_sums(events)

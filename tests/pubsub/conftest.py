@@ -1,7 +1,8 @@
 """Real Pub/Sub server fixtures: Google's pstest fake served over the real gRPC API on loopback.
 
-`pubsub_server` (session) builds `tests/infra/pubsub` once (cached by content hash), runs it on a free
-127.0.0.1 port and points the real google-cloud-pubsub client at it through PUBSUB_EMULATOR_HOST.
+`pubsub_server` (session) builds `tests/infra/pubsub` once (`tests/infra/go-build.sh pubsub`, cached by
+content hash), runs it on a free 127.0.0.1 port and points the real google-cloud-pubsub client at it through
+PUBSUB_EMULATOR_HOST.
 `pubsub_topic` (function) gives each test a fresh, uniquely named topic and a way to add subscriptions.
 
 The fake keeps everything in memory: `stop()` + `start()` (same port) loses every topic, subscription
@@ -11,11 +12,7 @@ and message, as a crashed emulator would.
 from __future__ import annotations
 
 import atexit
-import os
-import selectors
-import shutil
 import signal
-import socket
 import subprocess
 import time
 import uuid
@@ -27,14 +24,12 @@ import pytest
 from google.api_core import exceptions as gexc
 from google.cloud import pubsub_v1
 
-_INFRA_DIR = Path(__file__).resolve().parent.parent / "infra" / "pubsub"
-_BUILD_SCRIPT = _INFRA_DIR / "build.sh"
+from support.servers import build_go_server, read_ready_line, terminate, wait_for_port
+
 PROJECT = "millstream-test"
 # Real Pub/Sub's minimum ack deadline is 10 s; the fake is told to allow 1 s so expiry tests stay short.
 MIN_ACK_DEADLINE_SECONDS = 1
-_BUILD_TIMEOUT_S = 900.0  # a cold module cache downloads ~600 MB of Go modules
 _READY_TIMEOUT_S = 60.0
-_STOP_TIMEOUT_S = 10.0
 
 
 class PubSubServer:
@@ -69,11 +64,11 @@ class PubSubServer:
         deadline = time.monotonic() + _READY_TIMEOUT_S
         while True:
             proc = self._spawn()
-            line = _read_ready_line(proc, deadline)
+            line = read_ready_line(proc, deadline)
             if line is not None:
                 break
             # A restart can race a lingering socket of the old process; retry only that case.
-            _terminate(proc)
+            terminate(proc)
             if self._port and "address already in use" in self._log_tail() and time.monotonic() < deadline:
                 time.sleep(0.1)
                 continue
@@ -84,7 +79,7 @@ class PubSubServer:
         host = line.rsplit(" ", 1)[-1]
         self._port = int(host.rsplit(":", 1)[1])
         self.host = host
-        _wait_accepting(self._port, deadline)
+        wait_for_port(self._port, "the pstest server", max(deadline - time.monotonic(), 0.0))
         # Fresh clients: a gRPC channel that saw the old server go away sits in reconnect backoff.
         self._close_clients()
 
@@ -93,7 +88,7 @@ class PubSubServer:
         self._close_clients()
         proc, self._proc = self._proc, None
         if proc is not None:
-            _terminate(proc, sig=signal.SIGKILL if kill else signal.SIGTERM)
+            terminate(proc, sig=signal.SIGKILL if kill else signal.SIGTERM)
 
     def close(self) -> None:
         """Stop the server and release the log file; safe to call more than once."""
@@ -267,7 +262,7 @@ class PubSubTopic:
 @pytest.fixture(scope="session")
 def pubsub_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PubSubServer]:
     """The session's pstest server with PUBSUB_EMULATOR_HOST pointing at it; always stopped at the end."""
-    binary = _build_server()
+    binary = build_go_server("pubsub", "the Pub/Sub test server (tests/infra/pubsub)")
     server = PubSubServer(binary, tmp_path_factory.mktemp("pubsub") / "pstest-server.log")
     # atexit covers an interpreter exit that skips fixture teardown; stdin EOF covers a hard kill.
     atexit.register(server.close)
@@ -294,89 +289,3 @@ def pubsub_topic(pubsub_server: PubSubServer) -> Iterator[PubSubTopic]:
         yield topic
     finally:
         topic.delete()
-
-
-# -- helpers ----------------------------------------------------------------------------------
-
-
-def _build_server() -> Path:
-    """Build (or reuse) the server binary; skip without Go locally, fail without it in CI."""
-    if shutil.which("go") is None:
-        msg = "Go toolchain not found on PATH: needed to build the Pub/Sub test server (tests/infra/pubsub)"
-        if os.environ.get("CI"):
-            pytest.fail(f"{msg}; CI must provide Go >= 1.26", pytrace=False)
-        pytest.skip(msg)
-    try:
-        proc = subprocess.run(
-            ["bash", str(_BUILD_SCRIPT)],
-            capture_output=True,
-            text=True,
-            timeout=_BUILD_TIMEOUT_S,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        pytest.fail(f"building the Pub/Sub test server took over {_BUILD_TIMEOUT_S:.0f}s", pytrace=False)
-    if proc.returncode != 0:
-        pytest.fail(
-            f"building the Pub/Sub test server failed (exit {proc.returncode}):\n{proc.stderr[-4000:]}",
-            pytrace=False,
-        )
-    binary = Path(proc.stdout.strip().splitlines()[-1])
-    if not os.access(binary, os.X_OK):
-        pytest.fail(f"build.sh reported {binary}, which is not an executable", pytrace=False)
-    return binary
-
-
-def _read_ready_line(proc: subprocess.Popen[bytes], deadline: float) -> str | None:
-    """Wait for the "listening on" line; None if the process exits (or times out) first."""
-    assert proc.stdout is not None
-    buf = b""
-    with selectors.DefaultSelector() as sel:
-        sel.register(proc.stdout, selectors.EVENT_READ)
-        while b"\n" not in buf:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                _terminate(proc)
-                return None
-            if not sel.select(timeout=min(remaining, 0.5)):
-                if proc.poll() is not None:
-                    return None
-                continue
-            chunk = os.read(proc.stdout.fileno(), 4096)
-            if not chunk:  # stdout closed: the process is exiting
-                proc.wait()
-                return None
-            buf += chunk
-    line = buf.split(b"\n", 1)[0].decode()
-    if "listening on " not in line:
-        _terminate(proc)
-        return None
-    return line
-
-
-def _wait_accepting(port: int, deadline: float) -> None:
-    """Block until a TCP connect to the port succeeds (the ready line is printed after bind)."""
-    while True:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1.0):
-                return
-        except OSError as exc:
-            if time.monotonic() >= deadline:
-                raise RuntimeError(f"pstest server on port {port} does not accept connections") from exc
-            time.sleep(0.05)
-
-
-def _terminate(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
-    """Signal the process, wait for it, escalate to SIGKILL, and close its pipes."""
-    if proc.poll() is None:
-        try:
-            proc.send_signal(sig)
-            proc.wait(timeout=_STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        except ProcessLookupError:
-            pass
-    for pipe in (proc.stdin, proc.stdout):
-        if pipe is not None:
-            pipe.close()

@@ -14,7 +14,7 @@ import millstream as beam
 from millstream.io.pubsub import ReadFromPubSub, WriteToPubSub
 
 from .conftest import PubSubServer, PubSubTopic
-from .test_pubsub_support import drain_subscription, options, publish_many, stat, wait_until
+from support.pubsub import drain_subscription, options, publish_many, stat, wait_until
 
 pytestmark = pytest.mark.pubsub
 

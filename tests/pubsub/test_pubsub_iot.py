@@ -11,7 +11,7 @@ import pytest
 import millstream as beam
 
 from .conftest import PubSubServer, PubSubTopic
-from .test_pubsub_support import (
+from support.pubsub import (
     assert_aggregates,
     committed_rows,
     drain_subscription,

@@ -12,7 +12,6 @@ import glob
 import json
 import os
 import random
-import signal
 import subprocess
 import threading
 import time
@@ -22,7 +21,9 @@ from typing import Any
 import pytest
 
 from .conftest import PubSubServer, PubSubTopic
-from .test_pubsub_support import (
+from support.jobs import cli_command
+from support.kill9 import KilledJob
+from support.pubsub import (
     EXAMPLE,
     assert_aggregates,
     committed_rows,
@@ -37,8 +38,6 @@ from .test_pubsub_support import (
     unique_by_id,
     wait_until_sync,
 )
-from support.jobs import cli_command
-from support.kill9 import KilledJob
 
 pytestmark = [pytest.mark.pubsub, pytest.mark.crash]
 
@@ -98,11 +97,6 @@ class Run:
             poll_s=0.01,
         )
 
-    def start(
-        self, env_extra: dict[str, str] | None = None, interval: float = 0.2
-    ) -> subprocess.Popen[bytes]:
-        return self.job(interval).start(env_extra)
-
     def counted(self) -> int:
         """Readings counted in the committed output so far (final panes)."""
         return sum(
@@ -122,8 +116,8 @@ class Run:
 
     def finish(self, readings: list[Any]) -> None:
         """Run until every reading is counted in committed output, then drain (SIGTERM) and check the result."""
-        proc = self.start()
-        try:
+        with self.job() as job:
+            proc = job.start()
             # Earlier runs may have committed everything already: wait for this one to run before draining it.
             wait_until_sync(
                 lambda: self.registered(proc) or proc.poll() is not None, "the final run to start"
@@ -133,12 +127,8 @@ class Run:
                 "every reading in the committed aggregates",
                 timeout=90,
             )
-            assert proc.poll() is None, proc.stderr.read().decode()[-3000:] if proc.stderr else ""
-        finally:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=90)
-        assert proc.returncode == 0, err.decode()[-3000:]
+            assert proc.poll() is None, job.tail(proc)
+            job.drain(proc)
 
     def check(self, readings: list[Any], ids: list[str]) -> list[Any]:
         """The committed aggregates and the de-duplicated alerts equal the independent computation; returns the

@@ -14,7 +14,7 @@ import millstream as beam
 from millstream.io.pubsub import ReadFromPubSub
 
 from .conftest import PubSubServer, PubSubTopic
-from .test_pubsub_support import options, publish_many, reader_of, wait_until
+from support.pubsub import options, publish_many, reader_of, wait_until
 
 pytestmark = pytest.mark.pubsub
 

@@ -14,7 +14,7 @@ from millstream.connectors.pubsub.sink import PubSubSink, PubSubSinkWriter
 from millstream.io.pubsub import PubsubMessage, ReadFromPubSub, WriteToPubSub
 
 from .conftest import PubSubServer, PubSubTopic
-from .test_pubsub_support import drain_subscription, options, publish_many, stat, wait_until
+from support.pubsub import drain_subscription, options, publish_many, stat, wait_until
 
 pytestmark = pytest.mark.pubsub
 

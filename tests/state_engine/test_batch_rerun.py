@@ -7,11 +7,12 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from collections import Counter
 from typing import Any
 
 from millstream.engine.runtime.checkpoint.coordinator import Step
+
+from support.jobs import run_job, script_command
 
 HERE = os.path.dirname(__file__)
 JOB = os.path.join(HERE, "batch_rerun_job.py")
@@ -26,13 +27,7 @@ def _input(tmp_path: Any) -> tuple[str, list[list[Any]]]:
 
 
 def _run(args: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-P", JOB, *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, **(env or {})},
-    )
+    return run_job(script_command(JOB, *args), env_extra=env)
 
 
 FINAL = "Q1-00000-of-00001.jsonl"  # Beam's batch name: a completed bounded run leaves only it

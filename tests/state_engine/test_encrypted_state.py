@@ -8,8 +8,6 @@ from __future__ import annotations
 import json
 import random
 import secrets
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +22,8 @@ from millstream.state import CheckpointStore, RocksDBBackend
 from millstream.state.encryption import StateKeyError, key_source, open_encrypted
 from millstream.state.keys import state_key
 from millstream.state.rekey import finish_interrupted_rotation
+
+from support.jobs import cli
 
 MARK_K = "KEYMARKERzq"
 MARK_V = "VALUEMARKERzq"
@@ -112,22 +112,11 @@ async def test_wrong_key_or_no_key_fails_before_reading_naming_the_key_id(tmp_pa
 async def test_state_inspect_says_encrypted_without_the_key(tmp_path: Path, until: Any) -> None:
     source = _key_file(tmp_path / "key")
     await _stopped_job(tmp_path, until, f"--state_encryption_key={source}")
-    cli = [
-        sys.executable,
-        "-P",
-        "-m",
-        "millstream",
-        "state",
-        "inspect",
-        "--state_dir",
-        str(tmp_path / "state"),
-    ]
-    without = subprocess.run(cli, capture_output=True, text=True, timeout=60)
+    inspect = ["state", "inspect", "--state_dir", str(tmp_path / "state")]
+    without = cli(*inspect)
     assert without.returncode == 0 and "encrypted with key" in without.stdout
     assert key_source(source).primary_key_id() in without.stdout
-    withkey = subprocess.run(
-        [*cli, "--state_encryption_key", source], capture_output=True, text=True, timeout=60
-    )
+    withkey = cli(*inspect, "--state_encryption_key", source)
     assert withkey.returncode == 0, withkey.stderr
     assert "GroupByKey" in withkey.stdout and "checkpoint" in withkey.stdout
 
@@ -160,10 +149,6 @@ def test_rotate_key_survives_kill_9_at_random_points(tmp_path: Path) -> None:
     store.close()
     expected = _records(state_dir, old)
     rotate = [
-        sys.executable,
-        "-P",
-        "-m",
-        "millstream",
         "state",
         "rotate-key",
         "--state_dir",
@@ -177,19 +162,12 @@ def test_rotate_key_survives_kill_9_at_random_points(tmp_path: Path) -> None:
     points = list(range(1, 7))  # 2 chunk writes + header, 2 renames, + the end
     killed = 0
     for at in rng.sample(points, 4):
-        run = subprocess.run(
-            rotate,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            env={**__import__("os").environ, "MILLSTREAM_REKEY_CRASH_AT": str(at)},
-        )
+        run = cli(*rotate, env_extra={"MILLSTREAM_REKEY_CRASH_AT": str(at)}, timeout=120)
         if run.returncode == 0:
             # it finished before that point: the state is under the new key; rotate back for the next round
             assert _records(state_dir, new) == expected
-            subprocess.run(
-                [*rotate[:-4], "--state_encryption_key", new, "--new_key", old], check=True, timeout=120
-            )
+            back = cli(*rotate[:-4], "--state_encryption_key", new, "--new_key", old, timeout=120)
+            assert back.returncode == 0, back.stderr
             continue
         assert run.returncode == -9, run.stderr
         killed += 1
@@ -202,11 +180,11 @@ def test_rotate_key_survives_kill_9_at_random_points(tmp_path: Path) -> None:
                 continue
         assert opened == [expected], f"crash point {at}: exactly one key opens the complete state"
         if _records_opens(state_dir, new):
-            subprocess.run(
-                [*rotate[:-4], "--state_encryption_key", new, "--new_key", old], check=True, timeout=120
-            )
+            back = cli(*rotate[:-4], "--state_encryption_key", new, "--new_key", old, timeout=120)
+            assert back.returncode == 0, back.stderr
     assert killed >= 3
-    subprocess.run(rotate, check=True, capture_output=True, timeout=120)
+    done = cli(*rotate, timeout=120)
+    assert done.returncode == 0, done.stderr
     assert _records(state_dir, new) == expected
     with pytest.raises(StateKeyError, match=key_source(new).primary_key_id()):
         _records(state_dir, old)

@@ -72,14 +72,15 @@ def check(mode: str, rows: list[list[Any]], events: list[dict[str, Any]]) -> Non
             assert len(got) == 1
 
 
-def job(killed_job: Any, tmp_path: Any, mode: str) -> Any:
+def job(killed_job: Any, tmp_path: Any, mode: str, interval: float = 0.05) -> Any:
+    """The large-state job in `mode` on tmp_path/in.jsonl, memory-bound to 100 entries, for the harness."""
     out = str(tmp_path / "out" / "rows")
     args = [
         mode,
         str(tmp_path / "in.jsonl"),
         out,
         f"--state_dir={tmp_path / 'state'}",
-        "--checkpoint_interval=0.05",
+        f"--checkpoint_interval={interval}",
         "--batch_size=40",
         "--state_cache_entries=100",
     ]

@@ -12,9 +12,9 @@ import glob
 import json
 import os
 import re
-import subprocess
-import sys
 from typing import Any
+
+from support.jobs import run_job, script_command
 
 JOB = os.path.join(os.path.dirname(__file__), "large_state_job.py")
 EVENTS = 40_000
@@ -35,10 +35,8 @@ def make_input(path: str) -> dict[tuple[str, float], tuple[int, int]]:
 
 def run(tmp: Any, name: str, cache: int) -> tuple[list[list[Any]], int, str]:
     out = str(tmp / name / "rows")
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-P",
+    proc = run_job(
+        script_command(
             JOB,
             "fixed",
             str(tmp / "in.jsonl"),
@@ -46,9 +44,7 @@ def run(tmp: Any, name: str, cache: int) -> tuple[list[list[Any]], int, str]:
             f"--state_dir={tmp / name / 'state'}",
             "--checkpoint_interval=0.5",
             f"--state_cache_entries={cache}",
-        ],
-        capture_output=True,
-        text=True,
+        ),
         timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]

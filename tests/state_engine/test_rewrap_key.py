@@ -5,10 +5,7 @@ Real RocksDB stores, real key files, the real command in subprocesses killed wit
 
 from __future__ import annotations
 
-import os
 import secrets
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +17,8 @@ from millstream.state import CheckpointStore, RocksDBBackend
 from millstream.state.encryption import StateKeyError, key_source, open_encrypted
 from millstream.state.keys import state_key
 from millstream.state.rekey import rewrap_key
+
+from support.jobs import cli
 
 MARK = "SPILLEDMARKERzq"
 
@@ -75,10 +74,6 @@ def test_rewrap_changes_only_the_header_and_survives_kill_9_at_each_point(tmp_pa
     state_dir, epoch = _encrypted_state(tmp_path, old)
     expected, raw_before, epoch_before = _records(state_dir, old), _raw(state_dir), epoch.read_bytes()
     cmd = [
-        sys.executable,
-        "-P",
-        "-m",
-        "millstream",
         "state",
         "rotate-key",
         "--rewrap-only",
@@ -90,13 +85,7 @@ def test_rewrap_changes_only_the_header_and_survives_kill_9_at_each_point(tmp_pa
         new,
     ]
     for at, opened_by in ((1, old), (2, new)):  # before the header write, after it
-        run = subprocess.run(
-            cmd,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            env={**os.environ, "MILLSTREAM_REKEY_CRASH_AT": str(at)},
-        )
+        run = cli(*cmd, env_extra={"MILLSTREAM_REKEY_CRASH_AT": str(at)}, timeout=120)
         assert run.returncode == -9, run.stderr
         assert [_opens(state_dir, k) for k in (old, new)] == [opened_by == old, opened_by == new], (
             f"point {at}"
@@ -104,7 +93,7 @@ def test_rewrap_changes_only_the_header_and_survives_kill_9_at_each_point(tmp_pa
         assert _records(state_dir, opened_by) == expected
         if opened_by == new:  # put it back for the uninterrupted run below
             rewrap_key(state_dir, key_source(new), key_source(old))
-    run = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    run = cli(*cmd, timeout=120)
     assert run.returncode == 0, run.stderr
     assert f"to key {key_source(new).primary_key_id()!r}" in run.stdout
     assert _records(state_dir, new) == expected
@@ -131,22 +120,5 @@ def test_rewrap_refuses_a_wrong_key_a_plaintext_store_and_a_missing_current_key(
     RocksDBBackend(plain).close()
     with pytest.raises(StateKeyError, match="not encrypted"):
         rewrap_key(plain, key_source(old), key_source(new))
-    run = subprocess.run(
-        [
-            sys.executable,
-            "-P",
-            "-m",
-            "millstream",
-            "state",
-            "rotate-key",
-            "--rewrap-only",
-            "--state_dir",
-            state_dir,
-            "--new_key",
-            new,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    run = cli("state", "rotate-key", "--rewrap-only", "--state_dir", state_dir, "--new_key", new, timeout=120)
     assert run.returncode != 0 and "needs --state_encryption_key" in run.stderr

@@ -4,8 +4,6 @@ aggregations, user state) included — with keys and open (key, window) pairs co
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from typing import Any
 
 import millstream as beam
@@ -13,6 +11,8 @@ from millstream.io import ReadFromJson
 from millstream.options.pipeline_options import PipelineOptions
 from millstream.transforms import trigger, window
 from millstream.transforms.userstate import BagStateSpec
+
+from support.jobs import cli
 
 DoFn = beam.DoFn
 KEYS = 30
@@ -65,22 +65,7 @@ async def test_state_inspect_counts_keys_and_open_windows_of_every_stateful_step
     buffer = next(n for n in job.plan.nodes.values() if n.label.startswith("Buffer"))
     await until(lambda: buffer.elements_in >= 3 * KEYS, "the input")
     await job.stop()
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-P",
-            "-m",
-            "millstream.daemon.cli",
-            "state",
-            "inspect",
-            "--json",
-            "--state_dir",
-            state,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    out = cli("state", "inspect", "--json", "--state_dir", state)
     assert out.returncode == 0, out.stderr
     doc = json.loads(out.stdout)
     by_prefix = {s["step"].split("/")[0]: s for s in doc["steps"]}

@@ -12,28 +12,13 @@ from __future__ import annotations
 
 import random
 import re
-import signal
 from typing import Any
 
 import pytest
 
-from tests.state_engine.test_incremental_kill9 import JOB, check, make_input
+from .test_incremental_kill9 import check, job, make_input
 
 AHEAD = re.compile(r"checkpoint (\d+): (\d+) rows of spilled state were written ahead")
-
-
-def job(killed_job: Any, tmp_path: Any, mode: str) -> Any:
-    out = str(tmp_path / "out" / "rows")
-    args = [
-        mode,
-        str(tmp_path / "in.jsonl"),
-        out,
-        f"--state_dir={tmp_path / 'state'}",
-        "--checkpoint_interval=0.25",
-        "--batch_size=40",
-        "--state_cache_entries=100",
-    ]
-    return killed_job(JOB, args, out)
 
 
 @pytest.fixture(autouse=True)
@@ -45,11 +30,8 @@ def _write_ahead_from_one_row(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.mark.parametrize("mode", ["fixed", "sessions"])
 def test_crash_after_rows_were_written_ahead(tmp_path: Any, killed_job: Any, step: int, mode: str) -> None:
     events = make_input(str(tmp_path / "in.jsonl"), 60000, seed=step)
-    j = job(killed_job, tmp_path, mode)
-    proc = j.start({"MILLSTREAM_CRASH_AT": f"{step}:3"})
-    _, err = proc.communicate(timeout=j.timeout)
-    log = err.decode()
-    assert proc.returncode == -signal.SIGKILL, f"the crash point was not reached: {log[-2000:]}"
+    j = job(killed_job, tmp_path, mode, interval=0.25)
+    log = j.crash_at(step, 3)
     ahead = {int(c): int(n) for c, n in AHEAD.findall(log)}
     assert ahead.get(max(ahead, default=0), 0) > 0 and len(ahead) >= 2, (
         f"nothing was written ahead: {log[-2000:]}"
@@ -61,7 +43,7 @@ def test_crash_after_rows_were_written_ahead(tmp_path: Any, killed_job: Any, ste
 
 def test_random_kills_while_writing_ahead(tmp_path: Any, killed_job: Any) -> None:
     events = make_input(str(tmp_path / "in.jsonl"), 60000, seed=7)
-    j = job(killed_job, tmp_path, "fixed")
+    j = job(killed_job, tmp_path, "fixed", interval=0.25)
     hit = j.kill_repeatedly(5, random.Random(5), max_delay=0.3)
     j.finish()
     assert hit >= 3, f"only {hit} kills hit a running job"

@@ -3,8 +3,6 @@ rebuilds from the records of several checkpoints written by different runs."""
 
 from __future__ import annotations
 
-import importlib.util
-import os
 from typing import Any
 
 from millstream.engine.model.dofn import DoFn
@@ -15,20 +13,14 @@ from millstream.state import MemoryBackend
 from millstream.transforms.timeutil import TimeDomain
 from millstream.transforms.userstate import ReadModifyWriteStateSpec, TimerSpec, on_timer
 
-_spec = importlib.util.spec_from_file_location(
-    "userstate_node_helpers", os.path.join(os.path.dirname(__file__), "test_userstate_node.py")
-)
-assert _spec is not None and _spec.loader is not None
-helpers = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(helpers)
-S = helpers.S
+from support.stateful_node import S, batch, make
 
 
 class Run:
     """One run of a DoFn's node on a store: checkpoints written like the Checkpointer writes them."""
 
     def __init__(self, fn: DoFn, backend: Any, restore_from: int | None = None) -> None:
-        self.node, self.sink = helpers.make(fn, Windowing(GlobalWindows()))
+        self.node, self.sink = make(fn, Windowing(GlobalWindows()))
         self.backend = backend
         self.tier = StateTier(self.node.label, backend, SpillArea(None), 0)
         self.node.attach_state_tier(self.tier)
@@ -36,7 +28,7 @@ class Run:
             self.node.restore_incremental(self.tier.restore(restore_from))
 
     def process(self, *elements: tuple[Any, Any, float]) -> None:
-        self.node.process(helpers.batch(*elements))
+        self.node.process(batch(*elements))
 
     def checkpoint(self, cid: int) -> None:
         cap = self.node.capture_incremental()

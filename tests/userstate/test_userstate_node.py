@@ -11,8 +11,6 @@ from millstream.engine.model.dofn import DoFn
 from millstream.engine.model.timestamp import MAX_MICROS
 from millstream.engine.model.window import FixedWindows, GlobalWindows, Sessions
 from millstream.engine.model.windowing import Windowing
-from millstream.engine.runtime.graph.batch import Batch
-from millstream.engine.runtime.graph.node import Node
 from millstream.engine.runtime.operators.stateful_pardo import StatefulParDoNode
 from millstream.state import MsgpackCodec
 from millstream.transforms.timeutil import TimeDomain
@@ -26,36 +24,7 @@ from millstream.transforms.userstate import (
     on_timer,
 )
 
-S = 1_000_000
-
-
-class Sink(Node):
-    """Collects what a node emits: (value, timestamp) pairs and output watermarks."""
-
-    def __init__(self) -> None:
-        super().__init__("sink")
-        self.out: list[tuple[Any, int]] = []
-        self.wms: list[int] = []
-
-    def push(self, index: int, batch: Batch) -> None:
-        assert batch.ts is not None
-        self.out.extend(zip(batch.values, batch.ts))
-
-    def on_input_watermark(self, micros: int) -> None:
-        self.wms.append(micros)
-
-
-def make(fn: DoFn, windowing: Windowing) -> tuple[StatefulParDoNode, Sink]:
-    node = StatefulParDoNode("Stateful", ParDo(fn), windowing)
-    sink = Sink()
-    node.connect(sink, 0)
-    node.open()
-    return node, sink
-
-
-def batch(*elements: tuple[Any, Any, float]) -> Batch:
-    return Batch([(k, v) for k, v, _ in elements], [round(t * S) for _, _, t in elements])
-
+from support.stateful_node import S, batch, make
 
 # -- window expiry ---------------------------------------------------------------------------------------
 

@@ -5,7 +5,7 @@
 Beam unchanged (``--project``, ``--region``, ``--temp_location``, ``--job_name``, ``--environment_type``,
 ``--sdk_location=container``, ``--requirements_file``/``--setup_file`` ...); millstream's own runtime options
 are ignored by Beam. For Prism the binary is ``--prism_location``, else ``$MILLSTREAM_PRISM``, else the one
-``tests/infra/prism/build.sh`` built (``$MILLSTREAM_CACHE/prism/<apache-beam version>/prism``); nothing is
+``tests/infra/go-build.sh prism`` built (``$MILLSTREAM_CACHE/prism/<apache-beam version>/prism``); nothing is
 downloaded (`resolve_prism_location`). The result has the local runner's API: `wait_until_finish()`, `state`,
 `metrics()`.
 
@@ -47,7 +47,7 @@ class RunnerSetupError(ValueError):
 
 
 def _cached_prism() -> str:
-    """Where tests/infra/prism/build.sh puts the binary for the installed apache-beam version."""
+    """Where tests/infra/go-build.sh prism puts the binary for the installed apache-beam version."""
     import apache_beam
 
     cache = os.environ.get("MILLSTREAM_CACHE") or os.path.join(
@@ -64,7 +64,7 @@ def resolve_prism_location(option: str | None = None) -> str:
     """The Prism binary to run, looked up in a fixed order and never downloaded.
 
     1. `option` (``--prism_location``), 2. ``$MILLSTREAM_PRISM``, 3. the cached build of
-    tests/infra/prism/build.sh, ``$MILLSTREAM_CACHE/prism/<apache-beam version>/prism`` (``$MILLSTREAM_CACHE``
+    tests/infra/go-build.sh prism, ``$MILLSTREAM_CACHE/prism/<apache-beam version>/prism`` (``$MILLSTREAM_CACHE``
     defaults to ``~/.cache/millstream``). The first one given wins: a given location that is not an executable
     file is an error naming where it came from, never a fall-through to the next place (nor to Beam's own
     lookup, which downloads a release from GitHub). Returns an absolute path; raises `RunnerSetupError`.
@@ -82,7 +82,7 @@ def resolve_prism_location(option: str | None = None) -> str:
         return cached
     raise RunnerSetupError(
         f"PrismRunner needs the prism binary: none at --prism_location, ${PRISM_ENV} or {cached}; build it with "
-        "tests/infra/prism/build.sh (Go) or pass --prism_location=PATH (nothing is downloaded)"
+        "tests/infra/go-build.sh prism (Go) or pass --prism_location=PATH (nothing is downloaded)"
     )
 
 

@@ -1,14 +1,11 @@
-"""Helpers shared by the Pub/Sub connector tests (this module has no tests of its own): waiting on conditions,
-finding a running job's Pub/Sub reader, reading committed JSON output, loading the IoT example."""
+"""Helpers shared by the Pub/Sub connector tests: waiting on conditions, finding a running job's Pub/Sub
+reader, reading committed JSON output, the IoT example (examples/streaming/iot_pubsub.py) and its expected
+output computed independently."""
 
 from __future__ import annotations
 
-import asyncio
-import glob
-import importlib.util
 import json
 import os
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -17,28 +14,45 @@ from typing import Any
 from millstream.connectors.pubsub.source import PubSubReader
 from millstream.options.pipeline_options import PipelineOptions
 
-ROOT = Path(__file__).resolve().parents[2]
-EXAMPLE = ROOT / "examples" / "streaming" / "iot_pubsub.py"
+from support.examples import example_path
+from support.examples import load_example as load_example_program
+from support.jobs import until, wait_for
+from support.outputs import committed_json_rows as committed_rows
+
+__all__ = [
+    "EXAMPLE",
+    "WAIT_S",
+    "assert_aggregates",
+    "committed_rows",
+    "drain_subscription",
+    "env_for_subprocess",
+    "expected_aggregates",
+    "expected_alerts",
+    "final_panes",
+    "iot_readings",
+    "load_example",
+    "options",
+    "publish_many",
+    "reader_of",
+    "stat",
+    "unique_by_id",
+    "wait_until",
+    "wait_until_sync",
+]
+
+EXAMPLE = example_path("iot_pubsub")
 #: Upper bound for conditions; tests go on as soon as the condition holds.
 WAIT_S = 60.0
 
 
 async def wait_until(cond: Callable[[], Any], what: str, timeout: float = WAIT_S) -> None:
     """Poll `cond` (on the running loop, so the job keeps running) until it is true; fail after `timeout`."""
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        await asyncio.sleep(0.02)
+    await until(cond, what, timeout)
 
 
 def wait_until_sync(cond: Callable[[], Any], what: str, timeout: float = WAIT_S) -> None:
     """`wait_until` for conditions on other processes (the job runs in a subprocess)."""
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(0.02)
+    wait_for(cond, what, timeout)
 
 
 def options(tmp_path: Path, *flags: str, interval: float = 0.2) -> PipelineOptions:
@@ -68,28 +82,9 @@ def stat(job: Any, name: str) -> int:
     return 0
 
 
-def committed_rows(prefix: str) -> list[Any]:
-    """Every record of the committed JSON-lines files ``<prefix>-c*``."""
-    rows = []
-    for name in sorted(glob.glob(prefix + "-c*")):
-        with open(name) as f:
-            for line in f:
-                assert line.endswith("\n"), f"torn line in {name}: {line!r}"
-                rows.append(json.loads(line))
-    return rows
-
-
 def load_example() -> Any:
-    """The IoT example module (examples/ is not a package)."""
-    name = "iot_pubsub_example"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, EXAMPLE)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
+    """The IoT example module."""
+    return load_example_program("iot_pubsub")
 
 
 def publish_many(server: Any, topic: str, messages: list[tuple[bytes, dict[str, str]]]) -> list[str]:

@@ -14,29 +14,22 @@ import csv
 import datetime
 import importlib.util
 import io
-import sys
 import zipfile
 from collections import Counter, defaultdict
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[2]
-EXAMPLE = ROOT / "examples" / "streaming" / "flights.py"
+from support.examples import example_path
+from support.examples import load_example as load_example_program
+
+EXAMPLE = example_path("flights")
 WEATHER_COLUMNS = ("temp", "humid", "wind_speed", "wind_gust", "precip", "pressure", "visib")
 
 
 def load_example() -> ModuleType:
-    """examples/streaming/flights.py as a module (examples/ is not a package)."""
-    name = "flights_example_under_test"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, EXAMPLE)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses look their module up while the class is created
-    spec.loader.exec_module(module)
-    return module
+    """examples/streaming/flights.py as a module."""
+    return load_example_program("flights")
 
 
 def data_dir() -> Path:
