@@ -20,7 +20,9 @@ from typing import Any
 
 from millstream.engine.model.window import Sessions
 from millstream.engine.runtime.windowing.fast.sliced import COMPACT_EVERY, COMPACT_LEN, FastReducerBase
-from millstream.engine.runtime.windowing.reduce_fn_runner import KeyState, Pane, Reducer
+from millstream.engine.runtime.windowing.panes import Pane
+from millstream.engine.runtime.windowing.reduce_fn_runner import Reducer
+from millstream.engine.runtime.windowing.window_state import KeyState
 
 __all__ = ["SessionReducer"]
 

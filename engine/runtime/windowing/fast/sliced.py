@@ -47,15 +47,10 @@ from millstream.engine.model.window import (
     TimestampCombiner,
     WindowFn,
 )
-from millstream.engine.runtime.windowing.reduce_fn_runner import (
-    DROP_LATE,
-    KeyState,
-    Pane,
-    Reducer,
-    Window,
-    WinState,
-)
+from millstream.engine.runtime.windowing.panes import Pane
+from millstream.engine.runtime.windowing.reduce_fn_runner import DROP_LATE, Reducer
 from millstream.engine.runtime.windowing.trigger_state_machine import WM
+from millstream.engine.runtime.windowing.window_state import KeyState, Window, WinState
 
 __all__ = ["BucketReducer", "FastReducerBase", "SlotReducer", "fast_reducer_class"]
 
@@ -103,7 +98,7 @@ class FastReducerBase(Reducer):
         if self.compat or not _fast_trigger(self.trigger) or self._combiner_code != 0:
             raise ValueError("this windowing strategy has no fast path")
         self._post_st, self._post_finished = self._simulate_on_time_pane()
-        self._ontime_info = self._pane_info(True, self._post_finished, PaneInfoTiming.ON_TIME, 0, 0)
+        self._ontime_info = self._panes.info(True, self._post_finished, PaneInfoTiming.ON_TIME, 0, 0)
         self._accumulating = not self._discarding
         # fired windows that may still get late data: window -> {key: accumulator (None when discarding)}
         self._fired: dict[Window, dict[Any, Any]] = {}
