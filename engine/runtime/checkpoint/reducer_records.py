@@ -16,8 +16,8 @@ from typing import Any
 
 from millstream.engine.runtime.checkpoint.versioned_store import ABSENT, StateTier
 from millstream.engine.runtime.windowing.fast.sliced import (
+    ContainerReducer,
     FastReducerBase,
-    _ContainerReducer,
 )
 from millstream.engine.runtime.windowing.reduce_fn_runner import Reducer
 from millstream.state.keys import encode_i64
@@ -125,8 +125,8 @@ class ReducerState:
         self.low = self.bound - max(1, self.bound // 16) if self.bound else 0
         #: the fast path's fired-window store and per-key containers, when the reducer has them
         self.fast: FastReducerBase | None = reducer if isinstance(reducer, FastReducerBase) else None
-        self.container_reducer: _ContainerReducer | None = (
-            reducer if isinstance(reducer, _ContainerReducer) else None
+        self.container_reducer: ContainerReducer | None = (
+            reducer if isinstance(reducer, ContainerReducer) else None
         )
         self.key_prefix = tier.ns_prefix(_KEY)
         #: container id -> keys in memory known to include their stored part (for evicted containers)

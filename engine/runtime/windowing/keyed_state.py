@@ -102,12 +102,12 @@ class KeyedWindowState:
 
     def changed_keys(self, everything: bool) -> dict[Any, None]:
         """Keys whose per-key record changed since the last call (with `everything`: every key in memory)."""
-        kd = self._dirty_keys
-        assert kd is not None
-        dirty = dict.fromkeys(kd)  # a dict: keys in a stable order
+        dirty_keys = self._dirty_keys
+        assert dirty_keys is not None
+        dirty = dict.fromkeys(dirty_keys)  # a dict: keys in a stable order
         if everything:
             dirty.update(dict.fromkeys(self._keys))
-        kd.clear()
+        dirty_keys.clear()
         return dirty
 
     def mark_changed(self, keys: Any) -> None:
@@ -121,11 +121,11 @@ class KeyedWindowState:
 
     def take_deleted_keys(self) -> list[Any]:
         """Changed keys whose state is gone altogether (their records are deletions); no longer recorded."""
-        kd = self._dirty_keys
-        assert kd is not None
-        gone = [k for k in kd if not self._holds_key(k)]
+        dirty_keys = self._dirty_keys
+        assert dirty_keys is not None
+        gone = [k for k in dirty_keys if not self._holds_key(k)]
         for k in gone:
-            kd.discard(k)
+            dirty_keys.discard(k)
         return gone
 
     def _holds_key(self, key: Any) -> bool:
@@ -143,10 +143,10 @@ class KeyedWindowState:
         """Move `key`'s per-key state out of memory (indexing its timers, holds and expiry); returns the entries
         it held and its record when that must be written (changed since the last checkpoint, or `everything`)."""
         ks = self._keys.pop(key, None)
-        kd = self._dirty_keys
-        assert kd is not None
+        dirty_keys = self._dirty_keys
+        assert dirty_keys is not None
         held = int(ks is not None)
-        dirty = everything or key in kd
+        dirty = everything or key in dirty_keys
         general = None
         gc_min = hold_min = None
         if ks is not None and (ks.windows or ks.timers):
@@ -159,15 +159,15 @@ class KeyedWindowState:
                 ws.alive = False  # its heap entries are skipped; the key's timers stay in the timer heaps
                 ws.acc = None
             self._dead_windows += len(ks.windows)
-        extra, sessions, send, fired, sfgc, fast_dirty = self._evict_fast_key(key)
+        extra, sessions, session_end_min, fired, fired_gc_min, fast_dirty = self._evict_fast_key(key)
         held += extra
         if general is None and sessions is None and fired is None:
             return held, None  # nothing left (a deletion stays recorded as a change)
         record = None
         if dirty or fast_dirty:
             record = [general, sessions, fired]
-            kd.discard(key)
-        self._index_evicted(key, gc_min, hold_min, send, sfgc, heapq.heappush)
+            dirty_keys.discard(key)
+        self._index_evicted(key, gc_min, hold_min, session_end_min, fired_gc_min, heapq.heappush)
         if self._dead_windows > 1024 and self._dead_windows > len(self._gc_heap) // 2:
             self._compact_heaps()
         return held, record
@@ -181,21 +181,21 @@ class KeyedWindowState:
         key: Any,
         gc_min: Any,
         hold_min: Any,
-        send: Any,
-        sfgc: Any,
+        session_end_min: Any,
+        fired_gc_min: Any,
         push: Callable[[list[Any], Any], None],
     ) -> None:
-        self._cold[key] = (gc_min, hold_min, send, sfgc)
+        self._cold[key] = (gc_min, hold_min, session_end_min, fired_gc_min)
         seq = self._seq
         if gc_min is not None:
             push(self._cold_gc, (gc_min, next(seq), key))
         if hold_min is not None:
             push(self._cold_hold, (hold_min, next(seq), key))
-        if send is not None or sfgc is not None:
-            self._index_evicted_sessions(key, send, sfgc, push)
+        if session_end_min is not None or fired_gc_min is not None:
+            self._index_evicted_sessions(key, session_end_min, fired_gc_min, push)
 
     def _index_evicted_sessions(
-        self, key: Any, send: Any, sfgc: Any, push: Callable[[list[Any], Any], None]
+        self, key: Any, session_end_min: Any, fired_gc_min: Any, push: Callable[[list[Any], Any], None]
     ) -> None:
         pass
 
@@ -272,9 +272,9 @@ class KeyedWindowState:
             for _, entries in general[1]:
                 for _, dom, ts in entries:
                     (self._wm_heap if dom == WM else self._pt_heap).append((ts, next(seq), key))
-        send = min(s[1] for s in sessions) if sessions else None
-        sfgc = min(self._gc_time((f[0], f[1])) for f in fired) if fired else None
-        self._index_evicted(key, gc_min, hold_min, send, sfgc, list.append)
+        session_end_min = min(s[1] for s in sessions) if sessions else None
+        fired_gc_min = min(self._gc_time((f[0], f[1])) for f in fired) if fired else None
+        self._index_evicted(key, gc_min, hold_min, session_end_min, fired_gc_min, list.append)
 
     def finish_restore(self) -> None:
         """Order the heaps filled by `restore_key`."""

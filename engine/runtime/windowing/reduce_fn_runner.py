@@ -62,7 +62,7 @@ from __future__ import annotations
 import heapq
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from millstream.engine.model.trigger import AccumulationMode, TriggerFn
@@ -80,6 +80,7 @@ __all__ = [
     "LATE_SAMPLES_KEPT",
     "Reducer",
     "create_reducer",
+    "group_by_key",
 ]
 
 #: Reasons of dropped records.
@@ -87,6 +88,9 @@ DROP_LATE = "late"
 DROP_CLOSED = "closed"
 #: How many of the latest dropped elements a reducer keeps for the console (`Reducer.late_samples`).
 LATE_SAMPLES_KEPT = 5
+
+#: No window ends after it (`Reducer._process_key`'s default: every window is processed).
+_NO_BOUND = 1 << 63
 
 _EOW = 0
 _EARLIEST = 1
@@ -172,14 +176,7 @@ class Reducer(KeyedWindowState):
         """Add one bundle, evaluate triggers once per touched (key, window), fire due timers."""
         out: list[Pane] = []
         out_wm = self.output_watermark()
-        by_key: dict[Any, list[tuple[Any, int]]] = {}
-        for k, v, t in zip(keys, values, timestamps_us):
-            items = by_key.get(k)
-            if items is None:
-                by_key[k] = [(v, t)]
-            else:
-                items.append((v, t))
-        for k, items in by_key.items():
+        for k, items in group_by_key(zip(keys, values, timestamps_us)).items():
             self._process_key(k, items, out_wm, out)
         if self._wm_heap or self._pt_heap:
             self._fire_timers(out)
@@ -287,13 +284,24 @@ class Reducer(KeyedWindowState):
             win = self._window_of(*w)
             self._dropped.extend((key, v, t, reason, win) for v, t in zip(values, tss))
 
-    def _process_key(self, key: Any, items: list[tuple[Any, int]], out_wm: int, out: list[Pane]) -> None:
+    def _process_key(
+        self,
+        key: Any,
+        items: list[tuple[Any, int]],
+        out_wm: int,
+        out: list[Pane],
+        buffered_after: int = _NO_BOUND,
+    ) -> None:
+        """Add one key's elements of a bundle; windows ending after `buffered_after` are skipped (a fast path
+        buffers them), expired ones dropped."""
         wm = self._wm
         limit = wm - self.allowed_lateness_us  # a window is expired iff end < limit (wm > end + lateness)
         assign = self._assign
         w2e: dict[Window, tuple[list[Any], list[int]]] = {}
         for v, t in items:
             for w in assign(t):
+                if w[1] > buffered_after:
+                    continue
                 if w[1] < limit:
                     self._drop(key, (v,), (t,), DROP_LATE, w)
                     continue
@@ -494,15 +502,15 @@ class Reducer(KeyedWindowState):
         h = self._pt_heap
         while h and h[0][0] <= now:
             due[heapq.heappop(h)[2]] = None
-        kd = self._dirty_keys
+        dirty_keys = self._dirty_keys
         for key in due:
             ks = self._keys.get(key)
             if ks is None and key in self._cold:
                 ks = self._reload_key(key)
             if ks is None or not ks.timers:
                 continue
-            if kd is not None:
-                kd.add(key)
+            if dirty_keys is not None:
+                dirty_keys.add(key)
             fired = []
             timers = ks.timers
             for tid, d in list(timers.items()):
@@ -539,14 +547,14 @@ class Reducer(KeyedWindowState):
         if not h or h[0][0] >= wm:
             return
         out_wm = self.output_watermark()
-        kd = self._dirty_keys
+        dirty_keys = self._dirty_keys
         while h and h[0][0] < wm:
             _, _, key, ws, w = heapq.heappop(h)
             if not ws.alive or ws.window != w:
                 continue  # merged away, or renamed by a session merge (its new window has its own entry)
             ks = self._keys[key]
-            if kd is not None:
-                kd.add(key)
+            if dirty_keys is not None:
+                dirty_keys.add(key)
             if ws.pending and not ws.trigger_finished:
                 out.append(self._panes.final(key, ws, out_wm))
             self._delete(key, ks, ws)
@@ -560,6 +568,18 @@ class Reducer(KeyedWindowState):
     def _check_strategy_record(self, stored: Any) -> None:
         """Refuse a header recorded under another windowing strategy."""
         check_strategy(self, stored, "state was written")
+
+
+def group_by_key(elements: Iterable[tuple[Any, Any, int]]) -> dict[Any, list[tuple[Any, int]]]:
+    """``(key, value, timestamp)`` triples grouped by key in first-seen order: ``{key: [(value, timestamp)]}``."""
+    by_key: dict[Any, list[tuple[Any, int]]] = {}
+    for k, v, t in elements:
+        items = by_key.get(k)
+        if items is None:
+            by_key[k] = [(v, t)]
+        else:
+            items.append((v, t))
+    return by_key
 
 
 def create_reducer(
