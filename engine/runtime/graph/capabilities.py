@@ -16,6 +16,8 @@ __all__ = [
     "ClosableDriver",
     "IncrementalStateNode",
     "LateDataSampler",
+    "PathNamingWriter",
+    "QueueingNode",
     "SinkNode",
     "StatefulNode",
     "TimerNode",
@@ -55,6 +57,13 @@ class AsyncNode(Protocol):
 
 
 @runtime_checkable
+class QueueingNode(Protocol):
+    """A node that queues batches to process later (async DoFns): a checkpoint's drain waits for its queue."""
+
+    queue: list[Any]
+
+
+@runtime_checkable
 class TimerNode(Protocol):
     """A node with processing-time timers, woken by its stage's timer loop."""
 
@@ -72,6 +81,14 @@ class SinkNode(Protocol):
     """A node that writes to an external system through a two-phase `SinkWriter`."""
 
     writer: Any
+
+
+@runtime_checkable
+class PathNamingWriter(Protocol):
+    """A sink writer that names the file it writes, for errors that name none themselves (`GuardedSinkWriter`)."""
+
+    def io_path(self) -> str:
+        """The path (or pattern) being written."""
 
 
 @runtime_checkable
