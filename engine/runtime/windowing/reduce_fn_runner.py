@@ -62,7 +62,7 @@ from __future__ import annotations
 import heapq
 import time
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from millstream.engine.model.trigger import AccumulationMode, TriggerFn
@@ -88,9 +88,6 @@ DROP_LATE = "late"
 DROP_CLOSED = "closed"
 #: How many of the latest dropped elements a reducer keeps for the console (`Reducer.late_samples`).
 LATE_SAMPLES_KEPT = 5
-
-#: No window ends after it (`Reducer._process_key`'s default: every window is processed).
-_NO_BOUND = 1 << 63
 
 _EOW = 0
 _EARLIEST = 1
@@ -290,18 +287,17 @@ class Reducer(KeyedWindowState):
         items: list[tuple[Any, int]],
         out_wm: int,
         out: list[Pane],
-        buffered_after: int = _NO_BOUND,
+        assign: Callable[[int], Iterable[Window]] | None = None,
     ) -> None:
-        """Add one key's elements of a bundle; windows ending after `buffered_after` are skipped (a fast path
-        buffers them), expired ones dropped."""
+        """Add one key's elements of a bundle to the windows `assign` gives (default: the window fn's; a fast
+        path leaves out the windows it buffers itself); expired windows drop them."""
         wm = self._wm
         limit = wm - self.allowed_lateness_us  # a window is expired iff end < limit (wm > end + lateness)
-        assign = self._assign
+        if assign is None:
+            assign = self._assign
         w2e: dict[Window, tuple[list[Any], list[int]]] = {}
         for v, t in items:
             for w in assign(t):
-                if w[1] > buffered_after:
-                    continue
                 if w[1] < limit:
                     self._drop(key, (v,), (t,), DROP_LATE, w)
                     continue

@@ -626,8 +626,13 @@ class BucketReducer(ContainerReducer):
         out: list[Pane] = []
         if slow:
             out_wm = self.output_watermark()
+
+            def closed_windows(t: int) -> list[Window]:
+                # the windows the watermark passed: open ones are buffered above
+                return [w for w in assign(t) if w[1] <= wm]
+
             for k, items in group_by_key(slow).items():
-                self._process_key(k, items, out_wm, out, buffered_after=self._wm)
+                self._process_key(k, items, out_wm, out, assign=closed_windows)
         if self._wm_heap or self._pt_heap:
             self._fire_timers(out)
         return out
