@@ -298,12 +298,8 @@ class ReducerState:
         in-memory part (which is removed from `d`/`accs`; keys left in `d` are complete)."""
         r = self.container_reducer
         assert r is not None
-        tier = self.tier
         comp = self.complete.get(nid, set())
-        prefix = tier.ns_prefix(self._ns(nid))
-        plen = len(prefix)
-        for lkey, base, _ in tier.scan(prefix):
-            key = tier.split_key(lkey, plen)
+        for key, base in self._stored_entries(nid):
             if key in d:
                 if key in comp:
                     continue  # the in-memory entry includes its stored part
@@ -315,14 +311,18 @@ class ReducerState:
 
     def cold_parts(self, nid: Any) -> Iterator[tuple[Any, Any]]:
         """The stored parts of a live slot's entries that the in-memory entries do not include."""
-        tier = self.tier
         comp = self.complete.get(nid, set())
+        for key, base in self._stored_entries(nid):
+            if key not in comp:
+                yield key, base
+
+    def _stored_entries(self, nid: Any) -> Iterator[tuple[Any, Any]]:
+        """``(key, stored part)`` of every entry of container `nid` in the store or the spill area."""
+        tier = self.tier
         prefix = tier.ns_prefix(self._ns(nid))
         plen = len(prefix)
         for lkey, base, _ in tier.scan(prefix):
-            key = tier.split_key(lkey, plen)
-            if key not in comp:
-                yield key, base
+            yield tier.split_key(lkey, plen), base
 
     def ns_dead(self, nid: Any) -> None:
         """A slot/bucket fired its last window."""
