@@ -1,7 +1,7 @@
 """Micro-benchmark of the timer and hold queues: the reducer's inline heaps against one shared queue.
 
 Run from the repository root: ``.venv/bin/python -P bench/timer_queue_bench.py [--quick]``.
-The reducer (``windowing/reduce_fn_runner.py``) keeps bare heaps of ``(time, seq, key)`` and checks due
+The reducer (its keyed state, ``windowing/keyed_state.py``) keeps bare heaps of ``(time, seq, key)`` and checks due
 timers against each key's timer dict; its holds are a heap validated by ``WinState.hold_min``. The stateful
 ParDo (``operators/stateful_pardo.py``) keeps heaps validated by a per-timer sequence number, and its holds
 in `WatermarkHolds`. `SharedTimerQueue` below is the candidate single module both would use (the ParDo's

@@ -224,13 +224,13 @@ class RocksDBBackend:
             self._db = Rdict(self._path, options, access_type=access)
         except Exception as exc:
             raise _translate(exc, self._path) from exc
-        self._wo = WriteOptions()
-        self._wo_sync = WriteOptions()
-        self._wo_sync.sync = True
+        self._write_options = WriteOptions()
+        self._write_options_sync = WriteOptions()
+        self._write_options_sync.sync = True
         if _scratch:
             # Scratch contents never need to survive a crash; RocksDB rejects sync without a WAL.
-            self._wo.disable_wal = True  # type: ignore[assignment,method-assign]
-            self._wo_sync = self._wo
+            self._write_options.disable_wal = True  # type: ignore[assignment,method-assign]
+            self._write_options_sync = self._write_options
         try:
             self._check_format(read_only)
             if verify:
@@ -323,7 +323,7 @@ class RocksDBBackend:
     def put(self, key: bytes, value: bytes) -> None:
         """Set one key (WAL, no fsync)."""
         try:
-            self._db.put(key, value, self._wo)
+            self._db.put(key, value, self._write_options)
         except Exception as exc:
             self._live()
             raise _translate(exc, self._path) from exc
@@ -331,7 +331,7 @@ class RocksDBBackend:
     def delete(self, key: bytes) -> None:
         """Remove one key."""
         try:
-            self._db.delete(key, self._wo)
+            self._db.delete(key, self._write_options)
         except Exception as exc:
             self._live()
             raise _translate(exc, self._path) from exc
@@ -364,7 +364,7 @@ class RocksDBBackend:
                 keys = [k for k, _ in self.scan_prefix(prefix)]
                 self.write_batch((), keys)
             else:
-                db.delete_range(prefix, end, self._wo)
+                db.delete_range(prefix, end, self._write_options)
         except StateError:
             raise
         except Exception as exc:
@@ -383,7 +383,7 @@ class RocksDBBackend:
         for key, value in puts:
             put(key, value)
         try:
-            db.write(batch, self._wo_sync if sync else self._wo)
+            db.write(batch, self._write_options_sync if sync else self._write_options)
         except Exception as exc:
             raise _translate(exc, self._path) from exc
 

@@ -217,7 +217,7 @@ class KafkaSourceReader(SourceReader):
         self.shard, self.num_shards = shard_of(options)
         self.group = source.group_id(options)
         self.consumer: Any = None
-        self.tps: list[Any] = []
+        self.assigned_partitions: list[Any] = []
         #: split -> offset of the next record to hand out (positions).
         self.pos: dict[str, int] = {}
         self.tp_of: dict[str, Any] = {}
@@ -281,10 +281,10 @@ class KafkaSourceReader(SourceReader):
             wanted.extend(
                 TopicPartition(topic, p) for p in sorted(parts) if p % self.num_shards == self.shard
             )
-        if not initial and set(wanted) == set(self.tps):
+        if not initial and set(wanted) == set(self.assigned_partitions):
             return
         new = [tp for tp in wanted if _split(tp) not in self.pos]
-        self.tps = wanted
+        self.assigned_partitions = wanted
         self.tp_of = {_split(tp): tp for tp in wanted}
         self.queue.clear()  # re-assigning resets the fetch positions: records queued now come again
         consumer.assign(wanted)
@@ -321,14 +321,14 @@ class KafkaSourceReader(SourceReader):
                 self.next_discovery = time.monotonic() + DISCOVERY_INTERVAL_S
             if self.announce:
                 return SourceBatch(self.announce.popleft(), [])
-        if self.tps:
+        if self.assigned_partitions:
             data = await self.consumer.getmany(timeout_ms=POLL_MS, max_records=self.batch_size)
             for tp, records in data.items():
                 if records:
                     self.queue.append((tp, records))
             if self.queue:
                 return self._next_batch()
-            return SourceBatch(_split(self.tps[0]), [])
+            return SourceBatch(_split(self.assigned_partitions[0]), [])
         await asyncio.sleep(POLL_MS / 1000)
         return SourceBatch(f"{self.source.display_name()}/unassigned", [])
 
@@ -450,7 +450,7 @@ class KafkaSourceReader(SourceReader):
         return {tp: self.pos[s] for s, tp in self.tp_of.items() if s in self.pos}
 
     def backlog(self) -> int | None:
-        if self.consumer is None or not self.tps:
+        if self.consumer is None or not self.assigned_partitions:
             return None
         total = 0
         known = False

@@ -22,7 +22,8 @@ from millstream.engine.model import trigger as T
 from millstream.engine.model import window as W
 from millstream.engine.model.timestamp import END_OF_GLOBAL_WINDOW_MICROS, MAX_MICROS, MIN_MICROS, to_micros
 from millstream.engine.runtime.windowing.combine_fns import ListCombineFn, SumCombineFn
-from millstream.engine.runtime.windowing.reduce_fn_runner import Pane, create_reducer
+from millstream.engine.runtime.windowing.panes import Pane
+from millstream.engine.runtime.windowing.reduce_fn_runner import create_reducer
 
 FORMAT_VERSION = 1
 END_OF_STREAM_PROCESSING_TIME_ADVANCE = 10**6

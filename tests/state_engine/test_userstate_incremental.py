@@ -111,7 +111,7 @@ async def test_checkpoints_write_only_changed_keys_and_a_new_run_resumes(
     job = await _pipeline(src, out, state).start()
     node = next(n for n in job.plan.nodes.values() if isinstance(n, StatefulParDoNode))
     await until(lambda: node.elements_in >= 1, "the new input")
-    assert len(node.kws) == 1000 and node.n_timers == 1000
+    assert len(node.key_windows) == 1000 and node.n_timers == 1000
     await job.drain()
     rows = []
     for name in sorted(glob.glob(out + "-c*")):
@@ -138,7 +138,7 @@ async def test_state_cleared_by_a_timer_is_deleted_from_the_store(
     await ck.checkpoint()
     # t=12000 moves the watermark to 2000 (out of orderness 10000 s): the 50 timers (at 510) fire and clear
     append_jsonl(src, [{"k": "last", "t": 12_000, "v": 7}])
-    await until(lambda: len(node.kws) == 1, "the timers to fire")
+    await until(lambda: len(node.key_windows) == 1, "the timers to fire")
     await ck.checkpoint()
     second = CheckpointStore(ck.backend).latest()
     assert second is not None and second.puts == 1 + 50 + 1  # header, 50 deletions, the new key
@@ -147,7 +147,10 @@ async def test_state_cleared_by_a_timer_is_deleted_from_the_store(
     job = await _pipeline(src, out, state).start()
     node = next(n for n in job.plan.nodes.values() if isinstance(n, StatefulParDoNode))
     await until(lambda: node.elements_in >= 1, "the new input")
-    assert sorted(kwk[0] for kwk in node.kws) == ["last", "next"] and node.n_timers == 2
+    assert (
+        sorted(key_window_id[0] for key_window_id in node.key_windows) == ["last", "next"]
+        and node.n_timers == 2
+    )
     await job.cancel()
 
 
@@ -171,5 +174,5 @@ async def test_a_whole_snapshot_is_migrated_by_writing_everything(
     await ck.checkpoint()
     latest = store.latest()
     assert latest is not None and latest.puts <= 1
-    assert len(node.kws) == 20 and node.n_timers == 20
+    assert len(node.key_windows) == 20 and node.n_timers == 20
     await job.cancel()

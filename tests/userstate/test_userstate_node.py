@@ -59,21 +59,21 @@ class Expiring(DoFn):
 def test_state_and_timers_are_collected_when_window_expires() -> None:
     node, sink = make(Expiring(), Windowing(FixedWindows(10), allowed_lateness=5))
     node.process(batch(("a", 1, 1), ("a", 2, 2), ("b", 3, 11)))
-    assert len(node.kws) == 2 and node.next_timer() == 1000 * S
+    assert len(node.key_windows) == 2 and node.next_timer() == 1000 * S
     node.watermark(0, 12 * S)  # [0, 10) is late but within allowed lateness
     node.process(batch(("a", 4, 3)))
     assert sink.out == []
-    assert len(node.kws) == 2
+    assert len(node.key_windows) == 2
     node.watermark(0, 16 * S)  # passes 10 + 5: [0, 10) expires for key a
     # the timer set beyond the expiry fires at collection; the processing-time timer is dropped
     assert sink.out == [(("late", [1, 2, 4], 110 * S), 110 * S)]
-    assert list(node.kws) == [("b", 10 * S, 20 * S)]
+    assert list(node.key_windows) == [("b", 10 * S, 20 * S)]
     assert node.n_timers == 2  # b's two timers
     node.process(batch(("a", 5, 4)))  # too late: dropped, counted, no state created
-    assert node.dropped_late == 1 and len(node.kws) == 1
+    assert node.dropped_late == 1 and len(node.key_windows) == 1
     node.watermark(0, MAX_MICROS)  # end of input: b's window expires, its processing-time timer fires too
     assert [v for v, _ in sink.out[1:]] == [("late", [3], 120 * S), "ping"]
-    assert node.kws == {} and node.n_timers == 0 and node.next_timer() is None
+    assert node.key_windows == {} and node.n_timers == 0 and node.next_timer() is None
     assert sink.wms[-1] == MAX_MICROS
 
 

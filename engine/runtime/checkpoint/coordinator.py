@@ -62,6 +62,7 @@ from millstream.engine.model.io import EndOfInputSinkWriter
 from millstream.engine.runtime.graph.capabilities import (
     BundleFinalizingNode,
     CheckpointedSource,
+    QueueingNode,
     SinkNode,
     StatefulNode,
 )
@@ -255,10 +256,7 @@ class Checkpointer:
             LoopStallMeter,
         )
 
-        options = getattr(plan, "options", None)
-        cache_entries = (
-            options.view_as(MillstreamOptions).state_cache_entries if options is not None else 1_000_000
-        )
+        cache_entries = plan.options.view_as(MillstreamOptions).state_cache_entries
         self.incremental = IncrementalNodes(
             self.stateful, self.backend, state_dir, backend_kind == "memory", cache_entries, self.cipher
         )
@@ -415,8 +413,7 @@ class Checkpointer:
         committed: int | None = None
         who = ""
         for sink in self.sinks:
-            fn = getattr(sink.writer, "committed_checkpoint", None)
-            k = await fn() if callable(fn) else None
+            k = await sink.writer.committed_checkpoint()
             if k is not None and (committed is None or k < committed):
                 committed, who = int(k), sink.label
         if committed is None or committed >= latest.checkpoint_id:
@@ -543,7 +540,9 @@ class Checkpointer:
                 await self._pause_event.wait()
             self._enter(Step.DRAIN)
             await self.in_flight.idle.wait()
-            pending = [n for st in self.plan.stages for n in st.nodes if getattr(n, "queue", None)]
+            pending = [
+                n for s in self.plan.stages for n in s.nodes if isinstance(n, QueueingNode) and n.queue
+            ]
             if pending:  # async nodes finish their queued batches before the stage takes its next message
                 await anyio.lowlevel.checkpoint()
                 await self.in_flight.idle.wait()
@@ -643,7 +642,7 @@ class Checkpointer:
 
     def _ended(self) -> str:
         """How the run ended, for its final checkpoint: "drain" or "end_of_input"."""
-        control = getattr(self.plan, "control", None)
+        control = self.plan.control
         return "drain" if control is not None and control.drain_requested else "end_of_input"
 
     async def abort_sinks(self) -> None:

@@ -16,8 +16,8 @@ from typing import Any
 
 from millstream.engine.runtime.checkpoint.versioned_store import ABSENT, StateTier
 from millstream.engine.runtime.windowing.fast.sliced import (
+    ContainerReducer,
     FastReducerBase,
-    _ContainerReducer,
 )
 from millstream.engine.runtime.windowing.reduce_fn_runner import Reducer
 from millstream.state.keys import encode_i64
@@ -125,8 +125,8 @@ class ReducerState:
         self.low = self.bound - max(1, self.bound // 16) if self.bound else 0
         #: the fast path's fired-window store and per-key containers, when the reducer has them
         self.fast: FastReducerBase | None = reducer if isinstance(reducer, FastReducerBase) else None
-        self.container_reducer: _ContainerReducer | None = (
-            reducer if isinstance(reducer, _ContainerReducer) else None
+        self.container_reducer: ContainerReducer | None = (
+            reducer if isinstance(reducer, ContainerReducer) else None
         )
         self.key_prefix = tier.ns_prefix(_KEY)
         #: container id -> keys in memory known to include their stored part (for evicted containers)
@@ -298,12 +298,8 @@ class ReducerState:
         in-memory part (which is removed from `d`/`accs`; keys left in `d` are complete)."""
         r = self.container_reducer
         assert r is not None
-        tier = self.tier
         comp = self.complete.get(nid, set())
-        prefix = tier.ns_prefix(self._ns(nid))
-        plen = len(prefix)
-        for lkey, base, _ in tier.scan(prefix):
-            key = tier.split_key(lkey, plen)
+        for key, base in self._stored_entries(nid):
             if key in d:
                 if key in comp:
                     continue  # the in-memory entry includes its stored part
@@ -315,14 +311,18 @@ class ReducerState:
 
     def cold_parts(self, nid: Any) -> Iterator[tuple[Any, Any]]:
         """The stored parts of a live slot's entries that the in-memory entries do not include."""
-        tier = self.tier
         comp = self.complete.get(nid, set())
+        for key, base in self._stored_entries(nid):
+            if key not in comp:
+                yield key, base
+
+    def _stored_entries(self, nid: Any) -> Iterator[tuple[Any, Any]]:
+        """``(key, stored part)`` of every entry of container `nid` in the store or the spill area."""
+        tier = self.tier
         prefix = tier.ns_prefix(self._ns(nid))
         plen = len(prefix)
         for lkey, base, _ in tier.scan(prefix):
-            key = tier.split_key(lkey, plen)
-            if key not in comp:
-                yield key, base
+            yield tier.split_key(lkey, plen), base
 
     def ns_dead(self, nid: Any) -> None:
         """A slot/bucket fired its last window."""

@@ -50,8 +50,8 @@ class UserStateCapture:
 class UserStateTier:
     """Dirty tracking, capture and restore of one stateful ParDo's (key, window) entries."""
 
-    def __init__(self, kws: dict[Any, Any], tier: StateTier) -> None:
-        self.kws = kws
+    def __init__(self, key_windows: dict[Any, Any], tier: StateTier) -> None:
+        self.key_windows = key_windows
         self.tier = tier
         #: (key, start, end) of every (key, window) changed since the last capture (the node adds to it).
         self.touched: set[Any] = set()
@@ -61,27 +61,31 @@ class UserStateTier:
 
     def capture(self) -> UserStateCapture:
         """Encode the touched entries (``[cells, timers]``; timers as [name, tag, domain, fire, hold, seq])."""
-        touched = set(self.kws) if self.all_dirty else self.touched
+        touched = set(self.key_windows) if self.all_dirty else self.touched
         self.touched = set()
         self.all_dirty = False
         encode = self.tier.encode_value
         encoded: list[Any] = []
         deletes: list[bytes] = []
-        kws = self.kws
+        kws = self.key_windows
         entry_key, encode_key = self.tier.entry_key, self.tier.encode_key
-        for kwk in touched:
-            kw = kws.get(kwk)
-            if kw is not None and kw.kwk is not kwk and encode_key(kw.kwk) != encode_key(kwk):
+        for key_window_id in touched:
+            kw = kws.get(key_window_id)
+            if (
+                kw is not None
+                and kw.key_window_id is not key_window_id
+                and encode_key(kw.key_window_id) != encode_key(key_window_id)
+            ):
                 # equal keys stored apart (1 and 1.0, an int and a numpy int): the (key, window) now in memory
                 # is stored under its own key, so the record of the touched one goes
-                deletes.append(entry_key(_NS, encode_key(kwk)))
-                kwk = kw.kwk
+                deletes.append(entry_key(_NS, encode_key(key_window_id)))
+                key_window_id = kw.key_window_id
             if kw is None or (not kw.cells and not kw.timers):
-                deletes.append(entry_key(_NS, encode_key(kwk)))
+                deletes.append(entry_key(_NS, encode_key(key_window_id)))
                 continue
             timers = [[tk[0], tk[1], r.domain, r.fire_us, r.hold_us, r.seq] for tk, r in kw.timers.items()]
             encoded.append(_NS)
-            encoded.append(kwk)
+            encoded.append(key_window_id)
             encoded.append(encode([kw.cells, timers]))
         self.written += len(encoded) // 3 + len(deletes)
         return UserStateCapture(self, {"version": _VERSION}, encoded, deletes, touched)
@@ -92,7 +96,7 @@ class UserStateTier:
         load: Callable[[Any, dict[str, Any]], Any],
         add_timer: Callable[[Any, tuple[str, str], int, int, int, int], None],
     ) -> int:
-        """Read every entry of the checkpoint whose header is `header`: `load(kwk, cells)` makes the
+        """Read every entry of the checkpoint whose header is `header`: `load(key_window_id, cells)` makes the
         (key, window), then `add_timer(kw, tk, domain, fire, hold, seq)` sets the timers again with their
         sequence numbers, in that order. Returns the largest sequence number (-1 without timers)."""
         if not isinstance(header, dict) or header.get("version") != _VERSION:
@@ -113,6 +117,6 @@ class UserStateTier:
     def stats(self) -> dict[str, int]:
         """Counters for tests and metrics."""
         out = dict(self.tier.stats())
-        out["hot_entries"] = len(self.kws)
+        out["hot_entries"] = len(self.key_windows)
         out["spilled"] = 0
         return out

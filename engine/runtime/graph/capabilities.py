@@ -17,6 +17,8 @@ __all__ = [
     "ClosableDriver",
     "IncrementalStateNode",
     "LateDataSampler",
+    "PathNamingWriter",
+    "QueueingNode",
     "SinkNode",
     "StatefulNode",
     "TimerNode",
@@ -66,6 +68,13 @@ class AsyncNode(Protocol):
 
 
 @runtime_checkable
+class QueueingNode(Protocol):
+    """A node that queues batches to process later (async DoFns): a checkpoint's drain waits for its queue."""
+
+    queue: list[Any]
+
+
+@runtime_checkable
 class TimerNode(Protocol):
     """A node with processing-time timers, woken by its stage's timer loop."""
 
@@ -83,6 +92,14 @@ class SinkNode(Protocol):
     """A node that writes to an external system through a two-phase `SinkWriter`."""
 
     writer: Any
+
+
+@runtime_checkable
+class PathNamingWriter(Protocol):
+    """A sink writer that names the file it writes, for errors that name none themselves (`GuardedSinkWriter`)."""
+
+    def io_path(self) -> str:
+        """The path (or pattern) being written."""
 
 
 @runtime_checkable

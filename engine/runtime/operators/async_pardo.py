@@ -88,7 +88,7 @@ class AsyncParDoNode(ParDoNode):
         n = len(vals)
         results: list[Any] = [None] * n
         errors: list[BaseException | None] = [None] * n
-        eh = self.eh
+        eh = self.exception_handling
         kwargs_base = self._resolved_kwargs
         indices = iter(range(n))
 

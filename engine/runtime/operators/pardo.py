@@ -99,9 +99,9 @@ class ParDoNode(Node):
         self.transform = transform
         self.dofn: DoFn = transform.fn
         self.windows = WindowResolver(windowing)
-        self.eh = transform.exception_handling
+        self.exception_handling = transform.exception_handling
         self.main_tag = None
-        self.dead_tag = self.eh.dead_letter_tag if self.eh else None
+        self.dead_tag = self.exception_handling.dead_letter_tag if self.exception_handling else None
         self.declared_tags = set(transform.output_tags or ())
         self.allow_unknown_tags = transform.allow_unknown_tags
         self.side_inputs: list[AsSideInput] = list(transform.side_inputs)
@@ -123,7 +123,7 @@ class ParDoNode(Node):
             isinstance(fn, CallableWrapperDoFn)
             and not fn.markers
             and not self.side_inputs
-            and self.eh is None
+            and self.exception_handling is None
             and transform.output_tags is None
             and not fn.is_async
         )
@@ -579,7 +579,7 @@ class ParDoNode(Node):
             process = self.batched.exploding_process
         args, kwargs = self._resolved_args, self._resolved_kwargs
         markers = self.markers
-        eh = self.eh
+        eh = self.exception_handling
         outputs: dict[str | None, _Outputs] = {}
         outputs[None] = _Outputs()
         vals = batch.values
@@ -630,7 +630,7 @@ class ParDoNode(Node):
     ) -> None:
         """`process` under `with_exception_handling`: a failing element goes to the dead-letter output, and
         (unless `partial`) nothing it produced before failing is kept."""
-        eh = self.eh
+        eh = self.exception_handling
         assert eh is not None
         scratch: dict[str | None, _Outputs] = {None: _Outputs()} if not eh.partial else outputs
         try:
@@ -650,7 +650,7 @@ class ParDoNode(Node):
         self, outputs: dict[str | None, _Outputs], v: Any, error: BaseException, t: int, w: Any, pane: Any
     ) -> None:
         """Route a failed element, with its error, to the dead-letter output."""
-        eh = self.eh
+        eh = self.exception_handling
         if eh is not None and eh.on_failure_callback is not None:
             eh.on_failure_callback(error, v)
         bad = outputs.setdefault(self.dead_tag, _Outputs())

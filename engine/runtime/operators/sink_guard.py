@@ -7,6 +7,7 @@ from typing import Any
 
 from millstream.engine.model.io import EndOfInputSinkWriter, SinkWriter
 from millstream.engine.model.sink_errors import sink_io_error
+from millstream.engine.runtime.graph.capabilities import PathNamingWriter
 
 
 class GuardedSinkWriter(SinkWriter):
@@ -22,8 +23,8 @@ class GuardedSinkWriter(SinkWriter):
         return getattr(self.inner, name)
 
     def _error(self, operation: str, cause: OSError) -> OSError:
-        io_path = getattr(self.inner, "io_path", None)
-        fallback = io_path() if io_path is not None else type(self.inner).__name__
+        inner = self.inner
+        fallback = inner.io_path() if isinstance(inner, PathNamingWriter) else type(inner).__name__
         return sink_io_error(self.step, operation, cause, fallback)
 
     async def open(self) -> None:

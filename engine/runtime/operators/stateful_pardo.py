@@ -72,13 +72,13 @@ class _KeyWindow:
     ``timers[tk].seq`` matches it, so a timer is cancelled by removing it here and nowhere else.
     """
 
-    __slots__ = ("key", "window", "kwk", "cells", "timers", "gc_time", "closing")
+    __slots__ = ("key", "window", "key_window_id", "cells", "timers", "gc_time", "closing")
 
     def __init__(self, key: Any, window: Any, gc_time: int) -> None:
         self.key = key
         self.window = window
-        #: The key of `StatefulParDoNode.kws`: the user key and the window's bounds (ints hash fast).
-        self.kwk = (key, window.start_us, window.end_us)
+        #: The key of `StatefulParDoNode.key_windows`: the user key and the window's bounds (ints hash fast).
+        self.key_window_id = (key, window.start_us, window.end_us)
         self.cells: dict[str, Any] = {}
         self.timers: dict[tuple[str, str], _TimerRecord] = {}
         self.gc_time = gc_time
@@ -172,7 +172,7 @@ class StatefulParDoNode(ParDoNode):
         self._fixed = isinstance(windowing.windowfn, FixedWindows)
 
         #: (key, window start, window end) -> the state of that key and window.
-        self.kws: dict[tuple[Any, int, int], _KeyWindow] = {}
+        self.key_windows: dict[tuple[Any, int, int], _KeyWindow] = {}
         #: (time, kind, seq, key-window, (name, tag)) for event-time timers and window expiries.
         self.event_heap: list[tuple[int, int, int, Any, Any]] = []
         #: (time, seq, key-window, (name, tag)) for processing-time timers.
@@ -232,7 +232,9 @@ class StatefulParDoNode(ParDoNode):
         kwargs = dict(base)
         cells = kw.cells
         if self._touched is not None:
-            self._touched.add(kw.kwk)  # whatever runs with these arguments may change the (key, window)
+            self._touched.add(
+                kw.key_window_id
+            )  # whatever runs with these arguments may change the (key, window)
         for arg, code, payload in plan:
             if code == _ARG_STATE:
                 cls, name, fn = payload
@@ -291,8 +293,8 @@ class StatefulParDoNode(ParDoNode):
         self.dirty = False
         cells = []
         timers = []
-        for kw in self.kws.values():
-            bounds = (kw.kwk[1], kw.kwk[2])
+        for kw in self.key_windows.values():
+            bounds = (kw.key_window_id[1], kw.key_window_id[2])
             if kw.cells:
                 cells.append([kw.key, bounds, kw.cells])
             for tk, rec in kw.timers.items():
@@ -310,7 +312,7 @@ class StatefulParDoNode(ParDoNode):
             kw = self._new_kw(key, window_of(start, end))
             kw.cells = dict(cells)
         for key, (start, end), name, tag, domain, fire_us, hold_us in data["timers"]:
-            kw = self.kws.get((key, start, end)) or self._new_kw(key, window_of(start, end))
+            kw = self.key_windows.get((key, start, end)) or self._new_kw(key, window_of(start, end))
             self._add_timer(kw, (name, tag), domain, fire_us, hold_us)
         self.dirty = False
         if self.tiered is not None:
@@ -321,7 +323,7 @@ class StatefulParDoNode(ParDoNode):
         """Checkpoint incrementally in `tier`: only the (key, window)s changed since the last checkpoint."""
         from millstream.engine.runtime.checkpoint.userstate_records import UserStateTier
 
-        self.tiered = UserStateTier(self.kws, tier)
+        self.tiered = UserStateTier(self.key_windows, tier)
         self._touched = self.tiered.touched
 
     def capture_incremental(self) -> Any:
@@ -335,8 +337,10 @@ class StatefulParDoNode(ParDoNode):
         """Load every (key, window) and timer of the checkpoint whose node header is `header`."""
         self._clear()
 
-        def load(kwk: Any, cells: dict[str, Any]) -> _KeyWindow:
-            kw = self._new_kw(kwk[0], self.windowing.windowfn.window_of(kwk[1], kwk[2]))
+        def load(key_window_id: Any, cells: dict[str, Any]) -> _KeyWindow:
+            kw = self._new_kw(
+                key_window_id[0], self.windowing.windowfn.window_of(key_window_id[1], key_window_id[2])
+            )
             kw.cells = cells
             return kw
 
@@ -348,7 +352,7 @@ class StatefulParDoNode(ParDoNode):
 
     def _clear(self) -> None:
         """No state and no timers."""
-        self.kws.clear()
+        self.key_windows.clear()
         self.event_heap.clear()
         self.proc_heap.clear()
         self.gc_buckets.clear()
@@ -361,25 +365,25 @@ class StatefulParDoNode(ParDoNode):
         # the watermark at which the window has expired (passed end + allowed lateness)
         gc_time = (expiry if expiry < MAX_MICROS - 1 else MAX_MICROS - 1) + 1
         kw = _KeyWindow(key, window, gc_time)
-        self.kws[kw.kwk] = kw
+        self.key_windows[kw.key_window_id] = kw
         bucket = self.gc_buckets.get(gc_time)
         if bucket is None:
             bucket = self.gc_buckets[gc_time] = {}
             heapq.heappush(self.event_heap, (gc_time, _EXPIRY, next(self._seq), None, None))
-        bucket[kw.kwk] = None
+        bucket[kw.key_window_id] = None
         return kw
 
     def _drop_kw(self, kw: _KeyWindow) -> None:
-        del self.kws[kw.kwk]
+        del self.key_windows[kw.key_window_id]
         if self._touched is not None:
-            self._touched.add(kw.kwk)
+            self._touched.add(kw.key_window_id)
         bucket = self.gc_buckets.get(kw.gc_time)
         if bucket is not None:
-            bucket.pop(kw.kwk, None)
+            bucket.pop(kw.key_window_id, None)
 
     def _drop_if_empty(self, kw: _KeyWindow) -> None:
         """Forget a key-window with no state and no timers (unless it already expired)."""
-        if not kw.cells and not kw.timers and self.kws.get(kw.kwk) is kw:
+        if not kw.cells and not kw.timers and self.key_windows.get(kw.key_window_id) is kw:
             self._drop_kw(kw)
 
     def _set_timer(self, kw: _KeyWindow, spec: TimerSpec, tag: str, fire_us: int, hold_us: int) -> None:
@@ -433,7 +437,7 @@ class StatefulParDoNode(ParDoNode):
         """Rebuild the heaps from the live timers (stale entries pile up when timers are reset often)."""
         events: list[tuple[int, int, int, Any, Any]] = []
         procs: list[tuple[int, int, Any, Any]] = []
-        for kw in self.kws.values():
+        for kw in self.key_windows.values():
             for tk, rec in kw.timers.items():
                 if rec.domain == _WM:
                     events.append((rec.fire_us, _TIMER, rec.seq, kw, tk))
@@ -478,8 +482,8 @@ class StatefulParDoNode(ParDoNode):
         process = element_keyword_call(self.dofn.process) if self.element_as_keyword else self.dofn.process
         args, base_kwargs = self._resolved_args, self._resolved_kwargs
         plan = self._process_args
-        kws = self.kws
-        eh = self.eh
+        kws = self.key_windows
+        eh = self.exception_handling
         ts_col, win_col, pane_col = batch.ts, batch.wins, batch.panes
         global_windows = self._global
         is_global = global_windows is not None
@@ -572,8 +576,8 @@ class StatefulParDoNode(ParDoNode):
                 if bucket:
                     if outputs is None:
                         outputs = self._begin_timers()
-                    for kwk in list(bucket):
-                        expiring = self.kws.get(kwk)
+                    for key_window_id in list(bucket):
+                        expiring = self.key_windows.get(key_window_id)
                         if expiring is not None:
                             self._expire(expiring, outputs)
             else:
@@ -601,10 +605,10 @@ class StatefulParDoNode(ParDoNode):
                 self._fire(kw, tk, rec, outputs)
         for tk in list(kw.timers):
             self._remove_timer(kw, tk)
-        if self.kws.get(kw.kwk) is kw:
-            del self.kws[kw.kwk]
+        if self.key_windows.get(kw.key_window_id) is kw:
+            del self.key_windows[kw.key_window_id]
             if self._touched is not None:
-                self._touched.add(kw.kwk)
+                self._touched.add(kw.key_window_id)
 
     def advance_processing_time(self, now_us: int) -> None:
         """Fire processing-time timers due at `now_us` (those set while firing wait for the next call)."""

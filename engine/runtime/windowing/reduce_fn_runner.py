@@ -51,63 +51,37 @@ timers seen as the watermark) to reproduce the Python SDK exactly; the conforman
 
 Fast paths for the common configurations are subclasses chosen by `create_reducer`.
 
-Durable jobs attach `checkpoint.reducer_records.ReducerState` through the state interface at the end of
-`Reducer` (``track_changes``, ``evict_key``, ``key_record``, ``state_header``, ...; docs/state.md): the
-reducer then records which keys changed and may have keys' state evicted to the state store (``_cold``);
-evicted state comes back (``_reload_key``, one read) when an element, a timer, a window expiry or a
-watermark hold needs it. Without it these hooks cost one empty-dict lookup.
+The module holds the semantics: elements, the trigger context, session merging, timers and expiry. What the
+reducer holds, and the state interface durable jobs use (``track_changes``, ``evict_key``, ``key_record``,
+``state_header``, ...; docs/state.md), are its base `windowing.keyed_state.KeyedWindowState`; the records
+are `windowing.window_state`; panes and their numbering are `windowing.panes`.
 """
 
 from __future__ import annotations
 
 import heapq
-import itertools
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
-from typing import Any, NamedTuple
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
-from millstream.engine.model.timestamp import MAX_MICROS, MIN_MICROS
 from millstream.engine.model.trigger import AccumulationMode, TriggerFn
-from millstream.engine.model.window import (
-    BoundedWindow,
-    PaneInfo,
-    PaneInfoTiming,
-    TimestampCombiner,
-    WindowFn,
-)
+from millstream.engine.model.window import BoundedWindow, TimestampCombiner, WindowFn
 from millstream.engine.runtime.windowing.combine_fns import CombineOps, combine_ops
-from millstream.engine.runtime.windowing.snapshot import (
-    check_strategy,
-    decode_key_state,
-    encode_key_state,
-    strategy,
-)
+from millstream.engine.runtime.windowing.keyed_state import KeyedWindowState
+from millstream.engine.runtime.windowing.panes import Pane, PaneBuilder
+from millstream.engine.runtime.windowing.snapshot import check_strategy, strategy
 from millstream.engine.runtime.windowing.trigger_state_machine import WM, CompiledTrigger, compile_trigger
+from millstream.engine.runtime.windowing.window_state import KeyState, Window, WinState
 
 __all__ = [
     "DROP_CLOSED",
     "DROP_LATE",
     "LATE_SAMPLES_KEPT",
-    "KeyState",
-    "Pane",
     "Reducer",
-    "WinState",
     "create_reducer",
+    "group_by_key",
 ]
-
-
-class Pane(NamedTuple):
-    """An emitted pane: one key's output for one window, with its timestamp and Beam's PaneInfo."""
-
-    key: Any
-    window: BoundedWindow
-    value: Any
-    timestamp_us: int
-    pane_info: PaneInfo
-
-
-Window = tuple[int, int]
 
 #: Reasons of dropped records.
 DROP_LATE = "late"
@@ -124,54 +98,8 @@ _TC_CODES = {
     TimestampCombiner.OUTPUT_AT_LATEST: _LATEST,
 }
 
-_EARLY = PaneInfoTiming.EARLY
-_ON_TIME = PaneInfoTiming.ON_TIME
-_LATE = PaneInfoTiming.LATE
 
-
-class WinState:
-    """State of one (key, window): accumulator, pane bookkeeping, watermark hold, trigger slots, timer ids."""
-
-    __slots__ = (
-        "window",
-        "acc",
-        "pending",
-        "index",
-        "nonspeculative_index",
-        "trigger_finished",
-        "hold",
-        "hold_min",
-        "trigger_slots",
-        "ids",
-        "alive",
-    )
-
-    def __init__(self, window: Window, acc: Any, trigger_slots: list[int], ids: list[int]) -> None:
-        self.window = window
-        self.acc = acc  # None once the trigger finished
-        self.pending = False  # elements added since the last pane (Java's NonEmptyPanes)
-        self.index = 0  # panes emitted (Beam's INDEX state)
-        self.nonspeculative_index = 0  # non-EARLY panes emitted (Beam's NONSPECULATIVE_INDEX state)
-        self.trigger_finished = False  # later data for the window is dropped
-        self.hold: int | None = None  # combined output-time hold (pane timestamp)
-        self.hold_min: int | None = None  # smallest raw hold (what holds the output watermark)
-        self.trigger_slots = trigger_slots  # the trigger state machine's counters (`trigger_state_machine`)
-        self.ids = ids  # timer owner ids (several after session merges), first one gets new timers
-        self.alive = True
-
-
-class KeyState:
-    """All state of one key: its windows and its timers (grouped by owner id, in Beam's order)."""
-
-    __slots__ = ("windows", "timers", "window_by_owner")
-
-    def __init__(self) -> None:
-        self.windows: dict[Window, WinState] = {}
-        self.timers: dict[int, dict[Any, tuple[int, int]]] = {}
-        self.window_by_owner: dict[int, WinState] = {}
-
-
-class Reducer:
+class Reducer(KeyedWindowState):
     """The general windowed reducer: every window fn, trigger, accumulation mode and timestamp combiner."""
 
     def __init__(
@@ -188,12 +116,10 @@ class Reducer:
         beam_python_compat: bool = False,
         processing_timers_see_watermark: bool | None = None,
     ) -> None:
-        if allowed_lateness_us < 0:
-            raise ValueError("allowed lateness must be >= 0")
+        super().__init__(allowed_lateness_us, processing_time_us)
         self.window_fn = window_fn
         self.trigger = trigger
         self.accumulation_mode = AccumulationMode(accumulation_mode)
-        self.allowed_lateness_us = allowed_lateness_us
         self.timestamp_combiner = TimestampCombiner(timestamp_combiner)
         self.compat = beam_python_compat
         # deviations 1 and 2 of the semantics policy, separately switchable for diagnosis
@@ -212,18 +138,9 @@ class Reducer:
         self._add_inputs = self._ops.add_inputs
         self._discarding = self.accumulation_mode == AccumulationMode.DISCARDING
         self._combiner_code = _TC_CODES[self.timestamp_combiner]
-        self._keys: dict[Any, KeyState] = {}
-        self._wm = MIN_MICROS
-        self._now = processing_time_us
-        self._seq = itertools.count()
-        self._ids = itertools.count(1)
-        self._wm_heap: list[tuple[int, int, Any]] = []
-        self._pt_heap: list[tuple[int, int, Any]] = []
-        self._gc_heap: list[tuple[int, int, Any, WinState, Window]] = []
-        self._hold_heap: list[tuple[int, int, WinState]] = []
-        self._panes: dict[tuple[bool, bool, int, int, int], PaneInfo] = {}
-        self.dropped_late = 0
-        self.dropped_closed = 0
+        self._panes = PaneBuilder(
+            self._ops, self._discarding, self._window_of, self._trigger_machine.has_ontime_pane
+        )
         self._dropped: list[tuple[Any, Any, int, str, BoundedWindow]] | None = [] if collect_dropped else None
         #: The latest dropped elements, whatever `collect_dropped` says: (wall time, key, value, timestamp µs,
         #: reason, window, input watermark µs). Bounded; filled only on the drop path.
@@ -237,16 +154,6 @@ class Reducer:
         self._current_key_state: KeyState | None = None
         self._current_window: WinState | None = None
         self._current_key: Any = None
-        # Tiered state (`checkpoint.reducer_records.ReducerState`, set up when a checkpointing job bounds the state in
-        # memory): keys evicted to the state store -> (gc time, hold, session end, fired-session gc) of their
-        # state; heaps of the gc times and holds of evicted keys; keys whose state changed since the last
-        # checkpoint (None: not tracked). Their timers stay in the timer heaps (keyed by key).
-        self._tiered: Any = None
-        self._cold: dict[Any, tuple[Any, Any, Any, Any]] = {}
-        self._cold_gc: list[tuple[int, int, Any]] = []
-        self._cold_hold: list[tuple[int, int, Any]] = []
-        self._dirty_keys: set[Any] | None = None
-        self._dead_windows = 0  # evicted window states whose heap entries are still in the gc/hold heaps
 
     # ------------------------------------------------------------------ public API
 
@@ -266,14 +173,7 @@ class Reducer:
         """Add one bundle, evaluate triggers once per touched (key, window), fire due timers."""
         out: list[Pane] = []
         out_wm = self.output_watermark()
-        by_key: dict[Any, list[tuple[Any, int]]] = {}
-        for k, v, t in zip(keys, values, timestamps_us):
-            items = by_key.get(k)
-            if items is None:
-                by_key[k] = [(v, t)]
-            else:
-                items.append((v, t))
-        for k, items in by_key.items():
+        for k, items in group_by_key(zip(keys, values, timestamps_us)).items():
             self._process_key(k, items, out_wm, out)
         if self._wm_heap or self._pt_heap:
             self._fire_timers(out)
@@ -325,14 +225,6 @@ class Reducer:
             return []
         self._dropped = []
         return d
-
-    def state_size(self) -> int:
-        """Number of (key, window) states held (for tests and metrics; fast paths add their buffers)."""
-        return sum(len(ks.windows) for ks in self._keys.values())
-
-    def open_windows(self) -> set[Window]:
-        """The distinct windows (bounds) that hold state for some key."""
-        return {w for ks in self._keys.values() for w in ks.windows}
 
     # ------------------------------------------------------------------ trigger context
 
@@ -389,10 +281,20 @@ class Reducer:
             win = self._window_of(*w)
             self._dropped.extend((key, v, t, reason, win) for v, t in zip(values, tss))
 
-    def _process_key(self, key: Any, items: list[tuple[Any, int]], out_wm: int, out: list[Pane]) -> None:
+    def _process_key(
+        self,
+        key: Any,
+        items: list[tuple[Any, int]],
+        out_wm: int,
+        out: list[Pane],
+        assign: Callable[[int], Iterable[Window]] | None = None,
+    ) -> None:
+        """Add one key's elements of a bundle to the windows `assign` gives (default: the window fn's; a fast
+        path leaves out the windows it buffers itself); expired windows drop them."""
         wm = self._wm
         limit = wm - self.allowed_lateness_us  # a window is expired iff end < limit (wm > end + lateness)
-        assign = self._assign
+        if assign is None:
+            assign = self._assign
         w2e: dict[Window, tuple[list[Any], list[int]]] = {}
         for v, t in items:
             for w in assign(t):
@@ -433,11 +335,6 @@ class Reducer:
         heapq.heappush(self._gc_heap, (self._gc_time(w), next(self._seq), key, ws, w))
         return ws
 
-    def _gc_time(self, w: Window) -> int:
-        # The window expires when the input watermark is strictly past end + allowed lateness; capped so
-        # that the watermark at +infinity expires every window.
-        return min(w[1] + self.allowed_lateness_us, MAX_MICROS - 1)
-
     def _add(
         self, key: Any, ks: KeyState, w: Window, vals: list[Any], tss: list[int], out_wm: int, out: list[Pane]
     ) -> None:
@@ -469,7 +366,7 @@ class Reducer:
         wm = self._wm
         if root.should_fire(self, WM, wm):
             finished = root.on_fire(self, wm)
-            out.append(self._output(key, ws, finished, out_wm, False))
+            out.append(self._panes.emit(key, ws, finished, out_wm, False))
 
     def _add_hold(self, ws: WinState, h: int) -> None:
         if ws.hold is None:
@@ -589,57 +486,6 @@ class Reducer:
         self._enter(key, ks, ws)
         self._root.on_merge(self, group, result)
 
-    # ------------------------------------------------------------------ panes
-
-    def _pane_info(
-        self, is_first: bool, is_last: bool, timing: int, index: int, nonspeculative_index: int
-    ) -> PaneInfo:
-        k = (is_first, is_last, timing, index, nonspeculative_index)
-        p = self._panes.get(k)
-        if p is None:
-            p = PaneInfo(is_first, is_last, timing, index, nonspeculative_index)
-            if len(self._panes) < 4096:
-                self._panes[k] = p
-        return p
-
-    def _output(self, key: Any, ws: WinState, finished: bool, out_wm: int, maybe_ontime: bool) -> Pane:
-        w = ws.window
-        max_ts = w[1] - 1
-        index = ws.index
-        ws.index = index + 1
-        if out_wm <= max_ts:
-            timing = _EARLY
-            nonspeculative_index = -1
-            if ws.nonspeculative_index:
-                nonspeculative_index = ws.nonspeculative_index
-                ws.nonspeculative_index += 1
-        else:
-            nonspeculative_index = ws.nonspeculative_index
-            ws.nonspeculative_index = nonspeculative_index + 1
-            timing = _ON_TIME if maybe_ontime and nonspeculative_index == 0 else _LATE
-        ops = self._ops
-        value = ops.extract(ws.acc)
-        if finished:
-            ws.acc = None
-            ws.trigger_finished = True
-        elif self._discarding:
-            ws.acc = ops.create()
-        ws.pending = False
-        h = ws.hold
-        if h is None:
-            ts = max_ts
-        else:
-            ts = h
-            if not (out_wm < w[1] and self._trigger_machine.has_ontime_pane):
-                ws.hold = ws.hold_min = None
-        return Pane(
-            key,
-            self._window_of(*w),
-            value,
-            ts,
-            self._pane_info(index == 0, bool(finished), timing, index, nonspeculative_index),
-        )
-
     # ------------------------------------------------------------------ timers and expiry
 
     def _fire_timers(self, out: list[Pane]) -> None:
@@ -652,15 +498,15 @@ class Reducer:
         h = self._pt_heap
         while h and h[0][0] <= now:
             due[heapq.heappop(h)[2]] = None
-        kd = self._dirty_keys
+        dirty_keys = self._dirty_keys
         for key in due:
             ks = self._keys.get(key)
             if ks is None and key in self._cold:
                 ks = self._reload_key(key)
             if ks is None or not ks.timers:
                 continue
-            if kd is not None:
-                kd.add(key)
+            if dirty_keys is not None:
+                dirty_keys.add(key)
             fired = []
             timers = ks.timers
             for tid, d in list(timers.items()):
@@ -683,11 +529,11 @@ class Reducer:
             wm = self._wm
             if root.should_fire(self, domain, wm):
                 finished = root.on_fire(self, wm)
-                out.append(self._output(key, ws, finished, self.output_watermark(), False))
+                out.append(self._panes.emit(key, ws, finished, self.output_watermark(), False))
             return
         if root.should_fire(self, domain, ts):
             finished = root.on_fire(self, ts)
-            out.append(self._output(key, ws, finished, ts, domain == WM))
+            out.append(self._panes.emit(key, ws, finished, ts, domain == WM))
 
     def _expire(self, out: list[Pane]) -> None:
         h = self._gc_heap
@@ -697,287 +543,39 @@ class Reducer:
         if not h or h[0][0] >= wm:
             return
         out_wm = self.output_watermark()
-        kd = self._dirty_keys
+        dirty_keys = self._dirty_keys
         while h and h[0][0] < wm:
             _, _, key, ws, w = heapq.heappop(h)
             if not ws.alive or ws.window != w:
                 continue  # merged away, or renamed by a session merge (its new window has its own entry)
             ks = self._keys[key]
-            if kd is not None:
-                kd.add(key)
+            if dirty_keys is not None:
+                dirty_keys.add(key)
             if ws.pending and not ws.trigger_finished:
-                out.append(self._final_pane(key, ws, out_wm))
+                out.append(self._panes.final(key, ws, out_wm))
             self._delete(key, ks, ws)
 
-    def _final_pane(self, key: Any, ws: WinState, out_wm: int) -> Pane:
-        """Deviation 1: the pane that releases data no pane emitted when the window expires (Java's GC pane)."""
-        w = ws.window
-        max_ts = w[1] - 1
-        index = ws.index
-        nonspeculative_index = ws.nonspeculative_index
-        timing = _LATE if nonspeculative_index > 0 or out_wm > max_ts else _ON_TIME
-        value = self._ops.extract(ws.acc)
-        ts = ws.hold if ws.hold is not None else max_ts
-        return Pane(
-            key,
-            self._window_of(*w),
-            value,
-            ts,
-            self._pane_info(index == 0, True, timing, index, nonspeculative_index),
-        )
+    # ------------------------------------------------------------------ the header's strategy
 
-    def _delete(self, key: Any, ks: KeyState, ws: WinState) -> None:
-        ws.alive = False
-        ws.acc = None
-        del ks.windows[ws.window]
-        for tid in ws.ids:
-            ks.timers.pop(tid, None)
-            ks.window_by_owner.pop(tid, None)
-        if not ks.windows and not ks.timers:
-            del self._keys[key]
+    def _strategy_record(self) -> list[Any]:
+        """The windowing strategy a checkpoint's header records."""
+        return strategy(self)
 
-    # ------------------------------------------------------------------ state interface
-    # What `checkpoint.reducer_records` needs for incremental checkpoints and bounded memory. Each reducer
-    # class answers for its own structures; the store side (namespaces, spill, Bloom filters) never reaches
-    # into them. The interface is described once, in docs/state.md ("The reducer's state interface").
+    def _check_strategy_record(self, stored: Any) -> None:
+        """Refuse a header recorded under another windowing strategy."""
+        check_strategy(self, stored, "state was written")
 
-    def track_changes(self, store: Any) -> None:
-        """Start recording what changes; `store` (a `ReducerState`) gives evicted state back on demand."""
-        self._tiered = store
-        self._dirty_keys = set()
 
-    def entries_in_memory(self) -> int:
-        """Entries held in memory: keys with general state (fast paths add their buffers and fired entries)."""
-        return len(self._keys)
-
-    def evictable_keys(self) -> list[dict[Any, Any]]:
-        """The dicts whose keys hold per-key state in memory, in eviction order."""
-        return [self._keys]
-
-    def changed_keys(self, everything: bool) -> dict[Any, None]:
-        """Keys whose per-key record changed since the last call (with `everything`: every key in memory)."""
-        kd = self._dirty_keys
-        assert kd is not None
-        dirty = dict.fromkeys(kd)  # a dict: keys in a stable order
-        if everything:
-            dirty.update(dict.fromkeys(self._keys))
-        kd.clear()
-        return dirty
-
-    def mark_changed(self, keys: Any) -> None:
-        """Record `keys` as changed again (a checkpoint that captured them was not written)."""
-        assert self._dirty_keys is not None
-        self._dirty_keys.update(keys)
-
-    def pending_changes(self) -> int:
-        """Number of keys recorded as changed."""
-        return len(self._dirty_keys) if self._dirty_keys is not None else 0
-
-    def take_deleted_keys(self) -> list[Any]:
-        """Changed keys whose state is gone altogether (their records are deletions); no longer recorded."""
-        kd = self._dirty_keys
-        assert kd is not None
-        gone = [k for k in kd if not self._holds_key(k)]
-        for k in gone:
-            kd.discard(k)
-        return gone
-
-    def _holds_key(self, key: Any) -> bool:
-        return key in self._keys or key in self._cold
-
-    def key_record(self, key: Any) -> list[Any] | None:
-        """One key's per-key record ``[general state, fast sessions, fired sessions]``, or None if it has none."""
-        ks = self._keys.get(key)
-        general = encode_key_state(ks) if ks is not None and (ks.windows or ks.timers) else None
-        if general is None:
-            return None
-        return [general, None, None]
-
-    def evict_key(self, key: Any, everything: bool) -> tuple[int, list[Any] | None]:
-        """Move `key`'s per-key state out of memory (indexing its timers, holds and expiry); returns the entries
-        it held and its record when that must be written (changed since the last checkpoint, or `everything`)."""
-        ks = self._keys.pop(key, None)
-        kd = self._dirty_keys
-        assert kd is not None
-        held = int(ks is not None)
-        dirty = everything or key in kd
-        general = None
-        gc_min = hold_min = None
-        if ks is not None and (ks.windows or ks.timers):
-            general = encode_key_state(ks)
-            for ws in ks.windows.values():
-                gc = self._gc_time(ws.window)
-                gc_min = gc if gc_min is None else min(gc_min, gc)
-                if ws.hold_min is not None:
-                    hold_min = ws.hold_min if hold_min is None else min(hold_min, ws.hold_min)
-                ws.alive = False  # its heap entries are skipped; the key's timers stay in the timer heaps
-                ws.acc = None
-            self._dead_windows += len(ks.windows)
-        extra, sessions, send, fired, sfgc, fast_dirty = self._evict_fast_key(key)
-        held += extra
-        if general is None and sessions is None and fired is None:
-            return held, None  # nothing left (a deletion stays recorded as a change)
-        record = None
-        if dirty or fast_dirty:
-            record = [general, sessions, fired]
-            kd.discard(key)
-        self._index_evicted(key, gc_min, hold_min, send, sfgc, heapq.heappush)
-        if self._dead_windows > 1024 and self._dead_windows > len(self._gc_heap) // 2:
-            self._compact_heaps()
-        return held, record
-
-    def _evict_fast_key(self, key: Any) -> tuple[int, Any, Any, Any, Any, bool]:
-        """The fast path's per-key part of an eviction: (entries, sessions, earliest end, fired, gc, changed)."""
-        return 0, None, None, None, None, False
-
-    def _index_evicted(
-        self,
-        key: Any,
-        gc_min: Any,
-        hold_min: Any,
-        send: Any,
-        sfgc: Any,
-        push: Callable[[list[Any], Any], None],
-    ) -> None:
-        self._cold[key] = (gc_min, hold_min, send, sfgc)
-        seq = self._seq
-        if gc_min is not None:
-            push(self._cold_gc, (gc_min, next(seq), key))
-        if hold_min is not None:
-            push(self._cold_hold, (hold_min, next(seq), key))
-        if send is not None or sfgc is not None:
-            self._index_evicted_sessions(key, send, sfgc, push)
-
-    def _index_evicted_sessions(
-        self, key: Any, send: Any, sfgc: Any, push: Callable[[list[Any], Any], None]
-    ) -> None:
-        pass
-
-    def _compact_heaps(self) -> None:
-        """Drop the gc/hold heap entries of evicted window states (they hold the objects in memory)."""
-        self._gc_heap = [e for e in self._gc_heap if e[3].alive]
-        heapq.heapify(self._gc_heap)
-        self._hold_heap = [e for e in self._hold_heap if e[2].alive]
-        heapq.heapify(self._hold_heap)
-        self._dead_windows = 0
-
-    def _reload_key(self, key: Any) -> KeyState | None:
-        """Bring an evicted key's state back into memory; returns its general state (None if it has none)."""
-        if self._cold.pop(key, None) is None:
-            return self._keys.get(key)
-        found, record, dirty = self._tiered.fetch_key(key)
-        if not found:
-            return None
-        return self.load_key(key, record, dirty)
-
-    def load_key(self, key: Any, record: list[Any], changed: bool) -> KeyState | None:
-        """Put a key's record back into memory (its timers are still in the timer heaps)."""
-        general, sessions, fired = record
-        ks = None
-        if general is not None:
-            ks, _ = decode_key_state(self, key, general[0], general[1], heapq.heappush, with_timers=False)
-        self._load_fast_key(key, sessions, fired, None)
-        if changed:
-            assert self._dirty_keys is not None
-            self._dirty_keys.add(key)
-        return ks
-
-    def _load_fast_key(
-        self, key: Any, sessions: Any, fired: Any, push: Callable[[list[Any], Any], None] | None
-    ) -> None:
-        pass
-
-    def restore_key(self, key: Any, record: list[Any], in_memory: bool) -> None:
-        """Restore one key's record: into memory, or (not `in_memory`) only indexed (its timers, holds,
-        expiry) and loaded when needed. Heaps are filled unordered: call `finish_restore` at the end."""
-        general, sessions, fired = record
-        if in_memory:
-            if general is not None:
-                decode_key_state(self, key, general[0], general[1], list.append)
-            self._load_fast_key(key, sessions, fired, list.append)
-            return
-        seq = self._seq
-        gc_min = hold_min = None
-        if general is not None:
-            for row in general[0]:
-                gc = self._gc_time((row[0], row[1]))
-                gc_min = gc if gc_min is None else min(gc_min, gc)
-                if row[8] is not None:
-                    hold_min = row[8] if hold_min is None else min(hold_min, row[8])
-            for _, entries in general[1]:
-                for _, dom, ts in entries:
-                    (self._wm_heap if dom == 0 else self._pt_heap).append((ts, next(seq), key))
-        send = min(s[1] for s in sessions) if sessions else None
-        sfgc = min(self._gc_time((f[0], f[1])) for f in fired) if fired else None
-        self._index_evicted(key, gc_min, hold_min, send, sfgc, list.append)
-
-    def finish_restore(self) -> None:
-        """Order the heaps filled by `restore_key`."""
-        heaps: tuple[list[Any], ...] = (
-            self._wm_heap,
-            self._pt_heap,
-            self._gc_heap,
-            self._hold_heap,
-            self._cold_gc,
-            self._cold_hold,
-        )
-        for h in heaps:
-            heapq.heapify(h)
-
-    def _reload_expiring(self, wm: int) -> None:
-        """Evicted keys with a window that expires at watermark `wm` come back (their gc entries with them)."""
-        h = self._cold_gc
-        cold = self._cold
-        while h and h[0][0] < wm:
-            v, _, key = heapq.heappop(h)
-            info = cold.get(key)
-            if info is not None and info[0] == v:
-                self._reload_key(key)
-
-    def _evicted_hold(self) -> int | None:
-        """The earliest watermark hold of an evicted key, or None."""
-        h = self._cold_hold
-        cold = self._cold
-        while h:
-            v, _, key = h[0]
-            info = cold.get(key)
-            if info is not None and info[1] == v:
-                return int(v)
-            heapq.heappop(h)
-        return None
-
-    def evicted_keys(self) -> int:
-        """Number of keys whose state is out of memory."""
-        return len(self._cold)
-
-    def state_header(self) -> dict[str, Any]:
-        """What a checkpoint's header records besides the entries (time, counters, the fast paths' windows)."""
-        next_id = next(self._ids)
-        self._ids = itertools.count(next_id)
-        return {
-            "class": type(self).__name__,
-            "strategy": strategy(self),
-            "watermark": self._wm,
-            "processing_time": self._now,
-            "dropped_late": self.dropped_late,
-            "dropped_closed": self.dropped_closed,
-            "next_id": next_id,
-        }
-
-    def load_state_header(self, header: dict[str, Any]) -> None:
-        """Start over from a checkpoint's header, with no keys in memory (then `restore_key`, `finish_restore`)."""
-        if header["class"] != type(self).__name__:
-            raise ValueError("the state was written by a reducer with another class or windowing strategy")
-        check_strategy(self, header["strategy"], "state was written")
-        self._keys = {}
-        self._wm = header["watermark"]
-        self._now = header["processing_time"]
-        self.dropped_late = header["dropped_late"]
-        self.dropped_closed = header["dropped_closed"]
-        self._ids = itertools.count(header["next_id"])
-        self._wm_heap, self._pt_heap, self._gc_heap, self._hold_heap = [], [], [], []
-        self._cold, self._cold_gc, self._cold_hold = {}, [], []
-        self._dirty_keys = set()
+def group_by_key(elements: Iterable[tuple[Any, Any, int]]) -> dict[Any, list[tuple[Any, int]]]:
+    """``(key, value, timestamp)`` triples grouped by key in first-seen order: ``{key: [(value, timestamp)]}``."""
+    by_key: dict[Any, list[tuple[Any, int]]] = {}
+    for k, v, t in elements:
+        items = by_key.get(k)
+        if items is None:
+            by_key[k] = [(v, t)]
+        else:
+            items.append((v, t))
+    return by_key
 
 
 def create_reducer(

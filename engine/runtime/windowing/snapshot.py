@@ -7,11 +7,12 @@ and refuse state written under another one (`check_strategy`). What is stored is
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from millstream.engine.runtime.windowing.window_state import KeyState, WinState
+
 if TYPE_CHECKING:
-    from millstream.engine.runtime.windowing.reduce_fn_runner import KeyState, Reducer
+    from millstream.engine.runtime.windowing.reduce_fn_runner import Reducer
 
 __all__ = ["check_strategy", "decode_key_state", "encode_key_state", "strategy"]
 
@@ -101,25 +102,9 @@ def encode_key_state(ks: KeyState) -> list[Any]:
     return [windows, timers]
 
 
-def decode_key_state(
-    r: Reducer,
-    key: Any,
-    windows: list[Any],
-    timers: list[Any],
-    push: Callable[[list[Any], Any], None],
-    with_timers: bool = True,
-) -> tuple[KeyState, int]:
-    """Rebuild one key's state into `r._keys`; returns it and its largest timer owner id.
-
-    Its gc and hold entries (and, `with_timers`, its timers) are added to the reducer's heaps with `push`
-    (``list.append`` before a heapify, or ``heapq.heappush``).
-    """
-    from millstream.engine.runtime.windowing.reduce_fn_runner import KeyState, WinState
-
+def decode_key_state(windows: list[Any], timers: list[Any]) -> KeyState:
+    """One key's general state rebuilt from what `encode_key_state` wrote (the reducer indexes it)."""
     ks = KeyState()
-    r._keys[key] = ks
-    max_id = 0
-    seq = r._seq
     for (
         start,
         end,
@@ -130,11 +115,11 @@ def decode_key_state(
         trigger_finished,
         hold,
         hold_min,
-        st,
+        trigger_slots,
         ids,
     ) in windows:
         w = (start, end)
-        ws = WinState(w, acc, list(st), list(ids))
+        ws = WinState(w, acc, list(trigger_slots), list(ids))
         ws.pending = pending
         ws.index = index
         ws.nonspeculative_index = nonspeculative_index
@@ -144,14 +129,8 @@ def decode_key_state(
         ks.windows[w] = ws
         for tid in ws.ids:
             ks.window_by_owner[tid] = ws
-            max_id = max(max_id, tid)
-        push(r._gc_heap, (r._gc_time(w), next(seq), key, ws, w))
-        if hold_min is not None:
-            push(r._hold_heap, (hold_min, next(seq), ws))
     for tid, entries in timers:
         d = ks.timers[tid] = {}
         for enc, dom, ts in entries:
             d[_decode_name(enc)] = (dom, ts)
-            if with_timers:
-                push(r._wm_heap if dom == 0 else r._pt_heap, (ts, next(seq), key))
-    return ks, max_id
+    return ks

@@ -147,10 +147,10 @@ class ProcessingTimeNode(Node):
 
     def on_element(self, c: TriggerContext, n: int) -> None:
         """Start the delay at the pane's first element."""
-        st = c.trigger_slots
-        if not st[self.slot]:
+        slots = c.trigger_slots
+        if not slots[self.slot]:
             c.set_timer(self.nid, RT, c.now + self.delay)
-        st[self.slot] = 1
+        slots[self.slot] = 1
 
     def should_fire(self, c: TriggerContext, domain: int, ts: int) -> bool:
         """Only when its processing-time timer fires."""

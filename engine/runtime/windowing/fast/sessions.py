@@ -20,7 +20,9 @@ from typing import Any
 
 from millstream.engine.model.window import Sessions
 from millstream.engine.runtime.windowing.fast.sliced import COMPACT_EVERY, COMPACT_LEN, FastReducerBase
-from millstream.engine.runtime.windowing.reduce_fn_runner import KeyState, Pane, Reducer
+from millstream.engine.runtime.windowing.panes import Pane
+from millstream.engine.runtime.windowing.reduce_fn_runner import Reducer, group_by_key
+from millstream.engine.runtime.windowing.window_state import KeyState
 
 __all__ = ["SessionReducer"]
 
@@ -148,14 +150,7 @@ class SessionReducer(FastReducerBase):
     def _process_slow(self, slow: list[tuple[Any, Any, int]], out: list[Pane]) -> None:
         """Keys with late data (or already in the general path): move them to the general path first."""
         out_wm = self.output_watermark()
-        by_key: dict[Any, list[tuple[Any, int]]] = {}
-        for k, v, t in slow:
-            items = by_key.get(k)
-            if items is None:
-                by_key[k] = [(v, t)]
-            else:
-                items.append((v, t))
-        for k, items in by_key.items():
+        for k, items in group_by_key(slow).items():
             self._migrate(k)
             self._process_key(k, items, out_wm, out)
 
@@ -178,7 +173,7 @@ class SessionReducer(FastReducerBase):
         for start, end, vals, acc in ss or ():
             w = (start, end)
             ws = Reducer._new_window_state(self, key, ks, w)
-            ws.acc = self._fold(acc, vals)
+            ws.acc = self.fold(acc, vals)
             ws.pending = True
             self._add_hold(ws, end - 1)
             self._enter(key, ks, ws)
@@ -188,7 +183,7 @@ class SessionReducer(FastReducerBase):
         wm = self._wm
         h = self._open_sessions_heap
         sess = self._open_sessions
-        kd = self._dirty_keys
+        dirty_keys = self._dirty_keys
         while h and h[0][0] <= wm:
             _, _, key = heapq.heappop(h)
             ss = sess.get(key)
@@ -199,8 +194,8 @@ class SessionReducer(FastReducerBase):
                     ss = sess.get(key)
             if not ss:
                 continue
-            if kd is not None:
-                kd.add(key)
+            if dirty_keys is not None:
+                dirty_keys.add(key)
             keep = []
             for s in ss:
                 if s[1] <= wm:
@@ -215,7 +210,7 @@ class SessionReducer(FastReducerBase):
 
     def _fire_session(self, key: Any, s: list[Any], wm: int, out: list[Pane]) -> None:
         w = (s[0], s[1])
-        acc = self._fold(s[3], s[2])
+        acc = self.fold(s[3], s[2])
         out.append(Pane(key, self._window_of(*w), self._ops.extract(acc), s[1] - 1, self._ontime_info))
         gc_time = self._gc_time(w)
         if wm <= gc_time:
@@ -228,7 +223,7 @@ class SessionReducer(FastReducerBase):
     def _expire_fired(self) -> None:
         h = self._fired_sessions_heap
         wm = self._wm
-        kd = self._dirty_keys
+        dirty_keys = self._dirty_keys
         while h and h[0][0] < wm:
             _, _, key = heapq.heappop(h)
             fl = self._fired_sessions.get(key)
@@ -239,8 +234,8 @@ class SessionReducer(FastReducerBase):
                     fl = self._fired_sessions.get(key)
             if fl is None:
                 continue
-            if kd is not None:
-                kd.add(key)
+            if dirty_keys is not None:
+                dirty_keys.add(key)
             keep = [f for f in fl if self._gc_time((f[0], f[1])) >= wm]
             if keep:
                 self._fired_sessions[key] = keep
@@ -269,14 +264,14 @@ class SessionReducer(FastReducerBase):
 
     def _compact(self) -> None:
         self._since_compact = 0
-        kd = self._dirty_keys
+        dirty_keys = self._dirty_keys
         for key, ss in self._open_sessions.items():
             for s in ss:
                 if len(s[2]) >= COMPACT_LEN:
-                    s[3] = self._fold(s[3], s[2])
+                    s[3] = self.fold(s[3], s[2])
                     s[2] = []
-                    if kd is not None:
-                        kd.add(key)
+                    if dirty_keys is not None:
+                        dirty_keys.add(key)
 
     # -- state interface (see `Reducer`): open and fired sessions are part of each key's record ----------
 
@@ -313,7 +308,7 @@ class SessionReducer(FastReducerBase):
         if ss:
             for s in ss:
                 if s[2]:
-                    s[3] = self._fold(s[3], s[2])
+                    s[3] = self.fold(s[3], s[2])
                     s[2].clear()
                 elif s[3] is None:
                     s[3] = self._ops.create()
@@ -330,27 +325,27 @@ class SessionReducer(FastReducerBase):
         fs = self._fired_sessions.pop(key, None)
         held = (ss is not None) + (fs is not None)
         dirty = False
-        sessions = send = fired = sfgc = None
+        sessions = session_end_min = fired = fired_gc_min = None
         if ss:
             for s in ss:
                 if s[2]:
                     dirty = True
-                s[3] = self._fold(s[3], s[2])
+                s[3] = self.fold(s[3], s[2])
                 s[2] = []
             sessions = [[s[0], s[1], s[3]] for s in ss]
-            send = min(s[1] for s in ss)
+            session_end_min = min(s[1] for s in ss)
         if fs:
             fired = [list(f) for f in fs]
-            sfgc = min(self._gc_time((f[0], f[1])) for f in fs)
-        return held, sessions, send, fired, sfgc, dirty
+            fired_gc_min = min(self._gc_time((f[0], f[1])) for f in fs)
+        return held, sessions, session_end_min, fired, fired_gc_min, dirty
 
     def _index_evicted_sessions(
-        self, key: Any, send: Any, sfgc: Any, push: Callable[[list[Any], Any], None]
+        self, key: Any, session_end_min: Any, fired_gc_min: Any, push: Callable[[list[Any], Any], None]
     ) -> None:
-        if send is not None:
-            push(self._open_sessions_heap, (send, next(self._seq), key))
-        if sfgc is not None:
-            push(self._fired_sessions_heap, (sfgc, next(self._seq), key))
+        if session_end_min is not None:
+            push(self._open_sessions_heap, (session_end_min, next(self._seq), key))
+        if fired_gc_min is not None:
+            push(self._fired_sessions_heap, (fired_gc_min, next(self._seq), key))
 
     def _load_fast_key(
         self, key: Any, sessions: Any, fired: Any, push: Callable[[list[Any], Any], None] | None

@@ -47,15 +47,10 @@ from millstream.engine.model.window import (
     TimestampCombiner,
     WindowFn,
 )
-from millstream.engine.runtime.windowing.reduce_fn_runner import (
-    DROP_LATE,
-    KeyState,
-    Pane,
-    Reducer,
-    Window,
-    WinState,
-)
+from millstream.engine.runtime.windowing.panes import Pane
+from millstream.engine.runtime.windowing.reduce_fn_runner import DROP_LATE, Reducer, group_by_key
 from millstream.engine.runtime.windowing.trigger_state_machine import WM
+from millstream.engine.runtime.windowing.window_state import KeyState, Window, WinState
 
 __all__ = ["BucketReducer", "FastReducerBase", "SlotReducer", "fast_reducer_class"]
 
@@ -102,8 +97,8 @@ class FastReducerBase(Reducer):
         super().__init__(*args, **kwargs)
         if self.compat or not _fast_trigger(self.trigger) or self._combiner_code != 0:
             raise ValueError("this windowing strategy has no fast path")
-        self._post_st, self._post_finished = self._simulate_on_time_pane()
-        self._ontime_info = self._pane_info(True, self._post_finished, PaneInfoTiming.ON_TIME, 0, 0)
+        self._trigger_slots_after_ontime, self._finished_after_ontime = self._simulate_on_time_pane()
+        self._ontime_info = self._panes.info(True, self._finished_after_ontime, PaneInfoTiming.ON_TIME, 0, 0)
         self._accumulating = not self._discarding
         # fired windows that may still get late data: window -> {key: accumulator (None when discarding)}
         self._fired: dict[Window, dict[Any, Any]] = {}
@@ -159,10 +154,10 @@ class FastReducerBase(Reducer):
     def _fired_state(self, key: Any, ks: KeyState, w: Window, acc: Any) -> WinState:
         """A general window state as Beam has it after the window's ON_TIME pane."""
         tid = next(self._ids)
-        ws = WinState(w, acc, list(self._post_st), [tid])
+        ws = WinState(w, acc, list(self._trigger_slots_after_ontime), [tid])
         ws.index = 1
         ws.nonspeculative_index = 1
-        if self._post_finished:
+        if self._finished_after_ontime:
             ws.trigger_finished = True
             ws.acc = None
         elif acc is None:
@@ -227,9 +222,6 @@ class FastReducerBase(Reducer):
     def fast_state_size(self) -> int:
         """Number of fast-path buffers held."""
         raise NotImplementedError
-
-    def _fold(self, acc: Any, vals: list[Any]) -> Any:
-        return self._ops.add_inputs(self._ops.create() if acc is None else acc, vals)
 
     # -- state interface (see `Reducer`): the fired-window store -------------------------------------------
 
@@ -309,12 +301,67 @@ class FastReducerBase(Reducer):
         return ops.merge([ops.create(), stored, acc])
 
 
-class _ContainerReducer(FastReducerBase):
-    """What the slot and bucket reducers share in the state interface: containers of per-key buffers."""
+class ContainerReducer(FastReducerBase):
+    """What the slot and bucket reducers share: containers (a slot, a window) of per-key buffers.
+
+    This is Flink's sliced window aggregation: a container holds, per key, the values not yet folded and
+    the accumulator they are folded into; a window's pane combines its containers when it fires.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._buffers: dict[Any, dict[Any, list[Any]]] = {}  # container -> key -> values not yet folded
+        self._folded: dict[Any, dict[Any, Any]] = {}  # container -> key -> folded accumulator
 
     def containers(self) -> tuple[dict[Any, dict[Any, list[Any]]], dict[Any, dict[Any, Any]]]:
         """``({container: {key: values not yet folded}}, {container: {key: folded accumulator}})``."""
-        raise NotImplementedError
+        return self._buffers, self._folded
+
+    def fast_state_size(self) -> int:
+        """Number of (container, key) buffers held."""
+        return sum(len(d) for d in self._buffers.values())
+
+    def _compact(self) -> None:
+        """Fold the long buffers into their accumulators (bounds memory between firings)."""
+        self._since_compact = 0
+        fold = self.fold
+        fds = self._fold_dirty
+        for nid, d in self._buffers.items():
+            accs = self._folded.get(nid)
+            for key, vals in d.items():
+                if len(vals) >= COMPACT_LEN:
+                    if accs is None:
+                        accs = self._folded[nid] = {}
+                    accs[key] = fold(accs.get(key), vals)
+                    d[key] = []
+                    if fds is not None:
+                        fds.setdefault(nid, set()).add(key)
+
+    def _fire_container(
+        self,
+        nid: Any,
+        d: dict[Any, list[Any]],
+        accs: dict[Any, Any] | None,
+        win: Any,
+        end: int,
+        keep: bool,
+        w: Window,
+        out: list[Pane],
+    ) -> None:
+        """The ON_TIME panes of window `w` when one container holds it all: every key of container `nid`."""
+        emit = self._emit_on_time
+        if nid in self._cold_ns:  # entries evicted to the state store (with their in-memory parts)
+            for key, acc in self._tiered.drain_cold(nid, d, accs):
+                emit(key, win, acc, end, keep, w, out)
+        fold = self.fold
+        for key, vals in d.items():
+            emit(key, win, fold(accs.get(key) if accs is not None else None, vals), end, keep, w, out)
+
+    def _load_containers(self, ids: list[Any]) -> None:
+        """The containers a header lists, empty in memory: their entries are in the state store."""
+        self._buffers = {nid: {} for nid in ids}
+        self._folded = {nid: {} for nid in ids}
+        self._cold_ns = set(self._buffers)
 
     def entries_in_memory(self) -> int:
         """As `FastReducerBase.entries_in_memory`, plus one entry per (container, key) buffer."""
@@ -340,7 +387,7 @@ class _ContainerReducer(FastReducerBase):
         self._tiered.ns_dead(nid)
 
 
-class SlotReducer(_ContainerReducer):
+class SlotReducer(ContainerReducer):
     """Fixed windows and sliding windows with size = k * period: per-slot buffers, windows built at firing."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -356,8 +403,6 @@ class SlotReducer(_ContainerReducer):
             raise ValueError("SlotReducer needs fixed windows or sliding windows with size = k * period")
         self._offset_us = wf.offset_us
         self._window_us = self._slot_us * self._slots_per_window
-        self._slots: dict[int, dict[Any, list[Any]]] = {}  # slot index -> key -> values not yet folded
-        self._slot_accs: dict[int, dict[Any, Any]] = {}  # slot index -> key -> folded accumulator
         self._slot_heap: list[int] = []
         self._next_q = self._first_open_window(self._wm)
 
@@ -372,7 +417,7 @@ class SlotReducer(_ContainerReducer):
         P = self._slot_us
         off = self._offset_us
         pmin = (self._wm - off) // P  # slots >= pmin have every window still open
-        slots = self._slots
+        slots = self._buffers
         sget = slots.get
         slow: list[tuple[Any, Any, int]] | None = None
         for k, v, t in zip(keys, values, timestamps_us):
@@ -403,9 +448,9 @@ class SlotReducer(_ContainerReducer):
         return out
 
     def _slot_add(self, p: int, k: Any, v: Any) -> None:
-        d = self._slots.get(p)
+        d = self._buffers.get(p)
         if d is None:
-            self._slots[p] = {k: [v]}
+            self._buffers[p] = {k: [v]}
             heapq.heappush(self._slot_heap, p)
             return
         lst = d.get(k)
@@ -459,8 +504,8 @@ class SlotReducer(_ContainerReducer):
             self._fire_window(qq, wm, out)
             if qq == pmin:  # the slot's last window fired
                 heapq.heappop(h)
-                del self._slots[pmin]
-                self._slot_accs.pop(pmin, None)
+                del self._buffers[pmin]
+                self._folded.pop(pmin, None)
                 if self._tiered is not None:
                     self._container_dead(pmin)
             q = qq + 1
@@ -477,26 +522,18 @@ class SlotReducer(_ContainerReducer):
         add_inputs = ops.add_inputs
         emit = self._emit_on_time
         if k == 1:
-            d = self._slots.get(q)
-            if d is None:
-                return
-            accs = self._slot_accs.get(q)
-            if q in self._cold_ns:  # entries evicted to the state store (with their in-memory parts)
-                for key, acc in self._tiered.drain_cold(q, d, accs):
-                    emit(key, win, acc, end, keep, w, out)
-            for key, vals in d.items():
-                acc = accs.get(key) if accs is not None else None
-                acc = add_inputs(create() if acc is None else acc, vals)
-                emit(key, win, acc, end, keep, w, out)
+            d = self._buffers.get(q)
+            if d is not None:
+                self._fire_container(q, d, self._folded.get(q), win, end, keep, w, out)
             return
         groups: dict[Any, list[Any]] = {}
         for p in range(q, q + k):
-            d = self._slots.get(p)
+            d = self._buffers.get(p)
             if d is None:
                 continue
-            accs = self._slot_accs.get(p)
+            accs = self._folded.get(p)
             if accs is None:
-                accs = self._slot_accs[p] = {}
+                accs = self._folded[p] = {}
             fd = self._fold_dirty.setdefault(p, set()) if self._fold_dirty is not None else None
             for key, vals in d.items():
                 if vals:
@@ -531,57 +568,28 @@ class SlotReducer(_ContainerReducer):
         q = max(self._next_q, h[0] - k + 1)
         return (q + k) * self._slot_us + self._offset_us - 1
 
-    def _compact(self) -> None:
-        self._since_compact = 0
-        add_inputs = self._ops.add_inputs
-        create = self._ops.create
-        fds = self._fold_dirty
-        for p, d in self._slots.items():
-            accs = self._slot_accs.get(p)
-            for key, vals in d.items():
-                if len(vals) >= COMPACT_LEN:
-                    if accs is None:
-                        accs = self._slot_accs[p] = {}
-                    acc = accs.get(key)
-                    accs[key] = add_inputs(create() if acc is None else acc, vals)
-                    d[key] = []
-                    if fds is not None:
-                        fds.setdefault(p, set()).add(key)
-
-    def containers(self) -> tuple[dict[Any, dict[Any, list[Any]]], dict[Any, dict[Any, Any]]]:
-        """The period slots: ``({slot: {key: values}}, {slot: {key: accumulator}})``."""
-        return self._slots, self._slot_accs
-
     def state_header(self) -> dict[str, Any]:
         """As `FastReducerBase.state_header`, plus the live slots and the next window to fire."""
         h = super().state_header()
-        h["slots"] = sorted(self._slots)
+        h["slots"] = sorted(self._buffers)
         h["next_q"] = self._next_q
         return h
 
     def load_state_header(self, header: dict[str, Any]) -> None:
         """As `FastReducerBase.load_state_header`, with the header's slots (their entries in the store)."""
         super().load_state_header(header)
-        self._slots = {p: {} for p in header["slots"]}
-        self._slot_accs = {p: {} for p in header["slots"]}
-        self._slot_heap = sorted(self._slots)
+        self._load_containers(header["slots"])
+        self._slot_heap = sorted(self._buffers)
         self._next_q = header["next_q"]
-        self._cold_ns = set(self._slots)
-
-    def fast_state_size(self) -> int:
-        """Number of (slot, key) buffers held."""
-        return sum(len(d) for d in self._slots.values())
 
 
-class BucketReducer(_ContainerReducer):
+class BucketReducer(ContainerReducer):
     """Any non-merging window fn (global windows, uneven sliding windows): one buffer per (window, key)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         if self._merging:
             raise ValueError("BucketReducer needs a non-merging window fn")
-        self._buckets: dict[Window, dict[Any, list[Any]]] = {}
-        self._bucket_accs: dict[Window, dict[Any, Any]] = {}
         self._bucket_heap: list[tuple[int, int]] = []  # (end, start)
 
     def process_bundle(
@@ -590,7 +598,7 @@ class BucketReducer(_ContainerReducer):
         """Buffer elements per open window; windows the watermark passed take the general path."""
         wm = self._wm
         assign = self._assign
-        buckets = self._buckets
+        buckets = self._buffers
         slow: list[tuple[Any, Any, int]] | None = None
         for k, v, t in zip(keys, values, timestamps_us):
             late = False
@@ -618,34 +626,16 @@ class BucketReducer(_ContainerReducer):
         out: list[Pane] = []
         if slow:
             out_wm = self.output_watermark()
-            by_key: dict[Any, list[tuple[Any, int]]] = {}
-            for k, v, t in slow:
-                by_key.setdefault(k, []).append((v, t))
-            for k, items in by_key.items():
-                self._process_key_late(k, items, out_wm, out)
+
+            def closed_windows(t: int) -> list[Window]:
+                # the windows the watermark passed: open ones are buffered above
+                return [w for w in assign(t) if w[1] <= wm]
+
+            for k, items in group_by_key(slow).items():
+                self._process_key(k, items, out_wm, out, assign=closed_windows)
         if self._wm_heap or self._pt_heap:
             self._fire_timers(out)
         return out
-
-    def _process_key_late(self, key: Any, items: list[tuple[Any, int]], out_wm: int, out: list[Pane]) -> None:
-        wm = self._wm
-        limit = wm - self.allowed_lateness_us
-        w2e: dict[Window, tuple[list[Any], list[int]]] = {}
-        for v, t in items:
-            for w in self._assign(t):
-                if w[1] > wm:
-                    continue  # buffered by process_bundle
-                if w[1] < limit:
-                    self._drop(key, (v,), (t,), DROP_LATE, w)
-                    continue
-                e = w2e.get(w)
-                if e is None:
-                    w2e[w] = ([v], [t])
-                else:
-                    e[0].append(v)
-                    e[1].append(t)
-        if w2e:
-            self._process_windows(key, w2e, out_wm, out)
 
     def _fire_fast(self, out: list[Pane]) -> None:
         wm = self._wm
@@ -653,16 +643,9 @@ class BucketReducer(_ContainerReducer):
         while h and h[0][0] <= wm:
             end, start = heapq.heappop(h)
             w = (start, end)
-            d = self._buckets.pop(w)
-            accs = self._bucket_accs.pop(w, None)
-            win = self._window_of(start, end)
-            keep = wm <= self._gc_time(w)
-            if w in self._cold_ns:  # entries evicted to the state store (with their in-memory parts)
-                for key, acc in self._tiered.drain_cold(w, d, accs):
-                    self._emit_on_time(key, win, acc, end, keep, w, out)
-            for key, vals in d.items():
-                acc = accs.get(key) if accs is not None else None
-                self._emit_on_time(key, win, self._fold(acc, vals), end, keep, w, out)
+            d = self._buffers.pop(w)
+            accs = self._folded.pop(w, None)
+            self._fire_container(w, d, accs, self._window_of(start, end), end, wm <= self._gc_time(w), w, out)
             if self._tiered is not None:
                 self._container_dead(w)
 
@@ -670,44 +653,15 @@ class BucketReducer(_ContainerReducer):
         h = self._bucket_heap
         return h[0][0] - 1 if h else None
 
-    def _compact(self) -> None:
-        self._since_compact = 0
-        fds = self._fold_dirty
-        for w, d in self._buckets.items():
-            accs = self._bucket_accs.get(w)
-            for key, vals in d.items():
-                if len(vals) >= COMPACT_LEN:
-                    if accs is None:
-                        accs = self._bucket_accs[w] = {}
-                    accs[key] = self._fold(accs.get(key), vals)
-                    d[key] = []
-                    if fds is not None:
-                        fds.setdefault(w, set()).add(key)
-
-    def containers(self) -> tuple[dict[Any, dict[Any, list[Any]]], dict[Any, dict[Any, Any]]]:
-        """The open windows' buckets: ``({window: {key: values}}, {window: {key: accumulator}})``."""
-        return self._buckets, self._bucket_accs
-
     def state_header(self) -> dict[str, Any]:
         """As `FastReducerBase.state_header`, plus the open windows' buckets."""
         h = super().state_header()
-        h["buckets"] = [[w[0], w[1]] for w in self._buckets]
+        h["buckets"] = [[w[0], w[1]] for w in self._buffers]
         return h
 
     def load_state_header(self, header: dict[str, Any]) -> None:
         """As `FastReducerBase.load_state_header`, with the header's buckets (their entries in the store)."""
         super().load_state_header(header)
-        self._buckets = {}
-        self._bucket_accs = {}
-        self._bucket_heap = []
-        for start, end in header["buckets"]:
-            w = (start, end)
-            self._buckets[w] = {}
-            self._bucket_accs[w] = {}
-            self._bucket_heap.append((end, start))
+        self._load_containers([(start, end) for start, end in header["buckets"]])
+        self._bucket_heap = [(end, start) for start, end in self._buffers]
         heapq.heapify(self._bucket_heap)
-        self._cold_ns = set(self._buckets)
-
-    def fast_state_size(self) -> int:
-        """Number of (window, key) buffers held."""
-        return sum(len(d) for d in self._buckets.values())
