@@ -65,3 +65,10 @@ def test_translation_keeps_labels_and_composites():
     ms_labels = {t.full_label for t in p.primitives()}
     assert {"Words", "Count", "Show"} <= labels
     assert ms_labels <= labels, sorted(ms_labels - labels)
+
+
+def test_a_declared_type_hint_beam_refuses_fails_before_submission_naming_the_step():
+    p = beam.Pipeline(options=PipelineOptions(["--no_pipeline_type_check"]))  # millstream's own check off
+    _ = p | "Words" >> beam.Create(["a"]) | "Twice" >> beam.Map(lambda s: s * 2).with_input_types(int)
+    with pytest.raises(UntranslatableError, match=r"^step 'Twice': Beam refuses its declared type hints: "):
+        translate(p)

@@ -36,8 +36,10 @@ from millstream.engine.model.combinefn import CombineFn
 from millstream.engine.model.core import CallableWrapperDoFn
 from millstream.engine.model.dofn import DoFn, WindowedValue, param_markers
 from millstream.engine.model.pvalue import TaggedOutput
+from millstream.engine.model.splittable import SplittableDoFnRunner
 from millstream.engine.model.timestamp import Timestamp, TimestampedValue, to_micros
 from millstream.engine.model.window import GlobalWindow, IntervalWindow, PaneInfo, PaneInfoTiming
+from millstream.engine.translate.beam.legacy import BeamRestrictionProvider
 
 
 class UntranslatableError(ValueError):
@@ -320,8 +322,10 @@ def _same(value: Any) -> Any:
     return value
 
 
-def _plan(markers: dict[str, Any], specs: _Specs, where: str) -> list[tuple[str, Any, Callable[[Any], Any]]]:
-    """(argument name, Beam parameter, conversion) for each millstream marker of a method."""
+def _plan(
+    markers: dict[str, Any], specs: _Specs, where: str, dofn: Any = None
+) -> list[tuple[str, Any, Callable[[Any], Any]]]:
+    """(argument name, Beam parameter, conversion) for each millstream marker of a method (of `dofn`)."""
     plan = []
     for arg, marker in markers.items():
         if marker.name in _SIMPLE_PARAMS:
@@ -334,6 +338,11 @@ def _plan(markers: dict[str, Any], specs: _Specs, where: str) -> list[tuple[str,
             )
         elif marker.name == "TimerParam":
             plan.append((arg, beam.DoFn.TimerParam(specs.timer(marker.spec)), _TimerProxy))
+        elif marker.name == "RestrictionParam":
+            # Beam runs the restrictions (split, checkpointed, resumed); the user code claims through Beam's
+            # thread-safe tracker, which delegates to the user's own
+            provider = marker.spec if marker.spec is not None else dofn
+            plan.append((arg, beam.DoFn.RestrictionParam(BeamRestrictionProvider(provider)), _same))
         else:
             raise UntranslatableError(
                 f"{where}: DoFn.{marker.name} has no Beam counterpart in the translation"
@@ -429,7 +438,12 @@ class _WrapperBase(beam.DoFn):
         self._fn.teardown()
 
     def _call(self, element: Any, params: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        call_kwargs = {arg: conv(v) for (arg, _, conv), v in zip(self._ms_plan, params)}
+        # Beam passes some parameters by keyword (_p0, ...: a splittable DoFn's restriction), the rest by position
+        plan = self._ms_plan
+        values = list(params) + [
+            kwargs.pop(f"_p{i}") for i in range(len(params), len(plan)) if f"_p{i}" in kwargs
+        ]
+        call_kwargs = {arg: conv(v) for (arg, _, conv), v in zip(plan, values)}
         args, keywords = _join_arguments(kwargs)
         keywords.update(call_kwargs)
         return args, keywords
@@ -504,6 +518,8 @@ def _make_timer_callback(
 def wrap_dofn(fn: DoFn, concurrency: int, label: str | None = None) -> beam.DoFn:
     """A Beam DoFn running the millstream DoFn `fn` (see the module docstring)."""
     label = label or fn.default_label()
+    if isinstance(fn, SplittableDoFnRunner):  # Beam runs the restrictions itself: wrap the user's DoFn
+        fn = fn.fn
     markers = dict(fn.markers) if isinstance(fn, CallableWrapperDoFn) else param_markers(fn.process)
     is_async = (
         bool(getattr(fn, "is_async", False))
@@ -517,7 +533,7 @@ def wrap_dofn(fn: DoFn, concurrency: int, label: str | None = None) -> beam.DoFn
     else:
         element_kw = None
     specs = _Specs()
-    plan = _plan(markers, specs, f"step '{label}'")
+    plan = _plan(markers, specs, f"step '{label}'", fn)
     attrs: dict[str, Any] = {
         "_ms_plan": plan,
         "_ms_async": is_async,

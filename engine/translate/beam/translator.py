@@ -24,8 +24,9 @@ from typing import Any
 import apache_beam as beam
 from apache_beam.transforms.window import TimestampedValue as BeamTimestampedValue
 
-from millstream.engine.model import core, pvalue, testing_util
+from millstream.engine.model import core, pvalue, testing_util, typecheck
 from millstream.engine.model.io import Read, Write
+from millstream.engine.model.legacy_io import BeamSinkAdapter, BoundedSourceAdapter
 from millstream.engine.model.options import MillstreamOptions, PipelineOptions, StandardOptions
 from millstream.engine.model.pipeline import AppliedPTransform, Pipeline
 from millstream.engine.model.test_stream import ElementEvent, ProcessingTimeEvent, TestStream, WatermarkEvent
@@ -39,6 +40,7 @@ from millstream.engine.translate.beam.dofns import (
     wrap_dofn,
 )
 from millstream.engine.translate.beam.hooks import beam_io_target
+from millstream.engine.translate.beam.legacy import BeamBoundedSource, BeamSink
 from millstream.engine.translate.beam.windowing import beam_window_into
 
 
@@ -118,19 +120,49 @@ def _translate_node(node: AppliedPTransform, ctx: _Context) -> None:
     label = node.full_label.rsplit("/", 1)[-1]
     beam_in = ctx.beam_input(node.raw_inputs, node.full_label)
     if not node.is_primitive():
-        result = beam_in | label >> _Composite(node, ctx)
+        composite = _with_hints(_Composite(node, ctx), node.transform, node.full_label)
+        result = _apply(beam_in, label, composite, node.full_label)
         if isinstance(result, dict):
             result = {(None if t == "main" else t): v for t, v in result.items()}
         if not isinstance(result, beam.pvalue.PDone):
             ctx.bind(node, result)
         return
     primitive = _primitive(node, ctx)
-    result = beam_in | label >> primitive
+    result = _apply(beam_in, label, primitive, node.full_label)
     if ctx.asserting:
         for out in result.values() if isinstance(result, dict) else (result,):
             if isinstance(out, beam.pvalue.PCollection):
                 out.is_bounded = True
     ctx.bind(node, result)
+
+
+def _apply(beam_in: Any, label: str, transform: beam.PTransform, full_label: str) -> Any:
+    """``beam_in | label >> transform``; Beam's construction-time type check failing names the step."""
+    from apache_beam.typehints.decorators import TypeCheckError as BeamTypeCheckError
+
+    try:
+        return beam_in | label >> transform
+    except BeamTypeCheckError as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise UntranslatableError(
+            f"step '{full_label}': Beam refuses its declared type hints: {first}"
+        ) from e
+
+
+def _with_hints(beam_t: Any, ms_t: Any, full_label: str) -> Any:
+    """`beam_t` declaring the element types `ms_t` declares (``with_input_types``/``with_output_types``, the
+    decorators, a DoFn's or Map function's annotations), so Beam's coders and type checks see them."""
+    hints = (("input", typecheck.input_hint(ms_t)), ("output", typecheck.output_hint(ms_t)))
+    for kind, hint in hints:
+        if hint is None:
+            continue
+        try:
+            beam_t = getattr(beam_t, f"with_{kind}_types")(hint)
+        except Exception as e:  # a hint Beam cannot convert: say which and where, before submission
+            raise UntranslatableError(
+                f"step '{full_label}': Beam refuses its declared {kind} type {hint!r}: {e}"
+            ) from e
+    return beam_t
 
 
 def _side_input(arg: Any, ctx: _Context, where: str) -> Any:
@@ -205,6 +237,7 @@ def _primitive(node: AppliedPTransform, ctx: _Context) -> beam.PTransform:
         args = tuple(_side_input(a, ctx, node.full_label) for a in t.args)
         kwargs = {k: _side_input(v, ctx, node.full_label) for k, v in t.kwargs.items()}
         pardo = beam.ParDo(wrap_dofn(t.fn, ctx.concurrency, node.full_label), **split_arguments(args, kwargs))
+        pardo = _with_hints(pardo, t, node.full_label)
         return _Bound(lambda pc: _untag(pc | _TaggedParDo(pardo, node, t)))
     if isinstance(t, (core.GroupByKey, core.CombinePerKey)) and t.late_tag is not None:
         return _without_late_data(node, ctx, where)
@@ -224,6 +257,8 @@ def _primitive(node: AppliedPTransform, ctx: _Context) -> beam.PTransform:
     if isinstance(t, Read):
         return _read(t, where)
     if isinstance(t, Write):
+        if isinstance(t.sink, BeamSinkAdapter):  # a legacy Sink: Beam's own Write runs its protocol
+            return beam.io.Write(BeamSink(t.sink.sink))
         return _io(t, t.sink, where)
     raise UntranslatableError(f"{where}: {type(t).__name__} has no Beam counterpart in the translation")
 
@@ -345,7 +380,10 @@ def _without_late_data(node: AppliedPTransform, ctx: _Context, where: str) -> be
 def _read(t: Read, where: str) -> beam.PTransform:
     """A `Read` through the IO its connector registered, event times from `timestamp_fn`; with
     ``with_dead_letters(tag)`` the IO must give ``{"main": ..., tag: ...}`` (bad event times join the tag)."""
-    read = _io(t, t.source, where)
+    if isinstance(t.source, BoundedSourceAdapter):  # a legacy BoundedSource: Beam's own Read splits it
+        read: beam.PTransform = beam.io.Read(BeamBoundedSource(t.source.source))
+    else:
+        read = _io(t, t.source, where)
     timestamp_fn = t.timestamp_fn
     tag = t.dead_letter_tag
     if timestamp_fn is None and tag is None:
