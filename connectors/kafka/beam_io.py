@@ -10,8 +10,9 @@ transform (``Deserialize``/``Serialize``), so values are exactly what the local 
 ``with_dead_letters()`` and ``with_metadata=True`` read with Kafka's metadata and route records the
 deserializers reject to the dead-letter output as locally (``topic``, ``partition``, ``offset``,
 ``timestamp``, ``key``, ``raw``, ``headers``, ``reason``). Not translated (one line before submission): a
-``topic_pattern`` (Beam's Python ``ReadFromKafka`` takes topic names) and an exactly-once write (Beam's Python
-``WriteToKafka`` has no exactly-once mode; ``exactly_once=False`` translates).
+``topic_pattern`` (Beam's Python ``ReadFromKafka`` takes topic names), an exactly-once write (Beam's Python
+``WriteToKafka`` has no exactly-once mode; ``exactly_once=False`` translates) and a write whose elements are
+known to carry headers (a 3-tuple element type; of undeclared type, they fail when serialized).
 
 >>> from millstream.connectors.kafka.source import KafkaSource
 >>> from millstream.engine.translate.beam.hooks import beam_io_target
@@ -176,6 +177,20 @@ def read_kafka(read: Any, beam: Any) -> Any:
     return _ReadKafka()
 
 
+def _refuse_headers(element_type: Any, where: str) -> None:
+    """Refuse, before submission, a write whose elements are known to carry headers: a 3-tuple element type
+    (declared, or inferred by Beam from `Create`'s values). Elements of unknown type are checked as they are
+    serialized (`serialize`), since only then is it known whether they have headers."""
+    from apache_beam.typehints import typehints
+
+    types = getattr(element_type, "tuple_types", None)
+    if isinstance(element_type, typehints.TupleConstraint) and types is not None and len(types) == 3:
+        raise UntranslatableIOError(
+            f"{where}: Kafka headers ((key, value, headers) elements) have no counterpart in Beam's Python "
+            "WriteToKafka (it writes (key, value) pairs); drop the headers to run on Beam"
+        )
+
+
 def write_kafka(write: Any, beam: Any) -> Any:
     """``Write(KafkaSink)`` (``exactly_once=False``) as Beam's cross-language ``WriteToKafka`` of the bytes
     millstream's serializers produce."""
@@ -213,6 +228,7 @@ def write_kafka(write: Any, beam: Any) -> Any:
             self.external = external
 
         def expand(self, pcoll: Any) -> Any:
+            _refuse_headers(pcoll.element_type, f"step '{write.label}'")
             typed = pcoll | "Serialize" >> beam.Map(serialize).with_output_types(tuple[bytes, bytes])
             return _expand(typed, "WriteToKafka", external, f"step '{write.label}'")
 

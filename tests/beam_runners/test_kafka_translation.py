@@ -157,3 +157,32 @@ def test_the_python_half_gives_the_local_connectors_values_and_dead_letters(tmp_
             equal_to([(1, b"not json", [("h", b"1")], "value: JSONDecodeError: E")]),
             label="dead letters",
         )
+
+
+def test_headers_on_a_write_are_refused_before_submission_in_one_line():
+    """(key, value, headers) elements: their type is known when the pipeline is built (Beam infers it from
+    Create's values, or the step declares it), so the refusal comes from the translation, not the workers."""
+    p = beam.Pipeline()
+    rows = [(b"k", b"v", [("h", b"1")])]
+    _ = (
+        p
+        | beam.Create(rows)
+        | "Out" >> WriteToKafka({"bootstrap.servers": "b:9092"}, "t", exactly_once=False)
+    )
+    with pytest.raises(UntranslatableIOError) as info:
+        translate(p)
+    message = str(info.value)
+    assert "\n" not in message
+    assert message.startswith(
+        "step 'Write(Kafka(t))': Kafka headers ((key, value, headers) elements) have no"
+    )
+
+    declared = beam.Pipeline()
+    _ = (
+        declared
+        | beam.Create([b"k"])
+        | "WithHeaders" >> beam.Map(lambda k: (k, k, [])).with_output_types(tuple[bytes, bytes, list])
+        | "Out" >> WriteToKafka({"bootstrap.servers": "b:9092"}, "t", exactly_once=False)
+    )
+    with pytest.raises(UntranslatableIOError, match=r"^step 'Write\(Kafka\(t\)\)': Kafka headers"):
+        translate(declared)
