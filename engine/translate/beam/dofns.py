@@ -37,7 +37,7 @@ from millstream.engine.model.core import CallableWrapperDoFn
 from millstream.engine.model.dofn import DoFn, WindowedValue, param_markers
 from millstream.engine.model.pvalue import TaggedOutput
 from millstream.engine.model.splittable import SplittableDoFnRunner
-from millstream.engine.model.timestamp import Timestamp, TimestampedValue, to_micros
+from millstream.engine.model.timestamp import MAX_MICROS, MIN_MICROS, Timestamp, TimestampedValue, to_micros
 from millstream.engine.model.window import GlobalWindow, IntervalWindow, PaneInfo, PaneInfoTiming
 from millstream.engine.translate.beam.legacy import BeamRestrictionProvider
 
@@ -50,16 +50,53 @@ class UntranslatableError(ValueError):
 # Values
 
 
+# The ends of time differ: millstream's bounds are Java's bound (Long.MAX_VALUE / 1000) in microseconds, Beam's
+# the same number in milliseconds, 1000x larger. They are converted at the edge, so that a DoFn sees
+# millstream's values on Beam's runners too (a global-window grouping is stamped with the global window's max
+# timestamp), and a timer or output at millstream's bound lands on Beam's.
+_BEAM_MAX = beam.utils.timestamp.MAX_TIMESTAMP.micros
+_BEAM_MIN = beam.utils.timestamp.MIN_TIMESTAMP.micros
+_BEAM_GW_MAX = beam.transforms.window.GlobalWindow().max_timestamp().micros
+_BEAM_GW_END = beam.transforms.window.GlobalWindow().end.micros
+_MS_GW_MAX = GlobalWindow().max_timestamp().micros
+_MS_GW_END = GlobalWindow().end.micros
+
+
+def to_ms_micros(micros: int) -> int:
+    """A Beam time in µs as millstream's: Beam's bounds and global-window times become millstream's (portable
+    runners keep ms, so the global window's max timestamp comes back as Java's, rounded to the ms)."""
+    if micros >= _BEAM_MAX // 1000 * 1000:
+        return MAX_MICROS
+    if micros <= _BEAM_MIN:
+        return MIN_MICROS
+    if _BEAM_GW_MAX // 1000 * 1000 <= micros <= _BEAM_GW_END:
+        return _MS_GW_MAX
+    return micros
+
+
+def to_beam_micros(micros: int) -> int:
+    """A millstream time in µs as Beam's: millstream's bounds and global-window times become Beam's."""
+    if micros >= MAX_MICROS:
+        return _BEAM_MAX
+    if micros <= MIN_MICROS:
+        return _BEAM_MIN
+    if micros == _MS_GW_MAX:
+        return _BEAM_GW_MAX
+    if micros == _MS_GW_END:
+        return _BEAM_GW_END
+    return micros
+
+
 def to_ms_timestamp(ts: Any) -> Timestamp:
     """A Beam timestamp as millstream's."""
-    return Timestamp(micros=ts.micros)
+    return Timestamp(micros=to_ms_micros(ts.micros))
 
 
 def to_beam_timestamp(value: Any) -> BeamTimestamp:
     """Anything millstream accepts as a time (Timestamp, seconds) as Beam's Timestamp."""
     if isinstance(value, BeamTimestamp):
         return value
-    return BeamTimestamp(micros=to_micros(value))
+    return BeamTimestamp(micros=to_beam_micros(to_micros(value)))
 
 
 def to_ms_window(window: Any) -> Any:
@@ -91,11 +128,10 @@ def to_beam_output(value: Any) -> Any:
     if kind is TaggedOutput:
         return beam.pvalue.TaggedOutput(value.tag, to_beam_output(value.value))
     if kind is TimestampedValue:
-        return BeamTimestampedValue(value.value, BeamTimestamp(micros=value.micros))
+        return BeamTimestampedValue(value.value, BeamTimestamp(micros=to_beam_micros(value.micros)))
     if kind is WindowedValue:
-        return BeamWindowedValue(
-            value.value, BeamTimestamp(micros=value.micros), tuple(to_beam_window(w) for w in value.windows)
-        )
+        windows = tuple(to_beam_window(w) for w in value.windows)
+        return BeamWindowedValue(value.value, BeamTimestamp(micros=to_beam_micros(value.micros)), windows)
     return value
 
 
@@ -574,9 +610,11 @@ __all__ = [
     "BeamCombineFn",
     "UntranslatableError",
     "split_arguments",
+    "to_beam_micros",
     "to_beam_output",
     "to_beam_timestamp",
     "to_beam_window",
+    "to_ms_micros",
     "to_ms_pane",
     "to_ms_timestamp",
     "to_ms_window",

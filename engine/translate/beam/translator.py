@@ -36,6 +36,7 @@ from millstream.engine.translate.beam.dofns import (
     BeamCombineFn,
     UntranslatableError,
     split_arguments,
+    to_beam_micros,
     to_beam_timestamp,
     wrap_dofn,
 )
@@ -304,7 +305,7 @@ def _test_stream(t: TestStream, ctx: _Context, where: str) -> beam.PTransform:
         if isinstance(event, ElementEvent):
             ts.add_elements(
                 [
-                    BeamTimestampedValue(v.value, BeamTimestamp(micros=v.micros))
+                    BeamTimestampedValue(v.value, BeamTimestamp(micros=to_beam_micros(v.micros)))
                     for v in event.timestamped_values
                 ],
                 tag=event.tag,
@@ -313,7 +314,7 @@ def _test_stream(t: TestStream, ctx: _Context, where: str) -> beam.PTransform:
             if event.micros >= MAX_MICROS:
                 ts.advance_watermark_to_infinity(tag=event.tag)
             else:
-                ts.advance_watermark_to(BeamTimestamp(micros=event.micros), tag=event.tag)
+                ts.advance_watermark_to(BeamTimestamp(micros=to_beam_micros(event.micros)), tag=event.tag)
         elif isinstance(event, ProcessingTimeEvent):
             ts.advance_processing_time(BeamDuration(micros=event.micros))
     if not t.tagged:
