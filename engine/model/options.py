@@ -66,12 +66,18 @@ class RuntimeValueProvider(ValueProvider):
         """Values by option name that take precedence over the defaults (Beam's runners call this)."""
         RuntimeValueProvider.runtime_options = pipeline_options
 
+    @classmethod
+    def get_value(cls, option_name: str, value_type: Any, default_value: Any) -> Any:
+        """The runtime option `option_name` converted by `value_type` if a runner set it (and it is not
+        empty), else `default_value` (Beam's class-level lookup, usable inside a DoFn without the provider)."""
+        candidate = (RuntimeValueProvider.runtime_options or {}).get(option_name)
+        if candidate:
+            return candidate.get() if isinstance(candidate, ValueProvider) else value_type(candidate)
+        return default_value
+
     def get(self) -> Any:
         """The runtime option's value (converted by the declared type) if set, else the default."""
-        candidate = (RuntimeValueProvider.runtime_options or {}).get(self.option_name)
-        if candidate:
-            return candidate.get() if isinstance(candidate, ValueProvider) else self.value_type(candidate)
-        return self.default_value
+        return RuntimeValueProvider.get_value(self.option_name, self.value_type, self.default_value)
 
     def __str__(self) -> str:
         return (
