@@ -268,7 +268,7 @@ def _infer_output_type(transform: PTransform, pvalueish: Any, result: Any) -> No
     if declared is not None:
         if actual is not None:
             declared = typecheck.bind_type_variables(typecheck.input_hint(transform), actual, declared)
-        main.element_type = declared
+        main.element_type = typecheck.normalize(declared)
     elif main.element_type is None and actual is not None and typecheck.keeps_elements(transform):
         main.element_type = actual
 

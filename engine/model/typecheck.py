@@ -36,6 +36,7 @@ __all__ = [
     "input_hint",
     "is_consistent_with",
     "keeps_elements",
+    "normalize",
     "output_hint",
 ]
 
@@ -241,7 +242,7 @@ def input_hint(transform: Any) -> Any:
         return own
     user, kind = _wrapped(transform)
     if user is None:
-        return None
+        return _expand_hint(transform, "input")
     declared = _first(declared_hints(user).get("input")) or _first(declared_hints(type(user)).get("input"))
     if declared is not None:
         return declared
@@ -260,7 +261,7 @@ def output_hint(transform: Any) -> Any:
         return own
     user, kind = _wrapped(transform)
     if user is None:
-        return None
+        return _expand_hint(transform, "output")
     declared = _first(declared_hints(user).get("output")) or _first(declared_hints(type(user)).get("output"))
     if declared is not None:
         return declared
@@ -275,6 +276,58 @@ def output_hint(transform: Any) -> Any:
     if kind in ("flatmap", "flatmaptuple"):
         return _yielded(ret)
     return None
+
+
+def _expand_hint(transform: Any, side: str) -> Any:
+    """The element type in a PTransform's `expand` annotation (``pcoll: PCollection[int]`` for the input,
+    ``-> PCollection[str]`` for the output), as Beam strips the PCollection; None for anything else."""
+    expand = getattr(type(transform), "expand", None)
+    if expand is None or not getattr(expand, "__annotations__", None):
+        return None  # most transforms: skip resolving annotations at all
+    from millstream.engine.model.pvalue import PCollection
+
+    if side == "input":
+        hint = _first_param_annotation(getattr(transform, "expand"))
+    else:
+        hint = _annotations(expand).get("return")
+    if typing.get_origin(hint) is not PCollection:
+        return None
+    args = typing.get_args(hint)
+    return normalize(args[0]) if args else None
+
+
+def normalize(hint: Any) -> Any:
+    """`hint` with builtin generics in typing's spelling (``tuple[int, str]`` as ``typing.Tuple[int, str]``), as
+    Beam converts every hint to its own constraints: a PCollection's element type then equals the hint written
+    with `beam.typehints` names."""
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin is None or not args:
+        return hint
+    new = tuple(a if a is Ellipsis else normalize(a) for a in args)
+    if isinstance(hint, types.UnionType):
+        return typing.Union[new]  # noqa: UP007 - Beam's Union, not the `|` spelling
+    spelled = _TYPING_NAMES.get(origin) if isinstance(hint, types.GenericAlias) else None
+    if spelled is not None:
+        return spelled[new if len(new) != 1 else new[0]]
+    if new == args:
+        return hint
+    try:
+        return hint.copy_with(new)
+    except AttributeError:
+        return hint
+
+
+_TYPING_NAMES: dict[Any, Any] = {
+    tuple: typing.Tuple,  # noqa: UP006 - the typing names are what `beam.typehints` gives
+    list: typing.List,  # noqa: UP006
+    dict: typing.Dict,  # noqa: UP006
+    set: typing.Set,  # noqa: UP006
+    frozenset: typing.FrozenSet,  # noqa: UP006
+    collections.abc.Iterable: typing.Iterable,
+    collections.abc.Iterator: typing.Iterator,
+    collections.abc.Generator: typing.Generator,
+}
 
 
 def keeps_elements(transform: Any) -> bool:
