@@ -321,14 +321,26 @@ class DirectOptions(PipelineOptions):
 
 
 class TypeOptions(PipelineOptions):
-    """Beam's type-checking options: ``--no_pipeline_type_check`` turns off the construction-time check; the
-    others are accepted for compatibility (millstream does not check element types while it runs)."""
+    """Beam's type-checking options: ``--no_pipeline_type_check`` turns off the construction-time check,
+    ``--runtime_type_check`` checks elements while the pipeline runs; the strictness options are accepted for
+    compatibility."""
 
     @classmethod
     def _add_argparse_args(cls, parser: Any) -> None:
         parser.add_argument("--type_check_strictness", default="DEFAULT_TO_ANY")
         parser.add_argument("--type_check_additional", default="")
-        parser.add_argument("--runtime_type_check", default=False, action="store_true")
+        parser.add_argument(
+            "--runtime_type_check",
+            default=False,
+            action="store_true",
+            help="check every ParDo's elements against its type hints while the pipeline runs",
+        )
+        parser.add_argument(
+            "--performance_runtime_type_check",
+            default=False,
+            action="store_true",
+            help="the same checks as --runtime_type_check (Beam samples the elements)",
+        )
         parser.add_argument(
             "--no_pipeline_type_check",
             dest="pipeline_type_check",

@@ -35,6 +35,7 @@ __all__ = [
     "infer_element_type",
     "input_hint",
     "is_consistent_with",
+    "is_instance",
     "keeps_elements",
     "normalize",
     "output_hint",
@@ -287,7 +288,7 @@ def _expand_hint(transform: Any, side: str) -> Any:
     from millstream.engine.model.pvalue import PCollection
 
     if side == "input":
-        hint = _first_param_annotation(getattr(transform, "expand"))
+        hint = _first_param_annotation(transform.expand)
     else:
         hint = _annotations(expand).get("return")
     if typing.get_origin(hint) is not PCollection:
@@ -382,3 +383,41 @@ def _instance_type(v: Any) -> Any:
     if type(v) is tuple:
         return typing.Tuple[tuple(_instance_type(x) for x in v)] if v else typing.Tuple[()]  # noqa: UP006
     return type(v)
+
+
+def is_instance(value: Any, hint: Any) -> bool:
+    """Whether `value` satisfies `hint` while the pipeline runs (Beam's ``check_constraint``).
+
+    Classes by `isinstance` (an int is not a float, as in Beam), None for NoneType, Union/Optional, Tuple
+    (fixed and variadic), List/Set/FrozenSet/Dict, and the elements of a container (not of an iterator,
+    which checking would consume). Any, type variables and hints not modelled here accept everything."""
+    if hint is Any or isinstance(hint, TypeVar):
+        return True
+    if hint is None or hint is type(None):
+        return value is None
+    origin = typing.get_origin(hint)
+    if origin is None:
+        if isinstance(hint, type):
+            return isinstance(value, hint)
+        return True  # a hint kind not modelled here: never fail a running pipeline on it
+    if origin in (typing.Union, types.UnionType):
+        return any(is_instance(value, h) for h in typing.get_args(hint))
+    if not isinstance(origin, type):
+        return True  # Literal, Annotated ...: not modelled
+    if not isinstance(value, origin):
+        return False
+    args = typing.get_args(hint)
+    if not args:
+        return True
+    if isinstance(value, tuple) and origin is tuple:
+        if len(args) == 2 and args[1] is Ellipsis:
+            return all(is_instance(v, args[0]) for v in value)
+        if args == ((),):
+            return len(value) == 0
+        return len(value) == len(args) and all(is_instance(v, h) for v, h in zip(value, args))
+    if isinstance(value, collections.abc.Mapping) and len(args) == 2:
+        return all(is_instance(k, args[0]) and is_instance(v, args[1]) for k, v in value.items())
+    if len(args) == 1 and isinstance(value, collections.abc.Collection):
+        # a container is iterated again without harm (a str's characters, a dict's keys, as Beam checks them)
+        return all(is_instance(v, args[0]) for v in value)
+    return True
