@@ -46,8 +46,9 @@ class AppliedPTransform:
         self.parts: list[AppliedPTransform] = []
 
     def is_primitive(self) -> bool:
-        """True when the runtime executes this step itself."""
-        return self.transform is not None and self.transform.primitive
+        """True when the runtime executes this step itself: a primitive transform that did not expand into
+        sub-steps (GroupByKey/CombinePerKey do when keys are grouped by a registered key coder)."""
+        return self.transform is not None and self.transform.primitive and not self.parts
 
     def walk_primitives(self) -> Iterator[AppliedPTransform]:
         """Every primitive step under this node, in application order."""
