@@ -4,8 +4,10 @@ consistent with its consumer's declared input type, or applying the consumer rai
 Where hints come from, in Beam's order: ``.with_input_types`` / ``.with_output_types`` on the transform, the
 ``@with_input_types`` / ``@with_output_types`` decorators on a PTransform or DoFn class or on a function, then
 the annotations of ``DoFn.process`` or of a Map/FlatMap/Filter function (``-> Iterable[T]`` for process and
-FlatMap). `Create` infers its element type from its values. A PCollection whose type is unknown (None) is
-never checked. Beam's ``--no_pipeline_type_check`` turns the check off.
+FlatMap), or of a PTransform's ``expand`` (``PCollection[T]``). `Create` infers its element type from its values.
+Element types are kept in typing's spelling (`normalize`), so they compare equal to `beam.typehints` names.
+A PCollection whose type is unknown (None) is never checked. Beam's ``--no_pipeline_type_check`` turns the check
+off. `is_instance` is the check of one element while the pipeline runs (``--runtime_type_check``).
 
 `is_consistent_with` covers the common hints (classes, Any, Union, Optional, Tuple, List, Set, Dict,
 Iterable/Iterator, KV, type variables); a hint it does not know is taken as consistent, so an exotic hint
