@@ -129,8 +129,6 @@ class _Timer(BaseTimer):
 class StatefulParDoNode(ParDoNode):
     """Runs one ParDo whose DoFn uses user state or timers."""
 
-    WINDOWED_SIDE_INPUTS = False  # its own processing path resolves side inputs once
-
     def __init__(
         self,
         label: str,
@@ -280,14 +278,25 @@ class StatefulParDoNode(ParDoNode):
         }
 
     def state_dirty(self) -> bool:
-        """True when state or timers may have changed since the last snapshot."""
-        return self.dirty
+        """True when state or timers (or side inputs, see ParDoNode) may have changed since the last snapshot."""
+        return self.dirty or super().state_dirty()
+
+    def _side_state(self) -> dict[str, Any]:
+        """The side inputs' part of a checkpoint (ParDoNode's snapshot), beside the user state; none without
+        side inputs. Without it a restored run would lose what a finished side source sent."""
+        return {"sides": super().snapshot_state()} if self.side_inputs else {}
+
+    def _restore_side_state(self, data: dict[str, Any]) -> None:
+        sides = data.get("sides")
+        if sides is not None:
+            super().restore_state(sides)
 
     def snapshot_state(self) -> Any:
         """Every (key, window)'s cells and every live timer, as plain data (encode it before processing more).
 
         ``{"version": 1, "cells": [[key, (window start, end), {name: value}]],
-        "timers": [[key, (start, end), timer name, tag, domain (0 event, 1 processing), fire_us, hold_us]]}``;
+        "timers": [[key, (start, end), timer name, tag, domain (0 event, 1 processing), fire_us, hold_us]]}``,
+        plus ``"sides"`` (ParDoNode's snapshot) when the DoFn has side inputs;
         bags are lists, sets are sets, ordered lists are lists of (µs, value), combining cells accumulators.
         """
         self.dirty = False
@@ -300,7 +309,7 @@ class StatefulParDoNode(ParDoNode):
             for tk, rec in kw.timers.items():
                 timers.append((rec.seq, [kw.key, bounds, tk[0], tk[1], rec.domain, rec.fire_us, rec.hold_us]))
         timers.sort(key=lambda item: item[0])  # restored in the order they were set (ties fire in that order)
-        return {"version": 1, "cells": cells, "timers": [t for _, t in timers]}
+        return {"version": 1, "cells": cells, "timers": [t for _, t in timers], **self._side_state()}
 
     def restore_state(self, data: Any) -> None:
         """Replace all state and timers with a `snapshot_state` result."""
@@ -314,6 +323,7 @@ class StatefulParDoNode(ParDoNode):
         for key, (start, end), name, tag, domain, fire_us, hold_us in data["timers"]:
             kw = self.key_windows.get((key, start, end)) or self._new_kw(key, window_of(start, end))
             self._add_timer(kw, (name, tag), domain, fire_us, hold_us)
+        self._restore_side_state(data)
         self.dirty = False
         if self.tiered is not None:
             self.tiered.all_dirty = True  # a whole snapshot: the next incremental checkpoint writes it all
@@ -330,6 +340,7 @@ class StatefulParDoNode(ParDoNode):
         """What changed since the last checkpoint (`checkpoint.userstate_records.UserStateCapture`)."""
         self.dirty = False
         cap = self.tiered.capture()
+        cap.header = {**cap.header, **self._side_state()}
         self._touched = self.tiered.touched
         return cap
 
@@ -345,6 +356,7 @@ class StatefulParDoNode(ParDoNode):
             return kw
 
         last_seq = self.tiered.restore(header, load, self._add_timer)
+        self._restore_side_state(header)
         # timers keep the numbers they were set with (ties fire in that order across restarts); new ones follow
         self._seq = itertools.count(last_seq + 1)
         self._touched = self.tiered.touched
@@ -481,6 +493,7 @@ class StatefulParDoNode(ParDoNode):
         outputs: dict[str | None, _Outputs] = {None: _Outputs()}
         process = element_keyword_call(self.dofn.process) if self.element_as_keyword else self.dofn.process
         args, base_kwargs = self._resolved_args, self._resolved_kwargs
+        windowed_sides = self.windowed_sides  # a windowed side input is seen in each element's window
         plan = self._process_args
         kws = self.key_windows
         eh = self.exception_handling
@@ -525,6 +538,8 @@ class StatefulParDoNode(ParDoNode):
                     )
                 if kw is None:
                     kw = self._new_kw(key, w)
+                if windowed_sides:
+                    args, base_kwargs = self._side_args_for(w)
                 call_kwargs = self._kwargs(plan, base_kwargs, kw, v, t, t, pane)
                 w_out = None if is_global else w
                 if eh is None:
