@@ -57,6 +57,10 @@ __all__ = ["StatefulParDoNode"]
 
 _WM = 0  # event-time (watermark) domain
 _RT = 1  # processing-time domain
+#: Processing time with an explicit output timestamp (`BaseTimer.set(..., output_timestamp=)`): like a splittable
+#: DoFn's deferred remainder, it holds the watermark and keeps its key and window alive past the end of the
+#: input until it has fired and set no other such timer.
+_RT_HELD = 2
 _TIMER = 0  # event-heap entry kinds: a user timer sorts before a window expiry at the same time
 _EXPIRY = 1
 
@@ -113,9 +117,22 @@ class _Timer(BaseTimer):
         self._spec = spec
         self._hold_us = hold_us
 
-    def set(self, timestamp: Any, dynamic_timer_tag: str = "") -> None:
-        """Fire at `timestamp` (seconds, Timestamp); replaces an earlier setting of this timer and tag."""
-        self._node._set_timer(self._kw, self._spec, dynamic_timer_tag, to_micros(timestamp), self._hold_us)
+    def set(self, timestamp: Any, dynamic_timer_tag: str = "", output_timestamp: Any = None) -> None:
+        """Fire at `timestamp` (seconds, Timestamp); replaces an earlier setting of this timer and tag. A
+        processing-time timer's outputs get `output_timestamp` when given (see `BaseTimer.set`)."""
+        if output_timestamp is None:
+            self._node._set_timer(
+                self._kw, self._spec, dynamic_timer_tag, to_micros(timestamp), self._hold_us
+            )
+        else:
+            self._node._set_timer(
+                self._kw,
+                self._spec,
+                dynamic_timer_tag,
+                to_micros(timestamp),
+                to_micros(output_timestamp),
+                True,
+            )
 
     def clear(self, dynamic_timer_tag: str = "") -> None:
         """Cancel this timer (and tag)."""
@@ -181,6 +198,8 @@ class StatefulParDoNode(ParDoNode):
         self.holds = WatermarkHolds()
         self._seq = itertools.count()
         self.end_of_input = False
+        #: (key, window)s kept past the end of the input by their held processing-time timers (`_RT_HELD`).
+        self.lingering: dict[Any, _KeyWindow] = {}
         #: Called when the earliest processing-time timer may have moved earlier (set by the executor).
         self.timer_changed: Callable[[], None] | None = None
         self.dirty = False
@@ -368,6 +387,7 @@ class StatefulParDoNode(ParDoNode):
         self.event_heap.clear()
         self.proc_heap.clear()
         self.gc_buckets.clear()
+        self.lingering.clear()
         self.n_timers = 0
         self.holds = WatermarkHolds()
 
@@ -398,18 +418,20 @@ class StatefulParDoNode(ParDoNode):
         if not kw.cells and not kw.timers and self.key_windows.get(kw.key_window_id) is kw:
             self._drop_kw(kw)
 
-    def _set_timer(self, kw: _KeyWindow, spec: TimerSpec, tag: str, fire_us: int, hold_us: int) -> None:
+    def _set_timer(
+        self, kw: _KeyWindow, spec: TimerSpec, tag: str, fire_us: int, hold_us: int, held: bool = False
+    ) -> None:
         if kw.closing:
             return
         if not isinstance(tag, str):
             raise TypeError(f"dynamic_timer_tag must be a string, got {tag!r}")
-        domain = _WM if spec.time_domain == TimeDomain.WATERMARK else _RT
+        domain = _WM if spec.time_domain == TimeDomain.WATERMARK else _RT_HELD if held else _RT
         if domain == _WM:
             hold_us = fire_us
         tk = (spec.name, tag)
         rec = kw.timers.get(tk)
         if rec is not None:
-            if rec.fire_us == fire_us and rec.hold_us == hold_us:
+            if rec.fire_us == fire_us and rec.hold_us == hold_us and rec.domain == domain:
                 return  # set again to the same time (e.g. the window's end for every element): nothing moves
             self._remove_timer(kw, tk)
         self._add_timer(kw, tk, domain, fire_us, hold_us)
@@ -574,7 +596,7 @@ class StatefulParDoNode(ParDoNode):
             self.end_of_input = True
         self._fire_event_time(micros)
         self.holds.set_input(micros)
-        if micros >= MAX_MICROS:
+        if micros >= MAX_MICROS and not self.lingering:
             self.advance_output_watermark(MAX_MICROS)  # every timer has fired and every window expired
         else:
             self.advance_output_watermark(self.holds.output())
@@ -609,7 +631,11 @@ class StatefulParDoNode(ParDoNode):
 
     def _expire(self, kw: _KeyWindow, outputs: dict[str | None, _Outputs]) -> None:
         """A window expired for a key: fire its remaining event-time timers (and at the end of input its
-        processing-time timers), then discard its state."""
+        processing-time timers), then discard its state. At the end of the input a (key, window) with a held
+        processing-time timer lingers instead, until its held timers are done (`advance_processing_time`)."""
+        if self.end_of_input and any(r.domain == _RT_HELD for r in kw.timers.values()):
+            self.lingering[kw.key_window_id] = kw
+            return
         kw.closing = True
         pending = sorted(kw.timers.items(), key=lambda item: (item[1].domain, item[1].fire_us, item[1].seq))
         for tk, rec in pending:
@@ -650,9 +676,31 @@ class StatefulParDoNode(ParDoNode):
             heap = self.proc_heap  # a compaction may have replaced it
         for entry in deferred:
             heapq.heappush(self.proc_heap, entry)
+        if self.lingering:
+            outputs = self._end_lingering(outputs)
         if outputs is not None:
             self._end_timers(outputs)
-            self.advance_output_watermark(self.holds.output())
+            self.advance_output_watermark(MAX_MICROS if self._finished() else self.holds.output())
+
+    def _end_lingering(self, outputs: dict[str | None, _Outputs] | None) -> dict[str | None, _Outputs] | None:
+        """Expire the lingering (key, window)s whose held timers are all done."""
+        for key_window_id, kw in list(self.lingering.items()):
+            if any(r.domain == _RT_HELD for r in kw.timers.values()):
+                continue
+            del self.lingering[key_window_id]
+            if outputs is None:
+                outputs = self._begin_timers()
+            self._expire(kw, outputs)
+        return outputs
+
+    def _finished(self) -> bool:
+        """The input has ended and nothing lingers: every timer has fired and every window expired."""
+        return self.end_of_input and not self.lingering
+
+    def lingers(self) -> bool:
+        """Whether the step still has held processing-time timers to fire after its input ended (the stage
+        keeps running its timers until it has none)."""
+        return bool(self.lingering)
 
     def _begin_timers(self) -> dict[str | None, _Outputs]:
         if self.has_start_bundle:
