@@ -16,8 +16,10 @@ time when the source opens.
 `PeriodicSequence` (its input elements are ``(start, stop, interval)``) emits each element's sequence on the
 job's clock too: a stateful step keeps the pending sequences per input and a processing-time timer at the next
 fire time, whose output timestamp holds the watermark at that fire time until it fires (Beam's generator
-advances its watermark estimator the same way). A stop may be left unbounded (``MAX_TIMESTAMP``). On Beam's
-runners, whose Python timers take no output timestamp, the watermark is held at the input's timestamp instead.
+advances its watermark estimator the same way). A stop may be left unbounded (``MAX_TIMESTAMP``). A sequence
+whose start is long past catches up one element per timer firing (the timer only knows its own fire time).
+On Beam's runners, whose Python timers take no output timestamp, the watermark is held at the input's
+timestamp instead (issue 15).
 """
 
 from __future__ import annotations
