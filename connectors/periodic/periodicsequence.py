@@ -11,9 +11,15 @@ of ``fire_interval``. The read position is checkpointed: a restarted job continu
 
 Deviations, both because model code never reads the wall clock: the default ``start_timestamp`` is the time
 the job starts (Beam: the time `periodicsequence` was imported), and `RebaseMode` rebases to the job clock's
-time when the source opens. `PeriodicSequence` (its input elements are ``(start, stop, interval)``) emits each
-element's whole sequence at once, without waiting for the fire times (issue #14: it needs a DoFn that waits
-on the job clock), and so needs a finite stop.
+time when the source opens.
+
+`PeriodicSequence` (its input elements are ``(start, stop, interval)``) emits each element's sequence on the
+job's clock too: a stateful step keeps the pending sequences per input and a processing-time timer at the next
+fire time, whose output timestamp holds the watermark at that fire time until it fires (Beam's generator
+advances its watermark estimator the same way). A stop may be left unbounded (``MAX_TIMESTAMP``). A sequence
+whose start is long past catches up one element per timer firing (the timer only knows its own fire time).
+On Beam's runners, whose Python timers take no output timestamp, the watermark is held at the input's
+timestamp instead (issue 15).
 """
 
 from __future__ import annotations
@@ -21,14 +27,17 @@ from __future__ import annotations
 import enum
 import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
-from millstream.engine.model.core import FlatMap, WindowInto
+from millstream.engine.model.coders import PickleCoder
+from millstream.engine.model.core import Map, ParDo, WindowInto
+from millstream.engine.model.dofn import DoFn
 from millstream.engine.model.io import Read, Source, SourceBatch, SourceReader
 from millstream.engine.model.ptransform import PTransform
 from millstream.engine.model.pvalue import PBegin, PCollection
 from millstream.engine.model.timestamp import MAX_MICROS, Timestamp, TimestampedValue, to_micros
+from millstream.engine.model.userstate import ReadModifyWriteStateSpec, TimeDomain, TimerSpec, on_timer
 from millstream.engine.model.window import FixedWindows
 from millstream.engine.translate.beam.hooks import register_beam_io
 
@@ -291,24 +300,86 @@ class PeriodicImpulse(PTransform):
         return result
 
 
-def _generate(element: Any) -> Any:
-    start, stop, interval = element
-    if to_micros(stop) >= MAX_MICROS:
+def _sequence_of(element: Any) -> list[Any]:
+    """The pending form of an input ``(start, stop, interval)``: ``[start, stop µs, interval, next index]``."""
+    try:
+        start, stop, interval = element
+    except (TypeError, ValueError):
         raise ValueError(
-            f"PeriodicSequence: element {element!r} has no finite stop timestamp (see issue #14)"
-        )
+            f"PeriodicSequence: an element must be (start, stop, interval), got {element!r}"
+        ) from None
     if interval <= 0:
         raise ValueError(f"PeriodicSequence: element {element!r} has fire interval <= 0")
-    seq = _Sequence(_seconds(start), to_micros(stop), interval, None)
-    for i in range(seq.total):
-        value, ts = seq.output(i)
-        yield TimestampedValue(value, Timestamp(micros=ts))
+    stop_us = min(to_micros(stop), MAX_MICROS)
+    _Sequence(_seconds(start), stop_us, interval, None)  # refuses a stop before the start
+    return [_seconds(start), stop_us, interval, 0]
+
+
+class _FireOnTheJobClock(DoFn):
+    """Emits each pending sequence's elements when the job's clock reaches their fire times: a
+    processing-time timer at the earliest next fire time, whose output timestamp (that fire time) holds the
+    watermark there, as Beam's impulse generator advances its watermark estimator to each fire time."""
+
+    PENDING = ReadModifyWriteStateSpec("pending", PickleCoder())
+    FIRE = TimerSpec("fire", TimeDomain.REAL_TIME)
+
+    def process(
+        self,
+        kv: Any,
+        pending: Any = DoFn.StateParam(PENDING),
+        fire: Any = DoFn.TimerParam(FIRE),
+    ) -> Iterator[Any]:
+        items = list(pending.read() or [])
+        items.append(_sequence_of(kv[1]))
+        _arm(items, pending, fire)
+        return iter(())
+
+    @on_timer(FIRE)
+    def fire_due(
+        self,
+        now: Any = DoFn.TimestampParam,
+        pending: Any = DoFn.StateParam(PENDING),
+        fire: Any = DoFn.TimerParam(FIRE),
+    ) -> Iterator[Any]:
+        """Every element due at the timer's time, then the timer again for the next one."""
+        now_us = to_micros(now)
+        out: list[Any] = []
+        items = []
+        for start, stop_us, interval, index in pending.read() or []:
+            seq = _Sequence(start, stop_us, interval, None)
+            while index < seq.total and seq.fire_us(index) <= now_us:
+                value, ts = seq.output(index)
+                out.append(TimestampedValue(value, Timestamp(micros=ts)))
+                index += 1
+            if index < seq.total:
+                items.append([start, stop_us, interval, index])
+        _arm(items, pending, fire)
+        return iter(out)
+
+
+def _arm(items: list[Any], pending: Any, fire: Any) -> None:
+    """Keep the unfinished sequences and set the timer to the earliest next fire time (or forget the key)."""
+    if not items:
+        pending.clear()
+        return
+    pending.write(items)
+    next_us = min(_Sequence(a, b, c, None).fire_us(i) for a, b, c, i in items)
+    fire.set(Timestamp(micros=next_us), output_timestamp=Timestamp(micros=next_us))
+
+
+def _keyed(element: Any) -> tuple[Any, Any]:
+    """Each input is its own key, so its sequence has its own timer (equal inputs share one, each emitted)."""
+    try:
+        hash(element)
+    except TypeError:  # a list as input: its text is the key
+        return repr(element), element
+    return element, element
 
 
 class PeriodicSequence(PTransform):
     """For each input ``(start, stop, interval)``, the fire times ``start + interval * i`` in [start, stop),
-    each at its own event time (emitted at once, not on processing time: see the module docstring)."""
+    each at its own event time, emitted when the job's clock reaches it (see the module docstring)."""
 
     def expand(self, pcoll: PCollection) -> PCollection:
         """Each element's sequence (Beam's PeriodicSequence.expand)."""
-        return pcoll | "GenSequence" >> FlatMap(_generate)
+        return pcoll | "Key" >> Map(_keyed) | "GenSequence" >> ParDo(_FireOnTheJobClock())

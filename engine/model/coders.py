@@ -297,23 +297,34 @@ class ListCoder(IterableCoder):
     """A list whose elements are all encoded by one coder."""
 
 
+_BUILTIN_CODERS: dict[Any, type[Coder]] = {
+    int: VarIntCoder,
+    str: StrUtf8Coder,
+    bytes: BytesCoder,
+    float: FloatCoder,
+    bool: BooleanCoder,
+}
+
+
 class CoderRegistry:
     """Which coder encodes values of a Python type (Beam's `coders.registry`)."""
 
     def __init__(self) -> None:
-        self._coders: dict[Any, type[Coder]] = {
-            int: VarIntCoder,
-            str: StrUtf8Coder,
-            bytes: BytesCoder,
-            float: FloatCoder,
-            bool: BooleanCoder,
-        }
+        self._coders: dict[Any, type[Coder]] = dict(_BUILTIN_CODERS)
 
     def register_coder(self, typehint: Any, coder: type[Coder]) -> None:
         """Use `coder` (a Coder class) for values of `typehint`."""
         if not (isinstance(coder, type) and issubclass(coder, Coder)):
             raise TypeError(f"register_coder needs a Coder subclass for {typehint!r}, got {coder!r}")
         self._coders[typehint] = coder
+
+    def registered_coder(self, typehint: Any) -> Coder | None:
+        """The coder a user registered for `typehint` (`register_coder`), or None for a type that has none
+        or keeps its built-in coder: only such a coder changes which values are equal as keys."""
+        coder = self._coders.get(typehint)
+        if coder is None or coder is _BUILTIN_CODERS.get(typehint):
+            return None
+        return coder()
 
     def get_coder(self, typehint: Any) -> Coder:
         """The coder registered for `typehint`, else the default (FastPrimitivesCoder)."""

@@ -7,6 +7,7 @@ Everything else is composed from them.
 from __future__ import annotations
 
 import copy
+import typing
 from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple
 
@@ -394,6 +395,38 @@ class _KeyedAggregation(PTransform):
         new.late_tag = tag
         return new
 
+    #: Set on the inner aggregation of `_grouped_by_key_coder`, whose keys are encoded already.
+    _keys_encoded = False
+
+    def _key_coder(self, pcoll: PCollection) -> Any:
+        """The coder registered (`coders.registry.register_coder`) for the key type this aggregation's input
+        is hinted with (its `with_input_types`, else the PCollection's element type), or None."""
+        if self._keys_encoded:
+            return None
+        from millstream.engine.model import typecheck
+        from millstream.engine.model.coders import registry
+
+        hint = typecheck.input_hint(self) or pcoll.element_type
+        hint = typecheck.normalize(hint)
+        args = typing.get_args(hint) if typing.get_origin(hint) is tuple else ()
+        if len(args) != 2 or not isinstance(args[0], type):
+            return None
+        return registry.registered_coder(args[0])
+
+    def _grouped_by_key_coder(self, pcoll: PCollection, coder: Any) -> Any:
+        """Beam's grouping by the key coder's encoding: keys whose encodings are equal are one key, whatever
+        their Python equality says. The keys are encoded, aggregated as bytes and decoded again; the output
+        keys are the coder's decoded values, as Beam's. The step becomes a composite of the three (it has parts)."""
+        inner = copy.copy(self)
+        inner._keys_encoded = True
+        encoded = pcoll | "EncodeKeys" >> Map(_encode_key, coder)
+        out = encoded | type(self).__name__ >> inner
+        if isinstance(out, DoOutputsTuple):
+            main = out[None] | "DecodeKeys" >> Map(_decode_key, coder)
+            late = out[self.late_tag] | "DecodeLateKeys" >> Map(_decode_late_key, coder)
+            return DoOutputsTuple(main, {self.late_tag: late}, None)  # type: ignore[dict-item]
+        return out | "DecodeKeys" >> Map(_decode_key, coder)
+
     def _outputs(self, pcoll: PCollection) -> Any:
         _check_keyed_input(self, pcoll)
         main = PCollection(pcoll.pipeline, windowing=pcoll._windowing, is_bounded=pcoll.is_bounded)
@@ -412,6 +445,9 @@ class GroupByKey(_KeyedAggregation):
 
     def expand(self, pcoll: PCollection) -> Any:
         """The grouped output, plus the late output if asked for (Beam's GroupByKey.expand)."""
+        coder = self._key_coder(pcoll)
+        if coder is not None:
+            return self._grouped_by_key_coder(pcoll, coder)
         return self._outputs(pcoll)
 
 
@@ -452,6 +488,9 @@ class CombinePerKey(_KeyedAggregation):
                 )
             args, kwargs = self.side_args
             return pcoll | "GroupByKey" >> GroupByKey() | "Combine" >> CombineValues(self.fn, *args, **kwargs)
+        coder = self._key_coder(pcoll)
+        if coder is not None:
+            return self._grouped_by_key_coder(pcoll, coder)
         return self._outputs(pcoll)
 
 
@@ -478,6 +517,21 @@ class _BoundCombineFn(CombineFn):
 
     def extract_output(self, accumulator: Any, *a: Any, **k: Any) -> Any:
         return self.fn.extract_output(accumulator, *self.args, **self.kwargs)
+
+
+def _encode_key(kv: Any, coder: Any) -> tuple[Any, Any]:
+    """(key, value) with the key as its coder's bytes."""
+    return coder.encode(kv[0]), kv[1]
+
+
+def _decode_key(kv: Any, coder: Any) -> tuple[Any, Any]:
+    """(key bytes, value) with the key decoded by its coder."""
+    return coder.decode(kv[0]), kv[1]
+
+
+def _decode_late_key(record: LateRecord, coder: Any) -> LateRecord:
+    """A late record whose key was encoded for grouping, with the key decoded."""
+    return record._replace(key=coder.decode(record.key))
 
 
 def _check_keyed_input(transform: PTransform, pcoll: Any) -> None:

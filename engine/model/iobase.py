@@ -293,6 +293,12 @@ class Write(io.Write):
             sink = BeamSinkAdapter(sink)
         super().__init__(sink)
 
+    def expand(self, pcoll: Any) -> Any:
+        """As `io.Write`; a legacy Sink written from an unbounded PCollection is finalized per checkpoint."""
+        if isinstance(self.sink, BeamSinkAdapter) and not getattr(pcoll, "is_bounded", True):
+            self.sink = BeamSinkAdapter(self.sink.sink, per_checkpoint=True)
+        return super().expand(pcoll)
+
 
 __all__ = [
     "BoundedSource",

@@ -9,7 +9,11 @@ A Beam Sink becomes a two-phase `Sink`: each checkpoint epoch writes through one
 (`open_writer(init_result, uid)`), whose `close()` result is kept; the end of a bounded run's input calls
 `pre_finalize` and `finalize_write` once with every result. The init result and the results are pickled into
 each checkpoint's commit record, so a run restored from a checkpoint still finalizes the writers before it.
-An unbounded run never finalizes (Beam finalizes such writes per window; not supported, issue 14).
+Writing an unbounded PCollection, there is no end of the input to wait for: each checkpoint epoch is then a
+write of its own, as Beam's streaming file writes finalize each pane: `initialize_write` when the epoch's first
+value arrives, one `Writer`, and `pre_finalize` / `finalize_write` of that epoch's result when its checkpoint
+commits (again after a crash between the checkpoint and the commit: Beam asks `finalize_write` to be
+idempotent). An epoch without values writes nothing.
 """
 
 from __future__ import annotations
@@ -167,8 +171,10 @@ class _WholeSource:
 class BeamSinkAdapter(Sink):
     """A Beam legacy Sink as a millstream two-phase Sink (see the module docstring)."""
 
-    def __init__(self, sink: Any) -> None:
+    def __init__(self, sink: Any, per_checkpoint: bool = False) -> None:
         self.sink = sink
+        #: Finalize each checkpoint epoch as a write of its own (the input is unbounded).
+        self.per_checkpoint = per_checkpoint
 
     def validate(self) -> None:
         """Check that the sink implements what writing to it needs."""
@@ -179,7 +185,7 @@ class BeamSinkAdapter(Sink):
 
     def create_writer(self, options: Any, job: Any) -> SinkWriter:
         """A writer for one run."""
-        return BeamSinkWriter(self.sink)
+        return BeamSinkWriter(self.sink, self.per_checkpoint)
 
     def display_name(self) -> str:
         """The Beam sink's class name."""
@@ -190,10 +196,12 @@ _UNSET = object()
 
 
 class BeamSinkWriter(SinkWriter):
-    """One Beam `Writer` per checkpoint epoch; `finalize_write` when a bounded run's input ends."""
+    """One Beam `Writer` per checkpoint epoch; `finalize_write` when a bounded run's input ends, or, with
+    `per_checkpoint`, when each epoch's checkpoint commits."""
 
-    def __init__(self, sink: Any) -> None:
+    def __init__(self, sink: Any, per_checkpoint: bool = False) -> None:
         self.sink = sink
+        self.per_checkpoint = per_checkpoint
         self.init_result: Any = _UNSET
         self.writer: Any = None
         self.results: list[Any] = []
@@ -209,6 +217,11 @@ class BeamSinkWriter(SinkWriter):
         the end of the input and finalizing had not finished."""
         if record is None:
             return
+        if record.get("epoch"):
+            self._finalize_epoch(
+                record
+            )  # the crash may have come before its commit: finalizing is idempotent
+            return
         state = pickle.loads(record["state"])
         self.init_result, self.results = state["init"], list(state["results"])
         if record.get("final"):
@@ -223,17 +236,39 @@ class BeamSinkWriter(SinkWriter):
 
     def _seal(self, final: bool) -> dict[str, Any]:
         """Close this epoch's writer and pickle everything finalizing needs."""
+        if self.per_checkpoint:
+            return self._seal_epoch(final)
         if self.writer is not None:
             self.results.append(self.writer.close())
             self.writer = None
+        return {"state": self._pickled(self._init(), self.results), "final": final}
+
+    def _seal_epoch(self, final: bool) -> dict[str, Any]:
+        """Close this epoch's writer: the record holds the epoch's own init result and writer result (no state
+        for an epoch without values), and the next value starts a new write."""
+        if self.writer is None:
+            return {"state": None, "final": final, "epoch": True}
+        results = [self.writer.close()]
+        self.writer = None
+        init, self.init_result = self.init_result, _UNSET
+        return {"state": self._pickled(init, results), "final": final, "epoch": True}
+
+    def _pickled(self, init: Any, results: list[Any]) -> bytes:
         try:
-            state = pickle.dumps({"init": self._init(), "results": self.results})
+            return pickle.dumps({"init": init, "results": results})
         except Exception as e:
             raise TypeError(
                 f"Sink {type(self.sink).__name__}: initialize_write() and Writer.close() results must be "
                 f"picklable to be checkpointed: {e}"
             ) from e
-        return {"state": state, "final": final}
+
+    def _finalize_epoch(self, record: Any) -> None:
+        """Finalize the write of one epoch (per-checkpoint mode)."""
+        if record.get("state") is None:
+            return
+        state = pickle.loads(record["state"])
+        pre = self.sink.pre_finalize(state["init"], state["results"])
+        _drain(self.sink.finalize_write(state["init"], state["results"], pre))
 
     async def prepare(self, checkpoint_id: int) -> Any:
         """Close this epoch's writer; its result waits for the end of the input."""
@@ -244,20 +279,27 @@ class BeamSinkWriter(SinkWriter):
         return self._seal(final=True)
 
     async def commit(self, checkpoint_id: int, record: Any) -> None:
-        """Finalize the write when `record` ends the input (once); other epochs wait for it."""
-        if record.get("final"):
+        """Finalize the write when `record` ends the input (once); other epochs wait for it. Per checkpoint,
+        finalize this epoch's write."""
+        if record.get("epoch"):
+            self._finalize_epoch(record)
+        elif record.get("final"):
             self._finalize()
 
     def _finalize(self) -> None:
         if self.finalized:
             return
         pre = self.sink.pre_finalize(self.init_result, self.results)
-        outputs = self.sink.finalize_write(self.init_result, self.results, pre)
-        if outputs is not None and hasattr(outputs, "__next__"):
-            for _ in outputs:  # Beam's finalize_write may be a generator: run it to the end
-                pass
+        _drain(self.sink.finalize_write(self.init_result, self.results, pre))
         self.finalized = True
 
     async def abort(self) -> None:
         """Drop the open writer without finalizing (Beam leaves its temporary output behind)."""
         self.writer = None
+
+
+def _drain(outputs: Any) -> None:
+    """Run Beam's `finalize_write` to its end: it may be a generator."""
+    if outputs is not None and hasattr(outputs, "__next__"):
+        for _ in outputs:
+            pass

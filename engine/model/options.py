@@ -66,12 +66,18 @@ class RuntimeValueProvider(ValueProvider):
         """Values by option name that take precedence over the defaults (Beam's runners call this)."""
         RuntimeValueProvider.runtime_options = pipeline_options
 
+    @classmethod
+    def get_value(cls, option_name: str, value_type: Any, default_value: Any) -> Any:
+        """The runtime option `option_name` converted by `value_type` if a runner set it (and it is not
+        empty), else `default_value` (Beam's class-level lookup, usable inside a DoFn without the provider)."""
+        candidate = (RuntimeValueProvider.runtime_options or {}).get(option_name)
+        if candidate:
+            return candidate.get() if isinstance(candidate, ValueProvider) else value_type(candidate)
+        return default_value
+
     def get(self) -> Any:
         """The runtime option's value (converted by the declared type) if set, else the default."""
-        candidate = (RuntimeValueProvider.runtime_options or {}).get(self.option_name)
-        if candidate:
-            return candidate.get() if isinstance(candidate, ValueProvider) else self.value_type(candidate)
-        return self.default_value
+        return RuntimeValueProvider.get_value(self.option_name, self.value_type, self.default_value)
 
     def __str__(self) -> str:
         return (
@@ -315,14 +321,26 @@ class DirectOptions(PipelineOptions):
 
 
 class TypeOptions(PipelineOptions):
-    """Beam's type-checking options: ``--no_pipeline_type_check`` turns off the construction-time check; the
-    others are accepted for compatibility (millstream does not check element types while it runs)."""
+    """Beam's type-checking options: ``--no_pipeline_type_check`` turns off the construction-time check,
+    ``--runtime_type_check`` checks elements while the pipeline runs; the strictness options are accepted for
+    compatibility."""
 
     @classmethod
     def _add_argparse_args(cls, parser: Any) -> None:
         parser.add_argument("--type_check_strictness", default="DEFAULT_TO_ANY")
         parser.add_argument("--type_check_additional", default="")
-        parser.add_argument("--runtime_type_check", default=False, action="store_true")
+        parser.add_argument(
+            "--runtime_type_check",
+            default=False,
+            action="store_true",
+            help="check every ParDo's elements against its type hints while the pipeline runs",
+        )
+        parser.add_argument(
+            "--performance_runtime_type_check",
+            default=False,
+            action="store_true",
+            help="the same checks as --runtime_type_check (Beam samples the elements)",
+        )
         parser.add_argument(
             "--no_pipeline_type_check",
             dest="pipeline_type_check",

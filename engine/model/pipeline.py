@@ -46,8 +46,9 @@ class AppliedPTransform:
         self.parts: list[AppliedPTransform] = []
 
     def is_primitive(self) -> bool:
-        """True when the runtime executes this step itself."""
-        return self.transform is not None and self.transform.primitive
+        """True when the runtime executes this step itself: a primitive transform that did not expand into
+        sub-steps (GroupByKey/CombinePerKey do when keys are grouped by a registered key coder)."""
+        return self.transform is not None and self.transform.primitive and not self.parts
 
     def walk_primitives(self) -> Iterator[AppliedPTransform]:
         """Every primitive step under this node, in application order."""
@@ -268,7 +269,7 @@ def _infer_output_type(transform: PTransform, pvalueish: Any, result: Any) -> No
     if declared is not None:
         if actual is not None:
             declared = typecheck.bind_type_variables(typecheck.input_hint(transform), actual, declared)
-        main.element_type = declared
+        main.element_type = typecheck.normalize(declared)
     elif main.element_type is None and actual is not None and typecheck.keeps_elements(transform):
         main.element_type = actual
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import types
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -48,6 +49,10 @@ class PCollection(PValue):
         self._windowing = windowing
         self.is_bounded = is_bounded
         self.element_type: Any = None
+
+    def __class_getitem__(cls, item: Any) -> Any:
+        """`PCollection[int]`, for a PTransform's `expand` annotations (read as its type hints, as Beam)."""
+        return types.GenericAlias(cls, item)
 
     @property
     def windowing(self) -> Windowing:

@@ -212,6 +212,78 @@ class OrderedPositionRangeTracker(RangeTracker):
         raise NotImplementedError
 
 
+class LexicographicKeyRangeTracker(OrderedPositionRangeTracker):
+    """A tracker of keys in lexicographic order (bytes, or str), as Beam's: a key is read as the base-256 fraction
+    ``0.<its bytes>``, so fractions and positions are linear interpolations between start and end keys (an
+    empty or None end is the end of the key space)."""
+
+    @classmethod
+    def fraction_to_position(  # type: ignore[override]
+        cls, fraction: float, start: bytes | str | None = None, end: bytes | str | None = None
+    ) -> bytes | str | None:
+        """The key `fraction` of the way from `start` to `end`: exactly `start` at 0 and `end` at 1, strictly
+        between them otherwise; a str `start` gives a str key."""
+        if not 0 <= fraction <= 1:
+            raise ValueError(f"LexicographicKeyRangeTracker: fraction {fraction} is outside [0, 1]")
+        if start is None:
+            start = b""
+        if fraction == 0:
+            return start
+        if fraction == 1:
+            return end
+        start_b, end_b = _key_bytes(start), _key_bytes(end) if end else b""
+        if end_b:
+            shared = next(
+                (i for i, (a, b) in enumerate(zip(start_b, end_b)) if a != b), min(len(start_b), len(end_b))
+            )
+        else:
+            shared = len(start_b) - len(start_b.lstrip(b"\xff"))
+        # digits enough to tell apart keys a float fraction (~53 bits) of the range apart
+        digits = shared + int(-math.log(fraction, 256)) + 7
+        lo = _key_to_int(start_b, digits)
+        hi = _key_to_int(end_b, digits) if end_b else 1 << (8 * digits)
+        at = lo + int((hi - lo) * fraction)
+        if at == lo:  # rounding must not give back an end unless the fraction is exactly 0 or 1
+            at += 1
+        elif at == hi:
+            at -= 1
+        key = at.to_bytes(digits, "big").rstrip(b"\0")
+        if isinstance(start, bytes):
+            return key
+        return key.decode(encoding="unicode_escape", errors="replace")
+
+    @classmethod
+    def position_to_fraction(  # type: ignore[override]
+        cls, key: bytes | str | None = None, start: bytes | str | None = None, end: bytes | str | None = None
+    ) -> float:
+        """The fraction of the keys of [start, end) that sort before `key` (0 for no key)."""
+        if not key:
+            return 0
+        if start is None:
+            start = "" if isinstance(key, str) else b""
+        digits = len(start) + 7
+        if key.startswith(start):  # type: ignore[arg-type]
+            # a key just past start needs more digits to be told apart from it
+            pad = "\0" if isinstance(key, str) else b"\0"
+            digits = max(digits, len(key) - len(key[len(start) :].strip(pad)) + 7)  # type: ignore[arg-type]
+        lo = _key_to_int(_key_bytes(start), digits)
+        at = _key_to_int(_key_bytes(key), digits)
+        hi = _key_to_int(_key_bytes(end), digits) if end else 1 << (8 * digits)
+        return (at - lo) / (hi - lo)
+
+
+def _key_bytes(key: bytes | str | None) -> bytes:
+    """A key's bytes (a str key as UTF-8)."""
+    if key is None:
+        return b""
+    return key.encode() if isinstance(key, str) else key
+
+
+def _key_to_int(key: bytes, digits: int) -> int:
+    """The base-256 fraction ``0.<key>`` scaled by ``256**digits`` (the key cut or zero-padded to `digits`)."""
+    return int.from_bytes(key[:digits].ljust(digits, b"\0"), "big") if key else 0
+
+
 class UnsplittableRangeTracker(RangeTracker):
     """Wraps a tracker and refuses every split; everything else is the wrapped tracker's."""
 
@@ -259,4 +331,9 @@ class UnsplittableRangeTracker(RangeTracker):
         self._range_tracker.set_split_points_unclaimed_callback(callback)
 
 
-__all__ = ["OffsetRangeTracker", "OrderedPositionRangeTracker", "UnsplittableRangeTracker"]
+__all__ = [
+    "LexicographicKeyRangeTracker",
+    "OffsetRangeTracker",
+    "OrderedPositionRangeTracker",
+    "UnsplittableRangeTracker",
+]

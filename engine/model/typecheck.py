@@ -4,8 +4,10 @@ consistent with its consumer's declared input type, or applying the consumer rai
 Where hints come from, in Beam's order: ``.with_input_types`` / ``.with_output_types`` on the transform, the
 ``@with_input_types`` / ``@with_output_types`` decorators on a PTransform or DoFn class or on a function, then
 the annotations of ``DoFn.process`` or of a Map/FlatMap/Filter function (``-> Iterable[T]`` for process and
-FlatMap). `Create` infers its element type from its values. A PCollection whose type is unknown (None) is
-never checked. Beam's ``--no_pipeline_type_check`` turns the check off.
+FlatMap), or of a PTransform's ``expand`` (``PCollection[T]``). `Create` infers its element type from its values.
+Element types are kept in typing's spelling (`normalize`), so they compare equal to `beam.typehints` names.
+A PCollection whose type is unknown (None) is never checked. Beam's ``--no_pipeline_type_check`` turns the check
+off. `is_instance` is the check of one element while the pipeline runs (``--runtime_type_check``).
 
 `is_consistent_with` covers the common hints (classes, Any, Union, Optional, Tuple, List, Set, Dict,
 Iterable/Iterator, KV, type variables); a hint it does not know is taken as consistent, so an exotic hint
@@ -35,7 +37,9 @@ __all__ = [
     "infer_element_type",
     "input_hint",
     "is_consistent_with",
+    "is_instance",
     "keeps_elements",
+    "normalize",
     "output_hint",
 ]
 
@@ -241,7 +245,7 @@ def input_hint(transform: Any) -> Any:
         return own
     user, kind = _wrapped(transform)
     if user is None:
-        return None
+        return _expand_hint(transform, "input")
     declared = _first(declared_hints(user).get("input")) or _first(declared_hints(type(user)).get("input"))
     if declared is not None:
         return declared
@@ -260,7 +264,7 @@ def output_hint(transform: Any) -> Any:
         return own
     user, kind = _wrapped(transform)
     if user is None:
-        return None
+        return _expand_hint(transform, "output")
     declared = _first(declared_hints(user).get("output")) or _first(declared_hints(type(user)).get("output"))
     if declared is not None:
         return declared
@@ -275,6 +279,58 @@ def output_hint(transform: Any) -> Any:
     if kind in ("flatmap", "flatmaptuple"):
         return _yielded(ret)
     return None
+
+
+def _expand_hint(transform: Any, side: str) -> Any:
+    """The element type in a PTransform's `expand` annotation (``pcoll: PCollection[int]`` for the input,
+    ``-> PCollection[str]`` for the output), as Beam strips the PCollection; None for anything else."""
+    expand = getattr(type(transform), "expand", None)
+    if expand is None or not getattr(expand, "__annotations__", None):
+        return None  # most transforms: skip resolving annotations at all
+    from millstream.engine.model.pvalue import PCollection
+
+    if side == "input":
+        hint = _first_param_annotation(transform.expand)
+    else:
+        hint = _annotations(expand).get("return")
+    if typing.get_origin(hint) is not PCollection:
+        return None
+    args = typing.get_args(hint)
+    return normalize(args[0]) if args else None
+
+
+def normalize(hint: Any) -> Any:
+    """`hint` with builtin generics in typing's spelling (``tuple[int, str]`` as ``typing.Tuple[int, str]``), as
+    Beam converts every hint to its own constraints: a PCollection's element type then equals the hint written
+    with `beam.typehints` names."""
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin is None or not args:
+        return hint
+    new = tuple(a if a is Ellipsis else normalize(a) for a in args)
+    if isinstance(hint, types.UnionType):
+        return typing.Union[new]  # noqa: UP007 - Beam's Union, not the `|` spelling
+    spelled = _TYPING_NAMES.get(origin) if isinstance(hint, types.GenericAlias) else None
+    if spelled is not None:
+        return spelled[new if len(new) != 1 else new[0]]
+    if new == args:
+        return hint
+    try:
+        return hint.copy_with(new)
+    except AttributeError:
+        return hint
+
+
+_TYPING_NAMES: dict[Any, Any] = {
+    tuple: typing.Tuple,  # noqa: UP006 - the typing names are what `beam.typehints` gives
+    list: typing.List,  # noqa: UP006
+    dict: typing.Dict,  # noqa: UP006
+    set: typing.Set,  # noqa: UP006
+    frozenset: typing.FrozenSet,  # noqa: UP006
+    collections.abc.Iterable: typing.Iterable,
+    collections.abc.Iterator: typing.Iterator,
+    collections.abc.Generator: typing.Generator,
+}
 
 
 def keeps_elements(transform: Any) -> bool:
@@ -329,3 +385,41 @@ def _instance_type(v: Any) -> Any:
     if type(v) is tuple:
         return typing.Tuple[tuple(_instance_type(x) for x in v)] if v else typing.Tuple[()]  # noqa: UP006
     return type(v)
+
+
+def is_instance(value: Any, hint: Any) -> bool:
+    """Whether `value` satisfies `hint` while the pipeline runs (Beam's ``check_constraint``).
+
+    Classes by `isinstance` (an int is not a float, as in Beam), None for NoneType, Union/Optional, Tuple
+    (fixed and variadic), List/Set/FrozenSet/Dict, and the elements of a container (not of an iterator,
+    which checking would consume). Any, type variables and hints not modelled here accept everything."""
+    if hint is Any or isinstance(hint, TypeVar):
+        return True
+    if hint is None or hint is type(None):
+        return value is None
+    origin = typing.get_origin(hint)
+    if origin is None:
+        if isinstance(hint, type):
+            return isinstance(value, hint)
+        return True  # a hint kind not modelled here: never fail a running pipeline on it
+    if origin in (typing.Union, types.UnionType):
+        return any(is_instance(value, h) for h in typing.get_args(hint))
+    if not isinstance(origin, type):
+        return True  # Literal, Annotated ...: not modelled
+    if not isinstance(value, origin):
+        return False
+    args = typing.get_args(hint)
+    if not args:
+        return True
+    if isinstance(value, tuple) and origin is tuple:
+        if len(args) == 2 and args[1] is Ellipsis:
+            return all(is_instance(v, args[0]) for v in value)
+        if args == ((),):
+            return len(value) == 0
+        return len(value) == len(args) and all(is_instance(v, h) for v, h in zip(value, args))
+    if isinstance(value, collections.abc.Mapping) and len(args) == 2:
+        return all(is_instance(k, args[0]) and is_instance(v, args[1]) for k, v in value.items())
+    if len(args) == 1 and isinstance(value, collections.abc.Collection):
+        # a container is iterated again without harm (a str's characters, a dict's keys, as Beam checks them)
+        return all(is_instance(v, args[0]) for v in value)
+    return True

@@ -368,8 +368,12 @@ class BaseTimer:
 
     __slots__ = ()
 
-    def set(self, timestamp: Any, dynamic_timer_tag: str = "") -> None:
-        """Fire at `timestamp` (event time or processing time, per the spec); replaces an earlier setting."""
+    def set(self, timestamp: Any, dynamic_timer_tag: str = "", output_timestamp: Any = None) -> None:
+        """Fire at `timestamp` (event time or processing time, per the spec); replaces an earlier setting.
+
+        `output_timestamp` (millstream's, as Beam Java's ``withOutputTimestamp``; Beam Python has none) is the
+        event time a processing-time timer's outputs get and holds the output watermark at until it fires: by
+        default the timestamp of the element (or timer) that set it, as in Beam."""
         raise NotImplementedError(type(self))
 
     def clear(self, dynamic_timer_tag: str = "") -> None:

@@ -252,3 +252,102 @@ async def test_a_stopped_run_resumes_the_bundles_where_its_checkpoint_left_them(
     assert await job.wait() == "DONE"
     rows = [json.loads(line) for f in glob.glob(out + "*") for line in open(f)]
     assert sorted(rows) == list(range(3000))  # nothing lost, nothing written twice
+
+
+class EpochSink(iobase.Sink):
+    """Renames each writer's file to a name of its own when finalized; finalizing again changes nothing."""
+
+    def __init__(self, folder: str, calls: list[str]) -> None:
+        self.folder = folder
+        self.calls = calls
+
+    def initialize_write(self) -> str:
+        self.calls.append("init")
+        return "token"
+
+    def open_writer(self, init_result: str, uid: str) -> TableWriter:
+        return TableWriter(os.path.join(self.folder, "tmp-" + uid))
+
+    def pre_finalize(self, init_result: str, writer_results: list[str]) -> None:
+        self.calls.append("pre_finalize")
+
+    def finalize_write(self, init_result: str, writer_results: list[str], pre: None) -> None:
+        self.calls.append(f"finalize {len(writer_results)}")
+        for path in writer_results:
+            final = os.path.join(self.folder, "final-" + os.path.basename(path)[4:])
+            if os.path.exists(path):
+                os.rename(path, final)
+
+
+def _finals(folder: Any) -> list[str]:
+    return sorted((folder / n).read_text() for n in os.listdir(folder) if n.startswith("final-"))
+
+
+def test_per_checkpoint_each_epoch_is_a_write_finalized_when_it_commits(tmp_path: Any) -> None:
+    calls: list[str] = []
+    sink = EpochSink(str(tmp_path), calls)
+
+    async def run() -> None:
+        writer = BeamSinkWriter(sink, per_checkpoint=True)
+        await writer.write([1, 2])
+        await writer.commit(1, await writer.prepare(1))
+        assert calls == ["init", "pre_finalize", "finalize 1"] and _finals(tmp_path) == ["1\n2\n"]
+        await writer.commit(2, await writer.prepare(2))  # an epoch without values writes nothing
+        assert calls == ["init", "pre_finalize", "finalize 1"]
+        await writer.write([3])
+        await writer.commit(3, await writer.prepare_end_of_input(3))
+
+    anyio.run(run)
+    assert calls == ["init", "pre_finalize", "finalize 1"] * 2
+    assert _finals(tmp_path) == ["1\n2\n", "3\n"]
+
+
+def test_per_checkpoint_an_epoch_not_yet_committed_is_finalized_on_recover(tmp_path: Any) -> None:
+    calls: list[str] = []
+    sink = EpochSink(str(tmp_path), calls)
+
+    async def before_crash() -> Any:
+        writer = BeamSinkWriter(sink, per_checkpoint=True)
+        await writer.write([1, 2])
+        return await writer.prepare(1)  # durable in the checkpoint; the process dies before the commit
+
+    async def after_restore(record: Any) -> None:
+        writer = BeamSinkWriter(sink, per_checkpoint=True)
+        await writer.recover(1, record)
+        await writer.recover(1, record)  # a second crash: finalizing again changes nothing
+
+    record = pickle.loads(pickle.dumps(anyio.run(before_crash)))
+    assert _finals(tmp_path) == []
+    anyio.run(after_restore, record)
+    assert _finals(tmp_path) == ["1\n2\n"]
+    assert calls == ["init"] + ["pre_finalize", "finalize 1"] * 2
+
+
+def test_a_beam_sink_of_an_unbounded_pcollection_is_finalized_per_checkpoint(tmp_path: Any) -> None:
+    """A streaming run of an unbounded source: every epoch is initialized, written and finalized on its own,
+    and every element is in exactly one finalized file."""
+    from millstream.options.pipeline_options import PipelineOptions
+    from millstream.transforms.periodicsequence import PeriodicImpulse, RebaseMode
+
+    calls: list[str] = []
+    out = tmp_path / "out"
+    out.mkdir()
+    write = beam.io.Write(EpochSink(str(out), calls))
+    flags = ["--streaming", f"--state_dir={tmp_path / 'state'}", "--checkpoint_interval=0.05"]
+    with beam.Pipeline(options=PipelineOptions(flags)) as p:
+        ticks = p | PeriodicImpulse(0, 0.3, 0.01, rebase=RebaseMode.REBASE_ALL)
+        _ = ticks | beam.Map(lambda t: round(t, 2)) | write
+    assert write.sink.per_checkpoint
+    finalized = [c for c in calls if c.startswith("finalize")]
+    assert finalized and set(finalized) == {"finalize 1"}  # one writer per epoch, each finalized alone
+    assert calls.count("init") == len(finalized)
+    values = [line for text in _finals(out) for line in text.split()]
+    assert len(values) == len(set(values)) == 30  # one per 0.01 s of [0, 0.3), each once
+    assert not [n for n in os.listdir(out) if n.startswith("tmp-")]
+
+
+def test_a_beam_sink_of_a_bounded_pcollection_waits_for_the_end_of_the_input() -> None:
+    p = beam.Pipeline()
+    write = beam.io.Write(EpochSink("/nonexistent", []))
+    _ = p | beam.Create([1]) | write
+    assert not write.sink.per_checkpoint

@@ -162,12 +162,97 @@ async def test_a_restored_reader_continues_after_the_last_fire() -> None:
     assert batch is not None and batch.values == [1, 2, 3, 4] and batch.finished
 
 
-def test_sequence_without_a_stop_is_refused() -> None:
+class _Collect:
+    """Stands for the step after the sequence: keeps what it receives, and the watermarks."""
+
+    def __init__(self) -> None:
+        from millstream.engine.runtime.graph.node import Node
+
+        class Collect(Node):
+            def __init__(self) -> None:
+                super().__init__("Collect")
+                self.got: list[tuple[Any, int]] = []
+                self.wms: list[int] = []
+
+            def push(self, index: int, batch: Any) -> None:
+                self.got.extend(zip(batch.values, batch.ts or [None] * len(batch.values)))
+
+            def on_input_watermark(self, micros: int) -> None:
+                self.wms.append(micros)
+
+        self.node = Collect()
+
+
+def _sequence_node() -> tuple[Any, Any]:
+    """The stateful step `PeriodicSequence` applies, wired to a collector (no executor: time is given by hand)."""
+    import millstream as beam
+    from millstream.engine.model.window import GlobalWindows
+    from millstream.engine.model.windowing import Windowing
+    from millstream.engine.runtime.operators.stateful_pardo import StatefulParDoNode
+
+    p = beam.Pipeline()
+    _ = p | beam.Create([(10, 13, 1)]) | PeriodicSequence()
+    (step,) = [a.transform for a in p.primitives() if a.full_label.endswith("GenSequence")]
+    node = StatefulParDoNode("GenSequence", step, Windowing(GlobalWindows()), [])
+    out = _Collect().node
+    node.connect(out, 0)
+    node.open()
+    return node, out
+
+
+def test_a_sequence_fires_on_the_job_clock_never_early_and_holds_the_watermark() -> None:
+    from millstream.engine.model.timestamp import MAX_MICROS
+    from millstream.engine.runtime.graph.batch import Batch
+
+    node, out = _sequence_node()
+    element = (10, 13, 1)
+    node.push(0, Batch([(element, element)], [0]))
+    node.watermark(0, MAX_MICROS)  # the input ended (an Impulse or Create): the sequence keeps running
+    assert out.got == [] and node.lingers()
+    assert out.wms[-1] == 10_000_000  # held at the first fire time
+    assert node.next_timer() == 10_000_000
+    node.advance_processing_time(10_999_999)
+    assert out.got == [(10, 10_000_000)] and out.wms[-1] == 11_000_000
+    node.advance_processing_time(11_500_000)
+    assert out.got[-1] == (11, 11_000_000) and out.wms[-1] == 12_000_000
+    node.advance_processing_time(12_000_000)
+    assert out.got[-1] == (12, 12_000_000)
+    assert out.wms[-1] == MAX_MICROS and not node.lingers()  # the last fire: the step is done
+    assert node.next_timer() is None
+
+
+def test_a_sequence_without_a_stop_keeps_firing() -> None:
+    from millstream.engine.model.timestamp import MAX_MICROS
+    from millstream.engine.runtime.graph.batch import Batch
+
+    node, out = _sequence_node()
+    element = (0, float(2**62), 2)
+    node.push(0, Batch([(element, element)], [0]))
+    node.watermark(0, MAX_MICROS)
+    for second in range(0, 20, 2):
+        node.advance_processing_time(second * 1_000_000)
+    assert [v for v, _ in out.got] == list(range(0, 20, 2))
+    assert node.lingers() and out.wms[-1] == 20_000_000
+
+
+def test_a_pipeline_emits_no_element_before_its_fire_time() -> None:
+    """On the real clock: each element is seen downstream no earlier than its fire time."""
+    import time
+
     import millstream as beam
 
-    with pytest.raises(Exception, match="no finite stop timestamp"):
-        with beam.Pipeline() as p:
-            _ = p | beam.Create([(0, float(2**62), 1)]) | PeriodicSequence()
+    from support import beam_harness
+
+    start = round(time.time() + 0.2, 1)
+    seen: list[tuple[float, float]] = []
+    beam_harness.STORE["seen"] = seen
+
+    with beam.Pipeline() as p:
+        ticks = p | beam.Create([(start, start + 0.3, 0.1)]) | PeriodicSequence()
+        _ = ticks | beam.Map(lambda t: beam_harness.STORE["seen"].append((t, time.time())))
+    beam_harness.STORE.pop("seen")
+    assert [round(t, 1) for t, _ in seen] == [round(start + 0.1 * i, 1) for i in range(3)]
+    assert all(at >= t for t, at in seen)
 
 
 def test_translated_to_beams_own_periodic_impulse() -> None:

@@ -61,6 +61,27 @@ def _dofns(b: types.ModuleType) -> dict[str, Any]:
     return {"Words": Words, "Lengths": Lengths, "Decorated": Decorated}
 
 
+def _transforms(b: types.ModuleType) -> dict[str, Any]:
+    """PTransforms typed by their `expand` annotations, and by decorators with a type variable (Beam's snippets)."""
+    pcoll = b.pvalue.PCollection
+
+    class IntToStr(b.PTransform):
+        def expand(self, pcoll: pcoll[int]) -> pcoll[str]:
+            return pcoll | b.Map(lambda elem: str(elem))
+
+    class Unannotated(b.PTransform):
+        def expand(self, pcoll: pcoll) -> pcoll:
+            return pcoll | b.Map(lambda elem: elem)
+
+    @b.typehints.with_input_types(T)
+    @b.typehints.with_output_types(tuple[int, T])
+    class WithLength(b.PTransform):
+        def expand(self, pcoll):  # type: ignore[no-untyped-def]
+            return pcoll | b.Map(lambda x: (len(x), x))
+
+    return {"IntToStr": IntToStr, "Unannotated": Unannotated, "WithLength": WithLength}
+
+
 Build = Callable[[types.ModuleType, Any], Any]
 
 PIPELINES: dict[str, Build] = {
@@ -104,6 +125,26 @@ PIPELINES: dict[str, Build] = {
     "with_keys_ok": lambda b, p: p | b.Create([1]) | b.WithKeys("k") | b.Map(_swap),
     "with_keys_value_bad": lambda b, p: p | b.Create(["v"]) | b.WithKeys("k") | b.Map(_swap),
     "filter_builtin_ok": lambda b, p: p | b.Create(["a"]) | b.Filter(bool) | b.Map(_identity_int),
+    "expand_annotations_ok": lambda b, p: p | b.Create([1]) | _transforms(b)["IntToStr"]() | b.Map(len),
+    "expand_annotations_input_bad": lambda b, p: p | b.Create(["a"]) | _transforms(b)["IntToStr"](),
+    "expand_annotations_output_bad": lambda b, p: (
+        p | b.Create([1]) | _transforms(b)["IntToStr"]() | b.Map(_identity_int)
+    ),
+    "expand_bare_pcollection_ok": lambda b, p: (
+        p | b.Create([1]) | _transforms(b)["Unannotated"]() | b.Map(_identity_int)
+    ),
+    "decorated_transform_binds_bad": lambda b, p: (
+        p
+        | b.Create(["a"])
+        | _transforms(b)["WithLength"]()
+        | b.Map(lambda x: x).with_input_types(tuple[int, int])
+    ),
+    "decorated_transform_binds_ok": lambda b, p: (
+        p
+        | b.Create(["a"])
+        | _transforms(b)["WithLength"]()
+        | b.Map(lambda x: x).with_input_types(tuple[int, str])
+    ),
     "filter_keeps_type_bad": lambda b, p: (
         p | b.Create(["a"]) | b.Filter(lambda x: True) | b.Map(_identity_int)
     ),
@@ -173,9 +214,22 @@ def test_type_variables_bind_to_the_input_type() -> None:
         | beam.Create([("a", 1)])
         | beam.Map(lambda kv: (kv[1], kv[0])).with_input_types(tuple[K, V]).with_output_types(tuple[V, K])
     )
-    assert swapped.element_type == tuple[int, str]
+    assert swapped.element_type == typing.Tuple[int, str]  # noqa: UP006 - Beam's spelling of the hint
     with pytest.raises(TypeCheckError):
         _ = swapped | beam.Map(_swap)
+
+
+def test_element_types_are_spelled_as_beams_hints() -> None:
+    """A bound builtin generic hint reads back equal to the `typehints` name (Beam's snippets compare them)."""
+    for name in ("millstream", "beam"):
+        b = engine(name)
+        p = b.Pipeline()
+        out = p | b.Create(["a"]) | _transforms(b)["WithLength"]()
+        assert out.element_type == b.typehints.Tuple[int, str]
+        listed = p | "L" >> b.Create([1]) | b.Map(lambda x: [x]).with_output_types(list[int])
+        assert listed.element_type == b.typehints.List[int]
+        either = p | "E" >> b.Create([1]) | b.Map(lambda x: x).with_output_types(int | str)
+        assert either.element_type == b.typehints.Union[int, str]
 
 
 HINTS: list[Any] = [

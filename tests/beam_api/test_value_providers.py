@@ -175,3 +175,29 @@ def test_runtime_options_take_precedence_over_the_default() -> None:
     finally:
         RuntimeValueProvider.set_runtime_options(None)
     assert vp.get() == 1
+
+
+@pytest.mark.parametrize(
+    ("options", "name", "value_type", "default"),
+    [
+        (None, "n", int, 5),
+        ({}, "n", int, 5),
+        ({"n": "7"}, "n", int, 5),
+        ({"n": ""}, "n", str, "d"),
+        ({"other": "x"}, "n", str, "d"),
+    ],
+)
+def test_get_value_is_beams_class_level_lookup(
+    options: dict[str, str] | None, name: str, value_type: type, default: object
+) -> None:
+    """`RuntimeValueProvider.get_value` answers as Beam's does for the same runtime options."""
+    from apache_beam.options.value_provider import RuntimeValueProvider as BeamRVP
+
+    try:
+        RuntimeValueProvider.set_runtime_options(options)
+        BeamRVP.runtime_options = options
+        ours = RuntimeValueProvider.get_value(name, value_type, default)
+        assert ours == BeamRVP.get_value(name, value_type, default)
+    finally:
+        RuntimeValueProvider.set_runtime_options(None)
+        BeamRVP.runtime_options = None

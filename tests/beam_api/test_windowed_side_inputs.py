@@ -4,6 +4,7 @@ default window mapping), compared with Beam's own runner on the same pipeline.""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -103,18 +104,92 @@ def test_a_windowed_side_input_survives_a_checkpoint_with_its_windows() -> None:
 
 
 class _Stateful(beam.DoFn):
+    """Keeps every main element in its key's bag (so the step is stateful) and joins it with the side input."""
+
     from millstream.transforms.userstate import BagStateSpec
 
     BAG = BagStateSpec("bag", beam.coders.PickleCoder())
 
-    def process(self, kv: Any, side: Any, bag: Any = beam.DoFn.StateParam(BAG)) -> Any:
-        yield kv
+    def process(self, kv: Any, s: Any, bag: Any = beam.DoFn.StateParam(BAG)) -> Any:
+        bag.add(kv[1])
+        yield kv[1], sorted(s)
 
 
-def test_a_windowed_side_input_of_a_stateful_dofn_is_refused_by_name() -> None:
-    with pytest.raises(
-        Exception, match="side inputs in windows other than the global window .* not in stateful"
-    ):
-        with beam.Pipeline() as p:
-            side = p | "S" >> beam.Create([1]) | beam.WindowInto(beam.window.FixedWindows(10))
-            _ = p | beam.Create([("k", 1)]) | beam.ParDo(_Stateful(), beam.pvalue.AsList(side))
+class _Batched(beam.DoFn):
+    """Joins a whole batch of main elements with the side input (`process_batch`)."""
+
+    def process_batch(self, batch: list[str], s: Any) -> Iterator[list[tuple[str, list[str]]]]:
+        yield [(m, sorted(s)) for m in batch]
+
+
+class _Async(beam.DoFn):
+    """Joins each main element with the side input in an `async def process`."""
+
+    async def process(self, m: str, s: Any) -> Any:
+        return [(m, sorted(s))]
+
+
+def test_a_stateful_dofns_windowed_side_input_survives_a_snapshot_with_its_windows() -> None:
+    from millstream.engine.model.timestamp import MAX_MICROS
+    from millstream.engine.model.window import FixedWindows, GlobalWindows, IntervalWindow
+    from millstream.engine.model.windowing import Windowing
+    from millstream.engine.runtime.graph.batch import Batch
+    from millstream.engine.runtime.operators.stateful_pardo import StatefulParDoNode
+    from millstream.state.codecs import MsgpackCodec
+
+    def node() -> StatefulParDoNode:
+        p = beam.Pipeline()
+        side = p | "S" >> beam.Create([]) | beam.WindowInto(FixedWindows(10))
+        step = beam.ParDo(_Stateful(), beam.pvalue.AsList(side))
+        return StatefulParDoNode("Join", step, Windowing(GlobalWindows()), [Windowing(FixedWindows(10))])
+
+    before = node()
+    before.push(1, Batch(["a", "c", "b"], [2_000_000, 15_000_000, 5_000_000]))
+    before.watermark(1, MAX_MICROS)
+    assert before.state_dirty()
+    codec = MsgpackCodec(allow_pickle=True)
+    after = node()
+    after.restore_state(codec.decode(codec.encode(before.snapshot_state())))
+    assert after.side_done == [True]
+    args, _ = after._side_args_for(IntervalWindow(10, 20))
+    assert list(args[0]) == ["c"]
+    args, _ = after._side_args_for(IntervalWindow(0, 10))
+    assert list(args[0]) == ["a", "b"]
+
+
+def _join(kind: str, main: Any, side: Any) -> Any:
+    """The Join step of `_pipeline` written as a stateful, a batched or an async DoFn."""
+    view = beam.pvalue.AsList(side)
+    if kind == "stateful":
+        return main | "Key" >> beam.Map(lambda m: ("k", m)) | "Join" >> beam.ParDo(_Stateful(), view)
+    if kind == "process_batch":
+        return main | "Join" >> beam.ParDo(_Batched(), view)
+    return main | "Join" >> beam.ParDo(_Async(), view)
+
+
+@pytest.mark.parametrize("kind", ["stateful", "process_batch", "async"])
+@pytest.mark.parametrize(
+    "main_windows",
+    [lambda b: b.window.FixedWindows(10), lambda b: b.window.SlidingWindows(20, 10)],
+    ids=["fixed-10", "sliding-20-10"],
+)
+def test_stateful_batched_and_async_dofns_see_the_side_input_per_window_as_beams_map(
+    kind: str, main_windows: Any, tmp_path: Any
+) -> None:
+    """Which side window a main window sees does not depend on the kind of DoFn: each gives what Beam's runner
+    gives for the plain Map."""
+    expected = _beams(main_windows, "list", tmp_path)
+    with beam.Pipeline() as p:
+        side = (
+            p
+            | "Side" >> beam.Create(SIDE)
+            | "StampSide" >> beam.MapTuple(lambda v, t: beam.window.TimestampedValue(v, t))
+            | "SideWindows" >> beam.WindowInto(beam.window.FixedWindows(10))
+        )
+        main = (
+            p
+            | "Main" >> beam.Create(MAIN)
+            | "StampMain" >> beam.MapTuple(lambda v, t: beam.window.TimestampedValue(v, t))
+            | "MainWindows" >> beam.WindowInto(main_windows(beam))
+        )
+        assert_that(_join(kind, main, side), equal_to(expected))

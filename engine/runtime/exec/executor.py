@@ -190,6 +190,17 @@ class _StageRun:
         self.wakeup = anyio.Event()
         for node in self.timer_nodes:
             node.timer_changed = self.wakeup.set
+        #: Set (and replaced) each time the timer loop has fired timers.
+        self.fired = anyio.Event()
+
+    def _lingering(self) -> bool:
+        return any(getattr(node, "lingers", _never)() for node in self.timer_nodes)
+
+    async def linger(self) -> None:
+        """After the stage's input ended: wait while a node still has held processing-time timers to fire
+        (a periodic sequence still running); the timer loop fires them on the clock."""
+        while self._lingering():
+            await self.fired.wait()
 
     async def flush(self) -> None:
         outbox = self.stage.outbox
@@ -240,6 +251,12 @@ class _StageRun:
                     if t is not None and t <= now:
                         node.advance_processing_time(now)
                 await self.flush()
+                fired, self.fired = self.fired, anyio.Event()
+                fired.set()
+
+
+def _never() -> bool:
+    return False
 
 
 async def _run_stage(stage: Stage, receive: ObjectReceiveStream[Any] | None, plan: Plan) -> None:
@@ -275,6 +292,7 @@ async def _run_stage(stage: Stage, receive: ObjectReceiveStream[Any] | None, pla
                         if stage.outbox:
                             await run.flush()
                         in_flight.done()
+            await run.linger()
             await run.flush()
             tg.cancel_scope.cancel()
     finally:

@@ -24,6 +24,10 @@ from millstream.engine.runtime.graph.batch import Batch, Watermark
 from millstream.engine.runtime.graph.capabilities import AsyncNode
 from millstream.engine.runtime.graph.node import Node
 from millstream.engine.runtime.operators.pardo import ParDoNode
+from millstream.engine.runtime.operators.runtime_typecheck import (
+    install_type_checks,
+    runtime_type_check_requested,
+)
 from millstream.engine.runtime.operators.simple import FlattenNode, WindowIntoNode
 from millstream.engine.runtime.operators.sources import CreateDriver, SourceDriver, SourceNode
 from millstream.engine.runtime.windowing.fast.global_window import GlobalCombineNode
@@ -110,10 +114,13 @@ def plan_pipeline(pipeline: Pipeline, options: PipelineOptions) -> Plan:
     opts = options.view_as(MillstreamOptions)
     plan = Plan(SystemClock(), options)
     stage_of = plan.stage_of
+    type_checks = runtime_type_check_requested(options)
     # id(node) -> the length of the longest fused chain ending at it, within its stage
     depth: dict[int, int] = {}
     for applied in pipeline.primitives():
         node, driver = _make_node(applied, opts, plan)
+        if type_checks and isinstance(applied.transform, ParDo):
+            install_type_checks(node, applied.transform)
         plan.nodes[applied.full_label] = node
         for tag, out in applied.outputs.items():
             plan.producers[id(out)] = (node, tag)

@@ -24,8 +24,6 @@ from millstream.engine.runtime.operators.pardo import ParDoNode, _Outputs
 class AsyncParDoNode(ParDoNode):
     """Runs an async DoFn; the owning stage awaits `run_pending()` after each message (an `AsyncNode`)."""
 
-    WINDOWED_SIDE_INPUTS = False  # its own processing path resolves side inputs once
-
     def __init__(
         self,
         label: str,
@@ -56,9 +54,8 @@ class AsyncParDoNode(ParDoNode):
             wm, self.deferred_wm = self.deferred_wm, None
             self.advance_output_watermark(wm)
 
-    async def _call(self, v: Any, kwargs: dict[str, Any]) -> list[Any]:
+    async def _call(self, v: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[Any]:
         fn = self.dofn
-        args = self._resolved_args
         if isinstance(fn, CallableWrapperDoFn):
             kind = fn.kind
             target = fn.fn
@@ -84,6 +81,9 @@ class AsyncParDoNode(ParDoNode):
         set_current_step(self.label)
         if self.has_start_bundle:
             self._call_user(self.dofn.start_bundle, "<start_bundle>")
+        windowed_sides = self.windowed_sides
+        if windowed_sides and batch.wins is None and not self.windows.is_global:
+            batch = self._with_windows(batch)  # a windowed side input is seen in each element's window
         vals = batch.values
         n = len(vals)
         results: list[Any] = [None] * n
@@ -95,15 +95,18 @@ class AsyncParDoNode(ParDoNode):
         async def worker() -> None:
             for i in indices:
                 t = batch.timestamp(i)
-                kwargs = kwargs_base
+                args, kwargs = self._resolved_args, kwargs_base
+                if windowed_sides:
+                    main_window = batch.wins[i] if batch.wins is not None else self.windows.assign_one(t)
+                    args, kwargs = self._side_args_for(main_window)
                 if self.markers:
-                    kwargs = dict(kwargs_base)
+                    kwargs = dict(kwargs)
                     w = batch.wins[i] if batch.wins is not None else None
                     p = batch.panes[i] if batch.panes is not None else None
                     for name, marker in self.markers.items():
                         kwargs[name] = self._marker_value(marker, vals[i], t, w, p)
                 try:
-                    results[i] = await self._call(vals[i], kwargs)
+                    results[i] = await self._call(vals[i], args, kwargs)
                 except Exception as e:
                     if eh is None or not isinstance(e, eh.exc_class):
                         raise_user_error(self.label, vals[i], e)

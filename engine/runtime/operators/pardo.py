@@ -89,9 +89,6 @@ class BundleFinalizer:
 class ParDoNode(Node):
     """Runs one ParDo step."""
 
-    #: Whether this kind of step sees windowed side inputs per main-input window (`_side_args_for`).
-    WINDOWED_SIDE_INPUTS = True
-
     def __init__(
         self, label: str, transform: ParDo, windowing: Windowing, side_windowings: list[Windowing]
     ) -> None:
@@ -143,13 +140,6 @@ class ParDoNode(Node):
         self.context_values: dict[int, Any] = {}
         self.open_contexts: list[tuple[Any, Any]] = []  # (marker, context manager), entered order
         self.finalizer = BundleFinalizer()
-        on_batches = self.batched is not None and self.batched.on_batches
-        if self.windowed_sides and (on_batches or not self.WINDOWED_SIDE_INPUTS):
-            raise ValueError(
-                f"step '{label}': side inputs in windows other than the global window are supported in plain "
-                "ParDo/Map steps, not in stateful, async or process_batch DoFns (issue 14); window the side input "
-                "into the global window, or read it per window in a plain step"
-            )
 
     # -- lifecycle ----------------------------------------------------------------------------------------
     def open(self) -> None:
@@ -465,6 +455,13 @@ class ParDoNode(Node):
                 panes.append(pane)
         return Batch(values, ts, wins, None if all(p is None for p in panes) else panes)
 
+    def _with_windows(self, batch: Batch) -> Batch:
+        """`batch` with one element per window it belongs to and explicit windows (for a step that must know
+        each element's main window, e.g. to read a windowed side input in it)."""
+        return self._unpack_exploded(
+            batch, [self.windows.assign(batch.timestamp(i)) for i in range(len(batch))]
+        )
+
     def _unpack_exploded(self, batch: Batch, wins: list[Any]) -> Batch:
         values: list[Any] = []
         ts: list[int] = []
@@ -499,6 +496,8 @@ class ParDoNode(Node):
         out_p: list[Any] | None = [] if batch.panes is not None else None
         special: dict[str | None, _Outputs] = {None: _Outputs()}
         for (t, w, pane), values in groups:
+            if self.windowed_sides:
+                args, kwargs = self._side_args_for(w if w is not None else self.windows.assign_one(t))
             call_kwargs = kwargs
             if b.markers:
                 call_kwargs = dict(kwargs)
@@ -532,7 +531,7 @@ class ParDoNode(Node):
         ts, wins, panes = batch.ts, batch.wins, batch.panes
         explode = (
             self.batched is not None
-            and self.batched.needs_window
+            and (self.batched.needs_window or self.windowed_sides)
             and wins is None
             and not self.windows.is_global
         )

@@ -57,6 +57,10 @@ __all__ = ["StatefulParDoNode"]
 
 _WM = 0  # event-time (watermark) domain
 _RT = 1  # processing-time domain
+#: Processing time with an explicit output timestamp (`BaseTimer.set(..., output_timestamp=)`): like a splittable
+#: DoFn's deferred remainder, it holds the watermark and keeps its key and window alive past the end of the
+#: input until it has fired and set no other such timer.
+_RT_HELD = 2
 _TIMER = 0  # event-heap entry kinds: a user timer sorts before a window expiry at the same time
 _EXPIRY = 1
 
@@ -113,9 +117,22 @@ class _Timer(BaseTimer):
         self._spec = spec
         self._hold_us = hold_us
 
-    def set(self, timestamp: Any, dynamic_timer_tag: str = "") -> None:
-        """Fire at `timestamp` (seconds, Timestamp); replaces an earlier setting of this timer and tag."""
-        self._node._set_timer(self._kw, self._spec, dynamic_timer_tag, to_micros(timestamp), self._hold_us)
+    def set(self, timestamp: Any, dynamic_timer_tag: str = "", output_timestamp: Any = None) -> None:
+        """Fire at `timestamp` (seconds, Timestamp); replaces an earlier setting of this timer and tag. A
+        processing-time timer's outputs get `output_timestamp` when given (see `BaseTimer.set`)."""
+        if output_timestamp is None:
+            self._node._set_timer(
+                self._kw, self._spec, dynamic_timer_tag, to_micros(timestamp), self._hold_us
+            )
+        else:
+            self._node._set_timer(
+                self._kw,
+                self._spec,
+                dynamic_timer_tag,
+                to_micros(timestamp),
+                to_micros(output_timestamp),
+                True,
+            )
 
     def clear(self, dynamic_timer_tag: str = "") -> None:
         """Cancel this timer (and tag)."""
@@ -128,8 +145,6 @@ class _Timer(BaseTimer):
 
 class StatefulParDoNode(ParDoNode):
     """Runs one ParDo whose DoFn uses user state or timers."""
-
-    WINDOWED_SIDE_INPUTS = False  # its own processing path resolves side inputs once
 
     def __init__(
         self,
@@ -183,6 +198,8 @@ class StatefulParDoNode(ParDoNode):
         self.holds = WatermarkHolds()
         self._seq = itertools.count()
         self.end_of_input = False
+        #: (key, window)s kept past the end of the input by their held processing-time timers (`_RT_HELD`).
+        self.lingering: dict[Any, _KeyWindow] = {}
         #: Called when the earliest processing-time timer may have moved earlier (set by the executor).
         self.timer_changed: Callable[[], None] | None = None
         self.dirty = False
@@ -280,14 +297,25 @@ class StatefulParDoNode(ParDoNode):
         }
 
     def state_dirty(self) -> bool:
-        """True when state or timers may have changed since the last snapshot."""
-        return self.dirty
+        """True when state or timers (or side inputs, see ParDoNode) may have changed since the last snapshot."""
+        return self.dirty or super().state_dirty()
+
+    def _side_state(self) -> dict[str, Any]:
+        """The side inputs' part of a checkpoint (ParDoNode's snapshot), beside the user state; none without
+        side inputs. Without it a restored run would lose what a finished side source sent."""
+        return {"sides": super().snapshot_state()} if self.side_inputs else {}
+
+    def _restore_side_state(self, data: dict[str, Any]) -> None:
+        sides = data.get("sides")
+        if sides is not None:
+            super().restore_state(sides)
 
     def snapshot_state(self) -> Any:
         """Every (key, window)'s cells and every live timer, as plain data (encode it before processing more).
 
         ``{"version": 1, "cells": [[key, (window start, end), {name: value}]],
-        "timers": [[key, (start, end), timer name, tag, domain (0 event, 1 processing), fire_us, hold_us]]}``;
+        "timers": [[key, (start, end), timer name, tag, domain (0 event, 1 processing), fire_us, hold_us]]}``,
+        plus ``"sides"`` (ParDoNode's snapshot) when the DoFn has side inputs;
         bags are lists, sets are sets, ordered lists are lists of (µs, value), combining cells accumulators.
         """
         self.dirty = False
@@ -300,7 +328,7 @@ class StatefulParDoNode(ParDoNode):
             for tk, rec in kw.timers.items():
                 timers.append((rec.seq, [kw.key, bounds, tk[0], tk[1], rec.domain, rec.fire_us, rec.hold_us]))
         timers.sort(key=lambda item: item[0])  # restored in the order they were set (ties fire in that order)
-        return {"version": 1, "cells": cells, "timers": [t for _, t in timers]}
+        return {"version": 1, "cells": cells, "timers": [t for _, t in timers], **self._side_state()}
 
     def restore_state(self, data: Any) -> None:
         """Replace all state and timers with a `snapshot_state` result."""
@@ -314,6 +342,7 @@ class StatefulParDoNode(ParDoNode):
         for key, (start, end), name, tag, domain, fire_us, hold_us in data["timers"]:
             kw = self.key_windows.get((key, start, end)) or self._new_kw(key, window_of(start, end))
             self._add_timer(kw, (name, tag), domain, fire_us, hold_us)
+        self._restore_side_state(data)
         self.dirty = False
         if self.tiered is not None:
             self.tiered.all_dirty = True  # a whole snapshot: the next incremental checkpoint writes it all
@@ -330,6 +359,7 @@ class StatefulParDoNode(ParDoNode):
         """What changed since the last checkpoint (`checkpoint.userstate_records.UserStateCapture`)."""
         self.dirty = False
         cap = self.tiered.capture()
+        cap.header = {**cap.header, **self._side_state()}
         self._touched = self.tiered.touched
         return cap
 
@@ -345,6 +375,7 @@ class StatefulParDoNode(ParDoNode):
             return kw
 
         last_seq = self.tiered.restore(header, load, self._add_timer)
+        self._restore_side_state(header)
         # timers keep the numbers they were set with (ties fire in that order across restarts); new ones follow
         self._seq = itertools.count(last_seq + 1)
         self._touched = self.tiered.touched
@@ -356,6 +387,7 @@ class StatefulParDoNode(ParDoNode):
         self.event_heap.clear()
         self.proc_heap.clear()
         self.gc_buckets.clear()
+        self.lingering.clear()
         self.n_timers = 0
         self.holds = WatermarkHolds()
 
@@ -386,18 +418,20 @@ class StatefulParDoNode(ParDoNode):
         if not kw.cells and not kw.timers and self.key_windows.get(kw.key_window_id) is kw:
             self._drop_kw(kw)
 
-    def _set_timer(self, kw: _KeyWindow, spec: TimerSpec, tag: str, fire_us: int, hold_us: int) -> None:
+    def _set_timer(
+        self, kw: _KeyWindow, spec: TimerSpec, tag: str, fire_us: int, hold_us: int, held: bool = False
+    ) -> None:
         if kw.closing:
             return
         if not isinstance(tag, str):
             raise TypeError(f"dynamic_timer_tag must be a string, got {tag!r}")
-        domain = _WM if spec.time_domain == TimeDomain.WATERMARK else _RT
+        domain = _WM if spec.time_domain == TimeDomain.WATERMARK else _RT_HELD if held else _RT
         if domain == _WM:
             hold_us = fire_us
         tk = (spec.name, tag)
         rec = kw.timers.get(tk)
         if rec is not None:
-            if rec.fire_us == fire_us and rec.hold_us == hold_us:
+            if rec.fire_us == fire_us and rec.hold_us == hold_us and rec.domain == domain:
                 return  # set again to the same time (e.g. the window's end for every element): nothing moves
             self._remove_timer(kw, tk)
         self._add_timer(kw, tk, domain, fire_us, hold_us)
@@ -481,6 +515,7 @@ class StatefulParDoNode(ParDoNode):
         outputs: dict[str | None, _Outputs] = {None: _Outputs()}
         process = element_keyword_call(self.dofn.process) if self.element_as_keyword else self.dofn.process
         args, base_kwargs = self._resolved_args, self._resolved_kwargs
+        windowed_sides = self.windowed_sides  # a windowed side input is seen in each element's window
         plan = self._process_args
         kws = self.key_windows
         eh = self.exception_handling
@@ -525,6 +560,8 @@ class StatefulParDoNode(ParDoNode):
                     )
                 if kw is None:
                     kw = self._new_kw(key, w)
+                if windowed_sides:
+                    args, base_kwargs = self._side_args_for(w)
                 call_kwargs = self._kwargs(plan, base_kwargs, kw, v, t, t, pane)
                 w_out = None if is_global else w
                 if eh is None:
@@ -559,7 +596,7 @@ class StatefulParDoNode(ParDoNode):
             self.end_of_input = True
         self._fire_event_time(micros)
         self.holds.set_input(micros)
-        if micros >= MAX_MICROS:
+        if micros >= MAX_MICROS and not self.lingering:
             self.advance_output_watermark(MAX_MICROS)  # every timer has fired and every window expired
         else:
             self.advance_output_watermark(self.holds.output())
@@ -594,7 +631,11 @@ class StatefulParDoNode(ParDoNode):
 
     def _expire(self, kw: _KeyWindow, outputs: dict[str | None, _Outputs]) -> None:
         """A window expired for a key: fire its remaining event-time timers (and at the end of input its
-        processing-time timers), then discard its state."""
+        processing-time timers), then discard its state. At the end of the input a (key, window) with a held
+        processing-time timer lingers instead, until its held timers are done (`advance_processing_time`)."""
+        if self.end_of_input and any(r.domain == _RT_HELD for r in kw.timers.values()):
+            self.lingering[kw.key_window_id] = kw
+            return
         kw.closing = True
         pending = sorted(kw.timers.items(), key=lambda item: (item[1].domain, item[1].fire_us, item[1].seq))
         for tk, rec in pending:
@@ -635,9 +676,31 @@ class StatefulParDoNode(ParDoNode):
             heap = self.proc_heap  # a compaction may have replaced it
         for entry in deferred:
             heapq.heappush(self.proc_heap, entry)
+        if self.lingering:
+            outputs = self._end_lingering(outputs)
         if outputs is not None:
             self._end_timers(outputs)
-            self.advance_output_watermark(self.holds.output())
+            self.advance_output_watermark(MAX_MICROS if self._finished() else self.holds.output())
+
+    def _end_lingering(self, outputs: dict[str | None, _Outputs] | None) -> dict[str | None, _Outputs] | None:
+        """Expire the lingering (key, window)s whose held timers are all done."""
+        for key_window_id, kw in list(self.lingering.items()):
+            if any(r.domain == _RT_HELD for r in kw.timers.values()):
+                continue
+            del self.lingering[key_window_id]
+            if outputs is None:
+                outputs = self._begin_timers()
+            self._expire(kw, outputs)
+        return outputs
+
+    def _finished(self) -> bool:
+        """The input has ended and nothing lingers: every timer has fired and every window expired."""
+        return self.end_of_input and not self.lingering
+
+    def lingers(self) -> bool:
+        """Whether the step still has held processing-time timers to fire after its input ended (the stage
+        keeps running its timers until it has none)."""
+        return bool(self.lingering)
 
     def _begin_timers(self) -> dict[str | None, _Outputs]:
         if self.has_start_bundle:

@@ -219,8 +219,10 @@ class _TimerProxy:
     def __init__(self, timer: Any) -> None:
         self._timer = timer
 
-    def set(self, timestamp: Any, dynamic_timer_tag: str = "") -> None:
-        """Set the timer to fire at `timestamp`."""
+    def set(self, timestamp: Any, dynamic_timer_tag: str = "", output_timestamp: Any = None) -> None:
+        """Set the timer to fire at `timestamp`. Beam Python's timers take no output timestamp, so on Beam's
+        runners a processing-time timer holds the watermark at the setting element's timestamp, as Beam's own
+        do, whatever `output_timestamp` says (issue 15)."""
         self._timer.set(to_beam_timestamp(timestamp), dynamic_timer_tag=dynamic_timer_tag)
 
     def clear(self, dynamic_timer_tag: str = "") -> None:

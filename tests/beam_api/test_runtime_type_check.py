@@ -1,0 +1,177 @@
+"""Beam's ``--runtime_type_check``: the same pipelines run on millstream and on Beam's DirectRunner fail alike,
+with Beam's `TypeCheckError` message naming the step and the element; without the option nothing is checked
+(and nothing is installed); `is_instance` agrees with Beam's ``check_constraint``.
+
+No ``from __future__ import annotations`` here: the DoFn below is typed by real annotations, as Beam reads them.
+"""
+
+import types
+import typing
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import pytest
+
+import millstream as beam
+from millstream.engine.model.typecheck import is_instance
+from millstream.engine.runtime.graph.planner import plan_pipeline
+from millstream.options.pipeline_options import PipelineOptions
+
+from support.beam_harness import engine, options_module
+
+
+def _ident(elem: Any) -> Any:
+    return elem
+
+
+def _typed_dofn(b: types.ModuleType) -> Any:
+    class Stringify(b.DoFn):
+        def process(self, element: int) -> Iterable[int]:
+            yield str(element)
+
+    return Stringify()
+
+
+Build = Callable[[types.ModuleType, Any], Any]
+
+#: name -> (pipeline, Beam's message about the element; the step is named before it, as
+#: "Runtime type violation detected within ParDo(Bad): ", except by Beam for a DoFn's generator output)
+FAILING: dict[str, tuple[Build, str]] = {
+    "map_output": (
+        lambda b, p: p | b.Create(["a"]) | "Bad" >> b.Map(lambda x: 3).with_output_types(str),
+        "According to type-hint expected output should be of type <class 'str'>. "
+        "Instead, received '3', an instance of type <class 'int'>.",
+    ),
+    "map_input": (
+        lambda b, p: (
+            p
+            | b.Create([1])
+            | "Id" >> b.Map(_ident).with_output_types(b.typehints.Any)
+            | "Bad" >> b.Map(lambda elem: elem).with_input_types(str)
+        ),
+        "Type-hint for argument: 'elem' violated. Expected an instance of <class 'str'>, "
+        "instead found 1, an instance of <class 'int'>.",
+    ),
+    "flatmap_second_output": (
+        lambda b, p: p | b.Create(["a"]) | "Bad" >> b.FlatMap(lambda x: [1, "b"]).with_output_types(int),
+        "According to type-hint expected output should be of type <class 'int'>. "
+        "Instead, received 'b', an instance of type <class 'str'>.",
+    ),
+    "dofn_annotations": (
+        lambda b, p: p | b.Create([7]) | "Bad" >> b.ParDo(_typed_dofn(b)),
+        "According to type-hint expected output should be of type <class 'int'>. "
+        "Instead, received '7', an instance of type <class 'str'>.",
+    ),
+}
+
+
+def _run(engine_name: str, build: Build, flags: list[str]) -> None:
+    b = engine(engine_name)
+    p = b.Pipeline(options=options_module(engine_name).PipelineOptions(flags))
+    build(b, p)
+    p.run().wait_until_finish()
+
+
+@pytest.mark.parametrize("case", sorted(FAILING))
+def test_a_violation_fails_the_run_as_in_beam(case: str) -> None:
+    build, detail = FAILING[case]
+    for name in ("beam", "millstream"):
+        with pytest.raises(Exception) as caught:
+            _run(name, build, ["--runtime_type_check"])
+        assert type(caught.value).__name__ == "TypeCheckError", name
+        assert detail in str(caught.value), name
+    assert f"Runtime type violation detected within ParDo(Bad): {detail}" in str(caught.value)
+
+
+def test_millstreams_error_names_the_step_and_the_element() -> None:
+    build, _ = FAILING["map_output"]
+    with pytest.raises(beam.typehints.TypeCheckError) as caught:
+        _run("millstream", build, ["--runtime_type_check"])
+    assert caught.value.millstream_step == "Bad"  # type: ignore[attr-defined]
+    assert caught.value.millstream_element == 3  # type: ignore[attr-defined]
+
+
+def test_performance_runtime_type_check_runs_the_same_checks() -> None:
+    build, detail = FAILING["map_input"]
+    with pytest.raises(beam.typehints.TypeCheckError, match="Type-hint for argument: 'elem' violated"):
+        _run("millstream", build, ["--performance_runtime_type_check"])
+
+
+def test_both_flags_at_once_are_refused_as_in_beam() -> None:
+    build, _ = FAILING["map_output"]
+    for name in ("beam", "millstream"):
+        with pytest.raises(RuntimeError, match="simultaneously"):
+            _run(name, build, ["--runtime_type_check", "--performance_runtime_type_check"])
+
+
+@pytest.mark.parametrize("case", sorted(FAILING))
+def test_without_the_option_nothing_is_checked(case: str) -> None:
+    build, _ = FAILING[case]
+    _run("millstream", build, [])  # completes: the declared hints are not looked at while running
+
+
+def test_elements_that_match_their_hints_pass() -> None:
+    from millstream.testing.util import assert_that, equal_to
+
+    p = beam.Pipeline(options=PipelineOptions(["--runtime_type_check"]))
+    out = (
+        p
+        | beam.Create([1, 2])
+        | beam.Map(lambda x: (x, [str(x)])).with_input_types(int).with_output_types(tuple[int, list[str]])
+        | beam.Map(lambda kv: kv[0] * 10).with_output_types(typing.Optional[int])  # noqa: UP045
+    )
+    assert_that(out, equal_to([10, 20]))
+    p.run().wait_until_finish()
+
+
+def _hinted_pipeline(flags: list[str]) -> beam.Pipeline:
+    p = beam.Pipeline(options=PipelineOptions(flags))
+    _ = p | beam.Create([1]) | "Hinted" >> beam.Map(lambda x: x).with_input_types(int).with_output_types(int)
+    return p
+
+
+def test_the_checks_exist_only_when_asked_for() -> None:
+    """Off, the step's node keeps its class's push and emit (no per-element work is added); on, both are
+    replaced by the checking ones."""
+    off = plan_pipeline(_hinted_pipeline([]), PipelineOptions([])).nodes["Hinted"]
+    assert "push" not in vars(off) and "emit" not in vars(off)
+    flags = ["--runtime_type_check"]
+    on = plan_pipeline(_hinted_pipeline(flags), PipelineOptions(flags)).nodes["Hinted"]
+    assert "push" in vars(on) and "emit" in vars(on)
+
+
+HINTS: list[Any] = [
+    int,
+    float,
+    str,
+    bool,
+    type(None),
+    Any,
+    typing.Optional[int],  # noqa: UP045
+    typing.Union[int, str],
+    tuple[int, str],
+    tuple[int, ...],
+    list[int],
+    typing.List[str],  # noqa: UP006
+    dict[str, int],
+    set[int],
+    typing.Iterable[int],
+]
+
+VALUES: list[Any] = [1, True, 1.5, "a", None, (1, "a"), (1, 2), [1, 2], ["a"], {"a": 1}, {1: "a"}, {1}, ()]
+
+
+def test_is_instance_agrees_with_beams_check_constraint() -> None:
+    engine("beam")
+    from apache_beam.typehints import native_type_compatibility as native
+    from apache_beam.typehints.typehints import check_constraint
+
+    def beams(value: Any, hint: Any) -> bool:
+        try:
+            check_constraint(native.convert_to_beam_type(hint), value)
+        except Exception:
+            return False
+        return True
+
+    disagree = [(v, h) for h in HINTS for v in VALUES if is_instance(v, h) != beams(v, h)]
+    assert disagree == []
