@@ -1,8 +1,9 @@
 """Shared test configuration: the `subprocess` and `crash` markers, applied from what a test uses.
 
-A test launches processes when it uses the runners of tests/support (`support.jobs`, `support.kill9`,
-`support.daemon`), directly or through the `daemons` / `killed_job` fixtures; the kill -9 harness makes it a
-`crash` test too. Select with ``-m subprocess``, ``-m "not crash"``, ...
+A test launches processes when its body, a fixture it uses or a test helper either reaches starts one through
+the runners of tests/support (`support.jobs`, and the kill -9 harness `support.kill9`, which makes it a `crash`
+test too); support/markers.py reads that from the source, test by test, so an in-process test beside a
+launching one is not marked. Select with ``-m subprocess``, ``-m "not crash"``, ...
 
 In CI (`CI` set to a true value) a skipped test or module fails the run: every test there must run, the
 broker, server and Beam-runner tests included, so a missing dependency cannot pass as a skip.
@@ -11,14 +12,11 @@ broker, server and Beam-runner tests included, so a missing dependency cannot pa
 from __future__ import annotations
 
 import os
-import types
-from typing import Any
 
 import pytest
 
-_RUNNER_MODULES = frozenset({"support.jobs", "support.kill9", "support.daemon"})
-_SUBPROCESS_FIXTURES = frozenset({"daemons", "killed_job"})
-_CRASH_FIXTURES = frozenset({"killed_job"})
+from support.markers import CRASH, LaunchAnalysis, stronger
+
 _SKIPPED_KEY = pytest.StashKey[list[str]]()
 
 
@@ -73,25 +71,26 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
-def _uses_runner(module: types.ModuleType) -> bool:
-    """True when the test module imported one of the runners (or something defined in one)."""
-    for value in vars(module).values():
-        name = value.__name__ if isinstance(value, types.ModuleType) else getattr(value, "__module__", None)
-        if name in _RUNNER_MODULES:
-            return True
-    return False
+def _launch_kind(item: pytest.Item, analysis: LaunchAnalysis) -> str | None:
+    """`crash`, `subprocess` or None for one test: its function, then every fixture in its closure."""
+    function = getattr(item, "function", None)
+    if function is None:
+        return None
+    kind = analysis.kind_of(function, getattr(item, "cls", None))
+    definitions = getattr(getattr(item, "_fixtureinfo", None), "name2fixturedefs", {})
+    for name in getattr(item, "fixturenames", ()):
+        for fixturedef in definitions.get(name, ()):
+            kind = stronger(kind, analysis.kind_of(fixturedef.func, getattr(item, "cls", None)))
+    return kind
 
 
 @pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Mark users of the subprocess runners `subprocess`, users of the kill -9 harness `crash`."""
-    runners: dict[Any, bool] = {}
+    """Mark the tests that start processes `subprocess`, those that use the kill -9 harness `crash` too."""
+    analysis = LaunchAnalysis()
     for item in items:
-        fixtures = set(getattr(item, "fixturenames", ()))
-        module = getattr(item, "module", None)
-        if module is not None and module not in runners:
-            runners[module] = _uses_runner(module)
-        if fixtures & _CRASH_FIXTURES:
+        kind = _launch_kind(item, analysis)
+        if kind == CRASH:
             item.add_marker(pytest.mark.crash)
-        if fixtures & _SUBPROCESS_FIXTURES or runners.get(module) or item.get_closest_marker("crash"):
+        if kind is not None or item.get_closest_marker("crash"):
             item.add_marker(pytest.mark.subprocess)

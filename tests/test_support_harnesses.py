@@ -1,6 +1,7 @@
 """The kill -9 harness of tests/support against tiny real job scripts: it kills only after observed progress,
 reports a failing job with its stderr, fails at its deadline when nothing progresses, and checks that a
-crash point was really reached."""
+crash point was really reached. And the `subprocess`/`crash` markers (tests/conftest.py): given test by test,
+so the in-process tests of this module, which imports a runner, are not marked."""
 
 from __future__ import annotations
 
@@ -12,7 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from support.kill9 import KilledJob, script_command
+import support.daemon
+from support.jobs import cli
+from support.kill9 import JsonLinesJob, KilledJob, script_command
+from support.markers import CRASH, SUBPROCESS, LaunchAnalysis
 
 PROGRESSING = """
 import os, sys, time
@@ -127,3 +131,83 @@ async def test_a_crash_point_reached_while_the_loop_runs(tmp_path: Path) -> None
     await j.acrash_at(3, 2)
     with pytest.raises(AssertionError, match="crash point was not reached"):
         await j.acrash_at(4, 2)
+
+
+def _help() -> str:
+    """`millstream --help`, run by a helper: the test calling it is marked through the helper."""
+    out = cli("--help")
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
+@pytest.fixture
+def help_text() -> str:
+    """`millstream --help` run by a fixture: the tests using it are marked through the fixture."""
+    return _help()
+
+
+def _markers(request: pytest.FixtureRequest) -> set[str]:
+    return {m for m in (SUBPROCESS, CRASH) if request.node.get_closest_marker(m) is not None}
+
+
+def test_an_in_process_test_in_a_module_that_imports_the_runners_is_not_marked(
+    request: pytest.FixtureRequest,
+) -> None:
+    assert _markers(request) == set()
+
+
+def test_a_test_that_launches_through_a_helper_is_marked_subprocess(request: pytest.FixtureRequest) -> None:
+    assert "usage" in _help().lower()
+    assert _markers(request) == {SUBPROCESS}
+
+
+def test_a_test_that_launches_through_a_fixture_is_marked_subprocess(
+    request: pytest.FixtureRequest, help_text: str
+) -> None:
+    assert "usage" in help_text.lower()
+    assert _markers(request) == {SUBPROCESS}
+
+
+def test_a_test_of_the_kill_9_harness_is_marked_crash(request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    j = job(tmp_path, "pass\n")
+    j.finish()
+    assert _markers(request) == {SUBPROCESS, CRASH}
+
+
+def _imports_its_runner_where_it_runs() -> type:
+    from support.kill9 import KilledJob as Runner
+
+    return Runner
+
+
+def _calls_back(n: int) -> int:
+    return _calls_forth(n - 1) if n else 0
+
+
+def _calls_forth(n: int) -> int:
+    return _calls_back(n) + len(cli("--version").stdout) if n else 0
+
+
+#: Looked up by name, so that naming them does not mark the in-process test below (the analysis reads names).
+_PROBES = {
+    "local import": _imports_its_runner_where_it_runs,
+    "cycle": _calls_back,
+    "subclass": JsonLinesJob,
+    "daemon": support.daemon.Daemon,
+    "http": support.daemon.http,
+    "events": support.daemon.write_events,
+}
+
+
+def test_the_analysis_follows_local_imports_subclasses_and_cycles(request: pytest.FixtureRequest) -> None:
+    analysis = LaunchAnalysis()
+    kinds = {name: analysis.kind_of(probe) for name, probe in _PROBES.items()}
+    assert kinds == {
+        "local import": CRASH,
+        "cycle": SUBPROCESS,
+        "subclass": CRASH,
+        "daemon": SUBPROCESS,
+        "http": None,
+        "events": None,
+    }
+    assert _markers(request) == set()

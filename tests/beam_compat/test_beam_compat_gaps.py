@@ -7,8 +7,6 @@ the marker). The faults are outside this folder's ownership (facade, options, me
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from typing import Any
 
 import pytest
@@ -16,6 +14,7 @@ import pytest
 pytest.importorskip("apache_beam")
 
 import support.beam_harness as h  # noqa: E402
+from support.jobs import code_command, run_job  # noqa: E402
 
 
 def engines(gap: str) -> list:
@@ -75,7 +74,7 @@ def test_beam_dot_metrics_is_available_after_import(engine):
     interpreter because in this one another test has imported `millstream.metrics` already."""
     module = "millstream" if engine == "millstream" else "apache_beam"
     code = f"import {module} as beam; beam.metrics.Metrics.counter('ns', 'n').inc()"
-    done = subprocess.run([sys.executable, "-P", "-c", code], capture_output=True, text=True, timeout=120)
+    done = run_job(code_command(code))
     assert done.returncode == 0, done.stderr[-500:]
 
 

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import sys
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
+
+from support.jobs import run_job
 
 PACKAGE = "_beam_examples"
 
@@ -110,7 +111,7 @@ def run_suite(dest: Path, modules: list[str], timeout: int = 60) -> list[Outcome
         **os.environ,
         "PYTHONPATH": os.pathsep.join(filter(None, [str(dest), os.environ.get("PYTHONPATH")])),
     }
-    subprocess.run(args, cwd=dest, env=env, capture_output=True, text=True, timeout=20 * 60)
+    run_job(args, cwd=str(dest), env=env, timeout=20 * 60)
     if not report.exists():
         raise RuntimeError(f"pytest on Beam's examples wrote no report in {dest}")
     return parse_report(report)

@@ -7,7 +7,6 @@ Outside CI a missing Go toolchain skips these tests with the reason; in CI (CI=t
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +15,13 @@ import pytest
 
 pytest.importorskip("apache_beam")
 
-from support.servers import build_go_server, free_port, terminate, wait_for_port  # noqa: E402
+from support.servers import (  # noqa: E402
+    build_go_server,
+    free_port,
+    start_server,
+    terminate,
+    wait_for_port,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -32,9 +37,7 @@ def prism_endpoint(prism_binary: str, tmp_path_factory: pytest.TempPathFactory) 
     """A running Prism job server: ``localhost:PORT`` for ``--job_endpoint``."""
     port = free_port()
     log = open(tmp_path_factory.mktemp("prism") / "prism.log", "wb")
-    proc = subprocess.Popen(
-        [prism_binary, "--job_port", str(port), "--serve_http=false"], stdout=log, stderr=log
-    )
+    proc = start_server([prism_binary, "--job_port", str(port), "--serve_http=false"], log)
     try:
         wait_for_port(port, "prism", proc=proc)
         yield f"localhost:{port}"
@@ -48,10 +51,9 @@ def worker_pool(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A separate SDK worker-pool process (Beam's worker_pool_main): ``localhost:PORT`` for EXTERNAL mode."""
     port = free_port()
     log = open(tmp_path_factory.mktemp("pool") / "pool.log", "wb")
-    proc = subprocess.Popen(
+    proc = start_server(
         [sys.executable, "-m", "apache_beam.runners.worker.worker_pool_main", f"--service_port={port}"],
-        stdout=log,
-        stderr=log,
+        log,
         cwd=str(ROOT),
         # the pool starts each worker as `python -c ...` from PATH: it must be this interpreter (millstream, beam)
         env=dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")),

@@ -4,16 +4,14 @@ Beam-runner jobs are watched."""
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 pytest.importorskip("apache_beam")
 
-MILLSTREAM = str(Path(sys.executable).with_name("millstream"))
+from support.jobs import installed_cli_command, run_job  # noqa: E402
 
 SCRIPT = """
 import sys
@@ -54,9 +52,11 @@ with beam.Pipeline(options=PipelineOptions(sys.argv[1:])) as p:
 
 
 def millstream(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, MILLSTREAM_JOBS_DIR=str(tmp_path / "jobs"))
-    return subprocess.run(
-        [MILLSTREAM, *args], cwd=str(tmp_path), capture_output=True, text=True, env=env, timeout=300
+    return run_job(
+        installed_cli_command(*args),
+        cwd=str(tmp_path),
+        env_extra={"MILLSTREAM_JOBS_DIR": str(tmp_path / "jobs")},
+        timeout=300,
     )
 
 

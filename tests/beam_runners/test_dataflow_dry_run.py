@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import base64
 import json
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,7 @@ import millstream as beam  # noqa: E402
 from millstream.options.pipeline_options import PipelineOptions  # noqa: E402
 from millstream.transforms import trigger, window  # noqa: E402
 
+from support.jobs import run_job, script_command  # noqa: E402
 from support.loading import load_by_value  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
@@ -108,11 +108,9 @@ def unloadable(payloads: list[tuple[str, str, str]], tmp_path: Path) -> list[dic
     """The payloads a fresh interpreter with only installed packages cannot unpickle (a worker's view)."""
     path = tmp_path / "payloads.json"
     path.write_text(json.dumps(payloads))
-    proc = subprocess.run(
-        [sys.executable, "-P", str(HERE / "worker_unpickle.py"), str(path)],
+    proc = run_job(
+        script_command(str(HERE / "worker_unpickle.py"), str(path)),
         cwd=str(tmp_path),
-        capture_output=True,
-        text=True,
         env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
     )
     assert proc.returncode in (0, 1), proc.stderr[-2000:]

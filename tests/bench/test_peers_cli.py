@@ -3,23 +3,20 @@ asserted: speed is measured in bench/, not in tests)."""
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
-import sys
 from pathlib import Path
+
+from support.jobs import run_job, script_command
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def _peers(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, MILLSTREAM_CACHE=str(tmp_path / "cache"))
-    return subprocess.run(
-        [sys.executable, "-P", "bench", "--peers", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
+    return run_job(
+        script_command("bench", "--peers", *args),
+        cwd=str(ROOT),
+        env_extra={"MILLSTREAM_CACHE": str(tmp_path / "cache")},
         timeout=300,
     )
 

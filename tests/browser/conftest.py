@@ -3,14 +3,13 @@ missing, driven by Playwright (pip's package, no browser download). In CI (CI=tr
 
 from __future__ import annotations
 
-import os
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 import support.daemon as helpers
+from support.servers import run_infra, unavailable
 
 HERE = Path(__file__).resolve().parent
 INSTALL = HERE.parent / "infra" / "browser" / "install.sh"
@@ -29,18 +28,12 @@ CHROMIUM_ARGS = [
 ]
 
 
-def _unavailable(reason: str) -> None:
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"browser tests cannot run in CI: {reason}")
-    pytest.skip(reason)
-
-
 @pytest.fixture(scope="session")
 def chromium_path() -> str:
     """The chromium binary, installed once by the test infrastructure."""
-    out = subprocess.run(["bash", str(INSTALL)], capture_output=True, text=True, timeout=1200)
+    out = run_infra(INSTALL, timeout=1200)
     if out.returncode != 0:
-        _unavailable(f"chromium could not be installed: {out.stderr.strip()[-500:]}")
+        unavailable(f"chromium could not be installed: {out.stderr.strip()[-500:]}")
     return out.stdout.strip().splitlines()[-1]
 
 
@@ -50,7 +43,7 @@ def browser(chromium_path: str) -> Any:
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
-        _unavailable("the playwright package is not installed (pip install -e '.[dev]')")
+        unavailable("the playwright package is not installed (pip install -e '.[dev]')")
     with sync_playwright() as p:
         b = p.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
         yield b

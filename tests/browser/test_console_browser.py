@@ -12,7 +12,6 @@ import re
 import secrets
 import signal
 import subprocess
-import sys
 from typing import Any
 
 import pytest
@@ -170,27 +169,9 @@ def test_millstream_console_lists_and_links_the_jobs(browser, daemons, artifacts
     h.write_events(d.input, 0, 20)
     d.start()
     d.wait_processed(20)
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-P",
-            "-m",
-            "millstream.daemon.cli",
-            "console",
-            "--jobs_dir",
-            d.jobs_dir,
-            "--poll=0.2",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        found = re.search(r"(http://\S+/) .* token in (\S+)$", proc.stdout.readline().strip())
-        assert found
-        page = open_console(browser, found.group(1))
-        log_in_overview(page, open(found.group(2)).read().strip())
+    with h.console(d.jobs_dir, "--poll=0.2") as console:
+        page = open_console(browser, console.url + "/")
+        log_in_overview(page, console.token())
         row = page.locator(f'#jobs tr[data-job="{d.entry["job_id"]}"]')
         expect(row).to_contain_text("RUNNING")
         expect(row.get_by_role("link", name="console-listed")).to_have_attribute("href", d.url + "/")
@@ -201,9 +182,6 @@ def test_millstream_console_lists_and_links_the_jobs(browser, daemons, artifacts
         log_in(page, d.admin_token)
         expect(page.locator("#job-name")).to_have_text("console-listed")
         assert page.errors == []
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
 def log_in_overview(page: Any, token: str) -> None:
@@ -220,18 +198,8 @@ def test_two_hundred_steps_are_all_drawn(browser, tmp_path, artifacts):
     script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "wide_job.py")
     log_path = str(tmp_path / "wide.log")
     with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-P",
-                "-m",
-                "millstream.daemon.cli",
-                "run",
-                script,
-                f"--jobs_dir={jobs_dir}",
-                "--linger=120",
-                "--console_poll=0.5",
-            ],
+        proc = h.start_job(
+            h.cli_command("run", script, f"--jobs_dir={jobs_dir}", "--linger=120", "--console_poll=0.5"),
             cwd=str(tmp_path),
             stdout=log,
             stderr=subprocess.STDOUT,

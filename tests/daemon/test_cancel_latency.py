@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from typing import Any
 
@@ -19,7 +18,7 @@ import pytest
 
 from millstream.daemon.supervise import EXIT_CANCELLED
 
-from support.jobs import wait_for
+from support.jobs import cli_command, start_job, wait_for
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 BLOCKING_JOB = os.path.join(HERE, "blocking_job.py")
@@ -32,21 +31,17 @@ def test_a_second_signal_cancels_a_job_blocked_in_user_code_within_the_bound(
 ) -> None:
     marker = str(tmp_path / "started")
     log_path = str(tmp_path / "run.log")
-    env = {**os.environ, "MARKER": marker, "OUT": str(tmp_path / "out" / "rows")}
-    args = [
-        sys.executable,
-        "-P",
-        "-m",
-        "millstream.daemon.cli",
+    env = {"MARKER": marker, "OUT": str(tmp_path / "out" / "rows")}
+    args = cli_command(
         "run",
         BLOCKING_JOB,
         "--batch_size=50",
         "--no_progress",
         f"--state_dir={tmp_path / 'state'}",
         f"--jobs_dir={tmp_path / 'jobs'}",
-    ]
+    )
     with open(log_path, "wb") as log:
-        proc = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)
+        proc = start_job(args, cwd=str(tmp_path), env_extra=env, stdout=log, stderr=subprocess.STDOUT)
     try:
         wait_for(lambda: os.path.exists(marker), "the DoFn to start blocking", proc=proc, log_path=log_path)
         proc.send_signal(signum)  # drain: waits for the batch in progress

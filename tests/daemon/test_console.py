@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import re
 import secrets
-import subprocess
 import sys
 import zipfile
 
@@ -19,6 +18,7 @@ from millstream.daemon.metrics import JobCollector, Sampler, attach_dead_letter_
 from millstream.options.pipeline_options import PipelineOptions
 
 import support.daemon as h
+from support.jobs import run_job
 
 
 def tokens_file(path: str) -> dict[str, str]:
@@ -187,28 +187,15 @@ def test_millstream_console_lists_the_local_jobs(daemons, tmp_path):
     h.write_events(d.input, 0, 20)
     d.start()
     d.wait_processed(20)
-    proc = subprocess.Popen(
-        [sys.executable, "-P", "-m", "millstream.daemon.cli", "console", "--jobs_dir", d.jobs_dir],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()  # printed once it listens
-        found = re.search(r"http://127\.0\.0\.1:(\d+)/ .* token in (\S+)$", line.strip())
-        assert found, line
-        url, token_path = f"http://127.0.0.1:{found.group(1)}", found.group(2)
+    with h.console(d.jobs_dir) as console:
+        url, token_path = console.url, console.token_path
         assert os.stat(token_path).st_mode & 0o077 == 0
-        token = open(token_path).read().strip()
+        token = console.token()
         assert h.http(url + "/").status == 200
         assert h.http(url + "/jobs").status == 401
         rows = h.http(url + "/jobs", token=token).json()["jobs"]
         assert [(r["name"], r["state"], r["url"]) for r in rows] == [("listed", "RUNNING", d.url + "/")]
         assert rows[0]["throughput_eps"] is not None and rows[0]["system_lag_s"] is not None
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
     assert not os.path.exists(token_path), "the console's token goes with it"
 
 
@@ -218,7 +205,7 @@ def test_missing_jobs_directory_is_a_usage_error(tmp_path):
 
 
 def test_the_wheel_ships_the_console_assets(tmp_path):
-    subprocess.run(
+    built = run_job(
         [
             sys.executable,
             "-m",
@@ -231,10 +218,9 @@ def test_the_wheel_ships_the_console_assets(tmp_path):
             "--no-build-isolation",
             "-q",
         ],
-        check=True,
-        capture_output=True,
         timeout=300,
     )
+    assert built.returncode == 0, built.stderr[-3000:]
     wheel = next(p for p in os.listdir(tmp_path) if p.endswith(".whl"))
     names = set(zipfile.ZipFile(tmp_path / wheel).namelist())
     for asset in ("index.html", "app.js", "app.css", "jobs.html", "jobs.js"):

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 
 import support.daemon as h
+from support.jobs import code_command, run_job
 
 
 class Outcome:
@@ -36,9 +35,7 @@ def jobs(capsys):
 
 def stale_entries(jobs_dir: str) -> list[str]:
     """One entry of a process that has exited, one of a live pid that belongs to another process (reused)."""
-    dead = subprocess.run(
-        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
-    )
+    dead = run_job(code_command("import os; print(os.getpid())"))
     paths = []
     for job_id, pid, pid_start in (
         ("deadbeef0001", int(dead.stdout), None),

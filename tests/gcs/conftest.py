@@ -18,7 +18,7 @@ from typing import IO, Any
 
 import pytest
 
-from support.servers import build_go_server, read_ready_line, terminate
+from support.servers import build_go_server, read_ready_line, start_server, terminate
 
 _READY_TIMEOUT_S = 60.0
 
@@ -36,13 +36,7 @@ class GcsServer:
     def start(self) -> None:
         """Start on a free port and wait for the ready line."""
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - lives as long as the server
-        proc = subprocess.Popen(
-            [str(self.binary), "-exit-on-stdin-eof"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=self._log,
-            start_new_session=True,
-        )
+        proc = start_server([str(self.binary), "-exit-on-stdin-eof"], self._log, ready_line=True)
         line = read_ready_line(proc, time.monotonic() + _READY_TIMEOUT_S)
         if line is None:
             terminate(proc)

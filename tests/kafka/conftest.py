@@ -31,7 +31,7 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import for_code
 
-from support.servers import in_ci, unavailable
+from support.servers import in_ci, run_infra, unavailable
 
 BROKER_SH = Path(__file__).resolve().parents[1] / "infra" / "kafka" / "broker.sh"
 FETCH_TIMEOUT_S = 900.0
@@ -41,14 +41,7 @@ TOPIC_READY_TIMEOUT_S = 30.0
 
 def _run_broker_sh(*args: str, timeout: float) -> subprocess.CompletedProcess[str]:
     """Run broker.sh with the given arguments, capturing its output."""
-    return subprocess.run(
-        ["bash", str(BROKER_SH), *args],
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+    return run_infra(BROKER_SH, *args, timeout=timeout)
 
 
 class KafkaBroker:

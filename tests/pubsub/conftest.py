@@ -24,7 +24,7 @@ import pytest
 from google.api_core import exceptions as gexc
 from google.cloud import pubsub_v1
 
-from support.servers import build_go_server, read_ready_line, terminate, wait_for_port
+from support.servers import build_go_server, read_ready_line, start_server, terminate, wait_for_port
 
 PROJECT = "millstream-test"
 # Real Pub/Sub's minimum ack deadline is 10 s; the fake is told to allow 1 s so expiry tests stay short.
@@ -107,16 +107,9 @@ class PubSubServer:
             str(self._port),
             "-min-ack-deadline",
             f"{MIN_ACK_DEADLINE_SECONDS}s",
-            # stdin stays an open pipe held by this process: if pytest dies, the server sees EOF and exits.
             "-exit-on-stdin-eof",
         ]
-        return subprocess.Popen(
-            cmd,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=self._log,
-            start_new_session=True,  # Ctrl-C in the terminal must not reach the server before teardown
-        )
+        return start_server(cmd, self._log, ready_line=True)
 
     def _log_tail(self) -> str:
         if self._log is not None:

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
-import signal
 import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
@@ -27,6 +25,8 @@ from millstream.state.errors import translate_rocksdb_error
 from millstream.state.format import FORMAT_KEY, MAGIC, SUPPORTED_VERSIONS
 
 from .conftest import Stores
+from support.jobs import code_command
+from support.kill9 import KilledJob
 
 
 def user_items(backend, prefix: bytes = b"\x01") -> list[tuple[bytes, bytes]]:
@@ -361,15 +361,11 @@ _CRASH_WRITER = textwrap.dedent(
 
 def test_batches_survive_kill_9_all_or_nothing(tmp_path: Path) -> None:
     path = tmp_path / "db"
-    child = subprocess.Popen(
-        [sys.executable, "-P", "-c", _CRASH_WRITER, str(path)], stdout=subprocess.PIPE, text=True
-    )
-    try:
+    with KilledJob(code_command(_CRASH_WRITER, str(path))) as writer:
+        child = writer.start(stdout=subprocess.PIPE)
         assert child.stdout is not None
-        assert child.stdout.readline().strip() == "ready"
-    finally:
-        child.send_signal(signal.SIGKILL)
-        child.wait()
+        assert child.stdout.readline().strip() == b"ready", writer.tail(child)
+        assert writer.kill(child), "the writer ended before the kill"
     b = RocksDBBackend(path)
     batches: dict[int, int] = {}
     for key, value in b.scan_prefix(b"\x01"):

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import itertools
-import signal
 import subprocess
-import sys
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -25,6 +23,8 @@ from millstream.state.checkpoints import MANIFEST_PREFIX
 from millstream.state.keys import encode_u64, state_key
 
 from .conftest import Stores
+from support.jobs import code_command
+from support.kill9 import KilledJob
 
 
 def commit(ck: CheckpointStore, cid: int, puts: Any = (), deletes: Any = (), **kw: Any) -> Manifest:
@@ -199,19 +199,15 @@ _CHECKPOINTING_JOB = textwrap.dedent(
 
 
 def test_kill_9_restores_exactly_the_last_checkpoint(tmp_path: Path) -> None:
-    child = subprocess.Popen(
-        [sys.executable, "-P", "-c", _CHECKPOINTING_JOB, str(tmp_path / "db"), str(tmp_path / "spill")],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
+    with KilledJob(code_command(_CHECKPOINTING_JOB, str(tmp_path / "db"), str(tmp_path / "spill"))) as job:
+        child = job.start(stdout=subprocess.PIPE)
         assert child.stdout is not None
         reported = 0
         while reported < 5:
-            reported = int(child.stdout.readline())
-    finally:
-        child.send_signal(signal.SIGKILL)
-        child.wait()
+            line = child.stdout.readline()
+            assert line, f"the job ended ({child.wait()}): {job.tail(child)}"
+            reported = int(line)
+        assert job.kill(child), "the job ended before the kill"
     backend = RocksDBBackend(tmp_path / "db")
     spill = RocksDBBackend.scratch(tmp_path / "spill")  # the dead run's spill is discarded
     try:

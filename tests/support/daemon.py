@@ -7,14 +7,16 @@ with a deadline that only turns a hang into a failure; nothing sleeps and hopes.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import json
 import os
+import re
 import subprocess
 import urllib.error
 import urllib.request
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, NamedTuple
 
 from support.jobs import DEADLINE_S, cli, cli_command, start_job, wait_for
 
@@ -240,3 +242,34 @@ class Daemon:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+
+
+class Console(NamedTuple):
+    """A running `millstream console`: where it listens and the file holding its token."""
+
+    url: str  # http://127.0.0.1:PORT, without the trailing slash
+    token_path: str
+
+    def token(self) -> str:
+        """The console's bearer token."""
+        with open(self.token_path) as f:
+            return f.read().strip()
+
+
+@contextlib.contextmanager
+def console(jobs_dir: str, *extra: str, timeout: float = DEADLINE_S) -> Iterator[Console]:
+    """Run `millstream console --jobs_dir JOBS_DIR EXTRA...` for the block: yields once it has printed where it
+    listens; afterwards asks it to stop (SIGTERM), which must end it within `timeout`."""
+    argv = cli_command("console", "--jobs_dir", jobs_dir, *extra)
+    proc = start_job(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline().decode(errors="replace").strip()  # printed once it listens
+        found = re.search(r"(http://127\.0\.0\.1:\d+)/ .* token in (\S+)$", line)
+        assert found, f"the console printed {line!r}"
+        yield Console(found.group(1), found.group(2))
+    finally:
+        proc.terminate()
+        proc.wait(timeout=timeout)
+        if proc.stdout is not None:
+            proc.stdout.close()

@@ -1,7 +1,8 @@
 """The one way tests launch millstream processes: a job script (`python -P job.py ...`) or the `millstream`
 command, with the environment they need, and waits on conditions with deadlines.
 
-Tests that use these runners get the `subprocess` marker automatically (tests/conftest.py).
+Tests that reach these runners (directly, through a fixture or a helper) get the `subprocess` marker
+automatically (tests/conftest.py, support/markers.py).
 ``-P`` keeps the test's working directory off the child's path, so it imports the installed package.
 
 Example::

@@ -72,13 +72,16 @@ class KilledJob:
     ) -> None:
         self.stop()
 
-    def start(self, env_extra: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-        """Start the job in a new process (stderr piped for failure messages, or appended to `log_path`)."""
+    def start(
+        self, env_extra: dict[str, str] | None = None, *, stdout: int = subprocess.DEVNULL
+    ) -> subprocess.Popen[bytes]:
+        """Start the job in a new process (stderr piped for failure messages, or appended to `log_path`;
+        `stdout=subprocess.PIPE` for a job that reports its progress there)."""
         if self.log_path is None:
-            proc = start_job(self.argv, env=self.env, env_extra=env_extra)
+            proc = start_job(self.argv, env=self.env, env_extra=env_extra, stdout=stdout)
         else:
             with open(self.log_path, "ab") as log:  # the child holds its own descriptor
-                proc = start_job(self.argv, env=self.env, env_extra=env_extra, stderr=log)
+                proc = start_job(self.argv, env=self.env, env_extra=env_extra, stdout=stdout, stderr=log)
         self._started.append(proc)
         return proc
 

@@ -20,8 +20,9 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import IO, Any, NoReturn
 
 import pytest
 
@@ -31,6 +32,8 @@ __all__ = [
     "free_port",
     "in_ci",
     "read_ready_line",
+    "run_infra",
+    "start_server",
     "terminate",
     "unavailable",
     "wait_for_port",
@@ -54,17 +57,53 @@ def unavailable(reason: str) -> NoReturn:
     pytest.skip(reason)
 
 
+def run_infra(
+    script: Path, *args: str, timeout: float, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run a test-infrastructure shell script (a builder, an installer, the broker's control script) to its
+    end, its output captured as text; the caller judges the exit code (each script documents its own)."""
+    return subprocess.run(
+        ["bash", str(script), *args],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        check=False,
+    )
+
+
+def start_server(
+    argv: Sequence[str],
+    log: IO[bytes],
+    *,
+    ready_line: bool = False,
+    env: dict[str, str] | None = None,
+    cwd: str | None = None,
+) -> subprocess.Popen[bytes]:
+    """Start a test server with its output appended to `log`.
+
+    With `ready_line` the server prints ``... listening on HOST:PORT`` on stdout (read it with
+    `read_ready_line`) and is given ``-exit-on-stdin-eof``'s pipe: stdin stays open in this process, so the
+    server exits when pytest dies. It runs in its own session, so a Ctrl-C in the terminal does not reach it
+    before the fixtures' teardown stops it."""
+    kwargs: dict[str, Any] = (
+        {"stdin": subprocess.PIPE, "stdout": subprocess.PIPE, "start_new_session": True}
+        if ready_line
+        else {"stdout": log}
+    )
+    return subprocess.Popen(list(argv), stderr=log, env=env, cwd=cwd, **kwargs)
+
+
 def build_go_server(target: str, what: str) -> Path:
     """Build (or reuse from the cache) the binary of go-build.sh `target`; skip the test without a Go
     toolchain locally, fail it in CI or when the build fails. `what` names the server in messages."""
     try:
-        proc = subprocess.run(
-            ["bash", str(GO_BUILD), target],
-            capture_output=True,
-            text=True,
+        proc = run_infra(
+            GO_BUILD,
+            target,
             timeout=_BUILD_TIMEOUT_S,
             env=dict(os.environ, PYTHON=sys.executable),  # Prism's version is this interpreter's apache-beam
-            check=False,
         )
     except subprocess.TimeoutExpired:
         pytest.fail(f"building {what} took over {_BUILD_TIMEOUT_S:.0f} s", pytrace=False)

@@ -11,6 +11,7 @@ from millstream.engine.model.timestamp import MAX_MICROS, to_micros
 from millstream.engine.runtime.windowing.fast.sessions import SessionReducer
 from millstream.engine.runtime.windowing.fast.sliced import BucketReducer, SlotReducer, fast_reducer_class
 from millstream.engine.runtime.windowing.reduce_fn_runner import Reducer, create_reducer
+from millstream.engine.runtime.windowing.reducer_capabilities import FiredWindowStore, SlicedContainers
 
 import support.windowing as support_windowing
 
@@ -45,6 +46,29 @@ def test_fast_path_selection() -> None:
     assert fast_reducer_class(W.FixedWindows(60), None, eow, True) is None
     assert type(create_reducer(W.FixedWindows(60))) is SlotReducer
     assert type(create_reducer(W.FixedWindows(60), beam_python_compat=True)) is Reducer
+
+
+def test_each_path_declares_the_parts_of_the_state_interface_its_checkpoint_records_use() -> None:
+    """The checkpoint's reducer records choose what to capture by these protocols: fired windows kept for
+    late data on every fast path, containers on the slot and bucket paths, neither on the general path."""
+    from millstream.engine.model import window as W
+
+    reducers = {
+        "slots": create_reducer(W.FixedWindows(60)),
+        "buckets": create_reducer(W.SlidingWindows(7, 3)),
+        "sessions": create_reducer(W.Sessions(30)),
+        "general": create_reducer(W.FixedWindows(60), beam_python_compat=True),
+    }
+    parts = {
+        name: (isinstance(r, FiredWindowStore), isinstance(r, SlicedContainers))
+        for name, r in reducers.items()
+    }
+    assert parts == {
+        "slots": (True, True),
+        "buckets": (True, True),
+        "sessions": (True, False),
+        "general": (False, False),
+    }
 
 
 @SETTINGS

@@ -54,7 +54,7 @@ import shutil
 import signal
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
@@ -67,6 +67,9 @@ from millstream.engine.runtime.graph.capabilities import (
     StatefulNode,
 )
 from millstream.engine.runtime.windowing.drain_frontier import capture_frontiers, restore_frontiers
+
+if TYPE_CHECKING:  # the planner builds the plan a checkpointer is given; only its type is needed here
+    from millstream.engine.runtime.graph.planner import Plan
 
 log = logging.getLogger("millstream.checkpoint")
 
@@ -175,7 +178,7 @@ class Checkpointer:
 
     def __init__(
         self,
-        plan: Any,
+        plan: Plan,
         state_dir: str,
         backend_kind: str,
         interval_s: float,

@@ -15,11 +15,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from millstream.engine.runtime.checkpoint.versioned_store import ABSENT, StateTier
-from millstream.engine.runtime.windowing.fast.sliced import (
-    ContainerReducer,
-    FastReducerBase,
-)
 from millstream.engine.runtime.windowing.reduce_fn_runner import Reducer
+from millstream.engine.runtime.windowing.reducer_capabilities import FiredWindowStore, SlicedContainers
 from millstream.state.keys import encode_i64
 
 __all__ = ["FORMAT", "ReducerCapture", "ReducerState"]
@@ -123,11 +120,9 @@ class ReducerState:
         self.tier = tier
         self.bound = max(0, tier.cache_entries)
         self.low = self.bound - max(1, self.bound // 16) if self.bound else 0
-        #: the fast path's fired-window store and per-key containers, when the reducer has them
-        self.fast: FastReducerBase | None = reducer if isinstance(reducer, FastReducerBase) else None
-        self.container_reducer: ContainerReducer | None = (
-            reducer if isinstance(reducer, ContainerReducer) else None
-        )
+        #: the parts of the state interface beyond the keyed state, when the reducer has them (the fast paths)
+        self.fired: FiredWindowStore | None = reducer if isinstance(reducer, FiredWindowStore) else None
+        self.sliced: SlicedContainers | None = reducer if isinstance(reducer, SlicedContainers) else None
         self.key_prefix = tier.ns_prefix(_KEY)
         #: container id -> keys in memory known to include their stored part (for evicted containers)
         self.complete: dict[Any, set[Any]] = {}
@@ -170,16 +165,16 @@ class ReducerState:
 
     def evict(self, n: int) -> int:
         """Move about `n` entries out of memory; returns how many."""
-        done = self._evict_fired(n) if self.fast is not None else 0
+        done = self._evict_fired(n) if self.fired is not None else 0
         if done < n:
             done += self._evict_keys(n - done)
-        if done < n and self.container_reducer is not None:
+        if done < n and self.sliced is not None:
             done += self._evict_containers(n - done)
         self.evicted += done
         return done
 
     def _evict_fired(self, n: int) -> int:
-        r = self.fast
+        r = self.fired
         assert r is not None
         tier = self.tier
         puts: list[tuple[bytes, Any]] = []
@@ -231,7 +226,7 @@ class ReducerState:
         self.tier.evict((), [self._key_record_key(k) for k in gone])
 
     def _evict_containers(self, n: int) -> int:
-        r = self.container_reducer
+        r = self.sliced
         assert r is not None
         tier = self.tier
         conts, accs_all = r.containers()
@@ -296,7 +291,7 @@ class ReducerState:
     ) -> Iterator[tuple[Any, Any]]:
         """A dying slot/bucket fires: ``(key, accumulator)`` of every key with a stored part, merged with its
         in-memory part (which is removed from `d`/`accs`; keys left in `d` are complete)."""
-        r = self.container_reducer
+        r = self.sliced
         assert r is not None
         comp = self.complete.get(nid, set())
         for key, base in self._stored_entries(nid):
@@ -353,9 +348,9 @@ class ReducerState:
         encoded: list[Any] = []
         deletes: list[bytes] = []
         undo: dict[str, Any] = {"all": self.all_dirty}
-        if self.container_reducer is not None:
+        if self.sliced is not None:
             self._capture_containers(items)
-        if self.fast is not None:
+        if self.fired is not None:
             undo["fired"] = self._capture_fired(items, deletes)
         undo["keys"] = self._capture_keys(encoded, deletes)
         header = self._header()
@@ -363,7 +358,7 @@ class ReducerState:
         return ReducerCapture(self, header, items, encoded, deletes, undo)
 
     def _capture_containers(self, items: list[Any]) -> None:
-        r = self.container_reducer
+        r = self.sliced
         assert r is not None
         tier = self.tier
         fold = r.fold
@@ -405,7 +400,7 @@ class ReducerState:
         fds.clear()
 
     def _capture_fired(self, items: list[Any], deletes: list[bytes]) -> Any:
-        r = self.fast
+        r = self.fired
         assert r is not None
         tier = self.tier
         fired = r.fired_entries()
@@ -442,9 +437,9 @@ class ReducerState:
         # the captured slot/bucket entries are not listed: after a failed write (which ends the job anyway)
         # everything in memory counts as changed
         self.all_dirty = True
-        if "fired" in undo and self.fast is not None:
+        if "fired" in undo and self.fired is not None:
             new, gone = undo["fired"]
-            self.fast.restore_fired_changes(new, gone)
+            self.fired.restore_fired_changes(new, gone)
         self.reducer.mark_changed(undo["keys"])
 
     def _header(self) -> dict[str, Any]:
@@ -463,10 +458,10 @@ class ReducerState:
         self.stored_ns = set()
         self.written = {}
         self.all_dirty = False
-        if self.fast is not None:
-            self.stored_fired = set(self.fast.fired_entries())
-        if self.container_reducer is not None:
-            conts = self.container_reducer.containers()[0]
+        if self.fired is not None:
+            self.stored_fired = set(self.fired.fired_entries())
+        if self.sliced is not None:
+            conts = self.sliced.containers()[0]
             self.complete = {nid: set() for nid in conts}
             self.stored_ns = set(conts)
         self._restore_keys()
