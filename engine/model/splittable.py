@@ -14,7 +14,10 @@ import inspect
 from collections.abc import Iterator
 from typing import Any
 
-from millstream.engine.model.dofn import DoFn, param_markers
+from millstream.engine.model.dofn import DoFn, WindowedValue, param_markers
+from millstream.engine.model.pvalue import TaggedOutput
+from millstream.engine.model.timestamp import Timestamp, TimestampedValue
+from millstream.engine.model.watermark_estimators import check_watermark_estimator_param, estimator_provider
 
 
 class RestrictionProvider:
@@ -107,10 +110,17 @@ class SplittableDoFnRunner(DoFn):
     parameters (timestamp, window, ...) as for any DoFn. Other attributes are the user DoFn's.
     """
 
+    #: the keyword the runner adds to the signature so that the runtime passes each element's timestamp
+    #: (the timestamp of outputs that carry none, which the watermark estimator observes)
+    _TIMESTAMP_KW = "_splittable_element_timestamp"
+
     def __init__(self, fn: DoFn, param: str) -> None:
         self.fn = fn
         self.param = param
-        marker = param_markers(fn.process)[param]
+        where = f"ParDo({type(fn).__name__})"
+        markers = param_markers(fn.process)
+        check_watermark_estimator_param(markers, where)
+        marker = markers[param]
         provider = marker.spec if marker.spec is not None else fn
         if not callable(getattr(provider, "initial_restriction", None)) or not callable(
             getattr(provider, "create_tracker", None)
@@ -121,8 +131,25 @@ class SplittableDoFnRunner(DoFn):
                 "DoFn itself a RestrictionProvider"
             )
         self.provider: Any = provider
+        estimators = [name for name, m in markers.items() if m.name == "WatermarkEstimatorParam"]
+        self.estimator_param: str | None = estimators[0] if estimators else None
+        self.estimator_provider: Any = (
+            estimator_provider(markers[self.estimator_param], fn, where) if self.estimator_param else None
+        )
+        self._clock: Any = None
+        self._active: list[Any] = []  # the estimators of the restrictions being processed (the holds)
         sig = inspect.signature(fn.process)
-        params = [p for name, p in sig.parameters.items() if name != param]
+        taken = {param, self.estimator_param}
+        params = [p for name, p in sig.parameters.items() if name not in taken]
+        if self.estimator_param is not None:
+            # keyword-only, placed before a **kwargs if there is one (a signature's order rule)
+            extra = inspect.Parameter(
+                self._TIMESTAMP_KW, inspect.Parameter.KEYWORD_ONLY, default=DoFn.TimestampParam
+            )
+            at = next(
+                (i for i, p in enumerate(params) if p.kind is inspect.Parameter.VAR_KEYWORD), len(params)
+            )
+            params.insert(at, extra)
 
         def process(element: Any, *args: Any, **kwargs: Any) -> Iterator[Any]:
             return self._process(element, args, kwargs)
@@ -130,23 +157,63 @@ class SplittableDoFnRunner(DoFn):
         process.__signature__ = sig.replace(parameters=params)  # type: ignore[attr-defined]
         self.process = process  # type: ignore[method-assign]
 
+    def use_clock(self, clock: Any) -> None:
+        """The job's processing-time clock, handed to estimators that read one (``WalltimeWatermarkEstimator``)."""
+        self._clock = clock
+
+    def watermark_hold(self) -> Timestamp | None:
+        """The earliest watermark of the estimators whose restrictions are being processed (None: no hold)."""
+        marks = [m for m in (e.current_watermark() for e in self._active) if m is not None]
+        return min(marks) if marks else None
+
     def __getattr__(self, name: str) -> Any:
         # the user's own attributes (pipeline visitors set them, e.g. `transform.fn.file_to_read`)
-        if name in ("fn", "param", "provider"):
+        if name in ("fn", "param", "provider", "estimator_param", "estimator_provider", "_clock", "_active"):
             raise AttributeError(name)
         return getattr(self.fn, name)
 
     def _process(self, element: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Iterator[Any]:
         label = type(self.fn).__name__
+        element_ts = kwargs.pop(self._TIMESTAMP_KW, None)
         restriction = self.provider.initial_restriction(element)
         for part in self.provider.split(element, restriction):
             tracker = self.provider.create_tracker(part)
-            result = self.fn.process(element, *args, **{**kwargs, self.param: TrackerView(tracker, label)})
-            if result is not None:
-                yield from result
+            call = {**kwargs, self.param: TrackerView(tracker, label)}
+            estimator = None
+            if self.estimator_param is not None:
+                estimator = self._new_estimator(element, part)
+                call[self.estimator_param] = estimator
+                self._active.append(estimator)
+            try:
+                result = self.fn.process(element, *args, **call)
+                if result is not None:
+                    if estimator is None:
+                        yield from result
+                    else:
+                        for out in result:
+                            estimator.observe_timestamp(_output_timestamp(out, element_ts))
+                            yield out
+            finally:
+                if estimator is not None:  # the restriction is over: its hold is released
+                    self._active.remove(estimator)
             check = getattr(tracker, "check_done", None)
             if callable(check):
                 check()
+
+    def _new_estimator(self, element: Any, restriction: Any) -> Any:
+        provider = self.estimator_provider
+        estimator = provider.create_watermark_estimator(
+            provider.initial_estimator_state(element, restriction)
+        )
+        use_clock = getattr(estimator, "use_clock", None)
+        if callable(use_clock):
+            if self._clock is None:
+                raise RuntimeError(
+                    f"ParDo({type(self.fn).__name__}): its watermark estimator reads processing time, but the "
+                    "step was given no clock (the runtime hands over the job's clock when it plans the step)"
+                )
+            use_clock(self._clock)
+        return estimator
 
     def default_label(self) -> str:
         """The user DoFn's label."""
@@ -167,6 +234,15 @@ class SplittableDoFnRunner(DoFn):
     def teardown(self) -> None:
         """The user DoFn's teardown."""
         self.fn.teardown()
+
+
+def _output_timestamp(out: Any, element_ts: Any) -> Any:
+    """The timestamp an output of `process` will carry: its own, else the element's (Beam's rule)."""
+    if type(out) is TaggedOutput:
+        out = out.value
+    if isinstance(out, (TimestampedValue, WindowedValue)):
+        return Timestamp(micros=out.micros)
+    return element_ts
 
 
 def runnable(fn: DoFn) -> DoFn:

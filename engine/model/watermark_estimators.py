@@ -1,9 +1,10 @@
-"""Beam's watermark estimators for splittable DoFns (``apache_beam.io.watermark_estimators``): manual and
-monotonic, with their providers for ``DoFn.WatermarkEstimatorParam(provider)``.
+"""Beam's watermark estimators for splittable DoFns (``apache_beam.io.watermark_estimators``): manual,
+monotonic and wall-time, with their providers for ``DoFn.WatermarkEstimatorParam(provider)``.
 
-They are the objects a splittable DoFn's `process` receives; a DoFn without a restriction cannot use them
-(`check_watermark_estimator_param` says so when the ParDo is built). Beam's ``WalltimeWatermarkEstimator`` is
-left out: it reads the wall clock, which millstream's model code never does (issue 14).
+They are the objects a splittable DoFn's `process` receives, one per restriction (`splittable.py`); a DoFn
+without a restriction cannot use them (`check_watermark_estimator_param` says so when the ParDo is built).
+``WalltimeWatermarkEstimator`` reads the clock it is given (`use_clock`: the job's, a FakeClock under
+TestStream), never the machine's wall clock.
 """
 
 from __future__ import annotations
@@ -15,9 +16,11 @@ from millstream.engine.model.timestamp import Timestamp
 __all__ = [
     "ManualWatermarkEstimator",
     "MonotonicWatermarkEstimator",
+    "WalltimeWatermarkEstimator",
     "WatermarkEstimator",
     "WatermarkEstimatorProvider",
     "check_watermark_estimator_param",
+    "estimator_provider",
 ]
 
 
@@ -97,6 +100,56 @@ class MonotonicWatermarkEstimator(WatermarkEstimator):
         return _DefaultProvider(MonotonicWatermarkEstimator)
 
 
+class WalltimeWatermarkEstimator(WatermarkEstimator):
+    """The watermark is processing time (never going back), read from the job's clock.
+
+    Beam's reads ``Timestamp.now()``; this one reads the clock the runtime hands it with `use_clock` before
+    `process` sees it, so a FakeClock drives it in tests.
+
+    >>> class Clock:
+    ...     def now_us(self) -> int: return 7_000_000
+    >>> e = WalltimeWatermarkEstimator(None); e.use_clock(Clock()); e.current_watermark()
+    Timestamp(7)
+    """
+
+    def __init__(self, timestamp: Timestamp | None = None) -> None:
+        self._timestamp = timestamp
+        self._clock: Any = None
+
+    def use_clock(self, clock: Any) -> None:
+        """Read processing time from `clock` (anything with ``now_us()``); a new estimator starts at its now."""
+        self._clock = clock
+        if self._timestamp is None:
+            self._timestamp = self._now()
+
+    def _now(self) -> Timestamp:
+        if self._clock is None:
+            raise RuntimeError(
+                "WalltimeWatermarkEstimator has no clock: it is given the job's clock when a splittable DoFn's "
+                "restriction starts, so create it through DoFn.WatermarkEstimatorParam, or call use_clock first"
+            )
+        return Timestamp(micros=self._clock.now_us())
+
+    def observe_timestamp(self, timestamp: Timestamp) -> None:
+        """Outputs do not move a wall-time watermark."""
+
+    def current_watermark(self) -> Timestamp | None:
+        """The clock's time, or the last watermark if the clock went back."""
+        now = self._now()
+        if self._timestamp is None or now > self._timestamp:
+            self._timestamp = now
+        return self._timestamp
+
+    def get_estimator_state(self) -> Any:
+        """The watermark."""
+        return self._timestamp
+
+    @staticmethod
+    def default_provider() -> WatermarkEstimatorProvider:
+        """A provider of wall-time estimators starting at the clock's time."""
+        return _DefaultProvider(WalltimeWatermarkEstimator)
+
+
 class ManualWatermarkEstimator(WatermarkEstimator):
     """The DoFn sets the watermark itself with `set_watermark`.
 
@@ -134,10 +187,30 @@ class ManualWatermarkEstimator(WatermarkEstimator):
 
 def check_watermark_estimator_param(markers: dict[str, Any], where: str) -> None:
     """Refuse ``DoFn.WatermarkEstimatorParam`` in a DoFn that is not splittable (no ``RestrictionParam``): a
-    watermark estimator tracks one restriction's progress, so elsewhere it has nothing to estimate."""
-    names = {m.name for m in markers.values()}
+    watermark estimator tracks one restriction's progress, so elsewhere it has nothing to estimate.
+
+    `markers` are those of the user's own `process` (a splittable DoFn's, before its runner takes the
+    tracker and the estimator out of the signature)."""
+    names = [m.name for m in markers.values()]
     if "WatermarkEstimatorParam" in names and "RestrictionParam" not in names:
         raise ValueError(
             f"{where}: DoFn.WatermarkEstimatorParam is meaningful only in a splittable DoFn (one that also takes "
             "DoFn.RestrictionParam); this DoFn has no restriction whose watermark it could estimate"
         )
+    if names.count("WatermarkEstimatorParam") > 1:
+        raise ValueError(f"{where}: process declares more than one DoFn.WatermarkEstimatorParam")
+
+
+def estimator_provider(marker: Any, fn: Any, where: str) -> Any:
+    """The provider a ``DoFn.WatermarkEstimatorParam`` names, or the DoFn itself when it names none (Beam's
+    rule); refused clearly when it cannot create estimators."""
+    provider = marker.spec if marker.spec is not None else fn
+    if not callable(getattr(provider, "initial_estimator_state", None)) or not callable(
+        getattr(provider, "create_watermark_estimator", None)
+    ):
+        raise TypeError(
+            f"{where}: DoFn.WatermarkEstimatorParam needs a WatermarkEstimatorProvider (with "
+            f"initial_estimator_state and create_watermark_estimator), got {type(provider).__name__}; pass one "
+            "(e.g. ManualWatermarkEstimator.default_provider()), or make the DoFn itself a provider"
+        )
+    return provider

@@ -13,7 +13,9 @@ from millstream.io import iobase
 from millstream.io.range_trackers import OffsetRangeTracker
 from millstream.io.restriction_trackers import OffsetRange, OffsetRestrictionTracker
 from millstream.io.textio import ReadAllFromText
-from millstream.transforms.core import RestrictionProvider
+from millstream.io.watermark_estimators import MonotonicWatermarkEstimator
+from millstream.transforms.core import RestrictionProvider, WatermarkEstimatorProvider
+from millstream.utils.timestamp import Timestamp
 
 
 class SquaresSource(iobase.BoundedSource):
@@ -132,6 +134,91 @@ class FinalizeToFile(beam.DoFn):
             finalizer.register(done)
         self.seen.append(element)
         yield element
+
+
+class MonotonicFromStart(WatermarkEstimatorProvider):
+    """Monotonic estimators starting at their restriction's start (in tens of seconds): one per restriction."""
+
+    def initial_estimator_state(self, element: Any, restriction: OffsetRange) -> Timestamp:
+        return Timestamp(10 * restriction.start)
+
+    def create_watermark_estimator(self, estimator_state: Any) -> MonotonicWatermarkEstimator:
+        return MonotonicWatermarkEstimator(estimator_state)
+
+
+def _seconds(t: Any) -> Any:
+    return None if t is None else t.micros / 1e6
+
+
+class Ticks(beam.DoFn):
+    """A splittable DoFn with a watermark estimator: (name, n) -> (name, i, watermark before the output) at
+    event time 10*i; the monotonic estimator follows the outputs."""
+
+    def process(
+        self,
+        element: Any,
+        tracker=beam.DoFn.RestrictionParam(ChunksOf3()),
+        estimator=beam.DoFn.WatermarkEstimatorParam(MonotonicFromStart()),
+    ) -> Iterator[Any]:
+        r = tracker.current_restriction()
+        for i in range(r.start, r.stop):
+            if not tracker.try_claim(i):
+                return
+            yield beam.window.TimestampedValue(
+                (element[0], i, _seconds(estimator.current_watermark())), 10 * i
+            )
+
+
+class ManualTicks(beam.DoFn):
+    """The same with a manual estimator set to each output's time before it is output."""
+
+    def process(
+        self,
+        element: Any,
+        tracker=beam.DoFn.RestrictionParam(ChunksOf3()),
+        estimator=beam.DoFn.WatermarkEstimatorParam(),
+    ) -> Iterator[Any]:
+        r = tracker.current_restriction()
+        for i in range(r.start, r.stop):
+            if not tracker.try_claim(i):
+                return
+            before = _seconds(estimator.current_watermark())
+            estimator.set_watermark(Timestamp(10 * i))
+            yield beam.window.TimestampedValue((element[0], i, before), 10 * i)
+
+    def initial_estimator_state(self, element: Any, restriction: OffsetRange) -> Any:
+        return None
+
+    def create_watermark_estimator(self, estimator_state: Any) -> Any:
+        from millstream.io.watermark_estimators import ManualWatermarkEstimator
+
+        return ManualWatermarkEstimator(estimator_state)
+
+
+class _InWindow(beam.DoFn):
+    def process(self, kv: Any, w=beam.DoFn.WindowParam) -> Iterator[Any]:
+        yield (kv[0], w.start.micros // 1_000_000, sorted(kv[1]))
+
+
+def estimated(p: Any, cap: Any, out: str) -> None:
+    """Splittable DoFns with monotonic and manual watermark estimators: outputs with their timestamps, and
+    the outputs grouped in 25 s windows (complete only if nothing is late)."""
+    for name, fn in (("monotonic", Ticks()), ("manual", ManualTicks())):
+        ticks = (
+            p | f"Ranges[{name}]" >> beam.Create([("a", 7), ("b", 2)]) | f"Ticks[{name}]" >> beam.ParDo(fn)
+        )
+        stamped = ticks | f"Stamp[{name}]" >> beam.Map(
+            lambda v, t=beam.DoFn.TimestampParam: (*v, t.micros // 1000)
+        )
+        cap.capture(beam, stamped, name, out)
+        grouped = (
+            ticks
+            | f"Windows[{name}]" >> beam.WindowInto(beam.window.FixedWindows(25))
+            | f"Key[{name}]" >> beam.Map(lambda v: (v[0], v[1]))
+            | f"Group[{name}]" >> beam.GroupByKey()
+            | f"InWindow[{name}]" >> beam.ParDo(_InWindow())
+        )
+        cap.capture(beam, grouped, f"{name}_windows", out)
 
 
 def everything(p: Any, work: str, cap: Any, out: str) -> None:

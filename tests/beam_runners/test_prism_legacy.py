@@ -17,6 +17,7 @@ from millstream.engine.translate.beam.legacy import (  # noqa: E402
     BeamBoundedSource,
     BeamRestrictionProvider,
     BeamSink,
+    BeamWatermarkEstimatorProvider,
 )
 from millstream.engine.translate.beam.translator import translate  # noqa: E402
 from millstream.options.pipeline_options import PipelineOptions  # noqa: E402
@@ -140,3 +141,72 @@ def test_type_hinted_pipeline_on_prism_equals_local(prism_flags, tmp_path):
         results[name] = cap.read(str(out))
     assert results["local"]["grouped"] == [("0", ("seq", (2,))), ("1", ("seq", (1, 3)))]
     assert results["prism"] == results["local"]
+
+
+def test_watermark_estimators_translate_to_beams_provider(tmp_path):
+    p = beam.Pipeline()
+    jobs.estimated(p, cap, str(tmp_path))
+    bp = translate(p)
+    found: dict[str, object] = {}
+
+    class Visitor(apache_beam.pipeline.PipelineVisitor):
+        def visit_transform(self, node: object) -> None:
+            found[node.full_label] = node.transform  # type: ignore[attr-defined]
+
+    bp.visit(Visitor())
+    for name in ("monotonic", "manual"):
+        (ticks,) = [
+            t
+            for label, t in found.items()
+            if label.startswith(f"Ticks[{name}]") and isinstance(t, apache_beam.ParDo)
+        ]
+        sig = apache_beam.runners.common.DoFnSignature(ticks.fn)
+        assert sig.is_splittable_dofn()
+        provider = sig.process_method.watermark_estimator_provider
+        assert isinstance(provider, BeamWatermarkEstimatorProvider)
+    # Beam's runner reads the user's estimator through the wrapper, in Beam's time
+    beam_side = provider.create_watermark_estimator(provider.initial_estimator_state(("a", 3), None))
+    beam_side.inner.set_watermark(beam.utils.timestamp.Timestamp(7))
+    assert beam_side.current_watermark() == apache_beam.utils.timestamp.Timestamp(7)
+
+
+def test_splittable_dofns_with_watermark_estimators_on_prism_equal_local(prism_flags, tmp_path):
+    results = {}
+    for name, flags in (("local", ["--runner=DirectRunner"]), ("prism", prism_flags)):
+        out = tmp_path / name
+        out.mkdir()
+        with beam.Pipeline(options=PipelineOptions(flags)) as p:
+            jobs.estimated(p, cap, str(out))
+        results[name] = cap.read(str(out))
+    local = results["local"]
+    # each restriction's estimator starts at its start (10 * start); then the previous output's time
+    monotonic = [("a", i, 10.0 * (i if i % 3 == 0 else i - 1), 10_000 * i) for i in range(7)]
+    monotonic += [("b", 0, 0.0, 0), ("b", 1, 0.0, 10_000)]
+    assert local["monotonic"] == sorted(monotonic, key=repr)
+    manual = [("a", i, None if i % 3 == 0 else 10.0 * (i - 1), 10_000 * i) for i in range(7)]
+    manual += [("b", 0, None, 0), ("b", 1, 0.0, 10_000)]
+    assert local["manual"] == sorted(manual, key=repr)
+    groups = [("a", 0, (0, 1, 2)), ("a", 25, (3, 4)), ("a", 50, (5, 6)), ("b", 0, (0, 1))]
+    windows = sorted(
+        [(k, start, ("seq", vs)) for k, start, vs in groups], key=repr
+    )  # captures' canonical form
+    assert local["monotonic_windows"] == windows and local["manual_windows"] == windows
+    assert results["prism"] == local
+
+
+def test_a_walltime_estimator_on_beam_reads_the_workers_clock():
+    import time
+
+    from millstream.engine.translate.beam.dofns import to_beam_timestamp, to_ms_timestamp
+    from millstream.io.watermark_estimators import WalltimeWatermarkEstimator
+
+    provider = BeamWatermarkEstimatorProvider(
+        WalltimeWatermarkEstimator.default_provider(), to_beam_timestamp, to_ms_timestamp
+    )
+    before = time.time_ns() // 1000
+    mark = provider.create_watermark_estimator(
+        provider.initial_estimator_state("x", None)
+    ).current_watermark()
+    after = time.time_ns() // 1000
+    assert isinstance(mark, apache_beam.utils.timestamp.Timestamp)
+    assert before <= mark.micros <= after

@@ -171,7 +171,11 @@ def _make_node(applied: AppliedPTransform, opts: Any, ctx: Plan) -> tuple[Node, 
         return node, CreateDriver(node, t.values, opts.batch_size, ctx)
     if isinstance(t, ParDo):
         side_windowings = [s.pvalue.windowing for s in t.side_inputs]
+        from millstream.engine.model.splittable import SplittableDoFnRunner
         from millstream.engine.model.userstate import is_stateful_dofn
+
+        if isinstance(t.fn, SplittableDoFnRunner):  # its wall-time watermark estimators read the job's clock
+            t.fn.use_clock(ctx.clock)
         from millstream.engine.runtime.operators.stateful_pardo import StatefulParDoNode
 
         stateful, is_async = is_stateful_dofn(t.fn), t.is_async or getattr(t.fn, "is_async", False)

@@ -39,7 +39,12 @@ from millstream.engine.model.pvalue import TaggedOutput
 from millstream.engine.model.splittable import SplittableDoFnRunner
 from millstream.engine.model.timestamp import MAX_MICROS, MIN_MICROS, Timestamp, TimestampedValue, to_micros
 from millstream.engine.model.window import GlobalWindow, IntervalWindow, PaneInfo, PaneInfoTiming
-from millstream.engine.translate.beam.legacy import BeamRestrictionProvider
+from millstream.engine.model.watermark_estimators import estimator_provider
+from millstream.engine.translate.beam.legacy import (
+    BeamRestrictionProvider,
+    BeamWatermarkEstimatorProvider,
+    user_estimator,
+)
 
 
 class UntranslatableError(ValueError):
@@ -381,6 +386,12 @@ def _plan(
             # thread-safe tracker, which delegates to the user's own
             provider = marker.spec if marker.spec is not None else dofn
             plan.append((arg, beam.DoFn.RestrictionParam(BeamRestrictionProvider(provider)), _same))
+        elif marker.name == "WatermarkEstimatorParam":
+            # Beam holds the output watermark with the estimator's and keeps its state with residuals; the user
+            # code sets/reads its own estimator, which Beam's delegates to
+            provider = estimator_provider(marker, dofn, where)
+            beam_provider = BeamWatermarkEstimatorProvider(provider, to_beam_timestamp, to_ms_timestamp)
+            plan.append((arg, beam.DoFn.WatermarkEstimatorParam(beam_provider), user_estimator))
         else:
             raise UntranslatableError(
                 f"{where}: DoFn.{marker.name} has no Beam counterpart in the translation"

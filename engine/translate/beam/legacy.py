@@ -6,7 +6,9 @@ to the user's, and dynamic splits reach the user's tracker. The user's ``read`` 
 legacy `Sink` is wrapped in a Beam ``Sink`` written by Beam's ``Write`` (initialize, a writer per bundle,
 pre-finalize, finalize). A splittable DoFn's `RestrictionProvider` becomes a Beam ``RestrictionProvider`` whose
 trackers are Beam ``RestrictionTracker``s delegating to the user's, so Beam splits and checkpoints the
-restrictions itself.
+restrictions itself. A ``DoFn.WatermarkEstimatorParam``'s provider becomes a Beam ``WatermarkEstimatorProvider``
+whose estimators delegate to the user's, converting timestamps at the edge; the user's `process` gets its own
+estimator back.
 
 >>> from millstream.engine.model.restriction_trackers import OffsetRange, OffsetRestrictionTracker
 >>> t = BeamRestrictionTracker(OffsetRestrictionTracker(OffsetRange(0, 4)))
@@ -16,7 +18,8 @@ restrictions itself.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import apache_beam as beam
@@ -220,11 +223,73 @@ class BeamRestrictionProvider(beam_core.RestrictionProvider):
         return self.provider.truncate(element, restriction)
 
 
+class _WorkerClock:
+    """Processing time on a Beam worker: its wall clock, as Beam's own ``WalltimeWatermarkEstimator`` reads."""
+
+    def now_us(self) -> int:
+        """The worker's wall-clock time in microseconds."""
+        return time.time_ns() // 1000
+
+
+class BeamWatermarkEstimator(beam_iobase.WatermarkEstimator):
+    """A Beam WatermarkEstimator delegating to a millstream one (``inner``): Beam reads its watermark and tells
+    it the outputs' timestamps (converted); the user's `process` is handed ``inner`` itself."""
+
+    def __init__(self, inner: Any, to_beam: Callable[[Any], Any], to_ms: Callable[[Any], Any]) -> None:
+        self.inner = inner
+        self._to_beam = to_beam
+        self._to_ms = to_ms
+        use_clock = getattr(inner, "use_clock", None)
+        if callable(use_clock):
+            use_clock(_WorkerClock())
+
+    def observe_timestamp(self, timestamp: Any) -> None:
+        """The user estimator observes the output's timestamp, as millstream's."""
+        self.inner.observe_timestamp(self._to_ms(timestamp))
+
+    def current_watermark(self) -> Any:
+        """The user estimator's watermark, as Beam's (None: none yet)."""
+        mark = self.inner.current_watermark()
+        return None if mark is None else self._to_beam(mark)
+
+    def get_estimator_state(self) -> Any:
+        """The user estimator's state (Beam keeps it with a residual and resumes from it)."""
+        return self.inner.get_estimator_state()
+
+
+class BeamWatermarkEstimatorProvider(beam_core.WatermarkEstimatorProvider):
+    """A millstream WatermarkEstimatorProvider as Beam's; its estimators are `BeamWatermarkEstimator`s."""
+
+    def __init__(self, provider: Any, to_beam: Callable[[Any], Any], to_ms: Callable[[Any], Any]) -> None:
+        self.provider = provider
+        self._to_beam = to_beam
+        self._to_ms = to_ms
+
+    def initial_estimator_state(self, element: Any, restriction: Any) -> Any:
+        """The user provider's initial state."""
+        return self.provider.initial_estimator_state(element, restriction)
+
+    def create_watermark_estimator(self, estimator_state: Any) -> BeamWatermarkEstimator:
+        """The user provider's estimator for `estimator_state`, seen by Beam as a Beam estimator."""
+        inner = self.provider.create_watermark_estimator(estimator_state)
+        return BeamWatermarkEstimator(inner, self._to_beam, self._to_ms)
+
+
+def user_estimator(value: Any) -> Any:
+    """What the user's `process` gets for its WatermarkEstimatorParam on Beam: its own estimator, out of Beam's
+    thread-safe wrapper (which Beam's progress thread reads; a watermark is one attribute, set atomically)."""
+    beam_side = getattr(value, "_watermark_estimator", value)
+    return beam_side.inner if isinstance(beam_side, BeamWatermarkEstimator) else beam_side
+
+
 __all__ = [
     "BeamBoundedSource",
     "BeamRangeTracker",
     "BeamRestrictionProvider",
     "BeamRestrictionTracker",
     "BeamSink",
+    "BeamWatermarkEstimator",
+    "BeamWatermarkEstimatorProvider",
     "BeamWriter",
+    "user_estimator",
 ]

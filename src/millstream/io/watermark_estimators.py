@@ -1,8 +1,9 @@
-"""Beam's `apache_beam.io.watermark_estimators`: ManualWatermarkEstimator, MonotonicWatermarkEstimator."""
+"""Beam's `apache_beam.io.watermark_estimators`: the manual, monotonic and wall-time watermark estimators."""
 
 from millstream.engine.model.watermark_estimators import (
     ManualWatermarkEstimator,
     MonotonicWatermarkEstimator,
+    WalltimeWatermarkEstimator,
     WatermarkEstimator,
     WatermarkEstimatorProvider,
 )
@@ -10,6 +11,7 @@ from millstream.engine.model.watermark_estimators import (
 __all__ = [
     "ManualWatermarkEstimator",
     "MonotonicWatermarkEstimator",
+    "WalltimeWatermarkEstimator",
     "WatermarkEstimator",
     "WatermarkEstimatorProvider",
 ]

@@ -23,6 +23,7 @@ from millstream.engine.model.dofn import DoFn
 from millstream.engine.model.ptransform import PTransform
 from millstream.engine.model.rows import GroupBy, Select
 from millstream.engine.model.splittable import RestrictionProvider
+from millstream.engine.model.watermark_estimators import WatermarkEstimatorProvider
 from millstream.engine.model.windowing import Windowing
 
 __all__ = [
@@ -48,6 +49,7 @@ __all__ = [
     "PartitionFn",
     "PTransform",
     "RestrictionProvider",
+    "WatermarkEstimatorProvider",
     "WindowInto",
     "Windowing",
 ]
