@@ -113,9 +113,8 @@ class ParDo(PTransform):
 
         if is_stateful_dofn(fn):
             validate_stateful_dofn(fn)  # a TimerSpec without @on_timer fails here, as in Beam
-        from millstream.engine.model.watermark_estimators import check_watermark_estimator_param
-
         from millstream.engine.model.splittable import SplittableDoFnRunner
+        from millstream.engine.model.watermark_estimators import check_watermark_estimator_param
 
         # a splittable DoFn's runner checked its user's own signature (it hides the tracker and the estimator)
         if not isinstance(fn, SplittableDoFnRunner):

@@ -38,8 +38,8 @@ from millstream.engine.model.dofn import DoFn, WindowedValue, param_markers
 from millstream.engine.model.pvalue import TaggedOutput
 from millstream.engine.model.splittable import SplittableDoFnRunner
 from millstream.engine.model.timestamp import MAX_MICROS, MIN_MICROS, Timestamp, TimestampedValue, to_micros
-from millstream.engine.model.window import GlobalWindow, IntervalWindow, PaneInfo, PaneInfoTiming
 from millstream.engine.model.watermark_estimators import estimator_provider
+from millstream.engine.model.window import GlobalWindow, IntervalWindow, PaneInfo, PaneInfoTiming
 from millstream.engine.translate.beam.legacy import (
     BeamRestrictionProvider,
     BeamWatermarkEstimatorProvider,
