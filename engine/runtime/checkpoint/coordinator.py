@@ -26,9 +26,10 @@ rewinds sources to the recorded positions and lets each sink finish the commit r
 header (and per-key timer index); entries are read from the store when needed. Both kinds of state keep the
 versions every retained manifest needs, so an older retained checkpoint stays restorable.
 
-Between checkpoints, `write_ahead` moves spilled state into the store in slices as versions of the coming
-checkpoint (see `checkpoint.versioned_store`), so a large checkpoint pauses the sources only for what is
-left; those versions count only once step 4 commits the manifest, and restore purges them otherwise.
+Between checkpoints, `write_ahead` moves spilled state, and the changed entries held in memory, into the
+store in slices as versions of the coming checkpoint (see `checkpoint.versioned_store`), so a large
+checkpoint pauses the sources only for what is left; those versions count only once step 4 commits the
+manifest, and restore purges them otherwise.
 
 `last_stall_s` is how long a checkpoint kept the job paused from SNAPSHOT to durable; `last_loop_stall_s`
 the longest time the event loop itself could not run during it (collecting and writing happen in a worker
@@ -542,6 +543,9 @@ class Checkpointer:
             ahead = self.incremental.written_ahead(cid)
             if ahead:
                 log.info("checkpoint %d: %d rows of spilled state were written ahead", cid, ahead)
+            hot = self.incremental.hot_written_ahead(cid)
+            if hot:
+                log.info("checkpoint %d: %d entries held in memory were written ahead", cid, hot)
             self._enter(Step.SNAPSHOT)
             stall_start = time.monotonic()
             self.stall_meter.start()

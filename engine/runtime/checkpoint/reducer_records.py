@@ -140,6 +140,10 @@ class ReducerState:
         self.all_dirty = False
         #: Entries moved out of memory (changed ones were written to the spill area, the others dropped).
         self.evicted = 0
+        #: The write-ahead pass in progress (`ahead_begin`): the keys of each container and the per-key
+        #: candidates as they were when it began, walked in slices from `_plan_pos`.
+        self._plan: list[tuple[Any, list[Any]]] = []
+        self._plan_pos = (0, 0)
         reducer.track_changes(self)
 
     # -- namespaces ------------------------------------------------------------------------------------
@@ -346,9 +350,114 @@ class ReducerState:
             return False, None
         return True, value
 
+    # -- writing hot entries ahead (between checkpoints, on the event loop) ------------------------------
+    def ahead_begin(self) -> int:
+        """Start a write-ahead pass over the entries in memory: list the keys of every slot/bucket and the
+        keys with a changed per-key record (the pass writes those still changed when it reaches them);
+        returns how many. Not after a failed checkpoint write (everything is changed then: left to the next
+        checkpoint). Fired windows' entries are left to the checkpoint."""
+        self._plan = []
+        self._plan_pos = (0, 0)
+        if self.all_dirty:
+            return 0
+        if self.container_reducer is not None:
+            conts = self.container_reducer.containers()[0]
+            self._plan = [(nid, list(d)) for nid, d in conts.items() if d]
+        keys = self.reducer.ahead_keys()
+        if keys:
+            self._plan.append((_KEY, keys))
+        return sum(len(keys) for _, keys in self._plan)
+
+    def ahead_take(self, budget: int) -> tuple[list[Any], list[Any], list[bytes]] | None:
+        """The next slice of the pass: up to `budget` changed entries ``(entries, encoded, deletions)`` as a
+        checkpoint captures them, now marked unchanged (the caller writes them ahead of the coming
+        checkpoint); None when the pass is over."""
+        plan = self._plan
+        i, pos = self._plan_pos
+        if i >= len(plan) or self.all_dirty:
+            self._plan = []
+            return None
+        items: list[Any] = []
+        encoded: list[Any] = []
+        deletes: list[bytes] = []
+        seen = 0
+        while i < len(plan) and seen < budget:
+            nid, keys = plan[i]
+            chunk = keys[pos : pos + budget - seen]
+            seen += len(chunk)
+            if nid is _KEY:
+                self._ahead_keys(chunk, encoded, deletes)
+            else:
+                self._ahead_container(nid, chunk, items)
+            pos += len(chunk)
+            if pos >= len(keys):
+                i, pos = i + 1, 0
+        self._plan_pos = (i, pos)
+        return items, encoded, deletes
+
+    def _ahead_container(self, nid: Any, keys: list[Any], items: list[Any]) -> None:
+        """`_capture_containers` for `keys` of one slot/bucket (those still in memory and changed)."""
+        r = self.container_reducer
+        assert r is not None
+        conts, accs_all = r.containers()
+        d = conts.get(nid)
+        if not d:
+            return  # fired (or evicted) since the pass began
+        accs = accs_all.get(nid)
+        if accs is None:
+            accs = accs_all[nid] = {}
+        fd = r.folded_keys().get(nid)
+        tier = self.tier
+        fold = r.fold
+        reconcile = self.complete.get(nid) if r.container_evicted(nid) else None
+        written = self.written.get(nid)
+        ns = self._ns(nid)
+        n = len(items)
+        for key in keys:
+            vals = d.get(key)
+            if vals is None:
+                continue
+            if vals:
+                acc = fold(accs.get(key), vals)
+                vals.clear()
+            elif fd is not None and key in fd:
+                acc = accs.get(key)
+                if acc is None:
+                    acc = r.empty_accumulator()
+            else:
+                continue
+            if fd is not None:
+                fd.discard(key)
+            if reconcile is not None and key not in reconcile:
+                if written is None or key in written:
+                    base, _ = tier.take(tier.entry_key(ns, tier.encode_key(key)))
+                    if base is not ABSENT:
+                        acc = r.merge_stored(base, acc)
+                reconcile.add(key)
+            accs[key] = acc
+            items.append(ns)
+            items.append(key)
+            items.append(acc)
+        if len(items) > n:
+            self.stored_ns.add(nid)
+
+    def _ahead_keys(self, keys: list[Any], encoded: list[Any], deletes: list[bytes]) -> None:
+        """`_capture_keys` for those of `keys` still recorded as changed."""
+        r = self.reducer
+        encode = self.tier.encode_value
+        for key in r.take_changed(keys):
+            record = r.key_record(key)
+            if record is None:
+                deletes.append(self._key_record_key(key))
+            else:
+                encoded.append(_KEY)
+                encoded.append(key)
+                encoded.append(encode(record))
+
     # -- checkpoints -----------------------------------------------------------------------------------
     def capture(self) -> ReducerCapture:
         """What changed since the last capture (the caller writes it, then calls `aborted` on failure)."""
+        self._plan = []  # the checkpoint writes whatever the pass did not reach
         items: list[Any] = []
         encoded: list[Any] = []
         deletes: list[bytes] = []
@@ -459,6 +568,7 @@ class ReducerState:
         if header.get("format") != FORMAT:
             raise ValueError(f"unknown reducer state format {header.get('format')!r}")
         r.load_state_header(header)
+        self._plan = []
         self.complete = {}
         self.stored_ns = set()
         self.written = {}

@@ -769,6 +769,19 @@ class Reducer:
         assert self._dirty_keys is not None
         self._dirty_keys.update(keys)
 
+    def ahead_keys(self) -> list[Any]:
+        """Keys whose per-key record may have changed: the candidates of a write-ahead pass."""
+        return list(self._dirty_keys) if self._dirty_keys else []
+
+    def take_changed(self, keys: list[Any]) -> list[Any]:
+        """Those of `keys` whose per-key record changed, no longer recorded as changed (the caller writes them
+        ahead of the coming checkpoint)."""
+        kd = self._dirty_keys
+        assert kd is not None
+        out = [k for k in keys if k in kd]
+        kd.difference_update(out)
+        return out
+
     def pending_changes(self) -> int:
         """Number of keys recorded as changed."""
         return len(self._dirty_keys) if self._dirty_keys is not None else 0
