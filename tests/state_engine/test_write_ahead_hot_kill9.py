@@ -62,7 +62,9 @@ def _write_hot_entries_ahead(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.mark.parametrize("step", [3, 4])
-@pytest.mark.parametrize(("mode", "cache"), [("fixed", 100_000), ("sessions", 100_000), ("fixed", 100)])
+@pytest.mark.parametrize(
+    ("mode", "cache"), [("fixed", 100_000), ("sessions", 100_000), ("fixed", 100), ("sessions", 100)]
+)
 def test_crash_after_hot_entries_were_written_ahead(
     tmp_path: Any, killed_job: Any, step: int, mode: str, cache: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -96,3 +98,17 @@ def test_random_kills_while_writing_hot_entries_ahead(tmp_path: Any, killed_job:
     rows = sorted(j.committed_rows())
     check("fixed", rows, events)
     assert rows == uninterrupted(killed_job, tmp_path, "fixed", cache)
+
+
+@pytest.mark.parametrize("mode", ["fixed", "sessions", "general"])
+def test_hot_entries_written_ahead_with_evicted_state(tmp_path: Any, killed_job: Any, mode: str) -> None:
+    """No kill: entries written ahead, then evicted as unchanged and read back, or deleted and given state again
+    (a deletion in the spill area must not hide the newer record written ahead), give the same output."""
+    events = make_input(str(tmp_path / "in.jsonl"), 20000, seed=8)
+    j = job(killed_job, tmp_path, mode, 100)
+    log = j.finish()
+    assert HOT.search(log), "nothing held in memory was written ahead"
+    rows = sorted(j.committed_rows())
+    check(mode, rows, events)
+    if mode != "general":  # (early count-triggered panes may split differently; check() verifies them)
+        assert rows == uninterrupted(killed_job, tmp_path, mode, 100)

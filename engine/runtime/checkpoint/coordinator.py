@@ -131,6 +131,8 @@ class InFlight:
 
     def __init__(self) -> None:
         self.count = 0
+        #: Messages queued since the start (tells an idle span from a busy one that is idle at this instant).
+        self.sent = 0
         self.idle = anyio.Event()
         self.idle.set()
 
@@ -139,6 +141,7 @@ class InFlight:
         if self.count == 0:
             self.idle = anyio.Event()
         self.count += 1
+        self.sent += 1
 
     def done(self) -> None:
         """A message was processed (and what it produced was queued)."""
@@ -499,14 +502,21 @@ class Checkpointer:
         """Wait until a checkpoint in progress has finished."""
         await self._resume.wait()
 
-    async def write_ahead(self, tick_s: float = 0.1, slice_s: float = 0.03) -> None:
-        """Between checkpoints, write the spilled state ahead of the next one in slices (at most `slice_s` of
-        every `tick_s` on the event loop), so a large checkpoint does not pause the sources for the time it
-        takes to write it all (`IncrementalNodes.write_ahead`). Runs until cancelled."""
+    async def write_ahead(
+        self, tick_s: float = 0.1, slice_s: float = 0.03, idle_tick_s: float = 0.01
+    ) -> None:
+        """Between checkpoints, write the state ahead of the next one in slices (at most `slice_s` of every
+        `tick_s` on the event loop), so a large checkpoint does not pause the sources for the time it takes to
+        write it all (`IncrementalNodes.write_ahead`). While the job is idle (no message sent since the last
+        slice) the slices follow each other every `idle_tick_s`: nothing else waits for the loop, and the
+        next message waits at most one slice. Runs until cancelled."""
         if self.incremental.memory or not self.incremental.nodes:
             return
+        sent = -1
         while True:
-            await anyio.sleep(tick_s)
+            idle = self.in_flight.count == 0 and self.in_flight.sent == sent
+            sent = self.in_flight.sent
+            await anyio.sleep(idle_tick_s if idle else tick_s)
             if self.step is Step.IDLE and not self._pausing and self.incremental.wants_ahead():
                 # the oldest checkpoint retained now (the coming one not yet committed): safe to sweep for
                 retained = min(

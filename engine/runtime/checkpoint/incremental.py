@@ -44,9 +44,10 @@ AHEAD_ROWS = 4096
 #: Entries a node must hold in memory before they are written ahead of the next checkpoint too (fewer: the
 #: checkpoint writes its changed ones in well under a second).
 AHEAD_HOT_MIN = 200_000
-#: Seconds between the starts of two write-ahead passes over a node's entries in memory: an entry that keeps
-#: changing is written at most about once per pass.
-AHEAD_HOT_GAP_S = 2.0
+#: Seconds between the end of a write-ahead pass over a node's entries in memory and the start of the next:
+#: as long as the pass took, within these bounds (an entry that keeps changing is written about once per
+#: pass; the pause writes what changed since its pass reached it, so passes must not wait long).
+AHEAD_HOT_GAP_S = (0.5, 2.0)
 
 #: Default of ``--state_cache_entries``: entries of incremental state kept in memory, job-wide.
 DEFAULT_CACHE_ENTRIES = 1_000_000
@@ -88,9 +89,10 @@ class IncrementalNodes:
         # the kill tests lower it to write ahead with small state (the production value is the constant)
         self.ahead_min = int(os.environ.get("MILLSTREAM_WRITE_AHEAD_MIN") or AHEAD_MIN)
         self.ahead_hot_min = int(os.environ.get("MILLSTREAM_WRITE_AHEAD_HOT_MIN") or AHEAD_HOT_MIN)
-        #: label -> (checkpoint id, start time) of the node's write-ahead pass over its entries in memory;
-        #: `_passing`: the labels whose pass is still going.
-        self._pass_began: dict[str, tuple[int, float]] = {}
+        #: label -> when the node's write-ahead pass over its entries in memory began, and when the next one
+        #: may begin (see `AHEAD_HOT_GAP_S`); `_passing`: the labels whose pass is still going.
+        self._pass_began: dict[str, float] = {}
+        self._pass_next: dict[str, float] = {}
         self._passing: set[str] = set()
         self.spill = SpillArea(None if memory else spill_path(state_dir), cipher)
         share = max(16, cache_entries // max(1, len(self.nodes))) if cache_entries > 0 else 0
@@ -147,19 +149,18 @@ class IncrementalNodes:
 
     def _hot_due(self, node: Any, now: float) -> bool:
         """True when `node`'s write-ahead pass over its entries in memory goes on or may begin: it holds at
-        least `ahead_hot_min` of them and the last pass began `AHEAD_HOT_GAP_S` ago or more."""
+        least `ahead_hot_min` of them and the gap after the last pass is over."""
         if node.label in self._passing:
             return True
         tiered = getattr(node, "tiered", None)
         if tiered is None or not hasattr(tiered, "ahead_begin") or tiered.hot_entries() < self.ahead_hot_min:
             return False
-        began = self._pass_began.get(node.label)
-        return began is None or now - began[1] >= AHEAD_HOT_GAP_S
+        return now >= self._pass_next.get(node.label, 0.0)
 
     def checkpoint_taken(self) -> None:
         """A checkpoint captured every node (its capture ended the write-ahead passes): the next may begin now."""
         self._passing.clear()
-        self._pass_began.clear()
+        self._pass_next.clear()
 
     def write_ahead(self, cid: int, deadline: float, retained: int) -> int:
         """Write spilled rows ahead of checkpoint `cid` in slices until `deadline` (``time.monotonic``) or until
@@ -170,21 +171,24 @@ class IncrementalNodes:
         if self.memory:
             return 0  # the spill is in memory too: nothing to win
         done = 0
+        # spilled rows, then the entries in memory, then the sweep left over (by a checkpoint or by those)
         for tier in self.tiers.values():
-            while time.monotonic() < deadline:
-                move = self._to_move(tier)
-                if not move and not tier.sweep_debt:
-                    break
+            while time.monotonic() < deadline and self._to_move(tier):
                 before = tier.ahead_rows if tier.ahead_cid == cid else 0
-                done += tier.write_ahead(cid, AHEAD_ROWS, retained, move)
-                if move and tier.ahead_rows - before < AHEAD_ROWS:
+                done += tier.write_ahead(cid, AHEAD_ROWS, retained, True)
+                if tier.ahead_rows - before < AHEAD_ROWS:
                     tier.spill_rows = (
                         tier.ahead_rows
                     )  # the spill is empty: nothing pending until the next eviction
         for node in self.nodes:
             if time.monotonic() >= deadline:
-                break
+                return done
             done += self._write_hot_ahead(node, cid, deadline, retained)
+        if self._passing:
+            return done
+        for tier in self.tiers.values():
+            while time.monotonic() < deadline and tier.sweep_debt:
+                done += tier.write_ahead(cid, AHEAD_ROWS, retained, False)
         return done
 
     def _write_hot_ahead(self, node: Any, cid: int, deadline: float, retained: int) -> int:
@@ -197,7 +201,8 @@ class IncrementalNodes:
             return 0
         tiered = node.tiered
         if label not in self._passing:
-            self._pass_began[label] = (cid, now)
+            self._pass_began[label] = now
+            self._pass_next[label] = now + AHEAD_HOT_GAP_S[0]
             if not tiered.ahead_begin():
                 return 0
             self._passing.add(label)
@@ -208,6 +213,9 @@ class IncrementalNodes:
                 part = tiered.ahead_take(AHEAD_ROWS)
                 if part is None:
                     self._passing.discard(label)
+                    end = time.monotonic()
+                    lo, hi = AHEAD_HOT_GAP_S
+                    self._pass_next[label] = end + min(hi, max(lo, end - self._pass_began[label]))
                     break
                 entries, encoded, deletes = part
                 done += tier.write_ahead_hot(cid, entries, encoded, deletes, retained)

@@ -140,6 +140,8 @@ class ReducerState:
         self.all_dirty = False
         #: Entries moved out of memory (changed ones were written to the spill area, the others dropped).
         self.evicted = 0
+        #: How many entries may be added before the bound is reached, as of the last count (`maybe_evict`).
+        self._room = 0
         #: The write-ahead pass in progress (`ahead_begin`): the keys of each container and the per-key
         #: candidates as they were when it began, walked in slices from `_plan_pos`.
         self._plan: list[tuple[Any, list[Any]]] = []
@@ -162,13 +164,28 @@ class ReducerState:
         """Entries held in memory: slot/bucket entries, fired entries, keys with per-key state."""
         return self.reducer.entries_in_memory()
 
-    def maybe_evict(self) -> None:
-        """Evict down to 15/16 of the bound when the entries in memory exceed it (called between calls)."""
+    def maybe_evict(self, elements: int | None = None) -> None:
+        """Evict down to 15/16 of the bound when the entries in memory exceed it (called between calls).
+
+        `elements`: the call only took that many elements and fired nothing, so the entries grew by at most
+        ``elements * reducer.entries_per_element()``; the count (over every slot, bucket and fired window:
+        thousands of them in a year of hourly windows) is then skipped while that cannot reach the bound.
+        """
         if not self.bound:
             return
+        if elements is not None and self._room > 0:
+            per = self.reducer.entries_per_element()
+            if per is not None:
+                self._room -= elements * per
+                if self._room > 0:
+                    if self.reducer.pending_changes() > self.bound:
+                        self._spill_deleted()
+                    return
         n = self.hot_entries()
         if n > self.bound:
             self.evict(n - self.low)
+            n = self.hot_entries()
+        self._room = self.bound - n
         if self.reducer.pending_changes() > self.bound:
             self._spill_deleted()
 
@@ -444,15 +461,23 @@ class ReducerState:
     def _ahead_keys(self, keys: list[Any], encoded: list[Any], deletes: list[bytes]) -> None:
         """`_capture_keys` for those of `keys` still recorded as changed."""
         r = self.reducer
-        encode = self.tier.encode_value
+        tier = self.tier
+        encode = tier.encode_value
+        written = []
         for key in r.take_changed(keys):
             record = r.key_record(key)
+            lkey = self._key_record_key(key)
+            written.append(lkey)
             if record is None:
-                deletes.append(self._key_record_key(key))
+                deletes.append(lkey)
             else:
                 encoded.append(_KEY)
                 encoded.append(key)
                 encoded.append(encode(record))
+        if written and tier.spilled:
+            # the spill can hold a deletion of a key in memory (`_spill_deleted`, before the key got state again):
+            # reads and the checkpoint take the spill first, so it goes now that a newer record is in the store
+            tier.spill.backend.write_batch((), written, sync=False)
 
     # -- checkpoints -----------------------------------------------------------------------------------
     def capture(self) -> ReducerCapture:

@@ -444,8 +444,9 @@ class StateTier:
         self, cid: int, entries: list[Any], encoded: list[Any], deletes: list[bytes], retained: int
     ) -> int:
         """Write entries the node holds in memory (flat, as for `checkpoint`) and deletions ahead of the coming
-        checkpoint `cid`, as its versions (unsynced, header version first, like `write_ahead`), and sweep twice
-        as many stored rows for versions no checkpoint >= `retained` needs; returns the rows written.
+        checkpoint `cid`, as its versions (unsynced, header version first, like `write_ahead`); returns the
+        rows written. The sweep of twice as many stored rows that goes with them is added to `sweep_debt`:
+        the slices pay it once the entries in memory are written (they are what the checkpoint waits for).
 
         The node has marked them unchanged: the checkpoint writes them again only if they change again (a
         later version of the same id then overwrites this one). Only between checkpoints, on the event loop."""
@@ -456,9 +457,9 @@ class StateTier:
             return 0
         n = len(puts)
         self._ahead_header(cid, puts)
-        swept = list(self._sweep(retained, 2 * n, _Swept()))
-        self.backend.write_batch(puts, swept, sync=False)
+        self.backend.write_batch(puts, (), sync=False)
         self.ahead_hot += n
+        self.sweep_debt += 2 * n
         return n
 
     def checkpoint(

@@ -110,9 +110,9 @@ class ReducerNode(Node):
         """Load the checkpoint whose node header is `header` (entries are read from the tier as needed)."""
         self.tiered.restore(header)
 
-    def _bound_state(self) -> None:
+    def _bound_state(self, elements: int | None = None) -> None:
         if self.tiered is not None:
-            self.tiered.maybe_evict()
+            self.tiered.maybe_evict(elements)
 
     def open(self) -> None:
         try:
@@ -177,7 +177,7 @@ class ReducerNode(Node):
             raise_user_error(self.label, "<bundle>", e)
         self._emit_panes(panes)
         self._emit_dropped()
-        self._bound_state()
+        self._bound_state(None if panes else len(keys))  # a firing may add entries of its own: count them
         after = self.next_timer()
         if after is not None and (before is None or after < before) and self.timer_changed is not None:
             self.timer_changed()

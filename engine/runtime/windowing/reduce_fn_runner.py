@@ -750,6 +750,11 @@ class Reducer:
         """Entries held in memory: keys with general state (fast paths add their buffers and fired entries)."""
         return len(self._keys)
 
+    def entries_per_element(self) -> int | None:
+        """At most how many entries in memory one element adds when a bundle fires nothing (a key, and a key
+        read back from the store); None: no bound known, count after every bundle."""
+        return 2
+
     def evictable_keys(self) -> list[dict[Any, Any]]:
         """The dicts whose keys hold per-key state in memory, in eviction order."""
         return [self._keys]

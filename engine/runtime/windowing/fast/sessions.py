@@ -285,6 +285,10 @@ class SessionReducer(FastReducerBase):
         """As `FastReducerBase.entries_in_memory`, plus keys with open or fired fast sessions."""
         return super().entries_in_memory() + len(self._open_sessions) + len(self._fired_sessions)
 
+    def entries_per_element(self) -> int | None:
+        """As `FastReducerBase.entries_per_element`, plus a key's open and fired sessions read back."""
+        return 6
+
     def evictable_keys(self) -> list[dict[Any, Any]]:
         """Keys with open sessions first, then general state, then fired sessions."""
         return [self._open_sessions, self._keys, self._fired_sessions]
