@@ -513,11 +513,13 @@ class Checkpointer:
         if self.incremental.memory or not self.incremental.nodes:
             return
         sent = -1
+        wanted = False
         while True:
-            idle = self.in_flight.count == 0 and self.in_flight.sent == sent
+            idle = wanted and self.in_flight.count == 0 and self.in_flight.sent == sent
             sent = self.in_flight.sent
             await anyio.sleep(idle_tick_s if idle else tick_s)
-            if self.step is Step.IDLE and not self._pausing and self.incremental.wants_ahead():
+            wanted = self.step is Step.IDLE and not self._pausing and self.incremental.wants_ahead()
+            if wanted:
                 # the oldest checkpoint retained now (the coming one not yet committed): safe to sweep for
                 retained = min(
                     (m.checkpoint_id for m in self.store.list()[-self.store_keep :]), default=self.next_id

@@ -153,7 +153,7 @@ class IncrementalNodes:
         if node.label in self._passing:
             return True
         tiered = getattr(node, "tiered", None)
-        if tiered is None or not hasattr(tiered, "ahead_begin") or tiered.hot_entries() < self.ahead_hot_min:
+        if tiered is None or not hasattr(tiered, "ahead_begin") or tiered.hot_estimate() < self.ahead_hot_min:
             return False
         return now >= self._pass_next.get(node.label, 0.0)
 

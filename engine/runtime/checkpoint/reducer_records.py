@@ -11,6 +11,7 @@ how timers of evicted state are indexed are in docs/state.md ("The reducer's sta
 from __future__ import annotations
 
 import itertools
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -142,6 +143,8 @@ class ReducerState:
         self.evicted = 0
         #: How many entries may be added before the bound is reached, as of the last count (`maybe_evict`).
         self._room = 0
+        self._estimate = 0
+        self._estimated_at = -1e9
         #: The write-ahead pass in progress (`ahead_begin`): the keys of each container and the per-key
         #: candidates as they were when it began, walked in slices from `_plan_pos`.
         self._plan: list[tuple[Any, list[Any]]] = []
@@ -163,6 +166,15 @@ class ReducerState:
     def hot_entries(self) -> int:
         """Entries held in memory: slot/bucket entries, fired entries, keys with per-key state."""
         return self.reducer.entries_in_memory()
+
+    def hot_estimate(self) -> int:
+        """`hot_entries` as of at most a second ago (a count goes over every slot, bucket and fired window;
+        the write-ahead asks at every tick)."""
+        now = time.monotonic()
+        if now - self._estimated_at > 1.0:
+            self._estimate = self.hot_entries()
+            self._estimated_at = now
+        return self._estimate
 
     def maybe_evict(self, elements: int | None = None) -> None:
         """Evict down to 15/16 of the bound when the entries in memory exceed it (called between calls).

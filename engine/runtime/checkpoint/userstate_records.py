@@ -66,6 +66,8 @@ class UserStateTier:
         """(key, window)s in memory (all of them: user state is not evicted)."""
         return len(self.kws)
 
+    hot_estimate = hot_entries
+
     def ahead_begin(self) -> int:
         """Start a write-ahead pass over the (key, window)s touched so far; returns how many."""
         self._plan = [] if self.all_dirty else list(self.touched)

@@ -212,12 +212,14 @@ class ReducerNode(Node):
         set_current_step(self.label)
         self.dirty = True
         self.now_us = max(self.now_us, now_us)
+        due = self.reducer.next_processing_time_timer()
         try:
             panes = self.reducer.advance_processing_time(now_us)
         except Exception as e:
             raise_user_error(self.label, "<processing-time timer>", e)
         self._emit_panes(panes)
-        self._bound_state()
+        # no timer was due: nothing changed (the clock only moved), so no entry was added
+        self._bound_state(0 if not panes and (due is None or due > now_us) else None)
         if self.input_wm > MIN_MICROS:
             self.advance_output_watermark(min(self.input_wm, self.reducer.output_watermark()))
 
