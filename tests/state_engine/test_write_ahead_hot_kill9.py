@@ -70,7 +70,9 @@ def test_crash_after_hot_entries_were_written_ahead(
 ) -> None:
     if cache > 1000:
         monkeypatch.setenv("MILLSTREAM_WRITE_AHEAD_MIN", OFF)  # everything is in memory: only hot entries
-    events = make_input(str(tmp_path / "in.jsonl"), 60000, seed=step)
+    # all in memory, the job runs faster: more input, so the kill comes at its third checkpoint and the
+    # restarted run lasts long enough to write ahead
+    events = make_input(str(tmp_path / "in.jsonl"), 150000 if cache > 1000 else 60000, seed=step)
     j = job(killed_job, tmp_path, mode, cache)
     proc = j.start({"MILLSTREAM_CRASH_AT": f"{step}:3"})
     _, err = proc.communicate(timeout=j.timeout)

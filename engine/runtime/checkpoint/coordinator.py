@@ -131,8 +131,9 @@ class InFlight:
 
     def __init__(self) -> None:
         self.count = 0
-        #: Messages queued since the start (tells an idle span from a busy one that is idle at this instant).
-        self.sent = 0
+        #: When the last message was queued (``time.monotonic``): tells an idle job from a busy one whose
+        #: channels happen to be empty at this instant.
+        self.last_sent = 0.0
         self.idle = anyio.Event()
         self.idle.set()
 
@@ -141,7 +142,7 @@ class InFlight:
         if self.count == 0:
             self.idle = anyio.Event()
         self.count += 1
-        self.sent += 1
+        self.last_sent = time.monotonic()
 
     def done(self) -> None:
         """A message was processed (and what it produced was queued)."""
@@ -503,28 +504,34 @@ class Checkpointer:
         await self._resume.wait()
 
     async def write_ahead(
-        self, tick_s: float = 0.1, slice_s: float = 0.03, idle_tick_s: float = 0.01
+        self,
+        tick_s: float = 0.1,
+        slice_s: float = 0.03,
+        idle_tick_s: float = 0.01,
+        idle_slice_s: float = 0.09,
+        idle_after_s: float = 0.25,
     ) -> None:
         """Between checkpoints, write the state ahead of the next one in slices (at most `slice_s` of every
         `tick_s` on the event loop), so a large checkpoint does not pause the sources for the time it takes to
-        write it all (`IncrementalNodes.write_ahead`). While the job is idle (no message sent since the last
-        slice) the slices follow each other every `idle_tick_s`: nothing else waits for the loop, and the
-        next message waits at most one slice. Runs until cancelled."""
+        write it all (`IncrementalNodes.write_ahead`). While the job is idle (no message sent for `idle_after_s`)
+        the slices are `idle_slice_s` long, every `idle_tick_s`: nothing else waits for the loop, and the next
+        message waits at most one slice. Runs until cancelled."""
         if self.incremental.memory or not self.incremental.nodes:
             return
-        sent = -1
-        wanted = False
+        idle = False
         while True:
-            idle = wanted and self.in_flight.count == 0 and self.in_flight.sent == sent
-            sent = self.in_flight.sent
             await anyio.sleep(idle_tick_s if idle else tick_s)
-            wanted = self.step is Step.IDLE and not self._pausing and self.incremental.wants_ahead()
-            if wanted:
+            idle = False
+            if self.step is Step.IDLE and not self._pausing and self.incremental.wants_ahead():
+                flight = self.in_flight
+                idle = flight.count == 0 and time.monotonic() - flight.last_sent >= idle_after_s
                 # the oldest checkpoint retained now (the coming one not yet committed): safe to sweep for
                 retained = min(
                     (m.checkpoint_id for m in self.store.list()[-self.store_keep :]), default=self.next_id
                 )
-                self.incremental.write_ahead(self.next_id, time.monotonic() + slice_s, retained)
+                self.incremental.write_ahead(
+                    self.next_id, time.monotonic() + (idle_slice_s if idle else slice_s), retained
+                )
 
     # -- the state machine -----------------------------------------------------------------------------------
     def _enter(self, step: Step) -> None:

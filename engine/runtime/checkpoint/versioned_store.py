@@ -35,7 +35,9 @@ versions of the *coming* checkpoint (header version first, like a checkpoint's c
 itself only writes what is left. Those versions are invisible to restore until that checkpoint's manifest
 commits, and a crash before that purges them (their header version is newer than the restored checkpoint);
 reads take them as the stored value, which is what that checkpoint will hold (an entry changed again is
-evicted or captured again and its version overwritten).
+evicted or captured again and its version overwritten). `write_ahead_hot` does the same for changed entries
+the node still holds in memory (the node marks them unchanged: evicting one then just drops it, and the
+checkpoint writes it again only if it changes again); their sweep is left to later slices (`sweep_debt`).
 
 Spill area: entries evicted while they differ from the last checkpoint are written, unsynced, to a
 scratch store (`SpillArea`: ``RocksDBBackend.scratch`` next to the state directory, WAL off, deleted
