@@ -30,6 +30,7 @@ from __future__ import annotations
 import codecs
 import functools
 import gzip
+import itertools
 import logging
 import lzma
 import os
@@ -246,12 +247,22 @@ class FunctionDecoder(LineDecoder):
 
     def decode(self, lines: list[bytes]) -> tuple[list[Any], list[tuple[int, str]]]:
         fn = self.fn
+        values: list[Any] = []
+        errors: list[tuple[int, str]] = []
+        if not self.skip_blank:
+            # one C-level pass that goes on after a bad line (list.extend keeps what it appended before the
+            # error, and the iterator is past the bad line): each line decoded once, bad ones or not
+            it = iter(lines)
+            while True:
+                try:
+                    values.extend(map(fn, it))
+                    return values, errors
+                except Exception as e:
+                    errors.append((len(values) + len(errors), _reason(e)))
         try:
             return [fn(line) for line in lines], []
         except Exception:
             pass
-        values: list[Any] = []
-        errors: list[tuple[int, str]] = []
         for i, line in enumerate(lines):
             if self.skip_blank and not line.strip():
                 continue
@@ -486,9 +497,8 @@ class LineCursor(SplitCursor):
         self, bad: list[tuple[int, str]], lines: list[bytes], skip: int, start_offset: int, start_line: int
     ) -> list[dict[str, Any]]:
         base = self._line_base()
-        offsets = [start_offset]
-        for line in lines:
-            offsets.append(offsets[-1] + len(line) + 1)
+        # line j starts after lines 0..j-1 and their newlines: in C, not a Python loop over the whole batch
+        ends = list(itertools.accumulate(map(len, lines), initial=start_offset))
         out = []
         for i, reason in bad:
             j = i + skip
@@ -499,7 +509,7 @@ class LineCursor(SplitCursor):
                 {
                     "file": self.split.path,
                     "line": base + start_line + j + 1,
-                    "offset": offsets[j],
+                    "offset": ends[j] + j,
                     "raw": raw,
                     "reason": reason,
                 }

@@ -335,3 +335,53 @@ def test_json_round_trip_and_rerun_adds_nothing(tmp_path):
     with beam.Pipeline(options=PipelineOptions(["--state_backend=memory"])) as p:
         collect(p, p | ReadFromJson(prefix + "-*"), got)
     assert sorted(got, key=str) == sorted(rows, key=str)
+
+
+class _IntCoder:
+    """A coder whose decode raises on lines that are not integers."""
+
+    def decode(self, line: bytes) -> int:
+        return int(line)
+
+    def encode(self, value: int) -> bytes:
+        return str(value).encode()
+
+
+async def test_a_coder_decodes_each_line_once_around_bad_lines(tmp_path, read, source):
+    # bad lines first, last, side by side and scattered in one batch: values keep their order, each dead
+    # letter names its own line and offset
+    data = [str(i).encode() for i in range(60)]
+    bad_at = (0, 7, 8, 9, 31, 59)
+    for i in bad_at:
+        data[i] = b"x" + data[i]
+    raw = b"\n".join(data) + b"\n"
+    path = tmp_path / "in.txt"
+    path.write_bytes(raw)
+    values, errors, _ = await read(source(ReadFromText(str(path), coder=_IntCoder())))
+    assert values == [i for i in range(60) if i not in bad_at]
+    assert [(e["line"], e["raw"]) for e in errors] == [(i + 1, data[i]) for i in bad_at]
+    for e in errors:
+        assert raw[e["offset"] :].startswith(e["raw"] + b"\n") and "ValueError" in e["reason"]
+
+
+@pytest.mark.parametrize(
+    ("lines", "expected_micros"),
+    [
+        (["1", "2", "-3", "1700000000"], [1_000_000, 2_000_000, -3_000_000, 1_700_000_000_000_000]),  # ints
+        (["1.5", "0.0000005", "-2.25"], [1_500_000, 1, -2_250_000]),  # floats: nearest microsecond
+        (["1", "2.5"], [1_000_000, 2_500_000]),  # both in one batch
+    ],
+)
+def test_timestamp_fn_seconds_become_exact_microseconds(tmp_path, lines, expected_micros):
+    (tmp_path / "in.txt").write_text("\n".join(lines) + "\n")
+    got = []
+
+    def parse(line: str) -> float:
+        return float(line) if "." in line else int(line)
+
+    def build(p):
+        stamped = p | ReadFromText(str(tmp_path / "in.txt"), timestamp_fn=parse)
+        collect(p, stamped | beam.Map(lambda v, ts=beam.DoFn.TimestampParam: (v, ts.micros)), got)
+
+    run(tmp_path, build)
+    assert sorted(got) == sorted(zip(lines, expected_micros, strict=True))

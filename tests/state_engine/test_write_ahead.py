@@ -51,3 +51,42 @@ def test_restore_purges_rows_written_ahead_of_a_checkpoint_that_never_committed(
     assert again.restore(0) is None
     assert list(backend.scan_prefix(again.prefix)) == []
     backend.close()
+
+
+def test_hot_entries_written_ahead_join_their_checkpoint_or_are_purged(tmp_path: Any) -> None:
+    backend = RocksDBBackend(str(tmp_path / "db"))
+    tier = StateTier("step", backend, SpillArea(str(tmp_path / "spill")), 1000)
+    gone = tier.entry_key(b"n", tier.encode_key("gone"))
+    assert (
+        tier.write_ahead_hot(1, [b"n", "a", 1, b"n", "b", 2], [b"n", "c", tier.encode_value(3)], [gone], 1)
+        == 4
+    )
+    assert tier.ahead_hot == 4 and tier.ahead_cid == 1
+    assert live_entries(backend, "step", 0) == (None, [])  # invisible to the checkpoint before
+    assert tier.take(tier.entry_key(b"n", tier.encode_key("b"))) == (2, False)  # what checkpoint 1 will hold
+    # the checkpoint captures only what changed again ("a") and writes it over its version written ahead
+    ck = tier.checkpoint(1, 1, {"h": 1}, [b"n", "a", 10], [])
+    backend.write_batch(list(ck.puts()), list(ck.deletes()), sync=True)
+    tier.committed(ck)
+    assert ck.written == 1 + 4 + 1 and tier.ahead_hot == 0
+    header, entries = live_entries(backend, "step", 1)
+    codec = MsgpackCodec(allow_pickle=True)
+    assert header == {"h": 1}
+    assert sorted((codec.decode(k), codec.decode(v)) for _, k, v in entries) == [
+        ("a", 10),
+        ("b", 2),
+        ("c", 3),
+    ]
+    # written ahead of checkpoint 2, which never commits: a restore of checkpoint 1 purges them
+    tier.write_ahead_hot(2, [b"n", "b", 20, b"n", "d", 4], [], [], 1)
+    backend.close()
+    backend = RocksDBBackend(str(tmp_path / "db"))
+    again = StateTier("step", backend, SpillArea(None), 1000)
+    assert again.restore(1) == {"h": 1}
+    _, entries = live_entries(backend, "step", 2)
+    assert sorted((codec.decode(k), codec.decode(v)) for _, k, v in entries) == [
+        ("a", 10),
+        ("b", 2),
+        ("c", 3),
+    ]
+    backend.close()

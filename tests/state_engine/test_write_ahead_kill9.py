@@ -42,7 +42,7 @@ def test_crash_after_rows_were_written_ahead(tmp_path: Any, killed_job: Any, ste
 
 
 def test_random_kills_while_writing_ahead(tmp_path: Any, killed_job: Any) -> None:
-    events = make_input(str(tmp_path / "in.jsonl"), 60000, seed=7)
+    events = make_input(str(tmp_path / "in.jsonl"), 120000, seed=7)  # a run long enough for 5 kills to hit
     j = job(killed_job, tmp_path, "fixed", interval=0.25)
     hit = j.kill_repeatedly(5, random.Random(5), max_delay=0.3)
     j.finish()

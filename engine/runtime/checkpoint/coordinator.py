@@ -26,9 +26,10 @@ rewinds sources to the recorded positions and lets each sink finish the commit r
 header (and per-key timer index); entries are read from the store when needed. Both kinds of state keep the
 versions every retained manifest needs, so an older retained checkpoint stays restorable.
 
-Between checkpoints, `write_ahead` moves spilled state into the store in slices as versions of the coming
-checkpoint (see `checkpoint.versioned_store`), so a large checkpoint pauses the sources only for what is
-left; those versions count only once step 4 commits the manifest, and restore purges them otherwise.
+Between checkpoints, `write_ahead` moves spilled state, and the changed entries held in memory, into the
+store in slices as versions of the coming checkpoint (see `checkpoint.versioned_store`), so a large
+checkpoint pauses the sources only for what is left; those versions count only once step 4 commits the
+manifest, and restore purges them otherwise.
 
 `last_stall_s` is how long a checkpoint kept the job paused from SNAPSHOT to durable; `last_loop_stall_s`
 the longest time the event loop itself could not run during it (collecting and writing happen in a worker
@@ -139,6 +140,9 @@ class InFlight:
 
     def __init__(self) -> None:
         self.count = 0
+        #: When the last message was queued (``time.monotonic``): tells an idle job from a busy one whose
+        #: channels happen to be empty at this instant.
+        self.last_sent = 0.0
         self.idle = anyio.Event()
         self.idle.set()
 
@@ -147,6 +151,7 @@ class InFlight:
         if self.count == 0:
             self.idle = anyio.Event()
         self.count += 1
+        self.last_sent = time.monotonic()
 
     def done(self) -> None:
         """A message was processed (and what it produced was queued)."""
@@ -506,20 +511,35 @@ class Checkpointer:
         """Wait until a checkpoint in progress has finished."""
         await self._resume.wait()
 
-    async def write_ahead(self, tick_s: float = 0.1, slice_s: float = 0.03) -> None:
-        """Between checkpoints, write the spilled state ahead of the next one in slices (at most `slice_s` of
-        every `tick_s` on the event loop), so a large checkpoint does not pause the sources for the time it
-        takes to write it all (`IncrementalNodes.write_ahead`). Runs until cancelled."""
+    async def write_ahead(
+        self,
+        tick_s: float = 0.1,
+        slice_s: float = 0.03,
+        idle_tick_s: float = 0.01,
+        idle_slice_s: float = 0.09,
+        idle_after_s: float = 0.25,
+    ) -> None:
+        """Between checkpoints, write the state ahead of the next one in slices (at most `slice_s` of every
+        `tick_s` on the event loop), so a large checkpoint does not pause the sources for the time it takes to
+        write it all (`IncrementalNodes.write_ahead`). While the job is idle (no message sent for `idle_after_s`)
+        the slices are `idle_slice_s` long, every `idle_tick_s`: nothing else waits for the loop, and the next
+        message waits at most one slice. Runs until cancelled."""
         if self.incremental.memory or not self.incremental.nodes:
             return
+        idle = False
         while True:
-            await anyio.sleep(tick_s)
+            await anyio.sleep(idle_tick_s if idle else tick_s)
+            idle = False
             if self.step is Step.IDLE and not self._pausing and self.incremental.wants_ahead():
+                flight = self.in_flight
+                idle = flight.count == 0 and time.monotonic() - flight.last_sent >= idle_after_s
                 # the oldest checkpoint retained now (the coming one not yet committed): safe to sweep for
                 retained = min(
                     (m.checkpoint_id for m in self.store.list()[-self.store_keep :]), default=self.next_id
                 )
-                self.incremental.write_ahead(self.next_id, time.monotonic() + slice_s, retained)
+                self.incremental.write_ahead(
+                    self.next_id, time.monotonic() + (idle_slice_s if idle else slice_s), retained
+                )
 
     # -- the state machine -----------------------------------------------------------------------------------
     def _enter(self, step: Step) -> None:
@@ -552,6 +572,9 @@ class Checkpointer:
             ahead = self.incremental.written_ahead(cid)
             if ahead:
                 log.info("checkpoint %d: %d rows of spilled state were written ahead", cid, ahead)
+            hot = self.incremental.hot_written_ahead(cid)
+            if hot:
+                log.info("checkpoint %d: %d entries held in memory were written ahead", cid, hot)
             self._enter(Step.SNAPSHOT)
             stall_start = time.monotonic()
             self.stall_meter.start()

@@ -41,6 +41,14 @@ AHEAD_MIN = 20_000
 #: Rows per write-ahead slice (one unsynced RocksDB batch).
 AHEAD_ROWS = 4096
 
+#: Entries a node must hold in memory before they are written ahead of the next checkpoint too (fewer: the
+#: checkpoint writes its changed ones in well under a second).
+AHEAD_HOT_MIN = 200_000
+#: Seconds between the end of a write-ahead pass over a node's entries in memory and the start of the next:
+#: as long as the pass took, within these bounds (an entry that keeps changing is written about once per
+#: pass; the pause writes what changed since its pass reached it, so passes must not wait long).
+AHEAD_HOT_GAP_S = (0.5, 2.0)
+
 #: Default of ``--state_cache_entries``: entries of incremental state kept in memory, job-wide.
 DEFAULT_CACHE_ENTRIES = 1_000_000
 
@@ -80,6 +88,12 @@ class IncrementalNodes:
         self.memory = memory
         # the kill tests lower it to write ahead with small state (the production value is the constant)
         self.ahead_min = int(os.environ.get("MILLSTREAM_WRITE_AHEAD_MIN") or AHEAD_MIN)
+        self.ahead_hot_min = int(os.environ.get("MILLSTREAM_WRITE_AHEAD_HOT_MIN") or AHEAD_HOT_MIN)
+        #: label -> when the node's write-ahead pass over its entries in memory began, and when the next one
+        #: may begin (see `AHEAD_HOT_GAP_S`); `_passing`: the labels whose pass is still going.
+        self._pass_began: dict[str, float] = {}
+        self._pass_next: dict[str, float] = {}
+        self._passing: set[str] = set()
         self.spill = SpillArea(None if memory else spill_path(state_dir), cipher)
         share = max(16, cache_entries // max(1, len(self.nodes))) if cache_entries > 0 else 0
         self.tiers: dict[str, StateTier] = {}
@@ -111,6 +125,7 @@ class IncrementalNodes:
         in a worker thread: sources are paused and channels drained, so nothing else touches the state."""
         oldest = oldest_retained(store, keep, cid)
         out = []
+        self.checkpoint_taken()
         with _no_gc():
             for node in self.nodes:
                 cap = node.capture_incremental()
@@ -121,11 +136,31 @@ class IncrementalNodes:
         return out
 
     def wants_ahead(self) -> bool:
-        """True when some node has enough spilled rows to write ahead (see `write_ahead`)."""
-        return not self.memory and any(self._to_move(t) or t.sweep_debt for t in self.tiers.values())
+        """True when some node has enough spilled rows or entries in memory to write ahead (see `write_ahead`)."""
+        if self.memory:
+            return False
+        if any(self._to_move(t) or t.sweep_debt for t in self.tiers.values()):
+            return True
+        now = time.monotonic()
+        return any(self._hot_due(n, now) for n in self.nodes)
 
     def _to_move(self, tier: StateTier) -> bool:
         return tier.spilled and tier.spill_rows - tier.ahead_rows >= self.ahead_min
+
+    def _hot_due(self, node: Any, now: float) -> bool:
+        """True when `node`'s write-ahead pass over its entries in memory goes on or may begin: it holds at
+        least `ahead_hot_min` of them and the gap after the last pass is over."""
+        if node.label in self._passing:
+            return True
+        tiered = getattr(node, "tiered", None)
+        if tiered is None or not hasattr(tiered, "ahead_begin") or tiered.hot_estimate() < self.ahead_hot_min:
+            return False
+        return now >= self._pass_next.get(node.label, 0.0)
+
+    def checkpoint_taken(self) -> None:
+        """A checkpoint captured every node (its capture ended the write-ahead passes): the next may begin now."""
+        self._passing.clear()
+        self._pass_next.clear()
 
     def write_ahead(self, cid: int, deadline: float, retained: int) -> int:
         """Write spilled rows ahead of checkpoint `cid` in slices until `deadline` (``time.monotonic``) or until
@@ -136,22 +171,63 @@ class IncrementalNodes:
         if self.memory:
             return 0  # the spill is in memory too: nothing to win
         done = 0
+        # spilled rows, then the entries in memory, then the sweep left over (by a checkpoint or by those)
         for tier in self.tiers.values():
-            while time.monotonic() < deadline:
-                move = self._to_move(tier)
-                if not move and not tier.sweep_debt:
-                    break
+            while time.monotonic() < deadline and self._to_move(tier):
                 before = tier.ahead_rows if tier.ahead_cid == cid else 0
-                done += tier.write_ahead(cid, AHEAD_ROWS, retained, move)
-                if move and tier.ahead_rows - before < AHEAD_ROWS:
+                done += tier.write_ahead(cid, AHEAD_ROWS, retained, True)
+                if tier.ahead_rows - before < AHEAD_ROWS:
                     tier.spill_rows = (
                         tier.ahead_rows
                     )  # the spill is empty: nothing pending until the next eviction
+        for node in self.nodes:
+            if time.monotonic() >= deadline:
+                return done
+            done += self._write_hot_ahead(node, cid, deadline, retained)
+        if self._passing:
+            return done
+        for tier in self.tiers.values():
+            while time.monotonic() < deadline and tier.sweep_debt:
+                done += tier.write_ahead(cid, AHEAD_ROWS, retained, False)
+        return done
+
+    def _write_hot_ahead(self, node: Any, cid: int, deadline: float, retained: int) -> int:
+        """Write `node`'s changed entries in memory ahead of checkpoint `cid` in slices of `AHEAD_ROWS` until
+        `deadline`, continuing (or beginning) its pass over them; the node marks what is written unchanged,
+        so the checkpoint writes only what changes again (docs/state.md, "Writing ahead")."""
+        now = time.monotonic()
+        label = node.label
+        if not self._hot_due(node, now):
+            return 0
+        tiered = node.tiered
+        if label not in self._passing:
+            self._pass_began[label] = now
+            self._pass_next[label] = now + AHEAD_HOT_GAP_S[0]
+            if not tiered.ahead_begin():
+                return 0
+            self._passing.add(label)
+        tier = self.tiers[label]
+        done = 0
+        with _no_gc():
+            while time.monotonic() < deadline:
+                part = tiered.ahead_take(AHEAD_ROWS)
+                if part is None:
+                    self._passing.discard(label)
+                    end = time.monotonic()
+                    lo, hi = AHEAD_HOT_GAP_S
+                    self._pass_next[label] = end + min(hi, max(lo, end - self._pass_began[label]))
+                    break
+                entries, encoded, deletes = part
+                done += tier.write_ahead_hot(cid, entries, encoded, deletes, retained)
         return done
 
     def written_ahead(self, cid: int) -> int:
-        """Rows of checkpoint `cid` written ahead so far."""
+        """Spilled rows of checkpoint `cid` written ahead so far."""
         return sum(t.ahead_rows for t in self.tiers.values() if t.ahead_cid == cid)
+
+    def hot_written_ahead(self, cid: int) -> int:
+        """Entries in memory (and deletions) of checkpoint `cid` written ahead so far."""
+        return sum(t.ahead_hot for t in self.tiers.values() if t.ahead_cid == cid)
 
     @staticmethod
     def puts(parts: list[tuple[TierCheckpoint, Any]]) -> Iterator[tuple[bytes, bytes]]:

@@ -11,6 +11,7 @@ how timers of evicted state are indexed are in docs/state.md ("The reducer's sta
 from __future__ import annotations
 
 import itertools
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -135,6 +136,14 @@ class ReducerState:
         self.all_dirty = False
         #: Entries moved out of memory (changed ones were written to the spill area, the others dropped).
         self.evicted = 0
+        #: How many entries may be added before the bound is reached, as of the last count (`maybe_evict`).
+        self._room = 0
+        self._estimate = 0
+        self._estimated_at = -1e9
+        #: The write-ahead pass in progress (`ahead_begin`): the keys of each container and the per-key
+        #: candidates as they were when it began, walked in slices from `_plan_pos`.
+        self._plan: list[tuple[Any, list[Any]]] = []
+        self._plan_pos = (0, 0)
         reducer.track_changes(self)
 
     # -- namespaces ------------------------------------------------------------------------------------
@@ -153,13 +162,38 @@ class ReducerState:
         """Entries held in memory: slot/bucket entries, fired entries, keys with per-key state."""
         return self.reducer.entries_in_memory()
 
-    def maybe_evict(self) -> None:
-        """Evict down to 15/16 of the bound when the entries in memory exceed it (called between calls)."""
+    def hot_estimate(self) -> int:
+        """`hot_entries` as of at most 0.2 s ago (a count goes over every slot, bucket and fired window; the
+        write-ahead asks at every tick)."""
+        now = time.monotonic()
+        if now - self._estimated_at > 0.2:
+            self._estimate = self.hot_entries()
+            self._estimated_at = now
+        return self._estimate
+
+    def maybe_evict(self, elements: int | None = None) -> None:
+        """Evict down to 15/16 of the bound when the entries in memory exceed it (called between calls).
+
+        `elements`: the call only took that many elements and fired nothing, so the entries grew by at most
+        ``elements * reducer.entries_per_element()``; the count (over every slot, bucket and fired window:
+        thousands of them in a year of hourly windows) is then skipped while that cannot reach the bound.
+        """
         if not self.bound:
             return
+        if elements is not None and self._room > 0:
+            per = self.reducer.entries_per_element()
+            if per is not None:
+                self._room -= elements * per
+                if self._room > 0:
+                    if self.reducer.pending_changes() > self.bound:
+                        self._spill_deleted()
+                    return
         n = self.hot_entries()
         if n > self.bound:
             self.evict(n - self.low)
+            n = self.hot_entries()
+        self._room = self.bound - n
+        self._estimate, self._estimated_at = n, time.monotonic()
         if self.reducer.pending_changes() > self.bound:
             self._spill_deleted()
 
@@ -341,9 +375,122 @@ class ReducerState:
             return False, None
         return True, value
 
+    # -- writing hot entries ahead (between checkpoints, on the event loop) ------------------------------
+    def ahead_begin(self) -> int:
+        """Start a write-ahead pass over the entries in memory: list the keys of every slot/bucket and the
+        keys with a changed per-key record (the pass writes those still changed when it reaches them);
+        returns how many. Not after a failed checkpoint write (everything is changed then: left to the next
+        checkpoint). Fired windows' entries are left to the checkpoint."""
+        self._plan = []
+        self._plan_pos = (0, 0)
+        if self.all_dirty:
+            return 0
+        if self.sliced is not None:
+            conts = self.sliced.containers()[0]
+            self._plan = [(nid, list(d)) for nid, d in conts.items() if d]
+        keys = self.reducer.ahead_keys()
+        if keys:
+            self._plan.append((_KEY, keys))
+        return sum(len(keys) for _, keys in self._plan)
+
+    def ahead_take(self, budget: int) -> tuple[list[Any], list[Any], list[bytes]] | None:
+        """The next slice of the pass: up to `budget` changed entries ``(entries, encoded, deletions)`` as a
+        checkpoint captures them, now marked unchanged (the caller writes them ahead of the coming
+        checkpoint); None when the pass is over."""
+        plan = self._plan
+        i, pos = self._plan_pos
+        if i >= len(plan) or self.all_dirty:
+            self._plan = []
+            return None
+        items: list[Any] = []
+        encoded: list[Any] = []
+        deletes: list[bytes] = []
+        seen = 0
+        while i < len(plan) and seen < budget:
+            nid, keys = plan[i]
+            chunk = keys[pos : pos + budget - seen]
+            seen += len(chunk)
+            if nid is _KEY:
+                self._ahead_keys(chunk, encoded, deletes)
+            else:
+                self._ahead_container(nid, chunk, items)
+            pos += len(chunk)
+            if pos >= len(keys):
+                i, pos = i + 1, 0
+        self._plan_pos = (i, pos)
+        return items, encoded, deletes
+
+    def _ahead_container(self, nid: Any, keys: list[Any], items: list[Any]) -> None:
+        """`_capture_containers` for `keys` of one slot/bucket (those still in memory and changed)."""
+        r = self.sliced
+        assert r is not None
+        conts, accs_all = r.containers()
+        d = conts.get(nid)
+        if not d:
+            return  # fired (or evicted) since the pass began
+        accs = accs_all.get(nid)
+        if accs is None:
+            accs = accs_all[nid] = {}
+        fd = r.folded_keys().get(nid)
+        tier = self.tier
+        fold = r.fold
+        reconcile = self.complete.get(nid) if r.container_evicted(nid) else None
+        written = self.written.get(nid)
+        ns = self._ns(nid)
+        n = len(items)
+        for key in keys:
+            vals = d.get(key)
+            if vals is None:
+                continue
+            if vals:
+                acc = fold(accs.get(key), vals)
+                vals.clear()
+            elif fd is not None and key in fd:
+                acc = accs.get(key)
+                if acc is None:
+                    acc = r.empty_accumulator()
+            else:
+                continue
+            if fd is not None:
+                fd.discard(key)
+            if reconcile is not None and key not in reconcile:
+                if written is None or key in written:
+                    base, _ = tier.take(tier.entry_key(ns, tier.encode_key(key)))
+                    if base is not ABSENT:
+                        acc = r.merge_stored(base, acc)
+                reconcile.add(key)
+            accs[key] = acc
+            items.append(ns)
+            items.append(key)
+            items.append(acc)
+        if len(items) > n:
+            self.stored_ns.add(nid)
+
+    def _ahead_keys(self, keys: list[Any], encoded: list[Any], deletes: list[bytes]) -> None:
+        """`_capture_keys` for those of `keys` still recorded as changed."""
+        r = self.reducer
+        tier = self.tier
+        encode = tier.encode_value
+        written = []
+        for key in r.take_changed(keys):
+            record = r.key_record(key)
+            lkey = self._key_record_key(key)
+            written.append(lkey)
+            if record is None:
+                deletes.append(lkey)
+            else:
+                encoded.append(_KEY)
+                encoded.append(key)
+                encoded.append(encode(record))
+        if written and tier.spilled:
+            # the spill can hold a deletion of a key in memory (`_spill_deleted`, before the key got state again):
+            # reads and the checkpoint take the spill first, so it goes now that a newer record is in the store
+            tier.spill.backend.write_batch((), written, sync=False)
+
     # -- checkpoints -----------------------------------------------------------------------------------
     def capture(self) -> ReducerCapture:
         """What changed since the last capture (the caller writes it, then calls `aborted` on failure)."""
+        self._plan = []  # the checkpoint writes whatever the pass did not reach
         items: list[Any] = []
         encoded: list[Any] = []
         deletes: list[bytes] = []
@@ -454,6 +601,7 @@ class ReducerState:
         if header.get("format") != FORMAT:
             raise ValueError(f"unknown reducer state format {header.get('format')!r}")
         r.load_state_header(header)
+        self._plan = []
         self.complete = {}
         self.stored_ns = set()
         self.written = {}

@@ -58,15 +58,53 @@ class UserStateTier:
         #: Everything is to be written (after restoring a whole snapshot).
         self.all_dirty = False
         self.written = 0
+        #: The touched (key, window)s of the write-ahead pass in progress (`ahead_begin`), and where it is.
+        self._plan: list[Any] = []
+        self._plan_pos = 0
+
+    def hot_entries(self) -> int:
+        """(key, window)s in memory (all of them: user state is not evicted)."""
+        return len(self.key_windows)
+
+    hot_estimate = hot_entries
+
+    def ahead_begin(self) -> int:
+        """Start a write-ahead pass over the (key, window)s touched so far; returns how many."""
+        self._plan = [] if self.all_dirty else list(self.touched)
+        self._plan_pos = 0
+        return len(self._plan)
+
+    def ahead_take(self, budget: int) -> tuple[list[Any], list[Any], list[bytes]] | None:
+        """The next slice of the pass: up to `budget` entries still touched, encoded as `capture` does and no
+        longer touched (the caller writes them ahead of the coming checkpoint); None when the pass is over."""
+        if self._plan_pos >= len(self._plan) or self.all_dirty:
+            self._plan = []
+            return None
+        chunk = self._plan[self._plan_pos : self._plan_pos + budget]
+        self._plan_pos += len(chunk)
+        touched = self.touched
+        mine = [key_window_id for key_window_id in chunk if key_window_id in touched]
+        touched.difference_update(mine)
+        encoded: list[Any] = []
+        deletes: list[bytes] = []
+        self._encode(mine, encoded, deletes)
+        return [], encoded, deletes
 
     def capture(self) -> UserStateCapture:
         """Encode the touched entries (``[cells, timers]``; timers as [name, tag, domain, fire, hold, seq])."""
         touched = set(self.key_windows) if self.all_dirty else self.touched
         self.touched = set()
         self.all_dirty = False
-        encode = self.tier.encode_value
+        self._plan = []  # the checkpoint writes whatever the write-ahead pass did not reach
         encoded: list[Any] = []
         deletes: list[bytes] = []
+        self._encode(touched, encoded, deletes)
+        self.written += len(encoded) // 3 + len(deletes)
+        return UserStateCapture(self, {"version": _VERSION}, encoded, deletes, touched)
+
+    def _encode(self, touched: Any, encoded: list[Any], deletes: list[bytes]) -> None:
+        """The records of the (key, window)s `touched` (flat, encoded) and the deletions of those gone."""
+        encode = self.tier.encode_value
         kws = self.key_windows
         entry_key, encode_key = self.tier.entry_key, self.tier.encode_key
         for key_window_id in touched:
@@ -87,8 +125,6 @@ class UserStateTier:
             encoded.append(_NS)
             encoded.append(key_window_id)
             encoded.append(encode([kw.cells, timers]))
-        self.written += len(encoded) // 3 + len(deletes)
-        return UserStateCapture(self, {"version": _VERSION}, encoded, deletes, touched)
 
     def restore(
         self,
@@ -112,6 +148,7 @@ class UserStateTier:
             add_timer(kw, tk, domain, fire_us, hold_us, seq)
         self.touched = set()
         self.all_dirty = False
+        self._plan = []
         return timers[-1][0] if timers else -1
 
     def stats(self) -> dict[str, int]:

@@ -35,7 +35,9 @@ versions of the *coming* checkpoint (header version first, like a checkpoint's c
 itself only writes what is left. Those versions are invisible to restore until that checkpoint's manifest
 commits, and a crash before that purges them (their header version is newer than the restored checkpoint);
 reads take them as the stored value, which is what that checkpoint will hold (an entry changed again is
-evicted or captured again and its version overwritten).
+evicted or captured again and its version overwritten). `write_ahead_hot` does the same for changed entries
+the node still holds in memory (the node marks them unchanged: evicting one then just drops it, and the
+checkpoint writes it again only if it changes again); their sweep is left to later slices (`sweep_debt`).
 
 Spill area: entries evicted while they differ from the last checkpoint are written, unsynced, to a
 scratch store (`SpillArea`: ``RocksDBBackend.scratch`` next to the state directory, WAL off, deleted
@@ -184,12 +186,13 @@ class TierCheckpoint:
         #: Superseded versions deleted by this checkpoint's sweep.
         self.swept = 0
         # Sweep about twice what is written: garbage then stays within about the live size.
-        #: Rows of this checkpoint the tier wrote ahead (`StateTier.write_ahead`), counted in `written`.
-        self.ahead = tier.ahead_rows if tier.ahead_cid == cid else 0
+        #: Rows of this checkpoint the tier wrote ahead (`StateTier.write_ahead`, `write_ahead_hot`), counted
+        #: in `written`.
+        self.ahead = tier.ahead_rows + tier.ahead_hot if tier.ahead_cid == cid else 0
+        moved = tier.ahead_rows if tier.ahead_cid == cid else 0
         # (the slices that wrote rows ahead swept for them already)
         self.sweep_budget = (
-            2 * ((len(entries) + len(encoded)) // 3 + len(deletes) + max(0, tier.spill_rows - self.ahead))
-            + 256
+            2 * ((len(entries) + len(encoded)) // 3 + len(deletes) + max(0, tier.spill_rows - moved)) + 256
         )
         if self.ahead:
             # a tier that writes ahead sweeps in slices between checkpoints (`write_ahead`): the sweep leaves
@@ -210,21 +213,8 @@ class TierCheckpoint:
             for lkey, raw in tier.spill.backend.scan_prefix(tier.prefix):
                 n += 1
                 yield lkey + suffix, raw
-        prefixes: dict[bytes, bytes] = {}
-        encode_key = tier.encode_key
-        for flat, raw in ((self.entries, False), (self.encoded, True)):
-            it = iter(flat)
-            for ns in it:
-                key = next(it)
-                value = next(it)
-                prefix = prefixes.get(ns)
-                if prefix is None:
-                    prefix = prefixes[ns] = key_prefix(tier.label, ns)
-                yield (
-                    prefix + encode_key(key).replace(b"\x00", b"\x00\xff") + _TAIL + suffix,
-                    _VALUE + (value if raw else encode(value)),
-                )
-            n += len(flat) // 3
+        yield from tier.entry_puts(self.entries, self.encoded, suffix)
+        n += (len(self.entries) + len(self.encoded)) // 3
         for lkey in self.entry_deletes:
             n += 1
             yield lkey + suffix, _TOMB
@@ -280,6 +270,8 @@ class StateTier:
         self.ahead_cid = 0
         self.ahead_rows = 0
         self._ahead_from = self.prefix
+        #: Hot entries (and deletions) of checkpoint `ahead_cid` the node wrote ahead (`write_ahead_hot`).
+        self.ahead_hot = 0
         #: Rows a checkpoint left for the write-ahead slices to sweep (see `TierCheckpoint`).
         self.sweep_debt = 0
 
@@ -314,6 +306,28 @@ class StateTier:
         """The user key of an entry, given the length of its namespace prefix (from `ns_prefix`)."""
         # the escaped user-key segment sits between the namespace prefix and the two terminators (_TAIL)
         return self.codec.decode(lkey[prefix_len:-4].replace(b"\x00\xff", b"\x00"))
+
+    def entry_puts(
+        self, entries: list[Any], encoded: list[Any], suffix: bytes
+    ) -> Iterator[tuple[bytes, bytes]]:
+        """Physical puts of flat ``[namespace, user key, value, ...]`` entries (`encoded`: values already
+        encoded by `encode_value`) as versions `suffix` (see `checkpoint`)."""
+        prefixes: dict[bytes, bytes] = {}
+        encode_key = self.encode_key
+        encode = self.encode_value
+        label = self.label
+        for flat, raw in ((entries, False), (encoded, True)):
+            it = iter(flat)
+            for ns in it:
+                key = next(it)
+                value = next(it)
+                prefix = prefixes.get(ns)
+                if prefix is None:
+                    prefix = prefixes[ns] = key_prefix(label, ns)
+                yield (
+                    prefix + encode_key(key).replace(b"\x00", b"\x00\xff") + _TAIL + suffix,
+                    _VALUE + (value if raw else encode(value)),
+                )
 
     # -- cold entries ------------------------------------------------------------------------------------
     def evict(self, puts: Iterable[tuple[bytes, Any]], deletes: Iterable[bytes] = ()) -> int:
@@ -407,11 +421,8 @@ class StateTier:
             return 0
         suffix = _U64.pack(cid)
         puts = [(lkey + suffix, raw) for lkey, raw in rows]
-        if rows and self.ahead_cid != cid:
-            # header first: after a crash, restore finds this unfinished checkpoint by it and purges its versions
-            puts.insert(0, (self.header_key + suffix, _VALUE + self.encode_value({"node": None, "dead": []})))
-            self.ahead_cid = cid
-            self.ahead_rows = 0
+        if rows:
+            self._ahead_header(cid, puts)
         # the sweep a checkpoint does for what it writes, done here for these rows (retained: safe now)
         swept = list(self._sweep(retained, 2 * len(rows) + pay, _Swept()))
         self.backend.write_batch(puts, swept, sync=False)
@@ -421,6 +432,37 @@ class StateTier:
             self.ahead_rows += len(rows)
             self._ahead_from = rows[-1][0] + b"\x00"
         return len(rows) + pay
+
+    def _ahead_header(self, cid: int, puts: list[tuple[bytes, bytes]]) -> None:
+        """Put the node's header version of `cid` first in `puts` if nothing of `cid` was written ahead yet:
+        after a crash, restore finds this unfinished checkpoint by it and purges its versions."""
+        if self.ahead_cid != cid:
+            suffix = _U64.pack(cid)
+            puts.insert(0, (self.header_key + suffix, _VALUE + self.encode_value({"node": None, "dead": []})))
+            self.ahead_cid = cid
+            self.ahead_rows = self.ahead_hot = 0
+
+    def write_ahead_hot(
+        self, cid: int, entries: list[Any], encoded: list[Any], deletes: list[bytes], retained: int
+    ) -> int:
+        """Write entries the node holds in memory (flat, as for `checkpoint`) and deletions ahead of the coming
+        checkpoint `cid`, as its versions (unsynced, header version first, like `write_ahead`); returns the
+        rows written. The sweep of twice as many stored rows that goes with them is added to `sweep_debt`:
+        the slices pay it once the entries in memory are written (they are what the checkpoint waits for).
+
+        The node has marked them unchanged: the checkpoint writes them again only if they change again (a
+        later version of the same id then overwrites this one). Only between checkpoints, on the event loop."""
+        suffix = _U64.pack(cid)
+        puts = list(self.entry_puts(entries, encoded, suffix))
+        puts.extend((lkey + suffix, _TOMB) for lkey in deletes)
+        if not puts:
+            return 0
+        n = len(puts)
+        self._ahead_header(cid, puts)
+        self.backend.write_batch(puts, (), sync=False)
+        self.ahead_hot += n
+        self.sweep_debt += 2 * n
+        return n
 
     def checkpoint(
         self,
@@ -449,7 +491,7 @@ class StateTier:
             self.spill.backend.delete_prefix(self.prefix)
             self.spilled = False
         self.spill_rows = 0
-        self.ahead_cid = self.ahead_rows = 0
+        self.ahead_cid = self.ahead_rows = self.ahead_hot = 0
         self._ahead_from = self.prefix
         keep = max((v for v in self.header_versions if v <= ck.oldest), default=None)
         self.header_versions = [v for v in self.header_versions if keep is None or v >= keep] + [ck.cid]
@@ -515,7 +557,7 @@ class StateTier:
         self._sweep_from = self.prefix
         self.spilled = False
         self.spill_rows = 0
-        self.ahead_cid = self.ahead_rows = 0
+        self.ahead_cid = self.ahead_rows = self.ahead_hot = 0
         self._ahead_from = self.prefix
         self._dying = []
         if not usable:

@@ -25,6 +25,9 @@ from millstream.engine.runtime.operators.sink_guard import GuardedSinkWriter
 from millstream.engine.runtime.operators.sources import SourceDriver, SourceNode
 from millstream.engine.runtime.watermarks import SplitWatermarks, source_watermarks
 
+#: A batch whose timestamp_fn gave only ints (whole seconds): scaled exactly, without float rounding.
+_ONLY_INT = frozenset((int,))
+
 
 class SourceError(Exception):
     """A source could not be read; names the source and the cause."""
@@ -140,10 +143,14 @@ class ReadDriver(SourceDriver):
         errors = list(sb.errors)
         if fn is not None and values:
             try:
-                scaled = [fn(v) * 1_000_000.0 for v in values]
-                ts = [
-                    int(m + 0.5) if m >= 0 else -int(0.5 - m) for m in scaled
-                ]  # nearest µs, cheaper than round
+                raw = [fn(v) for v in values]
+                if set(map(type, raw)) == _ONLY_INT:  # whole seconds: exact, no float rounding
+                    ts = [t * 1_000_000 for t in raw]
+                else:
+                    scaled = [t * 1_000_000.0 for t in raw]
+                    ts = [
+                        int(m + 0.5) if m >= 0 else -int(0.5 - m) for m in scaled
+                    ]  # nearest µs, cheaper than round
             except Exception:
                 ts, values, errors = self._stamp_slowly(values, fn, errors, sb.split)
         self.records += len(values)

@@ -96,6 +96,11 @@ class KeyedWindowState:
         """Entries held in memory: keys with general state (fast paths add their buffers and fired entries)."""
         return len(self._keys)
 
+    def entries_per_element(self) -> int | None:
+        """At most how many entries in memory one element adds when a bundle fires nothing (a key, and a key
+        read back from the store); None: no bound known, count after every bundle."""
+        return 2
+
     def evictable_keys(self) -> list[dict[Any, Any]]:
         """The dicts whose keys hold per-key state in memory, in eviction order."""
         return [self._keys]
@@ -118,6 +123,19 @@ class KeyedWindowState:
     def pending_changes(self) -> int:
         """Number of keys recorded as changed."""
         return len(self._dirty_keys) if self._dirty_keys is not None else 0
+
+    def ahead_keys(self) -> list[Any]:
+        """Keys whose per-key record may have changed: the candidates of a write-ahead pass."""
+        return list(self._dirty_keys) if self._dirty_keys else []
+
+    def take_changed(self, keys: list[Any]) -> list[Any]:
+        """Those of `keys` whose per-key record changed, no longer recorded as changed (the caller writes them
+        ahead of the coming checkpoint)."""
+        dirty_keys = self._dirty_keys
+        assert dirty_keys is not None
+        out = [k for k in keys if k in dirty_keys]
+        dirty_keys.difference_update(out)
+        return out
 
     def take_deleted_keys(self) -> list[Any]:
         """Changed keys whose state is gone altogether (their records are deletions); no longer recorded."""

@@ -110,9 +110,9 @@ class ReducerNode(Node):
         """Load the checkpoint whose node header is `header` (entries are read from the tier as needed)."""
         self.tiered.restore(header)
 
-    def _bound_state(self) -> None:
+    def _bound_state(self, elements: int | None = None) -> None:
         if self.tiered is not None:
-            self.tiered.maybe_evict()
+            self.tiered.maybe_evict(elements)
 
     def open(self) -> None:
         try:
@@ -177,7 +177,7 @@ class ReducerNode(Node):
             raise_user_error(self.label, "<bundle>", e)
         self._emit_panes(panes)
         self._emit_dropped()
-        self._bound_state()
+        self._bound_state(None if panes else len(keys))  # a firing may add entries of its own: count them
         after = self.next_timer()
         if after is not None and (before is None or after < before) and self.timer_changed is not None:
             self.timer_changed()
@@ -212,12 +212,14 @@ class ReducerNode(Node):
         set_current_step(self.label)
         self.dirty = True
         self.now_us = max(self.now_us, now_us)
+        due = self.reducer.next_processing_time_timer()
         try:
             panes = self.reducer.advance_processing_time(now_us)
         except Exception as e:
             raise_user_error(self.label, "<processing-time timer>", e)
         self._emit_panes(panes)
-        self._bound_state()
+        # no timer was due: nothing changed (the clock only moved), so no entry was added
+        self._bound_state(0 if not panes and (due is None or due > now_us) else None)
         if self.input_wm > MIN_MICROS:
             self.advance_output_watermark(min(self.input_wm, self.reducer.output_watermark()))
 

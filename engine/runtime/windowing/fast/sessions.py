@@ -13,6 +13,7 @@ sessions, to the general path (`Reducer`), which does Beam's merging with pane a
 from __future__ import annotations
 
 import heapq
+import itertools
 from bisect import bisect_right
 from collections.abc import Callable, Sequence
 from operator import itemgetter
@@ -279,6 +280,10 @@ class SessionReducer(FastReducerBase):
         """As `FastReducerBase.entries_in_memory`, plus keys with open or fired fast sessions."""
         return super().entries_in_memory() + len(self._open_sessions) + len(self._fired_sessions)
 
+    def entries_per_element(self) -> int | None:
+        """As `FastReducerBase.entries_per_element`, plus a key's open and fired sessions read back."""
+        return 6
+
     def evictable_keys(self) -> list[dict[Any, Any]]:
         """Keys with open sessions first, then general state, then fired sessions."""
         return [self._open_sessions, self._keys, self._fired_sessions]
@@ -295,6 +300,29 @@ class SessionReducer(FastReducerBase):
                     dirty[key] = None
                     break
         return dirty
+
+    def ahead_keys(self) -> list[Any]:
+        """As `Reducer.ahead_keys`, plus keys with open sessions (their buffers may hold values)."""
+        return list(dict.fromkeys(itertools.chain(super().ahead_keys(), self._open_sessions)))
+
+    def take_changed(self, keys: list[Any]) -> list[Any]:
+        """As `Reducer.take_changed`, plus keys whose sessions have buffered values."""
+        kd = self._dirty_keys
+        assert kd is not None
+        sess = self._open_sessions
+        out = []
+        for key in keys:
+            if key in kd:
+                kd.discard(key)
+                out.append(key)
+                continue
+            ss = sess.get(key)
+            if ss:
+                for s in ss:
+                    if s[2]:
+                        out.append(key)
+                        break
+        return out
 
     def _holds_key(self, key: Any) -> bool:
         return super()._holds_key(key) or key in self._open_sessions or key in self._fired_sessions

@@ -237,6 +237,10 @@ class FastReducerBase(Reducer):
         # in C: called per bundle, over every fired window kept for late data (thousands in a year of hours)
         return super().entries_in_memory() + sum(map(len, self._fired.values()))
 
+    def entries_per_element(self) -> int | None:
+        """As `Reducer.entries_per_element`, plus a buffer and a fired entry read back for late data."""
+        return 4
+
     def fired_entries(self) -> dict[Window, dict[Any, Any]]:
         """Fired windows that may still get late data: ``{window: {key: accumulator}}`` (in memory)."""
         return self._fired
@@ -591,6 +595,10 @@ class BucketReducer(ContainerReducer):
         if self._merging:
             raise ValueError("BucketReducer needs a non-merging window fn")
         self._bucket_heap: list[tuple[int, int]] = []  # (end, start)
+
+    def entries_per_element(self) -> int | None:
+        """None: an element fills a buffer in each of its windows, as many as its window fn assigns."""
+        return None
 
     def process_bundle(
         self, keys: Sequence[Any], values: Sequence[Any], timestamps_us: Sequence[int]
