@@ -307,13 +307,13 @@ class SessionReducer(FastReducerBase):
 
     def take_changed(self, keys: list[Any]) -> list[Any]:
         """As `Reducer.take_changed`, plus keys whose sessions have buffered values."""
-        kd = self._dirty_keys
-        assert kd is not None
+        dirty_keys = self._dirty_keys
+        assert dirty_keys is not None
         sess = self._open_sessions
         out = []
         for key in keys:
-            if key in kd:
-                kd.discard(key)
+            if key in dirty_keys:
+                dirty_keys.discard(key)
                 out.append(key)
                 continue
             ss = sess.get(key)
