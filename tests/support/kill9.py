@@ -249,8 +249,12 @@ def _crash_env(step: int, nth: int, env_extra: dict[str, str] | None) -> dict[st
 class JsonLinesJob(KilledJob):
     """A job script writing exactly-once JSON-lines files ``<out>-c*`` (the state tests' jobs)."""
 
-    def __init__(self, script: str, args: list[str], out: str, timeout: float = 180.0) -> None:
-        super().__init__(script_command(script, *args), self.committed_files, timeout=timeout)
+    def __init__(
+        self, script: str, args: list[str], out: str, timeout: float = 180.0, log_path: str | None = None
+    ) -> None:
+        super().__init__(
+            script_command(script, *args), self.committed_files, timeout=timeout, log_path=log_path
+        )
         self.script = script
         self.args = args
         self.out = out
