@@ -298,3 +298,44 @@ def test_a_streaming_impulse_rebased_to_the_job_start_fires_one_element_per_wind
             | beam.combiners.Count.Globally().without_defaults()
         )
         assert_that(counts, equal_to([1, 1, 1, 1, 1]))
+
+
+async def test_a_drain_truncates_an_unbounded_sequence_and_commits(tmp_path: Any) -> None:
+    """Review #1: a drained job whose sequence has no stop ends (Beam truncates on drain) and commits what it
+    emitted; before, the held timer kept the stage alive and the drain ran into its deadline (cancelled)."""
+    import glob
+    import json
+    import time
+
+    import millstream as beam
+    from millstream.engine.model.timestamp import MAX_TIMESTAMP
+    from millstream.engine.runtime.operators.stateful_pardo import StatefulParDoNode
+    from millstream.io import WriteToJson
+    from millstream.options.pipeline_options import PipelineOptions
+
+    from support.jobs import until
+
+    out = str(tmp_path / "out" / "ticks")
+    opts = PipelineOptions(
+        ["--streaming", f"--state_dir={tmp_path / 'state'}", "--checkpoint_interval=100000"]
+    )
+    p = beam.Pipeline(options=opts)
+    start = time.time()
+    _ = (
+        p
+        | beam.Create([(start, MAX_TIMESTAMP, 0.02)])
+        | PeriodicSequence()
+        | beam.Map(lambda t: round((t - start) / 0.02))
+        | WriteToJson(out)
+    )
+    job = await p.start()
+    node = next(n for n in job.plan.nodes.values() if isinstance(n, StatefulParDoNode))
+    await until(lambda: node.elements_out >= 3, "three ticks")
+    assert await job.drain(timeout=10) == "DONE"
+    assert not node.lingers() and node.next_timer() is None
+    rows = []
+    for name in glob.glob(out + "*"):
+        with open(name) as f:
+            rows.extend(json.loads(line) for line in f)
+    assert len(rows) >= 3
+    assert sorted(rows) == list(range(len(rows)))  # each tick once, none skipped, all committed

@@ -693,6 +693,23 @@ class StatefulParDoNode(ParDoNode):
             self._expire(kw, outputs)
         return outputs
 
+    def truncate_held(self) -> None:
+        """On a drain: drop every held processing-time timer and expire the (key, window)s they kept alive
+        (their other timers fire as at the end of the input); the output watermark then reaches +infinity.
+        Beam truncates a splittable DoFn's unbounded restriction to nothing on drain, likewise."""
+        set_current_step(self.label)
+        self.dirty = True
+        outputs: dict[str | None, _Outputs] | None = None
+        for kw in self.lingering.values():
+            for tk in [tk for tk, rec in kw.timers.items() if rec.domain == _RT_HELD]:
+                self._remove_timer(kw, tk)
+            if self._touched is not None:
+                self._touched.add(kw.key_window_id)
+        outputs = self._end_lingering(outputs)
+        if outputs is not None:
+            self._end_timers(outputs)
+        self.advance_output_watermark(MAX_MICROS if self._finished() else self.holds.output())
+
     def _finished(self) -> bool:
         """The input has ended and nothing lingers: every timer has fired and every window expired."""
         return self.end_of_input and not self.lingering
