@@ -125,14 +125,10 @@ class _Timer(BaseTimer):
                 self._kw, self._spec, dynamic_timer_tag, to_micros(timestamp), self._hold_us
             )
         else:
-            self._node._set_timer(
-                self._kw,
-                self._spec,
-                dynamic_timer_tag,
-                to_micros(timestamp),
-                to_micros(output_timestamp),
-                True,
-            )
+            out_us = to_micros(output_timestamp)
+            if self._spec.time_domain != TimeDomain.WATERMARK:
+                self._node._check_output_timestamp(self._kw, self._spec, out_us, self._hold_us)
+            self._node._set_timer(self._kw, self._spec, dynamic_timer_tag, to_micros(timestamp), out_us, True)
 
     def clear(self, dynamic_timer_tag: str = "") -> None:
         """Cancel this timer (and tag)."""
@@ -435,6 +431,24 @@ class StatefulParDoNode(ParDoNode):
                 return  # set again to the same time (e.g. the window's end for every element): nothing moves
             self._remove_timer(kw, tk)
         self._add_timer(kw, tk, domain, fire_us, hold_us)
+
+    def _check_output_timestamp(self, kw: _KeyWindow, spec: TimerSpec, out_us: int, input_us: int) -> None:
+        """Refuse an output timestamp before the current element's (or firing timer's) timestamp, which would
+        hold the watermark below what was already emitted, or past the window's expiry (max timestamp +
+        allowed lateness), which would leave the window: Beam Java's `Timer.withOutputTimestamp` checks."""
+        timer = spec.name[len(spec.prefix) :]
+        if out_us < input_us:
+            raise ValueError(
+                f"step '{self.label}': timer '{timer}' output timestamp {Timestamp(micros=out_us)} is before "
+                f"the timestamp of the current input or timer {Timestamp(micros=input_us)}"
+            )
+        expiry_us = kw.window.end_us - 1 + self.lateness_us
+        if out_us > expiry_us:
+            raise ValueError(
+                f"step '{self.label}': timer '{timer}' output timestamp {Timestamp(micros=out_us)} is after "
+                f"the expiration of window {kw.window} ({Timestamp(micros=expiry_us)}: its max timestamp + "
+                "allowed lateness)"
+            )
 
     def _add_timer(
         self,
