@@ -17,7 +17,7 @@ time when the source opens.
 job's clock too: a stateful step keeps the pending sequences per input and a processing-time timer at the next
 fire time, whose output timestamp holds the watermark at that fire time until it fires (Beam's generator
 advances its watermark estimator the same way). A stop may be left unbounded (``MAX_TIMESTAMP``). A sequence
-whose start is long past catches up one element per timer firing (the timer only knows its own fire time).
+whose start is long past catches up in batches of every due element (at most `_MAX_BATCH`), one per firing.
 On Beam's runners, whose Python timers take no output timestamp, the watermark is held at the input's
 timestamp instead (issue 15).
 """
@@ -37,7 +37,13 @@ from millstream.engine.model.io import Read, Source, SourceBatch, SourceReader
 from millstream.engine.model.ptransform import PTransform
 from millstream.engine.model.pvalue import PBegin, PCollection
 from millstream.engine.model.timestamp import MAX_MICROS, Timestamp, TimestampedValue, to_micros
-from millstream.engine.model.userstate import ReadModifyWriteStateSpec, TimeDomain, TimerSpec, on_timer
+from millstream.engine.model.userstate import (
+    ProcessingTimeParam,
+    ReadModifyWriteStateSpec,
+    TimeDomain,
+    TimerSpec,
+    on_timer,
+)
 from millstream.engine.model.window import FixedWindows
 from millstream.engine.translate.beam.hooks import register_beam_io
 
@@ -337,17 +343,18 @@ class _FireOnTheJobClock(DoFn):
     @on_timer(FIRE)
     def fire_due(
         self,
-        now: Any = DoFn.TimestampParam,
+        now: Any = ProcessingTimeParam,
         pending: Any = DoFn.StateParam(PENDING),
         fire: Any = DoFn.TimerParam(FIRE),
     ) -> Iterator[Any]:
-        """Every element due at the timer's time, then the timer again for the next one."""
+        """Every element due at the processing time the timer fires at (at most `_MAX_BATCH`, so a start long
+        past catches up in bounded batches, one per timer-loop turn), then the timer again for the next one."""
         now_us = to_micros(now)
         out: list[Any] = []
         items = []
         for start, stop_us, interval, index in pending.read() or []:
             seq = _Sequence(start, stop_us, interval, None)
-            while index < seq.total and seq.fire_us(index) <= now_us:
+            while index < seq.total and seq.fire_us(index) <= now_us and len(out) < _MAX_BATCH:
                 value, ts = seq.output(index)
                 out.append(TimestampedValue(value, Timestamp(micros=ts)))
                 index += 1

@@ -166,6 +166,11 @@ def on_timer(timer_spec: TimerSpec) -> Callable[[CallableT], CallableT]:
     return _inner
 
 
+#: millstream-internal (not on `DoFn`): in an ``on_timer`` method, the processing time at which the timer loop
+#: fires the timer (`DoFn.TimestampParam` is the timer's own time), so a catching-up timer emits everything
+#: due at once. Beam's translation passes the timer's timestamp, as Beam has no such parameter.
+ProcessingTimeParam = _DoFnParam("ProcessingTimeParam")
+
 # ------------------------------------------------------------------------------------------------------
 # Introspection
 

@@ -221,6 +221,27 @@ def test_a_sequence_fires_on_the_job_clock_never_early_and_holds_the_watermark()
     assert node.next_timer() is None
 
 
+def test_a_start_long_past_catches_up_in_bounded_batches_at_exact_timestamps() -> None:
+    """Review #5: one firing emits every due element (at most `_MAX_BATCH`), not one per timer-loop turn."""
+    from millstream.connectors.periodic.periodicsequence import _MAX_BATCH
+    from millstream.engine.model.timestamp import MAX_MICROS
+    from millstream.engine.runtime.graph.batch import Batch
+
+    node, out = _sequence_node()
+    due = _MAX_BATCH + 500
+    element = (0, due + 10, 1)  # fire times 0, 1, ... s; at time `due - 0.5` s, `due` of them are due
+    node.push(0, Batch([(element, element)], [0]))
+    node.watermark(0, MAX_MICROS)
+    now_us = due * 1_000_000 - 500_000
+    node.advance_processing_time(now_us)
+    assert out.got == [(i, i * 1_000_000) for i in range(_MAX_BATCH)]
+    assert node.next_timer() == _MAX_BATCH * 1_000_000  # already due: the next loop turn fires it
+    assert out.wms[-1] == _MAX_BATCH * 1_000_000
+    node.advance_processing_time(now_us)
+    assert out.got == [(i, i * 1_000_000) for i in range(due)]
+    assert node.next_timer() == due * 1_000_000 and node.lingers()
+
+
 def test_a_sequence_without_a_stop_keeps_firing() -> None:
     from millstream.engine.model.timestamp import MAX_MICROS
     from millstream.engine.runtime.graph.batch import Batch

@@ -65,8 +65,16 @@ _TIMER = 0  # event-heap entry kinds: a user timer sorts before a window expiry 
 _EXPIRY = 1
 
 # How an argument marker is resolved (precomputed per method).
-_ARG_STATE, _ARG_TIMER, _ARG_KEY, _ARG_WINDOW, _ARG_TIMESTAMP, _ARG_OTHER = range(6)
-_ON_TIMER_ARGS = {"StateParam", "TimerParam", "KeyParam", "WindowParam", "TimestampParam", "PaneInfoParam"}
+_ARG_STATE, _ARG_TIMER, _ARG_KEY, _ARG_WINDOW, _ARG_TIMESTAMP, _ARG_NOW, _ARG_OTHER = range(7)
+_ON_TIMER_ARGS = {
+    "StateParam",
+    "TimerParam",
+    "KeyParam",
+    "WindowParam",
+    "TimestampParam",
+    "PaneInfoParam",
+    "ProcessingTimeParam",
+}
 
 
 class _KeyWindow:
@@ -205,6 +213,8 @@ class StatefulParDoNode(ParDoNode):
         self._touched: set[Any] | None = None
         #: Elements dropped because their window had expired (end + allowed lateness passed).
         self.dropped_late = 0
+        #: The processing time `advance_processing_time` fires timers at (`ProcessingTimeParam`), else None.
+        self._now_us: int | None = None
 
     def _arg_plan(self, markers: dict[str, Any], method: str) -> list[tuple[str, int, Any]]:
         """How to produce each marker argument of a method: (argument, resolution code, payload)."""
@@ -228,6 +238,8 @@ class StatefulParDoNode(ParDoNode):
                 plan.append((arg, _ARG_WINDOW, None))
             elif name == "TimestampParam":
                 plan.append((arg, _ARG_TIMESTAMP, None))
+            elif name == "ProcessingTimeParam":
+                plan.append((arg, _ARG_NOW, None))
             else:
                 plan.append((arg, _ARG_OTHER, m))
         return plan
@@ -260,6 +272,8 @@ class StatefulParDoNode(ParDoNode):
                 kwargs[arg] = kw.window
             elif code == _ARG_TIMESTAMP:
                 kwargs[arg] = Timestamp(micros=t)
+            elif code == _ARG_NOW:  # the timer loop's time, else (firing at the end of input) the timer's
+                kwargs[arg] = Timestamp(micros=self._now_us if self._now_us is not None else t)
             else:
                 kwargs[arg] = self._marker_value(payload, v, t, kw.window, pane)
         return kwargs
@@ -668,6 +682,13 @@ class StatefulParDoNode(ParDoNode):
     def advance_processing_time(self, now_us: int) -> None:
         """Fire processing-time timers due at `now_us` (those set while firing wait for the next call)."""
         set_current_step(self.label)
+        self._now_us = now_us
+        try:
+            self._advance_processing_time(now_us)
+        finally:
+            self._now_us = None
+
+    def _advance_processing_time(self, now_us: int) -> None:
         heap = self.proc_heap
         limit = next(self._seq)
         deferred: list[tuple[int, int, Any, Any]] = []
