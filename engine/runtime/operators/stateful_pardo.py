@@ -155,9 +155,9 @@ class StatefulParDoNode(ParDoNode):
         label: str,
         transform: ParDo,
         windowing: Windowing,
-        side_windowings: list[Windowing] | None = None,
+        side_windowings: list[Windowing],
     ) -> None:
-        super().__init__(label, transform, windowing, side_windowings or [])
+        super().__init__(label, transform, windowing, side_windowings)
         dofn = self.dofn
         if transform.is_async or getattr(dofn, "is_async", False):
             raise TypeError(
@@ -623,6 +623,8 @@ class StatefulParDoNode(ParDoNode):
         if micros >= MAX_MICROS:
             self.end_of_input = True
         self._fire_event_time(micros)
+        if self.windowed_sides:
+            self.sides.evict(micros)
         self.holds.set_input(micros)
         if micros >= MAX_MICROS and not self.lingering:
             self.advance_output_watermark(MAX_MICROS)  # every timer has fired and every window expired
