@@ -311,8 +311,9 @@ class StatefulParDoNode(ParDoNode):
         return self.dirty or super().state_dirty()
 
     def _side_state(self) -> dict[str, Any]:
-        """The side inputs' part of a checkpoint (ParDoNode's snapshot), beside the user state; none without
-        side inputs. Without it a restored run would lose what a finished side source sent."""
+        """The side inputs' part of a whole snapshot (ParDoNode's snapshot), beside the user state; none without
+        side inputs. Without it a restored run would lose what a finished side source sent. Incremental
+        checkpoints keep it in an entry of its own, written only when it changed (`UserStateTier.capture`)."""
         return {"sides": super().snapshot_state()} if self.side_inputs else {}
 
     def _restore_side_state(self, data: dict[str, Any]) -> None:
@@ -368,8 +369,11 @@ class StatefulParDoNode(ParDoNode):
     def capture_incremental(self) -> Any:
         """What changed since the last checkpoint (`checkpoint.userstate_records.UserStateCapture`)."""
         self.dirty = False
-        cap = self.tiered.capture()
-        cap.header = {**cap.header, **self._side_state()}
+        if self.side_inputs:
+            sides_changed = ParDoNode.state_dirty(self)
+            cap = self.tiered.capture(lambda: ParDoNode.snapshot_state(self), sides_changed)
+        else:
+            cap = self.tiered.capture()
         self._touched = self.tiered.touched
         return cap
 
@@ -385,7 +389,10 @@ class StatefulParDoNode(ParDoNode):
             return kw
 
         last_seq = self.tiered.restore(header, load, self._add_timer)
-        self._restore_side_state(header)
+        if self.side_inputs:
+            sides = self.tiered.restore_sides()
+            # checkpoints before the side inputs had their own entry carry them in the header
+            self._restore_side_state({"sides": sides} if sides is not None else header)
         # timers keep the numbers they were set with (ties fire in that order across restarts); new ones follow
         self._seq = itertools.count(last_seq + 1)
         self._touched = self.tiered.touched
