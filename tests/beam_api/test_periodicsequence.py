@@ -59,6 +59,13 @@ CASES: dict[str, Build] = {
         )
     ),
     "sequence": lambda b, p: p | b.Create([(10, 12, 0.5), (20, 21, 1)]) | _periodic(b).PeriodicSequence(),
+    # a sequence starting before its input's timestamp: its timer's output timestamp stays at the input's
+    "sequence_before_its_input": lambda b, p: (
+        p
+        | b.Create([(10, 13, 1)])
+        | b.Map(lambda e: b.window.TimestampedValue(e, 50))
+        | _periodic(b).PeriodicSequence()
+    ),
 }
 
 
