@@ -378,7 +378,9 @@ class BaseTimer:
 
         `output_timestamp` (millstream's, as Beam Java's ``withOutputTimestamp``; Beam Python has none) is the
         event time a processing-time timer's outputs get and holds the output watermark at until it fires: by
-        default the timestamp of the element (or timer) that set it, as in Beam."""
+        default the timestamp of the element (or timer) that set it, as in Beam. As in Beam Java, it may be
+        neither before that timestamp nor after the window's max timestamp + allowed lateness (a ValueError
+        naming the step and both timestamps); a drain drops such held timers unfired."""
         raise NotImplementedError(type(self))
 
     def clear(self, dynamic_timer_tag: str = "") -> None:
