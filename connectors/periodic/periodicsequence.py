@@ -17,7 +17,7 @@ time when the source opens.
 job's clock too: a stateful step keeps the pending sequences per input and a processing-time timer at the next
 fire time, whose output timestamp holds the watermark at that fire time until it fires (Beam's generator
 advances its watermark estimator the same way). A stop may be left unbounded (``MAX_TIMESTAMP``). A sequence
-whose start is long past catches up one element per timer firing (the timer only knows its own fire time).
+whose start is long past catches up in batches of every due element (at most `_MAX_BATCH`), one per firing.
 On Beam's runners, whose Python timers take no output timestamp, the watermark is held at the input's
 timestamp instead (issue 15).
 """
@@ -36,8 +36,14 @@ from millstream.engine.model.dofn import DoFn
 from millstream.engine.model.io import Read, Source, SourceBatch, SourceReader
 from millstream.engine.model.ptransform import PTransform
 from millstream.engine.model.pvalue import PBegin, PCollection
-from millstream.engine.model.timestamp import MAX_MICROS, Timestamp, TimestampedValue, to_micros
-from millstream.engine.model.userstate import ReadModifyWriteStateSpec, TimeDomain, TimerSpec, on_timer
+from millstream.engine.model.timestamp import MAX_MICROS, MIN_MICROS, Timestamp, TimestampedValue, to_micros
+from millstream.engine.model.userstate import (
+    ProcessingTimeParam,
+    ReadModifyWriteStateSpec,
+    TimeDomain,
+    TimerSpec,
+    on_timer,
+)
 from millstream.engine.model.window import FixedWindows
 from millstream.engine.translate.beam.hooks import register_beam_io
 
@@ -326,45 +332,62 @@ class _FireOnTheJobClock(DoFn):
     def process(
         self,
         kv: Any,
+        t: Any = DoFn.TimestampParam,
         pending: Any = DoFn.StateParam(PENDING),
         fire: Any = DoFn.TimerParam(FIRE),
     ) -> Iterator[Any]:
-        items = list(pending.read() or [])
+        items, hold_us = _load(pending)
         items.append(_sequence_of(kv[1]))
-        _arm(items, pending, fire)
+        _arm(items, max(hold_us, to_micros(t)), pending, fire)
         return iter(())
 
     @on_timer(FIRE)
     def fire_due(
         self,
-        now: Any = DoFn.TimestampParam,
+        now: Any = ProcessingTimeParam,
         pending: Any = DoFn.StateParam(PENDING),
         fire: Any = DoFn.TimerParam(FIRE),
     ) -> Iterator[Any]:
-        """Every element due at the timer's time, then the timer again for the next one."""
+        """Every element due at the processing time the timer fires at (at most `_MAX_BATCH`, so a start long
+        past catches up in bounded batches, one per timer-loop turn), then the timer again for the next one."""
         now_us = to_micros(now)
         out: list[Any] = []
         items = []
-        for start, stop_us, interval, index in pending.read() or []:
+        due, hold_us = _load(pending)
+        for start, stop_us, interval, index in due:
             seq = _Sequence(start, stop_us, interval, None)
-            while index < seq.total and seq.fire_us(index) <= now_us:
+            while index < seq.total and seq.fire_us(index) <= now_us and len(out) < _MAX_BATCH:
                 value, ts = seq.output(index)
                 out.append(TimestampedValue(value, Timestamp(micros=ts)))
                 index += 1
             if index < seq.total:
                 items.append([start, stop_us, interval, index])
-        _arm(items, pending, fire)
+        _arm(items, hold_us, pending, fire)
         return iter(out)
 
 
-def _arm(items: list[Any], pending: Any, fire: Any) -> None:
-    """Keep the unfinished sequences and set the timer to the earliest next fire time (or forget the key)."""
+def _load(pending: Any) -> tuple[list[Any], int]:
+    """The pending sequences and the watermark hold they were armed with (a bare list: armed before the hold
+    was kept, nothing to keep above)."""
+    value = pending.read()
+    if isinstance(value, dict):
+        return list(value["items"]), value["hold_us"]
+    return list(value or []), MIN_MICROS
+
+
+def _arm(items: list[Any], floor_us: int, pending: Any, fire: Any) -> None:
+    """Keep the unfinished sequences and set the timer to the earliest next fire time (or forget the key).
+
+    Its output timestamp (the watermark hold) is that time, but never before `floor_us`: the timestamp of the
+    input or of the firing timer, below which an output timestamp is refused (Beam Java's rule); a sequence
+    starting before its input's timestamp still emits its elements at their own timestamps."""
     if not items:
         pending.clear()
         return
-    pending.write(items)
     next_us = min(_Sequence(a, b, c, None).fire_us(i) for a, b, c, i in items)
-    fire.set(Timestamp(micros=next_us), output_timestamp=Timestamp(micros=next_us))
+    hold_us = max(next_us, floor_us)
+    pending.write({"items": items, "hold_us": hold_us})
+    fire.set(Timestamp(micros=next_us), output_timestamp=Timestamp(micros=hold_us))
 
 
 def _keyed(element: Any) -> tuple[Any, Any]:

@@ -166,6 +166,11 @@ def on_timer(timer_spec: TimerSpec) -> Callable[[CallableT], CallableT]:
     return _inner
 
 
+#: millstream-internal (not on `DoFn`): in an ``on_timer`` method, the processing time at which the timer loop
+#: fires the timer (`DoFn.TimestampParam` is the timer's own time), so a catching-up timer emits everything
+#: due at once. Beam's translation passes the timer's timestamp, as Beam has no such parameter.
+ProcessingTimeParam = _DoFnParam("ProcessingTimeParam")
+
 # ------------------------------------------------------------------------------------------------------
 # Introspection
 
@@ -373,7 +378,9 @@ class BaseTimer:
 
         `output_timestamp` (millstream's, as Beam Java's ``withOutputTimestamp``; Beam Python has none) is the
         event time a processing-time timer's outputs get and holds the output watermark at until it fires: by
-        default the timestamp of the element (or timer) that set it, as in Beam."""
+        default the timestamp of the element (or timer) that set it, as in Beam. As in Beam Java, it may be
+        neither before that timestamp nor after the window's max timestamp + allowed lateness (a ValueError
+        naming the step and both timestamps); a drain drops such held timers unfired."""
         raise NotImplementedError(type(self))
 
     def clear(self, dynamic_timer_tag: str = "") -> None:

@@ -59,6 +59,13 @@ CASES: dict[str, Build] = {
         )
     ),
     "sequence": lambda b, p: p | b.Create([(10, 12, 0.5), (20, 21, 1)]) | _periodic(b).PeriodicSequence(),
+    # a sequence starting before its input's timestamp: its timer's output timestamp stays at the input's
+    "sequence_before_its_input": lambda b, p: (
+        p
+        | b.Create([(10, 13, 1)])
+        | b.Map(lambda e: b.window.TimestampedValue(e, 50))
+        | _periodic(b).PeriodicSequence()
+    ),
 }
 
 
@@ -221,6 +228,27 @@ def test_a_sequence_fires_on_the_job_clock_never_early_and_holds_the_watermark()
     assert node.next_timer() is None
 
 
+def test_a_start_long_past_catches_up_in_bounded_batches_at_exact_timestamps() -> None:
+    """Review #5: one firing emits every due element (at most `_MAX_BATCH`), not one per timer-loop turn."""
+    from millstream.connectors.periodic.periodicsequence import _MAX_BATCH
+    from millstream.engine.model.timestamp import MAX_MICROS
+    from millstream.engine.runtime.graph.batch import Batch
+
+    node, out = _sequence_node()
+    due = _MAX_BATCH + 500
+    element = (0, due + 10, 1)  # fire times 0, 1, ... s; at time `due - 0.5` s, `due` of them are due
+    node.push(0, Batch([(element, element)], [0]))
+    node.watermark(0, MAX_MICROS)
+    now_us = due * 1_000_000 - 500_000
+    node.advance_processing_time(now_us)
+    assert out.got == [(i, i * 1_000_000) for i in range(_MAX_BATCH)]
+    assert node.next_timer() == _MAX_BATCH * 1_000_000  # already due: the next loop turn fires it
+    assert out.wms[-1] == _MAX_BATCH * 1_000_000
+    node.advance_processing_time(now_us)
+    assert out.got == [(i, i * 1_000_000) for i in range(due)]
+    assert node.next_timer() == due * 1_000_000 and node.lingers()
+
+
 def test_a_sequence_without_a_stop_keeps_firing() -> None:
     from millstream.engine.model.timestamp import MAX_MICROS
     from millstream.engine.runtime.graph.batch import Batch
@@ -298,3 +326,44 @@ def test_a_streaming_impulse_rebased_to_the_job_start_fires_one_element_per_wind
             | beam.combiners.Count.Globally().without_defaults()
         )
         assert_that(counts, equal_to([1, 1, 1, 1, 1]))
+
+
+async def test_a_drain_truncates_an_unbounded_sequence_and_commits(tmp_path: Any) -> None:
+    """Review #1: a drained job whose sequence has no stop ends (Beam truncates on drain) and commits what it
+    emitted; before, the held timer kept the stage alive and the drain ran into its deadline (cancelled)."""
+    import glob
+    import json
+    import time
+
+    import millstream as beam
+    from millstream.engine.model.timestamp import MAX_TIMESTAMP
+    from millstream.engine.runtime.operators.stateful_pardo import StatefulParDoNode
+    from millstream.io import WriteToJson
+    from millstream.options.pipeline_options import PipelineOptions
+
+    from support.jobs import until
+
+    out = str(tmp_path / "out" / "ticks")
+    opts = PipelineOptions(
+        ["--streaming", f"--state_dir={tmp_path / 'state'}", "--checkpoint_interval=100000"]
+    )
+    p = beam.Pipeline(options=opts)
+    start = time.time()
+    _ = (
+        p
+        | beam.Create([(start, MAX_TIMESTAMP, 0.02)])
+        | PeriodicSequence()
+        | beam.Map(lambda t: round((t - start) / 0.02))
+        | WriteToJson(out)
+    )
+    job = await p.start()
+    node = next(n for n in job.plan.nodes.values() if isinstance(n, StatefulParDoNode))
+    await until(lambda: node.elements_out >= 3, "three ticks")
+    assert await job.drain(timeout=10) == "DONE"
+    assert not node.lingers() and node.next_timer() is None
+    rows = []
+    for name in glob.glob(out + "*"):
+        with open(name) as f:
+            rows.extend(json.loads(line) for line in f)
+    assert len(rows) >= 3
+    assert sorted(rows) == list(range(len(rows)))  # each tick once, none skipped, all committed

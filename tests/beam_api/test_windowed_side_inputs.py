@@ -193,3 +193,47 @@ def test_stateful_batched_and_async_dofns_see_the_side_input_per_window_as_beams
             | "MainWindows" >> beam.WindowInto(main_windows(beam))
         )
         assert_that(_join(kind, main, side), equal_to(expected))
+
+
+def _windowed_join_node(side_windowings: Any = None) -> Any:
+    """A stateful join with a side input in fixed windows of 10 s; `side_windowings` as given to the node."""
+    from millstream.engine.model.window import FixedWindows, GlobalWindows
+    from millstream.engine.model.windowing import Windowing
+    from millstream.engine.runtime.operators.stateful_pardo import StatefulParDoNode
+
+    p = beam.Pipeline()
+    side = p | "S" >> beam.Create([]) | beam.WindowInto(FixedWindows(10))
+    step = beam.ParDo(_Stateful(), beam.pvalue.AsList(side))
+    if side_windowings is None:
+        return StatefulParDoNode("Join", step, Windowing(GlobalWindows()))  # type: ignore[call-arg]
+    return StatefulParDoNode("Join", step, Windowing(GlobalWindows()), side_windowings)
+
+
+def test_a_node_without_its_side_windowings_is_refused_not_made_global() -> None:
+    """Review #7: leaving out the side windowings used to treat a windowed side input as global silently."""
+    with pytest.raises(TypeError, match="side_windowings"):
+        _windowed_join_node()
+    with pytest.raises(ValueError, match=r"step 'Join': 1 side input\(s\) but 0 side windowing\(s\)"):
+        _windowed_join_node([])
+
+
+def test_the_per_window_views_are_evicted_once_the_main_watermark_passes_them() -> None:
+    """Review #7: the views cached per side window go when the main input's watermark passes the window, and a
+    late main element still sees its window's values."""
+    from millstream.engine.model.timestamp import MAX_MICROS
+    from millstream.engine.model.window import FixedWindows, IntervalWindow
+    from millstream.engine.model.windowing import Windowing
+    from millstream.engine.runtime.graph.batch import Batch
+
+    node = _windowed_join_node([Windowing(FixedWindows(10))])
+    node.push(1, Batch(["a", "c", "b"], [2_000_000, 15_000_000, 5_000_000]))
+    node.watermark(1, MAX_MICROS)
+    for start in (0, 10, 20):
+        node._side_args_for(IntervalWindow(start, start + 10))
+    assert sorted(w.start_us for _, w in node.sides.views) == [0, 10_000_000, 20_000_000]
+    node.watermark(0, 15_000_000)  # past [0, 10) only
+    assert sorted(w.start_us for _, w in node.sides.views) == [10_000_000, 20_000_000]
+    node.watermark(0, 30_000_000)
+    assert node.sides.views == {}
+    args, _ = node._side_args_for(IntervalWindow(0, 10))
+    assert list(args[0]) == ["a", "b"]

@@ -44,7 +44,7 @@ class Sink(Node):
 
 def make(fn: DoFn, windowing: Windowing) -> tuple[StatefulParDoNode, Sink]:
     """An opened stateful ParDo node of `fn` connected to a collecting sink."""
-    node = StatefulParDoNode("Stateful", ParDo(fn), windowing)
+    node = StatefulParDoNode("Stateful", ParDo(fn), windowing, [])
     sink = Sink()
     node.connect(sink, 0)
     node.open()

@@ -145,7 +145,7 @@ def test_timer_heaps_stay_bounded_when_timers_are_reset_often() -> None:
 
 def test_merging_windows_are_refused() -> None:
     with pytest.raises(ValueError, match="Stateful.*merging windows"):
-        StatefulParDoNode("Stateful", ParDo(Expiring()), Windowing(Sessions(10)))
+        StatefulParDoNode("Stateful", ParDo(Expiring()), Windowing(Sessions(10)), [])
 
 
 def test_on_timer_parameters_are_checked() -> None:
@@ -160,7 +160,7 @@ def test_on_timer_parameters_are_checked() -> None:
             return []
 
     with pytest.raises(ValueError, match="ElementParam.*on_timer"):
-        StatefulParDoNode("Stateful", ParDo(Bad()), Windowing(GlobalWindows()))
+        StatefulParDoNode("Stateful", ParDo(Bad()), Windowing(GlobalWindows()), [])
 
 
 def test_state_param_needs_a_state_spec() -> None:
@@ -169,7 +169,7 @@ def test_state_param_needs_a_state_spec() -> None:
             return []
 
     with pytest.raises(TypeError, match="StateParam for argument .s. of Bad.process needs a StateSpec"):
-        StatefulParDoNode("Stateful", ParDo(Bad()), Windowing(GlobalWindows()))
+        StatefulParDoNode("Stateful", ParDo(Bad()), Windowing(GlobalWindows()), [])
 
 
 # -- checkpoints -----------------------------------------------------------------------------------------

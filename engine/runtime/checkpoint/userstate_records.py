@@ -19,6 +19,9 @@ __all__ = ["UserStateCapture", "UserStateTier"]
 
 #: Namespace of the per-(key, window) entries.
 _NS = b"kw"
+#: Namespace of the one entry holding the step's side inputs (ParDoNode's snapshot), written when it changed.
+_SIDES_NS = b"sd"
+_SIDES_KEY = "sides"
 _VERSION = 2
 
 
@@ -37,10 +40,14 @@ class UserStateCapture:
         #: Logical keys of (key, window)s that are gone.
         self.deletes = deletes
         self._touched = touched
+        #: Whether this checkpoint writes the side-input entry.
+        self.wrote_sides = False
 
     def aborted(self) -> None:
         """The checkpoint was not written: what it captured is to be written by the next one."""
         self.owner.touched |= self._touched
+        if self.wrote_sides:
+            self.owner.sides_stored = False
 
     def release(self) -> None:
         """The checkpoint was written."""
@@ -61,6 +68,8 @@ class UserStateTier:
         #: The touched (key, window)s of the write-ahead pass in progress (`ahead_begin`), and where it is.
         self._plan: list[Any] = []
         self._plan_pos = 0
+        #: Whether the store holds the side inputs as they are now (a checkpoint then skips them).
+        self.sides_stored = False
 
     def hot_entries(self) -> int:
         """(key, window)s in memory (all of them: user state is not evicted)."""
@@ -90,8 +99,14 @@ class UserStateTier:
         self._encode(mine, encoded, deletes)
         return [], encoded, deletes
 
-    def capture(self) -> UserStateCapture:
-        """Encode the touched entries (``[cells, timers]``; timers as [name, tag, domain, fire, hold, seq])."""
+    def capture(
+        self, sides: Callable[[], Any] | None = None, sides_changed: bool = False
+    ) -> UserStateCapture:
+        """Encode the touched entries (``[cells, timers]``; timers as [name, tag, domain, fire, hold, seq]), and
+        the side inputs (`sides()`, ParDoNode's snapshot) only when they changed or are not stored yet: they
+        are complete once, so they are written once, not at every checkpoint."""
+        if self.all_dirty:
+            self.sides_stored = False
         touched = set(self.key_windows) if self.all_dirty else self.touched
         self.touched = set()
         self.all_dirty = False
@@ -99,8 +114,22 @@ class UserStateTier:
         encoded: list[Any] = []
         deletes: list[bytes] = []
         self._encode(touched, encoded, deletes)
+        write_sides = sides is not None and (sides_changed or not self.sides_stored)
+        if write_sides:
+            assert sides is not None
+            encoded.extend((_SIDES_NS, _SIDES_KEY, self.tier.encode_value(sides())))
+            self.sides_stored = True
         self.written += len(encoded) // 3 + len(deletes)
-        return UserStateCapture(self, {"version": _VERSION}, encoded, deletes, touched)
+        cap = UserStateCapture(self, {"version": _VERSION}, encoded, deletes, touched)
+        cap.wrote_sides = write_sides
+        return cap
+
+    def restore_sides(self) -> Any:
+        """The side inputs stored by `capture` (None when none are)."""
+        for _, value, _ in self.tier.scan(self.tier.ns_prefix(_SIDES_NS)):
+            self.sides_stored = True
+            return value
+        return None
 
     def _encode(self, touched: Any, encoded: list[Any], deletes: list[bytes]) -> None:
         """The records of the (key, window)s `touched` (flat, encoded) and the deletions of those gone."""

@@ -20,6 +20,7 @@ from millstream.engine.runtime.graph.capabilities import (
     AsyncNode,
     BundleFinalizingNode,
     ClosableDriver,
+    LingeringNode,
     TimerNode,
 )
 from millstream.engine.runtime.graph.node import Node, PipelineError
@@ -194,13 +195,31 @@ class _StageRun:
         self.fired = anyio.Event()
 
     def _lingering(self) -> bool:
-        return any(getattr(node, "lingers", _never)() for node in self.timer_nodes)
+        return any(isinstance(n, LingeringNode) and n.lingers() for n in self.timer_nodes)
 
     async def linger(self) -> None:
         """After the stage's input ended: wait while a node still has held processing-time timers to fire
-        (a periodic sequence still running); the timer loop fires them on the clock."""
+        (a periodic sequence still running); the timer loop fires them on the clock. A drain (asked before or
+        meanwhile) truncates them instead, so the job ends within its drain budget even with an unbounded
+        sequence."""
         while self._lingering():
-            await self.fired.wait()
+            if self.control is not None and self.control.drain_requested:
+                if self.coordinator is not None and self.coordinator.holding:
+                    await self.coordinator.wait_resumed()  # outputs never cross a checkpoint's cut
+                for node in self.timer_nodes:
+                    if isinstance(node, LingeringNode) and node.lingers():
+                        node.truncate_held()
+                return
+            fired = self.fired
+            async with anyio.create_task_group() as tg:
+
+                async def wake_on(event: Any, tg: Any = tg) -> None:
+                    await event.wait()
+                    tg.cancel_scope.cancel()
+
+                tg.start_soon(wake_on, fired)
+                if self.control is not None:
+                    tg.start_soon(wake_on, self.control.drain_event)
 
     async def flush(self) -> None:
         outbox = self.stage.outbox
@@ -253,10 +272,6 @@ class _StageRun:
                 await self.flush()
                 fired, self.fired = self.fired, anyio.Event()
                 fired.set()
-
-
-def _never() -> bool:
-    return False
 
 
 async def _run_stage(stage: Stage, receive: ObjectReceiveStream[Any] | None, plan: Plan) -> None:

@@ -54,6 +54,8 @@ class JobControl:
         #: Set by `Job.stop()`; the executor then takes the stop checkpoint inside its own task group (so a
         #: cancel or a failure meanwhile cancels it, and no checkpoint ever overlaps another).
         self.stop_event = anyio.Event()
+        #: Set with `drain_requested`, so a stage waiting on held timers (`_StageRun.linger`) wakes at once.
+        self.drain_event = anyio.Event()
 
     async def source_should_end(self) -> bool:
         """Asked by a source at every batch boundary (after any checkpoint pause): True once it should end
@@ -180,6 +182,7 @@ class Job:
             return
         self.control.state = JobState.DRAINING
         self.control.drain_requested = True
+        self.control.drain_event.set()
 
     def request_stop(self) -> None:
         """Ask for a stop (see `stop`) without waiting for it."""

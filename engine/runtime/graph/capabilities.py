@@ -88,6 +88,19 @@ class TimerNode(Protocol):
 
 
 @runtime_checkable
+class LingeringNode(Protocol):
+    """A timer node that can outlive its input: held processing-time timers (a periodic sequence) keep it
+    running after the watermark reached +infinity, until they are done or a drain truncates them."""
+
+    def lingers(self) -> bool:
+        """Whether held timers still keep the node running after its input ended."""
+
+    def truncate_held(self) -> None:
+        """On a drain: drop the held timers and let the lingering (key, window)s expire (Beam truncates an
+        unbounded restriction to nothing on drain)."""
+
+
+@runtime_checkable
 class SinkNode(Protocol):
     """A node that writes to an external system through a two-phase `SinkWriter`."""
 

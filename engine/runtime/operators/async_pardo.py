@@ -52,6 +52,8 @@ class AsyncParDoNode(ParDoNode):
             await self._process_async(batch)
         if self.deferred_wm is not None:
             wm, self.deferred_wm = self.deferred_wm, None
+            if self.windowed_sides:
+                self.sides.evict(wm)  # every batch before this watermark has run with its views
             self.advance_output_watermark(wm)
 
     async def _call(self, v: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[Any]:

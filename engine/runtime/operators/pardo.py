@@ -14,13 +14,6 @@ import sys
 import traceback
 from typing import Any
 
-from millstream.engine.model.batch import (
-    BatchConverter,
-    NumpyBatchConverter,
-    PyarrowBatchConverter,
-    first_param_hint,
-    yields,
-)
 from millstream.engine.model.core import CallableWrapperDoFn, ParDo
 from millstream.engine.model.dofn import DoFn, WindowedValue, param_markers
 from millstream.engine.model.metrics import set_current_step
@@ -29,6 +22,8 @@ from millstream.engine.model.timestamp import MAX_MICROS, MIN_MICROS, Timestampe
 from millstream.engine.model.windowing import Windowing
 from millstream.engine.runtime.graph.batch import Batch
 from millstream.engine.runtime.graph.node import Node, raise_user_error
+from millstream.engine.runtime.operators.batched_dofn import BatchedDoFn
+from millstream.engine.runtime.operators.side_inputs import SideInputs
 from millstream.engine.runtime.windowing.assign import WindowResolver
 
 
@@ -102,14 +97,9 @@ class ParDoNode(Node):
         self.declared_tags = set(transform.output_tags or ())
         self.allow_unknown_tags = transform.allow_unknown_tags
         self.side_inputs: list[AsSideInput] = list(transform.side_inputs)
-        self.side_values: list[list[Any]] = [[] for _ in self.side_inputs]
-        # A side input in other windows than the global one is seen per main-input window (Beam's default
-        # window mapping: the side window holding the main window's last timestamp); its elements' windows
-        # are kept beside them. `side_windows[i]` is empty for a side input in the global window.
-        self.side_resolvers = [WindowResolver(w) for w in side_windowings]
-        self.windowed_sides = any(not r.is_global for r in self.side_resolvers)
-        self.side_windows: list[list[Any]] = [[] for _ in self.side_inputs]
-        self._window_views: dict[tuple[int, Any], Any] = {}
+        #: Their elements, then their views: whole, or per main window for a windowed side input.
+        self.sides = SideInputs(label, self.side_inputs, side_windowings)
+        self.windowed_sides = self.sides.windowed
         self.side_done = [False] * len(self.side_inputs)
         self.pending: list[Batch] = []
         self._snapshotted = False
@@ -180,27 +170,12 @@ class ParDoNode(Node):
     def push(self, index: int, batch: Batch) -> None:
         self.elements_in += len(batch.values)
         if index:
-            self._push_side(index - 1, batch)
+            self.sides.push(index - 1, batch)
             return
         if not all(self.side_done):
             self.pending.append(batch)
             return
         self.process(batch)
-
-    def _push_side(self, i: int, batch: Batch) -> None:
-        """Keep a side input's elements (with their windows when it is windowed) until it is complete."""
-        resolver = self.side_resolvers[i] if i < len(self.side_resolvers) else None
-        if resolver is None or resolver.is_global:
-            self.side_values[i].extend(batch.values)
-            return
-        for j, v in enumerate(batch.values):
-            if batch.wins is not None:
-                wins: Any = (batch.wins[j],)
-            else:
-                wins = resolver.assign(MIN_MICROS if batch.ts is None else batch.ts[j])
-            for w in wins:
-                self.side_values[i].append(v)
-                self.side_windows[i].append(w)
 
     def watermark(self, index: int, micros: int) -> None:
         if index and micros >= MAX_MICROS and not self.side_done[index - 1]:
@@ -214,6 +189,8 @@ class ParDoNode(Node):
 
     def on_input_watermark(self, micros: int) -> None:
         if all(self.side_done):
+            if self.windowed_sides:
+                self.sides.evict(micros)
             self.advance_output_watermark(micros)
 
     # -- checkpoints: side inputs and the main input waiting for them are state ---------------------------
@@ -233,16 +210,16 @@ class ParDoNode(Node):
         """The side inputs' elements, which are complete, and buffered main-input batches."""
         self._snapshotted = all(self.side_done) and not self.pending
         return {
-            "side": self.side_values,
-            "side_windows": self.side_windows,
+            "side": self.sides.values,
+            "side_windows": self.sides.windows,
             "done": list(self.side_done),
             "pending": [[b.values, b.ts, b.wins, b.panes] for b in self.pending],
         }
 
     def restore_state(self, data: Any) -> None:
         """Load a snapshot: side inputs complete before the checkpoint are complete again."""
-        self.side_values = [list(v) for v in data["side"]]
-        self.side_windows = [list(w) for w in data.get("side_windows", [[] for _ in self.side_values])]
+        self.sides.values = [list(v) for v in data["side"]]
+        self.sides.windows = [list(w) for w in data.get("side_windows", [[] for _ in self.sides.values])]
         self.side_done = list(data["done"])
         self.pending = [Batch(v, t, w, p) for v, t, w, p in data["pending"]]
         if all(self.side_done):
@@ -252,21 +229,9 @@ class ParDoNode(Node):
                     self.input_wms[index] = MAX_MICROS
 
     def _resolve_side_inputs(self) -> None:
-        self._window_views = {}
-        global_side = [r.is_global for r in self.side_resolvers]
-        global_side += [True] * (len(self.side_inputs) - len(global_side))
-        views = {  # a windowed side input is seen per main window (`_side_args_for`), not whole
-            id(s): s.view(vals)
-            for s, vals, whole in zip(self.side_inputs, self.side_values, global_side)
-            if whole
-        }
-        self._resolved_args = tuple(
-            views.get(id(a), a) if isinstance(a, AsSideInput) else a for a in self.transform.args
+        self._resolved_args, self._resolved_kwargs = self.sides.resolve(
+            self.transform.args, self.transform.kwargs
         )
-        self._resolved_kwargs = {
-            k: views.get(id(v), v) if isinstance(v, AsSideInput) else v
-            for k, v in self.transform.kwargs.items()
-        }
 
     # -- processing ---------------------------------------------------------------------------------------
     def process(self, batch: Batch) -> None:
@@ -553,23 +518,14 @@ class ParDoNode(Node):
 
     # -- the general path ---------------------------------------------------------------------------------
     def _side_args_for(self, main_window: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
-        """The DoFn's arguments with every windowed side input seen in the side window that holds
-        `main_window`'s last timestamp (global side inputs are whole, as resolved once)."""
-        views: dict[int, Any] = {}
-        for i, (side, resolver) in enumerate(zip(self.side_inputs, self.side_resolvers)):
-            if resolver.is_global:
-                continue
-            end = main_window.max_timestamp_micros() if main_window is not None else MAX_MICROS
-            side_window = resolver.assign_one(end)
-            key = (i, side_window)
-            view = self._window_views.get(key)
-            if view is None:
-                vals = [v for v, w in zip(self.side_values[i], self.side_windows[i]) if w == side_window]
-                view = self._window_views[key] = side.view(vals)
-            views[id(side)] = view
-        args = tuple(views.get(id(a), r) for a, r in zip(self.transform.args, self._resolved_args))
-        kwargs = {k: views.get(id(v), self._resolved_kwargs[k]) for k, v in self.transform.kwargs.items()}
-        return args, kwargs
+        """The DoFn's arguments with every windowed side input seen in `main_window` (`SideInputs.args_for`)."""
+        return self.sides.args_for(
+            main_window,
+            self.transform.args,
+            self.transform.kwargs,
+            self._resolved_args,
+            self._resolved_kwargs,
+        )
 
     def _process_general(self, batch: Batch) -> None:
         dofn = self.dofn
@@ -727,102 +683,6 @@ class ParDoNode(Node):
                 cols.ts.append(t)
                 cols.wins.append(w)
                 cols.panes.append(pane)
-
-
-class BatchedDoFn:
-    """What the runtime needs of a batched DoFn (Beam's `process_batch` / `yields_batches`): the method to call
-    and the converters between elements and batches, inferred from its type hints once, at planning."""
-
-    def __init__(self, dofn: DoFn, label: str) -> None:
-        cls = type(dofn)
-        #: the DoFn defines process_batch: the runtime calls it (also when process is defined: same results)
-        self.on_batches = cls.process_batch is not DoFn.process_batch
-        self.process_yields_batches = not self.on_batches and yields(dofn.process) == "batches"
-        self.process_batch = dofn.process_batch
-        self.markers = param_markers(dofn.process_batch) if self.on_batches else {}
-        self.needs_window = any(m.name == "WindowParam" for m in self.markers.values())
-        element_type = _declared_input_type(dofn)
-        where = f"step '{label}' ({cls.__name__})"
-        unsupported = sorted(f"{n}={m!r}" for n, m in self.markers.items() if m.name not in _BATCH_PARAMS)
-        if unsupported:
-            raise TypeError(
-                f"{where}: process_batch parameters {unsupported} are not supported; a batch "
-                f"shares one timestamp, window and pane, so only {sorted(_BATCH_PARAMS)} are"
-            )
-        self.input: BatchConverter = _NO_CONVERTER
-        if self.on_batches:
-            batch_type = dofn.get_input_batch_type(element_type)
-            if batch_type is None:
-                raise TypeError(
-                    f"{where}: process_batch needs a type hint on its batch parameter (list[int], "
-                    "numpy.ndarray, pyarrow.Array, ...) so the runtime knows what batches to build"
-                )
-            try:
-                self.input = BatchConverter.from_typehints(element_type=element_type, batch_type=batch_type)
-            except TypeError as e:
-                raise TypeError(f"{where}: {e}") from None
-        self.yields_elements = self.on_batches and yields(dofn.process_batch) == "elements"
-        self.output: BatchConverter = self.input
-        if self.process_yields_batches or (self.on_batches and not self.yields_elements):
-            out_type = dofn.get_output_batch_type(element_type)
-            if out_type is None:
-                raise TypeError(f"{where}: a method yielding batches needs an Iterator[B] return type hint")
-            if out_type != getattr(self.input, "batch_type", None):
-                try:
-                    self.output = BatchConverter.from_typehints(element_type=None, batch_type=out_type)
-                except TypeError as e:
-                    raise TypeError(f"{where}: {e}") from None
-        self._process = dofn.process
-        #: numpy / pyarrow batches explode into plain scalars: no TimestampedValue or TaggedOutput to look for
-        self.plain_outputs = not self.yields_elements and isinstance(self.output, _PLAIN_CONVERTERS)
-
-    @staticmethod
-    def of(dofn: DoFn, label: str) -> BatchedDoFn | None:
-        """The batched view of `dofn`, or None for an element-wise DoFn."""
-        if isinstance(dofn, CallableWrapperDoFn):
-            return None
-        cls = type(dofn)
-        if cls.process_batch is DoFn.process_batch and yields(dofn.process) != "batches":
-            return None
-        return BatchedDoFn(dofn, label)
-
-    def outputs(self, result: Any) -> list[Any]:
-        """The elements of what `process_batch` returned (batches, or elements under `yields_elements`)."""
-        if result is None:
-            return []
-        if self.yields_elements:
-            return list(result)
-        out: list[Any] = []
-        explode = self.output.explode_batch
-        for b in result:
-            out.extend(explode(b))
-        return out
-
-    def exploding_process(self, element: Any, *args: Any, **kwargs: Any) -> Any:
-        """`process` of a `yields_batches` DoFn, with its batches exploded into elements."""
-        result = self._process(element, *args, **kwargs)
-        if result is None:
-            return None
-        explode = self.output.explode_batch
-        return (e for b in result for e in explode(b))
-
-
-_PLAIN_CONVERTERS = (NumpyBatchConverter, PyarrowBatchConverter)
-_BATCH_PARAMS = frozenset({"TimestampParam", "WindowParam", "PaneInfoParam"})
-
-
-class _NoConverter(BatchConverter):
-    """Stands for the input converter of a DoFn that takes elements (a `yields_batches` process)."""
-
-
-_NO_CONVERTER = _NoConverter(None, None)
-
-
-def _declared_input_type(dofn: DoFn) -> Any:
-    """The element type: the annotation of `process`'s element (None without one)."""
-    if type(dofn).process is not DoFn.process:
-        return first_param_hint(dofn.process)
-    return None
 
 
 def _iter_result(res: Any) -> Any:

@@ -65,8 +65,16 @@ _TIMER = 0  # event-heap entry kinds: a user timer sorts before a window expiry 
 _EXPIRY = 1
 
 # How an argument marker is resolved (precomputed per method).
-_ARG_STATE, _ARG_TIMER, _ARG_KEY, _ARG_WINDOW, _ARG_TIMESTAMP, _ARG_OTHER = range(6)
-_ON_TIMER_ARGS = {"StateParam", "TimerParam", "KeyParam", "WindowParam", "TimestampParam", "PaneInfoParam"}
+_ARG_STATE, _ARG_TIMER, _ARG_KEY, _ARG_WINDOW, _ARG_TIMESTAMP, _ARG_NOW, _ARG_OTHER = range(7)
+_ON_TIMER_ARGS = {
+    "StateParam",
+    "TimerParam",
+    "KeyParam",
+    "WindowParam",
+    "TimestampParam",
+    "PaneInfoParam",
+    "ProcessingTimeParam",
+}
 
 
 class _KeyWindow:
@@ -125,14 +133,10 @@ class _Timer(BaseTimer):
                 self._kw, self._spec, dynamic_timer_tag, to_micros(timestamp), self._hold_us
             )
         else:
-            self._node._set_timer(
-                self._kw,
-                self._spec,
-                dynamic_timer_tag,
-                to_micros(timestamp),
-                to_micros(output_timestamp),
-                True,
-            )
+            out_us = to_micros(output_timestamp)
+            if self._spec.time_domain != TimeDomain.WATERMARK:
+                self._node._check_output_timestamp(self._kw, self._spec, out_us, self._hold_us)
+            self._node._set_timer(self._kw, self._spec, dynamic_timer_tag, to_micros(timestamp), out_us, True)
 
     def clear(self, dynamic_timer_tag: str = "") -> None:
         """Cancel this timer (and tag)."""
@@ -151,9 +155,9 @@ class StatefulParDoNode(ParDoNode):
         label: str,
         transform: ParDo,
         windowing: Windowing,
-        side_windowings: list[Windowing] | None = None,
+        side_windowings: list[Windowing],
     ) -> None:
-        super().__init__(label, transform, windowing, side_windowings or [])
+        super().__init__(label, transform, windowing, side_windowings)
         dofn = self.dofn
         if transform.is_async or getattr(dofn, "is_async", False):
             raise TypeError(
@@ -209,6 +213,8 @@ class StatefulParDoNode(ParDoNode):
         self._touched: set[Any] | None = None
         #: Elements dropped because their window had expired (end + allowed lateness passed).
         self.dropped_late = 0
+        #: The processing time `advance_processing_time` fires timers at (`ProcessingTimeParam`), else None.
+        self._now_us: int | None = None
 
     def _arg_plan(self, markers: dict[str, Any], method: str) -> list[tuple[str, int, Any]]:
         """How to produce each marker argument of a method: (argument, resolution code, payload)."""
@@ -232,6 +238,8 @@ class StatefulParDoNode(ParDoNode):
                 plan.append((arg, _ARG_WINDOW, None))
             elif name == "TimestampParam":
                 plan.append((arg, _ARG_TIMESTAMP, None))
+            elif name == "ProcessingTimeParam":
+                plan.append((arg, _ARG_NOW, None))
             else:
                 plan.append((arg, _ARG_OTHER, m))
         return plan
@@ -264,6 +272,8 @@ class StatefulParDoNode(ParDoNode):
                 kwargs[arg] = kw.window
             elif code == _ARG_TIMESTAMP:
                 kwargs[arg] = Timestamp(micros=t)
+            elif code == _ARG_NOW:  # the timer loop's time, else (firing at the end of input) the timer's
+                kwargs[arg] = Timestamp(micros=self._now_us if self._now_us is not None else t)
             else:
                 kwargs[arg] = self._marker_value(payload, v, t, kw.window, pane)
         return kwargs
@@ -301,8 +311,9 @@ class StatefulParDoNode(ParDoNode):
         return self.dirty or super().state_dirty()
 
     def _side_state(self) -> dict[str, Any]:
-        """The side inputs' part of a checkpoint (ParDoNode's snapshot), beside the user state; none without
-        side inputs. Without it a restored run would lose what a finished side source sent."""
+        """The side inputs' part of a whole snapshot (ParDoNode's snapshot), beside the user state; none without
+        side inputs. Without it a restored run would lose what a finished side source sent. Incremental
+        checkpoints keep it in an entry of its own, written only when it changed (`UserStateTier.capture`)."""
         return {"sides": super().snapshot_state()} if self.side_inputs else {}
 
     def _restore_side_state(self, data: dict[str, Any]) -> None:
@@ -358,8 +369,11 @@ class StatefulParDoNode(ParDoNode):
     def capture_incremental(self) -> Any:
         """What changed since the last checkpoint (`checkpoint.userstate_records.UserStateCapture`)."""
         self.dirty = False
-        cap = self.tiered.capture()
-        cap.header = {**cap.header, **self._side_state()}
+        if self.side_inputs:
+            sides_changed = ParDoNode.state_dirty(self)
+            cap = self.tiered.capture(lambda: ParDoNode.snapshot_state(self), sides_changed)
+        else:
+            cap = self.tiered.capture()
         self._touched = self.tiered.touched
         return cap
 
@@ -375,7 +389,10 @@ class StatefulParDoNode(ParDoNode):
             return kw
 
         last_seq = self.tiered.restore(header, load, self._add_timer)
-        self._restore_side_state(header)
+        if self.side_inputs:
+            sides = self.tiered.restore_sides()
+            # checkpoints before the side inputs had their own entry carry them in the header
+            self._restore_side_state({"sides": sides} if sides is not None else header)
         # timers keep the numbers they were set with (ties fire in that order across restarts); new ones follow
         self._seq = itertools.count(last_seq + 1)
         self._touched = self.tiered.touched
@@ -435,6 +452,24 @@ class StatefulParDoNode(ParDoNode):
                 return  # set again to the same time (e.g. the window's end for every element): nothing moves
             self._remove_timer(kw, tk)
         self._add_timer(kw, tk, domain, fire_us, hold_us)
+
+    def _check_output_timestamp(self, kw: _KeyWindow, spec: TimerSpec, out_us: int, input_us: int) -> None:
+        """Refuse an output timestamp before the current element's (or firing timer's) timestamp, which would
+        hold the watermark below what was already emitted, or past the window's expiry (max timestamp +
+        allowed lateness), which would leave the window: Beam Java's `Timer.withOutputTimestamp` checks."""
+        timer = spec.name[len(spec.prefix) :]
+        if out_us < input_us:
+            raise ValueError(
+                f"step '{self.label}': timer '{timer}' output timestamp {Timestamp(micros=out_us)} is before "
+                f"the timestamp of the current input or timer {Timestamp(micros=input_us)}"
+            )
+        expiry_us = kw.window.end_us - 1 + self.lateness_us
+        if out_us > expiry_us:
+            raise ValueError(
+                f"step '{self.label}': timer '{timer}' output timestamp {Timestamp(micros=out_us)} is after "
+                f"the expiration of window {kw.window} ({Timestamp(micros=expiry_us)}: its max timestamp + "
+                "allowed lateness)"
+            )
 
     def _add_timer(
         self,
@@ -595,6 +630,8 @@ class StatefulParDoNode(ParDoNode):
         if micros >= MAX_MICROS:
             self.end_of_input = True
         self._fire_event_time(micros)
+        if self.windowed_sides:
+            self.sides.evict(micros)
         self.holds.set_input(micros)
         if micros >= MAX_MICROS and not self.lingering:
             self.advance_output_watermark(MAX_MICROS)  # every timer has fired and every window expired
@@ -654,6 +691,13 @@ class StatefulParDoNode(ParDoNode):
     def advance_processing_time(self, now_us: int) -> None:
         """Fire processing-time timers due at `now_us` (those set while firing wait for the next call)."""
         set_current_step(self.label)
+        self._now_us = now_us
+        try:
+            self._advance_processing_time(now_us)
+        finally:
+            self._now_us = None
+
+    def _advance_processing_time(self, now_us: int) -> None:
         heap = self.proc_heap
         limit = next(self._seq)
         deferred: list[tuple[int, int, Any, Any]] = []
@@ -692,6 +736,23 @@ class StatefulParDoNode(ParDoNode):
                 outputs = self._begin_timers()
             self._expire(kw, outputs)
         return outputs
+
+    def truncate_held(self) -> None:
+        """On a drain: drop every held processing-time timer and expire the (key, window)s they kept alive
+        (their other timers fire as at the end of the input); the output watermark then reaches +infinity.
+        Beam truncates a splittable DoFn's unbounded restriction to nothing on drain, likewise."""
+        set_current_step(self.label)
+        self.dirty = True
+        outputs: dict[str | None, _Outputs] | None = None
+        for kw in self.lingering.values():
+            for tk in [tk for tk, rec in kw.timers.items() if rec.domain == _RT_HELD]:
+                self._remove_timer(kw, tk)
+            if self._touched is not None:
+                self._touched.add(kw.key_window_id)
+        outputs = self._end_lingering(outputs)
+        if outputs is not None:
+            self._end_timers(outputs)
+        self.advance_output_watermark(MAX_MICROS if self._finished() else self.holds.output())
 
     def _finished(self) -> bool:
         """The input has ended and nothing lingers: every timer has fired and every window expired."""

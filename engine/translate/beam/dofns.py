@@ -334,6 +334,8 @@ def _beam_state_spec(spec: Any) -> Any:
 _SIMPLE_PARAMS: dict[str, tuple[Any, Callable[[Any], Any]]] = {
     "ElementParam": (beam.DoFn.ElementParam, lambda v: v),
     "TimestampParam": (beam.DoFn.TimestampParam, to_ms_timestamp),
+    # millstream-internal: a processing-time timer's fire time stands for the processing time on Beam
+    "ProcessingTimeParam": (beam.DoFn.TimestampParam, to_ms_timestamp),
     "WindowParam": (beam.DoFn.WindowParam, to_ms_window),
     "PaneInfoParam": (beam.DoFn.PaneInfoParam, to_ms_pane),
     "KeyParam": (beam.DoFn.KeyParam, lambda v: v),
