@@ -137,7 +137,6 @@ class SplittableDoFnRunner(DoFn):
             estimator_provider(markers[self.estimator_param], fn, where) if self.estimator_param else None
         )
         self._clock: Any = None
-        self._active: list[Any] = []  # the estimators of the restrictions being processed (the holds)
         sig = inspect.signature(fn.process)
         taken = {param, self.estimator_param}
         params = [p for name, p in sig.parameters.items() if name not in taken]
@@ -161,14 +160,9 @@ class SplittableDoFnRunner(DoFn):
         """The job's processing-time clock, handed to estimators that read one (``WalltimeWatermarkEstimator``)."""
         self._clock = clock
 
-    def watermark_hold(self) -> Timestamp | None:
-        """The earliest watermark of the estimators whose restrictions are being processed (None: no hold)."""
-        marks = [m for m in (e.current_watermark() for e in self._active) if m is not None]
-        return min(marks) if marks else None
-
     def __getattr__(self, name: str) -> Any:
         # the user's own attributes (pipeline visitors set them, e.g. `transform.fn.file_to_read`)
-        if name in ("fn", "param", "provider", "estimator_param", "estimator_provider", "_clock", "_active"):
+        if name in ("fn", "param", "provider", "estimator_param", "estimator_provider", "_clock"):
             raise AttributeError(name)
         return getattr(self.fn, name)
 
@@ -183,19 +177,16 @@ class SplittableDoFnRunner(DoFn):
             if self.estimator_param is not None:
                 estimator = self._new_estimator(element, part)
                 call[self.estimator_param] = estimator
-                self._active.append(estimator)
-            try:
-                result = self.fn.process(element, *args, **call)
-                if result is not None:
-                    if estimator is None:
-                        yield from result
-                    else:
-                        for out in result:
-                            estimator.observe_timestamp(_output_timestamp(out, element_ts))
-                            yield out
-            finally:
-                if estimator is not None:  # the restriction is over: its hold is released
-                    self._active.remove(estimator)
+            # the restriction ends inside this call, so its estimator never holds the step's output
+            # watermark locally (a hold matters only to a restriction resumed later: issue 14)
+            result = self.fn.process(element, *args, **call)
+            if result is not None:
+                if estimator is None:
+                    yield from result
+                else:
+                    for out in result:
+                        estimator.observe_timestamp(_output_timestamp(out, element_ts))
+                        yield out
             check = getattr(tracker, "check_done", None)
             if callable(check):
                 check()
