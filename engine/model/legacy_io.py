@@ -27,6 +27,7 @@ from typing import Any
 
 import anyio
 
+from millstream.engine.model.dofn import require_methods
 from millstream.engine.model.io import Sink, SinkWriter, Source, SourceBatch, SourceReader
 from millstream.engine.model.timestamp import MIN_MICROS, TimestampedValue
 
@@ -46,11 +47,12 @@ class BoundedSourceAdapter(Source):
 
     def validate(self) -> None:
         """Check that the source implements what reading it needs."""
-        missing = [
-            m for m in ("split", "get_range_tracker", "read") if not callable(getattr(self.source, m, None))
-        ]
-        if missing:
-            raise TypeError(f"BoundedSource {type(self.source).__name__} lacks {', '.join(missing)}")
+        require_methods(
+            self.source,
+            ("split", "get_range_tracker", "read"),
+            "a BoundedSource",
+            f"Read({type(self.source).__name__})",
+        )
 
     def create_reader(self, options: Any) -> SourceReader:
         """A reader of the source's bundles, one after the other, `--batch_size` records at a time."""
@@ -182,10 +184,12 @@ class BeamSinkAdapter(Sink):
 
     def validate(self) -> None:
         """Check that the sink implements what writing to it needs."""
-        needed = ("initialize_write", "open_writer", "pre_finalize", "finalize_write")
-        missing = [m for m in needed if not callable(getattr(self.sink, m, None))]
-        if missing:
-            raise TypeError(f"Sink {type(self.sink).__name__} lacks {', '.join(missing)}")
+        require_methods(
+            self.sink,
+            ("initialize_write", "open_writer", "pre_finalize", "finalize_write"),
+            "a Sink",
+            f"Write({type(self.sink).__name__})",
+        )
 
     def create_writer(self, options: Any, job: Any) -> SinkWriter:
         """A writer for one run."""

@@ -20,6 +20,7 @@ from millstream.engine.runtime.graph.capabilities import (
     AsyncNode,
     BundleFinalizingNode,
     ClosableDriver,
+    LingeringNode,
     TimerNode,
 )
 from millstream.engine.runtime.graph.node import Node, PipelineError
@@ -197,7 +198,7 @@ class _StageRun:
         self.fired = anyio.Event()
 
     def _lingering(self) -> bool:
-        return any(getattr(node, "lingers", _never)() for node in self.timer_nodes)
+        return any(node.lingers() for node in self.timer_nodes if isinstance(node, LingeringNode))
 
     async def linger(self) -> None:
         """After the stage's input ended: wait while a node still has held processing-time timers to fire
@@ -256,10 +257,6 @@ class _StageRun:
                 await self.flush()
                 fired, self.fired = self.fired, anyio.Event()
                 fired.set()
-
-
-def _never() -> bool:
-    return False
 
 
 async def _run_stage(stage: Stage, receive: ObjectReceiveStream[Any] | None, plan: Plan) -> None:

@@ -18,6 +18,7 @@ __all__ = [
     "ClosableDriver",
     "IncrementalStateNode",
     "LateDataSampler",
+    "LingeringNode",
     "PathNamingWriter",
     "QueueingNode",
     "SinkNode",
@@ -88,6 +89,15 @@ class TimerNode(Protocol):
 
     def advance_processing_time(self, now_us: int) -> None:
         """Fire the timers due at `now_us`."""
+
+
+@runtime_checkable
+class LingeringNode(Protocol):
+    """A timer node that may keep held processing-time timers after its input ended (a periodic sequence):
+    its stage keeps running the timer loop while `lingers()` is true."""
+
+    def lingers(self) -> bool:
+        """Whether held processing-time timers are still to fire after the input ended."""
 
 
 @runtime_checkable

@@ -26,6 +26,8 @@ import apache_beam as beam
 from apache_beam.io import iobase as beam_iobase
 from apache_beam.transforms import core as beam_core
 
+from millstream.engine.model.io import ProcessingTimeReader
+
 
 class BeamRangeTracker(beam_iobase.RangeTracker):
     """A Beam RangeTracker delegating to a millstream one (``inner``), so Beam's Read can split the bundle."""
@@ -239,9 +241,8 @@ class BeamWatermarkEstimator(beam_iobase.WatermarkEstimator):
         self.inner = inner
         self._to_beam = to_beam
         self._to_ms = to_ms
-        use_clock = getattr(inner, "use_clock", None)
-        if callable(use_clock):
-            use_clock(_WorkerClock())
+        if isinstance(inner, ProcessingTimeReader):
+            inner.use_clock(_WorkerClock())
 
     def observe_timestamp(self, timestamp: Any) -> None:
         """The user estimator observes the output's timestamp, as millstream's."""
