@@ -91,7 +91,8 @@ class UserStateTier:
         return [], encoded, deletes
 
     def capture(self) -> UserStateCapture:
-        """Encode the touched entries (``[cells, timers]``; timers as [name, tag, domain, fire, hold, seq])."""
+        """Encode the touched entries (``[cells, timers]``; timers as [name, tag, domain, fire, hold, seq];
+        domain 0 event time, 1 processing time, 2 processing time holding the watermark)."""
         touched = set(self.key_windows) if self.all_dirty else self.touched
         self.touched = set()
         self.all_dirty = False
