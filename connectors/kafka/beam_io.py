@@ -22,6 +22,8 @@ known to carry headers (a 3-tuple element type; of undeclared type, they fail wh
 
 from __future__ import annotations
 
+import os
+import traceback
 from collections.abc import Mapping
 from typing import Any
 
@@ -52,14 +54,31 @@ def _log_append(row: Any) -> int:
     return 1 if getattr(row, "timestampTypeId", 0) == 1 else 0
 
 
-def _expand(pvalueish: Any, label: str, external: Any, where: str) -> Any:
+#: the Beam module that starts an expansion service (Java, the jar): its RuntimeErrors and OSErrors mean the
+#: service could not be brought up
+_SERVICE_STARTER = "apache_beam/utils/subprocess_server.py"
+
+
+def _service_unavailable(e: BaseException) -> bool:
+    """Whether `e` says the expansion service is unreachable or could not be started, as opposed to a fault
+    of the translation itself: a gRPC error, or an error raised while Beam started the service."""
+    import grpc
+
+    if isinstance(e, grpc.RpcError):
+        return True
+    if not isinstance(e, (RuntimeError, OSError)):
+        return False
+    frames = traceback.extract_tb(e.__traceback__)
+    return any(f.filename.replace(os.sep, "/").endswith(_SERVICE_STARTER) for f in frames)
+
+
+def _expand(pvalueish: Any, label: str, external: Any, service: Any, where: str) -> Any:
     """Apply Beam's cross-language transform; an expansion service that cannot be reached is one line."""
     try:
         return pvalueish | label >> external
     except Exception as e:
-        if type(e).__name__ not in ("_InactiveRpcError", "RpcError", "RuntimeError", "FileNotFoundError"):
+        if not _service_unavailable(e):
             raise
-        service = external._expansion_service
         what = service if isinstance(service, str) else "Beam's default (its Java IO expansion-service jar)"
         details = getattr(e, "details", None)
         text = str(details() if callable(details) else e).strip()
@@ -93,7 +112,7 @@ def read_kafka(read: Any, beam: Any) -> Any:
             else ReadFromKafka.create_time_policy
         ),
         with_metadata=metadata,
-        expansion_service=getattr(source, "expansion_service", None),
+        expansion_service=source.expansion_service,
     )
     kd, vd = source.key_deserializer, source.value_deserializer
     with_metadata = source.with_metadata
@@ -171,7 +190,7 @@ def read_kafka(read: Any, beam: Any) -> Any:
             self.decode = _Decode()
 
         def expand(self, pbegin: Any) -> Any:
-            raw = _expand(pbegin, "ReadFromKafka", external, where)
+            raw = _expand(pbegin, "ReadFromKafka", external, source.expansion_service, where)
             return raw | "Decode" >> self.decode
 
     return _ReadKafka()
@@ -209,7 +228,7 @@ def write_kafka(write: Any, beam: Any) -> Any:
         topic=sink.topic,
         key_serializer=_BYTES_SERIALIZER,
         value_serializer=_BYTES_SERIALIZER,
-        expansion_service=getattr(sink, "expansion_service", None),
+        expansion_service=sink.expansion_service,
     )
     ks, vs = sink.key_serializer, sink.value_serializer
 
@@ -230,7 +249,7 @@ def write_kafka(write: Any, beam: Any) -> Any:
         def expand(self, pcoll: Any) -> Any:
             _refuse_headers(pcoll.element_type, f"step '{write.label}'")
             typed = pcoll | "Serialize" >> beam.Map(serialize).with_output_types(tuple[bytes, bytes])
-            return _expand(typed, "WriteToKafka", external, f"step '{write.label}'")
+            return _expand(typed, "WriteToKafka", external, sink.expansion_service, f"step '{write.label}'")
 
     return _WriteKafka()
 

@@ -181,6 +181,24 @@ def param_markers(fn: Callable[..., Any]) -> dict[str, _DoFnParam]:
     return {name: p.default for name, p in sig.parameters.items() if isinstance(p.default, _DoFnParam)}
 
 
+def provider_of(marker: Any, fn: Any) -> Any:
+    """The provider a `DoFn.RestrictionParam` / `DoFn.WatermarkEstimatorParam` names, or the DoFn itself when
+    it names none (Beam's rule)."""
+    return marker.spec if marker.spec is not None else fn
+
+
+def require_methods(obj: Any, methods: tuple[str, ...], what: str, where: str, hint: str = "") -> None:
+    """Refuse `obj` unless it has every one of `methods` (the duck-typed interfaces of Beam's splittable DoFns
+    and legacy IO, which user classes need not inherit): the error names the step, what was expected of which
+    class, and what it lacks; `hint` says how to fix it."""
+    missing = [m for m in methods if not callable(getattr(obj, m, None))]
+    if missing:
+        raise TypeError(
+            f"{where}: {what} needs {', '.join(methods)}; {type(obj).__name__} lacks {', '.join(missing)}"
+            + (f"; {hint}" if hint else "")
+        )
+
+
 def is_async_callable(fn: Any) -> bool:
     """True for `async def` functions and async generator functions."""
     return inspect.iscoroutinefunction(fn) or inspect.isasyncgenfunction(fn)

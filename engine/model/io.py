@@ -164,9 +164,10 @@ class SplitBacklogReader(Protocol):
 
 @runtime_checkable
 class ProcessingTimeReader(Protocol):
-    """A source reader whose output depends on processing time (a capability): the runtime hands it the job's
-    clock (`engine/runtime/exec/clock.py`) before `open`, so it never reads the wall clock itself and runs
-    deterministically on a fake clock (a periodic impulse waits for its fire times with ``sleep_until``)."""
+    """A source reader (or a watermark estimator) whose output depends on processing time (a capability): the
+    runtime hands it the job's clock (`engine/runtime/exec/clock.py`) before `open` (before its first use), so
+    it never reads the wall clock itself and runs deterministically on a fake clock (a periodic impulse waits
+    for its fire times with ``sleep_until``)."""
 
     def use_clock(self, clock: Any) -> None:
         """Read processing time from `clock` (``now_us``, ``await sleep_until(t_us)``) from now on."""

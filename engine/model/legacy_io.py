@@ -13,7 +13,9 @@ Writing an unbounded PCollection, there is no end of the input to wait for: each
 write of its own, as Beam's streaming file writes finalize each pane: `initialize_write` when the epoch's first
 value arrives, one `Writer`, and `pre_finalize` / `finalize_write` of that epoch's result when its checkpoint
 commits (again after a crash between the checkpoint and the commit: Beam asks `finalize_write` to be
-idempotent). An epoch without values writes nothing.
+idempotent). An epoch without values writes nothing. The Sink's calls are synchronous user code (file I/O,
+renames), so they run in a worker thread, one at a time, and never stall the event loop or a checkpoint's
+commit step.
 """
 
 from __future__ import annotations
@@ -23,6 +25,9 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
+import anyio
+
+from millstream.engine.model.dofn import require_methods
 from millstream.engine.model.io import Sink, SinkWriter, Source, SourceBatch, SourceReader
 from millstream.engine.model.timestamp import MIN_MICROS, TimestampedValue
 
@@ -42,11 +47,12 @@ class BoundedSourceAdapter(Source):
 
     def validate(self) -> None:
         """Check that the source implements what reading it needs."""
-        missing = [
-            m for m in ("split", "get_range_tracker", "read") if not callable(getattr(self.source, m, None))
-        ]
-        if missing:
-            raise TypeError(f"BoundedSource {type(self.source).__name__} lacks {', '.join(missing)}")
+        require_methods(
+            self.source,
+            ("split", "get_range_tracker", "read"),
+            "a BoundedSource",
+            f"Read({type(self.source).__name__})",
+        )
 
     def create_reader(self, options: Any) -> SourceReader:
         """A reader of the source's bundles, one after the other, `--batch_size` records at a time."""
@@ -178,10 +184,12 @@ class BeamSinkAdapter(Sink):
 
     def validate(self) -> None:
         """Check that the sink implements what writing to it needs."""
-        needed = ("initialize_write", "open_writer", "pre_finalize", "finalize_write")
-        missing = [m for m in needed if not callable(getattr(self.sink, m, None))]
-        if missing:
-            raise TypeError(f"Sink {type(self.sink).__name__} lacks {', '.join(missing)}")
+        require_methods(
+            self.sink,
+            ("initialize_write", "open_writer", "pre_finalize", "finalize_write"),
+            "a Sink",
+            f"Write({type(self.sink).__name__})",
+        )
 
     def create_writer(self, options: Any, job: Any) -> SinkWriter:
         """A writer for one run."""
@@ -218,17 +226,19 @@ class BeamSinkWriter(SinkWriter):
         if record is None:
             return
         if record.get("epoch"):
-            self._finalize_epoch(
-                record
-            )  # the crash may have come before its commit: finalizing is idempotent
+            # the crash may have come before its commit: finalizing is idempotent
+            await anyio.to_thread.run_sync(self._finalize_epoch, record)
             return
         state = pickle.loads(record["state"])
         self.init_result, self.results = state["init"], list(state["results"])
         if record.get("final"):
-            self._finalize()
+            await anyio.to_thread.run_sync(self._finalize)
 
     async def write(self, values: list[Any]) -> None:
         """Write `values` through this epoch's writer (opened on the epoch's first value)."""
+        await anyio.to_thread.run_sync(self._write, values)
+
+    def _write(self, values: list[Any]) -> None:
         if self.writer is None:
             self.writer = self.sink.open_writer(self._init(), uuid.uuid4().hex)
         for v in values:
@@ -272,19 +282,19 @@ class BeamSinkWriter(SinkWriter):
 
     async def prepare(self, checkpoint_id: int) -> Any:
         """Close this epoch's writer; its result waits for the end of the input."""
-        return self._seal(final=False)
+        return await anyio.to_thread.run_sync(self._seal, False)
 
     async def prepare_end_of_input(self, checkpoint_id: int) -> Any:
         """Close the last writer; committing this record finalizes the write."""
-        return self._seal(final=True)
+        return await anyio.to_thread.run_sync(self._seal, True)
 
     async def commit(self, checkpoint_id: int, record: Any) -> None:
         """Finalize the write when `record` ends the input (once); other epochs wait for it. Per checkpoint,
         finalize this epoch's write."""
         if record.get("epoch"):
-            self._finalize_epoch(record)
+            await anyio.to_thread.run_sync(self._finalize_epoch, record)
         elif record.get("final"):
-            self._finalize()
+            await anyio.to_thread.run_sync(self._finalize)
 
     def _finalize(self) -> None:
         if self.finalized:
@@ -300,6 +310,6 @@ class BeamSinkWriter(SinkWriter):
 
 def _drain(outputs: Any) -> None:
     """Run Beam's `finalize_write` to its end: it may be a generator."""
-    if outputs is not None and hasattr(outputs, "__next__"):
+    if isinstance(outputs, Iterator):
         for _ in outputs:
             pass

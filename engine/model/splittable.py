@@ -14,7 +14,8 @@ import inspect
 from collections.abc import Iterator
 from typing import Any
 
-from millstream.engine.model.dofn import DoFn, WindowedValue, param_markers
+from millstream.engine.model.dofn import DoFn, WindowedValue, param_markers, provider_of, require_methods
+from millstream.engine.model.io import ProcessingTimeReader
 from millstream.engine.model.pvalue import TaggedOutput
 from millstream.engine.model.timestamp import Timestamp, TimestampedValue
 from millstream.engine.model.watermark_estimators import check_watermark_estimator_param, estimator_provider
@@ -103,6 +104,10 @@ class TrackerView:
         )
 
 
+#: what the runner calls on a restriction tracker (Beam's RestrictionTracker interface)
+_TRACKER_METHODS = ("current_restriction", "try_claim", "check_done")
+
+
 class SplittableDoFnRunner(DoFn):
     """Runs a splittable DoFn: every element's restrictions, each processed to the end with its tracker.
 
@@ -121,15 +126,14 @@ class SplittableDoFnRunner(DoFn):
         markers = param_markers(fn.process)
         check_watermark_estimator_param(markers, where)
         marker = markers[param]
-        provider = marker.spec if marker.spec is not None else fn
-        if not callable(getattr(provider, "initial_restriction", None)) or not callable(
-            getattr(provider, "create_tracker", None)
-        ):
-            raise TypeError(
-                f"{type(fn).__name__}: DoFn.RestrictionParam needs a RestrictionProvider (with "
-                f"initial_restriction and create_tracker), got {type(provider).__name__}; pass one, or make the "
-                "DoFn itself a RestrictionProvider"
-            )
+        provider = provider_of(marker, fn)
+        require_methods(
+            provider,
+            ("initial_restriction", "create_tracker"),
+            "DoFn.RestrictionParam needs a RestrictionProvider: it",
+            where,
+            "pass one, or make the DoFn itself a RestrictionProvider",
+        )
         self.provider: Any = provider
         estimators = [name for name, m in markers.items() if m.name == "WatermarkEstimatorParam"]
         self.estimator_param: str | None = estimators[0] if estimators else None
@@ -137,7 +141,6 @@ class SplittableDoFnRunner(DoFn):
             estimator_provider(markers[self.estimator_param], fn, where) if self.estimator_param else None
         )
         self._clock: Any = None
-        self._active: list[Any] = []  # the estimators of the restrictions being processed (the holds)
         sig = inspect.signature(fn.process)
         taken = {param, self.estimator_param}
         params = [p for name, p in sig.parameters.items() if name not in taken]
@@ -161,14 +164,9 @@ class SplittableDoFnRunner(DoFn):
         """The job's processing-time clock, handed to estimators that read one (``WalltimeWatermarkEstimator``)."""
         self._clock = clock
 
-    def watermark_hold(self) -> Timestamp | None:
-        """The earliest watermark of the estimators whose restrictions are being processed (None: no hold)."""
-        marks = [m for m in (e.current_watermark() for e in self._active) if m is not None]
-        return min(marks) if marks else None
-
     def __getattr__(self, name: str) -> Any:
         # the user's own attributes (pipeline visitors set them, e.g. `transform.fn.file_to_read`)
-        if name in ("fn", "param", "provider", "estimator_param", "estimator_provider", "_clock", "_active"):
+        if name in ("fn", "param", "provider", "estimator_param", "estimator_provider", "_clock"):
             raise AttributeError(name)
         return getattr(self.fn, name)
 
@@ -178,41 +176,36 @@ class SplittableDoFnRunner(DoFn):
         restriction = self.provider.initial_restriction(element)
         for part in self.provider.split(element, restriction):
             tracker = self.provider.create_tracker(part)
+            require_methods(tracker, _TRACKER_METHODS, "a RestrictionTracker", f"ParDo({label})")
             call = {**kwargs, self.param: TrackerView(tracker, label)}
             estimator = None
             if self.estimator_param is not None:
                 estimator = self._new_estimator(element, part)
                 call[self.estimator_param] = estimator
-                self._active.append(estimator)
-            try:
-                result = self.fn.process(element, *args, **call)
-                if result is not None:
-                    if estimator is None:
-                        yield from result
-                    else:
-                        for out in result:
-                            estimator.observe_timestamp(_output_timestamp(out, element_ts))
-                            yield out
-            finally:
-                if estimator is not None:  # the restriction is over: its hold is released
-                    self._active.remove(estimator)
-            check = getattr(tracker, "check_done", None)
-            if callable(check):
-                check()
+            # the restriction ends inside this call, so its estimator never holds the step's output
+            # watermark locally (a hold matters only to a restriction resumed later: issue 14)
+            result = self.fn.process(element, *args, **call)
+            if result is not None:
+                if estimator is None:
+                    yield from result
+                else:
+                    for out in result:
+                        estimator.observe_timestamp(_output_timestamp(out, element_ts))
+                        yield out
+            tracker.check_done()  # Beam's trackers all have it: a restriction left unclaimed is an error
 
     def _new_estimator(self, element: Any, restriction: Any) -> Any:
         provider = self.estimator_provider
         estimator = provider.create_watermark_estimator(
             provider.initial_estimator_state(element, restriction)
         )
-        use_clock = getattr(estimator, "use_clock", None)
-        if callable(use_clock):
+        if isinstance(estimator, ProcessingTimeReader):
             if self._clock is None:
                 raise RuntimeError(
                     f"ParDo({type(self.fn).__name__}): its watermark estimator reads processing time, but the "
                     "step was given no clock (the runtime hands over the job's clock when it plans the step)"
                 )
-            use_clock(self._clock)
+            estimator.use_clock(self._clock)
         return estimator
 
     def default_label(self) -> str:

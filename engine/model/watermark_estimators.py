@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from millstream.engine.model.dofn import provider_of, require_methods
 from millstream.engine.model.timestamp import Timestamp
 
 __all__ = [
@@ -204,13 +205,12 @@ def check_watermark_estimator_param(markers: dict[str, Any], where: str) -> None
 def estimator_provider(marker: Any, fn: Any, where: str) -> Any:
     """The provider a ``DoFn.WatermarkEstimatorParam`` names, or the DoFn itself when it names none (Beam's
     rule); refused clearly when it cannot create estimators."""
-    provider = marker.spec if marker.spec is not None else fn
-    if not callable(getattr(provider, "initial_estimator_state", None)) or not callable(
-        getattr(provider, "create_watermark_estimator", None)
-    ):
-        raise TypeError(
-            f"{where}: DoFn.WatermarkEstimatorParam needs a WatermarkEstimatorProvider (with "
-            f"initial_estimator_state and create_watermark_estimator), got {type(provider).__name__}; pass one "
-            "(e.g. ManualWatermarkEstimator.default_provider()), or make the DoFn itself a provider"
-        )
+    provider = provider_of(marker, fn)
+    require_methods(
+        provider,
+        ("initial_estimator_state", "create_watermark_estimator"),
+        "DoFn.WatermarkEstimatorParam needs a WatermarkEstimatorProvider: it",
+        where,
+        "pass one (e.g. ManualWatermarkEstimator.default_provider()), or make the DoFn itself a provider",
+    )
     return provider

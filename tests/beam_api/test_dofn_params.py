@@ -3,12 +3,18 @@ checkpoint's commit) and `DoFn.WatermarkEstimatorParam` with Beam's manual and m
 
 from __future__ import annotations
 
+import os
+import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 import millstream as beam
+from millstream.engine.model import io
+from millstream.engine.model.legacy_io import BeamSinkAdapter, BeamSinkWriter
+from millstream.engine.runtime.operators.pardo import BundleFinalizer
+from millstream.io import iobase
 from millstream.io.watermark_estimators import ManualWatermarkEstimator, MonotonicWatermarkEstimator
 from millstream.options.pipeline_options import PipelineOptions
 from millstream.utils.timestamp import Timestamp
@@ -159,3 +165,132 @@ def test_stateful_and_async_dofns_finalize_too() -> None:
         _ = p | beam.Create([("a", 1), ("b", 2)]) | beam.ParDo(Stateful())
         _ = p | "More" >> beam.Create([5]) | beam.ParDo(Async())
     assert sorted(seen, key=repr) == [("a", 1), ("async", 5), ("b", 2)]
+
+
+class _RenamingSink(iobase.Sink):
+    """Beam's legacy Sink: each writer's file is renamed to `final-*` when its write is finalized."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def initialize_write(self) -> None:
+        return None
+
+    def open_writer(self, init_result: None, uid: str) -> Any:
+        return _LinesWriter(self.folder / f"tmp-{uid}")
+
+    def pre_finalize(self, init_result: None, writer_results: list[str]) -> None:
+        return None
+
+    def finalize_write(self, init_result: None, writer_results: list[str], pre: None) -> None:
+        for path in writer_results:
+            if os.path.exists(path):
+                os.rename(path, self.folder / ("final-" + os.path.basename(path)[4:]))
+
+
+class _LinesWriter(iobase.Writer):
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.file = open(path, "w")  # noqa: SIM115 - closed in close()
+
+    def write(self, record: Any) -> None:
+        self.file.write(f"{record}\n")
+
+    def close(self) -> str:
+        self.file.close()
+        return str(self.path)
+
+
+def _committed(folder: Path) -> set[str]:
+    return {v for n in os.listdir(folder) if n.startswith("final-") for v in (folder / n).read_text().split()}
+
+
+def test_over_several_checkpoints_each_callback_runs_after_its_own_checkpoint_committed(
+    tmp_path: Path,
+) -> None:
+    from millstream.transforms.periodicsequence import PeriodicImpulse, RebaseMode
+
+    out = tmp_path / "out"
+    out.mkdir()
+    seen: list[tuple[str, set[str], str]] = []
+
+    class Register(beam.DoFn):
+        def process(self, t: float, finalizer: Any = beam.DoFn.BundleFinalizerParam) -> Any:
+            value = f"{t:.2f}"
+            finalizer.register(lambda: seen.append((value, _committed(out), threading.current_thread().name)))
+            yield value
+
+    flags = ["--streaming", f"--state_dir={tmp_path / 'state'}", "--checkpoint_interval=0.05"]
+    with beam.Pipeline(options=PipelineOptions(flags)) as p:
+        ticks = p | PeriodicImpulse(0, 0.5, 0.01, rebase=RebaseMode.REBASE_ALL)
+        _ = ticks | beam.ParDo(Register()) | beam.io.Write(_RenamingSink(out))
+    everything = _committed(out)
+    assert len(everything) == 50 and sorted(v for v, _, _ in seen) == sorted(everything)  # each once
+    # each callback ran after the checkpoint covering its element had committed that element's file...
+    assert all(value in committed for value, committed, _ in seen)
+    # ...and not all at the end of the job: earlier ones saw only earlier checkpoints' output
+    assert len({len(committed) for _, committed, _ in seen}) > 1
+    assert min(len(committed) for _, committed, _ in seen) < len(everything)
+    # off the event loop, so a slow callback stalls neither the loop nor the paused sources
+    assert threading.main_thread().name not in {thread for _, _, thread in seen}
+
+
+class _ClosingAdapter(BeamSinkAdapter):
+    """A legacy sink whose writer records that it was closed."""
+
+    def __init__(self, sink: Any, closed: list[bool]) -> None:
+        super().__init__(sink)
+        self.closed = closed
+
+    def create_writer(self, options: Any, job: Any) -> Any:
+        closed = self.closed
+
+        class Closing(BeamSinkWriter):
+            async def close(self) -> None:
+                closed.append(True)
+
+        return Closing(self.sink, self.per_checkpoint)
+
+
+def test_a_failing_callback_fails_the_job_naming_its_step_after_the_sinks_closed(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    seen: list[str] = []
+    closed: list[bool] = []
+
+    class Register(beam.DoFn):
+        def process(self, x: str, finalizer: Any = beam.DoFn.BundleFinalizerParam) -> Any:
+            def done() -> None:
+                if x == "bad":
+                    raise RuntimeError("ack refused")
+                seen.append(x)
+
+            finalizer.register(done)
+            yield x
+
+    with pytest.raises(Exception, match="ack refused") as info:
+        with beam.Pipeline(options=PipelineOptions([f"--state_dir={tmp_path / 'state'}"])) as p:
+            _ = (
+                p
+                | beam.Create(["a", "bad", "c"])
+                | "Acks" >> beam.ParDo(Register())
+                | io.Write(_ClosingAdapter(_RenamingSink(out), closed))
+            )
+    assert "Acks" in str(info.value)
+    assert sorted(seen) == ["a", "c"]  # the other callbacks still ran, once each
+    assert closed == [True]
+    assert _committed(out) == {"a", "bad", "c"}  # the checkpoint had committed before the callbacks ran
+
+
+def test_callbacks_waiting_between_checkpoints_are_bounded() -> None:
+    finalizer = BundleFinalizer()
+    finalizer.MAX_PENDING = 3
+    ran: list[int] = []
+    for i in range(5):
+        finalizer.register(lambda i=i: ran.append(i))
+    assert finalizer.skipped == 2
+    finalizer.take("Step")()
+    assert ran == [0, 1, 2] and finalizer.skipped == 0
+    finalizer.register(lambda: ran.append(9))  # room again once the checkpoint took them
+    finalizer.take("Step")()
+    assert ran == [0, 1, 2, 9]

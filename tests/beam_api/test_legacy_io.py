@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -351,3 +352,62 @@ def test_a_beam_sink_of_a_bounded_pcollection_waits_for_the_end_of_the_input() -
     write = beam.io.Write(EpochSink("/nonexistent", []))
     _ = p | beam.Create([1]) | write
     assert not write.sink.per_checkpoint
+
+
+class ThreadRecordingSink(TableSink):
+    """Records which thread ran each of the Sink's and its writers' calls."""
+
+    def __init__(self, folder: str, calls: list[str], threads: set[str]) -> None:
+        super().__init__(folder, calls)
+        self.threads = threads
+
+    def _seen(self) -> None:
+        self.threads.add(threading.current_thread().name)
+
+    def initialize_write(self) -> str:
+        self._seen()
+        return super().initialize_write()
+
+    def open_writer(self, init_result: str, uid: str) -> TableWriter:
+        self._seen()
+        writer = super().open_writer(init_result, uid)
+        write, close = writer.write, writer.close
+
+        def seen_write(record: Any) -> None:
+            self._seen()
+            write(record)
+
+        def seen_close() -> str:
+            self._seen()
+            return close()
+
+        writer.write, writer.close = seen_write, seen_close  # type: ignore[method-assign]
+        return writer
+
+    def pre_finalize(self, init_result: str, writer_results: list[str]) -> int:
+        self._seen()
+        return super().pre_finalize(init_result, writer_results)
+
+    def finalize_write(self, init_result: str, writer_results: list[str], pre: int) -> None:
+        self._seen()
+        super().finalize_write(init_result, writer_results, pre)
+
+
+@pytest.mark.parametrize("streaming", [False, True])
+def test_the_sinks_user_code_runs_off_the_event_loop(tmp_path: Any, streaming: bool) -> None:
+    from millstream.options.pipeline_options import PipelineOptions
+    from millstream.transforms.periodicsequence import PeriodicImpulse, RebaseMode
+
+    calls: list[str] = []
+    threads: set[str] = set()
+    out = tmp_path / "out"
+    out.mkdir()
+    flags = [f"--state_dir={tmp_path / 'state'}", "--checkpoint_interval=0.05"]
+    with beam.Pipeline(options=PipelineOptions(flags + (["--streaming"] if streaming else []))) as p:
+        if streaming:
+            values = p | PeriodicImpulse(0, 0.1, 0.01, rebase=RebaseMode.REBASE_ALL)
+        else:
+            values = p | beam.Create(range(10))
+        _ = values | beam.io.Write(ThreadRecordingSink(str(out), calls, threads))
+    assert "finalize" in " ".join(calls)  # every call kind ran...
+    assert threads and threading.main_thread().name not in threads  # ...none of them on the loop's thread

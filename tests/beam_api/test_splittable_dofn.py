@@ -130,6 +130,44 @@ def test_restriction_param_without_a_provider_is_refused_when_applied() -> None:
         beam.ParDo(NoProvider())
 
 
+class _NoCheckDone:
+    """A tracker that claims, but cannot say whether its restriction was claimed to the end."""
+
+    def __init__(self, restriction: OffsetRange) -> None:
+        self.restriction = restriction
+
+    def current_restriction(self) -> OffsetRange:
+        return self.restriction
+
+    def try_claim(self, position: int) -> bool:
+        return self.restriction.start <= position < self.restriction.stop
+
+
+class _NoCheckDoneProvider(beam.transforms.core.RestrictionProvider):
+    def initial_restriction(self, element: int) -> OffsetRange:
+        return OffsetRange(0, element)
+
+    def create_tracker(self, restriction: OffsetRange) -> Any:
+        return _NoCheckDone(restriction)
+
+    def restriction_size(self, element: int, restriction: OffsetRange) -> int:
+        return restriction.size()
+
+
+def test_a_tracker_without_check_done_is_refused_naming_the_step() -> None:
+    class Claims(beam.DoFn):
+        def process(
+            self, element: int, tracker: Any = beam.DoFn.RestrictionParam(_NoCheckDoneProvider())
+        ) -> Iterator[Any]:
+            yield element
+
+    with pytest.raises(
+        Exception, match=r"ParDo\(Claims\): a RestrictionTracker needs .*_NoCheckDone lacks check_done"
+    ):
+        with beam.Pipeline() as p:
+            _ = p | beam.Create([3]) | beam.ParDo(Claims())
+
+
 @pytest.mark.parametrize("stop,size,minimum", [(10, 4, 1), (12, 4, 1), (17, 8, 1), (100, 30, 1), (10, 3, 4)])
 def test_offset_range_split_is_beams(stop: int, size: int, minimum: int) -> None:
     from apache_beam.io import restriction_trackers as beams

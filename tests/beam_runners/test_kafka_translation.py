@@ -186,3 +186,15 @@ def test_headers_on_a_write_are_refused_before_submission_in_one_line():
     )
     with pytest.raises(UntranslatableIOError, match=r"^step 'Write\(Kafka\(t\)\)': Kafka headers"):
         translate(declared)
+
+
+def test_a_fault_of_the_translation_itself_is_not_taken_for_an_unreachable_service():
+    from millstream.connectors.kafka.beam_io import _expand
+
+    class Broken(apache_beam.PTransform):
+        def expand(self, pbegin):
+            raise RuntimeError("a bug in the translation")
+
+    with pytest.raises(RuntimeError, match="a bug in the translation") as info:
+        _expand(apache_beam.Pipeline(), "ReadFromKafka", Broken(), EXPANSION, "step 'Read(Kafka(t))'")
+    assert not isinstance(info.value, UntranslatableIOError)

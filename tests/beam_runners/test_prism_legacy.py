@@ -210,3 +210,42 @@ def test_a_walltime_estimator_on_beam_reads_the_workers_clock():
     after = time.time_ns() // 1000
     assert isinstance(mark, apache_beam.utils.timestamp.Timestamp)
     assert before <= mark.micros <= after
+
+
+def test_the_users_estimator_on_beam_is_called_through_beams_thread_safe_wrapper():
+    import threading
+
+    from apache_beam.runners.sdf_utils import ThreadsafeWatermarkEstimator
+
+    from millstream.engine.translate.beam.dofns import to_beam_timestamp, to_ms_timestamp
+    from millstream.engine.translate.beam.legacy import user_estimator
+    from millstream.io.watermark_estimators import ManualWatermarkEstimator
+
+    probe_done = threading.Event()
+    blocked: list[bool] = []
+
+    class Probing(ManualWatermarkEstimator):
+        def set_watermark(self, timestamp):
+            super().set_watermark(timestamp)
+            # Beam's progress thread reads the watermark meanwhile: it must wait for this call to end
+            reader = threading.Thread(target=lambda: (wrapper.current_watermark(), probe_done.set()))
+            reader.start()
+            blocked.append(not probe_done.wait(0.2))
+
+    class Provider(beam.transforms.core.WatermarkEstimatorProvider):
+        def initial_estimator_state(self, element, restriction):
+            return None
+
+        def create_watermark_estimator(self, estimator_state):
+            return Probing(estimator_state)
+
+    provider = BeamWatermarkEstimatorProvider(Provider(), to_beam_timestamp, to_ms_timestamp)
+    wrapper = ThreadsafeWatermarkEstimator(provider.create_watermark_estimator(None))
+    mine = user_estimator(wrapper)  # what Beam hands the DoFn, as the user's process sees it
+    mine.set_watermark(beam.utils.timestamp.Timestamp(7))
+    assert blocked == [True]  # the user's call held Beam's lock
+    assert probe_done.wait(5)
+    assert mine.current_watermark() == beam.utils.timestamp.Timestamp(7)  # millstream's time for the user
+    assert wrapper.current_watermark() == apache_beam.utils.timestamp.Timestamp(7)  # Beam's for Beam
+    with pytest.raises(TypeError, match="not the estimator of millstream's"):
+        user_estimator(object())

@@ -71,7 +71,7 @@ def build_stateful(p, src, out):
 
 
 async def test_side_inputs_of_a_stateful_dofn_are_restored_after_a_stop(tmp_path):
-    """A stateful DoFn checkpoints its side inputs beside its user state (before, a restored run saw none)."""
+    """A stateful DoFn checkpoints its side inputs beside its user state: a restored run sees them."""
     src = tmp_path / "in.jsonl"
     src.write_text("".join(json.dumps({"i": i, "k": "ab"[i % 2]}) + "\n" for i in range(2000)))
     out = str(tmp_path / "out" / "rows")

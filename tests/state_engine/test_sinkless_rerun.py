@@ -20,12 +20,12 @@ def _run(tmp: Any, label: str, seen: list[str]) -> None:
 def test_the_same_sinkless_pipeline_twice_reads_everything_twice(tmp_path: Any) -> None:
     seen: list[str] = []
     _run(tmp_path, "Nums", seen)
-    _run(tmp_path, "Nums", seen)  # resumed the completed run (and read nothing) when it was not committed
+    _run(tmp_path, "Nums", seen)  # a completed run is not taken for an interrupted one and resumed
     assert sorted(seen) == ["1", "1", "2", "2", "3", "3"]
 
 
 def test_a_sinkless_pipeline_with_other_steps_after_a_completed_one(tmp_path: Any) -> None:
     seen: list[str] = []
     _run(tmp_path, "Nums", seen)
-    _run(tmp_path, "Other", seen)  # refused as "stateful steps differ" when the first was not committed
+    _run(tmp_path, "Other", seen)  # a completed run's steps do not constrain the next run's
     assert sorted(seen) == ["1", "1", "2", "2", "3", "3"]

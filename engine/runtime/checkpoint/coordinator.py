@@ -135,6 +135,20 @@ def _crash_point() -> tuple[int, int] | None:
     return int(step), int(nth or 1)
 
 
+def run_all(callbacks: list[Callable[[], None]]) -> None:
+    """Run every bundle-finalization function (`BundleFinalizingNode.take_bundle_callbacks`), then raise the
+    first failure: one step's failing callback neither skips another step's nor leaves the sinks open."""
+    first: BaseException | None = None
+    for run in callbacks:
+        try:
+            run()
+        except Exception as e:
+            if first is None:
+                first = e
+    if first is not None:
+        raise first
+
+
 class InFlight:
     """Counts channel messages sent but not yet fully processed, job-wide; `idle` is set at zero."""
 
@@ -651,19 +665,26 @@ class Checkpointer:
             for src in self.sources:
                 if src.reader is not None:
                     await src.reader.on_checkpoint_durable(cid)
-            for node in self.finalizing:  # the bundles this checkpoint covers are committed: finalize them
-                node.finalize_bundles()
-            if final:  # nothing is written after the final checkpoint: release the sinks' connections
-                await self._close_sinks()
+            # exactly the bundles this checkpoint covers are committed: their callbacks are taken while the
+            # sources are paused, and run once they resume
+            finalize = [node.take_bundle_callbacks() for node in self.finalizing]
         finally:
-            self.stall_meter.stop()
-            self._enter(Step.RESUME)
-            self._pausing = False
-            self._resume.set()
-            self.step = Step.IDLE
+            try:
+                if final:  # nothing is written after the final checkpoint: release the sinks' connections
+                    await self._close_sinks()
+            finally:
+                self.stall_meter.stop()
+                self._enter(Step.RESUME)
+                self._pausing = False
+                self._resume.set()
+                self.step = Step.IDLE
         self.last_duration_s = time.monotonic() - started
         self.max_duration_s = max(self.max_duration_s, self.last_duration_s)
         self.last_checkpoint_wall = time.time()
+        # user callbacks (often a round trip to an external system) run off the loop after RESUME, so they
+        # stall neither the loop nor the paused sources; the next checkpoint waits for them (the caller holds
+        # the checkpoint lock), so at most one checkpoint's callbacks are in flight
+        await anyio.to_thread.run_sync(run_all, finalize)
         return cid
 
     def _ended(self) -> str:

@@ -102,7 +102,8 @@ class UserStateTier:
     def capture(
         self, sides: Callable[[], Any] | None = None, sides_changed: bool = False
     ) -> UserStateCapture:
-        """Encode the touched entries (``[cells, timers]``; timers as [name, tag, domain, fire, hold, seq]), and
+        """Encode the touched entries (``[cells, timers]``; timers as [name, tag, domain, fire, hold, seq];
+        domain 0 event time, 1 processing time, 2 processing time holding the watermark), and
         the side inputs (`sides()`, ParDoNode's snapshot) only when they changed or are not stored yet: they
         are complete once, so they are written once, not at every checkpoint."""
         if self.all_dirty:

@@ -13,7 +13,7 @@ import anyio
 from anyio.abc import ObjectReceiveStream
 
 from millstream.engine.model.metrics import MetricsContainer, set_current_container, set_current_step
-from millstream.engine.runtime.checkpoint.coordinator import InFlight
+from millstream.engine.runtime.checkpoint.coordinator import InFlight, run_all
 from millstream.engine.runtime.exec.clock import Clock
 from millstream.engine.runtime.graph.batch import Watermark
 from millstream.engine.runtime.graph.capabilities import (
@@ -97,10 +97,13 @@ async def execute(
             await checkpointer.abort_sinks()
         if checkpointer is None and not ended_early:
             # nothing is checkpointed: a bundle's output is final once every stage has finished
-            for stage in plan.stages:
-                for node in stage.nodes:
-                    if isinstance(node, BundleFinalizingNode):
-                        node.finalize_bundles()
+            finalize = [
+                node.take_bundle_callbacks()
+                for stage in plan.stages
+                for node in stage.nodes
+                if isinstance(node, BundleFinalizingNode)
+            ]
+            await anyio.to_thread.run_sync(run_all, finalize)
     except BaseExceptionGroup as group:
         err = _first_error(group)
         raise err from err.__cause__

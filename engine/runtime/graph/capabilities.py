@@ -8,6 +8,7 @@ and who implements them are listed in docs/architecture.md ("Node capabilities")
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
 __all__ = [
@@ -17,6 +18,7 @@ __all__ = [
     "ClosableDriver",
     "IncrementalStateNode",
     "LateDataSampler",
+    "LingeringNode",
     "PathNamingWriter",
     "QueueingNode",
     "SinkNode",
@@ -29,11 +31,13 @@ __all__ = [
 @runtime_checkable
 class BundleFinalizingNode(Protocol):
     """A node whose DoFn registered bundle finalization callbacks (`DoFn.BundleFinalizerParam`): the
-    checkpointer calls `finalize_bundles` once the checkpoint covering those bundles has committed (after the
-    sinks' commit), and a job without checkpoints calls it once every stage has finished."""
+    checkpointer takes them once the checkpoint covering those bundles has committed (after the sinks' commit)
+    and runs them in a worker thread after the sources resume; a job without checkpoints runs them once every
+    stage has finished."""
 
-    def finalize_bundles(self) -> None:
-        """Run, once each, the callbacks registered by the bundles processed so far."""
+    def take_bundle_callbacks(self) -> Callable[[], None]:
+        """Take the callbacks registered by the bundles processed so far: the returned function runs each
+        once (off the event loop) and raises the first failure, naming the step."""
 
 
 @runtime_checkable

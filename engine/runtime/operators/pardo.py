@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import inspect
 import itertools
+import logging
 import sys
 import traceback
+from collections.abc import Callable
 from typing import Any
 
 from millstream.engine.model.core import CallableWrapperDoFn, ParDo
@@ -25,6 +27,8 @@ from millstream.engine.runtime.graph.node import Node, raise_user_error
 from millstream.engine.runtime.operators.batched_dofn import BatchedDoFn
 from millstream.engine.runtime.operators.side_inputs import SideInputs
 from millstream.engine.runtime.windowing.assign import WindowResolver
+
+log = logging.getLogger("millstream.pardo")
 
 
 class ErrorInfo(tuple):  # type: ignore[type-arg]
@@ -59,26 +63,53 @@ class _Outputs:
 class BundleFinalizer:
     """What `DoFn.BundleFinalizerParam` gives `process`: `register(callback)` runs `callback()` once the
     bundle's output is durably committed -- in millstream, after the checkpoint that covers the bundle has
-    committed (its sinks included), or at the successful end of a job that keeps no checkpoints. A job that
-    fails or is cancelled first never runs them (the bundle will be processed again)."""
+    committed (its sinks included), or at the successful end of a job that keeps no checkpoints.
+
+    As in Beam, finalization is best effort: each callback runs at most once, and a failure may skip it (a
+    job that fails or is cancelled first, or a crash after the checkpoint is durable and before the callbacks
+    ran, loses them for good: the sources resume after those bundles). At most `MAX_PENDING` callbacks wait
+    between two checkpoints; later ones are skipped and counted in `skipped`, so memory stays bounded."""
+
+    MAX_PENDING = 100_000
 
     def __init__(self) -> None:
-        self.callbacks: list[Any] = []
+        self.callbacks: list[Callable[[], Any]] = []
+        self.skipped = 0
 
     def register(self, callback: Any) -> None:
         """Call `callback()` once the current bundle's output is durable (Beam's BundleFinalizer.register)."""
         if not callable(callback):
             raise TypeError(f"BundleFinalizer.register needs a callable, got {callback!r}")
+        if len(self.callbacks) >= self.MAX_PENDING:
+            self.skipped += 1
+            return
         self.callbacks.append(callback)
 
-    def run(self, label: str) -> None:
-        """Run and forget the registered callbacks, in registration order."""
+    def take(self, label: str) -> Callable[[], None]:
+        """Take the callbacks registered so far; the returned function runs each once, in registration order,
+        then raises the first failure, attributed to step `label`."""
         callbacks, self.callbacks = self.callbacks, []
-        for cb in callbacks:
-            try:
-                cb()
-            except Exception as e:
-                raise_user_error(label, "<finalize_bundle>", e)
+        skipped, self.skipped = self.skipped, 0
+        if skipped:
+            log.warning(
+                "step %s: %d bundle finalization callbacks skipped (more than %d registered between checkpoints)",
+                label,
+                skipped,
+                self.MAX_PENDING,
+            )
+
+        def run() -> None:
+            first: BaseException | None = None
+            for cb in callbacks:
+                try:
+                    cb()
+                except Exception as e:  # the others still run: each callback is owed its one call
+                    if first is None:
+                        first = e
+            if first is not None:
+                raise_user_error(label, "<finalize_bundle>", first)
+
+        return run
 
 
 class ParDoNode(Node):
@@ -147,11 +178,9 @@ class ParDoNode(Node):
         except Exception:  # teardown is best effort, as in Beam
             pass
 
-    def finalize_bundles(self) -> None:
-        """Run the finalization callbacks of the bundles whose output is now durable (`BundleFinalizingNode`)."""
-        if self.finalizer.callbacks:
-            set_current_step(self.label)
-            self.finalizer.run(self.label)
+    def take_bundle_callbacks(self) -> Callable[[], None]:
+        """The finalization callbacks of the bundles processed so far, as one function (`BundleFinalizingNode`)."""
+        return self.finalizer.take(self.label)
 
     def _enter_contexts(self, markers: list[Any]) -> None:
         for m in markers:

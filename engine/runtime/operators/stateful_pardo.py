@@ -325,7 +325,8 @@ class StatefulParDoNode(ParDoNode):
         """Every (key, window)'s cells and every live timer, as plain data (encode it before processing more).
 
         ``{"version": 1, "cells": [[key, (window start, end), {name: value}]],
-        "timers": [[key, (start, end), timer name, tag, domain (0 event, 1 processing), fire_us, hold_us]]}``,
+        "timers": [[key, (start, end), timer name, tag, domain, fire_us, hold_us]]}``,
+        domain 0 event time, 1 processing time, 2 processing time holding the watermark (`_RT_HELD`);
         plus ``"sides"`` (ParDoNode's snapshot) when the DoFn has side inputs;
         bags are lists, sets are sets, ordered lists are lists of (µs, value), combining cells accumulators.
         """

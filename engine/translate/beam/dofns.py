@@ -34,7 +34,7 @@ from millstream.engine.model import metrics as ms_metrics
 from millstream.engine.model import userstate as ms_userstate
 from millstream.engine.model.combinefn import CombineFn
 from millstream.engine.model.core import CallableWrapperDoFn
-from millstream.engine.model.dofn import DoFn, WindowedValue, param_markers
+from millstream.engine.model.dofn import DoFn, WindowedValue, param_markers, provider_of
 from millstream.engine.model.pvalue import TaggedOutput
 from millstream.engine.model.splittable import SplittableDoFnRunner
 from millstream.engine.model.timestamp import MAX_MICROS, MIN_MICROS, Timestamp, TimestampedValue, to_micros
@@ -386,7 +386,7 @@ def _plan(
         elif marker.name == "RestrictionParam":
             # Beam runs the restrictions (split, checkpointed, resumed); the user code claims through Beam's
             # thread-safe tracker, which delegates to the user's own
-            provider = marker.spec if marker.spec is not None else dofn
+            provider = provider_of(marker, dofn)
             plan.append((arg, beam.DoFn.RestrictionParam(BeamRestrictionProvider(provider)), _same))
         elif marker.name == "WatermarkEstimatorParam":
             # Beam holds the output watermark with the estimator's and keeps its state with residuals; the user

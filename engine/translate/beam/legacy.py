@@ -26,6 +26,8 @@ import apache_beam as beam
 from apache_beam.io import iobase as beam_iobase
 from apache_beam.transforms import core as beam_core
 
+from millstream.engine.model.io import ProcessingTimeReader
+
 
 class BeamRangeTracker(beam_iobase.RangeTracker):
     """A Beam RangeTracker delegating to a millstream one (``inner``), so Beam's Read can split the bundle."""
@@ -233,15 +235,14 @@ class _WorkerClock:
 
 class BeamWatermarkEstimator(beam_iobase.WatermarkEstimator):
     """A Beam WatermarkEstimator delegating to a millstream one (``inner``): Beam reads its watermark and tells
-    it the outputs' timestamps (converted); the user's `process` is handed ``inner`` itself."""
+    it the outputs' timestamps (converted); the user's `process` reaches ``inner`` through `call_user`."""
 
     def __init__(self, inner: Any, to_beam: Callable[[Any], Any], to_ms: Callable[[Any], Any]) -> None:
         self.inner = inner
         self._to_beam = to_beam
         self._to_ms = to_ms
-        use_clock = getattr(inner, "use_clock", None)
-        if callable(use_clock):
-            use_clock(_WorkerClock())
+        if isinstance(inner, ProcessingTimeReader):
+            inner.use_clock(_WorkerClock())
 
     def observe_timestamp(self, timestamp: Any) -> None:
         """The user estimator observes the output's timestamp, as millstream's."""
@@ -255,6 +256,12 @@ class BeamWatermarkEstimator(beam_iobase.WatermarkEstimator):
     def get_estimator_state(self) -> Any:
         """The user estimator's state (Beam keeps it with a residual and resumes from it)."""
         return self.inner.get_estimator_state()
+
+    def call_user(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        """Call the user estimator's `method` (millstream timestamps in and out). The user's `process` reaches
+        it through Beam's `ThreadsafeWatermarkEstimator`, which runs every call under its lock, so the user's
+        calls never interleave with Beam's progress thread reading the watermark."""
+        return getattr(self.inner, method)(*args, **kwargs)
 
 
 class BeamWatermarkEstimatorProvider(beam_core.WatermarkEstimatorProvider):
@@ -275,11 +282,33 @@ class BeamWatermarkEstimatorProvider(beam_core.WatermarkEstimatorProvider):
         return BeamWatermarkEstimator(inner, self._to_beam, self._to_ms)
 
 
-def user_estimator(value: Any) -> Any:
-    """What the user's `process` gets for its WatermarkEstimatorParam on Beam: its own estimator, out of Beam's
-    thread-safe wrapper (which Beam's progress thread reads; a watermark is one attribute, set atomically)."""
-    beam_side = getattr(value, "_watermark_estimator", value)
-    return beam_side.inner if isinstance(beam_side, BeamWatermarkEstimator) else beam_side
+class UserEstimator:
+    """What the user's `process` gets for its WatermarkEstimatorParam on Beam: its own estimator's methods
+    (`set_watermark`, `current_watermark`, ... with millstream timestamps), each called through Beam's
+    thread-safe wrapper, under Beam's lock."""
+
+    def __init__(self, beam_side: Any) -> None:
+        self._beam_side = beam_side
+
+    def __getattr__(self, method: str) -> Callable[..., Any]:
+        if method.startswith("_"):
+            raise AttributeError(method)
+        beam_side = self._beam_side
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            return beam_side.call_user(method, *args, **kwargs)
+
+        return call
+
+
+def user_estimator(value: Any) -> UserEstimator:
+    """Wrap the estimator Beam hands the DoFn (Beam's thread-safe wrapper of a `BeamWatermarkEstimator`)."""
+    if not callable(getattr(value, "call_user", None)):
+        raise TypeError(
+            f"WatermarkEstimatorParam: Beam handed {type(value).__name__}, not the estimator of millstream's "
+            "BeamWatermarkEstimatorProvider"
+        )
+    return UserEstimator(value)
 
 
 __all__ = [
@@ -291,5 +320,6 @@ __all__ = [
     "BeamWatermarkEstimator",
     "BeamWatermarkEstimatorProvider",
     "BeamWriter",
+    "UserEstimator",
     "user_estimator",
 ]

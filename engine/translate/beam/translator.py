@@ -295,10 +295,11 @@ def _test_stream(t: TestStream, ctx: _Context, where: str) -> beam.PTransform:
     coder = _test_stream_coder(t)
     options = ctx.bp.options
     runner = str(options.get_all_options().get("runner") or "") if options is not None else ""
-    if t.tagged and runner == "PrismRunner" and not isinstance(coder, beam.coders.VarIntCoder):
+    if t.tagged and _is_portable(runner) and not isinstance(coder, beam.coders.VarIntCoder):
         raise UntranslatableError(
             f"{where}: Prism drops the output tags of a TestStream's elements unless they are all integers "
-            "(it length-prefixes their coder); emit integers and map them after the stream, or use one output"
+            f"(it length-prefixes their coder), and {runner} is a portable runner, which may be Prism behind a "
+            "job endpoint; emit integers and map them after the stream, or use one output"
         )
     ts = BeamTestStream(coder=coder)
     for event in t.events:
@@ -329,6 +330,20 @@ def _test_stream(t: TestStream, ctx: _Context, where: str) -> beam.PTransform:
         return {str(tag): pc for tag, pc in pcolls.items()}
 
     return _Bound(outputs)
+
+
+def _is_portable(runner: str) -> bool:
+    """Whether Beam's runner named `runner` submits through a portable job service (Prism, or any job endpoint
+    behind `PortableRunner`, Flink's, Spark's), judged by its class rather than its name."""
+    if not runner:
+        return False
+    from apache_beam.runners.portability.portable_runner import PortableRunner
+    from apache_beam.runners.runner import create_runner
+
+    try:
+        return isinstance(create_runner(runner), PortableRunner)
+    except (ValueError, ImportError):  # a runner Beam does not know is refused when it is created, not here
+        return False
 
 
 def _test_stream_coder(t: TestStream) -> Any:
