@@ -336,6 +336,8 @@ class _FireOnTheJobClock(DoFn):
         pending: Any = DoFn.StateParam(PENDING),
         fire: Any = DoFn.TimerParam(FIRE),
     ) -> Iterator[Any]:
+        """Add the sequence `kv` names to the pending ones and arm the timer at the earliest fire time
+        (holding the watermark no lower than this element's timestamp); emits nothing itself."""
         items, hold_us = _load(pending)
         items.append(_sequence_of(kv[1]))
         _arm(items, max(hold_us, to_micros(t)), pending, fire)

@@ -181,6 +181,7 @@ class _AddTimestamp(DoFn):
     """The element with its timestamp, as a `TimestampedValue` (which the runtime unwraps again)."""
 
     def process(self, element: Any, timestamp: Any = DoFn.TimestampParam) -> Any:
+        """The element and its timestamp."""
         yield TimestampedValue(element, timestamp)
 
 
@@ -190,6 +191,7 @@ class _AddWindow(DoFn):
     def process(
         self, element: Any, timestamp: Any = DoFn.TimestampParam, window: Any = DoFn.WindowParam
     ) -> Any:
+        """The element with its timestamp and window."""
         yield TimestampedValue((element, timestamp, window), timestamp)
 
 
@@ -197,6 +199,7 @@ class _AddTimestampInValue(DoFn):
     """(key, TimestampedValue(value, timestamp)): nested in the pair, so it stays a TimestampedValue."""
 
     def process(self, element: Any, timestamp: Any = DoFn.TimestampParam) -> Any:
+        """The pair with its value's timestamp nested in it."""
         key, value = element
         yield (key, TimestampedValue(value, timestamp))
 
@@ -207,6 +210,7 @@ class _AddWindowInValue(DoFn):
     def process(
         self, element: Any, timestamp: Any = DoFn.TimestampParam, window: Any = DoFn.WindowParam
     ) -> Any:
+        """The pair with its value's timestamp and window nested in it."""
         key, value = element
         yield TimestampedValue((key, (value, timestamp, window)), timestamp)
 

@@ -126,9 +126,8 @@ class ReadDriver(SourceDriver):
                 self.wm.add_split(sb.split, now)
             self._emit(sb, now)
             if sb.watermark_us is not None and not sb.finished and not batch_mode:
-                self.wm.observe(
-                    sb.split, sb.watermark_us, now
-                )  # the split's promise: nothing earlier follows
+                # the split's promise: nothing earlier follows
+                self.wm.observe(sb.split, sb.watermark_us, now)
             if sb.finished and not self.wm.is_finished(sb.split):
                 self.wm.finish_split(sb.split)
             if not batch_mode:

@@ -257,9 +257,8 @@ class StatefulParDoNode(ParDoNode):
         kwargs = dict(base)
         cells = kw.cells
         if self._touched is not None:
-            self._touched.add(
-                kw.key_window_id
-            )  # whatever runs with these arguments may change the (key, window)
+            # whatever runs with these arguments may change the (key, window)
+            self._touched.add(kw.key_window_id)
         for arg, code, payload in plan:
             if code == _ARG_STATE:
                 cls, name, fn = payload
