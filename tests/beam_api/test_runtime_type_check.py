@@ -131,13 +131,51 @@ def _hinted_pipeline(flags: list[str]) -> beam.Pipeline:
 
 
 def test_the_checks_exist_only_when_asked_for() -> None:
-    """Off, the step's node keeps its class's push and emit (no per-element work is added); on, both are
-    replaced by the checking ones."""
+    """Off, the step's node has no check hooks (no per-element work is added); on, it has both, and its
+    class's push and emit are kept (nothing replaced on the instance)."""
     off = plan_pipeline(_hinted_pipeline([]), PipelineOptions([])).nodes["Hinted"]
-    assert "push" not in vars(off) and "emit" not in vars(off)
+    assert off.input_check is None and off.output_check is None
     flags = ["--runtime_type_check"]
     on = plan_pipeline(_hinted_pipeline(flags), PipelineOptions(flags)).nodes["Hinted"]
-    assert "push" in vars(on) and "emit" in vars(on)
+    assert on.input_check is not None and on.output_check is not None
+    assert "push" not in vars(on) and "emit" not in vars(on)
+
+
+def _fused_pipeline(flags: list[str], bad: str) -> beam.Pipeline:
+    """Create -> a plain Map -> "Checked" (a plain Map with hints) -> a plain Map; with `bad` "input" the first
+    Map feeds strings into "Checked", with "output" "Checked" returns strings."""
+    p = beam.Pipeline(options=PipelineOptions(flags))
+    _ = (
+        p
+        | beam.Create([1, 2, 3])
+        | "Before" >> beam.Map(lambda x: str(x) if bad == "input" else x)
+        | "Checked"
+        >> beam.Map(lambda n: str(n) if bad == "output" else n).with_input_types(int).with_output_types(int)
+        | "After" >> beam.Map(lambda x: x)
+    )
+    return p
+
+
+@pytest.mark.parametrize("bad", ["input", "output"])
+def test_the_checks_run_on_the_fused_fast_path(bad: str) -> None:
+    """A plain Map (a callable without DoFn parameters) runs on ParDoNode's fast path, fused into its
+    neighbours' stage; the hooks check its elements there, input and output."""
+    flags = ["--runtime_type_check"]
+    plan = plan_pipeline(_fused_pipeline(flags, bad), PipelineOptions(flags))
+    node = plan.nodes["Checked"]
+    assert node.fast, "the step is not on the fast path"
+    assert (
+        plan.stage_of_node(node)
+        is plan.stage_of_node(plan.nodes["Before"])
+        is plan.stage_of_node(plan.nodes["After"])
+    ), "the step is not fused with its neighbours"
+    expected = (
+        "Type-hint for argument: 'n' violated" if bad == "input" else "expected output should be of type"
+    )
+    with pytest.raises(beam.typehints.TypeCheckError, match=expected) as caught:
+        _fused_pipeline(flags, bad).run().wait_until_finish()
+    assert caught.value.millstream_step == "Checked"  # type: ignore[attr-defined]
+    assert caught.value.millstream_element == "1"  # type: ignore[attr-defined]
 
 
 HINTS: list[Any] = [

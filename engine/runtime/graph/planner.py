@@ -119,7 +119,7 @@ def plan_pipeline(pipeline: Pipeline, options: PipelineOptions) -> Plan:
     depth: dict[int, int] = {}
     for applied in pipeline.primitives():
         node, driver = _make_node(applied, opts, plan)
-        if type_checks and isinstance(applied.transform, ParDo):
+        if type_checks and isinstance(node, ParDoNode) and isinstance(applied.transform, ParDo):
             install_type_checks(node, applied.transform)
         plan.nodes[applied.full_label] = node
         for tag, out in applied.outputs.items():

@@ -161,6 +161,11 @@ class ParDoNode(Node):
         self.context_values: dict[int, Any] = {}
         self.open_contexts: list[tuple[Any, Any]] = []  # (marker, context manager), entered order
         self.finalizer = BundleFinalizer()
+        #: Runtime type checks (`runtime_typecheck`), called with the values of each main-input batch and of
+        #: each main-output batch; None unless ``--runtime_type_check`` is on, so the default path only
+        #: tests for None once per batch.
+        self.input_check: Callable[[list[Any]], None] | None = None
+        self.output_check: Callable[[list[Any]], None] | None = None
 
     # -- lifecycle ----------------------------------------------------------------------------------------
     def open(self) -> None:
@@ -201,10 +206,19 @@ class ParDoNode(Node):
         if index:
             self.sides.push(index - 1, batch)
             return
+        if self.input_check is not None:
+            self.input_check(batch.values)
         if not all(self.side_done):
             self.pending.append(batch)
             return
         self.process(batch)
+
+    def emit(self, batch: Batch, tag: str | None = None) -> None:
+        """Send a batch to the consumers of output `tag`, checking main-output elements' types first when
+        runtime type checks are on."""
+        if tag is None and self.output_check is not None:
+            self.output_check(batch.values)
+        Node.emit(self, batch, tag)
 
     def watermark(self, index: int, micros: int) -> None:
         if index and micros >= MAX_MICROS and not self.side_done[index - 1]:

@@ -1,8 +1,8 @@
 """Beam's ``--runtime_type_check``: every ParDo's input and main-output elements checked against its declared
 type hints while the pipeline runs, failing the job with Beam's `TypeCheckError` naming the step and the element.
 
-The checks are installed on the step's node when the plan is built, and only when the option is on: a pipeline
-run without it executes exactly the nodes it always did, so the option costs nothing when off.
+The checks are the step's `ParDoNode` hooks (``input_check``, ``output_check``), set when the plan is built and
+only when the option is on: without it they are None, and the node tests that once per batch.
 ``--performance_runtime_type_check`` (Beam checks a sample of the elements there) runs the same checks here;
 as in Beam, the two cannot be combined. Which hints count is Beam's: the transform's ``with_input_types`` /
 ``with_output_types``, its decorators, or the annotations of its function or ``process`` (`typecheck`).
@@ -17,8 +17,8 @@ from typing import Any, TypeVar
 from millstream.engine.model.core import CallableWrapperDoFn, ParDo
 from millstream.engine.model.typecheck import input_hint, is_instance, normalize, output_hint
 from millstream.engine.model.typehints import TypeCheckError
-from millstream.engine.runtime.graph.batch import Batch
-from millstream.engine.runtime.graph.node import Node, user_error
+from millstream.engine.runtime.graph.node import user_error
+from millstream.engine.runtime.operators.pardo import ParDoNode
 
 __all__ = ["install_type_checks", "runtime_type_check_requested"]
 
@@ -71,42 +71,36 @@ def _violation(label: str, element: Any, detail: str) -> BaseException:
     return user_error(label, element, cause)
 
 
-def install_type_checks(node: Node, transform: ParDo) -> None:
-    """Check the elements entering `node` (its main input) and leaving it (its main output) against the hints
-    `transform` declares; a node whose hints are all absent or Any is left as it is."""
+def install_type_checks(node: ParDoNode, transform: ParDo) -> None:
+    """Set `node`'s input and output check hooks to check the elements entering it (its main input) and
+    leaving it (its main output) against the hints `transform` declares; a hint absent or Any sets no hook."""
     label = node.label
     expected_in = _checked(input_hint(transform))
     expected_out = _checked(output_hint(transform))
     if expected_in is not None:
         name = _argument_name(transform)
-        push = node.push
 
-        def checked_push(index: int, batch: Batch) -> None:
-            if index == 0:
-                for v in batch.values:
-                    if not is_instance(v, expected_in):
-                        raise _violation(
-                            label,
-                            v,
-                            f"Type-hint for argument: '{name}' violated. Expected an instance of {expected_in!r}, "
-                            f"instead found {_shown(v)}, an instance of {type(v)!r}.",
-                        )
-            push(index, batch)
+        def check_input(values: list[Any]) -> None:
+            for v in values:
+                if not is_instance(v, expected_in):
+                    raise _violation(
+                        label,
+                        v,
+                        f"Type-hint for argument: '{name}' violated. Expected an instance of {expected_in!r}, "
+                        f"instead found {_shown(v)}, an instance of {type(v)!r}.",
+                    )
 
-        node.push = checked_push  # type: ignore[method-assign]
+        node.input_check = check_input
     if expected_out is not None:
-        emit = node.emit
 
-        def checked_emit(batch: Batch, tag: str | None = None) -> None:
-            if tag is None:
-                for v in batch.values:
-                    if not is_instance(v, expected_out):
-                        raise _violation(
-                            label,
-                            v,
-                            f"According to type-hint expected output should be of type {expected_out!r}. "
-                            f"Instead, received '{_shown(v)}', an instance of type {type(v)!r}.",
-                        )
-            emit(batch, tag)
+        def check_output(values: list[Any]) -> None:
+            for v in values:
+                if not is_instance(v, expected_out):
+                    raise _violation(
+                        label,
+                        v,
+                        f"According to type-hint expected output should be of type {expected_out!r}. "
+                        f"Instead, received '{_shown(v)}', an instance of type {type(v)!r}.",
+                    )
 
-        node.emit = checked_emit  # type: ignore[method-assign]
+        node.output_check = check_output
