@@ -19,7 +19,7 @@ fire time, whose output timestamp holds the watermark at that fire time until it
 advances its watermark estimator the same way). A stop may be left unbounded (``MAX_TIMESTAMP``). A sequence
 whose start is long past catches up in batches of every due element (at most `_MAX_BATCH`), one per firing.
 On Beam's runners, whose Python timers take no output timestamp, the watermark is held at the input's
-timestamp instead (issue 15).
+timestamp instead (a limit of Beam's Python SDK; docs/runners.md).
 """
 
 from __future__ import annotations

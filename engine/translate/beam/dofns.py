@@ -227,7 +227,7 @@ class _TimerProxy:
     def set(self, timestamp: Any, dynamic_timer_tag: str = "", output_timestamp: Any = None) -> None:
         """Set the timer to fire at `timestamp`. Beam Python's timers take no output timestamp, so on Beam's
         runners a processing-time timer holds the watermark at the setting element's timestamp, as Beam's own
-        do, whatever `output_timestamp` says (issue 15)."""
+        do, whatever `output_timestamp` says (a limit of Beam's Python SDK; docs/runners.md)."""
         self._timer.set(to_beam_timestamp(timestamp), dynamic_timer_tag=dynamic_timer_tag)
 
     def clear(self, dynamic_timer_tag: str = "") -> None:
