@@ -238,17 +238,28 @@ def _wrapped(transform: Any) -> tuple[Any, str | None]:
     return fn, None
 
 
-def input_hint(transform: Any) -> Any:
-    """The element type `transform` declares for its input, or None."""
-    own = _first(declared_hints(transform).get("input"))
+def _declared(transform: Any, side: str) -> tuple[Any, Any, str | None]:
+    """``(hint, user, kind)``: the hint for `side` ("input"/"output") declared on the transform, else on the
+    user function or DoFn it wraps (or that DoFn's class), else in its `expand` annotations when it wraps
+    nothing; `user` and `kind` (see `_wrapped`) are set only when the wrapped function declares nothing, so
+    the caller may read its annotations instead."""
+    own = _first(declared_hints(transform).get(side))
     if own is not None:
-        return own
+        return own, None, None
     user, kind = _wrapped(transform)
     if user is None:
-        return _expand_hint(transform, "input")
-    declared = _first(declared_hints(user).get("input")) or _first(declared_hints(type(user)).get("input"))
+        return _expand_hint(transform, side), None, None
+    declared = _first(declared_hints(user).get(side)) or _first(declared_hints(type(user)).get(side))
     if declared is not None:
-        return declared
+        return declared, None, None
+    return None, user, kind
+
+
+def input_hint(transform: Any) -> Any:
+    """The element type `transform` declares for its input, or None."""
+    hint, user, kind = _declared(transform, "input")
+    if user is None:
+        return hint
     if kind is None:
         process = getattr(user, "process", None)
         return _first_param_annotation(process, resolve=False) if process is not None else None
@@ -259,15 +270,9 @@ def input_hint(transform: Any) -> Any:
 
 def output_hint(transform: Any) -> Any:
     """The element type `transform` declares for its (main) output, or None."""
-    own = _first(declared_hints(transform).get("output"))
-    if own is not None:
-        return own
-    user, kind = _wrapped(transform)
+    hint, user, kind = _declared(transform, "output")
     if user is None:
-        return _expand_hint(transform, "output")
-    declared = _first(declared_hints(user).get("output")) or _first(declared_hints(type(user)).get("output"))
-    if declared is not None:
-        return declared
+        return hint
     if kind is None:
         process = getattr(user, "process", None)
         return _yielded(_annotations(process, resolve=False).get("return")) if process is not None else None

@@ -219,9 +219,8 @@ class KilledJob:
         """SIGKILL a running job at a random instant (up to `max_delay` s) after `progressed` holds; the kill
         must hit it running."""
         await self.until(progressed, "progress before the kill", proc)
-        await asyncio.sleep(
-            rng.uniform(0.0, max_delay)
-        )  # a random instant after progress: a kill, not a wait
+        # a random instant after progress: a kill, not a wait
+        await asyncio.sleep(rng.uniform(0.0, max_delay))
         assert self.kill(proc), f"the job ended ({proc.returncode}) before the kill: {self.tail(proc)}"
 
     def _progress(self) -> Callable[[], set[str]]:
