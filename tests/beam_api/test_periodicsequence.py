@@ -229,7 +229,7 @@ def test_a_sequence_fires_on_the_job_clock_never_early_and_holds_the_watermark()
 
 
 def test_a_start_long_past_catches_up_in_bounded_batches_at_exact_timestamps() -> None:
-    """Review #5: one firing emits every due element (at most `_MAX_BATCH`), not one per timer-loop turn."""
+    """One firing emits every due element (at most `_MAX_BATCH`), not one per timer-loop turn."""
     from millstream.connectors.periodic.periodicsequence import _MAX_BATCH
     from millstream.engine.model.timestamp import MAX_MICROS
     from millstream.engine.runtime.graph.batch import Batch
@@ -329,8 +329,8 @@ def test_a_streaming_impulse_rebased_to_the_job_start_fires_one_element_per_wind
 
 
 async def test_a_drain_truncates_an_unbounded_sequence_and_commits(tmp_path: Any) -> None:
-    """Review #1: a drained job whose sequence has no stop ends (Beam truncates on drain) and commits what it
-    emitted; before, the held timer kept the stage alive and the drain ran into its deadline (cancelled)."""
+    """A drained job whose sequence has no stop ends (Beam truncates on drain) and commits what it emitted,
+    instead of the held timer keeping the stage alive until the drain deadline cancels it."""
     import glob
     import json
     import time

@@ -210,7 +210,7 @@ def _windowed_join_node(side_windowings: Any = None) -> Any:
 
 
 def test_a_node_without_its_side_windowings_is_refused_not_made_global() -> None:
-    """Review #7: leaving out the side windowings used to treat a windowed side input as global silently."""
+    """A node built without its side windowings is refused by name, not run as if its side inputs were global."""
     with pytest.raises(TypeError, match="side_windowings"):
         _windowed_join_node()
     with pytest.raises(ValueError, match=r"step 'Join': 1 side input\(s\) but 0 side windowing\(s\)"):
@@ -218,7 +218,7 @@ def test_a_node_without_its_side_windowings_is_refused_not_made_global() -> None
 
 
 def test_the_per_window_views_are_evicted_once_the_main_watermark_passes_them() -> None:
-    """Review #7: the views cached per side window go when the main input's watermark passes the window, and a
+    """The views cached per side window go when the main input's watermark passes the window, and a
     late main element still sees its window's values."""
     from millstream.engine.model.timestamp import MAX_MICROS
     from millstream.engine.model.window import FixedWindows, IntervalWindow

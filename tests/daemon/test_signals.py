@@ -190,7 +190,7 @@ class _Ticks(h.Daemon):
 
 
 def test_sigterm_drains_an_unbounded_periodic_sequence_and_exits_0(tmp_path):
-    """Review #1: the drain truncates the sequence's held timer; before, it ran into the drain deadline (exit 4)."""
+    """The drain truncates the sequence's held timer, so the job ends within the drain budget (not exit 4)."""
     d = _Ticks(str(tmp_path), name="ticks")
     try:
         d.start()

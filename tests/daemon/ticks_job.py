@@ -1,5 +1,5 @@
 """An unbounded `PeriodicSequence` (no stop) written as JSON lines ``ticks since start``: a job only a drain
-ends (review #1: its held timer used to keep a drained job running until the drain deadline cancelled it)."""
+ends (its held timer must not keep a drained job running until the drain deadline cancels it)."""
 
 from __future__ import annotations
 

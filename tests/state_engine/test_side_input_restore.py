@@ -24,7 +24,9 @@ def build(p, src, out):
     )
 
 
-async def test_side_input_elements_are_restored_after_a_stop(tmp_path):
+async def _stop_then_finish(tmp_path, builder):
+    """Run the pipeline `builder` makes, stop it once its side source finished, start it again to the end;
+    the rows the stopped and the finished run committed."""
     src = tmp_path / "in.jsonl"
     src.write_text("".join(json.dumps({"i": i, "k": "ab"[i % 2]}) + "\n" for i in range(2000)))
     out = str(tmp_path / "out" / "rows")
@@ -36,17 +38,22 @@ async def test_side_input_elements_are_restored_after_a_stop(tmp_path):
     ]
 
     p = beam.Pipeline(options=PipelineOptions(flags))
-    build(p, str(src), out)
+    builder(p, str(src), out)
     job = await p.start()
     assert await job.stop() == "STOPPED"  # a checkpoint after the side source finished, then exit
     first = [json.loads(line) for f in glob.glob(out + "*") for line in open(f)]
-    assert len(first) < 2000
 
     p = beam.Pipeline(options=PipelineOptions(flags))
-    build(p, str(src), out)
+    builder(p, str(src), out)
     job = await p.start()
     assert await job.wait() == "DONE"
     rows = [json.loads(line) for f in glob.glob(out + "*") for line in open(f)]
+    return first, rows
+
+
+async def test_side_input_elements_are_restored_after_a_stop(tmp_path):
+    first, rows = await _stop_then_finish(tmp_path, build)
+    assert len(first) < 2000
     assert sorted(r[0] for r in rows) == list(range(2000))
     assert {r[1] for r in rows} == {"alpha", "beta"}, "side input lost after the restore"
 
@@ -74,27 +81,8 @@ def build_stateful(p, src, out):
 
 async def test_side_inputs_of_a_stateful_dofn_are_restored_after_a_stop(tmp_path):
     """A stateful DoFn checkpoints its side inputs beside its user state: a restored run sees them."""
-    src = tmp_path / "in.jsonl"
-    src.write_text("".join(json.dumps({"i": i, "k": "ab"[i % 2]}) + "\n" for i in range(2000)))
-    out = str(tmp_path / "out" / "rows")
-    flags = [
-        "--streaming",
-        f"--state_dir={tmp_path / 'state'}",
-        "--batch_size=10",
-        "--checkpoint_interval=3600",
-    ]
-    p = beam.Pipeline(options=PipelineOptions(flags))
-    build_stateful(p, str(src), out)
-    job = await p.start()
-    assert await job.stop() == "STOPPED"
-    first = [json.loads(line) for f in glob.glob(out + "*") for line in open(f)]
+    first, rows = await _stop_then_finish(tmp_path, build_stateful)
     assert len(first) < 2000
-
-    p = beam.Pipeline(options=PipelineOptions(flags))
-    build_stateful(p, str(src), out)
-    job = await p.start()
-    assert await job.wait() == "DONE"
-    rows = [json.loads(line) for f in glob.glob(out + "*") for line in open(f)]
     assert sorted(r[0] for r in rows) == list(range(2000))
     assert {r[1] for r in rows} == {"alpha", "beta"}, "side input lost after the restore"
 
@@ -111,7 +99,7 @@ def _build_big_side(p, src, out, names):
 
 
 async def test_a_stateful_dofns_side_input_is_written_once_not_at_every_checkpoint(tmp_path, until):
-    """Review #6: on the incremental (RocksDB) path a checkpoint with nothing changed writes no side input, and
+    """On the incremental (RocksDB) path a checkpoint with nothing changed writes no side input, and
     a run started again from such checkpoints still sees the whole side input."""
     from millstream.engine.runtime.operators.stateful_pardo import StatefulParDoNode
     from millstream.state import CheckpointStore
