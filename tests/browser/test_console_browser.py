@@ -19,9 +19,9 @@ import pytest
 from millstream.daemon.jobs_cli import parse_metrics
 
 import support.daemon as h
+from support.browser import DEADLINE_MS, log_in, open_console
 
 pytestmark = pytest.mark.browser
-DEADLINE_MS = 30_000
 
 
 def tokens_file(path: str) -> dict[str, str]:
@@ -31,23 +31,6 @@ def tokens_file(path: str) -> dict[str, str]:
         f.writelines(f"{role} {token}\n" for role, token in tokens.items())
     os.chmod(path, 0o600)
     return tokens
-
-
-def open_console(browser: Any, url: str) -> Any:
-    page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    page.errors = errors
-    page.goto(url)
-    return page
-
-
-def log_in(page: Any, token: str) -> None:
-    """With the keyboard only: focus the field, type, Enter submits the form."""
-    page.locator("#token").focus()
-    page.keyboard.type(token)
-    page.keyboard.press("Enter")
-    page.locator("#console").wait_for(state="visible", timeout=DEADLINE_MS)
 
 
 def cell(page: Any, step: str, key: str) -> Any:

@@ -2,30 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
 import support.daemon as h
+from support.browser import DEADLINE_MS, log_in, open_console
 
 pytestmark = pytest.mark.browser
-DEADLINE_MS = 30_000
-
-
-def open_console(browser: Any, url: str) -> Any:
-    page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    page.errors = errors
-    page.goto(url)
-    return page
-
-
-def log_in(page: Any, token: str) -> None:
-    page.locator("#token").focus()
-    page.keyboard.type(token)
-    page.keyboard.press("Enter")
-    page.locator("#console").wait_for(state="visible", timeout=DEADLINE_MS)
 
 
 def test_opening_a_source_shows_its_backlog_per_split(browser, daemons):
