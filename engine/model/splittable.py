@@ -14,11 +14,14 @@ import inspect
 from collections.abc import Iterator
 from typing import Any
 
+from millstream.engine.model.coders import PickleCoder
 from millstream.engine.model.dofn import DoFn, WindowedValue, param_markers, provider_of, require_methods
 from millstream.engine.model.io import ProcessingTimeReader
 from millstream.engine.model.pvalue import TaggedOutput
-from millstream.engine.model.timestamp import Timestamp, TimestampedValue
+from millstream.engine.model.timestamp import Duration, Timestamp, TimestampedValue, to_micros
+from millstream.engine.model.userstate import ReadModifyWriteStateSpec, TimeDomain, TimerSpec, on_timer
 from millstream.engine.model.watermark_estimators import check_watermark_estimator_param, estimator_provider
+from millstream.engine.model.window import PANE_INFO_UNKNOWN
 
 
 class RestrictionProvider:
@@ -56,8 +59,6 @@ class RestrictionProvider:
 
     def restriction_coder(self) -> Any:
         """The coder of restrictions (pickling by default)."""
-        from millstream.engine.model.coders import PickleCoder
-
         return PickleCoder()
 
 
@@ -74,11 +75,16 @@ def restriction_param_name(fn: Any) -> str | None:
 
 class TrackerView:
     """What a splittable `process` sees of its tracker (Beam's RestrictionTrackerView): claims, the current
-    restriction and progress; `defer_remainder` fails clearly, since millstream finishes each restriction."""
+    restriction, progress, and `defer_remainder` (resume the rest later; the runner splits the tracker when
+    `process` returns)."""
 
-    def __init__(self, tracker: Any, label: str) -> None:
+    def __init__(self, tracker: Any, label: str, clock: Any = None, can_defer: bool = False) -> None:
         self._tracker = tracker
         self._label = label
+        self._clock = clock
+        self._can_defer = can_defer
+        #: The processing time (µs) `defer_remainder` asked to resume at, None when it was not called.
+        self.deferred_to_us: int | None = None
 
     def current_restriction(self) -> Any:
         """The restriction being processed."""
@@ -97,22 +103,68 @@ class TrackerView:
         return bool(self._tracker.is_bounded())
 
     def defer_remainder(self, deferred_time: Any = None) -> None:
-        """Not supported: millstream processes every restriction to its end (issue 14)."""
-        raise NotImplementedError(
-            f"{self._label}: defer_remainder (resuming a restriction later) is not supported by millstream, "
-            "which processes each restriction to completion (issue 14); claim every position instead"
-        )
+        """Resume the unclaimed rest of the restriction later: after `deferred_time` (a Duration, or seconds)
+        from now, at it (a Timestamp of processing time), or as soon as possible (None). `process` should
+        return after calling it; what it claimed so far is its primary, the rest its residual."""
+        if not self._can_defer:
+            raise NotImplementedError(
+                f"{self._label}: defer_remainder needs a resumable splittable DoFn, and this one runs each "
+                "restriction to its end (it has side inputs or DoFn parameters other than the element, "
+                "timestamp, window, pane, restriction and watermark estimator; docs/runners.md)"
+            )
+        now = self._clock.now_us()
+        if deferred_time is None:
+            self.deferred_to_us = now
+        elif isinstance(deferred_time, Timestamp):
+            self.deferred_to_us = max(now, deferred_time.micros)
+        elif isinstance(deferred_time, (Duration, int, float)) and not isinstance(deferred_time, bool):
+            delay = to_micros(deferred_time)
+            if delay < 0:
+                raise ValueError(f"{self._label}: defer_remainder needs a delay >= 0, got {deferred_time!r}")
+            self.deferred_to_us = now + delay
+        else:
+            raise TypeError(
+                f"{self._label}: defer_remainder takes a Duration, a Timestamp or None, got {deferred_time!r}"
+            )
 
 
 #: what the runner calls on a restriction tracker (Beam's RestrictionTracker interface)
 _TRACKER_METHODS = ("current_restriction", "try_claim", "check_done")
+
+#: The runtime split budget of one activation of a resumable splittable DoFn (Beam's DirectRunner's: its
+#: OutputAndTimeBoundedSplittableProcessElementInvoker checkpoints after 100 outputs or 1 s): once an element's
+#: restrictions have produced this many outputs, or run this long on the job's clock, the runner asks the
+#: tracker for ``try_split(0)`` and resumes the residual in a later activation, so a long restriction lets
+#: checkpoints and watermarks through instead of holding the bundle to its end.
+SPLIT_AFTER_OUTPUTS = 100
+SPLIT_AFTER_US = 1_000_000
+
+#: The parameters of a splittable `process` a resumed activation can supply again (from the element's state);
+#: a DoFn asking for others runs each restriction to its end in one call (`SplittableDoFnRunner.resumable`).
+_RESUMABLE_MARKERS = {"TimestampParam", "WindowParam", "PaneInfoParam", "ElementParam"}
+
+
+class _Activation:
+    """What one activation of a restriction left: its outputs, the residual to resume (or None: done), when
+    to resume it (processing time, µs), the estimator's state and watermark (µs, None: no estimate)."""
+
+    __slots__ = ("outputs", "residual", "resume_us", "estimator_state", "watermark_us")
+
+    def __init__(self) -> None:
+        self.outputs: list[Any] = []
+        self.residual: Any = None
+        self.resume_us = 0
+        self.estimator_state: Any = None
+        self.watermark_us: int | None = None
 
 
 class SplittableDoFnRunner(DoFn):
     """Runs a splittable DoFn: every element's restrictions, each processed to the end with its tracker.
 
     `process` has the user's signature minus the RestrictionParam, so the runtime supplies the other
-    parameters (timestamp, window, ...) as for any DoFn. Other attributes are the user DoFn's.
+    parameters (timestamp, window, ...) as for any DoFn. Other attributes are the user DoFn's. This is the
+    DoFn the pipeline model holds (and Beam's runners receive unchanged); the local runtime runs it as its
+    `resumable` stateful form when it can, which checkpoints, splits and defers restrictions.
     """
 
     #: the keyword the runner adds to the signature so that the runtime passes each element's timestamp
@@ -141,6 +193,8 @@ class SplittableDoFnRunner(DoFn):
             estimator_provider(markers[self.estimator_param], fn, where) if self.estimator_param else None
         )
         self._clock: Any = None
+        #: the name of `process`'s ``DoFn.ElementParam`` argument, None when the element comes first
+        self.element_keyword = next((n for n, m in markers.items() if m.name == "ElementParam"), None)
         sig = inspect.signature(fn.process)
         taken = {param, self.estimator_param}
         params = [p for name, p in sig.parameters.items() if name not in taken]
@@ -166,39 +220,116 @@ class SplittableDoFnRunner(DoFn):
 
     def __getattr__(self, name: str) -> Any:
         # the user's own attributes (pipeline visitors set them, e.g. `transform.fn.file_to_read`)
-        if name in ("fn", "param", "provider", "estimator_param", "estimator_provider", "_clock"):
+        if name in (
+            "fn",
+            "param",
+            "provider",
+            "estimator_param",
+            "estimator_provider",
+            "_clock",
+            "element_keyword",
+        ):
             raise AttributeError(name)
         return getattr(self.fn, name)
 
+    def resumable(self, transform: Any) -> Any:
+        """A copy of the ParDo `transform` (which runs this DoFn) whose DoFn is the resumable stateful form
+        (`ResumingSplittableDoFn`), or None when it cannot be resumed: side inputs, or `process` parameters
+        other than the element, timestamp, window, pane, restriction and watermark estimator, which a later
+        activation could not supply again. Such a DoFn runs each restriction to its end, as before."""
+        if transform.side_inputs:
+            return None
+        markers = param_markers(self.fn.process)
+        others = {m.name for n, m in markers.items() if n not in (self.param, self.estimator_param)}
+        if others - _RESUMABLE_MARKERS:
+            return None
+        import copy
+
+        resumable = copy.copy(transform)
+        resumable.fn = ResumingSplittableDoFn(self, transform.args, transform.kwargs)
+        resumable.args, resumable.kwargs = (), {}
+        return resumable
+
     def _process(self, element: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Iterator[Any]:
-        label = type(self.fn).__name__
         element_ts = kwargs.pop(self._TIMESTAMP_KW, None)
         restriction = self.provider.initial_restriction(element)
         for part in self.provider.split(element, restriction):
-            tracker = self.provider.create_tracker(part)
-            require_methods(tracker, _TRACKER_METHODS, "a RestrictionTracker", f"ParDo({label})")
-            call = {**kwargs, self.param: TrackerView(tracker, label)}
-            estimator = None
-            if self.estimator_param is not None:
-                estimator = self._new_estimator(element, part)
-                call[self.estimator_param] = estimator
-            # the restriction ends inside this call, so its estimator never holds the step's output
-            # watermark locally (a hold matters only to a restriction resumed later: issue 14)
-            result = self.fn.process(element, *args, **call)
-            if result is not None:
-                if estimator is None:
-                    yield from result
-                else:
-                    for out in result:
-                        estimator.observe_timestamp(_output_timestamp(out, element_ts))
-                        yield out
-            tracker.check_done()  # Beam's trackers all have it: a restriction left unclaimed is an error
+            act = self.activate(element, element_ts, args, kwargs, part, None, budget=False)
+            yield from act.outputs
 
-    def _new_estimator(self, element: Any, restriction: Any) -> Any:
-        provider = self.estimator_provider
-        estimator = provider.create_watermark_estimator(
-            provider.initial_estimator_state(element, restriction)
-        )
+    def activate(
+        self,
+        element: Any,
+        element_ts: Any,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        restriction: Any,
+        estimator_state: Any,
+        budget: bool,
+        *,
+        started: bool = True,
+        can_defer: bool = False,
+    ) -> _Activation:
+        """Process `restriction` of `element` once: to its end, or (`budget`) until the split budget is spent,
+        or until `process` defers its remainder. `estimator_state` resumes the watermark estimator (unless
+        `started` is False: a part never processed starts from the provider's initial state)."""
+        label = type(self.fn).__name__
+        tracker = self.provider.create_tracker(restriction)
+        require_methods(tracker, _TRACKER_METHODS, "a RestrictionTracker", f"ParDo({label})")
+        view = TrackerView(tracker, label, self._clock, can_defer)
+        call = {**kwargs, self.param: view}
+        estimator = None
+        if self.estimator_param is not None:
+            if not started:
+                estimator_state = self.estimator_provider.initial_estimator_state(element, restriction)
+            estimator = self._new_estimator(estimator_state)
+            call[self.estimator_param] = estimator
+        act = _Activation()
+        process: Any = self.fn.process
+        if self.element_keyword is not None:
+            call[self.element_keyword] = element
+            result = process(*args, **call)
+        else:
+            result = process(element, *args, **call)
+        if result is not None:
+            outputs = act.outputs
+            observe = estimator.observe_timestamp if estimator is not None else None
+            if not budget:
+                for out in result:
+                    if observe is not None:
+                        observe(_output_timestamp(out, element_ts))
+                    outputs.append(out)
+            else:
+                split_at = len(outputs) + SPLIT_AFTER_OUTPUTS
+                clock = self._clock
+                deadline = clock.monotonic_us() + SPLIT_AFTER_US
+                for out in result:
+                    if observe is not None:
+                        observe(_output_timestamp(out, element_ts))
+                    outputs.append(out)
+                    if act.residual is None and (
+                        len(outputs) >= split_at or clock.monotonic_us() >= deadline
+                    ):
+                        # the runtime-initiated checkpoint: the claimed part is the primary, process returns
+                        # at its next claim; a tracker that cannot split now is asked again after another budget
+                        act.residual = _checkpoint_split(tracker)
+                        split_at = len(outputs) + SPLIT_AFTER_OUTPUTS
+                        deadline = clock.monotonic_us() + SPLIT_AFTER_US
+        if view.deferred_to_us is not None:
+            if act.residual is None:
+                act.residual = _checkpoint_split(tracker)
+            act.resume_us = view.deferred_to_us
+        elif act.residual is not None:
+            act.resume_us = self._clock.now_us()
+        tracker.check_done()  # Beam's trackers all have it: a restriction left unclaimed is an error
+        if estimator is not None:
+            act.estimator_state = estimator.get_estimator_state()
+            wm = estimator.current_watermark()
+            act.watermark_us = None if wm is None else to_micros(wm)
+        return act
+
+    def _new_estimator(self, state: Any) -> Any:
+        estimator = self.estimator_provider.create_watermark_estimator(state)
         if isinstance(estimator, ProcessingTimeReader):
             if self._clock is None:
                 raise RuntimeError(
@@ -229,6 +360,220 @@ class SplittableDoFnRunner(DoFn):
         self.fn.teardown()
 
 
+def _checkpoint_split(tracker: Any) -> Any:
+    """The residual of ``tracker.try_split(0)`` (Beam's checkpoint), or None when the tracker cannot split."""
+    try_split = getattr(tracker, "try_split", None)
+    if try_split is None:
+        return None
+    split = try_split(0)
+    return None if split is None else split[1]
+
+
+class ResumingSplittableDoFn(DoFn):
+    """A splittable DoFn as a stateful DoFn, so that its restrictions are checkpointed, split and deferred
+    with the machinery of user state and timers (Beam's SplittableParDoViaKeyedWorkItems, in miniature).
+
+    Its input is ``(unique key, (element, window, pane))``: one key per element and window (the runtime's
+    `SplittableParDoNode` keys them and keeps this state in the global window). An element's first activation
+    runs in `process`; what it leaves (residuals and parts not started, each with its estimator state and the
+    processing time to resume at) goes into one state cell, and a processing-time timer resumes it at the
+    earliest of those times, its output timestamp (the watermark hold) at the lowest estimator watermark of
+    the pending parts. Restrictions are stored encoded with the provider's ``restriction_coder()`` and
+    estimator states with ``estimator_state_coder()`` when the estimator provider has one.
+    """
+
+    PENDING = ReadModifyWriteStateSpec("sdf_pending", PickleCoder())
+    RESUME = TimerSpec("sdf_resume", TimeDomain.REAL_TIME)
+
+    def __init__(self, runner: SplittableDoFnRunner, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        self.runner = runner
+        self.args = args
+        self.kwargs = kwargs
+        fn = runner.fn
+        markers = param_markers(fn.process)
+        #: the user's parameters this DoFn supplies, by kind: (name, marker name)
+        self.supplied = [
+            (name, m.name)
+            for name, m in markers.items()
+            if name not in (runner.param, runner.estimator_param) and m.name != "ElementParam"
+        ]
+        provider = runner.provider
+        self.restriction_coder = (
+            provider.restriction_coder() if _has(provider, "restriction_coder") else PickleCoder()
+        )
+        ep = runner.estimator_provider
+        self.estimator_coder = (
+            ep.estimator_state_coder()
+            if ep is not None and _has(ep, "estimator_state_coder")
+            else PickleCoder()
+        )
+
+    def default_label(self) -> str:
+        """The user DoFn's label."""
+        return self.runner.default_label()
+
+    def setup(self) -> None:
+        """The user DoFn's setup."""
+        self.runner.setup()
+
+    def start_bundle(self) -> None:
+        """The user DoFn's start_bundle."""
+        self.runner.start_bundle()
+
+    def finish_bundle(self) -> Any:
+        """The user DoFn's finish_bundle."""
+        return self.runner.finish_bundle()
+
+    def teardown(self) -> None:
+        """The user DoFn's teardown."""
+        self.runner.teardown()
+
+    def process(  # type: ignore[override]
+        self,
+        kv: Any,
+        ts: Any = DoFn.TimestampParam,
+        pending: Any = DoFn.StateParam(PENDING),
+        resume: Any = DoFn.TimerParam(RESUME),
+    ) -> list[Any]:
+        """The element's first activation: its restriction split into parts, run within the budget."""
+        element, window, pane = kv[1]
+        ts_us = to_micros(ts)
+        runner = self.runner
+        restriction = runner.provider.initial_restriction(element)
+        now = runner._clock.now_us()
+        parts = [
+            [self.restriction_coder.encode(part), None, now, None, False]
+            for part in runner.provider.split(element, restriction)
+        ]
+        state = {
+            "element": element,
+            "ts": ts_us,
+            "window": window,
+            "pane": pane,
+            "parts": parts,
+            "hold": ts_us,
+        }
+        return self._activate(state, now, pending, resume)
+
+    @on_timer(RESUME)
+    def resume(
+        self,
+        pending: Any = DoFn.StateParam(PENDING),
+        resume: Any = DoFn.TimerParam(RESUME),
+    ) -> list[Any]:
+        """A later activation: every pending part due now, within the budget."""
+        state = pending.read()
+        if state is None:
+            return []
+        return self._activate(state, self.runner._clock.now_us(), pending, resume)
+
+    def _activate(
+        self, state: dict[str, Any], now: int, pending: Any, resume: Any, truncate: bool = False
+    ) -> list[Any]:
+        """Run every part due at `now` (the first residual ends the activation's budget), keep what is left
+        in `pending` with `resume` set to its earliest time, and return the outputs in the element's window.
+        `truncate` (a drain): each part is first cut by the provider's ``truncate`` and run to its end."""
+        runner = self.runner
+        element = state["element"]
+        ts = Timestamp(micros=state["ts"])
+        window, pane = state["window"], state["pane"]
+        kwargs = dict(self.kwargs)
+        for name, kind in self.supplied:
+            if kind == "TimestampParam":
+                kwargs[name] = ts
+            elif kind == "WindowParam":
+                kwargs[name] = window
+            elif kind == "PaneInfoParam":
+                kwargs[name] = pane if pane is not None else PANE_INFO_UNKNOWN
+        outputs: list[Any] = []
+        left: list[list[Any]] = []
+        spent = False
+        for part in state["parts"]:
+            encoded, est_encoded, resume_us, _, started = part
+            if spent or (resume_us > now and not truncate):
+                left.append(part)
+                continue
+            restriction = self.restriction_coder.decode(encoded)
+            if truncate:
+                restriction = runner.provider.truncate(element, restriction)
+                if restriction is None:
+                    continue
+            est_state = self.estimator_coder.decode(est_encoded) if est_encoded is not None else None
+            act = runner.activate(
+                element,
+                ts,
+                self.args,
+                kwargs,
+                restriction,
+                est_state,
+                not truncate,
+                started=started,
+                can_defer=True,
+            )
+            outputs.extend(act.outputs)
+            if act.residual is not None and not truncate:  # a drain does not wait for a deferred remainder
+                est = (
+                    None
+                    if runner.estimator_param is None
+                    else self.estimator_coder.encode(act.estimator_state)
+                )
+                left.append(
+                    [self.restriction_coder.encode(act.residual), est, act.resume_us, act.watermark_us, True]
+                )
+                spent = True  # the budget is the activation's: parts not started wait for the next one
+        if left:
+            hold = min(self._watermark_of(element, state["ts"], part) for part in left)
+            # never below the hold already set (or the element's timestamp): Beam Java's rule for a timer's
+            # output timestamp, so the step's output watermark only moves forward
+            hold = max(hold, state["hold"])
+            state = {**state, "parts": left, "hold": hold}
+            pending.write(state)
+            resume.set(
+                Timestamp(micros=min(part[2] for part in left)), output_timestamp=Timestamp(micros=hold)
+            )
+        else:
+            pending.clear()
+            resume.clear()
+        return [_in_window(out, state["ts"], window, pane) for out in outputs]
+
+    def _watermark_of(self, element: Any, ts_us: int, part: list[Any]) -> int:
+        """The watermark a pending part holds: its estimator's (a part not started: its initial estimator's),
+        the element's timestamp when there is no estimate."""
+        runner = self.runner
+        if runner.estimator_param is None:
+            return ts_us
+        watermark_us = part[3]
+        if not part[4]:
+            restriction = self.restriction_coder.decode(part[0])
+            initial = runner.estimator_provider.initial_estimator_state(element, restriction)
+            wm = runner._new_estimator(initial).current_watermark()
+            watermark_us = None if wm is None else to_micros(wm)
+        return ts_us if watermark_us is None else watermark_us
+
+    def truncate_pending(self, pending: Any, resume: Any) -> list[Any]:
+        """On a drain: every pending part cut by the provider's ``truncate`` (Beam's truncate_restriction: a
+        bounded restriction is kept whole, an unbounded one dropped) and run to its end, now."""
+        state = pending.read()
+        if state is None:
+            return []
+        return self._activate(state, self.runner._clock.now_us(), pending, resume, truncate=True)
+
+
+def _has(obj: Any, method: str) -> bool:
+    return callable(getattr(obj, method, None))
+
+
+def _in_window(out: Any, ts_us: int, window: Any, pane: Any) -> Any:
+    """An output of `process` in the element's window and pane, at its own timestamp or the element's."""
+    if type(out) is TaggedOutput:
+        return TaggedOutput(out.tag, _in_window(out.value, ts_us, window, pane))
+    if isinstance(out, WindowedValue):
+        return out
+    if isinstance(out, TimestampedValue):
+        return WindowedValue(out.value, Timestamp(micros=out.micros), (window,), pane)
+    return WindowedValue(out, Timestamp(micros=ts_us), (window,), pane)
+
+
 def _output_timestamp(out: Any, element_ts: Any) -> Any:
     """The timestamp an output of `process` will carry: its own, else the element's (Beam's rule)."""
     if type(out) is TaggedOutput:
@@ -244,4 +589,13 @@ def runnable(fn: DoFn) -> DoFn:
     return fn if param is None else SplittableDoFnRunner(fn, param)
 
 
-__all__ = ["RestrictionProvider", "SplittableDoFnRunner", "TrackerView", "restriction_param_name", "runnable"]
+__all__ = [
+    "SPLIT_AFTER_OUTPUTS",
+    "SPLIT_AFTER_US",
+    "ResumingSplittableDoFn",
+    "RestrictionProvider",
+    "SplittableDoFnRunner",
+    "TrackerView",
+    "restriction_param_name",
+    "runnable",
+]

@@ -176,6 +176,11 @@ def _make_node(applied: AppliedPTransform, opts: Any, ctx: Plan) -> tuple[Node, 
 
         if isinstance(t.fn, SplittableDoFnRunner):  # its wall-time watermark estimators read the job's clock
             t.fn.use_clock(ctx.clock)
+            resumable = t.fn.resumable(t)
+            if resumable is not None:  # checkpointed, split and deferred as a stateful DoFn keyed by element
+                from millstream.engine.runtime.operators.splittable_pardo import SplittableParDoNode
+
+                return SplittableParDoNode(label, resumable, inputs[0].windowing, side_windowings), None
         from millstream.engine.runtime.operators.stateful_pardo import StatefulParDoNode
 
         stateful, is_async = is_stateful_dofn(t.fn), t.is_async or getattr(t.fn, "is_async", False)

@@ -1,0 +1,88 @@
+"""The splittable ParDo operator: a splittable DoFn run as a stateful DoFn keyed by element, so that its
+restrictions are checkpointed, split after a budget and deferred by the user-state and timer machinery.
+
+The pipeline keeps the user's splittable DoFn (Beam's runners receive it unchanged); the planner builds this
+node from its resumable form (`millstream.engine.model.splittable.ResumingSplittableDoFn`). Each element and
+window gets a key of its own (a token of this run and a counter: keys restored from a checkpoint never
+collide with new ones), and its state lives in the global window while the element's own window and pane
+travel with it, so a residual outlives its window's expiry and its outputs still land in that window. What
+is left of a restriction holds the output watermark through its timer's output timestamp and, after the end
+of the input, keeps the step running (`lingers`) until it is done; a drain truncates it
+(`truncate_held`: the provider's ``truncate``, Beam's truncate_restriction).
+"""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+from typing import Any
+
+from millstream.engine.model.core import ParDo
+from millstream.engine.model.window import GlobalWindows
+from millstream.engine.model.windowing import Windowing
+from millstream.engine.runtime.graph.batch import Batch
+from millstream.engine.runtime.graph.node import raise_user_error
+from millstream.engine.runtime.operators.stateful_pardo import _RT_HELD, StatefulParDoNode
+from millstream.engine.runtime.windowing.assign import WindowResolver
+
+__all__ = ["SplittableParDoNode"]
+
+
+class SplittableParDoNode(StatefulParDoNode):
+    """Runs a splittable DoFn's resumable form: elements keyed one by one, state in the global window."""
+
+    def __init__(
+        self, label: str, transform: ParDo, windowing: Windowing, side_windowings: list[Windowing]
+    ) -> None:
+        super().__init__(label, transform, Windowing(GlobalWindows()), side_windowings)
+        #: the resumable form of the user's splittable DoFn (`ResumingSplittableDoFn`)
+        self.sdf: Any = transform.fn
+        #: the windows of the input elements (the state's window is always the global one)
+        self.element_windows = WindowResolver(windowing)
+        self._token = uuid.uuid4().hex[:12]
+        self._count = itertools.count()
+
+    def state_layout(self) -> dict[str, Any]:
+        """What this operator stores: the user state layout of its resumable form, and the user DoFn."""
+        return {**super().state_layout(), "splittable": type(self.sdf.runner.fn).__qualname__}
+
+    def process(self, batch: Batch) -> None:
+        """Key every element (once per window) and run its first activation."""
+        token, count = self._token, self._count
+        win_col, pane_col = batch.wins, batch.panes
+        resolver = self.element_windows
+        values: list[Any] = []
+        ts: list[int] = []
+        for i, v in enumerate(batch.values):
+            t = batch.timestamp(i)
+            pane = pane_col[i] if pane_col is not None else None
+            windows = (win_col[i],) if win_col is not None else resolver.assign(t)
+            for w in windows:
+                values.append(((token, next(count)), (v, w, pane)))
+                ts.append(t)
+        if not values:
+            return
+        super().process(Batch(values, ts))
+
+    def truncate_held(self) -> None:
+        """On a drain: every pending restriction is truncated by its provider and run to its end now (a
+        bounded one is finished, an unbounded one dropped), then the step ends as `StatefulParDoNode` does."""
+        outputs = None
+        for kw in list(self.lingering.values()):
+            held = [tk for tk, rec in kw.timers.items() if rec.domain == _RT_HELD]
+            if not held:
+                continue
+            if outputs is None:
+                outputs = self._begin_timers()
+            kwargs = self._kwargs(self._truncate_plan, {}, kw, None, 0, kw.timers[held[0]].hold_us, None)
+            try:
+                self._collect(self.sdf.truncate_pending(**kwargs), outputs, 0, None, None)
+            except Exception as e:
+                raise_user_error(self.label, f"<truncate on drain for key {kw.key!r}>", e)
+        if outputs is not None:
+            self._end_timers(outputs)
+        super().truncate_held()
+
+    @property
+    def _truncate_plan(self) -> list[tuple[str, int, Any]]:
+        return self._callbacks[self.sdf.RESUME.name][2]
