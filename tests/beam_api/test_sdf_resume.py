@@ -8,12 +8,15 @@ DirectRunner."""
 
 from __future__ import annotations
 
+import types
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 import millstream as beam
+import millstream.io.watermark_estimators  # noqa: F401  (reached as beam.io.watermark_estimators)
+from millstream.engine.model import splittable
 from millstream.engine.model.timestamp import MAX_MICROS, MIN_MICROS
 from millstream.engine.runtime.exec.clock import FakeClock
 from millstream.engine.runtime.graph.batch import Batch
@@ -21,9 +24,12 @@ from millstream.engine.runtime.graph.node import Node
 from millstream.io.restriction_trackers import (
     OffsetRange,
     OffsetRestrictionTracker,
+    UnsplittableRestrictionTracker,
 )
 from millstream.testing.util import assert_that, equal_to
 from millstream.utils.timestamp import Duration
+
+from support.beam_harness import capture, multiset, run_collect
 
 DoFn = beam.DoFn
 S = 1_000_000  # µs per second
@@ -148,3 +154,191 @@ def test_a_deferring_dofn_in_a_bounded_pipeline_finishes_before_the_job_ends() -
     with beam.Pipeline() as p:
         out = p | beam.Create(["x", "y"]) | beam.ParDo(OnePerActivation())
         assert_that(out, equal_to([(n, i) for n in "xy" for i in range(3)]))
+
+
+# -- the runtime's checkpoint split --------------------------------------------------------------------------
+
+
+class CountingTracker(OffsetRestrictionTracker):
+    """An OffsetRestrictionTracker that counts the runner's `try_split` calls."""
+
+    splits: list[float] = []
+
+    def try_split(self, fraction_of_remainder: float) -> Any:
+        CountingTracker.splits.append(fraction_of_remainder)
+        return super().try_split(fraction_of_remainder)
+
+
+class Positions(DoFn, beam.transforms.core.RestrictionProvider):
+    """Every position of [0, n) of element n, with a tracker made by `make_tracker`."""
+
+    def __init__(self, make_tracker: Any = CountingTracker) -> None:
+        self.make_tracker = make_tracker
+
+    def initial_restriction(self, n: int) -> OffsetRange:
+        return OffsetRange(0, n)
+
+    def create_tracker(self, restriction: OffsetRange) -> Any:
+        return self.make_tracker(restriction)
+
+    def process(self, n: int, tracker: Any = DoFn.RestrictionParam()) -> Iterator[tuple[int, int]]:
+        pos = tracker.current_restriction().start
+        while tracker.try_claim(pos):
+            yield n, pos
+            pos += 1
+
+
+def test_a_restriction_longer_than_the_budget_is_split_into_activations() -> None:
+    CountingTracker.splits = []
+    budget = splittable.SPLIT_AFTER_OUTPUTS
+    n = 2 * budget + budget // 2
+    clock = FakeClock(50 * S)
+    node, out = _node(Positions(), clock)
+    node.push(0, Batch([n], [3 * S]))
+    assert out.got == [(n, i) for i in range(budget)]  # the first activation stops at the budget
+    assert CountingTracker.splits == [0]  # by a checkpoint split of its tracker
+    assert node.next_timer() == 50 * S  # the residual resumes at once, on the next turn of the timer loop
+    node.watermark(0, MAX_MICROS)
+    assert out.wms[-1] == 3 * S and node.lingers()
+    node.advance_processing_time(clock.now_us())
+    assert len(out.got) == 2 * budget
+    node.advance_processing_time(clock.now_us())
+    assert out.got == [(n, i) for i in range(n)]
+    assert CountingTracker.splits == [0, 0]  # the last activation ended within its budget
+    assert out.wms[-1] == MAX_MICROS and not node.lingers()
+
+
+def test_a_tracker_that_refuses_to_split_finishes_in_one_activation() -> None:
+    n = 3 * splittable.SPLIT_AFTER_OUTPUTS
+
+    def unsplittable(r: OffsetRange) -> Any:
+        return UnsplittableRestrictionTracker(OffsetRestrictionTracker(r))
+
+    node, out = _node(Positions(unsplittable), FakeClock())
+    node.push(0, Batch([n], [0]))
+    assert out.got == [(n, i) for i in range(n)]
+    assert node.next_timer() is None and not node.key_windows  # nothing left in state
+
+
+class RangeCoder(beam.coders.Coder):
+    """Encodes an OffsetRange as ``b"start:stop"`` (so a test can read what was stored)."""
+
+    def encode(self, value: OffsetRange) -> bytes:
+        return f"{value.start}:{value.stop}".encode()
+
+    def decode(self, encoded: bytes) -> OffsetRange:
+        start, stop = encoded.decode().split(":")
+        return OffsetRange(int(start), int(stop))
+
+
+class CodedPositions(Positions):
+    """Positions whose restrictions are stored with `RangeCoder` (Beam's `restriction_coder`)."""
+
+    def restriction_coder(self) -> RangeCoder:
+        return RangeCoder()
+
+
+def test_a_snapshot_part_way_restores_the_residual_and_every_position_comes_once() -> None:
+    """A checkpoint between activations stores each residual, encoded by the provider's coder; a step
+    restored from it continues there: the first run's outputs plus the restored run's are every position
+    exactly once."""
+    budget = splittable.SPLIT_AFTER_OUTPUTS
+    n = 3 * budget
+    clock = FakeClock()
+    node, out = _node(CodedPositions(OffsetRestrictionTracker), clock)
+    node.push(0, Batch([n, n + 1], [0, 0]))
+    node.advance_processing_time(clock.now_us())
+    snapshot = node.snapshot_state()
+    first = list(out.got)
+    assert len(first) == 2 * 2 * budget  # two activations of each element, each stopped by the budget
+    stored = sorted(
+        (cell["sdf_pending"]["element"], cell["sdf_pending"]["parts"][0][0])
+        for _, _, cell in snapshot["cells"]
+    )
+    assert stored == [(n, f"{2 * budget}:{n}".encode()), (n + 1, f"{2 * budget}:{n + 1}".encode())]
+    restored, out2 = _node(CodedPositions(OffsetRestrictionTracker), clock)
+    restored.restore_state(snapshot)
+    restored.watermark(0, MAX_MICROS)
+    while restored.lingers():
+        restored.advance_processing_time(clock.now_us())
+    assert sorted(first + out2.got) == [(m, i) for m in (n, n + 1) for i in range(m)]
+
+
+# -- the watermark while a residual is pending ---------------------------------------------------------------
+
+
+def _stepwise(b: types.ModuleType) -> Any:
+    """A splittable DoFn (for engine `b`) that claims one position per activation, outputs it at 10 s per
+    position with the estimator's watermark at the time, sets the watermark to the position's time and defers
+    the rest: each activation resumes the estimator from the state the previous one left."""
+
+    class Stepwise(b.DoFn, b.transforms.core.RestrictionProvider):
+        def initial_restriction(self, n: int) -> Any:
+            return b.io.restriction_trackers.OffsetRange(0, n)
+
+        def create_tracker(self, restriction: Any) -> Any:
+            return b.io.restriction_trackers.OffsetRestrictionTracker(restriction)
+
+        def restriction_size(self, n: int, restriction: Any) -> int:
+            return restriction.size()
+
+        def process(
+            self,
+            n: int,
+            tracker: Any = b.DoFn.RestrictionParam(),
+            estimator: Any = b.DoFn.WatermarkEstimatorParam(
+                b.io.watermark_estimators.ManualWatermarkEstimator.default_provider()
+            ),
+        ) -> Any:
+            pos = tracker.current_restriction().start
+            if tracker.try_claim(pos):
+                wm = estimator.current_watermark()
+                yield b.window.TimestampedValue(
+                    (n, pos, None if wm is None else wm.micros // 1_000_000), 10 * pos
+                )
+                estimator.set_watermark(b.utils.timestamp.Timestamp(10 * pos))
+                tracker.defer_remainder()
+
+    return Stepwise
+
+
+def test_the_output_watermark_is_held_at_the_estimators_watermark_while_a_residual_waits() -> None:
+    clock = FakeClock()
+    node, out = _node(_stepwise(beam)(), clock)
+    node.push(0, Batch([4], [MIN_MICROS]))
+    node.watermark(0, MAX_MICROS)
+    held = [out.wms[-1]]
+    while node.lingers():
+        node.advance_processing_time(clock.now_us())
+        held.append(out.wms[-1])
+    assert [v[1] for v in out.got] == [0, 1, 2, 3]
+    # after each activation: the watermark the DoFn set (10 s per position), then +infinity when done; never
+    # the input's +infinity while a position could still come (a downstream window would close early)
+    assert held == [0, 10 * S, 20 * S, MAX_MICROS]  # the last position leaves no residual
+
+
+def test_deferring_with_a_manual_estimator_matches_beams_direct_runner() -> None:
+    pytest.importorskip("apache_beam")
+    import apache_beam.io.restriction_trackers  # noqa: F401  (the modules the DoFn uses, on both engines)
+    import apache_beam.io.watermark_estimators  # noqa: F401
+
+    def build(b: types.ModuleType, p: Any) -> None:
+        out = p | b.Create([3, 5]) | b.ParDo(_stepwise(b)())
+
+        def in_window(kv: Any, w: Any = b.DoFn.WindowParam) -> Any:
+            return (kv[0], w.start.micros // 1_000_000, sorted(kv[1]))
+
+        windows = (
+            out
+            | b.WindowInto(b.window.FixedWindows(25))
+            | b.Map(lambda v: (v[0], v[1]))
+            | b.GroupByKey()
+            | b.Map(in_window)
+        )
+        capture(b, out, "out")
+        capture(b, windows, "windows")
+
+    ours, theirs = run_collect("millstream", build), run_collect("beam", build)
+    assert multiset(ours["out"]) == multiset(theirs["out"])
+    assert multiset(ours["windows"]) == multiset(theirs["windows"])
+    assert multiset(ours["windows"]) == multiset([(3, 0, [0, 1, 2]), (5, 0, [0, 1, 2]), (5, 25, [3, 4])])
