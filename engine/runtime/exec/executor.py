@@ -71,7 +71,7 @@ async def execute(
         async with anyio.create_task_group() as outer:
             if checkpointer is not None:
                 outer.start_soon(
-                    _periodic_checkpoints, checkpointer, control, checkpoint_lock, name="checkpoints"
+                    _periodic_checkpoints, checkpointer, control, checkpoint_lock, plan, name="checkpoints"
                 )
                 outer.start_soon(checkpointer.write_ahead, name="checkpoint write-ahead")
             if control is not None:
@@ -135,16 +135,23 @@ class CountingInFlight(InFlight):
         self.done_total += 1
 
 
-async def _periodic_checkpoints(checkpointer: Any, control: Any, lock: anyio.Lock) -> None:
-    """Take a checkpoint every `interval_s` seconds while sources run (none once a stop or cancel began)."""
+async def _periodic_checkpoints(checkpointer: Any, control: Any, lock: anyio.Lock, plan: Plan) -> None:
+    """Take a checkpoint every `interval_s` seconds while sources run, or while a step lingers after they
+    ended (a splittable DoFn's residuals, a periodic sequence: their progress is committed as it is made);
+    none once a stop or cancel began."""
     while True:
         await anyio.sleep(checkpointer.interval_s)
-        if all(s.finished for s in checkpointer.sources):
-            return
+        if all(s.finished for s in checkpointer.sources) and not _lingers(plan):
+            continue  # the end of the stages cancels this loop
         async with lock:
             if control is not None and (control.stop_event.is_set() or control.state == "CANCELLING"):
                 return
             await checkpointer.checkpoint()
+
+
+def _lingers(plan: Plan) -> bool:
+    """Whether a step still has held processing-time timers to fire after its input ended."""
+    return any(isinstance(n, LingeringNode) and n.lingers() for stage in plan.stages for n in stage.nodes)
 
 
 async def _stop_when_asked(checkpointer: Any, control: Any, lock: anyio.Lock) -> None:
