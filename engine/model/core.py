@@ -169,19 +169,26 @@ class ParDo(PTransform):
         if not isinstance(pcoll, PCollection):
             raise TypeError(f"{self.label} must be applied to a PCollection, got {pcoll!r}")
         pipeline = pcoll.pipeline
-        main = PCollection(pipeline, windowing=pcoll._windowing, is_bounded=pcoll.is_bounded)
+        from millstream.engine.model.splittable import SplittableDoFnRunner
+
+        user_fn = self.fn.fn if isinstance(self.fn, SplittableDoFnRunner) else self.fn
+        # a splittable DoFn marked `unbounded_per_element` may output forever for one element (Beam's rule)
+        bounded = pcoll.is_bounded and not getattr(
+            getattr(user_fn, "process", None), "unbounded_per_element", False
+        )
+        main = PCollection(pipeline, windowing=pcoll._windowing, is_bounded=bounded)
         if self.exception_handling is not None:
             eh = self.exception_handling
             if self.output_tags:
                 raise ValueError("with_exception_handling cannot be combined with with_outputs yet")
             bad = PCollection(
-                pipeline, tag=eh.dead_letter_tag, windowing=pcoll._windowing, is_bounded=pcoll.is_bounded
+                pipeline, tag=eh.dead_letter_tag, windowing=pcoll._windowing, is_bounded=bounded
             )
             return DoOutputsTuple(main, {eh.dead_letter_tag: bad}, eh.main_tag)
         if self.output_tags is None:
             return main
         tagged = {
-            t: PCollection(pipeline, tag=t, windowing=pcoll._windowing, is_bounded=pcoll.is_bounded)
+            t: PCollection(pipeline, tag=t, windowing=pcoll._windowing, is_bounded=bounded)
             for t in self.output_tags
         }
         return _DynamicOutputs(main, tagged, self.main_tag, self.allow_unknown_tags, pcoll)

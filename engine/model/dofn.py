@@ -168,8 +168,14 @@ class DoFn:
 
     @staticmethod
     def unbounded_per_element() -> Callable[[Any], Any]:
-        """Beam decorator for splittable DoFns; accepted and ignored."""
-        return lambda f: f
+        """Beam's decorator of a splittable DoFn's `process` whose restrictions may never end (a polling
+        source): the ParDo's output is an unbounded PCollection (``is_bounded`` False), as in Beam."""
+
+        def mark(process: Any) -> Any:
+            process.unbounded_per_element = True
+            return process
+
+        return mark
 
 
 def param_markers(fn: Callable[..., Any]) -> dict[str, _DoFnParam]:

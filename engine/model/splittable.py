@@ -494,24 +494,15 @@ class ResumingSplittableDoFn(DoFn):
                 left.append(part)
                 continue
             restriction = self.restriction_coder.decode(encoded)
-            if truncate:
-                restriction = runner.provider.truncate(element, restriction)
-                if restriction is None:
-                    continue
             est_state = self.estimator_coder.decode(est_encoded) if est_encoded is not None else None
+            if truncate:
+                outputs.extend(self._drain(element, ts, kwargs, restriction, est_state, started))
+                continue
             act = runner.activate(
-                element,
-                ts,
-                self.args,
-                kwargs,
-                restriction,
-                est_state,
-                not truncate,
-                started=started,
-                can_defer=True,
+                element, ts, self.args, kwargs, restriction, est_state, True, started=started, can_defer=True
             )
             outputs.extend(act.outputs)
-            if act.residual is not None and not truncate:  # a drain does not wait for a deferred remainder
+            if act.residual is not None:
                 est = (
                     None
                     if runner.estimator_param is None
@@ -535,6 +526,32 @@ class ResumingSplittableDoFn(DoFn):
             pending.clear()
             resume.clear()
         return [_in_window(out, state["ts"], window, pane) for out in outputs]
+
+    def _drain(
+        self,
+        element: Any,
+        ts: Timestamp,
+        kwargs: dict[str, Any],
+        restriction: Any,
+        est_state: Any,
+        started: bool,
+    ) -> list[Any]:
+        """One pending part on a drain: truncated by the provider (None: dropped) and run now, its deferred
+        remainders too (truncated again, their delays ignored), until it ends or an activation claims nothing
+        (a remainder equal to the restriction it started from, dropped: the drain must end)."""
+        runner, coder = self.runner, self.restriction_coder
+        outputs: list[Any] = []
+        restriction = runner.provider.truncate(element, restriction)
+        while restriction is not None:
+            act = runner.activate(
+                element, ts, self.args, kwargs, restriction, est_state, False, started=started, can_defer=True
+            )
+            outputs.extend(act.outputs)
+            if act.residual is None or coder.encode(act.residual) == coder.encode(restriction):
+                break
+            restriction = runner.provider.truncate(element, act.residual)
+            est_state, started = act.estimator_state, True
+        return outputs
 
     def _watermark_of(self, element: Any, ts_us: int, part: list[Any]) -> int:
         """The watermark a pending part holds: its estimator's (a part not started: its initial estimator's),

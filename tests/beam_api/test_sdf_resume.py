@@ -342,3 +342,128 @@ def test_deferring_with_a_manual_estimator_matches_beams_direct_runner() -> None
     assert multiset(ours["out"]) == multiset(theirs["out"])
     assert multiset(ours["windows"]) == multiset(theirs["windows"])
     assert multiset(ours["windows"]) == multiset([(3, 0, [0, 1, 2]), (5, 0, [0, 1, 2]), (5, 25, [3, 4])])
+
+
+# -- drain, windows, errors, boundedness ---------------------------------------------------------------------
+
+
+class _UnboundedTracker(OffsetRestrictionTracker):
+    """An offset tracker whose restriction is declared unbounded (a stream read forever)."""
+
+    def is_bounded(self) -> bool:
+        return False
+
+
+class OnePerFiveSeconds(DoFn, beam.transforms.core.RestrictionProvider):
+    """Elements ``(name, n)``: one position per activation, the rest deferred 5 s; a range of a million
+    positions or more is unbounded (Beam's default `truncate` then drops it on a drain)."""
+
+    def initial_restriction(self, element: tuple[str, int]) -> OffsetRange:
+        return OffsetRange(0, element[1])
+
+    def create_tracker(self, restriction: OffsetRange) -> OffsetRestrictionTracker:
+        if restriction.stop >= 1_000_000:
+            return _UnboundedTracker(restriction)
+        return OffsetRestrictionTracker(restriction)
+
+    @DoFn.unbounded_per_element()
+    def process(
+        self, element: tuple[str, int], tracker: Any = DoFn.RestrictionParam()
+    ) -> Iterator[tuple[str, int]]:
+        pos = tracker.current_restriction().start
+        if tracker.try_claim(pos):
+            yield element[0], pos
+            tracker.defer_remainder(Duration(seconds=5))
+
+
+def test_a_drain_finishes_bounded_restrictions_and_drops_unbounded_ones() -> None:
+    clock = FakeClock()
+    node, out = _node(OnePerFiveSeconds(), clock)
+    node.push(0, Batch([("bounded", 4), ("unbounded", 10**9)], [0, 0]))
+    node.watermark(0, MAX_MICROS)
+    assert sorted(out.got) == [("bounded", 0), ("unbounded", 0)] and node.lingers()
+    node.truncate_held()  # what the executor does when a drain is asked while the step lingers
+    assert sorted(out.got) == [("bounded", i) for i in range(4)] + [("unbounded", 0)]
+    assert not node.lingers() and node.next_timer() is None and out.wms[-1] == MAX_MICROS
+
+
+def test_unbounded_per_element_makes_the_output_unbounded() -> None:
+    p = beam.Pipeline()
+    names = p | beam.Create([("x", 3)])
+    assert (names | "Unbounded" >> beam.ParDo(OnePerFiveSeconds())).is_bounded is False
+    assert (names | "Bounded" >> beam.ParDo(OnePerActivation())).is_bounded is True
+
+
+class InItsWindow(DoFn, beam.transforms.core.RestrictionProvider):
+    """Position by position, 10 ms apart, each output stamped with the element's window start."""
+
+    def initial_restriction(self, n: int) -> OffsetRange:
+        return OffsetRange(0, n)
+
+    def create_tracker(self, restriction: OffsetRange) -> OffsetRestrictionTracker:
+        return OffsetRestrictionTracker(restriction)
+
+    def process(
+        self,
+        n: int,
+        tracker: Any = DoFn.RestrictionParam(),
+        w: Any = DoFn.WindowParam,
+        t: Any = DoFn.TimestampParam,
+    ) -> Iterator[tuple[int, int, float, float]]:
+        pos = tracker.current_restriction().start
+        if tracker.try_claim(pos):
+            yield n, pos, float(w.start), float(t)
+            tracker.defer_remainder(Duration(seconds=0.01))
+
+
+def test_resumed_activations_see_and_output_into_the_elements_window() -> None:
+    def in_window(kv: Any, w: Any = DoFn.WindowParam) -> Any:
+        return kv[0], float(w.start), sorted(kv[1])
+
+    with beam.Pipeline() as p:
+        out = (
+            p
+            | beam.Create([(3, 12), (2, 25)])
+            | beam.MapTuple(lambda n, t: beam.window.TimestampedValue(n, t))
+            | beam.WindowInto(beam.window.FixedWindows(10))
+            | beam.ParDo(InItsWindow())
+        )
+        assert_that(
+            out, equal_to([(3, i, 10.0, 12.0) for i in range(3)] + [(2, i, 20.0, 25.0) for i in range(2)])
+        )
+        grouped = out | beam.Map(lambda v: (v[0], v[1])) | beam.GroupByKey() | beam.Map(in_window)
+        assert_that(grouped, equal_to([(3, 10.0, [0, 1, 2]), (2, 20.0, [0, 1])]), label="Grouped")
+
+
+class FailsAt(Positions):
+    """Positions of [0, n) that fail at `at`."""
+
+    def __init__(self, at: int) -> None:
+        super().__init__(OffsetRestrictionTracker)
+        self.at = at
+
+    def process(self, n: int, tracker: Any = DoFn.RestrictionParam()) -> Iterator[tuple[int, int]]:  # type: ignore[override]
+        pos = tracker.current_restriction().start
+        while tracker.try_claim(pos):
+            if pos == self.at:
+                raise ValueError(f"bad position {pos}")
+            yield n, pos
+            pos += 1
+
+
+@pytest.mark.parametrize("at", [5, splittable.SPLIT_AFTER_OUTPUTS + 5])
+def test_a_failure_names_the_users_element_in_a_first_or_a_resumed_activation(at: int) -> None:
+    with pytest.raises(ValueError, match=rf"bad position {at} \[while running 'Sdf' on element 250\]"):
+        with beam.Pipeline() as p:
+            _ = p | beam.Create([250]) | "Sdf" >> beam.ParDo(FailsAt(at))
+
+
+def test_a_failing_element_goes_to_the_dead_letter_output_as_the_users_element() -> None:
+    with beam.Pipeline() as p:
+        good, bad = p | beam.Create([250, 3]) | beam.ParDo(FailsAt(5)).with_exception_handling()
+        assert_that(good, equal_to([(3, i) for i in range(3)]))
+        assert_that(
+            bad | beam.Map(lambda b: (b[0], b[1][1])),
+            equal_to([(250, "ValueError('bad position 5')")]),
+            label="Bad",
+        )

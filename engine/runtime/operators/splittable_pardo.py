@@ -21,7 +21,7 @@ from millstream.engine.model.core import ParDo
 from millstream.engine.model.window import GlobalWindows
 from millstream.engine.model.windowing import Windowing
 from millstream.engine.runtime.graph.batch import Batch
-from millstream.engine.runtime.graph.node import raise_user_error
+from millstream.engine.runtime.graph.node import raise_user_error, user_error
 from millstream.engine.runtime.operators.stateful_pardo import _RT_HELD, StatefulParDoNode
 from millstream.engine.runtime.windowing.assign import WindowResolver
 
@@ -62,7 +62,28 @@ class SplittableParDoNode(StatefulParDoNode):
                 ts.append(t)
         if not values:
             return
-        super().process(Batch(values, ts))
+        try:
+            super().process(Batch(values, ts))
+        except Exception as e:
+            keyed: Any = getattr(e, "millstream_element", None)
+            if e.__cause__ is None or not _is_keyed(keyed, token):
+                raise
+            raise user_error(self.label, keyed[1][0], e.__cause__) from e.__cause__  # the user's element
+
+    def _fire(self, kw: Any, tk: tuple[str, str], rec: Any, outputs: Any) -> None:
+        """A resumed activation; a failure names the user's element (not its key)."""
+        pending = kw.cells.get(self.sdf.PENDING.name)
+        try:
+            super()._fire(kw, tk, rec, outputs)
+        except Exception as e:
+            if e.__cause__ is None or not isinstance(pending, dict):
+                raise
+            raise user_error(self.label, pending["element"], e.__cause__) from e.__cause__
+
+    def _dead_letter(self, outputs: Any, v: Any, error: BaseException, t: int, w: Any, pane: Any) -> None:
+        """A failed element goes to the dead-letter output as the user's element, in its own window."""
+        element, window, element_pane = v[1]
+        super()._dead_letter(outputs, element, error, t, window, element_pane)
 
     def truncate_held(self) -> None:
         """On a drain: every pending restriction is truncated by its provider and run to its end now (a
@@ -86,3 +107,15 @@ class SplittableParDoNode(StatefulParDoNode):
     @property
     def _truncate_plan(self) -> list[tuple[str, int, Any]]:
         return self._callbacks[self.sdf.RESUME.name][2]
+
+
+def _is_keyed(value: Any, token: str) -> bool:
+    """Whether `value` is an element as this node keyed it: ``((token, n), (element, window, pane))``."""
+    return (
+        isinstance(value, tuple)
+        and len(value) == 2
+        and isinstance(value[0], tuple)
+        and value[0][:1] == (token,)
+        and isinstance(value[1], tuple)
+        and len(value[1]) == 3
+    )
