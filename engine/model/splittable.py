@@ -1,11 +1,29 @@
-"""Splittable DoFns (Beam's `RestrictionProvider` and `DoFn.RestrictionParam`), run one restriction at a time.
+"""Splittable DoFns (Beam's `RestrictionProvider` and `DoFn.RestrictionParam`): restrictions that are split,
+checkpointed part-way, deferred and resumed.
 
-A DoFn whose `process` declares ``tracker=DoFn.RestrictionParam(provider)`` is run, for each element, as Beam's
-SDK runs it without dynamic splitting: ``initial_restriction(element)`` -> ``split(element, restriction)`` ->
-for every part, ``process(element, tracker=create_tracker(part))`` to the end, then ``tracker.check_done()``
-(every position claimed, or a claim refused past the end). Nothing is split while a restriction is processed
-and a restriction is not checkpointed part-way: a restored run processes the element again from its initial
-restriction (issue 14). ``defer_remainder`` (resuming later, for polling sources) is not supported and says so.
+The pipeline holds a `SplittableDoFnRunner` (Beam's runners receive the user's DoFn through it unchanged and
+split restrictions themselves). Locally, the planner runs its `resumable` form, `ResumingSplittableDoFn`: a
+stateful DoFn keyed by element (`engine/runtime/operators/splittable_pardo.py`), so checkpoints, kill -9
+recovery and exactly-once come from the user-state machinery. For each element: ``initial_restriction`` ->
+``split`` -> each part processed with ``create_tracker(part)``, ``check_done`` enforced. An activation ends a
+part early when
+
+* its budget is spent (`SPLIT_AFTER_OUTPUTS` outputs or `SPLIT_AFTER_US` of the job's clock): the runner
+  calls ``tracker.try_split(0)`` (Beam's runner-initiated checkpoint) and the residual resumes at once, in a
+  later turn of the timer loop, so checkpoints and watermarks pass between activations (a tracker that
+  cannot split is asked again after another budget and otherwise runs on);
+* or `process` calls ``tracker.defer_remainder(delay)`` (a polling DoFn): the residual resumes after the
+  delay on the job's clock.
+
+Residuals (encoded with the provider's ``restriction_coder()``) and estimator states (the estimator
+provider's ``estimator_state_coder()`` when it has one) wait in user state under a processing-time timer
+whose output timestamp holds the step's output watermark at the lowest estimator watermark of the pending
+parts (Beam's semantics; never below the element's timestamp or an earlier hold, Beam Java's rule for timer
+output timestamps). After the input ends they keep the step running until done; a drain truncates them with
+the provider's ``truncate`` (a bounded restriction finished, an unbounded one dropped). Not resumable, so run
+to the end in one call as Beam's SDK does without splitting (and refusing `defer_remainder`): a DoFn with
+side inputs, or with `process` parameters other than the element, timestamp, window, pane, restriction and
+watermark estimator, which a later activation could not supply again.
 """
 
 from __future__ import annotations

@@ -51,6 +51,12 @@ class WatermarkEstimatorProvider:
         """An estimator resuming from `estimator_state`."""
         raise NotImplementedError
 
+    def estimator_state_coder(self) -> Any:
+        """The coder of estimator states, kept with a residual restriction (pickling by default)."""
+        from millstream.engine.model.coders import PickleCoder
+
+        return PickleCoder()
+
 
 class _DefaultProvider(WatermarkEstimatorProvider):
     """Starts from no watermark and builds one estimator class."""

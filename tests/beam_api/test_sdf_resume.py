@@ -26,8 +26,9 @@ from millstream.io.restriction_trackers import (
     OffsetRestrictionTracker,
     UnsplittableRestrictionTracker,
 )
+from millstream.io.watermark_estimators import ManualWatermarkEstimator
 from millstream.testing.util import assert_that, equal_to
-from millstream.utils.timestamp import Duration
+from millstream.utils.timestamp import Duration, Timestamp
 
 from support.beam_harness import capture, multiset, run_collect
 
@@ -467,3 +468,42 @@ def test_a_failing_element_goes_to_the_dead_letter_output_as_the_users_element()
             equal_to([(250, "ValueError('bad position 5')")]),
             label="Bad",
         )
+
+
+class WatermarkCoder(beam.coders.Coder):
+    """Encodes an estimator state (a Timestamp or None) as ``b"wm:<µs>"``."""
+
+    def encode(self, value: Any) -> bytes:
+        return b"wm:none" if value is None else f"wm:{value.micros}".encode()
+
+    def decode(self, encoded: bytes) -> Any:
+        text = encoded.decode()[3:]
+        return None if text == "none" else Timestamp(micros=int(text))
+
+
+def test_a_pending_estimator_state_is_stored_with_the_providers_estimator_state_coder() -> None:
+    from millstream.engine.model.watermark_estimators import _DefaultProvider
+
+    class CodedManual(_DefaultProvider):
+        def estimator_state_coder(self) -> WatermarkCoder:
+            return WatermarkCoder()
+
+    class Stepwise(_stepwise(beam)):  # type: ignore[misc]
+        def process(  # type: ignore[override]
+            self,
+            n: int,
+            tracker: Any = DoFn.RestrictionParam(),
+            estimator: Any = DoFn.WatermarkEstimatorParam(CodedManual(ManualWatermarkEstimator)),
+        ) -> Any:
+            yield from super().process(n, tracker, estimator)
+
+    clock = FakeClock()
+    node, out = _node(Stepwise(), clock)
+    node.push(0, Batch([3], [MIN_MICROS]))
+    node.advance_processing_time(clock.now_us())  # two activations: positions 0 and 1
+    (cell,) = [cell["sdf_pending"] for _, _, cell in node.snapshot_state()["cells"]]
+    assert cell["parts"][0][1] == b"wm:10000000"  # the watermark set at position 1, in the coder's bytes
+    node.watermark(0, MAX_MICROS)
+    while node.lingers():
+        node.advance_processing_time(clock.now_us())
+    assert out.got == [(3, 0, None), (3, 1, 0), (3, 2, 10)]  # each activation resumed the estimator's state
