@@ -454,9 +454,10 @@ class FailsAt(Positions):
 
 @pytest.mark.parametrize("at", [5, splittable.SPLIT_AFTER_OUTPUTS + 5])
 def test_a_failure_names_the_users_element_in_a_first_or_a_resumed_activation(at: int) -> None:
-    with pytest.raises(ValueError, match=rf"bad position {at} \[while running 'Sdf' on element 250\]"):
+    n = splittable.SPLIT_AFTER_OUTPUTS + 10
+    with pytest.raises(ValueError, match=rf"bad position {at} \[while running 'Sdf' on element {n}\]"):
         with beam.Pipeline() as p:
-            _ = p | beam.Create([250]) | "Sdf" >> beam.ParDo(FailsAt(at))
+            _ = p | beam.Create([n]) | "Sdf" >> beam.ParDo(FailsAt(at))
 
 
 def test_a_failing_element_goes_to_the_dead_letter_output_as_the_users_element() -> None:

@@ -1,6 +1,7 @@
 """The job the splittable-DoFn kill -9 tests run in a subprocess: every input row ``{"id", "n", "t"}`` names an
 ``OffsetRange(0, n)`` that a splittable DoFn reads position by position, so each element takes many
-activations (the runtime splits a restriction after a budget of outputs) and checkpoints fall between them.
+activations (the runtime splits a restriction after a budget of outputs, set to 100 here) and checkpoints fall
+between them.
 Output rows ``[id, position]`` go to exactly-once JSON-lines files. Streaming mode, so state, timers and
 output are checkpointed throughout the run, also after the input has ended and residuals remain.
 """
@@ -12,9 +13,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import millstream as beam
+from millstream.engine.model import splittable
 from millstream.io import ReadFromJson, WriteToJson
 from millstream.io.restriction_trackers import OffsetRange, OffsetRestrictionTracker
 from millstream.options.pipeline_options import PipelineOptions
+
+# activations of 100 outputs (Beam's DirectRunner's budget), so that many checkpoints fall between activations
+splittable.SPLIT_AFTER_OUTPUTS = 100
 
 
 class ReadPositions(beam.DoFn, beam.transforms.core.RestrictionProvider):

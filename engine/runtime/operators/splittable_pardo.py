@@ -18,7 +18,7 @@ import uuid
 from typing import Any
 
 from millstream.engine.model.core import ParDo
-from millstream.engine.model.window import GlobalWindows
+from millstream.engine.model.window import GlobalWindow, GlobalWindows
 from millstream.engine.model.windowing import Windowing
 from millstream.engine.runtime.graph.batch import Batch
 from millstream.engine.runtime.graph.node import raise_user_error, user_error
@@ -71,19 +71,31 @@ class SplittableParDoNode(StatefulParDoNode):
             raise user_error(self.label, keyed[1][0], e.__cause__) from e.__cause__  # the user's element
 
     def _fire(self, kw: Any, tk: tuple[str, str], rec: Any, outputs: Any) -> None:
-        """A resumed activation; a failure names the user's element (not its key)."""
+        """A resumed activation: its outputs get the element's timestamp, window and pane (not the timer's
+        hold), and a failure names the user's element (not its key)."""
         pending = kw.cells.get(self.sdf.PENDING.name)
-        try:
+        if not isinstance(pending, dict):
             super()._fire(kw, tk, rec, outputs)
+            return
+        _, callback, plan = self._callbacks[tk[0]]
+        kwargs = self._kwargs(plan, {}, kw, None, rec.fire_us, rec.hold_us, None)
+        self._collect_resumed(callback, kwargs, pending, outputs)
+
+    def _collect_resumed(
+        self, method: Any, kwargs: dict[str, Any], pending: dict[str, Any], outputs: Any
+    ) -> None:
+        window = pending["window"]
+        w = None if isinstance(window, GlobalWindow) else window
+        try:
+            self._collect(method(**kwargs), outputs, pending["ts"], w, pending["pane"])
         except Exception as e:
-            if e.__cause__ is None or not isinstance(pending, dict):
-                raise
-            raise user_error(self.label, pending["element"], e.__cause__) from e.__cause__
+            raise_user_error(self.label, pending["element"], e)
 
     def _dead_letter(self, outputs: Any, v: Any, error: BaseException, t: int, w: Any, pane: Any) -> None:
         """A failed element goes to the dead-letter output as the user's element, in its own window."""
         element, window, element_pane = v[1]
-        super()._dead_letter(outputs, element, error, t, window, element_pane)
+        w = None if isinstance(window, GlobalWindow) else window
+        super()._dead_letter(outputs, element, error, t, w, element_pane)
 
     def truncate_held(self) -> None:
         """On a drain: every pending restriction is truncated by its provider and run to its end now (a
@@ -91,15 +103,13 @@ class SplittableParDoNode(StatefulParDoNode):
         outputs = None
         for kw in list(self.lingering.values()):
             held = [tk for tk, rec in kw.timers.items() if rec.domain == _RT_HELD]
-            if not held:
+            pending = kw.cells.get(self.sdf.PENDING.name)
+            if not held or not isinstance(pending, dict):
                 continue
             if outputs is None:
                 outputs = self._begin_timers()
             kwargs = self._kwargs(self._truncate_plan, {}, kw, None, 0, kw.timers[held[0]].hold_us, None)
-            try:
-                self._collect(self.sdf.truncate_pending(**kwargs), outputs, 0, None, None)
-            except Exception as e:
-                raise_user_error(self.label, f"<truncate on drain for key {kw.key!r}>", e)
+            self._collect_resumed(self.sdf.truncate_pending, kwargs, pending, outputs)
         if outputs is not None:
             self._end_timers(outputs)
         super().truncate_held()
