@@ -508,3 +508,15 @@ def test_a_pending_estimator_state_is_stored_with_the_providers_estimator_state_
     while node.lingers():
         node.advance_processing_time(clock.now_us())
     assert out.got == [(3, 0, None), (3, 1, 0), (3, 2, 10)]  # each activation resumed the estimator's state
+
+
+def test_under_a_test_stream_the_fake_clock_runs_on_to_each_deferred_remainder() -> None:
+    """A TestStream's job runs on a FakeClock: after its last event, the clock jumps to each pending timer (5 s
+    deferrals here), so the job ends with every position instead of waiting forever."""
+    from millstream.options.pipeline_options import PipelineOptions
+    from millstream.testing.test_stream import TestStream
+
+    stream = TestStream().add_elements([("b", 3)]).advance_processing_time(1).advance_watermark_to_infinity()
+    with beam.Pipeline(options=PipelineOptions(["--streaming"])) as p:
+        out = p | stream | beam.ParDo(OnePerFiveSeconds())
+        assert_that(out, equal_to([("b", 0), ("b", 1), ("b", 2)]))

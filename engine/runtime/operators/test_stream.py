@@ -1,5 +1,6 @@
 """Plays a TestStream on the production runtime: one bundle per element event, watermark advances, and
-advances of the job's FakeClock; the next event is played only when the whole pipeline is quiescent. A stream
+advances of the job's FakeClock; the next event is played only when the whole pipeline is quiescent (after the
+last one, the clock runs on to the held timers of lingering steps). A stream
 whose events name tags has one output per tag, each with its own watermark (`TaggedTestStreamNode`)."""
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from millstream.engine.model.test_stream import ElementEvent, ProcessingTimeEven
 from millstream.engine.model.timestamp import MAX_MICROS, MIN_MICROS
 from millstream.engine.runtime.exec.clock import FakeClock
 from millstream.engine.runtime.graph.batch import Batch
+from millstream.engine.runtime.graph.capabilities import LingeringNode
 from millstream.engine.runtime.graph.registry import register_primitive
 from millstream.engine.runtime.operators.sources import SourceDriver, SourceNode
 
@@ -88,6 +90,21 @@ class TestStreamDriver(SourceDriver):
                 self.node.tag_watermark(tag, MAX_MICROS)
         self.node.source_watermark(MAX_MICROS)
         await flush()
+        await self._run_out_the_clock()
+
+    async def _run_out_the_clock(self) -> None:
+        """After the last event, processing time runs on by itself: while a step lingers on held timers (a
+        splittable DoFn's deferred residual, a periodic sequence), the fake clock jumps to the next timer once
+        the pipeline is quiescent, so the job ends as it would on the system clock, only without waiting."""
+        await anyio.wait_all_tasks_blocked()
+        while any(
+            isinstance(n, LingeringNode) and n.lingers() for stage in self.plan.stages for n in stage.nodes
+        ):
+            deadline = self.clock.next_deadline()
+            if deadline is None:
+                return  # nothing sleeps on the clock: no timer to jump to
+            self.clock.set(max(deadline, self.clock.now_us()))
+            await anyio.wait_all_tasks_blocked()
 
 
 def _make_test_stream(applied: Any, opts: Any, plan: Any) -> tuple[SourceNode, TestStreamDriver]:
