@@ -276,7 +276,7 @@ class SplittableDoFnRunner(DoFn):
         element_ts = kwargs.pop(self._TIMESTAMP_KW, None)
         restriction = self.provider.initial_restriction(element)
         for part in self.provider.split(element, restriction):
-            act = self.activate(element, element_ts, args, kwargs, part, None, budget=False)
+            act = self.activate(element, element_ts, args, kwargs, part, None, budget=False, started=False)
             yield from act.outputs
 
     def activate(

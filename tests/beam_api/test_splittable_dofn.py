@@ -200,3 +200,36 @@ def test_offset_restriction_tracker_claims_checkpoints_and_checks_done() -> None
         t.try_claim(2)
     with pytest.raises(ValueError, match=r"not done: offsets \[0, 5\)"):
         OffsetRestrictionTracker(OffsetRange(0, 5)).check_done()
+
+
+class ChunkEstimates(Positions):
+    """With a side input (so run to the end in one call), each chunk's manual estimator starts from its
+    provider's initial state: the chunk's start, as seconds."""
+
+    def process(  # type: ignore[override]
+        self,
+        n: int,
+        side: int,
+        tracker: Any = beam.DoFn.RestrictionParam(),
+        estimator: Any = beam.DoFn.WatermarkEstimatorParam(),
+    ) -> Iterator[tuple[int, float]]:
+        pos = tracker.current_restriction().start
+        first = estimator.current_watermark()
+        while tracker.try_claim(pos):
+            yield pos, float(first) + side
+            pos += 1
+
+    def initial_estimator_state(self, n: int, restriction: OffsetRange) -> Any:
+        return beam.utils.timestamp.Timestamp(restriction.start)
+
+    def create_watermark_estimator(self, state: Any) -> Any:
+        from millstream.io.watermark_estimators import ManualWatermarkEstimator
+
+        return ManualWatermarkEstimator(state)
+
+
+def test_a_restriction_run_to_its_end_starts_its_estimator_from_the_initial_state() -> None:
+    with beam.Pipeline() as p:
+        side = p | "Side" >> beam.Create([100])
+        out = p | beam.Create([4]) | beam.ParDo(ChunkEstimates(), beam.pvalue.AsSingleton(side))
+        assert_that(out, equal_to([(0, 100.0), (1, 100.0), (2, 102.0), (3, 102.0)]))
