@@ -1,4 +1,4 @@
-"""Splittable DoFns under kill -9 and a graceful stop: a job whose restrictions take many activations (see
+"""Splittable DoFns under kill -9, a graceful stop and a drain: a job whose restrictions take many activations (see
 `sdf_kill_job.py`) is stopped or SIGKILLed part-way, restarted from its checkpoint until it finishes, and
 its committed output holds every position of every row exactly once (a restored residual resumes where the
 checkpoint left it; nothing is processed again from its initial restriction)."""
@@ -17,7 +17,10 @@ import pytest
 
 import millstream as beam
 from millstream.engine.runtime.operators.splittable_pardo import SplittableParDoNode
+from millstream.io import WriteToJson
+from millstream.io.restriction_trackers import OffsetRange, OffsetRestrictionTracker
 from millstream.options.pipeline_options import PipelineOptions
+from millstream.utils.timestamp import Duration
 
 from support.outputs import committed_json_rows
 
@@ -113,3 +116,54 @@ def test_the_verifier_catches_a_lost_and_a_duplicated_position() -> None:
         check([[0, 0], [0, 2]], events)
     with pytest.raises(AssertionError, match="more than once"):
         check([[0, 0], [0, 1], [0, 1], [0, 2]], events)
+
+
+class _UnboundedTracker(OffsetRestrictionTracker):
+    """An offset tracker whose restriction is declared unbounded (a stream read forever)."""
+
+    def is_bounded(self) -> bool:
+        return False
+
+
+class OnePerFiveSeconds(beam.DoFn, beam.transforms.core.RestrictionProvider):
+    """Elements ``(name, n)``: one position per activation, the rest deferred 5 s; a range of a million
+    positions or more is unbounded."""
+
+    def initial_restriction(self, element: tuple[str, int]) -> OffsetRange:
+        return OffsetRange(0, element[1])
+
+    def create_tracker(self, restriction: OffsetRange) -> OffsetRestrictionTracker:
+        return (_UnboundedTracker if restriction.stop >= 1_000_000 else OffsetRestrictionTracker)(restriction)
+
+    def process(self, element: tuple[str, int], tracker: Any = beam.DoFn.RestrictionParam()) -> Any:
+        pos = tracker.current_restriction().start
+        if tracker.try_claim(pos):
+            yield element[0], pos
+            tracker.defer_remainder(Duration(seconds=5))
+
+
+async def test_a_drain_finishes_bounded_residuals_and_truncates_unbounded_ones(
+    tmp_path: Any, until: Any
+) -> None:
+    """A streaming job whose input ended lingers on deferred residuals; a drain ends it: the bounded element's
+    positions are all committed, the unbounded one's (Beam's default `truncate`) no more than it had."""
+    out = str(tmp_path / "out" / "rows")
+    p = beam.Pipeline(
+        options=PipelineOptions(
+            ["--streaming", f"--state_dir={tmp_path / 'state'}", "--checkpoint_interval=0.05"]
+        )
+    )
+    _ = (
+        p
+        | beam.Create([("bounded", 4), ("unbounded", 10**9)])
+        | beam.ParDo(OnePerFiveSeconds())
+        | beam.Map(list)
+        | WriteToJson(out)
+    )
+    job = await p.start()
+    (node,) = [n for n in job.plan.nodes.values() if isinstance(n, SplittableParDoNode)]
+    await until(node.lingers, "the input to end, residuals pending")
+    assert await job.drain(timeout=30) == "DONE"
+    assert sorted(map(tuple, committed_json_rows(out))) == [("bounded", i) for i in range(4)] + [
+        ("unbounded", 0)
+    ]
