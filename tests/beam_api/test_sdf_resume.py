@@ -520,3 +520,23 @@ def test_under_a_test_stream_the_fake_clock_runs_on_to_each_deferred_remainder()
     with beam.Pipeline(options=PipelineOptions(["--streaming"])) as p:
         out = p | stream | beam.ParDo(OnePerFiveSeconds())
         assert_that(out, equal_to([("b", 0), ("b", 1), ("b", 2)]))
+
+
+class EvenOdd(Positions):
+    """Even positions to the main output, odd ones tagged "odd", one position per activation (deferred)."""
+
+    def __init__(self) -> None:
+        super().__init__(OffsetRestrictionTracker)
+
+    def process(self, n: int, tracker: Any = DoFn.RestrictionParam()) -> Iterator[Any]:  # type: ignore[override]
+        pos = tracker.current_restriction().start
+        if tracker.try_claim(pos):
+            yield beam.pvalue.TaggedOutput("odd", pos) if pos % 2 else pos
+            tracker.defer_remainder(Duration(seconds=0.001))
+
+
+def test_tagged_outputs_of_resumed_activations_reach_their_outputs() -> None:
+    with beam.Pipeline() as p:
+        out = p | beam.Create([5]) | beam.ParDo(EvenOdd()).with_outputs("odd", main="even")
+        assert_that(out.even, equal_to([0, 2, 4]), label="Even")
+        assert_that(out.odd, equal_to([1, 3]), label="Odd")
