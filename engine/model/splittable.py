@@ -39,7 +39,7 @@ from millstream.engine.model.pvalue import TaggedOutput
 from millstream.engine.model.timestamp import Duration, Timestamp, TimestampedValue, to_micros
 from millstream.engine.model.userstate import ReadModifyWriteStateSpec, TimeDomain, TimerSpec, on_timer
 from millstream.engine.model.watermark_estimators import check_watermark_estimator_param, estimator_provider
-from millstream.engine.model.window import PANE_INFO_UNKNOWN, GlobalWindow
+from millstream.engine.model.window import END_OF_GLOBAL_WINDOW_MICROS, PANE_INFO_UNKNOWN, GlobalWindow
 
 
 class RestrictionProvider:
@@ -543,7 +543,7 @@ class ResumingSplittableDoFn(DoFn):
             hold = min(self._watermark_of(element, state["ts"], part) for part in left)
             # never below the hold already set (or the element's timestamp): Beam Java's rule for a timer's
             # output timestamp, so the step's output watermark only moves forward
-            hold = max(hold, state["hold"])
+            hold = min(max(hold, state["hold"]), END_OF_GLOBAL_WINDOW_MICROS)  # the state's window: global
             state = {**state, "parts": left, "hold": hold}
             pending.write(state)
             resume.set(

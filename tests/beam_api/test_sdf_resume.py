@@ -540,3 +540,27 @@ def test_tagged_outputs_of_resumed_activations_reach_their_outputs() -> None:
         out = p | beam.Create([5]) | beam.ParDo(EvenOdd()).with_outputs("odd", main="even")
         assert_that(out.even, equal_to([0, 2, 4]), label="Even")
         assert_that(out.odd, equal_to([1, 3]), label="Odd")
+
+
+class DoneWithEventTime(Positions):
+    """Sets its watermark to the end of time after the first position, then defers the rest."""
+
+    def __init__(self) -> None:
+        super().__init__(OffsetRestrictionTracker)
+
+    def process(  # type: ignore[override]
+        self,
+        n: int,
+        tracker: Any = DoFn.RestrictionParam(),
+        estimator: Any = DoFn.WatermarkEstimatorParam(ManualWatermarkEstimator.default_provider()),
+    ) -> Iterator[int]:
+        pos = tracker.current_restriction().start
+        if tracker.try_claim(pos):
+            yield pos
+            estimator.set_watermark(beam.window.MAX_TIMESTAMP)
+            tracker.defer_remainder()
+
+
+def test_an_estimator_at_the_end_of_time_holds_no_further_than_the_global_windows_end() -> None:
+    with beam.Pipeline() as p:
+        assert_that(p | beam.Create([3]) | beam.ParDo(DoneWithEventTime()), equal_to([0, 1, 2]))
