@@ -18,8 +18,8 @@ from millstream.io import ReadFromJson, WriteToJson
 from millstream.io.restriction_trackers import OffsetRange, OffsetRestrictionTracker
 from millstream.options.pipeline_options import PipelineOptions
 
-# activations of 100 outputs (Beam's DirectRunner's budget), so that many checkpoints fall between activations
-splittable.SPLIT_AFTER_OUTPUTS = 100
+#: activations of 100 outputs (Beam's DirectRunner's budget), so that many checkpoints fall between them
+SPLIT_AFTER_OUTPUTS = 100
 
 
 class ReadPositions(beam.DoFn, beam.transforms.core.RestrictionProvider):
@@ -50,6 +50,7 @@ def build(p: beam.Pipeline, src: str, out: str) -> None:
 
 def main(argv: list[str]) -> None:
     src, out, *flags = argv
+    splittable.SPLIT_AFTER_OUTPUTS = SPLIT_AFTER_OUTPUTS
     with beam.Pipeline(options=PipelineOptions(["--streaming", *flags])) as p:
         build(p, src, out)
 

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 import millstream as beam
+from millstream.engine.model import splittable
 from millstream.engine.runtime.operators.splittable_pardo import SplittableParDoNode
 from millstream.io import WriteToJson
 from millstream.io.restriction_trackers import OffsetRange, OffsetRestrictionTracker
@@ -79,13 +80,16 @@ def test_a_splittable_dofn_survives_a_crash_at_a_protocol_step(
 
 
 async def test_a_graceful_stop_part_way_and_a_restart_output_every_position_once(
-    tmp_path: Any, until: Any
+    tmp_path: Any, until: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """`Job.stop()` ends the run at a checkpoint with residuals pending; the restarted run restores them."""
     spec = importlib.util.spec_from_file_location("sdf_kill_job", JOB)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    monkeypatch.setattr(
+        splittable, "SPLIT_AFTER_OUTPUTS", module.SPLIT_AFTER_OUTPUTS
+    )  # as the job's main does
     events = make_input(str(tmp_path / "in.jsonl"), 40, seed=7)
     src, out = str(tmp_path / "in.jsonl"), str(tmp_path / "out" / "rows")
     options = ["--streaming", f"--state_dir={tmp_path / 'state'}", "--checkpoint_interval=0.02"]
