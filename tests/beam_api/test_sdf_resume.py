@@ -564,3 +564,14 @@ class DoneWithEventTime(Positions):
 def test_an_estimator_at_the_end_of_time_holds_no_further_than_the_global_windows_end() -> None:
     with beam.Pipeline() as p:
         assert_that(p | beam.Create([3]) | beam.ParDo(DoneWithEventTime()), equal_to([0, 1, 2]))
+
+
+def test_a_failing_resumed_activation_sends_the_element_to_the_dead_letter_output() -> None:
+    budget = splittable.SPLIT_AFTER_OUTPUTS
+    n = budget + 10
+    with beam.Pipeline() as p:
+        good, bad = p | beam.Create([n, 3]) | beam.ParDo(FailsAt(budget + 5)).with_exception_handling()
+        # the first activation's outputs were emitted before the failure (a checkpoint may have committed them)
+        assert_that(good, equal_to([(3, i) for i in range(3)] + [(n, i) for i in range(budget)]))
+        errors = bad | beam.Map(lambda b: (b[0], b[1][1]))
+        assert_that(errors, equal_to([(n, f"ValueError('bad position {budget + 5}')")]), label="Bad")

@@ -22,6 +22,7 @@ from millstream.engine.model.window import GlobalWindow, GlobalWindows
 from millstream.engine.model.windowing import Windowing
 from millstream.engine.runtime.graph.batch import Batch
 from millstream.engine.runtime.graph.node import raise_user_error, user_error
+from millstream.engine.runtime.operators.pardo import _Outputs
 from millstream.engine.runtime.operators.stateful_pardo import _RT_HELD, StatefulParDoNode
 from millstream.engine.runtime.windowing.assign import WindowResolver
 
@@ -79,17 +80,33 @@ class SplittableParDoNode(StatefulParDoNode):
             return
         _, callback, plan = self._callbacks[tk[0]]
         kwargs = self._kwargs(plan, {}, kw, None, rec.fire_us, rec.hold_us, None)
-        self._collect_resumed(callback, kwargs, pending, outputs)
+        self._collect_resumed(kw, callback, kwargs, pending, outputs)
 
     def _collect_resumed(
-        self, method: Any, kwargs: dict[str, Any], pending: dict[str, Any], outputs: Any
+        self, kw: Any, method: Any, kwargs: dict[str, Any], pending: dict[str, Any], outputs: Any
     ) -> None:
+        """Run a resumed activation (`method`), its outputs stamped as the element's. Under
+        `with_exception_handling` a failure sends the element to the dead-letter output and drops what is left
+        of it (what earlier activations output is already committed, as in Beam)."""
         window = pending["window"]
         w = None if isinstance(window, GlobalWindow) else window
+        eh = self.exception_handling
+        scratch = outputs if eh is None or eh.partial else {None: _Outputs()}
         try:
-            self._collect(method(**kwargs), outputs, pending["ts"], w, pending["pane"])
+            self._collect(method(**kwargs), scratch, pending["ts"], w, pending["pane"])
         except Exception as e:
-            raise_user_error(self.label, pending["element"], e)
+            if eh is None or not isinstance(e, eh.exc_class):
+                raise_user_error(self.label, pending["element"], e)
+            kw.cells.pop(self.sdf.PENDING.name, None)
+            super()._dead_letter(outputs, pending["element"], e, pending["ts"], w, pending["pane"])
+            return
+        if scratch is not outputs:
+            for tag, cols in scratch.items():
+                dest = outputs.setdefault(tag, _Outputs())
+                dest.values.extend(cols.values)
+                dest.ts.extend(cols.ts)
+                dest.wins.extend(cols.wins)
+                dest.panes.extend(cols.panes)
 
     def _dead_letter(self, outputs: Any, v: Any, error: BaseException, t: int, w: Any, pane: Any) -> None:
         """A failed element goes to the dead-letter output as the user's element, in its own window."""
@@ -109,7 +126,7 @@ class SplittableParDoNode(StatefulParDoNode):
             if outputs is None:
                 outputs = self._begin_timers()
             kwargs = self._kwargs(self._truncate_plan, {}, kw, None, 0, kw.timers[held[0]].hold_us, None)
-            self._collect_resumed(self.sdf.truncate_pending, kwargs, pending, outputs)
+            self._collect_resumed(kw, self.sdf.truncate_pending, kwargs, pending, outputs)
         if outputs is not None:
             self._end_timers(outputs)
         super().truncate_held()
