@@ -21,9 +21,11 @@ whose output timestamp holds the step's output watermark at the lowest estimator
 parts (Beam's semantics; never below the element's timestamp or an earlier hold, Beam Java's rule for timer
 output timestamps). After the input ends they keep the step running until done; a drain truncates them with
 the provider's ``truncate`` (a bounded restriction finished, an unbounded one dropped). Not resumable, so run
-to the end in one call as Beam's SDK does without splitting (and refusing `defer_remainder`): a DoFn with
-side inputs, or with `process` parameters other than the element, timestamp, window, pane, restriction and
-watermark estimator, which a later activation could not supply again.
+to the end in one call as Beam's SDK does without splitting (and refusing `defer_remainder`): a DoFn with a
+windowed side input (its view is dropped once the watermark passes its window, and a residual may resume
+later), or with `process` parameters other than the element, timestamp, window, pane, side inputs,
+restriction and watermark estimator (a bundle finalizer, context parameters), which a later activation,
+fired by a timer, could not supply again. Side inputs in the global window are supported.
 """
 
 from __future__ import annotations
@@ -127,8 +129,8 @@ class TrackerView:
         if not self._can_defer:
             raise NotImplementedError(
                 f"{self._label}: defer_remainder needs a resumable splittable DoFn, and this one runs each "
-                "restriction to its end (it has side inputs or DoFn parameters other than the element, "
-                "timestamp, window, pane, restriction and watermark estimator; docs/runners.md)"
+                "restriction to its end (it has a windowed side input, or DoFn parameters other than the "
+                "element, timestamp, window, pane, side inputs, restriction and watermark estimator)"
             )
         now = self._clock.now_us()
         if deferred_time is None:
@@ -256,11 +258,14 @@ class SplittableDoFnRunner(DoFn):
 
     def resumable(self, transform: Any) -> Any:
         """A copy of the ParDo `transform` (which runs this DoFn) whose DoFn is the resumable stateful form
-        (`ResumingSplittableDoFn`), or None when it cannot be resumed: side inputs, or `process` parameters
-        other than the element, timestamp, window, pane, restriction and watermark estimator, which a later
-        activation could not supply again. Such a DoFn runs each restriction to its end, as before."""
-        if transform.side_inputs:
-            return None
+        (`ResumingSplittableDoFn`), or None when it cannot be resumed: a windowed side input (its view is
+        dropped once the watermark passes its window, while a residual may resume later), or `process`
+        parameters other than the element, timestamp, window, pane, restriction and watermark estimator, which a
+        later activation could not supply again. Such a DoFn runs each restriction to its end, as before."""
+        from millstream.engine.model.window import GlobalWindows
+
+        if any(not isinstance(s.pvalue.windowing.windowfn, GlobalWindows) for s in transform.side_inputs):
+            return None  # a windowed side input's view is evicted once the watermark passes its window
         markers = param_markers(self.fn.process)
         others = {m.name for n, m in markers.items() if n not in (self.param, self.estimator_param)}
         if others - _RESUMABLE_MARKERS:
@@ -268,8 +273,7 @@ class SplittableDoFnRunner(DoFn):
         import copy
 
         resumable = copy.copy(transform)
-        resumable.fn = ResumingSplittableDoFn(self, transform.args, transform.kwargs)
-        resumable.args, resumable.kwargs = (), {}
+        resumable.fn = ResumingSplittableDoFn(self)
         return resumable
 
     def _process(self, element: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Iterator[Any]:
@@ -408,10 +412,8 @@ class ResumingSplittableDoFn(DoFn):
     PENDING = ReadModifyWriteStateSpec("sdf_pending", PickleCoder())
     RESUME = TimerSpec("sdf_resume", TimeDomain.REAL_TIME)
 
-    def __init__(self, runner: SplittableDoFnRunner, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    def __init__(self, runner: SplittableDoFnRunner) -> None:
         self.runner = runner
-        self.args = args
-        self.kwargs = kwargs
         fn = runner.fn
         markers = param_markers(fn.process)
         #: the user's parameters this DoFn supplies, by kind: (name, marker name)
@@ -454,11 +456,14 @@ class ResumingSplittableDoFn(DoFn):
     def process(  # type: ignore[override]
         self,
         kv: Any,
+        *args: Any,
         ts: Any = DoFn.TimestampParam,
         pending: Any = DoFn.StateParam(PENDING),
         resume: Any = DoFn.TimerParam(RESUME),
+        **kwargs: Any,
     ) -> list[Any]:
-        """The element's first activation: its restriction split into parts, run within the budget."""
+        """The element's first activation: its restriction split into parts, run within the budget; `args`
+        and `kwargs` are the ParDo's extra arguments (side inputs resolved)."""
         element, window, pane = kv[1]
         ts_us = to_micros(ts)
         runner = self.runner
@@ -476,7 +481,7 @@ class ResumingSplittableDoFn(DoFn):
             "parts": parts,
             "hold": ts_us,
         }
-        outputs = self._activate(state, now, pending, resume)
+        outputs = self._activate(state, now, pending, resume, args, kwargs)
         if isinstance(window, GlobalWindow) and pane is None:
             return outputs  # the step stamps them with the element's timestamp, in the global window
         return [_in_window(out, ts_us, window, pane) for out in outputs]
@@ -487,15 +492,29 @@ class ResumingSplittableDoFn(DoFn):
         pending: Any = DoFn.StateParam(PENDING),
         resume: Any = DoFn.TimerParam(RESUME),
     ) -> list[Any]:
+        """The timer's callback, for the stateful machinery; `SplittableParDoNode` calls `resume_with`, which
+        also gets the ParDo's extra arguments."""
+        return self.resume_with((), {}, pending, resume)
+
+    def resume_with(
+        self, args: tuple[Any, ...], kwargs: dict[str, Any], pending: Any, resume: Any
+    ) -> list[Any]:
         """A later activation: every pending part due now, within the budget (its outputs are stamped with
         the element's timestamp, window and pane by the step, `SplittableParDoNode`)."""
         state = pending.read()
         if state is None:
             return []
-        return self._activate(state, self.runner._clock.now_us(), pending, resume)
+        return self._activate(state, self.runner._clock.now_us(), pending, resume, args, kwargs)
 
     def _activate(
-        self, state: dict[str, Any], now: int, pending: Any, resume: Any, truncate: bool = False
+        self,
+        state: dict[str, Any],
+        now: int,
+        pending: Any,
+        resume: Any,
+        args: tuple[Any, ...],
+        extra: dict[str, Any],
+        truncate: bool = False,
     ) -> list[Any]:
         """Run every part due at `now` (the first residual ends the activation's budget), keep what is left
         in `pending` with `resume` set to its earliest time, and return the outputs as `process` made them.
@@ -504,7 +523,7 @@ class ResumingSplittableDoFn(DoFn):
         element = state["element"]
         ts = Timestamp(micros=state["ts"])
         window, pane = state["window"], state["pane"]
-        kwargs = dict(self.kwargs)
+        kwargs = dict(extra)
         for name, kind in self.supplied:
             if kind == "TimestampParam":
                 kwargs[name] = ts
@@ -523,10 +542,10 @@ class ResumingSplittableDoFn(DoFn):
             restriction = self.restriction_coder.decode(encoded)
             est_state = self.estimator_coder.decode(est_encoded) if est_encoded is not None else None
             if truncate:
-                outputs.extend(self._drain(element, ts, kwargs, restriction, est_state, started))
+                outputs.extend(self._drain(element, ts, args, kwargs, restriction, est_state, started))
                 continue
             act = runner.activate(
-                element, ts, self.args, kwargs, restriction, est_state, True, started=started, can_defer=True
+                element, ts, args, kwargs, restriction, est_state, True, started=started, can_defer=True
             )
             outputs.extend(act.outputs)
             if act.residual is not None:
@@ -558,6 +577,7 @@ class ResumingSplittableDoFn(DoFn):
         self,
         element: Any,
         ts: Timestamp,
+        args: tuple[Any, ...],
         kwargs: dict[str, Any],
         restriction: Any,
         est_state: Any,
@@ -571,7 +591,7 @@ class ResumingSplittableDoFn(DoFn):
         restriction = runner.provider.truncate(element, restriction)
         while restriction is not None:
             act = runner.activate(
-                element, ts, self.args, kwargs, restriction, est_state, False, started=started, can_defer=True
+                element, ts, args, kwargs, restriction, est_state, False, started=started, can_defer=True
             )
             outputs.extend(act.outputs)
             if act.residual is None or coder.encode(act.residual) == coder.encode(restriction):
@@ -594,13 +614,17 @@ class ResumingSplittableDoFn(DoFn):
             watermark_us = None if wm is None else to_micros(wm)
         return ts_us if watermark_us is None else watermark_us
 
-    def truncate_pending(self, pending: Any, resume: Any) -> list[Any]:
+    def truncate_pending(
+        self, args: tuple[Any, ...], kwargs: dict[str, Any], pending: Any, resume: Any
+    ) -> list[Any]:
         """On a drain: every pending part cut by the provider's ``truncate`` (Beam's truncate_restriction: a
         bounded restriction is kept whole, an unbounded one dropped) and run to its end, now."""
         state = pending.read()
         if state is None:
             return []
-        return self._activate(state, self.runner._clock.now_us(), pending, resume, truncate=True)
+        return self._activate(
+            state, self.runner._clock.now_us(), pending, resume, args, kwargs, truncate=True
+        )
 
 
 def _has(obj: Any, method: str) -> bool:

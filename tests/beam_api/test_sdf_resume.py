@@ -575,3 +575,64 @@ def test_a_failing_resumed_activation_sends_the_element_to_the_dead_letter_outpu
         assert_that(good, equal_to([(3, i) for i in range(3)] + [(n, i) for i in range(budget)]))
         errors = bad | beam.Map(lambda b: (b[0], b[1][1]))
         assert_that(errors, equal_to([(n, f"ValueError('bad position {budget + 5}')")]), label="Bad")
+
+
+class PlusSide(Positions):
+    """Positions plus a side input, one per activation (deferred): every activation gets the side input."""
+
+    def __init__(self) -> None:
+        super().__init__(OffsetRestrictionTracker)
+
+    def process(
+        self, n: int, base: int, tracker: Any = DoFn.RestrictionParam(), scale: int = 1
+    ) -> Iterator[int]:  # type: ignore[override]
+        pos = tracker.current_restriction().start
+        if tracker.try_claim(pos):
+            yield base + scale * pos
+            tracker.defer_remainder(Duration(seconds=0.001))
+
+
+def test_global_side_inputs_reach_every_resumed_activation() -> None:
+    with beam.Pipeline() as p:
+        base = p | "Base" >> beam.Create([100])
+        scale = p | "Scale" >> beam.Create([10])
+        out = (
+            p
+            | beam.Create([3])
+            | beam.ParDo(PlusSide(), beam.pvalue.AsSingleton(base), scale=beam.pvalue.AsSingleton(scale))
+        )
+        assert_that(out, equal_to([100, 110, 120]))
+
+
+def test_a_restored_residual_resumes_with_the_checkpointed_side_input() -> None:
+    from millstream.engine.model.window import GlobalWindows
+    from millstream.engine.model.windowing import Windowing
+    from millstream.engine.runtime.operators.splittable_pardo import SplittableParDoNode
+
+    clock = FakeClock()
+
+    def node() -> tuple[Any, _Collect]:
+        p = beam.Pipeline()
+        base = p | "Base" >> beam.Create([100])
+        _ = p | beam.Create([3]) | "Sdf" >> beam.ParDo(PlusSide(), beam.pvalue.AsSingleton(base))
+        (step,) = [a.transform for a in p.primitives() if a.full_label == "Sdf"]
+        step.fn.use_clock(clock)
+        global_windowing = Windowing(GlobalWindows())
+        n = SplittableParDoNode("Sdf", step.fn.resumable(step), global_windowing, [global_windowing])
+        out = _Collect()
+        n.connect(out, 0)
+        n.open()
+        return n, out
+
+    first, out1 = node()
+    first.push(1, Batch([100]))
+    first.watermark(1, MAX_MICROS)
+    first.push(0, Batch([3], [0]))
+    snapshot = first.snapshot_state()  # position 0 done, [1, 3) pending
+    restored, out2 = node()
+    restored.restore_state(snapshot)  # no side input pushed: it comes from the snapshot
+    restored.watermark(0, MAX_MICROS)
+    while restored.lingers():
+        clock.advance(1000)
+        restored.advance_processing_time(clock.now_us())
+    assert out1.got == [100] and out2.got == [101, 102]  # 100 + position (scale 1)

@@ -109,20 +109,24 @@ def test_a_restriction_left_unclaimed_fails_naming_the_offsets() -> None:
             _ = p | beam.Create([4]) | beam.ParDo(StopsEarly())
 
 
-class DefersWithASideInput(Positions):
-    """Defers, but its side input could not be supplied again to a later activation."""
+class DefersWithAFinalizer(Positions):
+    """Defers, but its bundle finalizer could not be supplied again to a later activation."""
 
-    def process(self, n: int, side: Any, tracker: Any = beam.DoFn.RestrictionParam()) -> Iterator[int]:  # type: ignore[override]
+    def process(  # type: ignore[override]
+        self, n: int, tracker: Any = beam.DoFn.RestrictionParam(), fin: Any = beam.DoFn.BundleFinalizerParam
+    ) -> Iterator[int]:
         tracker.defer_remainder()
         yield n
 
 
 def test_defer_remainder_where_a_restriction_cannot_be_resumed_is_a_clear_error() -> None:
-    """Deferring works (tests/beam_api/test_sdf_resume.py) unless the DoFn takes side inputs."""
-    with pytest.raises(Exception, match="defer_remainder needs a resumable splittable DoFn.*side inputs"):
+    """Deferring works (tests/beam_api/test_sdf_resume.py) unless a later activation could not be given the
+    DoFn's parameters again."""
+    with pytest.raises(
+        Exception, match="defer_remainder needs a resumable splittable DoFn.*DoFn parameters other"
+    ):
         with beam.Pipeline() as p:
-            side = p | "Side" >> beam.Create([1])
-            _ = p | beam.Create([4]) | beam.ParDo(DefersWithASideInput(), beam.pvalue.AsSingleton(side))
+            _ = p | beam.Create([4]) | beam.ParDo(DefersWithAFinalizer())
 
 
 class NoProvider(beam.DoFn):
@@ -203,7 +207,7 @@ def test_offset_restriction_tracker_claims_checkpoints_and_checks_done() -> None
 
 
 class ChunkEstimates(Positions):
-    """With a side input (so run to the end in one call), each chunk's manual estimator starts from its
+    """With a bundle finalizer (so run to the end in one call), each chunk's manual estimator starts from its
     provider's initial state: the chunk's start, as seconds."""
 
     def process(  # type: ignore[override]
@@ -212,6 +216,7 @@ class ChunkEstimates(Positions):
         side: int,
         tracker: Any = beam.DoFn.RestrictionParam(),
         estimator: Any = beam.DoFn.WatermarkEstimatorParam(),
+        fin: Any = beam.DoFn.BundleFinalizerParam,
     ) -> Iterator[tuple[int, float]]:
         pos = tracker.current_restriction().start
         first = estimator.current_watermark()

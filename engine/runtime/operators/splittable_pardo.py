@@ -78,9 +78,8 @@ class SplittableParDoNode(StatefulParDoNode):
         if not isinstance(pending, dict):
             super()._fire(kw, tk, rec, outputs)
             return
-        _, callback, plan = self._callbacks[tk[0]]
-        kwargs = self._kwargs(plan, {}, kw, None, rec.fire_us, rec.hold_us, None)
-        self._collect_resumed(kw, callback, kwargs, pending, outputs)
+        kwargs = self._kwargs(self._resume_plan, {}, kw, None, rec.fire_us, rec.hold_us, None)
+        self._collect_resumed(kw, self.sdf.resume_with, kwargs, pending, outputs)
 
     def _collect_resumed(
         self, kw: Any, method: Any, kwargs: dict[str, Any], pending: dict[str, Any], outputs: Any
@@ -93,7 +92,8 @@ class SplittableParDoNode(StatefulParDoNode):
         eh = self.exception_handling
         scratch = outputs if eh is None or eh.partial else {None: _Outputs()}
         try:
-            self._collect(method(**kwargs), scratch, pending["ts"], w, pending["pane"])
+            result = method(self._resolved_args, self._resolved_kwargs, **kwargs)  # side inputs: global only
+            self._collect(result, scratch, pending["ts"], w, pending["pane"])
         except Exception as e:
             if eh is None or not isinstance(e, eh.exc_class):
                 raise_user_error(self.label, pending["element"], e)
@@ -125,14 +125,15 @@ class SplittableParDoNode(StatefulParDoNode):
                 continue
             if outputs is None:
                 outputs = self._begin_timers()
-            kwargs = self._kwargs(self._truncate_plan, {}, kw, None, 0, kw.timers[held[0]].hold_us, None)
+            kwargs = self._kwargs(self._resume_plan, {}, kw, None, 0, kw.timers[held[0]].hold_us, None)
             self._collect_resumed(kw, self.sdf.truncate_pending, kwargs, pending, outputs)
         if outputs is not None:
             self._end_timers(outputs)
         super().truncate_held()
 
     @property
-    def _truncate_plan(self) -> list[tuple[str, int, Any]]:
+    def _resume_plan(self) -> list[tuple[str, int, Any]]:
+        """How the timer callback's arguments (its state and timer) are made (`StatefulParDoNode._kwargs`)."""
         return self._callbacks[self.sdf.RESUME.name][2]
 
 
