@@ -470,7 +470,7 @@ class ResumingSplittableDoFn(DoFn):
         restriction = runner.provider.initial_restriction(element)
         now = runner._clock.now_us()
         parts = [
-            [self.restriction_coder.encode(part), None, now, None, False]
+            [_Fresh(part), None, now, None, False]  # encoded only if it is left for a later activation
             for part in runner.provider.split(element, restriction)
         ]
         state = {
@@ -537,9 +537,9 @@ class ResumingSplittableDoFn(DoFn):
         for part in state["parts"]:
             encoded, est_encoded, resume_us, _, started = part
             if spent or (resume_us > now and not truncate):
-                left.append(part)
+                left.append([self._encoded(part[0]), *part[1:]])
                 continue
-            restriction = self.restriction_coder.decode(encoded)
+            restriction = self._restriction(encoded)
             est_state = self.estimator_coder.decode(est_encoded) if est_encoded is not None else None
             if truncate:
                 outputs.extend(self._drain(element, ts, args, kwargs, restriction, est_state, started))
@@ -600,6 +600,12 @@ class ResumingSplittableDoFn(DoFn):
             est_state, started = act.estimator_state, True
         return outputs
 
+    def _restriction(self, stored: Any) -> Any:
+        return stored.restriction if isinstance(stored, _Fresh) else self.restriction_coder.decode(stored)
+
+    def _encoded(self, stored: Any) -> Any:
+        return self.restriction_coder.encode(stored.restriction) if isinstance(stored, _Fresh) else stored
+
     def _watermark_of(self, element: Any, ts_us: int, part: list[Any]) -> int:
         """The watermark a pending part holds: its estimator's (a part not started: its initial estimator's),
         the element's timestamp when there is no estimate."""
@@ -608,7 +614,7 @@ class ResumingSplittableDoFn(DoFn):
             return ts_us
         watermark_us = part[3]
         if not part[4]:
-            restriction = self.restriction_coder.decode(part[0])
+            restriction = self._restriction(part[0])
             initial = runner.estimator_provider.initial_estimator_state(element, restriction)
             wm = runner._new_estimator(initial).current_watermark()
             watermark_us = None if wm is None else to_micros(wm)
@@ -625,6 +631,15 @@ class ResumingSplittableDoFn(DoFn):
         return self._activate(
             state, self.runner._clock.now_us(), pending, resume, args, kwargs, truncate=True
         )
+
+
+class _Fresh:
+    """A part of an element's first activation, not encoded yet (most elements finish there)."""
+
+    __slots__ = ("restriction",)
+
+    def __init__(self, restriction: Any) -> None:
+        self.restriction = restriction
 
 
 def _has(obj: Any, method: str) -> bool:
