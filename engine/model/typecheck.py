@@ -28,6 +28,7 @@ import types
 import typing
 from typing import Any, TypeVar
 
+from millstream.engine.model import inference
 from millstream.engine.model.dofn import DoFn
 from millstream.engine.model.typehints import TypeCheckError, declared_hints
 
@@ -35,6 +36,7 @@ __all__ = [
     "bind_type_variables",
     "check_input",
     "infer_element_type",
+    "inferred_output",
     "input_hint",
     "is_consistent_with",
     "is_instance",
@@ -286,6 +288,93 @@ def output_hint(transform: Any) -> Any:
     return None
 
 
+#: The key of a CombinePerKey's input, as Beam names it in its message (``Tuple[K, V]``).
+_K: Any = TypeVar("K")  # type: ignore[misc]
+
+
+def _is_ours(transform: Any, name: str) -> bool:
+    """Whether `transform` is millstream's transform class `name` (checked by name: core imports this module)."""
+    cls = type(transform)
+    return cls.__name__ == name and cls.__module__ == "millstream.engine.model.core"
+
+
+def _combine_hint(fn: Any, side: str) -> Any:
+    """The element type a CombineFn (or the callable it wraps) declares for its input or output, else Any. A
+    wrapped callable's input hint is for the iterable of inputs: its element is the combine's input."""
+    for target in (fn, type(fn), getattr(fn, "fn", None), getattr(fn, "_fn", None)):
+        if target is None:
+            continue
+        hint = _first(declared_hints(target).get(side))
+        if hint is not None:
+            if side == "input" and target is not fn and target is not type(fn) and callable(target):
+                return _yielded(hint) or Any
+            return hint
+    return Any
+
+
+#: Output annotations Beam strips from an inferred type (its ``_strip_output_annotations``): a function that
+#: returns them says nothing about the elements' type.
+_OUTPUT_WRAPPERS = ("TimestampedValue", "WindowedValue", "TaggedOutput")
+
+
+def _strip_output_wrappers(hint: Any) -> Any:
+    def wraps(h: Any) -> bool:
+        if getattr(h, "__name__", None) in _OUTPUT_WRAPPERS:
+            return True
+        return any(wraps(a) for a in typing.get_args(h) if a is not Ellipsis)
+
+    return Any if wraps(hint) else hint
+
+
+def _is_internal(fn: Any) -> bool:
+    """Whether `fn` is millstream's own (a step inside one of its composites): its output type is not inferred,
+    since Beam builds the same composite from other steps and infers from those."""
+    module = getattr(fn, "__module__", None) or getattr(type(fn), "__module__", "")
+    return isinstance(module, str) and module.startswith("millstream.")
+
+
+def inferred_output(transform: Any, input_type: Any) -> Any:
+    """The element type Beam infers for the main output of `transform`, which declares none, when its input
+    has `input_type` (None: unknown); None when nothing is inferred (Any).
+
+    As Beam: a GroupByKey gives ``Tuple[K, Iterable[V]]`` of its input's pair, a CombinePerKey or CombineValues
+    ``Tuple[K, <the CombineFn's declared output, else Any>]``; Map gives its callable's inferred return type
+    and FlatMap (and a DoFn's `process`) the element type of theirs (`inference`); MapTuple binds the tuple's
+    parts to its callable's arguments. A Map with extra arguments, and FlatMapTuple, are not inferred (Beam's
+    wrappers hide the call); nor are millstream's own steps inside its composites."""
+    t = Any if input_type is None else input_type
+    if _is_ours(transform, "GroupByKey"):
+        k, v = inference.key_value_types(t)
+        return normalize(inference.generic(tuple, k, inference.generic(typing.Iterable, v)))
+    if _is_ours(transform, "CombinePerKey") or _is_ours(transform, "CombineValues"):
+        k, _ = inference.key_value_types(t)
+        return normalize(typing.Tuple[k, _combine_hint(transform.fn, "output")])  # noqa: UP006
+    user, kind = _wrapped(transform)
+    if user is None or _is_internal(user):
+        return None
+    extra = bool(getattr(transform, "args", ())) or bool(getattr(transform, "kwargs", {}))
+    if kind is None:
+        process = getattr(user, "process", None)
+        result = inference.element_type(_strip_output_wrappers(inference.infer_return_type(process, [t])))
+    elif kind == "map" and not extra:
+        result = _strip_output_wrappers(
+            inference.infer_return_type(user, [t], depth=inference.DEFAULT_DEPTH - 1)
+        )
+    elif kind == "flatmap":
+        returned = inference.infer_return_type(user, [t])
+        result = inference.element_type(_strip_output_wrappers(returned))
+    elif kind == "maptuple" and not extra:
+        parts = typing.get_args(t) if typing.get_origin(t) is tuple else ()
+        fixed = bool(parts) and not (len(parts) == 2 and parts[1] is Ellipsis) and parts != ((),)
+        returned = inference.infer_return_type(
+            user, list(parts) if fixed else [], depth=inference.DEFAULT_DEPTH - 1
+        )
+        result = _strip_output_wrappers(returned)
+    else:
+        return None
+    return None if result is Any else normalize(result)
+
+
 def _expand_hint(transform: Any, side: str) -> Any:
     """The element type in a PTransform's `expand` annotation (``pcoll: PCollection[int]`` for the input,
     ``-> PCollection[str]`` for the output), as Beam strips the PCollection; None for anything else."""
@@ -355,11 +444,22 @@ def _hint_repr(hint: Any) -> str:
 
 def check_input(transform: Any, pcoll: Any, label: str) -> None:
     """Raise Beam's `TypeCheckError` when the element type of `pcoll` is inconsistent with what `transform`
-    (applied as `label`) declares for its input; the message is Beam's, naming both transforms."""
+    (applied as `label`) declares for its input; the message is Beam's, naming both transforms (a
+    GroupByKey's is Beam's own: it requires pairs)."""
     actual = pcoll.element_type
     if actual is None:
         return
+    if _is_ours(transform, "GroupByKey"):
+        if not is_consistent_with(actual, typing.Tuple[Any, Any]):  # noqa: UP006
+            raise TypeCheckError(
+                f"Input type hint violation at {label.rsplit('/', 1)[-1]}: expected "
+                f"Tuple[TypeVariable[K], TypeVariable[V]], got {_hint_repr(actual)}"
+            )
+        return
     required = input_hint(transform)
+    if required is None and _is_ours(transform, "CombinePerKey"):
+        # as Beam: pairs whose values are what the CombineFn declares for its input (Any when it declares none)
+        required = typing.Tuple[_K, _combine_hint(transform.fn, "input")]  # noqa: UP006
     if required is None or is_consistent_with(actual, required):
         return
     producer = getattr(getattr(pcoll, "producer", None), "full_label", None) or "?"

@@ -148,7 +148,9 @@ def _fused_pipeline(flags: list[str], bad: str) -> beam.Pipeline:
     _ = (
         p
         | beam.Create([1, 2, 3])
-        | "Before" >> beam.Map(lambda x: str(x) if bad == "input" else x)
+        # declared Any: Beam (and millstream) infer Union[str, int] from the lambda, which the construction
+        # check would refuse before the runtime check is reached
+        | "Before" >> beam.Map(lambda x: str(x) if bad == "input" else x).with_output_types(Any)
         | "Checked"
         >> beam.Map(lambda n: str(n) if bad == "output" else n).with_input_types(int).with_output_types(int)
         | "After" >> beam.Map(lambda x: x)
