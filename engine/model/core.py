@@ -628,7 +628,12 @@ class _CombineValuesDoFn(DoFn):
     """`(key, values)` -> `(key, combined)`, the CombineFn called with the (resolved) extra arguments."""
 
     def __init__(self, fn: CombineFn) -> None:
+        from millstream.engine.model.typecheck import combine_values_dofn_hints
+
         self.fn = fn
+        hints = combine_values_dofn_hints(fn)
+        if hints:  # the CombineFn's types, on its pairs, as Beam's CombineValuesDoFn declares them
+            self._millstream_type_hints = hints
 
     def default_label(self) -> str:
         return f"CombineValues({self.fn.default_label()})"

@@ -35,6 +35,8 @@ from millstream.engine.model.typehints import TypeCheckError, declared_hints
 __all__ = [
     "bind_type_variables",
     "check_input",
+    "combine_value_hints",
+    "combine_values_dofn_hints",
     "infer_element_type",
     "inferred_output",
     "input_hint",
@@ -271,7 +273,16 @@ def input_hint(transform: Any) -> Any:
 
 
 def output_hint(transform: Any) -> Any:
-    """The element type `transform` declares for its (main) output, or None."""
+    """The element type `transform` declares for its (main) output, or None. As Beam, what a Map, MapTuple or
+    FlatMapTuple function declares is read without `TimestampedValue` and the like (Any then)."""
+    hint = _function_output_hint(transform)
+    if hint is not None and _first(declared_hints(transform).get("output")) is None:
+        if _wrapped(transform)[1] in ("map", "maptuple", "flatmaptuple"):
+            return _strip_output_wrappers(hint)
+    return hint
+
+
+def _function_output_hint(transform: Any) -> Any:
     hint, user, kind = _declared(transform, "output")
     if user is None:
         return hint
@@ -310,6 +321,36 @@ def _combine_hint(fn: Any, side: str) -> Any:
                 return _yielded(hint) or Any
             return hint
     return Any
+
+
+def combine_value_hints(transform: Any) -> tuple[Any, Any]:
+    """``(input, output)``: the types a CombinePerKey's values must have going in and coming out (None: not
+    declared), as Beam reads them for ``--runtime_type_check``: the transform's own ``with_input_types`` /
+    ``with_output_types`` of pairs, else what its CombineFn (or the callable it wraps) declares."""
+    hints: list[Any] = []
+    for side in ("input", "output"):
+        own = _first(declared_hints(transform).get(side))
+        args = typing.get_args(normalize(own)) if own is not None else ()
+        if len(args) == 2 and args[1] is not Ellipsis:
+            hints.append(args[1])
+            continue
+        hint = _combine_hint(transform.fn, side)
+        hints.append(None if hint is Any else hint)
+    return hints[0], hints[1]
+
+
+def combine_values_dofn_hints(fn: Any) -> dict[str, tuple[tuple[Any, ...], dict[str, Any]]]:
+    """The hints of CombineValues' DoFn for the CombineFn `fn`, as Beam's ``CombineValuesDoFn`` declares them:
+    ``Tuple[K, Iterable[I]]`` in and ``Tuple[K, O]`` out for the types `fn` declares (none when it declares
+    none), so that they are checked at construction and with ``--runtime_type_check`` as any ParDo's."""
+    hints: dict[str, tuple[tuple[Any, ...], dict[str, Any]]] = {}
+    in_hint, out_hint = _combine_hint(fn, "input"), _combine_hint(fn, "output")
+    key = Any if in_hint is Any else _K
+    if in_hint is not Any:
+        hints["input"] = ((inference.generic(tuple, _K, inference.generic(typing.Iterable, in_hint)),), {})
+    if out_hint is not Any:
+        hints["output"] = ((inference.generic(tuple, key, out_hint),), {})
+    return hints
 
 
 #: Output annotations Beam strips from an inferred type (its ``_strip_output_annotations``): a function that
@@ -485,11 +526,8 @@ def infer_element_type(values: list[Any]) -> Any:
 
 
 def _instance_type(v: Any) -> Any:
-    if v is None:
-        return type(None)
-    if type(v) is tuple:
-        return typing.Tuple[tuple(_instance_type(x) for x in v)] if v else typing.Tuple[()]  # noqa: UP006
-    return type(v)
+    """Beam's ``instance_to_type``: containers with their elements' types (a list of str is List[str])."""
+    return inference.instance_type(v)
 
 
 def is_instance(value: Any, hint: Any) -> bool:
