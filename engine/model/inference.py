@@ -186,23 +186,33 @@ def _call(fn: Any, args: list[Any], depth: int) -> Any:
 _Def = typing.Union[ast.Lambda, ast.FunctionDef, ast.AsyncFunctionDef]  # noqa: UP007 - a runtime alias (3.9)
 
 _NODES: dict[types.CodeType, _Def | None] = {}
-_MODULES: dict[tuple[str, int], ast.Module | None] = {}
+_MODULES: dict[tuple[str, int], dict[int, list[_Def]]] = {}
 _CACHE_LIMIT = 4096
 
 
-def _module_tree(filename: str) -> ast.Module | None:
-    """The parsed source of `filename` (cached per file and length), or None when it is not readable."""
+def _definitions(filename: str) -> dict[int, list[_Def]]:
+    """The lambdas and functions of `filename` by the lines they start on (a decorated function also by its
+    first decorator's line), parsed once per file and length; empty when the source is not readable."""
     lines = linecache.getlines(filename)
     if not lines:
-        return None
+        return {}
     key = (filename, len(lines))
     if key not in _MODULES:
         if len(_MODULES) > 256:
             _MODULES.clear()
+        index: dict[int, list[_Def]] = {}
         try:
-            _MODULES[key] = ast.parse("".join(lines), filename)
+            tree = ast.parse("".join(lines), filename)
         except (SyntaxError, ValueError):
-            _MODULES[key] = None
+            tree = None
+        for node in ast.walk(tree) if tree is not None else ():
+            if isinstance(node, (ast.Lambda, ast.FunctionDef, ast.AsyncFunctionDef)):
+                starts = {node.lineno}
+                if not isinstance(node, ast.Lambda) and node.decorator_list:
+                    starts.add(node.decorator_list[0].lineno)
+                for line in starts:
+                    index.setdefault(line, []).append(node)
+        _MODULES[key] = index
     return _MODULES[key]
 
 
@@ -216,12 +226,20 @@ def _code_columns(code: types.CodeType) -> set[tuple[int, int]]:
     positions = getattr(code, "co_positions", None)
     if positions is None:
         return set()
-    return {(line, col) for line, _end, col, _ in positions() if line is not None and col is not None}
+    return {
+        (line, col)
+        for line, end_line, col, end_col in positions()
+        # RESUME and the implicit return have an empty span at column 0: they say nothing of where the code is
+        if line is not None and col is not None and (end_line, end_col) != (line, col) and end_col != 0
+    }
 
 
-def _within(node: _Def, line: int, col: int) -> bool:
-    start = (node.lineno, node.col_offset)
-    end = (getattr(node, "end_lineno", None) or node.lineno, getattr(node, "end_col_offset", None) or 0)
+def _within_body(node: _Def, line: int, col: int) -> bool:
+    """Whether (line, col) lies in the body of `node` (a nested lambda's own code lies in its body; the code
+    that makes it, in its enclosing one's, lies on its `lambda` keyword, outside it)."""
+    first, last = (node.body, node.body) if isinstance(node, ast.Lambda) else (node.body[0], node.body[-1])
+    start = (first.lineno, first.col_offset)
+    end = (getattr(last, "end_lineno", None) or last.lineno, getattr(last, "end_col_offset", None) or 0)
     return start <= (line, col) < end
 
 
@@ -238,37 +256,29 @@ def _function_node(code: types.CodeType) -> _Def | None:
 
 
 def _find_node(code: types.CodeType) -> _Def | None:
-    tree = _module_tree(code.co_filename)
-    if tree is None:
-        return None
     params = list(code.co_varnames[: code.co_argcount])
-    line = code.co_firstlineno
-    candidates: list[_Def] = []
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Lambda):
-            if code.co_name == "<lambda>" and node.lineno == line and _params(node) == params:
-                candidates.append(node)
-        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-            first = node.decorator_list[0].lineno if node.decorator_list else node.lineno
-            if node.name == code.co_name and line in (first, node.lineno) and _params(node) == params:
-                candidates.append(node)
+    candidates = [
+        node
+        for node in _definitions(code.co_filename).get(code.co_firstlineno, ())
+        if (node.name if not isinstance(node, ast.Lambda) else "<lambda>") == code.co_name
+        and _params(node) == params
+    ]
     if len(candidates) > 1:
+        # the innermost candidate holding every instruction of the code (3.11+ records their columns)
         columns = _code_columns(code)
-        inside = [
-            c
-            for c in candidates
-            if any(_within(c, ln, col) for ln, col in columns)
-            and not any(
-                o is not c and _within(o, ln, col) and _within(c, o.lineno, o.col_offset)
-                for o in candidates
-                for ln, col in columns
-            )
-        ]
-        if len(inside) == 1:
-            return inside[0]
+        holding = [c for c in candidates if columns and all(_within_body(c, ln, col) for ln, col in columns)]
+        if holding:
+            return min(holding, key=_span)
         dumps = {ast.dump(c) for c in candidates}
         return candidates[0] if len(dumps) == 1 else None  # identical lambdas infer alike
     return candidates[0] if candidates else None
+
+
+def _span(node: _Def) -> tuple[int, int]:
+    """A node's extent, to pick the innermost of nested candidates."""
+    end_line = getattr(node, "end_lineno", None) or node.lineno
+    end_col = getattr(node, "end_col_offset", None) or 0
+    return (end_line - node.lineno, end_col - node.col_offset)
 
 
 # -- evaluating the tree --------------------------------------------------------------------------------------
@@ -412,6 +422,9 @@ def _stmt(stmt: ast.stmt, env: dict[str, Any], frame: _Frame) -> bool:
         value = _binop(stmt.op, _expr(stmt.target, env, frame), _expr(stmt.value, env, frame))
         _assign(stmt.target, value, env)
         return True
+    if isinstance(stmt, ast.If) and isinstance(stmt.test, ast.Constant):
+        # CPython compiles the dead branch away, so Beam never sees it: neither do we
+        return _block(stmt.body if stmt.test.value else stmt.orelse, env, frame)
     if isinstance(stmt, ast.If):
         _expr(stmt.test, env, frame)
         left, right = dict(env), dict(env)
@@ -430,7 +443,11 @@ def _stmt(stmt: ast.stmt, env: dict[str, Any], frame: _Frame) -> bool:
             _block(stmt.body, body, frame)
             _merge(env, env, body)
         _block(stmt.orelse, env, frame)
-        return True
+        endless = (
+            isinstance(stmt, ast.While) and isinstance(stmt.test, ast.Constant) and bool(stmt.test.value)
+        )
+        # `while True:` ends only by a break (or a return, counted already)
+        return not endless or any(isinstance(n, ast.Break) for n in _own_nodes(stmt))
     if isinstance(stmt, (ast.Pass, ast.Break, ast.Continue)):
         return True
     if isinstance(stmt, ast.Raise):
@@ -584,6 +601,8 @@ def _expr(node: ast.expr | None, env: dict[str, Any], frame: _Frame) -> Any:  # 
         return slice
     if isinstance(node, ast.Attribute):
         return _attribute(_expr(node.value, env, frame), node.attr)
+    if isinstance(node, ast.Lambda):
+        return types.FunctionType  # a function value, as Beam types it
     if isinstance(node, ast.Call):
         return _call_expr(node, env, frame)
     if isinstance(node, (ast.Yield, ast.YieldFrom)):
@@ -598,6 +617,16 @@ def _attribute(base: Any, name: str) -> Any:
     that method; anything else (a builtin type's method, a data attribute) is Any."""
     if isinstance(base, _Known):
         try:
+            raw = inspect.getattr_static(base.value, name)
+        except AttributeError:
+            return Any
+        if isinstance(raw, property) or (
+            hasattr(type(raw), "__get__")
+            and not isinstance(raw, _PLAIN_ATTRIBUTES)
+            and not inspect.isclass(raw)
+        ):
+            return Any  # a property or other descriptor: reading it would run user code
+        try:
             return _Known(getattr(base.value, name))
         except Exception:
             return Any
@@ -606,6 +635,18 @@ def _attribute(base: Any, name: str) -> Any:
         if isinstance(attr, types.FunctionType):
             return _Unbound(attr, base)
     return Any
+
+
+#: Attributes read without running user code: functions and methods become bound methods or stay functions.
+_PLAIN_ATTRIBUTES = (
+    types.FunctionType,
+    types.BuiltinFunctionType,
+    types.MethodDescriptorType,
+    types.WrapperDescriptorType,
+    types.ClassMethodDescriptorType,
+    staticmethod,
+    classmethod,
+)
 
 
 def _call_expr(node: ast.Call, env: dict[str, Any], frame: _Frame) -> Any:

@@ -66,6 +66,17 @@ def _no_return(x):  # type: ignore[no-untyped-def]
     print(x)
 
 
+def _endless(x):  # type: ignore[no-untyped-def]
+    while True:
+        return x
+
+
+def _dead_branch(x):  # type: ignore[no-untyped-def]
+    if False:
+        return "never"
+    return x
+
+
 class _Point:
     def __init__(self, x: int) -> None:
         self.x = x
@@ -148,6 +159,8 @@ CALLABLES: dict[str, tuple[Callable[..., Any], Any]] = {
     "unpacking": (_unpacking, tuple[str, int]),
     "no_return": (_no_return, int),
     "timestamped_fn": (_tv, int),
+    "endless_loop": (_endless, int),
+    "dead_branch": (_dead_branch, int),
 }
 
 
@@ -200,6 +213,13 @@ def test_lambdas_on_one_line_are_told_apart() -> None:
     assert infer_return_type(to_len, [str]) is int
 
 
+def test_a_lambda_inside_a_lambda_is_told_apart() -> None:
+    """Same line, same argument name: the inner lambda is the innermost node holding its code."""
+    outer = lambda x: lambda x: len(x)  # noqa: E731 - the nesting is what is tested
+    assert infer_return_type(outer("a"), [str]) is int
+    assert infer_return_type(outer, [str]) is types.FunctionType  # as Beam: a function value
+
+
 def test_a_callable_without_source_is_any() -> None:
     namespace: dict[str, Any] = {}
     exec("f = lambda x: (x, 1)", namespace)  # no file to read the source from
@@ -213,6 +233,22 @@ def test_the_syntax_tree_is_found_once_per_code_object() -> None:
     node = inference._function_node(fn.__code__)
     assert node is not None and fn.__code__ in inference._NODES
     assert inference._function_node(fn.__code__) is node
+
+
+class _Watched:
+    reads = 0
+
+    @property
+    def value(self) -> int:
+        _Watched.reads += 1
+        return 1
+
+
+def test_a_property_is_not_read_while_inferring() -> None:
+    """Reading it would run user code at construction (Beam does; we give Any instead)."""
+    watched = _Watched()
+    assert infer_return_type(lambda x: watched.value, [int]) is Any
+    assert _Watched.reads == 0
 
 
 def test_recursion_is_bounded() -> None:
