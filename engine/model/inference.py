@@ -575,8 +575,18 @@ def _expr(node: ast.expr | None, env: dict[str, Any], frame: _Frame) -> Any:  # 
     if isinstance(node, ast.BinOp):
         return _binop(node.op, _expr(node.left, env, frame), _expr(node.right, env, frame))
     if isinstance(node, ast.UnaryOp):
-        operand = _hint(_expr(node.operand, env, frame))
-        return bool if isinstance(node.op, ast.Not) else operand
+        value = _expr(node.operand, env, frame)
+        if (
+            isinstance(value, _Known)
+            and isinstance(value.value, (int, float))
+            and not isinstance(node.op, ast.Not)
+        ):
+            # CPython folds `-1` into a constant (so `kv[-1]` indexes by a known value, as in Beam's bytecode)
+            try:
+                return _Known(_UNARY[type(node.op)](value.value))
+            except Exception:
+                return _hint(value)
+        return bool if isinstance(node.op, ast.Not) else _hint(value)
     if isinstance(node, ast.BoolOp):
         return _union(*(_hint(_expr(v, env, frame)) for v in node.values))
     if isinstance(node, ast.Compare):
@@ -636,6 +646,8 @@ def _attribute(base: Any, name: str) -> Any:
             return _Unbound(attr, base)
     return Any
 
+
+_UNARY: dict[type, Any] = {ast.USub: lambda v: -v, ast.UAdd: lambda v: +v, ast.Invert: lambda v: ~v}
 
 #: Attributes read without running user code: functions and methods become bound methods or stay functions.
 _PLAIN_ATTRIBUTES = (
