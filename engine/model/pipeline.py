@@ -165,7 +165,7 @@ class Pipeline:
         self._labels.add(full_label)
         checking = self._type_checking()
         if checking and isinstance(pvalueish, PCollection):
-            typecheck.check_input(transform, pvalueish, full_label)
+            typecheck.check_input(transform, pvalueish, label)
         node = AppliedPTransform(self._current, transform, full_label, pvalueish)
         self._current.parts.append(node)
         parent, self._current = self._current, node

@@ -486,27 +486,40 @@ def _hint_repr(hint: Any) -> str:
     return repr(hint)
 
 
+#: Beam's `PTransformWithSideInputs`: their input check names the producer (the others' does not).
+_WITH_SIDE_INPUTS = ("ParDo", "CombinePerKey", "CombineValues", "Partition")
+
+
 def check_input(transform: Any, pcoll: Any, label: str) -> None:
     """Raise Beam's `TypeCheckError` when the element type of `pcoll` is inconsistent with what `transform`
-    (applied as `label`) declares for its input; the message is Beam's, naming both transforms (a
-    GroupByKey's is Beam's own: it requires pairs)."""
+    (applied as `label`, its label within its composite) declares for its input; the message is Beam's, naming
+    both transforms (a GroupByKey's is Beam's own: it requires pairs). As Beam, the producer is named down to
+    as many levels as the consumer's label has: a composite's output is produced by the composite."""
     actual = pcoll.element_type
     if actual is None:
         return
     if _is_ours(transform, "GroupByKey"):
         if not is_consistent_with(actual, typing.Tuple[Any, Any]):  # noqa: UP006
             raise TypeCheckError(
-                f"Input type hint violation at {label.rsplit('/', 1)[-1]}: expected "
+                f"Input type hint violation at {label}: expected "
                 f"Tuple[TypeVariable[K], TypeVariable[V]], got {_hint_repr(actual)}"
             )
         return
     required = input_hint(transform)
+    if required is not None and not any(_is_ours(transform, name) for name in _WITH_SIDE_INPUTS):
+        # Beam's message for a transform that takes no side inputs (a composite, a user's PTransform)
+        if not is_consistent_with(actual, required):
+            raise TypeCheckError(
+                f"Input type hint violation at {label}: expected {_hint_repr(required)}, got {_hint_repr(actual)}"
+            )
+        return
     if required is None and _is_ours(transform, "CombinePerKey"):
         # as Beam: pairs whose values are what the CombineFn declares for its input (Any when it declares none)
         required = typing.Tuple[_K, _combine_hint(transform.fn, "input")]  # noqa: UP006
     if required is None or is_consistent_with(actual, required):
         return
     producer = getattr(getattr(pcoll, "producer", None), "full_label", None) or "?"
+    producer = "/".join(producer.split("/")[: label.count("/") + 1])
     raise TypeCheckError(
         f"The transform '{label}' requires PCollections of type '{_hint_repr(required)}' but was applied to a "
         f"PCollection of type '{_hint_repr(actual)}' (produced by the transform '{producer}')."

@@ -395,3 +395,35 @@ def test_is_instance_agrees_with_beams_check_constraint() -> None:
 
     disagree = [(v, h) for h in HINTS for v in VALUES if is_instance(v, h) != beams(v, h)]
     assert disagree == []
+
+
+class _Team:
+    """A key grouped by its registered coder (the combine becomes encode, combine, decode steps)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+
+def test_a_combine_grouping_by_its_key_coder_is_checked_under_its_own_name() -> None:
+    from millstream.coders import Coder, registry
+
+    class TeamCoder(Coder):
+        def encode(self, team: _Team) -> bytes:
+            return team.name.encode()
+
+        def decode(self, data: bytes) -> _Team:
+            return _Team(data.decode())
+
+        def is_deterministic(self) -> bool:
+            return True
+
+    registry.register_coder(_Team, TeamCoder)
+    p = beam.Pipeline(options=PipelineOptions(["--runtime_type_check"]))
+    _ = (
+        p
+        | beam.Create([(_Team("a"), "1")])
+        | "Untyped" >> beam.Map(lambda kv: kv).with_output_types(tuple[_Team, Any])
+        | "Bad" >> beam.CombinePerKey(_combine_fns(beam)["SumInts"]).with_input_types(tuple[_Team, int])
+    )
+    with pytest.raises(beam.typehints.TypeCheckError, match="within Bad: Type-hint for argument: 'element'"):
+        p.run().wait_until_finish()

@@ -398,6 +398,14 @@ PIPELINES: dict[str, Build] = {
         | b.Map(lambda kv: kv[1])
         | b.Map(_identity_str)
     ),
+    "combine_globally_input_bad": lambda b, p: p | b.Create(["a"]) | b.CombineGlobally(_sum_ints(b)),
+    "combine_globally_output_bad": lambda b, p: (
+        p | b.Create([1]) | b.CombineGlobally(_sum_ints(b)) | b.Map(_identity_str)
+    ),
+    "combine_globally_sum_ok": lambda b, p: p | b.Create([1]) | b.CombineGlobally(sum) | b.Map(_identity_str),
+    "combine_globally_declared_bad": lambda b, p: (
+        p | b.Create([1]) | b.CombineGlobally(sum).with_input_types(str)
+    ),
     "create_list_bad": lambda b, p: p | b.Create([["a"]]) | b.Map(_first_of_ints),
     "create_list_ok": lambda b, p: p | b.Create([[1]]) | b.Map(_first_of_ints),
     "nested_call_bad": lambda b, p: p | b.Create([1]) | b.Map(lambda x: _plus_one(x)) | b.Map(_identity_str),

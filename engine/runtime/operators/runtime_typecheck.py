@@ -215,10 +215,12 @@ def _combine_violation(label: str, element: Any, detail: str) -> BaseException:
 def combine_type_check(fn: Any, transform: Any, label: str) -> Any:
     """`fn` (the CombineFn of `transform`, applied as `label`) wrapped to check its values and results against
     the types `transform` declares for them; `fn` itself when it is not a CombinePerKey or declares none."""
-    if not isinstance(transform, CombinePerKey) or transform._keys_encoded:
+    if not isinstance(transform, CombinePerKey):
         return fn
     in_hint, out_hint = combine_value_hints(transform)
     in_hint, out_hint = _checked(in_hint), _checked(out_hint)
     if in_hint is None and out_hint is None:
         return fn
+    if transform._keys_encoded:  # the inner step of a combine grouping by its key coder: named as the combine
+        label = label.rsplit("/", 1)[0]
     return TypeCheckCombineFn(fn, in_hint, out_hint, label)
