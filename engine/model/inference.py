@@ -217,6 +217,7 @@ def _definitions(filename: str) -> dict[int, list[_Def]]:
 
 
 def _params(node: _Def) -> list[str]:
+    """The names of a definition's positional parameters (what `co_varnames[:co_argcount]` holds)."""
     a = node.args
     return [p.arg for p in (*a.posonlyargs, *a.args)]
 
@@ -256,6 +257,8 @@ def _function_node(code: types.CodeType) -> _Def | None:
 
 
 def _find_node(code: types.CodeType) -> _Def | None:
+    """The definitions starting on the code's first line with its name and parameters; one of them by the
+    columns of its instructions when there are several."""
     params = list(code.co_varnames[: code.co_argcount])
     candidates = [
         node
@@ -297,6 +300,7 @@ class _Frame:
         self.free = dict(zip(fn.__code__.co_freevars, cells))
 
     def lookup(self, name: str, env: dict[str, Any]) -> Any:
+        """A name's type: a local's, else the known value of a closure cell, a global or a builtin, else Any."""
         if name in env:
             return env[name]
         if name in self.free:
@@ -312,6 +316,8 @@ class _Frame:
 
 
 def _infer_function(fn: types.FunctionType, args: list[Any], depth: int) -> Any:
+    """What `fn` returns for arguments of types `args` (missing ones Any): a lambda's body, or the Union of a
+    function's returns (None when it can fall off its end), or Iterable of what a generator yields."""
     node = _function_node(fn.__code__)
     if node is None:
         return Any
@@ -350,10 +356,12 @@ def _own_nodes(node: ast.AST) -> list[ast.AST]:
 
 
 def _yields(node: ast.AST) -> bool:
+    """Whether the function `node` is a generator."""
     return any(isinstance(n, (ast.Yield, ast.YieldFrom)) for n in _own_nodes(node))
 
 
 def _stored_names(node: ast.AST) -> set[str]:
+    """The names a function body binds (its locals), not looking into nested definitions."""
     names: set[str] = set()
     for n in _own_nodes(node):
         if isinstance(n, ast.Name) and isinstance(n.ctx, (ast.Store, ast.Del)):

@@ -286,6 +286,7 @@ def output_hint(transform: Any) -> Any:
 
 
 def _function_output_hint(transform: Any) -> Any:
+    """The output hint as declared (on the transform, the user's function or DoFn, or their annotations)."""
     hint, user, kind = _declared(transform, "output")
     if user is None:
         return hint
@@ -362,6 +363,8 @@ _OUTPUT_WRAPPERS = ("TimestampedValue", "WindowedValue", "TaggedOutput")
 
 
 def _strip_output_wrappers(hint: Any) -> Any:
+    """Any when `hint` mentions a `TimestampedValue`, `WindowedValue` or `TaggedOutput`, else `hint`."""
+
     def wraps(h: Any) -> bool:
         if getattr(h, "__name__", None) in _OUTPUT_WRAPPERS:
             return True

@@ -135,6 +135,7 @@ class TypeCheckCombineFn(CombineFn):
         self.label = label
 
     def _check_input(self, element: Any) -> None:
+        """Raise Beam's error when `element` is not of the values' input type."""
         if not is_instance(element, self.input_type):
             raise _combine_violation(
                 self.label,
