@@ -222,8 +222,17 @@ def test_the_combine_is_wrapped_only_when_asked_for() -> None:
     assert on.state_layout() == off.state_layout()
 
 
-def test_a_windowed_combine_keeps_its_fast_reducer_when_checked() -> None:
-    """The windowed reducer is chosen by the windowing: with the checks on it is the same class."""
+#: The windowings of the W1-W3 benchmarks, each with its own fast reducer.
+FAST_WINDOWINGS: dict[str, Callable[[], Any]] = {
+    "W1_fixed": lambda: beam.window.FixedWindows(60),
+    "W2_sliding": lambda: beam.window.SlidingWindows(60, 10),
+    "W3_sessions": lambda: beam.window.Sessions(30),
+}
+
+
+@pytest.mark.parametrize("windowing", sorted(FAST_WINDOWINGS))
+def test_a_windowed_combine_keeps_its_fast_reducer_when_checked(windowing: str) -> None:
+    """The windowed reducer is chosen by the windowing: with the checks on it is the same fast class."""
     from millstream.engine.runtime.operators.runtime_typecheck import TypeCheckCombineFn
 
     def planned(flags: list[str]) -> Any:
@@ -231,7 +240,7 @@ def test_a_windowed_combine_keeps_its_fast_reducer_when_checked() -> None:
         _ = (
             p
             | beam.Create([("a", 1)])
-            | beam.WindowInto(beam.window.FixedWindows(60))
+            | beam.WindowInto(FAST_WINDOWINGS[windowing]())
             | "Sum" >> beam.CombinePerKey(_combine_fns(beam)["SumInts"])
         )
         return plan_pipeline(p, PipelineOptions(flags)).nodes["Sum"]
