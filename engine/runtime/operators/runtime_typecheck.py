@@ -9,9 +9,11 @@ as in Beam, the two cannot be combined. Which hints count is Beam's: the transfo
 
 A CombinePerKey's CombineFn (so also CombineGlobally's, which is one inside) is wrapped, as Beam wraps it in
 its ``TypeCheckCombineFn``: each value added is checked against the values' input type and each result of
-``extract_output`` against the output type (`combine_type_check`). A combine so wrapped leaves the inlined
-accumulation of `sum` and of GroupByKey's lists for the general path that calls the CombineFn (only while
-the option is on); the windowed reducers are chosen by the windowing, not the CombineFn, and are unchanged.
+``extract_output`` against the output type (`combine_type_check`); a combine declaring no types is not wrapped,
+nor is a GroupByKey. In the global window, a wrapped `sum` leaves the node's inlined accumulation for its general
+path, which calls the CombineFn (only while the option is on); the windowed reducers are chosen by the
+windowing, not the CombineFn, and stay the same fast classes. CombineValues is a ParDo declaring Beam's
+``Tuple[K, Iterable[I]]`` (`typecheck.combine_values_dofn_hints`): its pairs are checked as any ParDo's.
 """
 
 from __future__ import annotations
