@@ -595,17 +595,31 @@ class CombineGlobally(PTransform):
                     "input PCollection is empty."
                 )
             combine.default_key = None
-        result = (
-            pcoll
-            | "KeyWithVoid" >> Map(_key_with_none)
-            | "CombinePerKey" >> combine
-            | "UnKey" >> Map(_second)
-        )
+        pairs = pcoll | "KeyWithVoid" >> self._typed_key_with_void(pcoll) | "CombinePerKey" >> combine
+        unkey: PTransform = Map(_second)
+        value_type = typing.get_args(pairs.element_type)[1:2] if pairs.element_type is not None else ()
+        if value_type and value_type[0] is not typing.Any:
+            # the CombineFn's declared output, as Beam infers it from its UnKey lambda
+            unkey = unkey.with_output_types(value_type[0])
+        result = pairs | "UnKey" >> unkey
         if self.as_view:
             fn = CombineFn.maybe_from_callable(self.fn)
             default = fn.apply([], *self.args, **self.kwargs) if self.has_defaults else None
             return AsSingleton(result, default_value=default)
         return result
+
+    def _typed_key_with_void(self, pcoll: PCollection) -> PTransform:
+        """``Map`` pairing each element with the key None, typed as Beam types it: ``Tuple[None, <the input's
+        type>]`` out, and in the input type declared on this transform (so the CombineFn's input type is
+        checked against the elements' at construction)."""
+        from millstream.engine.model.typehints import declared_hints
+
+        element = pcoll.element_type if pcoll.element_type is not None else typing.Any
+        keyed = Map(_key_with_none).with_output_types(typing.Tuple[None, element])  # noqa: UP006
+        declared = declared_hints(self).get("input")
+        if declared and declared[0]:
+            keyed = keyed.with_input_types(declared[0][0])
+        return keyed
 
 
 def _key_with_none(x: Any) -> Any:
@@ -635,7 +649,12 @@ class _CombineValuesDoFn(DoFn):
     """`(key, values)` -> `(key, combined)`, the CombineFn called with the (resolved) extra arguments."""
 
     def __init__(self, fn: CombineFn) -> None:
+        from millstream.engine.model.typecheck import combine_values_dofn_hints
+
         self.fn = fn
+        hints = combine_values_dofn_hints(fn)
+        if hints:  # the CombineFn's types, on its pairs, as Beam's CombineValuesDoFn declares them
+            self._millstream_type_hints = hints
 
     def default_label(self) -> str:
         return f"CombineValues({self.fn.default_label()})"

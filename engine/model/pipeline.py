@@ -165,7 +165,7 @@ class Pipeline:
         self._labels.add(full_label)
         checking = self._type_checking()
         if checking and isinstance(pvalueish, PCollection):
-            typecheck.check_input(transform, pvalueish, full_label)
+            typecheck.check_input(transform, pvalueish, label)
         node = AppliedPTransform(self._current, transform, full_label, pvalueish)
         self._current.parts.append(node)
         parent, self._current = self._current, node
@@ -258,7 +258,8 @@ class Pipeline:
 
 def _infer_output_type(transform: PTransform, pvalueish: Any, result: Any) -> None:
     """Give the main output the element type `transform` declares (its type variables bound by the input's
-    type), or, for transforms that keep their elements (Filter, WindowInto), the input's type."""
+    type), or, for transforms that keep their elements (Filter, WindowInto), the input's type, or else the
+    type Beam infers for it (`typecheck.inferred_output`: a Map's lambda, a GroupByKey's pairs ...)."""
     main = result
     if isinstance(result, DoOutputsTuple):
         main = result[None]
@@ -272,6 +273,8 @@ def _infer_output_type(transform: PTransform, pvalueish: Any, result: Any) -> No
         main.element_type = typecheck.normalize(declared)
     elif main.element_type is None and actual is not None and typecheck.keeps_elements(transform):
         main.element_type = actual
+    elif main.element_type is None and main is result:  # Beam infers no tagged (multi-output) ParDo's types
+        main.element_type = typecheck.inferred_output(transform, actual)
 
 
 def _enumerate_outputs(result: Any) -> Iterator[tuple[str | None, Any]]:

@@ -5,6 +5,9 @@ Where hints come from, in Beam's order: ``.with_input_types`` / ``.with_output_t
 ``@with_input_types`` / ``@with_output_types`` decorators on a PTransform or DoFn class or on a function, then
 the annotations of ``DoFn.process`` or of a Map/FlatMap/Filter function (``-> Iterable[T]`` for process and
 FlatMap), or of a PTransform's ``expand`` (``PCollection[T]``). `Create` infers its element type from its values.
+A transform that declares nothing gets the output type Beam infers for it (`inferred_output`): a Map's or
+FlatMap's callable and a DoFn's `process` inferred from their source (`inference`), a GroupByKey's or
+CombinePerKey's pairs; a GroupByKey and a CombinePerKey require pairs, as in Beam.
 Element types are kept in typing's spelling (`normalize`), so they compare equal to `beam.typehints` names.
 A PCollection whose type is unknown (None) is never checked. Beam's ``--no_pipeline_type_check`` turns the check
 off. `is_instance` is the check of one element while the pipeline runs (``--runtime_type_check``).
@@ -28,13 +31,17 @@ import types
 import typing
 from typing import Any, TypeVar
 
+from millstream.engine.model import inference
 from millstream.engine.model.dofn import DoFn
 from millstream.engine.model.typehints import TypeCheckError, declared_hints
 
 __all__ = [
     "bind_type_variables",
     "check_input",
+    "combine_value_hints",
+    "combine_values_dofn_hints",
     "infer_element_type",
+    "inferred_output",
     "input_hint",
     "is_consistent_with",
     "is_instance",
@@ -269,7 +276,17 @@ def input_hint(transform: Any) -> Any:
 
 
 def output_hint(transform: Any) -> Any:
-    """The element type `transform` declares for its (main) output, or None."""
+    """The element type `transform` declares for its (main) output, or None. As Beam, what a Map, MapTuple or
+    FlatMapTuple function declares is read without `TimestampedValue` and the like (Any then)."""
+    hint = _function_output_hint(transform)
+    if hint is not None and _first(declared_hints(transform).get("output")) is None:
+        if _wrapped(transform)[1] in ("map", "maptuple", "flatmaptuple"):
+            return _strip_output_wrappers(hint)
+    return hint
+
+
+def _function_output_hint(transform: Any) -> Any:
+    """The output hint as declared (on the transform, the user's function or DoFn, or their annotations)."""
     hint, user, kind = _declared(transform, "output")
     if user is None:
         return hint
@@ -284,6 +301,125 @@ def output_hint(transform: Any) -> Any:
     if kind in ("flatmap", "flatmaptuple"):
         return _yielded(ret)
     return None
+
+
+#: The key of a CombinePerKey's input, as Beam names it in its message (``Tuple[K, V]``).
+_K: Any = TypeVar("K")  # type: ignore[misc]
+
+
+def _is_ours(transform: Any, name: str) -> bool:
+    """Whether `transform` is millstream's transform class `name` (checked by name: core imports this module)."""
+    cls = type(transform)
+    return cls.__name__ == name and cls.__module__ == "millstream.engine.model.core"
+
+
+def _combine_hint(fn: Any, side: str) -> Any:
+    """The element type a CombineFn (or the callable it wraps) declares for its input or output, else Any. A
+    wrapped callable's input hint is for the iterable of inputs: its element is the combine's input."""
+    for target in (fn, type(fn), getattr(fn, "fn", None), getattr(fn, "_fn", None)):
+        if target is None:
+            continue
+        hint = _first(declared_hints(target).get(side))
+        if hint is not None:
+            if side == "input" and target is not fn and target is not type(fn) and callable(target):
+                return _yielded(hint) or Any
+            return hint
+    return Any
+
+
+def combine_value_hints(transform: Any) -> tuple[Any, Any]:
+    """``(input, output)``: the types a CombinePerKey's values must have going in and coming out (None: not
+    declared), as Beam reads them for ``--runtime_type_check``: the transform's own ``with_input_types`` /
+    ``with_output_types`` of pairs, else what its CombineFn (or the callable it wraps) declares."""
+    hints: list[Any] = []
+    for side in ("input", "output"):
+        own = _first(declared_hints(transform).get(side))
+        args = typing.get_args(normalize(own)) if own is not None else ()
+        if len(args) == 2 and args[1] is not Ellipsis:
+            hints.append(args[1])
+            continue
+        hint = _combine_hint(transform.fn, side)
+        hints.append(None if hint is Any else hint)
+    return hints[0], hints[1]
+
+
+def combine_values_dofn_hints(fn: Any) -> dict[str, tuple[tuple[Any, ...], dict[str, Any]]]:
+    """The hints of CombineValues' DoFn for the CombineFn `fn`, as Beam's ``CombineValuesDoFn`` declares them:
+    ``Tuple[K, Iterable[I]]`` in and ``Tuple[K, O]`` out for the types `fn` declares (none when it declares
+    none), so that they are checked at construction and with ``--runtime_type_check`` as any ParDo's."""
+    hints: dict[str, tuple[tuple[Any, ...], dict[str, Any]]] = {}
+    in_hint, out_hint = _combine_hint(fn, "input"), _combine_hint(fn, "output")
+    key = Any if in_hint is Any else _K
+    if in_hint is not Any:
+        hints["input"] = ((inference.generic(tuple, _K, inference.generic(typing.Iterable, in_hint)),), {})
+    if out_hint is not Any:
+        hints["output"] = ((inference.generic(tuple, key, out_hint),), {})
+    return hints
+
+
+#: Output annotations Beam strips from an inferred type (its ``_strip_output_annotations``): a function that
+#: returns them says nothing about the elements' type.
+_OUTPUT_WRAPPERS = ("TimestampedValue", "WindowedValue", "TaggedOutput")
+
+
+def _strip_output_wrappers(hint: Any) -> Any:
+    """Any when `hint` mentions a `TimestampedValue`, `WindowedValue` or `TaggedOutput`, else `hint`."""
+
+    def wraps(h: Any) -> bool:
+        if getattr(h, "__name__", None) in _OUTPUT_WRAPPERS:
+            return True
+        return any(wraps(a) for a in typing.get_args(h) if a is not Ellipsis)
+
+    return Any if wraps(hint) else hint
+
+
+def _is_internal(fn: Any) -> bool:
+    """Whether `fn` is millstream's own (a step inside one of its composites): its output type is not inferred,
+    since Beam builds the same composite from other steps and infers from those."""
+    module = getattr(fn, "__module__", None) or getattr(type(fn), "__module__", "")
+    return isinstance(module, str) and module.startswith("millstream.")
+
+
+def inferred_output(transform: Any, input_type: Any) -> Any:
+    """The element type Beam infers for the main output of `transform`, which declares none, when its input
+    has `input_type` (None: unknown); None when nothing is inferred (Any).
+
+    As Beam: a GroupByKey gives ``Tuple[K, Iterable[V]]`` of its input's pair, a CombinePerKey or CombineValues
+    ``Tuple[K, <the CombineFn's declared output, else Any>]``; Map gives its callable's inferred return type
+    and FlatMap (and a DoFn's `process`) the element type of theirs (`inference`); MapTuple binds the tuple's
+    parts to its callable's arguments. A Map with extra arguments, and FlatMapTuple, are not inferred (Beam's
+    wrappers hide the call); nor are millstream's own steps inside its composites."""
+    t = Any if input_type is None else input_type
+    if _is_ours(transform, "GroupByKey"):
+        k, v = inference.key_value_types(t)
+        return normalize(inference.generic(tuple, k, inference.generic(typing.Iterable, v)))
+    if _is_ours(transform, "CombinePerKey") or _is_ours(transform, "CombineValues"):
+        k, _ = inference.key_value_types(t)
+        return normalize(typing.Tuple[k, _combine_hint(transform.fn, "output")])  # noqa: UP006
+    user, kind = _wrapped(transform)
+    if user is None or _is_internal(user):
+        return None
+    extra = bool(getattr(transform, "args", ())) or bool(getattr(transform, "kwargs", {}))
+    if kind is None:
+        process = getattr(user, "process", None)
+        result = inference.element_type(_strip_output_wrappers(inference.infer_return_type(process, [t])))
+    elif kind == "map" and not extra:
+        result = _strip_output_wrappers(
+            inference.infer_return_type(user, [t], depth=inference.DEFAULT_DEPTH - 1)
+        )
+    elif kind == "flatmap":
+        returned = inference.infer_return_type(user, [t])
+        result = inference.element_type(_strip_output_wrappers(returned))
+    elif kind == "maptuple" and not extra:
+        parts = typing.get_args(t) if typing.get_origin(t) is tuple else ()
+        fixed = bool(parts) and not (len(parts) == 2 and parts[1] is Ellipsis) and parts != ((),)
+        returned = inference.infer_return_type(
+            user, list(parts) if fixed else [], depth=inference.DEFAULT_DEPTH - 1
+        )
+        result = _strip_output_wrappers(returned)
+    else:
+        return None
+    return None if result is Any else normalize(result)
 
 
 def _expand_hint(transform: Any, side: str) -> Any:
@@ -353,16 +489,40 @@ def _hint_repr(hint: Any) -> str:
     return repr(hint)
 
 
+#: Beam's `PTransformWithSideInputs`: their input check names the producer (the others' does not).
+_WITH_SIDE_INPUTS = ("ParDo", "CombinePerKey", "CombineValues", "Partition")
+
+
 def check_input(transform: Any, pcoll: Any, label: str) -> None:
     """Raise Beam's `TypeCheckError` when the element type of `pcoll` is inconsistent with what `transform`
-    (applied as `label`) declares for its input; the message is Beam's, naming both transforms."""
+    (applied as `label`, its label within its composite) declares for its input; the message is Beam's, naming
+    both transforms (a GroupByKey's is Beam's own: it requires pairs). As Beam, the producer is named down to
+    as many levels as the consumer's label has: a composite's output is produced by the composite."""
     actual = pcoll.element_type
     if actual is None:
         return
+    if _is_ours(transform, "GroupByKey"):
+        if not is_consistent_with(actual, typing.Tuple[Any, Any]):  # noqa: UP006
+            raise TypeCheckError(
+                f"Input type hint violation at {label}: expected "
+                f"Tuple[TypeVariable[K], TypeVariable[V]], got {_hint_repr(actual)}"
+            )
+        return
     required = input_hint(transform)
+    if required is not None and not any(_is_ours(transform, name) for name in _WITH_SIDE_INPUTS):
+        # Beam's message for a transform that takes no side inputs (a composite, a user's PTransform)
+        if not is_consistent_with(actual, required):
+            raise TypeCheckError(
+                f"Input type hint violation at {label}: expected {_hint_repr(required)}, got {_hint_repr(actual)}"
+            )
+        return
+    if required is None and _is_ours(transform, "CombinePerKey"):
+        # as Beam: pairs whose values are what the CombineFn declares for its input (Any when it declares none)
+        required = typing.Tuple[_K, _combine_hint(transform.fn, "input")]  # noqa: UP006
     if required is None or is_consistent_with(actual, required):
         return
     producer = getattr(getattr(pcoll, "producer", None), "full_label", None) or "?"
+    producer = "/".join(producer.split("/")[: label.count("/") + 1])
     raise TypeCheckError(
         f"The transform '{label}' requires PCollections of type '{_hint_repr(required)}' but was applied to a "
         f"PCollection of type '{_hint_repr(actual)}' (produced by the transform '{producer}')."
@@ -385,11 +545,8 @@ def infer_element_type(values: list[Any]) -> Any:
 
 
 def _instance_type(v: Any) -> Any:
-    if v is None:
-        return type(None)
-    if type(v) is tuple:
-        return typing.Tuple[tuple(_instance_type(x) for x in v)] if v else typing.Tuple[()]  # noqa: UP006
-    return type(v)
+    """Beam's ``instance_to_type``: containers with their elements' types (a list of str is List[str])."""
+    return inference.instance_type(v)
 
 
 def is_instance(value: Any, hint: Any) -> bool:

@@ -25,6 +25,7 @@ from millstream.engine.runtime.graph.capabilities import AsyncNode
 from millstream.engine.runtime.graph.node import Node
 from millstream.engine.runtime.operators.pardo import ParDoNode
 from millstream.engine.runtime.operators.runtime_typecheck import (
+    combine_type_check,
     install_type_checks,
     runtime_type_check_requested,
 )
@@ -118,7 +119,7 @@ def plan_pipeline(pipeline: Pipeline, options: PipelineOptions) -> Plan:
     # id(node) -> the length of the longest fused chain ending at it, within its stage
     depth: dict[int, int] = {}
     for applied in pipeline.primitives():
-        node, driver = _make_node(applied, opts, plan)
+        node, driver = _make_node(applied, opts, plan, type_checks)
         if type_checks and isinstance(node, ParDoNode) and isinstance(applied.transform, ParDo):
             install_type_checks(node, applied.transform)
         plan.nodes[applied.full_label] = node
@@ -162,7 +163,9 @@ def _node_inputs(applied: AppliedPTransform) -> list[PCollection]:
     return main
 
 
-def _make_node(applied: AppliedPTransform, opts: Any, ctx: Plan) -> tuple[Node, SourceDriver | None]:
+def _make_node(
+    applied: AppliedPTransform, opts: Any, ctx: Plan, type_checks: bool = False
+) -> tuple[Node, SourceDriver | None]:
     t = applied.transform
     label = applied.full_label
     inputs = [pc for pc in applied.inputs if isinstance(pc, PCollection)]
@@ -201,6 +204,10 @@ def _make_node(applied: AppliedPTransform, opts: Any, ctx: Plan) -> tuple[Node, 
     if isinstance(t, (GroupByKey, CombinePerKey)):
         windowing = inputs[0].windowing
         fn = ListCombineFn() if isinstance(t, GroupByKey) else t.fn
+        if (
+            type_checks
+        ):  # --runtime_type_check: the CombineFn checks its values (nothing is wrapped without it)
+            fn = combine_type_check(fn, t, label)
         default_key = getattr(t, "default_key", None) if isinstance(t, CombinePerKey) else None
         late_tag = t.late_tag
         if windowing.is_global_default() and late_tag is None:

@@ -6,21 +6,41 @@ only when the option is on: without it they are None, and the node tests that on
 ``--performance_runtime_type_check`` (Beam checks a sample of the elements there) runs the same checks here;
 as in Beam, the two cannot be combined. Which hints count is Beam's: the transform's ``with_input_types`` /
 ``with_output_types``, its decorators, or the annotations of its function or ``process`` (`typecheck`).
-Combiners' inputs and outputs are not checked (Beam checks a CombinePerKey's values; issue 14).
+
+A CombinePerKey's CombineFn (so also CombineGlobally's, which is one inside) is wrapped, as Beam wraps it in
+its ``TypeCheckCombineFn``: each value added is checked against the values' input type and each result of
+``extract_output`` against the output type (`combine_type_check`); a combine declaring no types is not wrapped,
+nor is a GroupByKey. In the global window, a wrapped `sum` leaves the node's inlined accumulation for its general
+path, which calls the CombineFn (only while the option is on); the windowed reducers are chosen by the
+windowing, not the CombineFn, and stay the same fast classes. CombineValues is a ParDo declaring Beam's
+``Tuple[K, Iterable[I]]`` (`typecheck.combine_values_dofn_hints`): its pairs are checked as any ParDo's.
 """
 
 from __future__ import annotations
 
 import inspect
+from collections.abc import Iterable
 from typing import Any, TypeVar
 
-from millstream.engine.model.core import CallableWrapperDoFn, ParDo
-from millstream.engine.model.typecheck import input_hint, is_instance, normalize, output_hint
+from millstream.engine.model.combinefn import CombineFn
+from millstream.engine.model.core import CallableWrapperDoFn, CombinePerKey, ParDo
+from millstream.engine.model.typecheck import (
+    combine_value_hints,
+    input_hint,
+    is_instance,
+    normalize,
+    output_hint,
+)
 from millstream.engine.model.typehints import TypeCheckError
 from millstream.engine.runtime.graph.node import user_error
 from millstream.engine.runtime.operators.pardo import ParDoNode
 
-__all__ = ["install_type_checks", "runtime_type_check_requested"]
+__all__ = [
+    "TypeCheckCombineFn",
+    "combine_type_check",
+    "install_type_checks",
+    "runtime_type_check_requested",
+]
 
 
 def runtime_type_check_requested(options: Any) -> bool:
@@ -104,3 +124,106 @@ def install_type_checks(node: ParDoNode, transform: ParDo) -> None:
                     )
 
         node.output_check = check_output
+
+
+class TypeCheckCombineFn(CombineFn):
+    """A CombineFn checking the values it is given and the results it extracts (Beam's ``TypeCheckCombineFn``),
+    failing the job with Beam's `TypeCheckError` naming the step; every other call goes to the wrapped fn."""
+
+    def __init__(self, fn: Any, input_type: Any, output_type: Any, label: str) -> None:
+        self.checked_fn = fn
+        self.input_type = input_type
+        self.output_type = output_type
+        self.label = label
+
+    def _check_input(self, element: Any) -> None:
+        """Raise Beam's error when `element` is not of the values' input type."""
+        if not is_instance(element, self.input_type):
+            raise _combine_violation(
+                self.label,
+                element,
+                f"Type-hint for argument: 'element' violated. Expected an instance of {self.input_type!r}, "
+                f"instead found {_shown(element)}, an instance of {type(element)!r}.",
+            )
+
+    def setup(self, *args: Any, **kwargs: Any) -> None:
+        """The wrapped fn's setup."""
+        setup = getattr(self.checked_fn, "setup", None)
+        if setup is not None:
+            setup(*args, **kwargs)
+
+    def teardown(self, *args: Any, **kwargs: Any) -> None:
+        """The wrapped fn's teardown."""
+        teardown = getattr(self.checked_fn, "teardown", None)
+        if teardown is not None:
+            teardown(*args, **kwargs)
+
+    def create_accumulator(self, *args: Any, **kwargs: Any) -> Any:
+        """The wrapped fn's new accumulator."""
+        return self.checked_fn.create_accumulator(*args, **kwargs)
+
+    def add_input(self, accumulator: Any, element: Any, *args: Any, **kwargs: Any) -> Any:
+        """`element` checked against the input type, then added by the wrapped fn."""
+        if self.input_type is not None:
+            self._check_input(element)
+        return self.checked_fn.add_input(accumulator, element, *args, **kwargs)
+
+    def add_inputs(self, accumulator: Any, elements: Iterable[Any], *args: Any, **kwargs: Any) -> Any:
+        """Each of `elements` checked, then all added by the wrapped fn's own bulk add (if it has one)."""
+        if self.input_type is not None:
+            elements = list(elements)  # iterated twice: checked, then added
+            for element in elements:
+                self._check_input(element)
+        bulk = getattr(self.checked_fn, "add_inputs", None)
+        if bulk is None:
+            for element in elements:
+                accumulator = self.checked_fn.add_input(accumulator, element, *args, **kwargs)
+            return accumulator
+        return bulk(accumulator, elements, *args, **kwargs)
+
+    def merge_accumulators(self, accumulators: Iterable[Any], *args: Any, **kwargs: Any) -> Any:
+        """The wrapped fn's merge."""
+        return self.checked_fn.merge_accumulators(accumulators, *args, **kwargs)
+
+    def compact(self, accumulator: Any, *args: Any, **kwargs: Any) -> Any:
+        """The wrapped fn's compact (the accumulator itself when it has none)."""
+        compact = getattr(self.checked_fn, "compact", None)
+        return compact(accumulator, *args, **kwargs) if compact is not None else accumulator
+
+    def extract_output(self, accumulator: Any, *args: Any, **kwargs: Any) -> Any:
+        """The wrapped fn's result, checked against the output type."""
+        result = self.checked_fn.extract_output(accumulator, *args, **kwargs)
+        if self.output_type is not None and not is_instance(result, self.output_type):
+            raise _combine_violation(
+                self.label,
+                result,
+                f"Type-hint for return type violated. Expected an instance of {self.output_type!r}, "
+                f"instead found {_shown(result)}, an instance of {type(result)!r}.",
+            )
+        return result
+
+    def default_label(self) -> str:
+        """The wrapped fn's label."""
+        label = getattr(self.checked_fn, "default_label", None)
+        return label() if label is not None else type(self.checked_fn).__name__
+
+
+def _combine_violation(label: str, element: Any, detail: str) -> BaseException:
+    """Beam's runtime TypeCheckError of a combine (it names the step without "ParDo(...)")."""
+    return user_error(
+        label, element, TypeCheckError(f"Runtime type violation detected within {label}: {detail}")
+    )
+
+
+def combine_type_check(fn: Any, transform: Any, label: str) -> Any:
+    """`fn` (the CombineFn of `transform`, applied as `label`) wrapped to check its values and results against
+    the types `transform` declares for them; `fn` itself when it is not a CombinePerKey or declares none."""
+    if not isinstance(transform, CombinePerKey):
+        return fn
+    in_hint, out_hint = combine_value_hints(transform)
+    in_hint, out_hint = _checked(in_hint), _checked(out_hint)
+    if in_hint is None and out_hint is None:
+        return fn
+    if transform._keys_encoded:  # the inner step of a combine grouping by its key coder: named as the combine
+        label = label.rsplit("/", 1)[0]
+    return TypeCheckCombineFn(fn, in_hint, out_hint, label)

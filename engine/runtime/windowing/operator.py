@@ -87,7 +87,8 @@ class ReducerNode(Node):
             "window": repr(w.windowfn),
             "trigger": repr(w.triggerfn),
             "accumulation": repr(w.accumulation_mode),
-            "fn": type(self.combine_fn).__qualname__,
+            # the CombineFn a --runtime_type_check wrapper checks: the option keeps checkpoints compatible
+            "fn": type(getattr(self.combine_fn, "checked_fn", self.combine_fn)).__qualname__,
         }
 
     def state_dirty(self) -> bool:

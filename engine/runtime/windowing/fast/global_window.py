@@ -36,7 +36,10 @@ class GlobalCombineNode(Node):
 
     def state_layout(self) -> dict[str, Any]:
         """What this operator stores (part of the pipeline fingerprint)."""
-        return {"kind": "global-combine", "fn": type(self.fn).__qualname__}
+        fn = getattr(
+            self.fn, "checked_fn", self.fn
+        )  # a --runtime_type_check wrapper's: checkpoints stay compatible
+        return {"kind": "global-combine", "fn": type(fn).__qualname__}
 
     def state_dirty(self) -> bool:
         """True when the state changed since the last snapshot."""
