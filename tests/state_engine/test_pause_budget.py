@@ -13,11 +13,16 @@ from typing import Any
 import pytest
 
 import millstream as beam
+from millstream.engine.model import window as W
 from millstream.engine.runtime.checkpoint.coordinator import CheckpointError
+from millstream.engine.runtime.checkpoint.versioned_store import live_entries
 from millstream.engine.runtime.windowing.operator import ReducerNode
+from millstream.engine.runtime.windowing.reduce_fn_runner import create_reducer
 from millstream.io import ReadFromJson, WriteToJson
 from millstream.options.pipeline_options import PipelineOptions
+from millstream.state import MsgpackCodec
 from millstream.transforms import window
+from tests.state_engine.test_incremental_checkpoints import Node, Sum, feed
 
 KEYS = 100_000
 BUDGET = 0.1
@@ -98,3 +103,51 @@ async def test_a_negative_budget_is_refused(tmp_path: Any, append_jsonl: Any) ->
     with pytest.raises(CheckpointError, match="--checkpoint_pause_budget"):
         job = await p.start()
         await job.wait()
+
+
+def _checkpoint_holds(node: Any) -> list[Any]:
+    codec = MsgpackCodec(allow_pickle=True)
+    _, entries = live_entries(node.backend, "op", node.cid)
+    return sorted((ns, codec.decode(k), codec.decode(v)) for ns, k, v in entries)
+
+
+def _quiet_pass(node: Any) -> int:
+    """What `IncrementalNodes.catch_up` does for one node: its spilled rows moved, then a quiet pass, written
+    ahead of the next checkpoint; returns the rows written."""
+    rows = node.tier.write_ahead(node.cid + 1, 100_000, 1, True)
+    state = node.state
+    assert state.ahead_begin(quiet=True) > 0
+    while (part := state.ahead_take(64)) is not None:
+        rows += node.tier.write_ahead_hot(node.cid + 1, *part, 1)
+    return rows
+
+
+def test_a_quiet_pass_leaves_the_capture_nothing_and_the_same_checkpoint(tmp_path: Any) -> None:
+    # two reducers fed alike with a small memory bound (evicted slots: stored parts are merged in); one is
+    # checkpointed by its capture alone, the other after a quiet pass wrote its changes ahead
+    nodes = [
+        Node(str(tmp_path / name), create_reducer(W.FixedWindows(60), combine_fn=Sum()), bound=200)
+        for name in ("capture", "quiet")
+    ]
+    first = [f"k{i}" for i in range(1000)]
+    again = first[:300] + [f"k{i}" for i in range(1000, 1100)]
+    for node in nodes:
+        feed(node.reducer, first, 10)
+        node.state.maybe_evict()
+        node.checkpoint()
+        feed(node.reducer, again, 20, v=2)
+        node.state.maybe_evict()
+    reference, quiet = nodes
+    assert _quiet_pass(quiet) == 400  # the 300 keys changed again (their stored parts merged) and 100 new
+    assert quiet.checkpoint().puts == 1  # its batch: the header, no changed entry, no spilled row
+    assert reference.checkpoint().puts == 1 + 400
+    assert _checkpoint_holds(quiet) == _checkpoint_holds(reference)
+    # once the sources resume, changes are captured again
+    for node in nodes:
+        node.state.sources_resumed()
+        feed(node.reducer, first[:5], 30, v=7)
+        node.state.maybe_evict()
+        node.checkpoint()
+    assert _checkpoint_holds(quiet) == _checkpoint_holds(reference)
+    for node in nodes:
+        node.close()
