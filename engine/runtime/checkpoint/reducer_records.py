@@ -144,10 +144,9 @@ class ReducerState:
         #: candidates as they were when it began, walked in slices from `_plan_pos`.
         self._plan: list[tuple[Any, list[Any]]] = []
         self._plan_pos = (0, 0)
-        #: A pass begun while nothing changes the state (`ahead_begin` with `quiet`): an iterator over each
-        #: slot/bucket's entries, walked from the front; `_quiet_done`: it reached its end, so no entry in
-        #: memory is changed until the state changes again (`sources_resumed`) and `capture` skips the walk.
-        self._quiet: list[tuple[Any, Iterator[tuple[Any, list[Any]]]]] = []
+        #: The pass in progress began while nothing changes the state (`ahead_begin` with `quiet`), and
+        #: `_quiet_done`: it reached its end before anything changed, so no slot/bucket entry in memory is
+        #: changed until the state changes again (`sources_resumed`): `capture` skips its walk over them.
         self._quiet_pass = self._quiet_done = False
         reducer.track_changes(self)
 
@@ -398,58 +397,52 @@ class ReducerState:
         keys with a changed per-key record (the pass writes those still changed when it reaches them);
         returns how many. Not after a failed checkpoint write (everything is changed then: left to the next
         checkpoint). Fired windows' entries are left to the checkpoint. With `quiet` (sources paused and
-        drained until the capture, `IncrementalNodes.catch_up`), the slots/buckets are walked in place, not
-        listed: nothing adds or removes an entry meanwhile."""
+        drained, `IncrementalNodes.catch_up`), only the keys changed now are listed (buffered values, or
+        folded since the last capture): those that change later count as elements taken after the pass
+        began, as for any pass (`changed_bound`)."""
         self._plan = []
         self._plan_pos = (0, 0)
-        self._quiet = []
         self._quiet_pass = quiet and self.sliced is not None
         self._quiet_done = False
         if self.all_dirty:
             return 0
-        n = 0
         if self.sliced is not None:
             conts = self.sliced.containers()[0]
             if quiet:
-                self._quiet = [(nid, iter(d.items())) for nid, d in conts.items() if d]
-                n = sum(len(d) for d in conts.values())
+                fds = self.sliced.folded_keys()
+                for nid, d in conts.items():
+                    changed = [k for k, vals in d.items() if vals]  # a comprehension: ~1M keys in a pause
+                    fd = fds.get(nid)
+                    if fd:
+                        changed.extend(k for k in fd if k in d)  # (visited twice: written once)
+                    if changed:
+                        self._plan.append((nid, changed))
             else:
                 self._plan = [(nid, list(d)) for nid, d in conts.items() if d]
         keys = self.reducer.ahead_keys()
         if keys:
             self._plan.append((_KEY, keys))
-        return n + sum(len(keys) for _, keys in self._plan)
+        return sum(len(keys) for _, keys in self._plan)
 
     def sources_resumed(self) -> None:
-        """The state may change again: a quiet pass (`ahead_begin`) no longer says what is changed."""
-        self._quiet = []
+        """The state may change again: a quiet pass (`ahead_begin`) no longer says that nothing is changed
+        (it goes on as an ordinary pass)."""
         self._quiet_pass = self._quiet_done = False
 
     def ahead_take(self, budget: int) -> tuple[list[Any], list[Any], list[bytes]] | None:
         """The next slice of the pass: up to `budget` changed entries ``(entries, encoded, deletions)`` as a
         checkpoint captures them, now marked unchanged (the caller writes them ahead of the coming
         checkpoint); None when the pass is over."""
-        if self.all_dirty:
+        plan = self._plan
+        i, pos = self._plan_pos
+        if i >= len(plan) or self.all_dirty:
             self._plan = []
-            self._quiet = []
+            self._quiet_done = self._quiet_pass and not self.all_dirty
             return None
         items: list[Any] = []
         encoded: list[Any] = []
         deletes: list[bytes] = []
         seen = 0
-        while self._quiet and seen < budget:
-            nid, it = self._quiet[0]
-            want = budget - seen
-            visited = self._quiet_container(nid, it, want, items)
-            seen += visited
-            if visited < want:
-                self._quiet.pop(0)  # every entry of the slot/bucket visited
-        plan = self._plan
-        i, pos = self._plan_pos
-        if not seen and i >= len(plan):
-            self._plan = []
-            self._quiet_done = self._quiet_pass
-            return None
         while i < len(plan) and seen < budget:
             nid, keys = plan[i]
             chunk = keys[pos : pos + budget - seen]
@@ -463,52 +456,6 @@ class ReducerState:
                 i, pos = i + 1, 0
         self._plan_pos = (i, pos)
         return items, encoded, deletes
-
-    def _quiet_container(
-        self, nid: Any, it: Iterator[tuple[Any, list[Any]]], want: int, items: list[Any]
-    ) -> int:
-        """`_capture_containers` for the next `want` entries of slot/bucket `nid` (`it` walks it in place:
-        a quiet pass); returns how many were visited (fewer: it ran out)."""
-        r = self.sliced
-        assert r is not None
-        conts, accs_all = r.containers()
-        accs = accs_all.get(nid)
-        if accs is None:
-            accs = accs_all[nid] = {}
-        fd = r.folded_keys().get(nid)
-        tier = self.tier
-        fold = r.fold
-        reconcile = self.complete.get(nid) if r.container_evicted(nid) else None
-        written = self.written.get(nid)
-        ns = self._ns(nid)
-        n = len(items)
-        visited = 0
-        for key, vals in itertools.islice(it, want):
-            visited += 1
-            if vals:
-                acc = fold(accs.get(key), vals)
-                vals.clear()
-            elif fd is not None and key in fd:
-                acc = accs.get(key)
-                if acc is None:
-                    acc = r.empty_accumulator()
-            else:
-                continue
-            if fd is not None:
-                fd.discard(key)
-            if reconcile is not None and key not in reconcile:
-                if written is None or key in written:
-                    base, _ = tier.take(tier.entry_key(ns, tier.encode_key(key)))
-                    if base is not ABSENT:
-                        acc = r.merge_stored(base, acc)
-                reconcile.add(key)
-            accs[key] = acc
-            items.append(ns)
-            items.append(key)
-            items.append(acc)
-        if len(items) > n:
-            self.stored_ns.add(nid)
-        return visited
 
     def _ahead_container(self, nid: Any, keys: list[Any], items: list[Any]) -> None:
         """`_capture_containers` for `keys` of one slot/bucket (those still in memory and changed)."""
