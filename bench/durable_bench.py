@@ -12,14 +12,15 @@ outputs are checked against the bare-Python reference before anything is reporte
 Part 2, large state: a job holding N (key, window) entries (N distinct keys in one 2-hour fixed window,
 reading a watched file so the job keeps running), ``--state_cache_entries=1000000``; and a session job
 with N keys (per-key state, whose restore reads every key's record to rebuild the in-memory timer index).
-Measured: the first
-checkpoint (every entry new), an incremental one after 1% of the keys changed, the longest event-loop
-stall during each (`Checkpointer.last_loop_stall_s`: a 1 ms callback's worst lateness), records written,
-peak RSS, and the recovery time (restoring the latest checkpoint in a new process).
+Measured: with ``--due-at F`` a checkpoint taken once a fraction F of the input is read, while the rest
+flows at full speed; the first checkpoint after the input (every entry new), an incremental one after 1% of
+the keys changed, the longest pause of the sources for each (`Checkpointer.last_pause_s`), the longest
+event-loop stall during each (`Checkpointer.last_loop_stall_s`: a 1 ms callback's worst lateness), records
+written, peak RSS, and the recovery time (restoring the latest checkpoint in a new process).
 
     .venv/bin/python -P bench/durable_bench.py [--events 2000000] [--repeat 3] [--intervals 10,1]
                   [--sizes 1000000,10000000] [--session-sizes 1000000] [--cache 1000000] [--tasks W1,W2,W3]
-                  [--skip-large] [--skip-throughput] [--clock wall|cpu]
+                  [--skip-large] [--skip-throughput] [--clock wall|cpu] [--ahead-wait S] [--due-at F]
 """
 
 from __future__ import annotations
