@@ -7,6 +7,7 @@ key's sum, once."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 from typing import Any
 
@@ -20,7 +21,7 @@ from millstream.engine.runtime.windowing.operator import ReducerNode
 from millstream.engine.runtime.windowing.reduce_fn_runner import create_reducer
 from millstream.io import ReadFromJson, WriteToJson
 from millstream.options.pipeline_options import PipelineOptions
-from millstream.state import MsgpackCodec
+from millstream.state import CheckpointStore, MsgpackCodec
 from millstream.transforms import window
 from tests.state_engine.test_incremental_checkpoints import Node, Sum, feed
 
@@ -94,6 +95,31 @@ async def test_a_backlog_over_the_budget_is_written_in_pauses_within_it(
             with open(os.path.join(os.path.dirname(out), name)) as f:
                 rows.extend(json.loads(line) for line in f)
     assert sorted(rows) == sorted([f"k{i}", 1] for i in range(KEYS))
+
+
+async def test_a_checkpoint_deferred_to_its_bound_is_taken_with_what_is_left(
+    tmp_path: Any, append_jsonl: Any, until: Any, monkeypatch: Any, caplog: Any
+) -> None:
+    monkeypatch.setenv("MILLSTREAM_WRITE_AHEAD_MIN", str(10**12))
+    monkeypatch.setenv("MILLSTREAM_WRITE_AHEAD_HOT_MIN", str(10**12))
+    monkeypatch.setenv("MILLSTREAM_CATCH_UP_MIN", "1000")
+    src = str(tmp_path / "in.jsonl")
+    append_jsonl(src, [{"k": f"k{i}", "t": 10, "v": 1} for i in range(KEYS // 2)])
+    job = await _pipeline(src, str(tmp_path / "out" / "sums"), str(tmp_path / "state"), budget=0.001).start()
+    node = _reducer(job)
+    await until(lambda: node.elements_in >= KEYS // 2, "the input")
+    ck = job.plan.coordinator
+    ck.max_deferral_s = 0.0  # no deferral at all: the first pause that does not catch up takes it anyway
+    with caplog.at_level(logging.WARNING, logger="millstream.checkpoint"):
+        cid = await ck.checkpoint()
+    assert "did not catch up" in caplog.text
+    # one pause, whose slice (at least one per pause) did not write the ~50k spilled rows: the capture did
+    assert ck.last_pauses == 1 and ck.last_deferred_s == 0
+    assert 0 < ck.last_caught_up_rows < KEYS // 2
+    assert ck.incremental.last_captured > 1
+    assert ck.incremental.last_written >= KEYS // 2
+    assert CheckpointStore(ck.backend).latest().checkpoint_id == cid
+    await job.cancel()
 
 
 async def test_a_negative_budget_is_refused(tmp_path: Any, append_jsonl: Any) -> None:

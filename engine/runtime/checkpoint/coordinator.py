@@ -773,9 +773,9 @@ class Checkpointer:
         retained = self._retained()
         # at least one slice per pause, so a drain that took the whole budget does not stop all progress
         first = True
-        while (now := time.monotonic()) < deadline or first:
+        while first or time.monotonic() < deadline:
             done, rows = self.incremental.catch_up(
-                cid, max(now + 0.001, min(deadline, now + 0.05)), retained, quiet
+                cid, min(deadline, time.monotonic() + 0.05), retained, quiet, progress=first
             )
             self.last_caught_up_rows += rows
             if done:

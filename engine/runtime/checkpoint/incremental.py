@@ -193,20 +193,24 @@ class IncrementalNodes:
                 rows += tiered.changed_bound(since)
         return rows
 
-    def catch_up(self, cid: int, deadline: float, retained: int, quiet_since: float) -> tuple[bool, int]:
+    def catch_up(
+        self, cid: int, deadline: float, retained: int, quiet_since: float, progress: bool = False
+    ) -> tuple[bool, int]:
         """Write ahead of checkpoint `cid` while the sources are paused and drained (nothing changes the state
         from `quiet_since`, ``time.monotonic``, until they are released), until `deadline`: every spilled row,
         then per node a write-ahead pass that begins after `quiet_since` (a pass begun before it may have
         passed entries that changed since; the new one lists every entry in memory). Returns (done, rows
         written): done when all of that is written, so the capture that follows writes no changed entry in
-        memory and no spilled row (only the header and fired windows, after a walk over the unchanged ones)."""
+        memory and no spilled row (only the header and fired windows, after a walk over the unchanged ones).
+        With `progress`, one slice is written even past `deadline`."""
         if self.memory:
             return True, 0
         done = 0
         for tier in self.tiers.values():
             while tier.spilled and tier.spill_rows > tier.ahead_rows:
-                if time.monotonic() >= deadline:
+                if not progress and time.monotonic() >= deadline:
                     return False, done
+                progress = False
                 before = tier.ahead_rows if tier.ahead_cid == cid else 0
                 done += tier.write_ahead(cid, AHEAD_ROWS, retained, True)
                 if tier.ahead_rows - before < AHEAD_ROWS:
@@ -219,7 +223,10 @@ class IncrementalNodes:
                 self._passing.discard(label)  # stale: the new pass lists every key it would still visit
             if label not in self._passing and self._ended_began.get(label, -1.0) >= quiet_since:
                 continue
-            done += self._write_hot_ahead(node, cid, deadline, retained, force=True)
+            if not progress and time.monotonic() >= deadline:
+                return False, done  # (a pass begun now would only list its keys)
+            done += self._write_hot_ahead(node, cid, deadline, retained, force=True, progress=progress)
+            progress = False
             if label in self._passing or self._ended_began.get(label, -1.0) < quiet_since:
                 return False, done
         return True, done
@@ -254,12 +261,19 @@ class IncrementalNodes:
         return done
 
     def _write_hot_ahead(
-        self, node: Any, cid: int, deadline: float, retained: int, force: bool = False
+        self,
+        node: Any,
+        cid: int,
+        deadline: float,
+        retained: int,
+        force: bool = False,
+        progress: bool = False,
     ) -> int:
         """Write `node`'s changed entries in memory ahead of checkpoint `cid` in slices of `AHEAD_ROWS` until
         `deadline`, continuing (or beginning) its pass over them; the node marks what is written unchanged,
         so the checkpoint writes only what changes again (docs/state.md, "Writing ahead"). With `force`, a
-        pass begins whatever the node's size and the gap since the last (`catch_up`)."""
+        pass begins whatever the node's size and the gap since the last (`catch_up`); with `progress`, one
+        slice is written even past `deadline`."""
         now = time.monotonic()
         label = node.label
         if not force and not self._hot_due(node, now):
@@ -276,7 +290,8 @@ class IncrementalNodes:
         tier = self.tiers[label]
         done = 0
         with _no_gc():
-            while time.monotonic() < deadline:
+            while progress or time.monotonic() < deadline:
+                progress = False
                 part = tiered.ahead_take(AHEAD_ROWS)
                 if part is None:
                     self._passing.discard(label)
