@@ -761,10 +761,10 @@ class Checkpointer:
 
     async def _caught_up(self, cid: int, paused_at: float, budget: float) -> bool:
         """Sources paused and drained (step 2): True when the capture may follow within the pause budget,
-        because it would write few rows (`IncrementalNodes.unwritten_bound` < `incremental.CATCH_UP_MIN`) or because the
-        write-ahead caught up while paused (`IncrementalNodes.catch_up`, in slices that let the loop run),
-        or because the checkpoint was deferred long enough (`max_deferral_s`, or the job is stopping: taken
-        with what is left, with a warning). False: the budget ran out; the caller defers the checkpoint."""
+        because it would write few rows (`IncrementalNodes.unwritten_bound` below `incremental.CATCH_UP_MIN`),
+        or because the write-ahead caught up while paused (`IncrementalNodes.catch_up`, in slices that let
+        the loop run), or because the checkpoint was deferred long enough (`max_deferral_s`, or the job is
+        stopping: taken with what is left, with a warning). False: the budget ran out; the caller defers."""
         if self.incremental.unwritten_bound() < self.incremental.catch_up_min:
             return True
         deadline = paused_at + budget - self._reserve_s(budget)
