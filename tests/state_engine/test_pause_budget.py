@@ -1,8 +1,8 @@
 """The pause budget (``--checkpoint_pause_budget``): a checkpoint that falls due while the input creates state
 faster than the write-ahead writes it pauses the sources only for the budget at a time; the backlog is written
-over several such pauses, and the capture that ends the last one writes only the node's header. Real RocksDB
-store, a running streaming job (watched input file); the output after a restore of that checkpoint is each
-key's sum, once."""
+over several such pauses, and the capture that ends the last one writes fewer rows than the catch-up
+threshold. Real RocksDB store, a running streaming job (watched input file); the output after a restore of
+that checkpoint is each key's sum, once."""
 
 from __future__ import annotations
 
@@ -27,6 +27,8 @@ from tests.state_engine.test_incremental_checkpoints import Node, Sum, feed
 
 KEYS = 100_000
 BUDGET = 0.1
+#: Rows below which a checkpoint's capture writes them in the pause without catching up first (lowered).
+CATCH_UP_MIN = 1000
 
 
 def _pipeline(src: str, out: str, state: str, budget: float = BUDGET) -> Any:
@@ -64,7 +66,7 @@ async def test_a_backlog_over_the_budget_is_written_in_pauses_within_it(
     # no write-ahead between checkpoints: the whole backlog is left to the checkpoint's pauses
     monkeypatch.setenv("MILLSTREAM_WRITE_AHEAD_MIN", str(10**12))
     monkeypatch.setenv("MILLSTREAM_WRITE_AHEAD_HOT_MIN", str(10**12))
-    monkeypatch.setenv("MILLSTREAM_CATCH_UP_MIN", "1000")
+    monkeypatch.setenv("MILLSTREAM_CATCH_UP_MIN", str(CATCH_UP_MIN))
     src = str(tmp_path / "in.jsonl")
     out = str(tmp_path / "out" / "sums")
     state = str(tmp_path / "state")
@@ -79,8 +81,9 @@ async def test_a_backlog_over_the_budget_is_written_in_pauses_within_it(
     # more than one pause could write in its budget (~50k spilled rows in 75 ms): deferred at least once
     assert ck.last_pauses >= 2 and ck.last_deferred_s > 0
     assert ck.last_caught_up_rows >= KEYS // 2
-    # caught up: the capture in the last pause wrote the reducer's header and nothing else
-    assert ck.incremental.last_captured == 1
+    # the capture in the last pause wrote less than the catch-up threshold: the header alone after a quiet
+    # pass, or (no catch-up needed) the few entries changed since the last pass began, bounded below it
+    assert ck.incremental.last_captured < CATCH_UP_MIN
     assert ck.incremental.last_written >= taken  # every entry taken so far is in the checkpoint
     # the pause bound itself, as the coordinator measured it (a wide margin: a loaded machine)
     assert ck.last_pause_s < BUDGET + 0.5
@@ -102,7 +105,7 @@ async def test_a_checkpoint_deferred_to_its_bound_is_taken_with_what_is_left(
 ) -> None:
     monkeypatch.setenv("MILLSTREAM_WRITE_AHEAD_MIN", str(10**12))
     monkeypatch.setenv("MILLSTREAM_WRITE_AHEAD_HOT_MIN", str(10**12))
-    monkeypatch.setenv("MILLSTREAM_CATCH_UP_MIN", "1000")
+    monkeypatch.setenv("MILLSTREAM_CATCH_UP_MIN", str(CATCH_UP_MIN))
     src = str(tmp_path / "in.jsonl")
     append_jsonl(src, [{"k": f"k{i}", "t": 10, "v": 1} for i in range(KEYS // 2)])
     job = await _pipeline(src, str(tmp_path / "out" / "sums"), str(tmp_path / "state"), budget=0.001).start()
