@@ -12,14 +12,15 @@ outputs are checked against the bare-Python reference before anything is reporte
 Part 2, large state: a job holding N (key, window) entries (N distinct keys in one 2-hour fixed window,
 reading a watched file so the job keeps running), ``--state_cache_entries=1000000``; and a session job
 with N keys (per-key state, whose restore reads every key's record to rebuild the in-memory timer index).
-Measured: the first
-checkpoint (every entry new), an incremental one after 1% of the keys changed, the longest event-loop
-stall during each (`Checkpointer.last_loop_stall_s`: a 1 ms callback's worst lateness), records written,
-peak RSS, and the recovery time (restoring the latest checkpoint in a new process).
+Measured: with ``--due-at F`` a checkpoint taken once a fraction F of the input is read, while the rest
+flows at full speed; the first checkpoint after the input (every entry new), an incremental one after 1% of
+the keys changed, the longest pause of the sources for each (`Checkpointer.last_pause_s`), the longest
+event-loop stall during each (`Checkpointer.last_loop_stall_s`: a 1 ms callback's worst lateness), records
+written, peak RSS, and the recovery time (restoring the latest checkpoint in a new process).
 
     .venv/bin/python -P bench/durable_bench.py [--events 2000000] [--repeat 3] [--intervals 10,1]
                   [--sizes 1000000,10000000] [--session-sizes 1000000] [--cache 1000000] [--tasks W1,W2,W3]
-                  [--skip-large] [--skip-throughput] [--clock wall|cpu]
+                  [--skip-large] [--skip-throughput] [--clock wall|cpu] [--ahead-wait S] [--due-at F]
 """
 
 from __future__ import annotations
@@ -209,6 +210,8 @@ def _row(
 HOUR = 3600.0
 #: How long the large-state job may write ahead after its input before its first checkpoint (``--ahead-wait``).
 AHEAD_WAIT_S = float(os.environ.get("MILLSTREAM_BENCH_AHEAD_WAIT", "0"))
+#: Fraction of the input after which a checkpoint falls due while the input still flows (``--due-at``; 0: none).
+DUE_AT = float(os.environ.get("MILLSTREAM_BENCH_DUE_AT", "0"))
 
 
 def _write_keys(path: str, start: int, n: int, mode: str = "wb") -> None:
@@ -265,8 +268,27 @@ async def _until(cond: Any, timeout: float) -> None:
         await anyio.sleep(0.05)
 
 
+def _figures(ck: Any, ahead: int, hot_ahead: int) -> dict[str, Any]:
+    """What the checkpoint just taken by `ck` measured. `paused_s`: the longest time its sources were paused
+    (`Checkpointer.last_pause_s`; a checkpointer without it pauses once, for its whole duration)."""
+    return {
+        "duration_s": ck.last_duration_s,
+        "paused_s": getattr(ck, "last_pause_s", ck.last_duration_s),
+        "pauses": getattr(ck, "last_pauses", 1),
+        "deferred_s": getattr(ck, "last_deferred_s", 0.0),
+        "caught_up_rows": getattr(ck, "last_caught_up_rows", 0),
+        "stall_s": ck.last_stall_s,
+        "loop_stall_s": ck.last_loop_stall_s,
+        "written": ck.incremental.last_written,
+        "captured": getattr(ck.incremental, "last_captured", None),
+        "ahead": ahead,
+        "hot_ahead": hot_ahead,
+    }
+
+
 def child_large(n: int, path: str, state_dir: str, cache: int, windows: str) -> dict[str, Any]:
-    """Load n keys, checkpoint (all new), change 1%, checkpoint (incremental), stop."""
+    """Load n keys, checkpoint (all new), change 1%, checkpoint (incremental), stop. With `DUE_AT`, a first
+    checkpoint is taken after that fraction of the input, while it flows (the "due" one)."""
     import anyio
 
     from millstream.engine.runtime.exec.runner import run_coroutine
@@ -278,6 +300,13 @@ def child_large(n: int, path: str, state_dir: str, cache: int, windows: str) -> 
         t0 = time.perf_counter()
         job = await p.start()
         node = _reducer_node(job)
+        if DUE_AT > 0:
+            await _until(lambda: node.elements_in >= int(n * DUE_AT), 3600)
+            ck = job.plan.coordinator
+            ahead = ck.incremental.written_ahead(ck.next_id)
+            hot_ahead = ck.incremental.hot_written_ahead(ck.next_id)
+            await ck.checkpoint()
+            out["due"] = _figures(ck, ahead, hot_ahead)
         await _until(lambda: node.elements_in >= n, 3600)
         out["ingest_s"] = time.perf_counter() - t0
         ck = job.plan.coordinator
@@ -293,14 +322,7 @@ def child_large(n: int, path: str, state_dir: str, cache: int, windows: str) -> 
             ahead = ck.incremental.written_ahead(ck.next_id)
             hot_ahead = ck.incremental.hot_written_ahead(ck.next_id)
             await ck.checkpoint()
-            out[name] = {
-                "duration_s": ck.last_duration_s,
-                "stall_s": ck.last_stall_s,
-                "loop_stall_s": ck.last_loop_stall_s,
-                "written": ck.incremental.last_written,
-                "ahead": ahead,
-                "hot_ahead": hot_ahead,
-            }
+            out[name] = _figures(ck, ahead, hot_ahead)
         st = node.tiered.stats()
         out["hot_entries"] = st["hot_entries"]
         out["evicted"] = st["evicted"]
@@ -388,17 +410,22 @@ def report(tp: list[dict[str, Any]], large: list[dict[str, Any]]) -> str:
             "",
             "| windows | (key, window) entries | cache | checkpoint "
             "| records written (spilled / in memory written ahead) | duration (s) "
-            "| paused (s) | longest loop stall (s) | recovery (s) | peak RSS (MiB) |",
-            "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|",
+            "| longest source pause (s) (pauses, deferred s, rows written in them) | SNAPSHOT to durable (s) "
+            "| longest loop stall (s) | input read in (s) | recovery (s) | peak RSS (MiB) |",
+            "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for r in large:
-            for name in ("full", "incremental"):
-                c = r[name]
+            for name in ("due", "full", "incremental"):
+                c = r.get(name)
+                if c is None:
+                    continue
                 lines.append(
                     f"| {r['windows']} | {r['entries']:,} | {r['cache']:,} | {name} "
                     f"| {c['written']:,} ({c['ahead']:,} / {c.get('hot_ahead', 0):,}) "
                     f"| {c['duration_s']:.2f} "
-                    f"| {c['stall_s']:.2f} | {c['loop_stall_s']:.2f} | {r['restore_s']:.2f} | {r['rss_mib']:.0f} |"
+                    f"| {c['paused_s']:.2f} ({c['pauses']}, {c['deferred_s']:.2f}, {c['caught_up_rows']:,}) "
+                    f"| {c['stall_s']:.2f} | {c['loop_stall_s']:.2f} | {r['ingest_s']:.1f} "
+                    f"| {r['restore_s']:.2f} | {r['rss_mib']:.0f} |"
                 )
     return "\n".join(lines)
 
@@ -436,6 +463,13 @@ def main() -> None:
         help="large state: seconds the job may write its spill ahead after its input before the first "
         "checkpoint (a periodic checkpoint comes at most one interval after the last; 0: at once)",
     )
+    ap.add_argument(
+        "--due-at",
+        type=float,
+        default=0.0,
+        help="large state: also take a checkpoint once this fraction of the input is read, while the rest "
+        "flows at full speed (the input then outpaces the write-ahead slices; 0: none)",
+    )
     ap.add_argument("--skip-large", action="store_true")
     ap.add_argument("--skip-throughput", action="store_true")
     ap.add_argument("--json", default=None, help="also write the results here")
@@ -447,6 +481,7 @@ def main() -> None:
     )
     a = ap.parse_args()
     os.environ["MILLSTREAM_BENCH_AHEAD_WAIT"] = str(a.ahead_wait)  # read by the large-state child
+    os.environ["MILLSTREAM_BENCH_DUE_AT"] = str(a.due_at)
     work = tempfile.mkdtemp(prefix="durable-bench-")
     try:
         tp = (

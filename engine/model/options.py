@@ -369,6 +369,14 @@ class MillstreamOptions(PipelineOptions):
         parser.add_argument(
             "--checkpoint_interval", type=float, default=10.0, help="seconds between checkpoints (streaming)"
         )
+        parser.add_argument(
+            "--checkpoint_pause_budget",
+            type=float,
+            default=1.0,
+            help="seconds a checkpoint may pause the sources: a larger backlog of state is written while they "
+            "are paused up to this long, then they resume and the checkpoint is tried again (docs/state.md); "
+            "0: no bound",
+        )
         parser.add_argument("--state_backend", default="rocksdb", choices=["rocksdb", "memory"])
         parser.add_argument("--from_scratch", default=False, action="store_true", help="discard old state")
         parser.add_argument(

@@ -41,10 +41,12 @@ def job(
 
 
 def uninterrupted(killed_job: Any, tmp_path: Any, mode: str, cache: int) -> list[Any]:
-    """The committed rows of a run that is never killed and writes nothing ahead."""
-    saved = {k: os.environ.get(k) for k in ("MILLSTREAM_WRITE_AHEAD_HOT_MIN", "MILLSTREAM_WRITE_AHEAD_MIN")}
-    os.environ["MILLSTREAM_WRITE_AHEAD_HOT_MIN"] = OFF
-    os.environ["MILLSTREAM_WRITE_AHEAD_MIN"] = OFF
+    """The committed rows of a run that is never killed and writes nothing ahead (not even while a checkpoint
+    pauses the sources: `IncrementalNodes.catch_up`)."""
+    names = ("MILLSTREAM_WRITE_AHEAD_HOT_MIN", "MILLSTREAM_WRITE_AHEAD_MIN", "MILLSTREAM_CATCH_UP_MIN")
+    saved = {k: os.environ.get(k) for k in names}
+    for k in names:
+        os.environ[k] = OFF
     try:
         j = job(killed_job, tmp_path, mode, cache, name="reference")
         log = j.finish()

@@ -8,6 +8,10 @@ with SIGKILL on entering that step of the n-th checkpoint):
                    processing-time timers are held.
 2. DRAIN           wait until every message sent before the pause has been processed by every stage (the
                    job-wide count of in-flight channel messages is zero and no async work is pending).
+                   With a pause budget (``--checkpoint_pause_budget``) and a large write-ahead backlog, the
+                   backlog is written now, while the sources are paused; if that is not done within the
+                   budget, the sources resume without a checkpoint (nothing was captured) and steps 1-2 are
+                   entered again after a gap (`Checkpointer._caught_up`, `_defer`).
 3. SNAPSHOT        collect each stateful operator's state, each source's positions and watermark state,
                    and each sink's pending-commit record (`prepare(checkpoint_id)` seals the sink's epoch).
                    Incremental operators (the windowed reducer and the stateful ParDo, see
@@ -31,7 +35,8 @@ store in slices as versions of the coming checkpoint (see `checkpoint.versioned_
 checkpoint pauses the sources only for what is left; those versions count only once step 4 commits the
 manifest, and restore purges them otherwise.
 
-`last_stall_s` is how long a checkpoint kept the job paused from SNAPSHOT to durable; `last_loop_stall_s`
+`last_pause_s` is the longest time a checkpoint kept the sources paused (step 1 to their release, over its
+deferrals); `last_stall_s` how long it kept the job paused from SNAPSHOT to durable; `last_loop_stall_s`
 the longest time the event loop itself could not run during it (collecting and writing happen in a worker
 thread, so this is mostly RocksDB holding the GIL while it writes the batch); ``max_*`` are the maxima.
 
@@ -85,6 +90,12 @@ class Step(enum.IntEnum):
     WRITE_DURABLE = 4
     COMMIT_SINKS = 5
     RESUME = 6
+
+
+#: Seconds the sources run at least between two pauses of a deferred checkpoint (`Checkpointer._defer`).
+DEFER_GAP_S = 0.2
+#: A checkpoint is deferred at most this long, or one checkpoint interval if longer (then taken anyway).
+MIN_MAX_DEFERRAL_S = 5.0
 
 
 class CheckpointError(Exception):
@@ -288,6 +299,24 @@ class Checkpointer:
         self.max_loop_stall_s = 0.0
         self.max_stall_s = 0.0
         self.max_duration_s = 0.0
+        budget = plan.options.view_as(MillstreamOptions).checkpoint_pause_budget
+        if budget is None or budget < 0:
+            raise CheckpointError(
+                f"--checkpoint_pause_budget must be a number of seconds >= 0 (0: no bound), got {budget!r}"
+            )
+        #: Longest time a checkpoint may pause the sources (``--checkpoint_pause_budget``; 0: no bound), and how
+        #: long a checkpoint may be deferred while the write-ahead catches up (then it is taken anyway).
+        self.pause_budget_s = float(budget)
+        self.max_deferral_s = max(MIN_MAX_DEFERRAL_S, interval_s)
+        #: Of the last checkpoint: how often and how long at most it paused the sources (step 1 to the
+        #: release), how long it was deferred, and the rows written ahead while the sources were paused.
+        self.last_pauses = 0
+        self.last_pause_s = 0.0
+        self.last_deferred_s = 0.0
+        self.last_caught_up_rows = 0
+        self.max_pause_s = 0.0
+        #: Steps 3-6 of the last checkpoint that caught up first (`_reserve_s`).
+        self._tail_s = 0.0
 
     # -- layout and restore ---------------------------------------------------------------------------------
     def _layout(self) -> dict[str, Any]:
@@ -547,12 +576,8 @@ class Checkpointer:
             if self.step is Step.IDLE and not self._pausing and self.incremental.wants_ahead():
                 flight = self.in_flight
                 idle = flight.count == 0 and time.monotonic() - flight.last_sent >= idle_after_s
-                # the oldest checkpoint retained now (the coming one not yet committed): safe to sweep for
-                retained = min(
-                    (m.checkpoint_id for m in self.store.list()[-self.store_keep :]), default=self.next_id
-                )
                 self.incremental.write_ahead(
-                    self.next_id, time.monotonic() + (idle_slice_s if idle else slice_s), retained
+                    self.next_id, time.monotonic() + (idle_slice_s if idle else slice_s), self._retained()
                 )
 
     # -- the state machine -----------------------------------------------------------------------------------
@@ -562,27 +587,25 @@ class Checkpointer:
             log.error("MILLSTREAM_CRASH_AT=%d:%d: killing the process", int(step), self.count)
             os.kill(os.getpid(), signal.SIGKILL)
 
-    async def checkpoint(self, final: bool = False) -> int:
-        """Take one checkpoint; with `final`, the job has finished and nothing is running."""
+    async def checkpoint(self, final: bool = False, bounded: bool = True) -> int:
+        """Take one checkpoint; with `final`, the job has finished and nothing is running. With `bounded`
+        (and a ``--checkpoint_pause_budget``), a large write-ahead backlog is written while the sources are
+        paused, for at most the budget at a time, before the state is captured (`_caught_up`)."""
         self.count += 1
         started = time.monotonic()
         cid = self.next_id
-        self._enter(Step.PAUSE_SOURCES)
-        self._pausing = True
-        self._paused = set()
-        self._resume = anyio.Event()
-        self._pause_event = anyio.Event()
+        budget = self.pause_budget_s if bounded and not final else 0.0
+        self.last_pauses = 0
+        self.last_pause_s = self.last_deferred_s = 0.0
+        self.last_caught_up_rows = 0
+        caught_up = False
+        paused_at = started
         try:
-            if not final and not self._all_paused():
-                await self._pause_event.wait()
-            self._enter(Step.DRAIN)
-            await self.in_flight.idle.wait()
-            pending = [
-                n for s in self.plan.stages for n in s.nodes if isinstance(n, QueueingNode) and n.queue
-            ]
-            if pending:  # async nodes finish their queued batches before the stage takes its next message
-                await anyio.lowlevel.checkpoint()
-                await self.in_flight.idle.wait()
+            paused_at = await self._pause(final)
+            if budget:
+                while not await self._caught_up(cid, paused_at, budget):
+                    paused_at = await self._defer(cid, paused_at)
+                caught_up = True
             ahead = self.incremental.written_ahead(cid)
             if ahead:
                 log.info("checkpoint %d: %d rows of spilled state were written ahead", cid, ahead)
@@ -675,9 +698,22 @@ class Checkpointer:
             finally:
                 self.stall_meter.stop()
                 self._enter(Step.RESUME)
-                self._pausing = False
-                self._resume.set()
-                self.step = Step.IDLE
+                self._release()
+                self._paused_for(time.monotonic() - paused_at)
+        if caught_up:
+            self._tail_s = time.monotonic() - stall_start
+        if self.last_deferred_s or self.last_caught_up_rows:
+            log.info(
+                "checkpoint %d: sources paused %d times, the longest %.3f s (budget %.3f s), deferred %.3f s; "
+                "%d rows written while paused before the capture, %d by the capture",
+                cid,
+                self.last_pauses,
+                self.last_pause_s,
+                budget,
+                self.last_deferred_s,
+                self.last_caught_up_rows,
+                self.incremental.last_captured,
+            )
         self.last_duration_s = time.monotonic() - started
         self.max_duration_s = max(self.max_duration_s, self.last_duration_s)
         self.last_checkpoint_wall = time.time()
@@ -686,6 +722,104 @@ class Checkpointer:
         # the checkpoint lock), so at most one checkpoint's callbacks are in flight
         await anyio.to_thread.run_sync(run_all, finalize)
         return cid
+
+    async def _pause(self, final: bool) -> float:
+        """Steps 1 and 2: pause the sources and drain; returns when step 1 began (``time.monotonic``)."""
+        paused_at = time.monotonic()
+        self._enter(Step.PAUSE_SOURCES)
+        self._pausing = True
+        self._paused = set()
+        self._resume = anyio.Event()
+        self._pause_event = anyio.Event()
+        if not final and not self._all_paused():
+            await self._pause_event.wait()
+        self._enter(Step.DRAIN)
+        await self.in_flight.idle.wait()
+        pending = [n for s in self.plan.stages for n in s.nodes if isinstance(n, QueueingNode) and n.queue]
+        if pending:  # async nodes finish their queued batches before the stage takes its next message
+            await anyio.lowlevel.checkpoint()
+            await self.in_flight.idle.wait()
+        return paused_at
+
+    def _release(self) -> None:
+        """Sources and timers continue (step 6, or a deferral)."""
+        self.incremental.sources_resumed()
+        self._pausing = False
+        self._resume.set()
+        self.step = Step.IDLE
+
+    def _paused_for(self, seconds: float) -> None:
+        """One pause of the sources ended (from step 1 to their release)."""
+        self.last_pauses += 1
+        self.last_pause_s = max(self.last_pause_s, seconds)
+        self.max_pause_s = max(self.max_pause_s, seconds)
+
+    def _reserve_s(self, budget: float) -> float:
+        """The part of the pause budget kept for steps 3-6 after a catch-up: 1.5 times what they took after
+        the last one, within a quarter and a half of the budget."""
+        return min(budget / 2, max(budget / 4, 1.5 * self._tail_s))
+
+    async def _caught_up(self, cid: int, paused_at: float, budget: float) -> bool:
+        """Sources paused and drained (step 2): True when the capture may follow within the pause budget,
+        because it would write few rows (`IncrementalNodes.unwritten_bound` below `incremental.CATCH_UP_MIN`),
+        or because the write-ahead caught up while paused (`IncrementalNodes.catch_up`, in slices that let
+        the loop run), or because the checkpoint was deferred long enough (`max_deferral_s`, or the job is
+        stopping: taken with what is left, with a warning). False: the budget ran out; the caller defers."""
+        if self.incremental.unwritten_bound() < self.incremental.catch_up_min:
+            return True
+        deadline = paused_at + budget - self._reserve_s(budget)
+        # sources parked and drained, timers held: from now on nothing changes the state until the release
+        quiet = time.monotonic()
+        retained = self._retained()
+        # at least one slice per pause, so a drain that took the whole budget does not stop all progress
+        first = True
+        while first or time.monotonic() < deadline:
+            done, rows = self.incremental.catch_up(
+                cid, min(deadline, time.monotonic() + 0.05), retained, quiet, progress=first
+            )
+            self.last_caught_up_rows += rows
+            if done:
+                return True
+            first = False
+            await anyio.lowlevel.checkpoint()
+        control = self.plan.control
+        stopping = control is not None and control.stop_event.is_set()
+        if self.last_deferred_s >= self.max_deferral_s or stopping:
+            log.warning(
+                "checkpoint %d: the write-ahead did not catch up within %.3f s pauses over %.1f s of deferral%s; "
+                "taking it with up to %d rows left to write in this pause",
+                cid,
+                budget,
+                self.last_deferred_s,
+                " (the job is stopping)" if stopping else "",
+                self.incremental.unwritten_bound(),
+            )
+            return True
+        return False
+
+    async def _defer(self, cid: int, paused_at: float) -> float:
+        """The write-ahead did not catch up within the budget: resume the sources without a checkpoint (nothing
+        was captured; what was written ahead stays as versions of `cid`), let them run as long as they were
+        paused (at least `DEFER_GAP_S`), then pause them again (steps 1-2); returns when that pause began."""
+        paused = time.monotonic() - paused_at
+        self._release()
+        self._paused_for(paused)
+        gap = max(DEFER_GAP_S, paused)
+        log.info(
+            "checkpoint %d deferred: sources paused %.3f s while the write-ahead caught up (%d rows so far), "
+            "resumed for %.3f s",
+            cid,
+            paused,
+            self.last_caught_up_rows,
+            gap,
+        )
+        await anyio.sleep(gap)
+        self.last_deferred_s += time.monotonic() - paused_at
+        return await self._pause(False)
+
+    def _retained(self) -> int:
+        """The oldest checkpoint retained now (the coming one not yet committed): safe to sweep for."""
+        return min((m.checkpoint_id for m in self.store.list()[-self.store_keep :]), default=self.next_id)
 
     def _ended(self) -> str:
         """How the run ended, for its final checkpoint: "drain" or "end_of_input"."""

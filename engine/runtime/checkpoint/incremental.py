@@ -49,6 +49,11 @@ AHEAD_HOT_MIN = 200_000
 #: pass; the pause writes what changed since its pass reached it, so passes must not wait long).
 AHEAD_HOT_GAP_S = (0.5, 2.0)
 
+#: A checkpoint whose capture would write fewer rows than this (`IncrementalNodes.unwritten_bound`) is taken
+#: at once; with more, the write-ahead catches up first while the sources are paused (`catch_up`). The tests
+#: lower it (``MILLSTREAM_CATCH_UP_MIN``).
+CATCH_UP_MIN = 20_000
+
 #: Default of ``--state_cache_entries``: entries of incremental state kept in memory, job-wide.
 DEFAULT_CACHE_ENTRIES = 1_000_000
 
@@ -89,11 +94,18 @@ class IncrementalNodes:
         # the kill tests lower it to write ahead with small state (the production value is the constant)
         self.ahead_min = int(os.environ.get("MILLSTREAM_WRITE_AHEAD_MIN") or AHEAD_MIN)
         self.ahead_hot_min = int(os.environ.get("MILLSTREAM_WRITE_AHEAD_HOT_MIN") or AHEAD_HOT_MIN)
+        self.catch_up_min = int(os.environ.get("MILLSTREAM_CATCH_UP_MIN") or CATCH_UP_MIN)
         #: label -> when the node's write-ahead pass over its entries in memory began, and when the next one
         #: may begin (see `AHEAD_HOT_GAP_S`); `_passing`: the labels whose pass is still going.
         self._pass_began: dict[str, float] = {}
         self._pass_next: dict[str, float] = {}
         self._passing: set[str] = set()
+        #: label -> when the last write-ahead pass that reached its end began (`catch_up`), and the node's
+        #: `elements_in` as of which its changes in memory are all written (the last capture, or the start of
+        #: the last pass that reached its end); `_pass_mark`: its `elements_in` when the current pass began.
+        self._ended_began: dict[str, float] = {}
+        self._clean_mark: dict[str, int] = {}
+        self._pass_mark: dict[str, int] = {}
         self.spill = SpillArea(None if memory else spill_path(state_dir), cipher)
         share = max(16, cache_entries // max(1, len(self.nodes))) if cache_entries > 0 else 0
         self.tiers: dict[str, StateTier] = {}
@@ -101,8 +113,10 @@ class IncrementalNodes:
             tier = StateTier(node.label, backend, self.spill, share)
             self.tiers[node.label] = tier
             node.attach_state_tier(tier)
-        #: Records written by the last checkpoint (headers, changed entries, spilled entries, deletions).
+        #: Records written by the last checkpoint (headers, changed entries, spilled entries, deletions), and
+        #: those of them its capture wrote (the others were written ahead).
         self.last_written = 0
+        self.last_captured = 0
         self.last_swept = 0
         self._stats: dict[str, Any] = {}
 
@@ -161,6 +175,61 @@ class IncrementalNodes:
         """A checkpoint captured every node (its capture ended the write-ahead passes): the next may begin now."""
         self._passing.clear()
         self._pass_next.clear()
+        self._ended_began.clear()
+        for node in self.nodes:
+            self._clean_mark[node.label] = node.elements_in
+
+    def unwritten_bound(self) -> int:
+        """An upper bound on the rows a capture now would write beyond the header, fired windows and the walk
+        over unchanged entries: spilled rows not moved yet, plus per node what `changed_bound` gives for the
+        elements it took since its changes in memory were last all written."""
+        if self.memory:
+            return 0
+        rows = sum(max(0, t.spill_rows - t.ahead_rows) for t in self.tiers.values() if t.spilled)
+        for node in self.nodes:
+            tiered = getattr(node, "tiered", None)
+            if tiered is not None and hasattr(tiered, "changed_bound"):
+                since = node.elements_in - self._clean_mark.get(node.label, 0)
+                rows += tiered.changed_bound(since)
+        return rows
+
+    def catch_up(
+        self, cid: int, deadline: float, retained: int, quiet_since: float, progress: bool = False
+    ) -> tuple[bool, int]:
+        """Write ahead of checkpoint `cid` while the sources are paused and drained (nothing changes the state
+        from `quiet_since`, ``time.monotonic``, until they are released), until `deadline`: every spilled row,
+        then per node a write-ahead pass that begins after `quiet_since` (a pass begun before it may have
+        passed entries that changed since; the new one lists every entry in memory). Returns (done, rows
+        written): done when all of that is written, so the capture that follows writes no changed entry in
+        memory and no spilled row (only the header and fired windows, after a walk over the unchanged ones).
+        With `progress`, one slice is written even past `deadline`."""
+        if self.memory:
+            return True, 0
+        done = 0
+        for tier in self.tiers.values():
+            while tier.spilled and tier.spill_rows > tier.ahead_rows:
+                if not progress and time.monotonic() >= deadline:
+                    return False, done
+                progress = False
+                before = tier.ahead_rows if tier.ahead_cid == cid else 0
+                done += tier.write_ahead(cid, AHEAD_ROWS, retained, True)
+                if tier.ahead_rows - before < AHEAD_ROWS:
+                    tier.spill_rows = tier.ahead_rows  # the spill is empty (as in `write_ahead`)
+        for node in self.nodes:
+            label = node.label
+            if not hasattr(getattr(node, "tiered", None), "ahead_begin"):
+                continue
+            if label in self._passing and self._pass_began[label] < quiet_since:
+                self._passing.discard(label)  # stale: the new pass lists every key it would still visit
+            if label not in self._passing and self._ended_began.get(label, -1.0) >= quiet_since:
+                continue
+            if not progress and time.monotonic() >= deadline:
+                return False, done  # (a pass begun now would only list its keys)
+            done += self._write_hot_ahead(node, cid, deadline, retained, force=True, progress=progress)
+            progress = False
+            if label in self._passing or self._ended_began.get(label, -1.0) < quiet_since:
+                return False, done
+        return True, done
 
     def write_ahead(self, cid: int, deadline: float, retained: int) -> int:
         """Write spilled rows ahead of checkpoint `cid` in slices until `deadline` (``time.monotonic``) or until
@@ -191,28 +260,42 @@ class IncrementalNodes:
                 done += tier.write_ahead(cid, AHEAD_ROWS, retained, False)
         return done
 
-    def _write_hot_ahead(self, node: Any, cid: int, deadline: float, retained: int) -> int:
+    def _write_hot_ahead(
+        self,
+        node: Any,
+        cid: int,
+        deadline: float,
+        retained: int,
+        force: bool = False,
+        progress: bool = False,
+    ) -> int:
         """Write `node`'s changed entries in memory ahead of checkpoint `cid` in slices of `AHEAD_ROWS` until
         `deadline`, continuing (or beginning) its pass over them; the node marks what is written unchanged,
-        so the checkpoint writes only what changes again (docs/state.md, "Writing ahead")."""
+        so the checkpoint writes only what changes again (docs/state.md, "Writing ahead"). With `force`, a
+        pass begins whatever the node's size and the gap since the last (`catch_up`); with `progress`, one
+        slice is written even past `deadline`."""
         now = time.monotonic()
         label = node.label
-        if not self._hot_due(node, now):
+        if not force and not self._hot_due(node, now):
             return 0
         tiered = node.tiered
         if label not in self._passing:
             self._pass_began[label] = now
             self._pass_next[label] = now + AHEAD_HOT_GAP_S[0]
-            if not tiered.ahead_begin():
+            self._pass_mark[label] = node.elements_in
+            if not (tiered.ahead_begin(quiet=True) if force else tiered.ahead_begin()):
+                self._pass_ended(label)
                 return 0
             self._passing.add(label)
         tier = self.tiers[label]
         done = 0
         with _no_gc():
-            while time.monotonic() < deadline:
+            while progress or time.monotonic() < deadline:
+                progress = False
                 part = tiered.ahead_take(AHEAD_ROWS)
                 if part is None:
                     self._passing.discard(label)
+                    self._pass_ended(label)
                     end = time.monotonic()
                     lo, hi = AHEAD_HOT_GAP_S
                     self._pass_next[label] = end + min(hi, max(lo, end - self._pass_began[label]))
@@ -220,6 +303,18 @@ class IncrementalNodes:
                 entries, encoded, deletes = part
                 done += tier.write_ahead_hot(cid, entries, encoded, deletes, retained)
         return done
+
+    def _pass_ended(self, label: str) -> None:
+        """The pass over `label`'s entries reached its end: what changed before it began is written."""
+        self._ended_began[label] = self._pass_began[label]
+        self._clean_mark[label] = max(self._clean_mark.get(label, 0), self._pass_mark.get(label, 0))
+
+    def sources_resumed(self) -> None:
+        """The sources were released: what a pass during the pause saw may change again."""
+        for node in self.nodes:
+            resumed = getattr(getattr(node, "tiered", None), "sources_resumed", None)
+            if resumed is not None:
+                resumed()
 
     def written_ahead(self, cid: int) -> int:
         """Spilled rows of checkpoint `cid` written ahead so far."""
@@ -269,6 +364,7 @@ class IncrementalNodes:
     def committed(self, parts: list[tuple[TierCheckpoint, Any]]) -> None:
         """The batch is durable."""
         self.last_written = sum(ck.written for ck, _ in parts)
+        self.last_captured = sum(ck.written - ck.ahead for ck, _ in parts)
         self.last_swept = sum(ck.swept for ck, _ in parts)
         for ck, _ in parts:
             ck.tier.committed(ck)

@@ -144,6 +144,10 @@ class ReducerState:
         #: candidates as they were when it began, walked in slices from `_plan_pos`.
         self._plan: list[tuple[Any, list[Any]]] = []
         self._plan_pos = (0, 0)
+        #: The pass in progress began while nothing changes the state (`ahead_begin` with `quiet`), and
+        #: `_quiet_done`: it reached its end before anything changed, so no slot/bucket entry in memory is
+        #: changed until the state changes again (`sources_resumed`): `capture` skips its walk over them.
+        self._quiet_pass = self._quiet_done = False
         reducer.track_changes(self)
 
     # -- namespaces ------------------------------------------------------------------------------------
@@ -376,22 +380,54 @@ class ReducerState:
         return True, value
 
     # -- writing hot entries ahead (between checkpoints, on the event loop) ------------------------------
-    def ahead_begin(self) -> int:
+    def changed_bound(self, elements: int) -> int:
+        """At most how many entries in memory changed since the reducer took the last `elements` elements
+        (those it held before were all written): each element changes at most
+        `Reducer.entries_per_element` of them (without that bound: every entry in memory), and timers change
+        only per-key records, which the reducer counts (`pending_changes`)."""
+        hot = self.hot_entries()
+        if self.all_dirty:
+            return hot
+        per = self.reducer.entries_per_element()
+        changed = hot if per is None else min(hot, elements * per)
+        return changed + self.reducer.pending_changes()
+
+    def ahead_begin(self, quiet: bool = False) -> int:
         """Start a write-ahead pass over the entries in memory: list the keys of every slot/bucket and the
         keys with a changed per-key record (the pass writes those still changed when it reaches them);
         returns how many. Not after a failed checkpoint write (everything is changed then: left to the next
-        checkpoint). Fired windows' entries are left to the checkpoint."""
+        checkpoint). Fired windows' entries are left to the checkpoint. With `quiet` (sources paused and
+        drained, `IncrementalNodes.catch_up`), only the keys changed now are listed (buffered values, or
+        folded since the last capture): those that change later count as elements taken after the pass
+        began, as for any pass (`changed_bound`)."""
         self._plan = []
         self._plan_pos = (0, 0)
+        self._quiet_pass = quiet and self.sliced is not None
+        self._quiet_done = False
         if self.all_dirty:
             return 0
         if self.sliced is not None:
             conts = self.sliced.containers()[0]
-            self._plan = [(nid, list(d)) for nid, d in conts.items() if d]
+            if quiet:
+                fds = self.sliced.folded_keys()
+                for nid, d in conts.items():
+                    changed = [k for k, vals in d.items() if vals]  # a comprehension: ~1M keys in a pause
+                    fd = fds.get(nid)
+                    if fd:
+                        changed.extend(k for k in fd if k in d)  # (visited twice: written once)
+                    if changed:
+                        self._plan.append((nid, changed))
+            else:
+                self._plan = [(nid, list(d)) for nid, d in conts.items() if d]
         keys = self.reducer.ahead_keys()
         if keys:
             self._plan.append((_KEY, keys))
         return sum(len(keys) for _, keys in self._plan)
+
+    def sources_resumed(self) -> None:
+        """The state may change again: a quiet pass (`ahead_begin`) no longer says that nothing is changed
+        (it goes on as an ordinary pass)."""
+        self._quiet_pass = self._quiet_done = False
 
     def ahead_take(self, budget: int) -> tuple[list[Any], list[Any], list[bytes]] | None:
         """The next slice of the pass: up to `budget` changed entries ``(entries, encoded, deletions)`` as a
@@ -401,6 +437,7 @@ class ReducerState:
         i, pos = self._plan_pos
         if i >= len(plan) or self.all_dirty:
             self._plan = []
+            self._quiet_done = self._quiet_pass and not self.all_dirty
             return None
         items: list[Any] = []
         encoded: list[Any] = []
@@ -496,7 +533,11 @@ class ReducerState:
         deletes: list[bytes] = []
         undo: dict[str, Any] = {"all": self.all_dirty}
         if self.sliced is not None:
-            self._capture_containers(items)
+            if self._quiet_done:  # a quiet pass wrote every changed slot/bucket entry ahead just now
+                self.sliced.folded_keys().clear()
+            else:
+                self._capture_containers(items)
+        self.sources_resumed()
         if self.fired is not None:
             undo["fired"] = self._capture_fired(items, deletes)
         undo["keys"] = self._capture_keys(encoded, deletes)

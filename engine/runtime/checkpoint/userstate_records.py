@@ -77,8 +77,14 @@ class UserStateTier:
 
     hot_estimate = hot_entries
 
-    def ahead_begin(self) -> int:
-        """Start a write-ahead pass over the (key, window)s touched so far; returns how many."""
+    def changed_bound(self, elements: int) -> int:
+        """How many (key, window)s a capture now would write: the touched ones, counted exactly (`elements`,
+        what the node took since they were last all written, is not needed)."""
+        return len(self.key_windows) if self.all_dirty else len(self.touched)
+
+    def ahead_begin(self, quiet: bool = False) -> int:
+        """Start a write-ahead pass over the (key, window)s touched so far; returns how many (`quiet`: the
+        state does not change meanwhile; the same pass)."""
         self._plan = [] if self.all_dirty else list(self.touched)
         self._plan_pos = 0
         return len(self._plan)

@@ -165,7 +165,8 @@ async def _stop_when_asked(checkpointer: Any, control: Any, lock: anyio.Lock) ->
     async with lock:
         control.stop_requested = True
         if checkpointer is not None:
-            await checkpointer.checkpoint()
+            # the sources stop at this cut: it is not deferred (`Checkpointer.checkpoint`'s `bounded`)
+            await checkpointer.checkpoint(bounded=False)
         if control.stages_scope is not None:
             control.stages_scope.cancel()
 
