@@ -109,24 +109,26 @@ def test_a_restriction_left_unclaimed_fails_naming_the_offsets() -> None:
             _ = p | beam.Create([4]) | beam.ParDo(StopsEarly())
 
 
-class DefersWithAFinalizer(Positions):
-    """Defers, but its bundle finalizer could not be supplied again to a later activation."""
+class DefersWithAWindowedSide(Positions):
+    """Defers, but its windowed side input's view could be gone when a later activation resumes."""
 
     def process(  # type: ignore[override]
-        self, n: int, tracker: Any = beam.DoFn.RestrictionParam(), fin: Any = beam.DoFn.BundleFinalizerParam
+        self, n: int, side: list[int], tracker: Any = beam.DoFn.RestrictionParam()
     ) -> Iterator[int]:
         tracker.defer_remainder()
         yield n
 
 
 def test_defer_remainder_where_a_restriction_cannot_be_resumed_is_a_clear_error() -> None:
-    """Deferring works (tests/beam_api/test_sdf_resume.py) unless a later activation could not be given the
-    DoFn's parameters again."""
+    """Deferring works (tests/beam_api/test_sdf_resume.py, a bundle finalizer too) unless a later activation
+    could not be given the DoFn's inputs again: the error says why."""
     with pytest.raises(
-        Exception, match="defer_remainder needs a resumable splittable DoFn.*DoFn parameters other"
+        Exception, match="defer_remainder needs a resumable splittable DoFn.*windowed side input"
     ):
         with beam.Pipeline() as p:
-            _ = p | beam.Create([4]) | beam.ParDo(DefersWithAFinalizer())
+            side = p | "Side" >> beam.Create([1]) | beam.WindowInto(beam.window.FixedWindows(10))
+            main = p | beam.Create([4]) | "Win" >> beam.WindowInto(beam.window.FixedWindows(10))
+            _ = main | beam.ParDo(DefersWithAWindowedSide(), beam.pvalue.AsList(side))
 
 
 class NoProvider(beam.DoFn):
@@ -207,8 +209,8 @@ def test_offset_restriction_tracker_claims_checkpoints_and_checks_done() -> None
 
 
 class ChunkEstimates(Positions):
-    """With a bundle finalizer (so run to the end in one call), each chunk's manual estimator starts from its
-    provider's initial state: the chunk's start, as seconds."""
+    """With a side input and a bundle finalizer (supplied to every activation), each chunk's manual estimator
+    starts from its provider's initial state: the chunk's start, as seconds."""
 
     def process(  # type: ignore[override]
         self,

@@ -18,12 +18,14 @@ import uuid
 from typing import Any
 
 from millstream.engine.model.core import ParDo
+from millstream.engine.model.dofn import param_markers
+from millstream.engine.model.splittable import STEP_ARG_PREFIX, STEP_SUPPLIED
 from millstream.engine.model.window import GlobalWindow, GlobalWindows
 from millstream.engine.model.windowing import Windowing
 from millstream.engine.runtime.graph.batch import Batch
 from millstream.engine.runtime.graph.node import raise_user_error, user_error
 from millstream.engine.runtime.operators.pardo import _Outputs
-from millstream.engine.runtime.operators.stateful_pardo import _RT_HELD, StatefulParDoNode
+from millstream.engine.runtime.operators.stateful_pardo import _ARG_OTHER, _RT_HELD, StatefulParDoNode
 from millstream.engine.runtime.windowing.assign import WindowResolver
 
 __all__ = ["SplittableParDoNode"]
@@ -42,6 +44,16 @@ class SplittableParDoNode(StatefulParDoNode):
         self.element_windows = WindowResolver(windowing)
         self._token = uuid.uuid4().hex[:12]
         self._count = itertools.count()
+        # The user's parameters this step supplies to every activation, first or resumed (its bundle finalizer,
+        # its context managers), as (keyword of the resumable form, the user's marker).
+        sdf: Any = transform.fn
+        user_markers = param_markers(sdf.runner.fn.process)
+        self._step_args = [
+            (STEP_ARG_PREFIX + name, m) for name, m in user_markers.items() if m.name in STEP_SUPPLIED
+        ]
+        self.setup_contexts += [m for _, m in self._step_args if m.name == "SetupContextParam"]
+        self.bundle_contexts += [m for _, m in self._step_args if m.name == "BundleContextParam"]
+        self._process_args = self._process_args + [(arg, _ARG_OTHER, m) for arg, m in self._step_args]
 
     def state_layout(self) -> dict[str, Any]:
         """What this operator stores: the user state layout of its resumable form, and the user DoFn."""
@@ -63,6 +75,7 @@ class SplittableParDoNode(StatefulParDoNode):
                 ts.append(t)
         if not values:
             return
+        self._enter_bundle()
         try:
             super().process(Batch(values, ts))
         except Exception as e:
@@ -70,6 +83,25 @@ class SplittableParDoNode(StatefulParDoNode):
             if e.__cause__ is None or not _is_keyed(keyed, token):
                 raise
             raise user_error(self.label, keyed[1][0], e.__cause__) from e.__cause__  # the user's element
+        self._exit_bundle()
+
+    def _enter_bundle(self) -> None:
+        """Enter the user's bundle contexts (`DoFn.BundleContextParam`): a batch of elements, or a turn of
+        timers, is a bundle."""
+        if self.bundle_contexts:
+            self._call_user(lambda: self._enter_contexts(self.bundle_contexts), "<start_bundle>")
+
+    def _exit_bundle(self) -> None:
+        if self.bundle_contexts:
+            self._call_user(lambda: self._exit_contexts(self.bundle_contexts), "<finish_bundle>")
+
+    def _begin_timers(self) -> dict[str | None, _Outputs]:
+        self._enter_bundle()
+        return super()._begin_timers()
+
+    def _end_timers(self, outputs: dict[str | None, _Outputs]) -> None:
+        super()._end_timers(outputs)
+        self._exit_bundle()
 
     def _fire(self, kw: Any, tk: tuple[str, str], rec: Any, outputs: Any) -> None:
         """A resumed activation: its outputs get the element's timestamp, window and pane (not the timer's
@@ -91,8 +123,14 @@ class SplittableParDoNode(StatefulParDoNode):
         w = None if isinstance(window, GlobalWindow) else window
         eh = self.exception_handling
         scratch = outputs if eh is None or eh.partial else {None: _Outputs()}
+        given = self._resolved_kwargs  # side inputs: global only
+        if self._step_args:  # the bundle finalizer (of the bundle this timer firing runs in), the contexts
+            given = {
+                **given,
+                **{arg: self._marker_value(m, None, 0, None, None) for arg, m in self._step_args},
+            }
         try:
-            result = method(self._resolved_args, self._resolved_kwargs, **kwargs)  # side inputs: global only
+            result = method(self._resolved_args, given, **kwargs)
             self._collect(result, scratch, pending["ts"], w, pending["pane"])
         except Exception as e:
             if eh is None or not isinstance(e, eh.exc_class):
