@@ -75,7 +75,6 @@ class SplittableParDoNode(StatefulParDoNode):
                 ts.append(t)
         if not values:
             return
-        self._enter_bundle()
         try:
             super().process(Batch(values, ts))
         except Exception as e:
@@ -83,25 +82,6 @@ class SplittableParDoNode(StatefulParDoNode):
             if e.__cause__ is None or not _is_keyed(keyed, token):
                 raise
             raise user_error(self.label, keyed[1][0], e.__cause__) from e.__cause__  # the user's element
-        self._exit_bundle()
-
-    def _enter_bundle(self) -> None:
-        """Enter the user's bundle contexts (`DoFn.BundleContextParam`): a batch of elements, or a turn of
-        timers, is a bundle."""
-        if self.bundle_contexts:
-            self._call_user(lambda: self._enter_contexts(self.bundle_contexts), "<start_bundle>")
-
-    def _exit_bundle(self) -> None:
-        if self.bundle_contexts:
-            self._call_user(lambda: self._exit_contexts(self.bundle_contexts), "<finish_bundle>")
-
-    def _begin_timers(self) -> dict[str | None, _Outputs]:
-        self._enter_bundle()
-        return super()._begin_timers()
-
-    def _end_timers(self, outputs: dict[str | None, _Outputs]) -> None:
-        super()._end_timers(outputs)
-        self._exit_bundle()
 
     def _fire(self, kw: Any, tk: tuple[str, str], rec: Any, outputs: Any) -> None:
         """A resumed activation: its outputs get the element's timestamp, window and pane (not the timer's
