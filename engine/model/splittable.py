@@ -22,15 +22,16 @@ parts (Beam's semantics; never below the element's timestamp or an earlier hold,
 output timestamps). After the input ends they keep the step running until done; a drain truncates them with
 the provider's ``truncate`` (a bounded restriction finished, an unbounded one dropped).
 
-Every activation, first or resumed, gets the element, its timestamp, window and pane, the side inputs in the
-global window, the restriction's tracker and estimator, and from the step (`STEP_SUPPLIED`) its
+Every activation, first or resumed, gets the element, its timestamp, window and pane, the side inputs (a
+windowed one seen in the element's window: side inputs are complete before the main input is processed and
+all their values are kept and checkpointed, so its view can be built again after the watermark passed the
+window), the restriction's tracker and estimator, and from the step (`STEP_SUPPLIED`) its
 `DoFn.BundleFinalizerParam` and context parameters (`SetupContextParam`, `BundleContextParam`). A resumed
 activation runs in the bundle of its timer firing, so callbacks it registers run once the checkpoint covering
 that activation commits (Beam's polling reads: read a batch, register its ack, defer the rest); an activation
 lost to a crash before its checkpoint never runs its callbacks, and the restored run redoes it. Not
 resumable, so run to the end in one call as Beam's SDK does without splitting (and refusing
-`defer_remainder`, naming why): a DoFn with a windowed side input (its view is dropped once the watermark
-passes its window, and a residual may resume later), or with state, timer or key parameters (Beam refuses
+`defer_remainder`, naming why): a DoFn with state, timer or key parameters (Beam refuses
 state and timers in a splittable DoFn; here the runtime keys each element itself, so the user's key and
 state have no meaning in a later activation).
 """
@@ -136,10 +137,9 @@ class TrackerView:
         if not self._can_defer:
             raise NotImplementedError(
                 f"{self._label}: defer_remainder needs a resumable splittable DoFn, and this one runs each "
-                "restriction to its end: it has a windowed side input (whose view is dropped once the "
-                "watermark passes its window, while a residual may resume later), or state, timer or key "
-                "parameters (Beam refuses state and timers in a splittable DoFn; here each element is keyed by "
-                "the runtime, so the user's key and state could not be given to a later activation)"
+                "restriction to its end: it has state, timer or key parameters (Beam refuses state and timers "
+                "in a splittable DoFn; here each element is keyed by the runtime, so the user's key and state "
+                "could not be given to a later activation)"
             )
         now = self._clock.now_us()
         if deferred_time is None:
@@ -276,15 +276,10 @@ class SplittableDoFnRunner(DoFn):
 
     def resumable(self, transform: Any) -> Any:
         """A copy of the ParDo `transform` (which runs this DoFn) whose DoFn is the resumable stateful form
-        (`ResumingSplittableDoFn`), or None when it cannot be resumed: a windowed side input (its view is
-        dropped once the watermark passes its window, while a residual may resume later), or `process`
-        parameters a later activation could not be given (state, timers, the key: not those of the element,
-        the restriction, the estimator, the bundle finalizer or context managers). Such a DoFn runs each
+        (`ResumingSplittableDoFn`), or None when it cannot be resumed: `process` parameters a later
+        activation could not be given (state, timers, the key: not those of the element, the side inputs, the
+        restriction, the estimator, the bundle finalizer or context managers). Such a DoFn runs each
         restriction to its end in one call."""
-        from millstream.engine.model.window import GlobalWindows
-
-        if any(not isinstance(s.pvalue.windowing.windowfn, GlobalWindows) for s in transform.side_inputs):
-            return None  # a windowed side input's view is evicted once the watermark passes its window
         markers = param_markers(self.fn.process)
         others = {m.name for n, m in markers.items() if n not in (self.param, self.estimator_param)}
         if others - _RESUMABLE_MARKERS:

@@ -774,3 +774,42 @@ def test_resumed_activations_get_the_context_parameters_entered_for_their_step_a
     for i in range(3):
         at = log.index(f"activation {i}")
         assert log[at - 1] == "enter bundle" and log[at + 1] == "exit bundle", log
+
+
+class PlusWindowedSide(DoFn, beam.transforms.core.RestrictionProvider):
+    """Claims one position per activation (deferring the rest 10 ms) and outputs it with the sum of the
+    windowed side input seen in the element's window."""
+
+    def initial_restriction(self, n: int) -> OffsetRange:
+        return OffsetRange(0, 3)
+
+    def create_tracker(self, restriction: OffsetRange) -> OffsetRestrictionTracker:
+        return OffsetRestrictionTracker(restriction)
+
+    def process(
+        self, n: int, side: list[int], tracker: Any = DoFn.RestrictionParam()
+    ) -> Iterator[tuple[int, int, int]]:
+        pos = tracker.current_restriction().start
+        if tracker.try_claim(pos):
+            yield n, pos, sum(side)
+            tracker.defer_remainder(Duration(seconds=0.01))
+
+
+def test_a_windowed_side_input_is_seen_in_the_elements_window_by_every_activation() -> None:
+    """The residuals resume after the bounded input's watermark passed every window (the cached views are
+    evicted then): each activation still sees the side input of its element's window."""
+    with beam.Pipeline() as p:
+        side = (
+            p
+            | "Side" >> beam.Create([(100, 1), (200, 2), (1000, 15)])
+            | "SideTs" >> beam.MapTuple(lambda v, t: beam.window.TimestampedValue(v, t))
+            | "SideWin" >> beam.WindowInto(beam.window.FixedWindows(10))
+        )
+        out = (
+            p
+            | beam.Create([(1, 5), (2, 12), (3, 25)])
+            | beam.MapTuple(lambda n, t: beam.window.TimestampedValue(n, t))
+            | beam.WindowInto(beam.window.FixedWindows(10))
+            | beam.ParDo(PlusWindowedSide(), beam.pvalue.AsList(side))
+        )
+        assert_that(out, equal_to([(n, i, s) for n, s in [(1, 300), (2, 1000), (3, 0)] for i in range(3)]))

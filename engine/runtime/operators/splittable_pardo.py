@@ -44,6 +44,8 @@ class SplittableParDoNode(StatefulParDoNode):
         self.element_windows = WindowResolver(windowing)
         self._token = uuid.uuid4().hex[:12]
         self._count = itertools.count()
+        #: the element window whose windowed side inputs the activations running now see (None: none)
+        self._sides_window: Any = None
         # The user's parameters this step supplies to every activation, first or resumed (its bundle finalizer,
         # its context managers), as (keyword of the resumable form, the user's marker).
         sdf: Any = transform.fn
@@ -75,8 +77,32 @@ class SplittableParDoNode(StatefulParDoNode):
                 ts.append(t)
         if not values:
             return
+        if not self.windowed_sides:
+            self._process_keyed(Batch(values, ts), token)
+            return
+        # a windowed side input is seen in the element's window (the state's window is the global one):
+        # one bundle per element window
+        by_window: dict[Any, tuple[list[Any], list[int]]] = {}
+        for v, t in zip(values, ts):
+            group = by_window.setdefault(v[1][1], ([], []))
+            group[0].append(v)
+            group[1].append(t)
+        for window, (vs, group_ts) in by_window.items():
+            self._sides_window = window
+            try:
+                self._process_keyed(Batch(vs, group_ts), token)
+            finally:
+                self._sides_window = None
+
+    def _side_args_for(self, main_window: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        """The arguments with windowed side inputs seen in the element's window (`_sides_window`), not in the
+        state's global window."""
+        return super()._side_args_for(self._sides_window if self._sides_window is not None else main_window)
+
+    def _process_keyed(self, batch: Batch, token: str) -> None:
+        """Run the first activations of keyed elements; a failure names the user's element."""
         try:
-            super().process(Batch(values, ts))
+            super().process(batch)
         except Exception as e:
             keyed: Any = getattr(e, "millstream_element", None)
             if e.__cause__ is None or not _is_keyed(keyed, token):
@@ -103,14 +129,16 @@ class SplittableParDoNode(StatefulParDoNode):
         w = None if isinstance(window, GlobalWindow) else window
         eh = self.exception_handling
         scratch = outputs if eh is None or eh.partial else {None: _Outputs()}
-        given = self._resolved_kwargs  # side inputs: global only
+        args, given = self._resolved_args, self._resolved_kwargs
+        if self.windowed_sides:  # seen in the element's window; the side inputs are complete, all kept
+            args, given = self._side_args_for(window)
         if self._step_args:  # the bundle finalizer (of the bundle this timer firing runs in), the contexts
             given = {
                 **given,
                 **{arg: self._marker_value(m, None, 0, None, None) for arg, m in self._step_args},
             }
         try:
-            result = method(self._resolved_args, given, **kwargs)
+            result = method(args, given, **kwargs)
             self._collect(result, scratch, pending["ts"], w, pending["pane"])
         except Exception as e:
             if eh is None or not isinstance(e, eh.exc_class):
