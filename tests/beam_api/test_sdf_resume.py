@@ -813,3 +813,42 @@ def test_a_windowed_side_input_is_seen_in_the_elements_window_by_every_activatio
             | beam.ParDo(PlusWindowedSide(), beam.pvalue.AsList(side))
         )
         assert_that(out, equal_to([(n, i, s) for n, s in [(1, 300), (2, 1000), (3, 0)] for i in range(3)]))
+
+
+def test_a_restored_residual_sees_the_checkpointed_windowed_side_input_of_its_window() -> None:
+    """A snapshot part-way, after the main watermark passed every window: the restored step (no side input
+    pushed again) resumes each element with the side input of its own window."""
+    from millstream.engine.model.window import FixedWindows
+    from millstream.engine.model.windowing import Windowing
+    from millstream.engine.runtime.operators.splittable_pardo import SplittableParDoNode
+
+    clock = FakeClock()
+    fixed = Windowing(FixedWindows(10))
+
+    def node() -> tuple[Any, _Collect]:
+        p = beam.Pipeline()
+        side = p | "Side" >> beam.Create([0]) | "SideWin" >> beam.WindowInto(beam.window.FixedWindows(10))
+        main = p | beam.Create([0]) | "Win" >> beam.WindowInto(beam.window.FixedWindows(10))
+        _ = main | "Sdf" >> beam.ParDo(PlusWindowedSide(), beam.pvalue.AsList(side))
+        (step,) = [a.transform for a in p.primitives() if a.full_label == "Sdf"]
+        step.fn.use_clock(clock)
+        n = SplittableParDoNode("Sdf", step.fn.resumable(step), fixed, [fixed])
+        out = _Collect()
+        n.connect(out, 0)
+        n.open()
+        return n, out
+
+    first, out1 = node()
+    first.push(1, Batch([1, 2, 40], [1 * S, 2 * S, 15 * S]))  # window [0, 10 s): 3; [10 s, 20 s): 40
+    first.watermark(1, MAX_MICROS)
+    first.push(0, Batch([7, 8], [5 * S, 12 * S]))
+    first.watermark(0, MAX_MICROS)  # every window passed: cached views evicted, residuals pending
+    snapshot = pickle.dumps(first.snapshot_state())
+    restored, out2 = node()
+    restored.restore_state(pickle.loads(snapshot))
+    restored.watermark(0, MAX_MICROS)
+    while restored.lingers():
+        clock.advance(20_000)
+        restored.advance_processing_time(clock.now_us())
+    assert sorted(out1.got) == [(7, 0, 3), (8, 0, 40)]
+    assert sorted(out2.got) == [(n, i, s) for n, s in [(7, 3), (8, 40)] for i in (1, 2)]
