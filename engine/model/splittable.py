@@ -20,12 +20,20 @@ provider's ``estimator_state_coder()`` when it has one) wait in user state under
 whose output timestamp holds the step's output watermark at the lowest estimator watermark of the pending
 parts (Beam's semantics; never below the element's timestamp or an earlier hold, Beam Java's rule for timer
 output timestamps). After the input ends they keep the step running until done; a drain truncates them with
-the provider's ``truncate`` (a bounded restriction finished, an unbounded one dropped). Not resumable, so run
-to the end in one call as Beam's SDK does without splitting (and refusing `defer_remainder`): a DoFn with a
-windowed side input (its view is dropped once the watermark passes its window, and a residual may resume
-later), or with `process` parameters other than the element, timestamp, window, pane, side inputs,
-restriction and watermark estimator (a bundle finalizer, context parameters), which a later activation,
-fired by a timer, could not supply again. Side inputs in the global window are supported.
+the provider's ``truncate`` (a bounded restriction finished, an unbounded one dropped).
+
+Every activation, first or resumed, gets the element, its timestamp, window and pane, the side inputs (a
+windowed one seen in the element's window: side inputs are complete before the main input is processed and
+all their values are kept and checkpointed, so its view can be built again after the watermark passed the
+window), the restriction's tracker and estimator, and from the step (`STEP_SUPPLIED`) its
+`DoFn.BundleFinalizerParam` and context parameters (`SetupContextParam`, `BundleContextParam`). A resumed
+activation runs in the bundle of its timer firing, so callbacks it registers run once the checkpoint covering
+that activation commits (Beam's polling reads: read a batch, register its ack, defer the rest); an activation
+lost to a crash before its checkpoint never runs its callbacks, and the restored run redoes it. Not
+resumable, so run to the end in one call as Beam's SDK does without splitting (and refusing
+`defer_remainder`, naming why): a DoFn with state, timer or key parameters (Beam refuses
+state and timers in a splittable DoFn; here the runtime keys each element itself, so the user's key and
+state have no meaning in a later activation).
 """
 
 from __future__ import annotations
@@ -129,8 +137,9 @@ class TrackerView:
         if not self._can_defer:
             raise NotImplementedError(
                 f"{self._label}: defer_remainder needs a resumable splittable DoFn, and this one runs each "
-                "restriction to its end (it has a windowed side input, or DoFn parameters other than the "
-                "element, timestamp, window, pane, side inputs, restriction and watermark estimator)"
+                "restriction to its end: it has state, timer or key parameters (Beam refuses state and timers "
+                "in a splittable DoFn; here each element is keyed by the runtime, so the user's key and state "
+                "could not be given to a later activation)"
             )
         now = self._clock.now_us()
         if deferred_time is None:
@@ -163,9 +172,18 @@ SPLIT_AFTER_US = 1_000_000
 #: how many outputs pass between two readings of the clock for the time budget
 _CLOCK_EVERY = 64
 
-#: The parameters of a splittable `process` a resumed activation can supply again (from the element's state);
-#: a DoFn asking for others runs each restriction to its end in one call (`SplittableDoFnRunner.resumable`).
-_RESUMABLE_MARKERS = {"TimestampParam", "WindowParam", "PaneInfoParam", "ElementParam"}
+#: The parameters of a splittable `process` that the step supplies to every activation, the first (fired by
+#: the element) and each resumed one (fired by the element's timer): the step's bundle finalizer, bound to the
+#: bundle the activation runs in, and its entered context managers. The step passes them to the resumable form
+#: under `STEP_ARG_PREFIX` + the user's argument name.
+STEP_SUPPLIED = frozenset({"BundleFinalizerParam", "SetupContextParam", "BundleContextParam"})
+STEP_ARG_PREFIX = "_sdf_step_"
+
+#: The parameters of a splittable `process` a resumed activation can supply again (from the element's state, or
+#: by the step); a DoFn asking for others (state, timers, its key: Beam refuses state and timers in a splittable
+#: DoFn, and here each element is keyed by the runtime, not by the user) runs each restriction to its end in
+#: one call (`SplittableDoFnRunner.resumable`).
+_RESUMABLE_MARKERS = {"TimestampParam", "WindowParam", "PaneInfoParam", "ElementParam", *STEP_SUPPLIED}
 
 
 class _Activation:
@@ -258,14 +276,10 @@ class SplittableDoFnRunner(DoFn):
 
     def resumable(self, transform: Any) -> Any:
         """A copy of the ParDo `transform` (which runs this DoFn) whose DoFn is the resumable stateful form
-        (`ResumingSplittableDoFn`), or None when it cannot be resumed: a windowed side input (its view is
-        dropped once the watermark passes its window, while a residual may resume later), or `process`
-        parameters other than the element, timestamp, window, pane, restriction and watermark estimator, which a
-        later activation could not supply again. Such a DoFn runs each restriction to its end, as before."""
-        from millstream.engine.model.window import GlobalWindows
-
-        if any(not isinstance(s.pvalue.windowing.windowfn, GlobalWindows) for s in transform.side_inputs):
-            return None  # a windowed side input's view is evicted once the watermark passes its window
+        (`ResumingSplittableDoFn`), or None when it cannot be resumed: `process` parameters a later
+        activation could not be given (state, timers, the key: not those of the element, the side inputs, the
+        restriction, the estimator, the bundle finalizer or context managers). Such a DoFn runs each
+        restriction to its end in one call."""
         markers = param_markers(self.fn.process)
         others = {m.name for n, m in markers.items() if n not in (self.param, self.estimator_param)}
         if others - _RESUMABLE_MARKERS:
@@ -531,6 +545,14 @@ class ResumingSplittableDoFn(DoFn):
                 kwargs[name] = window
             elif kind == "PaneInfoParam":
                 kwargs[name] = pane if pane is not None else PANE_INFO_UNKNOWN
+            elif kind in STEP_SUPPLIED:
+                given = kwargs.pop(STEP_ARG_PREFIX + name, _MISSING)
+                if given is _MISSING:
+                    raise RuntimeError(
+                        f"ParDo({type(runner.fn).__name__}): the step gave no value for {name}=DoFn.{kind} "
+                        "(`SplittableParDoNode` supplies it to every activation; this DoFn runs only there)"
+                    )
+                kwargs[name] = given
         outputs: list[Any] = []
         left: list[list[Any]] = []
         spent = False
@@ -633,6 +655,10 @@ class ResumingSplittableDoFn(DoFn):
         )
 
 
+#: no value given (None may be a value)
+_MISSING = object()
+
+
 class _Fresh:
     """A part of an element's first activation, not encoded yet (most elements finish there)."""
 
@@ -675,6 +701,8 @@ def runnable(fn: DoFn) -> DoFn:
 __all__ = [
     "SPLIT_AFTER_OUTPUTS",
     "SPLIT_AFTER_US",
+    "STEP_ARG_PREFIX",
+    "STEP_SUPPLIED",
     "ResumingSplittableDoFn",
     "RestrictionProvider",
     "SplittableDoFnRunner",

@@ -8,6 +8,8 @@ DirectRunner."""
 
 from __future__ import annotations
 
+import contextlib
+import pickle
 import types
 from collections.abc import Iterator
 from typing import Any
@@ -636,3 +638,217 @@ def test_a_restored_residual_resumes_with_the_checkpointed_side_input() -> None:
         clock.advance(1000)
         restored.advance_processing_time(clock.now_us())
     assert out1.got == [100] and out2.got == [101, 102]  # 100 + position (scale 1)
+
+
+# -- a bundle finalizer (Beam's polling/acking reads) -----------------------------------------------------------
+
+
+class AckingPoll(DoFn, beam.transforms.core.RestrictionProvider):
+    """Beam's acking read: claim every feed item available, register a callback acking them once the bundle
+    commits, defer the rest 5 s; finish when the feed is closed. `acked` records (element, items) per call."""
+
+    acked: list[tuple[str, list[str]]] = []
+
+    def initial_restriction(self, name: str) -> OffsetRange:
+        return OffsetRange(0, PollFeed.LIMIT)
+
+    def create_tracker(self, restriction: OffsetRange) -> OffsetRestrictionTracker:
+        return OffsetRestrictionTracker(restriction)
+
+    def process(
+        self,
+        name: str,
+        tracker: Any = DoFn.RestrictionParam(),
+        finalizer: Any = DoFn.BundleFinalizerParam,
+    ) -> Iterator[tuple[str, str]]:
+        pos = start = tracker.current_restriction().start
+        while pos < len(Feed.items) and tracker.try_claim(pos):
+            yield name, Feed.items[pos]
+            pos += 1
+        batch = Feed.items[start:pos]
+        finalizer.register(lambda: AckingPoll.acked.append((name, batch)))
+        if Feed.closed:
+            tracker.try_claim(PollFeed.LIMIT)
+        else:
+            tracker.defer_remainder(Duration(seconds=5))
+
+
+def test_each_activation_registers_its_acks_with_the_bundle_it_runs_in(feed: type[Feed]) -> None:
+    """The first activation and each resumed one (fired by the element's timer) get the step's bundle
+    finalizer: a callback runs only when the checkpoint covering its activation commits (the coordinator
+    takes the step's callbacks then: `take_bundle_callbacks`), never before, each once; outputs exactly once."""
+    AckingPoll.acked = []
+    clock = FakeClock(100 * S)
+    node, out = _node(AckingPoll(), clock)
+    node.push(0, Batch(["f"], [7 * S]))
+    node.watermark(0, MAX_MICROS)
+    assert out.got == [("f", "a"), ("f", "b")] and AckingPoll.acked == []  # registered, not run
+    node.take_bundle_callbacks()()  # checkpoint 1 commits: it covers the first activation
+    assert AckingPoll.acked == [("f", ["a", "b"])]
+    feed.items += ["c"]
+    clock.set(105 * S)
+    node.advance_processing_time(clock.now_us())  # a resumed activation, in the timer firing's bundle
+    assert out.got[2:] == [("f", "c")] and AckingPoll.acked == [("f", ["a", "b"])]
+    feed.items += ["d"]
+    clock.set(110 * S)
+    node.advance_processing_time(clock.now_us())  # another, before the next checkpoint
+    assert AckingPoll.acked == [("f", ["a", "b"])]
+    node.take_bundle_callbacks()()  # checkpoint 2 commits both activations
+    assert AckingPoll.acked == [("f", ["a", "b"]), ("f", ["c"]), ("f", ["d"])]
+    node.take_bundle_callbacks()()  # nothing new: each callback runs once
+    feed.closed = True
+    clock.set(115 * S)
+    node.advance_processing_time(clock.now_us())
+    node.take_bundle_callbacks()()
+    assert AckingPoll.acked[3:] == [("f", [])]
+    assert out.got == [("f", x) for x in "abcd"] and not node.lingers()
+
+
+def test_a_restored_step_redoes_an_uncommitted_activation_and_only_it_acks(feed: type[Feed]) -> None:
+    """A crash after an activation and before the checkpoint covering it commits: its callbacks are lost
+    with the process (never run); the step restored from the last checkpoint redoes the activation, whose
+    outputs and acks come again, once."""
+    AckingPoll.acked = []
+    clock = FakeClock(100 * S)
+    node, out = _node(AckingPoll(), clock)
+    node.push(0, Batch(["f"], [7 * S]))
+    node.watermark(0, MAX_MICROS)
+    snapshot = pickle.dumps(node.snapshot_state())  # written, as the checkpointer writes it
+    node.take_bundle_callbacks()()  # the checkpoint commits
+    feed.items += ["c"]
+    clock.set(105 * S)
+    node.advance_processing_time(clock.now_us())  # not covered by a checkpoint: the process dies here
+    assert out.got == [("f", "a"), ("f", "b"), ("f", "c")]
+    assert AckingPoll.acked == [("f", ["a", "b"])]
+
+    restored, out2 = _node(AckingPoll(), clock)
+    restored.restore_state(pickle.loads(snapshot))
+    restored.watermark(0, MAX_MICROS)
+    clock.set(106 * S)
+    restored.advance_processing_time(clock.now_us())  # the restored timer (due at 105 s) redoes it
+    assert out2.got == [("f", "c")] and AckingPoll.acked == [("f", ["a", "b"])]
+    restored.take_bundle_callbacks()()
+    assert AckingPoll.acked == [("f", ["a", "b"]), ("f", ["c"])]
+
+
+_log: list[str] = []
+
+
+@contextlib.contextmanager
+def _resource(name: str) -> Iterator[str]:
+    """A context manager recording in `_log` when it is entered and exited."""
+    _log.append(f"enter {name}")
+    yield name
+    _log.append(f"exit {name}")
+
+
+class WithContexts(PollFeed):
+    """Claims one position per activation (three in all), outputs the values of its context parameters."""
+
+    def process(  # type: ignore[override]
+        self,
+        name: str,
+        tracker: Any = DoFn.RestrictionParam(),
+        conn: Any = DoFn.SetupContextParam(_resource, args=("setup",)),
+        batch: Any = DoFn.BundleContextParam(_resource, args=("bundle",)),
+    ) -> Iterator[tuple[int, str, str]]:
+        pos = tracker.current_restriction().start
+        if tracker.try_claim(pos):
+            _log.append(f"activation {pos}")
+            yield pos, conn, batch
+            if pos < 2:
+                tracker.defer_remainder(Duration(seconds=0.01))
+            else:
+                tracker.try_claim(self.LIMIT)
+
+
+def test_resumed_activations_get_the_context_parameters_entered_for_their_step_and_bundle() -> None:
+    """The setup context is entered once for the step; each activation, first or resumed (a timer firing),
+    runs inside a bundle context entered for its bundle and exited after it."""
+    _log.clear()
+    with beam.Pipeline() as p:
+        out = p | beam.Create(["x"]) | beam.ParDo(WithContexts())
+        assert_that(out, equal_to([(i, "setup", "bundle") for i in range(3)]))
+    log = _log
+    assert log.count("enter setup") == 1 and log[0] == "enter setup" and log[-1] == "exit setup"
+    for i in range(3):
+        at = log.index(f"activation {i}")
+        assert log[at - 1] == "enter bundle" and log[at + 1] == "exit bundle", log
+
+
+class PlusWindowedSide(DoFn, beam.transforms.core.RestrictionProvider):
+    """Claims one position per activation (deferring the rest 10 ms) and outputs it with the sum of the
+    windowed side input seen in the element's window."""
+
+    def initial_restriction(self, n: int) -> OffsetRange:
+        return OffsetRange(0, 3)
+
+    def create_tracker(self, restriction: OffsetRange) -> OffsetRestrictionTracker:
+        return OffsetRestrictionTracker(restriction)
+
+    def process(
+        self, n: int, side: list[int], tracker: Any = DoFn.RestrictionParam()
+    ) -> Iterator[tuple[int, int, int]]:
+        pos = tracker.current_restriction().start
+        if tracker.try_claim(pos):
+            yield n, pos, sum(side)
+            tracker.defer_remainder(Duration(seconds=0.01))
+
+
+def test_a_windowed_side_input_is_seen_in_the_elements_window_by_every_activation() -> None:
+    """The residuals resume after the bounded input's watermark passed every window (the cached views are
+    evicted then): each activation still sees the side input of its element's window."""
+    with beam.Pipeline() as p:
+        side = (
+            p
+            | "Side" >> beam.Create([(100, 1), (200, 2), (1000, 15)])
+            | "SideTs" >> beam.MapTuple(lambda v, t: beam.window.TimestampedValue(v, t))
+            | "SideWin" >> beam.WindowInto(beam.window.FixedWindows(10))
+        )
+        out = (
+            p
+            | beam.Create([(1, 5), (2, 12), (3, 25)])
+            | beam.MapTuple(lambda n, t: beam.window.TimestampedValue(n, t))
+            | beam.WindowInto(beam.window.FixedWindows(10))
+            | beam.ParDo(PlusWindowedSide(), beam.pvalue.AsList(side))
+        )
+        assert_that(out, equal_to([(n, i, s) for n, s in [(1, 300), (2, 1000), (3, 0)] for i in range(3)]))
+
+
+def test_a_restored_residual_sees_the_checkpointed_windowed_side_input_of_its_window() -> None:
+    """A snapshot part-way, after the main watermark passed every window: the restored step (no side input
+    pushed again) resumes each element with the side input of its own window."""
+    from millstream.engine.model.window import FixedWindows
+    from millstream.engine.model.windowing import Windowing
+    from millstream.engine.runtime.operators.splittable_pardo import SplittableParDoNode
+
+    clock = FakeClock()
+    fixed = Windowing(FixedWindows(10))
+
+    def node() -> tuple[Any, _Collect]:
+        p = beam.Pipeline()
+        side = p | "Side" >> beam.Create([0]) | "SideWin" >> beam.WindowInto(beam.window.FixedWindows(10))
+        main = p | beam.Create([0]) | "Win" >> beam.WindowInto(beam.window.FixedWindows(10))
+        _ = main | "Sdf" >> beam.ParDo(PlusWindowedSide(), beam.pvalue.AsList(side))
+        (step,) = [a.transform for a in p.primitives() if a.full_label == "Sdf"]
+        step.fn.use_clock(clock)
+        n = SplittableParDoNode("Sdf", step.fn.resumable(step), fixed, [fixed])
+        out = _Collect()
+        n.connect(out, 0)
+        n.open()
+        return n, out
+
+    first, out1 = node()
+    first.push(1, Batch([1, 2, 40], [1 * S, 2 * S, 15 * S]))  # window [0, 10 s): 3; [10 s, 20 s): 40
+    first.watermark(1, MAX_MICROS)
+    first.push(0, Batch([7, 8], [5 * S, 12 * S]))
+    first.watermark(0, MAX_MICROS)  # every window passed: cached views evicted, residuals pending
+    snapshot = pickle.dumps(first.snapshot_state())
+    restored, out2 = node()
+    restored.restore_state(pickle.loads(snapshot))
+    restored.watermark(0, MAX_MICROS)
+    while restored.lingers():
+        clock.advance(20_000)
+        restored.advance_processing_time(clock.now_us())
+    assert sorted(out1.got) == [(7, 0, 3), (8, 0, 40)]
+    assert sorted(out2.got) == [(n, i, s) for n, s in [(7, 3), (8, 40)] for i in (1, 2)]

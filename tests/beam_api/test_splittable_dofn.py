@@ -13,6 +13,7 @@ import pytest
 import millstream as beam
 from millstream.io.restriction_trackers import OffsetRange, OffsetRestrictionTracker
 from millstream.testing.util import assert_that, equal_to
+from millstream.transforms.userstate import ReadModifyWriteStateSpec
 
 
 class LinesProvider(beam.transforms.core.RestrictionProvider):
@@ -109,24 +110,32 @@ def test_a_restriction_left_unclaimed_fails_naming_the_offsets() -> None:
             _ = p | beam.Create([4]) | beam.ParDo(StopsEarly())
 
 
-class DefersWithAFinalizer(Positions):
-    """Defers, but its bundle finalizer could not be supplied again to a later activation."""
+class DefersWithState(Positions):
+    """Defers, but its user state (per user key) has no meaning in a later activation keyed by element."""
+
+    COUNT = ReadModifyWriteStateSpec("count", beam.coders.PickleCoder())
+
+    def initial_restriction(self, kv: tuple[str, int]) -> OffsetRange:  # type: ignore[override]
+        return OffsetRange(0, kv[1])
 
     def process(  # type: ignore[override]
-        self, n: int, tracker: Any = beam.DoFn.RestrictionParam(), fin: Any = beam.DoFn.BundleFinalizerParam
-    ) -> Iterator[int]:
+        self,
+        kv: tuple[str, int],
+        tracker: Any = beam.DoFn.RestrictionParam(),
+        count: Any = beam.DoFn.StateParam(COUNT),
+    ) -> Iterator[str]:
         tracker.defer_remainder()
-        yield n
+        yield kv[0]
 
 
 def test_defer_remainder_where_a_restriction_cannot_be_resumed_is_a_clear_error() -> None:
-    """Deferring works (tests/beam_api/test_sdf_resume.py) unless a later activation could not be given the
-    DoFn's parameters again."""
+    """Deferring works (tests/beam_api/test_sdf_resume.py: side inputs, a bundle finalizer, contexts too)
+    unless a later activation could not be given the DoFn's parameters again: the error says why."""
     with pytest.raises(
-        Exception, match="defer_remainder needs a resumable splittable DoFn.*DoFn parameters other"
+        Exception, match="defer_remainder needs a resumable splittable DoFn.*state, timer or key"
     ):
         with beam.Pipeline() as p:
-            _ = p | beam.Create([4]) | beam.ParDo(DefersWithAFinalizer())
+            _ = p | beam.Create([("a", 4)]) | beam.ParDo(DefersWithState())
 
 
 class NoProvider(beam.DoFn):
@@ -207,8 +216,8 @@ def test_offset_restriction_tracker_claims_checkpoints_and_checks_done() -> None
 
 
 class ChunkEstimates(Positions):
-    """With a bundle finalizer (so run to the end in one call), each chunk's manual estimator starts from its
-    provider's initial state: the chunk's start, as seconds."""
+    """With a side input and a bundle finalizer (supplied to every activation), each chunk's manual estimator
+    starts from its provider's initial state: the chunk's start, as seconds."""
 
     def process(  # type: ignore[override]
         self,

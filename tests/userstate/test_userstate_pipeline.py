@@ -657,3 +657,56 @@ def test_side_inputs_with_state() -> None:
         side = p | "Side" >> beam.Create([1, 2, 3])
         out = p | beam.Create([("a", 1), ("a", 2)]) | beam.ParDo(WithSide(), AsList(side))
         assert_that(out, equal_to([("a", 1, 6), ("a", 2, 6)]))
+
+
+# -- context parameters in a stateful DoFn -------------------------------------------------------------------
+
+
+class BundleScoped(DoFn):
+    """Counts elements per key; its bundle context (entered per bundle, Beam's BundleContextParam) and setup
+    context are seen in `process`; `log` records enters, exits and elements."""
+
+    log: list[str] = []
+    COUNT = ReadModifyWriteStateSpec("count", beam.coders.VarIntCoder())
+
+    @staticmethod
+    def resource(name: str) -> Any:
+        import contextlib
+
+        @contextlib.contextmanager
+        def scoped() -> Any:
+            BundleScoped.log.append(f"enter {name}")
+            yield name
+            BundleScoped.log.append(f"exit {name}")
+
+        return scoped()
+
+    def process(
+        self,
+        kv: tuple[str, int],
+        count: Any = DoFn.StateParam(COUNT),
+        setup: Any = DoFn.SetupContextParam(resource, args=("setup",)),
+        bundle: Any = DoFn.BundleContextParam(resource, args=("bundle",)),
+    ) -> Any:
+        n = (count.read() or 0) + 1
+        count.write(n)
+        BundleScoped.log.append(f"element {kv[0]}")
+        yield kv[0], n, setup, bundle
+
+
+def test_a_stateful_dofn_gets_its_bundle_and_setup_contexts() -> None:
+    BundleScoped.log = []
+    with beam.Pipeline() as p:
+        out = p | beam.Create([("a", 1), ("b", 2), ("a", 3)]) | beam.ParDo(BundleScoped())
+        assert_that(
+            out,
+            equal_to([("a", 1, "setup", "bundle"), ("b", 1, "setup", "bundle"), ("a", 2, "setup", "bundle")]),
+        )
+    log = BundleScoped.log
+    assert log[0] == "enter setup" and log[-1] == "exit setup" and log.count("enter setup") == 1
+    assert log.count("enter bundle") == log.count("exit bundle") >= 1
+    depth = 0  # every element inside an entered bundle context
+    for entry in log[1:-1]:
+        depth += {"enter bundle": 1, "exit bundle": -1}.get(entry, 0)
+        if entry.startswith("element"):
+            assert depth == 1, log

@@ -18,12 +18,14 @@ import uuid
 from typing import Any
 
 from millstream.engine.model.core import ParDo
+from millstream.engine.model.dofn import param_markers
+from millstream.engine.model.splittable import STEP_ARG_PREFIX, STEP_SUPPLIED
 from millstream.engine.model.window import GlobalWindow, GlobalWindows
 from millstream.engine.model.windowing import Windowing
 from millstream.engine.runtime.graph.batch import Batch
 from millstream.engine.runtime.graph.node import raise_user_error, user_error
 from millstream.engine.runtime.operators.pardo import _Outputs
-from millstream.engine.runtime.operators.stateful_pardo import _RT_HELD, StatefulParDoNode
+from millstream.engine.runtime.operators.stateful_pardo import _ARG_OTHER, _RT_HELD, StatefulParDoNode
 from millstream.engine.runtime.windowing.assign import WindowResolver
 
 __all__ = ["SplittableParDoNode"]
@@ -42,6 +44,18 @@ class SplittableParDoNode(StatefulParDoNode):
         self.element_windows = WindowResolver(windowing)
         self._token = uuid.uuid4().hex[:12]
         self._count = itertools.count()
+        #: the element window whose windowed side inputs the activations running now see (None: none)
+        self._sides_window: Any = None
+        # The user's parameters this step supplies to every activation, first or resumed (its bundle finalizer,
+        # its context managers), as (keyword of the resumable form, the user's marker).
+        sdf: Any = transform.fn
+        user_markers = param_markers(sdf.runner.fn.process)
+        self._step_args = [
+            (STEP_ARG_PREFIX + name, m) for name, m in user_markers.items() if m.name in STEP_SUPPLIED
+        ]
+        self.setup_contexts += [m for _, m in self._step_args if m.name == "SetupContextParam"]
+        self.bundle_contexts += [m for _, m in self._step_args if m.name == "BundleContextParam"]
+        self._process_args = self._process_args + [(arg, _ARG_OTHER, m) for arg, m in self._step_args]
 
     def state_layout(self) -> dict[str, Any]:
         """What this operator stores: the user state layout of its resumable form, and the user DoFn."""
@@ -63,8 +77,32 @@ class SplittableParDoNode(StatefulParDoNode):
                 ts.append(t)
         if not values:
             return
+        if not self.windowed_sides:
+            self._process_keyed(Batch(values, ts), token)
+            return
+        # a windowed side input is seen in the element's window (the state's window is the global one):
+        # one bundle per element window
+        by_window: dict[Any, tuple[list[Any], list[int]]] = {}
+        for v, t in zip(values, ts):
+            group = by_window.setdefault(v[1][1], ([], []))
+            group[0].append(v)
+            group[1].append(t)
+        for window, (vs, group_ts) in by_window.items():
+            self._sides_window = window
+            try:
+                self._process_keyed(Batch(vs, group_ts), token)
+            finally:
+                self._sides_window = None
+
+    def _side_args_for(self, main_window: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        """The arguments with windowed side inputs seen in the element's window (`_sides_window`), not in the
+        state's global window."""
+        return super()._side_args_for(self._sides_window if self._sides_window is not None else main_window)
+
+    def _process_keyed(self, batch: Batch, token: str) -> None:
+        """Run the first activations of keyed elements; a failure names the user's element."""
         try:
-            super().process(Batch(values, ts))
+            super().process(batch)
         except Exception as e:
             keyed: Any = getattr(e, "millstream_element", None)
             if e.__cause__ is None or not _is_keyed(keyed, token):
@@ -91,8 +129,16 @@ class SplittableParDoNode(StatefulParDoNode):
         w = None if isinstance(window, GlobalWindow) else window
         eh = self.exception_handling
         scratch = outputs if eh is None or eh.partial else {None: _Outputs()}
+        args, given = self._resolved_args, self._resolved_kwargs
+        if self.windowed_sides:  # seen in the element's window; the side inputs are complete, all kept
+            args, given = self._side_args_for(window)
+        if self._step_args:  # the bundle finalizer (of the bundle this timer firing runs in), the contexts
+            given = {
+                **given,
+                **{arg: self._marker_value(m, None, 0, None, None) for arg, m in self._step_args},
+            }
         try:
-            result = method(self._resolved_args, self._resolved_kwargs, **kwargs)  # side inputs: global only
+            result = method(args, given, **kwargs)
             self._collect(result, scratch, pending["ts"], w, pending["pane"])
         except Exception as e:
             if eh is None or not isinstance(e, eh.exc_class):

@@ -545,6 +545,7 @@ class StatefulParDoNode(ParDoNode):
         set_current_step(self.label)
         self.dirty = True
         before = self.next_timer()
+        self._enter_bundle()
         if self.has_start_bundle:
             self._call_user(self.dofn.start_bundle, "<start_bundle>")
         outputs: dict[str | None, _Outputs] = {None: _Outputs()}
@@ -610,6 +611,7 @@ class StatefulParDoNode(ParDoNode):
                     self._drop_kw(kw)
         if self.has_finish_bundle:
             self._finish_bundle()
+        self._exit_bundle()
         self._emit_outputs(outputs)
         if self.event_heap and self.event_heap[0][0] <= input_wm:
             self._fire_event_time(input_wm)  # timers set behind the watermark fire at once
@@ -764,6 +766,7 @@ class StatefulParDoNode(ParDoNode):
         return bool(self.lingering)
 
     def _begin_timers(self) -> dict[str | None, _Outputs]:
+        self._enter_bundle()
         if self.has_start_bundle:
             self._call_user(self.dofn.start_bundle, "<start_bundle>")
         return {None: _Outputs()}
@@ -771,7 +774,18 @@ class StatefulParDoNode(ParDoNode):
     def _end_timers(self, outputs: dict[str | None, _Outputs]) -> None:
         if self.has_finish_bundle:
             self._finish_bundle()
+        self._exit_bundle()
         self._emit_outputs(outputs)
+
+    def _enter_bundle(self) -> None:
+        """Enter the DoFn's bundle contexts (`DoFn.BundleContextParam`): a batch of elements, or a turn of
+        timers, is a bundle."""
+        if self.bundle_contexts:
+            self._call_user(lambda: self._enter_contexts(self.bundle_contexts), "<start_bundle>")
+
+    def _exit_bundle(self) -> None:
+        if self.bundle_contexts:
+            self._call_user(lambda: self._exit_contexts(self.bundle_contexts), "<finish_bundle>")
 
     def _fire(
         self, kw: _KeyWindow, tk: tuple[str, str], rec: _TimerRecord, outputs: dict[str | None, _Outputs]
