@@ -144,15 +144,29 @@ def is_consistent_with(sub: Any, base: Any) -> bool:
 
 def bind_type_variables(input_hint: Any, actual: Any, output: Any) -> Any:
     """`output` with the type variables of `input_hint` replaced by what `actual` binds them to (the basics
-    of Beam's binding: a bare variable, and variables inside Tuple/List/Iterable/Dict arguments)."""
+    of Beam's binding: a bare variable, variables inside Tuple/List/Iterable/Dict arguments, and the arms of a
+    Union that `actual` fits); as Beam, a variable left unbound is Any."""
     bindings: dict[Any, Any] = {}
     _match(input_hint, actual, bindings)
-    return _substitute(output, bindings) if bindings else output
+    return _substitute(output, bindings)
 
 
 def _match(hint: Any, actual: Any, bindings: dict[Any, Any]) -> None:
     if isinstance(hint, TypeVar):
         bindings.setdefault(hint, actual)
+        return
+    if _is_union(hint) and not _is_union(actual):
+        # as Beam's Union: the variables bound alike by every arm `actual` fits, as the union of their bindings
+        arms = []
+        for arm in typing.get_args(hint):
+            if is_consistent_with(actual, arm):
+                sub: dict[Any, Any] = {}
+                _match(arm, actual, sub)
+                arms.append(sub)
+        if arms:
+            for var in set.intersection(*(set(sub) for sub in arms)):
+                bound = [sub[var] for sub in arms]
+                bindings.setdefault(var, typing.Union[tuple(bound)])  # noqa: UP007 - a Union from a tuple
         return
     h_args, a_args = typing.get_args(hint), typing.get_args(actual)
     if (
@@ -394,8 +408,14 @@ def inferred_output(transform: Any, input_type: Any) -> Any:
         k, v = inference.key_value_types(t)
         return normalize(inference.generic(tuple, k, inference.generic(typing.Iterable, v)))
     if _is_ours(transform, "CombinePerKey") or _is_ours(transform, "CombineValues"):
-        k, _ = inference.key_value_types(t)
-        return normalize(typing.Tuple[k, _combine_hint(transform.fn, "output")])  # noqa: UP006
+        k, v = inference.key_value_types(t)
+        if _is_ours(transform, "CombineValues"):
+            v = inference.element_type(v)
+        # the CombineFn's type variables bound by its input's values (Top's List[T] of ints is List[int])
+        out = bind_type_variables(
+            _combine_hint(transform.fn, "input"), v, _combine_hint(transform.fn, "output")
+        )
+        return normalize(typing.Tuple[k, out])  # noqa: UP006
     user, kind = _wrapped(transform)
     if user is None or _is_internal(user):
         return None
@@ -476,12 +496,12 @@ _TYPING_NAMES: dict[Any, Any] = {
 
 def keeps_elements(transform: Any) -> bool:
     """Whether `transform`'s output has its input's element type, as Beam infers it: Filter (without a
-    declared input type), WindowInto, Reshuffle and Distinct."""
+    declared input type), WindowInto, Reshuffle, Distinct and Flatten (the union of its inputs' types)."""
     user, kind = _wrapped(transform)
     if kind == "filter":
         # Beam passes the type through a Python function, not through a builtin or a class such as `bool`
         return isinstance(user, (types.FunctionType, types.MethodType))
-    return type(transform).__name__ in ("WindowInto", "Reshuffle", "Distinct")
+    return type(transform).__name__ in ("WindowInto", "Reshuffle", "Distinct", "Flatten")
 
 
 def _hint_repr(hint: Any) -> str:
@@ -513,7 +533,8 @@ def check_input(transform: Any, pcoll: Any, label: str) -> None:
         # Beam's message for a transform that takes no side inputs (a composite, a user's PTransform)
         if not is_consistent_with(actual, required):
             raise TypeCheckError(
-                f"Input type hint violation at {label}: expected {_hint_repr(required)}, got {_hint_repr(actual)}"
+                f"Input type hint violation at {label}: expected {_hint_repr(normalize(required))}, got "
+                f"{_hint_repr(actual)}"
             )
         return
     if required is None and _is_ours(transform, "CombinePerKey"):
