@@ -259,8 +259,10 @@ class Pipeline:
 
 def _infer_output_type(transform: PTransform, pvalueish: Any, result: Any) -> None:
     """Give the main output the element type `transform` declares (its type variables bound by the input's
-    type), or, for transforms that keep their elements (Filter, WindowInto), the input's type, or else the
-    type Beam infers for it (`typecheck.inferred_output`: a Map's lambda, a GroupByKey's pairs ...)."""
+    type, unbound ones Any), or, for transforms that keep their elements (Filter, WindowInto, Flatten: the
+    union of its inputs'), the input's type, or else the type Beam infers for it (`typecheck.inferred_output`:
+    a Map's lambda, a GroupByKey's pairs ...). As Beam, only an output whose type is still unknown (or Any)
+    gets one: a composite's output keeps the type its last step gave it."""
     main = result
     if isinstance(result, DoOutputsTuple):
         main = result[None]

@@ -7,7 +7,9 @@ the annotations of ``DoFn.process`` or of a Map/FlatMap/Filter function (``-> It
 FlatMap), or of a PTransform's ``expand`` (``PCollection[T]``). `Create` infers its element type from its values.
 A transform that declares nothing gets the output type Beam infers for it (`inferred_output`): a Map's or
 FlatMap's callable and a DoFn's `process` inferred from their source (`inference`), a GroupByKey's or
-CombinePerKey's pairs; a GroupByKey and a CombinePerKey require pairs, as in Beam.
+CombinePerKey's pairs (a CombineFn's type variables bound by the values); a GroupByKey and a CombinePerKey
+require pairs, as in Beam. A composite's declared output type is used only when its last step leaves the type
+unknown (Beam's rule), and the built-in combiners and composites declare the hints Beam's declare.
 Element types are kept in typing's spelling (`normalize`), so they compare equal to `beam.typehints` names.
 A PCollection whose type is unknown (None) is never checked. Beam's ``--no_pipeline_type_check`` turns the check
 off. `is_instance` is the check of one element while the pipeline runs (``--runtime_type_check``).

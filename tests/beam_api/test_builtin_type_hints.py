@@ -14,9 +14,12 @@ from typing import Any
 import numpy as np
 import pytest
 
+import millstream as beam
 from millstream.engine.model.typecheck import normalize
+from millstream.options.pipeline_options import PipelineOptions
+from millstream.testing.util import assert_that, equal_to
 
-from support.beam_harness import engine
+from support.beam_harness import engine, options_module
 
 Build = Callable[[types.ModuleType, Any], Any]
 
@@ -272,3 +275,31 @@ def test_output_element_types_equal_beams(case: str) -> None:
         t = out.element_type
         types_[name] = normalize(native.convert_to_python_type(t)) if name == "beam" else t
     assert types_["millstream"] == types_["beam"]
+
+
+def _mean_of_unknowns(b: types.ModuleType, p: Any) -> Any:
+    return p | b.Create(["a"]) | b.Map(lambda x: x.upper()) | b.combiners.Mean.Globally()
+
+
+def test_means_values_are_checked_while_running_as_in_beam() -> None:
+    """With ``--runtime_type_check``, MeanCombineFn's declared input is checked on each value: a str whose type
+    was unknown at construction fails the run on both engines, in the combine, with Beam's sentence."""
+    # the step is the combine inside (its label is ours: see LABELS); Beam details a Union's violation its own way
+    detail = "/CombinePerKey: Type-hint for argument: 'element' violated"
+    for name in ("beam", "millstream"):
+        b = engine(name)
+        p = b.Pipeline(options=options_module(name).PipelineOptions(["--runtime_type_check"]))
+        _mean_of_unknowns(b, p)
+        with pytest.raises(Exception) as caught:
+            p.run().wait_until_finish()
+        assert type(caught.value).__name__ == "TypeCheckError", name
+        assert "Runtime type violation detected within" in str(caught.value), name
+        assert detail in str(caught.value), name
+
+
+def test_numpy_values_pass_means_run_time_check() -> None:
+    """numpy's int64 and float64 are among the numbers Mean declares (matched without importing numpy)."""
+    p = beam.Pipeline(options=PipelineOptions(["--runtime_type_check"]))
+    values = p | beam.Create([np.int64(1), np.float64(2.0)]).with_output_types(Any)
+    assert_that(values | beam.combiners.Mean.Globally(), equal_to([1.5]))
+    p.run().wait_until_finish()
