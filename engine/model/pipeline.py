@@ -180,6 +180,8 @@ class Pipeline:
                     out.producer = node
                 node.outputs[tag] = out
         if checking:
+            if isinstance(result, PCollection):  # as Beam: a multi-output result's outputs are not checked
+                typecheck.check_output(transform, result, label)
             _infer_output_type(transform, pvalueish, result)
         return result
 

@@ -40,6 +40,7 @@ from millstream.engine.model.typehints import TypeCheckError, declared_hints
 __all__ = [
     "bind_type_variables",
     "check_input",
+    "check_output",
     "combine_value_hints",
     "combine_values_dofn_hints",
     "infer_element_type",
@@ -513,6 +514,21 @@ def _hint_repr(hint: Any) -> str:
 
 #: Beam's `PTransformWithSideInputs`: their input check names the producer (the others' does not).
 _WITH_SIDE_INPUTS = ("ParDo", "CombinePerKey", "CombineValues", "Partition")
+
+
+def check_output(transform: Any, result: Any, label: str) -> None:
+    """Raise Beam's `TypeCheckError` when a composite's output, typed by its last step, is inconsistent with
+    the output type the composite declares (Beam's ``type_check_outputs``); an output not typed yet (a
+    primitive's, typed after this from what it declares) is not checked."""
+    actual = getattr(result, "element_type", None)
+    if actual is None:
+        return
+    declared = output_hint(transform)
+    if declared is not None and not is_consistent_with(actual, declared):
+        raise TypeCheckError(
+            f"Output type hint violation at {label}: expected {_hint_repr(normalize(declared))}, got "
+            f"{_hint_repr(actual)}"
+        )
 
 
 def check_input(transform: Any, pcoll: Any, label: str) -> None:

@@ -303,3 +303,74 @@ def test_numpy_values_pass_means_run_time_check() -> None:
     values = p | beam.Create([np.int64(1), np.float64(2.0)]).with_output_types(Any)
     assert_that(values | beam.combiners.Mean.Globally(), equal_to([1.5]))
     p.run().wait_until_finish()
+
+
+def _composites(b: types.ModuleType) -> dict[str, Any]:
+    class Lengths(b.PTransform):
+        def expand(self, pcoll):  # type: ignore[no-untyped-def]
+            return pcoll | b.Map(lambda x: len(x))
+
+    class Unknown(b.PTransform):
+        def expand(self, pcoll):  # type: ignore[no-untyped-def]
+            return pcoll | b.Map(lambda x: x.upper())
+
+    class Annotated(b.PTransform):
+        def expand(self, pcoll: b.pvalue.PCollection[str]) -> b.pvalue.PCollection[str]:
+            return pcoll | b.Map(lambda x: len(x))
+
+    return {"Lengths": Lengths, "Unknown": Unknown, "Annotated": Annotated}
+
+
+#: A composite's declared output type checked against what its last step gives (Beam's ``type_check_outputs``);
+#: `_bad` ones are refused by Beam.
+COMPOSITES: dict[str, Build] = {
+    "declared_str_over_int_bad": lambda b, p: (
+        p | b.Create(["a"]) | "Lengths" >> _composites(b)["Lengths"]().with_output_types(str)
+    ),
+    "declared_int_over_int_ok": lambda b, p: (
+        p
+        | b.Create(["a"])
+        | "Lengths" >> _composites(b)["Lengths"]().with_output_types(int)
+        | b.Map(_identity_int)
+    ),
+    "declared_str_over_unknown_ok": lambda b, p: (
+        p
+        | b.Create(["a"])
+        | "Unknown" >> _composites(b)["Unknown"]().with_output_types(str)
+        | b.Map(_identity_str)
+    ),
+    "declared_over_unknown_applies_bad": lambda b, p: (
+        p
+        | b.Create(["a"])
+        | "Unknown" >> _composites(b)["Unknown"]().with_output_types(str)
+        | b.Map(_identity_int)
+    ),
+    "declared_float_over_int_ok": lambda b, p: (
+        p | b.Create(["a"]) | "Lengths" >> _composites(b)["Lengths"]().with_output_types(float)
+    ),
+    "annotated_expand_bad": lambda b, p: p | b.Create(["a"]) | "Annotated" >> _composites(b)["Annotated"](),
+    "inner_type_kept_bad": lambda b, p: (
+        p
+        | b.Create(["a"])
+        | "Lengths" >> _composites(b)["Lengths"]().with_output_types(float)
+        | b.Map(_identity_str)
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(COMPOSITES))
+def test_a_composites_declared_output_is_checked_as_in_beam(case: str) -> None:
+    outcomes = {}
+    for name in ("millstream", "beam"):
+        b = engine(name)
+        try:
+            COMPOSITES[case](b, b.Pipeline())
+            outcomes[name] = ("accepted", "")
+        except Exception as e:
+            if type(e).__name__ != "TypeCheckError":
+                raise
+            outcomes[name] = ("refused", str(e))
+    assert outcomes["millstream"][0] == outcomes["beam"][0], outcomes
+    assert outcomes["millstream"][0] == ("refused" if case.endswith("_bad") else "accepted")
+    shape = outcomes["beam"][1].split(" requires PCollections")[0].split(": expected")[0]
+    assert outcomes["millstream"][1].startswith(shape), outcomes
