@@ -1,19 +1,57 @@
-"""The combiner library (Beam's `apache_beam.transforms.combiners`), composed from CombinePerKey/Globally."""
+"""The combiner library (Beam's `apache_beam.transforms.combiners`), composed from CombinePerKey/Globally, with
+the type hints Beam declares on each (checked when a pipeline is built, as Beam's)."""
 
 from __future__ import annotations
 
+import abc
 import copy
 import heapq
 import random
+import typing
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, TypeVar, Union
 
 from millstream.engine.model.combinefn import CombineFn, ListCombineFn
 from millstream.engine.model.core import CombineGlobally, CombinePerKey, Map
 from millstream.engine.model.ptransform import PTransform
 from millstream.engine.model.pvalue import PCollection
+from millstream.engine.model.typehints import with_input_types, with_output_types
+
+# The type variables of Beam's hints on these combiners: bound, when a pipeline is built, to its input's types
+T: Any = TypeVar("T")  # type: ignore[misc]  # a value in hints, not an annotation
+K: Any = TypeVar("K")  # type: ignore[misc]  # a value in hints, not an annotation
+V: Any = TypeVar("V")  # type: ignore[misc]  # a value in hints, not an annotation
 
 
+class _NumpyScalar(abc.ABC):
+    """A numpy scalar class named `_name` (Beam's Mean accepts numpy's int64 and float64), matched by module and
+    name so that numpy is never imported for it."""
+
+    _name = ""
+
+    @classmethod
+    def __subclasshook__(cls, other: type) -> bool:
+        return any(c.__module__ == "numpy" and c.__name__ == cls._name for c in other.__mro__)
+
+
+class _NumpyInt64(_NumpyScalar):
+    """numpy's int64, in a type hint."""
+
+    _name = "int64"
+
+
+class _NumpyFloat64(_NumpyScalar):
+    """numpy's float64, in a type hint."""
+
+    _name = "float64"
+
+
+#: What Beam's MeanCombineFn declares it takes (a value for the construction-time check, not an annotation).
+_NUMBER: Any = Union[float, int, _NumpyInt64, _NumpyFloat64]  # noqa: UP007 - Beam's hint spelling
+
+
+@with_input_types(Any)
+@with_output_types(int)
 class CountCombineFn(CombineFn):
     """Counts elements."""
 
@@ -36,6 +74,11 @@ class CountCombineFn(CombineFn):
     def extract_output(self, accumulator: Any, *args: Any, **kwargs: Any) -> Any:
         """The count (Beam's CombineFn.extract_output)."""
         return accumulator
+
+
+def _pair_hint(key: Any, value: Any) -> Any:
+    """``Tuple[key, value]`` built at run time (a value for the construction-time check, not an annotation)."""
+    return typing.Tuple[key, value]  # noqa: UP006 - Beam's hint spelling
 
 
 def _with_one(x: Any) -> Any:
@@ -65,6 +108,8 @@ class CombinerWithoutDefaults(PTransform):
 class Count:
     """Count elements: Globally, PerKey, PerElement."""
 
+    @with_input_types(T)
+    @with_output_types(int)
     class Globally(CombinerWithoutDefaults):
         """The number of elements."""
 
@@ -72,6 +117,8 @@ class Count:
             """Count the elements of each window with CombineGlobally (Beam's Count.Globally)."""
             return pcoll | "CountGlobally" >> self._globally(CountCombineFn())
 
+    @with_input_types(tuple[K, V])
+    @with_output_types(tuple[K, int])
     class PerKey(PTransform):
         """The number of values per key."""
 
@@ -79,14 +126,22 @@ class Count:
             """Count the values of each key with CombinePerKey (Beam's Count.PerKey)."""
             return pcoll | "CountPerKey" >> CombinePerKey(CountCombineFn())
 
+    @with_input_types(T)
+    @with_output_types(tuple[T, int])
     class PerElement(PTransform):
         """(element, number of occurrences) for each distinct element."""
 
         def expand(self, pcoll: PCollection) -> PCollection:
             """Key each element by itself and count per key (Beam's Count.PerElement)."""
-            return pcoll | "PairWithVoid" >> Map(_with_one) | "CountPerKey" >> CombinePerKey(CountCombineFn())
+            # typed as Beam types them: the pairs' key is the input's type, so the counts are keyed by it
+            element = pcoll.element_type if pcoll.element_type is not None else Any
+            paired = Map(_with_one).with_output_types(_pair_hint(element, Any))
+            counted = CombinePerKey(CountCombineFn()).with_output_types(_pair_hint(element, int))
+            return pcoll | "PairWithVoid" >> paired | "CountPerKey" >> counted
 
 
+@with_input_types(_NUMBER)
+@with_output_types(float)
 class MeanCombineFn(CombineFn):
     """The arithmetic mean; NaN for no elements (as Beam)."""
 
@@ -146,6 +201,8 @@ class _Keyed:
         return bool(other.k < self.k) if self.reverse else bool(self.k < other.k)
 
 
+@with_input_types(T)
+@with_output_types(list[T])
 class TopCombineFn(CombineFn):
     """The n largest elements (by `key`), or the n smallest with `reverse=True`, sorted largest first."""
 
@@ -191,6 +248,8 @@ class TopCombineFn(CombineFn):
 class Top:
     """The n largest/smallest elements: Of, Largest, Smallest, PerKey, LargestPerKey, SmallestPerKey."""
 
+    @with_input_types(T)
+    @with_output_types(list[T])
     class Of(CombinerWithoutDefaults):
         """The n largest elements globally (by `key`, or smallest with `reverse=True`)."""
 
@@ -202,6 +261,8 @@ class Top:
             """The top n of each window with CombineGlobally (Beam's Top.Of)."""
             return pcoll | "TopGlobally" >> self._globally(self._fn)
 
+    @with_input_types(tuple[K, V])
+    @with_output_types(tuple[K, list[V]])
     class PerKey(PTransform):
         """The n largest values of each key."""
 
@@ -234,6 +295,8 @@ class Top:
         return Top.PerKey(n, key, reverse=True)
 
 
+@with_input_types(T)
+@with_output_types(list[T])
 class SampleCombineFn(CombineFn):
     """A uniform random sample of n elements (reservoir sampling with random priorities)."""
 
@@ -283,6 +346,8 @@ class _Prioritised:
 class Sample:
     """Random samples: FixedSizeGlobally, FixedSizePerKey."""
 
+    @with_input_types(T)
+    @with_output_types(list[T])
     class FixedSizeGlobally(CombinerWithoutDefaults):
         """A sample of n elements of the whole collection."""
 
@@ -294,6 +359,8 @@ class Sample:
             """Sample n elements of each window with CombineGlobally (Beam's Sample.FixedSizeGlobally)."""
             return pcoll | "SampleGlobally" >> self._globally(self._fn)
 
+    @with_input_types(tuple[K, V])
+    @with_output_types(tuple[K, list[V]])
     class FixedSizePerKey(PTransform):
         """A sample of n values of each key."""
 
@@ -306,10 +373,14 @@ class Sample:
             return pcoll | "SamplePerKey" >> CombinePerKey(self._fn)
 
 
+@with_input_types(T)
+@with_output_types(list[T])
 class ToListCombineFn(ListCombineFn):
     """All elements as one list."""
 
 
+@with_input_types(T)
+@with_output_types(list[T])
 class ToList(CombinerWithoutDefaults):
     """All elements (per window) as one list."""
 
@@ -318,6 +389,8 @@ class ToList(CombinerWithoutDefaults):
         return pcoll | "ToList" >> self._globally(ToListCombineFn())
 
 
+@with_input_types(tuple[K, V])
+@with_output_types(dict[K, V])
 class ToDictCombineFn(CombineFn):
     """(key, value) pairs as one dict."""
 
@@ -343,6 +416,8 @@ class ToDictCombineFn(CombineFn):
         return accumulator
 
 
+@with_input_types(tuple[K, V])
+@with_output_types(dict[K, V])
 class ToDict(CombinerWithoutDefaults):
     """(key, value) pairs (per window) as one dict."""
 
@@ -351,6 +426,8 @@ class ToDict(CombinerWithoutDefaults):
         return pcoll | "ToDict" >> self._globally(ToDictCombineFn())
 
 
+@with_input_types(T)
+@with_output_types(set[T])
 class ToSetCombineFn(CombineFn):
     """All elements as one set."""
 
@@ -375,6 +452,8 @@ class ToSetCombineFn(CombineFn):
         return set(accumulator)
 
 
+@with_input_types(T)
+@with_output_types(set[T])
 class ToSet(CombinerWithoutDefaults):
     """All elements (per window) as one set."""
 

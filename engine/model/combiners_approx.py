@@ -6,11 +6,14 @@ import hashlib
 import heapq
 import math
 import pickle
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, TypeVar, Union
 
 from millstream.engine.model.combinefn import CombineFn
 from millstream.engine.model.core import CombineGlobally, CombinePerKey
+
+# The type variable of Beam's hints on the global estimates: bound to the input's type when a pipeline is built
+T: Any = TypeVar("T")  # type: ignore[misc]  # a value in hints, not an annotation
 
 _HASH_SPACE = 2.0**64
 
@@ -90,9 +93,10 @@ class ApproximateUnique:
     @staticmethod
     def Globally(size: int | None = None, error: float | None = None) -> CombineGlobally:  # noqa: N802
         """The estimate over the whole PCollection (per window)."""
-        return CombineGlobally(
-            ApproximateUniqueCombineFn(_sample_size(size, error, "ApproximateUnique.Globally"))
-        )
+        fn = ApproximateUniqueCombineFn(_sample_size(size, error, "ApproximateUnique.Globally"))
+        combine = CombineGlobally(fn)
+        combine.with_input_types(T).with_output_types(int)  # Beam's hints
+        return combine
 
     @staticmethod
     def PerKey(size: int | None = None, error: float | None = None) -> CombinePerKey:  # noqa: N802
@@ -187,9 +191,12 @@ class ApproximateQuantiles:
         input_batched: bool = False,
     ) -> CombineGlobally:
         """The quantiles of the whole PCollection (per window)."""
-        return CombineGlobally(
-            ApproximateQuantilesCombineFn(num_quantiles, key, reverse, weighted, input_batched)
-        )
+        fn = ApproximateQuantilesCombineFn(num_quantiles, key, reverse, weighted, input_batched)
+        # Beam's hints: values, or batches of them, or (value, weight) pairs in; a list of values out
+        taken = Union[T, Sequence[T], tuple[T, float]]  # noqa: UP007
+        combine = CombineGlobally(fn)
+        combine.with_input_types(taken).with_output_types(list[T])
+        return combine
 
     @staticmethod
     def PerKey(

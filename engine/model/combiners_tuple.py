@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, TypeVar, Union
 
 from millstream.engine.model.combinefn import CombineFn
 from millstream.engine.model.combiners import CombinerWithoutDefaults
@@ -11,7 +11,16 @@ from millstream.engine.model.core import CombinePerKey, Map
 from millstream.engine.model.dofn import DoFn
 from millstream.engine.model.ptransform import PTransform
 from millstream.engine.model.pvalue import PCollection
-from millstream.engine.model.timestamp import MIN_TIMESTAMP
+from millstream.engine.model.timestamp import MIN_TIMESTAMP, Duration, Timestamp
+from millstream.engine.model.typehints import with_input_types, with_output_types
+
+# The type variables of Beam's hints on Latest: bound, when a pipeline is built, to its input's types
+T: Any = TypeVar("T")  # type: ignore[misc]  # a value in hints, not an annotation
+K: Any = TypeVar("K")  # type: ignore[misc]  # a value in hints, not an annotation
+V: Any = TypeVar("V")  # type: ignore[misc]  # a value in hints, not an annotation
+
+#: Beam's `TimestampType`: what a timestamp paired with a value by Latest may be (a value, not an annotation).
+TimestampType: Any = Union[int, float, Timestamp, Duration]  # noqa: UP007 - Beam's hint spelling
 
 
 class TupleCombineFn(CombineFn):
@@ -58,6 +67,8 @@ class SingleInputTupleCombineFn(TupleCombineFn):
         return [c.add_input(a, element) for c, a in zip(self._combiners, accumulator)]
 
 
+@with_input_types(tuple[T, TimestampType])
+@with_output_types(T)
 class LatestCombineFn(CombineFn):
     """The value with the latest timestamp among `(value, timestamp)` inputs."""
 
@@ -93,6 +104,8 @@ def _kv_with_timestamp(element: Any, timestamp: Any = DoFn.TimestampParam) -> tu
 class Latest:
     """The element with the latest timestamp, globally or per key."""
 
+    @with_input_types(T)
+    @with_output_types(T)
     class Globally(CombinerWithoutDefaults):
         """The latest element of each window."""
 
@@ -102,6 +115,8 @@ class Latest:
                 pcoll | "AddTimestamp" >> Map(_with_timestamp) | "Latest" >> self._globally(LatestCombineFn())
             )
 
+    @with_input_types(tuple[K, V])
+    @with_output_types(tuple[K, V])
     class PerKey(PTransform):
         """The latest value of each key, per window."""
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import typing
 from collections.abc import Iterator
 from typing import Any
 
@@ -179,6 +180,8 @@ class Pipeline:
                     out.producer = node
                 node.outputs[tag] = out
         if checking:
+            if isinstance(result, PCollection):  # as Beam: a multi-output result's outputs are not checked
+                typecheck.check_output(transform, result, label)
             _infer_output_type(transform, pvalueish, result)
         return result
 
@@ -258,23 +261,40 @@ class Pipeline:
 
 def _infer_output_type(transform: PTransform, pvalueish: Any, result: Any) -> None:
     """Give the main output the element type `transform` declares (its type variables bound by the input's
-    type), or, for transforms that keep their elements (Filter, WindowInto), the input's type, or else the
-    type Beam infers for it (`typecheck.inferred_output`: a Map's lambda, a GroupByKey's pairs ...)."""
+    type, unbound ones Any), or, for transforms that keep their elements (Filter, WindowInto, Flatten: the
+    union of its inputs'), the input's type, or else the type Beam infers for it (`typecheck.inferred_output`:
+    a Map's lambda, a GroupByKey's pairs ...). As Beam, only an output whose type is still unknown (or Any)
+    gets one: a composite's output keeps the type its last step gave it."""
     main = result
     if isinstance(result, DoOutputsTuple):
         main = result[None]
     if not isinstance(main, PCollection):
         return
-    actual = pvalueish.element_type if isinstance(pvalueish, PCollection) else None
+    actual = pvalueish.element_type if isinstance(pvalueish, PCollection) else _union_of(pvalueish)
+    if main.element_type is not None and main.element_type is not Any:
+        # as Beam: a composite's output keeps the type its last step gave it; what the composite declares is
+        # for an output whose type is unknown
+        return
     declared = typecheck.output_hint(transform)
     if declared is not None:
-        if actual is not None:
-            declared = typecheck.bind_type_variables(typecheck.input_hint(transform), actual, declared)
+        bound_by = Any if actual is None else actual
+        declared = typecheck.bind_type_variables(typecheck.input_hint(transform), bound_by, declared)
         main.element_type = typecheck.normalize(declared)
-    elif main.element_type is None and actual is not None and typecheck.keeps_elements(transform):
+    elif actual is not None and typecheck.keeps_elements(transform):
         main.element_type = actual
     elif main.element_type is None and main is result:  # Beam infers no tagged (multi-output) ParDo's types
         main.element_type = typecheck.inferred_output(transform, actual)
+
+
+def _union_of(pvalueish: Any) -> Any:
+    """The union of the element types of several input PCollections (Beam's input type of Flatten), None when
+    one is unknown or the input is not a tuple or list of PCollections."""
+    if not isinstance(pvalueish, (tuple, list)) or not pvalueish:
+        return None
+    kinds = [pc.element_type if isinstance(pc, PCollection) else None for pc in pvalueish]
+    if any(k is None for k in kinds):
+        return None
+    return typing.Union[tuple(kinds)]  # noqa: UP007 - a Union built from a tuple of hints
 
 
 def _enumerate_outputs(result: Any) -> Iterator[tuple[str | None, Any]]:

@@ -7,7 +7,9 @@ the annotations of ``DoFn.process`` or of a Map/FlatMap/Filter function (``-> It
 FlatMap), or of a PTransform's ``expand`` (``PCollection[T]``). `Create` infers its element type from its values.
 A transform that declares nothing gets the output type Beam infers for it (`inferred_output`): a Map's or
 FlatMap's callable and a DoFn's `process` inferred from their source (`inference`), a GroupByKey's or
-CombinePerKey's pairs; a GroupByKey and a CombinePerKey require pairs, as in Beam.
+CombinePerKey's pairs (a CombineFn's type variables bound by the values); a GroupByKey and a CombinePerKey
+require pairs, as in Beam. A composite's declared output type is used only when its last step leaves the type
+unknown (Beam's rule), and the built-in combiners and composites declare the hints Beam's declare.
 Element types are kept in typing's spelling (`normalize`), so they compare equal to `beam.typehints` names.
 A PCollection whose type is unknown (None) is never checked. Beam's ``--no_pipeline_type_check`` turns the check
 off. `is_instance` is the check of one element while the pipeline runs (``--runtime_type_check``).
@@ -38,6 +40,7 @@ from millstream.engine.model.typehints import TypeCheckError, declared_hints
 __all__ = [
     "bind_type_variables",
     "check_input",
+    "check_output",
     "combine_value_hints",
     "combine_values_dofn_hints",
     "infer_element_type",
@@ -144,15 +147,29 @@ def is_consistent_with(sub: Any, base: Any) -> bool:
 
 def bind_type_variables(input_hint: Any, actual: Any, output: Any) -> Any:
     """`output` with the type variables of `input_hint` replaced by what `actual` binds them to (the basics
-    of Beam's binding: a bare variable, and variables inside Tuple/List/Iterable/Dict arguments)."""
+    of Beam's binding: a bare variable, variables inside Tuple/List/Iterable/Dict arguments, and the arms of a
+    Union that `actual` fits); as Beam, a variable left unbound is Any."""
     bindings: dict[Any, Any] = {}
     _match(input_hint, actual, bindings)
-    return _substitute(output, bindings) if bindings else output
+    return _substitute(output, bindings)
 
 
 def _match(hint: Any, actual: Any, bindings: dict[Any, Any]) -> None:
     if isinstance(hint, TypeVar):
         bindings.setdefault(hint, actual)
+        return
+    if _is_union(hint) and not _is_union(actual):
+        # as Beam's Union: the variables bound alike by every arm `actual` fits, as the union of their bindings
+        arms = []
+        for arm in typing.get_args(hint):
+            if is_consistent_with(actual, arm):
+                sub: dict[Any, Any] = {}
+                _match(arm, actual, sub)
+                arms.append(sub)
+        if arms:
+            for var in set.intersection(*(set(sub) for sub in arms)):
+                bound = [sub[var] for sub in arms]
+                bindings.setdefault(var, typing.Union[tuple(bound)])  # noqa: UP007 - a Union from a tuple
         return
     h_args, a_args = typing.get_args(hint), typing.get_args(actual)
     if (
@@ -394,8 +411,14 @@ def inferred_output(transform: Any, input_type: Any) -> Any:
         k, v = inference.key_value_types(t)
         return normalize(inference.generic(tuple, k, inference.generic(typing.Iterable, v)))
     if _is_ours(transform, "CombinePerKey") or _is_ours(transform, "CombineValues"):
-        k, _ = inference.key_value_types(t)
-        return normalize(typing.Tuple[k, _combine_hint(transform.fn, "output")])  # noqa: UP006
+        k, v = inference.key_value_types(t)
+        if _is_ours(transform, "CombineValues"):
+            v = inference.element_type(v)
+        # the CombineFn's type variables bound by its input's values (Top's List[T] of ints is List[int])
+        out = bind_type_variables(
+            _combine_hint(transform.fn, "input"), v, _combine_hint(transform.fn, "output")
+        )
+        return normalize(typing.Tuple[k, out])  # noqa: UP006
     user, kind = _wrapped(transform)
     if user is None or _is_internal(user):
         return None
@@ -476,12 +499,12 @@ _TYPING_NAMES: dict[Any, Any] = {
 
 def keeps_elements(transform: Any) -> bool:
     """Whether `transform`'s output has its input's element type, as Beam infers it: Filter (without a
-    declared input type), WindowInto, Reshuffle and Distinct."""
+    declared input type), WindowInto, Reshuffle, Distinct and Flatten (the union of its inputs' types)."""
     user, kind = _wrapped(transform)
     if kind == "filter":
         # Beam passes the type through a Python function, not through a builtin or a class such as `bool`
         return isinstance(user, (types.FunctionType, types.MethodType))
-    return type(transform).__name__ in ("WindowInto", "Reshuffle", "Distinct")
+    return type(transform).__name__ in ("WindowInto", "Reshuffle", "Distinct", "Flatten")
 
 
 def _hint_repr(hint: Any) -> str:
@@ -491,6 +514,21 @@ def _hint_repr(hint: Any) -> str:
 
 #: Beam's `PTransformWithSideInputs`: their input check names the producer (the others' does not).
 _WITH_SIDE_INPUTS = ("ParDo", "CombinePerKey", "CombineValues", "Partition")
+
+
+def check_output(transform: Any, result: Any, label: str) -> None:
+    """Raise Beam's `TypeCheckError` when a composite's output, typed by its last step, is inconsistent with
+    the output type the composite declares (Beam's ``type_check_outputs``); an output not typed yet (a
+    primitive's, typed after this from what it declares) is not checked."""
+    actual = getattr(result, "element_type", None)
+    if actual is None:
+        return
+    declared = output_hint(transform)
+    if declared is not None and not is_consistent_with(actual, declared):
+        raise TypeCheckError(
+            f"Output type hint violation at {label}: expected {_hint_repr(normalize(declared))}, got "
+            f"{_hint_repr(actual)}"
+        )
 
 
 def check_input(transform: Any, pcoll: Any, label: str) -> None:
@@ -513,7 +551,8 @@ def check_input(transform: Any, pcoll: Any, label: str) -> None:
         # Beam's message for a transform that takes no side inputs (a composite, a user's PTransform)
         if not is_consistent_with(actual, required):
             raise TypeCheckError(
-                f"Input type hint violation at {label}: expected {_hint_repr(required)}, got {_hint_repr(actual)}"
+                f"Input type hint violation at {label}: expected {_hint_repr(normalize(required))}, got "
+                f"{_hint_repr(actual)}"
             )
         return
     if required is None and _is_ours(transform, "CombinePerKey"):

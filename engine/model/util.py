@@ -5,6 +5,7 @@ from __future__ import annotations
 import typing
 from typing import Any, TypeVar
 
+from millstream.engine.model import inference
 from millstream.engine.model.combinefn import CombineFn
 from millstream.engine.model.core import CombinePerKey, Flatten, GroupByKey, Map, ParDo
 from millstream.engine.model.dofn import DoFn
@@ -13,7 +14,9 @@ from millstream.engine.model.pvalue import PCollection
 from millstream.engine.model.timestamp import TimestampedValue
 from millstream.engine.model.typehints import with_input_types, with_output_types
 
-T = TypeVar("T")
+T: Any = TypeVar("T")  # type: ignore[misc]  # a value in hints, not an annotation
+K: Any = TypeVar("K")  # type: ignore[misc]  # a value in hints, not an annotation
+V: Any = TypeVar("V")  # type: ignore[misc]  # a value in hints, not an annotation
 
 
 def _tuple_hint(*items: Any) -> Any:
@@ -38,12 +41,27 @@ def _swap(kv: Any) -> Any:
     return (kv[1], kv[0])
 
 
+def _typed_by_parts(step: PTransform, pcoll: PCollection, output: Any) -> PTransform:
+    """`step` (Keys', Values' or KvSwap's Map) with the output type Beam infers from its ``MapTuple`` lambda:
+    `output(key type, value type)` for a tuple input (its first two parts, Any for a missing one; a variadic
+    tuple's part for both), else untyped (Any). As in Beam, these transforms declare no hints (Beam's
+    decorators sit under `ptransform_fn`, which drops them), so their input is not checked."""
+    hint = pcoll.element_type
+    parts = typing.get_args(hint) if typing.get_origin(hint) is tuple else ()
+    if not parts or parts == ((),):
+        return step
+    if len(parts) == 2 and parts[1] is Ellipsis:
+        parts = (parts[0], parts[0])
+    key, value = (*parts, Any)[:2]
+    return step.with_output_types(output(key, value))
+
+
 class Keys(PTransform):
     """The keys of (key, value) pairs."""
 
     def expand(self, pcoll: PCollection) -> PCollection:
         """The key of each pair (Beam's Keys.expand)."""
-        return pcoll | "Keys" >> Map(_key)
+        return pcoll | "Keys" >> _typed_by_parts(Map(_key), pcoll, lambda k, v: k)
 
 
 class Values(PTransform):
@@ -51,7 +69,7 @@ class Values(PTransform):
 
     def expand(self, pcoll: PCollection) -> PCollection:
         """The value of each pair (Beam's Values.expand)."""
-        return pcoll | "Values" >> Map(_value)
+        return pcoll | "Values" >> _typed_by_parts(Map(_value), pcoll, lambda k, v: v)
 
 
 class KvSwap(PTransform):
@@ -59,7 +77,7 @@ class KvSwap(PTransform):
 
     def expand(self, pcoll: PCollection) -> PCollection:
         """Each pair swapped (Beam's KvSwap.expand)."""
-        return pcoll | "KvSwap" >> Map(_swap)
+        return pcoll | "KvSwap" >> _typed_by_parts(Map(_swap), pcoll, lambda k, v: _tuple_hint(v, k))
 
 
 @with_input_types(T)
@@ -77,10 +95,26 @@ class WithKeys(PTransform):
         """Each element paired with the constant key or the key function's result (Beam's WithKeys.expand)."""
         k, args, kwargs = self.k, self.args, self.kwargs
         if callable(k):
-            return pcoll | "WithKeys" >> Map(lambda v: (k(v, *args, **kwargs), v))
-        return pcoll | "WithKeys" >> Map(lambda v: (k, v))
+            keyed = Map(lambda v: (k(v, *args, **kwargs), v))
+        else:
+            keyed = Map(lambda v: (k, v))
+        return pcoll | "WithKeys" >> keyed.with_output_types(self._pair_type(pcoll))
+
+    def _pair_type(self, pcoll: PCollection) -> Any:
+        """The pairs' type as Beam infers it from its lambda: the constant key's type, or what the key function
+        returns for the elements (Any when it takes extra arguments, which Beam's lambda passes on unread)."""
+        element = pcoll.element_type if pcoll.element_type is not None else Any
+        if not callable(self.k):
+            key = inference.instance_type(self.k)
+        elif self.args or self.kwargs:
+            key = Any
+        else:  # called from Beam's lambda, itself inferred one level down from Map's
+            key = inference.infer_return_type(self.k, [element], depth=inference.DEFAULT_DEPTH - 2)
+        return _tuple_hint(key, element)
 
 
+@with_input_types(T)
+@with_output_types(T)
 class Reshuffle(PTransform):
     """Beam's Reshuffle: a redistribution point. On one process there is nothing to redistribute, so elements
     pass through unchanged (timestamps and windows kept), which is exactly the observable semantics."""
@@ -229,6 +263,8 @@ class Reify:
     k v -9223372036854775 GlobalWindow
     """
 
+    @with_input_types(T)
+    @with_output_types(T)
     class Timestamp(PTransform):
         """Each element wrapped in a TimestampedValue with its timestamp (unwrapped again on output)."""
 
@@ -236,6 +272,8 @@ class Reify:
             """ParDo of the wrapping DoFn (Beam's Reify.Timestamp.expand)."""
             return pcoll | "AddTimestampInfo" >> ParDo(_AddTimestamp())
 
+    @with_input_types(T)
+    @with_output_types(T)
     class Window(PTransform):
         """Each element as (element, timestamp, window)."""
 
@@ -243,6 +281,8 @@ class Reify:
             """ParDo of the window-reifying DoFn (Beam's Reify.Window.expand)."""
             return pcoll | "AddWindowInfo" >> ParDo(_AddWindow())
 
+    @with_input_types(tuple[K, V])
+    @with_output_types(tuple[K, V])
     class TimestampInValue(PTransform):
         """(key, value) as (key, TimestampedValue(value, timestamp))."""
 
@@ -250,6 +290,8 @@ class Reify:
             """ParDo of the value-wrapping DoFn (Beam's Reify.TimestampInValue.expand)."""
             return pcoll | "AddTimestampInfo" >> ParDo(_AddTimestampInValue())
 
+    @with_input_types(tuple[K, V])
+    @with_output_types(tuple[K, V])
     class WindowInValue(PTransform):
         """(key, value) as (key, (value, timestamp, window))."""
 

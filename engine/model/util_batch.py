@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Iterable, Iterator
+from typing import Any, TypeVar
 
 from millstream.engine.model.combinefn import CombineFn
 from millstream.engine.model.core import Map, ParDo
 from millstream.engine.model.dofn import DoFn, WindowedValue
 from millstream.engine.model.ptransform import PTransform
 from millstream.engine.model.pvalue import PCollection
+from millstream.engine.model.typehints import with_input_types, with_output_types
 from millstream.engine.model.userstate import (
     BagStateSpec,
     CombiningValueStateSpec,
@@ -135,6 +136,14 @@ class ShardedKey:
         return f"ShardedKey(key={self.key!r}, shard_id={self.shard_id!r})"
 
 
+# The type variables of Beam's hints on the batching transforms: bound to the input's types when a pipeline is built
+T: Any = TypeVar("T")  # type: ignore[misc]  # a value in hints, not an annotation
+K: Any = TypeVar("K")  # type: ignore[misc]  # a value in hints, not an annotation
+V: Any = TypeVar("V")  # type: ignore[misc]  # a value in hints, not an annotation
+
+
+@with_input_types(tuple[K, V])
+@with_output_types(tuple[K, Iterable[V]])
 class GroupIntoBatches(PTransform):
     """Batches the values of each key (Beam's `GroupIntoBatches`): `(key, value)` in, `(key, [values])` out.
 
@@ -170,6 +179,7 @@ class GroupIntoBatches(PTransform):
         fn = _GroupIntoBatchesDoFn(self.batch_size, self.max_buffering_duration_secs, self.clock)
         return pcoll | "ParDo" >> ParDo(fn)
 
+    @with_input_types(tuple[K, V])  # Beam's; its output's sharded key type is not modelled here
     class WithShardedKey(PTransform):
         """`GroupIntoBatches` with each key spread over shards: `(ShardedKey(key, shard_id), [values])` out.
 
@@ -227,6 +237,8 @@ class _BatchElementsDoFn(DoFn):
             yield WindowedValue(buffer, window.max_timestamp(), [window])
 
 
+@with_input_types(T)
+@with_output_types(list[T])
 class BatchElements(PTransform):
     """Groups elements into lists of `min_batch_size`..`max_batch_size` elements (Beam's `BatchElements`).
 

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, TypeVar
 
 from millstream.engine.model.core import ParDo
 from millstream.engine.model.dofn import DoFn
 from millstream.engine.model.ptransform import PTransform
+from millstream.engine.model.typehints import with_input_types, with_output_types
+
+# The type variable of Beam's hints on LogElements: its output has its input's type
+T: Any = TypeVar("T")  # type: ignore[misc]  # a value in hints, not an annotation
 
 _LOGGER = logging.getLogger("millstream.transforms.util")
 
@@ -65,6 +69,8 @@ class _LoggingFn(DoFn):
         yield element
 
 
+@with_input_types(T)
+@with_output_types(T)
 class LogElements(PTransform):
     """Print each element (or log it at `level`), optionally with its timestamp, window and pane; the output
     is the input unchanged.

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Iterable, Iterator
+from typing import Any, Union
 
 from millstream.engine.model.core import FlatMap, Map
 from millstream.engine.model.ptransform import PTransform
@@ -19,6 +19,17 @@ def _compile(regex: str | re.Pattern[str]) -> re.Pattern[str]:
         return re.compile(regex)
     except re.error as e:
         raise ValueError(f"Regex: invalid regular expression {regex!r}: {e}") from None
+
+
+#: What Beam infers for `Regex.find_all`'s output (a value for the construction-time check, not an annotation).
+_FOUND: Any = Union[list[Any], list[tuple[Any, ...]]]  # noqa: UP007 - Beam's hint spelling
+
+
+def _as_beams(transform: PTransform, output: Any) -> PTransform:
+    """`transform` typed as Beam's Regex steps are: their functions are unannotated there, so any element is
+    taken (a non-string fails when it runs, not when the pipeline is built) and the output has the type Beam
+    infers from them."""
+    return transform.with_input_types(Any).with_output_types(output)
 
 
 class Regex:
@@ -37,7 +48,7 @@ class Regex:
             if m:
                 yield m.group(group)
 
-        return "Regex.matches" >> FlatMap(_match)
+        return "Regex.matches" >> _as_beams(FlatMap(_match), Any)
 
     @staticmethod
     def all_matches(regex: Any) -> PTransform:
@@ -49,7 +60,7 @@ class Regex:
             if m:
                 yield [m.group(), *m.groups()]
 
-        return "Regex.all_matches" >> FlatMap(_match)
+        return "Regex.all_matches" >> _as_beams(FlatMap(_match), list[Any])
 
     @staticmethod
     def matches_kv(regex: Any, keyGroup: int | str, valueGroup: int | str = 0) -> PTransform:  # noqa: N803
@@ -61,7 +72,7 @@ class Regex:
             if m:
                 yield (m.group(keyGroup), m.group(valueGroup))
 
-        return "Regex.matches_kv" >> FlatMap(_match)
+        return "Regex.matches_kv" >> _as_beams(FlatMap(_match), tuple[Any, Any])
 
     @staticmethod
     def find(regex: Any, group: int | str = 0) -> PTransform:
@@ -73,7 +84,7 @@ class Regex:
             if m:
                 yield m.group(group)
 
-        return "Regex.find" >> FlatMap(_find)
+        return "Regex.find" >> _as_beams(FlatMap(_find), Any)
 
     @staticmethod
     def find_all(regex: Any, group: int | str = 0, outputEmpty: bool = True) -> PTransform:  # noqa: N803
@@ -88,7 +99,7 @@ class Regex:
             else:
                 yield [m.group(group) for m in found if outputEmpty or m.group(group)]
 
-        return "Regex.find_all" >> FlatMap(_find_all)
+        return "Regex.find_all" >> _as_beams(FlatMap(_find_all), _FOUND)
 
     @staticmethod
     def find_kv(regex: Any, keyGroup: int | str, valueGroup: int | str = 0) -> PTransform:  # noqa: N803
@@ -99,19 +110,21 @@ class Regex:
             for m in pattern.finditer(element):
                 yield (m.group(keyGroup), m.group(valueGroup))
 
-        return "Regex.find_kv" >> FlatMap(_find_kv)
+        return "Regex.find_kv" >> _as_beams(FlatMap(_find_kv), tuple[Any, Any])
 
     @staticmethod
     def replace_all(regex: Any, replacement: str) -> PTransform:
         """Each element with every match replaced by `replacement`."""
         pattern = _compile(regex)
-        return "Regex.replace_all" >> Map(lambda element: pattern.sub(replacement, element))
+        return "Regex.replace_all" >> _as_beams(Map(lambda element: pattern.sub(replacement, element)), Any)
 
     @staticmethod
     def replace_first(regex: Any, replacement: str) -> PTransform:
         """Each element with its first match replaced by `replacement`."""
         pattern = _compile(regex)
-        return "Regex.replace_first" >> Map(lambda element: pattern.sub(replacement, element, count=1))
+        return "Regex.replace_first" >> _as_beams(
+            Map(lambda element: pattern.sub(replacement, element, count=1)), Any
+        )
 
     @staticmethod
     def split(regex: Any, outputEmpty: bool = False) -> PTransform:  # noqa: N803
@@ -122,7 +135,7 @@ class Regex:
             parts = pattern.split(element)
             return parts if outputEmpty else [p for p in parts if p]
 
-        return "Regex.split" >> Map(_split)
+        return "Regex.split" >> _as_beams(Map(_split), Any)
 
 
 class ToString:
@@ -137,7 +150,8 @@ class ToString:
     def Iterables(delimiter: str | None = None) -> PTransform:  # noqa: N802
         """The items of each iterable element (or key-value pair) as strings, joined by `delimiter` (',')."""
         sep = "," if delimiter is None else delimiter
-        return "IterablesToString" >> Map(lambda xs: sep.join(str(x) for x in xs))
+        joined = Map(lambda xs: sep.join(str(x) for x in xs))
+        return "IterablesToString" >> joined.with_input_types(Iterable[Any]).with_output_types(str)  # Beam's
 
     Kvs = Iterables
 
