@@ -23,7 +23,7 @@ K: Any = TypeVar("K")  # type: ignore[misc]  # a value in hints, not an annotati
 V: Any = TypeVar("V")  # type: ignore[misc]  # a value in hints, not an annotation
 
 
-class _NumpyScalar(abc.ABC):
+class _NumpyScalar(abc.ABC):  # noqa: B024 - an ABC for its __subclasshook__ (isinstance), nothing abstract
     """A numpy scalar class named `_name` (Beam's Mean accepts numpy's int64 and float64), matched by module and
     name so that numpy is never imported for it."""
 
