@@ -26,9 +26,9 @@ test: setup
 	$(VENV)/bin/mypy
 	$(VENV)/bin/pytest -q
 
-# Long kill -9 runs (nightly): MILLSTREAM_SOAK_KILLS kills (default 200) per soak test; not part of `make test`.
+# Long kill -9 runs (nightly): the soak tests again with 200 kills each (`make test` runs them with 20).
 soak: setup
-	$(VENV)/bin/pytest -q -m soak
+	MILLSTREAM_SOAK_KILLS=$${MILLSTREAM_SOAK_KILLS:-200} $(VENV)/bin/pytest -q -m soak
 
 bench: setup
 	$(PY) -P bench $(BENCH_ARGS)

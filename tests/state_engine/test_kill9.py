@@ -69,8 +69,8 @@ def test_crash_at_each_protocol_step(tmp_path: Any, killed_job: Any, step: int) 
 
 @pytest.mark.soak
 def test_soak_many_random_kills(tmp_path: Any, killed_job: Any) -> None:
-    """`pytest -m soak` (or `make soak`): MILLSTREAM_SOAK_KILLS (default 200) kills of one long replay."""
-    kills = int(os.environ.get("MILLSTREAM_SOAK_KILLS", "200"))
+    """Kills of one long replay: MILLSTREAM_SOAK_KILLS (20 in `make test`, 200 in `make soak`)."""
+    kills = int(os.environ.get("MILLSTREAM_SOAK_KILLS", "20"))
     events = make_input(str(tmp_path / "in.jsonl"), 7500 * kills, seed=kills)
     hit = job(killed_job, tmp_path, "0.02").kill_repeatedly(kills, random.Random(kills))
     j = job(killed_job, tmp_path, "0.05")

@@ -104,8 +104,8 @@ def test_the_verifier_catches_a_lost_and_a_duplicated_id(tmp_path: Any, killed_j
 
 @pytest.mark.soak
 def test_soak_stateful_dofns_many_random_kills(tmp_path: Any, killed_job: Any) -> None:
-    """`pytest -m soak` (or `make soak`): MILLSTREAM_SOAK_KILLS (default 200) kills of the stateful DoFns."""
-    kills = int(os.environ.get("MILLSTREAM_SOAK_KILLS", "200"))
+    """Kills of the stateful DoFns: MILLSTREAM_SOAK_KILLS (20 in `make test`, 200 in `make soak`)."""
+    kills = int(os.environ.get("MILLSTREAM_SOAK_KILLS", "20"))
     events = make_input(str(tmp_path / "in.jsonl"), 6000 * kills, seed=kills)
     j = job(killed_job, tmp_path)
     hit = j.kill_repeatedly(kills, random.Random(kills))
