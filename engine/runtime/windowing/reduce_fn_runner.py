@@ -40,7 +40,8 @@ drives it) with the three deviations of the project's semantics policy:
 2. When session windows merge, the watermark holds of the merged windows are replaced by one combined
    hold on the result (Java's WatermarkHold.onMerge), instead of lingering under the merged-away windows.
 3. A trigger fired by a processing-time timer is evaluated against the input watermark, and its pane's
-   timing against the held output watermark (Java's model). The Python SDK takes the timer's processing
+   timing against the held output watermark (Java's model), one value for all timers fired together (a
+   runner's bundle sees the watermarks of its start). The Python SDK takes the timer's processing
    time for the watermark (AfterWatermark asks "timer time >= window end"), so when event time lags
    processing time (a replay, a backfill) the first early firing ends AfterWatermark with a LATE pane and
    the rest of the window's data is dropped.
@@ -498,6 +499,12 @@ class Reducer(KeyedWindowState):
         h = self._pt_heap
         while h and h[0][0] <= now:
             due[heapq.heappop(h)[2]] = None
+        if not due:
+            return
+        # One output watermark for every timer fired together, as a runner fires them in one bundle against
+        # the watermarks of its start: a hold released by one firing must not change the timing of the next,
+        # or panes would depend on the order of keys (which a restore does not keep).
+        out_wm = self.output_watermark()
         dirty_keys = self._dirty_keys
         for key in due:
             ks = self._keys.get(key)
@@ -517,9 +524,13 @@ class Reducer(KeyedWindowState):
                 if not d:
                     del timers[tid]
             for tid, dom, ts in fired:
-                self._process_timer(key, ks, tid, dom, ts, out)
+                self._process_timer(key, ks, tid, dom, ts, out_wm, out)
 
-    def _process_timer(self, key: Any, ks: KeyState, tid: int, domain: int, ts: int, out: list[Pane]) -> None:
+    def _process_timer(
+        self, key: Any, ks: KeyState, tid: int, domain: int, ts: int, out_wm: int, out: list[Pane]
+    ) -> None:
+        """Fire one timer of `key`; a processing-time firing's pane is timed against `out_wm`, the output
+        watermark when this batch of timers started firing (deviation 3)."""
         ws = ks.window_by_owner.get(tid)
         if ws is None or not ws.alive or ws.trigger_finished:
             return
@@ -529,7 +540,7 @@ class Reducer(KeyedWindowState):
             wm = self._wm
             if root.should_fire(self, domain, wm):
                 finished = root.on_fire(self, wm)
-                out.append(self._panes.emit(key, ws, finished, self.output_watermark(), False))
+                out.append(self._panes.emit(key, ws, finished, out_wm, False))
             return
         if root.should_fire(self, domain, ts):
             finished = root.on_fire(self, ts)
