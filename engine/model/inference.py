@@ -4,8 +4,10 @@ transform's declared input type is checked against.
 
 Why the source and not the bytecode: CPython's opcodes change with every minor version (users run 3.9 to 3.13),
 while the `ast` of a lambda or a function is stable. The callable's node is found in its file's parsed source
-by the code object's first line and argument names (and, from 3.11, the columns its instructions come from);
-a callable without findable source (built in a REPL, by `exec`, a builtin) is Any.
+by the code object's first line and argument names (and, from 3.11, the columns its instructions come from),
+once the file's current text is known to compile to that very code object (a module edited since it was
+imported is not its code's source); a callable without findable source (built in a REPL, by `exec`, a builtin,
+or its file changed since) is Any.
 
 What is inferred follows Beam's rules, so that an inferred type is never narrower than Beam's (a narrower one
 could refuse a pipeline Beam accepts): literals and containers built from known parts, the input element and
@@ -33,7 +35,7 @@ import typing
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["element_type", "generic", "infer_return_type", "instance_type", "key_value_types"]
+__all__ = ["element_type", "generic", "infer_return_type", "instance_type", "key_value_types", "union"]
 
 #: Beam's default inference depth: a callable, and what it calls, four levels down.
 DEFAULT_DEPTH = 5
@@ -90,12 +92,22 @@ def generic(alias: Any, *args: Any) -> Any:
     return _SPELLED.get(alias, alias)[args if len(args) != 1 else args[0]]
 
 
-def _union(*hints: Any) -> Any:
-    """The Union of `hints` (one hint when they are equal), flattened and without repeats."""
+def union(*hints: Any) -> Any:
+    """The Union of `hints` (one hint when they are equal), flattened and without repeats; as Beam's ``Union``,
+    its Dict arms merge into one Dict of the Unions of their keys and values (Lists, Sets stay apart)."""
     parts: list[Any] = []
+    merged: int | None = None  # where the one Dict arm is
     for h in hints:
         for p in typing.get_args(h) if typing.get_origin(h) is typing.Union else (h,):
-            if p not in parts:
+            args = typing.get_args(p)
+            if typing.get_origin(p) is dict and len(args) == 2:
+                if merged is None:
+                    merged = len(parts)
+                    parts.append(generic(dict, *args))
+                else:
+                    k, v = typing.get_args(parts[merged])
+                    parts[merged] = generic(dict, union(k, args[0]), union(v, args[1]))
+            elif p not in parts:
                 parts.append(p)
     if Any in parts:
         return Any
@@ -114,12 +126,12 @@ def instance_type(value: Any) -> Any:
     if t in (list, set, frozenset):
         if not value:
             return _CONSTRUCTED[t]
-        return _CONSTRUCTED[t].copy_with((_union(*(instance_type(v) for v in value)),))
+        return _CONSTRUCTED[t].copy_with((union(*(instance_type(v) for v in value)),))
     if t is dict:
         if not value:
             return _CONSTRUCTED[dict]
-        keys = _union(*(instance_type(k) for k in value))
-        return generic(dict, keys, _union(*(instance_type(v) for v in value.values())))
+        keys = union(*(instance_type(k) for k in value))
+        return generic(dict, keys, union(*(instance_type(v) for v in value.values())))
     return t
 
 
@@ -137,7 +149,7 @@ def element_type(hint: Any) -> Any:
     if origin is tuple:
         if len(args) == 2 and args[1] is Ellipsis:
             return args[0]
-        return _union(*args) if args and args != ((),) else Any
+        return union(*args) if args and args != ((),) else Any
     if origin in _SEQUENCES and args:
         return args[0]
     return Any
@@ -185,26 +197,40 @@ def _call(fn: Any, args: list[Any], depth: int) -> Any:
 #: The syntax of a callable: a lambda or a function definition.
 _Def = typing.Union[ast.Lambda, ast.FunctionDef, ast.AsyncFunctionDef]  # noqa: UP007 - a runtime alias (3.9)
 
-_NODES: dict[types.CodeType, _Def | None] = {}
-_MODULES: dict[tuple[str, int], dict[int, list[_Def]]] = {}
+#: (file, code) -> its node: code objects compare equal across files (and `exec`'d strings) when their
+#: bytecode, names and lines are equal, so the file is part of the key
+_NODES: dict[tuple[str, types.CodeType], _Def | None] = {}
+#: (file, hash of its text) -> its definitions by first line, and every code object its text compiles to
+_MODULES: dict[tuple[str, int], tuple[dict[int, list[_Def]], frozenset[types.CodeType]]] = {}
 _CACHE_LIMIT = 4096
 
 
-def _definitions(filename: str) -> dict[int, list[_Def]]:
+def _definitions(filename: str) -> tuple[dict[int, list[_Def]], frozenset[types.CodeType]]:
     """The lambdas and functions of `filename` by the lines they start on (a decorated function also by its
-    first decorator's line), parsed once per file and length; empty when the source is not readable."""
+    first decorator's line), and the code objects its text compiles to; parsed once per text of the file,
+    empty when the source is not readable."""
+    linecache.checkcache(filename)  # the file may have been edited since linecache read it
     lines = linecache.getlines(filename)
     if not lines:
-        return {}
-    key = (filename, len(lines))
+        return {}, frozenset()
+    text = "".join(lines)
+    key = (filename, hash(text))
     if key not in _MODULES:
         if len(_MODULES) > 256:
             _MODULES.clear()
         index: dict[int, list[_Def]] = {}
+        codes: set[types.CodeType] = set()
         try:
-            tree = ast.parse("".join(lines), filename)
+            tree = ast.parse(text, filename)
+            # compiled as an import compiles it (the file's own __future__ flags only), to tell the code
+            # objects this text makes from those of another version of the file
+            pending = [compile(tree, filename, "exec", dont_inherit=True)]
         except (SyntaxError, ValueError):
-            tree = None
+            tree, pending = None, []
+        while pending:
+            code = pending.pop()
+            codes.add(code)
+            pending.extend(c for c in code.co_consts if isinstance(c, types.CodeType))
         for node in ast.walk(tree) if tree is not None else ():
             if isinstance(node, (ast.Lambda, ast.FunctionDef, ast.AsyncFunctionDef)):
                 starts = {node.lineno}
@@ -212,7 +238,7 @@ def _definitions(filename: str) -> dict[int, list[_Def]]:
                     starts.add(node.decorator_list[0].lineno)
                 for line in starts:
                     index.setdefault(line, []).append(node)
-        _MODULES[key] = index
+        _MODULES[key] = (index, frozenset(codes))
     return _MODULES[key]
 
 
@@ -247,22 +273,28 @@ def _within_body(node: _Def, line: int, col: int) -> bool:
 def _function_node(code: types.CodeType) -> _Def | None:
     """The Lambda or FunctionDef node that compiled to `code`, found once per code object; None when the
     source cannot be found or the candidates on its line cannot be told apart."""
-    if code in _NODES:
-        return _NODES[code]
+    key = (code.co_filename, code)
+    if key in _NODES:
+        return _NODES[key]
     node = _find_node(code)
     if len(_NODES) > _CACHE_LIMIT:
         _NODES.clear()
-    _NODES[code] = node
+    _NODES[key] = node
     return node
 
 
 def _find_node(code: types.CodeType) -> _Def | None:
     """The definitions starting on the code's first line with its name and parameters; one of them by the
-    columns of its instructions when there are several."""
+    columns of its instructions when there are several. None unless the file's current text compiles to
+    `code` (code objects compare by their bytecode, constants, names and line table)."""
+    index, codes = _definitions(code.co_filename)
+    if code not in codes:
+        # the file's text is not the code's source (edited since it was imported, or compiled otherwise)
+        return None
     params = list(code.co_varnames[: code.co_argcount])
     candidates = [
         node
-        for node in _definitions(code.co_filename).get(code.co_firstlineno, ())
+        for node in index.get(code.co_firstlineno, ())
         if (node.name if not isinstance(node, ast.Lambda) else "<lambda>") == code.co_name
         and _params(node) == params
     ]
@@ -335,11 +367,11 @@ def _infer_function(fn: types.FunctionType, args: list[Any], depth: int) -> Any:
         return Any
     falls_through = _block(node.body, env, frame)
     if _yields(node):
-        return generic(typing.Iterable, _union(*frame.yields) if frame.yields else Any)
+        return generic(typing.Iterable, union(*frame.yields) if frame.yields else Any)
     results = list(frame.returns)
     if falls_through:
         results.append(type(None))
-    return _union(*(_hint(r) for r in results)) if results else Any
+    return union(*(_hint(r) for r in results)) if results else Any
 
 
 def _own_nodes(node: ast.AST) -> list[ast.AST]:
@@ -398,7 +430,7 @@ def _merge(into: dict[str, Any], *branches: dict[str, Any]) -> None:
     """Names after branches: the union of what each branch leaves them as."""
     for name in set().union(*branches):
         values = [b.get(name, Any) for b in branches]
-        into[name] = _union(*(_hint(v) for v in values)) if len({id(v) for v in values}) > 1 else values[0]
+        into[name] = union(*(_hint(v) for v in values)) if len({id(v) for v in values}) > 1 else values[0]
 
 
 def _block(stmts: list[ast.stmt], env: dict[str, Any], frame: _Frame) -> bool:
@@ -507,7 +539,7 @@ def _binop(op: ast.operator, left: Any, right: Any) -> Any:
         and typing.get_args(a)
         and typing.get_args(b)
     ):
-        return _CONSTRUCTED[oa].copy_with((_union(element_type(a), element_type(b)),))
+        return _CONSTRUCTED[oa].copy_with((union(element_type(a), element_type(b)),))
     if a is int and (b in (bytes, str) or ob in (list, set, frozenset)):
         return b
     if b is int and (a in (bytes, str) or oa in (list, set, frozenset)):
@@ -560,12 +592,12 @@ def _expr(node: ast.expr | None, env: dict[str, Any], frame: _Frame) -> Any:  # 
         if any(isinstance(e, ast.Starred) for e in node.elts):
             return _CONSTRUCTED[kind]
         parts = [_hint(_expr(e, env, frame)) for e in node.elts]
-        return _CONSTRUCTED[kind].copy_with((_union(*parts),)) if parts else _CONSTRUCTED[kind]
+        return _CONSTRUCTED[kind].copy_with((union(*parts),)) if parts else _CONSTRUCTED[kind]
     if isinstance(node, ast.Dict):
         if not node.keys or any(k is None for k in node.keys):
             return _CONSTRUCTED[dict]
-        keys = _union(*(_hint(_expr(k, env, frame)) for k in node.keys))
-        values = _union(*(_hint(_expr(v, env, frame)) for v in node.values))
+        keys = union(*(_hint(_expr(k, env, frame)) for k in node.keys))
+        values = union(*(_hint(_expr(v, env, frame)) for v in node.values))
         return generic(dict, keys, values)
     if isinstance(node, (ast.ListComp, ast.SetComp, ast.GeneratorExp, ast.DictComp)):
         inner = dict(env)
@@ -596,12 +628,12 @@ def _expr(node: ast.expr | None, env: dict[str, Any], frame: _Frame) -> Any:  # 
                 return _hint(value)
         return bool if isinstance(node.op, ast.Not) else _hint(value)
     if isinstance(node, ast.BoolOp):
-        return _union(*(_hint(_expr(v, env, frame)) for v in node.values))
+        return union(*(_hint(_expr(v, env, frame)) for v in node.values))
     if isinstance(node, ast.Compare):
         return bool
     if isinstance(node, ast.IfExp):
         _expr(node.test, env, frame)
-        return _union(_hint(_expr(node.body, env, frame)), _hint(_expr(node.orelse, env, frame)))
+        return union(_hint(_expr(node.body, env, frame)), _hint(_expr(node.orelse, env, frame)))
     if isinstance(node, (ast.JoinedStr, ast.FormattedValue)):
         return str
     if isinstance(node, ast.NamedExpr):

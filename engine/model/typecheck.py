@@ -580,7 +580,7 @@ def infer_element_type(values: list[Any]) -> Any:
             kinds.append(t)
         if len(kinds) > 8:
             return Any
-    return kinds[0] if len(kinds) == 1 else typing.Union[tuple(kinds)]  # noqa: UP007
+    return inference.union(*kinds)  # Beam's Union: a Union of Dicts is one Dict of Unions
 
 
 def _instance_type(v: Any) -> Any:

@@ -259,6 +259,10 @@ OUTPUTS: dict[str, tuple[list[Any], Build]] = {
     "reshuffle": ([1], lambda b, pc: pc | b.Reshuffle()),
     "flatten": ([1], lambda b, pc: (pc, pc | "Again" >> b.Map(_identity_int)) | b.Flatten()),
     "to_string_iterables": ([(1, 2)], lambda b, pc: pc | b.ToString.Iterables()),
+    # Beam's Union merges Dict arms into one Dict of Unions (finding 6 of review 2); Lists stay apart
+    "create_dicts_of_two_kinds": ([{1: "a"}, {"b": 2.0}], lambda b, pc: pc),
+    "create_list_of_two_kinds_of_dicts": ([[{1: "a"}, {"b": 2.0}]], lambda b, pc: pc),
+    "create_lists_of_two_kinds": ([[1], ["a"]], lambda b, pc: pc),
 }
 
 

@@ -6,6 +6,7 @@ pipelines are refused or accepted by both engines.
 The callables are defined at module level on purpose: inference reads their source, as Beam reads bytecode.
 """
 
+import importlib.util
 import os
 import types
 import typing
@@ -110,6 +111,7 @@ CALLABLES: dict[str, tuple[Callable[..., Any], Any]] = {
     "dict": (lambda x: {x: 1}, str),
     "dict_mixed": (lambda x: {"a": x, "b": "s"}, int),
     "set": (lambda x: {x}, str),
+    "dicts_of_two_kinds": (lambda x: {x: 1} if x else {"a": 2.0}, int),
     "index_0": (lambda kv: kv[0], tuple[str, int]),
     "index_1": (lambda kv: kv[1], tuple[str, int]),
     "index_list": (lambda x: x[0], list[int]),
@@ -251,7 +253,7 @@ def test_a_callable_without_source_is_any() -> None:
 def test_the_syntax_tree_is_found_once_per_code_object() -> None:
     fn = CALLABLES["tuple"][0]
     node = inference._function_node(fn.__code__)
-    assert node is not None and fn.__code__ in inference._NODES
+    assert node is not None and (fn.__code__.co_filename, fn.__code__) in inference._NODES
     assert inference._function_node(fn.__code__) is node
 
 
@@ -276,6 +278,49 @@ def test_recursion_is_bounded() -> None:
         return down(x)
 
     assert infer_return_type(down, [int]) is Any
+
+
+def _edit(path: Any, text: str) -> None:
+    """Rewrite a module's file as an editor would, its mtime moved on so that neither `linecache` nor the
+    bytecode cache (both keyed by size and mtime, the bytecode's by the second) can take it for the old one."""
+    before = path.stat().st_mtime
+    path.write_text(text)
+    os.utime(path, (before + 10, before + 10))
+
+
+def _import_from(path: Any) -> types.ModuleType:
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_an_edited_and_reloaded_module_is_inferred_from_its_new_source(tmp_path: Any) -> None:
+    """Finding 1 of review 2: the old text (same number of lines) was read for the new code, and a pipeline
+    Beam accepts was refused."""
+    namespace: dict[str, Any] = {}
+    exec("f = lambda x: (x, 1)\n", namespace)  # the new code's equal, but without a file: no source
+    assert infer_return_type(namespace["f"], [int]) is Any
+    path = tmp_path / "edited_fns.py"
+    path.write_text("f = lambda x: str(x)\n")
+    module = _import_from(path)
+    assert infer_return_type(module.f, [int]) is str
+    _edit(path, "f = lambda x: (x, 1)\n")  # the same length and number of lines
+    module = _import_from(path)  # what importlib.reload and %autoreload do
+    assert infer_return_type(module.f, [int]) == typing.Tuple[int, int]  # noqa: UP006
+    _ = beam.Pipeline() | beam.Create([1]) | beam.Map(module.f) | beam.GroupByKey()  # Beam accepts it too
+
+
+def test_code_whose_file_was_replaced_under_it_is_any(tmp_path: Any) -> None:
+    """A long-running process that imported a module before a deploy replaced its file: the new text is not
+    the code's source, so nothing is inferred from it (Beam reads the bytecode and accepts the pipeline)."""
+    path = tmp_path / "deployed_fns.py"
+    path.write_text("f = lambda x: (x, 1)\n")
+    module = _import_from(path)
+    _edit(path, "f = lambda x: str(x)\n")
+    assert infer_return_type(module.f, [int]) is Any
+    _ = beam.Pipeline() | beam.Create([1]) | beam.Map(module.f) | beam.GroupByKey()
 
 
 Build = Callable[[types.ModuleType, Any], Any]
