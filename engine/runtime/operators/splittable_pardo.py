@@ -19,7 +19,7 @@ from typing import Any
 
 from millstream.engine.model.core import ParDo
 from millstream.engine.model.dofn import param_markers
-from millstream.engine.model.splittable import STEP_ARG_PREFIX, STEP_SUPPLIED
+from millstream.engine.model.splittable import SPLIT_AFTER_US, STEP_ARG_PREFIX, STEP_SUPPLIED
 from millstream.engine.model.window import GlobalWindow, GlobalWindows
 from millstream.engine.model.windowing import Windowing
 from millstream.engine.runtime.graph.batch import Batch
@@ -77,6 +77,18 @@ class SplittableParDoNode(StatefulParDoNode):
                 ts.append(t)
         if not values:
             return
+        # the batch's first activations share one time budget (a batch of long restrictions must not hold
+        # the loop for one budget per element): once it is spent, the rest wait in state for the timer loop
+        runner = self.sdf.runner
+        runner.batch_deadline_us = runner._clock.monotonic_us() + SPLIT_AFTER_US
+        try:
+            self._process_windows(values, ts, token)
+        finally:
+            runner.batch_deadline_us = None
+
+    def _process_windows(self, values: list[Any], ts: list[int], token: str) -> None:
+        """Run the first activations of the keyed `values`, in one bundle per element window when a side input
+        is windowed."""
         if not self.windowed_sides:
             self._process_keyed(Batch(values, ts), token)
             return
