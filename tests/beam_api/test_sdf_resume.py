@@ -915,3 +915,39 @@ def test_the_first_activations_of_a_batch_share_one_time_budget() -> None:
         node.advance_processing_time(clock.now_us())
     assert sorted(out.got) == sorted((m, i) for m in (n, n + 1, n + 2) for i in range(0, m, 1000))
     assert not node.key_windows
+
+
+def test_elements_finished_in_their_first_activation_leave_nothing_for_the_checkpoint() -> None:
+    """Under incremental checkpoints, an element that finishes at once never stored state: its key is neither
+    marked changed nor deleted; one that leaves a residual is written, and deleted once it finishes."""
+    from millstream.engine.runtime.checkpoint.versioned_store import SpillArea, StateTier
+    from millstream.state import MemoryBackend
+
+    backend = MemoryBackend()
+    clock = FakeClock()
+    node, out = _node(Positions(OffsetRestrictionTracker), clock)
+    tier = StateTier("Sdf", backend, SpillArea(None), 0)
+    node.attach_state_tier(tier)
+
+    def checkpoint(cid: int) -> tuple[list[Any], list[bytes]]:
+        cap = node.capture_incremental()
+        ck = tier.checkpoint(cid, cid, cap.header, cap.entries, cap.deletes, cap.encoded)
+        backend.write_batch(list(ck.puts()), list(ck.deletes()), sync=True)
+        tier.committed(ck)
+        cap.release()
+        return cap.encoded, cap.deletes
+
+    node.push(0, Batch([3] * 1000, [0] * 1000))
+    assert len(out.got) == 3000 and not node.key_windows
+    assert node.tiered.touched == set()  # nothing changed
+    assert checkpoint(1) == ([], [])  # no entry written, no delete
+
+    long = splittable.SPLIT_AFTER_OUTPUTS + 5
+    node.push(0, Batch([3, long, 3], [0, 0, 0]))
+    assert len(node.tiered.touched) == 1  # only the element that left a residual
+    encoded, deletes = checkpoint(2)
+    assert len(encoded) == 3 and deletes == []  # its entry (namespace, key, value), nothing deleted
+    node.advance_processing_time(clock.now_us())
+    assert not node.key_windows
+    encoded, deletes = checkpoint(3)
+    assert encoded == [] and len(deletes) == 1  # finished: the stored entry is deleted

@@ -56,6 +56,9 @@ class SplittableParDoNode(StatefulParDoNode):
         self.setup_contexts += [m for _, m in self._step_args if m.name == "SetupContextParam"]
         self.bundle_contexts += [m for _, m in self._step_args if m.name == "BundleContextParam"]
         self._process_args = self._process_args + [(arg, _ARG_OTHER, m) for arg, m in self._step_args]
+        #: While first activations run under incremental checkpoints: the (key, window)s of keys minted for
+        #: them, never stored, so not marked changed unless they keep state (`_mark_kept`).
+        self._fresh: set[Any] | None = None
 
     def state_layout(self) -> dict[str, Any]:
         """What this operator stores: the user state layout of its resumable form, and the user DoFn."""
@@ -113,6 +116,8 @@ class SplittableParDoNode(StatefulParDoNode):
 
     def _process_keyed(self, batch: Batch, token: str) -> None:
         """Run the first activations of keyed elements; a failure names the user's element."""
+        if self._touched is not None:
+            self._fresh = set()
         try:
             super().process(batch)
         except Exception as e:
@@ -120,6 +125,56 @@ class SplittableParDoNode(StatefulParDoNode):
             if e.__cause__ is None or not _is_keyed(keyed, token):
                 raise
             raise user_error(self.label, keyed[1][0], e.__cause__) from e.__cause__  # the user's element
+        finally:
+            self._mark_kept()
+
+    def _kwargs(
+        self,
+        plan: list[tuple[str, int, Any]],
+        base: dict[str, Any],
+        kw: Any,
+        v: Any,
+        t: int,
+        hold_us: int,
+        pane: Any,
+    ) -> dict[str, Any]:
+        """As `StatefulParDoNode._kwargs`, except that the (key, window) of an element's first activation is
+        not marked changed yet: most elements finish there and never store anything, and marking them would
+        cost every element a delete of a key never written at the next checkpoint (`_mark_kept`)."""
+        fresh, touched = self._fresh, self._touched
+        if fresh is None or touched is None or kw.cells or kw.timers:
+            return super()._kwargs(plan, base, kw, v, t, hold_us, pane)
+        fresh.add(kw.key_window_id)
+        self._touched = None
+        try:
+            return super()._kwargs(plan, base, kw, v, t, hold_us, pane)
+        finally:
+            self._touched = touched
+
+    def _drop_kw(self, kw: Any) -> None:
+        """Forget a (key, window); one minted for a first activation was never stored: nothing to delete."""
+        fresh, touched = self._fresh, self._touched
+        if fresh is None or kw.key_window_id not in fresh:
+            super()._drop_kw(kw)
+            return
+        fresh.discard(kw.key_window_id)
+        self._touched = None
+        try:
+            super()._drop_kw(kw)
+        finally:
+            self._touched = touched
+
+    def _mark_kept(self) -> None:
+        """After first activations: the fresh (key, window)s that kept state (a residual and its timer) are
+        changed, to be written by the next checkpoint."""
+        fresh, self._fresh = self._fresh, None
+        if not fresh or self._touched is None:
+            return
+        kws = self.key_windows
+        for key_window_id in fresh:
+            kw = kws.get(key_window_id)
+            if kw is not None and (kw.cells or kw.timers):
+                self._touched.add(key_window_id)
 
     def _fire(self, kw: Any, tk: tuple[str, str], rec: Any, outputs: Any) -> None:
         """A resumed activation: its outputs get the element's timestamp, window and pane (not the timer's
