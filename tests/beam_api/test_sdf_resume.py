@@ -951,3 +951,26 @@ def test_elements_finished_in_their_first_activation_leave_nothing_for_the_check
     assert not node.key_windows
     encoded, deletes = checkpoint(3)
     assert encoded == [] and len(deletes) == 1  # finished: the stored entry is deleted
+
+
+def test_under_a_test_stream_a_restriction_deferred_forever_fails_the_job_naming_its_step(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """After a TestStream's last event the fake clock runs on to deferred residuals, but not forever: an
+    unbounded restriction that defers for ever fails the job after `MAX_CLOCK_JUMPS` jumps, naming the step,
+    instead of spinning until a timeout; a bounded one below the cap still finishes."""
+    from millstream.engine.runtime.operators import test_stream
+    from millstream.options.pipeline_options import PipelineOptions
+    from millstream.testing.test_stream import TestStream
+
+    monkeypatch.setattr(test_stream, "MAX_CLOCK_JUMPS", 10)
+    stream = TestStream().add_elements([("u", 10**9)]).advance_watermark_to_infinity()
+    with pytest.raises(Exception, match=r"jumped to the next timer 10 times and step\(s\) 'Forever'") as info:
+        with beam.Pipeline(options=PipelineOptions(["--streaming"])) as p:
+            _ = p | stream | "Forever" >> beam.ParDo(OnePerFiveSeconds())
+    assert "never finishes" in str(info.value)
+
+    stream = TestStream().add_elements([("b", 8)]).advance_watermark_to_infinity()
+    with beam.Pipeline(options=PipelineOptions(["--streaming"])) as p:
+        out = p | stream | beam.ParDo(OnePerFiveSeconds())
+        assert_that(out, equal_to([("b", i) for i in range(8)]))
