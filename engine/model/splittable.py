@@ -8,7 +8,9 @@ recovery and exactly-once come from the user-state machinery. For each element: 
 ``split`` -> each part processed with ``create_tracker(part)``, ``check_done`` enforced. An activation ends a
 part early when
 
-* its budget is spent (`SPLIT_AFTER_OUTPUTS` outputs or `SPLIT_AFTER_US` of the job's clock): the runner
+* its budget is spent (`SPLIT_AFTER_OUTPUTS` outputs or `SPLIT_AFTER_US` of the job's clock, read on outputs
+  and on claims, so claims that output little are bounded too; the first activations of one batch share one
+  time budget, and elements left when it is spent wait in state): the runner
   calls ``tracker.try_split(0)`` (Beam's runner-initiated checkpoint) and the residual resumes at once, in a
   later turn of the timer loop, so checkpoints and watermarks pass between activations (a tracker that
   cannot split is asked again after another budget and otherwise runs on);
@@ -106,21 +108,50 @@ class TrackerView:
     restriction, progress, and `defer_remainder` (resume the rest later; the runner splits the tracker when
     `process` returns)."""
 
-    def __init__(self, tracker: Any, label: str, clock: Any = None, can_defer: bool = False) -> None:
+    def __init__(
+        self,
+        tracker: Any,
+        label: str,
+        clock: Any = None,
+        can_defer: bool = False,
+        deadline_us: int | None = None,
+    ) -> None:
         self._tracker = tracker
         self._label = label
         self._clock = clock
         self._can_defer = can_defer
         #: The processing time (µs) `defer_remainder` asked to resume at, None when it was not called.
         self.deferred_to_us: int | None = None
+        #: The end of the activation's time budget on the clock's monotonic scale (None: no budget).
+        self._deadline_us = deadline_us
+        self._claims = 0
+        #: The residual of the runtime's checkpoint split (`checkpoint`), None while not split.
+        self.residual: Any = None
 
     def current_restriction(self) -> Any:
         """The restriction being processed."""
         return self._tracker.current_restriction()
 
     def try_claim(self, position: Any) -> bool:
-        """Claim `position`; when False, `process` must return."""
+        """Claim `position`; when False, `process` must return. Once the activation's time budget is spent the
+        runner checkpoints the tracker here (`checkpoint`), so the claim is refused and the rest resumes in a
+        later activation, however few outputs the claims made (Beam's time-bounded invoker does the same)."""
+        if self._deadline_us is not None and self.residual is None:
+            self._claims += 1
+            if self._claims % _CLOCK_EVERY == 0 and self.budget_spent():
+                self.checkpoint()
         return bool(self._tracker.try_claim(position))
+
+    def budget_spent(self) -> bool:
+        """Whether the activation has run past its time budget (never, without one)."""
+        return self._deadline_us is not None and self._clock.monotonic_us() >= self._deadline_us
+
+    def checkpoint(self) -> None:
+        """The runtime-initiated checkpoint: ``try_split(0)``, so the claimed part is the primary and the next
+        claim fails; a tracker that cannot split now is asked again after another budget."""
+        self.residual = _checkpoint_split(self._tracker)
+        if self._deadline_us is not None:
+            self._deadline_us = self._clock.monotonic_us() + SPLIT_AFTER_US
 
     def current_progress(self) -> Any:
         """The tracker's progress."""
@@ -169,7 +200,7 @@ _TRACKER_METHODS = ("current_restriction", "try_claim", "check_done")
 #: single long restriction ran 13x slower than without a budget), 10,000 cost nothing measurable.
 SPLIT_AFTER_OUTPUTS = 10_000
 SPLIT_AFTER_US = 1_000_000
-#: how many outputs pass between two readings of the clock for the time budget
+#: how many outputs, or claims, pass between two readings of the clock for the time budget
 _CLOCK_EVERY = 64
 
 #: The parameters of a splittable `process` that the step supplies to every activation, the first (fired by
@@ -235,6 +266,9 @@ class SplittableDoFnRunner(DoFn):
             estimator_provider(markers[self.estimator_param], fn, where) if self.estimator_param else None
         )
         self._clock: Any = None
+        #: The end of the time budget the first activations of one batch share (the clock's monotonic scale),
+        #: set by the step around a batch (`SplittableParDoNode.process`), None otherwise.
+        self.batch_deadline_us: int | None = None
         #: the name of `process`'s ``DoFn.ElementParam`` argument, None when the element comes first
         self.element_keyword = next((n for n, m in markers.items() if m.name == "ElementParam"), None)
         sig = inspect.signature(fn.process)
@@ -269,6 +303,7 @@ class SplittableDoFnRunner(DoFn):
             "estimator_param",
             "estimator_provider",
             "_clock",
+            "batch_deadline_us",
             "element_keyword",
         ):
             raise AttributeError(name)
@@ -316,7 +351,12 @@ class SplittableDoFnRunner(DoFn):
         label = type(self.fn).__name__
         tracker = self.provider.create_tracker(restriction)
         require_methods(tracker, _TRACKER_METHODS, "a RestrictionTracker", f"ParDo({label})")
-        view = TrackerView(tracker, label, self._clock, can_defer)
+        deadline_us = None
+        if budget:
+            deadline_us = self._clock.monotonic_us() + SPLIT_AFTER_US
+            if self.batch_deadline_us is not None:
+                deadline_us = min(deadline_us, self.batch_deadline_us)
+        view = TrackerView(tracker, label, self._clock, can_defer, deadline_us)
         call = {**kwargs, self.param: view}
         estimator = None
         if self.estimator_param is not None:
@@ -341,21 +381,19 @@ class SplittableDoFnRunner(DoFn):
                     outputs.append(out)
             else:
                 split_at = len(outputs) + SPLIT_AFTER_OUTPUTS
-                clock = self._clock
-                deadline = clock.monotonic_us() + SPLIT_AFTER_US
                 for out in result:
                     if observe is not None:
                         observe(_output_timestamp(out, element_ts))
                     outputs.append(out)
                     n = len(outputs)
-                    if act.residual is None and (
-                        n >= split_at or (n % _CLOCK_EVERY == 0 and clock.monotonic_us() >= deadline)
+                    if view.residual is None and (
+                        n >= split_at or (n % _CLOCK_EVERY == 0 and view.budget_spent())
                     ):
-                        # the runtime-initiated checkpoint: the claimed part is the primary, process returns
-                        # at its next claim; a tracker that cannot split now is asked again after another budget
-                        act.residual = _checkpoint_split(tracker)
+                        # process returns at its next claim; a tracker that cannot split now is asked
+                        # again after another budget
+                        view.checkpoint()
                         split_at = len(outputs) + SPLIT_AFTER_OUTPUTS
-                        deadline = clock.monotonic_us() + SPLIT_AFTER_US
+        act.residual = view.residual  # the runtime's checkpoint split, on an output or on a claim
         if view.deferred_to_us is not None:
             if act.residual is None:
                 act.residual = _checkpoint_split(tracker)
@@ -495,7 +533,11 @@ class ResumingSplittableDoFn(DoFn):
             "parts": parts,
             "hold": ts_us,
         }
-        outputs = self._activate(state, now, pending, resume, args, kwargs)
+        # the first activations of a batch share one budget: once it is spent, the batch's other elements
+        # wait in state for a later turn of the timer loop instead of running now
+        deadline = runner.batch_deadline_us
+        spent = deadline is not None and runner._clock.monotonic_us() >= deadline
+        outputs = self._activate(state, now, pending, resume, args, kwargs, spent=spent)
         if isinstance(window, GlobalWindow) and pane is None:
             return outputs  # the step stamps them with the element's timestamp, in the global window
         return [_in_window(out, ts_us, window, pane) for out in outputs]
@@ -529,10 +571,12 @@ class ResumingSplittableDoFn(DoFn):
         args: tuple[Any, ...],
         extra: dict[str, Any],
         truncate: bool = False,
+        spent: bool = False,
     ) -> list[Any]:
         """Run every part due at `now` (the first residual ends the activation's budget), keep what is left
         in `pending` with `resume` set to its earliest time, and return the outputs as `process` made them.
-        `truncate` (a drain): each part is first cut by the provider's ``truncate`` and run to its end."""
+        `truncate` (a drain): each part is first cut by the provider's ``truncate`` and run to its end.
+        `spent` (the batch's budget is spent): no part runs now, all wait for a later activation."""
         runner = self.runner
         element = state["element"]
         ts = Timestamp(micros=state["ts"])
@@ -555,7 +599,6 @@ class ResumingSplittableDoFn(DoFn):
                 kwargs[name] = given
         outputs: list[Any] = []
         left: list[list[Any]] = []
-        spent = False
         for part in state["parts"]:
             encoded, est_encoded, resume_us, _, started = part
             if spent or (resume_us > now and not truncate):

@@ -852,3 +852,125 @@ def test_a_restored_residual_sees_the_checkpointed_windowed_side_input_of_its_wi
         restored.advance_processing_time(clock.now_us())
     assert sorted(out1.got) == [(7, 0, 3), (8, 0, 40)]
     assert sorted(out2.got) == [(n, i, s) for n, s in [(7, 3), (8, 40)] for i in (1, 2)]
+
+
+class SparseClaims(DoFn, beam.transforms.core.RestrictionProvider):
+    """Claims every position of [0, n) but outputs only every 1000th; each claim costs 1 ms of `clock` (the
+    job's fake clock, advanced by the DoFn itself so that the time budget is spent deterministically)."""
+
+    clock: FakeClock
+    starts: list[int] = []
+
+    def initial_restriction(self, n: int) -> OffsetRange:
+        return OffsetRange(0, n)
+
+    def create_tracker(self, restriction: OffsetRange) -> OffsetRestrictionTracker:
+        return OffsetRestrictionTracker(restriction)
+
+    def process(self, n: int, tracker: Any = DoFn.RestrictionParam()) -> Iterator[tuple[int, int]]:
+        pos = tracker.current_restriction().start
+        SparseClaims.starts.append(pos)
+        while tracker.try_claim(pos):
+            SparseClaims.clock.advance(1000)
+            if pos % 1000 == 0:
+                yield n, pos
+            pos += 1
+
+
+def test_a_restriction_that_claims_much_and_outputs_little_is_split_by_time_at_a_claim() -> None:
+    """The time budget holds whatever the number of outputs: 5 s of claims with 5 outputs are split at a claim
+    into activations of about `SPLIT_AFTER_US` each, every residual resuming where the last one stopped."""
+    n = 5000
+    clock = SparseClaims.clock = FakeClock()
+    SparseClaims.starts = []
+    node, out = _node(SparseClaims(), clock)
+    node.push(0, Batch([n], [0]))
+    first = list(out.got)
+    assert first and len(first) < n // 1000  # the first activation stopped part-way
+    assert node.lingers() or node.next_timer() is not None
+    while node.next_timer() is not None:
+        node.advance_processing_time(clock.now_us())
+    assert out.got == [(n, i) for i in range(0, n, 1000)]  # every output once, in order
+    budget_claims = splittable.SPLIT_AFTER_US // 1000
+    assert len(SparseClaims.starts) >= n // (budget_claims + splittable._CLOCK_EVERY)
+    assert SparseClaims.starts[0] == 0 and all(
+        0 < s < n for s in SparseClaims.starts[1:]
+    )  # residuals resumed
+    assert SparseClaims.starts == sorted(SparseClaims.starts)
+    assert not node.key_windows  # nothing left in state
+
+
+def test_the_first_activations_of_a_batch_share_one_time_budget() -> None:
+    """A batch of long restrictions does not hold the loop for one budget per element: once the batch's
+    budget is spent, the elements not started wait in state and run in later activations."""
+    n = 3000
+    clock = SparseClaims.clock = FakeClock()
+    SparseClaims.starts = []
+    node, out = _node(SparseClaims(), clock)
+    node.push(0, Batch([n, n + 1, n + 2], [0, 0, 0]))
+    assert clock.monotonic_us() < 2 * splittable.SPLIT_AFTER_US  # about one budget, not three
+    assert SparseClaims.starts == [0]  # only the first element ran; the others never started
+    assert len(node.key_windows) == 3
+    while node.next_timer() is not None:
+        node.advance_processing_time(clock.now_us())
+    assert sorted(out.got) == sorted((m, i) for m in (n, n + 1, n + 2) for i in range(0, m, 1000))
+    assert not node.key_windows
+
+
+def test_elements_finished_in_their_first_activation_leave_nothing_for_the_checkpoint() -> None:
+    """Under incremental checkpoints, an element that finishes at once never stored state: its key is neither
+    marked changed nor deleted; one that leaves a residual is written, and deleted once it finishes."""
+    from millstream.engine.runtime.checkpoint.versioned_store import SpillArea, StateTier
+    from millstream.state import MemoryBackend
+
+    backend = MemoryBackend()
+    clock = FakeClock()
+    node, out = _node(Positions(OffsetRestrictionTracker), clock)
+    tier = StateTier("Sdf", backend, SpillArea(None), 0)
+    node.attach_state_tier(tier)
+
+    def checkpoint(cid: int) -> tuple[list[Any], list[bytes]]:
+        cap = node.capture_incremental()
+        ck = tier.checkpoint(cid, cid, cap.header, cap.entries, cap.deletes, cap.encoded)
+        backend.write_batch(list(ck.puts()), list(ck.deletes()), sync=True)
+        tier.committed(ck)
+        cap.release()
+        return cap.encoded, cap.deletes
+
+    node.push(0, Batch([3] * 1000, [0] * 1000))
+    assert len(out.got) == 3000 and not node.key_windows
+    assert node.tiered.touched == set()  # nothing changed
+    assert checkpoint(1) == ([], [])  # no entry written, no delete
+
+    long = splittable.SPLIT_AFTER_OUTPUTS + 5
+    node.push(0, Batch([3, long, 3], [0, 0, 0]))
+    assert len(node.tiered.touched) == 1  # only the element that left a residual
+    encoded, deletes = checkpoint(2)
+    assert len(encoded) == 3 and deletes == []  # its entry (namespace, key, value), nothing deleted
+    node.advance_processing_time(clock.now_us())
+    assert not node.key_windows
+    encoded, deletes = checkpoint(3)
+    assert encoded == [] and len(deletes) == 1  # finished: the stored entry is deleted
+
+
+def test_under_a_test_stream_a_restriction_deferred_forever_fails_the_job_naming_its_step(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """After a TestStream's last event the fake clock runs on to deferred residuals, but not forever: an
+    unbounded restriction that defers for ever fails the job after `MAX_CLOCK_JUMPS` jumps, naming the step,
+    instead of spinning until a timeout; a bounded one below the cap still finishes."""
+    from millstream.engine.runtime.operators import test_stream
+    from millstream.options.pipeline_options import PipelineOptions
+    from millstream.testing.test_stream import TestStream
+
+    monkeypatch.setattr(test_stream, "MAX_CLOCK_JUMPS", 10)
+    stream = TestStream().add_elements([("u", 10**9)]).advance_watermark_to_infinity()
+    with pytest.raises(Exception, match=r"jumped to the next timer 10 times and step\(s\) 'Forever'") as info:
+        with beam.Pipeline(options=PipelineOptions(["--streaming"])) as p:
+            _ = p | stream | "Forever" >> beam.ParDo(OnePerFiveSeconds())
+    assert "never finishes" in str(info.value)
+
+    stream = TestStream().add_elements([("b", 8)]).advance_watermark_to_infinity()
+    with beam.Pipeline(options=PipelineOptions(["--streaming"])) as p:
+        out = p | stream | beam.ParDo(OnePerFiveSeconds())
+        assert_that(out, equal_to([("b", i) for i in range(8)]))

@@ -19,7 +19,7 @@ from typing import Any
 
 from millstream.engine.model.core import ParDo
 from millstream.engine.model.dofn import param_markers
-from millstream.engine.model.splittable import STEP_ARG_PREFIX, STEP_SUPPLIED
+from millstream.engine.model.splittable import SPLIT_AFTER_US, STEP_ARG_PREFIX, STEP_SUPPLIED
 from millstream.engine.model.window import GlobalWindow, GlobalWindows
 from millstream.engine.model.windowing import Windowing
 from millstream.engine.runtime.graph.batch import Batch
@@ -56,6 +56,9 @@ class SplittableParDoNode(StatefulParDoNode):
         self.setup_contexts += [m for _, m in self._step_args if m.name == "SetupContextParam"]
         self.bundle_contexts += [m for _, m in self._step_args if m.name == "BundleContextParam"]
         self._process_args = self._process_args + [(arg, _ARG_OTHER, m) for arg, m in self._step_args]
+        #: While first activations run under incremental checkpoints: the (key, window)s of keys minted for
+        #: them, never stored, so not marked changed unless they keep state (`_mark_kept`).
+        self._fresh: set[Any] | None = None
 
     def state_layout(self) -> dict[str, Any]:
         """What this operator stores: the user state layout of its resumable form, and the user DoFn."""
@@ -77,6 +80,18 @@ class SplittableParDoNode(StatefulParDoNode):
                 ts.append(t)
         if not values:
             return
+        # the batch's first activations share one time budget (a batch of long restrictions must not hold
+        # the loop for one budget per element): once it is spent, the rest wait in state for the timer loop
+        runner = self.sdf.runner
+        runner.batch_deadline_us = runner._clock.monotonic_us() + SPLIT_AFTER_US
+        try:
+            self._process_windows(values, ts, token)
+        finally:
+            runner.batch_deadline_us = None
+
+    def _process_windows(self, values: list[Any], ts: list[int], token: str) -> None:
+        """Run the first activations of the keyed `values`, in one bundle per element window when a side input
+        is windowed."""
         if not self.windowed_sides:
             self._process_keyed(Batch(values, ts), token)
             return
@@ -101,6 +116,8 @@ class SplittableParDoNode(StatefulParDoNode):
 
     def _process_keyed(self, batch: Batch, token: str) -> None:
         """Run the first activations of keyed elements; a failure names the user's element."""
+        if self._touched is not None:
+            self._fresh = set()
         try:
             super().process(batch)
         except Exception as e:
@@ -108,6 +125,56 @@ class SplittableParDoNode(StatefulParDoNode):
             if e.__cause__ is None or not _is_keyed(keyed, token):
                 raise
             raise user_error(self.label, keyed[1][0], e.__cause__) from e.__cause__  # the user's element
+        finally:
+            self._mark_kept()
+
+    def _kwargs(
+        self,
+        plan: list[tuple[str, int, Any]],
+        base: dict[str, Any],
+        kw: Any,
+        v: Any,
+        t: int,
+        hold_us: int,
+        pane: Any,
+    ) -> dict[str, Any]:
+        """As `StatefulParDoNode._kwargs`, except that the (key, window) of an element's first activation is
+        not marked changed yet: most elements finish there and never store anything, and marking them would
+        cost every element a delete of a key never written at the next checkpoint (`_mark_kept`)."""
+        fresh, touched = self._fresh, self._touched
+        if fresh is None or touched is None or kw.cells or kw.timers:
+            return super()._kwargs(plan, base, kw, v, t, hold_us, pane)
+        fresh.add(kw.key_window_id)
+        self._touched = None
+        try:
+            return super()._kwargs(plan, base, kw, v, t, hold_us, pane)
+        finally:
+            self._touched = touched
+
+    def _drop_kw(self, kw: Any) -> None:
+        """Forget a (key, window); one minted for a first activation was never stored: nothing to delete."""
+        fresh, touched = self._fresh, self._touched
+        if fresh is None or kw.key_window_id not in fresh:
+            super()._drop_kw(kw)
+            return
+        fresh.discard(kw.key_window_id)
+        self._touched = None
+        try:
+            super()._drop_kw(kw)
+        finally:
+            self._touched = touched
+
+    def _mark_kept(self) -> None:
+        """After first activations: the fresh (key, window)s that kept state (a residual and its timer) are
+        changed, to be written by the next checkpoint."""
+        fresh, self._fresh = self._fresh, None
+        if not fresh or self._touched is None:
+            return
+        kws = self.key_windows
+        for key_window_id in fresh:
+            kw = kws.get(key_window_id)
+            if kw is not None and (kw.cells or kw.timers):
+                self._touched.add(key_window_id)
 
     def _fire(self, kw: Any, tk: tuple[str, str], rec: Any, outputs: Any) -> None:
         """A resumed activation: its outputs get the element's timestamp, window and pane (not the timer's

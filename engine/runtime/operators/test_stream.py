@@ -1,6 +1,6 @@
 """Plays a TestStream on the production runtime: one bundle per element event, watermark advances, and
 advances of the job's FakeClock; the next event is played only when the whole pipeline is quiescent (after the
-last one, the clock runs on to the held timers of lingering steps). A stream
+last one, the clock runs on to the held timers of lingering steps, at most `MAX_CLOCK_JUMPS` times). A stream
 whose events name tags has one output per tag, each with its own watermark (`TaggedTestStreamNode`)."""
 
 from __future__ import annotations
@@ -17,6 +17,13 @@ from millstream.engine.runtime.graph.batch import Batch
 from millstream.engine.runtime.graph.capabilities import LingeringNode
 from millstream.engine.runtime.graph.registry import register_primitive
 from millstream.engine.runtime.operators.sources import SourceDriver, SourceNode
+
+#: How many times, after a TestStream's last event, the fake clock may jump to the next timer of a lingering
+#: step. A splittable DoFn that defers an unbounded restriction forever never finishes (in Beam too its hold
+#: keeps the watermark from the end, so the job never ends); past this many jumps the job fails naming the
+#: lingering steps instead of spinning forever (a jump, with the pipeline quiescent after it, costs about
+#: 0.1 s here: the cap bounds such a job to minutes).
+MAX_CLOCK_JUMPS = 1_000
 
 
 class TaggedTestStreamNode(SourceNode):
@@ -95,16 +102,35 @@ class TestStreamDriver(SourceDriver):
     async def _run_out_the_clock(self) -> None:
         """After the last event, processing time runs on by itself: while a step lingers on held timers (a
         splittable DoFn's deferred residual, a periodic sequence), the fake clock jumps to the next timer once
-        the pipeline is quiescent, so the job ends as it would on the system clock, only without waiting."""
+        the pipeline is quiescent, so the job ends as it would on the system clock, only without waiting. After
+        `MAX_CLOCK_JUMPS` jumps (a restriction deferred forever), the job fails naming the lingering steps."""
         await anyio.wait_all_tasks_blocked()
-        while any(
-            isinstance(n, LingeringNode) and n.lingers() for stage in self.plan.stages for n in stage.nodes
-        ):
+        jumps = 0
+        while lingering := self._lingering():
             deadline = self.clock.next_deadline()
             if deadline is None:
                 return  # nothing sleeps on the clock: no timer to jump to
+            if jumps >= MAX_CLOCK_JUMPS:
+                raise RuntimeError(
+                    f"TestStream '{self.node.label}': after its last event the fake clock jumped to the next "
+                    f"timer {jumps} times and step(s) {', '.join(repr(n) for n in lingering)} still hold "
+                    "deferred work (a splittable DoFn deferring its restriction forever, e.g. an unbounded "
+                    "one, never finishes: in Beam its watermark hold keeps the job from ending too); finish "
+                    "or truncate the restriction, or end the job with a drain"
+                )
+            jumps += 1
             self.clock.set(max(deadline, self.clock.now_us()))
             await anyio.wait_all_tasks_blocked()
+
+    def _lingering(self) -> list[str]:
+        """The labels of the steps lingering on held timers."""
+        labels: list[str] = []
+        for stage in self.plan.stages:
+            for node in stage.nodes:
+                label: str = node.label
+                if isinstance(node, LingeringNode) and node.lingers():
+                    labels.append(label)
+        return labels
 
 
 def _make_test_stream(applied: Any, opts: Any, plan: Any) -> tuple[SourceNode, TestStreamDriver]:
