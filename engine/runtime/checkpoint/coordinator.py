@@ -11,7 +11,9 @@ with SIGKILL on entering that step of the n-th checkpoint):
                    With a pause budget (``--checkpoint_pause_budget``) and a large write-ahead backlog, the
                    backlog is written now, while the sources are paused; if that is not done within the
                    budget, the sources resume without a checkpoint (nothing was captured) and steps 1-2 are
-                   entered again after a gap (`Checkpointer._caught_up`, `_defer`).
+                   entered again after a gap (`Checkpointer._caught_up`, `_defer`); not once the job stops,
+                   drains or cancels, or every source has finished (`_deferral_ends`). These decisions read
+                   the job's injected clock (`Checkpointer.clock`).
 3. SNAPSHOT        collect each stateful operator's state, each source's positions and watermark state,
                    and each sink's pending-commit record (`prepare(checkpoint_id)` seals the sink's epoch).
                    Incremental operators (the windowed reducer and the stateful ParDo, see
