@@ -16,6 +16,7 @@ import os
 import time
 from typing import Any
 
+import anyio
 import pytest
 
 import millstream as beam
@@ -83,7 +84,9 @@ def _one_slice_per_call(ck: Checkpointer, clock: SteppedClock) -> dict[float, in
     return per_pause
 
 
-def _pipeline(src: str, out: str, state: str, budget: float = BUDGET, interval: float = 100000) -> Any:
+def _pipeline(
+    src: str, out: str, state: str, budget: float = BUDGET, interval: float = 100000, watch: bool = True
+) -> Any:
     opts = PipelineOptions(
         [
             "--streaming",
@@ -97,7 +100,7 @@ def _pipeline(src: str, out: str, state: str, budget: float = BUDGET, interval: 
     (
         p
         | ReadFromJson(
-            src, timestamp_fn=lambda e: e["t"], max_out_of_orderness=1000.0, watch=True, poll_interval=0.02
+            src, timestamp_fn=lambda e: e["t"], max_out_of_orderness=1000.0, watch=watch, poll_interval=0.02
         )
         | beam.Map(lambda e: (e["k"], e["v"]))
         | beam.WindowInto(window.FixedWindows(3600))
@@ -240,6 +243,28 @@ def test_a_quiet_pass_leaves_the_capture_nothing_and_the_same_checkpoint(tmp_pat
         node.close()
 
 
+def _stalled(clock: SteppedClock) -> Any:
+    """A catch-up that spends the pause's budget on `clock` writing nothing (a store far too slow)."""
+
+    def stalled(
+        cid: int, deadline: float, retained: int, quiet_since: float, progress: bool = False
+    ) -> tuple[bool, int]:
+        clock.mono_us = max(clock.mono_us, math.ceil(deadline * 1e6))
+        return False, 0
+
+    return stalled
+
+
+def _sums(out: str) -> list[Any]:
+    """The rows the job wrote (every file of its output)."""
+    rows = []
+    for name in sorted(os.listdir(os.path.dirname(out))):
+        if name.startswith("sums"):
+            with open(os.path.join(os.path.dirname(out), name)) as f:
+                rows.extend(json.loads(line) for line in f)
+    return rows
+
+
 async def test_a_drain_during_a_deferred_checkpoint_ends_it_at_once(
     tmp_path: Any, append_jsonl: Any, until: Any, monkeypatch: Any, caplog: Any
 ) -> None:
@@ -254,14 +279,7 @@ async def test_a_drain_during_a_deferred_checkpoint_ends_it_at_once(
     job = await _pipeline(src, out, str(tmp_path / "state"), interval=0.5).start()
     ck, clock = await _stepped(job, until)
     ck.max_deferral_s = 3600.0
-
-    def stalled(
-        cid: int, deadline: float, retained: int, quiet_since: float, progress: bool = False
-    ) -> tuple[bool, int]:
-        clock.mono_us = max(clock.mono_us, math.ceil(deadline * 1e6))
-        return False, 0
-
-    ck.incremental.catch_up = stalled  # type: ignore[method-assign]
+    ck.incremental.catch_up = _stalled(clock)  # type: ignore[method-assign]
     node = _reducer(job)
     await until(lambda: node.elements_in >= KEYS and ck.last_deferred_s > 0, "the input, a deferral")
     began = time.monotonic()
@@ -269,9 +287,27 @@ async def test_a_drain_during_a_deferred_checkpoint_ends_it_at_once(
         assert await job.drain(timeout=30) == "DONE"  # (a timeout cancels the job)
     assert "the job is draining" in caplog.text
     assert time.monotonic() - began < 30
-    rows = []
-    for name in sorted(os.listdir(os.path.dirname(out))):
-        if name.startswith("sums"):
-            with open(os.path.join(os.path.dirname(out), name)) as f:
-                rows.extend(json.loads(line) for line in f)
-    assert sorted(rows) == sorted([f"k{i}", 1] for i in range(KEYS))
+    assert sorted(_sums(out)) == sorted([f"k{i}", 1] for i in range(KEYS))
+
+
+async def test_a_deferral_ends_once_every_source_has_finished(
+    tmp_path: Any, append_jsonl: Any, until: Any, monkeypatch: Any, caplog: Any
+) -> None:
+    # a bounded input read while a periodic checkpoint is deferred (it cannot catch up, and may be deferred
+    # for an hour): once the source has finished, a gap lets no input through, so it is taken at once and
+    # the job ends at the end of its input
+    monkeypatch.setenv("MILLSTREAM_WRITE_AHEAD_MIN", str(10**12))
+    monkeypatch.setenv("MILLSTREAM_WRITE_AHEAD_HOT_MIN", str(10**12))
+    monkeypatch.setenv("MILLSTREAM_CATCH_UP_MIN", str(CATCH_UP_MIN))
+    src = str(tmp_path / "in.jsonl")
+    out = str(tmp_path / "out" / "sums")
+    append_jsonl(src, [{"k": f"k{i}", "t": 10, "v": 1} for i in range(KEYS)])
+    job = await _pipeline(src, out, str(tmp_path / "state"), interval=0.1, watch=False).start()
+    ck, clock = await _stepped(job, until)
+    ck.max_deferral_s = 3600.0
+    ck.incremental.catch_up = _stalled(clock)  # type: ignore[method-assign]
+    with caplog.at_level(logging.INFO, logger="millstream.checkpoint"), anyio.fail_after(30):
+        assert await job.wait() == "DONE"
+    assert "deferred" in caplog.text  # (the input outlasted the first periodic checkpoint)
+    assert "every source has finished" in caplog.text
+    assert sorted(_sums(out)) == sorted([f"k{i}", 1] for i in range(KEYS))
