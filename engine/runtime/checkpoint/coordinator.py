@@ -11,7 +11,9 @@ with SIGKILL on entering that step of the n-th checkpoint):
                    With a pause budget (``--checkpoint_pause_budget``) and a large write-ahead backlog, the
                    backlog is written now, while the sources are paused; if that is not done within the
                    budget, the sources resume without a checkpoint (nothing was captured) and steps 1-2 are
-                   entered again after a gap (`Checkpointer._caught_up`, `_defer`).
+                   entered again after a gap (`Checkpointer._caught_up`, `_defer`); not once the job stops,
+                   drains or cancels, or every source has finished (`_deferral_ends`). These decisions read
+                   the job's injected clock (`Checkpointer.clock`).
 3. SNAPSHOT        collect each stateful operator's state, each source's positions and watermark state,
                    and each sink's pending-commit record (`prepare(checkpoint_id)` seals the sink's epoch).
                    Incremental operators (the windowed reducer and the stateful ParDo, see
@@ -75,6 +77,7 @@ from millstream.engine.runtime.graph.capabilities import (
 from millstream.engine.runtime.windowing.drain_frontier import capture_frontiers, restore_frontiers
 
 if TYPE_CHECKING:  # the planner builds the plan a checkpointer is given; only its type is needed here
+    from millstream.engine.runtime.exec.clock import Clock
     from millstream.engine.runtime.graph.planner import Plan
 
 log = logging.getLogger("millstream.checkpoint")
@@ -221,6 +224,9 @@ class Checkpointer:
         from millstream.state.rekey import finish_interrupted_rotation
 
         self.plan = plan
+        #: The job's injected clock (`exec.clock`): the pause, deferral and write-ahead decisions read it
+        #: (`monotonic`), and a deferral's gap sleeps on it, so tests can drive them.
+        self.clock: Clock = plan.clock
         self.state_dir = state_dir
         self.interval_s = interval_s
         self.accept_fallback = accept_fallback
@@ -293,6 +299,7 @@ class Checkpointer:
         self.incremental = IncrementalNodes(
             self.stateful, self.backend, state_dir, backend_kind == "memory", cache_entries, self.cipher
         )
+        self.incremental.monotonic = self.monotonic
         self.stall_meter = LoopStallMeter()
         #: Longest event-loop stall during the last checkpoint, and the maxima over all checkpoints.
         self.last_loop_stall_s = 0.0
@@ -317,6 +324,10 @@ class Checkpointer:
         self.max_pause_s = 0.0
         #: Steps 3-6 of the last checkpoint that caught up first (`_reserve_s`).
         self._tail_s = 0.0
+
+    def monotonic(self) -> float:
+        """Seconds on the job clock's monotonic reading (`clock`; only differences mean anything)."""
+        return self.clock.monotonic_us() / 1e6
 
     # -- layout and restore ---------------------------------------------------------------------------------
     def _layout(self) -> dict[str, Any]:
@@ -577,7 +588,7 @@ class Checkpointer:
                 flight = self.in_flight
                 idle = flight.count == 0 and time.monotonic() - flight.last_sent >= idle_after_s
                 self.incremental.write_ahead(
-                    self.next_id, time.monotonic() + (idle_slice_s if idle else slice_s), self._retained()
+                    self.next_id, self.monotonic() + (idle_slice_s if idle else slice_s), self._retained()
                 )
 
     # -- the state machine -----------------------------------------------------------------------------------
@@ -592,7 +603,7 @@ class Checkpointer:
         (and a ``--checkpoint_pause_budget``), a large write-ahead backlog is written while the sources are
         paused, for at most the budget at a time, before the state is captured (`_caught_up`)."""
         self.count += 1
-        started = time.monotonic()
+        started = self.monotonic()
         cid = self.next_id
         budget = self.pause_budget_s if bounded and not final else 0.0
         self.last_pauses = 0
@@ -613,7 +624,7 @@ class Checkpointer:
             if hot:
                 log.info("checkpoint %d: %d entries held in memory were written ahead", cid, hot)
             self._enter(Step.SNAPSHOT)
-            stall_start = time.monotonic()
+            stall_start = self.monotonic()
             self.stall_meter.start()
             puts = []
             refs = dict(self.refs)
@@ -672,7 +683,7 @@ class Checkpointer:
                     f"checkpoint {cid} could not be written to {self.state_dir}: {e}"
                 ) from e
             self.incremental.committed(parts)
-            self.last_stall_s = time.monotonic() - stall_start
+            self.last_stall_s = self.monotonic() - stall_start
             self.last_loop_stall_s = self.stall_meter.stop()
             self.max_stall_s = max(self.max_stall_s, self.last_stall_s)
             self.max_loop_stall_s = max(self.max_loop_stall_s, self.last_loop_stall_s)
@@ -699,9 +710,9 @@ class Checkpointer:
                 self.stall_meter.stop()
                 self._enter(Step.RESUME)
                 self._release()
-                self._paused_for(time.monotonic() - paused_at)
+                self._paused_for(self.monotonic() - paused_at)
         if caught_up:
-            self._tail_s = time.monotonic() - stall_start
+            self._tail_s = self.monotonic() - stall_start
         if self.last_deferred_s or self.last_caught_up_rows:
             log.info(
                 "checkpoint %d: sources paused %d times, the longest %.3f s (budget %.3f s), deferred %.3f s; "
@@ -714,7 +725,7 @@ class Checkpointer:
                 self.last_caught_up_rows,
                 self.incremental.last_captured,
             )
-        self.last_duration_s = time.monotonic() - started
+        self.last_duration_s = self.monotonic() - started
         self.max_duration_s = max(self.max_duration_s, self.last_duration_s)
         self.last_checkpoint_wall = time.time()
         # user callbacks (often a round trip to an external system) run off the loop after RESUME, so they
@@ -724,8 +735,8 @@ class Checkpointer:
         return cid
 
     async def _pause(self, final: bool) -> float:
-        """Steps 1 and 2: pause the sources and drain; returns when step 1 began (``time.monotonic``)."""
-        paused_at = time.monotonic()
+        """Steps 1 and 2: pause the sources and drain; returns when step 1 began (`monotonic`)."""
+        paused_at = self.monotonic()
         self._enter(Step.PAUSE_SOURCES)
         self._pausing = True
         self._paused = set()
@@ -763,45 +774,68 @@ class Checkpointer:
         """Sources paused and drained (step 2): True when the capture may follow within the pause budget,
         because it would write few rows (`IncrementalNodes.unwritten_bound` below `incremental.CATCH_UP_MIN`),
         or because the write-ahead caught up while paused (`IncrementalNodes.catch_up`, in slices that let
-        the loop run), or because the checkpoint was deferred long enough (`max_deferral_s`, or the job is
-        stopping: taken with what is left, with a warning). False: the budget ran out; the caller defers."""
+        the loop run), or because the checkpoint was deferred long enough (`max_deferral_s`: taken with what
+        is left, with a warning), or because deferring would buy nothing (`_deferral_ends`: taken at once,
+        writing what is left). False: the budget ran out; the caller defers."""
         if self.incremental.unwritten_bound() < self.incremental.catch_up_min:
+            return True
+        ends = self._deferral_ends()
+        if ends:
+            log.info(
+                "checkpoint %d: taken without catching up first (%s): up to %d rows to write in this pause",
+                cid,
+                ends,
+                self.incremental.unwritten_bound(),
+            )
             return True
         deadline = paused_at + budget - self._reserve_s(budget)
         # sources parked and drained, timers held: from now on nothing changes the state until the release
-        quiet = time.monotonic()
+        quiet = self.monotonic()
         retained = self._retained()
         # at least one slice per pause, so a drain that took the whole budget does not stop all progress
         first = True
-        while first or time.monotonic() < deadline:
+        while first or self.monotonic() < deadline:
             done, rows = self.incremental.catch_up(
-                cid, min(deadline, time.monotonic() + 0.05), retained, quiet, progress=first
+                cid, min(deadline, self.monotonic() + 0.05), retained, quiet, progress=first
             )
             self.last_caught_up_rows += rows
             if done:
                 return True
             first = False
             await anyio.lowlevel.checkpoint()
-        control = self.plan.control
-        stopping = control is not None and control.stop_event.is_set()
-        if self.last_deferred_s >= self.max_deferral_s or stopping:
+        if self.last_deferred_s >= self.max_deferral_s:
             log.warning(
-                "checkpoint %d: the write-ahead did not catch up within %.3f s pauses over %.1f s of deferral%s; "
+                "checkpoint %d: the write-ahead did not catch up within %.3f s pauses over %.1f s of deferral; "
                 "taking it with up to %d rows left to write in this pause",
                 cid,
                 budget,
                 self.last_deferred_s,
-                " (the job is stopping)" if stopping else "",
                 self.incremental.unwritten_bound(),
             )
             return True
         return False
 
+    def _deferral_ends(self) -> str:
+        """Why a checkpoint must not be deferred (again), or "": the job is stopping, draining or cancelling
+        (its end waits for this checkpoint; a drain's timeout would otherwise cancel it), or every source has
+        finished (a gap lets no input through)."""
+        control = self.plan.control
+        if control is not None:
+            if control.stop_event.is_set():
+                return "the job is stopping"
+            if control.drain_requested:
+                return "the job is draining"
+            if control.state == "CANCELLING":
+                return "the job is cancelling"
+        if all(s.finished for s in self.sources):
+            return "every source has finished"
+        return ""
+
     async def _defer(self, cid: int, paused_at: float) -> float:
         """The write-ahead did not catch up within the budget: resume the sources without a checkpoint (nothing
         was captured; what was written ahead stays as versions of `cid`), let them run as long as they were
         paused (at least `DEFER_GAP_S`), then pause them again (steps 1-2); returns when that pause began."""
-        paused = time.monotonic() - paused_at
+        paused = self.monotonic() - paused_at
         self._release()
         self._paused_for(paused)
         gap = max(DEFER_GAP_S, paused)
@@ -813,8 +847,8 @@ class Checkpointer:
             self.last_caught_up_rows,
             gap,
         )
-        await anyio.sleep(gap)
-        self.last_deferred_s += time.monotonic() - paused_at
+        await self.clock.sleep_until(self.clock.now_us() + int(gap * 1e6))
+        self.last_deferred_s += self.monotonic() - paused_at
         return await self._pause(False)
 
     def _retained(self) -> int:

@@ -17,7 +17,7 @@ import itertools
 import logging
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from millstream.engine.runtime.checkpoint.versioned_store import (
@@ -95,6 +95,9 @@ class IncrementalNodes:
         self.ahead_min = int(os.environ.get("MILLSTREAM_WRITE_AHEAD_MIN") or AHEAD_MIN)
         self.ahead_hot_min = int(os.environ.get("MILLSTREAM_WRITE_AHEAD_HOT_MIN") or AHEAD_HOT_MIN)
         self.catch_up_min = int(os.environ.get("MILLSTREAM_CATCH_UP_MIN") or CATCH_UP_MIN)
+        #: Seconds on a monotonic clock: every deadline and pass time here is read on it. The checkpointer
+        #: sets it to read the job's injected clock (`Checkpointer.monotonic`), so tests can drive it.
+        self.monotonic: Callable[[], float] = time.monotonic
         #: label -> when the node's write-ahead pass over its entries in memory began, and when the next one
         #: may begin (see `AHEAD_HOT_GAP_S`); `_passing`: the labels whose pass is still going.
         self._pass_began: dict[str, float] = {}
@@ -155,7 +158,7 @@ class IncrementalNodes:
             return False
         if any(self._to_move(t) or t.sweep_debt for t in self.tiers.values()):
             return True
-        now = time.monotonic()
+        now = self.monotonic()
         return any(self._hot_due(n, now) for n in self.nodes)
 
     def _to_move(self, tier: StateTier) -> bool:
@@ -197,7 +200,7 @@ class IncrementalNodes:
         self, cid: int, deadline: float, retained: int, quiet_since: float, progress: bool = False
     ) -> tuple[bool, int]:
         """Write ahead of checkpoint `cid` while the sources are paused and drained (nothing changes the state
-        from `quiet_since`, ``time.monotonic``, until they are released), until `deadline`: every spilled row,
+        from `quiet_since`, `monotonic`, until they are released), until `deadline`: every spilled row,
         then per node a write-ahead pass that begins after `quiet_since` (a pass begun before it may have
         passed entries that changed since; the new one lists every entry in memory). Returns (done, rows
         written): done when all of that is written, so the capture that follows writes no changed entry in
@@ -208,7 +211,7 @@ class IncrementalNodes:
         done = 0
         for tier in self.tiers.values():
             while tier.spilled and tier.spill_rows > tier.ahead_rows:
-                if not progress and time.monotonic() >= deadline:
+                if not progress and self.monotonic() >= deadline:
                     return False, done
                 progress = False
                 before = tier.ahead_rows if tier.ahead_cid == cid else 0
@@ -223,7 +226,7 @@ class IncrementalNodes:
                 self._passing.discard(label)  # stale: the new pass lists every key it would still visit
             if label not in self._passing and self._ended_began.get(label, -1.0) >= quiet_since:
                 continue
-            if not progress and time.monotonic() >= deadline:
+            if not progress and self.monotonic() >= deadline:
                 return False, done  # (a pass begun now would only list its keys)
             done += self._write_hot_ahead(node, cid, deadline, retained, force=True, progress=progress)
             progress = False
@@ -232,7 +235,7 @@ class IncrementalNodes:
         return True, done
 
     def write_ahead(self, cid: int, deadline: float, retained: int) -> int:
-        """Write spilled rows ahead of checkpoint `cid` in slices until `deadline` (``time.monotonic``) or until
+        """Write spilled rows ahead of checkpoint `cid` in slices until `deadline` (`monotonic`) or until
         each tier has fewer than `AHEAD_MIN` left and no sweep left over by a checkpoint; returns the rows
         written and swept. Runs on the event loop between
         checkpoints (`Checkpointer.write_ahead`), so the spill is the loop's alone; `retained` is the oldest
@@ -242,7 +245,7 @@ class IncrementalNodes:
         done = 0
         # spilled rows, then the entries in memory, then the sweep left over (by a checkpoint or by those)
         for tier in self.tiers.values():
-            while time.monotonic() < deadline and self._to_move(tier):
+            while self.monotonic() < deadline and self._to_move(tier):
                 before = tier.ahead_rows if tier.ahead_cid == cid else 0
                 done += tier.write_ahead(cid, AHEAD_ROWS, retained, True)
                 if tier.ahead_rows - before < AHEAD_ROWS:
@@ -250,13 +253,13 @@ class IncrementalNodes:
                         tier.ahead_rows
                     )  # the spill is empty: nothing pending until the next eviction
         for node in self.nodes:
-            if time.monotonic() >= deadline:
+            if self.monotonic() >= deadline:
                 return done
             done += self._write_hot_ahead(node, cid, deadline, retained)
         if self._passing:
             return done
         for tier in self.tiers.values():
-            while time.monotonic() < deadline and tier.sweep_debt:
+            while self.monotonic() < deadline and tier.sweep_debt:
                 done += tier.write_ahead(cid, AHEAD_ROWS, retained, False)
         return done
 
@@ -274,7 +277,7 @@ class IncrementalNodes:
         so the checkpoint writes only what changes again (docs/state.md, "Writing ahead"). With `force`, a
         pass begins whatever the node's size and the gap since the last (`catch_up`); with `progress`, one
         slice is written even past `deadline`."""
-        now = time.monotonic()
+        now = self.monotonic()
         label = node.label
         if not force and not self._hot_due(node, now):
             return 0
@@ -290,13 +293,13 @@ class IncrementalNodes:
         tier = self.tiers[label]
         done = 0
         with _no_gc():
-            while progress or time.monotonic() < deadline:
+            while progress or self.monotonic() < deadline:
                 progress = False
                 part = tiered.ahead_take(AHEAD_ROWS)
                 if part is None:
                     self._passing.discard(label)
                     self._pass_ended(label)
-                    end = time.monotonic()
+                    end = self.monotonic()
                     lo, hi = AHEAD_HOT_GAP_S
                     self._pass_next[label] = end + min(hi, max(lo, end - self._pass_began[label]))
                     break

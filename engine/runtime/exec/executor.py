@@ -138,13 +138,15 @@ class CountingInFlight(InFlight):
 async def _periodic_checkpoints(checkpointer: Any, control: Any, lock: anyio.Lock, plan: Plan) -> None:
     """Take a checkpoint every `interval_s` seconds while sources run, or while a step lingers after they
     ended (a splittable DoFn's residuals, a periodic sequence: their progress is committed as it is made);
-    none once a stop or cancel began."""
+    none once a stop, drain or cancel began (the job's end takes the last one)."""
     while True:
         await anyio.sleep(checkpointer.interval_s)
         if all(s.finished for s in checkpointer.sources) and not _lingers(plan):
             continue  # the end of the stages cancels this loop
         async with lock:
-            if control is not None and (control.stop_event.is_set() or control.state == "CANCELLING"):
+            if control is not None and (
+                control.stop_event.is_set() or control.drain_requested or control.state == "CANCELLING"
+            ):
                 return
             await checkpointer.checkpoint()
 
