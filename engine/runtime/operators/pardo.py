@@ -59,6 +59,16 @@ class _Outputs:
         self.wins: list[Any] = []
         self.panes: list[Any] = []
 
+    @staticmethod
+    def merge(scratch: dict[str | None, _Outputs], outputs: dict[str | None, _Outputs]) -> None:
+        """Append the columns of `scratch` (an element's outputs kept apart until it succeeded) to `outputs`."""
+        for tag, cols in scratch.items():
+            dest = outputs.setdefault(tag, _Outputs())
+            dest.values.extend(cols.values)
+            dest.ts.extend(cols.ts)
+            dest.wins.extend(cols.wins)
+            dest.panes.extend(cols.panes)
+
 
 class BundleFinalizer:
     """What `DoFn.BundleFinalizerParam` gives `process`: `register(callback)` runs `callback()` once the
@@ -637,12 +647,7 @@ class ParDoNode(Node):
             self._dead_letter(outputs, v, e, t, w, pane)
             return
         if scratch is not outputs:
-            for tag, cols in scratch.items():
-                dest = outputs.setdefault(tag, _Outputs())
-                dest.values.extend(cols.values)
-                dest.ts.extend(cols.ts)
-                dest.wins.extend(cols.wins)
-                dest.panes.extend(cols.panes)
+            _Outputs.merge(scratch, outputs)
 
     def _dead_letter(
         self, outputs: dict[str | None, _Outputs], v: Any, error: BaseException, t: int, w: Any, pane: Any

@@ -214,12 +214,7 @@ class SplittableParDoNode(StatefulParDoNode):
             super()._dead_letter(outputs, pending["element"], e, pending["ts"], w, pending["pane"])
             return
         if scratch is not outputs:
-            for tag, cols in scratch.items():
-                dest = outputs.setdefault(tag, _Outputs())
-                dest.values.extend(cols.values)
-                dest.ts.extend(cols.ts)
-                dest.wins.extend(cols.wins)
-                dest.panes.extend(cols.panes)
+            _Outputs.merge(scratch, outputs)
 
     def _dead_letter(self, outputs: Any, v: Any, error: BaseException, t: int, w: Any, pane: Any) -> None:
         """A failed element goes to the dead-letter output as the user's element, in its own window."""
