@@ -19,7 +19,7 @@ from millstream.engine.model.typecheck import normalize
 from millstream.options.pipeline_options import PipelineOptions
 from millstream.testing.util import assert_that, equal_to
 
-from support.beam_harness import engine, options_module
+from support.beam_harness import construction_outcome, engine, options_module
 
 Build = Callable[[types.ModuleType, Any], Any]
 
@@ -176,15 +176,7 @@ OTHER_SENTENCES = {"quantiles_per_key_input_bad", "unique_per_key_input_bad"}
 
 
 def _outcome(engine_name: str, case: str) -> tuple[str, str]:
-    b = engine(engine_name)
-    p = b.Pipeline()
-    try:
-        PIPELINES[case](b, p)
-    except Exception as e:
-        if type(e).__name__ == "TypeCheckError":
-            return "refused", str(e)
-        raise
-    return "accepted", ""
+    return construction_outcome(engine_name, PIPELINES[case])
 
 
 @pytest.mark.parametrize("case", sorted(PIPELINES))

@@ -21,7 +21,7 @@ from millstream.engine.model.inference import infer_return_type
 from millstream.engine.model.typecheck import normalize
 from millstream.typehints import TypeCheckError
 
-from support.beam_harness import engine
+from support.beam_harness import construction_outcome, engine
 
 
 def _annotated(x: int) -> str:
@@ -463,15 +463,7 @@ OTHER_STEP_NAMES = {"combine_values_bad"}
 
 
 def _outcome(engine_name: str, case: str) -> tuple[str, str]:
-    b = engine(engine_name)
-    p = b.Pipeline()
-    try:
-        PIPELINES[case](b, p)
-    except Exception as e:
-        if type(e).__name__ == "TypeCheckError":
-            return "refused", str(e)
-        raise
-    return "accepted", ""
+    return construction_outcome(engine_name, PIPELINES[case])
 
 
 @pytest.mark.parametrize("case", sorted(PIPELINES))

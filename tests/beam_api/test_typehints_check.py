@@ -16,7 +16,7 @@ import millstream as beam
 from millstream.engine.model.typecheck import bind_type_variables, is_consistent_with
 from millstream.typehints import TypeCheckError
 
-from support.beam_harness import engine, options_module
+from support.beam_harness import construction_outcome, engine
 
 T = TypeVar("T")
 K = TypeVar("K")
@@ -152,15 +152,7 @@ PIPELINES: dict[str, Build] = {
 
 
 def _outcome(engine_name: str, case: str, flags: list[str]) -> str:
-    b = engine(engine_name)
-    p = b.Pipeline(options=options_module(engine_name).PipelineOptions(flags))
-    try:
-        PIPELINES[case](b, p)
-    except Exception as e:
-        if type(e).__name__ == "TypeCheckError":
-            return "refused"
-        raise
-    return "accepted"
+    return construction_outcome(engine_name, PIPELINES[case], flags)[0]
 
 
 @pytest.mark.parametrize("case", sorted(PIPELINES))

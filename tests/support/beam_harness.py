@@ -69,6 +69,22 @@ def options_module(name: str) -> types.ModuleType:
     return beam_options
 
 
+def construction_outcome(
+    engine_name: str, build: Callable[[Any, Any], Any], flags: Iterable[str] = ()
+) -> tuple[str, str]:
+    """("refused", the TypeCheckError's message) or ("accepted", "") for `build(beam, pipeline)` on an engine's
+    Pipeline with `flags` as its options; any other error propagates."""
+    b = engine(engine_name)
+    p = b.Pipeline(options=options_module(engine_name).PipelineOptions(list(flags)))
+    try:
+        build(b, p)
+    except Exception as e:
+        if type(e).__name__ == "TypeCheckError":
+            return "refused", str(e)
+        raise
+    return "accepted", ""
+
+
 def capture(beam: types.ModuleType, pcoll: Any, name: str) -> Any:
     """Record every element of `pcoll` under `name` when the pipeline runs (works on both engines)."""
     STORE.setdefault(name, [])
